@@ -1,0 +1,148 @@
+/**
+ * Offline render of a site: runs the real program under Pulumi's mock runtime and writes every artifact to
+ * out/<stack>/ — resources.json, the Talos machine configuration (secrets as placeholders), Helm values and
+ * SUMMARY.md. An invalid site prints its problems, exits non-zero and writes nothing.
+ *
+ *   npm run render [-- --stack NAME] [--out DIR]
+ */
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import { readStackConfig } from "./stack-config";
+import { runUnderMocks, type MockRun, type OutputGenerator } from "./mock-runtime";
+import { renderSummary } from "./summary";
+import { parseSite } from "../components/site/parse";
+import { planSite } from "../components/site/plan";
+import { rawSiteConfig } from "../components/site/load";
+import { formatIssues } from "../components/site/issues";
+
+const ROOT = resolve(__dirname, "..");
+
+/** Stable JSON: sorted keys, two-space indent, trailing newline. */
+export function stableJson(v: unknown): string {
+  const sort = (x: unknown): unknown =>
+    Array.isArray(x)
+      ? x.map(sort)
+      : x && typeof x === "object"
+        ? Object.fromEntries(
+            Object.keys(x as object)
+              .sort()
+              .map((k) => [k, sort((x as Record<string, unknown>)[k])]),
+          )
+        : x;
+  return `${JSON.stringify(sort(v), null, 2)}\n`;
+}
+
+export interface RenderResult {
+  /** Relative path → content of every artifact. */
+  files: Map<string, string>;
+  run: MockRun;
+}
+
+export class InvalidSiteError extends Error {}
+
+/** Renders a stack's artifacts in memory. Throws InvalidSiteError (with every problem) for an invalid site. */
+export async function renderStack(opts: {
+  dir?: string;
+  stack: string;
+  outputs?: OutputGenerator;
+}): Promise<RenderResult> {
+  const dir = opts.dir ?? ROOT;
+  const cfg = readStackConfig(dir, opts.stack);
+  // The program validates the site itself (and would fail before any resource); checking here first gives the
+  // same problems without a runtime error wrapper.
+  const parsed = parseSite(rawSiteConfig(cfg.values));
+  if (!parsed.ok) throw new InvalidSiteError(formatIssues(parsed.issues));
+  const run = await runUnderMocks({
+    project: cfg.project,
+    stack: cfg.stack,
+    config: cfg.values,
+    secretKeys: cfg.secretKeys,
+    entry: join(dir, "index.ts"),
+    outputs: opts.outputs,
+  });
+  const files = new Map<string, string>();
+  files.set("resources.json", stableJson({ stack: cfg.stack, project: cfg.project, resources: run.resources }));
+  files.set("outputs.json", stableJson(run.stackOutputs));
+  for (const r of run.resources) {
+    const artifacts = r.outputs?.artifacts;
+    if (artifacts && typeof artifacts === "object")
+      for (const [path, content] of Object.entries(artifacts as Record<string, unknown>)) {
+        if (files.has(path)) throw new Error(`two components publish the artifact ${path}`);
+        files.set(path, String(content));
+      }
+    if (r.type === "kubernetes:helm.sh/v3:Release")
+      files.set(
+        `helm/${String(r.inputs.name ?? r.name)}.values.yaml`,
+        stringify(r.inputs.values ?? {}, { lineWidth: 0, sortMapEntries: true }),
+      );
+  }
+  const plan = planSite(parsed.site);
+  const listed = [...files.keys(), "SUMMARY.md"].sort();
+  files.set(
+    "SUMMARY.md",
+    renderSummary(
+      parsed.site,
+      plan,
+      run.resources,
+      listed.filter((f) => f !== "SUMMARY.md"),
+    ),
+  );
+  return { files, run };
+}
+
+/** Writes files into `outDir` atomically: a sibling temp dir is filled, then swapped in. */
+export function writeArtifacts(outDir: string, files: Map<string, string>): void {
+  mkdirSync(dirname(outDir), { recursive: true });
+  const tmp = mkdtempSync(`${outDir}.tmp-`);
+  try {
+    for (const [path, content] of files) {
+      mkdirSync(dirname(join(tmp, path)), { recursive: true });
+      writeFileSync(join(tmp, path), content);
+    }
+    if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
+    renameSync(tmp, outDir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      stack: { type: "string", default: "dev" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log("usage: npm run render [-- --stack NAME] [--out DIR]   (default stack dev, out/<stack>)");
+    return;
+  }
+  const stack = values.stack!;
+  const outDir = resolve(values.out ?? join(ROOT, "out", stack));
+  try {
+    const { files } = await renderStack({ stack });
+    writeArtifacts(outDir, files);
+    console.log(`rendered stack ${stack}: ${files.size} files in ${outDir}`);
+  } catch (e) {
+    if (e instanceof InvalidSiteError) {
+      console.error(`stack ${stack}: the site configuration is invalid; nothing was written:\n${e.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(process.exitCode ?? 0),
+    (e: unknown) => {
+      console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,53 @@
+/**
+ * The appliance: the layers of one router in order. Host-side pieces of every layer are rendered first and
+ * handed to TalosNode as machine-config documents; the Kubernetes side of each layer follows once the cluster
+ * answers. Talos config is complete before the cluster exists, so there is no cycle.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import type { LoadedSite } from "./site/load";
+import { TalosNode } from "./talos-node";
+import { CiliumFabric } from "./cilium-fabric";
+import { renderSegmentHost } from "./vlan-segment/host";
+
+export interface ApplianceArgs {
+  /** The loaded site: validated config, its plan and its secrets. */
+  loaded: LoadedSite;
+}
+
+export class Appliance extends pulumi.ComponentResource {
+  readonly node: TalosNode;
+  readonly fabric: CiliumFabric;
+  /** Admin kubeconfig (secret). */
+  readonly kubeconfig: pulumi.Output<string>;
+  /** talosctl configuration (secret). */
+  readonly talosconfig: pulumi.Output<string>;
+
+  constructor(name: string, args: ApplianceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("router:appliance:Appliance", name, {}, opts);
+    const { site, plan, secrets } = args.loaded;
+
+    const contributions = plan.segments.map(renderSegmentHost);
+    this.node = new TalosNode(
+      `${name}-node`,
+      { site, plan, contributions, registryPassword: secrets.registryPassword },
+      { parent: this },
+    );
+
+    const provider = new k8s.Provider(
+      `${name}-k8s`,
+      { kubeconfig: this.node.kubeconfig, enableServerSideApply: true },
+      { parent: this, dependsOn: [this.node.apiReady] },
+    );
+    this.fabric = new CiliumFabric(
+      `${name}-cilium`,
+      { site, plan, provider, clusterReady: this.node.apiReady },
+      { parent: this },
+    );
+    this.node.healthGate([this.fabric.release]);
+
+    this.kubeconfig = this.node.kubeconfig;
+    this.talosconfig = this.node.talosconfig;
+    this.registerOutputs({ kubeconfig: this.kubeconfig, talosconfig: this.talosconfig });
+  }
+}

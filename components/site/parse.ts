@@ -1,0 +1,88 @@
+/**
+ * From raw config values (one per `router:<key>`) to a validated Site, or every problem at once. No Pulumi here:
+ * load.ts feeds it from `pulumi.Config`, the render CLI and the tests feed it directly.
+ */
+import { z } from "zod";
+import { configPath, fromZod, type SiteIssue } from "./issues";
+import { secretKeys, Site, siteKeys } from "./schema";
+import { validateSite, type Indexed, type PartialSite } from "./validate";
+
+export type ParseResult = { ok: true; site: Site } | { ok: false; issues: SiteIssue[] };
+
+const listKeys = new Set(["links", "segments", "zones"]);
+
+function unwrapArrayElement(schema: z.ZodType): z.ZodType | undefined {
+  const def = (schema as unknown as { _zod: { def: { type: string; element?: z.ZodType } } })._zod.def;
+  return def.type === "array" ? def.element : undefined;
+}
+
+/**
+ * Parses and validates a site.
+ * @param raw config values by key (without the `router:` namespace); secret keys may be present and are only
+ *   checked for presence and form, never copied into the Site.
+ */
+export function parseSite(raw: Record<string, unknown>): ParseResult {
+  const issues: SiteIssue[] = [];
+  const allowed = [...Object.keys(siteKeys), ...Object.keys(secretKeys)];
+  for (const key of Object.keys(raw).sort()) {
+    if (!allowed.includes(key))
+      issues.push({ path: configPath(key), message: `unknown config key (allowed keys: ${allowed.join(", ")})` });
+  }
+
+  const partial: PartialSite = { incomplete: new Set(), secretsSet: new Set() };
+  const parsed: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(siteKeys) as [keyof typeof siteKeys, z.ZodType][]) {
+    const value = raw[key];
+    const r = schema.safeParse(value, { reportInput: true });
+    if (r.success) {
+      parsed[key] = r.data;
+      if (r.data !== undefined)
+        (partial as unknown as Record<string, unknown>)[key] = listKeys.has(key)
+          ? (r.data as unknown[]).map((v, index) => ({ index, value: v }))
+          : r.data;
+      continue;
+    }
+    if (value === undefined) {
+      issues.push({ path: configPath(key), message: "is required (set it in Pulumi.yaml or the stack's config)" });
+      partial.incomplete.add(key);
+      continue;
+    }
+    issues.push(...fromZod(key, schema, r.error));
+    partial.incomplete.add(key);
+    // Keep the elements of a list that parsed on their own, so cross-field rules still check them.
+    const element = unwrapArrayElement(schema);
+    if (listKeys.has(key) && element && Array.isArray(value)) {
+      const ok: Indexed<unknown>[] = [];
+      value.forEach((v, index) => {
+        const e = element.safeParse(v, { reportInput: true });
+        if (e.success) ok.push({ index, value: e.data });
+      });
+      (partial as unknown as Record<string, unknown>)[key] = ok;
+    }
+  }
+
+  for (const [key, schema] of Object.entries(secretKeys)) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    const r = (schema as z.ZodType).safeParse(value);
+    if (r.success) partial.secretsSet.add(key);
+    // Never echo a secret's value back: report the problem only.
+    else issues.push({ path: configPath(key), message: r.error.issues.map((i) => i.message).join("; ") });
+  }
+
+  issues.push(...validateSite(partial));
+  if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
+  const site = Site.safeParse(parsed);
+  if (!site.success) return { ok: false, issues: fromZod("site", Site, site.error) };
+  return { ok: true, site: site.data };
+}
+
+function dedupe(issues: SiteIssue[]): SiteIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.path}\u0000${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

@@ -1,0 +1,263 @@
+/**
+ * Facts every layer derives from the site: link names, gateway addresses, DHCP pools, zone membership. Pure
+ * functions of a validated Site; the order of every list follows the site (segments by VLAN id), so renderers
+ * built on a plan are deterministic.
+ */
+import type { Link, Segment, Site } from "./schema";
+import { netmask4, nthAddress, parsePrefix, prefixSize, toBigInt } from "./ip";
+
+/** The router's IPv4 address in a segment: configured, else the first host address. */
+export function segmentGateway4(seg: Pick<Segment, "ipv4">): string {
+  return seg.ipv4.gateway ?? nthAddress(seg.ipv4.cidr, 1);
+}
+
+/** The router's IPv6 address in a segment: configured, else `<prefix>::1`. */
+export function segmentGateway6(seg: Pick<Segment, "ipv6">): string | undefined {
+  if (!seg.ipv6) return undefined;
+  return seg.ipv6.gateway ?? nthAddress(seg.ipv6.prefix, 1);
+}
+
+/** Default dynamic pool: the upper half of the subnet, without the broadcast address. */
+export function defaultDhcpRange(cidr: string): { start: string; end: string } {
+  const size = prefixSize(cidr);
+  return { start: nthAddress(cidr, size / 2n), end: nthAddress(cidr, -2) };
+}
+
+/** Name of the VLAN link the router creates for a segment on its trunk (`lan0.10`). */
+export function vlanLinkName(parent: string, vlan: number): string {
+  return `${parent}.${vlan}`;
+}
+
+/** The trunk a segment rides on: its `link`, else the site's only trunk. */
+export function segmentParent(site: Pick<Site, "links">, seg: Pick<Segment, "link">): string | undefined {
+  if (seg.link) return seg.link;
+  const trunks = site.links.filter((l) => l.role === "trunk");
+  return trunks.length === 1 ? trunks[0].name : undefined;
+}
+
+/** Zone of a WAN link when it names none. */
+export const DEFAULT_WAN_ZONE = "wan";
+
+export function wanZone(link: Pick<Link, "zone">): string {
+  return link.zone ?? DEFAULT_WAN_ZONE;
+}
+
+export interface DhcpPool {
+  start: string;
+  end: string;
+  /** Number of addresses in the pool. */
+  size: number;
+}
+
+export interface ReservationPlan {
+  name: string;
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+}
+
+export interface SegmentPlan {
+  name: string;
+  description?: string;
+  vlan: number;
+  zone: string;
+  /** Trunk (or bond) the VLAN rides on. */
+  parent: string;
+  /** Kernel link name of the segment (`lan0.10`). */
+  link: string;
+  mtu?: number;
+  /** `<segment>.<site domain>` */
+  domain: string;
+  ipv4: {
+    cidr: string;
+    prefixLength: number;
+    network: string;
+    netmask: string;
+    broadcast: string;
+    gateway: string;
+    /** Gateway with prefix length, as assigned to the link. */
+    gatewayCidr: string;
+    /** Usable host addresses (network and broadcast excluded). */
+    hosts: number;
+  };
+  ipv6?: {
+    prefix: string;
+    prefixLength: number;
+    gateway: string;
+    gatewayCidr: string;
+  };
+  dhcp: {
+    enabled: boolean;
+    leaseTime: number;
+    pool?: DhcpPool;
+    reservations: ReservationPlan[];
+  };
+}
+
+export interface WanPlan {
+  name: string;
+  zone: string;
+  priority: number;
+  /** Default-route metric: Talos' DHCP default is 1024; lower priority numbers get lower metrics. */
+  routeMetric: number;
+  mtu?: number;
+  bond?: Link["bond"];
+  ipv4: NonNullable<Link["ipv4"]>;
+  ipv6: NonNullable<Link["ipv6"]>;
+}
+
+export interface TrunkPlan {
+  name: string;
+  mtu?: number;
+  bond?: Link["bond"];
+  /** Segment link names carried by this trunk, by VLAN id. */
+  vlans: string[];
+}
+
+export interface ZonePlan {
+  name: string;
+  description?: string;
+  management: boolean;
+  /** Segments in the zone, by VLAN id. */
+  segments: string[];
+  /** Kernel link names in the zone (WAN links and segment VLAN links). */
+  links: string[];
+}
+
+export interface SitePlan {
+  siteName: string;
+  domain: string;
+  hostname: string;
+  fqdn: string;
+  managementAddress: string;
+  /** Segment that carries the management address. */
+  managementSegment: string;
+  /** Address talosctl uses for the first apply (maintenance mode). */
+  maintenanceAddress: string;
+  wans: WanPlan[];
+  trunks: TrunkPlan[];
+  segments: SegmentPlan[];
+  zones: ZonePlan[];
+  /** Every kernel link name the router configures, sorted. */
+  linkNames: string[];
+}
+
+function plainSize(cidr: string): number {
+  return Number(prefixSize(cidr));
+}
+
+/** Plans one segment. The site must be valid. */
+export function planSegment(site: Pick<Site, "links" | "site">, seg: Segment): SegmentPlan {
+  const parent = segmentParent(site, seg);
+  if (!parent) throw new Error(`segment ${seg.name}: no trunk to ride on (site not validated?)`);
+  const p4 = parsePrefix(seg.ipv4.cidr);
+  const gw4 = segmentGateway4(seg);
+  const gw6 = segmentGateway6(seg);
+  const range = seg.dhcp.range ?? defaultDhcpRange(seg.ipv4.cidr);
+  const reservations = [...seg.dhcp.reservations]
+    .map((r) => ({ name: r.name, mac: r.mac, ipv4: r.ipv4, ipv6: r.ipv6 }))
+    .sort((a, b) => a.mac.localeCompare(b.mac));
+  return {
+    name: seg.name,
+    description: seg.description,
+    vlan: seg.vlan,
+    zone: seg.zone,
+    parent,
+    link: vlanLinkName(parent, seg.vlan),
+    mtu: seg.mtu,
+    domain: `${seg.name}.${site.site.domain}`,
+    ipv4: {
+      cidr: seg.ipv4.cidr,
+      prefixLength: p4.length,
+      network: nthAddress(seg.ipv4.cidr, 0),
+      netmask: netmask4(p4.length),
+      broadcast: nthAddress(seg.ipv4.cidr, -1),
+      gateway: gw4,
+      gatewayCidr: `${gw4}/${p4.length}`,
+      hosts: plainSize(seg.ipv4.cidr) - 2,
+    },
+    ipv6:
+      seg.ipv6 && gw6
+        ? {
+            prefix: seg.ipv6.prefix,
+            prefixLength: parsePrefix(seg.ipv6.prefix).length,
+            gateway: gw6,
+            gatewayCidr: `${gw6}/${parsePrefix(seg.ipv6.prefix).length}`,
+          }
+        : undefined,
+    dhcp: {
+      enabled: seg.dhcp.enabled,
+      leaseTime: seg.dhcp.leaseTime,
+      pool: seg.dhcp.enabled ? { ...range, size: Number(toBigInt(range.end) - toBigInt(range.start)) + 1 } : undefined,
+      reservations,
+    },
+  };
+}
+
+/** Plans the whole site. The site must be valid (see parseSite). */
+export function planSite(site: Site): SitePlan {
+  const hostname = site.node.hostname ?? site.site.name;
+  const segments = [...site.segments]
+    .sort((a, b) => a.vlan - b.vlan || a.name.localeCompare(b.name))
+    .map((s) => planSegment(site, s));
+  const wanLinks = site.links.filter((l) => l.role === "wan");
+  const wans: WanPlan[] = wanLinks
+    .map((l, i) => {
+      const priority = l.priority ?? 100 + i;
+      return {
+        name: l.name,
+        zone: wanZone(l),
+        priority,
+        routeMetric: 1000 + priority,
+        mtu: l.mtu,
+        bond: l.bond,
+        ipv4: l.ipv4 ?? { mode: "dhcp" as const },
+        ipv6: l.ipv6 ?? { mode: "slaac" as const },
+      };
+    })
+    .sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
+  const trunks: TrunkPlan[] = site.links
+    .filter((l) => l.role === "trunk")
+    .map((l) => ({
+      name: l.name,
+      mtu: l.mtu,
+      bond: l.bond,
+      vlans: segments.filter((s) => s.parent === l.name).map((s) => s.link),
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const zones: ZonePlan[] = site.zones
+    .map((z) => ({
+      name: z.name,
+      description: z.description,
+      management: z.management,
+      segments: segments.filter((s) => s.zone === z.name).map((s) => s.name),
+      links: [
+        ...wans.filter((w) => w.zone === z.name).map((w) => w.name),
+        ...segments.filter((s) => s.zone === z.name).map((s) => s.link),
+      ],
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const mgmt = segments.find(
+    (s) =>
+      zones.find((z) => z.name === s.zone)?.management &&
+      (s.ipv4.gateway === site.node.managementAddress || s.ipv6?.gateway === site.node.managementAddress),
+  );
+  if (!mgmt) throw new Error("no management segment carries node.managementAddress (site not validated?)");
+  const linkNames = [
+    ...new Set([...wans.map((w) => w.name), ...trunks.map((t) => t.name), ...segments.map((s) => s.link)]),
+  ].sort();
+  return {
+    siteName: site.site.name,
+    domain: site.site.domain,
+    hostname,
+    fqdn: `${hostname}.${site.site.domain}`,
+    managementAddress: site.node.managementAddress,
+    managementSegment: mgmt.name,
+    maintenanceAddress: site.node.maintenanceAddress ?? site.node.managementAddress,
+    wans,
+    trunks,
+    segments,
+    zones,
+    linkNames,
+  };
+}

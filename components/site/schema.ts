@@ -1,0 +1,445 @@
+/**
+ * The site model: one zod schema per Pulumi config key (`router:<key>`), so an error path is the config key path an
+ * operator edits. This module has no Pulumi import; cross-field rules live in validate.ts.
+ *
+ * Later layers (firewall policy, NAT, DNS, IDS, observability) add keys of their own (or optional fields on the
+ * records below) without reshaping what is here.
+ */
+import { z } from "zod";
+import { canonicalAddress, canonicalCidr, isAddress, isCidr, isNetworkAligned } from "./ip";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scalars. Each carries a message that says what is allowed.
+
+/** A DNS label: what a hostname, site or segment name becomes in DNS and in Kubernetes object names. */
+export const DnsLabel = z
+  .string({ error: "expected a string (a DNS label: a-z, 0-9 and '-', 1–63 characters)" })
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, {
+    error: "is not a DNS label (allowed: lower-case a-z, 0-9 and '-', 1–63 characters, no leading or trailing '-')",
+  });
+
+/** A fully qualified domain name without the trailing dot. */
+export const DomainName = z
+  .string({ error: "expected a string (a domain name such as home.arpa)" })
+  .max(253, { error: "is longer than 253 characters (allowed: a domain name of at most 253 characters)" })
+  .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, {
+    error: "is not a domain name (allowed: dot-separated lower-case DNS labels such as lab.home.arpa)",
+  });
+
+/**
+ * A Linux link name we create or alias. At most 15 characters (IFNAMSIZ − 1); no dots, which are reserved for
+ * the VLAN sub-interfaces derived from it (`lan0.10`).
+ */
+export const LinkName = z
+  .string({ error: "expected a string (a link name such as wan0)" })
+  .max(15, { error: "is longer than 15 characters (allowed: a Linux link name of at most 15 characters)" })
+  .regex(/^[a-z][a-z0-9_-]*[0-9a-z]$/, {
+    error: "is not a valid link name (allowed: 2–15 characters, a-z first, then a-z, 0-9, '-' or '_'; no dots)",
+  });
+
+export const VlanId = z
+  .number({ error: "expected a number (a VLAN id from 1 to 4094)" })
+  .int({ error: "is not an integer (allowed: a VLAN id from 1 to 4094)" })
+  .min(1, { error: "is outside 1–4094 (allowed: a VLAN id from 1 to 4094; 0 and 4095 are reserved)" })
+  .max(4094, { error: "is outside 1–4094 (allowed: a VLAN id from 1 to 4094; 0 and 4095 are reserved)" });
+
+export const MacAddress = z
+  .string({ error: "expected a string (a MAC address such as 00:1a:2b:3c:4d:5e)" })
+  .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, {
+    error: "is not a MAC address (allowed: six colon-separated hex octets such as 00:1a:2b:3c:4d:5e)",
+  })
+  .transform((s) => s.toLowerCase());
+
+const familyName = (f?: 4 | 6) => (f === 4 ? "an IPv4" : f === 6 ? "an IPv6" : "an IPv4 or IPv6");
+
+/** An address without prefix length, normalised to canonical text. */
+export const IpAddress = (family?: 4 | 6) =>
+  z
+    .string({ error: `expected a string (${familyName(family)} address)` })
+    .refine((s) => isAddress(s, family), {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} is not ${familyName(family)} address (allowed: ${
+          family === 6 ? "e.g. fd00:10::1" : family === 4 ? "e.g. 192.0.2.1" : "e.g. 192.0.2.1 or fd00::1"
+        }, without a prefix length)`,
+    })
+    .transform((s) => canonicalAddress(s));
+
+/** A network prefix (host bits must be zero), normalised to canonical text. */
+export const NetworkCidr = (family?: 4 | 6, lengths?: { min: number; max: number }) =>
+  z
+    .string({ error: `expected a string (${familyName(family)} prefix in CIDR form)` })
+    .refine((s) => isCidr(s, family), {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} is not ${familyName(family)} CIDR prefix (allowed: ${
+          family === 6 ? "e.g. fd00:10::/64" : family === 4 ? "e.g. 10.0.10.0/24" : "e.g. 10.0.10.0/24 or fd00::/64"
+        })`,
+      abort: true,
+    })
+    .refine((s) => isNetworkAligned(s), {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} has host bits set (allowed: the network address, ${canonicalCidr(
+          String(iss.input),
+        )})`,
+      abort: true,
+    })
+    .refine((s) => !lengths || (Number(s.split("/")[1]) >= lengths.min && Number(s.split("/")[1]) <= lengths.max), {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} has prefix length /${String(iss.input).split("/")[1]} (allowed: /${lengths?.min}${
+          lengths && lengths.max !== lengths.min ? `–/${lengths.max}` : ""
+        })`,
+    })
+    .transform((s) => canonicalCidr(s));
+
+/** An interface address: host address plus prefix length (`203.0.113.10/24`). */
+export const InterfaceCidr = (family?: 4 | 6) =>
+  z
+    .string({ error: `expected a string (${familyName(family)} address with prefix length)` })
+    .refine((s) => isCidr(s, family), {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} is not ${familyName(family)} address with prefix length (allowed: ${
+          family === 6 ? "e.g. 2001:db8::10/64" : "e.g. 203.0.113.10/24"
+        })`,
+    })
+    .transform((s) => `${canonicalAddress(s.split("/")[0])}/${s.split("/")[1]}`);
+
+const Mtu = z
+  .number({ error: "expected a number (an MTU from 1280 to 9216)" })
+  .int({ error: "is not an integer (allowed: an MTU from 1280 to 9216)" })
+  .min(1280, { error: "is below 1280 (allowed: 1280–9216; IPv6 needs at least 1280)" })
+  .max(9216, { error: "is above 9216 (allowed: 1280–9216)" });
+
+/** A container image reference: registry/repository[:tag][@sha256:digest]. */
+export const ImageRef = z
+  .string({ error: "expected a string (a container image reference)" })
+  .regex(
+    /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/,
+    {
+      error: "is not an image reference (allowed: registry/repository:tag or …@sha256:<64 hex>)",
+    },
+  );
+
+/** A Go-style duration as Talos and talosctl accept it (`90s`, `2m`, `1h30m`). */
+export const Duration = z
+  .string({ error: "expected a string (a duration such as 90s or 2m)" })
+  .regex(/^(\d+(h|m|s))+$/, { error: "is not a duration (allowed: e.g. 90s, 2m, 1h30m)" });
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:site
+
+export const SiteInfo = z.strictObject({
+  /** Site name: the cluster name, and the default hostname. */
+  name: DnsLabel,
+  /** DNS domain of the site; segments get `<segment>.<domain>`. */
+  domain: DomainName,
+  /** Free text shown in the summary. */
+  description: z.string().optional(),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:node
+
+const DiskType = z.enum(["ssd", "hdd", "nvme", "sd"], {
+  error: "is not a disk type (allowed: ssd, hdd, nvme, sd)",
+});
+
+export const InstallDisk = z
+  .strictObject({
+    /** Device path, e.g. /dev/nvme0n1 (least stable across hardware changes). */
+    path: z
+      .string()
+      .regex(/^\/dev\/[\w/.-]+$/, { error: "is not a device path (allowed: /dev/…)" })
+      .optional(),
+    model: z.string().min(1).optional(),
+    serial: z.string().min(1).optional(),
+    wwid: z.string().min(1).optional(),
+    type: DiskType.optional(),
+    /** Smallest acceptable disk size in GiB. */
+    minSizeGiB: z.number().int().positive().optional(),
+    /** Largest acceptable disk size in GiB. */
+    maxSizeGiB: z.number().int().positive().optional(),
+    /** A raw CEL expression over `disk`, for what the fields above cannot say. */
+    match: z.string().min(1).optional(),
+  })
+  .refine((d) => Object.values(d).some((v) => v !== undefined), {
+    error: "selects no disk (allowed: at least one of path, model, serial, wwid, type, minSizeGiB, maxSizeGiB, match)",
+  });
+
+export const Nic = z.strictObject({
+  /** Stable name given to the NIC (LinkAliasConfig), used everywhere else in the site. */
+  alias: LinkName,
+  /** Permanent MAC address of the NIC. */
+  mac: MacAddress,
+});
+
+export const Node = z.strictObject({
+  /** Hostname; defaults to the site name. */
+  hostname: DnsLabel.optional(),
+  /** The router's own address on a management segment: where talosctl and the Kubernetes API are reached. */
+  managementAddress: IpAddress(),
+  /** Address of the box while it sits in Talos maintenance mode (first install); defaults to managementAddress. */
+  maintenanceAddress: IpAddress().optional(),
+  installDisk: InstallDisk,
+  /** Wipe the install disk at first install. */
+  wipeDisk: z.boolean().default(false),
+  /** Physical NICs, matched by permanent MAC and given stable names. */
+  nics: z.array(Nic).min(1, { error: "is empty (allowed: at least one NIC with alias and mac)" }),
+  /** Extra subject alternative names for the Talos and Kubernetes API certificates. */
+  certSANs: z.array(z.string().min(1)).default([]),
+  /** Allow `pulumi destroy` to reset (wipe) the router. Off by default: destroying a stack leaves the box running. */
+  allowWipeOnDestroy: z.boolean().default(false),
+  /** How long a tried configuration stays before Talos reverts it unless confirmed. */
+  tryTimeout: Duration.default("2m"),
+  /** How long health checks may take after an apply or upgrade. */
+  healthTimeout: Duration.default("10m"),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:talos
+
+export const Talos = z.strictObject({
+  /** Talos release installed on the node; this program renders the 1.14 configuration format. */
+  version: z.string().regex(/^v1\.14\.\d+$/, {
+    error: "is not a supported Talos version (allowed: v1.14.x; this program renders the Talos 1.14 config format)",
+  }),
+  /** Kubernetes version for the control plane and kubelet images. */
+  kubernetesVersion: z
+    .string()
+    .regex(/^v1\.\d+\.\d+$/, { error: "is not a Kubernetes version (allowed: e.g. v1.37.1)" }),
+  /** Installer image: the Image Factory vanilla installer, or one built with our data-plane extension. */
+  installerImage: ImageRef,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:links
+
+const BondMode = z.enum(["802.3ad", "active-backup", "balance-xor", "balance-rr", "balance-tlb", "balance-alb"], {
+  error: "is not a bond mode (allowed: 802.3ad, active-backup, balance-xor, balance-rr, balance-tlb, balance-alb)",
+});
+
+export const Bond = z.strictObject({
+  /** NIC aliases enslaved to the bond. */
+  members: z.array(LinkName).min(1, { error: "is empty (allowed: one or more NIC aliases)" }),
+  mode: BondMode.default("802.3ad"),
+  lacpRate: z.enum(["slow", "fast"], { error: "is not a LACP rate (allowed: slow, fast)" }).optional(),
+  xmitHashPolicy: z
+    .enum(["layer2", "layer2+3", "layer3+4", "encap2+3", "encap3+4"], {
+      error: "is not a hash policy (allowed: layer2, layer2+3, layer3+4, encap2+3, encap3+4)",
+    })
+    .optional(),
+  miimon: z.number().int().min(0).default(100),
+});
+
+export const WanIpv4 = z.discriminatedUnion(
+  "mode",
+  [
+    z.strictObject({ mode: z.literal("dhcp") }),
+    z.strictObject({
+      mode: z.literal("static"),
+      /** Address with prefix length, e.g. 203.0.113.10/24. */
+      address: InterfaceCidr(4),
+      gateway: IpAddress(4),
+    }),
+    z.strictObject({ mode: z.literal("none") }),
+  ],
+  { error: "has no valid mode (allowed: mode dhcp, static or none)" },
+);
+
+export const WanIpv6 = z.discriminatedUnion(
+  "mode",
+  [
+    z.strictObject({ mode: z.literal("slaac") }),
+    z.strictObject({ mode: z.literal("dhcpv6") }),
+    z.strictObject({ mode: z.literal("static"), address: InterfaceCidr(6), gateway: IpAddress(6) }),
+    z.strictObject({ mode: z.literal("none") }),
+  ],
+  { error: "has no valid mode (allowed: mode slaac, dhcpv6, static or none)" },
+);
+
+export const Link = z.strictObject({
+  /** A NIC alias from router:node.nics, or the name of a bond defined here. */
+  name: LinkName,
+  /** wan: an uplink with addresses; trunk: carries the segments' VLANs, no addresses of its own. */
+  role: z.enum(["wan", "trunk"], { error: "is not a link role (allowed: wan, trunk)" }),
+  /** Firewall zone of a WAN link (segments carry their own zone). */
+  zone: DnsLabel.optional(),
+  mtu: Mtu.optional(),
+  /** Present when this link is a bond of NICs. */
+  bond: Bond.optional(),
+  /** WAN only. */
+  ipv4: WanIpv4.optional(),
+  /** WAN only. */
+  ipv6: WanIpv6.optional(),
+  /** WAN only: lower is preferred; the default route metric derives from it. */
+  priority: z.number().int().min(1).max(999).optional(),
+  description: z.string().optional(),
+});
+export const Links = z.array(Link);
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:segments
+
+export const Reservation = z.strictObject({
+  /** Host name the client is registered under. */
+  name: DnsLabel,
+  mac: MacAddress,
+  ipv4: IpAddress(4).optional(),
+  ipv6: IpAddress(6).optional(),
+});
+
+export const DhcpRange = z.strictObject({ start: IpAddress(4), end: IpAddress(4) });
+
+export const SegmentDhcp = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Dynamic pool; defaults to the upper half of the subnet. */
+  range: DhcpRange.optional(),
+  /** Lease time in seconds. */
+  leaseTime: z.number().int().min(60).max(7_776_000).default(86_400),
+  reservations: z.array(Reservation).default([]),
+});
+
+export const Segment = z.strictObject({
+  /** Segment name: also its DNS sub-domain and the label in metrics. */
+  name: DnsLabel.max(32, { error: "is longer than 32 characters (allowed: a DNS label of at most 32 characters)" }),
+  description: z.string().optional(),
+  vlan: VlanId,
+  /** Firewall zone (router:zones). */
+  zone: DnsLabel,
+  /** Trunk link carrying the VLAN; defaults to the site's only trunk. */
+  link: LinkName.optional(),
+  mtu: Mtu.optional(),
+  ipv4: z.strictObject({
+    cidr: NetworkCidr(4, { min: 8, max: 30 }),
+    /** The router's address in the segment; defaults to the first host address. */
+    gateway: IpAddress(4).optional(),
+  }),
+  ipv6: z
+    .strictObject({
+      /** A /64: SLAAC needs exactly 64 bits of interface identifier. */
+      prefix: NetworkCidr(6, { min: 64, max: 64 }),
+      /** The router's address in the segment; defaults to `<prefix>::1`. */
+      gateway: IpAddress(6).optional(),
+    })
+    .optional(),
+  dhcp: SegmentDhcp.default({ enabled: true, leaseTime: 86_400, reservations: [] }),
+});
+export const Segments = z.array(Segment);
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:zones
+
+export const Zone = z.strictObject({
+  name: DnsLabel,
+  description: z.string().optional(),
+  /** Hosts in a management zone may reach the router's own management services (Talos API, Kubernetes API). */
+  management: z.boolean().default(false),
+});
+export const Zones = z.array(Zone);
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:cluster
+
+export const Cluster = z.strictObject({
+  /** Pod CIDRs: one IPv4, optionally one IPv6. */
+  podCidrs: z.array(NetworkCidr()).min(1).max(2),
+  /** Service CIDRs: one IPv4, optionally one IPv6. */
+  serviceCidrs: z.array(NetworkCidr()).min(1).max(2),
+  dnsDomain: DomainName.default("cluster.local"),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:cilium
+
+export const Cilium = z.strictObject({
+  /** Cilium chart version; the values are checked against this chart's schema. */
+  version: z.string().regex(/^1\.20\.\d+$/, { error: "is not a supported Cilium version (allowed: 1.20.x)" }),
+  hubble: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      relay: z.boolean().default(true),
+      ui: z.boolean().default(false),
+      /** Hubble metrics exported to Prometheus. */
+      metrics: z.array(z.string().min(1)).default(["dns", "drop", "tcp", "flow", "icmp", "port-distribution"]),
+    })
+    .default({
+      enabled: true,
+      relay: true,
+      ui: false,
+      metrics: ["dns", "drop", "tcp", "flow", "icmp", "port-distribution"],
+    }),
+  /** Enforce host policies (the router's own endpoint) in BPF. */
+  hostFirewall: z.boolean().default(true),
+  bandwidthManager: z
+    .strictObject({ enabled: z.boolean().default(true), bbr: z.boolean().default(true) })
+    .default({ enabled: true, bbr: true }),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:dns (upstream resolvers of the router itself; the DNS layer extends this key)
+
+export const Nameserver = z.strictObject({
+  address: IpAddress(),
+  protocol: z
+    .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
+    .default("Do53"),
+  tlsServerName: DomainName.optional(),
+});
+export const Dns = z.strictObject({
+  upstreams: z.array(Nameserver).min(1, { error: "is empty (allowed: at least one upstream resolver)" }),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:ntp
+
+export const Ntp = z.strictObject({
+  /** Upstream NTP servers of the router. */
+  servers: z.array(z.string().min(1)).min(1, { error: "is empty (allowed: at least one NTP server)" }),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// router:registry — where the site's images (installer, data-plane extension) live
+
+export const Registry = z.strictObject({
+  /** Registry host[:port], e.g. registry.lab.example:5000. */
+  server: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, { error: "is not a registry host (allowed: host or host:port)" }),
+  username: z.string().min(1).optional(),
+  /** Repository prefix for images this program builds. */
+  repository: z
+    .string()
+    .regex(/^[a-z0-9._/-]+$/, { error: "is not a repository path (allowed: a-z 0-9 . _ - /)" })
+    .default("router"),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The whole site.
+
+/** Config keys of the site, in the order they are reported. */
+export const siteKeys = {
+  site: SiteInfo,
+  node: Node,
+  talos: Talos,
+  links: Links,
+  segments: Segments,
+  zones: Zones,
+  cluster: Cluster,
+  cilium: Cilium,
+  dns: Dns,
+  ntp: Ntp,
+  registry: Registry.optional(),
+} as const;
+
+/** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
+export const secretKeys = {
+  /** Password for router:registry. */
+  registryPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+} as const;
+
+export const Site = z.strictObject(siteKeys);
+export type Site = z.infer<typeof Site>;
+export type SiteInput = z.input<typeof Site>;
+export type Segment = z.infer<typeof Segment>;
+export type Link = z.infer<typeof Link>;
+export type Zone = z.infer<typeof Zone>;
+export type Reservation = z.infer<typeof Reservation>;
+export type Nic = z.infer<typeof Nic>;
+export type InstallDisk = z.infer<typeof InstallDisk>;
+export type SecretKey = keyof typeof secretKeys;

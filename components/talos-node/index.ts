@@ -1,0 +1,158 @@
+/**
+ * TalosNode: one router's operating system. Renders the machine configuration (with the other layers' host-side
+ * contributions), keeps the secrets bundle, and drives the node with talosctl: first install from maintenance
+ * mode, etcd bootstrap, kubeconfig, then every later change through try → health checks → confirm, and Talos
+ * upgrades when the installer image changes.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import type { HostContribution } from "./documents";
+import { renderMachineConfig } from "./machine-config";
+import { Redacted, redactedSecrets } from "./secrets";
+import { createSecretsBundle } from "./secrets-bundle";
+import { renderTalosconfig } from "./talosconfig";
+import {
+  applyTryScript,
+  bootstrapScript,
+  destroyScript,
+  durationSeconds,
+  healthScript,
+  installScript,
+  kubeconfigScript,
+  noopScript,
+  upgradeScript,
+  type NodeTarget,
+} from "./scripts";
+
+export * from "./documents";
+
+export interface TalosNodeArgs {
+  /** The validated site. */
+  site: Site;
+  /** Facts derived from the site. */
+  plan: SitePlan;
+  /** Host-side pieces of the other layers (VLAN links, data-plane service config), in stream order. */
+  contributions: HostContribution[];
+  /** Password of router:registry, if the site's registry needs one (a Pulumi secret). */
+  registryPassword?: pulumi.Input<string>;
+}
+
+const BASH = ["/bin/bash", "-c"];
+
+export class TalosNode extends pulumi.ComponentResource {
+  /** talosctl client configuration for the site's admin (secret). */
+  readonly talosconfig: pulumi.Output<string>;
+  /** Admin kubeconfig of the router's cluster (secret). */
+  readonly kubeconfig: pulumi.Output<string>;
+  /** The machine configuration with every secret replaced by a placeholder: what reviewers read and diff. */
+  readonly machineConfigRedacted: string;
+  /** Talos and Kubernetes API address. */
+  readonly endpoint: string;
+  /** Resource that completes once the Kubernetes API answers: what cluster workloads depend on. */
+  readonly apiReady: pulumi.Resource;
+
+  private readonly target: NodeTarget;
+  private readonly env: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  private readonly name: string;
+
+  constructor(name: string, args: TalosNodeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("router:talos:TalosNode", name, {}, opts);
+    const { site, plan } = args;
+    const protect = !site.node.allowWipeOnDestroy;
+    this.name = name;
+    this.endpoint = plan.managementAddress;
+
+    const bundle = createSecretsBundle(name, this, protect);
+    const configInput = {
+      site,
+      plan,
+      contributions: args.contributions,
+    };
+    this.machineConfigRedacted = renderMachineConfig({
+      ...configInput,
+      secrets: redactedSecrets(),
+      registryPassword: args.registryPassword === undefined ? undefined : new Redacted("registryPassword"),
+    });
+    const machineConfig = pulumi.secret(
+      pulumi
+        .all([bundle.secrets, args.registryPassword])
+        .apply(([secrets, registryPassword]) => renderMachineConfig({ ...configInput, secrets, registryPassword })),
+    );
+    this.talosconfig = pulumi.secret(
+      bundle.admin.apply((a) =>
+        renderTalosconfig({ context: site.site.name, endpoints: [plan.managementAddress], ...a }),
+      ),
+    );
+
+    this.target = {
+      address: plan.managementAddress,
+      maintenanceAddress: plan.maintenanceAddress,
+      healthTimeout: durationSeconds(site.node.healthTimeout),
+    };
+    this.env = pulumi.secret({ ROUTER_TALOSCONFIG: this.talosconfig });
+    const cmd = (role: string, cargs: command.local.CommandArgs, copts: pulumi.CustomResourceOptions = {}) =>
+      new command.local.Command(
+        `${name}-${role}`,
+        { interpreter: BASH, environment: this.env, ...cargs },
+        { parent: this, ...copts },
+      );
+
+    // First install. Runs once: later configuration changes go through `apply` below, never through
+    // maintenance mode again, so changes to its stdin are ignored.
+    const install = cmd(
+      "install",
+      {
+        create: installScript(this.target),
+        delete: destroyScript(this.target, site.node.allowWipeOnDestroy),
+        stdin: machineConfig,
+      },
+      { protect, ignoreChanges: ["stdin"] },
+    );
+    const bootstrap = cmd("bootstrap", { create: bootstrapScript(this.target) }, { dependsOn: [install] });
+    const kubeconfig = cmd(
+      "kubeconfig",
+      { create: kubeconfigScript(this.target), logging: "stderr" },
+      { dependsOn: [bootstrap], additionalSecretOutputs: ["stdout"] },
+    );
+    this.kubeconfig = pulumi.secret(kubeconfig.stdout);
+    this.apiReady = kubeconfig;
+
+    // Talos upgrades when the installer image changes (the image carries the Talos version and our extension).
+    const upgrade = cmd(
+      "upgrade",
+      {
+        create: noopScript(`installed with ${site.talos.installerImage}`),
+        update: upgradeScript(this.target, site.talos.installerImage),
+      },
+      { dependsOn: [kubeconfig] },
+    );
+    // Configuration changes after install: try, check, confirm (or fail and let the node revert by itself).
+    cmd(
+      "apply",
+      {
+        create: noopScript("initial configuration applied at install"),
+        update: applyTryScript(this.target, durationSeconds(site.node.tryTimeout)),
+        stdin: machineConfig,
+      },
+      { dependsOn: [upgrade] },
+    );
+
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      talosconfig: this.talosconfig,
+      kubeconfig: this.kubeconfig,
+      artifacts: { [`talos/${plan.hostname}.yaml`]: this.machineConfigRedacted },
+    });
+  }
+
+  /** A final gate: the whole router must be healthy once `after` (the fabric and services) is in place. */
+  healthGate(after: pulumi.Resource[]): command.local.Command {
+    return new command.local.Command(
+      `${this.name}-healthy`,
+      { interpreter: BASH, environment: this.env, create: healthScript(this.target) },
+      { parent: this, dependsOn: after },
+    );
+  }
+}
