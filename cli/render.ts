@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync }
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { readStackConfig } from "./stack-config";
+import { readStackConfig, type StackConfig } from "./stack-config";
 import { runUnderMocks, type MockRun, type OutputGenerator } from "./mock-runtime";
 import { renderSummary } from "./summary";
 import { parseSite } from "../components/site/parse";
@@ -44,12 +44,15 @@ export class InvalidSiteError extends Error {}
 
 /** Renders a stack's artifacts in memory. Throws InvalidSiteError (with every problem) for an invalid site. */
 export async function renderStack(opts: {
+  /** Project directory holding Pulumi.yaml and Pulumi.<stack>.yaml (default: this repository). */
   dir?: string;
   stack: string;
+  /** Use this configuration instead of reading the stack files. */
+  config?: StackConfig;
+  /** Generated provider outputs (keys, random values) under the mocks. */
   outputs?: OutputGenerator;
 }): Promise<RenderResult> {
-  const dir = opts.dir ?? ROOT;
-  const cfg = readStackConfig(dir, opts.stack);
+  const cfg = opts.config ?? readStackConfig(opts.dir ?? ROOT, opts.stack);
   // The program validates the site itself (and would fail before any resource); checking here first gives the
   // same problems without a runtime error wrapper.
   const parsed = parseSite(rawSiteConfig(cfg.values));
@@ -59,7 +62,7 @@ export async function renderStack(opts: {
     stack: cfg.stack,
     config: cfg.values,
     secretKeys: cfg.secretKeys,
-    entry: join(dir, "index.ts"),
+    entry: join(ROOT, "index.ts"),
     outputs: opts.outputs,
   });
   const files = new Map<string, string>();
@@ -114,19 +117,29 @@ async function main(): Promise<void> {
     options: {
       stack: { type: "string", default: "dev" },
       out: { type: "string" },
+      dir: { type: "string" },
+      stats: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
-    console.log("usage: npm run render [-- --stack NAME] [--out DIR]   (default stack dev, out/<stack>)");
+    console.log(
+      "usage: npm run render [-- --stack NAME] [--out DIR] [--dir PROJECT_DIR]\n" +
+        "  renders stack NAME (default dev) of the project in PROJECT_DIR (default: this repository) to DIR (default out/NAME)",
+    );
     return;
   }
   const stack = values.stack!;
   const outDir = resolve(values.out ?? join(ROOT, "out", stack));
   try {
-    const { files } = await renderStack({ stack });
+    const { files } = await renderStack({ stack, dir: values.dir ? resolve(values.dir) : undefined });
     writeArtifacts(outDir, files);
     console.log(`rendered stack ${stack}: ${files.size} files in ${outDir}`);
+    if (values.stats) {
+      // Self-reported, because tsx may run the program in a child process the caller cannot measure.
+      const maxRssMB = process.resourceUsage().maxRSS / 1024;
+      console.error(JSON.stringify({ stats: { uptimeSeconds: process.uptime(), maxRssMB } }));
+    }
   } catch (e) {
     if (e instanceof InvalidSiteError) {
       console.error(`stack ${stack}: the site configuration is invalid; nothing was written:\n${e.message}`);

@@ -6,6 +6,7 @@
 import type { Link, Segment, Site, Zone } from "./schema";
 import { configPath, type SiteIssue } from "./issues";
 import { contains, familyOf, nthAddress, overlaps, toBigInt } from "./ip";
+import { durationSeconds } from "./duration";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
 
 /** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
@@ -450,6 +451,22 @@ function checkManagement(s: PartialSite, out: Issues): void {
     });
 }
 
+function checkTimeouts(s: PartialSite, out: Issues): void {
+  if (!s.node) return;
+  const tryS = durationSeconds(s.node.tryTimeout);
+  if (tryS < 30 || tryS > 3600)
+    out.push({
+      path: configPath("node", ["tryTimeout"]),
+      message: `${s.node.tryTimeout} (allowed: 30s to 1h; the health checks must finish inside the try window)`,
+    });
+  const health = durationSeconds(s.node.healthTimeout);
+  if (health < 60 || health > 7200)
+    out.push({
+      path: configPath("node", ["healthTimeout"]),
+      message: `${s.node.healthTimeout} (allowed: 1m to 2h)`,
+    });
+}
+
 function checkTalos(s: PartialSite, out: Issues): void {
   if (!s.talos) return;
   const tag = /:(v\d+\.\d+\.\d+)(@|$)/.exec(s.talos.installerImage)?.[1];
@@ -485,6 +502,7 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkOverlaps(s, out);
   checkCluster(s, out);
   checkManagement(s, out);
+  checkTimeouts(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
   return out;

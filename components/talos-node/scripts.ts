@@ -10,22 +10,15 @@
  */
 import { apiEndpoint, KUBE_API_PORT } from "./machine-config";
 
-/** Seconds in a Go-style duration (`90s`, `2m`, `1h30m`). */
-export function durationSeconds(d: string): number {
-  const re = /(\d+)(h|m|s)/g;
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(d)) !== null) {
-    total += Number(m[1]) * (m[2] === "h" ? 3600 : m[2] === "m" ? 60 : 1);
-    consumed += m[0].length;
-  }
-  if (consumed !== d.length || consumed === 0) throw new Error(`not a duration: ${d}`);
-  return total;
-}
+export { durationSeconds } from "../site/duration";
 
-/** Time kept free at the end of a try window: checks must finish before the node could revert under them. */
-export const TRY_MARGIN_SECONDS = 15;
+/**
+ * Time kept free at the end of a try window: checks must finish before the node could revert under them,
+ * or a check could pass against the reverted (old) configuration and confirm a broken new one.
+ */
+export function tryMarginSeconds(tryTimeout: number): number {
+  return Math.min(15, Math.floor(tryTimeout / 4));
+}
 
 export interface NodeTarget {
   /** Management address: talosctl endpoint and node. */
@@ -52,7 +45,9 @@ function prelude(t: NodeTarget, needsConfig: boolean): string {
     "trap 'rm -rf \"$work\"' EXIT",
     `NODE=${q(t.address)}`,
     `HEALTH_TIMEOUT=${t.healthTimeout}`,
-    "log() { printf '[router] %s\\n' \"$*\" >&2; }",
+    // fd 3 is the original stderr, so messages from inside retried commands still reach the operator.
+    "exec 3>&2",
+    "log() { printf '[router] %s\\n' \"$*\" >&3; }",
     // retry_until SECONDS WHAT CMD...: repeat CMD until it succeeds; on timeout show its last output.
     "retry_until() {",
     "  local limit=$1 what=$2; shift 2",
@@ -154,7 +149,8 @@ export function noopScript(message: string): string {
  * apply. On failure nothing is confirmed, the node reverts by itself and the script exits non-zero.
  */
 export function applyTryScript(t: NodeTarget, tryTimeout: number): string {
-  const budget = Math.max(tryTimeout - TRY_MARGIN_SECONDS, 10);
+  const margin = tryMarginSeconds(tryTimeout);
+  const budget = tryTimeout - margin;
   return [
     prelude(t, true),
     checkFunctions(t),
@@ -168,7 +164,7 @@ export function applyTryScript(t: NodeTarget, tryTimeout: number): string {
     "fi",
     `if ! run_checks ${budget}; then`,
     '  log "health checks failed:${failed}. The configuration is NOT confirmed: the node reverts to its previous configuration by itself within ${TRY_TIMEOUT}s of the try."',
-    "  wait_left=$(( start + TRY_TIMEOUT + 5 - $(date +%s) ))",
+    `  wait_left=$(( start + TRY_TIMEOUT + ${Math.max(margin, 1)} - $(date +%s) ))`,
     '  if (( wait_left > 0 )); then sleep "$wait_left"; fi',
     '  if retry_until "$HEALTH_TIMEOUT" "node back on its previous configuration" tc version; then',
     '    log "the node reverted and answers again; this update failed and changed nothing"',

@@ -1,0 +1,139 @@
+/**
+ * The whole program under Pulumi's mocks: the resource tree, parents, dependencies and protection a
+ * `pulumi up` would act on.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { renderStack } from "../../cli/render";
+import type { RecordedResource } from "../../cli/mock-runtime";
+import { devStack } from "../helpers/stacks";
+
+let resources: RecordedResource[];
+const byName = (n: string) => {
+  const r = resources.find((x) => x.name === n);
+  if (!r) throw new Error(`no resource ${n}; have ${resources.map((x) => x.name).join(", ")}`);
+  return r;
+};
+const nameOf = (urn: string | undefined) => urn?.split("::").at(-1);
+const dependsOn = (a: string, b: string) => byName(a).dependencies.map(nameOf).includes(b);
+
+beforeAll(async () => {
+  ({
+    run: { resources },
+  } = await renderStack({ stack: "dev", config: devStack() }));
+});
+
+describe("the appliance program", () => {
+  it("builds one tree rooted at the appliance, with each layer's resources under its component", () => {
+    expect(byName("lab").type).toBe("router:appliance:Appliance");
+    expect(byName("lab").parent).toBeUndefined();
+    for (const child of ["lab-node", "lab-cilium", "lab-k8s"]) expect(nameOf(byName(child).parent)).toBe("lab");
+    expect(byName("lab-node").type).toBe("router:talos:TalosNode");
+    expect(byName("lab-cilium").type).toBe("router:cilium:CiliumFabric");
+    for (const r of resources.filter((x) => x.name.startsWith("lab-node-")))
+      expect(nameOf(r.parent), r.name).toBe("lab-node");
+    expect(nameOf(byName("lab-cilium-release").parent)).toBe("lab-cilium");
+  });
+
+  it("creates the Talos secrets with Talos' key types", () => {
+    const keys = resources.filter((r) => r.type === "tls:index/privateKey:PrivateKey");
+    const alg = Object.fromEntries(
+      keys.map((k) => [k.name, `${k.inputs.algorithm}${k.inputs.ecdsaCurve ? `/${k.inputs.ecdsaCurve}` : ""}`]),
+    );
+    expect(alg).toEqual({
+      "lab-node-os-ca-key": "ED25519",
+      "lab-node-etcd-ca-key": "ECDSA/P256",
+      "lab-node-k8s-ca-key": "ECDSA/P256",
+      "lab-node-k8s-aggregator-ca-key": "ECDSA/P256",
+      "lab-node-k8s-service-account-key": "ECDSA/P256",
+      "lab-node-admin-key": "ED25519",
+    });
+    for (const ca of ["os", "etcd", "k8s", "k8s-aggregator"]) {
+      const c = byName(`lab-node-${ca}-ca`);
+      expect(c.inputs.isCaCertificate).toBe(true);
+      expect(c.inputs.validityPeriodHours).toBe(87600);
+    }
+    expect((byName("lab-node-os-ca").inputs.subject as { organization: string }).organization).toBe("talos");
+    expect((byName("lab-node-admin-csr").inputs.subject as { organization: string }).organization).toBe("os:admin");
+    expect(byName("lab-node-admin-cert").inputs.allowedUses).toContain("client_auth");
+    for (const t of ["bootstrap-token", "trustd-token"]) {
+      expect(byName(`lab-node-${t}-id`).inputs).toMatchObject({
+        length: 6,
+        upper: false,
+        special: false,
+        lower: true,
+        numeric: true,
+      });
+      expect(byName(`lab-node-${t}-secret`).inputs).toMatchObject({ length: 16, upper: false, special: false });
+    }
+    for (const b of ["cluster-id", "cluster-secret", "secretbox-key"])
+      expect(byName(`lab-node-${b}`).inputs.length).toBe(32);
+  });
+
+  it("drives the node in order: install, bootstrap, kubeconfig, upgrade, apply", () => {
+    expect(dependsOn("lab-node-bootstrap", "lab-node-install")).toBe(true);
+    expect(dependsOn("lab-node-kubeconfig", "lab-node-bootstrap")).toBe(true);
+    expect(dependsOn("lab-node-upgrade", "lab-node-kubeconfig")).toBe(true);
+    expect(dependsOn("lab-node-apply", "lab-node-upgrade")).toBe(true);
+  });
+
+  it("installs Cilium only after bootstrap and the kubeconfig, through a provider built from it", () => {
+    expect(dependsOn("lab-cilium-release", "lab-node-kubeconfig")).toBe(true);
+    expect(dependsOn("lab-k8s", "lab-node-kubeconfig")).toBe(true);
+    expect(byName("lab-k8s").inputs.kubeconfig).toBe("[secret]");
+    const release = byName("lab-cilium-release");
+    expect(release.inputs).toMatchObject({
+      chart: "cilium",
+      version: "1.20.0",
+      namespace: "kube-system",
+      atomic: true,
+    });
+    expect(dependsOn("lab-node-healthy", "lab-cilium-release")).toBe(true);
+  });
+
+  it("protects the keys and the installed node so a destroy cannot wipe the router", () => {
+    const protectedNames = resources
+      .filter((r) => r.protect)
+      .map((r) => r.name)
+      .sort();
+    expect(protectedNames).toEqual(
+      [
+        "lab-node-install",
+        "lab-node-os-ca-key",
+        "lab-node-os-ca",
+        "lab-node-etcd-ca-key",
+        "lab-node-etcd-ca",
+        "lab-node-k8s-ca-key",
+        "lab-node-k8s-ca",
+        "lab-node-k8s-aggregator-ca-key",
+        "lab-node-k8s-aggregator-ca",
+        "lab-node-k8s-service-account-key",
+        "lab-node-cluster-id",
+        "lab-node-cluster-secret",
+        "lab-node-secretbox-key",
+        "lab-node-bootstrap-token-id",
+        "lab-node-bootstrap-token-secret",
+        "lab-node-trustd-token-id",
+        "lab-node-trustd-token-secret",
+      ].sort(),
+    );
+    expect(String(byName("lab-node-install").inputs.delete)).toMatch(/leaving the router at 10.10.0.1 running/);
+    expect(String(byName("lab-node-install").inputs.delete)).not.toMatch(/talosctl|reset/);
+  });
+
+  it("passes secrets to commands only through secret environment and stdin", () => {
+    for (const c of resources.filter((r) => r.type === "command:local:Command")) {
+      expect(c.inputs.environment, c.name).toBe("[secret]");
+      if ("stdin" in c.inputs) expect(c.inputs.stdin, c.name).toBe("[secret]");
+    }
+    expect(byName("lab-node-kubeconfig").inputs.logging).toBe("stderr");
+  });
+
+  it("publishes the machine configuration with placeholders instead of secrets", () => {
+    const node = byName("lab-node");
+    const artifacts = node.outputs?.artifacts as Record<string, string>;
+    const cfg = artifacts["talos/lab-rtr1.yaml"];
+    expect(cfg).toContain("kind: VLANConfig");
+    expect(cfg).toContain('key: "[secret:certs.os.key]"');
+    expect(cfg).toContain('password: "[secret:registryPassword]"');
+  });
+});
