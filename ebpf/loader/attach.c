@@ -127,6 +127,17 @@ static int tcx_link_create(int prog_fd, __u32 ifindex, __u32 attach_type)
 	return (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
 }
 
+int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd)
+{
+	if (hook == DP_HOOK_XDP_NATIVE || hook == DP_HOOK_XDP_GENERIC) {
+		LIBBPF_OPTS(bpf_link_create_opts, o,
+			    .flags = hook == DP_HOOK_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+
+		return bpf_link_create(prog_fd, (int)ifindex, BPF_XDP, &o);
+	}
+	return tcx_link_create(prog_fd, ifindex, hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
+}
+
 int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int prog_fd, bool *updated, struct dp_err *err)
 {
 	char pin[4096], name[64];
@@ -164,10 +175,7 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int 
 		}
 		*updated = true;
 	} else if (xdp) {
-		LIBBPF_OPTS(bpf_link_create_opts, o,
-			    .flags = hook == DP_HOOK_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
-
-		fd = bpf_link_create(prog_fd, (int)ifindex, BPF_XDP, &o);
+		fd = dp_link_create(hook, ifindex, prog_fd);
 		if (fd < 0)
 			return dp_errf(err, "%s: cannot attach XDP (%s mode): %s%s", ifname,
 				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(errno),
@@ -175,7 +183,7 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int 
 				       : errno == EOPNOTSUPP ? " (the driver lacks native XDP; set xdp_mode = generic)"
 							     : "");
 	} else {
-		fd = tcx_link_create(prog_fd, ifindex, hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
+		fd = dp_link_create(hook, ifindex, prog_fd);
 		if (fd < 0)
 			return dp_errf(err, "%s: cannot attach tcx %s: %s", ifname,
 				       hook == DP_HOOK_TCX_INGRESS ? "ingress" : "egress", strerror(errno));

@@ -6,6 +6,7 @@
 #ifndef DP_ATTACH_H
 #define DP_ATTACH_H
 
+#include <linux/types.h>
 #include <stdbool.h>
 
 #include "util.h"
@@ -36,6 +37,9 @@ void dp_link_pin_name(enum dp_hook hook, const char *ifname, char *buf, size_t l
  */
 int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int prog_fd, bool *updated,
 	      struct dp_err *err);
+
+/* Creates an unpinned link of prog_fd at hook on ifindex (tcx: first in the chain); fd or -1. */
+int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd);
 
 /*
  * Detaches and unpins every link in links_dir whose file name is not in keep (n names);
