@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "attach.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void dp_link_pin_name(enum dp_hook hook, const char *ifname, char *buf, size_t len)
+{
+	const char *prefix = hook == DP_HOOK_TCX_INGRESS ? "tcx_ingress"
+			     : hook == DP_HOOK_TCX_EGRESS ? "tcx_egress"
+							  : "xdp";
+
+	/* bpffs refuses '.' in names; ':' cannot occur in an interface name, so it stands in */
+	snprintf(buf, len, "%s@%s", prefix, ifname);
+	for (char *p = buf; *p; p++)
+		if (*p == '.')
+			*p = ':';
+}
+
+int dp_mkdirs(const char *dir, struct dp_err *err)
+{
+	char tmp[4096];
+
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return dp_errf(err, "cannot create directory %s: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return dp_errf(err, "cannot create directory %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+int dp_check_bpffs(const char *path, struct dp_err *err)
+{
+	struct statfs fs;
+
+	if (statfs(path, &fs))
+		return dp_errf(err, "pin_root %s: %s", path, strerror(errno));
+	if ((unsigned long)fs.f_type != BPF_FS_MAGIC)
+		return dp_errf(err, "pin_root %s is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)", path);
+	return 0;
+}
+
+/* Link facts the kernel reports: type, ifindex and (tcx) attach type. */
+struct link_facts {
+	__u32 type;
+	__u32 prog_id;
+	__u32 ifindex;
+	__u32 attach_type;
+};
+
+static int link_facts(int fd, struct link_facts *f)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	__u32 u[2];
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -1;
+	/* xdp and tcx both start their part of the union with the ifindex; tcx follows it with the
+	 * attach type (this libbpf's uapi header predates tcx). */
+	memcpy(u, &info.xdp, sizeof(u));
+	f->type = info.type;
+	f->prog_id = info.prog_id;
+	f->ifindex = u[0];
+	f->attach_type = u[1];
+	return 0;
+}
+
+static bool facts_match(const struct link_facts *f, enum dp_hook hook, __u32 ifindex)
+{
+	if (f->ifindex != ifindex)
+		return false;
+	if (hook == DP_HOOK_XDP_NATIVE || hook == DP_HOOK_XDP_GENERIC)
+		return f->type == DP_BPF_LINK_TYPE_XDP;
+	return f->type == DP_BPF_LINK_TYPE_TCX &&
+	       f->attach_type == (hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
+}
+
+/* Current XDP attach mode of ifindex (XDP_ATTACHED_*), or -1. */
+static int xdp_mode_of(__u32 ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (bpf_xdp_query((int)ifindex, 0, &q))
+		return -1;
+	return q.attach_mode;
+}
+
+/* BPF_LINK_CREATE for tcx, first in the chain; the header of this libbpf lacks the tcx fields. */
+static int tcx_link_create(int prog_fd, __u32 ifindex, __u32 attach_type)
+{
+	union bpf_attr attr;
+	struct {
+		__u32 prog_fd;
+		__u32 target_ifindex;
+		__u32 attach_type;
+		__u32 flags;
+		__u32 relative_fd;
+		__u32 pad;
+		__u64 expected_revision;
+	} tcx = { .prog_fd = (__u32)prog_fd, .target_ifindex = ifindex, .attach_type = attach_type,
+		  .flags = DP_BPF_F_BEFORE };
+
+	_Static_assert(sizeof(tcx) <= sizeof(attr), "bpf_attr too small for tcx link_create");
+	memset(&attr, 0, sizeof(attr));
+	memcpy(&attr, &tcx, sizeof(tcx));
+	return (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+}
+
+int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd)
+{
+	if (hook == DP_HOOK_XDP_NATIVE || hook == DP_HOOK_XDP_GENERIC) {
+		LIBBPF_OPTS(bpf_link_create_opts, o,
+			    .flags = hook == DP_HOOK_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+
+		return bpf_link_create(prog_fd, (int)ifindex, BPF_XDP, &o);
+	}
+	return tcx_link_create(prog_fd, ifindex, hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
+}
+
+int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int prog_fd, bool *updated, struct dp_err *err)
+{
+	char pin[4096], name[64];
+	__u32 ifindex = if_nametoindex(ifname);
+	int fd = -1, want_mode = hook == DP_HOOK_XDP_GENERIC ? XDP_ATTACHED_SKB : XDP_ATTACHED_DRV;
+	bool xdp = hook == DP_HOOK_XDP_NATIVE || hook == DP_HOOK_XDP_GENERIC;
+	struct link_facts f;
+
+	*updated = false;
+	if (!ifindex)
+		return dp_errf(err, "interface %s does not exist", ifname);
+	dp_link_pin_name(hook, ifname, name, sizeof(name));
+	snprintf(pin, sizeof(pin), "%s/%s", links_dir, name);
+
+	fd = bpf_obj_get(pin);
+	if (fd >= 0 && (link_facts(fd, &f) || !facts_match(&f, hook, ifindex))) {
+		/* a link of a vanished (or renumbered) interface: let it go */
+		close(fd);
+		fd = -1;
+		unlink(pin);
+	}
+	if (fd >= 0 && xdp && xdp_mode_of(ifindex) != want_mode) {
+		/* native <-> generic cannot be switched in place: the only case with a gap */
+		dp_log("warn", "xdp_mode_change", "%s: switching XDP mode requires detaching first", ifname);
+		bpf_link_detach(fd);
+		close(fd);
+		fd = -1;
+		unlink(pin);
+	}
+	if (fd >= 0) {
+		if (bpf_link_update(fd, prog_fd, NULL)) {
+			dp_errf(err, "%s: cannot update the %s link: %s", ifname, name, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		*updated = true;
+	} else if (xdp) {
+		fd = dp_link_create(hook, ifindex, prog_fd);
+		if (fd < 0)
+			return dp_errf(err, "%s: cannot attach XDP (%s mode): %s%s", ifname,
+				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(errno),
+				       errno == EBUSY ? " (another XDP program is attached; detach it first)"
+				       : errno == EOPNOTSUPP ? " (the driver lacks native XDP; set xdp_mode = generic)"
+							     : "");
+	} else {
+		fd = dp_link_create(hook, ifindex, prog_fd);
+		if (fd < 0)
+			return dp_errf(err, "%s: cannot attach tcx %s: %s", ifname,
+				       hook == DP_HOOK_TCX_INGRESS ? "ingress" : "egress", strerror(errno));
+	}
+	if (!*updated || access(pin, F_OK) != 0) {
+		unlink(pin);
+		if (bpf_obj_pin(fd, pin)) {
+			dp_errf(err, "%s: cannot pin link at %s: %s", ifname, pin, strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int dp_detach_stale(const char *links_dir, char *const *keep, int n, struct dp_err *err)
+{
+	DIR *d = opendir(links_dir);
+	struct dirent *e;
+	int removed = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : dp_errf(err, "cannot list %s: %s", links_dir, strerror(errno));
+	while ((e = readdir(d))) {
+		char path[4096];
+		bool kept = false;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		for (int i = 0; i < n; i++)
+			kept |= strcmp(keep[i], e->d_name) == 0;
+		if (kept)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", links_dir, e->d_name);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			bpf_link_detach(fd);
+			close(fd);
+		}
+		unlink(path);
+		dp_log("info", "detach", "removed link %s (interface no longer configured)", e->d_name);
+		removed++;
+	}
+	closedir(d);
+	return removed;
+}

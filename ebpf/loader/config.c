@@ -1,0 +1,560 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/dp_shared.h"
+
+#define MAX_SEEN 512
+
+struct seen_key {
+	char section[64];
+	char key[40];
+	int line;
+};
+
+struct parse_state {
+	struct dp_config *cfg;
+	struct dp_err *err;
+	FILE *f;
+	int line;       /* line the reader returned last */
+	int long_line;  /* that line was longer than inih's buffer */
+	int nerr;
+	struct seen_key seen[MAX_SEEN];
+	int n_seen;
+	int iface_line[DP_MAX_IFACES];
+};
+
+/* Records a problem at the current line; returns 0 so inih carries on (all problems are listed). */
+static int bad(struct parse_state *st, const char *section, const char *key, const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int bad(struct parse_state *st, const char *section, const char *key, const char *value, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	st->nerr++;
+	if (key)
+		dp_err_append(st->err, "%s:%d: [%s] %s = %s: %s", st->cfg->path, st->line, section, key, value, why);
+	else
+		dp_err_append(st->err, "%s:%d: %s", st->cfg->path, st->line, why);
+	return 0;
+}
+
+/* libinih line reader: counts lines, creates interface entries from section headers, and flags
+ * lines longer than inih's buffer instead of letting inih split them. */
+static char *reader(char *buf, int size, void *user)
+{
+	struct parse_state *st = user;
+	char *s, *e;
+	size_t n;
+
+	if (!fgets(buf, size, st->f))
+		return NULL;
+	st->line++;
+	n = strlen(buf);
+	st->long_line = 0;
+	if (n > 0 && buf[n - 1] != '\n' && !feof(st->f)) {
+		int ch;
+
+		while ((ch = fgetc(st->f)) != EOF && ch != '\n')
+			;
+		st->long_line = 1;
+		bad(st, NULL, NULL, NULL, "line longer than %d characters", size - 2);
+		buf[0] = '\0';
+		return buf;
+	}
+	for (s = buf; isspace((unsigned char)*s); s++)
+		;
+	if (*s != '[')
+		return buf;
+	e = strchr(s, ']');
+	if (!e)
+		return buf; /* inih reports the syntax error */
+	if (strncmp(s + 1, "interface", 9) == 0 && isspace((unsigned char)s[10])) {
+		char name[64];
+		const char *p = s + 10;
+		size_t len;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		len = (size_t)(e - p);
+		while (len > 0 && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (len == 0 || len >= sizeof(name)) {
+			bad(st, NULL, NULL, NULL, "section '[interface NAME]' needs an interface name of 1-15 characters");
+			return buf;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		for (int i = 0; i < st->cfg->n_ifaces; i++) {
+			if (strcmp(st->cfg->ifaces[i].name, name) == 0) {
+				bad(st, NULL, NULL, NULL, "section [interface %s] appears twice (first at line %d)", name,
+				    st->iface_line[i]);
+				return buf;
+			}
+		}
+		if (len >= IFNAMSIZ || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    strpbrk(name, "/: \t")) {
+			bad(st, NULL, NULL, NULL,
+			    "'%s' is not a valid interface name (1-15 characters, no '/', ':' or spaces)", name);
+			return buf;
+		}
+		if (st->cfg->n_ifaces == DP_MAX_IFACES) {
+			bad(st, NULL, NULL, NULL, "more than %d interfaces", DP_MAX_IFACES);
+			return buf;
+		}
+		{
+			struct dp_iface *ifc = &st->cfg->ifaces[st->cfg->n_ifaces];
+
+			memset(ifc, 0, sizeof(*ifc));
+			memcpy(ifc->name, name, len + 1); /* len < IFNAMSIZ checked above */
+			ifc->rewrite_dscp = -1;
+			for (int d = 0; d < 64; d++)
+				ifc->dscp_priority[d] = DP_SEG_NO_RULE;
+			st->iface_line[st->cfg->n_ifaces++] = st->line;
+		}
+	}
+	return buf;
+}
+
+/* Rejects a second occurrence of a key that may appear once per section. */
+static int once(struct parse_state *st, const char *section, const char *key, const char *value)
+{
+	for (int i = 0; i < st->n_seen; i++) {
+		if (strcmp(st->seen[i].section, section) == 0 && strcmp(st->seen[i].key, key) == 0) {
+			bad(st, section, key, value, "given twice (first at line %d); only allow, block, geo, extra "
+						     "and qos_dscp_priority may repeat",
+			    st->seen[i].line);
+			return 0;
+		}
+	}
+	if (st->n_seen < MAX_SEEN) {
+		struct seen_key *s = &st->seen[st->n_seen++];
+
+		snprintf(s->section, sizeof(s->section), "%s", section);
+		snprintf(s->key, sizeof(s->key), "%s", key);
+		s->line = st->line;
+	}
+	return 1;
+}
+
+static int parse_bool(struct parse_state *st, const char *sec, const char *key, const char *v, bool *out)
+{
+	if (strcmp(v, "true") == 0)
+		*out = true;
+	else if (strcmp(v, "false") == 0)
+		*out = false;
+	else
+		return bad(st, sec, key, v, "expected true or false");
+	return 1;
+}
+
+static int parse_u32(struct parse_state *st, const char *sec, const char *key, const char *v, uint32_t min,
+		     uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long x;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*v))
+		return bad(st, sec, key, v, "expected an integer from %u to %u", min, max);
+	x = strtoull(v, &end, 10);
+	if (errno || *end || x < min || x > max)
+		return bad(st, sec, key, v, "expected an integer from %u to %u", min, max);
+	*out = (uint32_t)x;
+	return 1;
+}
+
+static int parse_path(struct parse_state *st, const char *sec, const char *key, const char *v, char *out,
+		      size_t cap)
+{
+	if (v[0] != '/')
+		return bad(st, sec, key, v, "expected an absolute path");
+	if (strlen(v) >= cap)
+		return bad(st, sec, key, v, "path longer than %zu characters", cap - 1);
+	snprintf(out, cap, "%s", v);
+	return 1;
+}
+
+static int add_path(struct parse_state *st, const char *sec, const char *key, const char *v, char **list, int *n)
+{
+	if (v[0] != '/')
+		return bad(st, sec, key, v, "expected an absolute path");
+	if (*n == DP_MAX_FILES)
+		return bad(st, sec, key, v, "more than %d files", DP_MAX_FILES);
+	for (int i = 0; i < *n; i++)
+		if (strcmp(list[i], v) == 0)
+			return bad(st, sec, key, v, "file listed twice");
+	list[*n] = strdup(v);
+	if (!list[*n])
+		return bad(st, sec, key, v, "out of memory");
+	(*n)++;
+	return 1;
+}
+
+static int global_key(struct parse_state *st, const char *sec, const char *key, const char *v)
+{
+	struct dp_config *c = st->cfg;
+
+	if (strcmp(key, "pin_root") == 0)
+		return parse_path(st, sec, key, v, c->pin_root, sizeof(c->pin_root));
+	if (strcmp(key, "state_dir") == 0)
+		return parse_path(st, sec, key, v, c->state_dir, sizeof(c->state_dir));
+	if (strcmp(key, "nft_ruleset") == 0)
+		return parse_path(st, sec, key, v, c->nft_ruleset, sizeof(c->nft_ruleset));
+	if (strcmp(key, "metrics_address") == 0) {
+		unsigned char buf[16];
+
+		if (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1)
+			return bad(st, sec, key, v, "expected an IPv4 or IPv6 address literal");
+		snprintf(c->metrics_address, sizeof(c->metrics_address), "%s", v);
+		return 1;
+	}
+	if (strcmp(key, "metrics_port") == 0) {
+		uint32_t port;
+
+		if (!parse_u32(st, sec, key, v, 0, 65535, &port))
+			return 0;
+		c->metrics_port = (int)port;
+		return 1;
+	}
+	return bad(st, sec, key, v,
+		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir");
+}
+
+static int iface_key(struct parse_state *st, const char *sec, const char *key, const char *v)
+{
+	struct dp_iface *ifc = NULL;
+	const char *name = sec + 9;
+
+	while (isspace((unsigned char)*name))
+		name++;
+	for (int i = 0; i < st->cfg->n_ifaces; i++)
+		if (strcmp(st->cfg->ifaces[i].name, name) == 0)
+			ifc = &st->cfg->ifaces[i];
+	if (!ifc)
+		return 0; /* the section header was rejected already */
+
+	if (strcmp(key, "role") == 0) {
+		if (strcmp(v, "wan") == 0)
+			ifc->role = DP_ROLE_WAN;
+		else if (strcmp(v, "segment") == 0)
+			ifc->role = DP_ROLE_SEGMENT;
+		else
+			return bad(st, sec, key, v, "expected wan or segment");
+		return 1;
+	}
+	if (strcmp(key, "xdp_mode") == 0) {
+		if (strcmp(v, "native") == 0)
+			ifc->xdp_generic = false;
+		else if (strcmp(v, "generic") == 0)
+			ifc->xdp_generic = true;
+		else
+			return bad(st, sec, key, v, "expected native or generic");
+		return 1;
+	}
+	if (strcmp(key, "segment") == 0) {
+		size_t n = strlen(v);
+
+		if (n == 0 || n > 32 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+			return bad(st, sec, key, v, "expected 1-32 characters from A-Z a-z 0-9 _ . -");
+		snprintf(ifc->segment, sizeof(ifc->segment), "%s", v);
+		return 1;
+	}
+	if (strcmp(key, "segment_id") == 0) {
+		if (!parse_u32(st, sec, key, v, 0, DP_VLAN_IDS - 1, &ifc->segment_id))
+			return 0;
+		ifc->has_segment_id = true;
+		return 1;
+	}
+	if (strcmp(key, "qos_default_priority") == 0)
+		return parse_u32(st, sec, key, v, 0, DP_SEG_NO_RULE - 1, &ifc->default_priority);
+	if (strcmp(key, "qos_dscp_priority") == 0) {
+		char dscp_s[16];
+		const char *colon = strchr(v, ':');
+		uint32_t dscp, prio;
+
+		if (!colon || (size_t)(colon - v) >= sizeof(dscp_s))
+			return bad(st, sec, key, v, "expected DSCP:PRIORITY, e.g. 46:6");
+		memcpy(dscp_s, v, (size_t)(colon - v));
+		dscp_s[colon - v] = '\0';
+		if (!parse_u32(st, sec, key, dscp_s, 0, 63, &dscp) ||
+		    !parse_u32(st, sec, key, colon + 1, 0, DP_SEG_NO_RULE - 1, &prio))
+			return 0;
+		if (ifc->dscp_priority[dscp] != DP_SEG_NO_RULE)
+			return bad(st, sec, key, v, "DSCP %u already has a priority", dscp);
+		ifc->dscp_priority[dscp] = prio;
+		return 1;
+	}
+	if (strcmp(key, "qos_rewrite_dscp") == 0) {
+		uint32_t d;
+
+		if (!parse_u32(st, sec, key, v, 0, 63, &d))
+			return 0;
+		ifc->rewrite_dscp = (int)d;
+		return 1;
+	}
+	if (strcmp(key, "qos_trust_pcp") == 0)
+		return parse_bool(st, sec, key, v, &ifc->trust_pcp);
+	return bad(st, sec, key, v,
+		   "unknown key; an interface allows role, xdp_mode (wan), segment, segment_id, qos_default_priority, "
+		   "qos_dscp_priority, qos_rewrite_dscp, qos_trust_pcp (segment)");
+}
+
+static int rate_key(struct parse_state *st, const char *sec, const char *key, const char *v)
+{
+	struct dp_config *c = st->cfg;
+	static const struct {
+		const char *name;
+		size_t off;
+		int burst;
+	} keys[] = {
+		{ "syn_rate", offsetof(struct dp_config, syn.rate), 0 },
+		{ "syn_burst", offsetof(struct dp_config, syn.burst), 1 },
+		{ "icmp_rate", offsetof(struct dp_config, icmp.rate), 0 },
+		{ "icmp_burst", offsetof(struct dp_config, icmp.burst), 1 },
+		{ "udp_rate", offsetof(struct dp_config, udp.rate), 0 },
+		{ "udp_burst", offsetof(struct dp_config, udp.burst), 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i].name) == 0) {
+			uint32_t *dst = (uint32_t *)((char *)c + keys[i].off);
+
+			return keys[i].burst ? parse_u32(st, sec, key, v, 1, DP_RL_MAX_BURST, dst)
+					     : parse_u32(st, sec, key, v, 0, 100000000, dst);
+		}
+	}
+	if (strcmp(key, "slots") == 0) {
+		uint32_t s;
+
+		if (!parse_u32(st, sec, key, v, 1024, 1u << 24, &s))
+			return 0;
+		if (s & (s - 1))
+			return bad(st, sec, key, v, "expected a power of two from 1024 to 16777216");
+		c->slots = s;
+		return 1;
+	}
+	return bad(st, sec, key, v,
+		   "unknown key; [ratelimit] allows syn_rate, syn_burst, icmp_rate, icmp_burst, udp_rate, udp_burst, slots");
+}
+
+static int countries(struct parse_state *st, const char *sec, const char *key, const char *v)
+{
+	struct dp_config *c = st->cfg;
+	const char *p = v;
+
+	c->n_block_countries = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char code[8] = "";
+		size_t a = 0, b = n;
+
+		while (a < n && isspace((unsigned char)p[a]))
+			a++;
+		while (b > a && isspace((unsigned char)p[b - 1]))
+			b--;
+		if (b - a != 2 || !isupper((unsigned char)p[a]) || !isupper((unsigned char)p[a + 1])) {
+			snprintf(code, sizeof(code), "%.*s", (int)(b - a > 6 ? 6 : b - a), p + a);
+			return bad(st, sec, key, v, "'%s' is not an ISO 3166 alpha-2 code (two letters A-Z, comma separated)",
+				   code);
+		}
+		if (c->n_block_countries == DP_MAX_COUNTRIES)
+			return bad(st, sec, key, v, "more than %d countries", DP_MAX_COUNTRIES);
+		memcpy(c->block_countries[c->n_block_countries], p + a, 2);
+		c->block_countries[c->n_block_countries++][2] = '\0';
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value_in)
+{
+	struct parse_state *st = user;
+	struct dp_config *c = st->cfg;
+	char value[PATH_MAX + 64];
+	char *hash;
+	int repeatable;
+
+	if (st->long_line)
+		return 1;
+	/* inih strips " ; comment"; strip " # comment" the same way. */
+	snprintf(value, sizeof(value), "%s", value_in);
+	for (hash = strchr(value, '#'); hash; hash = strchr(hash + 1, '#')) {
+		if (hash == value || isspace((unsigned char)hash[-1])) {
+			*hash = '\0';
+			break;
+		}
+	}
+	for (size_t n = strlen(value); n > 0 && isspace((unsigned char)value[n - 1]); n--)
+		value[n - 1] = '\0';
+
+	repeatable = (strcmp(section, "tables") == 0 &&
+		      (!strcmp(name, "allow") || !strcmp(name, "block") || !strcmp(name, "geo"))) ||
+		     (strcmp(section, "bogons") == 0 && !strcmp(name, "extra")) ||
+		     (strncmp(section, "interface", 9) == 0 && !strcmp(name, "qos_dscp_priority"));
+	if (!repeatable && !once(st, section, name, value))
+		return 1;
+
+	if (strcmp(section, "global") == 0) {
+		global_key(st, section, name, value);
+	} else if (strncmp(section, "interface", 9) == 0 && isspace((unsigned char)section[9])) {
+		iface_key(st, section, name, value);
+	} else if (strcmp(section, "features") == 0) {
+		bool *dst = !strcmp(name, "bogons_ipv4") ? &c->bogons4
+			    : !strcmp(name, "bogons_ipv6") ? &c->bogons6
+			    : !strcmp(name, "blocklist")   ? &c->blocklist
+			    : !strcmp(name, "geoip")       ? &c->geoip
+			    : !strcmp(name, "ratelimit")   ? &c->ratelimit
+							   : NULL;
+
+		if (!dst)
+			bad(st, section, name, value,
+			    "unknown key; [features] allows bogons_ipv4, bogons_ipv6, blocklist, geoip, ratelimit");
+		else
+			parse_bool(st, section, name, value, dst);
+	} else if (strcmp(section, "bogons") == 0) {
+		if (strcmp(name, "extra") == 0)
+			add_path(st, section, name, value, c->bogon_extra, &c->n_bogon_extra);
+		else
+			bad(st, section, name, value, "unknown key; [bogons] allows extra");
+	} else if (strcmp(section, "tables") == 0) {
+		if (strcmp(name, "allow") == 0)
+			add_path(st, section, name, value, c->allow, &c->n_allow);
+		else if (strcmp(name, "block") == 0)
+			add_path(st, section, name, value, c->block, &c->n_block);
+		else if (strcmp(name, "geo") == 0)
+			add_path(st, section, name, value, c->geo, &c->n_geo);
+		else if (strcmp(name, "block_countries") == 0)
+			countries(st, section, name, value);
+		else
+			bad(st, section, name, value, "unknown key; [tables] allows allow, block, geo, block_countries");
+	} else if (strcmp(section, "ratelimit") == 0) {
+		rate_key(st, section, name, value);
+	} else {
+		bad(st, section, name, value,
+		    "unknown section [%s]; allowed: [global], [interface NAME], [features], [bogons], [tables], "
+		    "[ratelimit]",
+		    section);
+	}
+	return 1;
+}
+
+/* Cross-field checks after the whole file has been read. */
+static void check_ifaces(struct parse_state *st)
+{
+	struct dp_config *c = st->cfg;
+
+	for (int i = 0; i < c->n_ifaces; i++) {
+		struct dp_iface *ifc = &c->ifaces[i];
+		int segkeys = ifc->segment[0] || ifc->has_segment_id || ifc->default_priority || ifc->rewrite_dscp >= 0 ||
+			      ifc->trust_pcp;
+
+		st->line = st->iface_line[i];
+		for (int d = 0; d < 64; d++)
+			segkeys |= ifc->dscp_priority[d] != DP_SEG_NO_RULE;
+		if (ifc->role == DP_ROLE_NONE) {
+			bad(st, NULL, NULL, NULL, "[interface %s]: role is required (wan or segment)", ifc->name);
+		} else if (ifc->role == DP_ROLE_WAN && segkeys) {
+			bad(st, NULL, NULL, NULL,
+			    "[interface %s]: segment and qos_* keys apply to role = segment only, this interface is wan",
+			    ifc->name);
+		} else if (ifc->role == DP_ROLE_SEGMENT) {
+			if (ifc->xdp_generic)
+				bad(st, NULL, NULL, NULL, "[interface %s]: xdp_mode applies to role = wan only",
+				    ifc->name);
+			if (!ifc->segment[0])
+				bad(st, NULL, NULL, NULL, "[interface %s]: segment (the segment's name) is required",
+				    ifc->name);
+			if (!ifc->has_segment_id)
+				bad(st, NULL, NULL, NULL, "[interface %s]: segment_id (0-4095, the VLAN id) is required",
+				    ifc->name);
+			for (int j = 0; j < i; j++) {
+				if (c->ifaces[j].role == DP_ROLE_SEGMENT && c->ifaces[j].segment_id == ifc->segment_id)
+					bad(st, NULL, NULL, NULL,
+					    "[interface %s]: segment_id %u is already used by [interface %s]", ifc->name,
+					    ifc->segment_id, c->ifaces[j].name);
+			}
+		}
+	}
+}
+
+int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
+{
+	struct parse_state *st;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	err->msg[0] = '\0';
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	snprintf(cfg->pin_root, sizeof(cfg->pin_root), "/sys/fs/bpf/router-dataplane");
+	snprintf(cfg->metrics_address, sizeof(cfg->metrics_address), "0.0.0.0");
+	cfg->metrics_port = 9430;
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/router-dataplane");
+	cfg->bogons4 = cfg->bogons6 = cfg->blocklist = cfg->geoip = cfg->ratelimit = true;
+	cfg->syn = (struct dp_rate){ 200, 400 };
+	cfg->icmp = (struct dp_rate){ 20, 40 };
+	cfg->udp = (struct dp_rate){ 5000, 10000 };
+	cfg->slots = 262144;
+
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return dp_errf(err, "%s: out of memory", path);
+	st->cfg = cfg;
+	st->err = err;
+	st->f = fopen(path, "re");
+	if (!st->f) {
+		dp_errf(err, "%s: cannot open: %s", path, strerror(errno));
+		free(st);
+		return -1;
+	}
+	rc = ini_parse_stream(reader, st, handler, st);
+	fclose(st->f);
+	if (rc > 0) {
+		/* inih found a line that is neither a section, a key = value pair nor a comment */
+		st->line = rc;
+		bad(st, NULL, NULL, NULL, "syntax error: expected '[section]', 'key = value' or a comment");
+	} else if (rc < 0) {
+		bad(st, NULL, NULL, NULL, "cannot parse (inih error %d)", rc);
+	}
+	check_ifaces(st);
+	rc = st->nerr ? -1 : 0;
+	free(st);
+	if (rc)
+		dp_config_free(cfg);
+	return rc;
+}
+
+void dp_config_free(struct dp_config *cfg)
+{
+	for (int i = 0; i < cfg->n_bogon_extra; i++)
+		free(cfg->bogon_extra[i]);
+	for (int i = 0; i < cfg->n_allow; i++)
+		free(cfg->allow[i]);
+	for (int i = 0; i < cfg->n_block; i++)
+		free(cfg->block[i]);
+	for (int i = 0; i < cfg->n_geo; i++)
+		free(cfg->geo[i]);
+	cfg->n_bogon_extra = cfg->n_allow = cfg->n_block = cfg->n_geo = 0;
+}
+
+const struct dp_iface *dp_config_iface(const struct dp_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_ifaces; i++)
+		if (strcmp(cfg->ifaces[i].name, name) == 0)
+			return &cfg->ifaces[i];
+	return NULL;
+}

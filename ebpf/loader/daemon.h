@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* State of the running loader, shared by the reload loop and the metrics server. */
+#ifndef DP_DAEMON_H
+#define DP_DAEMON_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dataplane.h"
+
+struct dp_daemon {
+	pthread_mutex_t lock; /* held while the instance, config or statistics change */
+	struct dp_config cfg;
+	struct dp_instance inst;
+	struct dp_sources src;
+	struct dp_table_sizes sizes;
+	uint64_t seed;
+	char *src_fingerprint; /* table files' identity (path, inode, size, mtime) */
+	char *nft_applied;     /* text of the ruleset last applied */
+	double last_reload_ok; /* wall clock */
+	double nft_last_ok;
+	uint64_t reloads_ok;
+	uint64_t fail_config, fail_tables, fail_nft;
+	struct MHD_Daemon *httpd;
+};
+
+/* Renders the Prometheus text exposition of d (takes d->lock). Caller frees. */
+char *dp_metrics_render(struct dp_daemon *d);
+
+/* Starts the HTTP server for /metrics on the configured address and port (0 = none). */
+int dp_metrics_start(struct dp_daemon *d, struct dp_err *err);
+void dp_metrics_stop(struct dp_daemon *d);
+
+#endif /* DP_DAEMON_H */

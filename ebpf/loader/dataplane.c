@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "dataplane.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "segment_qos.skel.h"
+#include "wan_guard.skel.h"
+
+int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct dp_err *err)
+{
+	struct {
+		char *const *files;
+		int n;
+		enum dp_table_kind kind;
+		struct dp_pfx_list *dst;
+	} groups[] = {
+		{ cfg->allow, cfg->n_allow, DP_TABLE_PREFIXES, &out->allow },
+		{ cfg->block, cfg->n_block, DP_TABLE_PREFIXES, &out->block },
+		{ cfg->geo, cfg->n_geo, DP_TABLE_GEO, &out->geo },
+		{ cfg->bogon_extra, cfg->n_bogon_extra, DP_TABLE_PREFIXES, &out->bogon_extra },
+	};
+
+	memset(out, 0, sizeof(*out));
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		for (int i = 0; i < groups[g].n; i++) {
+			if (dp_table_file_load(groups[g].files[i], groups[g].kind, groups[g].dst, err)) {
+				dp_sources_free(out);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+void dp_sources_free(struct dp_sources *s)
+{
+	dp_pfx_list_free(&s->allow);
+	dp_pfx_list_free(&s->block);
+	dp_pfx_list_free(&s->geo);
+	dp_pfx_list_free(&s->bogon_extra);
+}
+
+void dp_table_input_from(const struct dp_config *cfg, const struct dp_sources *src, uint64_t seed,
+			 struct dp_table_input *in)
+{
+	*in = (struct dp_table_input){
+		.allow = &src->allow,
+		.block = &src->block,
+		.geo = &src->geo,
+		.bogon_extra = &src->bogon_extra,
+		.bogons4 = cfg->bogons4,
+		.bogons6 = cfg->bogons6,
+		.blocklist = cfg->blocklist,
+		.geoip = cfg->geoip,
+		.ratelimit = cfg->ratelimit,
+		.block_countries = cfg->block_countries,
+		.n_block_countries = cfg->n_block_countries,
+		.syn = cfg->syn,
+		.icmp = cfg->icmp,
+		.udp = cfg->udp,
+		.seed = seed,
+	};
+}
+
+/* Pin path of a map: bpffs refuses '.', which libbpf's internal map names contain. */
+static void map_pin_path(const struct bpf_map *map, const char *maps_dir, char *buf, size_t len)
+{
+	size_t dir = strlen(maps_dir) + 1;
+
+	snprintf(buf, len, "%s/%s", maps_dir, bpf_map__name(map));
+	for (char *p = buf + dir; *p; p++)
+		if (*p == '.')
+			*p = '_';
+}
+
+/* Reuses the map pinned at maps_dir/name when its shape still matches the program's. */
+static void reuse_pinned(struct bpf_map *map, const char *maps_dir)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	char path[4096];
+	int fd;
+
+	map_pin_path(map, maps_dir, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == bpf_map__type(map) &&
+	    info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map) &&
+	    info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map) &&
+	    !bpf_map__reuse_fd(map, fd))
+		dp_log("info", "reuse_map", "counters in %s carried over", path);
+	close(fd);
+}
+
+int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, const char *maps_dir,
+		     struct dp_err *err)
+{
+	uint32_t bits = (uint32_t)__builtin_ctz(cfg->slots);
+	int rc;
+
+	memset(inst, 0, sizeof(*inst));
+	inst->slots = cfg->slots;
+	inst->wan = wan_guard_bpf__open();
+	inst->seg = segment_qos_bpf__open();
+	if (!inst->wan || !inst->seg) {
+		dp_instance_close(inst);
+		return dp_errf(err, "cannot open the BPF objects: %s", strerror(errno));
+	}
+	inst->wan->rodata->rl_shift = 64 - bits;
+	bpf_map__set_max_entries(inst->wan->maps.dp_rl_buckets, cfg->slots * DP_RL_LANES);
+	if (maps_dir) {
+		reuse_pinned(inst->wan->maps.dp_stats, maps_dir);
+		reuse_pinned(inst->wan->maps.dp_vlan_stats, maps_dir);
+		reuse_pinned(inst->seg->maps.dp_seg_stats, maps_dir);
+	}
+	rc = wan_guard_bpf__load(inst->wan);
+	if (rc) {
+		dp_instance_close(inst);
+		return dp_errf(err, "the kernel rejected the WAN guard program: %s", strerror(-rc));
+	}
+	rc = segment_qos_bpf__load(inst->seg);
+	if (rc) {
+		dp_instance_close(inst);
+		return dp_errf(err, "the kernel rejected the segment programs: %s", strerror(-rc));
+	}
+	if (dp_guard_maps_find(inst->wan->obj, &inst->wan->bss->dp_rt, &inst->maps, err)) {
+		dp_instance_close(inst);
+		return -1;
+	}
+	return 0;
+}
+
+int dp_instance_publish(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_sources *src,
+			uint64_t seed, struct dp_table_sizes *sizes, struct dp_err *err)
+{
+	struct dp_table_input in;
+	struct dp_built built;
+	int rc;
+
+	dp_table_input_from(cfg, src, seed, &in);
+	if (dp_tables_build(&in, &built, err))
+		return -1;
+	rc = dp_tables_publish(&inst->maps, &built, err);
+	if (!rc && sizes)
+		*sizes = built.sizes;
+	dp_built_free(&built);
+	return rc;
+}
+
+int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err)
+{
+	int fd = bpf_map__fd(inst->seg->maps.dp_seg_policy);
+	__u32 key, next, *prev = NULL;
+	__u32 wanted[DP_MAX_IFACES];
+	int n = 0;
+
+	for (int i = 0; i < cfg->n_ifaces; i++) {
+		const struct dp_iface *ifc = &cfg->ifaces[i];
+		struct dp_seg_policy pol = { 0 };
+		__u32 ifindex;
+
+		if (ifc->role != DP_ROLE_SEGMENT)
+			continue;
+		ifindex = if_nametoindex(ifc->name);
+		if (!ifindex)
+			return dp_errf(err, "%s: [interface %s]: the interface does not exist", cfg->path, ifc->name);
+		pol.segment_id = ifc->segment_id;
+		pol.default_priority = ifc->default_priority;
+		memcpy(pol.dscp_priority, ifc->dscp_priority, sizeof(pol.dscp_priority));
+		pol.rewrite_dscp = ifc->rewrite_dscp < 0 ? DP_SEG_KEEP_DSCP : (__u8)ifc->rewrite_dscp;
+		pol.trust_pcp = ifc->trust_pcp;
+		/* 802.1p -> DSCP: class selector per PCP, with voice (5) as EF */
+		for (int p = 0; p < 8; p++)
+			pol.pcp_dscp[p] = (__u8)(p == 5 ? 46 : p * 8);
+		if (bpf_map_update_elem(fd, &ifindex, &pol, BPF_ANY))
+			return dp_errf(err, "%s: cannot store the segment policy: %s", ifc->name, strerror(errno));
+		wanted[n++] = ifindex;
+	}
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		bool keep = false;
+
+		for (int i = 0; i < n; i++)
+			keep |= wanted[i] == next;
+		if (!keep) {
+			key = next;
+			bpf_map_delete_elem(fd, &key);
+			prev = NULL; /* restart: the iteration order changed */
+			continue;
+		}
+		key = next;
+		prev = &key;
+	}
+	return 0;
+}
+
+/* Pins a map at maps_dir/name, replacing an older pin. */
+static int pin_map(struct bpf_map *map, const char *maps_dir, struct dp_err *err)
+{
+	char path[4096];
+	struct bpf_map_info a, b;
+	__u32 la = sizeof(a), lb = sizeof(b);
+	int old;
+
+	map_pin_path(map, maps_dir, path, sizeof(path));
+	old = bpf_obj_get(path);
+	if (old >= 0) {
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		if (!bpf_obj_get_info_by_fd(old, &a, &la) && !bpf_obj_get_info_by_fd(bpf_map__fd(map), &b, &lb) &&
+		    a.id == b.id) {
+			close(old);
+			return 0;
+		}
+		close(old);
+		unlink(path);
+	}
+	if (bpf_obj_pin(bpf_map__fd(map), path))
+		return dp_errf(err, "cannot pin map at %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err)
+{
+	char links[4200], maps[4200], *keep[DP_MAX_IFACES * 2];
+	struct bpf_map *map;
+	int nkeep = 0, rc = -1;
+
+	snprintf(links, sizeof(links), "%s/links", cfg->pin_root);
+	snprintf(maps, sizeof(maps), "%s/maps", cfg->pin_root);
+	if (dp_mkdirs(links, err) || dp_mkdirs(maps, err))
+		return -1;
+	for (int i = 0; i < cfg->n_ifaces; i++) {
+		const struct dp_iface *ifc = &cfg->ifaces[i];
+		enum dp_hook hooks[2];
+		int prog[2], nh;
+
+		if (ifc->role == DP_ROLE_WAN) {
+			hooks[0] = ifc->xdp_generic ? DP_HOOK_XDP_GENERIC : DP_HOOK_XDP_NATIVE;
+			prog[0] = bpf_program__fd(inst->wan->progs.wan_guard);
+			nh = 1;
+		} else {
+			hooks[0] = DP_HOOK_TCX_INGRESS;
+			prog[0] = bpf_program__fd(inst->seg->progs.segment_ingress);
+			hooks[1] = DP_HOOK_TCX_EGRESS;
+			prog[1] = bpf_program__fd(inst->seg->progs.segment_egress);
+			nh = 2;
+		}
+		for (int h = 0; h < nh; h++) {
+			char name[64];
+			bool updated;
+
+			if (dp_attach(links, hooks[h], ifc->name, prog[h], &updated, err))
+				goto out;
+			dp_link_pin_name(hooks[h], ifc->name, name, sizeof(name));
+			keep[nkeep++] = strdup(name);
+			dp_log("info", "attach", "%s: %s (%s)", ifc->name, name, updated ? "updated in place" : "attached");
+		}
+	}
+	if (dp_detach_stale(links, keep, nkeep, err) < 0)
+		goto out;
+	bpf_object__for_each_map(map, inst->wan->obj)
+		if (pin_map(map, maps, err))
+			goto out;
+	bpf_object__for_each_map(map, inst->seg->obj)
+		if (pin_map(map, maps, err))
+			goto out;
+	rc = 0;
+out:
+	for (int i = 0; i < nkeep; i++)
+		free(keep[i]);
+	return rc;
+}
+
+void dp_instance_close(struct dp_instance *inst)
+{
+	wan_guard_bpf__destroy(inst->wan);
+	segment_qos_bpf__destroy(inst->seg);
+	inst->wan = NULL;
+	inst->seg = NULL;
+}
+
+int dp_instance_fd_stats(const struct dp_instance *inst)
+{
+	return bpf_map__fd(inst->wan->maps.dp_stats);
+}
+
+int dp_instance_fd_vlan_stats(const struct dp_instance *inst)
+{
+	return bpf_map__fd(inst->wan->maps.dp_vlan_stats);
+}
+
+int dp_instance_fd_seg_stats(const struct dp_instance *inst)
+{
+	return bpf_map__fd(inst->seg->maps.dp_seg_stats);
+}

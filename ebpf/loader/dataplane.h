@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One loaded copy of the data plane: the WAN guard and segment programs with their maps, the
+ * tables they use, and their attachments.
+ */
+#ifndef DP_DATAPLANE_H
+#define DP_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "prefix.h"
+#include "tables.h"
+#include "util.h"
+
+struct wan_guard_bpf;
+struct segment_qos_bpf;
+
+struct dp_instance {
+	struct wan_guard_bpf *wan;
+	struct segment_qos_bpf *seg;
+	struct dp_guard_maps maps;
+	uint32_t slots;
+};
+
+/* The table files named by a configuration, parsed. */
+struct dp_sources {
+	struct dp_pfx_list allow, block, geo, bogon_extra;
+};
+
+/* Parses every table file of cfg; on error nothing is kept and err names the file and line. */
+int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct dp_err *err);
+void dp_sources_free(struct dp_sources *s);
+
+/* Fills a build input from a configuration and parsed sources. */
+void dp_table_input_from(const struct dp_config *cfg, const struct dp_sources *src, uint64_t seed,
+			 struct dp_table_input *in);
+
+/*
+ * Opens and loads both programs sized for cfg ([ratelimit] slots). When maps_dir is given, the
+ * counter maps pinned there are reused if they still fit, so counters survive a restart.
+ */
+int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, const char *maps_dir,
+		     struct dp_err *err);
+
+/* Builds the tables of cfg/src and publishes them as the instance's active generation. */
+int dp_instance_publish(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_sources *src,
+			uint64_t seed, struct dp_table_sizes *sizes, struct dp_err *err);
+
+/* Writes the segment policies of cfg (keyed by ifindex) and removes those of other links. */
+int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err);
+
+/*
+ * Attaches (or updates in place) every configured interface, removes links of interfaces no
+ * longer configured, and pins the maps under pin_root/maps.
+ */
+int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err);
+
+/* Releases the instance; pinned links keep the programs running. */
+void dp_instance_close(struct dp_instance *inst);
+
+/* File descriptors of the counter maps. */
+int dp_instance_fd_stats(const struct dp_instance *inst);
+int dp_instance_fd_vlan_stats(const struct dp_instance *inst);
+int dp_instance_fd_seg_stats(const struct dp_instance *inst);
+
+#endif /* DP_DATAPLANE_H */

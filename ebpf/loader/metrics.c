@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/dp_shared.h"
+#include "daemon.h"
+
+struct text {
+	char *buf;
+	size_t len, cap;
+};
+
+static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		t->cap = t->cap * 2 + (size_t)n + 1;
+		t->buf = realloc(t->buf, t->cap);
+		if (!t->buf)
+			abort();
+	}
+}
+
+static void header(struct text *t, const char *name, const char *type, const char *help)
+{
+	emit(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Sums entry key of a per-CPU array whose values are pairs/quads of u64 counters. */
+static int percpu_sum(int fd, __u32 key, __u64 *out, int nfields)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = calloc((size_t)ncpu * (size_t)nfields, sizeof(__u64));
+
+	memset(out, 0, sizeof(__u64) * (size_t)nfields);
+	if (!vals || bpf_map_lookup_elem(fd, &key, vals)) {
+		free(vals);
+		return -1;
+	}
+	for (int c = 0; c < ncpu; c++)
+		for (int f = 0; f < nfields; f++)
+			out[f] += vals[c * nfields + f];
+	free(vals);
+	return 0;
+}
+
+static const char *const stat_label[DP_STAT_MAX] = {
+	[DP_STAT_PASS] = "clean",
+	[DP_STAT_PASS_ALLOW] = "allowlist",
+	[DP_STAT_PASS_NONIP] = "non_ip",
+	[DP_STAT_DROP_MALFORMED] = "malformed",
+	[DP_STAT_DROP_BOGON] = "bogon",
+	[DP_STAT_DROP_BLOCK] = "blocklist",
+	[DP_STAT_DROP_GEO] = "geoip",
+	[DP_STAT_DROP_RL_SYN] = "ratelimit_syn",
+	[DP_STAT_DROP_RL_ICMP] = "ratelimit_icmp",
+	[DP_STAT_DROP_RL_UDP] = "ratelimit_udp",
+};
+
+char *dp_metrics_render(struct dp_daemon *d)
+{
+	struct text t = { .buf = malloc(8192), .cap = 8192 };
+	__u64 c[4], st[DP_STAT_MAX][2];
+	int fd;
+
+	if (!t.buf)
+		return NULL;
+	t.buf[0] = '\0';
+	pthread_mutex_lock(&d->lock);
+
+	fd = dp_instance_fd_stats(&d->inst);
+	for (int s = 0; s < DP_STAT_MAX; s++)
+		if (percpu_sum(fd, (__u32)s, st[s], 2))
+			st[s][0] = st[s][1] = 0;
+	header(&t, "router_dataplane_xdp_passed_packets_total", "counter",
+	       "Frames the WAN guard passed, by why (clean = every check passed).");
+	for (int s = 0; s < DP_STAT_FIRST_DROP; s++)
+		emit(&t, "router_dataplane_xdp_passed_packets_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][0]);
+	header(&t, "router_dataplane_xdp_passed_bytes_total", "counter", "Bytes of the frames the WAN guard passed.");
+	for (int s = 0; s < DP_STAT_FIRST_DROP; s++)
+		emit(&t, "router_dataplane_xdp_passed_bytes_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][1]);
+	header(&t, "router_dataplane_drop_packets_total", "counter", "Frames the WAN guard dropped, by reason.");
+	for (int s = DP_STAT_FIRST_DROP; s < DP_STAT_MAX; s++)
+		emit(&t, "router_dataplane_drop_packets_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][0]);
+	header(&t, "router_dataplane_drop_bytes_total", "counter", "Bytes of the frames the WAN guard dropped, by reason.");
+	for (int s = DP_STAT_FIRST_DROP; s < DP_STAT_MAX; s++)
+		emit(&t, "router_dataplane_drop_bytes_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][1]);
+
+	fd = dp_instance_fd_vlan_stats(&d->inst);
+	{
+		static __u64 vl[DP_VLAN_IDS][2];
+
+		for (__u32 v = 0; v < DP_VLAN_IDS; v++)
+			if (percpu_sum(fd, v, vl[v], 2))
+				vl[v][0] = vl[v][1] = 0;
+		header(&t, "router_dataplane_vlan_packets_total", "counter",
+		       "Frames seen by the WAN guard per outer VLAN id (0 = untagged).");
+		for (__u32 v = 0; v < DP_VLAN_IDS; v++)
+			if (vl[v][0])
+				emit(&t, "router_dataplane_vlan_packets_total{vlan=\"%u\"} %llu\n", v, vl[v][0]);
+		header(&t, "router_dataplane_vlan_bytes_total", "counter",
+		       "Bytes seen by the WAN guard per outer VLAN id (0 = untagged).");
+		for (__u32 v = 0; v < DP_VLAN_IDS; v++)
+			if (vl[v][0])
+				emit(&t, "router_dataplane_vlan_bytes_total{vlan=\"%u\"} %llu\n", v, vl[v][1]);
+	}
+
+	fd = dp_instance_fd_seg_stats(&d->inst);
+	header(&t, "router_dataplane_segment_packets_total", "counter",
+	       "Packets per segment and direction (ingress = from the segment into the router).");
+	for (int i = 0; i < d->cfg.n_ifaces; i++) {
+		const struct dp_iface *ifc = &d->cfg.ifaces[i];
+
+		if (ifc->role != DP_ROLE_SEGMENT || percpu_sum(fd, ifc->segment_id, c, 4))
+			continue;
+		emit(&t, "router_dataplane_segment_packets_total{segment=\"%s\",segment_id=\"%u\",direction=\"ingress\"} %llu\n",
+		     ifc->segment, ifc->segment_id, c[0]);
+		emit(&t, "router_dataplane_segment_packets_total{segment=\"%s\",segment_id=\"%u\",direction=\"egress\"} %llu\n",
+		     ifc->segment, ifc->segment_id, c[2]);
+	}
+	header(&t, "router_dataplane_segment_bytes_total", "counter", "Bytes per segment and direction.");
+	for (int i = 0; i < d->cfg.n_ifaces; i++) {
+		const struct dp_iface *ifc = &d->cfg.ifaces[i];
+
+		if (ifc->role != DP_ROLE_SEGMENT || percpu_sum(fd, ifc->segment_id, c, 4))
+			continue;
+		emit(&t, "router_dataplane_segment_bytes_total{segment=\"%s\",segment_id=\"%u\",direction=\"ingress\"} %llu\n",
+		     ifc->segment, ifc->segment_id, c[1]);
+		emit(&t, "router_dataplane_segment_bytes_total{segment=\"%s\",segment_id=\"%u\",direction=\"egress\"} %llu\n",
+		     ifc->segment, ifc->segment_id, c[3]);
+	}
+
+	header(&t, "router_dataplane_table_entries", "gauge", "Entries in the active tables, as listed in the files.");
+	{
+		const struct {
+			const char *table, *family;
+			size_t n;
+		} rows[] = {
+			{ "allow", "ipv4", d->sizes.allow4 }, { "allow", "ipv6", d->sizes.allow6 },
+			{ "bogon", "ipv4", d->sizes.bogon4 }, { "bogon", "ipv6", d->sizes.bogon6 },
+			{ "block", "ipv4", d->sizes.block4 }, { "block", "ipv6", d->sizes.block6 },
+			{ "geo", "ipv4", d->sizes.geo4 },     { "geo", "ipv6", d->sizes.geo6 },
+		};
+
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			emit(&t, "router_dataplane_table_entries{table=\"%s\",family=\"%s\"} %zu\n", rows[i].table,
+			     rows[i].family, rows[i].n);
+	}
+	header(&t, "router_dataplane_reloads_total", "counter", "Successful reloads (start included).");
+	emit(&t, "router_dataplane_reloads_total %llu\n", (unsigned long long)d->reloads_ok);
+	header(&t, "router_dataplane_reload_failures_total", "counter",
+	       "Rejected reloads by kind; the previous state stayed active.");
+	emit(&t, "router_dataplane_reload_failures_total{kind=\"config\"} %llu\n", (unsigned long long)d->fail_config);
+	emit(&t, "router_dataplane_reload_failures_total{kind=\"tables\"} %llu\n", (unsigned long long)d->fail_tables);
+	emit(&t, "router_dataplane_reload_failures_total{kind=\"nftables\"} %llu\n", (unsigned long long)d->fail_nft);
+	header(&t, "router_dataplane_last_reload_success_timestamp_seconds", "gauge",
+	       "Unix time of the last successful table reload.");
+	emit(&t, "router_dataplane_last_reload_success_timestamp_seconds %.3f\n", d->last_reload_ok);
+	header(&t, "router_dataplane_nft_last_success_timestamp_seconds", "gauge",
+	       "Unix time the nftables ruleset was last applied (0 = never or not managed).");
+	emit(&t, "router_dataplane_nft_last_success_timestamp_seconds %.3f\n", d->nft_last_ok);
+
+	pthread_mutex_unlock(&d->lock);
+	return t.buf;
+}
+
+static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+			     const char *version, const char *upload, size_t *upload_size, void **state)
+{
+	struct dp_daemon *d = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result rc;
+	unsigned int status = MHD_HTTP_OK;
+	char *body;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)state;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		body = strdup("method not allowed\n");
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	} else if (strcmp(url, "/metrics") == 0) {
+		body = dp_metrics_render(d);
+	} else {
+		body = strdup("not found: try /metrics\n");
+		status = MHD_HTTP_NOT_FOUND;
+	}
+	if (!body)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", status == MHD_HTTP_OK ? "text/plain; version=0.0.4" : "text/plain");
+	rc = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+int dp_metrics_start(struct dp_daemon *d, struct dp_err *err)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	const struct sockaddr *sa;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	if (d->cfg.metrics_port == 0)
+		return 0;
+	if (inet_pton(AF_INET, d->cfg.metrics_address, &a4.sin_addr) == 1) {
+		a4.sin_port = htons((uint16_t)d->cfg.metrics_port);
+		sa = (const struct sockaddr *)&a4;
+	} else {
+		inet_pton(AF_INET6, d->cfg.metrics_address, &a6.sin6_addr);
+		a6.sin6_port = htons((uint16_t)d->cfg.metrics_port);
+		sa = (const struct sockaddr *)&a6;
+		flags |= MHD_USE_IPv6;
+	}
+	d->httpd = MHD_start_daemon(flags, (uint16_t)d->cfg.metrics_port, NULL, NULL, serve, d, MHD_OPTION_SOCK_ADDR, sa,
+				    MHD_OPTION_END);
+	if (!d->httpd)
+		return dp_errf(err, "cannot serve metrics on %s port %d (address in use?)", d->cfg.metrics_address,
+			       d->cfg.metrics_port);
+	return 0;
+}
+
+void dp_metrics_stop(struct dp_daemon *d)
+{
+	if (d->httpd)
+		MHD_stop_daemon(d->httpd);
+	d->httpd = NULL;
+}

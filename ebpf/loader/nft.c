@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "nft.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_TOKENS 8
+
+struct scan {
+	const char *path;
+	const char *p;
+	int line;
+	struct dp_err *err;
+};
+
+/* Next token: '{', '}', ';', '\n' or a word/string (copied into tok). Returns 0 at end of text. */
+static int next_token(struct scan *s, char *tok, size_t cap, int *tok_line)
+{
+	size_t n = 0;
+
+	for (;;) {
+		if (*s->p == '\\' && s->p[1] == '\n') {
+			s->p += 2;
+			s->line++;
+		} else if (*s->p == ' ' || *s->p == '\t' || *s->p == '\r') {
+			s->p++;
+		} else if (*s->p == '#') {
+			while (*s->p && *s->p != '\n')
+				s->p++;
+		} else {
+			break;
+		}
+	}
+	*tok_line = s->line;
+	if (!*s->p)
+		return 0;
+	if (strchr("{};\n", *s->p)) {
+		tok[0] = *s->p;
+		tok[1] = '\0';
+		if (*s->p == '\n')
+			s->line++;
+		s->p++;
+		return 1;
+	}
+	while (*s->p && !strchr(" \t\r\n{};#", *s->p)) {
+		if (*s->p == '"') {
+			const char *q = s->p + 1;
+
+			while (*q && *q != '"' && *q != '\n')
+				q += (*q == '\\' && q[1]) ? 2 : 1;
+			if (*q == '"')
+				q++;
+			for (; s->p < q; s->p++)
+				if (n + 1 < cap)
+					tok[n++] = *s->p;
+			continue;
+		}
+		if (n + 1 < cap)
+			tok[n++] = *s->p;
+		s->p++;
+	}
+	tok[n] = '\0';
+	return 1;
+}
+
+int dp_nft_scope_check(const char *path, const char *text, struct dp_err *err)
+{
+	struct scan s = { .path = path, .p = text, .line = 1, .err = err };
+	char stmt[MAX_TOKENS][128], tok[128];
+	int ntok = 0, depth = 0, stmt_line = 0, tables = 0, tline;
+	int define_depth = -1; /* braces inside a define's set literal */
+
+	while (next_token(&s, tok, sizeof(tok), &tline)) {
+		if (strcmp(tok, "include") == 0)
+			return dp_errf(err, "%s:%d: include is not allowed: the ruleset must be self-contained", path, tline);
+		if (depth > 0 && define_depth < 0) {
+			if (tok[0] == '{' && !tok[1])
+				depth++;
+			else if (tok[0] == '}' && !tok[1])
+				depth--;
+			continue;
+		}
+		if (define_depth >= 0) {
+			if (tok[0] == '{' && !tok[1]) {
+				depth++;
+			} else if (tok[0] == '}' && !tok[1]) {
+				if (depth == 0)
+					return dp_errf(err, "%s:%d: unbalanced '}'", path, tline);
+				depth--;
+			} else if (depth == 0 && (tok[0] == '\n' || tok[0] == ';')) {
+				define_depth = -1;
+				ntok = 0;
+			}
+			continue;
+		}
+		/* top level */
+		if (tok[0] == '\n' || tok[0] == ';') {
+			if (ntok > 0)
+				return dp_errf(err,
+					       "%s:%d: '%s%s%s' is not allowed at the top level: the file may only define "
+					       "table inet router (and define variables)",
+					       path, stmt_line, stmt[0], ntok > 1 ? " " : "", ntok > 1 ? stmt[1] : "");
+			continue;
+		}
+		if (tok[0] == '}' && !tok[1])
+			return dp_errf(err, "%s:%d: unbalanced '}'", path, tline);
+		if (tok[0] == '{' && !tok[1]) {
+			if (ntok == 3 && !strcmp(stmt[0], "table") && !strcmp(stmt[1], "inet") && !strcmp(stmt[2], "router")) {
+				tables++;
+				depth = 1;
+				ntok = 0;
+				continue;
+			}
+			if (ntok >= 1 && (!strcmp(stmt[0], "table") || !strcmp(stmt[0], "add") || !strcmp(stmt[0], "create")))
+				return dp_errf(err,
+					       "%s:%d: only table inet router may be defined here, found '%s%s%s%s%s'",
+					       path, stmt_line, stmt[0], ntok > 1 ? " " : "", ntok > 1 ? stmt[1] : "",
+					       ntok > 2 ? " " : "", ntok > 2 ? stmt[2] : "");
+			return dp_errf(err, "%s:%d: '%s' is not allowed at the top level: the file may only define table "
+					    "inet router (and define variables)",
+				       path, stmt_line, ntok ? stmt[0] : "{");
+		}
+		if (ntok == 0) {
+			stmt_line = tline;
+			if (!strcmp(tok, "define") || !strcmp(tok, "redefine") || !strcmp(tok, "undefine")) {
+				define_depth = 0;
+				continue;
+			}
+		}
+		if (ntok < MAX_TOKENS)
+			snprintf(stmt[ntok++], sizeof(stmt[0]), "%s", tok);
+	}
+	if (depth != 0)
+		return dp_errf(err, "%s:%d: unbalanced '{' (missing '}')", path, s.line);
+	if (ntok > 0)
+		return dp_errf(err, "%s:%d: '%s' is not allowed at the top level: the file may only define table inet "
+				    "router (and define variables)",
+			       path, stmt_line, stmt[0]);
+	if (tables == 0)
+		return dp_errf(err, "%s: defines no table inet router", path);
+	return 0;
+}
+
+static char *read_text(const char *path, struct dp_err *err)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0;
+	long size;
+
+	if (!f) {
+		dp_errf(err, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		dp_errf(err, "%s: cannot read", path);
+		fclose(f);
+		return NULL;
+	}
+	buf = malloc((size_t)size + 1);
+	if (buf)
+		len = fread(buf, 1, (size_t)size, f);
+	fclose(f);
+	if (!buf || len != (size_t)size) {
+		free(buf);
+		dp_errf(err, "%s: cannot read", path);
+		return NULL;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		free(buf);
+		dp_errf(err, "%s: contains a NUL byte", path);
+		return NULL;
+	}
+	return buf;
+}
+
+static int write_file(const char *path, const char *text, struct dp_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t len = strlen(text), done = 0;
+
+	if (fd < 0)
+		return dp_errf(err, "cannot write %s: %s", path, strerror(errno));
+	while (done < len) {
+		ssize_t w = write(fd, text + done, len - done);
+
+		if (w <= 0) {
+			close(fd);
+			return dp_errf(err, "cannot write %s: %s", path, strerror(errno));
+		}
+		done += (size_t)w;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Copies libnftables' messages into err, naming the operator's file instead of the private copy. */
+static void nft_errors(struct dp_err *err, const char *path, const char *copy, const char *msgs)
+{
+	char out[DP_ERR_MAX];
+	size_t n = 0, clen = strlen(copy);
+	const char *p = msgs;
+
+	while (*p && n + 1 < sizeof(out)) {
+		if (strncmp(p, "In file included from", 21) == 0) {
+			const char *nl = strchr(p, '\n');
+
+			p = nl ? nl + 1 : p + strlen(p);
+			continue;
+		}
+		if (strncmp(p, copy, clen) == 0) {
+			size_t plen = strlen(path);
+
+			if (n + plen + 1 >= sizeof(out))
+				break;
+			memcpy(out + n, path, plen);
+			n += plen;
+			p += clen;
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	while (n > 0 && out[n - 1] == '\n')
+		n--;
+	out[n] = '\0';
+	dp_errf(err, "%s: nftables rejected the ruleset:\n%s", path, out);
+}
+
+/* Runs the wrapper through libnftables; 0 or -1 with the messages in err. */
+static int nft_run(const char *wrapper, bool dry_run, const char *path, const char *copy, struct dp_err *err)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int rc;
+
+	if (!ctx)
+		return dp_errf(err, "cannot create a libnftables context");
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	nft_ctx_set_dry_run(ctx, dry_run);
+	rc = nft_run_cmd_from_filename(ctx, wrapper);
+	if (rc)
+		nft_errors(err, path, copy, nft_ctx_get_error_buffer(ctx));
+	nft_ctx_free(ctx);
+	return rc ? -1 : 0;
+}
+
+int dp_nft_load(const char *path, const char *work_dir, bool check_only, char **content, struct dp_err *err)
+{
+	char copy[4096], wrapper[4096], wrap_text[4400];
+	char *text = read_text(path, err);
+	int rc = -1;
+
+	if (!text)
+		return -1;
+	if (dp_nft_scope_check(path, text, err))
+		goto out;
+	snprintf(copy, sizeof(copy), "%s/router.nft.loading", work_dir);
+	snprintf(wrapper, sizeof(wrapper), "%s/router.nft.transaction", work_dir);
+	if (strchr(copy, '"')) {
+		dp_errf(err, "state_dir %s must not contain '\"'", work_dir);
+		goto out;
+	}
+	snprintf(wrap_text, sizeof(wrap_text),
+		 "# one transaction: replace table inet router, touch nothing else\n"
+		 "add table inet router\ndelete table inet router\ninclude \"%s\"\n",
+		 copy);
+	if (write_file(copy, text, err) || write_file(wrapper, wrap_text, err))
+		goto out;
+	if (nft_run(wrapper, true, path, copy, err))
+		goto out;
+	if (!check_only && nft_run(wrapper, false, path, copy, err))
+		goto out;
+	rc = 0;
+	if (content) {
+		*content = text;
+		text = NULL;
+	}
+out:
+	free(text);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The router's nftables ruleset: a file that may define only `table inet router`, loaded through
+ * libnftables as one transaction that replaces that table and nothing else.
+ */
+#ifndef DP_NFT_H
+#define DP_NFT_H
+
+#include <stdbool.h>
+
+#include "util.h"
+
+/*
+ * Rejects anything at the top level of text other than `table inet router { ... }` blocks and
+ * define/redefine/undefine statements, and any include. path names the file in messages.
+ */
+int dp_nft_scope_check(const char *path, const char *text, struct dp_err *err);
+
+/*
+ * Reads path, checks its scope, validates it with a dry run, and unless check_only applies it:
+ * `add table inet router; delete table inet router;` followed by the file, in one transaction.
+ * work_dir receives the private copy that is actually loaded (so the file cannot change between
+ * the check and the load). On failure the running ruleset is untouched. *content (if not NULL)
+ * receives the applied text (malloc'ed).
+ */
+int dp_nft_load(const char *path, const char *work_dir, bool check_only, char **content, struct dp_err *err);
+
+#endif /* DP_NFT_H */

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Builds the WAN guard's lookup tables in user space and publishes them as one generation.
+ *
+ * dp_tables_build() turns prefix lists into freshly created inner maps plus a struct dp_gen
+ * (flags, rate parameters, country set, /16 gates); dp_tables_publish() writes them into the idle
+ * generation and flips dp_runtime.active. Packets see the old generation or the new one, never a
+ * mixture, and the old inner maps are freed by the kernel once nothing references them.
+ */
+#ifndef DP_TABLES_H
+#define DP_TABLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../src/dp_shared.h"
+#include "config.h"
+#include "prefix.h"
+#include "util.h"
+
+struct bpf_object;
+
+enum dp_table_id {
+	DP_T_ALLOW4,
+	DP_T_BOGON4,
+	DP_T_BM24,
+	DP_T_HOST4,
+	DP_T_MID4,
+	DP_T_GEO24,
+	DP_T_ALLOW6,
+	DP_T_BOGON6,
+	DP_T_PFX6,
+	DP_T_BLK48,
+	DP_T_BLK64,
+	DP_T_BLK128,
+	DP_T_BLK6LPM,
+	DP_T_GEO6,
+	DP_T_MAX,
+};
+
+/* Name of the outer map of each table in the BPF object. */
+extern const char *const dp_table_map_names[DP_T_MAX];
+
+/* Built-in bogon (martian source) lists, NULL-terminated. */
+extern const char *const dp_default_bogons4[];
+extern const char *const dp_default_bogons6[];
+
+struct dp_table_input {
+	const struct dp_pfx_list *allow, *block, *geo, *bogon_extra;
+	bool bogons4, bogons6, blocklist, geoip, ratelimit;
+	const char (*block_countries)[3];
+	int n_block_countries;
+	struct dp_rate syn, icmp, udp;
+	uint64_t seed;
+};
+
+/* Entry counts as parsed (per family), for metrics. */
+struct dp_table_sizes {
+	size_t allow4, allow6, bogon4, bogon6, block4, block6, geo4, geo6;
+};
+
+struct dp_built {
+	int inner[DP_T_MAX]; /* -1 = no table: the slot is emptied */
+	struct dp_gen *gen;
+	struct dp_table_sizes sizes;
+	size_t inner_entries[DP_T_MAX]; /* entries actually stored per inner map */
+};
+
+struct dp_guard_maps {
+	int outer[DP_T_MAX];
+	struct dp_runtime *rt; /* the program's .bss, mapped */
+};
+
+/* Finds the outer maps in a loaded WAN guard object; rt is its mapped .bss. */
+int dp_guard_maps_find(struct bpf_object *obj, struct dp_runtime *rt, struct dp_guard_maps *m, struct dp_err *err);
+
+/*
+ * Builds a generation from in. On failure nothing is left behind and err says why (e.g. a
+ * prefix listed with two countries, more than 255 countries).
+ */
+int dp_tables_build(const struct dp_table_input *in, struct dp_built *out, struct dp_err *err);
+
+/* Publishes b into the idle generation of m and makes it active. */
+int dp_tables_publish(const struct dp_guard_maps *m, const struct dp_built *b, struct dp_err *err);
+
+/* Closes b's inner map descriptors (published maps stay alive through the outer maps). */
+void dp_built_free(struct dp_built *b);
+
+/* Rate/burst in tokens per second -> the fixed-point parameters the program uses. */
+void dp_rl_params(uint32_t rate, uint32_t burst, struct dp_rl_params *out);
+
+/* Rate-limit slot of a source key (IPv4 address, or the first 64 bits of an IPv6 address). */
+static inline uint32_t dp_rl_slot(uint64_t key, uint64_t seed, uint32_t slot_bits)
+{
+	return (uint32_t)(((key ^ seed) * DP_RL_HASH_MUL) >> (64 - slot_bits));
+}
+
+#endif /* DP_TABLES_H */

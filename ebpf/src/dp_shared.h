@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Layouts shared by the BPF programs and the user-space loader.
+ *
+ * Everything a packet consults is either in the program's .bss (struct dp_runtime: the active
+ * generation, per-generation settings and the two /16 gates) or in an inner map reached through an
+ * ARRAY_OF_MAPS with one slot per generation. User space builds a complete generation in the idle
+ * slot and then flips dp_runtime.active, so a packet reads one generation from start to end.
+ */
+#ifndef DP_SHARED_H
+#define DP_SHARED_H
+
+#include <linux/types.h>
+
+/* Verdict/statistics index. The first two are passes, the rest are drop reasons. */
+enum dp_stat {
+	DP_STAT_PASS = 0,       /* passed every check */
+	DP_STAT_PASS_ALLOW,     /* source on the allowlist: passed without further checks */
+	DP_STAT_PASS_NONIP,     /* neither IPv4 nor IPv6: not the guard's business */
+	DP_STAT_DROP_MALFORMED, /* truncated/invalid header, > 2 VLAN tags, > DP_MAX_EXTHDRS headers */
+	DP_STAT_DROP_BOGON,
+	DP_STAT_DROP_BLOCK,
+	DP_STAT_DROP_GEO,
+	DP_STAT_DROP_RL_SYN,
+	DP_STAT_DROP_RL_ICMP,
+	DP_STAT_DROP_RL_UDP,
+	DP_STAT_MAX,
+};
+#define DP_STAT_FIRST_DROP DP_STAT_DROP_MALFORMED
+
+struct dp_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Per-segment counters of the tc programs, indexed by segment_id. */
+struct dp_seg_counter {
+	__u64 in_packets;
+	__u64 in_bytes;
+	__u64 out_packets;
+	__u64 out_bytes;
+};
+
+#define DP_VLAN_IDS 4096        /* index 0 = untagged */
+#define DP_MAX_EXTHDRS 8        /* IPv6 extension headers walked before giving up (malformed) */
+
+/* Rate-limit classes; a slot of the bucket array holds one bucket per class. */
+enum dp_rl_class {
+	DP_RL_NONE = 0,
+	DP_RL_SYN = 1,
+	DP_RL_ICMP = 2,
+	DP_RL_UDP = 3,
+};
+#define DP_RL_LANES 4           /* buckets per slot (lane 0 unused): slot s, class k -> index 4*s + k */
+#define DP_RL_ONE 4096u         /* one token in fixed point (12 fractional bits) */
+#define DP_RL_MAX_BURST 1048575u
+#define DP_RL_TICK_SHIFT 20     /* bucket clock: coarse monotonic ns >> 20 (1.048576 ms) */
+#define DP_RL_MULT_SHIFT 16
+#define DP_RL_HASH_MUL 0x9E3779B97F4A7C15ULL
+
+/*
+ * Bucket word: low 32 bits tokens (fixed point), high 32 bits the tick of the last update.
+ * A zero word is a bucket never touched: it starts full.
+ */
+
+struct dp_rl_params {
+	__u64 mult;      /* token units added per tick, << DP_RL_MULT_SHIFT */
+	__u32 burst_fp;  /* burst * DP_RL_ONE */
+	__u32 cap_ticks; /* ticks after which the bucket is full again anyway (bounds the multiply) */
+};
+
+/* dp_gen.flags */
+#define DP_F_BLOCK4 (1u << 0)       /* blocklist enabled and the IPv4 tables are in this generation */
+#define DP_F_GEO4 (1u << 1)         /* geo enabled and the /24 country table is in this generation */
+#define DP_F_PFX6 (1u << 2)         /* the IPv6 /32 index holds block and/or geo data */
+#define DP_F_BLOCK6_SHORT (1u << 3) /* IPv6 blocklist has prefixes shorter than DP_PFX6_EXPAND_MIN */
+#define DP_F_GEO6_SHORT (1u << 4)   /* IPv6 geo table has prefixes shorter than DP_PFX6_EXPAND_MIN */
+#define DP_F_RATELIMIT (1u << 5)
+
+/* /16 gate: 4 bits per /16 (bits 0-1 allowlist, 2-3 bogons), 16 gates per word. */
+#define DP_GATE_NONE 0u
+#define DP_GATE_FULL 1u    /* one prefix of length <= 16 covers the whole /16 */
+#define DP_GATE_PARTIAL 2u /* only longer prefixes inside the /16: ask the LPM */
+#define DP_GATE_WORDS 4096
+
+/* IPv4 blocklist /24 code: 2 bits per /24, 32 codes per u64 word. */
+#define DP_BM24_CLEAN 0u
+#define DP_BM24_COVERED 1u /* a prefix of length <= 24 covers the /24 */
+#define DP_BM24_HOSTS 2u   /* /32 entries inside: ask the host hash */
+#define DP_BM24_MIXED 3u   /* /25-/31 entries inside (and maybe /32): ask the hash and the LPM */
+#define DP_BM24_WORDS (1u << 19)
+
+/* IPv4 geo: one country index byte per /24 (0 = unknown), 64 per array value. */
+#define DP_GEO24_VALUES (1u << 18)
+struct dp_geo24_value {
+	__u8 cc[64];
+};
+
+/*
+ * IPv6 /32 index (hash keyed by the first 32 address bits, host order).
+ * Block prefixes of length DP_PFX6_EXPAND_MIN..32 are expanded into /32 keys; longer ones set a
+ * flag saying which exact-length hash (or the LPM) to ask; shorter ones live in the LPM and are
+ * asked only when the /32 has no key and DP_F_BLOCK6_SHORT is set. Geo works the same way.
+ */
+#define DP_PFX6_EXPAND_MIN 20
+#define DP_B6_COVERED (1u << 0)
+#define DP_B6_H48 (1u << 1)  /* /41-/48 prefixes expanded to /48 keys */
+#define DP_B6_H64 (1u << 2)  /* /57-/64 prefixes expanded to /64 keys */
+#define DP_B6_H128 (1u << 3) /* /128 hosts */
+#define DP_B6_LPM (1u << 4)  /* /33-/40, /49-/56, /65-/127 */
+#define DP_G6_MIXED (1u << 0) /* geo prefixes longer than /32 inside: ask the geo LPM */
+struct dp_pfx6_value {
+	__u8 block; /* DP_B6_* */
+	__u8 geo;   /* DP_G6_* */
+	__u8 cc;    /* country of the longest geo prefix of length <= 32 covering this /32 */
+	__u8 pad;
+};
+
+struct dp_lpm4_key {
+	__u32 prefixlen;
+	__u32 addr; /* network order */
+};
+struct dp_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+struct dp_geo6_value {
+	__u8 cc;
+	__u8 prefixlen;
+};
+struct dp_in6_key {
+	__u8 addr[16];
+};
+
+struct dp_gen {
+	__u32 flags;
+	__u32 pad;
+	__u64 seed;                      /* rate-limit hash seed */
+	struct dp_rl_params rl[DP_RL_LANES];
+	__u64 geo_blocked[4];            /* bit per country index */
+	__u64 gate4[DP_GATE_WORDS];
+	__u64 gate6[DP_GATE_WORDS];      /* keyed by the first 16 bits of the IPv6 source */
+};
+
+struct dp_runtime {
+	__u32 active; /* generation the packets use (0 or 1) */
+	__u32 pad;
+	struct dp_gen gen[2];
+};
+
+/* Segment policy, keyed by ifindex in the tc programs' hash. */
+#define DP_SEG_NO_RULE 0xffffffffu
+#define DP_SEG_KEEP_DSCP 0xff
+struct dp_seg_policy {
+	__u32 segment_id;
+	__u32 default_priority;
+	__u32 dscp_priority[64]; /* DP_SEG_NO_RULE = use default_priority */
+	__u8 rewrite_dscp;       /* DP_SEG_KEEP_DSCP = keep */
+	__u8 trust_pcp;
+	__u8 pcp_dscp[8];        /* 802.1p -> DSCP when trust_pcp */
+	__u8 pad[6];
+};
+
+#endif /* DP_SHARED_H */

@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * WAN guard: XDP program for the router's uplinks.
+ *
+ * Per frame, first decisive match wins:
+ *   parse L2 (<= 2 VLAN tags) and the L3 header (malformed -> drop)
+ *   1. allowlist              -> pass
+ *   2. bogon source           -> drop
+ *   3. blocklist              -> drop
+ *   4. geo-IP blocked country -> drop
+ *   5. L4 header (malformed -> drop), then per-source token buckets for TCP SYN, ICMP echo
+ *      request and UDP -> drop when empty
+ *   otherwise pass.
+ * Counters per verdict/drop reason and per outer VLAN id. The tables are described in
+ * dp_shared.h; user space swaps them a whole generation at a time.
+ *
+ * With -DBENCH_RANDOM_SRC the program first overwrites the source address with a pseudo-random
+ * one (benchmark of a spoofed flood only; never loaded by the loader).
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "dp_shared.h"
+#include "parse.h"
+
+/* 64 - log2([ratelimit] slots); set by the loader before load. */
+const volatile __u32 rl_shift = 64 - 18;
+
+/* Active generation and per-generation settings; written by user space through the mmap. */
+struct dp_runtime dp_rt;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, struct dp_counter);
+} dp_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_VLAN_IDS);
+	__type(key, __u32);
+	__type(value, struct dp_counter);
+} dp_vlan_stats SEC(".maps");
+
+/* Token buckets: slot s, class k at index DP_RL_LANES * s + k; size set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DP_RL_LANES << 18);
+	__type(key, __u32);
+	__type(value, __u64);
+} dp_rl_buckets SEC(".maps");
+
+#define OUTER(name, inner)                                   \
+	struct {                                             \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);    \
+		__uint(max_entries, 2);                      \
+		__type(key, __u32);                          \
+		__array(values, inner);                      \
+	} name SEC(".maps")
+
+struct inner_lpm4 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct dp_lpm4_key));
+	__uint(value_size, sizeof(__u8));
+};
+struct inner_lpm6 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct dp_lpm6_key));
+	__uint(value_size, sizeof(__u8));
+};
+struct inner_geo6 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct dp_lpm6_key));
+	__uint(value_size, sizeof(struct dp_geo6_value));
+};
+struct inner_bm24 {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DP_BM24_WORDS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u64));
+};
+struct inner_geo24 {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DP_GEO24_VALUES);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct dp_geo24_value));
+};
+struct inner_h32 {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u8));
+};
+struct inner_pfx6 {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct dp_pfx6_value));
+};
+struct inner_h64 {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u64));
+	__uint(value_size, sizeof(__u8));
+};
+struct inner_h128 {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct dp_in6_key));
+	__uint(value_size, sizeof(__u8));
+};
+
+OUTER(t_allow4, struct inner_lpm4);
+OUTER(t_bogon4, struct inner_lpm4);
+OUTER(t_bm24, struct inner_bm24);
+OUTER(t_host4, struct inner_h32);
+OUTER(t_mid4, struct inner_lpm4);
+OUTER(t_geo24, struct inner_geo24);
+OUTER(t_allow6, struct inner_lpm6);
+OUTER(t_bogon6, struct inner_lpm6);
+OUTER(t_pfx6, struct inner_pfx6);
+OUTER(t_blk48, struct inner_h64);
+OUTER(t_blk64, struct inner_h64);
+OUTER(t_blk128, struct inner_h128);
+OUTER(t_blk6lpm, struct inner_lpm6);
+OUTER(t_geo6, struct inner_geo6);
+
+#ifdef BENCH_RANDOM_SRC
+#include "bench_rand.h"
+#endif
+
+#define CONTINUE (-1)
+
+/* Gate state (4 bits) of the /16 given by top16; see DP_GATE_*. */
+static __always_inline __u32 gate_of(const __u64 *gate, __u32 top16)
+{
+	__u64 w = gate[(top16 >> 4) & (DP_GATE_WORDS - 1)];
+
+	return (w >> ((top16 & 15) * 4)) & 15;
+}
+
+/* True when inner LPM table gi of outer holds a prefix covering addr (network order). */
+static __always_inline int lpm4_hit(void *outer, __u32 gi, __u32 addr)
+{
+	struct dp_lpm4_key k = { .prefixlen = 32, .addr = addr };
+	void *inner = bpf_map_lookup_elem(outer, &gi);
+
+	return inner && bpf_map_lookup_elem(inner, &k);
+}
+
+/* Same for IPv6; addr points at the 16 address bytes on the stack. */
+static __always_inline int lpm6_hit(void *outer, __u32 gi, const struct dp_lpm6_key *k)
+{
+	void *inner = bpf_map_lookup_elem(outer, &gi);
+
+	return inner && bpf_map_lookup_elem(inner, k);
+}
+
+/*
+ * Takes one token from the bucket of (class, source key); returns 0 when the packet may pass
+ * and the class's drop reason when the bucket is empty. Buckets are updated without locking:
+ * two CPUs hitting the same slot at the same instant may lose one update, which only makes the
+ * limit approximate.
+ */
+static __always_inline int rl_take(const struct dp_gen *g, __u32 cls, __u64 key)
+{
+	const struct dp_rl_params *p = &g->rl[cls & (DP_RL_LANES - 1)];
+	__u32 idx = (__u32)(((key ^ g->seed) * DP_RL_HASH_MUL) >> rl_shift) * DP_RL_LANES + cls;
+	__u64 *b = bpf_map_lookup_elem(&dp_rl_buckets, &idx);
+	__u32 now, stamp, tok, dt;
+
+	if (!b)
+		return 0;
+	now = (__u32)(bpf_ktime_get_coarse_ns() >> DP_RL_TICK_SHIFT);
+	if (!now)
+		now = 1;
+	stamp = *b >> 32;
+	tok = (__u32)*b;
+	if (!stamp) {
+		tok = p->burst_fp;
+	} else {
+		__u64 add;
+
+		dt = now - stamp;
+		if (dt > p->cap_ticks)
+			dt = p->cap_ticks;
+		add = ((__u64)dt * p->mult) >> DP_RL_MULT_SHIFT;
+		/* tok can exceed the burst when a reload lowered it: clamp rather than underflow */
+		if (tok >= p->burst_fp || add >= p->burst_fp - tok)
+			tok = p->burst_fp;
+		else
+			tok += (__u32)add;
+	}
+	if (tok < DP_RL_ONE) {
+		*b = ((__u64)now << 32) | tok;
+		return DP_STAT_DROP_RL_SYN + cls - DP_RL_SYN;
+	}
+	*b = ((__u64)now << 32) | (tok - DP_RL_ONE);
+	return 0;
+}
+
+/* Steps 1-4 for an IPv4 source (host order); CONTINUE when none of them decides. */
+static __always_inline int src4_verdict(const struct dp_gen *g, __u32 gi, __u32 src)
+{
+	__u32 gate = gate_of(g->gate4, src >> 16);
+	__u32 be = bpf_htonl(src);
+	__u32 key;
+
+	if ((gate & 3) == DP_GATE_FULL || ((gate & 3) == DP_GATE_PARTIAL && lpm4_hit(&t_allow4, gi, be)))
+		return DP_STAT_PASS_ALLOW;
+	if ((gate >> 2) == DP_GATE_FULL || ((gate >> 2) == DP_GATE_PARTIAL && lpm4_hit(&t_bogon4, gi, be)))
+		return DP_STAT_DROP_BOGON;
+
+	if (g->flags & DP_F_BLOCK4) {
+		void *bm = bpf_map_lookup_elem(&t_bm24, &gi);
+		__u64 *w;
+		__u32 code = DP_BM24_CLEAN;
+
+		key = src >> 13; /* (src >> 8) / 32 */
+		if (bm) {
+			w = bpf_map_lookup_elem(bm, &key);
+			if (w)
+				code = (*w >> (((src >> 8) & 31) * 2)) & 3;
+		}
+		if (code == DP_BM24_COVERED)
+			return DP_STAT_DROP_BLOCK;
+		if (code & DP_BM24_HOSTS) {
+			void *h = bpf_map_lookup_elem(&t_host4, &gi);
+
+			if (h && bpf_map_lookup_elem(h, &src))
+				return DP_STAT_DROP_BLOCK;
+			if (code == DP_BM24_MIXED && lpm4_hit(&t_mid4, gi, be))
+				return DP_STAT_DROP_BLOCK;
+		}
+	}
+
+	if (g->flags & DP_F_GEO4) {
+		void *geo = bpf_map_lookup_elem(&t_geo24, &gi);
+		struct dp_geo24_value *v;
+		__u32 cc;
+
+		key = src >> 14; /* (src >> 8) / 64 */
+		if (geo) {
+			v = bpf_map_lookup_elem(geo, &key);
+			if (v) {
+				cc = v->cc[(src >> 8) & 63];
+				if ((g->geo_blocked[(cc >> 6) & 3] >> (cc & 63)) & 1)
+					return DP_STAT_DROP_GEO;
+			}
+		}
+	}
+	return CONTINUE;
+}
+
+/* Steps 1-4 for an IPv6 source; a = the source as four host-order words. */
+static __always_inline int src6_verdict(const struct dp_gen *g, __u32 gi, const struct in6_addr *saddr,
+					const __u32 *a)
+{
+	__u32 gate = gate_of(g->gate6, a[0] >> 16);
+	struct dp_lpm6_key k = { .prefixlen = 128 };
+	struct dp_pfx6_value *pv = NULL;
+	__u32 cc = 0;
+
+	__builtin_memcpy(k.addr, saddr, 16);
+	if ((gate & 3) == DP_GATE_FULL || ((gate & 3) == DP_GATE_PARTIAL && lpm6_hit(&t_allow6, gi, &k)))
+		return DP_STAT_PASS_ALLOW;
+	if ((gate >> 2) == DP_GATE_FULL || ((gate >> 2) == DP_GATE_PARTIAL && lpm6_hit(&t_bogon6, gi, &k)))
+		return DP_STAT_DROP_BOGON;
+
+	if (!(g->flags & DP_F_PFX6))
+		return CONTINUE;
+
+	{
+		void *idx = bpf_map_lookup_elem(&t_pfx6, &gi);
+		__u32 key32 = a[0];
+
+		if (idx)
+			pv = bpf_map_lookup_elem(idx, &key32);
+	}
+	if (pv) {
+		__u32 b = pv->block;
+
+		if (b & DP_B6_COVERED)
+			return DP_STAT_DROP_BLOCK;
+		if (b & DP_B6_H48) {
+			void *h = bpf_map_lookup_elem(&t_blk48, &gi);
+			__u64 key = ((__u64)a[0] << 16) | (a[1] >> 16);
+
+			if (h && bpf_map_lookup_elem(h, &key))
+				return DP_STAT_DROP_BLOCK;
+		}
+		if (b & DP_B6_H64) {
+			void *h = bpf_map_lookup_elem(&t_blk64, &gi);
+			__u64 key = ((__u64)a[0] << 32) | a[1];
+
+			if (h && bpf_map_lookup_elem(h, &key))
+				return DP_STAT_DROP_BLOCK;
+		}
+		if (b & DP_B6_H128) {
+			void *h = bpf_map_lookup_elem(&t_blk128, &gi);
+
+			if (h && bpf_map_lookup_elem(h, k.addr))
+				return DP_STAT_DROP_BLOCK;
+		}
+		if ((b & DP_B6_LPM) && lpm6_hit(&t_blk6lpm, gi, &k))
+			return DP_STAT_DROP_BLOCK;
+		cc = pv->cc;
+	} else if ((g->flags & DP_F_BLOCK6_SHORT) && lpm6_hit(&t_blk6lpm, gi, &k)) {
+		return DP_STAT_DROP_BLOCK;
+	}
+
+	if ((pv && (pv->geo & DP_G6_MIXED)) || (!pv && (g->flags & DP_F_GEO6_SHORT))) {
+		void *geo = bpf_map_lookup_elem(&t_geo6, &gi);
+		struct dp_geo6_value *gv = geo ? bpf_map_lookup_elem(geo, &k) : NULL;
+
+		if (gv && (!pv || gv->prefixlen > 32))
+			cc = gv->cc;
+	}
+	if (cc && ((g->geo_blocked[(cc >> 6) & 3] >> (cc & 63)) & 1))
+		return DP_STAT_DROP_GEO;
+	return CONTINUE;
+}
+
+/* IPv4 after L2: returns the dp_stat verdict. */
+static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __u32 gi)
+{
+	struct iphdr *ip = cur_pull(c, sizeof(*ip));
+	__u32 src, cls = DP_RL_NONE;
+	int r;
+
+	if (!ip || ip->version != 4 || ip->ihl < 5)
+		return DP_STAT_DROP_MALFORMED;
+	if (!cur_pull(c, (ip->ihl - 5) * 4))
+		return DP_STAT_DROP_MALFORMED;
+#ifdef BENCH_RANDOM_SRC
+	ip->saddr = (__u32)bench_next();
+#endif
+	src = bpf_ntohl(ip->saddr);
+	r = src4_verdict(g, gi, src);
+	if (r != CONTINUE)
+		return r;
+
+	if ((ip->frag_off & bpf_htons(0x1fff)) == 0) {
+		if (ip->protocol == IPPROTO_TCP) {
+			struct tcphdr *th = cur_pull(c, sizeof(*th));
+
+			if (!th)
+				return DP_STAT_DROP_MALFORMED;
+			if (th->syn && !th->ack)
+				cls = DP_RL_SYN;
+		} else if (ip->protocol == IPPROTO_UDP) {
+			if (!cur_pull(c, sizeof(struct udphdr)))
+				return DP_STAT_DROP_MALFORMED;
+			cls = DP_RL_UDP;
+		} else if (ip->protocol == IPPROTO_ICMP) {
+			struct icmphdr *ih = cur_pull(c, sizeof(*ih));
+
+			if (!ih)
+				return DP_STAT_DROP_MALFORMED;
+			if (ih->type == ICMP_ECHO)
+				cls = DP_RL_ICMP;
+		}
+	} else if (ip->protocol == IPPROTO_UDP) {
+		cls = DP_RL_UDP; /* non-first fragment: no header, still charged to the UDP bucket */
+	}
+
+	if (cls != DP_RL_NONE && (g->flags & DP_F_RATELIMIT)) {
+		r = rl_take(g, cls, src);
+		if (r)
+			return r;
+	}
+	return DP_STAT_PASS;
+}
+
+/* IPv6 after L2: returns the dp_stat verdict. */
+static __always_inline int guard_v6(struct cursor *c, const struct dp_gen *g, __u32 gi)
+{
+	struct ipv6hdr *ip6 = cur_pull(c, sizeof(*ip6));
+	__u32 a[4], cls = DP_RL_NONE;
+	__u8 nh;
+	int r, nonfirst = 0;
+
+	if (!ip6 || ip6->version != 6)
+		return DP_STAT_DROP_MALFORMED;
+#ifdef BENCH_RANDOM_SRC
+	{
+		__u64 rnd = bench_next();
+
+		ip6->saddr.in6_u.u6_addr32[0] = (__u32)rnd;
+		ip6->saddr.in6_u.u6_addr32[1] = (__u32)(rnd >> 32);
+	}
+#endif
+	a[0] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]);
+	a[1] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[1]);
+	r = src6_verdict(g, gi, &ip6->saddr, a);
+	if (r != CONTINUE)
+		return r;
+
+	nh = ip6->nexthdr;
+#pragma unroll
+	for (int i = 0; i < DP_MAX_EXTHDRS; i++) {
+		__u8 *eh;
+		__u32 len;
+
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+			eh = cur_pull(c, 2);
+			if (!eh)
+				return DP_STAT_DROP_MALFORMED;
+			nh = eh[0];
+			len = ((__u32)eh[1] + 1) * 8 - 2;
+		} else if (nh == IPPROTO_AH) {
+			eh = cur_pull(c, 2);
+			if (!eh)
+				return DP_STAT_DROP_MALFORMED;
+			nh = eh[0];
+			len = ((__u32)eh[1] + 2) * 4 - 2;
+		} else if (nh == IPPROTO_FRAGMENT) {
+			eh = cur_pull(c, 8);
+			if (!eh)
+				return DP_STAT_DROP_MALFORMED;
+			nh = eh[0];
+			if (((eh[2] << 8) | eh[3]) & 0xfff8) {
+				nonfirst = 1;
+				break;
+			}
+			continue;
+		} else {
+			break;
+		}
+		if (!cur_pull(c, len))
+			return DP_STAT_DROP_MALFORMED;
+	}
+	if (!nonfirst && (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+			  nh == IPPROTO_AH || nh == IPPROTO_FRAGMENT))
+		return DP_STAT_DROP_MALFORMED; /* chain longer than DP_MAX_EXTHDRS */
+
+	if (nonfirst) {
+		if (nh == IPPROTO_UDP)
+			cls = DP_RL_UDP;
+	} else if (nh == IPPROTO_TCP) {
+		struct tcphdr *th = cur_pull(c, sizeof(*th));
+
+		if (!th)
+			return DP_STAT_DROP_MALFORMED;
+		if (th->syn && !th->ack)
+			cls = DP_RL_SYN;
+	} else if (nh == IPPROTO_UDP) {
+		if (!cur_pull(c, sizeof(struct udphdr)))
+			return DP_STAT_DROP_MALFORMED;
+		cls = DP_RL_UDP;
+	} else if (nh == IPPROTO_ICMPV6) {
+		struct icmp6hdr *ih = cur_pull(c, sizeof(*ih));
+
+		if (!ih)
+			return DP_STAT_DROP_MALFORMED;
+		if (ih->icmp6_type == ICMPV6_ECHO_REQUEST)
+			cls = DP_RL_ICMP;
+	}
+
+	if (cls != DP_RL_NONE && (g->flags & DP_F_RATELIMIT)) {
+		r = rl_take(g, cls, ((__u64)a[0] << 32) | a[1]);
+		if (r)
+			return r;
+	}
+	return DP_STAT_PASS;
+}
+
+/* Adds one frame of len bytes to counter idx of a per-CPU counter array. */
+static __always_inline void count(void *map, __u32 idx, __u64 len)
+{
+	struct dp_counter *ct = bpf_map_lookup_elem(map, &idx);
+
+	if (ct) {
+		ct->packets++;
+		ct->bytes += len;
+	}
+}
+
+SEC("xdp")
+int wan_guard(struct xdp_md *ctx)
+{
+	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	__u64 len = ctx->data_end - ctx->data;
+	__u32 gi = dp_rt.active & 1;
+	const struct dp_gen *g = &dp_rt.gen[gi];
+	struct l2_info l2;
+	int verdict;
+
+	if (parse_l2(&c, &l2) < 0)
+		verdict = DP_STAT_DROP_MALFORMED;
+	else if (l2.proto == ETH_P_IP)
+		verdict = guard_v4(&c, g, gi);
+	else if (l2.proto == ETH_P_IPV6)
+		verdict = guard_v6(&c, g, gi);
+	else
+		verdict = DP_STAT_PASS_NONIP;
+
+	count(&dp_vlan_stats, l2.outer_vid, len);
+	count(&dp_stats, (__u32)verdict, len);
+	return verdict < DP_STAT_FIRST_DROP ? XDP_PASS : XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
