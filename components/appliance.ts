@@ -9,6 +9,7 @@ import type { LoadedSite } from "./site/load";
 import { TalosNode } from "./talos-node";
 import { CiliumFabric } from "./cilium-fabric";
 import { renderSegmentHost } from "./vlan-segment/host";
+import { DataPlane } from "./dataplane";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -16,6 +17,7 @@ export interface ApplianceArgs {
 }
 
 export class Appliance extends pulumi.ComponentResource {
+  readonly dataplane: DataPlane;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
   /** Admin kubeconfig (secret). */
@@ -27,10 +29,22 @@ export class Appliance extends pulumi.ComponentResource {
     super("router:appliance:Appliance", name, {}, opts);
     const { site, plan, secrets } = args.loaded;
 
-    const contributions = plan.segments.map(renderSegmentHost);
+    // The data plane ships first: its installer image is what the node installs.
+    this.dataplane = new DataPlane(
+      `${name}-dataplane`,
+      { site, plan, registryPassword: secrets.registryPassword },
+      { parent: this },
+    );
+    const contributions = [...plan.segments.map(renderSegmentHost), this.dataplane.host];
     this.node = new TalosNode(
       `${name}-node`,
-      { site, plan, contributions, registryPassword: secrets.registryPassword },
+      {
+        site,
+        plan,
+        contributions,
+        registryPassword: secrets.registryPassword,
+        installerImage: this.dataplane.installerImage,
+      },
       { parent: this },
     );
 

@@ -297,6 +297,30 @@ export const SegmentDhcp = z.strictObject({
   reservations: z.array(Reservation).default([]),
 });
 
+const Dscp = z
+  .number({ error: "expected a number (a DSCP value from 0 to 63)" })
+  .int({ error: "is not an integer (allowed: a DSCP value from 0 to 63)" })
+  .min(0, { error: "is outside 0–63 (allowed: a DSCP value from 0 to 63)" })
+  .max(63, { error: "is outside 0–63 (allowed: a DSCP value from 0 to 63)" });
+const Priority = z
+  .number({ error: "expected a number (a priority from 0 to 7)" })
+  .int({ error: "is not an integer (allowed: a priority from 0 to 7)" })
+  .min(0, { error: "is outside 0–7 (allowed: an 802.1p priority from 0 to 7)" })
+  .max(7, { error: "is outside 0–7 (allowed: an 802.1p priority from 0 to 7)" });
+
+export const SegmentQos = z.strictObject({
+  /** skb->priority (→ 802.1p on the VLAN) of traffic no DSCP rule matches. */
+  defaultPriority: Priority.default(0),
+  /** DSCP → priority, e.g. {"46": 6} puts EF (voice) on priority 6. */
+  dscpPriority: z
+    .record(z.string().regex(/^([0-9]|[1-5][0-9]|6[0-3])$/, { error: "is not a DSCP value (allowed: 0–63)" }), Priority)
+    .default({}),
+  /** Rewrite the DSCP of everything entering from this segment (e.g. 8 = CS1 for a guest network). */
+  rewriteDscp: Dscp.optional(),
+  /** Map an incoming 802.1p priority to DSCP where the frame carries a tag. */
+  trustPcp: z.boolean().default(false),
+});
+
 export const Segment = z.strictObject({
   /** Segment name: also its DNS sub-domain and the label in metrics. */
   name: DnsLabel.max(32, { error: "is longer than 32 characters (allowed: a DNS label of at most 32 characters)" }),
@@ -321,6 +345,8 @@ export const Segment = z.strictObject({
     })
     .optional(),
   dhcp: SegmentDhcp.default({ enabled: true, leaseTime: 86_400, reservations: [] }),
+  /** Marking of traffic entering from this segment (tc on the segment link). */
+  qos: SegmentQos.optional(),
 });
 export const Segments = z.array(Segment);
 
@@ -410,6 +436,91 @@ export const Registry = z.strictObject({
 });
 
 // ---------------------------------------------------------------------------------------------------------------
+// router:dataplane — the XDP guard on the WAN and tc accounting on the segments (our Talos system extension)
+
+const Cidr = NetworkCidr();
+const RateLimit = z.strictObject({
+  /** Tokens per second per source. */
+  rate: z.number().int().min(1).max(10_000_000),
+  /** Bucket size: packets a source may send in a burst. */
+  burst: z.number().int().min(1).max(10_000_000),
+});
+const CountryCode = z
+  .string()
+  .regex(/^[A-Z]{2}$/, { error: "is not a country code (allowed: ISO 3166-1 alpha-2, e.g. KP)" });
+
+export const Feed = z.strictObject({
+  /** Name of the feed: its file name on the node and its label in metrics. */
+  name: DnsLabel,
+  /** HTTPS URL of a list: one CIDR per line (block/allow) or `CIDR CC` lines (geo). */
+  url: z
+    .string()
+    .regex(/^https:\/\/\S+$/, { error: "is not an HTTPS URL (allowed: https://…; feeds are fetched on the router)" }),
+  kind: z.enum(["block", "allow", "geo"], { error: "is not a feed kind (allowed: block, allow, geo)" }),
+  /** How often the router refreshes the feed. */
+  refresh: Duration.default("6h"),
+});
+
+export const Dataplane = z.strictObject({
+  /** Attach the XDP guard to the WAN links (the extension is installed either way). */
+  enabled: z.boolean().default(true),
+  /** native (driver) XDP; generic only for NICs whose driver lacks XDP support. */
+  xdpMode: z.enum(["native", "generic"], { error: "is not an XDP mode (allowed: native, generic)" }).default("native"),
+  /** Prometheus metrics of the loader. */
+  metricsPort: z.number().int().min(1024).max(65535).default(9430),
+  bogons: z
+    .strictObject({
+      ipv4: z.boolean().default(true),
+      ipv6: z.boolean().default(true),
+      /** More prefixes to treat as bogons (e.g. the ISP's internal ranges seen from outside). */
+      extra: z.array(Cidr).default([]),
+    })
+    .default({ ipv4: true, ipv6: true, extra: [] }),
+  /** Sources always allowed: win over every other rule, rate limits included. */
+  allowlist: z.array(Cidr).default([]),
+  /** Sources always dropped. */
+  blocklist: z.array(Cidr).default([]),
+  /** Countries whose sources are dropped (needs a geo feed). */
+  blockCountries: z.array(CountryCode).default([]),
+  /** Lists fetched by the router itself (so they work before and without Kubernetes). */
+  feeds: z.array(Feed).default([]),
+  rateLimits: z
+    .strictObject({
+      syn: RateLimit.default({ rate: 200, burst: 400 }),
+      icmp: RateLimit.default({ rate: 20, burst: 40 }),
+      udp: RateLimit.default({ rate: 5000, burst: 10000 }),
+      /** Buckets per class (a power of two); sources share buckets by hash, never insert per source. */
+      slots: z
+        .number()
+        .int()
+        .refine((n) => n >= 1024 && n <= 4_194_304 && (n & (n - 1)) === 0, {
+          error: "is not a power of two between 1024 and 4194304 (allowed: e.g. 262144)",
+        })
+        .default(262_144),
+    })
+    .default({
+      syn: { rate: 200, burst: 400 },
+      icmp: { rate: 20, burst: 40 },
+      udp: { rate: 5000, burst: 10000 },
+      slots: 262_144,
+    }),
+  /**
+   * Where the extension comes from: `build` makes the image from ebpf/ at `pulumi up`, pushes it to
+   * router:registry and builds an installer with it (imager); `image` uses a prebuilt extension image.
+   */
+  extension: z
+    .strictObject({
+      build: z.boolean().default(true),
+      image: ImageRef.optional(),
+      /** Container engine that runs the Talos imager on the operator's machine. */
+      engine: z
+        .enum(["docker", "podman"], { error: "is not a container engine (allowed: docker, podman)" })
+        .default("docker"),
+    })
+    .default({ build: true, engine: "docker" }),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
 // The whole site.
 
 /** Config keys of the site, in the order they are reported. */
@@ -425,6 +536,23 @@ export const siteKeys = {
   dns: Dns,
   ntp: Ntp,
   registry: Registry.optional(),
+  dataplane: Dataplane.default({
+    enabled: true,
+    xdpMode: "native",
+    metricsPort: 9430,
+    bogons: { ipv4: true, ipv6: true, extra: [] },
+    allowlist: [],
+    blocklist: [],
+    blockCountries: [],
+    feeds: [],
+    rateLimits: {
+      syn: { rate: 200, burst: 400 },
+      icmp: { rate: 20, burst: 40 },
+      udp: { rate: 5000, burst: 10000 },
+      slots: 262_144,
+    },
+    extension: { build: true, engine: "docker" },
+  }),
 } as const;
 
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
@@ -443,3 +571,5 @@ export type Reservation = z.infer<typeof Reservation>;
 export type Nic = z.infer<typeof Nic>;
 export type InstallDisk = z.infer<typeof InstallDisk>;
 export type SecretKey = keyof typeof secretKeys;
+export type Dataplane = z.infer<typeof Dataplane>;
+export type SegmentQos = z.infer<typeof SegmentQos>;

@@ -22,6 +22,7 @@ export interface PartialSite {
   dns?: Site["dns"];
   ntp?: Site["ntp"];
   registry?: Site["registry"];
+  dataplane?: Site["dataplane"];
   /** Keys whose lists had elements that failed to parse: references into them are not checked. */
   incomplete: Set<string>;
   /** Secret keys that are set (values are never seen here). */
@@ -467,6 +468,43 @@ function checkTimeouts(s: PartialSite, out: Issues): void {
     });
 }
 
+function checkDataplane(s: PartialSite, out: Issues): void {
+  const dp = s.dataplane;
+  if (!dp) return;
+  const ext = dp.extension;
+  const shipsExtension = ext.build || ext.image !== undefined;
+  if (shipsExtension && !s.registry && !s.incomplete.has("registry"))
+    out.push({
+      path: configPath("dataplane", ["extension"]),
+      message:
+        "ships an extension but router:registry is not set (allowed: set router:registry, or extension.build: false without an image)",
+    });
+  if (ext.build && ext.image !== undefined)
+    out.push({
+      path: configPath("dataplane", ["extension", "image"]),
+      message: "is set while extension.build is true (allowed: build from ebpf/, or use a prebuilt image — not both)",
+    });
+  if (dp.enabled && !shipsExtension)
+    out.push({
+      path: configPath("dataplane", ["enabled"]),
+      message:
+        "the XDP guard needs the router-dataplane extension (allowed: extension.build: true, an extension.image, or enabled: false)",
+    });
+  if (dp.blockCountries.length > 0 && !dp.feeds.some((f) => f.kind === "geo"))
+    out.push({
+      path: configPath("dataplane", ["blockCountries"]),
+      message:
+        "no feed of kind geo maps addresses to countries (allowed: add a geo feed, or leave blockCountries empty)",
+    });
+  const feeds = dp.feeds.map((value, index) => ({ index, value }));
+  for (const [name, idx] of dupes(feeds, (f) => f.name))
+    for (const i of idx.slice(1))
+      out.push({
+        path: configPath("dataplane", ["feeds", i, "name"]),
+        message: `duplicate feed "${name}" (also at feeds[${idx[0]}]; allowed: each name once)`,
+      });
+}
+
 function checkTalos(s: PartialSite, out: Issues): void {
   if (!s.talos) return;
   const tag = /:(v\d+\.\d+\.\d+)(@|$)/.exec(s.talos.installerImage)?.[1];
@@ -503,6 +541,7 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkCluster(s, out);
   checkManagement(s, out);
   checkTimeouts(s, out);
+  checkDataplane(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
   return out;

@@ -37,6 +37,8 @@ export interface TalosNodeArgs {
   contributions: HostContribution[];
   /** Password of router:registry, if the site's registry needs one (a Pulumi secret). */
   registryPassword?: pulumi.Input<string>;
+  /** Installer image to install and upgrade with (built with our extension by DataPlane). */
+  installerImage: pulumi.Input<string>;
 }
 
 const BASH = ["/bin/bash", "-c"];
@@ -47,7 +49,7 @@ export class TalosNode extends pulumi.ComponentResource {
   /** Admin kubeconfig of the router's cluster (secret). */
   readonly kubeconfig: pulumi.Output<string>;
   /** The machine configuration with every secret replaced by a placeholder: what reviewers read and diff. */
-  readonly machineConfigRedacted: string;
+  readonly machineConfigRedacted: pulumi.Output<string>;
   /** Talos and Kubernetes API address. */
   readonly endpoint: string;
   /** Resource that completes once the Kubernetes API answers: what cluster workloads depend on. */
@@ -70,15 +72,21 @@ export class TalosNode extends pulumi.ComponentResource {
       plan,
       contributions: args.contributions,
     };
-    this.machineConfigRedacted = renderMachineConfig({
-      ...configInput,
-      secrets: redactedSecrets(),
-      registryPassword: args.registryPassword === undefined ? undefined : new Redacted("registryPassword"),
-    });
+    const installerImage = pulumi.output(args.installerImage);
+    this.machineConfigRedacted = installerImage.apply((image) =>
+      renderMachineConfig({
+        ...configInput,
+        installerImage: image,
+        secrets: redactedSecrets(),
+        registryPassword: args.registryPassword === undefined ? undefined : new Redacted("registryPassword"),
+      }),
+    );
     const machineConfig = pulumi.secret(
       pulumi
-        .all([bundle.secrets, args.registryPassword])
-        .apply(([secrets, registryPassword]) => renderMachineConfig({ ...configInput, secrets, registryPassword })),
+        .all([bundle.secrets, args.registryPassword, installerImage])
+        .apply(([secrets, registryPassword, image]) =>
+          renderMachineConfig({ ...configInput, secrets, registryPassword, installerImage: image }),
+        ),
     );
     this.talosconfig = pulumi.secret(
       bundle.admin.apply((a) =>
@@ -123,8 +131,8 @@ export class TalosNode extends pulumi.ComponentResource {
     const upgrade = cmd(
       "upgrade",
       {
-        create: noopScript(`installed with ${site.talos.installerImage}`),
-        update: upgradeScript(this.target, site.talos.installerImage),
+        create: installerImage.apply((image) => noopScript(`installed with ${image}`)),
+        update: installerImage.apply((image) => upgradeScript(this.target, image)),
       },
       { dependsOn: [kubeconfig] },
     );

@@ -25,6 +25,8 @@ export interface MachineConfigInput {
   contributions?: readonly HostContribution[];
   /** Password for router:registry, when the site uses an authenticated registry. */
   registryPassword?: SecretText;
+  /** Installer image to install and upgrade with (the data plane's build); default: router:talos.installerImage. */
+  installerImage?: string;
 }
 
 /** `https://host:port` with IPv6 in brackets. */
@@ -172,7 +174,7 @@ export function nodeDocuments(input: MachineConfigInput): TalosDocument[] {
   docs.push(doc("SecurityProfileConfig", { workloadIsolation: true }));
   docs.push(
     doc("UnattendedInstallConfig", {
-      installer: { image: site.talos.installerImage },
+      installer: { image: input.installerImage ?? site.talos.installerImage },
       provisioning: { diskSelector: { match: diskSelectorCel(site.node.installDisk) }, wipe: site.node.wipeDisk },
     }),
   );

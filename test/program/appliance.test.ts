@@ -90,6 +90,23 @@ describe("the appliance program", () => {
     expect(dependsOn("lab-node-healthy", "lab-cilium-release")).toBe(true);
   });
 
+  it("ships the data plane first: the node installs and upgrades to the installer built with our extension", () => {
+    expect(nameOf(byName("lab-dataplane").parent)).toBe("lab");
+    expect(dependsOn("lab-dataplane-installer", "lab-dataplane-extension")).toBe(true);
+    expect(dependsOn("lab-node-install", "lab-dataplane-installer")).toBe(true);
+    expect(dependsOn("lab-node-upgrade", "lab-dataplane-installer")).toBe(true);
+    const ext = byName("lab-dataplane-extension");
+    expect(String(ext.inputs.create)).toMatch(/make -C ebpf image/);
+    expect(String(ext.inputs.create)).toMatch(/registry\.lab\.home\.arpa:5000\/router\/router-dataplane/);
+    expect((ext.inputs.triggers as string[])[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(String(byName("lab-dataplane-installer").inputs.create)).toMatch(
+      /ghcr\.io\/siderolabs\/imager:v1\.14\.6' installer --arch amd64 --system-extension-image "\$EXTENSION_IMAGE"/,
+    );
+    expect(byName("lab-dataplane-installer").inputs.environment).toBe("[secret]");
+    const artifacts = byName("lab-dataplane").outputs?.artifacts as Record<string, string>;
+    expect(Object.keys(artifacts).sort()).toEqual(["dataplane/dataplane.conf", "dataplane/tables/block.txt"]);
+  });
+
   it("protects the keys and the installed node so a destroy cannot wipe the router", () => {
     const protectedNames = resources
       .filter((r) => r.protect)

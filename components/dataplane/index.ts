@@ -1,0 +1,92 @@
+/**
+ * DataPlane: our eBPF data plane on the router. Its host side (the loader's configuration) is rendered by
+ * host.ts into the machine configuration; this component ships the extension itself: at `pulumi up` it builds
+ * the extension image from ebpf/, pushes it to the site's registry and builds the Talos installer that includes
+ * it. TalosNode installs or upgrades to that installer, so a new extension digest means a Talos upgrade.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { join } from "node:path";
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import type { HostContribution } from "../talos-node/documents";
+import { renderDataplaneHost } from "./host";
+import { renderLoaderConfig } from "./loader-config";
+import { extensionScript, installerScript, sourceDigest } from "./images";
+
+export interface DataPlaneArgs {
+  /** The validated site. */
+  site: Site;
+  /** Facts derived from the site. */
+  plan: SitePlan;
+  /** Password of router:registry (secret), when the registry needs one. */
+  registryPassword?: pulumi.Input<string>;
+}
+
+const REPO_ROOT = join(__dirname, "../..");
+
+export class DataPlane extends pulumi.ComponentResource {
+  /** Installer image the node runs: built with the extension, or the site's plain installer without one. */
+  readonly installerImage: pulumi.Output<string>;
+  /** The extension image pinned by digest (undefined when the site uses none). */
+  readonly extensionImage?: pulumi.Output<string>;
+  /** The loader's configuration as machine-config documents, for TalosNode. */
+  readonly host: HostContribution;
+
+  constructor(name: string, args: DataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("router:dataplane:DataPlane", name, {}, opts);
+    const { site, plan } = args;
+    this.host = renderDataplaneHost(site, plan);
+    const artifacts = Object.fromEntries(
+      [...renderLoaderConfig(site, plan).files].map(([path, content]) => [
+        `dataplane/${path.split("/router-dataplane/")[1]}`,
+        content,
+      ]),
+    );
+    const ext = site.dataplane.extension;
+    if (!ext.build && !ext.image) {
+      this.installerImage = pulumi.output(site.talos.installerImage);
+      this.registerOutputs({ installerImage: this.installerImage, artifacts });
+      return;
+    }
+    if (!site.registry) throw new Error("router:registry is required to ship the extension (site not validated?)");
+    const target = { registry: site.registry.server, repository: site.registry.repository };
+    const environment = pulumi.secret({
+      ROUTER_REGISTRY_USERNAME: site.registry.username ?? "",
+      ROUTER_REGISTRY_PASSWORD: args.registryPassword ?? "",
+    });
+    const interpreter = ["/bin/bash", "-c"];
+
+    if (ext.build) {
+      const digest = sourceDigest(REPO_ROOT);
+      const build = new command.local.Command(
+        `${name}-extension`,
+        {
+          interpreter,
+          environment,
+          create: extensionScript(REPO_ROOT, target, digest.slice(0, 16)),
+          triggers: [digest],
+        },
+        { parent: this },
+      );
+      this.extensionImage = build.stdout.apply((s) => s.trim());
+    } else {
+      this.extensionImage = pulumi.output(ext.image!);
+    }
+
+    const installer = new command.local.Command(
+      `${name}-installer`,
+      {
+        interpreter,
+        environment: pulumi.secret(
+          pulumi.all([environment, this.extensionImage]).apply(([env, image]) => ({ ...env, EXTENSION_IMAGE: image })),
+        ),
+        create: installerScript(ext.engine, site.talos.version, target),
+        triggers: [this.extensionImage, site.talos.version],
+      },
+      { parent: this },
+    );
+    this.installerImage = installer.stdout.apply((s) => s.trim());
+    this.registerOutputs({ installerImage: this.installerImage, extensionImage: this.extensionImage, artifacts });
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The data-plane loader's configuration (router-dataplane, our Talos system extension): which links carry the
+ * XDP guard and the tc accounting/QoS programs, which features are on, where the tables come from. Rendered as
+ * the INI file the loader reads (format: ebpf/README.md) plus the small table files it names. Pure.
+ */
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import { familyOf } from "../site/ip";
+
+/** Name of the extension service (Talos runs it as `ext-router-dataplane`). */
+export const EXTENSION_NAME = "router-dataplane";
+/** Where Talos mounts our configuration files inside the service's container. */
+export const CONFIG_DIR = "/usr/local/etc/router-dataplane";
+export const CONFIG_PATH = `${CONFIG_DIR}/dataplane.conf`;
+export const TABLE_DIR = `${CONFIG_DIR}/tables`;
+/** Host state of the loader (feed cache), bind-mounted from the node's /var. */
+export const STATE_DIR = "/var/lib/router-dataplane";
+export const PIN_ROOT = "/sys/fs/bpf/router-dataplane";
+
+export interface LoaderFiles {
+  /** Absolute path in the service's container → content. The first entry is the loader configuration. */
+  files: Map<string, string>;
+}
+
+function list(prefixes: readonly string[], what: string): string {
+  const v4 = prefixes.filter((p) => familyOf(p) === 4);
+  const v6 = prefixes.filter((p) => familyOf(p) === 6);
+  return [
+    `# ${what}: ${prefixes.length} prefixes (rendered from the site; do not edit on the node)`,
+    ...v4,
+    ...v6,
+    "",
+  ].join("\n");
+}
+
+/** Renders the loader configuration and the table files it references. */
+export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRuleset?: string } = {}): LoaderFiles {
+  const dp = site.dataplane;
+  const files = new Map<string, string>();
+  const tables = new Map<string, string>();
+  const lines: string[] = [
+    `# router-dataplane configuration of site ${site.site.name} (${plan.fqdn})`,
+    "# Rendered by the site's Pulumi program; Talos mounts it read-only. Format: ebpf/README.md.",
+    "",
+    "[global]",
+    `pin_root = ${PIN_ROOT}`,
+    // Metrics on the management address only: never reachable from the WAN, even before nftables loads.
+    `metrics_address = ${plan.managementAddress}`,
+    `metrics_port = ${dp.metricsPort}`,
+    `state_dir = ${STATE_DIR}`,
+  ];
+  if (opts.nftRuleset !== undefined) lines.push(`nft_ruleset = ${CONFIG_DIR}/router.nft`);
+  lines.push("");
+
+  if (dp.enabled)
+    for (const w of plan.wans) lines.push(`[interface ${w.name}]`, "role = wan", `xdp_mode = ${dp.xdpMode}`, "");
+  for (const s of plan.segments) {
+    lines.push(`[interface ${s.link}]`, "role = segment", `segment = ${s.name}`, `segment_id = ${s.vlan}`);
+    const qos = site.segments.find((x) => x.name === s.name)?.qos;
+    if (qos) {
+      lines.push(`qos_default_priority = ${qos.defaultPriority}`);
+      for (const [dscp, prio] of Object.entries(qos.dscpPriority).sort(([a], [b]) => Number(a) - Number(b)))
+        lines.push(`qos_dscp_priority = ${dscp}:${prio}`);
+      if (qos.rewriteDscp !== undefined) lines.push(`qos_rewrite_dscp = ${qos.rewriteDscp}`);
+      lines.push(`qos_trust_pcp = ${qos.trustPcp}`);
+    }
+    lines.push("");
+  }
+
+  const geoFeeds = dp.feeds.filter((f) => f.kind === "geo");
+  lines.push(
+    "[features]",
+    `bogons_ipv4 = ${dp.bogons.ipv4}`,
+    `bogons_ipv6 = ${dp.bogons.ipv6}`,
+    `blocklist = ${dp.blocklist.length > 0 || dp.feeds.some((f) => f.kind === "block")}`,
+    `geoip = ${dp.blockCountries.length > 0 && geoFeeds.length > 0}`,
+    "ratelimit = true",
+    "",
+  );
+  if (dp.bogons.extra.length) {
+    tables.set("bogons-extra.txt", list(dp.bogons.extra, "extra bogon prefixes"));
+    lines.push("[bogons]", `extra = ${TABLE_DIR}/bogons-extra.txt`, "");
+  }
+
+  const tableLines: string[] = [];
+  if (dp.allowlist.length) {
+    tables.set("allow.txt", list(dp.allowlist, "allowlist"));
+    tableLines.push(`allow = ${TABLE_DIR}/allow.txt`);
+  }
+  if (dp.blocklist.length) {
+    tables.set("block.txt", list(dp.blocklist, "blocklist"));
+    tableLines.push(`block = ${TABLE_DIR}/block.txt`);
+  }
+  if (dp.blockCountries.length) tableLines.push(`block_countries = ${[...dp.blockCountries].sort().join(",")}`);
+  if (tableLines.length) lines.push("[tables]", ...tableLines, "");
+
+  const r = dp.rateLimits;
+  lines.push(
+    "[ratelimit]",
+    `syn_rate = ${r.syn.rate}`,
+    `syn_burst = ${r.syn.burst}`,
+    `icmp_rate = ${r.icmp.rate}`,
+    `icmp_burst = ${r.icmp.burst}`,
+    `udp_rate = ${r.udp.rate}`,
+    `udp_burst = ${r.udp.burst}`,
+    `slots = ${r.slots}`,
+    "",
+  );
+  for (const f of [...dp.feeds].sort((a, b) => a.name.localeCompare(b.name)))
+    lines.push(`[feed ${f.name}]`, `url = ${f.url}`, `kind = ${f.kind}`, `refresh = ${f.refresh}`, "");
+
+  files.set(CONFIG_PATH, lines.join("\n"));
+  for (const [name, content] of [...tables].sort(([a], [b]) => a.localeCompare(b)))
+    files.set(`${TABLE_DIR}/${name}`, content);
+  if (opts.nftRuleset !== undefined) files.set(`${CONFIG_DIR}/router.nft`, opts.nftRuleset);
+  return { files };
+}
