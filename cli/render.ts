@@ -75,6 +75,12 @@ export async function renderStack(opts: {
         if (files.has(path)) throw new Error(`two components publish the artifact ${path}`);
         files.set(path, String(content));
       }
+    if (r.type.startsWith("kubernetes:") && !r.type.startsWith("kubernetes:helm.sh/") && r.custom) {
+      const { apiVersion, kind, metadata, ...rest } = r.inputs as Record<string, unknown>;
+      const meta = metadata as { name?: string; namespace?: string };
+      const file = `k8s/${String(kind).toLowerCase()}-${meta.namespace ? `${meta.namespace}-` : ""}${meta.name ?? r.name}.yaml`;
+      files.set(file, stringify({ apiVersion, kind, metadata, ...rest }, { lineWidth: 0 }));
+    }
     if (r.type === "kubernetes:helm.sh/v3:Release")
       files.set(
         `helm/${String(r.inputs.name ?? r.name)}.values.yaml`,

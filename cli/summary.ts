@@ -5,6 +5,7 @@
 import type { Site } from "../components/site/schema";
 import type { SitePlan } from "../components/site/plan";
 import type { RecordedResource } from "./mock-runtime";
+import { compilePolicy, zoneMatrix } from "../components/site/policy";
 
 function table(head: string[], rows: string[][]): string {
   const esc = (c: string) => c.replace(/\|/g, "\\|");
@@ -22,6 +23,7 @@ function addressing(w: SitePlan["wans"][number]): string {
 }
 
 export function renderSummary(site: Site, plan: SitePlan, resources: RecordedResource[], artifacts: string[]): string {
+  const model = compilePolicy(site, plan);
   const out: string[] = [];
   out.push(`# Site ${site.site.name} — ${plan.fqdn}`, "");
   if (site.site.description) out.push(site.site.description, "");
@@ -133,6 +135,49 @@ export function renderSummary(site: Site, plan: SitePlan, resources: RecordedRes
     ),
     "",
   );
+
+  const matrix = zoneMatrix(model);
+  const cols = [...model.zones, "router"];
+  out.push("## Zone matrix (new connections, from row to column)", "");
+  out.push(
+    "Each cell is the verdict for traffic no rule singles out; `+ rule` names rules that refine the pair (first match wins). " +
+      "To the router: management zones reach the Talos and Kubernetes APIs; other zones reach only their services.",
+    "",
+  );
+  out.push(
+    table(
+      ["from \\ to", ...cols],
+      model.zones.map((from) => [
+        from,
+        ...cols.map((to) => {
+          const c = matrix.get(from)!.get(to)!;
+          const v =
+            to === "router" && c.verdict === "drop"
+              ? `services: ${(model.services.get(from) ?? []).join(", ") || "none"}`
+              : c.verdict;
+          return c.rules.length ? `${v} + ${c.rules.join(", ")}` : v;
+        }),
+      ]),
+    ),
+    "",
+  );
+  if (site.portForwards.length)
+    out.push(
+      "### Port forwards",
+      "",
+      table(
+        ["name", "protocol", "public port", "to", "sources", "hairpin"],
+        site.portForwards.map((f) => [
+          f.name,
+          f.protocol,
+          String(f.port),
+          `${f.to}${f.toPort ? `:${f.toPort}` : ""}${f.ipv6 ? ` / [${f.ipv6}]` : ""}`,
+          f.sources?.join(", ") ?? "any",
+          f.hairpin ? "yes" : "no",
+        ]),
+      ),
+      "",
+    );
 
   out.push("## Artifacts", "", ...artifacts.map((a) => `- [${a}](${a})`), "");
   return out.join("\n");

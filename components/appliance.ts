@@ -8,7 +8,10 @@ import * as k8s from "@pulumi/kubernetes";
 import type { LoadedSite } from "./site/load";
 import { TalosNode } from "./talos-node";
 import { CiliumFabric } from "./cilium-fabric";
-import { renderSegmentHost } from "./vlan-segment/host";
+import { VlanSegment } from "./vlan-segment";
+import { NetworkServices } from "./network-services";
+import { renderRoutingHost } from "./network-services/routing";
+import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
 
 export interface ApplianceArgs {
@@ -17,7 +20,9 @@ export interface ApplianceArgs {
 }
 
 export class Appliance extends pulumi.ComponentResource {
+  readonly segments: VlanSegment[];
   readonly dataplane: DataPlane;
+  readonly services: NetworkServices;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
   /** Admin kubeconfig (secret). */
@@ -29,13 +34,18 @@ export class Appliance extends pulumi.ComponentResource {
     super("router:appliance:Appliance", name, {}, opts);
     const { site, plan, secrets } = args.loaded;
 
+    const policy = compilePolicy(site, plan);
+    this.segments = plan.segments.map(
+      (segment) =>
+        new VlanSegment(`${name}-segment-${segment.name}`, { site, plan, segment, policy }, { parent: this }),
+    );
     // The data plane ships first: its installer image is what the node installs.
     this.dataplane = new DataPlane(
       `${name}-dataplane`,
-      { site, plan, registryPassword: secrets.registryPassword },
+      { site, plan, policy, registryPassword: secrets.registryPassword },
       { parent: this },
     );
-    const contributions = [...plan.segments.map(renderSegmentHost), this.dataplane.host];
+    const contributions = [...this.segments.map((s) => s.host), this.dataplane.host, renderRoutingHost(site, plan)];
     this.node = new TalosNode(
       `${name}-node`,
       {
@@ -58,7 +68,12 @@ export class Appliance extends pulumi.ComponentResource {
       { site, plan, provider, clusterReady: this.node.apiReady },
       { parent: this },
     );
-    this.node.healthGate([this.fabric.release]);
+    this.services = new NetworkServices(
+      `${name}-services`,
+      { site, plan, policy, provider, fabric: this.fabric.release, registryPassword: secrets.registryPassword },
+      { parent: this },
+    );
+    this.node.healthGate([this.fabric.release, this.services]);
 
     this.kubeconfig = this.node.kubeconfig;
     this.talosconfig = this.node.talosconfig;

@@ -12,13 +12,18 @@ import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "../talos-node/documents";
 import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
-import { extensionScript, installerScript, sourceDigest } from "./images";
+import { renderRuleset } from "./nftables";
+import type { PolicyModel } from "../site/policy";
+import { buildAndPushScript, sourceDigest } from "../images";
+import { EXTENSION_IMAGE, installerScript } from "./images";
 
 export interface DataPlaneArgs {
   /** The validated site. */
   site: Site;
   /** Facts derived from the site. */
   plan: SitePlan;
+  /** The compiled zone policy: the nftables ruleset the loader applies. */
+  policy: PolicyModel;
   /** Password of router:registry (secret), when the registry needs one. */
   registryPassword?: pulumi.Input<string>;
 }
@@ -35,10 +40,11 @@ export class DataPlane extends pulumi.ComponentResource {
 
   constructor(name: string, args: DataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:dataplane:DataPlane", name, {}, opts);
-    const { site, plan } = args;
-    this.host = renderDataplaneHost(site, plan);
+    const { site, plan, policy } = args;
+    const nftRuleset = renderRuleset(site, plan, policy);
+    this.host = renderDataplaneHost(site, plan, { nftRuleset });
     const artifacts = Object.fromEntries(
-      [...renderLoaderConfig(site, plan).files].map(([path, content]) => [
+      [...renderLoaderConfig(site, plan, { nftRuleset }).files].map(([path, content]) => [
         `dataplane/${path.split("/router-dataplane/")[1]}`,
         content,
       ]),
@@ -58,13 +64,13 @@ export class DataPlane extends pulumi.ComponentResource {
     const interpreter = ["/bin/bash", "-c"];
 
     if (ext.build) {
-      const digest = sourceDigest(REPO_ROOT);
+      const digest = sourceDigest(REPO_ROOT, ["ebpf"]);
       const build = new command.local.Command(
         `${name}-extension`,
         {
           interpreter,
           environment,
-          create: extensionScript(REPO_ROOT, target, digest.slice(0, 16)),
+          create: buildAndPushScript(REPO_ROOT, EXTENSION_IMAGE, target, digest.slice(0, 16)),
           triggers: [digest],
         },
         { parent: this },

@@ -106,6 +106,21 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
     `slots = ${r.slots}`,
     "",
   );
+  // Multi-WAN: the loader probes each uplink through its own routing table, keeps that table's default route in
+  // step with the main table, steers new connections away from an unhealthy uplink, and routes replies by mark.
+  for (const w of plan.wans)
+    lines.push(
+      `[wan ${w.name}]`,
+      `priority = ${w.priority}`,
+      `mark = 0x${w.mark.toString(16)}`,
+      `table = ${w.table}`,
+      ...w.probe.targets.map((t) => `probe = ${t}`),
+      `probe_interval = ${w.probe.interval}`,
+      `probe_timeout = ${w.probe.timeout}`,
+      `down_after = ${w.probe.failures}`,
+      `up_after = ${w.probe.successes}`,
+      "",
+    );
   for (const f of [...dp.feeds].sort((a, b) => a.name.localeCompare(b.name)))
     lines.push(`[feed ${f.name}]`, `url = ${f.url}`, `kind = ${f.kind}`, `refresh = ${f.refresh}`, "");
 

@@ -6,6 +6,9 @@ import { z } from "zod";
 import { configPath, fromZod, type SiteIssue } from "./issues";
 import { secretKeys, Site, siteKeys } from "./schema";
 import { validateSite, type Indexed, type PartialSite } from "./validate";
+import { planSite } from "./plan";
+import { compilePolicy, evaluate, MANAGEMENT_TCP_PORTS } from "./policy";
+import { nthAddress } from "./ip";
 
 export type ParseResult = { ok: true; site: Site } | { ok: false; issues: SiteIssue[] };
 
@@ -74,7 +77,35 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
   if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   const site = Site.safeParse(parsed);
   if (!site.success) return { ok: false, issues: fromZod("site", Site, site.error) };
+  const lockout = checkManagementPath(site.data);
+  if (lockout.length > 0) return { ok: false, issues: lockout };
   return { ok: true, site: site.data };
+}
+
+/**
+ * Anti-lockout: from every management segment, the Talos API and the Kubernetes API must stay reachable on the
+ * router's management address under the site's own policy.
+ */
+export function checkManagementPath(site: Site): SiteIssue[] {
+  const plan = planSite(site);
+  const model = compilePolicy(site, plan);
+  const issues: SiteIssue[] = [];
+  for (const seg of plan.segments.filter((s) => model.managementZones.includes(s.zone))) {
+    const dst = seg.ipv4.gateway === plan.managementAddress || !seg.ipv6 ? seg.ipv4.gateway : seg.ipv6.gateway;
+    const src = dst.includes(":") ? nthAddress(seg.ipv6!.prefix, 2) : nthAddress(seg.ipv4.cidr, 2);
+    for (const port of MANAGEMENT_TCP_PORTS) {
+      if (port === 50001) continue; // trustd serves other nodes, not the operator
+      const d = evaluate(model, { from: seg.zone, to: "router", proto: "tcp", port, src, dst });
+      if (d.verdict !== "accept") {
+        const rule = d.by.startsWith("rule:") ? model.rules.find((r) => `rule:${r.name}` === d.by) : undefined;
+        issues.push({
+          path: rule ? configPath("firewall", ["rules", rule.index]) : configPath("firewall"),
+          message: `cuts the management path: tcp/${port} from segment ${seg.name} (zone ${seg.zone}) to the router would be ${d.verdict === "reject" ? "rejected" : "dropped"} (anti-lockout; allowed: rules that leave the Talos API 50000 and the Kubernetes API 6443 reachable from a management zone)`,
+        });
+      }
+    }
+  }
+  return dedupe(issues);
 }
 
 function dedupe(issues: SiteIssue[]): SiteIssue[] {

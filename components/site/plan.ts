@@ -3,8 +3,8 @@
  * functions of a validated Site; the order of every list follows the site (segments by VLAN id), so renderers
  * built on a plan are deterministic.
  */
-import type { Link, Segment, Site } from "./schema";
-import { netmask4, nthAddress, parsePrefix, prefixSize, toBigInt } from "./ip";
+import type { Link, Segment, Site, WanNat, WanProbe } from "./schema";
+import { contains, familyOf, netmask4, nthAddress, parsePrefix, prefixSize, toBigInt } from "./ip";
 
 /** The router's IPv4 address in a segment: configured, else the first host address. */
 export function segmentGateway4(seg: Pick<Segment, "ipv4">): string {
@@ -92,6 +92,8 @@ export interface SegmentPlan {
     pool?: DhcpPool;
     reservations: ReservationPlan[];
   };
+  /** Static routes whose next hop is on this segment (router:routes). */
+  routes: { destination: string; gateway: string; metric?: number }[];
 }
 
 export interface WanPlan {
@@ -104,7 +106,18 @@ export interface WanPlan {
   bond?: Link["bond"];
   ipv4: NonNullable<Link["ipv4"]>;
   ipv6: NonNullable<Link["ipv6"]>;
+  nat: WanNat;
+  probe: WanProbe;
+  /**
+   * Connection mark of flows that arrived on this WAN (bits 4–7: clear of kube-proxy's 0x4000/0x8000 and
+   * Cilium's 0x0f00 magic), so their replies leave through it; and the routing table holding its default route.
+   */
+  mark: number;
+  table: number;
 }
+
+/** Mask of the WAN bits in a connection mark. */
+export const WAN_MARK_MASK = 0xf0;
 
 export interface TrunkPlan {
   name: string;
@@ -147,7 +160,10 @@ function plainSize(cidr: string): number {
 }
 
 /** Plans one segment. The site must be valid. */
-export function planSegment(site: Pick<Site, "links" | "site">, seg: Segment): SegmentPlan {
+export function planSegment(
+  site: Pick<Site, "links" | "site"> & Partial<Pick<Site, "routes">>,
+  seg: Segment,
+): SegmentPlan {
   const parent = segmentParent(site, seg);
   if (!parent) throw new Error(`segment ${seg.name}: no trunk to ride on (site not validated?)`);
   const p4 = parsePrefix(seg.ipv4.cidr);
@@ -191,6 +207,17 @@ export function planSegment(site: Pick<Site, "links" | "site">, seg: Segment): S
       pool: seg.dhcp.enabled ? { ...range, size: Number(toBigInt(range.end) - toBigInt(range.start)) + 1 } : undefined,
       reservations,
     },
+    routes: (site.routes ?? [])
+      .filter((r) =>
+        familyOf(r.gateway) === 4
+          ? contains(seg.ipv4.cidr, r.gateway)
+          : !!seg.ipv6 && contains(seg.ipv6.prefix, r.gateway),
+      )
+      .map((r) => ({
+        destination: r.destination,
+        gateway: r.gateway,
+        ...(r.metric !== undefined ? { metric: r.metric } : {}),
+      })),
   };
 }
 
@@ -213,9 +240,14 @@ export function planSite(site: Site): SitePlan {
         bond: l.bond,
         ipv4: l.ipv4 ?? { mode: "dhcp" as const },
         ipv6: l.ipv6 ?? { mode: "slaac" as const },
+        nat: l.nat ?? { ipv4: "masquerade" as const, ipv6: "none" as const },
+        probe: l.probe ?? { targets: ["1.1.1.1", "9.9.9.9"], interval: "2s", timeout: "1s", failures: 3, successes: 2 },
+        mark: 0,
+        table: 0,
       };
     })
-    .sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
+    .sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name))
+    .map((w, i) => ({ ...w, mark: (i + 1) << 4, table: 101 + i }));
   const trunks: TrunkPlan[] = site.links
     .filter((l) => l.role === "trunk")
     .map((l) => ({

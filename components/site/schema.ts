@@ -6,122 +6,24 @@
  * records below) without reshaping what is here.
  */
 import { z } from "zod";
-import { canonicalAddress, canonicalCidr, isAddress, isCidr, isNetworkAligned } from "./ip";
+import {
+  DnsLabel,
+  DomainName,
+  Duration,
+  ImageRef,
+  InterfaceCidr,
+  IpAddress,
+  LinkName,
+  MacAddress,
+  Mtu,
+  NetworkCidr,
+  VlanId,
+} from "./scalars";
 
-// ---------------------------------------------------------------------------------------------------------------
-// Scalars. Each carries a message that says what is allowed.
+import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
 
-/** A DNS label: what a hostname, site or segment name becomes in DNS and in Kubernetes object names. */
-export const DnsLabel = z
-  .string({ error: "expected a string (a DNS label: a-z, 0-9 and '-', 1–63 characters)" })
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, {
-    error: "is not a DNS label (allowed: lower-case a-z, 0-9 and '-', 1–63 characters, no leading or trailing '-')",
-  });
-
-/** A fully qualified domain name without the trailing dot. */
-export const DomainName = z
-  .string({ error: "expected a string (a domain name such as home.arpa)" })
-  .max(253, { error: "is longer than 253 characters (allowed: a domain name of at most 253 characters)" })
-  .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, {
-    error: "is not a domain name (allowed: dot-separated lower-case DNS labels such as lab.home.arpa)",
-  });
-
-/**
- * A Linux link name we create or alias. At most 15 characters (IFNAMSIZ − 1); no dots, which are reserved for
- * the VLAN sub-interfaces derived from it (`lan0.10`).
- */
-export const LinkName = z
-  .string({ error: "expected a string (a link name such as wan0)" })
-  .max(15, { error: "is longer than 15 characters (allowed: a Linux link name of at most 15 characters)" })
-  .regex(/^[a-z][a-z0-9_-]*[0-9a-z]$/, {
-    error: "is not a valid link name (allowed: 2–15 characters, a-z first, then a-z, 0-9, '-' or '_'; no dots)",
-  });
-
-export const VlanId = z
-  .number({ error: "expected a number (a VLAN id from 1 to 4094)" })
-  .int({ error: "is not an integer (allowed: a VLAN id from 1 to 4094)" })
-  .min(1, { error: "is outside 1–4094 (allowed: a VLAN id from 1 to 4094; 0 and 4095 are reserved)" })
-  .max(4094, { error: "is outside 1–4094 (allowed: a VLAN id from 1 to 4094; 0 and 4095 are reserved)" });
-
-export const MacAddress = z
-  .string({ error: "expected a string (a MAC address such as 00:1a:2b:3c:4d:5e)" })
-  .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, {
-    error: "is not a MAC address (allowed: six colon-separated hex octets such as 00:1a:2b:3c:4d:5e)",
-  })
-  .transform((s) => s.toLowerCase());
-
-const familyName = (f?: 4 | 6) => (f === 4 ? "an IPv4" : f === 6 ? "an IPv6" : "an IPv4 or IPv6");
-
-/** An address without prefix length, normalised to canonical text. */
-export const IpAddress = (family?: 4 | 6) =>
-  z
-    .string({ error: `expected a string (${familyName(family)} address)` })
-    .refine((s) => isAddress(s, family), {
-      error: (iss) =>
-        `${JSON.stringify(iss.input)} is not ${familyName(family)} address (allowed: ${
-          family === 6 ? "e.g. fd00:10::1" : family === 4 ? "e.g. 192.0.2.1" : "e.g. 192.0.2.1 or fd00::1"
-        }, without a prefix length)`,
-    })
-    .transform((s) => canonicalAddress(s));
-
-/** A network prefix (host bits must be zero), normalised to canonical text. */
-export const NetworkCidr = (family?: 4 | 6, lengths?: { min: number; max: number }) =>
-  z
-    .string({ error: `expected a string (${familyName(family)} prefix in CIDR form)` })
-    .refine((s) => isCidr(s, family), {
-      error: (iss) =>
-        `${JSON.stringify(iss.input)} is not ${familyName(family)} CIDR prefix (allowed: ${
-          family === 6 ? "e.g. fd00:10::/64" : family === 4 ? "e.g. 10.0.10.0/24" : "e.g. 10.0.10.0/24 or fd00::/64"
-        })`,
-      abort: true,
-    })
-    .refine((s) => isNetworkAligned(s), {
-      error: (iss) =>
-        `${JSON.stringify(iss.input)} has host bits set (allowed: the network address, ${canonicalCidr(
-          String(iss.input),
-        )})`,
-      abort: true,
-    })
-    .refine((s) => !lengths || (Number(s.split("/")[1]) >= lengths.min && Number(s.split("/")[1]) <= lengths.max), {
-      error: (iss) =>
-        `${JSON.stringify(iss.input)} has prefix length /${String(iss.input).split("/")[1]} (allowed: /${lengths?.min}${
-          lengths && lengths.max !== lengths.min ? `–/${lengths.max}` : ""
-        })`,
-    })
-    .transform((s) => canonicalCidr(s));
-
-/** An interface address: host address plus prefix length (`203.0.113.10/24`). */
-export const InterfaceCidr = (family?: 4 | 6) =>
-  z
-    .string({ error: `expected a string (${familyName(family)} address with prefix length)` })
-    .refine((s) => isCidr(s, family), {
-      error: (iss) =>
-        `${JSON.stringify(iss.input)} is not ${familyName(family)} address with prefix length (allowed: ${
-          family === 6 ? "e.g. 2001:db8::10/64" : "e.g. 203.0.113.10/24"
-        })`,
-    })
-    .transform((s) => `${canonicalAddress(s.split("/")[0])}/${s.split("/")[1]}`);
-
-const Mtu = z
-  .number({ error: "expected a number (an MTU from 1280 to 9216)" })
-  .int({ error: "is not an integer (allowed: an MTU from 1280 to 9216)" })
-  .min(1280, { error: "is below 1280 (allowed: 1280–9216; IPv6 needs at least 1280)" })
-  .max(9216, { error: "is above 9216 (allowed: 1280–9216)" });
-
-/** A container image reference: registry/repository[:tag][@sha256:digest]. */
-export const ImageRef = z
-  .string({ error: "expected a string (a container image reference)" })
-  .regex(
-    /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/,
-    {
-      error: "is not an image reference (allowed: registry/repository:tag or …@sha256:<64 hex>)",
-    },
-  );
-
-/** A Go-style duration as Talos and talosctl accept it (`90s`, `2m`, `1h30m`). */
-export const Duration = z
-  .string({ error: "expected a string (a duration such as 90s or 2m)" })
-  .regex(/^(\d+(h|m|s))+$/, { error: "is not a duration (allowed: e.g. 90s, 2m, 1h30m)" });
+export * from "./scalars";
+export * from "./schema-policy";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -255,6 +157,36 @@ export const WanIpv6 = z.discriminatedUnion(
   { error: "has no valid mode (allowed: mode slaac, dhcpv6, static or none)" },
 );
 
+export const WanNat = z.strictObject({
+  /** NAT44: masquerade LAN sources to the link's address. */
+  ipv4: z
+    .enum(["masquerade", "none"], { error: "is not an IPv4 NAT mode (allowed: masquerade, none)" })
+    .default("masquerade"),
+  /**
+   * IPv6: none (routed GUA prefixes), masquerade (NAT66, for ULA-only segments) or prefix (NPTv6-style prefix
+   * translation of ipv6Internal to ipv6External).
+   */
+  ipv6: z
+    .enum(["none", "masquerade", "prefix"], { error: "is not an IPv6 NAT mode (allowed: none, masquerade, prefix)" })
+    .default("none"),
+  ipv6Internal: NetworkCidr(6).optional(),
+  ipv6External: NetworkCidr(6).optional(),
+});
+
+export const WanProbe = z.strictObject({
+  /** Hosts probed through this link (ICMP echo). */
+  targets: z
+    .array(IpAddress())
+    .min(1, { error: "is empty (allowed: one or more addresses to probe)" })
+    .default(["1.1.1.1", "9.9.9.9"]),
+  interval: Duration.default("2s"),
+  timeout: Duration.default("1s"),
+  /** Consecutive failed rounds before the link is considered down. */
+  failures: z.number().int().min(1).max(20).default(3),
+  /** Consecutive good rounds before it is used again. */
+  successes: z.number().int().min(1).max(20).default(2),
+});
+
 export const Link = z.strictObject({
   /** A NIC alias from router:node.nics, or the name of a bond defined here. */
   name: LinkName,
@@ -271,6 +203,10 @@ export const Link = z.strictObject({
   ipv6: WanIpv6.optional(),
   /** WAN only: lower is preferred; the default route metric derives from it. */
   priority: z.number().int().min(1).max(999).optional(),
+  /** WAN only: address translation of LAN traffic leaving through this link. */
+  nat: WanNat.optional(),
+  /** WAN only: health probes that decide failover between WANs. */
+  probe: WanProbe.optional(),
   description: z.string().optional(),
 });
 export const Links = z.array(Link);
@@ -295,6 +231,35 @@ export const SegmentDhcp = z.strictObject({
   /** Lease time in seconds. */
   leaseTime: z.number().int().min(60).max(7_776_000).default(86_400),
   reservations: z.array(Reservation).default([]),
+  /** DNS servers handed out; default: the router's address in the segment. */
+  dnsServers: z.array(IpAddress(4)).min(1).optional(),
+  /** NTP servers handed out; default: the router's address when its zone has the ntp service. */
+  ntpServers: z.array(IpAddress(4)).min(1).optional(),
+  /** Search domains handed out; default: the segment's domain. */
+  searchDomains: z.array(DomainName).optional(),
+});
+
+export const SegmentDhcpv6 = z.strictObject({
+  /** Stateful DHCPv6 addresses in addition to SLAAC (sets the RA's managed flag). */
+  enabled: z.boolean().default(false),
+  /** Pool inside the segment's /64; default: <prefix>::1000 to <prefix>::1fff. */
+  range: z.strictObject({ start: IpAddress(6), end: IpAddress(6) }).optional(),
+  leaseTime: z.number().int().min(60).max(7_776_000).default(86_400),
+});
+
+export const SegmentRa = z.strictObject({
+  /** Send router advertisements (the segment needs an IPv6 prefix). */
+  enabled: z.boolean().default(true),
+  /** Clients may form addresses by SLAAC (the prefix's autonomous flag). */
+  slaac: z.boolean().default(true),
+  /** Other configuration by DHCPv6 (O flag); default: when DHCPv6 is on. */
+  otherConfig: z.boolean().optional(),
+  /** Seconds between unsolicited advertisements (radvd MaxRtrAdvInterval). */
+  maxInterval: z.number().int().min(4).max(1800).default(600),
+  /** Router lifetime in seconds (0: not a default router). */
+  lifetime: z.number().int().min(0).max(9000).default(1800),
+  /** RDNSS; default: the router's IPv6 address in the segment. */
+  dnsServers: z.array(IpAddress(6)).min(1).optional(),
 });
 
 const Dscp = z
@@ -345,6 +310,8 @@ export const Segment = z.strictObject({
     })
     .optional(),
   dhcp: SegmentDhcp.default({ enabled: true, leaseTime: 86_400, reservations: [] }),
+  dhcpv6: SegmentDhcpv6.default({ enabled: false, leaseTime: 86_400 }),
+  ra: SegmentRa.default({ enabled: true, slaac: true, maxInterval: 600, lifetime: 1800 }),
   /** Marking of traffic entering from this segment (tc on the segment link). */
   qos: SegmentQos.optional(),
 });
@@ -358,6 +325,17 @@ export const Zone = z.strictObject({
   description: z.string().optional(),
   /** Hosts in a management zone may reach the router's own management services (Talos API, Kubernetes API). */
   management: z.boolean().default(false),
+  /**
+   * What the router itself answers to in this zone. Default: dhcp, dns, ntp and ping for zones with segments,
+   * nothing for WAN zones (essential ICMP always passes).
+   */
+  services: z
+    .array(
+      z.enum(["dhcp", "dns", "ntp", "mdns", "ping"], {
+        error: "is not a router service (allowed: dhcp, dns, ntp, mdns, ping)",
+      }),
+    )
+    .optional(),
 });
 export const Zones = z.array(Zone);
 
@@ -536,6 +514,18 @@ export const siteKeys = {
   dns: Dns,
   ntp: Ntp,
   registry: Registry.optional(),
+  firewall: Firewall.default({
+    defaultAction: "drop",
+    policies: [],
+    rules: [],
+    addressGroups: [],
+    logDrops: true,
+    logRate: "10/minute",
+  }),
+  portForwards: PortForwards.default([]),
+  routes: Routes.default([]),
+  routing: Routing.default({}),
+  mdns: Mdns.default({ reflect: [] }),
   dataplane: Dataplane.default({
     enabled: true,
     xdpMode: "native",
@@ -573,3 +563,5 @@ export type InstallDisk = z.infer<typeof InstallDisk>;
 export type SecretKey = keyof typeof secretKeys;
 export type Dataplane = z.infer<typeof Dataplane>;
 export type SegmentQos = z.infer<typeof SegmentQos>;
+export type WanNat = z.infer<typeof WanNat>;
+export type WanProbe = z.infer<typeof WanProbe>;

@@ -7,6 +7,7 @@ import type { Link, Segment, Site, Zone } from "./schema";
 import { configPath, type SiteIssue } from "./issues";
 import { contains, familyOf, nthAddress, overlaps, toBigInt } from "./ip";
 import { durationSeconds } from "./duration";
+import { validatePolicy } from "./validate-policy";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
 
 /** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
@@ -23,6 +24,11 @@ export interface PartialSite {
   ntp?: Site["ntp"];
   registry?: Site["registry"];
   dataplane?: Site["dataplane"];
+  firewall?: Site["firewall"];
+  portForwards?: Site["portForwards"];
+  routes?: Site["routes"];
+  routing?: Site["routing"];
+  mdns?: Site["mdns"];
   /** Keys whose lists had elements that failed to parse: references into them are not checked. */
   incomplete: Set<string>;
   /** Secret keys that are set (values are never seen here). */
@@ -544,5 +550,6 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkDataplane(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
+  out.push(...validatePolicy(s));
   return out;
 }

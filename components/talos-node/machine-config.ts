@@ -7,6 +7,7 @@
 import { stringify } from "yaml";
 import type { Site, InstallDisk } from "../site/schema";
 import type { SitePlan, WanPlan } from "../site/plan";
+import { contains, familyOf } from "../site/ip";
 import { mergeContributions, type HostContribution, type TalosDocument } from "./documents";
 import { b64, text, type SecretText, type TalosSecrets } from "./secrets";
 
@@ -115,7 +116,7 @@ function doc(kind: string, body: Record<string, unknown>): TalosDocument {
   return { apiVersion: "v1alpha1", kind, ...body };
 }
 
-function wanDocuments(w: WanPlan): TalosDocument[] {
+function wanDocuments(w: WanPlan, site: Site): TalosDocument[] {
   const docs: TalosDocument[] = [];
   const addresses: { address: string }[] = [];
   const routes: Record<string, unknown>[] = [];
@@ -126,6 +127,23 @@ function wanDocuments(w: WanPlan): TalosDocument[] {
   if (w.ipv6.mode === "static") {
     addresses.push({ address: w.ipv6.address });
     routes.push({ destination: "::/0", gateway: w.ipv6.gateway, metric: w.routeMetric });
+  }
+  // Static routes whose next hop is on this WAN's static subnet.
+  for (const r of site.routes) {
+    const subnet =
+      familyOf(r.gateway) === 4
+        ? w.ipv4.mode === "static"
+          ? w.ipv4.address
+          : undefined
+        : w.ipv6.mode === "static"
+          ? w.ipv6.address
+          : undefined;
+    if (subnet && contains(subnet, r.gateway))
+      routes.push({
+        destination: r.destination,
+        gateway: r.gateway,
+        ...(r.metric !== undefined ? { metric: r.metric } : {}),
+      });
   }
   const link: Record<string, unknown> = { name: w.name, up: true };
   if (w.mtu) link.mtu = w.mtu;
@@ -193,7 +211,7 @@ export function nodeDocuments(input: MachineConfigInput): TalosDocument[] {
     docs.push(
       doc("LinkAliasConfig", { name: nic.alias, selector: { match: `mac(link.permanent_addr) == "${nic.mac}"` } }),
     );
-  for (const w of plan.wans) docs.push(...wanDocuments(w));
+  for (const w of plan.wans) docs.push(...wanDocuments(w, site));
   for (const t of plan.trunks) {
     const link: Record<string, unknown> = { name: t.name, up: true };
     if (t.mtu) link.mtu = t.mtu;

@@ -11,6 +11,7 @@ function linkSysctl(family: "ipv4" | "ipv6", link: string, param: string): strin
 }
 
 export function renderSegmentHost(seg: SegmentPlan): HostContribution {
+  const routes = seg.routes;
   const addresses = [{ address: seg.ipv4.gatewayCidr }, ...(seg.ipv6 ? [{ address: seg.ipv6.gatewayCidr }] : [])];
   const vlan: TalosDocument = {
     apiVersion: "v1alpha1",
@@ -22,6 +23,15 @@ export function renderSegmentHost(seg: SegmentPlan): HostContribution {
     up: true,
     ...(seg.mtu ? { mtu: seg.mtu } : {}),
     addresses,
+    ...(routes.length
+      ? {
+          routes: routes.map((r) => ({
+            destination: r.destination,
+            gateway: r.gateway,
+            ...(r.metric !== undefined ? { metric: r.metric } : {}),
+          })),
+        }
+      : {}),
   };
   return {
     documents: [vlan],

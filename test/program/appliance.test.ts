@@ -104,7 +104,40 @@ describe("the appliance program", () => {
     );
     expect(byName("lab-dataplane-installer").inputs.environment).toBe("[secret]");
     const artifacts = byName("lab-dataplane").outputs?.artifacts as Record<string, string>;
-    expect(Object.keys(artifacts).sort()).toEqual(["dataplane/dataplane.conf", "dataplane/tables/block.txt"]);
+    expect(Object.keys(artifacts).sort()).toEqual([
+      "dataplane/dataplane.conf",
+      "dataplane/router.nft",
+      "dataplane/tables/block.txt",
+    ]);
+  });
+
+  it("has one VlanSegment per segment carrying its addressing and DNS records", () => {
+    const segs = resources.filter((r) => r.type === "router:network:VlanSegment");
+    expect(segs.map((s) => s.name).sort()).toEqual(
+      ["guest", "iot", "mgmt", "servers", "trusted"].map((n) => `lab-segment-${n}`),
+    );
+    const iot = byName("lab-segment-iot");
+    expect(nameOf(iot.parent)).toBe("lab");
+    expect(iot.outputs).toMatchObject({ link: "lan0.30", vlan: 30, ipv4: "10.30.0.0/23", gateway4: "10.30.0.1" });
+    expect((byName("lab-segment-servers").outputs?.dnsRecords as unknown[]).length).toBeGreaterThanOrEqual(4);
+  });
+
+  it("runs the network services on the cluster after the fabric, from the pushed services image", () => {
+    const ds = resources
+      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet")
+      .map((r) => r.name)
+      .sort();
+    expect(ds).toEqual(
+      ["avahi-casting", "chrony", "kea-dhcp4", "kea-dhcp6", "radvd"].map((n) => `lab-services-daemonset-${n}`),
+    );
+    for (const n of ds) {
+      expect(dependsOn(n, "lab-cilium-release"), n).toBe(true);
+      expect(dependsOn(n, "lab-services-image"), n).toBe(true);
+      expect(dependsOn(n, "lab-services-namespace-router-system"), n).toBe(true);
+    }
+    expect(String(byName("lab-services-image").inputs.create)).toMatch(/make -C images\/services/);
+    // The final health gate waits for every service workload.
+    for (const n of ds) expect(dependsOn("lab-node-healthy", n), n).toBe(true);
   });
 
   it("protects the keys and the installed node so a destroy cannot wipe the router", () => {

@@ -1,0 +1,349 @@
+/**
+ * The router's nftables ruleset: one `table inet router` (DESIGN decision 4) holding the stateful zone firewall
+ * for routed traffic, the router's own input filter, anti-spoofing, NAT44/NAT66/prefix translation, port
+ * forwards with hairpin NAT, and the connection marks that send replies back out the WAN a connection came in
+ * on. The extension's loader applies it atomically, replacing only this table. Pure and deterministic.
+ *
+ * Per-packet cost does not grow with the rule count: established traffic is accepted first; a new connection
+ * is dispatched through two verdict maps (in-link → source zone, out-link → zone pair) to a chain holding only
+ * that pair's rules, and rules match addresses and ports through sets.
+ */
+import type { Site } from "../site/schema";
+import { WAN_MARK_MASK, type SitePlan } from "../site/plan";
+import { familyOf } from "../site/ip";
+import type { CompiledRule, PolicyModel, Verdict } from "../site/policy";
+import { MANAGEMENT_TCP_PORTS, evaluate, servicePorts } from "../site/policy";
+
+const TAB = "\t";
+
+/** nft identifier of a zone (chain names). */
+function ident(zone: string): string {
+  return zone.replace(/-/g, "_");
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s);
+}
+
+function setOf(items: readonly (string | number)[]): string {
+  return items.length === 1 ? String(items[0]) : `{ ${items.join(", ")} }`;
+}
+
+function portList(ranges: [number, number][]): string {
+  return setOf(ranges.map(([a, b]) => (a === b ? String(a) : `${a}-${b}`)));
+}
+
+/**
+ * Physical links are Talos aliases (wan0, lan0) whose kernel names differ on the box; they are named through
+ * defines the loader resolves (a define's value that names no link but matches a link's Talos alias is
+ * replaced by that link's kernel name). Links we create (bonds, VLANs) have their own names.
+ */
+export function linkDefines(site: Site, plan: SitePlan): Map<string, string> {
+  const aliases = new Set(site.node.nics.map((n) => n.alias));
+  const out = new Map<string, string>();
+  for (const name of [...plan.wans.map((w) => w.name), ...plan.trunks.map((t) => t.name)])
+    if (aliases.has(name)) out.set(name, `if_${name.replace(/-/g, "_")}`);
+  return out;
+}
+
+function verdictStmt(v: Verdict): string {
+  return v === "reject" ? "reject with icmpx admin-prohibited" : v;
+}
+
+interface Ctx {
+  site: Site;
+  plan: SitePlan;
+  model: PolicyModel;
+  defines: Map<string, string>;
+}
+
+function link(ctx: Ctx, name: string): string {
+  const d = ctx.defines.get(name);
+  return d ? `$${d}` : quote(name);
+}
+
+/** Match expressions of a rule, one entry per address family it applies to ("" = both families). */
+function ruleMatches(r: CompiledRule): string[] {
+  const fams: (4 | 6 | 0)[] = [];
+  if (!r.src && !r.dst) fams.push(0);
+  else
+    for (const f of [4, 6] as const) {
+      const srcOk = !r.src || r.src[f].length > 0;
+      const dstOk = !r.dst || r.dst[f].length > 0;
+      if (srcOk && dstOk) fams.push(f);
+    }
+  return fams.map((f) => {
+    const parts: string[] = [];
+    if (f !== 0) {
+      const ip = f === 4 ? "ip" : "ip6";
+      if (r.src) parts.push(`${ip} saddr ${setOf(r.src[f])}`);
+      if (r.dst) parts.push(`${ip} daddr ${setOf(r.dst[f])}`);
+    }
+    const protos = r.protos;
+    if (protos !== "any") {
+      const icmp = f === 4 ? ["icmp"] : f === 6 ? ["ipv6-icmp"] : ["icmp", "ipv6-icmp"];
+      const l4 = protos.flatMap((p) => (p === "icmp" ? icmp : [p]));
+      if (r.ports && protos.length === 1 && protos[0] !== "icmp") parts.push(`${protos[0]} dport ${portList(r.ports)}`);
+      else {
+        parts.push(`meta l4proto ${setOf(l4)}`);
+        if (r.ports) parts.push(`th dport ${portList(r.ports)}`);
+      }
+    }
+    return parts.join(" ");
+  });
+}
+
+function ruleLines(ctx: Ctx, r: CompiledRule, label: string): string[] {
+  const out: string[] = [`# rule ${r.name}`];
+  for (const m of ruleMatches(r)) {
+    const prefix = m ? `${m} ` : "";
+    if (r.log) out.push(`${prefix}limit rate ${ctx.model.logRate} log prefix ${quote(`router ${label} ${r.name}: `)}`);
+    out.push(`${prefix}${verdictStmt(r.action)}`);
+  }
+  return out;
+}
+
+function chain(name: string, body: string[], hook?: string): string[] {
+  return [`chain ${name} {`, ...(hook ? [`${TAB}${hook}`] : []), ...body.map((l) => (l ? `${TAB}${l}` : "")), "}"];
+}
+
+/** Forward chain of one zone pair: that pair's rules in order, then the policy's verdict. */
+function pairChain(ctx: Ctx, from: string, to: string): string[] {
+  const body: string[] = [];
+  for (const r of ctx.model.rules) {
+    if (r.from !== "any" && !r.from.includes(from)) continue;
+    if (r.to !== "any" && !r.to.includes(to)) continue;
+    body.push(...ruleLines(ctx, r, `${from}>${to}`));
+  }
+  // The fallback verdict: what `evaluate` gives once no rule matched (addresses do not matter any more).
+  const rest = evaluate(
+    { ...ctx.model, rules: [] },
+    { from, to, proto: "tcp", port: 1, src: "0.0.0.0", dst: "0.0.0.0" },
+  );
+  body.push(`# ${rest.by}`);
+  if (rest.verdict !== "accept" && rest.log)
+    body.push(`limit rate ${ctx.model.logRate} log prefix ${quote(`router ${from}>${to} ${rest.verdict}: `)}`);
+  body.push(verdictStmt(rest.verdict));
+  return chain(`fwd_${ident(from)}_${ident(to)}`, body);
+}
+
+function inputZoneChain(ctx: Ctx, zone: string): string[] {
+  const body: string[] = [];
+  for (const r of ctx.model.rules) {
+    if (!r.toRouter) continue;
+    if (r.from !== "any" && !r.from.includes(zone)) continue;
+    body.push(...ruleLines(ctx, r, `${zone}>router`));
+  }
+  if (ctx.model.managementZones.includes(zone)) {
+    body.push("# management: Talos API, trustd, Kubernetes API, data-plane metrics");
+    body.push(`tcp dport ${setOf([...MANAGEMENT_TCP_PORTS, ...ctx.model.managementPorts])} accept`);
+  }
+  const services = ctx.model.services.get(zone) ?? [];
+  const sp = servicePorts(services);
+  if (services.length) body.push(`# services: ${services.join(", ")}`);
+  if (sp.tcp.length) body.push(`tcp dport ${setOf(sp.tcp)} accept`);
+  if (sp.udp.length) body.push(`udp dport ${setOf(sp.udp)} accept`);
+  if (sp.echo) body.push("icmp type echo-request accept", "icmpv6 type echo-request accept");
+  return chain(`in_${ident(zone)}`, body);
+}
+
+function internalPrefixes(site: Site, plan: SitePlan, family: 4 | 6): string[] {
+  const segs = plan.segments.flatMap((s) => (family === 4 ? [s.ipv4.cidr] : s.ipv6 ? [s.ipv6.prefix] : []));
+  const cluster = [...site.cluster.podCidrs].filter((c) => familyOf(c) === family);
+  return [...segs, ...cluster];
+}
+
+function namedSet(name: string, type: string, elements: readonly string[], interval = false): string[] {
+  if (elements.length === 0) return [];
+  return [
+    `set ${name} {`,
+    `${TAB}type ${type}`,
+    ...(interval ? [`${TAB}flags interval`] : []),
+    `${TAB}elements = { ${elements.join(", ")} }`,
+    "}",
+  ];
+}
+
+function portTarget(toPort: number | undefined): string {
+  if (toPort === undefined) return "";
+  return `:${toPort}`;
+}
+
+/** Renders the whole ruleset file. */
+export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): string {
+  const ctx: Ctx = { site, plan, model, defines: linkDefines(site, plan) };
+  const lanLinks = plan.segments.map((s) => s.link);
+  const wanLinks = plan.wans.map((w) => link(ctx, w.name));
+  const lan4 = plan.segments.map((s) => s.ipv4.cidr);
+  const lan6 = plan.segments.flatMap((s) => (s.ipv6 ? [s.ipv6.prefix] : []));
+  const internal4 = [...internalPrefixes(site, plan, 4), ...site.cluster.serviceCidrs.filter((c) => familyOf(c) === 4)];
+  const internal6 = [...internalPrefixes(site, plan, 6), ...site.cluster.serviceCidrs.filter((c) => familyOf(c) === 6)];
+  const routerAddrs4 = plan.segments.map((s) => s.ipv4.gateway);
+
+  const out: string[] = [
+    `# nftables ruleset of site ${site.site.name} (${plan.fqdn}) — rendered by the site's Pulumi program.`,
+    "# Loaded by router-dataplane as one transaction that replaces only `table inet router`.",
+    "",
+  ];
+  for (const [name, def] of ctx.defines) out.push(`define ${def} = ${quote(name)}`);
+  if (ctx.defines.size) out.push("");
+
+  const t: string[] = [];
+  t.push(...namedSet("wan_links", "ifname", wanLinks));
+  t.push(...namedSet("lan_links", "ifname", lanLinks.map(quote)));
+  t.push(...namedSet("internal4", "ipv4_addr", internal4, true));
+  t.push(...namedSet("internal6", "ipv6_addr", internal6, true));
+  t.push(...namedSet("lan4", "ipv4_addr", lan4, true));
+  t.push(...namedSet("lan6", "ipv6_addr", lan6, true));
+  t.push(...namedSet("router4", "ipv4_addr", routerAddrs4));
+  for (const [g, v] of [...model.groups].sort(([a], [b]) => a.localeCompare(b))) {
+    t.push(...namedSet(`group_${ident(g)}_4`, "ipv4_addr", v[4], true));
+    t.push(...namedSet(`group_${ident(g)}_6`, "ipv6_addr", v[6], true));
+  }
+
+  // Anti-spoofing before connection tracking, so forged sources never create state.
+  t.push(
+    ...chain(
+      "raw_prerouting",
+      [
+        "# a segment may only source addresses routed back through it (DHCP discovery and DAD excepted)",
+        "iifname @lan_links ip saddr 0.0.0.0 udp dport 67 accept",
+        "iifname @lan_links ip6 saddr :: accept",
+        "iifname @lan_links fib saddr . iif oif missing drop",
+        "# the internet never sources our own prefixes",
+        ...(wanLinks.length ? ["iifname @wan_links ip saddr @internal4 drop"] : []),
+        ...(wanLinks.length && internal6.length ? ["iifname @wan_links ip6 saddr @internal6 drop"] : []),
+      ],
+      "type filter hook prerouting priority raw; policy accept;",
+    ),
+  );
+
+  // Multi-WAN: remember the WAN a connection arrived on; its replies carry that mark to the WAN's table.
+  const mask = `0x${WAN_MARK_MASK.toString(16)}`;
+  const keep = `0x${((0xffffffff ^ WAN_MARK_MASK) >>> 0).toString(16)}`;
+  const markBody = plan.wans.map(
+    (w) => `iifname ${link(ctx, w.name)} ct state new ct mark set ct mark and ${keep} or 0x${w.mark.toString(16)}`,
+  );
+  const restore = `ct direction reply ct mark and ${mask} != 0 meta mark set ct mark and ${mask}`;
+  t.push(
+    ...chain(
+      "mangle_prerouting",
+      [...markBody, restore],
+      "type filter hook prerouting priority mangle; policy accept;",
+    ),
+  );
+  t.push(...chain("mangle_output", [restore], "type route hook output priority mangle; policy accept;"));
+
+  // Input: what reaches the router itself.
+  const zoneOfLink = new Map<string, string>();
+  for (const z of plan.zones) for (const l of z.links) zoneOfLink.set(l, z.name);
+  const inputDispatch = [...zoneOfLink].map(([l, z]) => `${link(ctx, l)} : jump in_${ident(z)}`);
+  t.push(
+    ...chain(
+      "input",
+      [
+        "iif lo accept",
+        "ct state established,related accept",
+        "ct state invalid drop",
+        "# ICMP the network needs (RFC 792 errors; RFC 4890 §4.4 for ICMPv6, neighbour discovery only on-link)",
+        "icmp type { destination-unreachable, time-exceeded, parameter-problem } accept",
+        "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept",
+        "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+        "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 accept",
+        "# the router's own DHCP clients on its uplinks",
+        ...(wanLinks.length
+          ? [
+              "iifname @wan_links udp sport 67 udp dport 68 accept",
+              "iifname @wan_links ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept",
+            ]
+          : []),
+        "# the router's own pods",
+        'iifname "lxc*" accept',
+        'iifname "cilium_*" accept',
+        ...(inputDispatch.length ? [`iifname vmap { ${inputDispatch.join(", ")} }`] : []),
+        ...(model.logDrops ? [`limit rate ${model.logRate} log prefix "router input drop: "`] : []),
+        "counter drop",
+      ],
+      "type filter hook input priority filter; policy drop;",
+    ),
+  );
+  for (const z of model.zones) t.push(...inputZoneChain(ctx, z));
+
+  // Forward: routed traffic between zones.
+  const pinholes = site.portForwards.flatMap((f) => {
+    if (!f.ipv6) return [];
+    const proto = f.protocol === "tcp+udp" ? "meta l4proto { tcp, udp } th" : f.protocol;
+    const wans = (f.wans ?? plan.wans.map((w) => w.name)).map((w) => link(ctx, w));
+    const src = f.sources?.filter((c) => familyOf(c) === 6);
+    if (f.sources && !src?.length) return [];
+    return [
+      `# port forward ${f.name}: IPv6 pinhole`,
+      `iifname ${setOf(wans)} ${src ? `ip6 saddr ${setOf(src)} ` : ""}ip6 daddr ${f.ipv6} ${proto} dport ${f.port} accept`,
+    ];
+  });
+  const fwdDispatch = [...zoneOfLink].map(([l, z]) => `${link(ctx, l)} : jump fwd_from_${ident(z)}`);
+  t.push(
+    ...chain(
+      "forward",
+      [
+        "ct state established,related accept",
+        "ct state invalid drop",
+        "# ICMPv6 errors must pass (RFC 4890 §4.3.1)",
+        "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept",
+        "# port forwards: the DNAT rules already checked WAN, port and source",
+        "ct status dnat accept",
+        ...pinholes,
+        "# the router's own pods may reach every zone",
+        'iifname "lxc*" accept',
+        'iifname "cilium_*" accept',
+        ...(fwdDispatch.length ? [`iifname vmap { ${fwdDispatch.join(", ")} }`] : []),
+        ...(model.logDrops ? [`limit rate ${model.logRate} log prefix "router forward drop: "`] : []),
+        "counter drop",
+      ],
+      "type filter hook forward priority filter; policy drop;",
+    ),
+  );
+  for (const from of model.zones) {
+    const targets = [...zoneOfLink].map(([l, z]) => `${link(ctx, l)} : jump fwd_${ident(from)}_${ident(z)}`);
+    t.push(...chain(`fwd_from_${ident(from)}`, targets.length ? [`oifname vmap { ${targets.join(", ")} }`] : []));
+    for (const to of model.zones) t.push(...pairChain(ctx, from, to));
+  }
+
+  // NAT.
+  const pre: string[] = [];
+  const post: string[] = [];
+  for (const f of site.portForwards) {
+    const proto = f.protocol === "tcp+udp" ? "meta l4proto { tcp, udp } th" : f.protocol;
+    const wans = (f.wans ?? plan.wans.map((w) => w.name)).map((w) => link(ctx, w));
+    const src4 = f.sources?.filter((c) => familyOf(c) === 4);
+    const to = `${f.to}${portTarget(f.toPort)}`;
+    pre.push(`# port forward ${f.name}`);
+    if (!f.sources || src4!.length)
+      pre.push(
+        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)} ` : ""}${proto} dport ${f.port} dnat ip to ${to}`,
+      );
+    if (f.hairpin)
+      pre.push(
+        `iifname @lan_links fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} dnat ip to ${to}`,
+      );
+  }
+  if (site.portForwards.some((f) => f.hairpin))
+    post.push(
+      "# hairpin: inside clients reaching a forward through the public address get the router as source",
+      "ct status dnat oifname @lan_links ip saddr @lan4 masquerade",
+    );
+  for (const w of plan.wans) {
+    const l = link(ctx, w.name);
+    if (w.nat.ipv4 === "masquerade") post.push(`oifname ${l} ip saddr @internal4 masquerade`);
+    if (w.nat.ipv6 === "masquerade" && internal6.length) post.push(`oifname ${l} ip6 saddr @internal6 masquerade`);
+    if (w.nat.ipv6 === "prefix" && w.nat.ipv6Internal && w.nat.ipv6External) {
+      post.push(`oifname ${l} ip6 saddr ${w.nat.ipv6Internal} snat ip6 prefix to ${w.nat.ipv6External}`);
+      pre.push(`iifname ${l} ip6 daddr ${w.nat.ipv6External} dnat ip6 prefix to ${w.nat.ipv6Internal}`);
+    }
+  }
+  t.push(...chain("nat_prerouting", pre, "type nat hook prerouting priority dstnat; policy accept;"));
+  t.push(...chain("nat_postrouting", post, "type nat hook postrouting priority srcnat; policy accept;"));
+
+  out.push("table inet router {", ...t.map((l) => (l ? `${TAB}${l}` : "")), "}", "");
+  return out.join("\n");
+}

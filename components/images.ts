@@ -1,0 +1,82 @@
+/**
+ * Scripts that ship images the router runs, at `pulumi up` on the operator's machine: build an OCI image layout
+ * from this repository (reproducible digest), push it to the site's registry, print exactly one line on stdout:
+ * the pushed reference pinned by digest. Registry credentials arrive in the environment (secret) and reach
+ * skopeo through a private auth file, never a command line. Pure.
+ */
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+
+export function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Strict mode, a private work directory, logging to the original stderr, and a registry auth file. */
+export const PUSH_PRELUDE = [
+  "set -euo pipefail",
+  "umask 077",
+  'work="$(mktemp -d)"',
+  "trap 'rm -rf \"$work\"' EXIT",
+  "exec 3>&2",
+  "log() { printf '[router] %s\\n' \"$*\" >&3; }",
+  // Registry auth file for skopeo and the imager (docker config format), from secret environment variables.
+  'printf \'{"auths":{}}\' > "$work/auth.json"',
+  'if [ -n "${ROUTER_REGISTRY_USERNAME:-}" ]; then',
+  "  printf '%s' \"${ROUTER_REGISTRY_PASSWORD:?registry password missing}\" |",
+  '    skopeo login --authfile "$work/auth.json" --username "$ROUTER_REGISTRY_USERNAME" --password-stdin "$REGISTRY" >&2',
+  "fi",
+].join("\n");
+
+export interface PushTarget {
+  /** Registry host[:port]. */
+  registry: string;
+  /** Repository prefix. */
+  repository: string;
+}
+
+export interface ImageBuild {
+  /** Image name in the registry (under the repository prefix). */
+  name: string;
+  /** Command (run from the repository root) that writes the OCI layout. */
+  build: string;
+  /** OCI layout directory relative to the repository root (holding one image). */
+  oci: string;
+}
+
+/** Builds an image from the repository and pushes it; prints `<registry>/<repo>/<name>@sha256:…`. */
+export function buildAndPushScript(repoRoot: string, image: ImageBuild, t: PushTarget, tag: string): string {
+  const dest = `${t.registry}/${t.repository}/${image.name}`;
+  return [
+    `REGISTRY=${q(t.registry)}`,
+    PUSH_PRELUDE,
+    `cd ${q(repoRoot)}`,
+    `log ${q(`building ${image.name} (${image.build})`)}`,
+    `${image.build} >&2`,
+    `log ${q(`pushing it to ${dest}:${tag}`)}`,
+    `skopeo copy --quiet --authfile "$work/auth.json" --digestfile "$work/digest" ${q(`oci:${image.oci}`)} ${q(`docker://${dest}:${tag}`)} >&2`,
+    `printf '%s@%s\\n' ${q(dest)} "$(cat "$work/digest")"`,
+  ].join("\n");
+}
+
+/**
+ * Digest of the files an image is built from (build output excluded): a change to any of them rebuilds and
+ * re-pushes the image; an unchanged tree does nothing.
+ */
+export function sourceDigest(repoRoot: string, dirs: string[]): string {
+  const h = createHash("sha256");
+  const walk = (root: string, dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const rel = relative(root, p);
+      if (rel === "build" || rel === "out" || name.startsWith(".")) continue;
+      if (statSync(p).isDirectory()) walk(root, p);
+      else
+        h.update(`${relative(repoRoot, p)}\0`)
+          .update(readFileSync(p))
+          .update("\0");
+    }
+  };
+  for (const d of dirs) walk(join(repoRoot, d), join(repoRoot, d));
+  return h.digest("hex");
+}

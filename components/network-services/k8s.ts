@@ -1,0 +1,269 @@
+/**
+ * Kubernetes objects of the shared network services (DESIGN decision 7): each daemon runs on the host network in
+ * the router-system namespace, from our services image pinned by digest, with explicit capabilities instead of
+ * privileged mode, resource requests and limits, liveness and readiness probes, and its state on host paths that
+ * survive pod restarts and Talos upgrades (/var is preserved across upgrades). Pure: plain objects.
+ */
+import { createHash } from "node:crypto";
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import type { PolicyModel } from "../site/policy";
+import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
+import {
+  KEA_RUN_DIR,
+  KEA_STATE_DIR,
+  renderAvahi,
+  renderChrony,
+  renderFrr,
+  renderKea4,
+  renderKea6,
+  renderRadvd,
+  usesDhcpv6,
+} from "./config";
+
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [field: string]: unknown;
+};
+
+/** Config files by ConfigMap key (also the artifact names under services/). */
+export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): Map<string, string> {
+  const files = new Map<string, string>();
+  files.set("kea-dhcp4.json", renderKea4(site, plan, model));
+  files.set("kea-dhcp6.json", renderKea6(site, plan));
+  files.set("radvd.conf", renderRadvd(site, plan));
+  files.set("chrony.conf", renderChrony(site, plan, model));
+  for (const g of site.mdns.reflect) files.set(`avahi-daemon.${g.name}.conf`, renderAvahi(site, plan, g.name));
+  const frr = renderFrr(site, plan);
+  if (frr) {
+    files.set("frr.conf", frr);
+    files.set("frr-daemons", ["zebra=yes", "ospfd=yes", "staticd=yes", "vtysh_enable=yes", ""].join("\n"));
+  }
+  return files;
+}
+
+const LABELS = { "app.kubernetes.io/part-of": "router", "app.kubernetes.io/managed-by": "pulumi" };
+const CONFIG_MAP = "network-services";
+const CONFIG_DIR = "/etc/router";
+/** Host directory for the services' state (leases, drift). */
+export const HOST_STATE_DIR = "/var/lib/router";
+
+interface Daemon {
+  name: string;
+  /** Config keys the daemon reads (its pods roll when they change). */
+  configKeys: string[];
+  command: string[];
+  capabilities: string[];
+  resources: { cpu: string; memory: string; cpuLimit: string; memoryLimit: string };
+  liveness: string[];
+  readiness?: string[];
+  state?: { host: string; mount: string };
+  run?: string;
+  env?: Record<string, string>;
+}
+
+function sh(script: string): string[] {
+  return ["/bin/sh", "-c", script];
+}
+
+function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daemon[] {
+  const keaProbe = (sock: string) =>
+    sh(`printf '{"command": "status-get"}' | socat -t 2 - UNIX-CONNECT:${sock} | grep -q '"result": 0'`);
+  const list: Daemon[] = [
+    {
+      name: "kea-dhcp4",
+      configKeys: ["kea-dhcp4.json"],
+      command: ["kea-dhcp4", "-c", `${CONFIG_DIR}/kea-dhcp4.json`],
+      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      resources: { cpu: "50m", memory: "64Mi", cpuLimit: "500m", memoryLimit: "256Mi" },
+      liveness: keaProbe(`${KEA_RUN_DIR}/kea4-ctrl-socket`),
+      state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
+      run: KEA_RUN_DIR,
+      env: { KEA_PIDFILE_DIR: KEA_RUN_DIR, KEA_LOCKFILE_DIR: KEA_RUN_DIR },
+    },
+    {
+      name: "radvd",
+      configKeys: ["radvd.conf"],
+      command: [
+        "radvd",
+        "--nodaemon",
+        "--config",
+        `${CONFIG_DIR}/radvd.conf`,
+        "--logmethod",
+        "stderr",
+        "--pidfile",
+        "/run/radvd/radvd.pid",
+      ],
+      capabilities: ["NET_RAW", "NET_ADMIN"],
+      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
+      liveness: sh('kill -0 "$(cat /run/radvd/radvd.pid)"'),
+      run: "/run/radvd",
+    },
+    {
+      name: "chrony",
+      configKeys: ["chrony.conf"],
+      // -x: Talos owns the system clock; chronyd only serves it.
+      command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
+      capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
+      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
+      liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
+      state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
+      run: "/run/chrony",
+    },
+  ];
+  if (usesDhcpv6(site, plan))
+    list.push({
+      name: "kea-dhcp6",
+      configKeys: ["kea-dhcp6.json"],
+      command: ["kea-dhcp6", "-c", `${CONFIG_DIR}/kea-dhcp6.json`],
+      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      resources: { cpu: "50m", memory: "64Mi", cpuLimit: "500m", memoryLimit: "256Mi" },
+      liveness: keaProbe(`${KEA_RUN_DIR}/kea6-ctrl-socket`),
+      state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
+      run: KEA_RUN_DIR,
+      env: { KEA_PIDFILE_DIR: KEA_RUN_DIR, KEA_LOCKFILE_DIR: KEA_RUN_DIR },
+    });
+  for (const g of site.mdns.reflect)
+    list.push({
+      name: `avahi-${g.name}`,
+      configKeys: [`avahi-daemon.${g.name}.conf`],
+      command: [
+        "avahi-daemon",
+        "--no-drop-root",
+        "--no-chroot",
+        "--no-rlimits",
+        "-f",
+        `${CONFIG_DIR}/avahi-daemon.${g.name}.conf`,
+      ],
+      capabilities: [],
+      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "200m", memoryLimit: "64Mi" },
+      liveness: ["avahi-daemon", "--check"],
+      run: "/run/avahi-daemon",
+    });
+  if (configs.has("frr.conf"))
+    list.push({
+      name: "frr",
+      configKeys: ["frr.conf", "frr-daemons"],
+      command: ["/usr/local/bin/frr-start", `${CONFIG_DIR}/frr.conf`],
+      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"],
+      resources: { cpu: "50m", memory: "64Mi", cpuLimit: "1", memoryLimit: "256Mi" },
+      liveness: ["vtysh", "-c", "show version"],
+      readiness: ["vtysh", "-c", "show ip ospf"],
+      run: "/var/run/frr",
+    });
+  return list;
+}
+
+function hash(parts: string[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p).update("\0");
+  return h.digest("hex").slice(0, 16);
+}
+
+function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): K8sObject {
+  const volumes: Record<string, unknown>[] = [
+    { name: "config", configMap: { name: CONFIG_MAP, items: d.configKeys.map((k) => ({ key: k, path: k })) } },
+  ];
+  const mounts: Record<string, unknown>[] = [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }];
+  if (d.state) {
+    volumes.push({ name: "state", hostPath: { path: d.state.host, type: "DirectoryOrCreate" } });
+    mounts.push({ name: "state", mountPath: d.state.mount });
+  }
+  if (d.run) {
+    volumes.push({ name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } });
+    mounts.push({ name: "run", mountPath: d.run });
+  }
+  volumes.push({ name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } });
+  mounts.push({ name: "tmp", mountPath: "/tmp" });
+  const labels = { ...LABELS, "app.kubernetes.io/name": d.name };
+  const probe = (cmd: string[], period: number) => ({
+    exec: { command: cmd },
+    initialDelaySeconds: 5,
+    periodSeconds: period,
+    timeoutSeconds: 3,
+    failureThreshold: 3,
+  });
+  return {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name: d.name, namespace: ROUTER_NAMESPACE, labels },
+    spec: {
+      selector: { matchLabels: { "app.kubernetes.io/name": d.name } },
+      // One router: replace in place (a surge would fight over the same ports).
+      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      template: {
+        metadata: {
+          labels,
+          // A config change rolls the pod; nothing else does.
+          annotations: { "router.edge/config-hash": hash(d.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`)) },
+        },
+        spec: {
+          hostNetwork: true,
+          dnsPolicy: "ClusterFirstWithHostNet",
+          priorityClassName: "system-node-critical",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 10,
+          tolerations: [{ operator: "Exists" }],
+          containers: [
+            {
+              name: d.name,
+              image,
+              imagePullPolicy: "IfNotPresent",
+              command: d.command,
+              ...(d.env ? { env: Object.entries(d.env).map(([name, value]) => ({ name, value })) } : {}),
+              securityContext: {
+                privileged: false,
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsUser: 0,
+                runAsNonRoot: false,
+                capabilities: { drop: ["ALL"], add: d.capabilities },
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              resources: {
+                requests: { cpu: d.resources.cpu, memory: d.resources.memory },
+                limits: { cpu: d.resources.cpuLimit, memory: d.resources.memoryLimit },
+              },
+              livenessProbe: probe(d.liveness, 20),
+              readinessProbe: probe(d.readiness ?? d.liveness, 10),
+              volumeMounts: mounts,
+            },
+          ],
+          volumes,
+        },
+      },
+    },
+  };
+}
+
+/**
+ * Every object of the network services, namespace first. `image` is placed as given (the component passes the
+ * digest-pinned reference, which is only known once the image is pushed).
+ */
+export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyModel, image: unknown): K8sObject[] {
+  const configs = serviceConfigs(site, plan, model);
+  const namespace: K8sObject = {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      name: ROUTER_NAMESPACE,
+      labels: {
+        ...LABELS,
+        // Host-network daemons with capabilities: exempt from baseline pod security in this namespace only.
+        "pod-security.kubernetes.io/enforce": "privileged",
+        "pod-security.kubernetes.io/audit": "privileged",
+        "pod-security.kubernetes.io/warn": "privileged",
+      },
+    },
+  };
+  const configMap: K8sObject = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: CONFIG_MAP, namespace: ROUTER_NAMESPACE, labels: LABELS },
+    data: Object.fromEntries([...configs].sort(([a], [b]) => a.localeCompare(b))),
+  };
+  return [namespace, configMap, ...daemons(site, plan, configs).map((d) => daemonSet(d, image, configs))];
+}

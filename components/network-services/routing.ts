@@ -1,0 +1,26 @@
+/**
+ * Dynamic routing on the host side: BGP through Talos' native BGP (a BGPInstanceConfig document in the machine
+ * configuration). OSPF, which Talos does not speak, runs in FRR (config.ts). Pure.
+ */
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import type { HostContribution } from "../talos-node/documents";
+
+export function renderRoutingHost(site: Site, plan: SitePlan): HostContribution {
+  const bgp = site.routing.bgp;
+  if (!bgp) return { documents: [] };
+  return {
+    documents: [
+      {
+        apiVersion: "v1alpha1",
+        kind: "BGPInstanceConfig",
+        name: "default",
+        localASN: bgp.asn,
+        routerID: bgp.routerId,
+        advertise: plan.segments.filter((s) => bgp.advertise.includes(s.name)).map((s) => s.link),
+        installRoutes: true,
+        neighbors: bgp.neighbors.map((n) => ({ address: n.address, peerASN: n.asn })),
+      },
+    ],
+  };
+}
