@@ -237,7 +237,8 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
   // Input: what reaches the router itself.
   const zoneOfLink = new Map<string, string>();
   for (const z of plan.zones) for (const l of z.links) zoneOfLink.set(l, z.name);
-  const inputDispatch = [...zoneOfLink].map(([l, z]) => `${link(ctx, l)} : jump in_${ident(z)}`);
+  const byLink = [...zoneOfLink].sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }));
+  const inputDispatch = byLink.map(([l, z]) => `${link(ctx, l)} : jump in_${ident(z)}`);
   t.push(
     ...chain(
       "input",
@@ -281,7 +282,7 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
       `iifname ${setOf(wans)} ${src ? `ip6 saddr ${setOf(src)} ` : ""}ip6 daddr ${f.ipv6} ${proto} dport ${f.port} accept`,
     ];
   });
-  const fwdDispatch = [...zoneOfLink].map(([l, z]) => `${link(ctx, l)} : jump fwd_from_${ident(z)}`);
+  const fwdDispatch = byLink.map(([l, z]) => `${link(ctx, l)} : jump fwd_from_${ident(z)}`);
   t.push(
     ...chain(
       "forward",
@@ -304,7 +305,7 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
     ),
   );
   for (const from of model.zones) {
-    const targets = [...zoneOfLink].map(([l, z]) => `${link(ctx, l)} : jump fwd_${ident(from)}_${ident(z)}`);
+    const targets = byLink.map(([l, z]) => `${link(ctx, l)} : jump fwd_${ident(from)}_${ident(z)}`);
     t.push(...chain(`fwd_from_${ident(from)}`, targets.length ? [`oifname vmap { ${targets.join(", ")} }`] : []));
     for (const to of model.zones) t.push(...pairChain(ctx, from, to));
   }
