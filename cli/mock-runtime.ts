@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 
 export const SECRET_PLACEHOLDER = "[secret]";
+let runs = 0;
 /** Pulumi's wire format: special values carry this key; its value says which kind of special value. */
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -163,7 +164,9 @@ export async function runUnderMocks(opts: {
     registerOutputs(req, cb);
   };
 
-  const program = (await import(opts.entry)) as Record<string, unknown>;
+  // The program registers its resources when its module runs: a second render in the same process must run it
+  // again, so later runs import a fresh instance of the entry module (its imports hold no per-run state).
+  const program = (await import(runs++ === 0 ? opts.entry : `${opts.entry}?run=${runs}`)) as Record<string, unknown>;
   const stackOutputs: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(program)) {
     if (k === "default" || k === "__esModule") continue;

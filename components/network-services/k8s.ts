@@ -5,6 +5,13 @@
  * survive pod restarts and Talos upgrades (/var is preserved across upgrades). Pure: plain objects.
  */
 import { createHash } from "node:crypto";
+// Types only (erased at run time): the objects are checked field by field against the Kubernetes API types, so a
+// misspelt field fails the type check instead of being silently ignored by the API server.
+import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
+import type { INamespace } from "kubernetes-models/v1/Namespace";
+import type { IVolume } from "kubernetes-models/v1/Volume";
+import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
@@ -21,12 +28,8 @@ import {
   usesDhcpv6,
 } from "./config";
 
-export type K8sObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: unknown;
-};
+type Named<T> = T & { metadata: { name: string; namespace?: string } };
+export type K8sObject = Named<IDaemonSet> | Named<IConfigMap> | Named<INamespace>;
 
 /** Config files by ConfigMap key (also the artifact names under services/). */
 export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): Map<string, string> {
@@ -162,11 +165,11 @@ function hash(parts: string[]): string {
   return h.digest("hex").slice(0, 16);
 }
 
-function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): K8sObject {
-  const volumes: Record<string, unknown>[] = [
+function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Named<IDaemonSet> {
+  const volumes: IVolume[] = [
     { name: "config", configMap: { name: CONFIG_MAP, items: d.configKeys.map((k) => ({ key: k, path: k })) } },
   ];
-  const mounts: Record<string, unknown>[] = [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }];
+  const mounts: IVolumeMount[] = [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }];
   if (d.state) {
     volumes.push({ name: "state", hostPath: { path: d.state.host, type: "DirectoryOrCreate" } });
     mounts.push({ name: "state", mountPath: d.state.mount });
@@ -210,7 +213,8 @@ function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): K8s
           containers: [
             {
               name: d.name,
-              image,
+              // The digest-pinned reference is an output the component passes through; the API type says string.
+              image: image as string,
               imagePullPolicy: "IfNotPresent",
               command: d.command,
               ...(d.env ? { env: Object.entries(d.env).map(([name, value]) => ({ name, value })) } : {}),
@@ -245,7 +249,7 @@ function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): K8s
  */
 export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyModel, image: unknown): K8sObject[] {
   const configs = serviceConfigs(site, plan, model);
-  const namespace: K8sObject = {
+  const namespace: Named<INamespace> = {
     apiVersion: "v1",
     kind: "Namespace",
     metadata: {
@@ -259,7 +263,7 @@ export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyMo
       },
     },
   };
-  const configMap: K8sObject = {
+  const configMap: Named<IConfigMap> = {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: { name: CONFIG_MAP, namespace: ROUTER_NAMESPACE, labels: LABELS },

@@ -1,0 +1,143 @@
+/**
+ * The real validators of every daemon whose configuration the router renders (toolchain.md): Kea's `-t`,
+ * `nft -c`, `radvd -c`, `chronyd -p`, a short Avahi run, `vtysh -C`, the Talos schema and the Kubernetes API
+ * schemas. Each returns the problems it found ([] = valid), with the tool's own words.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { Namespace } from "kubernetes-models/v1/Namespace";
+import { tier } from "./tier";
+import { talosSchema } from "./talos-schema";
+
+export const validatorsTier = () =>
+  tier("validators", {
+    root: true,
+    commands: [
+      "unshare",
+      "ip",
+      "kea-dhcp4",
+      "kea-dhcp6",
+      "nft",
+      "radvd",
+      "chronyd",
+      "avahi-daemon",
+      "vtysh",
+      "timeout",
+    ],
+  });
+
+function tmpFile(name: string, content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "validate-"));
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
+
+function run(cmd: string, args: string[], input?: string) {
+  return spawnSync(cmd, args, { encoding: "utf8", input, timeout: 30_000 });
+}
+
+/** Kea DHCPv4/DHCPv6 `-t`, in a network namespace where the configured links exist, with its state paths on tmpfs. */
+export function keaCheck(family: 4 | 6, config: string): string[] {
+  const file = tmpFile(`kea${family}.json`, config);
+  const parsed = JSON.parse(config) as Record<string, { "interfaces-config": { interfaces: string[] } }>;
+  const links = parsed[family === 4 ? "Dhcp4" : "Dhcp6"]["interfaces-config"].interfaces;
+  const script = [
+    "set -e",
+    "mkdir -p /var/lib/kea /run/kea",
+    "mount -t tmpfs none /var/lib/kea",
+    "mount -t tmpfs none /run/kea",
+    "ip link set lo up",
+    ...links.map((l) => `ip link add '${l}' type bridge`),
+    `kea-dhcp${family} -t '${file}'`,
+  ].join("\n");
+  const r = run("unshare", ["-m", "-n", "sh", "-c", script]);
+  return r.status === 0
+    ? []
+    : [
+        `kea-dhcp${family} -t exited ${r.status}: ${
+          (r.stdout + r.stderr)
+            .split("\n")
+            .filter((l) => /ERROR|rror|fail/i.test(l))
+            .join("\n") || r.stderr
+        }`,
+      ];
+}
+
+export function nftCheck(ruleset: string): string[] {
+  const file = tmpFile("router.nft", ruleset);
+  const r = run("unshare", ["-n", "nft", "-c", "-f", file]);
+  return r.status === 0 ? [] : [`nft -c exited ${r.status}: ${r.stderr}`];
+}
+
+export function radvdCheck(config: string): string[] {
+  const file = tmpFile("radvd.conf", config);
+  const r = run("radvd", ["-c", "-C", file]);
+  return r.status === 0 && /syntax ok/.test(r.stderr) ? [] : [`radvd -c exited ${r.status}: ${r.stderr}`];
+}
+
+export function chronyCheck(config: string): string[] {
+  const file = tmpFile("chrony.conf", config);
+  const r = run("chronyd", ["-p", "-f", file]);
+  return r.status === 0 ? [] : [`chronyd -p exited ${r.status}: ${r.stderr}`];
+}
+
+/** Avahi has no check mode: it must start and keep running for two seconds (exit 124 from timeout). */
+export function avahiCheck(config: string): string[] {
+  const file = tmpFile("avahi-daemon.conf", config);
+  const script = [
+    "set -e",
+    "mkdir -p /run/avahi-daemon",
+    "mount -t tmpfs none /run/avahi-daemon",
+    "ip link set lo up",
+    `timeout 2 avahi-daemon -f '${file}' --no-drop-root --no-chroot --no-rlimits`,
+  ].join("\n");
+  const r = run("unshare", ["-m", "-n", "sh", "-c", script]);
+  return r.status === 124 ? [] : [`avahi-daemon exited ${r.status} (124 = ran): ${r.stderr}`];
+}
+
+export function frrCheck(config: string): string[] {
+  const file = tmpFile("frr.conf", config);
+  const r = run("vtysh", ["-C", "-f", file]);
+  return r.status === 0 ? [] : [`vtysh -C exited ${r.status}: ${r.stdout}${r.stderr}`];
+}
+
+export function talosCheck(stream: string): string[] {
+  return talosSchema().validateStream(stream);
+}
+
+/** Kubernetes objects against the API schemas (kubernetes-models), by kind. */
+export function k8sCheck(yamlText: string): string[] {
+  const obj = parse(yamlText) as { kind: string };
+  const model = { DaemonSet, ConfigMap, Namespace }[obj.kind as "DaemonSet" | "ConfigMap" | "Namespace"];
+  if (!model) return [`no schema for kind ${obj.kind}`];
+  try {
+    new model(obj as never).validate();
+    return [];
+  } catch (e) {
+    return [`${obj.kind}: ${(e as Error).message}`];
+  }
+}
+
+/** Validates every artifact of a render by its path; returns `path: problem` lines. */
+export function validateArtifacts(files: Map<string, string>): string[] {
+  const problems: string[] = [];
+  const add = (path: string, ps: string[]) => problems.push(...ps.map((p) => `${path}: ${p}`));
+  for (const [path, content] of files) {
+    if (path === "services/kea-dhcp4.json") add(path, keaCheck(4, content));
+    else if (path === "services/kea-dhcp6.json") add(path, keaCheck(6, content));
+    else if (path === "dataplane/router.nft") add(path, nftCheck(content));
+    else if (path === "services/radvd.conf") add(path, radvdCheck(content));
+    else if (path === "services/chrony.conf") add(path, chronyCheck(content));
+    else if (/^services\/avahi-daemon\..+\.conf$/.test(path)) add(path, avahiCheck(content));
+    else if (path === "services/frr.conf") add(path, frrCheck(content));
+    else if (path.startsWith("talos/")) add(path, talosCheck(content));
+    else if (path.startsWith("k8s/")) add(path, k8sCheck(content));
+  }
+  return problems;
+}

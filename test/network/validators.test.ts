@@ -1,0 +1,100 @@
+/**
+ * Every artifact of the network layer, checked by the real tool that will read it: the dev site and variants
+ * that exercise OSPF (FRR), BGP and static routes (Talos documents), prefix translation and source-restricted
+ * forwards.
+ */
+import { describe, expect, it } from "vitest";
+import { renderStack } from "../../cli/render";
+import { devStack } from "../helpers/stacks";
+import {
+  validateArtifacts,
+  validatorsTier,
+  nftCheck,
+  keaCheck,
+  radvdCheck,
+  frrCheck,
+  avahiCheck,
+  chronyCheck,
+} from "../helpers/validators";
+
+const t = validatorsTier();
+
+describe.skipIf(!t.ok)("rendered network artifacts", () => {
+  it("of the dev site all pass their validators", async () => {
+    const { files } = await renderStack({ stack: "dev" });
+    const kinds = [...files.keys()].filter((p) => /^(services|dataplane\/router|talos|k8s)/.test(p));
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        "services/kea-dhcp4.json",
+        "services/kea-dhcp6.json",
+        "services/radvd.conf",
+        "services/chrony.conf",
+        "services/avahi-daemon.casting.conf",
+        "dataplane/router.nft",
+        "talos/lab-rtr1.yaml",
+      ]),
+    );
+    expect(kinds.filter((k) => k.startsWith("k8s/")).length).toBeGreaterThanOrEqual(6);
+    expect(validateArtifacts(files)).toEqual([]);
+  });
+
+  it("of a site with OSPF, BGP, static routes and IPv6 prefix translation all pass, and each feature is rendered", async () => {
+    const config = devStack((raw) => {
+      raw.routing = {
+        ospf: {
+          routerId: "10.10.0.1",
+          segments: ["servers"],
+          passive: ["mgmt", "trusted"],
+          redistribute: ["connected", "static"],
+        },
+        bgp: {
+          asn: 65010,
+          routerId: "10.10.0.1",
+          neighbors: [{ address: "10.50.0.254", asn: 65020 }],
+          advertise: ["servers", "trusted"],
+        },
+      };
+      raw.routes = [
+        { destination: "192.168.100.0/24", gateway: "10.50.0.254", metric: 50 },
+        { destination: "fd00:beef::/48", gateway: "fd12:3456:789a:50::fe" },
+      ];
+      const links = raw.links as Record<string, unknown>[];
+      links[0].nat = {
+        ipv4: "masquerade",
+        ipv6: "prefix",
+        ipv6Internal: "fd12:3456:789a::/48",
+        ipv6External: "2a02:1234:5678::/48",
+      };
+    });
+    const { files } = await renderStack({ stack: "dev", config });
+    expect(validateArtifacts(files)).toEqual([]);
+    expect(files.get("services/frr.conf")).toMatch(/interface lan0\.50\n ip ospf area 0\.0\.0\.0\n!/);
+    expect(files.get("services/frr.conf")).toMatch(/interface lan0\.10\n ip ospf area 0\.0\.0\.0\n ip ospf passive/);
+    const talos = files.get("talos/lab-rtr1.yaml")!;
+    expect(talos).toMatch(/kind: BGPInstanceConfig\nname: default\nlocalASN: 65010/);
+    expect(talos).toMatch(
+      /name: lan0\.50[\s\S]*?routes:\n {2}- destination: 192\.168\.100\.0\/24\n {4}gateway: 10\.50\.0\.254\n {4}metric: 50/,
+    );
+    expect(files.get("dataplane/router.nft")).toMatch(/snat ip6 prefix to 2a02:1234:5678::\/48/);
+    expect(files.has("k8s/daemonset-router-system-frr.yaml")).toBe(true);
+  });
+
+  it("the validators reject broken files (so passing means something)", () => {
+    expect(nftCheck("table inet router { chain c { tcp dport 99999 accept } }").length).toBe(1);
+    expect(
+      keaCheck(
+        4,
+        JSON.stringify({
+          Dhcp4: {
+            "interfaces-config": { interfaces: [] },
+            subnet4: [{ id: 1, subnet: "10.0.0.0/24", pools: [{ pool: "10.1.0.1 - 10.1.0.9" }] }],
+          },
+        }),
+      ).length,
+    ).toBe(1);
+    expect(radvdCheck("interface x { AdvSendAdvert maybe; };").length).toBe(1);
+    expect(frrCheck("router ospf\n ospf router-id not-an-ip\n").length).toBe(1);
+    expect(chronyCheck("nonsense-directive 1\n").length).toBe(1);
+    expect(avahiCheck("[server]\nno-such-key=1\n").length).toBe(1);
+  });
+});
