@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,36 +79,77 @@ static int new_hash(const char *name, uint32_t ksz, uint32_t vsz, size_t n, stru
 	return new_map(BPF_MAP_TYPE_HASH, name, ksz, vsz, n + n * 3 / 10 + 1, 0, err);
 }
 
-/* Writes n key/value pairs, batched when the map type supports it. */
-static int fill(int fd, const void *keys, const void *vals, size_t n, uint32_t ksz, uint32_t vsz, const char *name,
-		struct dp_err *err)
+/* Writes keys/values [from, to) of n, batched when the map type supports it; 0 or an errno. */
+static int fill_range(int fd, const void *keys, const void *vals, size_t from, size_t to, uint32_t ksz, uint32_t vsz)
 {
 	const size_t chunk = 1u << 16;
-	size_t done = 0;
+	size_t done = from;
 
-	while (done < n) {
-		uint32_t cnt = (uint32_t)(n - done < chunk ? n - done : chunk);
+	while (done < to) {
+		uint32_t cnt = (uint32_t)(to - done < chunk ? to - done : chunk);
 		int rc = bpf_map_update_batch(fd, (const char *)keys + done * ksz, (const char *)vals + done * vsz, &cnt,
 					      NULL);
 
-		if (rc && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP) && done == 0 && cnt == 0)
+		if (rc && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP) && done == from && cnt == 0)
 			break; /* no batch support for this map type: element by element below */
 		if (rc)
-			return dp_errf(err, "cannot fill map %s: %s", name, strerror(errno));
+			return errno;
 		done += cnt;
 	}
-	for (; done < n; done++) {
+	for (; done < to; done++) {
 		if (bpf_map_update_elem(fd, (const char *)keys + done * ksz, (const char *)vals + done * vsz, BPF_ANY))
-			return dp_errf(err, "cannot fill map %s: %s", name, strerror(errno));
+			return errno;
 	}
 	return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+struct fill_job {
+	int fd;
+	const void *keys, *vals;
+	size_t from, to;
+	uint32_t ksz, vsz;
+	int rc;
+	bool started;
+	pthread_t tid;
+};
 
-	return x < y ? -1 : x > y;
+static void *fill_thread(void *arg)
+{
+	struct fill_job *j = arg;
+
+	j->rc = fill_range(j->fd, j->keys, j->vals, j->from, j->to, j->ksz, j->vsz);
+	return NULL;
+}
+
+/*
+ * Writes n key/value pairs. Large hashes are filled from one thread per CPU (up to 4): the
+ * kernel's per-element insert dominates a million-entry load and hash buckets lock separately.
+ */
+static int fill(int fd, const void *keys, const void *vals, size_t n, uint32_t ksz, uint32_t vsz, const char *name,
+		struct dp_err *err)
+{
+	struct fill_job jobs[4];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = n >= (1u << 18) ? (int)(cpus < 1 ? 1 : cpus > 4 ? 4 : cpus) : 1, rc = 0;
+
+	for (int i = 0; i < nt; i++) {
+		jobs[i] = (struct fill_job){ .fd = fd, .keys = keys, .vals = vals, .from = n * (size_t)i / (size_t)nt,
+					     .to = n * (size_t)(i + 1) / (size_t)nt, .ksz = ksz, .vsz = vsz };
+		if (i > 0)
+			jobs[i].started = !pthread_create(&jobs[i].tid, NULL, fill_thread, &jobs[i]);
+	}
+	fill_thread(&jobs[0]);
+	for (int i = 1; i < nt; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].tid, NULL);
+		else
+			fill_thread(&jobs[i]);
+	}
+	for (int i = 0; i < nt; i++)
+		rc = rc ? rc : jobs[i].rc;
+	if (rc)
+		return dp_errf(err, "cannot fill map %s: %s", name, strerror(rc));
+	return 0;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -388,7 +430,7 @@ static int build_block4(struct build_ctx *b)
 			SET(s, DP_BM24_MIXED);
 		}
 	}
-	nhost = uniq(keys, nhost, sizeof(*keys), cmp_u32);
+	/* duplicates are harmless (the batch update overwrites) and cheaper than sorting a million keys */
 
 	idx = malloc(DP_BM24_WORDS * sizeof(*idx));
 	if (!idx) {

@@ -90,10 +90,5 @@ void dp_built_free(struct dp_built *b);
 /* Rate/burst in tokens per second -> the fixed-point parameters the program uses. */
 void dp_rl_params(uint32_t rate, uint32_t burst, struct dp_rl_params *out);
 
-/* Rate-limit slot of a source key (IPv4 address, or the first 64 bits of an IPv6 address). */
-static inline uint32_t dp_rl_slot(uint64_t key, uint64_t seed, uint32_t slot_bits)
-{
-	return (uint32_t)(((key ^ seed) * DP_RL_HASH_MUL) >> (64 - slot_bits));
-}
 
 #endif /* DP_TABLES_H */
