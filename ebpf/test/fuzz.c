@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 		printf("{\"phase\":\"%s\",\"frames\":%llu}\n", phases[ph].name, (unsigned long long)(done - start));
 	}
 out:
-	printf("{\"summary\":{\"frames\":%llu,\"seed\":%llu,\"mismatches\":%llu,\"aborted\":%llu,\"counter_mismatches\":%d,"
+	printf("{\"summary\":{\"frames\":%llu,\"seed\":\"%llu\",\"mismatches\":%llu,\"aborted\":%llu,\"counter_mismatches\":%d,"
 	       "\"verdicts\":{",
 	       (unsigned long long)done, (unsigned long long)seed, (unsigned long long)mismatches,
 	       (unsigned long long)aborted, bad_totals);
