@@ -28,6 +28,9 @@ install -m 0644 "$here/rootfs/usr/local/etc/containers/$name.yaml" "$stage/rootf
 install -D -m 0755 "$build/router-dataplane" "$ctrroot/usr/bin/router-dataplane"
 install -D -m 0755 "$(command -v nft)" "$ctrroot/usr/sbin/nft"
 strip --strip-debug "$ctrroot/usr/bin/router-dataplane"
+# nft resolves protocol and service names (ipv6-icmp, https) through these files (Debian: netbase)
+install -D -m 0644 /etc/protocols "$ctrroot/etc/protocols"
+install -D -m 0644 /etc/services "$ctrroot/etc/services"
 for obj in wan_guard segment_qos; do
 	install -D -m 0644 "$build/$obj.bpf.o" "$ctrroot/usr/lib/$name/bpf/$obj.bpf.o"
 done
