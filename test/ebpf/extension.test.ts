@@ -70,7 +70,12 @@ function readTar(buf: Buffer): TarEntry[] {
     const prefix = str(h.subarray(345, 500));
     const name = longName ?? (prefix ? `${prefix}/${str(h.subarray(0, 100))}` : str(h.subarray(0, 100)));
     longName = undefined;
-    out.push({ path: name.replace(/^\.\//, "").replace(/\/$/, ""), mode: parseInt(str(h.subarray(100, 108)).trim(), 8), type, data });
+    out.push({
+      path: name.replace(/^\.\//, "").replace(/\/$/, ""),
+      mode: parseInt(str(h.subarray(100, 108)).trim(), 8),
+      type,
+      data,
+    });
   }
   return out;
 }
@@ -175,7 +180,11 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
     const m = parseYaml(file("manifest.yaml")!.data.toString("utf8"));
     expect(Object.keys(m).sort()).toEqual(["metadata", "version"]);
     expect(m.version).toBe("v1alpha1");
-    expect(Object.keys(m.metadata).every((k) => ["name", "version", "author", "description", "compatibility", "extraInfo"].includes(k))).toBe(true);
+    expect(
+      Object.keys(m.metadata).every((k) =>
+        ["name", "version", "author", "description", "compatibility", "extraInfo"].includes(k),
+      ),
+    ).toBe(true);
     expect(m.metadata.name).toBe(NAME);
     expect(m.metadata.version).toMatch(/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/);
     expect(m.metadata.author.trim()).not.toBe("");
@@ -193,7 +202,9 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
     const specs = entries.filter((e) => /^rootfs\/usr\/local\/etc\/containers\/[^/]+\.yaml$/.test(e.path));
     expect(specs.map((s) => s.path)).toEqual([`rootfs/usr/local/etc/containers/${NAME}.yaml`]);
     const spec = parseYaml(specs[0].data.toString("utf8"));
-    expect(Object.keys(spec).every((k) => ["name", "container", "depends", "restart", "logToConsole"].includes(k))).toBe(true);
+    expect(
+      Object.keys(spec).every((k) => ["name", "container", "depends", "restart", "logToConsole"].includes(k)),
+    ).toBe(true);
     expect(spec.name).toMatch(/^[-_a-z0-9]+$/);
     expect(spec.name).toBe(NAME);
     expect(["always", "never", "untilSuccess"]).toContain(spec.restart);
@@ -203,7 +214,8 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
     for (const dep of spec.depends) {
       expect(Object.keys(dep).filter((k) => kinds.includes(k))).toHaveLength(1);
       expect(Object.keys(dep).every((k) => kinds.includes(k))).toBe(true);
-      if (dep.network) for (const n of dep.network) expect(["addresses", "connectivity", "hostname", "etcfiles"]).toContain(n);
+      if (dep.network)
+        for (const n of dep.network) expect(["addresses", "connectivity", "hostname", "etcfiles"]).toContain(n);
       if (dep.path) expect(dep.path.startsWith("/")).toBe(true);
     }
     expect(spec.depends).toEqual([{ network: ["addresses"] }, { configuration: true }]);
@@ -251,32 +263,35 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
       join(ctr, "cfg/dataplane.conf"),
       "[global]\nnft_ruleset = /cfg/router.nft\n[interface wan0]\nrole = wan\n[tables]\nblock = /cfg/block.txt\n",
     );
-    const check = spawnSync("chroot", [ctr, "/usr/bin/router-dataplane", "--config", "/cfg/dataplane.conf", "--check"], {
-      encoding: "utf8",
-    });
-    expect(jsonLines<{ event: string }>(check.stderr).map((l) => l.event), check.stderr).toContain("check_ok");
+    const check = spawnSync(
+      "chroot",
+      [ctr, "/usr/bin/router-dataplane", "--config", "/cfg/dataplane.conf", "--check"],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(
+      jsonLines<{ event: string }>(check.stderr).map((l) => l.event),
+      check.stderr,
+    ).toContain("check_ok");
     expect(check.status).toBe(0);
   });
 
-  it(
-    "builds to the same image digest from two clean trees",
-    () => {
-      const digests: string[] = [];
-      const dirs: string[] = [];
-      try {
-        for (let i = 0; i < 2; i++) {
-          const d = tempDir(`dp-repro${i}-`);
-          dirs.push(d);
-          buildEbpf("image", { BUILD: join(d, "build"), OUT: join(d, "out") });
-          digests.push(readFileSync(join(d, "out/image-digest"), "utf8").trim());
-        }
-      } finally {
-        for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  it("builds to the same image digest from two clean trees", () => {
+    const digests: string[] = [];
+    const dirs: string[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const d = tempDir(`dp-repro${i}-`);
+        dirs.push(d);
+        buildEbpf("image", { BUILD: join(d, "build"), OUT: join(d, "out") });
+        digests.push(readFileSync(join(d, "out/image-digest"), "utf8").trim());
       }
-      console.log(`image digests: ${digests.join(" ")}`);
-      expect(digests[0]).toMatch(/^sha256:[0-9a-f]{64}$/);
-      expect(digests[1]).toBe(digests[0]);
-    },
-    900_000,
-  );
+    } finally {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+    console.log(`image digests: ${digests.join(" ")}`);
+    expect(digests[0]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(digests[1]).toBe(digests[0]);
+  }, 900_000);
 });

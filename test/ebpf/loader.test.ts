@@ -126,12 +126,20 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
     expect(r.status).toBe(0);
   });
 
-  const bad: Array<{ name: string; why: string; conf: (c: string) => string; files?: Record<string, string>; expect: RegExp[] }> = [
+  const bad: Array<{
+    name: string;
+    why: string;
+    conf: (c: string) => string;
+    files?: Record<string, string>;
+    expect: RegExp[];
+  }> = [
     {
       name: "an unknown key",
       why: "a misspelt feature switch would silently keep its default",
       conf: (c) => c.replace("blocklist = true", "blocklits = true"),
-      expect: [/good\.conf:\d+: \[features\] blocklits = true: unknown key; \[features\] allows bogons_ipv4, bogons_ipv6, blocklist, geoip, ratelimit/],
+      expect: [
+        /good\.conf:\d+: \[features\] blocklits = true: unknown key; \[features\] allows bogons_ipv4, bogons_ipv6, blocklist, geoip, ratelimit/,
+      ],
     },
     {
       name: "an unknown section",
@@ -182,7 +190,9 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
       why: "it would wipe Talos' inet talos table and Cilium's tables along with ours",
       files: { "flush.nft": "flush ruleset\n" + readFileSync(join(FIXTURES, "router.nft"), "utf8") },
       conf: (c) => c.replace(join(FIXTURES, "router.nft"), join(dir, "flush.nft")),
-      expect: [/flush\.nft:1: 'flush ruleset' is not allowed at the top level: the file may only define table inet router/],
+      expect: [
+        /flush\.nft:1: 'flush ruleset' is not allowed at the top level: the file may only define table inet router/,
+      ],
     },
     {
       name: "a ruleset that defines another table",
@@ -194,7 +204,10 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
     {
       name: "a ruleset nftables itself rejects",
       why: "applying half of it is impossible, and the dry run must say where it fails",
-      files: { "syntax.nft": "table inet router {\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n    iifname $UNDEFINED accept\n  }\n}\n" },
+      files: {
+        "syntax.nft":
+          "table inet router {\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n    iifname $UNDEFINED accept\n  }\n}\n",
+      },
       conf: (c) => c.replace(join(FIXTURES, "router.nft"), join(dir, "syntax.nft")),
       expect: [/syntax\.nft: nftables rejected the ruleset:/, /syntax\.nft:4:/],
     },
@@ -205,7 +218,10 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
       for (const [f, text] of Object.entries(b.files ?? {})) writeFileSync(join(dir, f), text);
       const name = "good.conf";
       const r = check(writeConf(name, b.conf(config(base()))));
-      const msgs = r.log.filter((l) => l.level === "error").map((l) => l.msg).join("\n");
+      const msgs = r.log
+        .filter((l) => l.level === "error")
+        .map((l) => l.msg)
+        .join("\n");
       for (const re of b.expect) expect(msgs).toMatch(re);
       expect(r.status).toBe(2);
     });
@@ -353,7 +369,12 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     wanMac = (JSON.parse(ip("-n", RTR, "-j", "link", "show", "wan0")) as Array<{ address: string }>)[0].address;
     lanMac = (JSON.parse(ip("-n", RTR, "-j", "link", "show", "lan0.10")) as Array<{ address: string }>)[0].address;
     // a stand-in for Talos' own table: the loader must never touch it
-    inNetns(RTR, "nft", ["-f", "-"], "table inet talos {\n chain ingress { type filter hook input priority 0; policy accept; }\n}\n");
+    inNetns(
+      RTR,
+      "nft",
+      ["-f", "-"],
+      "table inet talos {\n chain ingress { type filter hook input priority 0; policy accept; }\n}\n",
+    );
 
     blockFile = join(dir, "block.txt");
     copyFileSync(join(TABLES, "block.txt"), blockFile);
@@ -373,7 +394,9 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
 
   it("attaches XDP natively on the WAN and tcx on the segment, pinned under pin_root", () => {
     expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
-    const links = spawnSync("ls", [join(pinRoot, "links")], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+    const links = spawnSync("ls", [join(pinRoot, "links")], { encoding: "utf8" })
+      .stdout.split("\n")
+      .filter(Boolean);
     expect(links.sort()).toEqual(["tcx_egress@lan0:10", "tcx_ingress@lan0:10", "xdp@wan0"]);
     expect(routerTable()).toContain('comment "router transit policy v1"');
   });
@@ -407,7 +430,8 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     const lanpMac = (JSON.parse(ip("-n", PEER, "-j", "link", "show", "lanp")) as Array<{ address: string }>)[0].address;
     await send("192.168.10.1", 6, 50, 1000, RTR, "lan0.10", lanpMac);
     const after = metrics();
-    const key = (d: string) => `router_dataplane_segment_packets_total{segment="trusted",segment_id="10",direction="${d}"}`;
+    const key = (d: string) =>
+      `router_dataplane_segment_packets_total{segment="trusted",segment_id="10",direction="${d}"}`;
     expect((after.get(key("ingress")) ?? 0) - (before.get(key("ingress")) ?? 0)).toBeGreaterThanOrEqual(100);
     expect((after.get(key("egress")) ?? 0) - (before.get(key("egress")) ?? 0)).toBeGreaterThanOrEqual(50);
   });
@@ -441,7 +465,10 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     const failures = metric('router_dataplane_reload_failures_total{kind="tables"}');
     // a feed cut mid-line must not replace a complete table
     replace(blockFile, `${good}\n185.220.10\n`);
-    await waitFor("the table failure", () => metric('router_dataplane_reload_failures_total{kind="tables"}') === failures + 1);
+    await waitFor(
+      "the table failure",
+      () => metric('router_dataplane_reload_failures_total{kind="tables"}') === failures + 1,
+    );
     const lines = good.split("\n").length;
     await waitFor("the rejection in the log", () =>
       events().some((e) => e.event === "tables_rejected" && e.msg.includes(`block.txt:${lines + 1}:`)),
@@ -465,10 +492,16 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     const v1 = readFileSync(join(FIXTURES, "router.nft"), "utf8");
     // wiping the ruleset would take Talos' and Cilium's tables with it
     replace(nftFile, `flush ruleset\n${v1}`);
-    await waitFor("the scope rejection", () => metric('router_dataplane_reload_failures_total{kind="nftables"}') === failures + 1);
+    await waitFor(
+      "the scope rejection",
+      () => metric('router_dataplane_reload_failures_total{kind="nftables"}') === failures + 1,
+    );
     // a rule nftables itself refuses must not half-apply
-    replace(nftFile, v1.replace('iifname $TRUSTED accept', 'iifname $TRUSTED jump nowhere'));
-    await waitFor("the nftables rejection", () => metric('router_dataplane_reload_failures_total{kind="nftables"}') === failures + 2);
+    replace(nftFile, v1.replace("iifname $TRUSTED accept", "iifname $TRUSTED jump nowhere"));
+    await waitFor(
+      "the nftables rejection",
+      () => metric('router_dataplane_reload_failures_total{kind="nftables"}') === failures + 2,
+    );
     expect(routerTable()).toContain('comment "router transit policy v1"');
     // the error names the operator's file and the line nftables refused
     await waitFor("the rejection in the log", () =>
@@ -497,8 +530,12 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     expect(got["1"]?.distinct).toBe(4000);
     const progAfter = ip("-n", RTR, "link", "show", "wan0").match(/prog\/xdp id (\d+)/)?.[1];
     expect(progAfter).not.toBe(progBefore); // the new program replaced the old one in place
-    expect(events().filter((e) => e.event === "attach" && e.msg.includes("updated in place")).length).toBeGreaterThanOrEqual(3);
+    expect(
+      events().filter((e) => e.event === "attach" && e.msg.includes("updated in place")).length,
+    ).toBeGreaterThanOrEqual(3);
     // counters survived the restart (pinned maps reused)
-    expect(metric('router_dataplane_drop_packets_total{reason="blocklist"}')).toBeGreaterThanOrEqual(dropsBefore + 4000);
+    expect(metric('router_dataplane_drop_packets_total{reason="blocklist"}')).toBeGreaterThanOrEqual(
+      dropsBefore + 4000,
+    );
   }, 60_000);
 });

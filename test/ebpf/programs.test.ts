@@ -114,32 +114,28 @@ describe.skipIf(!t.ok)("BPF programs", () => {
     expect(r.status).toBe(0);
   });
 
-  it(
-    "agrees with the independent reference model on 1,000,000 random and mutated frames, without XDP_ABORTED",
-    () => {
-      const r = runTool<{
-        summary?: {
-          frames: number;
-          seed: string;
-          mismatches: number;
-          aborted: number;
-          counter_mismatches: number;
-          verdicts: Record<string, number>;
-        };
-        mismatch?: unknown;
-      }>("fuzz", ["--frames", "1000000"], 600_000);
-      const summary = r.lines.find((l) => l.summary)?.summary;
-      console.log(`fuzz: ${JSON.stringify(summary)}`);
-      expect(summary, r.stderr).toBeDefined();
-      expect(r.lines.filter((l) => l.mismatch)).toEqual([]);
-      expect(summary!.frames).toBe(1_000_000);
-      expect(summary!.mismatches).toBe(0);
-      expect(summary!.aborted).toBe(0);
-      expect(summary!.counter_mismatches).toBe(0);
-      // every verdict of the pipeline was exercised
-      for (const v of Object.values(summary!.verdicts)) expect(v).toBeGreaterThan(0);
-      expect(r.status).toBe(0);
-    },
-    600_000,
-  );
+  it("agrees with the independent reference model on 1,000,000 random and mutated frames, without XDP_ABORTED", () => {
+    const r = runTool<{
+      summary?: {
+        frames: number;
+        seed: string;
+        mismatches: number;
+        aborted: number;
+        counter_mismatches: number;
+        verdicts: Record<string, number>;
+      };
+      mismatch?: unknown;
+    }>("fuzz", ["--frames", "1000000"], 600_000);
+    const summary = r.lines.find((l) => l.summary)?.summary;
+    console.log(`fuzz: ${JSON.stringify(summary)}`);
+    expect(summary, r.stderr).toBeDefined();
+    expect(r.lines.filter((l) => l.mismatch)).toEqual([]);
+    expect(summary!.frames).toBe(1_000_000);
+    expect(summary!.mismatches).toBe(0);
+    expect(summary!.aborted).toBe(0);
+    expect(summary!.counter_mismatches).toBe(0);
+    // every verdict of the pipeline was exercised
+    for (const v of Object.values(summary!.verdicts)) expect(v).toBeGreaterThan(0);
+    expect(r.status).toBe(0);
+  }, 600_000);
 });
