@@ -536,16 +536,17 @@ int main(int argc, char **argv)
 		fclose(o);
 
 		printf("| case | floor | ours | peer | ours − floor | ratio | goal |\n|---|---|---|---|---|---|---|\n");
+		/* warm rows carry two goals: ours - floor <= 40 ns, and <= 0.5 of xdp-filter's cost over the floor */
 		for (int k = 0; k < 3; k++) {
 			int over = (int)guard[k].median - (int)floor[k].median;
 			double ratio = (double)over / ((double)xdpf[k].median - (double)floor[k].median);
 
-			printf("| warm %s | %u ns | %u ns | xdp-filter %u ns | %d ns | %.2f of xdp-filter's | %s |\n",
+			printf("| warm %s | %u ns | %u ns | xdp-filter %u ns | %d ns | %.2f of xdp-filter's | ≤ floor+40: %s; ≤ 0.5: %s |\n",
 			       packet_names[k], floor[k].median, guard[k].median, xdpf[k].median, over, ratio,
-			       over <= 40 && ratio <= 0.5 ? "met" : "missed");
+			       over <= 40 ? "met" : "missed", ratio <= 0.5 ? "met" : "missed");
 		}
 		for (int k = 0; k < 2; k++)
-			printf("| flood %s, 1M IPv4 blocklist | %u ns | %u ns | LPM trie %u ns | %d ns | %.3f× LPM | %s |\n",
+			printf("| flood %s, 1M IPv4 blocklist | %u ns | %u ns | LPM trie %u ns | %d ns | %.3f× LPM | ≤ 0.15×: %s |\n",
 			       packet_names[k], fl_floor[k].median, fl_ours[k].median, fl_lpm[k].median,
 			       (int)fl_ours[k].median - (int)fl_floor[k].median, flood_ratio[k],
 			       flood_ratio[k] <= 0.15 ? "met" : "missed");
@@ -553,7 +554,7 @@ int main(int argc, char **argv)
 			printf("| flood %s, all tables (1M+ block, 250k geo) | %u ns | %u ns | – | %d ns | %.3f× LPM | info |\n",
 			       packet_names[k], fl_floor[k].median, fl_ours_full[k].median,
 			       (int)fl_ours_full[k].median - (int)fl_floor[k].median, (double)fl_ours_full[k].median / fl_lpm[k].median);
-		printf("| load + swap 1,000,000-entry file | – | %u ms | – | parse %.0f + build %.0f + swap %.0f ms | – | %s |\n",
+		printf("| load + swap 1,000,000-entry file | – | %u ms | – | parse %.0f + build %.0f + swap %.0f ms | – | ≤ 1 s: %s |\n",
 		       load[0].median, load_parts[0], load_parts[1], load_parts[2], load_ok ? "met" : "missed");
 	}
 	bpf_object__close(xf);
