@@ -34,6 +34,7 @@ struct options {
 	int check;
 };
 
+/* Prints the command line synopsis. */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: router-dataplane --config FILE [--pin-root DIR] [--once] [--check]\n"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
 		   "  --check          validate configuration, tables and ruleset, change nothing, exit\n");
 }
 
+/* Routes libbpf's warnings and info into the JSON log; debug output is dropped. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char msg[1024];
@@ -115,6 +117,20 @@ static const char *restart_only_change(const struct dp_config *a, const struct d
 	if (strcmp(a->state_dir, b->state_dir))
 		return "state_dir";
 	return NULL;
+}
+
+/* True when the set of interfaces, their roles or XDP modes differ (links must be redone). */
+static int ifaces_changed(const struct dp_config *a, const struct dp_config *b)
+{
+	if (a->n_ifaces != b->n_ifaces)
+		return 1;
+	for (int i = 0; i < a->n_ifaces; i++) {
+		const struct dp_iface *x = &a->ifaces[i], *y = dp_config_iface(b, x->name);
+
+		if (!y || x->role != y->role || x->xdp_generic != y->xdp_generic)
+			return 1;
+	}
+	return 0;
 }
 
 /* Applies the nftables ruleset of cfg if it is new (or forced); counts a failure. */
@@ -223,7 +239,8 @@ static void reload(struct dp_daemon *d, const struct options *o, int force)
 		} else {
 			sizes = d->sizes;
 		}
-		if (dp_instance_policies(&d->inst, &cfg, &err) || dp_instance_attach(&d->inst, &cfg, &err)) {
+		if (dp_instance_policies(&d->inst, &cfg, &err) ||
+		    ((force || ifaces_changed(&d->cfg, &cfg)) && dp_instance_attach(&d->inst, &cfg, &err))) {
 			dp_log("error", "reload_failed", "%s", err.msg);
 			pthread_mutex_lock(&d->lock);
 			d->fail_config++;
@@ -312,6 +329,7 @@ static int is_ours(const struct dp_config *c, const char *name)
 	return 0;
 }
 
+/* Event loop: signals (SIGHUP reloads, SIGTERM/SIGINT exit leaving the programs attached) and file changes (debounced reload). Returns the exit status. */
 static int run(struct dp_daemon *d, const struct options *o)
 {
 	sigset_t mask;

@@ -206,6 +206,7 @@ static int fast_v4(const char *s, size_t n, struct dp_pfx *p)
 	return 0;
 }
 
+/* Field separators of table lines. */
 static int is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r';

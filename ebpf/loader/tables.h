@@ -55,16 +55,16 @@ struct dp_table_input {
 	uint64_t seed;
 };
 
-/* Entry counts as parsed (per family), for metrics. */
+/* Entry counts as parsed (per family), and entries stored per kernel structure, for metrics. */
 struct dp_table_sizes {
 	size_t allow4, allow6, bogon4, bogon6, block4, block6, geo4, geo6;
+	size_t stored[DP_T_MAX]; /* after splitting and expansion (e.g. a /29 becomes 8 /32 keys) */
 };
 
 struct dp_built {
 	int inner[DP_T_MAX]; /* -1 = no table: the slot is emptied */
 	struct dp_gen *gen;
 	struct dp_table_sizes sizes;
-	size_t inner_entries[DP_T_MAX]; /* entries actually stored per inner map */
 };
 
 struct dp_guard_maps {

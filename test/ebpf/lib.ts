@@ -3,7 +3,7 @@
  * the C test tools and parsing their JSON lines, and network namespaces for the loader tests.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -109,9 +109,4 @@ export function parseMetrics(text: string): Map<string, number> {
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
   return m;
-}
-
-/** True when a built artifact exists. */
-export function built(path: string): boolean {
-  return existsSync(path);
 }

@@ -418,6 +418,9 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     expect(delta('router_dataplane_vlan_packets_total{vlan="0"}')).toBeGreaterThanOrEqual(600);
     expect(after.get('router_dataplane_table_entries{table="block",family="ipv4"}')).toBe(4);
     expect(after.get('router_dataplane_table_entries{table="block",family="ipv6"}')).toBe(6);
+    // the fixture's /29 is stored as 8 keys of the IPv6 /32 index, next to the other /32 keys
+    expect(after.get('router_dataplane_table_stored_entries{structure="host4"}')).toBe(1);
+    expect(after.get('router_dataplane_table_stored_entries{structure="pfx6"}')).toBeGreaterThanOrEqual(8);
     const text = inNetns(RTR, "curl", ["-sf", `http://127.0.0.1:${port}/metrics`]);
     expect(text).toContain("# TYPE router_dataplane_drop_packets_total counter");
     expect(text).toContain("# HELP router_dataplane_reload_failures_total");
