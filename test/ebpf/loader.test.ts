@@ -517,6 +517,49 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     expect(metric("router_dataplane_nft_last_success_timestamp_seconds")).toBeGreaterThan(0);
   }, 60_000);
 
+  it("rejects a broken configuration on reload and keeps running with the previous one", async () => {
+    const failures = metric('router_dataplane_reload_failures_total{kind="config"}');
+    const good = readFileSync(conf, "utf8");
+    // a typo in a feature switch must not silently re-enable or drop a feature
+    replace(conf, good.replace("geoip = true", "geoip = yes"));
+    await waitFor(
+      "the config failure",
+      () => metric('router_dataplane_reload_failures_total{kind="config"}') === failures + 1,
+    );
+    await waitFor("the rejection in the log", () =>
+      events().some(
+        (e) =>
+          e.event === "config_rejected" &&
+          /dataplane\.conf:\d+: \[features\] geoip = yes: expected true or false/.test(e.msg),
+      ),
+    );
+    const s = await sink();
+    await Promise.all([send(CLEAN, 1, 100, 1000), send(BLOCKED, 2, 100, 1000)]);
+    const got = await s.stop();
+    expect(got["1"]?.distinct).toBe(100);
+    expect(got["2"]).toBeUndefined();
+    const reloads = metric("router_dataplane_reloads_total");
+    replace(conf, good);
+    await waitFor("the repaired configuration", () => metric("router_dataplane_reloads_total") > reloads);
+  }, 60_000);
+
+  it("switches the WAN between native and generic XDP when the configuration says so", async () => {
+    const good = readFileSync(conf, "utf8");
+    replace(conf, good.replace("xdp_mode = native", "xdp_mode = generic"));
+    await waitFor("generic XDP", () => /xdpgeneric/.test(ip("-n", RTR, "link", "show", "wan0")));
+    const s = await sink();
+    await send(BLOCKED, 2, 100, 1000);
+    expect((await s.stop())["2"]).toBeUndefined();
+    replace(conf, good);
+    await waitFor(
+      "native XDP again",
+      () =>
+        /prog\/xdp id \d+ name wan_guard/.test(ip("-n", RTR, "link", "show", "wan0")) &&
+        !/xdpgeneric/.test(ip("-n", RTR, "link", "show", "wan0")),
+    );
+    expect(events().some((e) => e.event === "xdp_mode_change")).toBe(true);
+  }, 60_000);
+
   it("restarts without a window: the guard stays attached and no blocklisted packet passes while the loader is replaced", async () => {
     const progBefore = ip("-n", RTR, "link", "show", "wan0").match(/prog\/xdp id (\d+)/)?.[1];
     const dropsBefore = metric('router_dataplane_drop_packets_total{reason="blocklist"}');

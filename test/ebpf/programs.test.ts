@@ -29,7 +29,7 @@ function failures(rows: Row[]): string[] {
 describe.skipIf(!t.ok)("BPF programs", () => {
   beforeAll(() => buildEbpf("tests"), 600_000);
 
-  it("every object passes the verifier and attaches to a veth in a namespace (XDP native, tcx)", () => {
+  it("every object passes the verifier and attaches to a veth in a namespace (XDP native and generic, tcx)", () => {
     const objects = readdirSync(BUILD)
       .filter((f) => f.endsWith(".bpf.o"))
       .map((f) => join(BUILD, f));
