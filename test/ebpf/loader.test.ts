@@ -245,6 +245,7 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   let lanMac = "";
   let loader: ChildProcess | undefined;
   let loaderLog = "";
+  const sinks: ChildProcess[] = [];
 
   function metrics(): Map<string, number> {
     return parseMetrics(inNetns(RTR, "curl", ["-sf", `http://127.0.0.1:${port}/metrics`]));
@@ -289,6 +290,7 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
   async function sink(p = 9999) {
     const child = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
+    sinks.push(child);
     const out = collect(child);
     let ready = "";
     child.stdout?.on("data", (d) => (ready += d));
@@ -386,6 +388,7 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   }, 600_000);
 
   afterAll(async () => {
+    for (const s of sinks) if (s.exitCode === null) s.kill("SIGKILL");
     await stopLoader();
     for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
     rmSync(pinRoot, { recursive: true, force: true });
