@@ -67,6 +67,7 @@ struct link_facts {
 	__u32 attach_type;
 };
 
+/* Reads the kernel's facts about the link fd; 0 or -1. */
 static int link_facts(int fd, struct link_facts *f)
 {
 	struct bpf_link_info info;
@@ -86,6 +87,7 @@ static int link_facts(int fd, struct link_facts *f)
 	return 0;
 }
 
+/* True when the link is of the kind hook needs and sits on ifindex. */
 static bool facts_match(const struct link_facts *f, enum dp_hook hook, __u32 ifindex)
 {
 	if (f->ifindex != ifindex)

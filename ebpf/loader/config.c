@@ -148,6 +148,7 @@ static int once(struct parse_state *st, const char *section, const char *key, co
 	return 1;
 }
 
+/* Parses true/false into *out; returns 1, or 0 after recording the problem. */
 static int parse_bool(struct parse_state *st, const char *sec, const char *key, const char *v, bool *out)
 {
 	if (strcmp(v, "true") == 0)
@@ -186,6 +187,7 @@ static int parse_path(struct parse_state *st, const char *sec, const char *key, 
 	return 1;
 }
 
+/* Appends an absolute, not yet listed path to a repeatable file list; 1 or 0 (problem recorded). */
 static int add_path(struct parse_state *st, const char *sec, const char *key, const char *v, char **list, int *n)
 {
 	if (v[0] != '/')
@@ -202,6 +204,7 @@ static int add_path(struct parse_state *st, const char *sec, const char *key, co
 	return 1;
 }
 
+/* One key of [global]; 1 or 0 (problem recorded). */
 static int global_key(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
 	struct dp_config *c = st->cfg;
@@ -232,6 +235,7 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir");
 }
 
+/* One key of an [interface NAME] section; role-specific checks wait for the end of the file. */
 static int iface_key(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
 	struct dp_iface *ifc = NULL;
@@ -311,6 +315,7 @@ static int iface_key(struct parse_state *st, const char *sec, const char *key, c
 		   "qos_dscp_priority, qos_rewrite_dscp, qos_trust_pcp (segment)");
 }
 
+/* One key of [ratelimit]; 1 or 0 (problem recorded). */
 static int rate_key(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
 	struct dp_config *c = st->cfg;
@@ -349,6 +354,7 @@ static int rate_key(struct parse_state *st, const char *sec, const char *key, co
 		   "unknown key; [ratelimit] allows syn_rate, syn_burst, icmp_rate, icmp_burst, udp_rate, udp_burst, slots");
 }
 
+/* Parses block_countries (comma-separated ISO 3166 alpha-2 codes). */
 static int countries(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
 	struct dp_config *c = st->cfg;
@@ -381,6 +387,7 @@ static int countries(struct parse_state *st, const char *sec, const char *key, c
 	return 1;
 }
 
+/* libinih callback: strips " # comment", rejects repeats of single-valued keys, dispatches by section. Always returns 1 so every problem of the file is collected. */
 static int handler(void *user, const char *section, const char *name, const char *value_in)
 {
 	struct parse_state *st = user;

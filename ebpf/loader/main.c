@@ -34,6 +34,7 @@ struct options {
 	int check;
 };
 
+/* Prints the command line synopsis. */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: router-dataplane --config FILE [--pin-root DIR] [--once] [--check]\n"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
 		   "  --check          validate configuration, tables and ruleset, change nothing, exit\n");
 }
 
+/* Routes libbpf's warnings and info into the JSON log; debug output is dropped. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char msg[1024];
@@ -117,6 +119,20 @@ static const char *restart_only_change(const struct dp_config *a, const struct d
 	return NULL;
 }
 
+/* True when the set of interfaces, their roles or XDP modes differ (links must be redone). */
+static int ifaces_changed(const struct dp_config *a, const struct dp_config *b)
+{
+	if (a->n_ifaces != b->n_ifaces)
+		return 1;
+	for (int i = 0; i < a->n_ifaces; i++) {
+		const struct dp_iface *x = &a->ifaces[i], *y = dp_config_iface(b, x->name);
+
+		if (!y || x->role != y->role || x->xdp_generic != y->xdp_generic)
+			return 1;
+	}
+	return 0;
+}
+
 /* Applies the nftables ruleset of cfg if it is new (or forced); counts a failure. */
 static void nft_reload(struct dp_daemon *d, const struct dp_config *cfg, int force)
 {
@@ -126,10 +142,10 @@ static void nft_reload(struct dp_daemon *d, const struct dp_config *cfg, int for
 	if (!cfg->nft_ruleset[0])
 		return;
 	if (dp_nft_load(cfg->nft_ruleset, cfg->state_dir, false, &text, &err)) {
+		dp_log("error", "nft_rejected", "%s; the previous ruleset stays active", err.msg);
 		pthread_mutex_lock(&d->lock);
 		d->fail_nft++;
 		pthread_mutex_unlock(&d->lock);
-		dp_log("error", "nft_rejected", "%s; the previous ruleset stays active", err.msg);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -159,28 +175,28 @@ static void reload(struct dp_daemon *d, const struct options *o, int force)
 	double t0 = dp_now_mono();
 
 	if (load_config(o, &cfg, &err)) {
+		dp_log("error", "config_rejected", "%s; the running configuration stays active", err.msg);
 		pthread_mutex_lock(&d->lock);
 		d->fail_config++;
 		pthread_mutex_unlock(&d->lock);
-		dp_log("error", "config_rejected", "%s; the running configuration stays active", err.msg);
 		return;
 	}
 	why = restart_only_change(&d->cfg, &cfg);
 	if (why) {
+		dp_log("error", "config_rejected", "%s: %s changed, which needs a restart of the loader", cfg.path, why);
 		pthread_mutex_lock(&d->lock);
 		d->fail_config++;
 		pthread_mutex_unlock(&d->lock);
-		dp_log("error", "config_rejected", "%s: %s changed, which needs a restart of the loader", cfg.path, why);
 		dp_config_free(&cfg);
 		return;
 	}
 	fp = fingerprint(&cfg);
 	tables_changed = force || !fp || !d->src_fingerprint || strcmp(fp, d->src_fingerprint) != 0;
 	if (tables_changed && dp_sources_load(&cfg, &src, &err)) {
+		dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
 		pthread_mutex_lock(&d->lock);
 		d->fail_tables++;
 		pthread_mutex_unlock(&d->lock);
-		dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
 		free(fp);
 		dp_config_free(&cfg);
 		return;
@@ -197,10 +213,10 @@ static void reload(struct dp_daemon *d, const struct options *o, int force)
 		    dp_instance_policies(&fresh, &cfg, &err) || dp_instance_attach(&fresh, &cfg, &err)) {
 			if (fresh.wan)
 				dp_instance_close(&fresh);
+			dp_log("error", "reload_failed", "%s; the running programs stay active", err.msg);
 			pthread_mutex_lock(&d->lock);
 			d->fail_tables++;
 			pthread_mutex_unlock(&d->lock);
-			dp_log("error", "reload_failed", "%s; the running programs stay active", err.msg);
 			goto out;
 		}
 		pthread_mutex_lock(&d->lock);
@@ -214,20 +230,21 @@ static void reload(struct dp_daemon *d, const struct options *o, int force)
 		    cfg.n_block_countries != d->cfg.n_block_countries ||
 		    memcmp(cfg.block_countries, d->cfg.block_countries, sizeof(cfg.block_countries))) {
 			if (dp_instance_publish(&d->inst, &cfg, tables_changed ? &src : &d->src, d->seed, &sizes, &err)) {
+				dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
 				pthread_mutex_lock(&d->lock);
 				d->fail_tables++;
 				pthread_mutex_unlock(&d->lock);
-				dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
 				goto out;
 			}
 		} else {
 			sizes = d->sizes;
 		}
-		if (dp_instance_policies(&d->inst, &cfg, &err) || dp_instance_attach(&d->inst, &cfg, &err)) {
+		if (dp_instance_policies(&d->inst, &cfg, &err) ||
+		    ((force || ifaces_changed(&d->cfg, &cfg)) && dp_instance_attach(&d->inst, &cfg, &err))) {
+			dp_log("error", "reload_failed", "%s", err.msg);
 			pthread_mutex_lock(&d->lock);
 			d->fail_config++;
 			pthread_mutex_unlock(&d->lock);
-			dp_log("error", "reload_failed", "%s", err.msg);
 			goto out;
 		}
 		pthread_mutex_lock(&d->lock);
@@ -260,16 +277,17 @@ out:
 	dp_config_free(&cfg);
 }
 
-/* Watches the directories of the config, table and ruleset files; returns the inotify fd. */
-static int watch_files(const struct dp_config *c)
+/*
+ * Adds watches for the directories of the config, table and ruleset files to the inotify fd. The
+ * fd lives as long as the loader: changes made while a reload runs stay queued in it, and watching
+ * a directory twice is a no-op.
+ */
+static void watch_files(int fd, const struct dp_config *c)
 {
-	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	char *const *lists[4] = { c->allow, c->block, c->geo, c->bogon_extra };
 	int counts[4] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra };
 	const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM;
 
-	if (fd < 0)
-		return -1;
 	for (int l = -2; l < 4; l++) {
 		int n = l < 0 ? 1 : counts[l];
 
@@ -284,7 +302,6 @@ static int watch_files(const struct dp_config *c)
 				dp_log("warn", "watch", "cannot watch %s: %s", dir, strerror(errno));
 		}
 	}
-	return fd;
 }
 
 /* True when an inotify event names one of the configured files. */
@@ -312,6 +329,7 @@ static int is_ours(const struct dp_config *c, const char *name)
 	return 0;
 }
 
+/* Event loop: signals (SIGHUP reloads, SIGTERM/SIGINT exit leaving the programs attached) and file changes (debounced reload). Returns the exit status. */
 static int run(struct dp_daemon *d, const struct options *o)
 {
 	sigset_t mask;
@@ -324,16 +342,17 @@ static int run(struct dp_daemon *d, const struct options *o)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	ifd = watch_files(&d->cfg);
-	if (sfd < 0)
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (sfd < 0 || ifd < 0)
 		return 1;
+	watch_files(ifd, &d->cfg);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
 		int timeout = pending ? (int)((due - dp_now_mono()) * 1000) : -1;
 
 		if (pending && timeout < 0)
 			timeout = 0;
-		if (poll(p, ifd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
 			return 1;
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -343,16 +362,14 @@ static int run(struct dp_daemon *d, const struct options *o)
 					dp_log("info", "sighup", "reloading everything");
 					reload(d, o, 1);
 					pending = 0;
-					if (ifd >= 0)
-						close(ifd);
-					ifd = watch_files(&d->cfg);
+					watch_files(ifd, &d->cfg);
 				} else {
 					dp_log("info", "exit", "signal %u: exiting; the programs stay attached", si.ssi_signo);
 					return 0;
 				}
 			}
 		}
-		if (ifd >= 0 && (p[1].revents & POLLIN)) {
+		if (p[1].revents & POLLIN) {
 			char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 			ssize_t n;
 
@@ -372,9 +389,7 @@ static int run(struct dp_daemon *d, const struct options *o)
 			pending = 0;
 			dp_log("info", "file_changed", "reloading");
 			reload(d, o, 0);
-			if (ifd >= 0)
-				close(ifd);
-			ifd = watch_files(&d->cfg);
+			watch_files(ifd, &d->cfg);
 		}
 	}
 }

@@ -17,6 +17,7 @@ struct text {
 	size_t len, cap;
 };
 
+/* Appends formatted text, growing the buffer. */
 static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void emit(struct text *t, const char *fmt, ...)
 {
@@ -38,6 +39,7 @@ static void emit(struct text *t, const char *fmt, ...)
 	}
 }
 
+/* Emits the HELP and TYPE lines of a metric. */
 static void header(struct text *t, const char *name, const char *type, const char *help)
 {
 	emit(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -163,6 +165,11 @@ char *dp_metrics_render(struct dp_daemon *d)
 			emit(&t, "router_dataplane_table_entries{table=\"%s\",family=\"%s\"} %zu\n", rows[i].table,
 			     rows[i].family, rows[i].n);
 	}
+	header(&t, "router_dataplane_table_stored_entries", "gauge",
+	       "Entries stored per kernel lookup structure of the active generation, after splitting and expansion.");
+	for (int s = 0; s < DP_T_MAX; s++)
+		emit(&t, "router_dataplane_table_stored_entries{structure=\"%s\"} %zu\n", dp_table_map_names[s] + 2,
+		     d->sizes.stored[s]);
 	header(&t, "router_dataplane_reloads_total", "counter", "Successful reloads (start included).");
 	emit(&t, "router_dataplane_reloads_total %llu\n", (unsigned long long)d->reloads_ok);
 	header(&t, "router_dataplane_reload_failures_total", "counter",
@@ -181,6 +188,7 @@ char *dp_metrics_render(struct dp_daemon *d)
 	return t.buf;
 }
 
+/* libmicrohttpd request handler: GET/HEAD /metrics, 404 elsewhere, 405 for other methods. */
 static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			     const char *version, const char *upload, size_t *upload_size, void **state)
 {

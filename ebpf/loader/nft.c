@@ -147,6 +147,7 @@ int dp_nft_scope_check(const char *path, const char *text, struct dp_err *err)
 	return 0;
 }
 
+/* Reads a whole text file (no NUL bytes) into a malloc'ed string, or NULL with err. */
 static char *read_text(const char *path, struct dp_err *err)
 {
 	FILE *f = fopen(path, "re");
@@ -181,6 +182,7 @@ static char *read_text(const char *path, struct dp_err *err)
 	return buf;
 }
 
+/* Writes text to path (mode 0600, truncating); 0 or -1 with err. */
 static int write_file(const char *path, const char *text, struct dp_err *err)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

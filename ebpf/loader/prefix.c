@@ -157,6 +157,61 @@ static char *slurp(const char *path, size_t *size, struct dp_err *err)
 	return buf;
 }
 
+/* Parses a plain dotted-quad IPv4 address with optional /len quickly; 0 when it is one, -1 to let
+ * the general parser decide (and explain). */
+static int fast_v4(const char *s, size_t n, struct dp_pfx *p)
+{
+	uint32_t oct = 0, a = 0;
+	int parts = 0, digits = 0, len = 32;
+	size_t i;
+
+	for (i = 0; i < n && s[i] != '/'; i++) {
+		if (s[i] >= '0' && s[i] <= '9') {
+			if ((digits == 1 && oct == 0) || ++digits > 3)
+				return -1;
+			oct = oct * 10 + (uint32_t)(s[i] - '0');
+		} else if (s[i] == '.' && digits && parts < 3) {
+			if (oct > 255)
+				return -1;
+			a = (a << 8) | oct;
+			parts++;
+			oct = 0;
+			digits = 0;
+		} else {
+			return -1;
+		}
+	}
+	if (parts != 3 || !digits || oct > 255)
+		return -1;
+	a = (a << 8) | oct;
+	if (i < n) {
+		if (n - i < 2 || n - i > 3)
+			return -1;
+		len = 0;
+		for (i++; i < n; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return -1;
+			len = len * 10 + (s[i] - '0');
+		}
+		if (len > 32 || (len < 32 && (a & (0xffffffffu >> len))))
+			return -1;
+	}
+	memset(p, 0, sizeof(*p));
+	p->family = 4;
+	p->len = (uint8_t)len;
+	p->addr[0] = (uint8_t)(a >> 24);
+	p->addr[1] = (uint8_t)(a >> 16);
+	p->addr[2] = (uint8_t)(a >> 8);
+	p->addr[3] = (uint8_t)a;
+	return 0;
+}
+
+/* Field separators of table lines. */
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
 int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_list *out, struct dp_err *err)
 {
 	size_t size, start_n = out->n;
@@ -165,35 +220,61 @@ int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_
 
 	if (!buf)
 		return -1;
-	for (line = buf; line && *line; line = next) {
-		char *end, *tok, *cc = NULL, why[256];
+	for (line = buf; line < buf + size; line = next) {
+		char *end = memchr(line, '\n', (size_t)(buf + size - line)), *tok, *cc = NULL, why[256];
+		size_t toklen, cclen = 0;
 		struct dp_pfx p;
 
 		lineno++;
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		end = strchr(line, '#');
-		if (end)
-			*end = '\0';
-		tok = strtok_r(line, " \t\r", &end);
-		if (!tok)
+		next = end ? end + 1 : buf + size;
+		if (!end)
+			end = buf + size;
+		*end = '\0';
+		{
+			char *hash = memchr(line, '#', (size_t)(end - line));
+
+			if (hash)
+				end = hash;
+		}
+		for (tok = line; tok < end && is_space(*tok); tok++)
+			;
+		if (tok == end)
 			continue;
-		if (kind == DP_TABLE_GEO)
-			cc = strtok_r(NULL, " \t\r", &end);
-		if (strtok_r(NULL, " \t\r", &end) || (kind == DP_TABLE_GEO && !cc)) {
-			dp_errf(err, "%s:%d: expected %s", path, lineno,
-				kind == DP_TABLE_GEO ? "'CIDR CC' (e.g. '192.0.2.0/24 NL')" : "one CIDR per line");
+		for (toklen = 0; tok + toklen < end && !is_space(tok[toklen]); toklen++)
+			;
+		{
+			char *rest = tok + toklen;
+
+			while (rest < end && is_space(*rest))
+				rest++;
+			if (rest < end) {
+				cc = rest;
+				while (cc + cclen < end && !is_space(cc[cclen]))
+					cclen++;
+				for (rest = cc + cclen; rest < end && is_space(*rest); rest++)
+					;
+				if (rest < end || kind != DP_TABLE_GEO) {
+					dp_errf(err, "%s:%d: expected %s", path, lineno,
+						kind == DP_TABLE_GEO ? "'CIDR CC' (e.g. '192.0.2.0/24 NL')" : "one CIDR per line");
+					goto fail;
+				}
+			}
+		}
+		if (kind == DP_TABLE_GEO && !cc) {
+			dp_errf(err, "%s:%d: expected 'CIDR CC' (e.g. '192.0.2.0/24 NL')", path, lineno);
 			goto fail;
 		}
-		if (dp_pfx_parse(tok, &p, why, sizeof(why)) < 0) {
-			dp_errf(err, "%s:%d: %s", path, lineno, why);
-			goto fail;
+		if (fast_v4(tok, toklen, &p)) {
+			tok[toklen] = '\0';
+			if (dp_pfx_parse(tok, &p, why, sizeof(why)) < 0) {
+				dp_errf(err, "%s:%d: %s", path, lineno, why);
+				goto fail;
+			}
 		}
 		if (cc) {
-			if (strlen(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z') {
-				dp_errf(err, "%s:%d: country '%s' is not an ISO 3166 alpha-2 code (two letters A-Z)", path,
-					lineno, cc);
+			if (cclen != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z') {
+				dp_errf(err, "%s:%d: country '%.*s' is not an ISO 3166 alpha-2 code (two letters A-Z)", path,
+					lineno, (int)(cclen > 8 ? 8 : cclen), cc);
 				goto fail;
 			}
 			p.cc[0] = cc[0];

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,38 +79,81 @@ static int new_hash(const char *name, uint32_t ksz, uint32_t vsz, size_t n, stru
 	return new_map(BPF_MAP_TYPE_HASH, name, ksz, vsz, n + n * 3 / 10 + 1, 0, err);
 }
 
-/* Writes n key/value pairs, batched when the map type supports it. */
-static int fill(int fd, const void *keys, const void *vals, size_t n, uint32_t ksz, uint32_t vsz, const char *name,
-		struct dp_err *err)
+/* Writes keys/values [from, to) of n, batched when the map type supports it; 0 or an errno. */
+static int fill_range(int fd, const void *keys, const void *vals, size_t from, size_t to, uint32_t ksz, uint32_t vsz)
 {
 	const size_t chunk = 1u << 16;
-	size_t done = 0;
+	size_t done = from;
 
-	while (done < n) {
-		uint32_t cnt = (uint32_t)(n - done < chunk ? n - done : chunk);
+	while (done < to) {
+		uint32_t cnt = (uint32_t)(to - done < chunk ? to - done : chunk);
 		int rc = bpf_map_update_batch(fd, (const char *)keys + done * ksz, (const char *)vals + done * vsz, &cnt,
 					      NULL);
 
-		if (rc && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP) && done == 0 && cnt == 0)
+		if (rc && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP) && done == from && cnt == 0)
 			break; /* no batch support for this map type: element by element below */
 		if (rc)
-			return dp_errf(err, "cannot fill map %s: %s", name, strerror(errno));
+			return errno;
 		done += cnt;
 	}
-	for (; done < n; done++) {
+	for (; done < to; done++) {
 		if (bpf_map_update_elem(fd, (const char *)keys + done * ksz, (const char *)vals + done * vsz, BPF_ANY))
-			return dp_errf(err, "cannot fill map %s: %s", name, strerror(errno));
+			return errno;
 	}
 	return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+struct fill_job {
+	int fd;
+	const void *keys, *vals;
+	size_t from, to;
+	uint32_t ksz, vsz;
+	int rc;
+	bool started;
+	pthread_t tid;
+};
 
-	return x < y ? -1 : x > y;
+/* Thread body of fill(): one slice of the entries. */
+static void *fill_thread(void *arg)
+{
+	struct fill_job *j = arg;
+
+	j->rc = fill_range(j->fd, j->keys, j->vals, j->from, j->to, j->ksz, j->vsz);
+	return NULL;
 }
 
+/*
+ * Writes n key/value pairs. Large hashes are filled from one thread per CPU (up to 4): the
+ * kernel's per-element insert dominates a million-entry load and hash buckets lock separately.
+ */
+static int fill(int fd, const void *keys, const void *vals, size_t n, uint32_t ksz, uint32_t vsz, const char *name,
+		struct dp_err *err)
+{
+	struct fill_job jobs[4];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = n >= (1u << 18) ? (int)(cpus < 1 ? 1 : cpus > 4 ? 4 : cpus) : 1, rc = 0;
+
+	for (int i = 0; i < nt; i++) {
+		jobs[i] = (struct fill_job){ .fd = fd, .keys = keys, .vals = vals, .from = n * (size_t)i / (size_t)nt,
+					     .to = n * (size_t)(i + 1) / (size_t)nt, .ksz = ksz, .vsz = vsz };
+		if (i > 0)
+			jobs[i].started = !pthread_create(&jobs[i].tid, NULL, fill_thread, &jobs[i]);
+	}
+	fill_thread(&jobs[0]);
+	for (int i = 1; i < nt; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].tid, NULL);
+		else
+			fill_thread(&jobs[i]);
+	}
+	for (int i = 0; i < nt; i++)
+		rc = rc ? rc : jobs[i].rc;
+	if (rc)
+		return dp_errf(err, "cannot fill map %s: %s", name, strerror(rc));
+	return 0;
+}
+
+/* qsort order of 64-bit keys. */
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -117,6 +161,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* qsort order of 16-byte keys. */
 static int cmp_16(const void *a, const void *b)
 {
 	return memcmp(a, b, 16);
@@ -140,9 +185,11 @@ static size_t uniq(void *v, size_t n, size_t sz, int (*cmp)(const void *, const 
 	return out + 1;
 }
 
-/* LPM map from prefixes of one family; value per entry from valfn (or 1). */
+/* LPM map from prefixes of one family; the value of each entry comes from valfn(ctx, ...) (or is 1).
+ * Returns the map fd, -2 when there is nothing to store, or -1 with err. */
 static int build_lpm(const char *name, int family, struct dp_pfx *const *list, size_t n, uint32_t vsz,
-		     void (*valfn)(const struct dp_pfx *, void *), size_t *stored, struct dp_err *err)
+		     void (*valfn)(const void *ctx, const struct dp_pfx *, void *), const void *ctx, size_t *stored,
+		     struct dp_err *err)
 {
 	uint32_t ksz = family == 4 ? sizeof(struct dp_lpm4_key) : sizeof(struct dp_lpm6_key);
 	uint8_t *keys, *vals;
@@ -165,7 +212,7 @@ static int build_lpm(const char *name, int family, struct dp_pfx *const *list, s
 		memcpy(k, &plen, 4);
 		memcpy(k + 4, list[i]->addr, family == 4 ? 4 : 16);
 		if (valfn)
-			valfn(list[i], vals + i * vsz);
+			valfn(ctx, list[i], vals + i * vsz);
 		else
 			vals[i * vsz] = 1;
 	}
@@ -210,6 +257,7 @@ struct pfx_ptrs {
 	size_t n, cap;
 };
 
+/* Appends a prefix pointer; 0 or -1 (out of memory). */
 static int ptrs_push(struct pfx_ptrs *l, struct dp_pfx *p)
 {
 	if (l->n == l->cap) {
@@ -233,6 +281,7 @@ struct key6 {
 	uint8_t cclen; /* length of the geo prefix that gave cc, +1 (0 = none) */
 };
 
+/* qsort order of /32 index records by key. */
 static int cmp_key6(const void *a, const void *b)
 {
 	const struct key6 *x = a, *y = b;
@@ -246,6 +295,7 @@ struct short6 {
 	uint8_t cc;
 };
 
+/* qsort/bsearch order of short IPv6 prefixes: by length, then by their first 32 bits. */
 static int cmp_short6(const void *a, const void *b)
 {
 	const struct short6 *x = a, *y = b;
@@ -278,22 +328,22 @@ struct build_ctx {
 	struct dp_pfx_list bogon_defaults;
 };
 
+/* Country index of a geo entry. */
 static uint8_t cc_of(const struct build_ctx *b, const struct dp_pfx *p)
 {
 	return b->cc_index[(p->cc[0] - 'A') * 26 + (p->cc[1] - 'A')];
 }
 
-static void geo6_val(const struct dp_pfx *p, void *v);
-static const struct build_ctx *geo6_val_ctx;
-
-static void geo6_val(const struct dp_pfx *p, void *v)
+/* Geo LPM value of an IPv6 entry: its country index and length. */
+static void geo6_val(const void *ctx, const struct dp_pfx *p, void *v)
 {
 	struct dp_geo6_value *g = v;
 
-	g->cc = cc_of(geo6_val_ctx, p);
+	g->cc = cc_of(ctx, p);
 	g->prefixlen = p->len;
 }
 
+/* qsort order of prefix pointers by (length, address): least specific first. */
 static int cmp_pfx_ptr(const void *a, const void *b)
 {
 	const struct dp_pfx *x = *(struct dp_pfx *const *)a, *y = *(struct dp_pfx *const *)b;
@@ -388,7 +438,7 @@ static int build_block4(struct build_ctx *b)
 			SET(s, DP_BM24_MIXED);
 		}
 	}
-	nhost = uniq(keys, nhost, sizeof(*keys), cmp_u32);
+	/* duplicates are harmless (the batch update overwrites) and cheaper than sorting a million keys */
 
 	idx = malloc(DP_BM24_WORDS * sizeof(*idx));
 	if (!idx) {
@@ -401,7 +451,7 @@ static int build_block4(struct build_ctx *b)
 	if (b->out->inner[DP_T_BM24] < 0 ||
 	    fill(b->out->inner[DP_T_BM24], idx, bm, DP_BM24_WORDS, 4, 8, "dp_bm24", b->err))
 		goto out;
-	b->out->inner_entries[DP_T_BM24] = DP_BM24_WORDS;
+	b->out->sizes.stored[DP_T_BM24] = DP_BM24_WORDS;
 
 	if (nhost) {
 		ones = malloc(nhost);
@@ -414,11 +464,11 @@ static int build_block4(struct build_ctx *b)
 		if (b->out->inner[DP_T_HOST4] < 0 ||
 		    fill(b->out->inner[DP_T_HOST4], keys, ones, nhost, 4, 1, "dp_host4", b->err))
 			goto out;
-		b->out->inner_entries[DP_T_HOST4] = nhost;
+		b->out->sizes.stored[DP_T_HOST4] = nhost;
 	}
 	if (mid.n) {
 		b->out->inner[DP_T_MID4] =
-			build_lpm("dp_mid4", 4, mid.v, mid.n, 1, NULL, &b->out->inner_entries[DP_T_MID4], b->err);
+			build_lpm("dp_mid4", 4, mid.v, mid.n, 1, NULL, NULL, &b->out->sizes.stored[DP_T_MID4], b->err);
 		if (b->out->inner[DP_T_MID4] < 0)
 			goto out;
 	}
@@ -461,7 +511,7 @@ static int build_geo4(struct build_ctx *b)
 	if (b->out->inner[DP_T_GEO24] < 0 || fill(b->out->inner[DP_T_GEO24], idx, cc, DP_GEO24_VALUES, 4,
 						   sizeof(struct dp_geo24_value), "dp_geo24", b->err))
 		goto out;
-	b->out->inner_entries[DP_T_GEO24] = DP_GEO24_VALUES;
+	b->out->sizes.stored[DP_T_GEO24] = DP_GEO24_VALUES;
 	b->out->gen->flags |= DP_F_GEO4;
 	rc = 0;
 out:
@@ -643,7 +693,7 @@ static int build_v6(struct build_ctx *b)
 		free(vals);
 		if (!ok)
 			goto out;
-		b->out->inner_entries[DP_T_PFX6] = nrec;
+		b->out->sizes.stored[DP_T_PFX6] = nrec;
 		b->out->gen->flags |= DP_F_PFX6;
 	}
 
@@ -658,31 +708,30 @@ static int build_v6(struct build_ctx *b)
 		b->out->inner[DP_T_BLK48] = new_hash("dp_blk48", 8, 1, n48, b->err);
 		if (b->out->inner[DP_T_BLK48] < 0 || fill(b->out->inner[DP_T_BLK48], k48, ones, n48, 8, 1, "dp_blk48", b->err))
 			goto out;
-		b->out->inner_entries[DP_T_BLK48] = n48;
+		b->out->sizes.stored[DP_T_BLK48] = n48;
 	}
 	if (n64) {
 		b->out->inner[DP_T_BLK64] = new_hash("dp_blk64", 8, 1, n64, b->err);
 		if (b->out->inner[DP_T_BLK64] < 0 || fill(b->out->inner[DP_T_BLK64], k64, ones, n64, 8, 1, "dp_blk64", b->err))
 			goto out;
-		b->out->inner_entries[DP_T_BLK64] = n64;
+		b->out->sizes.stored[DP_T_BLK64] = n64;
 	}
 	if (n128) {
 		b->out->inner[DP_T_BLK128] = new_hash("dp_blk128", 16, 1, n128, b->err);
 		if (b->out->inner[DP_T_BLK128] < 0 ||
 		    fill(b->out->inner[DP_T_BLK128], k128, ones, n128, 16, 1, "dp_blk128", b->err))
 			goto out;
-		b->out->inner_entries[DP_T_BLK128] = n128;
+		b->out->sizes.stored[DP_T_BLK128] = n128;
 	}
 	if (lpmb.n) {
 		b->out->inner[DP_T_BLK6LPM] =
-			build_lpm("dp_blk6lpm", 6, lpmb.v, lpmb.n, 1, NULL, &b->out->inner_entries[DP_T_BLK6LPM], b->err);
+			build_lpm("dp_blk6lpm", 6, lpmb.v, lpmb.n, 1, NULL, NULL, &b->out->sizes.stored[DP_T_BLK6LPM], b->err);
 		if (b->out->inner[DP_T_BLK6LPM] < 0)
 			goto out;
 	}
 	if (lpmg.n) {
-		geo6_val_ctx = b;
 		b->out->inner[DP_T_GEO6] = build_lpm("dp_geo6", 6, lpmg.v, lpmg.n, sizeof(struct dp_geo6_value), geo6_val,
-						     &b->out->inner_entries[DP_T_GEO6], b->err);
+						     b, &b->out->sizes.stored[DP_T_GEO6], b->err);
 		if (b->out->inner[DP_T_GEO6] < 0)
 			goto out;
 	}
@@ -722,7 +771,7 @@ static int build_gated(struct build_ctx *b, const struct pfx_ptrs *l, int family
 		}
 	}
 	if (longer.n) {
-		b->out->inner[t] = build_lpm(name, family, longer.v, longer.n, 1, NULL, &b->out->inner_entries[t], b->err);
+		b->out->inner[t] = build_lpm(name, family, longer.v, longer.n, 1, NULL, NULL, &b->out->sizes.stored[t], b->err);
 		free(longer.v);
 		return b->out->inner[t] < 0 ? -1 : 0;
 	}

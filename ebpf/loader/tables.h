@@ -55,16 +55,16 @@ struct dp_table_input {
 	uint64_t seed;
 };
 
-/* Entry counts as parsed (per family), for metrics. */
+/* Entry counts as parsed (per family), and entries stored per kernel structure, for metrics. */
 struct dp_table_sizes {
 	size_t allow4, allow6, bogon4, bogon6, block4, block6, geo4, geo6;
+	size_t stored[DP_T_MAX]; /* after splitting and expansion (e.g. a /29 becomes 8 /32 keys) */
 };
 
 struct dp_built {
 	int inner[DP_T_MAX]; /* -1 = no table: the slot is emptied */
 	struct dp_gen *gen;
 	struct dp_table_sizes sizes;
-	size_t inner_entries[DP_T_MAX]; /* entries actually stored per inner map */
 };
 
 struct dp_guard_maps {
@@ -90,10 +90,5 @@ void dp_built_free(struct dp_built *b);
 /* Rate/burst in tokens per second -> the fixed-point parameters the program uses. */
 void dp_rl_params(uint32_t rate, uint32_t burst, struct dp_rl_params *out);
 
-/* Rate-limit slot of a source key (IPv4 address, or the first 64 bits of an IPv6 address). */
-static inline uint32_t dp_rl_slot(uint64_t key, uint64_t seed, uint32_t slot_bits)
-{
-	return (uint32_t)(((key ^ seed) * DP_RL_HASH_MUL) >> (64 - slot_bits));
-}
 
 #endif /* DP_TABLES_H */

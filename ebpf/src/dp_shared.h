@@ -44,14 +44,18 @@ struct dp_seg_counter {
 #define DP_VLAN_IDS 4096        /* index 0 = untagged */
 #define DP_MAX_EXTHDRS 8        /* IPv6 extension headers walked before giving up (malformed) */
 
-/* Rate-limit classes; a slot of the bucket array holds one bucket per class. */
+/*
+ * Rate-limit classes. The bucket array holds one region per class, each [ratelimit] slots long:
+ * class k, slot s -> index (k - 1) * slots + s, so a flood of one class touches one region only.
+ */
 enum dp_rl_class {
 	DP_RL_NONE = 0,
 	DP_RL_SYN = 1,
 	DP_RL_ICMP = 2,
 	DP_RL_UDP = 3,
 };
-#define DP_RL_LANES 4           /* buckets per slot (lane 0 unused): slot s, class k -> index 4*s + k */
+#define DP_RL_CLASSES 3
+#define DP_RL_PARAMS 4          /* dp_gen.rl[] is indexed by class (entry 0 unused) */
 #define DP_RL_ONE 4096u         /* one token in fixed point (12 fractional bits) */
 #define DP_RL_MAX_BURST 1048575u
 #define DP_RL_TICK_SHIFT 20     /* bucket clock: coarse monotonic ns >> 20 (1.048576 ms) */
@@ -136,7 +140,7 @@ struct dp_gen {
 	__u32 flags;
 	__u32 pad;
 	__u64 seed;                      /* rate-limit hash seed */
-	struct dp_rl_params rl[DP_RL_LANES];
+	struct dp_rl_params rl[DP_RL_PARAMS];
 	__u64 geo_blocked[4];            /* bit per country index */
 	__u64 gate4[DP_GATE_WORDS];
 	__u64 gate6[DP_GATE_WORDS];      /* keyed by the first 16 bits of the IPv6 source */

@@ -31,8 +31,8 @@
 #include "dp_shared.h"
 #include "parse.h"
 
-/* 64 - log2([ratelimit] slots); set by the loader before load. */
-const volatile __u32 rl_shift = 64 - 18;
+/* log2([ratelimit] slots); set by the loader before load. */
+const volatile __u32 rl_slot_bits = 18;
 
 /* Active generation and per-generation settings; written by user space through the mmap. */
 struct dp_runtime dp_rt;
@@ -51,10 +51,10 @@ struct {
 	__type(value, struct dp_counter);
 } dp_vlan_stats SEC(".maps");
 
-/* Token buckets: slot s, class k at index DP_RL_LANES * s + k; size set by the loader. */
+/* Token buckets: class k, slot s at index (k - 1) * slots + s; size set by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DP_RL_LANES << 18);
+	__uint(max_entries, DP_RL_CLASSES << 18);
 	__type(key, __u32);
 	__type(value, __u64);
 } dp_rl_buckets SEC(".maps");
@@ -179,8 +179,9 @@ static __always_inline int lpm6_hit(void *outer, __u32 gi, const struct dp_lpm6_
  */
 static __always_inline int rl_take(const struct dp_gen *g, __u32 cls, __u64 key)
 {
-	const struct dp_rl_params *p = &g->rl[cls & (DP_RL_LANES - 1)];
-	__u32 idx = (__u32)(((key ^ g->seed) * DP_RL_HASH_MUL) >> rl_shift) * DP_RL_LANES + cls;
+	const struct dp_rl_params *p = &g->rl[cls & (DP_RL_PARAMS - 1)];
+	__u32 bits = rl_slot_bits & 31;
+	__u32 idx = ((cls - 1) << bits) | (__u32)(((key ^ g->seed) * DP_RL_HASH_MUL) >> (64 - bits));
 	__u64 *b = bpf_map_lookup_elem(&dp_rl_buckets, &idx);
 	__u32 now, stamp, tok, dt;
 

@@ -2,7 +2,7 @@
 /*
  * Verifier and attachment check: every BPF object given on the command line is loaded through the
  * kernel verifier, and each of its programs is attached to a veth in a private network namespace
- * (XDP in native mode, tc programs through tcx) and found there by a kernel query.
+ * (XDP in native and in generic mode, tc programs through tcx) and found there by a kernel query.
  *
  *   attach_test OBJECT.bpf.o...
  *
@@ -26,10 +26,13 @@ static char verifier_log[1 << 20];
 /* True when prog_id is among the programs the kernel reports at (ifindex, hook). */
 static int attached_here(__u32 ifindex, enum dp_hook hook, __u32 prog_id)
 {
-	if (hook == DP_HOOK_XDP_NATIVE) {
+	if (hook == DP_HOOK_XDP_NATIVE || hook == DP_HOOK_XDP_GENERIC) {
 		LIBBPF_OPTS(bpf_xdp_query_opts, q);
 
-		return !bpf_xdp_query((int)ifindex, 0, &q) && q.attach_mode == XDP_ATTACHED_DRV && q.drv_prog_id == prog_id;
+		if (bpf_xdp_query((int)ifindex, 0, &q))
+			return 0;
+		return hook == DP_HOOK_XDP_NATIVE ? q.attach_mode == XDP_ATTACHED_DRV && q.drv_prog_id == prog_id
+						  : q.attach_mode == XDP_ATTACHED_SKB && q.skb_prog_id == prog_id;
 	} else {
 		__u32 ids[16], cnt = 16, flags = 0;
 
@@ -82,7 +85,8 @@ static int check_object(const char *path, __u32 ifindex)
 		bpf_obj_get_info_by_fd(fd, &info, &len);
 		if (bpf_program__type(prog) == BPF_PROG_TYPE_XDP) {
 			hooks[nh++] = DP_HOOK_XDP_NATIVE;
-			kind = "xdp-native";
+			hooks[nh++] = DP_HOOK_XDP_GENERIC;
+			kind = "xdp-native+generic";
 		} else {
 			hooks[nh++] = DP_HOOK_TCX_INGRESS;
 			hooks[nh++] = DP_HOOK_TCX_EGRESS;

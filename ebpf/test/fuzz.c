@@ -320,9 +320,9 @@ static int publish(struct harness *h, const struct tables *t, const struct ref_m
 
 static void reset_buckets(struct harness *h, struct ref_model *m)
 {
-	static uint32_t keys[4u << SLOT_BITS];
-	static uint64_t zeros[4u << SLOT_BITS];
-	uint32_t n = 4u << SLOT_BITS;
+	static uint32_t keys[DP_RL_CLASSES << SLOT_BITS];
+	static uint64_t zeros[DP_RL_CLASSES << SLOT_BITS];
+	uint32_t n = DP_RL_CLASSES << SLOT_BITS;
 
 	for (uint32_t i = 0; i < n; i++)
 		keys[i] = i;
@@ -399,8 +399,8 @@ int main(int argc, char **argv)
 	h.skel = wan_guard_bpf__open();
 	if (!h.skel)
 		return 2;
-	h.skel->rodata->rl_shift = 64 - SLOT_BITS;
-	bpf_map__set_max_entries(h.skel->maps.dp_rl_buckets, 4u << SLOT_BITS);
+	h.skel->rodata->rl_slot_bits = SLOT_BITS;
+	bpf_map__set_max_entries(h.skel->maps.dp_rl_buckets, DP_RL_CLASSES << SLOT_BITS);
 	if (wan_guard_bpf__load(h.skel) || dp_guard_maps_find(h.skel->obj, &h.skel->bss->dp_rt, &h.maps, &err)) {
 		fprintf(stderr, "cannot load the WAN guard %s\n", err.msg);
 		return 2;
@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 		printf("{\"phase\":\"%s\",\"frames\":%llu}\n", phases[ph].name, (unsigned long long)(done - start));
 	}
 out:
-	printf("{\"summary\":{\"frames\":%llu,\"seed\":%llu,\"mismatches\":%llu,\"aborted\":%llu,\"counter_mismatches\":%d,"
+	printf("{\"summary\":{\"frames\":%llu,\"seed\":\"%llu\",\"mismatches\":%llu,\"aborted\":%llu,\"counter_mismatches\":%d,"
 	       "\"verdicts\":{",
 	       (unsigned long long)done, (unsigned long long)seed, (unsigned long long)mismatches,
 	       (unsigned long long)aborted, bad_totals);

@@ -59,6 +59,11 @@ static void row(struct qctx *q, const char *name, int prog, const struct frame_s
 	ok = ok && got_dscp == want_dscp && ctx_out.priority == want_prio;
 	if (ok && s->ethertype == 0x0800)
 		ok = ipv4_csum_ok(out + lay.l3_off);
+	/* ECN (the traffic class' two low bits) must survive any DSCP change */
+	if (ok && s->ethertype == 0x0800)
+		ok = (out[lay.l3_off + 1] & 3) == (s->tos & 3);
+	if (ok && v6)
+		ok = ((out[lay.l3_off + 1] >> 4) & 3) == (s->tos & 3);
 	q->rows++;
 	q->failed += !ok;
 	printf("{\"row\":\"%s\",\"dscp\":%d,\"expect_dscp\":%d,\"priority\":%u,\"expect_priority\":%u,\"ok\":%s}\n", name,
@@ -114,9 +119,9 @@ int main(void)
 	/* ingress: rewrite, then PCP trust */
 	set_policy(&q, 20, 0, 8, 1);
 	s4.tos = (46 << 2) | 1; /* ECN bit must survive */
-	row(&q, "ingress IPv4 from a rewrite segment becomes CS1 (checksum fixed)", ing, &s4, 0, 8, 0);
-	s6.tos = 46 << 2;
-	row(&q, "ingress IPv6 from a rewrite segment becomes CS1", ing, &s6, 0, 8, 0);
+	row(&q, "ingress IPv4 from a rewrite segment becomes CS1 (checksum fixed, ECN kept)", ing, &s4, 0, 8, 0);
+	s6.tos = (46 << 2) | 2;
+	row(&q, "ingress IPv6 from a rewrite segment becomes CS1 (ECN kept)", ing, &s6, 0, 8, 0);
 	tagged = s4;
 	tagged.tos = 0;
 	frame_spec_tag(&tagged, 0x8100, 20);

@@ -1,0 +1,112 @@
+/**
+ * Shared plumbing for the eBPF tests: building ebpf/ once (serialised across test files), running
+ * the C test tools and parsing their JSON lines, and network namespaces for the loader tests.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const EBPF = resolve(__dirname, "../../ebpf");
+export const BUILD = join(EBPF, "build");
+export const TOOLS = join(BUILD, "test");
+export const LOADER = join(BUILD, "router-dataplane");
+export const FIXTURES = join(EBPF, "test/fixtures");
+
+/** Commands every eBPF tier needs (the build's toolchain). */
+export const BUILD_COMMANDS = ["make", "clang", "llvm-strip", "bpftool", "gcc", "flock"];
+
+/**
+ * Runs `make -C ebpf [target]` under a lock on the Makefile, so test files running in parallel
+ * never build the same outputs at once. Throws with make's output on failure.
+ */
+export function buildEbpf(target = "all", env: Record<string, string> = {}): void {
+  const r = spawnSync("flock", [join(EBPF, "Makefile"), "make", "-s", "-C", EBPF, target], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== 0) throw new Error(`make -C ebpf ${target} failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+/** Parses the JSON lines of a tool's stdout (other lines are ignored). */
+export function jsonLines<T = Record<string, unknown>>(out: string): T[] {
+  return out
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as T);
+}
+
+export interface ToolRun<T> {
+  status: number | null;
+  lines: T[];
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a C test tool from ebpf/build/test and parses its JSON lines. */
+export function runTool<T = Record<string, unknown>>(tool: string, args: string[], timeoutMs = 300_000): ToolRun<T> {
+  const r = spawnSync(join(TOOLS, tool), args, { encoding: "utf8", timeout: timeoutMs, maxBuffer: 256 << 20 });
+  return { status: r.status, lines: jsonLines<T>(r.stdout), stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A fresh temporary directory. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Mounts bpffs at /sys/fs/bpf unless it is there already. */
+export function ensureBpffs(): void {
+  const mounts = readFileSync("/proc/mounts", "utf8");
+  if (!mounts.split("\n").some((l) => l.split(" ")[1] === "/sys/fs/bpf" && l.split(" ")[2] === "bpf"))
+    execFileSync("mount", ["-t", "bpf", "bpf", "/sys/fs/bpf"]);
+}
+
+/** `ip ...` (throws on failure). */
+export function ip(...args: string[]): string {
+  return execFileSync("ip", args, { encoding: "utf8" });
+}
+
+/** Runs a command inside a network namespace with /sys (and so bpffs) untouched. */
+export function inNetns(ns: string, cmd: string, args: string[], input?: string): string {
+  return execFileSync("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args], { encoding: "utf8", input });
+}
+
+/** Spawns a long-running command inside a network namespace. */
+export function spawnInNetns(ns: string, cmd: string, args: string[]): ChildProcess {
+  return spawn("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Collects a child's output; resolves when it exits. */
+export function collect(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => (stdout += d));
+  child.stderr?.on("data", (d) => (stderr += d));
+  return new Promise((res) => child.on("close", (code) => res({ code, stdout, stderr })));
+}
+
+/** Waits until pred() is true, polling every intervalMs; throws after timeoutMs with what. */
+export async function waitFor(what: string, pred: () => boolean, timeoutMs = 15_000, intervalMs = 50): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (pred()) return;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Parses Prometheus text into name{labels} -> value. */
+export function parseMetrics(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}

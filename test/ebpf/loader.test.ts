@@ -1,0 +1,590 @@
+/**
+ * The real loader binary with a real configuration file: `--check` validation, and a running
+ * loader guarding the WAN side of a pair of network namespaces (traffic, metrics, table swaps,
+ * rejected tables and rulesets, restart without a gap).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tier } from "../helpers/tier";
+import {
+  BUILD_COMMANDS,
+  FIXTURES,
+  LOADER,
+  TOOLS,
+  buildEbpf,
+  collect,
+  ensureBpffs,
+  inNetns,
+  ip,
+  jsonLines,
+  parseMetrics,
+  sleep,
+  spawnInNetns,
+  tempDir,
+  waitFor,
+} from "./lib";
+
+const t = tier("ebpf-loader", { root: true, commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "nft"] });
+
+const TABLES = join(FIXTURES, "tables");
+
+/** A configuration in the contract's format; `extra` is appended verbatim. */
+function config(o: {
+  pinRoot: string;
+  stateDir: string;
+  port: number;
+  block: string;
+  nft?: string;
+  extra?: string;
+}): string {
+  return `# router-dataplane test configuration
+[global]
+pin_root = ${o.pinRoot}             ; maps and links
+metrics_address = 127.0.0.1
+metrics_port = ${o.port}
+${o.nft ? `nft_ruleset = ${o.nft}` : ""}
+state_dir = ${o.stateDir}
+
+[interface wan0]
+role = wan
+xdp_mode = native
+
+[interface lan0.10]
+role = segment
+segment = trusted
+segment_id = 10
+qos_default_priority = 0
+qos_dscp_priority = 46:6
+qos_dscp_priority = 8:1
+qos_trust_pcp = true
+
+[features]
+bogons_ipv4 = true
+bogons_ipv6 = true
+blocklist = true
+geoip = true
+ratelimit = true
+
+[bogons]
+extra = ${join(TABLES, "bogons-extra.txt")}
+
+[tables]
+allow = ${join(TABLES, "allow.txt")}
+block = ${o.block}
+geo = ${join(TABLES, "geo.txt")}
+block_countries = RU,KP
+
+[ratelimit]
+syn_rate = 200
+syn_burst = 400
+icmp_rate = 20
+icmp_burst = 40
+udp_rate = 100000
+udp_burst = 200000
+slots = 65536
+${o.extra ?? ""}`;
+}
+
+interface LogLine {
+  level: string;
+  event: string;
+  msg: string;
+}
+
+function check(conf: string): { status: number | null; log: LogLine[] } {
+  const r = spawnSync(LOADER, ["--config", conf, "--check"], { encoding: "utf8" });
+  return { status: r.status, log: jsonLines<LogLine>(r.stderr) };
+}
+
+describe.skipIf(!t.ok)("router-dataplane --check", () => {
+  let dir = "";
+  beforeAll(() => {
+    buildEbpf("loader");
+    dir = tempDir("dp-check-");
+  }, 600_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const base = () => ({
+    pinRoot: "/sys/fs/bpf/unused",
+    stateDir: join(dir, "state"),
+    port: 0,
+    block: join(TABLES, "block.txt"),
+    nft: join(FIXTURES, "router.nft"),
+  });
+
+  function writeConf(name: string, text: string): string {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  }
+
+  it("accepts the contract's configuration with the fixture tables and the sample ruleset", () => {
+    const r = check(writeConf("good.conf", config(base())));
+    expect(r.log.map((l) => l.event)).toContain("check_ok");
+    expect(r.status).toBe(0);
+  });
+
+  const bad: Array<{
+    name: string;
+    why: string;
+    conf: (c: string) => string;
+    files?: Record<string, string>;
+    expect: RegExp[];
+  }> = [
+    {
+      name: "an unknown key",
+      why: "a misspelt feature switch would silently keep its default",
+      conf: (c) => c.replace("blocklist = true", "blocklits = true"),
+      expect: [
+        /good\.conf:\d+: \[features\] blocklits = true: unknown key; \[features\] allows bogons_ipv4, bogons_ipv6, blocklist, geoip, ratelimit/,
+      ],
+    },
+    {
+      name: "an unknown section",
+      why: "settings under a misspelt section would never apply",
+      conf: (c) => c.replace("[ratelimit]", "[ratelimits]"),
+      expect: [/unknown section \[ratelimits\]; allowed: \[global\], \[interface NAME\]/],
+    },
+    {
+      name: "slots that are not a power of two",
+      why: "the bucket hash takes the top bits, so other sizes would leave slots unused or out of range",
+      conf: (c) => c.replace("slots = 65536", "slots = 100000"),
+      expect: [/\[ratelimit\] slots = 100000: expected a power of two from 1024 to 16777216/],
+    },
+    {
+      name: "a repeated single-valued key",
+      why: "two values for one setting leave the effective one to chance",
+      conf: (c) => c.replace("xdp_mode = native", "xdp_mode = native\nxdp_mode = generic"),
+      expect: [/\[interface wan0\] xdp_mode = generic: given twice \(first at line \d+\)/],
+    },
+    {
+      name: "a segment without a segment_id",
+      why: "its counters and policy would land on VLAN 0",
+      conf: (c) => c.replace("segment_id = 10\n", ""),
+      expect: [/\[interface lan0\.10\]: segment_id \(0-4095, the VLAN id\) is required/],
+    },
+    {
+      name: "a missing blocklist file",
+      why: "starting without the blocklist would leave the WAN unprotected while looking configured",
+      conf: (c) => c.replace(join(TABLES, "block.txt"), join(dir, "nope.txt")),
+      expect: [/nope\.txt: cannot open: No such file or directory/],
+    },
+    {
+      name: "a blocklist line that is not a CIDR",
+      why: "a half-read blocklist would let the sources after the bad line through",
+      files: { "bad-block.txt": "45.155.205.233\n# comment\n185.220.101.0/33\n" },
+      conf: (c) => c.replace(join(TABLES, "block.txt"), join(dir, "bad-block.txt")),
+      expect: [/bad-block\.txt:3: prefix length 33 is longer than 32/],
+    },
+    {
+      name: "a blocklist prefix with host bits set",
+      why: "the intended network is ambiguous (a typo in the address or in the length)",
+      files: { "host-bits.txt": "10.1.2.3/8\n" },
+      conf: (c) => c.replace(join(TABLES, "block.txt"), join(dir, "host-bits.txt")),
+      expect: [/host-bits\.txt:1: host bits set beyond \/8 \(did you mean 10\.0\.0\.0\/8\?\)/],
+    },
+    {
+      name: "a ruleset that flushes the whole ruleset",
+      why: "it would wipe Talos' inet talos table and Cilium's tables along with ours",
+      files: { "flush.nft": "flush ruleset\n" + readFileSync(join(FIXTURES, "router.nft"), "utf8") },
+      conf: (c) => c.replace(join(FIXTURES, "router.nft"), join(dir, "flush.nft")),
+      expect: [
+        /flush\.nft:1: 'flush ruleset' is not allowed at the top level: the file may only define table inet router/,
+      ],
+    },
+    {
+      name: "a ruleset that defines another table",
+      why: "the loader replaces only inet router; another table would escape the atomic swap and clash with Talos",
+      files: { "talos.nft": "table inet talos {\n  chain ingress { type filter hook input priority 0; }\n}\n" },
+      conf: (c) => c.replace(join(FIXTURES, "router.nft"), join(dir, "talos.nft")),
+      expect: [/talos\.nft:1: only table inet router may be defined here, found 'table inet talos'/],
+    },
+    {
+      name: "a ruleset nftables itself rejects",
+      why: "applying half of it is impossible, and the dry run must say where it fails",
+      files: {
+        "syntax.nft":
+          "table inet router {\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n    iifname $UNDEFINED accept\n  }\n}\n",
+      },
+      conf: (c) => c.replace(join(FIXTURES, "router.nft"), join(dir, "syntax.nft")),
+      expect: [/syntax\.nft: nftables rejected the ruleset:/, /syntax\.nft:4:/],
+    },
+  ];
+
+  for (const b of bad) {
+    it(`rejects ${b.name} with the file, line and what is allowed (${b.why})`, () => {
+      for (const [f, text] of Object.entries(b.files ?? {})) writeFileSync(join(dir, f), text);
+      const name = "good.conf";
+      const r = check(writeConf(name, b.conf(config(base()))));
+      const msgs = r.log
+        .filter((l) => l.level === "error")
+        .map((l) => l.msg)
+        .join("\n");
+      for (const re of b.expect) expect(msgs).toMatch(re);
+      expect(r.status).toBe(2);
+    });
+  }
+});
+
+describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", () => {
+  const RTR = `dprtr${process.pid % 100000}`;
+  const PEER = `dppeer${process.pid % 100000}`;
+  const pinRoot = `/sys/fs/bpf/router-dataplane-test-${process.pid}`;
+  const port = 19000 + (process.pid % 1000);
+  const WAN_ADDR = "81.2.69.1";
+  const CLEAN = "8.8.8.8";
+  const BLOCKED = "185.220.101.5"; // 185.220.101.0/24 in the blocklist fixture
+  const LATER_BLOCKED = "77.247.181.10";
+  let dir = "";
+  let conf = "";
+  let blockFile = "";
+  let nftFile = "";
+  let wanMac = "";
+  let lanMac = "";
+  let loader: ChildProcess | undefined;
+  let loaderLog = "";
+  const sinks: ChildProcess[] = [];
+
+  function metrics(): Map<string, number> {
+    return parseMetrics(inNetns(RTR, "curl", ["-sf", `http://127.0.0.1:${port}/metrics`]));
+  }
+
+  function metric(name: string): number {
+    return metrics().get(name) ?? 0;
+  }
+
+  function events(): LogLine[] {
+    return jsonLines<LogLine>(loaderLog);
+  }
+
+  async function startLoader(): Promise<void> {
+    const before = events().filter((e) => e.event === "started").length;
+    const child = spawnInNetns(RTR, LOADER, ["--config", conf]);
+    child.stderr?.on("data", (d) => (loaderLog += d));
+    loader = child;
+    await waitFor(
+      "the loader to start",
+      () => events().filter((e) => e.event === "started").length > before || child.exitCode !== null,
+      30_000,
+    );
+    if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${loaderLog}`);
+    await waitFor("the metrics endpoint", () => {
+      try {
+        return metrics().has("router_dataplane_reloads_total");
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  async function stopLoader(): Promise<void> {
+    const l = loader;
+    if (!l || l.exitCode !== null) return;
+    const done = new Promise((r) => l.on("close", r));
+    l.kill("SIGTERM");
+    await done;
+  }
+
+  /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
+  async function sink(p = 9999) {
+    const child = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
+    sinks.push(child);
+    const out = collect(child);
+    let ready = "";
+    child.stdout?.on("data", (d) => (ready += d));
+    await waitFor("the sink", () => ready.includes('"ready"'));
+    return {
+      async stop(): Promise<Record<string, { received: number; distinct: number }>> {
+        await sleep(300);
+        child.kill("SIGTERM");
+        const r = await out;
+        const last = jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
+          (l) => l.tags,
+        );
+        if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
+        return last.tags;
+      },
+    };
+  }
+
+  /** Sends UDP frames from src (spoofed as needed) to the router's WAN address. */
+  function send(src: string, tag: number, count: number, pps: number, ns = PEER, ifname = "wanp", mac = "") {
+    const child = spawnInNetns(ns, join(TOOLS, "traffic"), [
+      "send",
+      "--ifname",
+      ifname,
+      "--dst-mac",
+      mac || wanMac,
+      "--src",
+      src,
+      "--dst",
+      WAN_ADDR,
+      "--port",
+      "9999",
+      "--tag",
+      String(tag),
+      "--count",
+      String(count),
+      "--pps",
+      String(pps),
+    ]);
+    return collect(child).then((r) => {
+      if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
+      return jsonLines<{ sent: number }>(r.stdout)[0].sent;
+    });
+  }
+
+  /** Replaces a file the way feed updaters do: write a temporary, then rename over. */
+  function replace(path: string, text: string): void {
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+  }
+
+  function routerTable(): string {
+    return inNetns(RTR, "nft", ["list", "table", "inet", "router"]);
+  }
+
+  beforeAll(async () => {
+    buildEbpf("loader");
+    buildEbpf("tests");
+    ensureBpffs();
+    dir = tempDir("dp-netns-");
+    for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
+    ip("netns", "add", RTR);
+    ip("netns", "add", PEER);
+    ip("link", "add", "wan0", "netns", RTR, "type", "veth", "peer", "name", "wanp", "netns", PEER);
+    ip("link", "add", "lan0.10", "netns", RTR, "type", "veth", "peer", "name", "lanp", "netns", PEER);
+    for (const [ns, dev] of [
+      [RTR, "lo"],
+      [RTR, "wan0"],
+      [RTR, "lan0.10"],
+      [PEER, "lo"],
+      [PEER, "wanp"],
+      [PEER, "lanp"],
+    ])
+      ip("-n", ns, "link", "set", dev, "up");
+    ip("-n", RTR, "addr", "add", `${WAN_ADDR}/24`, "dev", "wan0");
+    ip("-n", RTR, "addr", "add", "192.168.10.1/24", "dev", "lan0.10");
+    inNetns(RTR, "sysctl", ["-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.wan0.rp_filter=0"]);
+    wanMac = (JSON.parse(ip("-n", RTR, "-j", "link", "show", "wan0")) as Array<{ address: string }>)[0].address;
+    lanMac = (JSON.parse(ip("-n", RTR, "-j", "link", "show", "lan0.10")) as Array<{ address: string }>)[0].address;
+    // a stand-in for Talos' own table: the loader must never touch it
+    inNetns(
+      RTR,
+      "nft",
+      ["-f", "-"],
+      "table inet talos {\n chain ingress { type filter hook input priority 0; policy accept; }\n}\n",
+    );
+
+    blockFile = join(dir, "block.txt");
+    copyFileSync(join(TABLES, "block.txt"), blockFile);
+    nftFile = join(dir, "router.nft");
+    copyFileSync(join(FIXTURES, "router.nft"), nftFile);
+    conf = join(dir, "dataplane.conf");
+    writeFileSync(conf, config({ pinRoot, stateDir: join(dir, "state"), port, block: blockFile, nft: nftFile }));
+    await startLoader();
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const s of sinks) if (s.exitCode === null) s.kill("SIGKILL");
+    await stopLoader();
+    for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
+    rmSync(pinRoot, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("attaches XDP natively on the WAN and tcx on the segment, pinned under pin_root", () => {
+    expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
+    const links = spawnSync("ls", [join(pinRoot, "links")], { encoding: "utf8" })
+      .stdout.split("\n")
+      .filter(Boolean);
+    expect(links.sort()).toEqual(["tcx_egress@lan0:10", "tcx_ingress@lan0:10", "xdp@wan0"]);
+    expect(routerTable()).toContain('comment "router transit policy v1"');
+  });
+
+  it("drops a blocklisted source, passes a clean one, and /metrics reports both", async () => {
+    const before = metrics();
+    const s = await sink();
+    const [clean, blocked] = await Promise.all([send(CLEAN, 1, 300, 1000), send(BLOCKED, 2, 300, 1000)]);
+    const got = await s.stop();
+    expect(clean).toBe(300);
+    expect(blocked).toBe(300);
+    expect(got["1"]?.distinct).toBe(300);
+    expect(got["2"]).toBeUndefined();
+    const after = metrics();
+    const delta = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+    expect(delta('router_dataplane_drop_packets_total{reason="blocklist"}')).toBe(300);
+    expect(delta('router_dataplane_drop_bytes_total{reason="blocklist"}')).toBe(300 * 60);
+    expect(delta('router_dataplane_xdp_passed_packets_total{reason="clean"}')).toBeGreaterThanOrEqual(300);
+    expect(delta('router_dataplane_vlan_packets_total{vlan="0"}')).toBeGreaterThanOrEqual(600);
+    expect(after.get('router_dataplane_table_entries{table="block",family="ipv4"}')).toBe(4);
+    expect(after.get('router_dataplane_table_entries{table="block",family="ipv6"}')).toBe(6);
+    // the fixture's /29 is stored as 8 keys of the IPv6 /32 index, next to the other /32 keys
+    expect(after.get('router_dataplane_table_stored_entries{structure="host4"}')).toBe(1);
+    expect(after.get('router_dataplane_table_stored_entries{structure="pfx6"}')).toBeGreaterThanOrEqual(8);
+    const text = inNetns(RTR, "curl", ["-sf", `http://127.0.0.1:${port}/metrics`]);
+    expect(text).toContain("# TYPE router_dataplane_drop_packets_total counter");
+    expect(text).toContain("# HELP router_dataplane_reload_failures_total");
+  });
+
+  it("counts segment traffic in both directions", async () => {
+    const before = metrics();
+    // into the router from the segment, and out of the router towards it
+    await send("192.168.10.50", 5, 100, 1000, PEER, "lanp", lanMac);
+    const lanpMac = (JSON.parse(ip("-n", PEER, "-j", "link", "show", "lanp")) as Array<{ address: string }>)[0].address;
+    await send("192.168.10.1", 6, 50, 1000, RTR, "lan0.10", lanpMac);
+    const after = metrics();
+    const key = (d: string) =>
+      `router_dataplane_segment_packets_total{segment="trusted",segment_id="10",direction="${d}"}`;
+    expect((after.get(key("ingress")) ?? 0) - (before.get(key("ingress")) ?? 0)).toBeGreaterThanOrEqual(100);
+    expect((after.get(key("egress")) ?? 0) - (before.get(key("egress")) ?? 0)).toBeGreaterThanOrEqual(50);
+  });
+
+  it("swaps the blocklist (file replaced by rename) under continuous clean traffic without losing a clean packet", async () => {
+    const reloads = metric("router_dataplane_reloads_total");
+    const s = await sink();
+    const clean = send(CLEAN, 1, 6000, 2000);
+    const original = readFileSync(blockFile, "utf8");
+    for (let i = 0; i < 3; i++) {
+      await sleep(600);
+      replace(blockFile, `${original}\n# swap ${i}\n${LATER_BLOCKED}/32\n10${i}.1.2.0/24\n`);
+      await waitFor(`reload ${i + 1}`, () => metric("router_dataplane_reloads_total") >= reloads + i + 1, 10_000);
+    }
+    const sent = await clean;
+    const got = await s.stop();
+    expect(sent).toBe(6000);
+    expect(got["1"]?.distinct).toBe(6000);
+    // the new entry is active
+    const s2 = await sink();
+    await send(LATER_BLOCKED, 3, 100, 1000);
+    expect((await s2.stop())["3"]).toBeUndefined();
+    expect(metric('router_dataplane_table_entries{table="block",family="ipv4"}')).toBe(6);
+  }, 60_000);
+
+  it("rejects a malformed table file, keeps the running table, counts the failure, and recovers on SIGHUP", async () => {
+    const good = `${readFileSync(join(TABLES, "block.txt"), "utf8")}${LATER_BLOCKED}/32\n`;
+    const reloads0 = metric("router_dataplane_reloads_total");
+    replace(blockFile, good);
+    await waitFor("the baseline table", () => metric("router_dataplane_reloads_total") > reloads0);
+    const failures = metric('router_dataplane_reload_failures_total{kind="tables"}');
+    // a feed cut mid-line must not replace a complete table
+    replace(blockFile, `${good}\n185.220.10\n`);
+    await waitFor(
+      "the table failure",
+      () => metric('router_dataplane_reload_failures_total{kind="tables"}') === failures + 1,
+    );
+    const lines = good.split("\n").length;
+    await waitFor("the rejection in the log", () =>
+      events().some((e) => e.event === "tables_rejected" && e.msg.includes(`block.txt:${lines + 1}:`)),
+    );
+    const s = await sink();
+    await Promise.all([send(CLEAN, 1, 100, 1000), send(BLOCKED, 2, 100, 1000), send(LATER_BLOCKED, 3, 100, 1000)]);
+    const got = await s.stop();
+    expect(got["1"]?.distinct).toBe(100);
+    expect(got["2"]).toBeUndefined();
+    expect(got["3"]).toBeUndefined();
+
+    writeFileSync(blockFile, good);
+    const reloads = metric("router_dataplane_reloads_total");
+    loader!.kill("SIGHUP");
+    await waitFor("the SIGHUP reload", () => metric("router_dataplane_reloads_total") > reloads);
+    expect(metric('router_dataplane_reload_failures_total{kind="tables"}')).toBe(failures + 1);
+  }, 60_000);
+
+  it("rejects a ruleset outside table inet router or one nftables refuses, keeps the previous ruleset, and never touches inet talos", async () => {
+    const failures = metric('router_dataplane_reload_failures_total{kind="nftables"}');
+    const v1 = readFileSync(join(FIXTURES, "router.nft"), "utf8");
+    // wiping the ruleset would take Talos' and Cilium's tables with it
+    replace(nftFile, `flush ruleset\n${v1}`);
+    await waitFor(
+      "the scope rejection",
+      () => metric('router_dataplane_reload_failures_total{kind="nftables"}') === failures + 1,
+    );
+    // a rule nftables itself refuses must not half-apply
+    replace(nftFile, v1.replace("iifname $TRUSTED accept", "iifname $TRUSTED jump nowhere"));
+    await waitFor(
+      "the nftables rejection",
+      () => metric('router_dataplane_reload_failures_total{kind="nftables"}') === failures + 2,
+    );
+    expect(routerTable()).toContain('comment "router transit policy v1"');
+    // the error names the operator's file and the line nftables refused
+    await waitFor("the rejection in the log", () =>
+      events().some((e) => e.event === "nft_rejected" && /router\.nft:\d+:\d+-\d+: Error/.test(e.msg)),
+    );
+
+    replace(nftFile, v1.replace("router transit policy v1", "router transit policy v2"));
+    await waitFor("the v2 ruleset", () => routerTable().includes("router transit policy v2"));
+    expect(inNetns(RTR, "nft", ["list", "table", "inet", "talos"])).toContain("chain ingress");
+    expect(metric("router_dataplane_nft_last_success_timestamp_seconds")).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("rejects a broken configuration on reload and keeps running with the previous one", async () => {
+    const failures = metric('router_dataplane_reload_failures_total{kind="config"}');
+    const good = readFileSync(conf, "utf8");
+    // a typo in a feature switch must not silently re-enable or drop a feature
+    replace(conf, good.replace("geoip = true", "geoip = yes"));
+    await waitFor(
+      "the config failure",
+      () => metric('router_dataplane_reload_failures_total{kind="config"}') === failures + 1,
+    );
+    await waitFor("the rejection in the log", () =>
+      events().some(
+        (e) =>
+          e.event === "config_rejected" &&
+          /dataplane\.conf:\d+: \[features\] geoip = yes: expected true or false/.test(e.msg),
+      ),
+    );
+    const s = await sink();
+    await Promise.all([send(CLEAN, 1, 100, 1000), send(BLOCKED, 2, 100, 1000)]);
+    const got = await s.stop();
+    expect(got["1"]?.distinct).toBe(100);
+    expect(got["2"]).toBeUndefined();
+    const reloads = metric("router_dataplane_reloads_total");
+    replace(conf, good);
+    await waitFor("the repaired configuration", () => metric("router_dataplane_reloads_total") > reloads);
+  }, 60_000);
+
+  it("switches the WAN between native and generic XDP when the configuration says so", async () => {
+    const good = readFileSync(conf, "utf8");
+    replace(conf, good.replace("xdp_mode = native", "xdp_mode = generic"));
+    await waitFor("generic XDP", () => /xdpgeneric/.test(ip("-n", RTR, "link", "show", "wan0")));
+    const s = await sink();
+    await send(BLOCKED, 2, 100, 1000);
+    expect((await s.stop())["2"]).toBeUndefined();
+    replace(conf, good);
+    await waitFor(
+      "native XDP again",
+      () =>
+        /prog\/xdp id \d+ name wan_guard/.test(ip("-n", RTR, "link", "show", "wan0")) &&
+        !/xdpgeneric/.test(ip("-n", RTR, "link", "show", "wan0")),
+    );
+    expect(events().some((e) => e.event === "xdp_mode_change")).toBe(true);
+  }, 60_000);
+
+  it("restarts without a window: the guard stays attached and no blocklisted packet passes while the loader is replaced", async () => {
+    const progBefore = ip("-n", RTR, "link", "show", "wan0").match(/prog\/xdp id (\d+)/)?.[1];
+    const dropsBefore = metric('router_dataplane_drop_packets_total{reason="blocklist"}');
+    const s = await sink();
+    const traffic = Promise.all([send(CLEAN, 1, 4000, 2000), send(BLOCKED, 2, 4000, 2000)]);
+    await sleep(500);
+    await stopLoader();
+    // between the two loaders the pinned link keeps the old program in place
+    expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
+    await startLoader();
+    await traffic;
+    const got = await s.stop();
+    expect(got["2"]).toBeUndefined();
+    expect(got["1"]?.distinct).toBe(4000);
+    const progAfter = ip("-n", RTR, "link", "show", "wan0").match(/prog\/xdp id (\d+)/)?.[1];
+    expect(progAfter).not.toBe(progBefore); // the new program replaced the old one in place
+    expect(
+      events().filter((e) => e.event === "attach" && e.msg.includes("updated in place")).length,
+    ).toBeGreaterThanOrEqual(3);
+    // counters survived the restart (pinned maps reused)
+    expect(metric('router_dataplane_drop_packets_total{reason="blocklist"}')).toBeGreaterThanOrEqual(
+      dropsBefore + 4000,
+    );
+  }, 60_000);
+});
