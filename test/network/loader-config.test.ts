@@ -1,0 +1,105 @@
+/** The data-plane loader's configuration as rendered from the site, and its place in the machine config. */
+import { describe, expect, it } from "vitest";
+import { renderLoaderConfig, CONFIG_PATH } from "../../components/dataplane/loader-config";
+import { renderDataplaneHost } from "../../components/dataplane/host";
+import { devSite } from "../helpers/dev-site";
+
+function sections(conf: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let cur = "";
+  for (const line of conf.split("\n")) {
+    const m = /^\[(.+)\]$/.exec(line);
+    if (m) out.set((cur = m[1]), []);
+    else if (cur && line && !line.startsWith("#")) out.get(cur)!.push(line);
+  }
+  return out;
+}
+
+describe("the loader configuration", () => {
+  const { site, plan } = devSite();
+  const files = renderLoaderConfig(site, plan, { nftRuleset: "table inet router {}\n" }).files;
+  const s = sections(files.get(CONFIG_PATH)!);
+
+  it("serves metrics on the management address only and names the ruleset", () => {
+    expect(s.get("global")).toEqual([
+      "pin_root = /sys/fs/bpf/router-dataplane",
+      "metrics_address = 10.10.0.1",
+      "metrics_port = 9430",
+      "state_dir = /var/lib/router-dataplane",
+      "nft_ruleset = /usr/local/etc/router-dataplane/router.nft",
+    ]);
+  });
+
+  it("puts the XDP guard on every WAN and accounting (with the segment's QoS) on every segment link", () => {
+    expect(s.get("interface wan0")).toEqual(["role = wan", "xdp_mode = native"]);
+    expect(s.get("interface wan1")).toEqual(["role = wan", "xdp_mode = native"]);
+    expect(s.get("interface lan0.10")).toEqual(["role = segment", "segment = mgmt", "segment_id = 10"]);
+    expect(s.get("interface lan0.20")).toEqual([
+      "role = segment",
+      "segment = trusted",
+      "segment_id = 20",
+      "qos_default_priority = 0",
+      "qos_dscp_priority = 34:4",
+      "qos_dscp_priority = 46:6",
+      "qos_trust_pcp = false",
+    ]);
+    expect(s.get("interface lan0.40")).toContain("qos_rewrite_dscp = 8");
+  });
+
+  it("describes each WAN's failover: priority, mark, table and probes", () => {
+    expect(s.get("wan wan0")).toEqual([
+      "priority = 10",
+      "mark = 0x10",
+      "table = 101",
+      "probe = 1.1.1.1",
+      "probe = 9.9.9.9",
+      "probe_interval = 2s",
+      "probe_timeout = 1s",
+      "down_after = 3",
+      "up_after = 2",
+    ]);
+    expect(s.get("wan wan1")?.slice(0, 3)).toEqual(["priority = 20", "mark = 0x20", "table = 102"]);
+  });
+
+  it("turns on the blocklist with the site's entries and feeds, and geo only with a geo feed", () => {
+    expect(s.get("features")).toEqual([
+      "bogons_ipv4 = true",
+      "bogons_ipv6 = true",
+      "blocklist = true",
+      "geoip = false",
+      "ratelimit = true",
+    ]);
+    expect(files.get("/usr/local/etc/router-dataplane/tables/block.txt")).toMatch(
+      /^# blocklist: 3 prefixes.*\n45\.155\.205\.0\/24\n185\.220\.101\.0\/24\n2a0e:fd45:2a0c::\/48\n$/,
+    );
+    expect(s.get("feed spamhaus-drop")).toEqual([
+      "url = https://www.spamhaus.org/drop/drop.txt",
+      "kind = block",
+      "refresh = 12h",
+    ]);
+    const geo = devSite((raw) => {
+      raw.dataplane.blockCountries = ["KP", "RU"];
+      raw.dataplane.feeds.push({ name: "geo", url: "https://geo.example/cidr-cc.txt", kind: "geo" });
+    });
+    const g = sections(renderLoaderConfig(geo.site, geo.plan).files.get(CONFIG_PATH)!);
+    expect(g.get("features")).toContain("geoip = true");
+    expect(g.get("tables")).toContain("block_countries = KP,RU");
+  });
+
+  it("leaves the WAN unguarded only when the site turns the data plane off", () => {
+    const off = devSite((raw) => (raw.dataplane.enabled = false));
+    const c = sections(renderLoaderConfig(off.site, off.plan).files.get(CONFIG_PATH)!);
+    expect(c.has("interface wan0")).toBe(false);
+    expect(c.has("interface lan0.10")).toBe(true);
+  });
+
+  it("travels in the machine configuration as the extension service's config files", () => {
+    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents[0];
+    expect(doc).toMatchObject({ kind: "ExtensionServiceConfig", name: "router-dataplane" });
+    expect((doc.configFiles as { mountPath: string }[]).map((f) => f.mountPath)).toEqual([
+      "/usr/local/etc/router-dataplane/dataplane.conf",
+      "/usr/local/etc/router-dataplane/tables/block.txt",
+      "/usr/local/etc/router-dataplane/router.nft",
+    ]);
+  });
+});

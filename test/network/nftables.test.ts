@@ -1,0 +1,129 @@
+/** The rendered nftables ruleset: its structure, and `nft -c` on sites that stress it. */
+import { describe, expect, it } from "vitest";
+import { renderRuleset, linkDefines } from "../../components/dataplane/nftables";
+import { devSite } from "../helpers/dev-site";
+import { nftCheck, validatorsTier } from "../helpers/validators";
+
+const t = validatorsTier();
+
+function chainBody(ruleset: string, name: string): string[] {
+  const m = new RegExp(`\\tchain ${name} \\{\\n((?:\\t\\t.*\\n)*)\\t\\}`).exec(ruleset);
+  if (!m) throw new Error(`no chain ${name}`);
+  return m[1]
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+}
+
+describe("the nftables ruleset", () => {
+  const { site, plan, policy } = devSite();
+  const rs = renderRuleset(site, plan, policy);
+
+  it("defines only table inet router (the loader refuses anything else)", () => {
+    expect(rs.match(/^table /gm)).toEqual(["table "]);
+    expect(rs).toMatch(/^table inet router \{$/m);
+    expect(rs).not.toMatch(/flush ruleset|table inet talos|table ip /);
+  });
+
+  it("names physical links through defines the loader resolves to kernel names", () => {
+    expect([...linkDefines(site, plan)]).toEqual([
+      ["wan0", "if_wan0"],
+      ["wan1", "if_wan1"],
+      ["lan0", "if_lan0"],
+    ]);
+    expect(rs).toMatch(/^define if_wan0 = "wan0"$/m);
+    expect(rs).toMatch(/set wan_links \{\n\t\ttype ifname\n\t\telements = \{ \$if_wan0, \$if_wan1 \}/);
+  });
+
+  it("accepts established traffic first and drops what no zone pair allows", () => {
+    const fwd = chainBody(rs, "forward");
+    expect(fwd[0]).toBe("type filter hook forward priority filter; policy drop;");
+    expect(fwd[1]).toBe("ct state established,related accept");
+    expect(fwd[2]).toBe("ct state invalid drop");
+    expect(fwd.at(-1)).toBe("counter drop");
+    expect(fwd.some((l) => l.startsWith("iifname vmap {"))).toBe(true);
+  });
+
+  it("dispatches a new connection to one chain per zone pair holding only that pair's rules, then its policy", () => {
+    expect(chainBody(rs, "fwd_iot_servers")).toEqual([
+      "ip daddr 10.50.0.10/32 tcp dport { 445, 554 } accept",
+      "ip6 daddr fd12:3456:789a:50::10/128 tcp dport { 445, 554 } accept",
+      'limit rate 10/minute log prefix "router iot>servers drop: "',
+      "drop",
+    ]);
+    expect(chainBody(rs, "fwd_trusted_wan")).toEqual(["accept"]);
+    expect(chainBody(rs, "fwd_guest_wan")).toEqual([
+      'meta l4proto { tcp, udp } th dport { 53, 853 } limit rate 10/minute log prefix "router guest>wan no-guest-dns-bypass: "',
+      "meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx admin-prohibited",
+      "accept",
+    ]);
+    expect(chainBody(rs, "fwd_guest_trusted")).toEqual(["reject with icmpx admin-prohibited"]);
+    expect(chainBody(rs, "fwd_wan_servers")).toEqual([
+      'limit rate 10/minute log prefix "router wan>servers drop: "',
+      "drop",
+    ]);
+    expect(chainBody(rs, "fwd_from_trusted")[0]).toMatch(
+      /^oifname vmap \{ "lan0.10" : jump fwd_trusted_mgmt, .* \$if_wan1 : jump fwd_trusted_wan \}$/,
+    );
+  });
+
+  it("opens the router to management zones and to each zone's services only", () => {
+    expect(chainBody(rs, "in_mgmt")).toContain("tcp dport { 50000, 50001, 6443, 9430 } accept");
+    expect(chainBody(rs, "in_guest")).toEqual(["tcp dport 53 accept", "udp dport { 53, 67, 547 } accept"]);
+    expect(chainBody(rs, "in_wan")).toEqual([]);
+  });
+
+  it("forwards ports from every WAN, with hairpin and source restriction, and NATs per WAN", () => {
+    const pre = chainBody(rs, "nat_prerouting");
+    expect(pre).toContain("iifname { $if_wan0, $if_wan1 } tcp dport 443 dnat ip to 10.50.0.10");
+    expect(pre).toContain(
+      "iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 443 dnat ip to 10.50.0.10",
+    );
+    expect(pre).toContain(
+      "iifname { $if_wan0, $if_wan1 } ip saddr 198.51.100.0/24 tcp dport 8443 dnat ip to 10.50.0.10:5001",
+    );
+    expect(pre.filter((l) => l.includes("51820"))).toEqual([
+      "iifname { $if_wan0, $if_wan1 } udp dport 51820 dnat ip to 10.50.0.11",
+    ]);
+    const post = chainBody(rs, "nat_postrouting");
+    expect(post).toEqual([
+      "type nat hook postrouting priority srcnat; policy accept;",
+      "ct status dnat oifname @lan_links ip saddr @lan4 masquerade",
+      "oifname $if_wan0 ip saddr @internal4 masquerade",
+      "oifname $if_wan0 ip6 saddr @internal6 masquerade",
+      "oifname $if_wan1 ip saddr @internal4 masquerade",
+    ]);
+  });
+
+  it("marks connections by the WAN they arrived on, and routes their replies by that mark", () => {
+    expect(chainBody(rs, "mangle_prerouting")).toEqual([
+      "type filter hook prerouting priority mangle; policy accept;",
+      "iifname $if_wan0 ct state new ct mark set ct mark and 0xffffff0f or 0x10",
+      "iifname $if_wan1 ct state new ct mark set ct mark and 0xffffff0f or 0x20",
+      "ct direction reply ct mark and 0xf0 != 0 meta mark set ct mark and 0xf0",
+    ]);
+  });
+
+  it.skipIf(!t.ok)("passes nft -c for the dev site", () => {
+    expect(nftCheck(rs)).toEqual([]);
+  });
+
+  it.skipIf(!t.ok)("passes nft -c with 1,000 rules, and keeps them out of other zone pairs' chains", () => {
+    const big = devSite((raw) => {
+      for (let i = 0; i < 1000; i++)
+        raw.firewall.rules.push({
+          name: `generated-${i}`,
+          from: "trusted",
+          to: "wan",
+          protocol: i % 2 ? "tcp" : "udp",
+          ports: [1000 + i, `${20000 + i}-${20010 + i}`],
+          destination: [`172.${16 + (i % 16)}.${Math.floor(i / 16)}.0/24`],
+          action: i % 3 ? "drop" : "reject",
+        });
+    });
+    const text = renderRuleset(big.site, big.plan, big.policy);
+    expect(nftCheck(text)).toEqual([]);
+    expect(chainBody(text, "fwd_trusted_wan").length).toBe(1001);
+    expect(chainBody(text, "fwd_iot_wan")).toEqual(["accept"]);
+  });
+});
