@@ -45,12 +45,13 @@ export interface ImageBuild {
 }
 
 /** Builds an image from the repository and pushes it; prints `<registry>/<repo>/<name>@sha256:…`. */
-export function buildAndPushScript(repoRoot: string, image: ImageBuild, t: PushTarget, tag: string): string {
+export function buildAndPushScript(image: ImageBuild, t: PushTarget, tag: string): string {
   const dest = `${t.registry}/${t.repository}/${image.name}`;
   return [
     `REGISTRY=${q(t.registry)}`,
     PUSH_PRELUDE,
-    `cd ${q(repoRoot)}`,
+    // Pulumi runs the program, and so these commands, from the project directory.
+    '[ -f Pulumi.yaml ] || { log "run pulumi from the project directory (no Pulumi.yaml in $PWD)"; exit 1; }',
     `log ${q(`building ${image.name} (${image.build})`)}`,
     `${image.build} >&2`,
     `log ${q(`pushing it to ${dest}:${tag}`)}`,

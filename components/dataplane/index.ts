@@ -70,7 +70,7 @@ export class DataPlane extends pulumi.ComponentResource {
         {
           interpreter,
           environment,
-          create: buildAndPushScript(REPO_ROOT, EXTENSION_IMAGE, target, digest.slice(0, 16)),
+          create: buildAndPushScript(EXTENSION_IMAGE, target, digest.slice(0, 16)),
           triggers: [digest],
         },
         { parent: this },

@@ -68,7 +68,6 @@ export class NetworkServices extends pulumi.ComponentResource {
           ROUTER_REGISTRY_PASSWORD: args.registryPassword ?? "",
         }),
         create: buildAndPushScript(
-          REPO_ROOT,
           SERVICES_IMAGE,
           { registry: site.registry.server, repository: site.registry.repository },
           digest.slice(0, 16),

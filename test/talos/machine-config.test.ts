@@ -116,6 +116,7 @@ describe("the machine configuration", () => {
     expect(of("LinkAliasConfig").map((d) => [d.name, d.selector.match])).toEqual([
       ["lan0", 'mac(link.permanent_addr) == "00:1a:2b:3c:4d:02"'],
       ["wan0", 'mac(link.permanent_addr) == "00:1a:2b:3c:4d:01"'],
+      ["wan1", 'mac(link.permanent_addr) == "00:1a:2b:3c:4d:03"'],
     ]);
     const vlans = of("VLANConfig");
     expect(vlans.map((v) => v.name)).toEqual(["lan0.10", "lan0.20", "lan0.30", "lan0.40", "lan0.50"]);
@@ -125,10 +126,12 @@ describe("the machine configuration", () => {
       up: true,
       addresses: [{ address: "10.30.0.1/23" }, { address: "fd12:3456:789a:30::1/64" }],
     });
+    // The fibre (priority 10) is preferred over the LTE backup (20): a lower default-route metric.
     expect(of("DHCPv4Config")).toEqual([
       { apiVersion: "v1alpha1", kind: "DHCPv4Config", name: "wan0", routeMetric: 1010, ignoreHostname: true },
+      { apiVersion: "v1alpha1", kind: "DHCPv4Config", name: "wan1", routeMetric: 1020, ignoreHostname: true },
     ]);
-    expect(of("LinkConfig").map((l) => l.name)).toEqual(["wan0", "lan0"]);
+    expect(of("LinkConfig").map((l) => l.name)).toEqual(["wan0", "wan1", "lan0"]);
   });
 
   it("turns the box into a router: forwarding, no redirects, strict reverse path on segments, no RAs accepted on LANs", () => {
@@ -163,7 +166,7 @@ describe("the machine configuration", () => {
 
   it("renders static and dual-WAN uplinks with routes and metrics, and a bonded trunk", () => {
     const s = site((raw) => {
-      raw.node.nics.push({ alias: "wan1", mac: "00:1a:2b:3c:4d:03" }, { alias: "lan1", mac: "00:1a:2b:3c:4d:04" });
+      raw.node.nics.push({ alias: "lan1", mac: "00:1a:2b:3c:4d:04" });
       raw.links = [
         {
           name: "wan0",
