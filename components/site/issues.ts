@@ -92,16 +92,24 @@ export function fromZod(key: string, schema: z.ZodType, error: z.ZodError): Site
     let message = iss.message;
     if (iss.code === "invalid_type") {
       const got = (iss as { input?: unknown }).input;
-      if (got === undefined) message = `is required (expected ${iss.expected})`;
-      else if (/^(Invalid input|expected)/.test(message) || message.startsWith("Invalid"))
-        message = `expected ${iss.expected}, got ${describeType(got)}`;
+      // Our schema messages read "expected a string (a VLAN id from 1 to 4094)": the parenthesis says what is
+      // allowed. zod's own read "Invalid input: expected string, received number".
+      const hint = (
+        /\((.+)\)$/.exec(message)?.[1] ?? (iss.expected === "array" ? "a list" : `a ${iss.expected}`)
+      ).replace(/^allowed: /, "");
+      if (got === undefined) message = `is required (allowed: ${hint})`;
+      else if (message.startsWith("expected ") || message.startsWith("Invalid input"))
+        message = `expected ${iss.expected}, got ${describeType(got)} (allowed: ${hint})`;
+      // Our own wording (e.g. "is not an integer (allowed: …)"): keep it and say what was given.
       else message = `${message}; got ${describeType(got)}`;
     } else if (iss.code === "too_small" && message.startsWith("Too small")) {
-      message = `is too small (allowed: ${iss.origin === "array" ? "at least" : "≥"} ${iss.minimum}${
+      const op = iss.origin === "array" ? "at least" : iss.inclusive === false ? ">" : "≥";
+      message = `is too small (allowed: ${op} ${iss.minimum}${
         iss.origin === "array" ? " item(s)" : iss.origin === "string" ? " character(s)" : ""
       })`;
     } else if (iss.code === "too_big" && message.startsWith("Too big")) {
-      message = `is too large (allowed: ${iss.origin === "array" ? "at most" : "≤"} ${iss.maximum}${
+      const op = iss.origin === "array" ? "at most" : iss.inclusive === false ? "<" : "≤";
+      message = `is too large (allowed: ${op} ${iss.maximum}${
         iss.origin === "array" ? " item(s)" : iss.origin === "string" ? " character(s)" : ""
       })`;
     } else if (iss.code === "invalid_value" && message.startsWith("Invalid")) {

@@ -46,7 +46,10 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
       continue;
     }
     if (value === undefined) {
-      issues.push({ path: configPath(key), message: "is required (set it in Pulumi.yaml or the stack's config)" });
+      issues.push({
+        path: configPath(key),
+        message: `is required (allowed: set router:${key} in Pulumi.yaml or in the stack's config; see components/site/schema.ts)`,
+      });
       partial.incomplete.add(key);
       continue;
     }
@@ -70,7 +73,11 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
     const r = (schema as z.ZodType).safeParse(value);
     if (r.success) partial.secretsSet.add(key);
     // Never echo a secret's value back: report the problem only.
-    else issues.push({ path: configPath(key), message: r.error.issues.map((i) => i.message).join("; ") });
+    else
+      issues.push({
+        path: configPath(key),
+        message: "is not a valid secret (allowed: a non-empty string, set with `pulumi config set --secret`)",
+      });
   }
 
   issues.push(...validateSite(partial));

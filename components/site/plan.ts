@@ -228,9 +228,18 @@ export function planSite(site: Site): SitePlan {
     .sort((a, b) => a.vlan - b.vlan || a.name.localeCompare(b.name))
     .map((s) => planSegment(site, s));
   const wanLinks = site.links.filter((l) => l.role === "wan");
+  // WANs without a priority come after those with one, in site order, never on a priority already taken (equal
+  // priorities would give equal default-route metrics).
+  const taken = new Set(wanLinks.flatMap((l) => (l.priority === undefined ? [] : [l.priority])));
+  let next = 100;
+  const defaultPriority = () => {
+    while (taken.has(next)) next++;
+    taken.add(next);
+    return next;
+  };
   const wans: WanPlan[] = wanLinks
-    .map((l, i) => {
-      const priority = l.priority ?? 100 + i;
+    .map((l) => {
+      const priority = l.priority ?? defaultPriority();
       return {
         name: l.name,
         zone: wanZone(l),

@@ -121,6 +121,16 @@ function checkLinks(s: PartialSite, out: Issues): void {
           path: configPath("links", [index]),
           message: "WAN link has neither IPv4 nor IPv6 (allowed: at least one family not 'none')",
         });
+      if (l.ipv4?.mode === "static" && l.ipv4.gateway === l.ipv4.address.split("/")[0])
+        out.push({
+          path: configPath("links", [index, "ipv4", "gateway"]),
+          message: `${l.ipv4.gateway} is the router's own address on this WAN, so the default route would point at itself (allowed: the upstream router's address)`,
+        });
+      if (l.ipv6?.mode === "static" && l.ipv6.gateway === l.ipv6.address.split("/")[0])
+        out.push({
+          path: configPath("links", [index, "ipv6", "gateway"]),
+          message: `${l.ipv6.gateway} is the router's own address on this WAN, so the default route would point at itself (allowed: the upstream router's address)`,
+        });
       if (l.ipv4?.mode === "static" && !contains(l.ipv4.address, l.ipv4.gateway))
         out.push({
           path: configPath("links", [index, "ipv4", "gateway"]),
@@ -149,7 +159,7 @@ function checkLinks(s: PartialSite, out: Issues): void {
     for (const i of idx.slice(1))
       out.push({
         path: configPath("links", [i, "priority"]),
-        message: `WAN priority ${prio} is also used by links[${idx[0]}] (allowed: a distinct priority per WAN)`,
+        message: `WAN priority ${prio} is also used by links[${idx[0]}], so both default routes would get the same metric (allowed: a distinct priority per WAN)`,
       });
 }
 
@@ -218,6 +228,13 @@ function checkSegment(s: PartialSite, seg: Indexed<Segment>, out: Issues): void 
       });
     }
     const parent = segmentParent({ links }, value);
+    const parentLink = links.find((l) => l.name === parent);
+    const parentMtu = parentLink?.mtu ?? 1500;
+    if (value.mtu !== undefined && parentLink && value.mtu > parentMtu)
+      out.push({
+        path: at("mtu"),
+        message: `${value.mtu} is above the MTU of its trunk ${parent} (${parentMtu}${parentLink.mtu === undefined ? ", the default" : ""}); the kernel refuses a VLAN larger than its parent link (allowed: ≤ ${parentMtu}, or raise the trunk's mtu)`,
+      });
     if (parent) {
       const name = vlanLinkName(parent, value.vlan);
       if (name.length > 15)
@@ -479,12 +496,6 @@ function checkDataplane(s: PartialSite, out: Issues): void {
   if (!dp) return;
   const ext = dp.extension;
   const shipsExtension = ext.build || ext.image !== undefined;
-  if (shipsExtension && !s.registry && !s.incomplete.has("registry"))
-    out.push({
-      path: configPath("dataplane", ["extension"]),
-      message:
-        "ships an extension but router:registry is not set (allowed: set router:registry, or extension.build: false without an image)",
-    });
   if (ext.build && ext.image !== undefined)
     out.push({
       path: configPath("dataplane", ["extension", "image"]),
@@ -522,6 +533,12 @@ function checkTalos(s: PartialSite, out: Issues): void {
 }
 
 function checkRegistry(s: PartialSite, out: Issues): void {
+  if (!s.registry && !s.incomplete.has("registry"))
+    out.push({
+      path: configPath("registry"),
+      message:
+        "is required (allowed: a registry the operator's machine can push to and the router can pull from — the network-services image and the data-plane extension are published there)",
+    });
   const hasPassword = s.secretsSet.has("registryPassword");
   if (s.registry?.username && !hasPassword)
     out.push({
