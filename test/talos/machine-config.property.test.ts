@@ -3,11 +3,9 @@
  * deterministically, validates against the Talos 1.14 schema, and has the structure an operator relies on
  * (one VLAN link per segment with the router's addresses, kube-proxy and Flannel off, no deprecated fields).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parse, parseAllDocuments } from "yaml";
+import { parseAllDocuments } from "yaml";
 import { formatIssues } from "../../components/site/issues";
 import { parseSite } from "../../components/site/parse";
 import { planSite, type SitePlan } from "../../components/site/plan";
@@ -18,6 +16,7 @@ import { renderSegmentHost } from "../../components/vlan-segment/host";
 import { validRawSite } from "../helpers/arbitrary-site";
 import type { RawSite } from "../helpers/site-fixtures";
 import { talosSchema } from "../helpers/talos-schema";
+import { fixtureSecrets } from "../helpers/talos-fixtures";
 
 /** Sites per property: enough for every choice of the arbitrary to meet every other one many times. */
 const RUNS = 500;
@@ -30,34 +29,9 @@ interface Bundle {
   secrets: TalosSecrets;
 }
 
-/** Talos' own test secrets bundle (test-only keys) in the bundle's real format, PEMs decoded from base64. */
-function fixtureBundle(): TalosSecrets {
-  type Pair = { crt: string; key: string };
-  const b = parse(readFileSync(join(__dirname, "../fixtures/talos/secrets-bundle-testdata.yaml"), "utf8")) as {
-    cluster: { id: string; secret: string };
-    secrets: { bootstraptoken: string; secretboxencryptionsecret: string };
-    trustdinfo: { token: string };
-    certs: { os: Pair; etcd: Pair; k8s: Pair; k8saggregator: Pair; k8sserviceaccount: { key: string } };
-  };
-  const pem = (s: string) => Buffer.from(s, "base64").toString("utf8");
-  const pair = (p: Pair) => ({ crt: pem(p.crt), key: pem(p.key) });
-  return {
-    clusterId: b.cluster.id,
-    clusterSecret: b.cluster.secret,
-    bootstrapToken: b.secrets.bootstraptoken,
-    secretboxEncryptionSecret: b.secrets.secretboxencryptionsecret,
-    trustdToken: b.trustdinfo.token,
-    os: pair(b.certs.os),
-    etcd: pair(b.certs.etcd),
-    k8s: pair(b.certs.k8s),
-    k8sAggregator: pair(b.certs.k8saggregator),
-    k8sServiceAccountKey: pem(b.certs.k8sserviceaccount.key),
-  };
-}
-
 const bundles: Bundle[] = [
   { bundle: "redacted", secrets: redactedSecrets() },
-  { bundle: "real-format", secrets: fixtureBundle() },
+  { bundle: "real-format", secrets: fixtureSecrets() },
 ];
 
 function parsed(raw: RawSite): { site: Site; plan: SitePlan } {
@@ -142,7 +116,7 @@ describe("the machine configuration of random valid sites", () => {
   });
 
   it("embeds the real bundle's keys and no placeholder, and the redacted bundle's placeholders and no key", () => {
-    const real = fixtureBundle();
+    const real = fixtureSecrets();
     fc.assert(
       fc.property(validRawSite, (raw) => {
         const input = parsed(raw);

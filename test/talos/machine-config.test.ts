@@ -1,7 +1,5 @@
 /** The node's Talos 1.14 machine configuration for concrete sites: what each document says and why. */
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import {
   diskSelectorCel,
@@ -19,27 +17,9 @@ import { rawSiteConfig } from "../../components/site/load";
 import { readStackConfig } from "../../cli/stack-config";
 import { talosSchema } from "../helpers/talos-schema";
 import { ROOT } from "../helpers/stacks";
+import { fixtureSecrets } from "../helpers/talos-fixtures";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/** A real-format bundle: Talos' own secrets fixture (test-only keys), decoded from base64 PEM. */
-export function fixtureSecrets(): TalosSecrets {
-  const b = parse(readFileSync(join(__dirname, "../fixtures/talos/secrets-bundle-testdata.yaml"), "utf8"));
-  const pem = (s: string) => Buffer.from(s, "base64").toString("utf8");
-  const pair = (p: { crt: string; key: string }) => ({ crt: pem(p.crt), key: pem(p.key) });
-  return {
-    clusterId: b.cluster.id,
-    clusterSecret: b.cluster.secret,
-    bootstrapToken: b.secrets.bootstraptoken,
-    secretboxEncryptionSecret: b.secrets.secretboxencryptionsecret,
-    trustdToken: b.trustdinfo.token,
-    os: pair(b.certs.os),
-    etcd: pair(b.certs.etcd),
-    k8s: pair(b.certs.k8s),
-    k8sAggregator: pair(b.certs.k8saggregator),
-    k8sServiceAccountKey: pem(b.certs.k8sserviceaccount.key),
-  };
-}
 
 function site(edit?: (raw: Doc) => void) {
   const raw = rawSiteConfig(readStackConfig(ROOT, "dev").values) as Doc;
