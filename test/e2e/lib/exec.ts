@@ -1,0 +1,164 @@
+/**
+ * Running commands for the virtual appliance: synchronous set-up steps, concurrent probes, and long-running
+ * daemons whose pids are tracked so that teardown ends exactly the processes this harness started.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+
+export interface RunResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  /** Return a failed result instead of throwing. */
+  allowFail?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+function describeFailure(argv: string[], r: RunResult): string {
+  return `command failed (status ${r.status}): ${argv.join(" ")}\n${r.stderr.trim()}\n${r.stdout.trim()}`.trim();
+}
+
+/** Runs a command to completion; throws with its output unless it succeeds (or allowFail). */
+export function sh(argv: string[], opts: RunOptions = {}): RunResult {
+  const r = spawnSync(argv[0], argv.slice(1), {
+    input: opts.input,
+    encoding: "utf8",
+    timeout: opts.timeoutMs ?? 30_000,
+    env: opts.env ?? process.env,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const res: RunResult = { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? String(r.error ?? "") };
+  if (res.status !== 0 && !opts.allowFail) throw new Error(describeFailure(argv, res));
+  return res;
+}
+
+/** Runs a command asynchronously (probes in several namespaces at once). */
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      const res = { status, stdout, stderr };
+      if (status !== 0 && !opts.allowFail) reject(new Error(describeFailure(argv, res)));
+      else resolve(res);
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** argv prefix that runs a command in a network namespace. */
+export function inNs(ns: string, argv: string[]): string[] {
+  return ["ip", "netns", "exec", ns, ...argv];
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns a value (not undefined) or the time runs out. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A long-running process started by the harness. */
+export class Daemon {
+  exited = false;
+  exitCode: number | null = null;
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly logFile: string,
+  ) {
+    child.on("exit", (code) => {
+      this.exited = true;
+      this.exitCode = code;
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** The daemon's output so far. */
+  log(): string {
+    try {
+      return readFileSync(this.logFile, "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (!this.exited) process.kill(this.pid, sig);
+  }
+
+  /** Sends a signal and waits for the process to exit (SIGKILL after the grace period). */
+  async stop(sig: NodeJS.Signals = "SIGTERM", graceMs = 3000): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise<void>((r) => this.child.once("exit", () => r()));
+    this.signal(sig);
+    const timer = setTimeout(() => this.signal("SIGKILL"), graceMs);
+    await done;
+    clearTimeout(timer);
+  }
+}
+
+/** Every daemon one appliance started, so that teardown can end each of them by its pid. */
+export class Daemons {
+  private readonly all: Daemon[] = [];
+
+  /** Starts argv with stdout and stderr appended to logFile. The process is not detached from the test. */
+  start(name: string, argv: string[], logFile: string, env?: NodeJS.ProcessEnv): Daemon {
+    const fd = openSync(logFile, "a");
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", fd, fd], env: env ?? process.env });
+    closeSync(fd);
+    const d = new Daemon(name, child, logFile);
+    this.all.push(d);
+    return d;
+  }
+
+  list(): readonly Daemon[] {
+    return this.all;
+  }
+
+  /** Ends every daemon still running: SIGTERM, then SIGKILL for those that do not exit in time. */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.all.filter((d) => !d.exited).map((d) => d.stop("SIGTERM", 2000)));
+  }
+
+  /** Synchronous last resort (process exit): SIGKILL by pid. */
+  killAllSync(): void {
+    for (const d of this.all)
+      if (!d.exited && d.pid > 0)
+        try {
+          process.kill(d.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * What the virtual appliance runs, read from a site's offline render: the Talos machine configuration (kernel
+ * parameters, links and their addresses, DHCP clients, the data-plane extension's files) and the network
+ * services' DaemonSets with their ConfigMap. Nothing here re-derives configuration from the site model; the
+ * appliance runs exactly these artifacts.
+ */
+import { parse, parseAllDocuments } from "yaml";
+import { renderStack } from "../../../cli/render";
+import type { StackConfig } from "../../../cli/stack-config";
+import { rawSiteConfig } from "../../../components/site/load";
+import { parseSite } from "../../../components/site/parse";
+import { planSite, type SitePlan } from "../../../components/site/plan";
+import type { Site } from "../../../components/site/schema";
+import { devStack } from "../../helpers/stacks";
+
+export interface RenderedSite {
+  site: Site;
+  plan: SitePlan;
+  /** Relative artifact path → content, as `npm run render` writes them. */
+  files: Map<string, string>;
+}
+
+/** Renders a stack in memory (the dev stack when no configuration is given). */
+export async function renderSite(config?: StackConfig): Promise<RenderedSite> {
+  const cfg = config ?? devStack();
+  const { files } = await renderStack({ stack: cfg.stack, config: cfg });
+  const parsed = parseSite(rawSiteConfig(cfg.values));
+  if (!parsed.ok) throw new Error(`site does not parse: ${JSON.stringify(parsed.issues)}`);
+  return { site: parsed.site, plan: planSite(parsed.site), files };
+}
+
+export interface LinkDoc {
+  kind: "LinkConfig" | "VLANConfig";
+  name: string;
+  parent?: string;
+  vlanID?: number;
+  mtu?: number;
+  addresses: string[];
+  routes: { destination?: string; gateway: string; metric?: number }[];
+}
+
+export interface HostConfig {
+  /** SysctlConfig params, in document order. */
+  sysctls: [string, string][];
+  /** Link alias → permanent MAC (LinkAliasConfig selectors). */
+  macs: Map<string, string>;
+  links: Map<string, LinkDoc>;
+  /** Links with a DHCPv4 client, and the metric of the default route it installs. */
+  dhcp4: Map<string, { routeMetric: number }>;
+  dhcp6: Map<string, { routeMetric: number }>;
+  /** Extension service name → file path inside the service → content. */
+  extensionFiles: Map<string, Map<string, string>>;
+}
+
+type Doc = Record<string, unknown>;
+
+/** Reads the documents of the node's machine configuration. */
+export function hostConfig(r: RenderedSite): HostConfig {
+  const text = r.files.get(`talos/${r.plan.hostname}.yaml`);
+  if (!text) throw new Error(`render has no talos/${r.plan.hostname}.yaml`);
+  const docs = parseAllDocuments(text).map((d) => d.toJSON() as Doc);
+  const out: HostConfig = {
+    sysctls: [],
+    macs: new Map(),
+    links: new Map(),
+    dhcp4: new Map(),
+    dhcp6: new Map(),
+    extensionFiles: new Map(),
+  };
+  for (const d of docs) {
+    switch (d.kind) {
+      case "SysctlConfig":
+        out.sysctls.push(...Object.entries(d.params as Record<string, string>));
+        break;
+      case "LinkAliasConfig": {
+        const m = /mac\(link\.permanent_addr\) == "([0-9a-f:]+)"/.exec(String((d.selector as Doc).match));
+        if (!m) throw new Error(`LinkAliasConfig ${String(d.name)}: selector is not a MAC match`);
+        out.macs.set(String(d.name), m[1]);
+        break;
+      }
+      case "LinkConfig":
+      case "VLANConfig":
+        out.links.set(String(d.name), {
+          kind: d.kind,
+          name: String(d.name),
+          parent: d.parent as string | undefined,
+          vlanID: d.vlanID as number | undefined,
+          mtu: d.mtu as number | undefined,
+          addresses: ((d.addresses as { address: string }[] | undefined) ?? []).map((a) => a.address),
+          routes: (d.routes as LinkDoc["routes"] | undefined) ?? [],
+        });
+        break;
+      case "DHCPv4Config":
+        out.dhcp4.set(String(d.name), { routeMetric: Number(d.routeMetric) });
+        break;
+      case "DHCPv6Config":
+        out.dhcp6.set(String(d.name), { routeMetric: Number(d.routeMetric) });
+        break;
+      case "ExtensionServiceConfig":
+        out.extensionFiles.set(
+          String(d.name),
+          new Map((d.configFiles as { mountPath: string; content: string }[]).map((f) => [f.mountPath, f.content])),
+        );
+        break;
+    }
+  }
+  return out;
+}
+
+export interface PodVolume {
+  mountPath: string;
+  readOnly: boolean;
+  source:
+    | { kind: "configMap"; items: { key: string; path: string }[] }
+    | { kind: "hostPath"; path: string }
+    | { kind: "emptyDir" };
+}
+
+/** One DaemonSet of the network services: its container command, environment and mounts. */
+export interface PodSpec {
+  name: string;
+  command: string[];
+  env: Record<string, string>;
+  volumes: PodVolume[];
+  hostNetwork: boolean;
+}
+
+/** The network services' DaemonSets (k8s/daemonset-*.yaml) and the ConfigMap they mount. */
+export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMap: Map<string, string> } {
+  const pods: PodSpec[] = [];
+  const configMap = new Map<string, string>();
+  for (const [path, text] of r.files) {
+    if (!path.startsWith("k8s/")) continue;
+    const obj = parse(text) as Doc;
+    if (obj.kind === "ConfigMap")
+      for (const [k, v] of Object.entries(obj.data as Record<string, string>)) configMap.set(k, v);
+    if (obj.kind !== "DaemonSet") continue;
+    const spec = ((obj.spec as Doc).template as Doc).spec as Doc;
+    const containers = spec.containers as Doc[];
+    if (containers.length !== 1) throw new Error(`${path}: expected one container`);
+    const c = containers[0];
+    const volumes = new Map((spec.volumes as Doc[]).map((v) => [String(v.name), v]));
+    pods.push({
+      name: String((obj.metadata as Doc).name),
+      command: c.command as string[],
+      env: Object.fromEntries(
+        ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
+      ),
+      hostNetwork: spec.hostNetwork === true,
+      volumes: (c.volumeMounts as Doc[]).map((m) => {
+        const v = volumes.get(String(m.name));
+        if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);
+        const source: PodVolume["source"] = v.configMap
+          ? { kind: "configMap", items: (v.configMap as Doc).items as { key: string; path: string }[] }
+          : v.hostPath
+            ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
+            : { kind: "emptyDir" };
+        return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, source };
+      }),
+    });
+  }
+  return { pods: pods.sort((a, b) => a.name.localeCompare(b.name)), configMap };
+}
