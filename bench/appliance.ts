@@ -126,7 +126,10 @@ async function main(): Promise<void> {
         const loader = app.startLoader(new Map([[rulesetPath, rulesets[mode]]]));
         await waitFor(
           "the loader to apply the ruleset",
-          () => (/nft_applied/.test(loader.log()) ? true : undefined),
+          () => {
+            if (loader.exited) throw new Error(`${mode}: the loader exited:\n${loader.log()}`);
+            return /nft_applied/.test(loader.log()) ? true : undefined;
+          },
           30_000,
         );
       }

@@ -58,6 +58,9 @@ export const APPLIANCE_COMMANDS = [
   "ss",
   "unshare",
   "mount",
+  "sh",
+  "cat",
+  "stat",
 ];
 
 /**
@@ -884,6 +887,7 @@ export class Appliance {
       [
         "#!/bin/sh",
         "# udhcpc event script: configure the lease like a DHCP client of the host, and record what was received",
+        '[ -n "$E2E_STATE" ] || exit 1',
         'out="$E2E_STATE"',
         'echo "$(date +%s.%N) $1 ${ip:-}" >> "$out.events"',
         'case "$1" in',

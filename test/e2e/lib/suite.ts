@@ -343,8 +343,12 @@ export function describeAppliance(opts: SuiteOptions): void {
           }
         expect(missing, "zone pairs without cells").toEqual([]);
         const started = Date.now();
-        await probeCells(app, cells);
+        const retried = await probeCells(app, cells);
         const took = Date.now() - started;
+        if (retried.length)
+          console.log(
+            `${opts.title}: ${retried.length} cells needed a second attempt:\n${retried.map((c) => `  ${c.from}→${c.to} ${c.proto}/${c.port ?? "-"} ${c.src} → ${c.dst}: ${c.observed}; ${c.detail}`).join("\n")}`,
+          );
         expect(cells.filter((c) => !agrees(c)).length, formatMatrix(cells)).toBe(0);
         expect(took, "the matrix must run well under a minute").toBeLessThan(60_000);
         console.log(
