@@ -69,7 +69,9 @@ function sh(argv: string[]): string {
 async function printRuleset(n: number): Promise<void> {
   const r = await renderSite(devWithRules(n));
   const files = hostConfig(r).extensionFiles.get(EXTENSION_NAME)!;
-  process.stdout.write(files.get([...files.keys()].find((p) => p.endsWith(".nft"))!)!);
+  const text = files.get([...files.keys()].find((p) => p.endsWith(".nft"))!)!;
+  // a pipe is written asynchronously: exit only once all of it is out
+  await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
 }
 
 async function main(): Promise<void> {
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
   });
   if (values["print-ruleset"]) return printRuleset(Number(values["print-ruleset"]));
   const runs = Number(values.runs);
+  const loadAtStart = loadavg();
   const seconds = Number(values.seconds);
   if (process.getuid?.() !== 0) throw new Error("the appliance benchmark needs root (network namespaces, XDP)");
 
@@ -95,6 +98,7 @@ async function main(): Promise<void> {
     cwd: ROOT,
     maxBuffer: 64 * 1024 * 1024,
   });
+  if (!heavy.trimEnd().endsWith("}")) throw new Error("the ruleset with 1,000 rules came back truncated");
   const rulesets: Record<Exclude<Mode, "plain">, string> = {
     "dev policy": files.get(rulesetPath)!,
     "+1000 rules": heavy,
@@ -209,6 +213,7 @@ async function main(): Promise<void> {
       memoryGiB: totalmem() / 2 ** 30,
       kernel: sh(["uname", "-r"]).trim(),
       iperf3: sh(["iperf3", "--version"]).split("\n")[0],
+      loadAverageAtStart: loadAtStart,
       loadAverageAtEnd: loadavg(),
       node: process.version,
     },
