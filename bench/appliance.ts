@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   });
   await app.start();
   const samples = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
+  const connSamples = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
   const checks: string[] = [];
   try {
     const client = app.client("trusted");
@@ -153,6 +154,24 @@ async function main(): Promise<void> {
       return { xdp, rules };
     };
 
+    // New connections per second (informational): only a connection's first packet walks the zone pair's
+    // rules, so this is where a rule count shows, not in a long flow's throughput.
+    const connectionRate = async (): Promise<number> => {
+      const n = 3000;
+      const input = Array.from({ length: n }, (_, k) => `c${k} tcp ${INTERNET.server4} 80 ${client.addr4} 2000`).join(
+        "\n",
+      );
+      const started = process.hrtime.bigint();
+      const r = await run(inNs(client.ns, [app.netprobe, "probe", "--parallel", "64", "--gap-us", "0"]), {
+        input: `${input}\n`,
+        timeoutMs: 120_000,
+      });
+      const secs = Number(process.hrtime.bigint() - started) / 1e9;
+      const ok = r.stdout.split("\n").filter((l) => / reached internet tcp 80 /.test(l)).length;
+      if (ok !== n) throw new Error(`connection rate: ${n - ok} of ${n} connections failed`);
+      return n / secs;
+    };
+
     const iperf = async (): Promise<number> => {
       const argv = [
         "iperf3",
@@ -186,6 +205,7 @@ async function main(): Promise<void> {
         await setMode(m);
         const bps = await iperf();
         samples.get(m)!.push(bps);
+        connSamples.get(m)!.push(await connectionRate());
         if (m !== "plain") {
           // the flow went through conntrack and NAT: the router tracked it with its WAN address as reply target
           const ct = app.exec(app.router, ["conntrack", "-L", "-p", "tcp", "--dport", "5201"], {
@@ -193,7 +213,9 @@ async function main(): Promise<void> {
           }).stdout;
           if (!ct.includes(`dst=${app.wans[0].addr4}`)) throw new Error(`${m}: the iperf3 flow was not NATed:\n${ct}`);
         }
-        console.error(`round ${i + 1}/${runs} ${m}: ${(bps / 1e9).toFixed(2)} Gbit/s`);
+        console.error(
+          `round ${i + 1}/${runs} ${m}: ${(bps / 1e9).toFixed(2)} Gbit/s, ${connSamples.get(m)!.at(-1)!.toFixed(0)} connections/s`,
+        );
       }
     }
   } finally {
@@ -232,6 +254,11 @@ async function main(): Promise<void> {
     },
     medianGbps: { plain: plain / 1e9, devPolicy: dev / 1e9, rules1000: heavyMed / 1e9 },
     samplesGbps: Object.fromEntries(MODES.map((m) => [m, samples.get(m)!.map((x) => x / 1e9)])),
+    connectionsPerSecond: {
+      note: "informational: 3,000 new TCP connections (64 at a time) from the same client to the internet host",
+      median: Object.fromEntries(MODES.map((m) => [m, median(connSamples.get(m)!)])),
+      samples: Object.fromEntries(MODES.map((m) => [m, connSamples.get(m)!])),
+    },
     pairedRatios: {
       devVsPlain: pairedDev,
       rules1000VsDev: pairedHeavy,
@@ -276,6 +303,12 @@ async function main(): Promise<void> {
     `${pairedHeavy.toFixed(2)} × dev policy`,
     "≥ 0.95 × dev policy",
     yes(result.goals.rules1000VsDev.met),
+  );
+  const conn = (m: Mode) => median(connSamples.get(m)!);
+  console.log(
+    `\nnew connections per second (informational, median): plain ${conn("plain").toFixed(0)}, ` +
+      `dev policy ${conn("dev policy").toFixed(0)}, +1000 rules ${conn("+1000 rules").toFixed(0)} ` +
+      `(${((conn("+1000 rules") / conn("dev policy")) * 100).toFixed(0)} % of the dev policy's)`,
   );
 }
 
