@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StackConfig } from "../../../cli/stack-config";
 import { EXTENSION_NAME } from "../../../components/dataplane/loader-config";
 import { durationSeconds } from "../../../components/site/duration";
-import { contains, familyOf, toBigInt } from "../../../components/site/ip";
+import { contains, familyOf, nthAddress, toBigInt } from "../../../components/site/ip";
 import { rawSiteConfig } from "../../../components/site/load";
 import { parseSite } from "../../../components/site/parse";
 import { planSite, type WanPlan } from "../../../components/site/plan";
@@ -43,16 +43,9 @@ export interface SuiteOptions {
   minCells: number;
 }
 
-/** The first host address of a prefix (or the address itself). */
+/** The address `offset` places into a prefix (a plain address stands for itself). */
 function hostIn(cidr: string, offset = 1): string {
-  const [a, len] = cidr.split("/");
-  if (!len) return a;
-  const fam = familyOf(a)!;
-  const v = toBigInt(a) + BigInt(offset);
-  if (fam === 4) return [24, 16, 8, 0].map((s) => Number((v >> BigInt(s)) & 255n)).join(".");
-  const parts: string[] = [];
-  for (let i = 7; i >= 0; i--) parts.push(((v >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return parts.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+  return cidr.includes("/") ? nthAddress(cidr, offset) : cidr;
 }
 
 function readProc(app: Appliance, key: string): string {
