@@ -32,7 +32,11 @@ export function renderSummary(site: Site, plan: SitePlan, resources: RecordedRes
   out.push(
     `- **Talos ${site.talos.version}** with Kubernetes ${site.talos.kubernetesVersion} on \`${plan.hostname}\`, managed at ` +
       `\`${plan.managementAddress}\` (segment ${plan.managementSegment}); first install through maintenance mode at ` +
-      `\`${plan.maintenanceAddress}\`. Installer: \`${site.talos.installerImage}\`.`,
+      `\`${plan.maintenanceAddress}\`. Installer: ${
+        site.dataplane.extension.build || site.dataplane.extension.image
+          ? `Talos ${site.talos.version} built by the imager with the router-dataplane extension, pushed to \`${site.registry?.server}/${site.registry?.repository}/installer\``
+          : `\`${site.talos.installerImage}\``
+      }.`,
   );
   for (const r of resources.filter((x) => x.type === "kubernetes:helm.sh/v3:Release")) {
     out.push(
