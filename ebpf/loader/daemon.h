@@ -22,6 +22,8 @@ struct dp_daemon {
 	double nft_last_ok;
 	uint64_t reloads_ok;
 	uint64_t fail_config, fail_tables, fail_nft;
+	uint64_t clean_reported[2]; /* last clean packets/bytes reported (the derived counter never goes back) */
+	uint32_t clean_map_id;      /* dp_stats map those belong to */
 	struct MHD_Daemon *httpd;
 };
 

@@ -133,7 +133,7 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 		dp_instance_close(inst);
 		return dp_errf(err, "the kernel rejected the segment programs: %s", strerror(-rc));
 	}
-	if (dp_guard_maps_find(inst->wan->obj, &inst->wan->bss->dp_rt, &inst->maps, err)) {
+	if (dp_guard_maps_find(inst->wan->obj, &inst->wan->bss->dp_rt, inst->wan->bss->dp_sum, &inst->maps, err)) {
 		dp_instance_close(inst);
 		return -1;
 	}

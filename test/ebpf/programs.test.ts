@@ -43,7 +43,9 @@ describe.skipIf(!t.ok)("BPF programs", () => {
       "bench_pass.bpf.o:bench_pass",
       "segment_qos.bpf.o:segment_egress",
       "segment_qos.bpf.o:segment_ingress",
+      "wan_guard.bpf.o:dp_clock",
       "wan_guard.bpf.o:wan_guard",
+      "wan_guard_bench.bpf.o:dp_clock",
       "wan_guard_bench.bpf.o:wan_guard",
     ]);
     expect(r.status).toBe(0);
