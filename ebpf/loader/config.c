@@ -178,6 +178,7 @@ static char *reader(char *buf, int size, void *user)
 				ifc->rewrite_dscp = -1;
 				for (int d = 0; d < 64; d++)
 					ifc->dscp_priority[d] = DP_SEG_NO_RULE;
+				ifc->line = st->line;
 				st->iface_line[c->n_ifaces++] = st->line;
 			}
 		} else if (kind == NAMED_WAN) {

@@ -38,6 +38,7 @@ struct dp_iface {
 	uint32_t dscp_priority[64]; /* DP_SEG_NO_RULE = no rule */
 	int rewrite_dscp;           /* -1 = keep */
 	bool trust_pcp;
+	int line;                   /* of the section header */
 };
 
 /* A probe target of a WAN (ICMP echo). */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "netlink.h"
 #include "prefix.h"
 #include "tables.h"
 #include "util.h"
@@ -23,6 +24,21 @@ struct dp_instance {
 	struct dp_guard_maps maps;
 	uint32_t slots;
 };
+
+/* How a configured interface name resolved to a link (kernel name, else Talos alias). */
+struct dp_link_res {
+	enum dp_resolve state;
+	int ifindex;
+	char kname[IFNAMSIZ];
+	char why[160]; /* the candidates when ambiguous */
+};
+
+/*
+ * Resolves name against links into *r. Ambiguity is an error for the operator: err gets
+ * "FILE:LINE: [KIND NAME]: ..." naming the candidates (err may be NULL).
+ */
+void dp_link_resolve(const struct dp_links *links, const char *name, const char *file, int line, const char *kind,
+		     struct dp_link_res *r, struct dp_err *err);
 
 /* The table files named by a configuration, parsed. */
 struct dp_sources {
@@ -48,14 +64,21 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 int dp_instance_publish(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_sources *src,
 			uint64_t seed, struct dp_table_sizes *sizes, struct dp_err *err);
 
-/* Writes the segment policies of cfg (keyed by ifindex) and removes those of other links. */
-int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err);
+/*
+ * Writes the segment policies of cfg (keyed by the ifindex res[i] resolved for interface i) and
+ * removes those of other links. Interfaces that did not resolve get none.
+ */
+int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+			 struct dp_err *err);
 
 /*
- * Attaches (or updates in place) every configured interface, removes links of interfaces no
- * longer configured, and pins the maps under pin_root/maps.
+ * Attaches (or updates in place) every configured interface that resolved (res[i]), removes
+ * links of interfaces no longer configured, and pins the maps under pin_root/maps. The pinned
+ * link of an interface that did not resolve is left as it is: a missing link is attached when it
+ * appears, an ambiguous one keeps whatever runs.
  */
-int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err);
+int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+		       struct dp_err *err);
 
 /* Releases the instance; pinned links keep the programs running. */
 void dp_instance_close(struct dp_instance *inst);

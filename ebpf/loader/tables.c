@@ -1085,8 +1085,13 @@ int dp_tables_build(const struct dp_table_input *in, struct dp_built *out, struc
 	if ((b->block6.n || b->geo6.n) && build_v6(b))
 		goto fail;
 
-	if (build_summary(b))
-		goto fail;
+	{
+		double t0 = dp_now_mono();
+
+		if (build_summary(b))
+			goto fail;
+		out->summary_s = dp_now_mono() - t0;
+	}
 
 	out->gen->seed = in->seed;
 	out->rates[DP_RL_SYN] = in->syn;

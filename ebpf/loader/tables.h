@@ -66,6 +66,7 @@ struct dp_built {
 	struct dp_gen *gen;  /* rate parameters are filled in at publish (they depend on the clock) */
 	struct dp_rate rates[DP_RL_PARAMS];
 	__u64 *sum;          /* per-/24 summary: DP_SUM_WORDS IPv4 words, then DP_SUM_WORDS IPv6 words */
+	double summary_s;    /* time the summary took to build (benchmark) */
 	struct dp_table_sizes sizes;
 };
 
