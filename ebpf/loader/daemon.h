@@ -8,6 +8,9 @@
 
 #include "config.h"
 #include "dataplane.h"
+#include "feeds.h"
+#include "netlink.h"
+#include "wan.h"
 
 struct dp_daemon {
 	pthread_mutex_t lock; /* held while the instance, config or statistics change */
@@ -25,6 +28,10 @@ struct dp_daemon {
 	uint64_t clean_reported[2]; /* last clean packets/bytes reported (the derived counter never goes back) */
 	uint32_t clean_map_id;      /* dp_stats map those belong to */
 	struct MHD_Daemon *httpd;
+	struct dp_links links;                 /* the links as last listed */
+	struct dp_link_res res[DP_MAX_IFACES]; /* what each [interface] of cfg resolved to */
+	struct dp_wan_mgr wan;
+	struct dp_feeds feeds;
 };
 
 /* Renders the Prometheus text exposition of d (takes d->lock). Caller frees. */

@@ -14,7 +14,8 @@
 #include "segment_qos.skel.h"
 #include "wan_guard.skel.h"
 
-int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct dp_err *err)
+int dp_sources_load(const struct dp_config *cfg, const dp_feed_path_t *feed_paths, struct dp_sources *out,
+		    struct dp_err *err)
 {
 	struct {
 		char *const *files;
@@ -36,6 +37,32 @@ int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct 
 				return -1;
 			}
 		}
+	}
+	for (int i = 0; i < cfg->n_feeds; i++) {
+		const struct dp_feed *f = &cfg->feeds[i];
+		struct dp_pfx_list *dst = f->kind == DP_FEED_BLOCK ? &out->block : f->kind == DP_FEED_ALLOW ? &out->allow
+													  : &out->geo;
+		bool candidate = feed_paths && feed_paths[i][0];
+		char cache[PATH_MAX + 96];
+		const char *path = candidate ? feed_paths[i] : cache;
+		size_t before = dst->n;
+		struct dp_err ferr = { "" };
+
+		dp_feed_path(cfg, f, cache, sizeof(cache));
+		if (!candidate && access(cache, F_OK))
+			continue; /* never fetched yet: contributes nothing */
+		if (dp_table_file_load(path, f->kind == DP_FEED_GEO ? DP_TABLE_GEO : DP_TABLE_PREFIXES, dst, &ferr)) {
+			if (candidate) {
+				dp_errf(err, "[feed %s]: %s", f->name, ferr.msg);
+				dp_sources_free(out);
+				return -1;
+			}
+			dp_log("error", "feed_cache", "%s:%d: [feed %s]: the cached copy is damaged and left out until the "
+			       "next download: %s", cfg->path, f->line, f->name, ferr.msg);
+			continue;
+		}
+		out->feed_entries[i] = dst->n - before;
+		out->feed_used[i] = true;
 	}
 	return 0;
 }

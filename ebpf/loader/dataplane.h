@@ -6,6 +6,7 @@
 #ifndef DP_DATAPLANE_H
 #define DP_DATAPLANE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,13 +41,24 @@ struct dp_link_res {
 void dp_link_resolve(const struct dp_links *links, const char *name, const char *file, int line, const char *kind,
 		     struct dp_link_res *r, struct dp_err *err);
 
-/* The table files named by a configuration, parsed. */
+/* The table files named by a configuration, parsed, with the feeds' lists folded in by kind. */
 struct dp_sources {
 	struct dp_pfx_list allow, block, geo, bogon_extra;
+	size_t feed_entries[DP_MAX_FEEDS]; /* per [feed] of the configuration */
+	bool feed_used[DP_MAX_FEEDS];
 };
 
-/* Parses every table file of cfg; on error nothing is kept and err names the file and line. */
-int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct dp_err *err);
+/* Path buffer of a feed file (cache or candidate). */
+typedef char dp_feed_path_t[PATH_MAX + 96];
+
+/*
+ * Parses every table file of cfg, and each feed's list: feed_paths[i] when given and not empty (a
+ * fresh download to try), else its cache in state_dir/feeds. On error nothing is kept and err
+ * names the file and line. A feed never fetched contributes nothing; a cache that does not parse
+ * (damaged on disk) is left out with a warning, so it never blocks the start.
+ */
+int dp_sources_load(const struct dp_config *cfg, const dp_feed_path_t *feed_paths, struct dp_sources *out,
+		    struct dp_err *err);
 void dp_sources_free(struct dp_sources *s);
 
 /* Fills a build input from a configuration and parsed sources. */

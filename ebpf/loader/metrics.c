@@ -39,6 +39,19 @@ static void emit(struct text *t, const char *fmt, ...)
 	}
 }
 
+/* emit() for the WAN and feed modules, which know the text only as a pointer. */
+static void emit_any(void *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit_any(void *t, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	emit(t, "%s", line);
+}
+
 /* Emits the HELP and TYPE lines of a metric. */
 static void header(struct text *t, const char *name, const char *type, const char *help)
 {
@@ -218,7 +231,15 @@ char *dp_metrics_render(struct dp_daemon *d)
 	       "Unix time the nftables ruleset was last applied (0 = never or not managed).");
 	emit(&t, "router_dataplane_nft_last_success_timestamp_seconds %.3f\n", d->nft_last_ok);
 
+	header(&t, "router_dataplane_interface_attached", "gauge",
+	       "Whether the programs of a configured interface run on a link (link = the kernel name it resolved to, "
+	       "by name or Talos alias; empty when none or ambiguous).");
+	for (int i = 0; i < d->cfg.n_ifaces; i++)
+		emit(&t, "router_dataplane_interface_attached{interface=\"%s\",link=\"%s\"} %d\n", d->cfg.ifaces[i].name,
+		     d->res[i].state == DP_RESOLVED ? d->res[i].kname : "", d->res[i].state == DP_RESOLVED);
+	dp_wan_metrics(&d->wan, emit_any, &t);
 	pthread_mutex_unlock(&d->lock);
+	dp_feeds_metrics(&d->feeds, emit_any, &t);
 	return t.buf;
 }
 
