@@ -99,7 +99,8 @@ static int nl_call(int proto, struct nlmsghdr *req, int (*fn)(void *ctx, struct 
 				struct nlmsgerr *e = NLMSG_DATA(m);
 
 				rc = e->error;
-				if (rc || !(req->nlmsg_flags & NLM_F_DUMP))
+				/* NLM_F_EXCL shares its bit with NLM_F_MATCH: a dump is a request with a callback */
+				if (rc || !fn)
 					goto out;
 				continue;
 			}

@@ -325,8 +325,9 @@ static void health_changed(struct dp_wan_mgr *m, struct dp_wan_run *w, enum dp_w
 	m->health_changed = true;
 	dp_log(w->state == DP_WAN_DOWN ? "warn" : "info", "wan_health", "[wan %s]: %s -> %s (%s)", w->cfg.name,
 	       health_name[was], health_name[w->state], why);
-	if (w->state == DP_WAN_DOWN)
-		flush_conntrack(m, w);
+	/* after the routes have moved (end of the reconcile): a flow's next packet must not find the
+	 * failed WAN still preferred and be NATed to it again */
+	w->flush_pending = w->state == DP_WAN_DOWN;
 }
 
 /* Ends w's round; ok when some target answered. */
@@ -742,6 +743,12 @@ static void reconcile(struct dp_wan_mgr *m, double now)
 	}
 	if (reconcile_rules(m, &err))
 		ok = false;
+	for (int i = 0; i < m->n; i++) {
+		if (m->w[i].flush_pending) {
+			m->w[i].flush_pending = false;
+			flush_conntrack(m, &m->w[i]);
+		}
+	}
 	if (!ok) {
 		m->reconcile_errors++;
 		dp_wan_routes_changed(m, now + 1.0); /* try again in a second */

@@ -44,6 +44,7 @@ struct dp_wan_run {
 	enum dp_wan_health state;
 	uint32_t good, bad; /* consecutive good/failed rounds */
 	int routes[2];      /* default routes through this WAN in the main table (IPv4, IPv6) */
+	bool flush_pending; /* went down: flush its NATed connections once the routes have moved */
 	/* metrics */
 	double last_rtt; /* fastest answer of the last finished round; NAN when none answered */
 	uint64_t probes, probe_failures, rounds, rounds_failed, ct_flushed;
