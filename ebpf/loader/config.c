@@ -613,7 +613,7 @@ static int feed_key(struct parse_state *st, const char *sec, const char *name, c
 		return 1;
 	}
 	if (strcmp(key, "refresh") == 0)
-		return parse_dur(st, sec, key, v, 60000, 30ULL * 24 * 3600 * 1000, "from 1m to 720h", &f->refresh_ms);
+		return parse_dur(st, sec, key, v, 1000, 30ULL * 24 * 3600 * 1000, "from 1s to 720h", &f->refresh_ms);
 	return bad(st, sec, key, v, "unknown key; [feed NAME] allows url, kind, refresh");
 }
 

@@ -184,6 +184,35 @@ static int download(const char *url, const char *path, char *why, size_t whylen)
 	return 0;
 }
 
+/* True when files a and b exist and hold the same bytes. */
+static bool same_content(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
+	bool same = fa && fb;
+	char x[8192], y[8192];
+
+	while (same) {
+		size_t na = fread(x, 1, sizeof(x), fa), nb = fread(y, 1, sizeof(y), fb);
+
+		same = na == nb && !memcmp(x, y, na);
+		if (na < sizeof(x))
+			break;
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return same;
+}
+
+/* Delay before the next attempt after a failure: 30 s doubling, never beyond refresh. */
+static double next_retry(const struct dp_feed_state *f)
+{
+	double cap = f->cfg.refresh_ms / 1000.0;
+
+	return fmin(f->retry ? f->retry * 2 : DP_FEED_RETRY_MIN_S, cap);
+}
+
 /* Fetches feed i (called without the lock): a checked candidate, or a counted failure. */
 static void fetch(struct dp_feeds *fs, int i)
 {
@@ -191,7 +220,7 @@ static void fetch(struct dp_feeds *fs, int i)
 	char tmp[PATH_MAX + 128], why[PATH_MAX + 512];
 	struct dp_pfx_list l = { 0 };
 	struct dp_err err = { "" };
-	bool ok = false;
+	bool ok = false, unchanged = false;
 
 	pthread_mutex_lock(&fs->mu);
 	snap = fs->f[i];
@@ -217,6 +246,9 @@ static void fetch(struct dp_feeds *fs, int i)
 	} else if (l.n == 0) {
 		snprintf(why, sizeof(why), "the list has no entries (an empty download is not trusted)");
 		unlink(tmp);
+	} else if (same_content(tmp, snap.cache)) {
+		unlink(tmp); /* unchanged: nothing to rebuild */
+		unchanged = true;
 	} else if (rename(tmp, snap.candidate)) {
 		snprintf(why, sizeof(why), "cannot rename %s: %s", tmp, strerror(errno));
 		unlink(tmp);
@@ -230,19 +262,26 @@ static void fetch(struct dp_feeds *fs, int i)
 
 		if (strcmp(f->cfg.name, snap.cfg.name))
 			continue;
-		if (ok) {
+		if (unchanged) {
+			f->retry = 0;
+			f->last_error[0] = '\0';
+			f->last_success = dp_now_wall();
+			f->next_fetch = dp_now_mono() + f->cfg.refresh_ms / 1000.0;
+		} else if (ok) {
 			f->pending = true;
 			f->candidate_entries = l.n;
 			f->next_fetch = dp_now_mono() + f->cfg.refresh_ms / 1000.0;
 		} else {
 			f->failures++;
-			f->retry = f->retry ? fmin(f->retry * 2, f->cfg.refresh_ms / 1000.0) : DP_FEED_RETRY_MIN_S;
+			f->retry = next_retry(f);
 			f->next_fetch = dp_now_mono() + f->retry;
 			snprintf(f->last_error, sizeof(f->last_error), "%s", why);
 		}
 	}
 	pthread_mutex_unlock(&fs->mu);
-	if (ok) {
+	if (unchanged) {
+		dp_log("info", "feed_unchanged", "[feed %s] %s: same list as the cache", snap.cfg.name, snap.cfg.url);
+	} else if (ok) {
 		uint64_t one = 1;
 
 		dp_log("info", "feed_fetched", "[feed %s] %s: %zu entries, checking them with the tables", snap.cfg.name,
@@ -355,7 +394,7 @@ void dp_feeds_settle(struct dp_feeds *fs, bool ok, const char *why)
 		}
 		unlink(f->candidate);
 		f->failures++;
-		f->retry = f->retry ? fmin(f->retry * 2, f->cfg.refresh_ms / 1000.0) : DP_FEED_RETRY_MIN_S;
+		f->retry = next_retry(f);
 		f->next_fetch = dp_now_mono() + f->retry;
 		snprintf(f->last_error, sizeof(f->last_error), "%s", ok ? strerror(errno) : why);
 		dp_log("error", "feed_failed", "%s:%d: [feed %s] %s: rejected by the tables: %s; the last good copy stays "
