@@ -21,6 +21,7 @@ struct dp_daemon {
 	uint64_t seed;
 	char *src_fingerprint; /* table files' identity (path, inode, size, mtime) */
 	char *nft_applied;     /* text of the ruleset last applied */
+	char *nft_link_error;  /* the last ruleset problem caused by the links (reported once) */
 	double last_reload_ok; /* wall clock */
 	double nft_last_ok;
 	uint64_t reloads_ok;

@@ -389,9 +389,17 @@ static void links_changed(struct dp_daemon *d)
 
 		if (f)
 			fclose(f);
-		if (n >= 0 && !dp_nft_resolve_defines(d->cfg.nft_ruleset, raw, &d->links, &text, &err) &&
-		    (!d->nft_applied || strcmp(text, d->nft_applied))) {
+		if (n >= 0 && dp_nft_resolve_defines(d->cfg.nft_ruleset, raw, &d->links, &text, &err)) {
+			/* e.g. an alias now on two links: rejected (once per distinct problem), the ruleset stays */
+			if (!d->nft_link_error || strcmp(d->nft_link_error, err.msg)) {
+				free(d->nft_link_error);
+				d->nft_link_error = strdup(err.msg);
+				nft_reload(d, &d->cfg, &d->links, 0);
+			}
+		} else if (n >= 0 && (!d->nft_applied || strcmp(text, d->nft_applied))) {
 			dp_log("info", "links_changed", "%s: defines resolve to other links now", d->cfg.nft_ruleset);
+			free(d->nft_link_error);
+			d->nft_link_error = NULL;
 			nft_reload(d, &d->cfg, &d->links, 0);
 		}
 		free(raw);
@@ -750,6 +758,7 @@ out:
 	dp_config_free(&d->cfg);
 	free(d->src_fingerprint);
 	free(d->nft_applied);
+	free(d->nft_link_error);
 	free(d);
 	curl_global_cleanup();
 	return rc;
