@@ -818,10 +818,15 @@ static void check_wans_feeds(struct parse_state *st)
 		struct dp_wan *w = &c->wans[i];
 
 		st->line = w->line;
-		if (!w->has_priority || !w->has_mark || !w->has_table)
-			bad(st, NULL, NULL, NULL, "[wan %s]: %s%s%s required (priority 0-65535, mark within 0x%x, table)",
-			    w->name, w->has_priority ? "" : "priority ", w->has_mark ? "" : "mark ",
-			    w->has_table ? "" : "table ", DP_WAN_MARK_MASK);
+		if (!w->has_priority || !w->has_mark || !w->has_table) {
+			char missing[64] = "";
+
+			snprintf(missing, sizeof(missing), "%s%s%s%s%s", w->has_priority ? "" : "priority",
+				 !w->has_priority && !w->has_mark ? ", " : "", w->has_mark ? "" : "mark",
+				 (!w->has_priority || !w->has_mark) && !w->has_table ? ", " : "", w->has_table ? "" : "table");
+			bad(st, NULL, NULL, NULL, "[wan %s]: %s required (priority 0-65535, mark within 0x%x, table)", w->name,
+			    missing, DP_WAN_MARK_MASK);
+		}
 		if (w->timeout_ms > w->interval_ms)
 			bad(st, NULL, NULL, NULL,
 			    "[wan %s]: probe_timeout (%u ms) is longer than probe_interval (%u ms); a round must end "
@@ -847,8 +852,8 @@ static void check_wans_feeds(struct parse_state *st)
 
 		st->line = f->line;
 		if (!f->url[0] || !f->has_kind)
-			bad(st, NULL, NULL, NULL, "[feed %s]: %s%s required (url = https://..., kind = block|allow|geo)",
-			    f->name, f->url[0] ? "" : "url ", f->has_kind ? "" : "kind ");
+			bad(st, NULL, NULL, NULL, "[feed %s]: %s required (url = https://..., kind = block|allow|geo)", f->name,
+			    !f->url[0] && !f->has_kind ? "url, kind" : f->url[0] ? "kind" : "url");
 	}
 }
 
