@@ -299,12 +299,17 @@ static void frame_for(int kind, uint8_t *f, size_t *len)
 
 static const char *const packet_names[] = { "vlan_udp4", "syn4", "syn6" };
 
-static void json_sample(FILE *o, const char *name, const struct sample *s, const char *sep)
+static void json_sample_unit(FILE *o, const char *name, const struct sample *s, const char *unit, const char *sep)
 {
-	fprintf(o, "\"%s\":{\"median_ns\":%u,\"samples_ns\":[", name, s->median);
+	fprintf(o, "\"%s\":{\"median_%s\":%u,\"samples_%s\":[", name, unit, s->median, unit);
 	for (int i = 0; i < s->n; i++)
 		fprintf(o, "%s%u", i ? "," : "", s->v[i]);
 	fprintf(o, "]}%s", sep);
+}
+
+static void json_sample(FILE *o, const char *name, const struct sample *s, const char *sep)
+{
+	json_sample_unit(o, name, s, "ns", sep);
 }
 
 static void cpu_model(char *buf, size_t len)
@@ -589,7 +594,7 @@ int main(int argc, char **argv)
 				flood_ratio_net[k], k < 1 ? "," : "");
 		}
 		fprintf(o, "  },\n  \"table_load\":{\"entries\":%d,", N_BLOCK4);
-		json_sample(o, "total_ms", &load[0], ",");
+		json_sample_unit(o, "total", &load[0], "ms", ",");
 		fprintf(o, "\"first_run_ms\":{\"parse\":%.1f,\"build\":%.1f,\"of_which_summary\":%.1f,\"swap\":%.1f}},\n",
 			load_parts[0], load_parts[1], load_parts[3], load_parts[2]);
 		fprintf(o, "  \"goals\":{\n"
