@@ -39,6 +39,7 @@ static void attr_put(struct nlmsghdr *h, size_t cap, unsigned short type, const 
 	h->nlmsg_len = (__u32)(NLMSG_ALIGN(h->nlmsg_len) + RTA_SPACE(len));
 }
 
+/* Appends a 32-bit attribute. */
 static void attr_u32(struct nlmsghdr *h, size_t cap, unsigned short type, uint32_t v)
 {
 	attr_put(h, cap, type, &v, sizeof(v));

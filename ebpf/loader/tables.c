@@ -59,6 +59,10 @@ double dp_jiffy_ns(int clock_prog_fd)
 		memcpy(&j[i], out, 8);
 	}
 	est = (double)(j[1] - j[0]) / (t[1] - t[0]);
+	if (est < 50 || est > 2000) {
+		errno = ERANGE; /* the counter did not move as a jiffies counter would */
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(hz) / sizeof(hz[0]); i++)
 		if (best == 0 || fabs(est - hz[i]) < fabs(est - best))
 			best = hz[i];
@@ -829,6 +833,7 @@ static void bits_fill(uint64_t *bm, uint32_t first, uint32_t count, int value)
 		bm[i >> 6] = value ? bm[i >> 6] | (1ULL << (i & 63)) : bm[i >> 6] & ~(1ULL << (i & 63));
 }
 
+/* Bit i of a bitmap. */
 static int bit_of(const uint64_t *bm, uint32_t i)
 {
 	return (int)((bm[i >> 6] >> (i & 63)) & 1);
@@ -858,6 +863,7 @@ static void mark_touched(uint64_t *bm, const struct pfx_ptrs *a, const struct pf
 	}
 }
 
+/* True when country index cc is blocked in generation settings g (0 = unknown: never). */
 static bool cc_blocked(const struct dp_gen *g, uint8_t cc)
 {
 	return cc && ((g->geo_blocked[cc >> 6] >> (cc & 63)) & 1);

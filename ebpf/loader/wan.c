@@ -31,6 +31,7 @@ static void lock(struct dp_wan_mgr *m)
 		pthread_mutex_lock(m->lock);
 }
 
+/* Releases what lock() took. */
 static void unlock(struct dp_wan_mgr *m)
 {
 	if (m->lock)

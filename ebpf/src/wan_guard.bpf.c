@@ -64,9 +64,6 @@ struct {
  */
 __u64 dp_sum[DP_SUM_ENTRIES];
 
-/* Written by dp_clock: the jiffies counter at the last run (the loader's clock calibration). */
-__u64 dp_clock_jiffies;
-
 /* Token buckets: class k, slot s at index (k - 1) * slots + s; size set by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -621,12 +618,18 @@ int wan_guard(struct xdp_md *ctx)
 	return verdict < DP_STAT_FIRST_DROP ? XDP_PASS : XDP_DROP;
 }
 
-/* Clock calibration for the loader: records jiffies (BPF_PROG_TEST_RUN only; never attached). */
+/*
+ * Clock calibration for the loader (BPF_PROG_TEST_RUN only; never attached): writes the jiffies
+ * counter into the first 8 bytes of the frame, which the test run hands back.
+ */
 SEC("xdp")
 int dp_clock(struct xdp_md *ctx)
 {
-	(void)ctx;
-	dp_clock_jiffies = bpf_jiffies64();
+	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	__u64 *out = cur_pull(&c, sizeof(*out));
+
+	if (out)
+		*out = bpf_jiffies64();
 	return XDP_PASS;
 }
 

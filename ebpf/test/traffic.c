@@ -242,6 +242,7 @@ static void echo_udp(int u, int v6)
 	sendmsg(u, &mh, 0);
 }
 
+/* traffic echo: see the top of the file. */
 static int echo_mode(int argc, char **argv)
 {
 	unsigned port = (unsigned)atoi(arg(argc, argv, "--port", "7777"));
@@ -293,6 +294,7 @@ static int echo_mode(int argc, char **argv)
 	return 0;
 }
 
+/* Monotonic time in seconds. */
 static double mono(void)
 {
 	struct timespec ts;
@@ -309,6 +311,7 @@ static int wait_fd(int fd, short events, int ms)
 	return poll(&p, 1, ms) > 0 && (p.revents & events);
 }
 
+/* traffic ask: see the top of the file. */
 static int ask_mode(int argc, char **argv)
 {
 	const char *dst = arg(argc, argv, "--dst", NULL);
