@@ -164,6 +164,8 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 		dp_instance_close(inst);
 		return -1;
 	}
+	dp_log("info", "clock", "rate limits count time in jiffies of %.3f ms (CONFIG_HZ %.0f)", inst->maps.tick_ns / 1e6,
+	       1e9 / inst->maps.tick_ns);
 	return 0;
 }
 
