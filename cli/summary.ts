@@ -32,13 +32,33 @@ export function renderSummary(site: Site, plan: SitePlan, resources: RecordedRes
   out.push(
     `- **Talos ${site.talos.version}** with Kubernetes ${site.talos.kubernetesVersion} on \`${plan.hostname}\`, managed at ` +
       `\`${plan.managementAddress}\` (segment ${plan.managementSegment}); first install through maintenance mode at ` +
-      `\`${plan.maintenanceAddress}\`. Installer: \`${site.talos.installerImage}\`.`,
+      `\`${plan.maintenanceAddress}\`. Installer: ${
+        site.dataplane.extension.build || site.dataplane.extension.image
+          ? `Talos ${site.talos.version} built by the imager with the router-dataplane extension, pushed to \`${site.registry?.server}/${site.registry?.repository}/installer\``
+          : `\`${site.talos.installerImage}\``
+      }.`,
   );
   for (const r of resources.filter((x) => x.type === "kubernetes:helm.sh/v3:Release")) {
     out.push(
       `- Helm release **${String(r.inputs.name ?? r.name)}**: chart ${String(r.inputs.chart)} ${String(r.inputs.version)} in ${String(r.inputs.namespace)}.`,
     );
   }
+  const dp = site.dataplane;
+  out.push(
+    `- **Data plane** (Talos extension router-dataplane, ${dp.extension.build ? "built from ebpf/ and pushed at pulumi up" : dp.extension.image ? `image ${dp.extension.image}` : "not installed"}): ` +
+      (dp.enabled
+        ? `XDP guard (${dp.xdpMode}) on ${plan.wans.map((w) => w.name).join(", ")} — bogons, ${dp.blocklist.length} blocklist entries, ${dp.feeds.length} feed(s), per-source rate limits; `
+        : "XDP guard off; ") +
+      `nftables zone firewall and NAT; ${plan.wans.length > 1 ? `failover across ${plan.wans.map((w) => `${w.name} (${w.priority})`).join(", ")}` : "one WAN"}.`,
+  );
+  const daemons = resources
+    .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet")
+    .map((r) => String((r.inputs.metadata as { name?: string } | undefined)?.name ?? r.name))
+    .sort();
+  if (daemons.length)
+    out.push(
+      `- **Network services** on the host network, from the services image pinned by digest: ${daemons.join(", ")}.`,
+    );
   out.push(
     `- Configuration changes are applied in Talos try mode (${site.node.tryTimeout}) and confirmed only after the ` +
       "Talos API, Kubernetes API, WAN probe and cluster health checks pass.",

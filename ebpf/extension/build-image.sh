@@ -5,9 +5,10 @@
 #   build-image.sh BUILD_DIR OUT_DIR
 # Output: OUT_DIR/oci (image layout, tag router-dataplane-vVERSION) and OUT_DIR/image-digest.
 #
-# The service's container rootfs carries the loader, nft, the BPF objects, and the shared
-# libraries both binaries need (copied as ldd reports them) plus the dynamic loader: Talos' own
-# libraries are not ABI-compatible with Debian's build, and the extension must be self-contained.
+# The service's container rootfs carries the loader, nft, the BPF objects, the shared libraries
+# both binaries need (copied as ldd reports them, libcurl's TLS stack included) plus the dynamic
+# loader, and the CA bundle for the feed downloads: Talos' own libraries are not ABI-compatible
+# with Debian's build, and the extension must be self-contained.
 # The digest is reproducible: fixed modes, no timestamps (buildah --timestamp 0), stripped binaries.
 set -euo pipefail
 
@@ -31,6 +32,10 @@ strip --strip-debug "$ctrroot/usr/bin/router-dataplane"
 # nft resolves protocol and service names (ipv6-icmp, https) through these files (Debian: netbase)
 install -D -m 0644 /etc/protocols "$ctrroot/etc/protocols"
 install -D -m 0644 /etc/services "$ctrroot/etc/services"
+# feeds are fetched with TLS verification: libcurl's compiled-in CA bundle path (Debian: ca-certificates)
+install -D -m 0644 "$(curl-config --ca)" "$ctrroot$(curl-config --ca)"
+# mount point of the host's resolv.conf (the rootfs is read-only; Talos gives the service none of its own)
+install -D -m 0644 /dev/null "$ctrroot/etc/resolv.conf"
 for obj in wan_guard segment_qos; do
 	install -D -m 0644 "$build/$obj.bpf.o" "$ctrroot/usr/lib/$name/bpf/$obj.bpf.o"
 done

@@ -140,10 +140,10 @@ int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd)
 	return tcx_link_create(prog_fd, ifindex, hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
 }
 
-int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int prog_fd, bool *updated, struct dp_err *err)
+int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd, bool *updated,
+	      struct dp_err *err)
 {
 	char pin[4096], name[64];
-	__u32 ifindex = if_nametoindex(ifname);
 	int fd = -1, want_mode = hook == DP_HOOK_XDP_GENERIC ? XDP_ATTACHED_SKB : XDP_ATTACHED_DRV;
 	bool xdp = hook == DP_HOOK_XDP_NATIVE || hook == DP_HOOK_XDP_GENERIC;
 	struct link_facts f;
@@ -156,7 +156,7 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int 
 
 	fd = bpf_obj_get(pin);
 	if (fd >= 0 && (link_facts(fd, &f) || !facts_match(&f, hook, ifindex))) {
-		/* a link of a vanished (or renumbered) interface: let it go */
+		/* a link of a vanished, renumbered or re-resolved interface: let it go */
 		close(fd);
 		fd = -1;
 		unlink(pin);

@@ -31,11 +31,12 @@ enum dp_hook {
 void dp_link_pin_name(enum dp_hook hook, const char *ifname, char *buf, size_t len);
 
 /*
- * Makes prog_fd run at hook on ifname. A link pinned in links_dir for the same interface and hook
- * is updated atomically; otherwise a new link is created (tcx: in front of other programs) and
- * pinned. *updated tells which happened.
+ * Makes prog_fd run at hook on the link ifindex, configured as name (which names the pin; the
+ * kernel name may differ when name is a Talos alias). A link pinned in links_dir for the same
+ * name and hook that sits on ifindex is updated atomically; otherwise a new link is created
+ * (tcx: in front of other programs) and pinned. *updated tells which happened.
  */
-int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, int prog_fd, bool *updated,
+int dp_attach(const char *links_dir, enum dp_hook hook, const char *name, __u32 ifindex, int prog_fd, bool *updated,
 	      struct dp_err *err);
 
 /* Creates an unpinned link of prog_fd at hook on ifindex (tcx: first in the chain); fd or -1. */

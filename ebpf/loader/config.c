@@ -31,6 +31,55 @@ struct parse_state {
 	int iface_line[DP_MAX_IFACES];
 };
 
+/* Named sections "[KIND NAME]": interface, wan and feed. */
+enum named_kind {
+	NAMED_NONE,
+	NAMED_IFACE,
+	NAMED_WAN,
+	NAMED_FEED,
+};
+
+/* Kind of a section name and, for named sections, where the name starts; NAMED_NONE otherwise. */
+static enum named_kind named_section(const char *sec, const char **name)
+{
+	static const struct {
+		const char *word;
+		enum named_kind kind;
+	} kinds[] = { { "interface", NAMED_IFACE }, { "wan", NAMED_WAN }, { "feed", NAMED_FEED } };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t n = strlen(kinds[i].word);
+
+		if (strncmp(sec, kinds[i].word, n) == 0 && isspace((unsigned char)sec[n])) {
+			const char *p = sec + n;
+
+			while (isspace((unsigned char)*p))
+				p++;
+			*name = p;
+			return kinds[i].kind;
+		}
+	}
+	*name = NULL;
+	return NAMED_NONE;
+}
+
+/* True for a valid interface name: 1-15 characters, no '/', ':' or whitespace, not . or .. */
+static bool ifname_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len < IFNAMSIZ && strcmp(name, ".") && strcmp(name, "..") && !strpbrk(name, "/: \t");
+}
+
+/* True for a feed name: 1-63 of a-z 0-9 '-', not starting or ending with '-' (it names a file). */
+static bool feed_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len < 64 && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == len && name[0] != '-' &&
+	       name[len - 1] != '-';
+}
+
 /* Records a problem at the current line; returns 0 so inih carries on (all problems are listed). */
 static int bad(struct parse_state *st, const char *section, const char *key, const char *value, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -80,48 +129,116 @@ static char *reader(char *buf, int size, void *user)
 	e = strchr(s, ']');
 	if (!e)
 		return buf; /* inih reports the syntax error */
-	if (strncmp(s + 1, "interface", 9) == 0 && isspace((unsigned char)s[10])) {
-		char name[64];
-		const char *p = s + 10;
-		size_t len;
+	{
+		char sec[128], name[64];
+		const char *np;
+		size_t len = (size_t)(e - s - 1);
+		enum named_kind kind;
+		struct dp_config *c = st->cfg;
 
-		while (isspace((unsigned char)*p))
-			p++;
-		len = (size_t)(e - p);
-		while (len > 0 && isspace((unsigned char)p[len - 1]))
+		if (len >= sizeof(sec))
+			return buf; /* not a named section we know; the handler reports it */
+		memcpy(sec, s + 1, len);
+		sec[len] = '\0';
+		kind = named_section(sec, &np);
+		if (kind == NAMED_NONE)
+			return buf;
+		len = strlen(np);
+		while (len > 0 && isspace((unsigned char)np[len - 1]))
 			len--;
 		if (len == 0 || len >= sizeof(name)) {
-			bad(st, NULL, NULL, NULL, "section '[interface NAME]' needs an interface name of 1-15 characters");
+			bad(st, NULL, NULL, NULL, "section '[%.*s NAME]' needs a name of 1-%d characters",
+			    (int)(np - sec - 1), sec, kind == NAMED_FEED ? 63 : IFNAMSIZ - 1);
 			return buf;
 		}
-		memcpy(name, p, len);
+		memcpy(name, np, len);
 		name[len] = '\0';
-		for (int i = 0; i < st->cfg->n_ifaces; i++) {
-			if (strcmp(st->cfg->ifaces[i].name, name) == 0) {
-				bad(st, NULL, NULL, NULL, "section [interface %s] appears twice (first at line %d)", name,
-				    st->iface_line[i]);
+		if (kind == NAMED_IFACE) {
+			for (int i = 0; i < c->n_ifaces; i++) {
+				if (strcmp(c->ifaces[i].name, name) == 0) {
+					bad(st, NULL, NULL, NULL, "section [interface %s] appears twice (first at line %d)",
+					    name, st->iface_line[i]);
+					return buf;
+				}
+			}
+			if (!ifname_ok(name)) {
+				bad(st, NULL, NULL, NULL,
+				    "'%s' is not a valid interface name (1-15 characters, no '/', ':' or spaces)", name);
 				return buf;
 			}
-		}
-		if (len >= IFNAMSIZ || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-		    strpbrk(name, "/: \t")) {
-			bad(st, NULL, NULL, NULL,
-			    "'%s' is not a valid interface name (1-15 characters, no '/', ':' or spaces)", name);
-			return buf;
-		}
-		if (st->cfg->n_ifaces == DP_MAX_IFACES) {
-			bad(st, NULL, NULL, NULL, "more than %d interfaces", DP_MAX_IFACES);
-			return buf;
-		}
-		{
-			struct dp_iface *ifc = &st->cfg->ifaces[st->cfg->n_ifaces];
+			if (c->n_ifaces == DP_MAX_IFACES) {
+				bad(st, NULL, NULL, NULL, "more than %d interfaces", DP_MAX_IFACES);
+				return buf;
+			}
+			{
+				struct dp_iface *ifc = &c->ifaces[c->n_ifaces];
 
-			memset(ifc, 0, sizeof(*ifc));
-			memcpy(ifc->name, name, len + 1); /* len < IFNAMSIZ checked above */
-			ifc->rewrite_dscp = -1;
-			for (int d = 0; d < 64; d++)
-				ifc->dscp_priority[d] = DP_SEG_NO_RULE;
-			st->iface_line[st->cfg->n_ifaces++] = st->line;
+				memset(ifc, 0, sizeof(*ifc));
+				snprintf(ifc->name, sizeof(ifc->name), "%s", name);
+				ifc->rewrite_dscp = -1;
+				for (int d = 0; d < 64; d++)
+					ifc->dscp_priority[d] = DP_SEG_NO_RULE;
+				ifc->line = st->line;
+				st->iface_line[c->n_ifaces++] = st->line;
+			}
+		} else if (kind == NAMED_WAN) {
+			for (int i = 0; i < c->n_wans; i++) {
+				if (strcmp(c->wans[i].name, name) == 0) {
+					bad(st, NULL, NULL, NULL, "section [wan %s] appears twice (first at line %d)", name,
+					    c->wans[i].line);
+					return buf;
+				}
+			}
+			if (!ifname_ok(name)) {
+				bad(st, NULL, NULL, NULL,
+				    "'%s' is not a valid interface name for [wan NAME] (1-15 characters, no '/', ':' or "
+				    "spaces)",
+				    name);
+				return buf;
+			}
+			if (c->n_wans == DP_MAX_WANS) {
+				bad(st, NULL, NULL, NULL, "more than %d [wan] sections (one per mark value within 0x%x)",
+				    DP_MAX_WANS, DP_WAN_MARK_MASK);
+				return buf;
+			}
+			{
+				struct dp_wan *w = &c->wans[c->n_wans++];
+
+				memset(w, 0, sizeof(*w));
+				snprintf(w->name, sizeof(w->name), "%s", name);
+				w->interval_ms = 2000;
+				w->timeout_ms = 1000;
+				w->down_after = 3;
+				w->up_after = 2;
+				w->line = st->line;
+			}
+		} else {
+			for (int i = 0; i < c->n_feeds; i++) {
+				if (strcmp(c->feeds[i].name, name) == 0) {
+					bad(st, NULL, NULL, NULL, "section [feed %s] appears twice (first at line %d)", name,
+					    c->feeds[i].line);
+					return buf;
+				}
+			}
+			if (!feed_name_ok(name)) {
+				bad(st, NULL, NULL, NULL,
+				    "'%s' is not a valid feed name (1-63 of a-z 0-9 '-', no leading or trailing '-'; it "
+				    "names the cache file)",
+				    name);
+				return buf;
+			}
+			if (c->n_feeds == DP_MAX_FEEDS) {
+				bad(st, NULL, NULL, NULL, "more than %d [feed] sections", DP_MAX_FEEDS);
+				return buf;
+			}
+			{
+				struct dp_feed *f = &c->feeds[c->n_feeds++];
+
+				memset(f, 0, sizeof(*f));
+				snprintf(f->name, sizeof(f->name), "%s", name);
+				f->refresh_ms = 6ULL * 3600 * 1000;
+				f->line = st->line;
+			}
 		}
 	}
 	return buf;
@@ -132,8 +249,8 @@ static int once(struct parse_state *st, const char *section, const char *key, co
 {
 	for (int i = 0; i < st->n_seen; i++) {
 		if (strcmp(st->seen[i].section, section) == 0 && strcmp(st->seen[i].key, key) == 0) {
-			bad(st, section, key, value, "given twice (first at line %d); only allow, block, geo, extra "
-						     "and qos_dscp_priority may repeat",
+			bad(st, section, key, value, "given twice (first at line %d); only allow, block, geo, extra, "
+						     "qos_dscp_priority and probe may repeat",
 			    st->seen[i].line);
 			return 0;
 		}
@@ -315,6 +432,191 @@ static int iface_key(struct parse_state *st, const char *sec, const char *key, c
 		   "qos_dscp_priority, qos_rewrite_dscp, qos_trust_pcp (segment)");
 }
 
+int dp_parse_duration(const char *s, uint64_t *ms)
+{
+	uint64_t total = 0;
+	const char *p = s;
+
+	if (!*p)
+		return -1;
+	while (*p) {
+		uint64_t n = 0, unit;
+		int digits = 0;
+
+		while (isdigit((unsigned char)*p)) {
+			if (n > 1000000000ULL)
+				return -1;
+			n = n * 10 + (uint64_t)(*p++ - '0');
+			digits++;
+		}
+		if (!digits)
+			return -1;
+		if (p[0] == 'm' && p[1] == 's') {
+			unit = 1;
+			p += 2;
+		} else if (*p == 'h' || *p == 'm' || *p == 's') {
+			unit = *p == 'h' ? 3600000 : *p == 'm' ? 60000 : 1000;
+			p++;
+		} else {
+			return -1;
+		}
+		total += n * unit;
+		if (total > 100ULL * 24 * 3600 * 1000)
+			return -1;
+	}
+	*ms = total;
+	return 0;
+}
+
+/* Parses a duration key into *out (ms) within [min, max] ms; 1 or 0 (problem recorded). */
+static int parse_dur(struct parse_state *st, const char *sec, const char *key, const char *v, uint64_t min,
+		     uint64_t max, const char *range, uint64_t *out)
+{
+	uint64_t ms;
+
+	if (dp_parse_duration(v, &ms))
+		return bad(st, sec, key, v, "expected a duration such as 500ms, 2s, 5m or 1h30m (units h, m, s, ms), %s",
+			   range);
+	if (ms < min || ms > max)
+		return bad(st, sec, key, v, "expected a duration %s", range);
+	*out = ms;
+	return 1;
+}
+
+/* Parses a decimal or 0x-hexadecimal 32-bit number; 0 or -1. */
+static int parse_num(const char *v, uint32_t *out)
+{
+	char *end;
+	unsigned long long x;
+	int base = (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) ? 16 : 10;
+
+	if (!isdigit((unsigned char)v[0]) || (base == 16 && !isxdigit((unsigned char)v[2])))
+		return -1;
+	errno = 0;
+	x = strtoull(base == 16 ? v + 2 : v, &end, base);
+	if (errno || *end || x > 0xffffffffULL)
+		return -1;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+/* One key of a [wan NAME] section; cross-field checks wait for the end of the file. */
+static int wan_key(struct parse_state *st, const char *sec, const char *name, const char *key, const char *v)
+{
+	struct dp_wan *w = NULL;
+	uint64_t ms;
+
+	for (int i = 0; i < st->cfg->n_wans; i++)
+		if (strcmp(st->cfg->wans[i].name, name) == 0)
+			w = &st->cfg->wans[i];
+	if (!w)
+		return 0; /* the section header was rejected already */
+	if (strcmp(key, "priority") == 0) {
+		w->has_priority = parse_u32(st, sec, key, v, 0, 65535, &w->priority);
+		return w->has_priority;
+	}
+	if (strcmp(key, "mark") == 0) {
+		uint32_t m;
+
+		if (parse_num(v, &m) || m == 0 || (m & ~DP_WAN_MARK_MASK))
+			return bad(st, sec, key, v,
+				   "expected a non-zero mark within 0x%x (bits 4-7, e.g. 0x10, 0x20, ... 0xf0)",
+				   DP_WAN_MARK_MASK);
+		w->mark = m;
+		w->has_mark = true;
+		return 1;
+	}
+	if (strcmp(key, "table") == 0) {
+		uint32_t t;
+
+		if (parse_num(v, &t) || t == 0 || (t >= 253 && t <= 255))
+			return bad(st, sec, key, v,
+				   "expected a routing table number from 1 to 4294967295 other than 253, 254 and 255 "
+				   "(default, main, local)");
+		w->table = t;
+		w->has_table = true;
+		return 1;
+	}
+	if (strcmp(key, "probe") == 0) {
+		struct dp_probe *p;
+
+		if (w->n_probes == DP_MAX_PROBES)
+			return bad(st, sec, key, v, "more than %d probe targets", DP_MAX_PROBES);
+		p = &w->probes[w->n_probes];
+		memset(p, 0, sizeof(*p));
+		if (inet_pton(AF_INET, v, p->addr) == 1)
+			p->family = 4;
+		else if (inet_pton(AF_INET6, v, p->addr) == 1)
+			p->family = 6;
+		else
+			return bad(st, sec, key, v, "expected an IPv4 or IPv6 address literal to send ICMP echo requests to");
+		for (int i = 0; i < w->n_probes; i++)
+			if (w->probes[i].family == p->family && !memcmp(w->probes[i].addr, p->addr, 16))
+				return bad(st, sec, key, v, "probe target listed twice");
+		snprintf(p->text, sizeof(p->text), "%s", v);
+		w->n_probes++;
+		return 1;
+	}
+	if (strcmp(key, "probe_interval") == 0) {
+		if (!parse_dur(st, sec, key, v, 100, 3600000, "from 100ms to 1h", &ms))
+			return 0;
+		w->interval_ms = (uint32_t)ms;
+		return 1;
+	}
+	if (strcmp(key, "probe_timeout") == 0) {
+		if (!parse_dur(st, sec, key, v, 10, 3600000, "from 10ms to 1h (at most probe_interval)", &ms))
+			return 0;
+		w->timeout_ms = (uint32_t)ms;
+		return 1;
+	}
+	if (strcmp(key, "down_after") == 0)
+		return parse_u32(st, sec, key, v, 1, 100, &w->down_after);
+	if (strcmp(key, "up_after") == 0)
+		return parse_u32(st, sec, key, v, 1, 100, &w->up_after);
+	return bad(st, sec, key, v,
+		   "unknown key; [wan NAME] allows priority, mark, table, probe, probe_interval, probe_timeout, "
+		   "down_after, up_after");
+}
+
+/* One key of a [feed NAME] section. */
+static int feed_key(struct parse_state *st, const char *sec, const char *name, const char *key, const char *v)
+{
+	struct dp_feed *f = NULL;
+
+	for (int i = 0; i < st->cfg->n_feeds; i++)
+		if (strcmp(st->cfg->feeds[i].name, name) == 0)
+			f = &st->cfg->feeds[i];
+	if (!f)
+		return 0;
+	if (strcmp(key, "url") == 0) {
+		const char *host = v + 8;
+
+		if (strncmp(v, "https://", 8) != 0 || !*host || *host == '/' || strpbrk(v, " \t\"'\\<>") ||
+		    strlen(v) >= sizeof(f->url))
+			return bad(st, sec, key, v,
+				   "expected an https:// URL with a host, without spaces or quotes, up to %zu characters "
+				   "(feeds are fetched with TLS verification)",
+				   sizeof(f->url) - 1);
+		snprintf(f->url, sizeof(f->url), "%s", v);
+		return 1;
+	}
+	if (strcmp(key, "kind") == 0) {
+		if (strcmp(v, "block") == 0)
+			f->kind = DP_FEED_BLOCK;
+		else if (strcmp(v, "allow") == 0)
+			f->kind = DP_FEED_ALLOW;
+		else if (strcmp(v, "geo") == 0)
+			f->kind = DP_FEED_GEO;
+		else
+			return bad(st, sec, key, v, "expected block, allow or geo (the table the list feeds)");
+		f->has_kind = true;
+		return 1;
+	}
+	if (strcmp(key, "refresh") == 0)
+		return parse_dur(st, sec, key, v, 1000, 30ULL * 24 * 3600 * 1000, "from 1s to 720h", &f->refresh_ms);
+	return bad(st, sec, key, v, "unknown key; [feed NAME] allows url, kind, refresh");
+}
+
 /* One key of [ratelimit]; 1 or 0 (problem recorded). */
 static int rate_key(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
@@ -394,6 +696,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct dp_config *c = st->cfg;
 	char value[PATH_MAX + 64];
 	char *hash;
+	const char *sname;
+	enum named_kind kind;
 	int repeatable;
 
 	if (st->long_line)
@@ -412,14 +716,20 @@ static int handler(void *user, const char *section, const char *name, const char
 	repeatable = (strcmp(section, "tables") == 0 &&
 		      (!strcmp(name, "allow") || !strcmp(name, "block") || !strcmp(name, "geo"))) ||
 		     (strcmp(section, "bogons") == 0 && !strcmp(name, "extra")) ||
-		     (strncmp(section, "interface", 9) == 0 && !strcmp(name, "qos_dscp_priority"));
+		     (strncmp(section, "interface", 9) == 0 && !strcmp(name, "qos_dscp_priority")) ||
+		     (strncmp(section, "wan", 3) == 0 && !strcmp(name, "probe"));
 	if (!repeatable && !once(st, section, name, value))
 		return 1;
 
+	kind = named_section(section, &sname);
 	if (strcmp(section, "global") == 0) {
 		global_key(st, section, name, value);
-	} else if (strncmp(section, "interface", 9) == 0 && isspace((unsigned char)section[9])) {
+	} else if (kind == NAMED_IFACE) {
 		iface_key(st, section, name, value);
+	} else if (kind == NAMED_WAN) {
+		wan_key(st, section, sname, name, value);
+	} else if (kind == NAMED_FEED) {
+		feed_key(st, section, sname, name, value);
 	} else if (strcmp(section, "features") == 0) {
 		bool *dst = !strcmp(name, "bogons_ipv4") ? &c->bogons4
 			    : !strcmp(name, "bogons_ipv6") ? &c->bogons6
@@ -454,7 +764,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	} else {
 		bad(st, section, name, value,
 		    "unknown section [%s]; allowed: [global], [interface NAME], [features], [bogons], [tables], "
-		    "[ratelimit]",
+		    "[ratelimit], [wan NAME], [feed NAME]",
 		    section);
 	}
 	return 1;
@@ -499,6 +809,59 @@ static void check_ifaces(struct parse_state *st)
 	}
 }
 
+/* Cross-field checks of the [wan] and [feed] sections. */
+static void check_wans_feeds(struct parse_state *st)
+{
+	struct dp_config *c = st->cfg;
+
+	for (int i = 0; i < c->n_wans; i++) {
+		struct dp_wan *w = &c->wans[i];
+
+		st->line = w->line;
+		if (!w->has_priority || !w->has_mark || !w->has_table) {
+			char missing[64] = "";
+
+			snprintf(missing, sizeof(missing), "%s%s%s%s%s", w->has_priority ? "" : "priority",
+				 !w->has_priority && !w->has_mark ? ", " : "", w->has_mark ? "" : "mark",
+				 (!w->has_priority || !w->has_mark) && !w->has_table ? ", " : "", w->has_table ? "" : "table");
+			bad(st, NULL, NULL, NULL, "[wan %s]: %s required (priority 0-65535, mark within 0x%x, table)", w->name,
+			    missing, DP_WAN_MARK_MASK);
+		}
+		if (w->timeout_ms > w->interval_ms)
+			bad(st, NULL, NULL, NULL,
+			    "[wan %s]: probe_timeout (%u ms) is longer than probe_interval (%u ms); a round must end "
+			    "before the next one starts",
+			    w->name, w->timeout_ms, w->interval_ms);
+		for (int j = 0; j < i; j++) {
+			const struct dp_wan *o = &c->wans[j];
+
+			if (w->has_priority && o->has_priority && w->priority == o->priority)
+				bad(st, NULL, NULL, NULL,
+				    "[wan %s]: priority %u is already used by [wan %s] (line %d); each WAN needs its own",
+				    w->name, w->priority, o->name, o->line);
+			if (w->has_mark && o->has_mark && w->mark == o->mark)
+				bad(st, NULL, NULL, NULL, "[wan %s]: mark 0x%x is already used by [wan %s] (line %d)", w->name,
+				    w->mark, o->name, o->line);
+			if (w->has_table && o->has_table && w->table == o->table)
+				bad(st, NULL, NULL, NULL, "[wan %s]: table %u is already used by [wan %s] (line %d)", w->name,
+				    w->table, o->name, o->line);
+		}
+	}
+	for (int i = 0; i < c->n_feeds; i++) {
+		struct dp_feed *f = &c->feeds[i];
+
+		st->line = f->line;
+		if (!f->url[0] || !f->has_kind)
+			bad(st, NULL, NULL, NULL, "[feed %s]: %s required (url = https://..., kind = block|allow|geo)", f->name,
+			    !f->url[0] && !f->has_kind ? "url, kind" : f->url[0] ? "kind" : "url");
+	}
+}
+
+void dp_feed_path(const struct dp_config *cfg, const struct dp_feed *f, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/feeds/%s.txt", cfg->state_dir, f->name);
+}
+
 int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 {
 	struct parse_state *st;
@@ -538,6 +901,7 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 		bad(st, NULL, NULL, NULL, "cannot parse (inih error %d)", rc);
 	}
 	check_ifaces(st);
+	check_wans_feeds(st);
 	rc = st->nerr ? -1 : 0;
 	free(st);
 	if (rc)

@@ -16,6 +16,10 @@
 #define DP_MAX_IFACES 64
 #define DP_MAX_FILES 64
 #define DP_MAX_COUNTRIES 256
+#define DP_MAX_WANS 15   /* one per value of the mark bits 0xf0 */
+#define DP_MAX_PROBES 8
+#define DP_MAX_FEEDS 32
+#define DP_WAN_MARK_MASK 0xf0u
 
 enum dp_role {
 	DP_ROLE_NONE = 0,
@@ -34,6 +38,44 @@ struct dp_iface {
 	uint32_t dscp_priority[64]; /* DP_SEG_NO_RULE = no rule */
 	int rewrite_dscp;           /* -1 = keep */
 	bool trust_pcp;
+	int line;                   /* of the section header */
+};
+
+/* A probe target of a WAN (ICMP echo). */
+struct dp_probe {
+	int family; /* 4 or 6 */
+	unsigned char addr[16];
+	char text[46];
+};
+
+/* One uplink of the multi-WAN failover ([wan NAME]). */
+struct dp_wan {
+	char name[IFNAMSIZ];
+	uint32_t priority; /* lower is preferred */
+	uint32_t mark;     /* bits within DP_WAN_MARK_MASK */
+	uint32_t table;    /* routing table holding this WAN's default routes */
+	struct dp_probe probes[DP_MAX_PROBES];
+	int n_probes;
+	uint32_t interval_ms, timeout_ms;
+	uint32_t down_after, up_after;
+	bool has_priority, has_mark, has_table;
+	int line; /* of the section header */
+};
+
+enum dp_feed_kind {
+	DP_FEED_BLOCK,
+	DP_FEED_ALLOW,
+	DP_FEED_GEO,
+};
+
+/* A list fetched over HTTPS ([feed NAME]); cached as state_dir/feeds/NAME.txt. */
+struct dp_feed {
+	char name[64];
+	char url[2048];
+	enum dp_feed_kind kind;
+	bool has_kind;
+	uint64_t refresh_ms;
+	int line;
 };
 
 struct dp_rate {
@@ -67,6 +109,11 @@ struct dp_config {
 
 	struct dp_rate syn, icmp, udp;
 	uint32_t slots;
+
+	struct dp_wan wans[DP_MAX_WANS];
+	int n_wans;
+	struct dp_feed feeds[DP_MAX_FEEDS];
+	int n_feeds;
 };
 
 /*
@@ -80,5 +127,14 @@ void dp_config_free(struct dp_config *cfg);
 
 /* Interface by name, or NULL. */
 const struct dp_iface *dp_config_iface(const struct dp_config *cfg, const char *name);
+
+/*
+ * Parses a duration: one or more NUMBER UNIT groups, units h, m, s, ms (e.g. 90s, 1h30m,
+ * 500ms). Returns 0 with *ms, or -1.
+ */
+int dp_parse_duration(const char *s, uint64_t *ms);
+
+/* Path of the cached copy of a feed: state_dir/feeds/NAME.txt. */
+void dp_feed_path(const struct dp_config *cfg, const struct dp_feed *f, char *buf, size_t len);
 
 #endif /* DP_CONFIG_H */

@@ -8,6 +8,9 @@
 
 #include "config.h"
 #include "dataplane.h"
+#include "feeds.h"
+#include "netlink.h"
+#include "wan.h"
 
 struct dp_daemon {
 	pthread_mutex_t lock; /* held while the instance, config or statistics change */
@@ -18,11 +21,18 @@ struct dp_daemon {
 	uint64_t seed;
 	char *src_fingerprint; /* table files' identity (path, inode, size, mtime) */
 	char *nft_applied;     /* text of the ruleset last applied */
+	char *nft_link_error;  /* the last ruleset problem caused by the links (reported once) */
 	double last_reload_ok; /* wall clock */
 	double nft_last_ok;
 	uint64_t reloads_ok;
 	uint64_t fail_config, fail_tables, fail_nft;
+	uint64_t clean_reported[2]; /* last clean packets/bytes reported (the derived counter never goes back) */
+	uint32_t clean_map_id;      /* dp_stats map those belong to */
 	struct MHD_Daemon *httpd;
+	struct dp_links links;                 /* the links as last listed */
+	struct dp_link_res res[DP_MAX_IFACES]; /* what each [interface] of cfg resolved to */
+	struct dp_wan_mgr wan;
+	struct dp_feeds feeds;
 };
 
 /* Renders the Prometheus text exposition of d (takes d->lock). Caller frees. */

@@ -14,7 +14,8 @@
 #include "segment_qos.skel.h"
 #include "wan_guard.skel.h"
 
-int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct dp_err *err)
+int dp_sources_load(const struct dp_config *cfg, const dp_feed_path_t *feed_paths, struct dp_sources *out,
+		    struct dp_err *err)
 {
 	struct {
 		char *const *files;
@@ -36,6 +37,32 @@ int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct 
 				return -1;
 			}
 		}
+	}
+	for (int i = 0; i < cfg->n_feeds; i++) {
+		const struct dp_feed *f = &cfg->feeds[i];
+		struct dp_pfx_list *dst = f->kind == DP_FEED_BLOCK ? &out->block : f->kind == DP_FEED_ALLOW ? &out->allow
+													  : &out->geo;
+		bool candidate = feed_paths && feed_paths[i][0];
+		char cache[PATH_MAX + 96];
+		const char *path = candidate ? feed_paths[i] : cache;
+		size_t before = dst->n;
+		struct dp_err ferr = { "" };
+
+		dp_feed_path(cfg, f, cache, sizeof(cache));
+		if (!candidate && access(cache, F_OK))
+			continue; /* never fetched yet: contributes nothing */
+		if (dp_table_file_load(path, f->kind == DP_FEED_GEO ? DP_TABLE_GEO : DP_TABLE_PREFIXES, dst, &ferr)) {
+			if (candidate) {
+				dp_errf(err, "[feed %s]: %s", f->name, ferr.msg);
+				dp_sources_free(out);
+				return -1;
+			}
+			dp_log("error", "feed_cache", "%s:%d: [feed %s]: the cached copy is damaged and left out until the "
+			       "next download: %s", cfg->path, f->line, f->name, ferr.msg);
+			continue;
+		}
+		out->feed_entries[i] = dst->n - before;
+		out->feed_used[i] = true;
 	}
 	return 0;
 }
@@ -133,10 +160,12 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 		dp_instance_close(inst);
 		return dp_errf(err, "the kernel rejected the segment programs: %s", strerror(-rc));
 	}
-	if (dp_guard_maps_find(inst->wan->obj, &inst->wan->bss->dp_rt, &inst->maps, err)) {
+	if (dp_guard_maps_find(inst->wan->obj, &inst->wan->bss->dp_rt, inst->wan->bss->dp_sum, &inst->maps, err)) {
 		dp_instance_close(inst);
 		return -1;
 	}
+	dp_log("info", "clock", "rate limits count time in jiffies of %.3f ms (CONFIG_HZ %.0f)", inst->maps.tick_ns / 1e6,
+	       1e9 / inst->maps.tick_ns);
 	return 0;
 }
 
@@ -157,7 +186,26 @@ int dp_instance_publish(struct dp_instance *inst, const struct dp_config *cfg, c
 	return rc;
 }
 
-int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err)
+void dp_link_resolve(const struct dp_links *links, const char *name, const char *file, int line, const char *kind,
+		     struct dp_link_res *r, struct dp_err *err)
+{
+	const struct dp_link *l;
+
+	memset(r, 0, sizeof(*r));
+	r->state = dp_links_resolve(links, name, &l, r->why, sizeof(r->why));
+	if (r->state == DP_RESOLVED) {
+		r->ifindex = l->ifindex;
+		snprintf(r->kname, sizeof(r->kname), "%s", l->name);
+	} else if (r->state == DP_RES_AMBIGUOUS && err) {
+		dp_err_append(err,
+			      "%s:%d: [%s %s]: no link is named %s and several carry it as their alias (%s); an alias "
+			      "must name exactly one link (Talos LinkAliasConfig)",
+			      file, line, kind, name, name, r->why);
+	}
+}
+
+int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+			 struct dp_err *err)
 {
 	int fd = bpf_map__fd(inst->seg->maps.dp_seg_policy);
 	__u32 key, next, *prev = NULL;
@@ -169,11 +217,9 @@ int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, 
 		struct dp_seg_policy pol = { 0 };
 		__u32 ifindex;
 
-		if (ifc->role != DP_ROLE_SEGMENT)
+		if (ifc->role != DP_ROLE_SEGMENT || res[i].state != DP_RESOLVED)
 			continue;
-		ifindex = if_nametoindex(ifc->name);
-		if (!ifindex)
-			return dp_errf(err, "%s: [interface %s]: the interface does not exist", cfg->path, ifc->name);
+		ifindex = (__u32)res[i].ifindex;
 		pol.segment_id = ifc->segment_id;
 		pol.default_priority = ifc->default_priority;
 		memcpy(pol.dscp_priority, ifc->dscp_priority, sizeof(pol.dscp_priority));
@@ -229,7 +275,8 @@ static int pin_map(struct bpf_map *map, const char *maps_dir, struct dp_err *err
 	return 0;
 }
 
-int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err)
+int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+		       struct dp_err *err)
 {
 	char links[4200], maps[4200], *keep[DP_MAX_IFACES * 2];
 	struct bpf_map *map;
@@ -259,11 +306,17 @@ int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, st
 			char name[64];
 			bool updated;
 
-			if (dp_attach(links, hooks[h], ifc->name, prog[h], &updated, err))
-				goto out;
 			dp_link_pin_name(hooks[h], ifc->name, name, sizeof(name));
 			keep[nkeep++] = strdup(name);
-			dp_log("info", "attach", "%s: %s (%s)", ifc->name, name, updated ? "updated in place" : "attached");
+			if (res[i].state != DP_RESOLVED)
+				continue; /* keep its pin as it is */
+			if (dp_attach(links, hooks[h], ifc->name, (__u32)res[i].ifindex, prog[h], &updated, err))
+				goto out;
+			if (strcmp(ifc->name, res[i].kname))
+				dp_log("info", "attach", "%s (link %s): %s (%s)", ifc->name, res[i].kname, name,
+				       updated ? "updated in place" : "attached");
+			else
+				dp_log("info", "attach", "%s: %s (%s)", ifc->name, name, updated ? "updated in place" : "attached");
 		}
 	}
 	if (dp_detach_stale(links, keep, nkeep, err) < 0)

@@ -6,10 +6,12 @@
 #ifndef DP_DATAPLANE_H
 #define DP_DATAPLANE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "netlink.h"
 #include "prefix.h"
 #include "tables.h"
 #include "util.h"
@@ -24,13 +26,39 @@ struct dp_instance {
 	uint32_t slots;
 };
 
-/* The table files named by a configuration, parsed. */
-struct dp_sources {
-	struct dp_pfx_list allow, block, geo, bogon_extra;
+/* How a configured interface name resolved to a link (kernel name, else Talos alias). */
+struct dp_link_res {
+	enum dp_resolve state;
+	int ifindex;
+	char kname[IFNAMSIZ];
+	char why[160]; /* the candidates when ambiguous */
 };
 
-/* Parses every table file of cfg; on error nothing is kept and err names the file and line. */
-int dp_sources_load(const struct dp_config *cfg, struct dp_sources *out, struct dp_err *err);
+/*
+ * Resolves name against links into *r. Ambiguity is an error for the operator: err gets
+ * "FILE:LINE: [KIND NAME]: ..." naming the candidates (err may be NULL).
+ */
+void dp_link_resolve(const struct dp_links *links, const char *name, const char *file, int line, const char *kind,
+		     struct dp_link_res *r, struct dp_err *err);
+
+/* The table files named by a configuration, parsed, with the feeds' lists folded in by kind. */
+struct dp_sources {
+	struct dp_pfx_list allow, block, geo, bogon_extra;
+	size_t feed_entries[DP_MAX_FEEDS]; /* per [feed] of the configuration */
+	bool feed_used[DP_MAX_FEEDS];
+};
+
+/* Path buffer of a feed file (cache or candidate). */
+typedef char dp_feed_path_t[PATH_MAX + 96];
+
+/*
+ * Parses every table file of cfg, and each feed's list: feed_paths[i] when given and not empty (a
+ * fresh download to try), else its cache in state_dir/feeds. On error nothing is kept and err
+ * names the file and line. A feed never fetched contributes nothing; a cache that does not parse
+ * (damaged on disk) is left out with a warning, so it never blocks the start.
+ */
+int dp_sources_load(const struct dp_config *cfg, const dp_feed_path_t *feed_paths, struct dp_sources *out,
+		    struct dp_err *err);
 void dp_sources_free(struct dp_sources *s);
 
 /* Fills a build input from a configuration and parsed sources. */
@@ -48,14 +76,21 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 int dp_instance_publish(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_sources *src,
 			uint64_t seed, struct dp_table_sizes *sizes, struct dp_err *err);
 
-/* Writes the segment policies of cfg (keyed by ifindex) and removes those of other links. */
-int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err);
+/*
+ * Writes the segment policies of cfg (keyed by the ifindex res[i] resolved for interface i) and
+ * removes those of other links. Interfaces that did not resolve get none.
+ */
+int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+			 struct dp_err *err);
 
 /*
- * Attaches (or updates in place) every configured interface, removes links of interfaces no
- * longer configured, and pins the maps under pin_root/maps.
+ * Attaches (or updates in place) every configured interface that resolved (res[i]), removes
+ * links of interfaces no longer configured, and pins the maps under pin_root/maps. The pinned
+ * link of an interface that did not resolve is left as it is: a missing link is attached when it
+ * appears, an ambiguous one keeps whatever runs.
  */
-int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, struct dp_err *err);
+int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+		       struct dp_err *err);
 
 /* Releases the instance; pinned links keep the programs running. */
 void dp_instance_close(struct dp_instance *inst);

@@ -39,6 +39,19 @@ static void emit(struct text *t, const char *fmt, ...)
 	}
 }
 
+/* emit() for the WAN and feed modules, which know the text only as a pointer. */
+static void emit_any(void *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit_any(void *t, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	emit(t, "%s", line);
+}
+
 /* Emits the HELP and TYPE lines of a metric. */
 static void header(struct text *t, const char *name, const char *type, const char *help)
 {
@@ -87,10 +100,44 @@ char *dp_metrics_render(struct dp_daemon *d)
 	t.buf[0] = '\0';
 	pthread_mutex_lock(&d->lock);
 
-	fd = dp_instance_fd_stats(&d->inst);
-	for (int s = 0; s < DP_STAT_MAX; s++)
-		if (percpu_sum(fd, (__u32)s, st[s], 2))
-			st[s][0] = st[s][1] = 0;
+	/* The program counts clean frames only per VLAN: clean = all frames - the other verdicts.
+	 * It counts a frame's verdict before its VLAN, and the VLAN totals are read here before the
+	 * verdicts, so a frame in flight can only be missing from the difference, never in excess;
+	 * reporting the largest value computed so far keeps the counter monotonic. */
+	{
+		__u64 all[2] = { 0, 0 }, vl[2];
+
+		fd = dp_instance_fd_vlan_stats(&d->inst);
+		for (__u32 v = 0; v < DP_VLAN_IDS; v++) {
+			if (!percpu_sum(fd, v, vl, 2)) {
+				all[0] += vl[0];
+				all[1] += vl[1];
+			}
+		}
+		struct bpf_map_info info;
+		__u32 ilen = sizeof(info);
+
+		fd = dp_instance_fd_stats(&d->inst);
+		for (int s = 0; s < DP_STAT_MAX; s++)
+			if (percpu_sum(fd, (__u32)s, st[s], 2))
+				st[s][0] = st[s][1] = 0;
+		memset(&info, 0, sizeof(info));
+		if (!bpf_obj_get_info_by_fd(fd, &info, &ilen) && info.id != d->clean_map_id) {
+			/* fresh counter maps (not carried over): the derived counter starts again too */
+			d->clean_map_id = info.id;
+			d->clean_reported[0] = d->clean_reported[1] = 0;
+		}
+		for (int f = 0; f < 2; f++) {
+			__u64 other = 0;
+
+			for (int s = DP_STAT_PASS + 1; s < DP_STAT_MAX; s++)
+				other += st[s][f];
+			st[DP_STAT_PASS][f] = all[f] > other ? all[f] - other : 0;
+			if (st[DP_STAT_PASS][f] < d->clean_reported[f])
+				st[DP_STAT_PASS][f] = d->clean_reported[f];
+			d->clean_reported[f] = st[DP_STAT_PASS][f];
+		}
+	}
 	header(&t, "router_dataplane_xdp_passed_packets_total", "counter",
 	       "Frames the WAN guard passed, by why (clean = every check passed).");
 	for (int s = 0; s < DP_STAT_FIRST_DROP; s++)
@@ -184,7 +231,15 @@ char *dp_metrics_render(struct dp_daemon *d)
 	       "Unix time the nftables ruleset was last applied (0 = never or not managed).");
 	emit(&t, "router_dataplane_nft_last_success_timestamp_seconds %.3f\n", d->nft_last_ok);
 
+	header(&t, "router_dataplane_interface_attached", "gauge",
+	       "Whether the programs of a configured interface run on a link (link = the kernel name it resolved to, "
+	       "by name or Talos alias; empty when none or ambiguous).");
+	for (int i = 0; i < d->cfg.n_ifaces; i++)
+		emit(&t, "router_dataplane_interface_attached{interface=\"%s\",link=\"%s\"} %d\n", d->cfg.ifaces[i].name,
+		     d->res[i].state == DP_RESOLVED ? d->res[i].kname : "", d->res[i].state == DP_RESOLVED);
+	dp_wan_metrics(&d->wan, emit_any, &t);
 	pthread_mutex_unlock(&d->lock);
+	dp_feeds_metrics(&d->feeds, emit_any, &t);
 	return t.buf;
 }
 

@@ -17,6 +17,7 @@ struct scan {
 	const char *p;
 	int line;
 	struct dp_err *err;
+	const char *tok_start; /* where the last token began in the text */
 };
 
 /* Next token: '{', '}', ';', '\n' or a word/string (copied into tok). Returns 0 at end of text. */
@@ -38,6 +39,7 @@ static int next_token(struct scan *s, char *tok, size_t cap, int *tok_line)
 		}
 	}
 	*tok_line = s->line;
+	s->tok_start = s->p;
 	if (!*s->p)
 		return 0;
 	if (strchr("{};\n", *s->p)) {
@@ -147,6 +149,101 @@ int dp_nft_scope_check(const char *path, const char *text, struct dp_err *err)
 	return 0;
 }
 
+int dp_nft_resolve_defines(const char *path, const char *text, const struct dp_links *links, char **out,
+			   struct dp_err *err)
+{
+	struct scan s = { .path = path, .p = text, .line = 1, .err = err };
+	char tok[128], name[128] = "";
+	size_t len = strlen(text), cap = len + 1, n = 0;
+	const char *copied = text; /* text before this point is in the output already */
+	char *buf = malloc(cap);
+	int depth = 0, state = 0, tline; /* state: 0 statement start, 1 after define, 2 after name, 3 after '=' */
+
+	if (!buf)
+		return dp_errf(err, "%s: out of memory", path);
+	while (next_token(&s, tok, sizeof(tok), &tline)) {
+		bool brace = (tok[0] == '{' || tok[0] == '}') && !tok[1];
+
+		if (brace) {
+			depth += tok[0] == '{' ? 1 : -1;
+			state = -1;
+			continue;
+		}
+		if (tok[0] == '\n' || tok[0] == ';') {
+			state = depth == 0 ? 0 : -1;
+			continue;
+		}
+		if (depth != 0 || state < 0)
+			continue;
+		if (state == 0) {
+			state = !strcmp(tok, "define") || !strcmp(tok, "redefine") ? 1 : -1;
+		} else if (state == 1) {
+			snprintf(name, sizeof(name), "%s", tok);
+			state = 2;
+		} else if (state == 2) {
+			state = !strcmp(tok, "=") ? 3 : -1;
+		} else if (state == 3) {
+			size_t tl = strlen(tok);
+
+			state = -1;
+			if (tl >= 2 && tok[0] == '"' && tok[tl - 1] == '"' && !memchr(tok + 1, '"', tl - 2) &&
+			    !memchr(tok + 1, '\\', tl - 2)) {
+				char value[128], why[160];
+				const struct dp_link *l;
+
+				snprintf(value, sizeof(value), "%.*s", (int)(tl - 2), tok + 1);
+				if (dp_links_by_name(links, value))
+					continue;
+				switch (dp_links_resolve(links, value, &l, why, sizeof(why))) {
+				case DP_RESOLVED: {
+					size_t pre = (size_t)(s.tok_start - copied), add = strlen(l->name) + 2;
+
+					if (n + pre + add + (len - (size_t)(s.p - text)) + 1 > cap) {
+						char *nb;
+
+						cap = n + pre + add + len + 1;
+						nb = realloc(buf, cap);
+						if (!nb) {
+							free(buf);
+							return dp_errf(err, "%s: out of memory", path);
+						}
+						buf = nb;
+					}
+					memcpy(buf + n, copied, pre);
+					n += pre;
+					n += (size_t)snprintf(buf + n, cap - n, "\"%s\"", l->name);
+					copied = s.p;
+					break;
+				}
+				case DP_RES_AMBIGUOUS:
+					free(buf);
+					return dp_errf(err,
+						       "%s:%d: define %s = \"%s\": no link is named %s and several carry it "
+						       "as their alias (%s); an alias must name exactly one link (Talos "
+						       "LinkAliasConfig)",
+						       path, tline, name, value, value, why);
+				default:
+					break; /* no such link (yet): nftables matches the name as written */
+				}
+			}
+		}
+	}
+	if (n + (len - (size_t)(copied - text)) + 1 > cap) {
+		char *nb = realloc(buf, n + (len - (size_t)(copied - text)) + 1);
+
+		if (!nb) {
+			free(buf);
+			return dp_errf(err, "%s: out of memory", path);
+		}
+		buf = nb;
+	}
+	memcpy(buf + n, copied, len - (size_t)(copied - text));
+	n += len - (size_t)(copied - text);
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
 /* Reads a whole text file (no NUL bytes) into a malloc'ed string, or NULL with err. */
 static char *read_text(const char *path, struct dp_err *err)
 {
@@ -253,7 +350,8 @@ static int nft_run(const char *wrapper, bool dry_run, const char *path, const ch
 	return rc ? -1 : 0;
 }
 
-int dp_nft_load(const char *path, const char *work_dir, bool check_only, char **content, struct dp_err *err)
+int dp_nft_load(const char *path, const char *work_dir, bool check_only, const struct dp_links *links,
+		char **content, struct dp_err *err)
 {
 	char copy[4096], wrapper[4096], wrap_text[4400];
 	char *text = read_text(path, err);
@@ -263,6 +361,14 @@ int dp_nft_load(const char *path, const char *work_dir, bool check_only, char **
 		return -1;
 	if (dp_nft_scope_check(path, text, err))
 		goto out;
+	if (links) {
+		char *resolved;
+
+		if (dp_nft_resolve_defines(path, text, links, &resolved, err))
+			goto out;
+		free(text);
+		text = resolved;
+	}
 	snprintf(copy, sizeof(copy), "%s/router.nft.loading", work_dir);
 	snprintf(wrapper, sizeof(wrapper), "%s/router.nft.transaction", work_dir);
 	if (strchr(copy, '"')) {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "netlink.h"
 #include "util.h"
 
 /*
@@ -17,12 +18,24 @@
 int dp_nft_scope_check(const char *path, const char *text, struct dp_err *err);
 
 /*
- * Reads path, checks its scope, validates it with a dry run, and unless check_only applies it:
- * `add table inet router; delete table inet router;` followed by the file, in one transaction.
- * work_dir receives the private copy that is actually loaded (so the file cannot change between
- * the check and the load). On failure the running ruleset is untouched. *content (if not NULL)
- * receives the applied text (malloc'ed).
+ * Talos aliases in defines: the value of every top-level `define NAME = "VALUE"` (or redefine)
+ * that names no link but is the ifalias of exactly one link becomes that link's kernel name.
+ * Values naming a link, naming nothing, or not a plain quoted string stay as written; an alias
+ * carried by several links is an error naming file, line and the candidates. Lines keep their
+ * numbers. *out is malloc'ed.
  */
-int dp_nft_load(const char *path, const char *work_dir, bool check_only, char **content, struct dp_err *err);
+int dp_nft_resolve_defines(const char *path, const char *text, const struct dp_links *links, char **out,
+			   struct dp_err *err);
+
+/*
+ * Reads path, checks its scope, resolves aliases in its defines against links (unless NULL),
+ * validates it with a dry run, and unless check_only applies it: `add table inet router; delete
+ * table inet router;` followed by the file, in one transaction. work_dir receives the private
+ * copy that is actually loaded (so the file cannot change between the check and the load). On
+ * failure the running ruleset is untouched. *content (if not NULL) receives the applied text, as
+ * resolved (malloc'ed).
+ */
+int dp_nft_load(const char *path, const char *work_dir, bool check_only, const struct dp_links *links,
+		char **content, struct dp_err *err);
 
 #endif /* DP_NFT_H */

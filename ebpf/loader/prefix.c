@@ -231,10 +231,14 @@ int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_
 			end = buf + size;
 		*end = '\0';
 		{
+			/* '#' and ';' start a comment (';' as in Spamhaus' DROP lists: "1.2.3.0/24 ; SBL123") */
 			char *hash = memchr(line, '#', (size_t)(end - line));
+			char *semi = memchr(line, ';', (size_t)(end - line));
 
 			if (hash)
 				end = hash;
+			if (semi && semi < end)
+				end = semi;
 		}
 		for (tok = line; tok < end && is_space(*tok); tok++)
 			;

@@ -58,7 +58,7 @@ int dp_pfx_list_append(struct dp_pfx_list *dst, const struct dp_pfx_list *src);
 void dp_pfx_list_free(struct dp_pfx_list *l);
 
 /*
- * Loads a table file: one entry per line, '#' starts a comment, blank lines are ignored. Appends
+ * Loads a table file: one entry per line, '#' or ';' starts a comment, blank lines are ignored. Appends
  * to out. On the first bad line returns -1 with "FILE:LINE: ..." in err and leaves out unchanged.
  */
 int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_list *out, struct dp_err *err);

@@ -37,8 +37,45 @@ const char *const dp_default_bogons6[] = {
 	NULL,
 };
 
-int dp_guard_maps_find(struct bpf_object *obj, struct dp_runtime *rt, struct dp_guard_maps *m, struct dp_err *err)
+double dp_jiffy_ns(int clock_prog_fd)
 {
+	static double cached;
+	static const int hz[] = { 100, 250, 300, 1000 };
+	__u64 j[2];
+	double t[2], est, best = 0;
+
+	if (cached > 0)
+		return cached;
+	for (int i = 0; i < 2; i++) {
+		__u8 in[64] = { 0 }, out[64];
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = sizeof(in), .data_out = out,
+			    .data_size_out = sizeof(out), .repeat = 1);
+
+		if (i)
+			usleep(100000);
+		t[i] = dp_now_mono();
+		if (bpf_prog_test_run_opts(clock_prog_fd, &o) || o.data_size_out < 8)
+			return 0;
+		memcpy(&j[i], out, 8);
+	}
+	est = (double)(j[1] - j[0]) / (t[1] - t[0]);
+	if (est < 50 || est > 2000) {
+		errno = ERANGE; /* the counter did not move as a jiffies counter would */
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(hz) / sizeof(hz[0]); i++)
+		if (best == 0 || fabs(est - hz[i]) < fabs(est - best))
+			best = hz[i];
+	cached = 1e9 / best;
+	return cached;
+}
+
+int dp_guard_maps_find(struct bpf_object *obj, struct dp_runtime *rt, __u64 *sum, struct dp_guard_maps *m,
+		       struct dp_err *err)
+{
+	struct bpf_program *clock = bpf_object__find_program_by_name(obj, "dp_clock");
+
+	memset(m, 0, sizeof(*m));
 	for (int t = 0; t < DP_T_MAX; t++) {
 		struct bpf_map *map = bpf_object__find_map_by_name(obj, dp_table_map_names[t]);
 
@@ -46,14 +83,33 @@ int dp_guard_maps_find(struct bpf_object *obj, struct dp_runtime *rt, struct dp_
 			return dp_errf(err, "BPF object has no loaded map %s", dp_table_map_names[t]);
 		m->outer[t] = bpf_map__fd(map);
 	}
+	if (!clock || bpf_program__fd(clock) < 0)
+		return dp_errf(err, "BPF object has no loaded dp_clock program");
+	m->tick_ns = dp_jiffy_ns(bpf_program__fd(clock));
+	if (m->tick_ns <= 0)
+		return dp_errf(err, "cannot measure the kernel's jiffy with dp_clock: %s", strerror(errno));
 	m->rt = rt;
+	m->sum = sum;
 	return 0;
 }
 
-void dp_rl_params(uint32_t rate, uint32_t burst, struct dp_rl_params *out)
+void dp_rl_params(uint32_t rate, uint32_t burst, double tick_ns, struct dp_rl_params *out)
 {
-	double units_per_tick = (double)rate * ((double)(1u << DP_RL_TICK_SHIFT) / 1e9) * DP_RL_ONE;
+	double units_per_tick = (double)rate * (tick_ns / 1e9) * DP_RL_ONE;
+	uint64_t interval;
 
+	/* GCRA: time units of 1/2^24 jiffy per token; rate 0 spreads 2^62 units over the burst,
+	 * so a token comes back only after 2^38/burst jiffies (17 minutes at HZ 250 for the
+	 * largest burst, days for ordinary ones) and tat - now stays below 2^63 */
+	if (rate)
+		interval = (uint64_t)llround((double)(1ULL << DP_RL_TIME_SHIFT) * 1e9 / (tick_ns * rate));
+	else
+		interval = (1ULL << 62) / (burst ? burst : 1);
+	if (interval == 0)
+		interval = 1;
+	out->interval = interval;
+	out->tolerance = (uint64_t)(burst ? burst - 1 : 0) * interval;
+	/* the token-bucket variant of the benchmark's ablation */
 	out->mult = (uint64_t)llround(units_per_tick * (double)(1u << DP_RL_MULT_SHIFT));
 	out->burst_fp = burst * DP_RL_ONE;
 	out->cap_ticks = rate ? (uint32_t)ceil(out->burst_fp / units_per_tick) + 1 : 0;
@@ -326,6 +382,8 @@ struct build_ctx {
 	int n_cc;
 	struct pfx_ptrs allow4, allow6, bogon4, bogon6, block4, block6, geo4, geo6;
 	struct dp_pfx_list bogon_defaults;
+	uint64_t *bm24; /* the IPv4 blocklist's /24 codes, kept for the summary (NULL = none) */
+	uint8_t *cc24;  /* the IPv4 country of every /24, kept for the summary (NULL = none) */
 };
 
 /* Country index of a geo entry. */
@@ -473,6 +531,8 @@ static int build_block4(struct build_ctx *b)
 			goto out;
 	}
 	b->out->gen->flags |= DP_F_BLOCK4;
+	b->bm24 = bm;
+	bm = NULL;
 	rc = 0;
 out:
 #undef CODE
@@ -513,6 +573,8 @@ static int build_geo4(struct build_ctx *b)
 		goto out;
 	b->out->sizes.stored[DP_T_GEO24] = DP_GEO24_VALUES;
 	b->out->gen->flags |= DP_F_GEO4;
+	b->cc24 = cc;
+	cc = NULL;
 	rc = 0;
 out:
 	free(cc);
@@ -756,6 +818,179 @@ out:
 	return rc;
 }
 
+/* ---- per-/24 summary ---------------------------------------------------------------------------- */
+
+/* Sets (value 1) or clears bits [first, first + count) of a bitmap. */
+static void bits_fill(uint64_t *bm, uint32_t first, uint32_t count, int value)
+{
+	uint32_t i = first, end = first + count;
+
+	for (; i < end && (i & 63); i++)
+		bm[i >> 6] = value ? bm[i >> 6] | (1ULL << (i & 63)) : bm[i >> 6] & ~(1ULL << (i & 63));
+	for (; i + 64 <= end; i += 64)
+		bm[i >> 6] = value ? ~0ULL : 0;
+	for (; i < end; i++)
+		bm[i >> 6] = value ? bm[i >> 6] | (1ULL << (i & 63)) : bm[i >> 6] & ~(1ULL << (i & 63));
+}
+
+/* Bit i of a bitmap. */
+static int bit_of(const uint64_t *bm, uint32_t i)
+{
+	return (int)((bm[i >> 6] >> (i & 63)) & 1);
+}
+
+/* First 24 bits of a prefix and the number of /24 slots it spans (1 when longer than /24). */
+static void slots24(const struct dp_pfx *p, uint32_t *first, uint32_t *count)
+{
+	uint32_t top = ((uint32_t)p->addr[0] << 16) | ((uint32_t)p->addr[1] << 8) | p->addr[2];
+
+	*count = p->len >= 24 ? 1 : 1u << (24 - p->len);
+	*first = top & ~(*count - 1);
+}
+
+/* Marks every /24 slot that a prefix of the lists touches (covers or lies inside). */
+static void mark_touched(uint64_t *bm, const struct pfx_ptrs *a, const struct pfx_ptrs *b)
+{
+	const struct pfx_ptrs *lists[2] = { a, b };
+
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			uint32_t first, count;
+
+			slots24(lists[l]->v[i], &first, &count);
+			bits_fill(bm, first, count, 1);
+		}
+	}
+}
+
+/* True when country index cc is blocked in generation settings g (0 = unknown: never). */
+static bool cc_blocked(const struct dp_gen *g, uint8_t cc)
+{
+	return cc && ((g->geo_blocked[cc >> 6] >> (cc & 63)) & 1);
+}
+
+/*
+ * IPv4 summary from the finished /24 structures: a /24 touched by the allowlist or a bogon needs
+ * the full checks; otherwise the blocklist's /24 code carries over (covered -> BLOCK, /32 hosts
+ * only -> OTHER, /25-/31 -> DETAIL), except that a /24 whose country is blocked needs the full
+ * checks unless the blocklist covers it (the blocklist comes first).
+ */
+static void build_summary4(struct build_ctx *b, __u64 *sum, const uint64_t *touched)
+{
+	const struct dp_gen *g = b->out->gen;
+
+	for (uint32_t w = 0; w < DP_SUM_WORDS; w++) {
+		uint64_t code = b->bm24 ? b->bm24[w] : 0;
+		uint32_t t = (uint32_t)(touched[w >> 1] >> ((w & 1) * 32));
+
+		if (!t && !b->cc24) {
+			sum[w] = code; /* the common case: the blocklist's codes as they are */
+			continue;
+		}
+		for (uint32_t lane = 0; lane < 32; lane++) {
+			uint32_t s24 = w * 32 + lane;
+			uint64_t c = (code >> (lane * 2)) & 3;
+
+			if (((t >> lane) & 1) || (c != DP_BM24_COVERED && b->cc24 && cc_blocked(g, b->cc24[s24])))
+				code |= 3ULL << (lane * 2);
+		}
+		/* the blocklist codes are the summary codes: CLEAN, COVERED = BLOCK, HOSTS = OTHER, MIXED = DETAIL */
+		sum[w] = code;
+	}
+}
+
+/*
+ * IPv6 summary keyed by the first 24 bits. Geo: a slot's base country is that of the longest
+ * geo prefix of length <= 24 covering it (painted shortest first); longer geo prefixes inside
+ * the slot mark it as holding a blocked and/or an unblocked country. The slot is uniformly
+ * blocked when its base is blocked and nothing inside is unblocked, uniformly clean when its base
+ * is not blocked and nothing inside is blocked.
+ */
+static int build_summary6(struct build_ctx *b, __u64 *sum, uint64_t *touched)
+{
+	const size_t words = (1u << 24) / 64;
+	uint64_t *cov = calloc(words, 8), *part = calloc(words, 8), *base = calloc(words, 8);
+	uint64_t *in_blk = calloc(words, 8), *in_ok = calloc(words, 8);
+	const struct dp_gen *g = b->out->gen;
+	int rc = -1;
+
+	if (!cov || !part || !base || !in_blk || !in_ok) {
+		dp_errf(b->err, "summary: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < b->block6.n; i++) {
+		uint32_t first, count;
+
+		slots24(b->block6.v[i], &first, &count);
+		bits_fill(b->block6.v[i]->len <= 24 ? cov : part, first, count, 1);
+	}
+	/* geo6 is sorted by (length, address): longer prefixes paint over shorter ones */
+	for (size_t i = 0; i < b->geo6.n; i++) {
+		const struct dp_pfx *p = b->geo6.v[i];
+		bool blk = cc_blocked(g, cc_of(b, p));
+		uint32_t first, count;
+
+		slots24(p, &first, &count);
+		if (p->len <= 24)
+			bits_fill(base, first, count, blk);
+		else
+			bits_fill(blk ? in_blk : in_ok, first, count, 1);
+	}
+	for (uint32_t w = 0; w < DP_SUM_WORDS; w++) {
+		uint32_t k = w >> 1, sh = (w & 1) * 32;
+		uint64_t code = 0;
+
+		/* most /24s have nothing at all: 32 of them settled with six loads */
+		if (!(uint32_t)((touched[k] | part[k] | cov[k] | base[k] | in_blk[k] | in_ok[k]) >> sh)) {
+			sum[w] = 0;
+			continue;
+		}
+		for (uint32_t lane = 0; lane < 32; lane++) {
+			uint32_t s = w * 32 + lane;
+			uint64_t c;
+
+			if (bit_of(touched, s) || bit_of(part, s))
+				c = DP_SUM_DETAIL;
+			else if (bit_of(cov, s))
+				c = DP_SUM_BLOCK;
+			else if (bit_of(base, s))
+				c = bit_of(in_ok, s) ? DP_SUM_DETAIL : DP_SUM_OTHER;
+			else
+				c = bit_of(in_blk, s) ? DP_SUM_DETAIL : DP_SUM_CLEAN;
+			code |= c << (lane * 2);
+		}
+		sum[w] = code;
+	}
+	rc = 0;
+out:
+	free(cov);
+	free(part);
+	free(base);
+	free(in_blk);
+	free(in_ok);
+	return rc;
+}
+
+/* Both summaries into out->sum. */
+static int build_summary(struct build_ctx *b)
+{
+	uint64_t *touched = calloc((1u << 24) / 64, 8);
+	int rc = -1;
+
+	b->out->sum = calloc(2 * (size_t)DP_SUM_WORDS, sizeof(uint64_t));
+	if (!touched || !b->out->sum) {
+		free(touched);
+		return dp_errf(b->err, "summary: out of memory");
+	}
+	mark_touched(touched, &b->allow4, &b->bogon4);
+	build_summary4(b, b->out->sum, touched);
+	memset(touched, 0, (1u << 24) / 8);
+	mark_touched(touched, &b->allow6, &b->bogon6);
+	rc = build_summary6(b, b->out->sum + DP_SUM_WORDS, touched);
+	free(touched);
+	return rc;
+}
+
 /* Allowlist or bogon list of one family: gate bits plus an LPM of the prefixes longer than /16. */
 static int build_gated(struct build_ctx *b, const struct pfx_ptrs *l, int family, unsigned shift, enum dp_table_id t,
 		       const char *name)
@@ -866,10 +1101,18 @@ int dp_tables_build(const struct dp_table_input *in, struct dp_built *out, struc
 	if ((b->block6.n || b->geo6.n) && build_v6(b))
 		goto fail;
 
+	{
+		double t0 = dp_now_mono();
+
+		if (build_summary(b))
+			goto fail;
+		out->summary_s = dp_now_mono() - t0;
+	}
+
 	out->gen->seed = in->seed;
-	dp_rl_params(in->syn.rate, in->syn.burst, &out->gen->rl[DP_RL_SYN]);
-	dp_rl_params(in->icmp.rate, in->icmp.burst, &out->gen->rl[DP_RL_ICMP]);
-	dp_rl_params(in->udp.rate, in->udp.burst, &out->gen->rl[DP_RL_UDP]);
+	out->rates[DP_RL_SYN] = in->syn;
+	out->rates[DP_RL_ICMP] = in->icmp;
+	out->rates[DP_RL_UDP] = in->udp;
 	if (in->ratelimit)
 		out->gen->flags |= DP_F_RATELIMIT;
 	rc = 0;
@@ -888,23 +1131,54 @@ done:
 	free(b->block6.v);
 	free(b->geo4.v);
 	free(b->geo6.v);
+	free(b->bm24);
+	free(b->cc24);
 	free(b);
 	return rc;
+}
+
+/*
+ * Waits for an RCU grace period: a successful update of a map-in-map slot does (the kernel makes
+ * sure no program still uses the map it replaced). slot is idle, and the dummy is removed again.
+ */
+static int grace_period(const struct dp_guard_maps *m, uint32_t slot, struct dp_err *err)
+{
+	int fd = new_map(BPF_MAP_TYPE_LPM_TRIE, "dp_sync", sizeof(struct dp_lpm4_key), 1, 1, BPF_F_NO_PREALLOC, err);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = bpf_map_update_elem(m->outer[DP_T_ALLOW4], &slot, &fd, BPF_ANY);
+	close(fd);
+	if (rc || bpf_map_delete_elem(m->outer[DP_T_ALLOW4], &slot))
+		return dp_errf(err, "cannot wait for a grace period: %s", strerror(errno));
+	return 0;
 }
 
 int dp_tables_publish(const struct dp_guard_maps *m, const struct dp_built *b, struct dp_err *err)
 {
 	uint32_t next = (__atomic_load_n(&m->rt->active, __ATOMIC_ACQUIRE) & 1) ^ 1;
+	struct dp_gen *g = &m->rt->gen[next];
+	bool waited = false;
 
-	memcpy(&m->rt->gen[next], b->gen, sizeof(*b->gen));
+	/* The inner maps first: each successful slot update waits until no program runs on the
+	 * generation it replaces, so afterwards no packet still reads the idle generation's
+	 * settings (a packet that began before the last flip has finished). */
 	for (int t = 0; t < DP_T_MAX; t++) {
 		if (b->inner[t] >= 0) {
 			if (bpf_map_update_elem(m->outer[t], &next, &b->inner[t], BPF_ANY))
 				return dp_errf(err, "cannot install table %s: %s", dp_table_map_names[t], strerror(errno));
+			waited = true;
 		} else if (bpf_map_delete_elem(m->outer[t], &next) && errno != ENOENT) {
 			return dp_errf(err, "cannot clear table %s: %s", dp_table_map_names[t], strerror(errno));
 		}
 	}
+	if (!waited && grace_period(m, next, err))
+		return -1;
+	memcpy(g, b->gen, sizeof(*b->gen));
+	for (int c = DP_RL_SYN; c <= DP_RL_UDP; c++)
+		dp_rl_params(b->rates[c].rate, b->rates[c].burst, m->tick_ns, &g->rl[c]);
+	memcpy(m->sum + ((size_t)next << 20), b->sum, 2 * (size_t)DP_SUM_WORDS * sizeof(__u64));
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	__atomic_store_n(&m->rt->active, next, __ATOMIC_RELEASE);
 	return 0;
@@ -918,5 +1192,7 @@ void dp_built_free(struct dp_built *b)
 		b->inner[t] = -1;
 	}
 	free(b->gen);
+	free(b->sum);
 	b->gen = NULL;
+	b->sum = NULL;
 }

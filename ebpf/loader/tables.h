@@ -63,17 +63,27 @@ struct dp_table_sizes {
 
 struct dp_built {
 	int inner[DP_T_MAX]; /* -1 = no table: the slot is emptied */
-	struct dp_gen *gen;
+	struct dp_gen *gen;  /* rate parameters are filled in at publish (they depend on the clock) */
+	struct dp_rate rates[DP_RL_PARAMS];
+	__u64 *sum;          /* per-/24 summary: DP_SUM_WORDS IPv4 words, then DP_SUM_WORDS IPv6 words */
+	double summary_s;    /* time the summary took to build (benchmark) */
 	struct dp_table_sizes sizes;
 };
 
 struct dp_guard_maps {
 	int outer[DP_T_MAX];
-	struct dp_runtime *rt; /* the program's .bss, mapped */
+	struct dp_runtime *rt; /* in the program's .bss, mapped */
+	__u64 *sum;            /* dp_sum in the program's .bss (both generations) */
+	double tick_ns;        /* length of one bucket clock tick (a jiffy) in ns */
 };
 
-/* Finds the outer maps in a loaded WAN guard object; rt is its mapped .bss. */
-int dp_guard_maps_find(struct bpf_object *obj, struct dp_runtime *rt, struct dp_guard_maps *m, struct dp_err *err);
+/*
+ * Finds the outer maps in a loaded WAN guard object and measures the kernel's jiffy length with
+ * the object's dp_clock program (once per process: ~100 ms). rt and sum are the object's dp_rt
+ * and dp_sum in its mapped .bss (skeleton: &skel->bss->dp_rt, skel->bss->dp_sum).
+ */
+int dp_guard_maps_find(struct bpf_object *obj, struct dp_runtime *rt, __u64 *sum, struct dp_guard_maps *m,
+		       struct dp_err *err);
 
 /*
  * Builds a generation from in. On failure nothing is left behind and err says why (e.g. a
@@ -87,8 +97,15 @@ int dp_tables_publish(const struct dp_guard_maps *m, const struct dp_built *b, s
 /* Closes b's inner map descriptors (published maps stay alive through the outer maps). */
 void dp_built_free(struct dp_built *b);
 
-/* Rate/burst in tokens per second -> the fixed-point parameters the program uses. */
-void dp_rl_params(uint32_t rate, uint32_t burst, struct dp_rl_params *out);
+/* Rate/burst in tokens per second and the clock tick in ns -> the program's fixed-point parameters. */
+void dp_rl_params(uint32_t rate, uint32_t burst, double tick_ns, struct dp_rl_params *out);
+
+/*
+ * Length of a jiffy in ns, measured by running clock_prog (the WAN guard's dp_clock) twice 100 ms
+ * apart and rounding to the nearest CONFIG_HZ the kernel offers (100, 250, 300, 1000). The result
+ * is cached for the process. Returns 0 when the program cannot run.
+ */
+double dp_jiffy_ns(int clock_prog_fd);
 
 
 #endif /* DP_TABLES_H */

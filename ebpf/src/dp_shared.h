@@ -56,21 +56,28 @@ enum dp_rl_class {
 };
 #define DP_RL_CLASSES 3
 #define DP_RL_PARAMS 4          /* dp_gen.rl[] is indexed by class (entry 0 unused) */
-#define DP_RL_ONE 4096u         /* one token in fixed point (12 fractional bits) */
+#define DP_RL_ONE 4096u         /* token-bucket variant: one token in fixed point (12 fractional bits) */
 #define DP_RL_MAX_BURST 1048575u
-#define DP_RL_TICK_SHIFT 20     /* bucket clock: coarse monotonic ns >> 20 (1.048576 ms) */
 #define DP_RL_MULT_SHIFT 16
 #define DP_RL_HASH_MUL 0x9E3779B97F4A7C15ULL
+#define DP_RL_TIME_SHIFT 24     /* bucket time unit: 1/2^24 jiffy */
 
 /*
- * Bucket word: low 32 bits tokens (fixed point), high 32 bits the tick of the last update.
- * A zero word is a bucket never touched: it starts full.
+ * Bucket word: the slot's theoretical arrival time (GCRA, the virtual-scheduling form of a token
+ * bucket) in units of 1/2^24 jiffy; 0 = never touched (the bucket starts full). A packet at time
+ * now conforms when max(tat, now) - now <= tolerance and then moves tat to max(tat, now) +
+ * interval: `burst` packets at once, `rate` per second sustained.
+ *
+ * (Benchmark ablation only, DP_ABL_TOKEN_BUCKET: low 32 bits tokens in fixed point, high 32
+ * bits the tick of the last update.)
  */
 
 struct dp_rl_params {
-	__u64 mult;      /* token units added per tick, << DP_RL_MULT_SHIFT */
-	__u32 burst_fp;  /* burst * DP_RL_ONE */
-	__u32 cap_ticks; /* ticks after which the bucket is full again anyway (bounds the multiply) */
+	__u64 interval;  /* time units per token (1/rate) */
+	__u64 tolerance; /* (burst - 1) * interval */
+	__u64 mult;      /* token-bucket variant: token units added per tick, << DP_RL_MULT_SHIFT */
+	__u32 burst_fp;  /* token-bucket variant: burst * DP_RL_ONE */
+	__u32 cap_ticks; /* token-bucket variant: ticks after which the bucket is full again anyway */
 };
 
 /* dp_gen.flags */
@@ -93,6 +100,20 @@ struct dp_rl_params {
 #define DP_BM24_HOSTS 2u   /* /32 entries inside: ask the host hash */
 #define DP_BM24_MIXED 3u   /* /25-/31 entries inside (and maybe /32): ask the hash and the LPM */
 #define DP_BM24_WORDS (1u << 19)
+
+/*
+ * Per-/24 summary (dp_sum, an array in the program's .bss): 2 bits per /24, built in user space
+ * from every source-address table at once, so that one load decides the common case. IPv4 is
+ * keyed by the /24 of the address, IPv6 by its first 24 bits. Generation g, family f (0 = IPv4,
+ * 1 = IPv6), word w at index (g << 20) | (f << 19) | w; 32 codes per word.
+ */
+#define DP_SUM_CLEAN 0u  /* no allowlist, bogon, blocklist or blocked-country entry touches the /24 */
+#define DP_SUM_BLOCK 1u  /* the blocklist covers the /24, and no allowlist or bogon entry touches it */
+#define DP_SUM_OTHER 2u  /* IPv4: only /32 blocklist hosts inside: the host hash decides, else clean;
+			  * IPv6: every address resolves to a blocked country, nothing earlier touches it */
+#define DP_SUM_DETAIL 3u /* anything else: the full checks */
+#define DP_SUM_WORDS (1u << 19) /* per family and generation (4 MiB) */
+#define DP_SUM_ENTRIES (4u << 19)
 
 /* IPv4 geo: one country index byte per /24 (0 = unknown), 64 per array value. */
 #define DP_GEO24_VALUES (1u << 18)

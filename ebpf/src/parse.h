@@ -34,6 +34,8 @@ static __always_inline void *cur_pull(struct cursor *c, __u32 len)
 {
 	void *p = c->pos;
 
+	/* packet pointers are never NULL: lets the compiler drop the callers' NULL tests on success */
+	__builtin_assume(p != NULL);
 	if (p + len > c->end)
 		return NULL;
 	c->pos = p + len;

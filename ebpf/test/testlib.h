@@ -60,6 +60,19 @@ int test_run(int prog_fd, const uint8_t *frame, size_t len, uint32_t repeat, uin
 /* Sums a per-CPU array entry made of nfields u64 counters. */
 int percpu_read(int map_fd, uint32_t key, uint64_t *out, int nfields);
 
+/*
+ * Reads a per-CPU array of {packets, bytes} counters in one batch: out[key] (if out is not NULL)
+ * holds each entry summed over the CPUs, tot the sum of all entries.
+ */
+int percpu_table(int fd, uint32_t entries, uint64_t out[][2], uint64_t tot[2]);
+
+/*
+ * The WAN guard's verdict counters as the loader reports them: every reason from dp_stats, and
+ * clean (DP_STAT_PASS, never written by the program) as the total of dp_vlan_stats minus the
+ * other reasons. out[s] = { packets, bytes }.
+ */
+int guard_counters(int stats_fd, int vlans_fd, uint64_t out[][2]);
+
 /* Hex dump of a frame into buf. */
 void hex(const uint8_t *p, size_t n, char *buf, size_t cap);
 

@@ -218,7 +218,7 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
         for (const n of dep.network) expect(["addresses", "connectivity", "hostname", "etcfiles"]).toContain(n);
       if (dep.path) expect(dep.path.startsWith("/")).toBe(true);
     }
-    expect(spec.depends).toEqual([{ network: ["addresses"] }, { configuration: true }]);
+    expect(spec.depends).toEqual([{ network: ["addresses", "etcfiles"] }, { configuration: true }]);
     expect(spec.container.args).toEqual(["--config", "/usr/local/etc/router-dataplane/dataplane.conf"]);
     expect(spec.container.security.writeableRootfs).toBe(false);
     const entry = file(`rootfs/usr/local/lib/containers/${NAME}${spec.container.entrypoint}`);
@@ -226,13 +226,13 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
     expect(entry!.mode & 0o111).toBe(0o111);
   });
 
-  it("gives every mount of the service a comment with its reason, and mounts only bpffs and the state directory", () => {
+  it("gives every mount of the service a comment with its reason, and mounts only bpffs, the state directory and the host's resolv.conf (read-only)", () => {
     const text = file(`rootfs/usr/local/etc/containers/${NAME}.yaml`)!.data.toString("utf8");
     const doc = parseDocument(text);
     const mounts = (doc.get("container") as YAMLMap).get("mounts");
     expect(isSeq(mounts)).toBe(true);
     const items = isSeq(mounts) ? mounts.items : [];
-    expect(items.length).toBe(2);
+    expect(items.length).toBe(3);
     items.forEach((item, i) => {
       expect(isMap(item)).toBe(true);
       // the yaml library hangs the first item's comment on the sequence itself
@@ -243,7 +243,19 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
     expect(spec.container.mounts.map((m: { destination: string }) => m.destination)).toEqual([
       "/sys/fs/bpf",
       "/var/lib/router-dataplane",
+      "/etc/resolv.conf",
     ]);
+    expect(spec.container.mounts[2].options).toContain("ro");
+    // a read-only rootfs cannot grow a mount point: the image carries an empty one
+    expect(file(`rootfs/usr/local/lib/containers/${NAME}/etc/resolv.conf`)?.type).toBe("0");
+  });
+
+  it("ships the CA bundle at the path libcurl was built to read, for the feed downloads", () => {
+    const ca = spawnSync("curl-config", ["--ca"], { encoding: "utf8" }).stdout.trim();
+    expect(ca).toMatch(/^\//);
+    const bundle = file(`rootfs/usr/local/lib/containers/${NAME}${ca}`);
+    expect(bundle?.type).toBe("0");
+    expect(bundle!.data.toString("utf8")).toMatch(/-----BEGIN CERTIFICATE-----/);
   });
 
   it("runs the loader and nft from the container rootfs alone (libraries and dynamic loader are all shipped)", () => {

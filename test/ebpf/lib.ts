@@ -14,7 +14,7 @@ export const LOADER = join(BUILD, "router-dataplane");
 export const FIXTURES = join(EBPF, "test/fixtures");
 
 /** Commands every eBPF tier needs (the build's toolchain). */
-export const BUILD_COMMANDS = ["make", "clang", "llvm-strip", "bpftool", "gcc", "flock"];
+export const BUILD_COMMANDS = ["make", "clang", "llvm-strip", "bpftool", "gcc", "flock", "curl-config"];
 
 /**
  * Runs `make -C ebpf [target]` under a lock on the Makefile, so test files running in parallel
@@ -72,9 +72,18 @@ export function inNetns(ns: string, cmd: string, args: string[], input?: string)
   return execFileSync("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args], { encoding: "utf8", input });
 }
 
-/** Spawns a long-running command inside a network namespace. */
-export function spawnInNetns(ns: string, cmd: string, args: string[]): ChildProcess {
-  return spawn("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** Spawns a long-running command inside a network namespace (env is added to ours). */
+export function spawnInNetns(
+  ns: string,
+  cmd: string,
+  args: string[],
+  o: { env?: Record<string, string>; cwd?: string } = {},
+): ChildProcess {
+  return spawn("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...o.env },
+    cwd: o.cwd,
+  });
 }
 
 /** Collects a child's output; resolves when it exits. */

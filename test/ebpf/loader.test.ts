@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import {
@@ -212,6 +212,113 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
       expect: [/syntax\.nft: nftables rejected the ruleset:/, /syntax\.nft:4:/],
     },
   ];
+
+  const WAN = `
+[wan wan0]
+priority = 10
+mark = 0x10
+table = 101
+probe = 1.1.1.1
+probe_interval = 2s
+probe_timeout = 1s
+down_after = 3
+up_after = 2
+`;
+  const FEED = `
+[feed spamhaus-drop]
+url = https://www.spamhaus.org/drop/drop.txt
+kind = block
+refresh = 12h
+`;
+  const withExtra = (extra: string) => (c: string) => `${c}\n${extra}`;
+  bad.push(
+    {
+      name: "a WAN mark outside the WAN bits",
+      why: "marks outside 0xf0 collide with kube-proxy's and Cilium's mark bits",
+      conf: withExtra(WAN.replace("mark = 0x10", "mark = 0x100")),
+      expect: [/\[wan wan0\] mark = 0x100: expected a non-zero mark within 0xf0 \(bits 4-7, e\.g\. 0x10, 0x20, \.\.\. 0xf0\)/],
+    },
+    {
+      name: "a WAN without its routing table",
+      why: "its replies and probes would have no table to leave through",
+      conf: withExtra(WAN.replace("table = 101\n", "")),
+      expect: [/good\.conf:\d+: \[wan wan0\]: table required \(priority 0-65535, mark within 0xf0, table\)/],
+    },
+    {
+      name: "a WAN table that is main",
+      why: "copying default routes into the main table would duplicate networkd's routes",
+      conf: withExtra(WAN.replace("table = 101", "table = 254")),
+      expect: [/\[wan wan0\] table = 254: expected a routing table number from 1 to 4294967295 other than 253, 254 and 255/],
+    },
+    {
+      name: "two WANs with the same priority",
+      why: "the active WAN would depend on the order of the sections",
+      conf: withExtra(`${WAN}${WAN.replace("[wan wan0]", "[wan wan1]").replace("0x10", "0x20").replace("101", "102")}`),
+      expect: [/\[wan wan1\]: priority 10 is already used by \[wan wan0\] \(line \d+\)/],
+    },
+    {
+      name: "a probe timeout longer than the interval",
+      why: "rounds would overlap and failover would take longer than interval × down_after",
+      conf: withExtra(WAN.replace("probe_timeout = 1s", "probe_timeout = 3s")),
+      expect: [/\[wan wan0\]: probe_timeout \(3000 ms\) is longer than probe_interval \(2000 ms\)/],
+    },
+    {
+      name: "a probe target that is a host name",
+      why: "resolving names needs DNS through the very uplink being probed",
+      conf: withExtra(WAN.replace("probe = 1.1.1.1", "probe = one.one.one.one")),
+      expect: [/\[wan wan0\] probe = one\.one\.one\.one: expected an IPv4 or IPv6 address literal/],
+    },
+    {
+      name: "a malformed probe interval",
+      why: "a unit-less number is ambiguous (seconds? milliseconds?)",
+      conf: withExtra(WAN.replace("probe_interval = 2s", "probe_interval = 2")),
+      expect: [/\[wan wan0\] probe_interval = 2: expected a duration such as 500ms, 2s, 5m or 1h30m/],
+    },
+    {
+      name: "a feed over plain HTTP",
+      why: "an unauthenticated download could inject or remove blocklist entries",
+      conf: withExtra(FEED.replace("https://", "http://")),
+      expect: [/\[feed spamhaus-drop\] url = http:\/\/www\.spamhaus\.org\/drop\/drop\.txt: expected an https:\/\/ URL/],
+    },
+    {
+      name: "a feed of an unknown kind",
+      why: "the list would land in no table",
+      conf: withExtra(FEED.replace("kind = block", "kind = deny")),
+      expect: [/\[feed spamhaus-drop\] kind = deny: expected block, allow or geo/],
+    },
+    {
+      name: "a feed name that is not a file name",
+      why: "the name becomes the cache file's name under state_dir",
+      conf: withExtra(FEED.replace("[feed spamhaus-drop]", "[feed ../etc]")),
+      expect: [/'\.\.\/etc' is not a valid feed name \(1-63 of a-z 0-9 '-'/],
+    },
+  );
+
+  it("accepts the renderer's dev output as rendered (multi-WAN and feed sections included), paths adjusted", () => {
+    const out = join(dir, "render");
+    const r = spawnSync("node", ["--import", "tsx", join(__dirname, "../../cli/render.ts"), "--stack", "dev", "--out", out], {
+      encoding: "utf8",
+      cwd: join(__dirname, "../.."),
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const text = readFileSync(join(out, "dataplane/dataplane.conf"), "utf8");
+    expect(text).toMatch(/^\[wan wan0\]$/m);
+    expect(text).toMatch(/^\[feed /m);
+    const conf = writeConf(
+      "rendered.conf",
+      text.replaceAll("/usr/local/etc/router-dataplane", join(out, "dataplane")).replaceAll(
+        "/var/lib/router-dataplane",
+        join(dir, "rendered-state"),
+      ),
+    );
+    const c = check(conf);
+    expect(c.log.map((l) => `${l.event}: ${l.msg}`)).toContainEqual(expect.stringMatching(/^check_ok: .*0 of 1 feeds cached\) and ruleset are valid/));
+    expect(c.status).toBe(0);
+    // a cached copy of the feed is part of the check (as it is of a start)
+    mkdirSync(join(dir, "rendered-state/feeds"), { recursive: true });
+    writeFileSync(join(dir, "rendered-state/feeds/spamhaus-drop.txt"), "; cached\n1.10.16.0/20 ; SBL256894\n");
+    expect(check(conf).log.map((l) => l.msg)).toContainEqual(expect.stringMatching(/\(1 of 1 feeds cached\)/));
+  });
 
   for (const b of bad) {
     it(`rejects ${b.name} with the file, line and what is allowed (${b.why})`, () => {

@@ -43,7 +43,9 @@ describe.skipIf(!t.ok)("BPF programs", () => {
       "bench_pass.bpf.o:bench_pass",
       "segment_qos.bpf.o:segment_egress",
       "segment_qos.bpf.o:segment_ingress",
+      "wan_guard.bpf.o:dp_clock",
       "wan_guard.bpf.o:wan_guard",
+      "wan_guard_bench.bpf.o:dp_clock",
       "wan_guard_bench.bpf.o:wan_guard",
     ]);
     expect(r.status).toBe(0);
@@ -95,9 +97,9 @@ describe.skipIf(!t.ok)("BPF programs", () => {
       expect(g.some((r) => r.got === "pass_non_ip")).toBe(true);
     });
 
-    it("exhausts each token bucket (SYN, ICMP echo, UDP; IPv4 and IPv6) at its burst and refills it with time", () => {
+    it("exhausts each token bucket (SYN, ICMP echo, UDP; IPv4 and IPv6) at its burst, refills it with time, and holds the configured rate over a second", () => {
       const g = group("ratelimit");
-      expect(g.length).toBe(6);
+      expect(g.length).toBe(7);
       expect(failures(g)).toEqual([]);
     });
 

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tables.h"
 #include "testlib.h"
 
 static void put16(uint8_t *p, uint16_t v)
@@ -225,4 +227,49 @@ void hex(const uint8_t *p, size_t n, char *buf, size_t cap)
 	for (size_t i = 0; i < n && o + 3 < cap; i++)
 		o += (size_t)snprintf(buf + o, cap - o, "%02x", p[i]);
 	buf[o] = '\0';
+}
+
+int percpu_table(int fd, uint32_t entries, uint64_t out[][2], uint64_t tot[2])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint32_t *keys = calloc(entries, sizeof(*keys)), count = entries, batch = 0;
+	uint64_t *v = calloc((size_t)entries * (size_t)ncpu * 2, sizeof(uint64_t));
+	int rc = -1;
+
+	tot[0] = tot[1] = 0;
+	if (!keys || !v)
+		goto out;
+	if (bpf_map_lookup_batch(fd, NULL, &batch, keys, v, &count, NULL) && errno != ENOENT)
+		goto out;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t p = 0, b = 0;
+
+		for (int c = 0; c < ncpu; c++) {
+			p += v[((size_t)i * (size_t)ncpu + (size_t)c) * 2];
+			b += v[((size_t)i * (size_t)ncpu + (size_t)c) * 2 + 1];
+		}
+		if (out && keys[i] < entries) {
+			out[keys[i]][0] = p;
+			out[keys[i]][1] = b;
+		}
+		tot[0] += p;
+		tot[1] += b;
+	}
+	rc = 0;
+out:
+	free(keys);
+	free(v);
+	return rc;
+}
+
+int guard_counters(int stats_fd, int vlans_fd, uint64_t out[][2])
+{
+	uint64_t all[2], frames[2];
+
+	memset(out, 0, sizeof(uint64_t) * 2 * DP_STAT_MAX);
+	if (percpu_table(stats_fd, DP_STAT_MAX, out, all) || percpu_table(vlans_fd, DP_VLAN_IDS, NULL, frames))
+		return -1;
+	out[DP_STAT_PASS][0] = frames[0] - (all[0] - out[DP_STAT_PASS][0]);
+	out[DP_STAT_PASS][1] = frames[1] - (all[1] - out[DP_STAT_PASS][1]);
+	return 0;
 }

@@ -1,0 +1,308 @@
+/**
+ * Feeds: the loader fetches blocklists over HTTPS itself (libcurl, TLS verified against a test CA
+ * given in CURL_CA_BUNDLE), caches them under state_dir/feeds, and puts them in the WAN guard. The
+ * HTTPS servers are `openssl s_server -WWW` in the peer namespace: one with a certificate from the
+ * test CA, one with a self-signed certificate the loader must refuse. Traffic through the guard
+ * shows which list is active.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { tier } from "../helpers/tier";
+import {
+  BUILD_COMMANDS,
+  LOADER,
+  TOOLS,
+  buildEbpf,
+  collect,
+  ensureBpffs,
+  inNetns,
+  ip,
+  jsonLines,
+  parseMetrics,
+  sleep,
+  spawnInNetns,
+  tempDir,
+  waitFor,
+} from "./lib";
+
+const t = tier("ebpf-feeds", { root: true, commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "openssl"] });
+
+const ID = process.pid % 100000;
+const RTR = `fdr${ID}`;
+const PEER = `fdp${ID}`;
+const PIN = `/sys/fs/bpf/router-dataplane-feeds-${process.pid}`;
+const PORT = 21000 + (process.pid % 1000);
+const WAN_ADDR = "81.2.69.1";
+const SERVER = "81.2.69.10";
+const CLEAN = "8.8.8.8";
+const IN_V1 = "185.220.101.5"; // in the first list
+const IN_V2 = "77.247.181.10"; // in the second list only
+
+const LIST_V1 = "; Spamhaus DROP List 2026/11/21 - (c) 2026 The Spamhaus Project\n; Last-Modified: Sat, 21 Nov 2026\n185.220.101.0/24 ; SBL123\n45.155.205.0/24 ; SBL456\n";
+const LIST_V2 = "; Spamhaus DROP List 2026/11/22\n77.247.181.0/24 ; SBL789\n";
+
+interface LogLine {
+  level: string;
+  event: string;
+  msg: string;
+}
+
+describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and restart from the cache", () => {
+  let dir = "";
+  let www = "";
+  let conf = "";
+  let wanMac = "";
+  let loader: ChildProcess | undefined;
+  let log = "";
+  let trusted: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
+
+  const events = () => jsonLines<LogLine>(log);
+  const metrics = () => parseMetrics(inNetns(RTR, "curl", ["-sf", `http://127.0.0.1:${PORT}/metrics`]));
+  const metric = (k: string) => metrics().get(k) ?? Number.NaN;
+  const cache = () => join(dir, "state/feeds/drop.txt");
+
+  function openssl(...args: string[]): void {
+    execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
+  }
+
+  /** An HTTPS server on port serving www with certificate cert (name in dir). */
+  async function server(port: number, cert: string): Promise<ChildProcess> {
+    const c = spawnInNetns(
+      PEER,
+      "openssl",
+      ["s_server", "-WWW", "-accept", `${SERVER}:${port}`, "-cert", join(dir, `${cert}.pem`), "-key", join(dir, `${cert}.key`)],
+      { cwd: www },
+    );
+    children.push(c);
+    let out = "";
+    c.stdout?.on("data", (d) => (out += d));
+    c.stderr?.on("data", (d) => (out += d));
+    await waitFor(`the HTTPS server on ${port}`, () => out.includes("ACCEPT") || c.exitCode !== null);
+    if (c.exitCode !== null) throw new Error(`s_server exited: ${out}`);
+    return c;
+  }
+
+  async function stop(c: ChildProcess | undefined): Promise<void> {
+    if (!c || c.exitCode !== null) return;
+    const done = new Promise((r) => c.on("close", r));
+    c.kill("SIGTERM");
+    await done;
+  }
+
+  /** Serves text as the feed (replaced by rename, as a publisher would). */
+  function publish(text: string): void {
+    writeFileSync(join(www, "drop.txt.tmp"), text);
+    renameSync(join(www, "drop.txt.tmp"), join(www, "drop.txt"));
+  }
+
+  async function startLoader(): Promise<void> {
+    const before = events().filter((e) => e.event === "started").length;
+    loader = spawnInNetns(RTR, LOADER, ["--config", conf], { env: { CURL_CA_BUNDLE: join(dir, "ca.pem") } });
+    loader.stderr?.on("data", (d) => (log += d));
+    await waitFor("the loader to start", () => {
+      if (loader?.exitCode !== null) throw new Error(`loader exited:\n${log}`);
+      return events().filter((e) => e.event === "started").length > before;
+    });
+    await waitFor("the metrics endpoint", () => {
+      try {
+        return metrics().has("router_dataplane_reloads_total");
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  async function stopLoader(): Promise<void> {
+    const l = loader;
+    if (!l || l.exitCode !== null) return;
+    const done = new Promise((r) => l.on("close", r));
+    l.kill("SIGTERM");
+    await done;
+  }
+
+  /** Which of the sources get through the guard (one tagged UDP burst each). */
+  async function passing(sources: string[]): Promise<string[]> {
+    const sink = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", "9999"]);
+    children.push(sink);
+    const out = collect(sink);
+    let ready = "";
+    sink.stdout?.on("data", (d) => (ready += d));
+    await waitFor("the sink", () => ready.includes('"ready"'));
+    await Promise.all(
+      sources.map((src, i) =>
+        collect(
+          spawnInNetns(PEER, join(TOOLS, "traffic"), [
+            "send",
+            "--ifname",
+            "wanp",
+            "--dst-mac",
+            wanMac,
+            "--src",
+            src,
+            "--dst",
+            WAN_ADDR,
+            "--port",
+            "9999",
+            "--tag",
+            String(i + 1),
+            "--count",
+            "20",
+            "--pps",
+            "1000",
+          ]),
+        ),
+      ),
+    );
+    await sleep(300);
+    sink.kill("SIGTERM");
+    const tags = jsonLines<{ tags?: Record<string, { distinct: number }> }>((await out).stdout).find((l) => l.tags)?.tags;
+    if (!tags) throw new Error("the sink printed no counts");
+    return sources.filter((_, i) => (tags[String(i + 1)]?.distinct ?? 0) === 20);
+  }
+
+  beforeAll(async () => {
+    buildEbpf("loader");
+    buildEbpf("tests");
+    ensureBpffs();
+    dir = tempDir("dp-feeds-");
+    www = join(dir, "www");
+    mkdirSync(www);
+    // a test CA and a server certificate from it; a second, self-signed certificate nobody trusts
+    writeFileSync(join(dir, "san.ext"), `subjectAltName=IP:${SERVER}\n`);
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+      "-out", "ca.pem", "-days", "2", "-subj", "/CN=router-dataplane test CA");
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "srv.key", "-out",
+      "srv.csr", "-subj", "/CN=feeds");
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem",
+      "-days", "2", "-extfile", "san.ext");
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "rogue.key",
+      "-out", "rogue.pem", "-days", "2", "-subj", "/CN=feeds", "-addext", `subjectAltName=IP:${SERVER}`);
+
+    for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
+    ip("netns", "add", RTR);
+    ip("netns", "add", PEER);
+    ip("link", "add", "wan0", "netns", RTR, "type", "veth", "peer", "name", "wanp", "netns", PEER);
+    for (const [ns, dev] of [[RTR, "lo"], [RTR, "wan0"], [PEER, "lo"], [PEER, "wanp"]]) ip("-n", ns, "link", "set", dev, "up");
+    ip("-n", RTR, "addr", "add", `${WAN_ADDR}/24`, "dev", "wan0");
+    ip("-n", PEER, "addr", "add", `${SERVER}/24`, "dev", "wanp");
+    inNetns(RTR, "sysctl", ["-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.wan0.rp_filter=0"]);
+    wanMac = (JSON.parse(ip("-n", RTR, "-j", "link", "show", "wan0")) as Array<{ address: string }>)[0].address;
+
+    publish(LIST_V1);
+    conf = join(dir, "dataplane.conf");
+    writeFileSync(
+      conf,
+      `[global]
+pin_root = ${PIN}
+metrics_address = 127.0.0.1
+metrics_port = ${PORT}
+state_dir = ${join(dir, "state")}
+
+[interface wan0]
+role = wan
+
+[features]
+blocklist = true
+ratelimit = false
+
+[feed drop]
+url = https://${SERVER}:8443/drop.txt
+kind = block
+refresh = 2s
+
+[feed untrusted]
+url = https://${SERVER}:8444/drop.txt
+kind = block
+refresh = 2s
+`,
+    );
+    // the servers are not up yet: the first start has no feed at all
+    await startLoader();
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    await stopLoader();
+    for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
+    rmSync(PIN, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("starts without a feed that was never fetched (it contributes nothing) and counts the failed downloads", async () => {
+    expect(events().find((e) => e.event === "started")?.msg).toMatch(/block 0\+0/);
+    await waitFor("a failed download", () => metric('router_dataplane_feed_fetch_failures_total{feed="drop"}') >= 1);
+    expect(metric('router_dataplane_feed_entries{feed="drop",kind="block"}')).toBe(0);
+    expect(metric('router_dataplane_feed_last_success_timestamp_seconds{feed="drop"}')).toBe(0);
+    expect(existsSync(cache())).toBe(false);
+    expect(await passing([CLEAN, IN_V1])).toEqual([CLEAN, IN_V1]);
+  }, 30_000);
+
+  it("downloads the list over HTTPS once the server answers, caches it, and blocks its prefixes (Spamhaus ';' comments)", async () => {
+    trusted = await server(8443, "srv");
+    await server(8444, "rogue");
+    await waitFor("the feed in use", () => metric('router_dataplane_feed_entries{feed="drop",kind="block"}') === 2, 20_000);
+    expect(readFileSync(cache(), "utf8")).toBe(LIST_V1);
+    expect(metric('router_dataplane_table_entries{table="block",family="ipv4"}')).toBe(2);
+    expect(metric('router_dataplane_feed_last_success_timestamp_seconds{feed="drop"}')).toBeGreaterThan(0);
+    expect(await passing([CLEAN, IN_V1])).toEqual([CLEAN]);
+    // written atomically: no temporary or candidate file is left next to the cache
+    expect(readdirSync(join(dir, "state/feeds")).sort()).toEqual(["drop.txt"]);
+  }, 60_000);
+
+  it("refuses a server whose certificate the CA did not sign: that feed never contributes", async () => {
+    await waitFor("failed downloads of the untrusted feed", () => metric('router_dataplane_feed_fetch_failures_total{feed="untrusted"}') >= 2, 20_000);
+    expect(metric('router_dataplane_feed_entries{feed="untrusted",kind="block"}')).toBe(0);
+    expect(
+      events().some((e) => e.event === "feed_failed" && e.msg.includes("[feed untrusted]") && /certificate/i.test(e.msg)),
+    ).toBe(true);
+  }, 30_000);
+
+  it("refreshes: a new list on the server replaces the old one in the guard", async () => {
+    publish(LIST_V2);
+    await waitFor("the second list in use", () => readFileSync(cache(), "utf8") === LIST_V2, 20_000);
+    await waitFor("the swap", () => metric('router_dataplane_feed_entries{feed="drop",kind="block"}') === 1);
+    expect(await passing([CLEAN, IN_V1, IN_V2])).toEqual([CLEAN, IN_V1]);
+  }, 60_000);
+
+  it("keeps the last good list when a download is malformed, empty or fails, and counts each failure", async () => {
+    const failures = () => metric('router_dataplane_feed_fetch_failures_total{feed="drop"}');
+    // a captive portal answering instead of the list
+    let before = failures();
+    publish("<html><body>Please log in to the hotel Wi-Fi</body></html>\n");
+    await waitFor("the malformed download", () => failures() > before, 20_000);
+    await waitFor("its message", () =>
+      events().some(
+        (e) =>
+          e.event === "feed_failed" &&
+          /dataplane\.conf:\d+: \[feed drop\] https:\/\/81\.2\.69\.10:8443\/drop\.txt: malformed list, line 1:/.test(e.msg),
+      ),
+    );
+    // a list cut mid-line
+    before = failures();
+    publish(`${LIST_V1}185.220.10`);
+    await waitFor("the truncated download", () => failures() > before, 20_000);
+    // an empty answer
+    before = failures();
+    publish("");
+    await waitFor("the empty download", () => failures() > before, 20_000);
+    // the server gone
+    await stop(trusted);
+    before = failures();
+    await waitFor("the failed connection", () => failures() > before, 20_000);
+    expect(readFileSync(cache(), "utf8")).toBe(LIST_V2);
+    expect(metric('router_dataplane_feed_entries{feed="drop",kind="block"}')).toBe(1);
+    expect(await passing([CLEAN, IN_V1, IN_V2])).toEqual([CLEAN, IN_V1]);
+    expect(readdirSync(join(dir, "state/feeds")).sort()).toEqual(["drop.txt"]);
+  }, 90_000);
+
+  it("starts from the cached list at once after a restart while the feed is unreachable", async () => {
+    await stopLoader();
+    await startLoader();
+    expect(events().filter((e) => e.event === "started").at(-1)?.msg).toMatch(/block 1\+0/);
+    expect(metric('router_dataplane_feed_entries{feed="drop",kind="block"}')).toBe(1);
+    expect(await passing([CLEAN, IN_V2])).toEqual([CLEAN]);
+  }, 60_000);
+});
