@@ -38,6 +38,14 @@ export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
 const NETPROBE_SRC = join(__dirname, "../tools/netprobe.c");
 
+/**
+ * Files of a Talos node that services mount. resolv.conf: with host DNS on (the rendered ResolverConfig),
+ * Talos points the node's resolver at its host DNS on 127.0.0.53; nothing answers DNS there in the appliance.
+ */
+const NODE_FILES: Record<string, string> = {
+  "/etc/resolv.conf": "nameserver 127.0.0.53\n",
+};
+
 /** Every command the appliance calls (the test tiers check they are installed). */
 export const APPLIANCE_COMMANDS = [
   "ip",
@@ -772,6 +780,16 @@ export class Appliance {
     return lines;
   }
 
+  /** A file of the node (see NODE_FILES), written on first use. */
+  nodeFile(path: string): string {
+    const p = join(this.work, "node", path);
+    if (!existsSync(p)) {
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, NODE_FILES[path]);
+    }
+    return p;
+  }
+
   /** Host paths of the node (hostPath volumes, the extension's state) live here. */
   hostPath(path: string): string {
     const p = join(this.work, "node", path);
@@ -791,17 +809,15 @@ export class Appliance {
     const root = join(scratch, "files");
     for (const [path, content] of files) {
       mkdirSync(dirname(join(root, path)), { recursive: true });
-      // Interim, until the loader that knows [wan] and [feed] is merged: E2E_LOADER_WITHOUT_WAN_SECTIONS=1 drops
-      // those sections so that everything else can be exercised. The multi-WAN tests fail in that mode.
-      const text =
-        process.env.E2E_LOADER_WITHOUT_WAN_SECTIONS === "1"
-          ? content.replace(/^\[(wan|feed) [^\]]+\][^[]*/gm, "")
-          : content;
-      writeFileSync(join(root, path), text);
+      writeFileSync(join(root, path), content);
     }
     const spec = existsSync(EXTENSION_SPEC)
       ? (parse(readFileSync(EXTENSION_SPEC, "utf8")) as {
-          container: { entrypoint: string; args: string[]; mounts: { source: string; destination: string }[] };
+          container: {
+            entrypoint: string;
+            args: string[];
+            mounts: { source: string; destination: string; options?: string[] }[];
+          };
         })
       : {
           container: {
@@ -816,10 +832,13 @@ export class Appliance {
     const overlaid = new Set<string>();
     const mounts: string[] = [];
     for (const m of spec.container.mounts) {
+      const ro = (m.options ?? []).includes("ro") ? "-o ro " : "";
       if (m.destination === "/sys/fs/bpf") mounts.push("mount -t bpf bpf /sys/fs/bpf");
-      else {
+      else if (NODE_FILES[m.source] !== undefined) {
+        mounts.push(`mount --bind ${ro}${q(this.nodeFile(m.source))} ${q(m.destination)}`);
+      } else {
         mounts.push(...this.mountPoint(m.destination, scratch, overlaid));
-        mounts.push(`mount --bind ${q(this.hostPath(m.source))} ${q(m.destination)}`);
+        mounts.push(`mount --bind ${ro}${q(this.hostPath(m.source))} ${q(m.destination)}`);
       }
     }
     // Talos mounts each configuration file read-only at its path.
