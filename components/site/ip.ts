@@ -146,3 +146,27 @@ export function compareAddresses(a: string, b: string): number {
   const y = toBigInt(b);
   return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/**
+ * The prefixes of a list that no other prefix of the list covers, in input order (duplicates once): what an
+ * interval set may hold without "conflicting intervals".
+ */
+export function mergePrefixes(list: readonly string[]): string[] {
+  const parsed = [...new Set(list)].map((c) => ({
+    c,
+    p: parsePrefix(c.includes("/") ? c : `${c}/${familyOf(c) === 4 ? 32 : 128}`),
+  }));
+  return parsed
+    .filter(
+      ({ p }, i) =>
+        !parsed.some(
+          ({ p: q }, j) =>
+            j !== i &&
+            q.family === p.family &&
+            q.first <= p.first &&
+            q.last >= p.last &&
+            (q.length < p.length || j < i),
+        ),
+    )
+    .map(({ c }) => c);
+}
