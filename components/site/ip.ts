@@ -21,6 +21,8 @@ export interface Prefix {
 // to try first.
 const familyMemo = new Map<string, Family | undefined>();
 const valueMemo = new Map<string, bigint>();
+const textMemo = new Map<string, string>();
+const prefixMemo = new Map<string, Prefix>();
 
 function parse(text: string): Address4 | Address6 | undefined {
   const f = familyOf(text);
@@ -76,7 +78,13 @@ export function toBigInt(address: string): bigint {
 
 /** Canonical text of an integer address of a family. */
 export function fromBigInt(value: bigint, family: Family): string {
-  return family === 4 ? Address4.fromBigInt(value).address : Address6.fromBigInt(value).correctForm();
+  const key = `${family}:${value}`;
+  const hit = textMemo.get(key);
+  if (hit !== undefined) return hit;
+  const text = family === 4 ? Address4.fromBigInt(value).address : Address6.fromBigInt(value).correctForm();
+  if (textMemo.size > 100_000) textMemo.clear();
+  textMemo.set(key, text);
+  return text;
 }
 
 /** Canonical text of an address: IPv6 lower-case and compressed. */
@@ -88,6 +96,15 @@ export function canonicalAddress(address: string): string {
 
 /** Parses `address/length`; the network is the address with host bits cleared. */
 export function parsePrefix(cidr: string): Prefix {
+  const hit = prefixMemo.get(cidr);
+  if (hit) return hit;
+  const p = computePrefix(cidr);
+  if (prefixMemo.size > 100_000) prefixMemo.clear();
+  prefixMemo.set(cidr, p);
+  return p;
+}
+
+function computePrefix(cidr: string): Prefix {
   const f = familyOf(cidr);
   if (f === undefined || !cidr.includes("/")) throw new Error(`not a CIDR prefix: ${cidr}`);
   const length = Number(cidr.split("/")[1]);
