@@ -174,6 +174,9 @@ export async function runUnderMocks(opts: {
   }
   await waitForRegistrations();
   const resources = [...byUrn.values()].sort((a, b) => a.urn.localeCompare(b.urn));
+  // A program that ran but registered nothing (e.g. a module instance bound to another copy of the runtime)
+  // would render an empty plan that looks valid: refuse it.
+  if (resources.length === 0) throw new Error(`${opts.entry} registered no resources under the mock runtime`);
   return { resources, stackOutputs };
 }
 

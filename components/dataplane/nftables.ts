@@ -9,12 +9,27 @@
  * that pair's rules, and rules match addresses and ports through sets.
  */
 import type { Site } from "../site/schema";
-import { WAN_MARK_MASK, type SitePlan } from "../site/plan";
+import { OUTBOUND_BIT, WAN_MARK_MASK, type SitePlan } from "../site/plan";
+import { mergePrefixes } from "../site/ip";
 import { familyOf } from "../site/ip";
 import type { CompiledRule, PolicyModel, Verdict } from "../site/policy";
 import { MANAGEMENT_TCP_PORTS, evaluate, servicePorts } from "../site/policy";
 
 const TAB = "\t";
+
+/**
+ * Connection-mark bit of connections a port forward let in. The forward chain accepts exactly those — not every
+ * DNATed connection (IPv6 prefix translation DNATs all inbound traffic, which the zone policy must still judge).
+ */
+export const PORT_FORWARD_BIT = 0x04;
+const FWD = `0x${PORT_FORWARD_BIT.toString(16)}`;
+/** The kernel's limit for a log prefix is 127 bytes; names can be long, so prefixes are cut. */
+const LOG_PREFIX_MAX = 120;
+
+function logPrefix(text: string): string {
+  const body = text.length > LOG_PREFIX_MAX - 2 ? `${text.slice(0, LOG_PREFIX_MAX - 3)}~` : text;
+  return JSON.stringify(`${body}: `);
+}
 
 /** nft identifier of a zone (chain names). */
 function ident(zone: string): string {
@@ -76,8 +91,9 @@ function ruleMatches(r: CompiledRule): string[] {
     const parts: string[] = [];
     if (f !== 0) {
       const ip = f === 4 ? "ip" : "ip6";
-      if (r.src) parts.push(`${ip} saddr ${setOf(r.src[f])}`);
-      if (r.dst) parts.push(`${ip} daddr ${setOf(r.dst[f])}`);
+      // Overlapping prefixes in one set are an nft error ("conflicting intervals"): keep the covering ones.
+      if (r.src) parts.push(`${ip} saddr ${setOf(mergePrefixes(r.src[f]))}`);
+      if (r.dst) parts.push(`${ip} daddr ${setOf(mergePrefixes(r.dst[f]))}`);
     }
     const protos = r.protos;
     if (protos !== "any") {
@@ -97,7 +113,8 @@ function ruleLines(ctx: Ctx, r: CompiledRule, label: string): string[] {
   const out: string[] = [`# rule ${r.name}`];
   for (const m of ruleMatches(r)) {
     const prefix = m ? `${m} ` : "";
-    if (r.log) out.push(`${prefix}limit rate ${ctx.model.logRate} log prefix ${quote(`router ${label} ${r.name}: `)}`);
+    if (r.log)
+      out.push(`${prefix}limit rate ${ctx.model.logRate} log prefix ${logPrefix(`router ${label} ${r.name}`)}`);
     out.push(`${prefix}${verdictStmt(r.action)}`);
   }
   return out;
@@ -122,7 +139,7 @@ function pairChain(ctx: Ctx, from: string, to: string): string[] {
   );
   body.push(`# ${rest.by}`);
   if (rest.verdict !== "accept" && rest.log)
-    body.push(`limit rate ${ctx.model.logRate} log prefix ${quote(`router ${from}>${to} ${rest.verdict}: `)}`);
+    body.push(`limit rate ${ctx.model.logRate} log prefix ${logPrefix(`router ${from}>${to} ${rest.verdict}`)}`);
   body.push(verdictStmt(rest.verdict));
   return chain(`fwd_${ident(from)}_${ident(to)}`, body);
 }
@@ -155,18 +172,24 @@ function internalPrefixes(site: Site, plan: SitePlan, family: 4 | 6): string[] {
 
 function namedSet(name: string, type: string, elements: readonly string[], interval = false): string[] {
   if (elements.length === 0) return [];
+  const items = interval ? mergePrefixes(elements) : elements;
   return [
     `set ${name} {`,
     `${TAB}type ${type}`,
-    ...(interval ? [`${TAB}flags interval`] : []),
-    `${TAB}elements = { ${elements.join(", ")} }`,
+    ...(interval ? [`${TAB}flags interval`, `${TAB}auto-merge`] : []),
+    `${TAB}elements = { ${items.join(", ")} }`,
     "}",
   ];
 }
 
-function portTarget(toPort: number | undefined): string {
-  if (toPort === undefined) return "";
-  return `:${toPort}`;
+/** The DNAT statement of a forward: same ports, one port moved, or a range moved port for port (a map). */
+function dnatTarget(to: string, port: number | string, toPort: number | undefined, proto: string): string {
+  if (toPort === undefined) return `dnat ip to ${to}`;
+  if (typeof port === "number") return `dnat ip to ${to}:${toPort}`;
+  const [a, b] = port.split("-").map(Number);
+  const entries = Array.from({ length: b - a + 1 }, (_, k) => `${a + k} : ${to} . ${toPort + k}`);
+  const key = proto === "tcp" || proto === "udp" ? `${proto} dport` : "th dport";
+  return `dnat ip to ${key} map { ${entries.join(", ")} }`;
 }
 
 /** Renders the whole ruleset file. */
@@ -218,21 +241,34 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
     ),
   );
 
-  // Multi-WAN: remember the WAN a connection arrived on; its replies carry that mark to the WAN's table.
+  // Multi-WAN: every connection through a WAN remembers it in its ct mark (bits 4–7: the WAN, bit 3: the
+  // connection was opened from inside). Packets of the connection that must leave through that WAN carry the
+  // WAN bits as packet mark, and the loader's `fwmark … lookup <WAN table>` rule sends them there: replies to
+  // connections that came in on a WAN, and later packets of connections opened through a WAN — so a failback
+  // does not move a live NATed connection to another uplink with the wrong source address.
   const mask = `0x${WAN_MARK_MASK.toString(16)}`;
-  const keep = `0x${((0xffffffff ^ WAN_MARK_MASK) >>> 0).toString(16)}`;
-  const markBody = plan.wans.map(
+  const keep = `0x${((0xffffffff ^ (WAN_MARK_MASK | OUTBOUND_BIT)) >>> 0).toString(16)}`;
+  const outbound = `0x${OUTBOUND_BIT.toString(16)}`;
+  const inbound = plan.wans.map(
     (w) => `iifname ${link(ctx, w.name)} ct state new ct mark set ct mark and ${keep} or 0x${w.mark.toString(16)}`,
   );
-  const restore = `ct direction reply ct mark and ${mask} != 0 meta mark set ct mark and ${mask}`;
+  const restore = [
+    `ct direction reply ct mark and ${outbound} == 0 ct mark and ${mask} != 0 meta mark set ct mark and ${mask}`,
+    `ct direction original ct mark and ${outbound} == ${outbound} meta mark set ct mark and ${mask}`,
+  ];
+  const egress = plan.wans.map(
+    (w) =>
+      `oifname ${link(ctx, w.name)} ct state new ct mark and ${mask} == 0 ct mark set ct mark and ${keep} or 0x${(w.mark | OUTBOUND_BIT).toString(16)}`,
+  );
   t.push(
     ...chain(
       "mangle_prerouting",
-      [...markBody, restore],
+      [...inbound, ...restore],
       "type filter hook prerouting priority mangle; policy accept;",
     ),
   );
-  t.push(...chain("mangle_output", [restore], "type route hook output priority mangle; policy accept;"));
+  t.push(...chain("mangle_output", restore, "type route hook output priority mangle; policy accept;"));
+  t.push(...chain("mangle_postrouting", egress, "type filter hook postrouting priority mangle; policy accept;"));
 
   // Input: what reaches the router itself.
   const zoneOfLink = new Map<string, string>();
@@ -291,8 +327,8 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
         "ct state invalid drop",
         "# ICMPv6 errors must pass (RFC 4890 §4.3.1)",
         "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept",
-        "# port forwards: the DNAT rules already checked WAN, port and source",
-        "ct status dnat accept",
+        "# port forwards: their DNAT rules already checked WAN, port and source, and marked the connection",
+        `ct mark and ${FWD} == ${FWD} accept`,
         ...pinholes,
         "# the router's own pods may reach every zone",
         'iifname "lxc*" accept',
@@ -317,21 +353,22 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
     const proto = f.protocol === "tcp+udp" ? "meta l4proto { tcp, udp } th" : f.protocol;
     const wans = (f.wans ?? plan.wans.map((w) => w.name)).map((w) => link(ctx, w));
     const src4 = f.sources?.filter((c) => familyOf(c) === 4);
-    const to = `${f.to}${portTarget(f.toPort)}`;
+    const dnat = dnatTarget(f.to, f.port, f.toPort, proto);
+    const mark = `ct mark set ct mark or ${FWD}`;
     pre.push(`# port forward ${f.name}`);
     if (!f.sources || src4!.length)
       pre.push(
-        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)} ` : ""}${proto} dport ${f.port} dnat ip to ${to}`,
+        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)} ` : ""}${proto} dport ${f.port} ${mark} ${dnat}`,
       );
     if (f.hairpin)
       pre.push(
-        `iifname @lan_links fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} dnat ip to ${to}`,
+        `iifname @lan_links fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} ${mark} ${dnat}`,
       );
   }
   if (site.portForwards.some((f) => f.hairpin))
     post.push(
       "# hairpin: inside clients reaching a forward through the public address get the router as source",
-      "ct status dnat oifname @lan_links ip saddr @lan4 masquerade",
+      `ct mark and ${FWD} == ${FWD} oifname @lan_links ip saddr @lan4 masquerade`,
     );
   for (const w of plan.wans) {
     const l = link(ctx, w.name);

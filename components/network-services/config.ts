@@ -84,8 +84,10 @@ export function usesDhcpv6(site: Site, plan: SitePlan): boolean {
   return plan.segments.some((s) => keaSubnet6(site, plan, s) !== undefined);
 }
 
-export function renderRadvd(site: Site, plan: SitePlan): string {
+/** radvd.conf, or undefined when no segment sends router advertisements (radvd is then not deployed). */
+export function renderRadvd(site: Site, plan: SitePlan): string | undefined {
   const blocks = plan.segments.map((s) => radvdInterface(site, s)).filter((b): b is string => !!b);
+  if (blocks.length === 0) return undefined;
   return [
     `# radvd of site ${site.site.name}: router advertisements per segment (rendered)`,
     "",

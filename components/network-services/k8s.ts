@@ -36,7 +36,8 @@ export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): 
   const files = new Map<string, string>();
   files.set("kea-dhcp4.json", renderKea4(site, plan, model));
   files.set("kea-dhcp6.json", renderKea6(site, plan));
-  files.set("radvd.conf", renderRadvd(site, plan));
+  const radvd = renderRadvd(site, plan);
+  if (radvd) files.set("radvd.conf", radvd);
   files.set("chrony.conf", renderChrony(site, plan, model));
   for (const g of site.mdns.reflect) files.set(`avahi-daemon.${g.name}.conf`, renderAvahi(site, plan, g.name));
   const frr = renderFrr(site, plan);
@@ -87,6 +88,19 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       env: { KEA_PIDFILE_DIR: KEA_RUN_DIR, KEA_LOCKFILE_DIR: KEA_RUN_DIR },
     },
     {
+      name: "chrony",
+      configKeys: ["chrony.conf"],
+      // -x: Talos owns the system clock; chronyd only serves it.
+      command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
+      capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
+      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
+      liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
+      state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
+      run: "/run/chrony",
+    },
+  ];
+  if (configs.has("radvd.conf"))
+    list.push({
       name: "radvd",
       configKeys: ["radvd.conf"],
       command: [
@@ -103,19 +117,7 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
       liveness: sh('kill -0 "$(cat /run/radvd/radvd.pid)"'),
       run: "/run/radvd",
-    },
-    {
-      name: "chrony",
-      configKeys: ["chrony.conf"],
-      // -x: Talos owns the system clock; chronyd only serves it.
-      command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
-      capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
-      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
-      liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
-      state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
-      run: "/run/chrony",
-    },
-  ];
+    });
   if (usesDhcpv6(site, plan))
     list.push({
       name: "kea-dhcp6",

@@ -21,6 +21,8 @@ export interface Prefix {
 // to try first.
 const familyMemo = new Map<string, Family | undefined>();
 const valueMemo = new Map<string, bigint>();
+const textMemo = new Map<string, string>();
+const prefixMemo = new Map<string, Prefix>();
 
 function parse(text: string): Address4 | Address6 | undefined {
   const f = familyOf(text);
@@ -76,7 +78,13 @@ export function toBigInt(address: string): bigint {
 
 /** Canonical text of an integer address of a family. */
 export function fromBigInt(value: bigint, family: Family): string {
-  return family === 4 ? Address4.fromBigInt(value).address : Address6.fromBigInt(value).correctForm();
+  const key = `${family}:${value}`;
+  const hit = textMemo.get(key);
+  if (hit !== undefined) return hit;
+  const text = family === 4 ? Address4.fromBigInt(value).address : Address6.fromBigInt(value).correctForm();
+  if (textMemo.size > 100_000) textMemo.clear();
+  textMemo.set(key, text);
+  return text;
 }
 
 /** Canonical text of an address: IPv6 lower-case and compressed. */
@@ -88,6 +96,15 @@ export function canonicalAddress(address: string): string {
 
 /** Parses `address/length`; the network is the address with host bits cleared. */
 export function parsePrefix(cidr: string): Prefix {
+  const hit = prefixMemo.get(cidr);
+  if (hit) return hit;
+  const p = computePrefix(cidr);
+  if (prefixMemo.size > 100_000) prefixMemo.clear();
+  prefixMemo.set(cidr, p);
+  return p;
+}
+
+function computePrefix(cidr: string): Prefix {
   const f = familyOf(cidr);
   if (f === undefined || !cidr.includes("/")) throw new Error(`not a CIDR prefix: ${cidr}`);
   const length = Number(cidr.split("/")[1]);
@@ -145,4 +162,28 @@ export function compareAddresses(a: string, b: string): number {
   const x = toBigInt(a);
   const y = toBigInt(b);
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * The prefixes of a list that no other prefix of the list covers, in input order (duplicates once): what an
+ * interval set may hold without "conflicting intervals".
+ */
+export function mergePrefixes(list: readonly string[]): string[] {
+  const parsed = [...new Set(list)].map((c) => ({
+    c,
+    p: parsePrefix(c.includes("/") ? c : `${c}/${familyOf(c) === 4 ? 32 : 128}`),
+  }));
+  return parsed
+    .filter(
+      ({ p }, i) =>
+        !parsed.some(
+          ({ p: q }, j) =>
+            j !== i &&
+            q.family === p.family &&
+            q.first <= p.first &&
+            q.last >= p.last &&
+            (q.length < p.length || j < i),
+        ),
+    )
+    .map(({ c }) => c);
 }

@@ -8,7 +8,7 @@ import { secretKeys, Site, siteKeys } from "./schema";
 import { validateSite, type Indexed, type PartialSite } from "./validate";
 import { planSite } from "./plan";
 import { compilePolicy, evaluate, MANAGEMENT_TCP_PORTS } from "./policy";
-import { nthAddress } from "./ip";
+import { contains, nthAddress } from "./ip";
 
 export type ParseResult = { ok: true; site: Site } | { ok: false; issues: SiteIssue[] };
 
@@ -99,10 +99,18 @@ export function checkManagementPath(site: Site): SiteIssue[] {
   const issues: SiteIssue[] = [];
   for (const seg of plan.segments.filter((s) => model.managementZones.includes(s.zone))) {
     const dst = seg.ipv4.gateway === plan.managementAddress || !seg.ipv6 ? seg.ipv4.gateway : seg.ipv6.gateway;
-    const src = dst.includes(":") ? nthAddress(seg.ipv6!.prefix, 2) : nthAddress(seg.ipv4.cidr, 2);
+    const cidr = dst.includes(":") ? seg.ipv6!.prefix : seg.ipv4.cidr;
+    // Any host of the segment may be the operator's: try both ends of the segment and the first and last
+    // address of every prefix a rule singles out inside it.
+    const candidates = new Set([nthAddress(cidr, 2), nthAddress(cidr, dst.includes(":") ? -1 : -2)]);
+    for (const r of model.rules)
+      for (const p of [...(r.src?.[dst.includes(":") ? 6 : 4] ?? [])])
+        for (const a of [nthAddress(p, 0), nthAddress(p, -1)]) if (contains(cidr, a) && a !== dst) candidates.add(a);
     for (const port of MANAGEMENT_TCP_PORTS) {
       if (port === 50001) continue; // trustd serves other nodes, not the operator
-      const d = evaluate(model, { from: seg.zone, to: "router", proto: "tcp", port, src, dst });
+      const d = [...candidates]
+        .map((src) => evaluate(model, { from: seg.zone, to: "router", proto: "tcp", port, src, dst }))
+        .find((x) => x.verdict !== "accept") ?? { verdict: "accept" as const, by: "", log: false };
       if (d.verdict !== "accept") {
         const rule = d.by.startsWith("rule:") ? model.rules.find((r) => `rule:${r.name}` === d.by) : undefined;
         issues.push({

@@ -118,6 +118,8 @@ export interface WanPlan {
 
 /** Mask of the WAN bits in a connection mark. */
 export const WAN_MARK_MASK = 0xf0;
+/** Connection-mark bit of connections opened from inside (their later packets stick to their WAN). */
+export const OUTBOUND_BIT = 0x08;
 
 export interface TrunkPlan {
   name: string;

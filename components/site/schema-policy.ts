@@ -191,7 +191,10 @@ export const Mdns = z.strictObject({
   reflect: z
     .array(
       z.strictObject({
-        name: DnsLabel,
+        /** Names the group's Avahi workload (avahi-<name>, a Kubernetes label value of at most 63 characters). */
+        name: DnsLabel.max(32, {
+          error: "is longer than 32 characters (allowed: a DNS label of at most 32 characters)",
+        }),
         zones: z
           .array(DnsLabel)
           .min(2, { error: "has fewer than two zones (allowed: two or more zones to reflect between)" }),

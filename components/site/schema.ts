@@ -321,7 +321,10 @@ export const Segments = z.array(Segment);
 // router:zones
 
 export const Zone = z.strictObject({
-  name: DnsLabel,
+  /** Not "any" or "router": rules use those words for every zone and for the router itself. */
+  name: DnsLabel.refine((n) => n !== "any" && n !== "router", {
+    error: (iss) => `"${String(iss.input)}" is a reserved word in rules (allowed: any DNS label except any and router)`,
+  }),
   description: z.string().optional(),
   /** Hosts in a management zone may reach the router's own management services (Talos API, Kubernetes API). */
   management: z.boolean().default(false),

@@ -4,7 +4,7 @@
  * no segment holds, a rule naming an unknown zone, a policy that cuts the management path).
  */
 import { configPath, type SiteIssue } from "./issues";
-import { contains, familyOf, isAddress, overlaps, parsePrefix, toBigInt } from "./ip";
+import { contains, familyOf, isAddress, nthAddress, overlaps, parsePrefix, toBigInt } from "./ip";
 import { segmentGateway4, segmentGateway6, wanZone } from "./plan";
 import type { PartialSite } from "./validate";
 
@@ -137,10 +137,14 @@ function checkPortForwards(s: PartialSite, out: Issues): void {
         path: at("to"),
         message: `${f.to} is outside every segment, so the forward could never be delivered (allowed: a host address in ${(s.segments ?? []).map((x) => x.value.ipv4.cidr).join(", ")})`,
       });
-    else if (f.to === segmentGateway4(seg.value) || f.to === seg.value.ipv4.cidr.split("/")[0])
+    else if (
+      f.to === segmentGateway4(seg.value) ||
+      f.to === nthAddress(seg.value.ipv4.cidr, 0) ||
+      f.to === nthAddress(seg.value.ipv4.cidr, -1)
+    )
       out.push({
         path: at("to"),
-        message: `${f.to} is the router or the network address of segment ${seg.value.name} (allowed: a client host in the segment)`,
+        message: `${f.to} is the router, the network or the broadcast address of segment ${seg.value.name} (allowed: a client host in the segment)`,
       });
     if (f.ipv6 !== undefined) {
       const seg6 = segmentOf(s, f.ipv6);
@@ -158,6 +162,11 @@ function checkPortForwards(s: PartialSite, out: Issues): void {
         });
     });
     const range = portRange(f.port);
+    if (f.toPort !== undefined && range[1] - range[0] >= 1024)
+      out.push({
+        path: at("toPort"),
+        message: `shifting ${range[1] - range[0] + 1} ports maps each one separately (allowed: a shifted range of at most 1024 ports, or no toPort to keep the ports)`,
+      });
     if (f.toPort !== undefined && f.toPort + (range[1] - range[0]) > 65535)
       out.push({
         path: at("toPort"),
@@ -189,7 +198,35 @@ function checkRoutes(s: PartialSite, out: Issues): void {
         ? l.value.ipv4?.mode === "static" && contains(l.value.ipv4.address, gw)
         : l.value.ipv6?.mode === "static" && contains(l.value.ipv6.address, gw),
     );
+  const own = new Set(
+    (s.segments ?? [])
+      .flatMap((x) => [segmentGateway4(x.value), segmentGateway6(x.value)])
+      .filter((a): a is string => !!a),
+  );
+  const notRoutable = [
+    ...(s.cluster?.podCidrs ?? []).map((c) => ({ cidr: c, what: "the pod network" })),
+    ...(s.cluster?.serviceCidrs ?? []).map((c) => ({ cidr: c, what: "the service network" })),
+    ...(s.links ?? []).flatMap((l) => [
+      ...(l.value.ipv4?.mode === "static"
+        ? [{ cidr: l.value.ipv4.address, what: `WAN ${l.value.name}'s subnet` }]
+        : []),
+      ...(l.value.ipv6?.mode === "static"
+        ? [{ cidr: l.value.ipv6.address, what: `WAN ${l.value.name}'s subnet` }]
+        : []),
+    ]),
+  ];
   s.routes.forEach((r, i) => {
+    if (own.has(r.gateway))
+      out.push({
+        path: configPath("routes", [i, "gateway"]),
+        message: `${r.gateway} is the router's own address; the kernel refuses a local next hop (allowed: another router on the segment)`,
+      });
+    for (const n of notRoutable)
+      if (familyOf(n.cidr) === familyOf(r.destination) && overlaps(n.cidr, r.destination))
+        out.push({
+          path: configPath("routes", [i, "destination"]),
+          message: `${r.destination} overlaps ${n.what} (${n.cidr}) (allowed: a prefix the router does not own)`,
+        });
     if (!onLink(r.gateway))
       out.push({
         path: configPath("routes", [i, "gateway"]),
@@ -258,6 +295,17 @@ function checkMdns(s: PartialSite, out: Issues): void {
         });
       owner.set(z, i);
     });
+    // Avahi reads allow-interfaces from one line of at most 255 characters.
+    const trunk = (s.links ?? []).find((l) => l.value.role === "trunk")?.value.name ?? "?";
+    const links = (s.segments ?? [])
+      .filter((x) => g.zones.includes(x.value.zone))
+      .map((x) => `${x.value.link ?? trunk}.${x.value.vlan}`);
+    const line = `allow-interfaces=${links.join(",")}`;
+    if (line.length > 255)
+      out.push({
+        path: configPath("mdns", ["reflect", i, "zones"]),
+        message: `the group spans ${links.length} segment links, more than Avahi can name on one allow-interfaces line (${line.length} > 255 characters) (allowed: fewer segments per reflection group)`,
+      });
   });
 }
 

@@ -40,7 +40,8 @@ const CLEAN = "8.8.8.8";
 const IN_V1 = "185.220.101.5"; // in the first list
 const IN_V2 = "77.247.181.10"; // in the second list only
 
-const LIST_V1 = "; Spamhaus DROP List 2026/11/21 - (c) 2026 The Spamhaus Project\n; Last-Modified: Sat, 21 Nov 2026\n185.220.101.0/24 ; SBL123\n45.155.205.0/24 ; SBL456\n";
+const LIST_V1 =
+  "; Spamhaus DROP List 2026/11/21 - (c) 2026 The Spamhaus Project\n; Last-Modified: Sat, 21 Nov 2026\n185.220.101.0/24 ; SBL123\n45.155.205.0/24 ; SBL456\n";
 const LIST_V2 = "; Spamhaus DROP List 2026/11/22\n77.247.181.0/24 ; SBL789\n";
 
 interface LogLine {
@@ -73,7 +74,16 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     const c = spawnInNetns(
       PEER,
       "openssl",
-      ["s_server", "-WWW", "-accept", `${SERVER}:${port}`, "-cert", join(dir, `${cert}.pem`), "-key", join(dir, `${cert}.key`)],
+      [
+        "s_server",
+        "-WWW",
+        "-accept",
+        `${SERVER}:${port}`,
+        "-cert",
+        join(dir, `${cert}.pem`),
+        "-key",
+        join(dir, `${cert}.key`),
+      ],
       { cwd: www },
     );
     children.push(c);
@@ -158,7 +168,9 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     );
     await sleep(300);
     sink.kill("SIGTERM");
-    const tags = jsonLines<{ tags?: Record<string, { distinct: number }> }>((await out).stdout).find((l) => l.tags)?.tags;
+    const tags = jsonLines<{ tags?: Record<string, { distinct: number }> }>((await out).stdout).find(
+      (l) => l.tags,
+    )?.tags;
     if (!tags) throw new Error("the sink printed no counts");
     return sources.filter((_, i) => (tags[String(i + 1)]?.distinct ?? 0) === 20);
   }
@@ -172,20 +184,85 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     mkdirSync(www);
     // a test CA and a server certificate from it; a second, self-signed certificate nobody trusts
     writeFileSync(join(dir, "san.ext"), `subjectAltName=IP:${SERVER}\n`);
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
-      "-out", "ca.pem", "-days", "2", "-subj", "/CN=router-dataplane test CA");
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "srv.key", "-out",
-      "srv.csr", "-subj", "/CN=feeds");
-    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem",
-      "-days", "2", "-extfile", "san.ext");
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "rogue.key",
-      "-out", "rogue.pem", "-days", "2", "-subj", "/CN=feeds", "-addext", `subjectAltName=IP:${SERVER}`);
+    openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=router-dataplane test CA",
+    );
+    openssl(
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "srv.key",
+      "-out",
+      "srv.csr",
+      "-subj",
+      "/CN=feeds",
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      "srv.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      "srv.pem",
+      "-days",
+      "2",
+      "-extfile",
+      "san.ext",
+    );
+    openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "rogue.key",
+      "-out",
+      "rogue.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=feeds",
+      "-addext",
+      `subjectAltName=IP:${SERVER}`,
+    );
 
     for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
     ip("netns", "add", RTR);
     ip("netns", "add", PEER);
     ip("link", "add", "wan0", "netns", RTR, "type", "veth", "peer", "name", "wanp", "netns", PEER);
-    for (const [ns, dev] of [[RTR, "lo"], [RTR, "wan0"], [PEER, "lo"], [PEER, "wanp"]]) ip("-n", ns, "link", "set", dev, "up");
+    for (const [ns, dev] of [
+      [RTR, "lo"],
+      [RTR, "wan0"],
+      [PEER, "lo"],
+      [PEER, "wanp"],
+    ])
+      ip("-n", ns, "link", "set", dev, "up");
     ip("-n", RTR, "addr", "add", `${WAN_ADDR}/24`, "dev", "wan0");
     ip("-n", PEER, "addr", "add", `${SERVER}/24`, "dev", "wanp");
     inNetns(RTR, "sysctl", ["-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.wan0.rp_filter=0"]);
@@ -243,7 +320,11 @@ refresh = 2s
   it("downloads the list over HTTPS once the server answers, caches it, and blocks its prefixes (Spamhaus ';' comments)", async () => {
     trusted = await server(8443, "srv");
     await server(8444, "rogue");
-    await waitFor("the feed in use", () => metric('router_dataplane_feed_entries{feed="drop",kind="block"}') === 2, 20_000);
+    await waitFor(
+      "the feed in use",
+      () => metric('router_dataplane_feed_entries{feed="drop",kind="block"}') === 2,
+      20_000,
+    );
     expect(readFileSync(cache(), "utf8")).toBe(LIST_V1);
     expect(metric('router_dataplane_table_entries{table="block",family="ipv4"}')).toBe(2);
     expect(metric('router_dataplane_feed_last_success_timestamp_seconds{feed="drop"}')).toBeGreaterThan(0);
@@ -253,10 +334,16 @@ refresh = 2s
   }, 60_000);
 
   it("refuses a server whose certificate the CA did not sign: that feed never contributes", async () => {
-    await waitFor("failed downloads of the untrusted feed", () => metric('router_dataplane_feed_fetch_failures_total{feed="untrusted"}') >= 2, 20_000);
+    await waitFor(
+      "failed downloads of the untrusted feed",
+      () => metric('router_dataplane_feed_fetch_failures_total{feed="untrusted"}') >= 2,
+      20_000,
+    );
     expect(metric('router_dataplane_feed_entries{feed="untrusted",kind="block"}')).toBe(0);
     expect(
-      events().some((e) => e.event === "feed_failed" && e.msg.includes("[feed untrusted]") && /certificate/i.test(e.msg)),
+      events().some(
+        (e) => e.event === "feed_failed" && e.msg.includes("[feed untrusted]") && /certificate/i.test(e.msg),
+      ),
     ).toBe(true);
   }, 30_000);
 
@@ -277,7 +364,9 @@ refresh = 2s
       events().some(
         (e) =>
           e.event === "feed_failed" &&
-          /dataplane\.conf:\d+: \[feed drop\] https:\/\/81\.2\.69\.10:8443\/drop\.txt: malformed list, line 1:/.test(e.msg),
+          /dataplane\.conf:\d+: \[feed drop\] https:\/\/81\.2\.69\.10:8443\/drop\.txt: malformed list, line 1:/.test(
+            e.msg,
+          ),
       ),
     );
     // a list cut mid-line
@@ -301,7 +390,11 @@ refresh = 2s
   it("starts from the cached list at once after a restart while the feed is unreachable", async () => {
     await stopLoader();
     await startLoader();
-    expect(events().filter((e) => e.event === "started").at(-1)?.msg).toMatch(/block 1\+0/);
+    expect(
+      events()
+        .filter((e) => e.event === "started")
+        .at(-1)?.msg,
+    ).toMatch(/block 1\+0/);
     expect(metric('router_dataplane_feed_entries{feed="drop",kind="block"}')).toBe(1);
     expect(await passing([CLEAN, IN_V2])).toEqual([CLEAN]);
   }, 60_000);

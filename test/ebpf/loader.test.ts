@@ -236,7 +236,9 @@ refresh = 12h
       name: "a WAN mark outside the WAN bits",
       why: "marks outside 0xf0 collide with kube-proxy's and Cilium's mark bits",
       conf: withExtra(WAN.replace("mark = 0x10", "mark = 0x100")),
-      expect: [/\[wan wan0\] mark = 0x100: expected a non-zero mark within 0xf0 \(bits 4-7, e\.g\. 0x10, 0x20, \.\.\. 0xf0\)/],
+      expect: [
+        /\[wan wan0\] mark = 0x100: expected a non-zero mark within 0xf0 \(bits 4-7, e\.g\. 0x10, 0x20, \.\.\. 0xf0\)/,
+      ],
     },
     {
       name: "a WAN without its routing table",
@@ -248,7 +250,9 @@ refresh = 12h
       name: "a WAN table that is main",
       why: "copying default routes into the main table would duplicate networkd's routes",
       conf: withExtra(WAN.replace("table = 101", "table = 254")),
-      expect: [/\[wan wan0\] table = 254: expected a routing table number from 1 to 4294967295 other than 253, 254 and 255/],
+      expect: [
+        /\[wan wan0\] table = 254: expected a routing table number from 1 to 4294967295 other than 253, 254 and 255/,
+      ],
     },
     {
       name: "two WANs with the same priority",
@@ -296,23 +300,28 @@ refresh = 12h
 
   it("accepts the renderer's dev output as rendered (multi-WAN and feed sections included), paths adjusted", () => {
     const out = join(dir, "render");
-    const r = spawnSync("node", ["--import", "tsx", join(__dirname, "../../cli/render.ts"), "--stack", "dev", "--out", out], {
-      encoding: "utf8",
-      cwd: join(__dirname, "../.."),
-    });
+    const r = spawnSync(
+      "node",
+      ["--import", "tsx", join(__dirname, "../../cli/render.ts"), "--stack", "dev", "--out", out],
+      {
+        encoding: "utf8",
+        cwd: join(__dirname, "../.."),
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     const text = readFileSync(join(out, "dataplane/dataplane.conf"), "utf8");
     expect(text).toMatch(/^\[wan wan0\]$/m);
     expect(text).toMatch(/^\[feed /m);
     const conf = writeConf(
       "rendered.conf",
-      text.replaceAll("/usr/local/etc/router-dataplane", join(out, "dataplane")).replaceAll(
-        "/var/lib/router-dataplane",
-        join(dir, "rendered-state"),
-      ),
+      text
+        .replaceAll("/usr/local/etc/router-dataplane", join(out, "dataplane"))
+        .replaceAll("/var/lib/router-dataplane", join(dir, "rendered-state")),
     );
     const c = check(conf);
-    expect(c.log.map((l) => `${l.event}: ${l.msg}`)).toContainEqual(expect.stringMatching(/^check_ok: .*0 of 1 feeds cached\) and ruleset are valid/));
+    expect(c.log.map((l) => `${l.event}: ${l.msg}`)).toContainEqual(
+      expect.stringMatching(/^check_ok: .*0 of 1 feeds cached\) and ruleset are valid/),
+    );
     expect(c.status).toBe(0);
     // a cached copy of the feed is part of the check (as it is of a start)
     mkdirSync(join(dir, "rendered-state/feeds"), { recursive: true });

@@ -145,7 +145,11 @@ describe.skipIf(!t.ok)("multi-WAN: probes, per-WAN tables, mark rules, failover 
   const override = () => /default via \S+ dev wan1 proto 201 metric 1 /.test(routes("-4", "main"));
 
   /** Asks the echo server from a namespace; returns the answers (one per question). */
-  async function ask(ns: string, dst: string, o: { tcp?: boolean; count?: number; sport?: number; port?: number } = {}) {
+  async function ask(
+    ns: string,
+    dst: string,
+    o: { tcp?: boolean; count?: number; sport?: number; port?: number } = {},
+  ) {
     const args = ["ask", "--dst", dst, "--port", String(o.port ?? 7777)];
     if (o.tcp) args.push("--tcp");
     if (o.count) args.push("--count", String(o.count), "--interval-ms", "200");

@@ -4,7 +4,7 @@
  * schemas. Each returns the problems it found ([] = valid), with the tool's own words.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -31,11 +31,16 @@ export const validatorsTier = () =>
     ],
   });
 
-function tmpFile(name: string, content: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "validate-"));
-  const p = join(dir, name);
-  writeFileSync(p, content);
-  return p;
+/** Writes `content` to a fresh private directory; the caller's check removes it (`withTmpFile`). */
+function withTmpFile<T>(name: string, content: string, check: (path: string) => T): T {
+  const dir = mkdtempSync(join(process.env.ROUTER_VALIDATE_TMP ?? tmpdir(), "validate-"));
+  try {
+    const p = join(dir, name);
+    writeFileSync(p, content);
+    return check(p);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function run(cmd: string, args: string[], input?: string) {
@@ -44,67 +49,73 @@ function run(cmd: string, args: string[], input?: string) {
 
 /** Kea DHCPv4/DHCPv6 `-t`, in a network namespace where the configured links exist, with its state paths on tmpfs. */
 export function keaCheck(family: 4 | 6, config: string): string[] {
-  const file = tmpFile(`kea${family}.json`, config);
-  const parsed = JSON.parse(config) as Record<string, { "interfaces-config": { interfaces: string[] } }>;
-  const links = parsed[family === 4 ? "Dhcp4" : "Dhcp6"]["interfaces-config"].interfaces;
-  const script = [
-    "set -e",
-    "mkdir -p /var/lib/kea /run/kea",
-    "mount -t tmpfs none /var/lib/kea",
-    "mount -t tmpfs none /run/kea",
-    "ip link set lo up",
-    ...links.map((l) => `ip link add '${l}' type bridge`),
-    `kea-dhcp${family} -t '${file}'`,
-  ].join("\n");
-  const r = run("unshare", ["-m", "-n", "sh", "-c", script]);
-  return r.status === 0
-    ? []
-    : [
-        `kea-dhcp${family} -t exited ${r.status}: ${
-          (r.stdout + r.stderr)
-            .split("\n")
-            .filter((l) => /ERROR|rror|fail/i.test(l))
-            .join("\n") || r.stderr
-        }`,
-      ];
+  return withTmpFile(`kea${family}.json`, config, (file) => {
+    const parsed = JSON.parse(config) as Record<string, { "interfaces-config": { interfaces: string[] } }>;
+    const links = parsed[family === 4 ? "Dhcp4" : "Dhcp6"]["interfaces-config"].interfaces;
+    const script = [
+      "set -e",
+      "mkdir -p /var/lib/kea /run/kea",
+      "mount -t tmpfs none /var/lib/kea",
+      "mount -t tmpfs none /run/kea",
+      "ip link set lo up",
+      ...links.map((l) => `ip link add '${l}' type bridge`),
+      `kea-dhcp${family} -t '${file}'`,
+    ].join("\n");
+    const r = run("unshare", ["-m", "-n", "sh", "-c", script]);
+    return r.status === 0
+      ? []
+      : [
+          `kea-dhcp${family} -t exited ${r.status}: ${
+            (r.stdout + r.stderr)
+              .split("\n")
+              .filter((l) => /ERROR|rror|fail/i.test(l))
+              .join("\n") || r.stderr
+          }`,
+        ];
+  });
 }
 
 export function nftCheck(ruleset: string): string[] {
-  const file = tmpFile("router.nft", ruleset);
-  const r = run("unshare", ["-n", "nft", "-c", "-f", file]);
-  return r.status === 0 ? [] : [`nft -c exited ${r.status}: ${r.stderr}`];
+  return withTmpFile("router.nft", ruleset, (file) => {
+    const r = run("unshare", ["-n", "nft", "-c", "-f", file]);
+    return r.status === 0 ? [] : [`nft -c exited ${r.status}: ${r.stderr}`];
+  });
 }
 
 export function radvdCheck(config: string): string[] {
-  const file = tmpFile("radvd.conf", config);
-  const r = run("radvd", ["-c", "-C", file]);
-  return r.status === 0 && /syntax ok/.test(r.stderr) ? [] : [`radvd -c exited ${r.status}: ${r.stderr}`];
+  return withTmpFile("radvd.conf", config, (file) => {
+    const r = run("radvd", ["-c", "-C", file]);
+    return r.status === 0 && /syntax ok/.test(r.stderr) ? [] : [`radvd -c exited ${r.status}: ${r.stderr}`];
+  });
 }
 
 export function chronyCheck(config: string): string[] {
-  const file = tmpFile("chrony.conf", config);
-  const r = run("chronyd", ["-p", "-f", file]);
-  return r.status === 0 ? [] : [`chronyd -p exited ${r.status}: ${r.stderr}`];
+  return withTmpFile("chrony.conf", config, (file) => {
+    const r = run("chronyd", ["-p", "-f", file]);
+    return r.status === 0 ? [] : [`chronyd -p exited ${r.status}: ${r.stderr}`];
+  });
 }
 
 /** Avahi has no check mode: it must start and keep running for two seconds (exit 124 from timeout). */
 export function avahiCheck(config: string): string[] {
-  const file = tmpFile("avahi-daemon.conf", config);
-  const script = [
-    "set -e",
-    "mkdir -p /run/avahi-daemon",
-    "mount -t tmpfs none /run/avahi-daemon",
-    "ip link set lo up",
-    `timeout 2 avahi-daemon -f '${file}' --no-drop-root --no-chroot --no-rlimits`,
-  ].join("\n");
-  const r = run("unshare", ["-m", "-n", "sh", "-c", script]);
-  return r.status === 124 ? [] : [`avahi-daemon exited ${r.status} (124 = ran): ${r.stderr}`];
+  return withTmpFile("avahi-daemon.conf", config, (file) => {
+    const script = [
+      "set -e",
+      "mkdir -p /run/avahi-daemon",
+      "mount -t tmpfs none /run/avahi-daemon",
+      "ip link set lo up",
+      `timeout 2 avahi-daemon -f '${file}' --no-drop-root --no-chroot --no-rlimits`,
+    ].join("\n");
+    const r = run("unshare", ["-m", "-n", "sh", "-c", script]);
+    return r.status === 124 ? [] : [`avahi-daemon exited ${r.status} (124 = ran): ${r.stderr}`];
+  });
 }
 
 export function frrCheck(config: string): string[] {
-  const file = tmpFile("frr.conf", config);
-  const r = run("vtysh", ["-C", "-f", file]);
-  return r.status === 0 ? [] : [`vtysh -C exited ${r.status}: ${r.stdout}${r.stderr}`];
+  return withTmpFile("frr.conf", config, (file) => {
+    const r = run("vtysh", ["-C", "-f", file]);
+    return r.status === 0 ? [] : [`vtysh -C exited ${r.status}: ${r.stdout}${r.stderr}`];
+  });
 }
 
 export function talosCheck(stream: string): string[] {

@@ -75,33 +75,60 @@ describe("the nftables ruleset", () => {
 
   it("forwards ports from every WAN, with hairpin and source restriction, and NATs per WAN", () => {
     const pre = chainBody(rs, "nat_prerouting");
-    expect(pre).toContain("iifname { $if_wan0, $if_wan1 } tcp dport 443 dnat ip to 10.50.0.10");
+    // Each forward marks its connections (0x4): the forward chain accepts exactly those.
+    const fwd = "ct mark set ct mark or 0x4";
+    expect(pre).toContain(`iifname { $if_wan0, $if_wan1 } tcp dport 443 ${fwd} dnat ip to 10.50.0.10`);
     expect(pre).toContain(
-      "iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 443 dnat ip to 10.50.0.10",
+      `iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
     );
     expect(pre).toContain(
-      "iifname { $if_wan0, $if_wan1 } ip saddr 198.51.100.0/24 tcp dport 8443 dnat ip to 10.50.0.10:5001",
+      `iifname { $if_wan0, $if_wan1 } ip saddr 198.51.100.0/24 tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
     );
     expect(pre.filter((l) => l.includes("51820"))).toEqual([
-      "iifname { $if_wan0, $if_wan1 } udp dport 51820 dnat ip to 10.50.0.11",
+      `iifname { $if_wan0, $if_wan1 } udp dport 51820 ${fwd} dnat ip to 10.50.0.11`,
     ]);
+    expect(chainBody(rs, "forward")).toContain("ct mark and 0x4 == 0x4 accept");
+    expect(rs).not.toContain("ct status dnat accept");
     const post = chainBody(rs, "nat_postrouting");
     expect(post).toEqual([
       "type nat hook postrouting priority srcnat; policy accept;",
-      "ct status dnat oifname @lan_links ip saddr @lan4 masquerade",
+      "ct mark and 0x4 == 0x4 oifname @lan_links ip saddr @lan4 masquerade",
       "oifname $if_wan0 ip saddr @internal4 masquerade",
       "oifname $if_wan0 ip6 saddr @internal6 masquerade",
       "oifname $if_wan1 ip saddr @internal4 masquerade",
     ]);
   });
 
-  it("marks connections by the WAN they arrived on, and routes their replies by that mark", () => {
+  it("keeps every connection on the WAN it uses: replies of inbound ones, later packets of outbound ones", () => {
     expect(chainBody(rs, "mangle_prerouting")).toEqual([
       "type filter hook prerouting priority mangle; policy accept;",
-      "iifname $if_wan0 ct state new ct mark set ct mark and 0xffffff0f or 0x10",
-      "iifname $if_wan1 ct state new ct mark set ct mark and 0xffffff0f or 0x20",
-      "ct direction reply ct mark and 0xf0 != 0 meta mark set ct mark and 0xf0",
+      "iifname $if_wan0 ct state new ct mark set ct mark and 0xffffff07 or 0x10",
+      "iifname $if_wan1 ct state new ct mark set ct mark and 0xffffff07 or 0x20",
+      "ct direction reply ct mark and 0x8 == 0 ct mark and 0xf0 != 0 meta mark set ct mark and 0xf0",
+      "ct direction original ct mark and 0x8 == 0x8 meta mark set ct mark and 0xf0",
     ]);
+    // Outbound connections take the WAN of their first packet (bit 3 says "opened from inside").
+    expect(chainBody(rs, "mangle_postrouting")).toEqual([
+      "type filter hook postrouting priority mangle; policy accept;",
+      "oifname $if_wan0 ct state new ct mark and 0xf0 == 0 ct mark set ct mark and 0xffffff07 or 0x18",
+      "oifname $if_wan1 ct state new ct mark and 0xf0 == 0 ct mark set ct mark and 0xffffff07 or 0x28",
+    ]);
+    expect(chainBody(rs, "mangle_output").slice(1)).toEqual(chainBody(rs, "mangle_prerouting").slice(3));
+  });
+
+  it("moves a forwarded port range port for port", () => {
+    const r = devSite((raw) =>
+      raw.portForwards.push({
+        name: "game",
+        protocol: "tcp+udp",
+        port: "27015-27017",
+        to: "10.50.0.20",
+        toPort: 28015,
+      }),
+    );
+    expect(chainBody(renderRuleset(r.site, r.plan, r.policy), "nat_prerouting")).toContain(
+      "iifname { $if_wan0, $if_wan1 } meta l4proto { tcp, udp } th dport 27015-27017 ct mark set ct mark or 0x4 dnat ip to th dport map { 27015 : 10.50.0.20 . 28015, 27016 : 10.50.0.20 . 28016, 27017 : 10.50.0.20 . 28017 }",
+    );
   });
 
   it.skipIf(!t.ok)("passes nft -c for the dev site", () => {
