@@ -10,7 +10,7 @@
  */
 import type { Site } from "../site/schema";
 import { OUTBOUND_BIT, WAN_MARK_MASK, type SitePlan } from "../site/plan";
-import { mergePrefixes } from "../site/ip";
+import { contains, mergePrefixes } from "../site/ip";
 import { familyOf } from "../site/ip";
 import type { CompiledRule, PolicyModel, Verdict } from "../site/policy";
 import { MANAGEMENT_TCP_PORTS, evaluate, servicePorts } from "../site/policy";
@@ -182,6 +182,16 @@ function namedSet(name: string, type: string, elements: readonly string[], inter
   ];
 }
 
+/** The IPv6 DNAT statement of a forward to a unique local address. */
+function dnat6Target(to: string, port: number | string, toPort: number | undefined, proto: string): string {
+  if (toPort === undefined) return `dnat ip6 to ${to}`;
+  if (typeof port === "number") return `dnat ip6 to [${to}]:${toPort}`;
+  const [a, b] = port.split("-").map(Number);
+  const entries = Array.from({ length: b - a + 1 }, (_, k) => `${a + k} : ${to} . ${toPort + k}`);
+  const key = proto === "tcp" || proto === "udp" ? `${proto} dport` : "th dport";
+  return `dnat ip6 to ${key} map { ${entries.join(", ")} }`;
+}
+
 /** The DNAT statement of a forward: same ports, one port moved, or a range moved port for port (a map). */
 function dnatTarget(to: string, port: number | string, toPort: number | undefined, proto: string): string {
   if (toPort === undefined) return `dnat ip to ${to}`;
@@ -308,7 +318,10 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
 
   // Forward: routed traffic between zones.
   const pinholes = site.portForwards.flatMap((f) => {
+    // A pinhole opens a global address; a unique local one is reached through NAT66 (DNAT below) or, with
+    // prefix translation, at its translated address — then the pinhole names the inside address.
     if (!f.ipv6) return [];
+    if (contains("fc00::/7", f.ipv6) && !plan.wans.some((w) => w.nat.ipv6 === "prefix")) return [];
     const proto = f.protocol === "tcp+udp" ? "meta l4proto { tcp, udp } th" : f.protocol;
     const wans = (f.wans ?? plan.wans.map((w) => w.name)).map((w) => link(ctx, w));
     const src = f.sources?.filter((c) => familyOf(c) === 6);
@@ -356,10 +369,22 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
     const dnat = dnatTarget(f.to, f.port, f.toPort, proto);
     const mark = `ct mark set ct mark or ${FWD}`;
     pre.push(`# port forward ${f.name}`);
+    // IPv4 only: in an inet table a rule without an IPv4 match would also mark IPv6 connections as forwarded.
     if (!f.sources || src4!.length)
       pre.push(
-        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)} ` : ""}${proto} dport ${f.port} ${mark} ${dnat}`,
+        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)}` : "meta nfproto ipv4"} ${proto} dport ${f.port} ${mark} ${dnat}`,
       );
+    // IPv6 to a unique local address: DNAT from the router's own address on WANs that masquerade IPv6.
+    if (f.ipv6 && contains("fc00::/7", f.ipv6)) {
+      const nat66 = (f.wans ?? plan.wans.map((w) => w.name)).filter(
+        (w) => plan.wans.find((x) => x.name === w)?.nat.ipv6 === "masquerade",
+      );
+      const src6 = f.sources?.filter((c) => familyOf(c) === 6);
+      if (nat66.length && (!f.sources || src6!.length))
+        pre.push(
+          `iifname ${setOf(nat66.map((w) => link(ctx, w)))} ${src6 ? `ip6 saddr ${setOf(src6)}` : "meta nfproto ipv6"} fib daddr type local ${proto} dport ${f.port} ${mark} ${dnat6Target(f.ipv6, f.port, f.toPort, proto)}`,
+        );
+    }
     if (f.hairpin)
       pre.push(
         `iifname @lan_links fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} ${mark} ${dnat}`,

@@ -7,6 +7,7 @@ import { configPath, type SiteIssue } from "./issues";
 import { contains, familyOf, isAddress, nthAddress, overlaps, parsePrefix, toBigInt } from "./ip";
 import { segmentGateway4, segmentGateway6, wanZone } from "./plan";
 import type { PartialSite } from "./validate";
+import { DEFAULT_BOGONS4, DEFAULT_BOGONS6 } from "./bogons";
 
 type Issues = SiteIssue[];
 
@@ -161,6 +162,29 @@ function checkPortForwards(s: PartialSite, out: Issues): void {
           message: `"${w}" is not a WAN link (allowed: ${wans.join(", ") || "a link with role: wan"})`,
         });
     });
+    // The XDP guard drops bogon sources on the WANs before NAT, unless the allowlist names them.
+    const dp = s.dataplane;
+    for (const [j, src] of (f.sources ?? []).entries()) {
+      const fam = familyOf(src);
+      if (!dp?.enabled || !(fam === 4 ? dp.bogons.ipv4 : dp.bogons.ipv6)) continue;
+      const bogon = (fam === 4 ? DEFAULT_BOGONS4 : DEFAULT_BOGONS6).find((b) => overlaps(b, src));
+      const allowed = dp.allowlist.some(
+        (a) => familyOf(a) === fam && contains(a, nthAddress(src, 0)) && contains(a, nthAddress(src, -1)),
+      );
+      if (bogon && !allowed)
+        out.push({
+          path: at("sources", j),
+          message: `${src} lies in the bogon range ${bogon}, which the XDP guard drops on every WAN before any forward (allowed: public sources, or add them to router:dataplane.allowlist)`,
+        });
+    }
+    if (f.ipv6 !== undefined && contains("fc00::/7", f.ipv6)) {
+      const targets = (f.wans ?? wans).map((w) => (s.links ?? []).find((l) => l.value.name === w)?.value);
+      if (!targets.some((l) => l?.nat?.ipv6 === "masquerade" || l?.nat?.ipv6 === "prefix"))
+        out.push({
+          path: at("ipv6"),
+          message: `${f.ipv6} is a unique local address, which the internet cannot reach (allowed: a global address, or NAT66 — nat.ipv6 masquerade or prefix — on one of the forward's WANs)`,
+        });
+    }
     const range = portRange(f.port);
     if (f.toPort !== undefined && range[1] - range[0] >= 1024)
       out.push({

@@ -341,6 +341,12 @@ function checkSegment(s: PartialSite, seg: Indexed<Segment>, out: Issues): void 
         });
     }
     if (r.ipv6 !== undefined) {
+      if (value.ipv6 && !value.dhcpv6.enabled)
+        out.push({
+          path: at("dhcp", "reservations", ri, "ipv6"),
+          message:
+            "nothing would hand this address out: the segment has no DHCPv6 (allowed: set dhcpv6.enabled, or drop the IPv6 address)",
+        });
       if (!value.ipv6)
         out.push({
           path: at("dhcp", "reservations", ri, "ipv6"),

@@ -112,6 +112,42 @@ static void open_socks(struct dp_wan_run *w)
 	w->sock_ifindex = w->link.ifindex;
 }
 
+/*
+ * Makes an uplink accept router advertisements while the router forwards (accept_ra 2): with forwarding on,
+ * the kernel ignores RAs at accept_ra 1, so a SLAAC uplink would get no address and no IPv6 default route.
+ * `default.accept_ra` reaches only links created later, and a physical NIC exists before Talos writes its
+ * kernel parameters (siderolabs/talos#5632); only the loader knows the uplink's kernel name. Writes only when
+ * needed; a failure (e.g. a read-only /proc/sys) is logged, never fatal.
+ */
+static void uplink_accept_ra(const char *wan, const char *kname)
+{
+	char path[256], buf[16] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", kname);
+	if (!(f = fopen(path, "r")))
+		return; /* no IPv6 on this link */
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	if (atoi(buf) != 1)
+		return;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/accept_ra", kname);
+	if ((f = fopen(path, "r"))) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+		if (atoi(buf) == 2)
+			return;
+	}
+	if (!(f = fopen(path, "w")) || fputs("2\n", f) < 0 || fclose(f)) {
+		dp_log("warn", "wan_accept_ra", "[wan %s]: cannot set %s to 2: %s (no SLAAC on this uplink while forwarding)",
+		       wan, path, strerror(errno));
+		return;
+	}
+	dp_log("info", "wan_accept_ra", "[wan %s]: %s = 2 (router advertisements accepted while forwarding)", wan, path);
+}
+
 /* Resolves w's link; logs changes and ambiguity. */
 static void resolve(struct dp_wan_mgr *m, struct dp_wan_run *w, const struct dp_links *links)
 {
@@ -125,6 +161,8 @@ static void resolve(struct dp_wan_mgr *m, struct dp_wan_run *w, const struct dp_
 		dp_log("info", "wan_link", "[wan %s]: link %s (ifindex %d)", w->cfg.name, w->link.kname, w->link.ifindex);
 	else if (w->link.state == DP_RES_MISSING && old.state == DP_RESOLVED)
 		dp_log("warn", "wan_link", "[wan %s]: its link is gone", w->cfg.name);
+	if (w->link.state == DP_RESOLVED)
+		uplink_accept_ra(w->cfg.name, w->link.kname);
 	open_socks(w);
 }
 

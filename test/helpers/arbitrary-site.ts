@@ -261,6 +261,8 @@ export function buildRawSite(c: SiteChoices): RawSite {
         };
       });
       seg.dhcp = dhcp;
+      // An IPv6 reservation is handed out by DHCPv6 (the site model requires it on the segment).
+      if ((dhcp.reservations as { ipv6?: string }[]).some((r) => r.ipv6)) seg.dhcpv6 = { enabled: true };
     }
     return seg;
   });

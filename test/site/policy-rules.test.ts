@@ -74,6 +74,14 @@ function withForward(forward: Record<string, unknown>): RawSite {
   return raw;
 }
 
+/** The ruleset of a raw site (which must be valid). */
+function renderRulesetOf(raw: RawSite): string {
+  const r = parseSite(raw);
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  const plan = planSite(r.site);
+  return renderRuleset(r.site, plan, compilePolicy(r.site, plan));
+}
+
 /** The dev site with these static routes. */
 function withRoutes(routes: Record<string, unknown>[]): RawSite {
   return devWith("routes", routes);
@@ -359,6 +367,49 @@ describe("router services of WAN zones", () => {
 
 describe("port forwards", () => {
   const fwd = (f: Record<string, unknown>) => ({ name: "extra", protocol: "tcp", port: 2222, to: "10.50.0.20", ...f });
+
+  it("rejects a forward only for bogon sources: the XDP guard drops them on the WAN before any forward", () => {
+    expectRejected(
+      withForward(fwd({ sources: ["198.51.100.0/24"] })),
+      `router:portForwards[${FORWARDS}].sources[0]`,
+      "198.51.100.0/24 lies in the bogon range 198.51.100.0/24, which the XDP guard drops on every WAN before any forward",
+    );
+  });
+
+  it("accepts bogon sources the data-plane allowlist lets through (a modem's private uplink subnet)", () => {
+    const raw = withForward(fwd({ sources: ["192.168.100.0/24"] }));
+    if (getAt(raw, "dataplane.allowlist") === undefined) setAt(raw, "dataplane.allowlist", []);
+    (getAt(raw, "dataplane.allowlist") as unknown[]).push("192.168.100.0/24");
+    expect(parseSite(raw).ok).toBe(true);
+  });
+
+  it("rejects an IPv6 forward to a unique local address on WANs without NAT66: the internet cannot route to it", () => {
+    expectRejected(
+      withForward(fwd({ wans: ["wan1"], ipv6: "fd12:3456:789a:50::20" })),
+      `router:portForwards[${FORWARDS}].ipv6`,
+      "fd12:3456:789a:50::20 is a unique local address, which the internet cannot reach",
+    );
+  });
+
+  it("renders an IPv6 forward to a unique local address as DNAT from the WAN's own address where the WAN masquerades IPv6", () => {
+    const r = parseSite(withForward(fwd({ ipv6: "fd12:3456:789a:50::20" })));
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const plan = planSite(r.site);
+    const rs = renderRuleset(r.site, plan, compilePolicy(r.site, plan));
+    expect(rs).toContain(
+      "iifname $if_wan0 meta nfproto ipv6 fib daddr type local tcp dport 2222 ct mark set ct mark or 0x4 dnat ip6 to fd12:3456:789a:50::20",
+    );
+    // No pinhole to the unique local address itself: only the router's address forwards to it.
+    expect(rs).not.toMatch(/ip6 daddr fd12:3456:789a:50::20 tcp dport 2222 accept/);
+  });
+
+  it("never marks IPv6 connections as forwarded by an IPv4 forward (the forward chain accepts marked connections)", () => {
+    for (const line of renderRulesetOf(devSiteRaw())
+      .split("\n")
+      .filter((l) => l.includes("dnat ip to")))
+      expect(line, line).toMatch(/meta nfproto ipv4|ip saddr|ip daddr/);
+  });
 
   it("rejects a forward to an address outside every segment and lists the segments: it could never be delivered", () => {
     expectRejected(
@@ -696,6 +747,18 @@ describe("WAN NAT and probes", () => {
 });
 
 describe("DHCPv6", () => {
+  it("rejects an IPv6 reservation on a segment without DHCPv6: nothing would hand the address out", () => {
+    const raw = devSiteRaw();
+    const seg = (getAt(raw, "segments") as Record<string, any>[]).find((x) => x.name === "servers")!; // eslint-disable-line @typescript-eslint/no-explicit-any
+    seg.dhcpv6 = { enabled: false };
+    const i = indexOf(raw, "segments", "servers");
+    expectRejected(
+      raw,
+      `router:segments[${i}].dhcp.reservations[0].ipv6`,
+      "nothing would hand this address out: the segment has no DHCPv6",
+    );
+  });
+
   it("rejects DHCPv6 on a segment without IPv6: there is no prefix to lease from", () => {
     const raw = dev2((s) => {
       delete s.segments[GUEST].ipv6;
@@ -791,6 +854,8 @@ describe("defaults the renderers rely on", () => {
       dev2((s) => {
         delete s.links[WAN0].nat;
         s.links[WAN1].nat = {};
+        // Without NAT66 the dev site's IPv6 forward to a unique local address could not work.
+        for (const f of s.portForwards ?? []) delete f.ipv6;
       }),
     );
     for (const w of plan.wans) expect(w.nat, w.name).toEqual({ ipv4: "masquerade", ipv6: "none" });

@@ -168,7 +168,16 @@ export class Appliance {
   /** Kernel parameters as the rendered SysctlConfig left them, before any harness workaround. */
   sysctls: SysctlOutcome = { applied: [], absent: [], failed: [] };
   /** accept_ra and forwarding of each WAN link with only the rendered parameters applied. */
+  /** accept_ra and forwarding of each WAN link once the rendered kernel parameters are written (before the loader). */
   wanRaState = new Map<string, { acceptRa: number; forwarding: number }>();
+
+  /** accept_ra and forwarding of a WAN link now. */
+  wanRaNow(link: string): { acceptRa: number; forwarding: number } {
+    return {
+      acceptRa: this.readSysctl(this.router, `net/ipv6/conf/${link}/accept_ra`),
+      forwarding: this.readSysctl(this.router, `net/ipv6/conf/${link}/forwarding`),
+    };
+  }
   /** What the harness had to do beyond the rendered configuration, and why. Empty on a correct render. */
   readonly workarounds: string[] = [];
   loader?: Daemon;
@@ -476,18 +485,6 @@ export class Appliance {
         forwarding: this.readSysctl(R, `net/ipv6/conf/${l}/forwarding`),
       });
     }
-    // A SLAAC uplink that forwards must accept RAs (accept_ra 2). `default.accept_ra` does not reach a NIC that
-    // existed before the parameter was written (siderolabs/talos#5632); the test of the rendered parameters
-    // reports it, the harness sets the link's own key so that everything else can still be tested.
-    for (const w of this.wans) {
-      const st = this.wanRaState.get(w.wan.name)!;
-      if (w.wan.ipv6.mode === "slaac" && st.forwarding === 1 && st.acceptRa !== 2) {
-        this.writeSysctlsChecked([[`net/ipv6/conf/${w.wan.name}/accept_ra`, "2"]]);
-        this.workarounds.push(
-          `net/ipv6/conf/${w.wan.name}/accept_ra set to 2 (the rendered parameters leave it at ${st.acceptRa} with forwarding on: no SLAAC on the uplink)`,
-        );
-      }
-    }
     // Addresses and routes of the links' documents; links up.
     const cmds: string[] = [];
     for (const l of this.host.links.values()) {
@@ -508,11 +505,6 @@ export class Appliance {
   }
 
   private routerRoutes: string[] = [];
-
-  private writeSysctlsChecked(entries: [string, string][]): void {
-    const r = this.writeSysctls(entries);
-    if (r.absent.length || r.failed.length) throw new Error(`cannot write ${[...r.absent, ...r.failed].join(", ")}`);
-  }
 
   private linkExists(name: string): boolean {
     return sh(["ip", "-n", this.router, "link", "show", name], { allowFail: true }).status === 0;

@@ -339,10 +339,20 @@ export function forwardVerdict(
     const target = app.hosts.find((h) => [h.addr4, ...h.static4].includes(pf.to));
     if (f.to === "router" && familyOf(f.dst) === 4 && wanAddrs.includes(f.dst))
       return { verdict: "accept", by: `forward:${pf.name}`, answerer: target?.name ?? pf.to };
-    if (pf.ipv6 && f.dst === pf.ipv6) {
-      const h6 = app.hosts.find((h) => [h.slaac6, h.dhcp6, ...h.static6].includes(pf.ipv6));
+    if (!pf.ipv6) continue;
+    const h6 = app.hosts.find((h) => [h.slaac6, h.dhcp6, ...h.static6].includes(pf.ipv6));
+    // A unique local target is forwarded from the router's own IPv6 address on WANs that masquerade IPv6
+    // (NAT66); a global target is a pinhole to its own address.
+    const ula = contains("fc00::/7", pf.ipv6);
+    const nat66 = app.wans
+      .filter(
+        (w) => wans.includes(w.wan.name) && plan.wans.find((x) => x.name === w.wan.name)?.nat.ipv6 === "masquerade",
+      )
+      .map((w) => w.addr6);
+    if (ula && f.to === "router" && familyOf(f.dst) === 6 && nat66.includes(f.dst))
+      return { verdict: "accept", by: `forward6:${pf.name}`, answerer: h6?.name ?? pf.ipv6 };
+    if (!ula && f.dst === pf.ipv6)
       return { verdict: "accept", by: `pinhole:${pf.name}`, answerer: h6?.name ?? pf.ipv6 };
-    }
   }
   return undefined;
 }

@@ -55,6 +55,8 @@ export function branchSite(): StackConfig {
         zone: "office",
         ipv4: { cidr: "10.60.0.0/24" },
         ipv6: { prefix: "2a02:c207:1:100::/64" },
+        // the logger's IPv6 reservation is handed out by DHCPv6
+        dhcpv6: { enabled: true },
         dhcp: {
           reservations: [{ name: "logger", mac: "00:1a:2b:00:64:11", ipv4: "10.60.0.17", ipv6: "2a02:c207:1:100::17" }],
         },

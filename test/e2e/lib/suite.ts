@@ -139,13 +139,18 @@ export function describeAppliance(opts: SuiteOptions): void {
       });
 
       if (slaacWans.length)
-        it("makes every SLAAC uplink accept router advertisements while forwarding, with the rendered kernel parameters alone", () => {
+        it("makes every SLAAC uplink accept router advertisements while forwarding (the loader sets it; the kernel parameters cannot)", () => {
           // Dangerous when wrong: the uplink gets no IPv6 address and no IPv6 default route. The NICs exist before
-          // Talos writes its parameters, so `default.accept_ra` does not reach them (siderolabs/talos#5632).
-          const state = slaacWans.map((w) => ({ link: w.name, ...app.wanRaState.get(w.name) }));
-          expect(state, `harness workarounds: ${app.workarounds.join("; ")}`).toEqual(
+          // Talos writes its parameters, so `default.accept_ra` does not reach them (siderolabs/talos#5632); the
+          // data-plane loader, which knows the uplink's kernel name, sets accept_ra 2.
+          expect(slaacWans.map((w) => ({ link: w.name, ...app.wanRaState.get(w.name) }))).toEqual(
+            slaacWans.map((w) => ({ link: w.name, forwarding: 1, acceptRa: 1 })),
+          );
+          expect(slaacWans.map((w) => ({ link: w.name, ...app.wanRaNow(w.name) }))).toEqual(
             slaacWans.map((w) => ({ link: w.name, forwarding: 1, acceptRa: 2 })),
           );
+          expect(app.loader!.log()).toMatch(/"event":"wan_accept_ra"/);
+          expect(app.workarounds).toEqual([]);
         });
 
       it("loads the rendered ruleset through the data-plane loader and attaches the XDP guard to every WAN link", () => {
@@ -435,9 +440,9 @@ export function describeAppliance(opts: SuiteOptions): void {
           (pf) => pf.ipv6 && !pf.sources && (pf.wans ?? [plan.wans[0].name]).includes(plan.wans[0].name),
         )
       )
-        it("opens each port forward's IPv6 pinhole to the internet: the inside host answers an internet client at its own address", async () => {
-          // A pinhole is a firewall opening, not a translation: it works only where the host's address is routed
-          // on the internet. An address the internet cannot route back to (ULA) makes the forward unreachable.
+        it("forwards each port forward's IPv6 target to the internet: a global host answers at its own address, a ULA host through the WAN's address (NAT66)", async () => {
+          // A global target is a firewall opening (pinhole): the host answers at its own address. A unique local
+          // target cannot be routed on the internet, so the router forwards from its own WAN address (NAT66).
           const w = app.wans[0];
           const pfs = app.site.portForwards.filter((pf) => pf.ipv6 && !pf.sources && onWan(pf, w));
           const specs: ProbeSpec[] = [];
@@ -446,11 +451,13 @@ export function describeAppliance(opts: SuiteOptions): void {
             const src6 = internetSource(6, 40 + i);
             const port = Number(String(pf.port).split("-")[0]);
             for (const proto of pf.protocol === "tcp+udp" ? (["tcp", "udp"] as const) : [pf.protocol]) {
-              specs.push({ id: `${pf.name}-${proto}`, proto, dst: pf.ipv6!, port, src: src6 });
+              const ula = familyOf(pf.ipv6!) === 6 && /^f[cd]/i.test(pf.ipv6!);
+              const dst = ula ? w.addr6! : pf.ipv6!;
+              specs.push({ id: `${pf.name}-${proto}`, proto, dst, port, src: src6 });
               const host = app.hosts.find((h) => h.static6.includes(pf.ipv6!) || h.dhcp6 === pf.ipv6);
               want.push({
                 pinhole: `${pf.name}-${proto}`,
-                to: pf.ipv6,
+                to: dst,
                 answer: `${host?.name} ${proto} ${port} ${src6}`,
               });
             }
