@@ -1,9 +1,10 @@
 /**
  * VlanSegment: one segment end to end. Its host side (the VLAN link on the trunk with the router's gateway
  * addresses and routes through the segment) goes into the node's machine configuration; its share of the shared
- * services (DHCP subnets, router advertisements, NTP clients) and its DNS records are typed data for the
- * NetworkServices and DNS layers. The component itself owns no cloud object: it is the segment's node in the
- * plan, with its addressing as outputs.
+ * services (its DHCP subnets, router advertisements and NTP clients: services.ts, which NetworkServices
+ * assembles into the daemons' configurations) and its DNS records (data for the DNS layer) derive from the same
+ * plan. The component itself owns no cloud object: it is the segment's node in the plan, with its addressing as
+ * outputs.
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Site } from "../site/schema";
@@ -11,7 +12,7 @@ import type { SegmentPlan, SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import type { HostContribution } from "../talos-node/documents";
 import { renderSegmentHost } from "./host";
-import { dnsRecords, keaSubnet4, keaSubnet6, ntpAllows, radvdInterface, type DnsRecord } from "./services";
+import { dnsRecords, keaSubnet6, ntpAllows, radvdInterface, type DnsRecord } from "./services";
 
 export interface VlanSegmentArgs {
   /** The validated site. */
@@ -29,24 +30,12 @@ export class VlanSegment extends pulumi.ComponentResource {
   readonly host: HostContribution;
   /** Names the DNS layer publishes for the segment. */
   readonly dnsRecords: DnsRecord[];
-  /** Its DHCPv4 subnet in the shared Kea server. */
-  readonly dhcp4: Record<string, unknown> | undefined;
-  /** Its DHCPv6 subnet, when it hands out stateful addresses. */
-  readonly dhcp6: Record<string, unknown> | undefined;
-  /** Its radvd block, when it sends router advertisements. */
-  readonly ra: string | undefined;
-  /** Prefixes the NTP server answers for it. */
-  readonly ntpClients: string[];
 
   constructor(name: string, args: VlanSegmentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:network:VlanSegment", name, {}, opts);
     const { site, plan, segment: seg, policy } = args;
     this.host = renderSegmentHost(seg);
     this.dnsRecords = dnsRecords(plan, seg);
-    this.dhcp4 = seg.dhcp.enabled ? keaSubnet4(site, plan, policy, seg) : undefined;
-    this.dhcp6 = keaSubnet6(site, plan, seg);
-    this.ra = radvdInterface(site, seg);
-    this.ntpClients = ntpAllows(policy, seg);
     this.registerOutputs({
       link: seg.link,
       vlan: seg.vlan,
@@ -56,6 +45,9 @@ export class VlanSegment extends pulumi.ComponentResource {
       ipv6: seg.ipv6?.prefix ?? null,
       gateway6: seg.ipv6?.gateway ?? null,
       dhcpPool: seg.dhcp.pool ? `${seg.dhcp.pool.start}-${seg.dhcp.pool.end}` : null,
+      dhcpv6: keaSubnet6(site, plan, seg) !== undefined,
+      routerAdvertisements: radvdInterface(site, seg) !== undefined,
+      ntpServed: ntpAllows(policy, seg).length > 0,
       dnsRecords: this.dnsRecords,
     });
   }
