@@ -498,14 +498,14 @@ const FORWARD_PROTOCOLS = ["tcp", "udp", "tcp+udp"] as const;
 const ACTIONS = ["accept", "drop", "reject"] as const;
 /** Outside addresses and prefixes, pairwise disjoint. */
 const OUTSIDE = ["1.1.1.1", "185.199.108.0/22", "8.8.8.8", "2001:db8:ff::/48", "2606:4700::/32"] as const;
-/** Sources a forward may be limited to, pairwise disjoint. */
+/** Sources a forward may be limited to: public (the XDP guard drops bogon sources first), pairwise disjoint. */
 const FORWARD_SOURCES = [
-  "198.51.100.0/24",
-  "203.0.113.128/25",
+  "81.2.69.0/24",
+  "93.184.216.128/25",
   "185.1.0.0/16",
-  "192.0.2.64/26",
-  "2001:db8:100::/48",
-  "2001:db8:200::/56",
+  "45.33.32.64/26",
+  "2a00:1450:4001::/48",
+  "2a03:2880:f000::/56",
 ] as const;
 const PROBE_TARGETS = ["1.1.1.1", "9.9.9.9", "8.8.8.8", "2606:4700:4700::1111", "2620:fe::fe"] as const;
 const MANAGEMENT_API_PORTS = [6443, 50000, 50001];
@@ -932,6 +932,11 @@ function buildFirewall(f: SiteFacts, p: PolicyChoices): Json {
 function buildForwards(f: SiteFacts, p: PolicyChoices): Json[] {
   const hosts = f.segments.filter((s) => spanTotal(s.free) > 0);
   const v6 = f.segments.filter((s) => s.base6);
+  // Segment prefixes are unique local: an IPv6 forward needs NAT66 on one of its WANs.
+  const nat66 = f.wans.filter((_, i) => {
+    const mode = p.wans[i]?.nat?.ipv6;
+    return mode === "masquerade" || mode === "prefix";
+  });
   if (hosts.length === 0) return [];
   const out: Json[] = [];
   let blocks = 0;
@@ -970,7 +975,8 @@ function buildForwards(f: SiteFacts, p: PolicyChoices): Json[] {
     const sources = bits(c.sources, FORWARD_SOURCES);
     if (sources.length) forward.sources = sources;
     if (c.hairpin !== undefined) forward.hairpin = c.hairpin;
-    if (c.ipv6 !== undefined && v6.length) forward.ipv6 = `${v6[c.ipv6 % v6.length].base6}${hex(0x200 + k)}`;
+    if (c.ipv6 !== undefined && v6.length && (wans ?? f.wans).some((w) => nat66.includes(w)))
+      forward.ipv6 = `${v6[c.ipv6 % v6.length].base6}${hex(0x200 + k)}`;
     out.push(forward);
   }
   return out;
@@ -1101,8 +1107,13 @@ function applySegments(raw: RawSite, f: SiteFacts, p: PolicyChoices): void {
     if (!c) return;
     const facts = f.segments[i];
     const base6 = facts.base6;
+    // IPv6 reservations need DHCPv6 on their segment: only segments without them may turn it off.
+    const reserves6 = ((seg.dhcp as { reservations?: { ipv6?: string }[] } | undefined)?.reservations ?? []).some(
+      (r) => r.ipv6,
+    );
+    const enabled = c.dhcpv6 ? c.dhcpv6.enabled || reserves6 : false;
     if (c.dhcpv6 && base6) {
-      const v6: Json = { enabled: c.dhcpv6.enabled };
+      const v6: Json = { enabled };
       if (c.dhcpv6.range) {
         const start = 0x1000 + (c.dhcpv6.range[0] % 0xf000);
         const end = start + (c.dhcpv6.range[1] % 0x10000);
@@ -1110,7 +1121,7 @@ function applySegments(raw: RawSite, f: SiteFacts, p: PolicyChoices): void {
       }
       if (c.dhcpv6.leaseTime !== undefined) v6.leaseTime = c.dhcpv6.leaseTime;
       seg.dhcpv6 = v6;
-    } else if (c.dhcpv6 && !c.dhcpv6.enabled) seg.dhcpv6 = { enabled: false };
+    } else if (c.dhcpv6 && !enabled) seg.dhcpv6 = { enabled: false };
     if (c.ra && base6) {
       const ra: Json = {};
       for (const k of ["enabled", "slaac", "otherConfig", "maxInterval", "lifetime"] as const)

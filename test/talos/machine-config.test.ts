@@ -154,6 +154,8 @@ describe("the machine configuration", () => {
           ipv4: { mode: "static", address: "203.0.113.10/29", gateway: "203.0.113.9" },
           ipv6: { mode: "static", address: "2001:db8:1::10/64", gateway: "2001:db8:1::1" },
           priority: 10,
+          // The site's IPv6 forward goes to a unique local address, which needs NAT66.
+          nat: { ipv4: "masquerade", ipv6: "masquerade" },
         },
         { name: "wan1", role: "wan", ipv4: { mode: "dhcp" }, ipv6: { mode: "dhcpv6" }, priority: 20 },
         { name: "bond0", role: "trunk", bond: { members: ["lan0", "lan1"], mode: "802.3ad", lacpRate: "fast" } },
