@@ -6,7 +6,8 @@
  *
  * Per-packet cost does not grow with the rule count: established traffic is accepted first; a new connection
  * is dispatched through two verdict maps (in-link → source zone, out-link → zone pair) to a chain holding only
- * that pair's rules, and rules match addresses and ports through sets.
+ * that pair's rules; rules match addresses and ports through sets, and long runs of rules no packet can match
+ * twice are judged by one verdict-map lookup each (rule-tables.ts).
  */
 import type { Site } from "../site/schema";
 import { OUTBOUND_BIT, WAN_MARK_MASK, type SitePlan } from "../site/plan";
@@ -14,6 +15,7 @@ import { contains, mergePrefixes } from "../site/ip";
 import { familyOf } from "../site/ip";
 import type { CompiledRule, PolicyModel, Verdict } from "../site/policy";
 import { MANAGEMENT_TCP_PORTS, evaluate, servicePorts } from "../site/policy";
+import { MIN_TABLE_RULES, mergePorts, planRuleSteps, ruleFamilies, tableMaps } from "./rule-tables";
 
 const TAB = "\t";
 
@@ -61,8 +63,22 @@ export function linkDefines(site: Site, plan: SitePlan): Map<string, string> {
   return out;
 }
 
+/** How verdicts are written: as a rule's statement, and as the verdict of a map element. */
+export interface Verdicts {
+  rule(v: Verdict): string;
+  map(v: Verdict): string;
+}
+
+/** The chain a map element's reject verdict goes to (a map holds verdicts, not statements). */
+const REJECT_CHAIN = "reject_admin";
+
+export const VERDICTS: Verdicts = {
+  rule: (v) => (v === "reject" ? "reject with icmpx admin-prohibited" : v),
+  map: (v) => (v === "reject" ? `goto ${REJECT_CHAIN}` : v),
+};
+
 function verdictStmt(v: Verdict): string {
-  return v === "reject" ? "reject with icmpx admin-prohibited" : v;
+  return VERDICTS.rule(v);
 }
 
 interface Ctx {
@@ -70,6 +86,9 @@ interface Ctx {
   plan: SitePlan;
   model: PolicyModel;
   defines: Map<string, string>;
+  /** Definitions of the decision tables' verdict maps, collected while the chains are rendered. */
+  maps: string[];
+  minTableRules: number;
 }
 
 function link(ctx: Ctx, name: string): string {
@@ -79,14 +98,7 @@ function link(ctx: Ctx, name: string): string {
 
 /** Match expressions of a rule, one entry per address family it applies to ("" = both families). */
 function ruleMatches(r: CompiledRule): string[] {
-  const fams: (4 | 6 | 0)[] = [];
-  if (!r.src && !r.dst) fams.push(0);
-  else
-    for (const f of [4, 6] as const) {
-      const srcOk = !r.src || r.src[f].length > 0;
-      const dstOk = !r.dst || r.dst[f].length > 0;
-      if (srcOk && dstOk) fams.push(f);
-    }
+  const fams: (4 | 6 | 0)[] = !r.src && !r.dst ? [0] : ruleFamilies(r);
   return fams.map((f) => {
     const parts: string[] = [];
     if (f !== 0) {
@@ -99,25 +111,66 @@ function ruleMatches(r: CompiledRule): string[] {
     if (protos !== "any") {
       const icmp = f === 4 ? ["icmp"] : f === 6 ? ["ipv6-icmp"] : ["icmp", "ipv6-icmp"];
       const l4 = protos.flatMap((p) => (p === "icmp" ? icmp : [p]));
-      if (r.ports && protos.length === 1 && protos[0] !== "icmp") parts.push(`${protos[0]} dport ${portList(r.ports)}`);
+      const ports = r.ports && mergePorts(r.ports);
+      if (ports && protos.length === 1 && protos[0] !== "icmp") parts.push(`${protos[0]} dport ${portList(ports)}`);
       else {
         parts.push(`meta l4proto ${setOf(l4)}`);
-        if (r.ports) parts.push(`th dport ${portList(r.ports)}`);
+        if (ports) parts.push(`th dport ${portList(ports)}`);
       }
     }
     return parts.join(" ");
   });
 }
 
-function ruleLines(ctx: Ctx, r: CompiledRule, label: string): string[] {
+function ruleLines(r: CompiledRule, label: string, logRate: string, verdicts: Verdicts): string[] {
   const out: string[] = [`# rule ${r.name}`];
   for (const m of ruleMatches(r)) {
     const prefix = m ? `${m} ` : "";
-    if (r.log)
-      out.push(`${prefix}limit rate ${ctx.model.logRate} log prefix ${logPrefix(`router ${label} ${r.name}`)}`);
-    out.push(`${prefix}${verdictStmt(r.action)}`);
+    if (r.log) out.push(`${prefix}limit rate ${logRate} log prefix ${logPrefix(`router ${label} ${r.name}`)}`);
+    out.push(`${prefix}${verdicts.rule(r.action)}`);
   }
   return out;
+}
+
+export interface RuleChain {
+  /** The chain's statements, in order. */
+  body: string[];
+  /** Definitions of the verdict maps the body looks up (they must precede the chain). */
+  maps: string[];
+}
+
+/**
+ * A chain's rules, in order: runs of rules that no packet can match twice become one verdict-map lookup
+ * (rule-tables.ts), the others stay rules.
+ */
+export function ruleChain(
+  rules: readonly CompiledRule[],
+  opts: { chain: string; label: string; logRate: string; minTableRules?: number; verdicts?: Verdicts },
+): RuleChain {
+  const verdicts = opts.verdicts ?? VERDICTS;
+  const body: string[] = [];
+  const maps: string[] = [];
+  let tables = 0;
+  for (const step of planRuleSteps(rules, opts.minTableRules ?? MIN_TABLE_RULES)) {
+    if (step.kind === "rule") {
+      body.push(...ruleLines(step.rule, opts.label, opts.logRate, verdicts));
+      continue;
+    }
+    tables += 1;
+    const names = step.rules.map((r) => r.name);
+    body.push(`# rules ${names[0]} … ${names[names.length - 1]} (${names.length}, none overlapping): one lookup`);
+    for (const m of tableMaps(step.rules, `${opts.chain}_t${tables}`, (v) => verdicts.map(v))) {
+      body.push(m.lookup);
+      maps.push(...m.definition);
+    }
+  }
+  return { body, maps };
+}
+
+function rulesInto(ctx: Ctx, rules: readonly CompiledRule[], chainName: string, label: string): string[] {
+  const r = ruleChain(rules, { chain: chainName, label, logRate: ctx.model.logRate, minTableRules: ctx.minTableRules });
+  ctx.maps.push(...r.maps);
+  return r.body;
 }
 
 function chain(name: string, body: string[], hook?: string): string[] {
@@ -126,12 +179,11 @@ function chain(name: string, body: string[], hook?: string): string[] {
 
 /** Forward chain of one zone pair: that pair's rules in order, then the policy's verdict. */
 function pairChain(ctx: Ctx, from: string, to: string): string[] {
-  const body: string[] = [];
-  for (const r of ctx.model.rules) {
-    if (r.from !== "any" && !r.from.includes(from)) continue;
-    if (r.to !== "any" && !r.to.includes(to)) continue;
-    body.push(...ruleLines(ctx, r, `${from}>${to}`));
-  }
+  const name = `fwd_${ident(from)}_${ident(to)}`;
+  const rules = ctx.model.rules.filter(
+    (r) => (r.from === "any" || r.from.includes(from)) && (r.to === "any" || r.to.includes(to)),
+  );
+  const body = rulesInto(ctx, rules, name, `${from}>${to}`);
   // The fallback verdict: what `evaluate` gives once no rule matched (addresses do not matter any more).
   const rest = evaluate(
     { ...ctx.model, rules: [] },
@@ -141,16 +193,12 @@ function pairChain(ctx: Ctx, from: string, to: string): string[] {
   if (rest.verdict !== "accept" && rest.log)
     body.push(`limit rate ${ctx.model.logRate} log prefix ${logPrefix(`router ${from}>${to} ${rest.verdict}`)}`);
   body.push(verdictStmt(rest.verdict));
-  return chain(`fwd_${ident(from)}_${ident(to)}`, body);
+  return chain(name, body);
 }
 
 function inputZoneChain(ctx: Ctx, zone: string): string[] {
-  const body: string[] = [];
-  for (const r of ctx.model.rules) {
-    if (!r.toRouter) continue;
-    if (r.from !== "any" && !r.from.includes(zone)) continue;
-    body.push(...ruleLines(ctx, r, `${zone}>router`));
-  }
+  const rules = ctx.model.rules.filter((r) => r.toRouter && (r.from === "any" || r.from.includes(zone)));
+  const body = rulesInto(ctx, rules, `in_${ident(zone)}`, `${zone}>router`);
   if (ctx.model.managementZones.includes(zone)) {
     body.push("# management: Talos API, trustd, Kubernetes API, data-plane metrics");
     body.push(`tcp dport ${setOf([...MANAGEMENT_TCP_PORTS, ...ctx.model.managementPorts])} accept`);
@@ -203,8 +251,20 @@ function dnatTarget(to: string, port: number | string, toPort: number | undefine
 }
 
 /** Renders the whole ruleset file. */
-export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): string {
-  const ctx: Ctx = { site, plan, model, defines: linkDefines(site, plan) };
+export function renderRuleset(
+  site: Site,
+  plan: SitePlan,
+  model: PolicyModel,
+  opts: { minTableRules?: number } = {},
+): string {
+  const ctx: Ctx = {
+    site,
+    plan,
+    model,
+    defines: linkDefines(site, plan),
+    maps: [],
+    minTableRules: opts.minTableRules ?? MIN_TABLE_RULES,
+  };
   const lanLinks = plan.segments.map((s) => s.link);
   const wanLinks = plan.wans.map((w) => link(ctx, w.name));
   const lan4 = plan.segments.map((s) => s.ipv4.cidr);
@@ -233,6 +293,8 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
     t.push(...namedSet(`group_${ident(g)}_4`, "ipv4_addr", v[4], true));
     t.push(...namedSet(`group_${ident(g)}_6`, "ipv6_addr", v[6], true));
   }
+  // The decision tables' verdict maps go here, ahead of the chains that look them up.
+  const mapsAt = t.length;
 
   // Anti-spoofing before connection tracking, so forged sources never create state.
   t.push(
@@ -406,6 +468,16 @@ export function renderRuleset(site: Site, plan: SitePlan, model: PolicyModel): s
   }
   t.push(...chain("nat_prerouting", pre, "type nat hook prerouting priority dstnat; policy accept;"));
   t.push(...chain("nat_postrouting", post, "type nat hook postrouting priority srcnat; policy accept;"));
+  if (ctx.maps.length) {
+    const reject = ctx.maps.some((l) => l.endsWith(`goto ${REJECT_CHAIN},`));
+    t.splice(
+      mapsAt,
+      0,
+      "# decision tables: runs of rules no packet can match twice, one lookup each (rule-tables.ts)",
+      ...ctx.maps,
+      ...(reject ? chain(REJECT_CHAIN, [VERDICTS.rule("reject")]) : []),
+    );
+  }
 
   out.push("table inet router {", ...t.map((l) => (l ? `${TAB}${l}` : "")), "}", "");
   return out.join("\n");
