@@ -8,8 +8,10 @@
  *   dev policy  the full rendered stack: the loader with the XDP guard on the WANs and tc on the segments, the
  *               dev site's nftables ruleset (zone policy, conntrack, NAT44 masquerade)
  *   +1000 rules the dev site with 1,000 more firewall rules in the measured zone pair (trusted→wan), each with
- *               a port set, a source prefix that matches the client and destination address sets that do not,
- *               so every new connection walks all of them before the pair's accept
+ *               a port set, a source prefix that matches the client and destination address sets that do not;
+ *               the ruleset reaches them by destination port, so a new connection meets only those naming it
+ *   +1000 rules, linear  the same ruleset without the port dispatch: every new connection walks the 1,000 rules
+ *               one by one before the pair's accept (the peer for the new-connection rate)
  *
  * ISP 1's anti-spoofing filter is removed for the whole run: plain forwarding sends the client's private
  * address to the ISP. Prints a Markdown table and writes bench/results/appliance.json. Needs root.
@@ -22,6 +24,8 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EXTENSION_NAME } from "../components/dataplane/loader-config";
+import { renderRuleset } from "../components/dataplane/nftables";
+import { compilePolicy } from "../components/site/policy";
 import { devStack } from "../test/helpers/stacks";
 import { Appliance, ROOT } from "../test/e2e/lib/appliance";
 import { inNs, run, sleep, waitFor } from "../test/e2e/lib/exec";
@@ -29,8 +33,8 @@ import { INTERNET } from "../test/e2e/lib/internet";
 import { probePorts, ruleAddresses } from "../test/e2e/lib/matrix";
 import { hostConfig, renderSite } from "../test/e2e/lib/rendered";
 
-type Mode = "plain" | "dev policy" | "+1000 rules";
-const MODES: Mode[] = ["plain", "dev policy", "+1000 rules"];
+type Mode = "plain" | "dev policy" | "+1000 rules" | "+1000 rules, linear";
+const MODES: Mode[] = ["plain", "dev policy", "+1000 rules", "+1000 rules, linear"];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -65,11 +69,19 @@ function sh(argv: string[]): string {
   return execFileSync(argv[0], argv.slice(1), { encoding: "utf8" });
 }
 
-/** Prints the data-plane ruleset of the dev site with `n` more rules (run in a child process). */
-async function printRuleset(n: number): Promise<void> {
+/**
+ * Prints the data-plane ruleset of the dev site with `n` more rules (run in a child process); `linear`: with
+ * the port dispatch turned off, every rule walked in turn.
+ */
+async function printRuleset(n: number, linear: boolean): Promise<void> {
   const r = await renderSite(devWithRules(n));
   const files = hostConfig(r).extensionFiles.get(EXTENSION_NAME)!;
-  const text = files.get([...files.keys()].find((p) => p.endsWith(".nft"))!)!;
+  const rendered = files.get([...files.keys()].find((p) => p.endsWith(".nft"))!)!;
+  const text = linear
+    ? renderRuleset(r.site, r.plan, compilePolicy(r.site, r.plan), { minDispatchRules: Infinity })
+    : rendered;
+  if (!linear && text !== renderRuleset(r.site, r.plan, compilePolicy(r.site, r.plan)))
+    throw new Error("the program's ruleset differs from renderRuleset's: the linear peer would not be comparable");
   // a pipe is written asynchronously: exit only once all of it is out
   await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
 }
@@ -81,9 +93,10 @@ async function main(): Promise<void> {
       seconds: { type: "string", default: "5" },
       pin: { type: "boolean", default: false },
       "print-ruleset": { type: "string" },
+      linear: { type: "boolean", default: false },
     },
   });
-  if (values["print-ruleset"]) return printRuleset(Number(values["print-ruleset"]));
+  if (values["print-ruleset"]) return printRuleset(Number(values["print-ruleset"]), values.linear);
   const runs = Number(values.runs);
   const loadAtStart = loadavg();
   const seconds = Number(values.seconds);
@@ -93,15 +106,16 @@ async function main(): Promise<void> {
   const files = hostConfig(rendered).extensionFiles.get(EXTENSION_NAME)!;
   const rulesetPath = [...files.keys()].find((p) => p.endsWith(".nft"))!;
   // Pulumi's mock runtime runs the program once per process: the second site renders in a child process.
-  const heavy = execFileSync(process.execPath, ["--import", "tsx", __filename, "--print-ruleset", "1000"], {
-    encoding: "utf8",
-    cwd: ROOT,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (!heavy.trimEnd().endsWith("}")) throw new Error("the ruleset with 1,000 rules came back truncated");
+  const heavyRuleset = (linear: boolean) => {
+    const argv = ["--import", "tsx", __filename, "--print-ruleset", "1000", ...(linear ? ["--linear"] : [])];
+    const text = execFileSync(process.execPath, argv, { encoding: "utf8", cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+    if (!text.trimEnd().endsWith("}")) throw new Error("the ruleset with 1,000 rules came back truncated");
+    return text;
+  };
   const rulesets: Record<Exclude<Mode, "plain">, string> = {
     "dev policy": files.get(rulesetPath)!,
-    "+1000 rules": heavy,
+    "+1000 rules": heavyRuleset(false),
+    "+1000 rules, linear": heavyRuleset(true),
   };
 
   const app = new Appliance({
@@ -144,14 +158,17 @@ async function main(): Promise<void> {
         allowFail: true,
       });
       const xdp = / xdp /.test(link);
-      const rules =
-        table.status === 0 ? table.stdout.split("\n").filter((l) => /accept|drop|reject/.test(l)).length : 0;
+      const lines = table.status === 0 ? table.stdout.split("\n") : [];
+      const rules = lines.filter((l) => /accept|drop|reject/.test(l) && !/ vmap @/.test(l)).length;
+      const lookups = lines.filter((l) => / vmap @/.test(l)).length;
       const want = mode === "plain" ? { xdp: false, table: false } : { xdp: true, table: true };
-      if (xdp !== want.xdp || (table.status === 0) !== want.table || (mode === "+1000 rules" && rules < 1000))
+      const wrong =
+        (mode === "+1000 rules" && (lookups === 0 || rules > 1)) || (mode === "+1000 rules, linear" && rules < 1000);
+      if (xdp !== want.xdp || (table.status === 0) !== want.table || wrong)
         throw new Error(
-          `${mode}: wrong state (xdp ${xdp}, table ${table.status === 0}, ${rules} rules in trusted→wan)`,
+          `${mode}: wrong state (xdp ${xdp}, table ${table.status === 0}, ${rules} verdict statements and ${lookups} port-dispatch lookups in trusted→wan)`,
         );
-      return { xdp, rules };
+      return { xdp, rules, lookups };
     };
 
     // New connections per second (informational): only a connection's first packet walks the zone pair's
@@ -196,7 +213,9 @@ async function main(): Promise<void> {
     // one warm-up sample per configuration, then the interleaved rounds
     for (const m of MODES) {
       const st = await setMode(m);
-      checks.push(`${m}: XDP ${st.xdp ? "attached" : "off"}, ${st.rules} verdict statements in trusted→wan`);
+      checks.push(
+        `${m}: XDP ${st.xdp ? "attached" : "off"}, ${st.rules} verdict statements and ${st.lookups} port-dispatch lookups in trusted→wan`,
+      );
       await iperf();
     }
     for (let i = 0; i < runs; i++) {
@@ -226,6 +245,7 @@ async function main(): Promise<void> {
   const plain = med("plain");
   const dev = med("dev policy");
   const heavyMed = med("+1000 rules");
+  const linearMed = med("+1000 rules, linear");
   const ratioDev = dev / plain;
   const ratioHeavy = heavyMed / dev;
   // The same ratios round by round (the configurations of a round ran back to back): less sensitive to drift
@@ -252,11 +272,19 @@ async function main(): Promise<void> {
       flow: `one TCP stream, trusted client → ${INTERNET.server4}:5201 through the router's wan0`,
       state: checks,
     },
-    medianGbps: { plain: plain / 1e9, devPolicy: dev / 1e9, rules1000: heavyMed / 1e9 },
+    medianGbps: {
+      plain: plain / 1e9,
+      devPolicy: dev / 1e9,
+      rules1000: heavyMed / 1e9,
+      rules1000Linear: linearMed / 1e9,
+    },
     samplesGbps: Object.fromEntries(MODES.map((m) => [m, samples.get(m)!.map((x) => x / 1e9)])),
     connectionsPerSecond: {
       note: "informational: 3,000 new TCP connections (64 at a time) from the same client to the internet host",
       median: Object.fromEntries(MODES.map((m) => [m, median(connSamples.get(m)!)])),
+      tablesVsLinearPerRound: median(
+        connSamples.get("+1000 rules")!.map((x, i) => x / connSamples.get("+1000 rules, linear")![i]),
+      ),
       samples: Object.fromEntries(MODES.map((m) => [m, connSamples.get(m)!])),
     },
     pairedRatios: {
@@ -304,11 +332,14 @@ async function main(): Promise<void> {
     "≥ 0.95 × dev policy",
     yes(result.goals.rules1000VsDev.met),
   );
+  row("+1000 rules, linear", `${(linearMed / dev).toFixed(2)} × dev policy`, "—", "— (peer)", "—");
   const conn = (m: Mode) => median(connSamples.get(m)!);
   console.log(
     `\nnew connections per second (informational, median): plain ${conn("plain").toFixed(0)}, ` +
       `dev policy ${conn("dev policy").toFixed(0)}, +1000 rules ${conn("+1000 rules").toFixed(0)} ` +
-      `(${((conn("+1000 rules") / conn("dev policy")) * 100).toFixed(0)} % of the dev policy's)`,
+      `(${((conn("+1000 rules") / conn("dev policy")) * 100).toFixed(0)} % of the dev policy's), ` +
+      `+1000 rules linear ${conn("+1000 rules, linear").toFixed(0)} ` +
+      `(tables ${result.connectionsPerSecond.tablesVsLinearPerRound.toFixed(2)} × linear, per round)`,
   );
 }
 

@@ -6,8 +6,8 @@
  *
  * Per-packet cost does not grow with the rule count: established traffic is accepted first; a new connection
  * is dispatched through two verdict maps (in-link → source zone, out-link → zone pair) to a chain holding only
- * that pair's rules; rules match addresses and ports through sets, and long runs of rules no packet can match
- * twice are judged by one verdict-map lookup each (rule-tables.ts).
+ * that pair's rules; rules match addresses and ports through sets, and a long list of rules is reached by
+ * destination port, so a new connection walks only the rules that can match its port (rule-tables.ts).
  */
 import type { Site } from "../site/schema";
 import { OUTBOUND_BIT, WAN_MARK_MASK, type SitePlan } from "../site/plan";
@@ -15,7 +15,7 @@ import { contains, mergePrefixes } from "../site/ip";
 import { familyOf } from "../site/ip";
 import type { CompiledRule, PolicyModel, Verdict } from "../site/policy";
 import { MANAGEMENT_TCP_PORTS, evaluate, servicePorts } from "../site/policy";
-import { MIN_TABLE_RULES, mergePorts, planRuleSteps, ruleFamilies, tableMaps } from "./rule-tables";
+import { MIN_DISPATCH_RULES, mergePorts, portDispatch, ruleFamilies } from "./rule-tables";
 
 const TAB = "\t";
 
@@ -63,22 +63,13 @@ export function linkDefines(site: Site, plan: SitePlan): Map<string, string> {
   return out;
 }
 
-/** How verdicts are written: as a rule's statement, and as the verdict of a map element. */
-export interface Verdicts {
-  rule(v: Verdict): string;
-  map(v: Verdict): string;
-}
+/** How a rule's verdict is written (tests record verdicts instead). */
+export type Verdicts = (v: Verdict) => string;
 
-/** The chain a map element's reject verdict goes to (a map holds verdicts, not statements). */
-const REJECT_CHAIN = "reject_admin";
-
-export const VERDICTS: Verdicts = {
-  rule: (v) => (v === "reject" ? "reject with icmpx admin-prohibited" : v),
-  map: (v) => (v === "reject" ? `goto ${REJECT_CHAIN}` : v),
-};
+export const VERDICTS: Verdicts = (v) => (v === "reject" ? "reject with icmpx admin-prohibited" : v);
 
 function verdictStmt(v: Verdict): string {
-  return VERDICTS.rule(v);
+  return VERDICTS(v);
 }
 
 interface Ctx {
@@ -86,9 +77,9 @@ interface Ctx {
   plan: SitePlan;
   model: PolicyModel;
   defines: Map<string, string>;
-  /** Definitions of the decision tables' verdict maps, collected while the chains are rendered. */
+  /** Port-dispatch chains and maps, collected while the chains are rendered. */
   maps: string[];
-  minTableRules: number;
+  minDispatchRules: number;
 }
 
 function link(ctx: Ctx, name: string): string {
@@ -127,7 +118,7 @@ function ruleLines(r: CompiledRule, label: string, logRate: string, verdicts: Ve
   for (const m of ruleMatches(r)) {
     const prefix = m ? `${m} ` : "";
     if (r.log) out.push(`${prefix}limit rate ${logRate} log prefix ${logPrefix(`router ${label} ${r.name}`)}`);
-    out.push(`${prefix}${verdicts.rule(r.action)}`);
+    out.push(`${prefix}${verdicts(r.action)}`);
   }
   return out;
 }
@@ -135,40 +126,62 @@ function ruleLines(r: CompiledRule, label: string, logRate: string, verdicts: Ve
 export interface RuleChain {
   /** The chain's statements, in order. */
   body: string[];
-  /** Definitions of the verdict maps the body looks up (they must precede the chain). */
+  /** The chains and the verdict map the body dispatches to (they must precede the chain). */
   maps: string[];
 }
 
 /**
- * A chain's rules, in order: runs of rules that no packet can match twice become one verdict-map lookup
- * (rule-tables.ts), the others stay rules.
+ * A chain's rules, in order: a long list is reached through a port dispatch (rule-tables.ts) — one lookup on
+ * the destination port jumps to the rules that can match it — and the rules with no port match follow.
  */
 export function ruleChain(
   rules: readonly CompiledRule[],
-  opts: { chain: string; label: string; logRate: string; minTableRules?: number; verdicts?: Verdicts },
+  opts: {
+    chain: string;
+    label: string;
+    logRate: string;
+    minDispatchRules?: number;
+    /** Dispatch whenever there are enough rules, even where it would not pay (tests). */
+    alwaysDispatch?: boolean;
+    verdicts?: Verdicts;
+  },
 ): RuleChain {
   const verdicts = opts.verdicts ?? VERDICTS;
-  const body: string[] = [];
+  const lines = (list: readonly CompiledRule[]) =>
+    list.flatMap((r) => ruleLines(r, opts.label, opts.logRate, verdicts));
+  const d = portDispatch(rules, opts.minDispatchRules ?? MIN_DISPATCH_RULES, opts.alwaysDispatch);
+  if (!d) return { body: lines(rules), maps: [] };
   const maps: string[] = [];
-  let tables = 0;
-  for (const step of planRuleSteps(rules, opts.minTableRules ?? MIN_TABLE_RULES)) {
-    if (step.kind === "rule") {
-      body.push(...ruleLines(step.rule, opts.label, opts.logRate, verdicts));
-      continue;
-    }
-    tables += 1;
-    const names = step.rules.map((r) => r.name);
-    body.push(`# rules ${names[0]} … ${names[names.length - 1]} (${names.length}, none overlapping): one lookup`);
-    for (const m of tableMaps(step.rules, `${opts.chain}_t${tables}`, (v) => verdicts.map(v))) {
-      body.push(m.lookup);
-      maps.push(...m.definition);
-    }
-  }
+  d.lists.forEach((list, k) => maps.push(...chain(`${opts.chain}_p${k + 1}`, lines(list))));
+  const elements = d.segments.map(
+    ({ lo, hi, list }) => `${lo === hi ? lo : `${lo}-${hi}`} : jump ${opts.chain}_p${list + 1}`,
+  );
+  maps.push(
+    `map ${opts.chain}_ports {`,
+    `${TAB}type inet_service : verdict`,
+    `${TAB}flags interval`,
+    `${TAB}elements = {`,
+    ...elements.map((e) => `${TAB}${TAB}${e},`),
+    `${TAB}}`,
+    "}",
+  );
+  const longest = Math.max(...d.lists.map((l) => l.length));
+  const body = [
+    `# rules ${rules[0].name} … ${rules[rules.length - 1].name} (${rules.length}): by destination port to the rules that name it`,
+    `# (${d.segments.length} port ranges, ${d.lists.length} rule lists of at most ${longest}), then the rules without ports`,
+    `th dport vmap @${opts.chain}_ports`,
+    ...lines(d.unconstrained),
+  ];
   return { body, maps };
 }
 
 function rulesInto(ctx: Ctx, rules: readonly CompiledRule[], chainName: string, label: string): string[] {
-  const r = ruleChain(rules, { chain: chainName, label, logRate: ctx.model.logRate, minTableRules: ctx.minTableRules });
+  const r = ruleChain(rules, {
+    chain: chainName,
+    label,
+    logRate: ctx.model.logRate,
+    minDispatchRules: ctx.minDispatchRules,
+  });
   ctx.maps.push(...r.maps);
   return r.body;
 }
@@ -255,7 +268,7 @@ export function renderRuleset(
   site: Site,
   plan: SitePlan,
   model: PolicyModel,
-  opts: { minTableRules?: number } = {},
+  opts: { minDispatchRules?: number } = {},
 ): string {
   const ctx: Ctx = {
     site,
@@ -263,7 +276,7 @@ export function renderRuleset(
     model,
     defines: linkDefines(site, plan),
     maps: [],
-    minTableRules: opts.minTableRules ?? MIN_TABLE_RULES,
+    minDispatchRules: opts.minDispatchRules ?? MIN_DISPATCH_RULES,
   };
   const lanLinks = plan.segments.map((s) => s.link);
   const wanLinks = plan.wans.map((w) => link(ctx, w.name));
@@ -293,7 +306,7 @@ export function renderRuleset(
     t.push(...namedSet(`group_${ident(g)}_4`, "ipv4_addr", v[4], true));
     t.push(...namedSet(`group_${ident(g)}_6`, "ipv6_addr", v[6], true));
   }
-  // The decision tables' verdict maps go here, ahead of the chains that look them up.
+  // The port dispatches' chains and maps go here, ahead of the chains that use them.
   const mapsAt = t.length;
 
   // Anti-spoofing before connection tracking, so forged sources never create state.
@@ -468,16 +481,8 @@ export function renderRuleset(
   }
   t.push(...chain("nat_prerouting", pre, "type nat hook prerouting priority dstnat; policy accept;"));
   t.push(...chain("nat_postrouting", post, "type nat hook postrouting priority srcnat; policy accept;"));
-  if (ctx.maps.length) {
-    const reject = ctx.maps.some((l) => l.endsWith(`goto ${REJECT_CHAIN},`));
-    t.splice(
-      mapsAt,
-      0,
-      "# decision tables: runs of rules no packet can match twice, one lookup each (rule-tables.ts)",
-      ...ctx.maps,
-      ...(reject ? chain(REJECT_CHAIN, [VERDICTS.rule("reject")]) : []),
-    );
-  }
+  if (ctx.maps.length)
+    t.splice(mapsAt, 0, "# port dispatch: long rule lists reached by destination port (rule-tables.ts)", ...ctx.maps);
 
   out.push("table inet router {", ...t.map((l) => (l ? `${TAB}${l}` : "")), "}", "");
   return out.join("\n");
