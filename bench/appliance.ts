@@ -282,7 +282,7 @@ async function main(): Promise<void> {
     connectionsPerSecond: {
       note: "informational: 3,000 new TCP connections (64 at a time) from the same client to the internet host",
       median: Object.fromEntries(MODES.map((m) => [m, median(connSamples.get(m)!)])),
-      tablesVsLinearPerRound: median(
+      dispatchVsLinearPerRound: median(
         connSamples.get("+1000 rules")!.map((x, i) => x / connSamples.get("+1000 rules, linear")![i]),
       ),
       samples: Object.fromEntries(MODES.map((m) => [m, connSamples.get(m)!])),
@@ -339,7 +339,7 @@ async function main(): Promise<void> {
       `dev policy ${conn("dev policy").toFixed(0)}, +1000 rules ${conn("+1000 rules").toFixed(0)} ` +
       `(${((conn("+1000 rules") / conn("dev policy")) * 100).toFixed(0)} % of the dev policy's), ` +
       `+1000 rules linear ${conn("+1000 rules, linear").toFixed(0)} ` +
-      `(tables ${result.connectionsPerSecond.tablesVsLinearPerRound.toFixed(2)} × linear, per round)`,
+      `(port dispatch ${result.connectionsPerSecond.dispatchVsLinearPerRound.toFixed(2)} × linear, per round)`,
   );
 }
 
