@@ -7,7 +7,7 @@
  * Per-packet cost does not grow with the rule count: established traffic is accepted first; a new connection
  * is dispatched through two verdict maps (in-link → source zone, out-link → zone pair) to a chain holding only
  * that pair's rules; rules match addresses and ports through sets, and a long list of rules is reached by
- * destination port, so a new connection walks only the rules that can match its port (rule-tables.ts).
+ * destination port, so a new connection walks only the rules that can match its port (port-dispatch.ts).
  */
 import type { Site } from "../site/schema";
 import { OUTBOUND_BIT, WAN_MARK_MASK, type SitePlan } from "../site/plan";
@@ -15,7 +15,7 @@ import { contains, mergePrefixes } from "../site/ip";
 import { familyOf } from "../site/ip";
 import type { CompiledRule, PolicyModel, Verdict } from "../site/policy";
 import { MANAGEMENT_TCP_PORTS, evaluate, servicePorts } from "../site/policy";
-import { MIN_DISPATCH_RULES, mergePorts, portDispatch, ruleFamilies } from "./rule-tables";
+import { MIN_DISPATCH_RULES, mergePorts, portDispatch, ruleFamilies } from "./port-dispatch";
 
 const TAB = "\t";
 
@@ -131,7 +131,7 @@ export interface RuleChain {
 }
 
 /**
- * A chain's rules, in order: a long list is reached through a port dispatch (rule-tables.ts) — one lookup on
+ * A chain's rules, in order: a long list is reached through a port dispatch (port-dispatch.ts) — one lookup on
  * the destination port jumps to the rules that can match it — and the rules with no port match follow.
  */
 export function ruleChain(
@@ -482,7 +482,7 @@ export function renderRuleset(
   t.push(...chain("nat_prerouting", pre, "type nat hook prerouting priority dstnat; policy accept;"));
   t.push(...chain("nat_postrouting", post, "type nat hook postrouting priority srcnat; policy accept;"));
   if (ctx.maps.length)
-    t.splice(mapsAt, 0, "# port dispatch: long rule lists reached by destination port (rule-tables.ts)", ...ctx.maps);
+    t.splice(mapsAt, 0, "# port dispatch: long rule lists reached by destination port (port-dispatch.ts)", ...ctx.maps);
 
   out.push("table inet router {", ...t.map((l) => (l ? `${TAB}${l}` : "")), "}", "");
   return out.join("\n");

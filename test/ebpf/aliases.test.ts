@@ -18,8 +18,10 @@ import {
   inNetns,
   ip,
   jsonLines,
+  metricsUp,
   parseMetrics,
   spawnInNetns,
+  stopProcess,
   tempDir,
   waitFor,
 } from "./lib";
@@ -104,20 +106,12 @@ segment_id = 30
       loader.stderr?.on("data", (d) => (log += d));
       await waitFor("the loader to start", () => {
         if (loader?.exitCode !== null) throw new Error(`loader exited:\n${log}`);
-        try {
-          return metrics().has("router_dataplane_reloads_total");
-        } catch {
-          return false;
-        }
+        return metricsUp(metrics);
       });
     }, 600_000);
 
     afterAll(async () => {
-      if (loader && loader.exitCode === null) {
-        const done = new Promise((r) => loader!.on("close", r));
-        loader.kill("SIGTERM");
-        await done;
-      }
+      await stopProcess(loader);
       for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
       rmSync(PIN, { recursive: true, force: true });
       if (dir) rmSync(dir, { recursive: true, force: true });

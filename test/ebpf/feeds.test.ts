@@ -20,9 +20,11 @@ import {
   inNetns,
   ip,
   jsonLines,
+  metricsUp,
   parseMetrics,
   sleep,
   spawnInNetns,
+  stopProcess,
   tempDir,
   waitFor,
 } from "./lib";
@@ -95,13 +97,6 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     return c;
   }
 
-  async function stop(c: ChildProcess | undefined): Promise<void> {
-    if (!c || c.exitCode !== null) return;
-    const done = new Promise((r) => c.on("close", r));
-    c.kill("SIGTERM");
-    await done;
-  }
-
   /** Serves text as the feed (replaced by rename, as a publisher would). */
   function publish(text: string): void {
     writeFileSync(join(www, "drop.txt.tmp"), text);
@@ -116,22 +111,10 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
       if (loader?.exitCode !== null) throw new Error(`loader exited:\n${log}`);
       return events().filter((e) => e.event === "started").length > before;
     });
-    await waitFor("the metrics endpoint", () => {
-      try {
-        return metrics().has("router_dataplane_reloads_total");
-      } catch {
-        return false;
-      }
-    });
+    await waitFor("the metrics endpoint", () => metricsUp(metrics));
   }
 
-  async function stopLoader(): Promise<void> {
-    const l = loader;
-    if (!l || l.exitCode !== null) return;
-    const done = new Promise((r) => l.on("close", r));
-    l.kill("SIGTERM");
-    await done;
-  }
+  const stopLoader = () => stopProcess(loader);
 
   /** Which of the sources get through the guard (one tagged UDP burst each). */
   async function passing(sources: string[]): Promise<string[]> {
@@ -378,7 +361,7 @@ refresh = 2s
     publish("");
     await waitFor("the empty download", () => failures() > before, 20_000);
     // the server gone
-    await stop(trusted);
+    await stopProcess(trusted);
     before = failures();
     await waitFor("the failed connection", () => failures() > before, 20_000);
     expect(readFileSync(cache(), "utf8")).toBe(LIST_V2);

@@ -109,6 +109,23 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Stops a child process with SIGTERM and waits until it has exited (nothing to do if it already has). */
+export async function stopProcess(c: ChildProcess | undefined): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const done = new Promise((r) => c.on("close", r));
+  c.kill("SIGTERM");
+  await done;
+}
+
+/** True once the loader's metrics endpoint answers (`metrics` reads it; a refused connection throws). */
+export function metricsUp(metrics: () => Map<string, number>): boolean {
+  try {
+    return metrics().has("router_dataplane_reloads_total");
+  } catch {
+    return false;
+  }
+}
+
 /** Parses Prometheus text into name{labels} -> value. */
 export function parseMetrics(text: string): Map<string, number> {
   const m = new Map<string, number>();

@@ -19,9 +19,11 @@ import {
   inNetns,
   ip,
   jsonLines,
+  metricsUp,
   parseMetrics,
   sleep,
   spawnInNetns,
+  stopProcess,
   tempDir,
   waitFor,
 } from "./lib";
@@ -386,22 +388,10 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
       30_000,
     );
     if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${loaderLog}`);
-    await waitFor("the metrics endpoint", () => {
-      try {
-        return metrics().has("router_dataplane_reloads_total");
-      } catch {
-        return false;
-      }
-    });
+    await waitFor("the metrics endpoint", () => metricsUp(metrics));
   }
 
-  async function stopLoader(): Promise<void> {
-    const l = loader;
-    if (!l || l.exitCode !== null) return;
-    const done = new Promise((r) => l.on("close", r));
-    l.kill("SIGTERM");
-    await done;
-  }
+  const stopLoader = () => stopProcess(loader);
 
   /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
   async function sink(p = 9999) {

@@ -13,7 +13,7 @@
  * verdict maps over address, protocol and port were measured first: the kernel's set type for them scans a
  * bitmap as long as the map, and 1,000 rules' 27,000 entries cost as much per connection as the plain list.)
  *
- * Pure and deterministic; `test/network/rule-tables.kernel.test.ts` checks the result against the policy's own
+ * Pure and deterministic; `test/network/port-dispatch.kernel.test.ts` checks the result against the policy's own
  * `evaluate` in a kernel.
  */
 import type { CompiledRule } from "../site/policy";

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ruleChain, type Verdicts } from "../../components/dataplane/nftables";
-import { MIN_DISPATCH_RULES } from "../../components/dataplane/rule-tables";
+import { MIN_DISPATCH_RULES } from "../../components/dataplane/port-dispatch";
 import { evaluate, type CompiledRule, type PolicyModel, type Proto, type Verdict } from "../../components/site/policy";
 import { familyOf } from "../../components/site/ip";
 import { tier } from "../helpers/tier";
@@ -286,7 +286,7 @@ function keyOf(p: Probe): string {
 
 /** Loads the table into a fresh namespace, sends the probes, and reads back which verdict saw which probe. */
 function runInKernel(table: string, list: Probe[]): Seen {
-  const dir = mkdtempSync(join(tmpdir(), "rule-tables-"));
+  const dir = mkdtempSync(join(tmpdir(), "port-dispatch-"));
   try {
     writeFileSync(join(dir, "probe.nft"), table);
     writeFileSync(join(dir, "sender.js"), SENDER);
