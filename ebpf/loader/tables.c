@@ -306,6 +306,24 @@ static void gate_mark(__u64 *gate, const struct dp_pfx *p, unsigned shift)
 	}
 }
 
+/*
+ * Sets gen->bogon4_from to the start of the longest run of /16s at the top of the IPv4 space
+ * that are wholly bogon with no allowlist entry in them (1 << 32 when the top /16 is not).
+ */
+static void bogon4_tail(struct dp_gen *gen)
+{
+	uint32_t i = 1u << 16;
+
+	while (i > 0) {
+		uint32_t s = (uint32_t)(gen->gate4[(i - 1) >> 4] >> (((i - 1) & 15) * 4)) & 15;
+
+		if ((s & 3) != DP_GATE_NONE || (s >> 2) != DP_GATE_FULL)
+			break;
+		i--;
+	}
+	gen->bogon4_from = (uint64_t)i << 16;
+}
+
 /* ---- the build -------------------------------------------------------------------------------- */
 
 struct pfx_ptrs {
@@ -1075,6 +1093,8 @@ int dp_tables_build(const struct dp_table_input *in, struct dp_built *out, struc
 	    build_gated(b, &b->bogon4, 4, 2, DP_T_BOGON4, "dp_bogon4") ||
 	    build_gated(b, &b->bogon6, 6, 2, DP_T_BOGON6, "dp_bogon6"))
 		goto fail;
+
+	bogon4_tail(out->gen);
 
 	if (!in->blocklist) {
 		b->block4.n = 0;

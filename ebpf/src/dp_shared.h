@@ -161,6 +161,9 @@ struct dp_gen {
 	__u32 flags;
 	__u32 pad;
 	__u64 seed;                      /* rate-limit hash seed */
+	/* IPv4 sources >= this are bogons that no allowlist entry touches (the top of the address
+	 * space, 224.0.0.0/3 with the default bogons); 1 << 32 = no such range */
+	__u64 bogon4_from;
 	struct dp_rl_params rl[DP_RL_PARAMS];
 	__u64 geo_blocked[4];            /* bit per country index */
 	__u64 gate4[DP_GATE_WORDS];

@@ -20,6 +20,14 @@ struct cursor {
 	void *end;
 };
 
+/* Ethernet header with a 2-byte aligned EtherType (linux/if_ether.h's ethhdr is packed, so the
+ * compiler reads its EtherType a byte at a time). */
+struct eth_hdr {
+	__u8 dst[ETH_ALEN];
+	__u8 src[ETH_ALEN];
+	__be16 proto;
+};
+
 struct vlan_tag {
 	__be16 tci;
 	__be16 inner_proto;
@@ -56,7 +64,7 @@ struct l2_info {
  */
 static __always_inline int parse_l2(struct cursor *c, struct l2_info *l2)
 {
-	struct ethhdr *eth = cur_pull(c, sizeof(*eth));
+	struct eth_hdr *eth = cur_pull(c, sizeof(*eth));
 	struct vlan_tag *tag;
 	__u16 proto;
 
@@ -65,7 +73,7 @@ static __always_inline int parse_l2(struct cursor *c, struct l2_info *l2)
 	l2->pcp = 0;
 	if (!eth)
 		return -1;
-	proto = bpf_ntohs(eth->h_proto);
+	proto = bpf_ntohs(eth->proto);
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)

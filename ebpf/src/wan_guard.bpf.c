@@ -12,7 +12,8 @@
  *      request and UDP -> drop when empty
  *   otherwise pass.
  * Steps 1-4 start with one load from the per-/24 summary (dp_sum), which settles almost every
- * source without touching the detailed tables. Counters: every frame per outer VLAN id, and every
+ * source without touching the detailed tables; the /16 gates (allowlist, bogons) are read only
+ * for a /24 the summary does not call clean. Counters: every frame per outer VLAN id, and every
  * verdict except "clean" per verdict/drop reason (clean = VLAN total - the others). The tables
  * are described in dp_shared.h; user space swaps them a whole generation at a time.
  *
@@ -323,17 +324,21 @@ DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src)
 static __always_inline int src4_verdict(const struct dp_gen *g, __u32 gi, __u32 src)
 {
 #ifndef DP_ABL_NO_SUMMARY
-	/* a /16 wholly allowlisted or wholly bogon is settled by the gate in .bss (hot) before the
-	 * summary: a spoofed flood draws ~14 % of its sources from bogon space */
-	__u32 gate = gate_of(g->gate4, src >> 16), code;
+	__u32 code, gate;
 
+	/* a spoofed flood draws 1/8 of its sources from 224.0.0.0/3: one compare settles them
+	 * before the summary, which such random sources would miss in the cache */
+	if ((__u64)src >= g->bogon4_from)
+		return DP_STAT_DROP_BOGON;
+	/* a clean /24 is clean of allowlist and bogon entries too: the /16 gate only after */
+	code = sum_of(gi, 0, src >> 8);
+	if (code == DP_SUM_CLEAN)
+		return CONTINUE;
+	gate = gate_of(g->gate4, src >> 16);
 	if ((gate & 3) == DP_GATE_FULL)
 		return DP_STAT_PASS_ALLOW;
 	if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
 		return DP_STAT_DROP_BOGON;
-	code = sum_of(gi, 0, src >> 8);
-	if (code == DP_SUM_CLEAN)
-		return CONTINUE;
 	if (code == DP_SUM_BLOCK)
 		return DP_STAT_DROP_BLOCK;
 	if (code == DP_SUM_OTHER) {
@@ -418,15 +423,15 @@ static __always_inline int src6_verdict(const struct dp_gen *g, __u32 gi, const 
 					const __u32 *a)
 {
 #ifndef DP_ABL_NO_SUMMARY
-	__u32 gate = gate_of(g->gate6, a[0] >> 16), code;
+	__u32 code = sum_of(gi, 1, a[0] >> 8), gate;
 
+	if (code == DP_SUM_CLEAN)
+		return CONTINUE;
+	gate = gate_of(g->gate6, a[0] >> 16);
 	if ((gate & 3) == DP_GATE_FULL)
 		return DP_STAT_PASS_ALLOW;
 	if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
 		return DP_STAT_DROP_BOGON;
-	code = sum_of(gi, 1, a[0] >> 8);
-	if (code == DP_SUM_CLEAN)
-		return CONTINUE;
 	if (code == DP_SUM_BLOCK)
 		return DP_STAT_DROP_BLOCK;
 	if (code == DP_SUM_OTHER)
@@ -594,7 +599,6 @@ SEC("xdp")
 int wan_guard(struct xdp_md *ctx)
 {
 	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
-	__u64 len = ctx->data_end - ctx->data;
 	__u32 gi = dp_rt.active & 1;
 	const struct dp_gen *g = &dp_rt.gen[gi];
 	struct l2_info l2;
@@ -609,12 +613,13 @@ int wan_guard(struct xdp_md *ctx)
 	else
 		verdict = DP_STAT_PASS_NONIP;
 
-	/* the verdict before the VLAN: a reader taking VLAN totals first never over-counts clean */
+	/* the verdict before the VLAN: a reader taking VLAN totals first never over-counts clean;
+	 * the length is read from ctx again rather than kept in a register across the checks */
 #ifndef DP_ABL_COUNT_ALL
 	if (verdict != DP_STAT_PASS)
 #endif
-		count(&dp_stats, (__u32)verdict, len);
-	count(&dp_vlan_stats, l2.outer_vid, len);
+		count(&dp_stats, (__u32)verdict, ctx->data_end - ctx->data);
+	count(&dp_vlan_stats, l2.outer_vid, ctx->data_end - ctx->data);
 	return verdict < DP_STAT_FIRST_DROP ? XDP_PASS : XDP_DROP;
 }
 

@@ -108,6 +108,32 @@ static int measure_rounds(const int *progs, const int *want, struct sample *out,
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The same ratio taken within each round, where the three programs ran milliseconds apart, and
+ * the median over the rounds: a second view that this VM's speed swings between rounds cannot
+ * tilt (the per-program medians may come from rounds at different speeds).
+ */
+static double paired_ratio(const struct sample *ours, const struct sample *floor, const struct sample *peer)
+{
+	double r[RUNS];
+	int n = 0;
+
+	for (int i = 0; i < ours->n; i++)
+		if (peer->v[i] > floor->v[i])
+			r[n++] = ((double)ours->v[i] - floor->v[i]) / ((double)peer->v[i] - floor->v[i]);
+	if (!n)
+		return 1e9;
+	qsort(r, (size_t)n, sizeof(r[0]), cmp_double);
+	return r[n / 2];
+}
+
 /* A loaded guard variant: its program and table maps (skeleton types differ per variant). */
 struct guard {
 	int prog;
@@ -547,7 +573,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	{
-		double worst_over = 0, worst_ratio = 0, flood_ratio[2], flood_ratio_net[2];
+		double worst_over = 0, worst_ratio = 0, worst_paired = 0, flood_ratio[2], flood_ratio_net[2];
 		bool warm_ok = true, ratio_ok = true, flood_ok = true, load_ok = load[0].median <= 1000;
 
 		fprintf(o, "{\n  \"machine\":{\"cpu\":\"%s\",\"cpus\":%ld,\"kernel\":\"%s\",\"pinned_cpu\":%d,"
@@ -560,13 +586,17 @@ int main(int argc, char **argv)
 		for (int k = 0; k < 3; k++) {
 			int over = (int)guard[k].median - (int)floor[k].median;
 			double ratio = (double)over / ((double)xdpf[k].median - (double)floor[k].median);
+			double paired = paired_ratio(&guard[k], &floor[k], &xdpf[k]);
 
 			if (over > worst_over)
 				worst_over = over;
 			if (ratio > worst_ratio)
 				worst_ratio = ratio;
+			if (paired > worst_paired)
+				worst_paired = paired;
 			warm_ok &= over <= 40;
-			ratio_ok &= ratio <= 0.5;
+			/* met only when both views agree */
+			ratio_ok &= ratio <= 0.5 && paired <= 0.5;
 			fprintf(o, "    \"%s\":{", packet_names[k]);
 			json_sample(o, "floor", &floor[k], ",");
 			json_sample(o, "ours", &guard[k], ",");
@@ -574,7 +604,8 @@ int main(int argc, char **argv)
 			fprintf(o, "\"ablation\":{");
 			for (int a = 0; a < N_ABL; a++)
 				json_sample(o, abl_names[a], &abl_s[k][a], a < N_ABL - 1 ? "," : "},");
-			fprintf(o, "\"ours_minus_floor_ns\":%d,\"ratio_vs_xdp_filter\":%.3f}%s\n", over, ratio, k < 2 ? "," : "");
+			fprintf(o, "\"ours_minus_floor_ns\":%d,\"ratio_vs_xdp_filter\":%.3f,\"ratio_per_round_median\":%.3f}%s\n",
+				over, ratio, paired, k < 2 ? "," : "");
 		}
 		fprintf(o, "  },\n  \"flood\":{\n");
 		for (int k = 0; k < 2; k++) {
@@ -599,10 +630,10 @@ int main(int argc, char **argv)
 			load_parts[0], load_parts[1], load_parts[3], load_parts[2]);
 		fprintf(o, "  \"goals\":{\n"
 			   "    \"warm_path_within_floor_plus_40ns\":{\"worst_ns_over_floor\":%.0f,\"met\":%s},\n"
-			   "    \"warm_path_at_most_half_of_xdp_filter\":{\"worst_ratio\":%.3f,\"met\":%s},\n"
+			   "    \"warm_path_at_most_half_of_xdp_filter\":{\"worst_ratio\":%.3f,\"worst_ratio_per_round\":%.3f,\"met\":%s},\n"
 			   "    \"flood_at_most_0.15x_lpm\":{\"ratio_udp\":%.3f,\"ratio_syn\":%.3f,\"met\":%s},\n"
 			   "    \"table_load_and_swap_within_1s\":{\"median_ms\":%u,\"met\":%s}\n  }\n}\n",
-			worst_over, warm_ok ? "true" : "false", worst_ratio, ratio_ok ? "true" : "false", flood_ratio[0],
+			worst_over, warm_ok ? "true" : "false", worst_ratio, worst_paired, ratio_ok ? "true" : "false", flood_ratio[0],
 			flood_ratio[1], flood_ok ? "true" : "false", load[0].median, load_ok ? "true" : "false");
 		fclose(o);
 
@@ -611,10 +642,12 @@ int main(int argc, char **argv)
 		for (int k = 0; k < 3; k++) {
 			int over = (int)guard[k].median - (int)floor[k].median;
 			double ratio = (double)over / ((double)xdpf[k].median - (double)floor[k].median);
+			double paired = paired_ratio(&guard[k], &floor[k], &xdpf[k]);
 
-			printf("| warm %s | %u ns | %u ns | xdp-filter %u ns | %d ns | %.2f of xdp-filter's | ≤ floor+40: %s; ≤ 0.5: %s |\n",
-			       packet_names[k], floor[k].median, guard[k].median, xdpf[k].median, over, ratio,
-			       over <= 40 ? "met" : "missed", ratio <= 0.5 ? "met" : "missed");
+			printf("| warm %s | %u ns | %u ns | xdp-filter %u ns | %d ns | %.2f of xdp-filter's (per round %.2f) "
+			       "| ≤ floor+40: %s; ≤ 0.5: %s |\n",
+			       packet_names[k], floor[k].median, guard[k].median, xdpf[k].median, over, ratio, paired,
+			       over <= 40 ? "met" : "missed", ratio <= 0.5 && paired <= 0.5 ? "met" : "missed");
 		}
 		for (int k = 0; k < 2; k++)
 			printf("| flood %s, 1M IPv4 blocklist | %u ns | %u ns | LPM trie %u ns | %d ns | %.3f× LPM | ≤ 0.15×: %s |\n",

@@ -171,6 +171,13 @@ static const struct src_case sources[] = {
 	{ "geo country not blocked", "8.8.8.8", "2a0c:9a40:2000::5", REF_PASS },
 	{ "allowlisted over a blocklist entry", "185.220.101.77", "2a0b:f4c0:100::1", REF_PASS_ALLOW },
 	{ "allowlisted over a bogon", "10.20.30.40", "2001:db8:1::5", REF_PASS_ALLOW },
+	/* 224.0.0.0/3 is the run of bogon /16s at the top of the space that one compare drops; the
+	 * allowlisted 240.0.0.7 makes it start at 240.1.0.0 */
+	{ "bogon at the top of the IPv4 space (multicast)", "224.0.0.251", NULL, REF_DROP_BOGON },
+	{ "bogon at the top of the IPv4 space (reserved)", "250.1.2.3", NULL, REF_DROP_BOGON },
+	{ "bogon next to an allowlisted host at the top of the space", "240.0.0.8", NULL, REF_DROP_BOGON },
+	{ "allowlisted host at the top of the IPv4 space", "240.0.0.7", NULL, REF_PASS_ALLOW },
+	{ "broadcast source", "255.255.255.255", NULL, REF_DROP_BOGON },
 };
 
 static void with_tags(struct frame_spec *s, int tags)

@@ -65,8 +65,8 @@ describe.skipIf(!t.ok)("BPF programs", () => {
 
     it("classifies every source class at 0, 1 and 2 VLAN tags as specified, with the reason and VLAN counters moving by one frame", () => {
       const g = group("sources");
-      // 15 IPv4 rows + 15 IPv6 rows minus the IPv6-only cases, each at three tag depths
-      expect(g.length).toBe(3 * (13 + 15));
+      // 20 source classes: 18 with an IPv4 case, 15 with an IPv6 case, each at three tag depths
+      expect(g.length).toBe(3 * (18 + 15));
       expect(failures(g)).toEqual([]);
       for (const reason of ["pass", "bogon", "blocklist", "geoip", "pass_allowlist"])
         expect(g.some((r) => r.got === reason)).toBe(true);
