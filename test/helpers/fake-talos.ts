@@ -3,9 +3,9 @@
  * call. Used to check the order, flags, files and exit codes of the node lifecycle without a node.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "./temp";
 
 export const FAKE_BIN = join(__dirname, "../fixtures/fake-bin");
 
@@ -29,7 +29,7 @@ export function runWithFakeTalos(
   script: string,
   opts: { stdin?: string; talosconfig?: string; env?: Record<string, string>; state?: string } = {},
 ): ScriptRun {
-  const state = opts.state ?? mkdtempSync(join(tmpdir(), "fake-talos-"));
+  const state = opts.state ?? tempDir("fake-talos-");
   const log = join(state, "calls.jsonl");
   const started = Date.now();
   const r = spawnSync("bash", ["-c", script], {

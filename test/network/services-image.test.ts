@@ -4,11 +4,11 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { ROOT } from "../helpers/stacks";
+import { tempDir } from "../helpers/temp";
 
 const t = tier("services-image", {
   root: true,
@@ -28,8 +28,8 @@ describe.skipIf(!t.ok)("the services image", () => {
   let a: { stage: string; digest: string };
   let bDigest: string;
   beforeAll(() => {
-    const dirA = mkdtempSync(join(tmpdir(), "svc-a-"));
-    const dirB = mkdtempSync(join(tmpdir(), "svc-b-"));
+    const dirA = tempDir("svc-a-");
+    const dirB = tempDir("svc-b-");
     a = { stage: join(dirA, "build"), digest: build(join(dirA, "build"), join(dirA, "out")) };
     bDigest = build(join(dirB, "build"), join(dirB, "out"));
   }, 600_000);

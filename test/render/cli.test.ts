@@ -1,20 +1,11 @@
 /** `npm run render` as an operator runs it: deterministic output, and nothing written for an invalid site. */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-  mkdirSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parse, stringify } from "yaml";
 import { ROOT } from "../helpers/stacks";
+import { tempDir } from "../helpers/temp";
 
 function render(args: string[]) {
   return spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/render.ts"), ...args], {
@@ -39,7 +30,7 @@ function snapshot(dir: string): Map<string, string> {
 
 describe("npm run render", () => {
   it("renders the same bytes on every run", () => {
-    const tmp = mkdtempSync(join(tmpdir(), "render-"));
+    const tmp = tempDir("render-");
     const a = render(["--stack", "dev", "--out", join(tmp, "a")]);
     const b = render(["--stack", "dev", "--out", join(tmp, "b")]);
     expect(a.status, a.stderr).toBe(0);
@@ -53,7 +44,7 @@ describe("npm run render", () => {
   });
 
   it("prints every problem of an invalid site, exits non-zero and writes nothing", () => {
-    const project = mkdtempSync(join(tmpdir(), "project-"));
+    const project = tempDir("project-");
     copyFileSync(join(ROOT, "Pulumi.yaml"), join(project, "Pulumi.yaml"));
     const dev = parse(readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8"));
     dev.config["router:segments"][1].vlan = 10; // a duplicate VLAN would merge two segments on the wire
