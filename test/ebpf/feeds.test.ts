@@ -29,6 +29,9 @@ import {
   waitFor,
 } from "./lib";
 
+/** openssl req arguments for a new unencrypted P-256 key. */
+const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
 const t = tier("ebpf-feeds", { root: true, commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "openssl"] });
 
 const ID = process.pid % 100000;
@@ -170,11 +173,7 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     openssl(
       "req",
       "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...NEW_EC_KEY,
       "-keyout",
       "ca.key",
       "-out",
@@ -184,20 +183,7 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
       "-subj",
       "/CN=router-dataplane test CA",
     );
-    openssl(
-      "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "srv.key",
-      "-out",
-      "srv.csr",
-      "-subj",
-      "/CN=feeds",
-    );
+    openssl("req", ...NEW_EC_KEY, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=feeds");
     openssl(
       "x509",
       "-req",
@@ -218,11 +204,7 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     openssl(
       "req",
       "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...NEW_EC_KEY,
       "-keyout",
       "rogue.key",
       "-out",
