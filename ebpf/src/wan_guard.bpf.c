@@ -449,7 +449,9 @@ static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __
 
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return DP_STAT_DROP_MALFORMED;
-	if (!cur_pull(c, (ip->ihl - 5) * 4))
+	/* the mask keeps the option length visibly bounded for the verifier, whatever the compiler
+	 * makes of the subtraction */
+	if (!cur_pull(c, ((ip->ihl - 5) * 4) & 0x3f))
 		return DP_STAT_DROP_MALFORMED;
 #ifdef BENCH_RANDOM_SRC
 	ip->saddr = (__u32)bench_next();

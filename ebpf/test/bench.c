@@ -11,8 +11,9 @@
  *
  * Ablation, in the same interleaved rounds: variants of the guard built with DP_ABL_* switches
  * (no per-/24 summary; the earlier token bucket instead of GCRA, with jiffies or with the coarse
- * ns clock; clean frames counted per verdict too; all of them = the previous design), so each
- * change's share is measured against the same floor and peers.
+ * ns clock; clean frames counted per verdict too; all of them = the previous design) and the
+ * guard as it is built with clang 14, so each change's share is measured against the same floor
+ * and peers.
  *
  *   bench --out FILE [--cpu N]
  */
@@ -39,6 +40,7 @@
 #include "abl/wan_guard_countall.skel.h"
 #include "abl/wan_guard_nosum.skel.h"
 #include "abl/wan_guard_old.skel.h"
+#include "abl/wan_guard_cc14.skel.h"
 
 /*
  * 51 interleaved rounds of 100,000 repeats: the same work per program as 5 rounds of 1,000,000,
@@ -151,8 +153,8 @@ struct guard {
 
 /* Warm-path ablation variants, in the order they are reported. */
 static const char *const abl_names[] = { "no_summary", "token_bucket", "token_bucket_coarse_clock", "count_all",
-					  "previous_design" };
-#define N_ABL 5
+					  "previous_design", "clang_14" };
+#define N_ABL 6
 
 static struct dp_pfx pfx4(uint32_t a, int len)
 {
@@ -410,6 +412,7 @@ int main(int argc, char **argv)
 	    LOAD_GUARD(wan_guard_bench_bpf, &flood_all, &err) || LOAD_GUARD(wan_guard_nosum_bpf, &abl[0], &err) ||
 	    LOAD_GUARD(wan_guard_tb_bpf, &abl[1], &err) || LOAD_GUARD(wan_guard_tbcoarse_bpf, &abl[2], &err) ||
 	    LOAD_GUARD(wan_guard_countall_bpf, &abl[3], &err) || LOAD_GUARD(wan_guard_old_bpf, &abl[4], &err) ||
+	    LOAD_GUARD(wan_guard_cc14_bpf, &abl[5], &err) ||
 	    LOAD_GUARD(wan_guard_bench_nosum_bpf, &fl_abl[0], &err) ||
 	    LOAD_GUARD(wan_guard_bench_old_bpf, &fl_abl[1], &err)) {
 		fprintf(stderr, "cannot load the programs %s\n", err.msg);
@@ -663,7 +666,7 @@ int main(int argc, char **argv)
 		       load[0].median, load_parts[0], load_parts[1], load_parts[3], load_parts[2], load_ok ? "met" : "missed");
 		printf("\nAblation (same rounds; ns over the floor; the goal column is ≤ 0.5 of xdp-filter's):\n\n"
 		       "| case | ours | no summary | token bucket | token bucket, coarse clock | count all | previous design "
-		       "| xdp-filter | 0.5 × xdp-filter |\n|---|---|---|---|---|---|---|---|---|\n");
+		       "| clang 14 | xdp-filter | 0.5 × xdp-filter |\n|---|---|---|---|---|---|---|---|---|---|\n");
 		for (int k = 0; k < 3; k++) {
 			printf("| warm %s | %d |", packet_names[k], (int)guard[k].median - (int)floor[k].median);
 			for (int a = 0; a < N_ABL; a++)
@@ -672,7 +675,7 @@ int main(int argc, char **argv)
 			       0.5 * ((double)xdpf[k].median - floor[k].median));
 		}
 		for (int k = 0; k < 2; k++)
-			printf("| flood %s, 1M blocklist (× LPM) | %.3f | %.3f | – | – | – | %.3f | – | – |\n", packet_names[k],
+			printf("| flood %s, 1M blocklist (× LPM) | %.3f | %.3f | – | – | – | %.3f | – | – | – |\n", packet_names[k],
 			       (double)fl_ours[k].median / fl_lpm[k].median, (double)fl_abl_s[k][0].median / fl_lpm[k].median,
 			       (double)fl_abl_s[k][1].median / fl_lpm[k].median);
 	}

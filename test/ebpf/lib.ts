@@ -14,7 +14,7 @@ export const LOADER = join(BUILD, "router-dataplane");
 export const FIXTURES = join(EBPF, "test/fixtures");
 
 /** Commands every eBPF tier needs (the build's toolchain). */
-export const BUILD_COMMANDS = ["make", "clang", "llvm-strip", "bpftool", "gcc", "flock", "curl-config"];
+export const BUILD_COMMANDS = ["make", "clang-19", "llvm-strip-19", "bpftool", "gcc", "flock", "curl-config"];
 
 /**
  * Runs `make -C ebpf [target]` under a lock on the Makefile, so test files running in parallel
