@@ -267,13 +267,31 @@ static __always_inline __attribute__((unused)) __u32 sum_of(__u32 gi, __u32 fam,
 #define DETAIL static __noinline
 #endif
 
-/* Steps 1-4 for an IPv4 source (host order) from the detailed tables; CONTINUE when none decides. */
-DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src)
+/*
+ * Steps 1-4 for an IPv4 source (host order) whose /24 the summary does not call clean (code, its
+ * summary code; DP_SUM_DETAIL without the summary); CONTINUE when none decides. Every key whose
+ * address a lookup takes lives in here, so the clean path keeps its values in registers.
+ */
+DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src, __u32 code)
 {
 	__u32 gate = gate_of(g->gate4, src >> 16);
 	__u32 be = bpf_htonl(src);
 	__u32 key;
 
+	if (code != DP_SUM_DETAIL) {
+		/* the summary's shortcuts: the /16 gates first, then what the code says */
+		if ((gate & 3) == DP_GATE_FULL)
+			return DP_STAT_PASS_ALLOW;
+		if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
+			return DP_STAT_DROP_BOGON;
+		if (code == DP_SUM_BLOCK)
+			return DP_STAT_DROP_BLOCK;
+		if (code == DP_SUM_OTHER) {
+			void *h = bpf_map_lookup_elem(&t_host4, &gi);
+
+			return h && bpf_map_lookup_elem(h, &src) ? DP_STAT_DROP_BLOCK : CONTINUE;
+		}
+	}
 	if ((gate & 3) == DP_GATE_FULL || ((gate & 3) == DP_GATE_PARTIAL && lpm4_hit(&t_allow4, gi, be)))
 		return DP_STAT_PASS_ALLOW;
 	if ((gate >> 2) == DP_GATE_FULL || ((gate >> 2) == DP_GATE_PARTIAL && lpm4_hit(&t_bogon4, gi, be)))
@@ -324,7 +342,7 @@ DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src)
 static __always_inline int src4_verdict(const struct dp_gen *g, __u32 gi, __u32 src)
 {
 #ifndef DP_ABL_NO_SUMMARY
-	__u32 code, gate;
+	__u32 code;
 
 	/* a spoofed flood draws 1/8 of its sources from 224.0.0.0/3: one compare settles them
 	 * before the summary, which such random sources would miss in the cache */
@@ -334,20 +352,10 @@ static __always_inline int src4_verdict(const struct dp_gen *g, __u32 gi, __u32 
 	code = sum_of(gi, 0, src >> 8);
 	if (code == DP_SUM_CLEAN)
 		return CONTINUE;
-	gate = gate_of(g->gate4, src >> 16);
-	if ((gate & 3) == DP_GATE_FULL)
-		return DP_STAT_PASS_ALLOW;
-	if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
-		return DP_STAT_DROP_BOGON;
-	if (code == DP_SUM_BLOCK)
-		return DP_STAT_DROP_BLOCK;
-	if (code == DP_SUM_OTHER) {
-		void *h = bpf_map_lookup_elem(&t_host4, &gi);
-
-		return h && bpf_map_lookup_elem(h, &src) ? DP_STAT_DROP_BLOCK : CONTINUE;
-	}
+	return src4_detail(g, gi, src, code);
+#else
+	return src4_detail(g, gi, src, DP_SUM_DETAIL);
 #endif
-	return src4_detail(g, gi, src);
 }
 
 /* Steps 1-4 for an IPv6 source from the detailed tables; a = the first two address words (host
