@@ -168,6 +168,16 @@ static __always_inline __u32 gate_of(const __u64 *gate, __u32 top16)
 	return (w >> ((top16 & 15) * 4)) & 15;
 }
 
+/* Verdict of a /16 gate alone: the whole /16 allowlisted, or bogon with no allowlist entry in it. */
+static __always_inline int gate_verdict(__u32 gate)
+{
+	if ((gate & 3) == DP_GATE_FULL)
+		return DP_STAT_PASS_ALLOW;
+	if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
+		return DP_STAT_DROP_BOGON;
+	return CONTINUE;
+}
+
 /* True when inner LPM table gi of outer holds a prefix covering addr (network order). */
 static __always_inline int lpm4_hit(void *outer, __u32 gi, __u32 addr)
 {
@@ -279,11 +289,11 @@ DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src, __u32 code)
 	__u32 key;
 
 	if (code != DP_SUM_DETAIL) {
-		/* the summary's shortcuts: the /16 gates first, then what the code says */
-		if ((gate & 3) == DP_GATE_FULL)
-			return DP_STAT_PASS_ALLOW;
-		if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
-			return DP_STAT_DROP_BOGON;
+		/* the summary's shortcuts: the /16 gate first, then what the code says */
+		int r = gate_verdict(gate);
+
+		if (r != CONTINUE)
+			return r;
 		if (code == DP_SUM_BLOCK)
 			return DP_STAT_DROP_BLOCK;
 		if (code == DP_SUM_OTHER) {
@@ -431,15 +441,14 @@ static __always_inline int src6_verdict(const struct dp_gen *g, __u32 gi, const 
 					const __u32 *a)
 {
 #ifndef DP_ABL_NO_SUMMARY
-	__u32 code = sum_of(gi, 1, a[0] >> 8), gate;
+	__u32 code = sum_of(gi, 1, a[0] >> 8);
+	int r;
 
 	if (code == DP_SUM_CLEAN)
 		return CONTINUE;
-	gate = gate_of(g->gate6, a[0] >> 16);
-	if ((gate & 3) == DP_GATE_FULL)
-		return DP_STAT_PASS_ALLOW;
-	if ((gate & 3) == DP_GATE_NONE && (gate >> 2) == DP_GATE_FULL)
-		return DP_STAT_DROP_BOGON;
+	r = gate_verdict(gate_of(g->gate6, a[0] >> 16));
+	if (r != CONTINUE)
+		return r;
 	if (code == DP_SUM_BLOCK)
 		return DP_STAT_DROP_BLOCK;
 	if (code == DP_SUM_OTHER)
