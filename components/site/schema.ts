@@ -474,8 +474,8 @@ export const Dataplane = z.strictObject({
       slots: z
         .number()
         .int()
-        .refine((n) => n >= 1024 && n <= 4_194_304 && (n & (n - 1)) === 0, {
-          error: "is not a power of two between 1024 and 4194304 (allowed: e.g. 262144)",
+        .refine((n) => n >= 1024 && n <= 1_048_576 && (n & (n - 1)) === 0, {
+          error: "is not a power of two between 1024 and 1048576 (allowed: e.g. 262144)",
         })
         .default(262_144),
     })

@@ -643,13 +643,15 @@ static int rate_key(struct parse_state *st, const char *sec, const char *key, co
 		}
 	}
 	if (strcmp(key, "slots") == 0) {
-		uint32_t s;
+		char *end;
+		unsigned long long s;
 
-		if (!parse_u32(st, sec, key, v, 1024, 1u << 24, &s))
-			return 0;
-		if (s & (s - 1))
-			return bad(st, sec, key, v, "expected a power of two from 1024 to 16777216");
-		c->slots = s;
+		errno = 0;
+		s = isdigit((unsigned char)*v) ? strtoull(v, &end, 10) : 0;
+		if (!s || errno || *end || s < 1024 || s > 1u << DP_RL_MAX_SLOT_BITS || (s & (s - 1)))
+			return bad(st, sec, key, v, "expected a power of two from 1024 to %u (the size of the bucket array)",
+				   1u << DP_RL_MAX_SLOT_BITS);
+		c->slots = (uint32_t)s;
 		return 1;
 	}
 	return bad(st, sec, key, v,
@@ -878,7 +880,7 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 	cfg->syn = (struct dp_rate){ 200, 400 };
 	cfg->icmp = (struct dp_rate){ 20, 40 };
 	cfg->udp = (struct dp_rate){ 5000, 10000 };
-	cfg->slots = 262144;
+	cfg->slots = 1u << DP_RL_DEFAULT_SLOT_BITS;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)

@@ -144,7 +144,6 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 		return dp_errf(err, "cannot open the BPF objects: %s", strerror(errno));
 	}
 	inst->wan->rodata->rl_slot_bits = bits;
-	bpf_map__set_max_entries(inst->wan->maps.dp_rl_buckets, cfg->slots * DP_RL_CLASSES);
 	if (maps_dir) {
 		reuse_pinned(inst->wan->maps.dp_stats, maps_dir);
 		reuse_pinned(inst->wan->maps.dp_vlan_stats, maps_dir);

@@ -55,6 +55,8 @@ enum dp_rl_class {
 	DP_RL_UDP = 3,
 };
 #define DP_RL_CLASSES 3
+#define DP_RL_DEFAULT_SLOT_BITS 18 /* [ratelimit] slots = 262144 unless configured */
+#define DP_RL_MAX_SLOT_BITS 20     /* [ratelimit] slots at most 1048576: the bucket array is sized for it */
 #define DP_RL_PARAMS 4          /* dp_gen.rl[] is indexed by class (entry 0 unused) */
 #define DP_RL_ONE 4096u         /* token-bucket variant: one token in fixed point (12 fractional bits) */
 #define DP_RL_MAX_BURST 1048575u

@@ -40,7 +40,7 @@
 #include "parse.h"
 
 /* log2([ratelimit] slots); set by the loader before load. */
-const volatile __u32 rl_slot_bits = 18;
+const volatile __u32 rl_slot_bits = DP_RL_DEFAULT_SLOT_BITS;
 
 /* Active generation and per-generation settings; written by user space through the mmap. */
 struct dp_runtime dp_rt;
@@ -65,13 +65,13 @@ struct {
  */
 __u64 dp_sum[DP_SUM_ENTRIES];
 
-/* Token buckets: class k, slot s at index (k - 1) * slots + s; size set by the loader. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DP_RL_CLASSES << 18);
-	__type(key, __u32);
-	__type(value, __u64);
-} dp_rl_buckets SEC(".maps");
+/*
+ * Token buckets: class k, slot s at index (k - 1) * slots + s, in .bss (addressed directly: no map
+ * lookup, no key through the stack). The array is sized for the largest slot count
+ * (DP_RL_MAX_SLOT_BITS, 24 MiB); rl_slot_bits says how much of each class's region the hash
+ * spreads over, and the verifier, which knows rl_slot_bits, checks that every index stays inside.
+ */
+__u64 dp_rl_buckets[DP_RL_CLASSES << DP_RL_MAX_SLOT_BITS];
 
 #define OUTER(name, inner)                                   \
 	struct {                                             \
@@ -205,13 +205,11 @@ static __always_inline int rl_take(const struct dp_gen *g, __u32 cls, __u64 key)
 {
 	const struct dp_rl_params *p = &g->rl[cls & (DP_RL_PARAMS - 1)];
 	__u32 bits = rl_slot_bits & 31;
-	__u32 idx = ((cls - 1) << bits) | (__u32)(((key ^ g->seed) * DP_RL_HASH_MUL) >> (64 - bits));
-	__u64 *b = bpf_map_lookup_elem(&dp_rl_buckets, &idx);
+	__u64 idx = ((__u64)(cls - 1) << bits) | (((key ^ g->seed) * DP_RL_HASH_MUL) >> (64 - bits));
+	__u64 *b = &dp_rl_buckets[idx];
 #ifndef DP_ABL_TOKEN_BUCKET
 	__u64 now, tat;
 
-	if (!b)
-		return 0;
 	/* bpf_jiffies64 is inlined by the verifier into one load */
 	now = bpf_jiffies64() << DP_RL_TIME_SHIFT;
 	tat = *b;
@@ -224,8 +222,6 @@ static __always_inline int rl_take(const struct dp_gen *g, __u32 cls, __u64 key)
 #else
 	__u32 now, stamp, tok, dt;
 
-	if (!b)
-		return 0;
 #ifdef DP_ABL_COARSE_CLOCK
 	now = (__u32)(bpf_ktime_get_coarse_ns() >> 20);
 #else
@@ -267,9 +263,11 @@ static __always_inline __attribute__((unused)) __u32 sum_of(__u32 gi, __u32 fam,
 }
 
 /*
- * The detailed checks behind the summary run as a separate BPF function (a direct call), so the
- * clean path keeps its registers instead of sharing them with code it rarely needs. Without the
- * summary (ablation) they are the main path and are inlined as before.
+ * A source whose /24 the summary does not call clean takes the rest of its family's path in a
+ * separate BPF function (a direct call): the detailed checks, then L4 and the bucket. It re-derives
+ * what it needs from the header pointer, so the clean path keeps no value alive across a call and
+ * spills no register for it. Without the summary (ablation) that function is the main path and is
+ * inlined.
  */
 #ifdef DP_ABL_NO_SUMMARY
 #define DETAIL static __always_inline
@@ -279,10 +277,9 @@ static __always_inline __attribute__((unused)) __u32 sum_of(__u32 gi, __u32 fam,
 
 /*
  * Steps 1-4 for an IPv4 source (host order) whose /24 the summary does not call clean (code, its
- * summary code; DP_SUM_DETAIL without the summary); CONTINUE when none decides. Every key whose
- * address a lookup takes lives in here, so the clean path keeps its values in registers.
+ * summary code; DP_SUM_DETAIL without the summary); CONTINUE when none decides.
  */
-DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src, __u32 code)
+static __always_inline int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src, __u32 code)
 {
 	__u32 gate = gate_of(g->gate4, src >> 16);
 	__u32 be = bpf_htonl(src);
@@ -348,29 +345,10 @@ DETAIL int src4_detail(const struct dp_gen *g, __u32 gi, __u32 src, __u32 code)
 	return CONTINUE;
 }
 
-/* Steps 1-4 for an IPv4 source (host order); CONTINUE when none of them decides. */
-static __always_inline int src4_verdict(const struct dp_gen *g, __u32 gi, __u32 src)
-{
-#ifndef DP_ABL_NO_SUMMARY
-	__u32 code;
-
-	/* a spoofed flood draws 1/8 of its sources from 224.0.0.0/3: one compare settles them
-	 * before the summary, which such random sources would miss in the cache */
-	if ((__u64)src >= g->bogon4_from)
-		return DP_STAT_DROP_BOGON;
-	/* a clean /24 is clean of allowlist and bogon entries too: the /16 gate only after */
-	code = sum_of(gi, 0, src >> 8);
-	if (code == DP_SUM_CLEAN)
-		return CONTINUE;
-	return src4_detail(g, gi, src, code);
-#else
-	return src4_detail(g, gi, src, DP_SUM_DETAIL);
-#endif
-}
-
 /* Steps 1-4 for an IPv6 source from the detailed tables; a = the first two address words (host
  * order), saddr the source address in the packet. CONTINUE when none decides. */
-DETAIL int src6_detail(const struct dp_gen *g, __u32 gi, const struct in6_addr *saddr, const __u32 *a)
+static __always_inline int src6_detail(const struct dp_gen *g, __u32 gi, const struct in6_addr *saddr,
+				       const __u32 *a)
 {
 	struct dp_lpm6_key k = { .prefixlen = 128 };
 	struct dp_pfx6_value *pv = NULL;
@@ -436,47 +414,11 @@ DETAIL int src6_detail(const struct dp_gen *g, __u32 gi, const struct in6_addr *
 	return CONTINUE;
 }
 
-/* Steps 1-4 for an IPv6 source; CONTINUE when none of them decides. */
-static __always_inline int src6_verdict(const struct dp_gen *g, __u32 gi, const struct in6_addr *saddr,
-					const __u32 *a)
+/* L4 and the token bucket of an IPv4 frame whose source passed steps 1-4 (c is past the options). */
+static __always_inline int v4_l4(struct cursor *c, const struct iphdr *ip, const struct dp_gen *g, __u32 src)
 {
-#ifndef DP_ABL_NO_SUMMARY
-	__u32 code = sum_of(gi, 1, a[0] >> 8);
+	__u32 cls = DP_RL_NONE;
 	int r;
-
-	if (code == DP_SUM_CLEAN)
-		return CONTINUE;
-	r = gate_verdict(gate_of(g->gate6, a[0] >> 16));
-	if (r != CONTINUE)
-		return r;
-	if (code == DP_SUM_BLOCK)
-		return DP_STAT_DROP_BLOCK;
-	if (code == DP_SUM_OTHER)
-		return DP_STAT_DROP_GEO;
-#endif
-	return src6_detail(g, gi, saddr, a);
-}
-
-/* IPv4 after L2: returns the dp_stat verdict. */
-static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __u32 gi)
-{
-	struct iphdr *ip = cur_pull(c, sizeof(*ip));
-	__u32 src, cls = DP_RL_NONE;
-	int r;
-
-	if (!ip || ip->version != 4 || ip->ihl < 5)
-		return DP_STAT_DROP_MALFORMED;
-	/* the mask keeps the option length visibly bounded for the verifier, whatever the compiler
-	 * makes of the subtraction */
-	if (!cur_pull(c, ((ip->ihl - 5) * 4) & 0x3f))
-		return DP_STAT_DROP_MALFORMED;
-#ifdef BENCH_RANDOM_SRC
-	ip->saddr = (__u32)bench_next();
-#endif
-	src = bpf_ntohl(ip->saddr);
-	r = src4_verdict(g, gi, src);
-	if (r != CONTINUE)
-		return r;
 
 	if ((ip->frag_off & bpf_htons(0x1fff)) == 0) {
 		if (ip->protocol == IPPROTO_TCP) {
@@ -510,29 +452,71 @@ static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __
 	return DP_STAT_PASS;
 }
 
-/* IPv6 after L2: returns the dp_stat verdict. */
-static __always_inline int guard_v6(struct cursor *c, const struct dp_gen *g, __u32 gi)
+/*
+ * The IPv4 path from the summary on for a /24 it does not call clean (code), and for every source
+ * without the summary: steps 1-4 from the detailed tables, then L4 and the bucket. ip is the
+ * validated header (the caller has checked the version and that the options are present).
+ */
+DETAIL int v4_detail(const struct dp_gen *g, struct iphdr *ip, void *end, __u32 gi, __u32 code)
 {
-	struct ipv6hdr *ip6 = cur_pull(c, sizeof(*ip6));
-	__u32 a[4], cls = DP_RL_NONE;
-	__u8 nh;
-	int r, nonfirst = 0;
+	struct cursor c = { .pos = ip, .end = end };
+	__u32 src;
+	int r;
 
-	if (!ip6 || ip6->version != 6)
+	if (!cur_pull(&c, sizeof(*ip)) || !cur_pull(&c, ((ip->ihl - 5) * 4) & 0x3f))
 		return DP_STAT_DROP_MALFORMED;
-#ifdef BENCH_RANDOM_SRC
-	{
-		__u64 rnd = bench_next();
-
-		ip6->saddr.in6_u.u6_addr32[0] = (__u32)rnd;
-		ip6->saddr.in6_u.u6_addr32[1] = (__u32)(rnd >> 32);
-	}
-#endif
-	a[0] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]);
-	a[1] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[1]);
-	r = src6_verdict(g, gi, &ip6->saddr, a);
+	src = bpf_ntohl(ip->saddr);
+	r = src4_detail(g, gi, src, code);
 	if (r != CONTINUE)
 		return r;
+	return v4_l4(&c, ip, g, src);
+}
+
+/* IPv4 after L2: returns the dp_stat verdict. */
+static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __u32 gi)
+{
+	struct iphdr *ip = cur_pull(c, sizeof(*ip));
+	__u32 src, code;
+
+	if (!ip)
+		return DP_STAT_DROP_MALFORMED;
+	/* version 4 without options, nearly every frame, is one compare */
+	if (*(__u8 *)ip != 0x45) {
+		if (ip->version != 4 || ip->ihl < 5)
+			return DP_STAT_DROP_MALFORMED;
+		/* the mask keeps the option length visibly bounded for the verifier, whatever the
+		 * compiler makes of the subtraction */
+		if (!cur_pull(c, ((ip->ihl - 5) * 4) & 0x3f))
+			return DP_STAT_DROP_MALFORMED;
+	}
+#ifdef BENCH_RANDOM_SRC
+	ip->saddr = (__u32)bench_next();
+#endif
+#ifndef DP_ABL_NO_SUMMARY
+	src = bpf_ntohl(ip->saddr);
+	/* a spoofed flood draws 1/8 of its sources from 224.0.0.0/3: one compare settles them
+	 * before the summary, which such random sources would miss in the cache */
+	if ((__u64)src >= g->bogon4_from)
+		return DP_STAT_DROP_BOGON;
+	/* a clean /24 is clean of allowlist and bogon entries too: the /16 gate only after */
+	code = sum_of(gi, 0, src >> 8);
+	if (code != DP_SUM_CLEAN)
+		return v4_detail(g, ip, c->end, gi, code);
+	return v4_l4(c, ip, g, src);
+#else
+	(void)src;
+	(void)code;
+	return v4_detail(g, ip, c->end, gi, DP_SUM_DETAIL);
+#endif
+}
+
+/* Extension headers, L4 and the token bucket of an IPv6 frame whose source passed steps 1-4;
+ * key = the first 64 bits of the source (host order). */
+static __always_inline int v6_l4(struct cursor *c, const struct ipv6hdr *ip6, const struct dp_gen *g, __u64 key)
+{
+	__u32 cls = DP_RL_NONE;
+	__u8 nh;
+	int r, nonfirst = 0;
 
 	nh = ip6->nexthdr;
 #pragma unroll
@@ -596,11 +580,68 @@ static __always_inline int guard_v6(struct cursor *c, const struct dp_gen *g, __
 	}
 
 	if (cls != DP_RL_NONE && (g->flags & DP_F_RATELIMIT)) {
-		r = rl_take(g, cls, ((__u64)a[0] << 32) | a[1]);
+		r = rl_take(g, cls, key);
 		if (r)
 			return r;
 	}
 	return DP_STAT_PASS;
+}
+
+
+/* The IPv6 counterpart of v4_detail; ip6 is the validated header. */
+DETAIL int v6_detail(const struct dp_gen *g, struct ipv6hdr *ip6, void *end, __u32 gi, __u32 code)
+{
+	struct cursor c = { .pos = ip6, .end = end };
+	__u32 a[2];
+	int r;
+
+	if (!cur_pull(&c, sizeof(*ip6)))
+		return DP_STAT_DROP_MALFORMED;
+	a[0] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]);
+	a[1] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[1]);
+	if (code != DP_SUM_DETAIL) {
+		/* the summary's shortcuts: the /16 gate first, then what the code says */
+		r = gate_verdict(gate_of(g->gate6, a[0] >> 16));
+		if (r != CONTINUE)
+			return r;
+		if (code == DP_SUM_BLOCK)
+			return DP_STAT_DROP_BLOCK;
+		if (code == DP_SUM_OTHER)
+			return DP_STAT_DROP_GEO;
+	}
+	r = src6_detail(g, gi, &ip6->saddr, a);
+	if (r != CONTINUE)
+		return r;
+	return v6_l4(&c, ip6, g, ((__u64)a[0] << 32) | a[1]);
+}
+
+/* IPv6 after L2: returns the dp_stat verdict. */
+static __always_inline int guard_v6(struct cursor *c, const struct dp_gen *g, __u32 gi)
+{
+	struct ipv6hdr *ip6 = cur_pull(c, sizeof(*ip6));
+	__u32 a0, code;
+
+	if (!ip6 || ip6->version != 6)
+		return DP_STAT_DROP_MALFORMED;
+#ifdef BENCH_RANDOM_SRC
+	{
+		__u64 rnd = bench_next();
+
+		ip6->saddr.in6_u.u6_addr32[0] = (__u32)rnd;
+		ip6->saddr.in6_u.u6_addr32[1] = (__u32)(rnd >> 32);
+	}
+#endif
+#ifndef DP_ABL_NO_SUMMARY
+	a0 = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]);
+	code = sum_of(gi, 1, a0 >> 8);
+	if (code != DP_SUM_CLEAN)
+		return v6_detail(g, ip6, c->end, gi, code);
+	return v6_l4(c, ip6, g, ((__u64)a0 << 32) | bpf_ntohl(ip6->saddr.in6_u.u6_addr32[1]));
+#else
+	(void)a0;
+	(void)code;
+	return v6_detail(g, ip6, c->end, gi, DP_SUM_DETAIL);
+#endif
 }
 
 /* Adds one frame of len bytes to counter idx of a per-CPU counter array. */

@@ -290,7 +290,7 @@ static size_t gen_frame(const struct tables *t, uint8_t *buf)
 struct harness {
 	struct wan_guard_bpf *skel;
 	struct dp_guard_maps maps;
-	int prog, stats, vlans, buckets;
+	int prog, stats, vlans;
 	uint64_t expect_stat[DP_STAT_MAX][2];
 	uint64_t *expect_vlan; /* [DP_VLAN_IDS][2] */
 };
@@ -320,13 +320,9 @@ static int publish(struct harness *h, const struct tables *t, const struct ref_m
 
 static void reset_buckets(struct harness *h, struct ref_model *m)
 {
-	static uint32_t keys[DP_RL_CLASSES << SLOT_BITS];
-	static uint64_t zeros[DP_RL_CLASSES << SLOT_BITS];
-	uint32_t n = DP_RL_CLASSES << SLOT_BITS;
-
-	for (uint32_t i = 0; i < n; i++)
-		keys[i] = i;
-	bpf_map_update_batch(h->buckets, keys, zeros, &n, NULL);
+	/* the buckets are in the program's mapped .bss: classes' regions of 2^SLOT_BITS words, one after another */
+	for (uint32_t k = 0; k < DP_RL_CLASSES; k++)
+		memset(&h->skel->bss->dp_rl_buckets[k << SLOT_BITS], 0, sizeof(uint64_t) << SLOT_BITS);
 	ref_reset_buckets(m);
 }
 
@@ -401,7 +397,6 @@ int main(int argc, char **argv)
 	if (!h.skel)
 		return 2;
 	h.skel->rodata->rl_slot_bits = SLOT_BITS;
-	bpf_map__set_max_entries(h.skel->maps.dp_rl_buckets, DP_RL_CLASSES << SLOT_BITS);
 	if (wan_guard_bpf__load(h.skel) || dp_guard_maps_find(h.skel->obj, &h.skel->bss->dp_rt, h.skel->bss->dp_sum, &h.maps, &err)) {
 		fprintf(stderr, "cannot load the WAN guard %s\n", err.msg);
 		return 2;
@@ -409,7 +404,6 @@ int main(int argc, char **argv)
 	h.prog = bpf_program__fd(h.skel->progs.wan_guard);
 	h.stats = bpf_map__fd(h.skel->maps.dp_stats);
 	h.vlans = bpf_map__fd(h.skel->maps.dp_vlan_stats);
-	h.buckets = bpf_map__fd(h.skel->maps.dp_rl_buckets);
 	h.expect_vlan = calloc(DP_VLAN_IDS * 2, sizeof(uint64_t));
 
 	m.allow = t.allow.v;

@@ -153,7 +153,13 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
       name: "slots that are not a power of two",
       why: "the bucket hash takes the top bits, so other sizes would leave slots unused or out of range",
       conf: (c) => c.replace("slots = 65536", "slots = 100000"),
-      expect: [/\[ratelimit\] slots = 100000: expected a power of two from 1024 to 16777216/],
+      expect: [/\[ratelimit\] slots = 100000: expected a power of two from 1024 to 1048576/],
+    },
+    {
+      name: "more slots than the bucket array holds",
+      why: "the program's bucket array is sized for 1048576 per class; an index past it would not load",
+      conf: (c) => c.replace("slots = 65536", "slots = 2097152"),
+      expect: [/\[ratelimit\] slots = 2097152: expected a power of two from 1024 to 1048576/],
     },
     {
       name: "a repeated single-valued key",
