@@ -476,7 +476,6 @@ DETAIL int v4_detail(const struct dp_gen *g, struct iphdr *ip, void *end, __u32 
 static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __u32 gi)
 {
 	struct iphdr *ip = cur_pull(c, sizeof(*ip));
-	__u32 src, code;
 
 	if (!ip)
 		return DP_STAT_DROP_MALFORMED;
@@ -493,7 +492,8 @@ static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __
 	ip->saddr = (__u32)bench_next();
 #endif
 #ifndef DP_ABL_NO_SUMMARY
-	src = bpf_ntohl(ip->saddr);
+	__u32 src = bpf_ntohl(ip->saddr), code;
+
 	/* a spoofed flood draws 1/8 of its sources from 224.0.0.0/3: one compare settles them
 	 * before the summary, which such random sources would miss in the cache */
 	if ((__u64)src >= g->bogon4_from)
@@ -504,8 +504,6 @@ static __always_inline int guard_v4(struct cursor *c, const struct dp_gen *g, __
 		return v4_detail(g, ip, c->end, gi, code);
 	return v4_l4(c, ip, g, src);
 #else
-	(void)src;
-	(void)code;
 	return v4_detail(g, ip, c->end, gi, DP_SUM_DETAIL);
 #endif
 }
@@ -619,7 +617,6 @@ DETAIL int v6_detail(const struct dp_gen *g, struct ipv6hdr *ip6, void *end, __u
 static __always_inline int guard_v6(struct cursor *c, const struct dp_gen *g, __u32 gi)
 {
 	struct ipv6hdr *ip6 = cur_pull(c, sizeof(*ip6));
-	__u32 a0, code;
 
 	if (!ip6 || ip6->version != 6)
 		return DP_STAT_DROP_MALFORMED;
@@ -632,14 +629,12 @@ static __always_inline int guard_v6(struct cursor *c, const struct dp_gen *g, __
 	}
 #endif
 #ifndef DP_ABL_NO_SUMMARY
-	a0 = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]);
-	code = sum_of(gi, 1, a0 >> 8);
+	__u32 a0 = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[0]), code = sum_of(gi, 1, a0 >> 8);
+
 	if (code != DP_SUM_CLEAN)
 		return v6_detail(g, ip6, c->end, gi, code);
 	return v6_l4(c, ip6, g, ((__u64)a0 << 32) | bpf_ntohl(ip6->saddr.in6_u.u6_addr32[1]));
 #else
-	(void)a0;
-	(void)code;
 	return v6_detail(g, ip6, c->end, gi, DP_SUM_DETAIL);
 #endif
 }
