@@ -33,7 +33,7 @@ int bench_lpm(struct xdp_md *ctx)
 	struct l2_info l2;
 	struct iphdr *ip;
 
-	if (parse_l2(&c, &l2) < 0 || l2.proto != ETH_P_IP)
+	if (parse_l2(&c, &l2) < 0 || l2.proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	ip = cur_pull(&c, sizeof(*ip));
 	if (!ip)

@@ -51,47 +51,58 @@ static __always_inline void *cur_pull(struct cursor *c, __u32 len)
 }
 
 struct l2_info {
-	__u16 proto;     /* host order, after the VLAN tags */
+	__be16 proto;    /* EtherType after the VLAN tags, network order (compare with bpf_htons) */
 	__u16 outer_vid; /* 0 = untagged */
 	__u8 tags;
 	__u8 pcp;        /* PCP of the outer tag (valid when tags > 0) */
 };
 
+/* An 802.1Q or 802.1ad tag protocol identifier (network order). */
+static __always_inline int is_vlan_tpid(__be16 p)
+{
+	return p == bpf_htons(ETH_P_8021Q) || p == bpf_htons(ETH_P_8021AD);
+}
+
 /*
  * Parses Ethernet and up to two VLAN tags (802.1Q or 802.1ad, in any order). Returns 0 with *l2
  * filled, or -1 when a header is truncated or a third tag follows; outer_vid is set as soon as the
  * outer tag has been read, so the caller can still account a malformed frame to its VLAN.
+ *
+ * EtherTypes stay in network order (the constants are swapped at compile time, not each value at
+ * run time), and only a frame with two tags is checked for a third.
  */
 static __always_inline int parse_l2(struct cursor *c, struct l2_info *l2)
 {
 	struct eth_hdr *eth = cur_pull(c, sizeof(*eth));
 	struct vlan_tag *tag;
-	__u16 proto;
+	__be16 proto;
+	__u16 tci;
 
 	l2->outer_vid = 0;
 	l2->tags = 0;
 	l2->pcp = 0;
 	if (!eth)
 		return -1;
-	proto = bpf_ntohs(eth->proto);
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
-			break;
+	proto = eth->proto;
+	if (is_vlan_tpid(proto)) {
 		tag = cur_pull(c, sizeof(*tag));
 		if (!tag)
 			return -1;
-		if (i == 0) {
-			__u16 tci = bpf_ntohs(tag->tci);
-
-			l2->outer_vid = tci & 0x0fff;
-			l2->pcp = tci >> 13;
+		tci = bpf_ntohs(tag->tci);
+		l2->outer_vid = tci & 0x0fff;
+		l2->pcp = tci >> 13;
+		l2->tags = 1;
+		proto = tag->inner_proto;
+		if (is_vlan_tpid(proto)) {
+			tag = cur_pull(c, sizeof(*tag));
+			if (!tag)
+				return -1;
+			l2->tags = 2;
+			proto = tag->inner_proto;
+			if (is_vlan_tpid(proto))
+				return -1;
 		}
-		l2->tags++;
-		proto = bpf_ntohs(tag->inner_proto);
 	}
-	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD)
-		return -1;
 	l2->proto = proto;
 	return 0;
 }

@@ -54,7 +54,7 @@ static __always_inline int locate_l3(struct __sk_buff *skb, struct l3_info *li)
 
 	if (parse_l2(&c, &l2) < 0)
 		return -1;
-	li->proto = l2.proto;
+	li->proto = bpf_ntohs(l2.proto);
 	li->l3_off = c.pos - (void *)(long)skb->data;
 	if (skb->vlan_present) {
 		li->tagged = 1;

@@ -661,9 +661,9 @@ int wan_guard(struct xdp_md *ctx)
 
 	if (parse_l2(&c, &l2) < 0)
 		verdict = DP_STAT_DROP_MALFORMED;
-	else if (l2.proto == ETH_P_IP)
+	else if (l2.proto == bpf_htons(ETH_P_IP))
 		verdict = guard_v4(&c, g, gi);
-	else if (l2.proto == ETH_P_IPV6)
+	else if (l2.proto == bpf_htons(ETH_P_IPV6))
 		verdict = guard_v6(&c, g, gi);
 	else
 		verdict = DP_STAT_PASS_NONIP;
