@@ -55,7 +55,9 @@ export function buildAndPushScript(image: ImageBuild, t: PushTarget, tag: string
     `log ${q(`building ${image.name} (${image.build})`)}`,
     `${image.build} >&2`,
     `log ${q(`pushing it to ${dest}:${tag}`)}`,
-    `skopeo copy --quiet --authfile "$work/auth.json" --digestfile "$work/digest" ${q(`oci:${image.oci}`)} ${q(`docker://${dest}:${tag}`)} >&2`,
+    // --preserve-digests: skopeo would otherwise gzip the uncompressed layer on the way, and the registry would hold
+    // (and the node pull) a manifest whose digest depends on the operator's skopeo rather than the reproducible one.
+    `skopeo copy --quiet --preserve-digests --authfile "$work/auth.json" --digestfile "$work/digest" ${q(`oci:${image.oci}`)} ${q(`docker://${dest}:${tag}`)} >&2`,
     `printf '%s@%s\\n' ${q(dest)} "$(cat "$work/digest")"`,
   ].join("\n");
 }

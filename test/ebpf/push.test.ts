@@ -1,0 +1,220 @@
+/**
+ * The script `pulumi up` runs to ship the data-plane extension (components/images.ts buildAndPushScript with
+ * EXTENSION_IMAGE), run for real: it builds the extension image with make, logs in with the credentials from its
+ * environment and pushes with skopeo to a real registry (the distribution registry, TLS with a test CA, htpasswd
+ * auth). What the operator relies on: the printed reference is pinned to the image's reproducible digest, the
+ * registry serves exactly that manifest, bad credentials stop the run with the registry's reason, and the password
+ * shows up in no output.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { buildAndPushScript } from "../../components/images";
+import { EXTENSION_IMAGE } from "../../components/dataplane/images";
+import { tier } from "../helpers/tier";
+import { BUILD_COMMANDS, EBPF, buildEbpf, stopProcess, tempDir, waitFor } from "./lib";
+
+const t = tier("ebpf-push", {
+  root: true,
+  commands: [...BUILD_COMMANDS, "buildah", "skopeo", "docker-registry", "htpasswd", "openssl", "curl"],
+});
+
+const REPO = resolve(EBPF, "..");
+const USER = "site-a-push";
+const PASSWORD = "p4ss-Nobody-Guesses-7f3c";
+const REPOSITORY = "router/site-a";
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? res(a.port) : rej(new Error("no port"))));
+    });
+  });
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8", ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+describe.skipIf(!t.ok)("extension push to a registry (the pulumi up step, run for real)", () => {
+  let dir: string;
+  let registry: ChildProcess | undefined;
+  let server: string;
+  let env: NodeJS.ProcessEnv;
+  let oci: string;
+
+  /** Runs the push script as Pulumi's command provider does (bash -c, from the project directory). */
+  function push(tag: string, creds: { user?: string; password?: string }) {
+    const script = buildAndPushScript(
+      {
+        ...EXTENSION_IMAGE,
+        // the real build command, into a private output tree and serialised with the other eBPF tests' builds
+        build: `flock ebpf/Makefile ${EXTENSION_IMAGE.build} -s OUT=${dir}/out`,
+        oci,
+      },
+      { registry: server, repository: REPOSITORY },
+      tag,
+    );
+    return spawnSync("/bin/bash", ["-c", script], {
+      cwd: REPO,
+      encoding: "utf8",
+      env: { ...env, ROUTER_REGISTRY_USERNAME: creds.user ?? "", ROUTER_REGISTRY_PASSWORD: creds.password ?? "" },
+      maxBuffer: 64 << 20,
+      timeout: 600_000,
+    });
+  }
+
+  /** GET from the registry's API with the push credentials; returns status and body. */
+  function api(path: string, accept?: string): { status: number; body: Buffer } {
+    const out = join(dir, "api.out");
+    const args = ["-s", "-o", out, "-w", "%{http_code}", "--cacert", join(dir, "ca.pem"), "-u", `${USER}:${PASSWORD}`];
+    if (accept) args.push("-H", `Accept: ${accept}`);
+    const code = run("curl", [...args, `https://${server}${path}`]);
+    return { status: Number(code), body: readFileSync(out) };
+  }
+
+  beforeAll(async () => {
+    buildEbpf("all");
+    dir = tempDir("dp-push-");
+    oci = join(dir, "out/oci");
+    // a test CA and a server certificate for 127.0.0.1
+    run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=router test CA",
+      "-keyout",
+      join(dir, "ca.key"),
+      "-out",
+      join(dir, "ca.pem"),
+    ]);
+    writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n");
+    run("openssl", [
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-keyout",
+      join(dir, "srv.key"),
+      "-out",
+      join(dir, "srv.csr"),
+    ]);
+    run("openssl", [
+      "x509",
+      "-req",
+      "-in",
+      join(dir, "srv.csr"),
+      "-CA",
+      join(dir, "ca.pem"),
+      "-CAkey",
+      join(dir, "ca.key"),
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      join(dir, "san.ext"),
+      "-out",
+      join(dir, "srv.pem"),
+    ]);
+    writeFileSync(join(dir, "htpasswd"), run("htpasswd", ["-niB", USER], { input: PASSWORD }));
+    const port = await freePort();
+    server = `127.0.0.1:${port}`;
+    writeFileSync(
+      join(dir, "config.yml"),
+      [
+        "version: 0.1",
+        "log: { level: warn }",
+        `storage: { filesystem: { rootdirectory: ${dir}/data } }`,
+        `http: { addr: "${server}", tls: { certificate: ${dir}/srv.pem, key: ${dir}/srv.key } }`,
+        `auth: { htpasswd: { realm: router-test, path: ${dir}/htpasswd } }`,
+        "",
+      ].join("\n"),
+    );
+    registry = spawn("docker-registry", ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
+    let regErr = "";
+    registry.stderr?.on("data", (d: Buffer) => (regErr += d.toString()));
+    await waitFor(`the registry on ${server} (${regErr})`, () => {
+      const r = spawnSync(
+        "curl",
+        ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", join(dir, "ca.pem"), `https://${server}/v2/`],
+        { encoding: "utf8" },
+      );
+      return r.stdout === "401";
+    });
+    // skopeo (Go) trusts the registry through the test CA only; the operator's machine would trust its registry's
+    // certificate through the system store.
+    env = { ...process.env, SSL_CERT_FILE: join(dir, "ca.pem") };
+  }, 900_000);
+
+  afterAll(async () => {
+    await stopProcess(registry);
+  });
+
+  let first: ReturnType<typeof push>;
+  it("builds the image, pushes it and prints one reference pinned to the layout's digest", () => {
+    first = push("t1", { user: USER, password: PASSWORD });
+    expect(first.status, first.stderr).toBe(0);
+    const index = JSON.parse(readFileSync(join(oci, "index.json"), "utf8"));
+    expect(index.manifests).toHaveLength(1);
+    const digest: string = index.manifests[0].digest;
+    expect(first.stdout).toBe(`${server}/${REPOSITORY}/${EXTENSION_IMAGE.name}@${digest}\n`);
+    // the steps are logged on stderr for the operator
+    expect(first.stderr).toContain(`[router] pushing it to ${server}/${REPOSITORY}/${EXTENSION_IMAGE.name}:t1`);
+  }, 900_000);
+
+  it("leaves exactly that manifest in the registry, under the tag and by digest, with every blob", () => {
+    const digest = first.stdout.trim().split("@")[1];
+    const name = `/v2/${REPOSITORY}/${EXTENSION_IMAGE.name}`;
+    const byTag = api(`${name}/manifests/t1`, "application/vnd.oci.image.manifest.v1+json");
+    expect(byTag.status).toBe(200);
+    expect(`sha256:${createHash("sha256").update(byTag.body).digest("hex")}`).toBe(digest);
+    const manifest = JSON.parse(byTag.body.toString("utf8"));
+    for (const blob of [manifest.config, ...manifest.layers]) {
+      const b = api(`${name}/blobs/${blob.digest}`);
+      expect(b.status, blob.digest).toBe(200);
+      expect(`sha256:${createHash("sha256").update(b.body).digest("hex")}`).toBe(blob.digest);
+    }
+    expect(JSON.parse(api(`${name}/tags/list`).body.toString("utf8")).tags).toEqual(["t1"]);
+  });
+
+  it("pushes an unchanged tree to the same digest", () => {
+    const again = push("t2", { user: USER, password: PASSWORD });
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout.trim().split("@")[1]).toBe(first.stdout.trim().split("@")[1]);
+  }, 900_000);
+
+  it("stops on a wrong password with the registry's reason, and pushes nothing", () => {
+    const r = push("bad", { user: USER, password: `${PASSWORD}-wrong` });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/unauthorized|invalid username\/password/i);
+    const tags = JSON.parse(api(`/v2/${REPOSITORY}/${EXTENSION_IMAGE.name}/tags/list`).body.toString("utf8")).tags;
+    expect(tags).not.toContain("bad");
+  }, 900_000);
+
+  it("stops when the registry needs credentials and none are configured", () => {
+    const r = push("anon", {});
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/unauthorized|authentication required/i);
+  }, 900_000);
+
+  it("never prints the password", () => {
+    expect(first.stdout + first.stderr).not.toContain(PASSWORD);
+  });
+});
