@@ -9,11 +9,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { buildAndPushScript } from "../../components/images";
-import { EXTENSION_IMAGE } from "../../components/dataplane/images";
+import { EXTENSION_IMAGE, installerScript } from "../../components/dataplane/images";
 import { tier } from "../helpers/tier";
 import { BUILD_COMMANDS, EBPF, buildEbpf, stopProcess, tempDir, waitFor } from "./lib";
 
@@ -217,4 +217,74 @@ describe.skipIf(!t.ok)("extension push to a registry (the pulumi up step, run fo
   it("never prints the password", () => {
     expect(first.stdout + first.stderr).not.toContain(PASSWORD);
   });
+
+  /*
+   * The installer step that follows. Talos' imager cannot run here (no container engine, and its image is on
+   * ghcr.io), so `docker` is a shim that records how it was called and plays the imager's part of the contract:
+   * an installer archive in the mounted /out. Everything else is real: the auth file handed to the imager, the
+   * tag, the push of the archive and the printed reference.
+   */
+  it("runs the imager with the pushed extension and the registry login, and pushes the installer it writes", () => {
+    const ext = first.stdout.trim();
+    const bin = join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      join(bin, "docker"),
+      [
+        "#!/bin/bash",
+        "set -euo pipefail",
+        `printf '%s\\n' "$@" > ${dir}/docker.args`,
+        'out=""',
+        "for ((i = 1; i <= $#; i++)); do",
+        '  a="${!i}"',
+        '  case "$a" in *:/out) out="${a%:/out}" ;; *:/root/.docker/config.json:ro) cp "${a%%:*}" ' +
+          dir +
+          "/imager-auth.json ;; esac",
+        "done",
+        `skopeo copy --quiet oci:${oci} "docker-archive:$out/installer-amd64.tar"`,
+        "",
+      ].join("\n"),
+    );
+    chmodSync(join(bin, "docker"), 0o755);
+    const r = spawnSync(
+      "/bin/bash",
+      ["-c", installerScript("docker", "v1.14.6", { registry: server, repository: REPOSITORY })],
+      {
+        cwd: REPO,
+        encoding: "utf8",
+        env: {
+          ...env,
+          PATH: `${bin}:${env.PATH}`,
+          EXTENSION_IMAGE: ext,
+          ROUTER_REGISTRY_USERNAME: USER,
+          ROUTER_REGISTRY_PASSWORD: PASSWORD,
+        },
+        timeout: 300_000,
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const args = readFileSync(join(dir, "docker.args"), "utf8").trim().split("\n");
+    expect(args.slice(args.indexOf("ghcr.io/siderolabs/imager:v1.14.6"))).toEqual([
+      "ghcr.io/siderolabs/imager:v1.14.6",
+      "installer",
+      "--arch",
+      "amd64",
+      "--system-extension-image",
+      ext,
+    ]);
+    // the imager can pull the extension from the private registry: the login reached it
+    expect(Object.keys(JSON.parse(readFileSync(join(dir, "imager-auth.json"), "utf8")).auths)).toContain(server);
+    const tag = `v1.14.6-${ext.split("sha256:")[1].slice(0, 12)}`;
+    const m = r.stdout.match(new RegExp(`^${server}/${REPOSITORY}/installer@(sha256:[0-9a-f]{64})\\n$`));
+    expect(m, r.stdout).not.toBeNull();
+    const name = `/v2/${REPOSITORY}/installer`;
+    expect(JSON.parse(api(`${name}/tags/list`).body.toString("utf8")).tags).toEqual([tag]);
+    const manifest = api(
+      `${name}/manifests/${tag}`,
+      "application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json",
+    );
+    expect(manifest.status).toBe(200);
+    expect(`sha256:${createHash("sha256").update(manifest.body).digest("hex")}`).toBe(m![1]);
+    expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  }, 300_000);
 });
