@@ -25,13 +25,13 @@ import {
   sleep,
   spawnInNetns,
   stopProcess,
+  NEW_EC_KEY,
   tempDir,
+  testCertificates,
   waitFor,
 } from "./lib";
 
 /** openssl req arguments for a new unencrypted P-256 key. */
-const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-
 const t = tier("ebpf-feeds", { root: true, commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "openssl"] });
 
 const ID = process.pid % 100000;
@@ -169,38 +169,7 @@ describe.skipIf(!t.ok)("feeds: HTTPS download, cache, refresh, failures and rest
     www = join(dir, "www");
     mkdirSync(www);
     // a test CA and a server certificate from it; a second, self-signed certificate nobody trusts
-    writeFileSync(join(dir, "san.ext"), `subjectAltName=IP:${SERVER}\n`);
-    openssl(
-      "req",
-      "-x509",
-      ...NEW_EC_KEY,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=router-dataplane test CA",
-    );
-    openssl("req", ...NEW_EC_KEY, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=feeds");
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      "srv.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "srv.pem",
-      "-days",
-      "2",
-      "-extfile",
-      "san.ext",
-    );
+    testCertificates(dir, SERVER, "router-dataplane feeds");
     openssl(
       "req",
       "-x509",

@@ -3,7 +3,7 @@
  * the C test tools and parsing their JSON lines, and network namespaces for the loader tests.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -48,6 +48,49 @@ export interface ToolRun<T> {
 export function runTool<T = Record<string, unknown>>(tool: string, args: string[], timeoutMs = 300_000): ToolRun<T> {
   const r = spawnSync(join(TOOLS, tool), args, { encoding: "utf8", timeout: timeoutMs, maxBuffer: 256 << 20 });
   return { status: r.status, lines: jsonLines<T>(r.stdout), stdout: r.stdout, stderr: r.stderr };
+}
+
+/** openssl arguments for a new P-256 key without a passphrase. */
+export const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
+/**
+ * A test CA (dir/ca.pem, ca.key) and a server certificate it signs for the IP address ip (dir/srv.pem,
+ * srv.key), valid for two days.
+ */
+export function testCertificates(dir: string, ip: string, cn: string): void {
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
+  writeFileSync(join(dir, "san.ext"), `subjectAltName=IP:${ip}\n`);
+  openssl(
+    "req",
+    "-x509",
+    ...NEW_EC_KEY,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${cn} test CA`,
+  );
+  openssl("req", ...NEW_EC_KEY, "-keyout", "srv.key", "-out", "srv.csr", "-subj", `/CN=${cn}`);
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "srv.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "srv.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext",
+  );
 }
 
 /** A fresh temporary directory. */

@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { buildAndPushScript } from "../../components/images";
 import { EXTENSION_IMAGE, installerScript } from "../../components/dataplane/images";
 import { tier } from "../helpers/tier";
-import { BUILD_COMMANDS, EBPF, buildEbpf, stopProcess, tempDir, waitFor } from "./lib";
+import { BUILD_COMMANDS, EBPF, buildEbpf, stopProcess, tempDir, testCertificates, waitFor } from "./lib";
 
 const t = tier("ebpf-push", {
   root: true,
@@ -85,52 +85,7 @@ describe.skipIf(!t.ok)("extension push to a registry (the pulumi up step, run fo
     buildEbpf("all");
     dir = tempDir("dp-push-");
     oci = join(dir, "out/oci");
-    // a test CA and a server certificate for 127.0.0.1
-    run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=router test CA",
-      "-keyout",
-      join(dir, "ca.key"),
-      "-out",
-      join(dir, "ca.pem"),
-    ]);
-    writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n");
-    run("openssl", [
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-keyout",
-      join(dir, "srv.key"),
-      "-out",
-      join(dir, "srv.csr"),
-    ]);
-    run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      join(dir, "srv.csr"),
-      "-CA",
-      join(dir, "ca.pem"),
-      "-CAkey",
-      join(dir, "ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      join(dir, "san.ext"),
-      "-out",
-      join(dir, "srv.pem"),
-    ]);
+    testCertificates(dir, "127.0.0.1", "router registry");
     writeFileSync(join(dir, "htpasswd"), run("htpasswd", ["-niB", USER], { input: PASSWORD }));
     const port = await freePort();
     server = `127.0.0.1:${port}`;
