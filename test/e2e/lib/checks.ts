@@ -26,6 +26,8 @@ export interface ProbeResult {
   peer?: string;
   /** Start time (ms since the epoch) when probed with clock. */
   at?: number;
+  /** Time the outcome was known (ms since the epoch) when probed with clock. */
+  end?: number;
   raw: string;
 }
 
@@ -47,8 +49,9 @@ export async function probe(
     const parts = line.split(" ");
     const id = parts.shift()!;
     const at = opts.clock ? Number(parts.shift()) : undefined;
+    const end = opts.clock ? Number(parts.shift()) : undefined;
     const raw = parts.join(" ");
-    out.set(id, { ...classify(raw), at, raw });
+    out.set(id, { ...classify(raw), at, end, raw });
   }
   for (const s of specs)
     if (!out.has(s.id)) out.set(s.id, { observed: "other", detail: "no result", raw: "", at: undefined });

@@ -12,7 +12,7 @@
  *       Reads probes from stdin, one per line: ID PROTO DST PORT SRC TIMEOUT_MS
  *       (PROTO tcp, udp, ntp or icmp; SRC "-" for the kernel's choice; PORT ignored for icmp), runs them
  *       concurrently (at most N in flight, a new one every U microseconds) and prints one line per probe
- *       (with --clock, the probe's start time in ms since the epoch follows the ID):
+ *       (with --clock, the probe's start and end times in ms since the epoch follow the ID):
  *         ID reached ANSWER...        an answer from the destination's application (NAME PROTO PORT PEER)
  *         ID refused                  TCP reset or ICMP port unreachable: the packet reached the host
  *         ID icmp TYPE CODE FROM      any other ICMP error (e.g. 3 13 = administratively prohibited)
@@ -53,6 +53,14 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double wall_ms(void)
+{
+	struct timespec wall;
+
+	clock_gettime(CLOCK_REALTIME, &wall);
+	return wall.tv_sec * 1e3 + wall.tv_nsec / 1e6;
 }
 
 static int parse_ports(const char *s, int *out, int max)
@@ -325,7 +333,7 @@ static void finish(struct probe *p, const char *fmt, ...)
 		return;
 	p->done = 1;
 	if (print_clock)
-		printf("%s %.0f ", p->id, p->started);
+		printf("%s %.0f %.0f ", p->id, p->started, wall_ms());
 	else
 		printf("%s ", p->id);
 	va_start(ap, fmt);
@@ -385,10 +393,7 @@ static void start(struct probe *p)
 {
 	int one = 1, type, proto = 0;
 
-	struct timespec wall;
-
-	clock_gettime(CLOCK_REALTIME, &wall);
-	p->started = wall.tv_sec * 1e3 + wall.tv_nsec / 1e6;
+	p->started = wall_ms();
 	p->deadline = now_ms() + p->timeout;
 	if (p->proto == P_TCP)
 		type = SOCK_STREAM;
