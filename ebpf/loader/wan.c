@@ -616,8 +616,8 @@ static int healthiest(const struct dp_wan_mgr *m)
 
 /*
  * One pass over routes, health and rules: mirrors each WAN's main-table default routes into its
- * table, derives route-based health (no default route = down; no probe targets = up while it has
- * one), picks the active WAN, sets or removes the override route, and fixes the rules.
+ * table, derives route-based health (no usable default route = down; no probe targets = up while it
+ * has one), picks the active WAN, sets or removes the override route, and fixes the rules.
  */
 static void reconcile(struct dp_wan_mgr *m, double now)
 {
@@ -654,7 +654,7 @@ static void reconcile(struct dp_wan_mgr *m, double now)
 	/* the per-WAN tables: copies of the main table's default routes through each WAN */
 	for (int i = 0; i < m->n; i++) {
 		struct dp_wan_run *w = &m->w[i];
-		int routes[2] = { 0, 0 };
+		int routes[2] = { 0, 0 }, no_carrier = 0;
 
 		for (int f = 0; f < 2; f++) {
 			const struct route_set *s = f ? &main6 : &main4;
@@ -665,6 +665,12 @@ static void reconcile(struct dp_wan_mgr *m, double now)
 				if (c.dst_len || c.type != RTN_UNICAST || c.protocol == DP_RTPROT ||
 				    w->link.state != DP_RESOLVED || c.oif != w->link.ifindex || want.n == MAX_ROUTES)
 					continue;
+				/* the link lost its carrier (cable pulled, modem off): the kernel keeps the route
+				 * but marks it; nothing gets through it, so it counts as gone */
+				if (c.flags & (RTNH_F_LINKDOWN | RTNH_F_DEAD)) {
+					no_carrier++;
+					continue;
+				}
 				c.table = w->cfg.table;
 				c.protocol = DP_RTPROT;
 				c.flags &= RTNH_F_ONLINK;
@@ -683,7 +689,8 @@ static void reconcile(struct dp_wan_mgr *m, double now)
 			w->state = DP_WAN_DOWN;
 			w->good = 0;
 			unlock(m);
-			health_changed(m, w, was, "no default route through it");
+			health_changed(m, w, was,
+				       no_carrier ? "its link has no carrier" : "no default route through it");
 		} else if (routes[0] + routes[1] > 0 && !w->cfg.n_probes && w->state != DP_WAN_UP) {
 			enum dp_wan_health was = w->state;
 
@@ -850,7 +857,8 @@ void dp_wan_metrics(const struct dp_wan_mgr *m, void (*emit)(void *t, const char
 	for (int i = 0; i < m->n; i++)
 		emit(t, "router_dataplane_wan_probe_rounds_failed_total{wan=\"%s\"} %llu\n", m->w[i].cfg.name,
 		     (unsigned long long)m->w[i].rounds_failed);
-	emit(t, "# HELP router_dataplane_wan_default_routes Default routes through the WAN in the main table.\n"
+	emit(t, "# HELP router_dataplane_wan_default_routes Usable default routes through the WAN in the main table "
+		"(routes on a link without carrier do not count).\n"
 		"# TYPE router_dataplane_wan_default_routes gauge\n");
 	for (int i = 0; i < m->n; i++)
 		for (int f = 0; f < 2; f++)

@@ -406,6 +406,41 @@ describe.skipIf(!t.ok)("multi-WAN: probes, per-WAN tables, mark rules, failover 
     expect(await seenAs(NS.lan, SERVER)).toBe(WAN0);
   }, 60_000);
 
+  it("handles a WAN whose link loses its carrier (the modem goes off; the kernel keeps its routes, marked linkdown): down at once, override via wan1, back after up_after good rounds once the carrier returns", async () => {
+    const failovers = metric("router_dataplane_wan_failovers_total");
+    const t0 = Date.now();
+    ip("-n", NS.isp1, "link", "set", "cust", "down"); // wan0 stays administratively up
+    await waitFor("the override route", override, 10_000, 20);
+    const took = Date.now() - t0;
+    console.log(`carrier loss handled after ${(took / 1000).toFixed(2)} s`);
+    // probes alone need down_after rounds: the carrier is what it acted on
+    expect(took).toBeLessThan((DOWN_AFTER - 1) * INTERVAL_S * 1000);
+    expect(inNetns(NS.rtr, "ip", ["link", "show", "wan0"])).toMatch(/NO-CARRIER.*\bUP\b/);
+    expect(inNetns(NS.rtr, "ip", ["-d", "-4", "route", "show", "table", "main"])).toMatch(
+      /default via 81\.2\.69\.1 dev wan0 .*metric 1010 linkdown/,
+    );
+    expect(routes("-4", "101")).not.toMatch(/default/);
+    expect(routes("-6", "101")).not.toMatch(/default/);
+    expect(metric('router_dataplane_wan_default_routes{wan="wan0",family="ipv4"}')).toBe(0);
+    expect(metric('router_dataplane_wan_default_routes{wan="wan0",family="ipv6"}')).toBe(0);
+    expect(metric('router_dataplane_wan_up{wan="wan0"}')).toBe(0);
+    expect(metric("router_dataplane_wan_failovers_total")).toBe(failovers + 1);
+    expect(await seenAs(NS.lan, SERVER)).toBe(WAN1);
+    expect(await seenAs(NS.rtr, SERVER6)).toBe(WAN1_6);
+    expect(
+      events().some((e) => e.event === "wan_health" && e.msg.includes("wan0]: up -> down (its link has no carrier)")),
+    ).toBe(true);
+    ip("-n", NS.isp1, "link", "set", "cust", "up");
+    // the ISP's IPv6 address went with its link; the router's stayed (its link was never down)
+    spawnSync("ip", ["-n", NS.isp1, "addr", "add", "2a01:4f8:1::1/64", "dev", "cust", "nodad"]);
+    await waitFor("table 101 again", () => /default via 81\.2\.69\.1 dev wan0/.test(routes("-4", "101")), 10_000);
+    expect(override(), "wan0 must prove itself with up_after good rounds before it is used again").toBe(true);
+    await waitFor("the override to go", () => !override(), 15_000, 20);
+    expect(await seenAs(NS.lan, SERVER)).toBe(WAN0);
+    expect(await seenAs(NS.rtr, SERVER6)).toBe(WAN0_6);
+    expect(metric("router_dataplane_wan_failovers_total")).toBe(failovers + 2);
+  }, 60_000);
+
   it("keeps routes and rules it did not create, and removes the rules and table of a WAN dropped from the configuration", async () => {
     expect(rules("-4")).toMatch(/^1003:\s+from all fwmark 0x40\/0xf0 lookup 104/m);
     expect(routes("-4", "101")).toMatch(/unreachable 198\.18\.0\.0\/15/);
