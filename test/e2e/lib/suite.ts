@@ -854,15 +854,26 @@ export function describeAppliance(opts: SuiteOptions): void {
         });
       });
 
-      // Upstream breakage shows only in the probes; a lost carrier shows at once in the link's routes.
-      for (const [how, within] of [
-        ["breaks upstream (its link stays up)", "within the probe budget"],
-        ["loses its link", `within ${LINK_LOSS_BUDGET_MS / 1000} s (no probe rounds)`],
-      ] as const)
+      // Upstream breakage shows only in the probes; a lost carrier shows at once in the link's routes. Each
+      // failure is an interface of the primary ISP's namespace going down: its upstream, or its end of the WAN link.
+      for (const { how, within, iface, budgetMs } of [
+        {
+          how: "breaks upstream (its link stays up)",
+          within: "within the probe budget",
+          iface: "uplink",
+          budgetMs: failoverBudgetMs,
+        },
+        {
+          how: "loses its link",
+          within: `within ${LINK_LOSS_BUDGET_MS / 1000} s (no probe rounds)`,
+          iface: "cust",
+          budgetMs: () => LINK_LOSS_BUDGET_MS,
+        },
+      ])
         it(`moves new LAN connections to the backup WAN ${within} when the primary WAN ${how}, and back when it recovers`, async () => {
           const primary = app.wans[0];
           const backup = app.wans[1];
-          const budget = how === "loses its link" ? LINK_LOSS_BUDGET_MS : failoverBudgetMs(primary.wan);
+          const budget = budgetMs(primary.wan);
           const back = recoveryBudgetMs(primary.wan);
           const client = internetClient(app);
           const gapMs = 100;
@@ -883,16 +894,8 @@ export function describeAppliance(opts: SuiteOptions): void {
             })),
             { gapUs: gapMs * 1000, clock: true, parallel: 64 },
           );
-          const [breakCmd, fixCmd] =
-            how === "loses its link"
-              ? [
-                  ["ip", "link", "set", "cust", "down"],
-                  ["ip", "link", "set", "cust", "up"],
-                ]
-              : [
-                  ["ip", "link", "set", "uplink", "down"],
-                  ["ip", "link", "set", "uplink", "up"],
-                ];
+          const breakCmd = ["ip", "link", "set", iface, "down"];
+          const fixCmd = ["ip", "link", "set", iface, "up"];
           // The failure happens while the break command runs: after `breaking`, before `brokeAt`. Likewise the
           // recovery, between `fixing` and `fixedAt`.
           let breaking = 0;
