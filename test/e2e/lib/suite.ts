@@ -102,7 +102,8 @@ export function describeAppliance(opts: SuiteOptions): void {
     beforeAll(async () => {
       const rendered = await renderSite(opts.config);
       app = new Appliance({
-        prefix: opts.prefix,
+        // ROUTER_E2E_TAG keeps two checkouts' runs on one machine out of each other's namespaces.
+        prefix: process.env.ROUTER_E2E_TAG ? `${opts.prefix}-${process.env.ROUTER_E2E_TAG}` : opts.prefix,
         rendered,
         ports: probePorts(rendered.site),
         extraAddresses: ruleAddresses(rendered.site, rendered.plan),
