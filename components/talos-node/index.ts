@@ -10,6 +10,8 @@ import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "./documents";
 import { renderMachineConfig } from "./machine-config";
+import { diskSelector, renderCel, renderJq } from "./disk-selector";
+import { dataplaneHealth } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
@@ -23,6 +25,8 @@ import {
   kubeconfigScript,
   noopScript,
   upgradeScript,
+  type HealthChecks,
+  type InstallIdentity,
   type NodeTarget,
 } from "./scripts";
 
@@ -56,6 +60,7 @@ export class TalosNode extends pulumi.ComponentResource {
   readonly apiReady: pulumi.Resource;
 
   private readonly target: NodeTarget;
+  private readonly checks: HealthChecks;
   private readonly env: pulumi.Input<Record<string, pulumi.Input<string>>>;
   private readonly name: string;
 
@@ -99,6 +104,18 @@ export class TalosNode extends pulumi.ComponentResource {
       maintenanceAddress: plan.maintenanceAddress,
       healthTimeout: durationSeconds(site.node.healthTimeout),
     };
+    const ext = site.dataplane.extension;
+    // The data plane is part of the node's health when the node runs our extension.
+    this.checks = {
+      dataplane: ext.build || ext.image ? dataplaneHealth(args.contributions, site.dataplane.metricsPort) : undefined,
+    };
+    const selector = diskSelector(site.node.installDisk);
+    const identity: InstallIdentity = {
+      macs: site.node.nics.map((n) => n.mac),
+      certFingerprint: site.node.maintenanceCertFingerprint,
+      diskFilter: renderJq(selector),
+      diskCel: renderCel(selector),
+    };
     this.env = pulumi.secret({ ROUTER_TALOSCONFIG: this.talosconfig });
     const cmd = (role: string, cargs: command.local.CommandArgs, copts: pulumi.CustomResourceOptions = {}) =>
       new command.local.Command(
@@ -108,11 +125,13 @@ export class TalosNode extends pulumi.ComponentResource {
       );
 
     // First install. Runs once: later configuration changes go through `apply` below, never through
-    // maintenance mode again, so changes to its stdin are ignored.
+    // maintenance mode again. A changed input (a renewed admin certificate in the environment, an edited timeout
+    // in the script) runs the no-op update, never the install again.
     const install = cmd(
       "install",
       {
-        create: installScript(this.target),
+        create: installScript(this.target, identity),
+        update: noopScript("the node is installed; configuration changes go through the try/confirm apply"),
         delete: destroyScript(this.target, site.node.allowWipeOnDestroy),
         stdin: machineConfig,
       },
@@ -132,7 +151,7 @@ export class TalosNode extends pulumi.ComponentResource {
       "upgrade",
       {
         create: installerImage.apply((image) => noopScript(`installed with ${image}`)),
-        update: installerImage.apply((image) => upgradeScript(this.target, image)),
+        update: installerImage.apply((image) => upgradeScript(this.target, image, this.checks)),
       },
       { dependsOn: [kubeconfig] },
     );
@@ -141,7 +160,7 @@ export class TalosNode extends pulumi.ComponentResource {
       "apply",
       {
         create: noopScript("initial configuration applied at install"),
-        update: applyTryScript(this.target, durationSeconds(site.node.tryTimeout)),
+        update: applyTryScript(this.target, durationSeconds(site.node.tryTimeout), this.checks),
         stdin: machineConfig,
       },
       { dependsOn: [upgrade] },
