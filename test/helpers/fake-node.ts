@@ -117,6 +117,8 @@ export interface RunOptions {
   killWhen?: { stderr: RegExp; signal: NodeJS.Signals };
   /** Extra directories first on PATH. */
   path?: string[];
+  /** Working directory of the script. */
+  cwd?: string;
 }
 
 export const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
@@ -182,6 +184,7 @@ export class FakeNode {
     const started = Date.now();
     const child = spawn("bash", ["-c", script], {
       stdio: ["pipe", "pipe", "pipe"],
+      cwd: opts.cwd,
       env: {
         PATH: [...(opts.path ?? []), FAKE_BIN, process.env.PATH].join(":"),
         HOME: process.env.HOME ?? "/tmp",
