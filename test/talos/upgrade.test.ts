@@ -24,7 +24,7 @@ async function start(): Promise<FakeNode> {
 describe("Talos upgrades", () => {
   it("a new image that boots healthy stays", async () => {
     const n = await start();
-    const run = await n.run(upgradeScript(t, NEW, base.checks), { env });
+    const run = await n.run(upgradeScript({ ...t, healthTimeout: 20 }, NEW, base.checks), { env });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/upgrade to .* healthy/);
     const st = await n.state();
