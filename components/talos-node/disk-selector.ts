@@ -208,8 +208,8 @@ class Parser {
     return this.comparison();
   }
   private field(): string {
-    const d = this.eat("id");
-    if (d.v !== "disk") this.fail("expected disk.<field>");
+    if (this.peek()?.v !== "disk") this.fail("expected disk.<field>");
+    this.i++;
     this.eat(".");
     const f = this.peek();
     if (f?.t !== "id" || ![...STRING_FIELDS, ...BOOL_FIELDS, ...UINT_FIELDS].includes(f.v))
@@ -222,9 +222,10 @@ class Parser {
     const next = this.peek();
     if (next?.t === "." && STRING_FIELDS.includes(field)) {
       this.i++;
-      const m = this.eat("id");
-      if (!["startsWith", "endsWith", "contains"].includes(m.v))
+      const m = this.peek();
+      if (m?.t !== "id" || !["startsWith", "endsWith", "contains"].includes(m.v))
         this.fail("unsupported method (allowed: startsWith, endsWith, contains)");
+      this.i++;
       this.eat("(");
       const arg = this.eat("str").v;
       this.eat(")");

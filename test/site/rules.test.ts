@@ -755,4 +755,23 @@ describe("rules the site model does not enforce yet (each test documents a repor
       /allowed: (> 0|≥ 1)/,
     );
   });
+
+  it("rejects a disk match the operator-side check cannot evaluate: the install would pick a disk nobody checked", () => {
+    expectRejected(
+      devWith("node.installDisk", { match: 'disk.model.matches("^Sam")' }),
+      "router:node.installDisk.match",
+      /unsupported method .* at column 12/,
+    );
+    expectRejected(devWith("node.installDisk", { match: "disk.size > 100 * GiB" }), "router:node.installDisk.match", "unsigned");
+    expectValid(devWith("node.installDisk", { match: '(disk.model == "A" || disk.serial.startsWith("S3")) && disk.size >= 64u * GiB' }));
+  });
+
+  it("rejects a maintenance certificate fingerprint that talosctl would not parse: the pin would never match", () => {
+    expectRejected(
+      devWith("node.maintenanceCertFingerprint", "ab:cd:ef"),
+      "router:node.maintenanceCertFingerprint",
+      "base64",
+    );
+    expectValid(devWith("node.maintenanceCertFingerprint", "pLkYHFzO3b0u0VJ1VbOfT1xRjzN3L2H5hD0w6mqf0xU="));
+  });
 });
