@@ -20,6 +20,8 @@ export interface RecordedResource {
   parent?: string;
   dependencies: string[];
   protect: boolean;
+  /** The engine leaves the object in place when it deletes or replaces the resource. */
+  retainOnDelete: boolean;
   /** Inputs as registered; secret values are "[secret]", values unknown at this point are "[unknown]". */
   inputs: Record<string, unknown>;
   /** Outputs a component registered (components only). */
@@ -151,6 +153,7 @@ export async function runUnderMocks(opts: {
           parent: req.getParent() || undefined,
           dependencies: [...new Set(req.getDependenciesList())].sort(),
           protect: req.getProtect(),
+          retainOnDelete: req.getRetainondelete?.() ?? false,
           inputs,
         });
       }

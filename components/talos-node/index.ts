@@ -58,6 +58,13 @@ export class TalosNode extends pulumi.ComponentResource {
   readonly endpoint: string;
   /** Resource that completes once the Kubernetes API answers: what cluster workloads depend on. */
   readonly apiReady: pulumi.Resource;
+  /**
+   * Resource that completes once the host configuration is confirmed (tried, checked, confirmed — or installed):
+   * what must not run ahead of a host change that may still revert (the cluster's services).
+   */
+  readonly hostConfigured: pulumi.Resource;
+  /** The installer image the node runs. */
+  readonly installerImage: pulumi.Output<string>;
 
   private readonly target: NodeTarget;
   private readonly checks: HealthChecks;
@@ -78,6 +85,7 @@ export class TalosNode extends pulumi.ComponentResource {
       contributions: args.contributions,
     };
     const installerImage = pulumi.output(args.installerImage);
+    this.installerImage = installerImage;
     this.machineConfigRedacted = installerImage.apply((image) =>
       renderMachineConfig({
         ...configInput,
@@ -156,7 +164,7 @@ export class TalosNode extends pulumi.ComponentResource {
       { dependsOn: [kubeconfig] },
     );
     // Configuration changes after install: try, check, confirm (or fail and let the node revert by itself).
-    cmd(
+    this.hostConfigured = cmd(
       "apply",
       {
         create: noopScript("initial configuration applied at install"),
@@ -174,11 +182,22 @@ export class TalosNode extends pulumi.ComponentResource {
     });
   }
 
-  /** A final gate: the whole router must be healthy once `after` (the fabric and services) is in place. */
-  healthGate(after: pulumi.Resource[]): command.local.Command {
+  /**
+   * A final gate: the whole router must be healthy once `after` (the fabric and services) is in place. It runs on
+   * create and on every update; `gates` are values that change whenever anything it gates changes (the machine
+   * configuration, the installer image, the services, the fabric), so any such change runs it again.
+   */
+  healthGate(after: pulumi.Resource[], gates: pulumi.Input<string>[]): command.local.Command {
+    const script = healthScript(this.target, this.checks);
     return new command.local.Command(
       `${this.name}-healthy`,
-      { interpreter: BASH, environment: this.env, create: healthScript(this.target) },
+      {
+        interpreter: BASH,
+        environment: this.env,
+        create: script,
+        update: script,
+        triggers: [this.machineConfigRedacted, this.installerImage, ...gates],
+      },
       { parent: this, dependsOn: after },
     );
   }

@@ -77,19 +77,13 @@ function prelude(t: NodeTarget, needsConfig: boolean): string {
     "umask 077",
     `NODE=${q(t.address)}`,
     `HEALTH_TIMEOUT=${t.healthTimeout}`,
-    `CHECK_MS=${CHECK_ATTEMPT_MS}`,
-    // fd 3 is the original stderr, so messages from inside captured commands still reach the operator.
-    "exec 3>&2",
-    "log() { printf '[router] %s\\n' \"$*\" >&3; }",
-    "now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $(( 10#$t / 1000 )); }",
-    "secs() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }",
+    shellHelpers(),
     // talos MS ARGS...: one talosctl call with this site's credentials (through a pipe), killed after MS ms.
     "talos() {",
     '  local ms=$1; shift',
     "  (( ms > 0 )) || { echo \"no time left for talosctl $1\"; return 124; }",
     '  timeout --kill-after=1 "$(secs "$ms")" talosctl --talosconfig /dev/fd/8 --nodes "$NODE" --endpoints "$NODE" "$@" 8< <(printf \'%s\' "$ROUTER_TALOSCONFIG")',
     "}",
-    retryFunction(),
     'if [ -z "${ROUTER_TALOSCONFIG:-}" ]; then log "ROUTER_TALOSCONFIG is not set"; exit 2; fi',
     ...(needsConfig
       ? [
@@ -102,9 +96,18 @@ function prelude(t: NodeTarget, needsConfig: boolean): string {
   ].join("\n");
 }
 
-/** retry_until END_MS WHAT FN ARGS...: `FN ATTEMPT_MS ARGS...` until it succeeds or END_MS passes. */
-function retryFunction(): string {
+/**
+ * Helpers every lifecycle script shares: log (to the original stderr, fd 3, so messages from inside captured
+ * commands still reach the operator), a millisecond clock, and retry_until END_MS WHAT FN ARGS... which runs
+ * `FN ATTEMPT_MS ARGS...` until it succeeds or END_MS passes, each attempt limited to CHECK_MS and to what is left.
+ */
+export function shellHelpers(): string {
   return [
+    `CHECK_MS=${CHECK_ATTEMPT_MS}`,
+    "exec 3>&2",
+    "log() { printf '[router] %s\\n' \"$*\" >&3; }",
+    "now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $(( 10#$t / 1000 )); }",
+    "secs() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }",
     // digest: SHA-256 of stdin without trailing newlines (how both our copy and the node's report are compared).
     "digest() { local s; s=$(cat); printf '%s' \"$s\" | sha256sum | cut -c1-64; }",
     "slowest=0",
