@@ -58,6 +58,7 @@ interface RegisterRequest {
   getCustom(): boolean;
   getDependenciesList(): string[];
   getProtect(): boolean;
+  getRetainondelete(): boolean | undefined;
   getObject(): StructLike | undefined;
 }
 interface OutputsRequest {
@@ -153,7 +154,7 @@ export async function runUnderMocks(opts: {
           parent: req.getParent() || undefined,
           dependencies: [...new Set(req.getDependenciesList())].sort(),
           protect: req.getProtect(),
-          retainOnDelete: req.getRetainondelete?.() ?? false,
+          retainOnDelete: req.getRetainondelete() ?? false,
           inputs,
         });
       }

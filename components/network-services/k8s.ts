@@ -295,9 +295,5 @@ export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyMo
     },
   };
   const list = daemons(site, plan, configs);
-  return [
-    namespace,
-    ...list.map((d) => daemonConfigMap(d, configs)),
-    ...list.map((d) => daemonSet(d, image, configs)),
-  ];
+  return [namespace, ...list.map((d) => daemonConfigMap(d, configs)), ...list.map((d) => daemonSet(d, image, configs))];
 }

@@ -107,7 +107,8 @@ export const Node = z.strictObject({
   maintenanceCertFingerprint: z
     .string()
     .regex(/^[A-Za-z0-9+/]{43}=$/, {
-      error: "is not a certificate fingerprint (allowed: 44 characters of base64, as talosctl --cert-fingerprint takes)",
+      error:
+        "is not a certificate fingerprint (allowed: 44 characters of base64, as talosctl --cert-fingerprint takes)",
     })
     .optional(),
   installDisk: InstallDisk,

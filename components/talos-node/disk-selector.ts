@@ -12,13 +12,24 @@
  */
 import type { InstallDisk } from "../site/schema";
 
-const STRING_FIELDS = ["dev_path", "model", "serial", "wwid", "transport", "modalias", "uuid", "bus_path", "sub_system"];
+const STRING_FIELDS = [
+  "dev_path",
+  "model",
+  "serial",
+  "wwid",
+  "transport",
+  "modalias",
+  "uuid",
+  "bus_path",
+  "sub_system",
+];
 const BOOL_FIELDS = ["readonly", "cdrom", "rotational"];
 const UINT_FIELDS = ["size"];
 /** Size units as Talos' CEL environment declares them (binary multiples). */
 export const SIZE_UNITS: Record<string, bigint> = { KiB: 1n << 10n, MiB: 1n << 20n, GiB: 1n << 30n, TiB: 1n << 40n };
 
-type Literal = { kind: "string"; value: string } | { kind: "bool"; value: boolean } | { kind: "uint"; value: bigint; unit?: string };
+type Literal =
+  { kind: "string"; value: string } | { kind: "bool"; value: boolean } | { kind: "uint"; value: bigint; unit?: string };
 export type Expr =
   | { kind: "and" | "or"; left: Expr; right: Expr }
   | { kind: "not"; expr: Expr }
@@ -82,7 +93,11 @@ export function renderCel(e: Expr, top = true): string {
   const wrap = (s: string) => (top ? s : `(${s})`);
   switch (e.kind) {
     case "and":
-      return wrap(flattenAnd(e).map((x) => renderCel(x, false)).join(" && "));
+      return wrap(
+        flattenAnd(e)
+          .map((x) => renderCel(x, false))
+          .join(" && "),
+      );
     case "or":
       return wrap(`${renderCel(e.left, false)} || ${renderCel(e.right, false)}`);
     case "not":

@@ -26,7 +26,10 @@ export function loaderGeneration(conf: string): string | undefined {
  * The data plane's expected health, or undefined when the contributions carry no data-plane service (a site
  * without the extension) or its configuration has no ruleset.
  */
-export function dataplaneHealth(contributions: readonly HostContribution[], metricsPort: number): DataplaneHealth | undefined {
+export function dataplaneHealth(
+  contributions: readonly HostContribution[],
+  metricsPort: number,
+): DataplaneHealth | undefined {
   const doc = contributions
     .flatMap((c) => c.documents)
     .find((d) => d.kind === "ExtensionServiceConfig" && d.name === EXTENSION_NAME);

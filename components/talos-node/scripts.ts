@@ -80,8 +80,8 @@ function prelude(t: NodeTarget, needsConfig: boolean): string {
     shellHelpers(),
     // talos MS ARGS...: one talosctl call with this site's credentials (through a pipe), killed after MS ms.
     "talos() {",
-    '  local ms=$1; shift',
-    "  (( ms > 0 )) || { echo \"no time left for talosctl $1\"; return 124; }",
+    "  local ms=$1; shift",
+    '  (( ms > 0 )) || { echo "no time left for talosctl $1"; return 124; }',
     '  timeout --kill-after=1 "$(secs "$ms")" talosctl --talosconfig /dev/fd/8 --nodes "$NODE" --endpoints "$NODE" "$@" 8< <(printf \'%s\' "$ROUTER_TALOSCONFIG")',
     "}",
     'if [ -z "${ROUTER_TALOSCONFIG:-}" ]; then log "ROUTER_TALOSCONFIG is not set"; exit 2; fi',
@@ -90,7 +90,7 @@ function prelude(t: NodeTarget, needsConfig: boolean): string {
           // The configuration stays in memory: read to the end (NUL never occurs in YAML), trailing newlines kept.
           "IFS= read -r -d '' config || true",
           'if [ -z "$config" ]; then log "no machine configuration on stdin"; exit 2; fi',
-          'config_digest=$(printf \'%s\' "$config" | digest)',
+          "config_digest=$(printf '%s' \"$config\" | digest)",
         ]
       : []),
   ].join("\n");
@@ -178,11 +178,11 @@ function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): { name: string; wha
   const url = `http://${host}:${dp.metricsPort}/health`;
   // Every problem at once: status, ruleset state, digest and generation.
   const verdict = [
-    "[ (if .status != \"ok\" then \"status \\(.status) (\\((.reasons // []) | join(\"; \")))\" else empty end),",
-    "  (if .ruleset != \"applied\" then \"ruleset \\(.ruleset)\" else empty end),",
-    "  (if .ruleset_sha256 != $sha then \"ruleset \\(.ruleset_sha256 // \"none\") is not the rendered one \\($sha)\" else empty end),",
-    "  (if $gen != \"\" and .config_generation != $gen then \"configuration generation \\(.config_generation // \"none\") is not the rendered \\($gen)\" else empty end)",
-    "] | join(\", \")",
+    '[ (if .status != "ok" then "status \\(.status) (\\((.reasons // []) | join("; ")))" else empty end),',
+    '  (if .ruleset != "applied" then "ruleset \\(.ruleset)" else empty end),',
+    '  (if .ruleset_sha256 != $sha then "ruleset \\(.ruleset_sha256 // "none") is not the rendered one \\($sha)" else empty end),',
+    '  (if $gen != "" and .config_generation != $gen then "configuration generation \\(.config_generation // "none") is not the rendered \\($gen)" else empty end)',
+    '] | join(", ")',
   ].join(" ");
   return {
     name: "data-plane",
@@ -209,7 +209,10 @@ function checkFunctions(t: NodeTarget, checks: HealthChecks): string {
     "run_checks() {",
     "  local end=$1",
     '  failed=""',
-    ...list.map((c, i) => `  retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`),
+    ...list.map(
+      (c, i) =>
+        `  retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
+    ),
     '  [ -z "$failed" ]',
     "}",
   ].join("\n");
@@ -222,7 +225,7 @@ function identityCheck(id: InstallIdentity): string {
     `SITE_MACS=${q(macs.join(" "))}`,
     `DISK_FILTER=${q(id.diskFilter)}`,
     `DISK_CEL=${q(id.diskCel)}`,
-    "maint() { local ms=$1; shift; timeout --kill-after=1 \"$(secs \"$ms\")\" talosctl --nodes \"$MAINT\" --endpoints \"$MAINT\" \"$@\" --insecure; }",
+    'maint() { local ms=$1; shift; timeout --kill-after=1 "$(secs "$ms")" talosctl --nodes "$MAINT" --endpoints "$MAINT" "$@" --insecure; }',
     'check_maintenance() { maint "$1" get links -o json >/dev/null; }',
     'retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "node in maintenance mode at $MAINT" check_maintenance',
     'links=$(maint "$CHECK_MS" get links -o json)',
@@ -230,17 +233,17 @@ function identityCheck(id: InstallIdentity): string {
     'missing=""',
     'for mac in $SITE_MACS; do grep -qw -- "$mac" <<<"$found" || missing="$missing $mac"; done',
     'if [ -n "$missing" ]; then',
-    '  log "the box at $MAINT is not this site\'s router: the NIC MACs${missing} (router:node.nics[].mac) are not among its links\' permanent addresses (it has: ${found:-none}). Nothing was sent to it."',
+    "  log \"the box at $MAINT is not this site's router: the NIC MACs${missing} (router:node.nics[].mac) are not among its links' permanent addresses (it has: ${found:-none}). Nothing was sent to it.\"",
     "  exit 1",
     "fi",
     'log "the box at $MAINT has every NIC of the site (${SITE_MACS})"',
     'disks=$(maint "$CHECK_MS" get disks -o json)',
-    "describe='.spec | \"\\(.dev_path) (\\(.model // \"no model\"), serial \\(.serial // \"none\"), \\(.size // 0) bytes, \\(.transport // \"unknown transport\")\\(if .readonly then \", read-only\" else \"\" end))\"'",
+    'describe=\'.spec | "\\(.dev_path) (\\(.model // "no model"), serial \\(.serial // "none"), \\(.size // 0) bytes, \\(.transport // "unknown transport")\\(if .readonly then ", read-only" else "" end))"\'',
     'picked=$(jq -r "select(.spec | $DISK_FILTER) | $describe" <<<"$disks")',
     'count=$(grep -c . <<<"$picked" || true)',
     'if [ "$count" -ne 1 ]; then',
     '  log "router:node.installDisk must select exactly one disk of the box, but ${DISK_CEL} selects ${count}:"',
-    "  if [ \"$count\" -eq 0 ]; then log \"its disks are:\"; jq -r \"$describe\" <<<\"$disks\" | sed 's/^/  | /' >&3; else sed 's/^/  | /' <<<\"$picked\" >&3; fi",
+    '  if [ "$count" -eq 0 ]; then log "its disks are:"; jq -r "$describe" <<<"$disks" | sed \'s/^/  | /\' >&3; else sed \'s/^/  | /\' <<<"$picked" >&3; fi',
     '  log "nothing was sent to the box; make the selector name one disk (e.g. by serial)"',
     "  exit 1",
     "fi",
@@ -261,7 +264,7 @@ export function installScript(t: NodeTarget, id: InstallIdentity): string {
     '  log "applying the machine configuration to $MAINT (maintenance mode); the node installs Talos and reboots"',
     `  if ! out=$(maint "$CHECK_MS" apply-config${pin} --file /dev/fd/7 7< <(printf '%s' "$config") 2>&1); then`,
     "    printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",
-    "    if grep -q \"doesn't match the provided fingerprints\" <<<\"$out\"; then",
+    '    if grep -q "doesn\'t match the provided fingerprints" <<<"$out"; then',
     '      log "the box at $MAINT is not the pinned one: its maintenance certificate does not match router:node.maintenanceCertFingerprint. Nothing was sent to it."',
     "    else",
     '      log "the node in maintenance mode refused the configuration"',
@@ -269,7 +272,7 @@ export function installScript(t: NodeTarget, id: InstallIdentity): string {
     "    exit 1",
     "  fi",
     "fi",
-    "check_secure() { talos \"$1\" version >/dev/null; }",
+    'check_secure() { talos "$1" version >/dev/null; }',
     'retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "Talos API on $NODE with this site\'s credentials" check_secure',
   ].join("\n");
 }
@@ -294,7 +297,7 @@ export function kubeconfigScript(t: NodeTarget): string {
   const readyz = `${apiEndpoint(t.address, KUBE_API_PORT)}/readyz`;
   return [
     prelude(t, false),
-    'end=$(( $(now_ms) + HEALTH_TIMEOUT * 1000 ))',
+    "end=$(( $(now_ms) + HEALTH_TIMEOUT * 1000 ))",
     // Into memory only: talosctl writes it to our stdout pipe, captured here.
     'fetch() { talos "$1" kubeconfig /dev/stdout --force --merge=false >/dev/null; }',
     'retry_until "$end" "admin kubeconfig" fetch',
@@ -316,7 +319,7 @@ const RUNNING_DIGEST = [
   "  local ms=$1 out",
   "  out=$(talos \"$ms\" get machineconfig v1alpha1 -o jsonpath='{.spec}' | digest) || return 1",
   '  [ "$out" != "$(printf \'\' | digest)" ] || return 1',
-  '  printf \'%s\\n\' "$out"',
+  "  printf '%s\\n' \"$out\"",
   "}",
 ].join("\n");
 
@@ -327,7 +330,7 @@ function revertPath(): string {
     '  log "$1. The configuration is NOT confirmed: the node reverts to its previous configuration by itself when the try window ends (${TRY_S}s after the try)."',
     "  local wait_ms=$(( deadline + 1000 - $(now_ms) ))",
     '  if (( wait_ms > 0 )); then sleep "$(secs "$wait_ms")"; fi',
-    "  reverted() { local d; d=$(running_digest \"$1\") || return 1; [ \"$d\" != \"$config_digest\" ] || { echo \"the node still runs the tried configuration\"; return 1; }; }",
+    '  reverted() { local d; d=$(running_digest "$1") || return 1; [ "$d" != "$config_digest" ] || { echo "the node still runs the tried configuration"; return 1; }; }',
     '  if retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "node back on its previous configuration" reverted; then',
     '    log "the node reverted and answers again on its previous configuration; this update failed and changed nothing"',
     "  else",
@@ -376,7 +379,7 @@ export function applyTryScript(t: NodeTarget, tryTimeout: number, checks: Health
     '  not_confirmed "the node no longer runs the tried configuration (it rebooted or reverted inside the try window)"',
     "fi",
     'log "all checks passed and the node runs the tried configuration; confirming it"',
-    'if ! out=$(talos $(( deadline - $(now_ms) )) apply-config --mode=no-reboot --file /dev/fd/7 7< <(printf \'%s\' "$config") 2>&1); then',
+    "if ! out=$(talos $(( deadline - $(now_ms) )) apply-config --mode=no-reboot --file /dev/fd/7 7< <(printf '%s' \"$config\") 2>&1); then",
     "  printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",
     '  not_confirmed "the confirming apply failed"',
     "fi",
@@ -411,7 +414,7 @@ export function upgradeScript(t: NodeTarget, image: string, checks: HealthChecks
     // The rollback reboots the node: see it go down before checking that the previous image comes up.
     'gone() { ! talos "$1" version >/dev/null 2>&1; }',
     'retry_until $(( $(now_ms) + 60000 )) "the node rebooting into its previous image" gone || true',
-    'if run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then',
+    "if run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then",
     '  log "rolled back: the node runs its previous image again and is healthy. The upgrade to $IMAGE failed (${first_failed# }) and this update changed nothing."',
     "else",
     '  log "rolled back to the previous image, but it is not healthy either:${failed}; check the node on its console"',

@@ -33,8 +33,25 @@ export function devBox(): Identity {
     ],
     disks: [
       nvme("/dev/nvme0n1", 256, "Samsung SSD 980", "S64ANS0T1"),
-      { dev_path: "/dev/sda", size: 2000 * GiB, readonly: false, cdrom: false, model: "WDC WD20", serial: "WD-1", transport: "sata", rotational: true },
-      { dev_path: "/dev/sdb", size: 16 * GiB, readonly: false, cdrom: false, model: "Flash Disk", serial: "USB1", transport: "usb" },
+      {
+        dev_path: "/dev/sda",
+        size: 2000 * GiB,
+        readonly: false,
+        cdrom: false,
+        model: "WDC WD20",
+        serial: "WD-1",
+        transport: "sata",
+        rotational: true,
+      },
+      {
+        dev_path: "/dev/sdb",
+        size: 16 * GiB,
+        readonly: false,
+        cdrom: false,
+        model: "Flash Disk",
+        serial: "USB1",
+        transport: "usb",
+      },
     ],
     certFingerprint: "pLkYHFzO3b0u0VJ1VbOfT1xRjzN3L2H5hD0w6mqf0xU=",
   };
@@ -57,7 +74,10 @@ export interface Rendered {
 export function rendered(edit?: (raw: Raw) => void): Rendered {
   const s = devSite(edit);
   const nftRuleset = renderRuleset(s.site, s.plan, s.policy);
-  const contributions = [...s.plan.segments.map(renderSegmentHost), renderDataplaneHost(s.site, s.plan, { nftRuleset })];
+  const contributions = [
+    ...s.plan.segments.map(renderSegmentHost),
+    renderDataplaneHost(s.site, s.plan, { nftRuleset }),
+  ];
   const config = renderMachineConfig({
     site: s.site,
     plan: s.plan,

@@ -762,8 +762,16 @@ describe("rules the site model does not enforce yet (each test documents a repor
       "router:node.installDisk.match",
       /unsupported method .* at column 12/,
     );
-    expectRejected(devWith("node.installDisk", { match: "disk.size > 100 * GiB" }), "router:node.installDisk.match", "unsigned");
-    expectValid(devWith("node.installDisk", { match: '(disk.model == "A" || disk.serial.startsWith("S3")) && disk.size >= 64u * GiB' }));
+    expectRejected(
+      devWith("node.installDisk", { match: "disk.size > 100 * GiB" }),
+      "router:node.installDisk.match",
+      "unsigned",
+    );
+    expectValid(
+      devWith("node.installDisk", {
+        match: '(disk.model == "A" || disk.serial.startsWith("S3")) && disk.size >= 64u * GiB',
+      }),
+    );
   });
 
   it("rejects a maintenance certificate fingerprint that talosctl would not parse: the pin would never match", () => {

@@ -15,7 +15,17 @@ import { tier } from "../helpers/tier";
 
 const jqTier = tier("disk selector in jq", { commands: ["jq"] });
 
-const STRINGS = ["dev_path", "model", "serial", "wwid", "transport", "modalias", "uuid", "bus_path", "sub_system"] as const;
+const STRINGS = [
+  "dev_path",
+  "model",
+  "serial",
+  "wwid",
+  "transport",
+  "modalias",
+  "uuid",
+  "bus_path",
+  "sub_system",
+] as const;
 
 function celDisk(d: Disk): Map<string, unknown> {
   const m = new Map<string, unknown>();
@@ -38,11 +48,16 @@ function celMatches(cel: string, d: Disk): boolean {
 function jqMatches(filter: string, disks: Disk[]): boolean[] {
   // As talosctl prints them: one resource per disk, fields that are empty or false left out (omitempty).
   const input = disks
-    .map((d) => JSON.stringify({ spec: Object.fromEntries(Object.entries(d).filter(([, v]) => v !== "" && v !== false)) }))
+    .map((d) =>
+      JSON.stringify({ spec: Object.fromEntries(Object.entries(d).filter(([, v]) => v !== "" && v !== false)) }),
+    )
     .join("\n");
   const r = spawnSync("jq", ["-c", `.spec | ${filter}`], { input, encoding: "utf8" });
   if (r.status !== 0) throw new Error(r.stderr);
-  return r.stdout.trim().split("\n").map((l) => JSON.parse(l) as boolean);
+  return r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as boolean);
 }
 
 const GiB = 1024 ** 3;
@@ -70,17 +85,28 @@ const structured: fc.Arbitrary<InstallDisk> = fc.record(
   { requiredKeys: [] },
 );
 const leaf = fc.oneof(
-  fc.tuple(fc.constantFrom(...STRINGS.slice(0, 5)), fc.constantFrom("==", "!="), word).map(([f, op, v]) => `disk.${f} ${op} ${JSON.stringify(v)}`),
-  fc.tuple(fc.constantFrom("<", "<=", ">", ">=", "==", "!="), fc.integer({ min: 0, max: 4096 }), fc.constantFrom("", " * GiB", " * MiB", " * TiB"))
+  fc
+    .tuple(fc.constantFrom(...STRINGS.slice(0, 5)), fc.constantFrom("==", "!="), word)
+    .map(([f, op, v]) => `disk.${f} ${op} ${JSON.stringify(v)}`),
+  fc
+    .tuple(
+      fc.constantFrom("<", "<=", ">", ">=", "==", "!="),
+      fc.integer({ min: 0, max: 4096 }),
+      fc.constantFrom("", " * GiB", " * MiB", " * TiB"),
+    )
     .map(([op, n, u]) => `disk.size ${op} ${n}u${u}`),
   fc.constantFrom("disk.rotational", "!disk.readonly", "disk.cdrom == false"),
-  fc.tuple(fc.constantFrom("startsWith", "endsWith", "contains"), fc.constantFrom("Sam", "980", "S", "")).map(([m, a]) => `disk.model.${m}(${JSON.stringify(a)})`),
+  fc
+    .tuple(fc.constantFrom("startsWith", "endsWith", "contains"), fc.constantFrom("Sam", "980", "S", ""))
+    .map(([m, a]) => `disk.model.${m}(${JSON.stringify(a)})`),
 );
 const match: fc.Arbitrary<string> = fc.letrec((tie) => ({
   expr: fc.oneof(
     { depthSize: "small", withCrossShrink: true },
     leaf,
-    fc.tuple(tie("expr"), fc.constantFrom("&&", "||"), tie("expr")).map(([a, op, b]) => `(${a as string}) ${op} (${b as string})`),
+    fc
+      .tuple(tie("expr"), fc.constantFrom("&&", "||"), tie("expr"))
+      .map(([a, op, b]) => `(${a as string}) ${op} (${b as string})`),
     tie("expr").map((e) => `!(${e as string})`),
   ),
 })).expr as fc.Arbitrary<string>;

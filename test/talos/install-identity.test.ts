@@ -108,7 +108,10 @@ describe("the first install", () => {
     // another box: nothing may reach it.
     const other = devBox();
     const r = await install(base.identity, {
-      identity: { links: [{ name: "eth0", permanentAddr: "02:aa:bb:cc:dd:ee" }], certFingerprint: other.certFingerprint },
+      identity: {
+        links: [{ name: "eth0", permanentAddr: "02:aa:bb:cc:dd:ee" }],
+        certFingerprint: other.certFingerprint,
+      },
     });
     expect(r.run.stderr).toMatch(/not this site's router/);
     expect(r.applies).toEqual([]);

@@ -71,9 +71,12 @@ describe("docs/operations.md", () => {
   });
 
   it("the manual rollback goes back to the previous image and waits for it to be healthy", async () => {
-    const { run, state } = await runBlock(`talosctl --nodes "$NODE" --endpoints "$NODE" upgrade --image "$NEW_IMAGE" --wait\n${blocks[2]}`, {
-      installed: true,
-    });
+    const { run, state } = await runBlock(
+      `talosctl --nodes "$NODE" --endpoints "$NODE" upgrade --image "$NEW_IMAGE" --wait\n${blocks[2]}`,
+      {
+        installed: true,
+      },
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(state.slots).toEqual({ current: OLD, previous: NEW });
   });
@@ -82,7 +85,11 @@ describe("docs/operations.md", () => {
     const { run } = await runBlock(blocks[3], { installed: true });
     expect(run.code, run.stderr).toBe(0);
     const { createHash } = await import("node:crypto");
-    expect(run.stdout.split(" ")[0]).toBe(createHash("sha256").update(rendered().config + "\n").digest("hex"));
+    expect(run.stdout.split(" ")[0]).toBe(
+      createHash("sha256")
+        .update(rendered().config + "\n")
+        .digest("hex"),
+    );
   });
 
   it("the maintenance-mode look shows the box's MACs and disks, with no credentials", async () => {

@@ -28,8 +28,23 @@ beforeAll(() => {
   const dir = tempDir("kube-client-");
   const r = spawnSync(
     "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/O=system:masters/CN=admin",
-      "-days", "1", "-keyout", `${dir}/key.pem`, "-out", `${dir}/crt.pem`],
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/O=system:masters/CN=admin",
+      "-days",
+      "1",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/crt.pem`,
+    ],
     { encoding: "utf8" },
   );
   if (r.status !== 0) throw new Error(r.stderr);
@@ -63,7 +78,12 @@ function site(edit?: (raw: Raw) => void) {
 
 async function cluster() {
   node = await FakeNode.start(
-    nodeOptions({ installed: true, bootstrapped: true, savedConfig: rendered().config, kubeClientFingerprint: client.fingerprint }),
+    nodeOptions({
+      installed: true,
+      bootstrapped: true,
+      savedConfig: rendered().config,
+      kubeClientFingerprint: client.fingerprint,
+    }),
   );
   const ca = readFileSync(`${node.dir}/kube-ca.pem`, "utf8");
   const kubeconfig = [
@@ -83,7 +103,8 @@ async function cluster() {
   ].join("\n");
   const n = node;
   return {
-    apply: (objects: K8sObject[]) => n.request({ op: "kube", sub: "apply", objects: objects.filter((o) => o.kind !== "Namespace") }),
+    apply: (objects: K8sObject[]) =>
+      n.request({ op: "kube", sub: "apply", objects: objects.filter((o) => o.kind !== "Namespace") }),
     failing: (failing: string[]) => n.request({ op: "kube", sub: "failing", failing }),
     state: () =>
       n.request<{
@@ -97,9 +118,9 @@ async function cluster() {
 }
 
 const cmOf = (ds: { spec: { template: unknown } }) =>
-  ((ds.spec.template as { spec: { volumes: { name: string; configMap?: { name: string } }[] } }).spec.volumes.find(
+  (ds.spec.template as { spec: { volumes: { name: string; configMap?: { name: string } }[] } }).spec.volumes.find(
     (v) => v.name === "config",
-  )!.configMap!.name);
+  )!.configMap!.name;
 
 describe.skipIf(!t.ok)("the rollout gate", () => {
   it("passes when every DaemonSet becomes available, and prunes configurations older than the previous one", async () => {
@@ -135,7 +156,9 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
     await c.apply(v1.objects(BAD));
     const run = await c.gate(v1.gate);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/the rollout of kea-dhcp4 chrony radvd kea-dhcp6 avahi-casting did not become available/);
+    expect(run.stderr).toMatch(
+      /the rollout of kea-dhcp4 chrony radvd kea-dhcp6 avahi-casting did not become available/,
+    );
     expect(run.stderr).toMatch(/kea-dhcp4 rolled back to revision 1; chrony rolled back to revision 1/);
     const after = await c.state();
     for (const [k, ds] of Object.entries(after.daemonsets)) {

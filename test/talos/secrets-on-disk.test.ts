@@ -70,7 +70,12 @@ function leaks(dirs: string[], since: number, nodeDir: string): string[] {
 }
 
 /** Runs the script, SIGKILLs it once its stderr matches `step`, and returns what it left behind. */
-async function killAt(script: string, step: RegExp, stdin: string, installed: boolean): Promise<{ leaked: string[]; killed: boolean }> {
+async function killAt(
+  script: string,
+  step: RegExp,
+  stdin: string,
+  installed: boolean,
+): Promise<{ leaked: string[]; killed: boolean }> {
   node = await FakeNode.start(
     nodeOptions({
       installed,
@@ -117,7 +122,8 @@ describe("no secret survives a killed run", () => {
     // Sanity: the scan finds what today's main did (the talosconfig in a mktemp directory a trap removes).
     [
       "a script that writes the talosconfig to a temporary file (what the scan must catch)",
-      () => 'd=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; printf %s "$ROUTER_TALOSCONFIG" > "$d/tc"; echo written >&2; sleep 2',
+      () =>
+        'd=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; printf %s "$ROUTER_TALOSCONFIG" > "$d/tc"; echo written >&2; sleep 2',
       [/written/],
       "",
       true,

@@ -73,7 +73,9 @@ describe("the try window", () => {
     const r = await tryChange(8, { rebootAfterTryMs: 200 }, { checks: {} });
     expectNotConfirmed(r);
     expect(r.state.reboots).toBe(1);
-    expect(r.run.stderr).toMatch(/no longer runs the tried configuration \(it rebooted or reverted inside the try window\)/);
+    expect(r.run.stderr).toMatch(
+      /no longer runs the tried configuration \(it rebooted or reverted inside the try window\)/,
+    );
   });
 
   it("a reboot inside the window also shows in the loader's ruleset digest", async () => {
@@ -112,7 +114,8 @@ describe("the data plane in the checks", () => {
   });
 
   it("the loader must have committed the rendered configuration generation", async () => {
-    const withGeneration = (config: string, g: string) => config.replace(/^( *)\[global\]$/m, `$1[global]\n$1generation = ${g}`);
+    const withGeneration = (config: string, g: string) =>
+      config.replace(/^( *)\[global\]$/m, `$1[global]\n$1generation = ${g}`);
     const config = withGeneration(changed.config, "a1b2c3");
     expect(loaderGeneration(withGeneration("[global]\npin_root = x\n", "a1b2c3"))).toBe("a1b2c3");
     const dp = { ...changed.checks.dataplane!, generation: "ffff00" };

@@ -17,7 +17,9 @@ afterEach(async () => {
 });
 
 async function start(): Promise<FakeNode> {
-  node = await FakeNode.start(nodeOptions({ installed: true, bootstrapped: true, savedConfig: base.config, image: OLD }));
+  node = await FakeNode.start(
+    nodeOptions({ installed: true, bootstrapped: true, savedConfig: base.config, image: OLD }),
+  );
   return node;
 }
 
@@ -40,7 +42,9 @@ describe("Talos upgrades", () => {
     const st = await n.state();
     expect(st.received.map((r) => r.event)).toEqual(["upgrade", "reboot", "rollback", "reboot"]);
     expect(st.slots.current).toBe(OLD);
-    expect(run.stderr).toMatch(/health checks failed: Kubernetes-API.* cluster-health; rolling back to the previous image/);
+    expect(run.stderr).toMatch(
+      /health checks failed: Kubernetes-API.* cluster-health; rolling back to the previous image/,
+    );
     expect(run.stderr).toMatch(
       /rolled back: the node runs its previous image again and is healthy\. The upgrade to .*b{64} failed \(Kubernetes-API.*\) and this update changed nothing/,
     );
