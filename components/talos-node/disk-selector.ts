@@ -12,7 +12,8 @@
  */
 import type { InstallDisk } from "../site/schema";
 
-const STRING_FIELDS = [
+/** String fields of Talos' DiskSpec a selector may compare. */
+export const STRING_FIELDS = [
   "dev_path",
   "model",
   "serial",

@@ -8,24 +8,21 @@ import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { run, celUint } from "@bufbuild/cel";
-import { diskSelector, parseMatch, renderCel, renderJq, SIZE_UNITS } from "../../components/talos-node/disk-selector";
+import {
+  diskSelector,
+  parseMatch,
+  renderCel,
+  renderJq,
+  SIZE_UNITS,
+  STRING_FIELDS,
+} from "../../components/talos-node/disk-selector";
 import type { InstallDisk } from "../../components/site/schema";
 import type { Disk } from "../helpers/fake-node";
 import { tier } from "../helpers/tier";
 
 const jqTier = tier("disk selector in jq", { commands: ["jq"] });
 
-const STRINGS = [
-  "dev_path",
-  "model",
-  "serial",
-  "wwid",
-  "transport",
-  "modalias",
-  "uuid",
-  "bus_path",
-  "sub_system",
-] as const;
+const STRINGS = STRING_FIELDS;
 
 function celDisk(d: Disk): Map<string, unknown> {
   const m = new Map<string, unknown>();
