@@ -5,13 +5,11 @@
  * Talos, routing.ts) is rendered into the machine configuration before the cluster exists.
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
-import { join } from "node:path";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
-import { buildAndPushScript, sourceDigest, type ImageBuild } from "../images";
+import { shipImage, type ImageBuild } from "../images";
 import { renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
 
 export interface NetworkServicesArgs {
@@ -29,7 +27,6 @@ export interface NetworkServicesArgs {
   registryPassword?: pulumi.Input<string>;
 }
 
-const REPO_ROOT = join(__dirname, "../..");
 export const SERVICES_IMAGE: ImageBuild = {
   name: "router-services",
   build: "make -C images/services",
@@ -57,26 +54,12 @@ export class NetworkServices extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:network:NetworkServices", name, {}, opts);
     const { site, plan, policy } = args;
-    if (!site.registry) throw new Error("router:registry is required for the services image (site not validated?)");
-    const digest = sourceDigest(REPO_ROOT, ["images/services"]);
-    const build = new command.local.Command(
-      `${name}-image`,
-      {
-        interpreter: ["/bin/bash", "-c"],
-        environment: pulumi.secret({
-          ROUTER_REGISTRY_USERNAME: site.registry.username ?? "",
-          ROUTER_REGISTRY_PASSWORD: args.registryPassword ?? "",
-        }),
-        create: buildAndPushScript(
-          SERVICES_IMAGE,
-          { registry: site.registry.server, repository: site.registry.repository },
-          digest.slice(0, 16),
-        ),
-        triggers: [digest],
-      },
-      { parent: this },
-    );
-    this.image = build.stdout.apply((s) => s.trim());
+    this.image = shipImage(this, `${name}-image`, {
+      site,
+      image: SERVICES_IMAGE,
+      sources: ["images/services"],
+      registryPassword: args.registryPassword,
+    });
 
     // The image reference is the only computed value in the objects; it rides inside them as an output.
     let namespace: pulumi.Resource | undefined;
