@@ -12,6 +12,7 @@ import type { HostContribution } from "../talos-node/documents";
 import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
 import { renderRuleset } from "./nftables";
+import { renderDataplaneSummary } from "./summary";
 import type { PolicyModel } from "../site/policy";
 import { pushTarget, registryEnvironment, shipImage } from "../images";
 import { EXTENSION_IMAGE, installerScript } from "./images";
@@ -46,10 +47,11 @@ export class DataPlane extends pulumi.ComponentResource {
         content,
       ]),
     );
+    const summary = renderDataplaneSummary(site, plan, policy);
     const ext = site.dataplane.extension;
     if (!ext.build && !ext.image) {
       this.installerImage = pulumi.output(site.talos.installerImage);
-      this.registerOutputs({ installerImage: this.installerImage, artifacts });
+      this.registerOutputs({ installerImage: this.installerImage, artifacts, summary });
       return;
     }
     const target = pushTarget(site, "the data-plane extension", this);
@@ -76,6 +78,11 @@ export class DataPlane extends pulumi.ComponentResource {
       { parent: this },
     );
     this.installerImage = installer.stdout.apply((s) => s.trim());
-    this.registerOutputs({ installerImage: this.installerImage, extensionImage: this.extensionImage, artifacts });
+    this.registerOutputs({
+      installerImage: this.installerImage,
+      extensionImage: this.extensionImage,
+      artifacts,
+      summary,
+    });
   }
 }

@@ -11,6 +11,7 @@ import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
+import { renderServicesSummary } from "./summary";
 
 export interface NetworkServicesArgs {
   /** The validated site. */
@@ -63,7 +64,8 @@ export class NetworkServices extends pulumi.ComponentResource {
 
     // The image reference is the only computed value in the objects; it rides inside them as an output.
     let namespace: pulumi.Resource | undefined;
-    for (const obj of renderServiceObjects(site, plan, policy, this.image)) {
+    const objects = renderServiceObjects(site, plan, policy, this.image);
+    for (const obj of objects) {
       const res = createObject(`${name}-${obj.kind.toLowerCase()}-${obj.metadata.name}`, obj, {
         parent: this,
         provider: args.provider,
@@ -75,6 +77,7 @@ export class NetworkServices extends pulumi.ComponentResource {
     const artifacts = Object.fromEntries(
       [...serviceConfigs(site, plan, policy)].map(([file, content]) => [`services/${file}`, content]),
     );
-    this.registerOutputs({ image: this.image, artifacts });
+    const daemons = objects.filter((o) => o.kind === "DaemonSet").map((o) => o.metadata.name);
+    this.registerOutputs({ image: this.image, artifacts, summary: renderServicesSummary(plan, daemons) });
   }
 }
