@@ -3,6 +3,7 @@
  * NATed connection keeps its uplink across a failback). Pure.
  */
 import { OUTBOUND_BIT, WAN_MARK_MASK } from "../../site/plan";
+import { FORWARD_GATE_MARK } from "../gate";
 import { chain, link, type Ctx } from "./common";
 
 export function mangleChains(ctx: Ctx): string[] {
@@ -29,7 +30,12 @@ export function mangleChains(ctx: Ctx): string[] {
   return [
     ...chain(
       "mangle_prerouting",
-      [...inbound, ...restore],
+      [
+        ...inbound,
+        ...restore,
+        "# open the forward gate (gate.ts): the node's routing rules blackhole routed packets this table has not seen",
+        `meta mark set meta mark or 0x${FORWARD_GATE_MARK.toString(16)}`,
+      ],
       "type filter hook prerouting priority mangle; policy accept;",
     ),
     ...chain("mangle_output", restore, "type route hook output priority mangle; policy accept;"),
