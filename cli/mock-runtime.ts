@@ -21,7 +21,7 @@ export interface RecordedResource {
   dependencies: string[];
   protect: boolean;
   /** The engine leaves the object in place when it deletes or replaces the resource. */
-  retainOnDelete: boolean;
+  retainOnDelete?: boolean;
   /** Inputs as registered; secret values are "[secret]", values unknown at this point are "[unknown]". */
   inputs: Record<string, unknown>;
   /** Outputs a component registered (components only). */

@@ -15,6 +15,7 @@ import { dataplaneHealth } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
+import { renderNodeSummary } from "./summary";
 import {
   applyTryScript,
   bootstrapScript,
@@ -179,6 +180,7 @@ export class TalosNode extends pulumi.ComponentResource {
       talosconfig: this.talosconfig,
       kubeconfig: this.kubeconfig,
       artifacts: { [`talos/${plan.hostname}.yaml`]: this.machineConfigRedacted },
+      summary: renderNodeSummary(site, plan),
     });
   }
 
