@@ -42,6 +42,8 @@ export interface Faults {
   hang?: string[];
   /** Every call and request takes this long. */
   slowMs?: number;
+  /** These subcommands take this long (ms). */
+  slowCalls?: Record<string, number>;
   /** The node reboots this long after it receives a try. */
   rebootAfterTryMs?: number;
   /** The box at the maintenance address is another one. */

@@ -85,8 +85,9 @@ describe("the try window", () => {
   });
 
   it("a slow node whose checks pass too close to the margin is not confirmed", async () => {
-    // 12s window, 3s margin: seven calls at 0.9s take ~7s, leaving ~2s — less than two of the slowest check (~2s).
-    const r = await tryChange(12, { slowMs: 900 });
+    // 12s window, 3s margin, 4s per check attempt: cluster health answers after 3.5s, so the checks end some 4-6s
+    // into the window with 3-5s left — less than the ~7s two such calls (the digest check and the confirm) may take.
+    const r = await tryChange(12, { slowCalls: { health: 3500 } });
     expectNotConfirmed(r);
     expect(r.run.stderr).toMatch(/the checks passed with only [\d.]+s of the try window left/);
   });

@@ -8,7 +8,7 @@ const env = { ROUTER_TALOSCONFIG: talosconfig() };
 const base = rendered();
 const OLD = "registry.lab:5000/router/installer@sha256:" + "a".repeat(64);
 const NEW = "registry.lab:5000/router/installer@sha256:" + "b".repeat(64);
-const t = { ...target, healthTimeout: 4 };
+const t = { ...target, healthTimeout: 6 };
 
 let node: FakeNode | undefined;
 afterEach(async () => {
