@@ -246,10 +246,13 @@ static int sandbox(const struct opts *o, const char *dir)
 	}
 	if (rc > 0)
 		dp_log("warn", "sandbox", "%s", why);
-	if (dp_deny_syscalls(why, sizeof(why))) {
+	rc = dp_deny_syscalls(why, sizeof(why));
+	if (rc < 0) {
 		dp_log("error", "local", "%s", why);
 		return DP_FETCH_LOCAL;
 	}
+	if (rc > 0)
+		dp_log("warn", "sandbox", "%s", why);
 	return DP_FETCH_OK;
 }
 

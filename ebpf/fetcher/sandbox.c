@@ -135,9 +135,10 @@ int dp_confine_writes(const char *dir, char *why, size_t whylen)
 	int rfd, rc = -1;
 
 	if (abi < 0) {
-		snprintf(why, whylen, "the kernel has no Landlock (%s): writes are confined by file permissions only",
+		/* ENOSYS/EOPNOTSUPP: not built or not enabled; EPERM: a container's seccomp profile */
+		snprintf(why, whylen, "Landlock is not available (%s): writes are confined by file permissions only",
 			 strerror(errno));
-		return errno == ENOSYS || errno == EOPNOTSUPP ? 1 : -1;
+		return 1;
 	}
 	ra.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
 			       LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
@@ -224,11 +225,11 @@ int dp_deny_syscalls(char *why, size_t whylen)
 	prog.filter = f;
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0)) {
 		snprintf(why, whylen, "cannot install the seccomp filter: %s", strerror(errno));
-		return -1;
+		return errno == EINVAL ? 1 : -1; /* EINVAL: a kernel without CONFIG_SECCOMP_FILTER */
 	}
 	return 0;
 #else
 	snprintf(why, whylen, "no seccomp filter for this architecture");
-	return -1;
+	return 1;
 #endif
 }

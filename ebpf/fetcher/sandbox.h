@@ -41,7 +41,7 @@ int dp_check_unprivileged(char *why, size_t whylen);
 /*
  * Landlock: from now on this process (and its children) may create, write, truncate, rename or
  * remove files only beneath dir; reading is not restricted. Needs no_new_privs. Returns 0 when
- * applied, 1 when the kernel has no Landlock (why says so), -1 on error (why).
+ * applied, 1 when Landlock is not available (why says so), -1 on error (why).
  */
 int dp_confine_writes(const char *dir, char *why, size_t whylen);
 
@@ -49,7 +49,7 @@ int dp_confine_writes(const char *dir, char *why, size_t whylen);
  * seccomp: system calls a list fetcher never needs and an attacker would (ptrace, mount and
  * namespaces, BPF, perf, kernel modules and kexec, keyrings, io_uring, userfaultfd, clone with
  * namespace flags) fail with EPERM; a call of another architecture ABI kills the process. Needs
- * no_new_privs. Returns 0 or -1 with why.
+ * no_new_privs. Returns 0, 1 when the kernel or architecture has no filter (why), -1 on error (why).
  */
 int dp_deny_syscalls(char *why, size_t whylen);
 

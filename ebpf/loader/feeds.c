@@ -172,7 +172,8 @@ static double next_retry(const struct dp_feed_state *f)
 /* What one fetch needs of the feeds' state, copied under the lock. */
 struct fetch_ctx {
 	struct dp_feed_state snap;
-	char dir[PATH_MAX + 16], staging[PATH_MAX + 32], fetcher[PATH_MAX + 16], cfg_path[PATH_MAX], resolv_conf[PATH_MAX];
+	char dir[PATH_MAX + 16], staging[PATH_MAX + 32], fetcher[PATH_MAX + 16];
+	char cfg_path[PATH_MAX], resolv_conf[PATH_MAX];
 	dp_addr_text probes[DP_MAX_WANS * DP_MAX_PROBES];
 	int n_probes;
 	char countries[DP_MAX_COUNTRIES][3];
@@ -338,8 +339,11 @@ static void fetch(struct dp_feeds *fs, int i)
 	if (!stopping)
 		record(fs, x.snap.cfg.name, r, reason, why, entries);
 	pthread_mutex_unlock(&fs->mu);
-	if (stopping)
+	if (stopping) {
+		if (r == FETCH_CANDIDATE)
+			unlink(x.snap.candidate);
 		return;
+	}
 	if (r == FETCH_UNCHANGED) {
 		dp_log("info", "feed_unchanged", "[feed %s] %s: same list as the cache", x.snap.cfg.name, x.snap.cfg.url);
 	} else if (r == FETCH_CANDIDATE) {

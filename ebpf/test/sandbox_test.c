@@ -132,6 +132,7 @@ static void in_child(const char *allowed, const char *other, int confine, int st
 			_exit(1);
 		}
 		if (confine && (dp_confine_writes(allowed, why, sizeof(why)) || dp_deny_syscalls(why, sizeof(why)))) {
+			/* here both must apply: the kernel has them */
 			printf("{\"check\":\"error\",\"step\":\"confine\",\"why\":\"%s\"}\n", why);
 			_exit(1);
 		}
