@@ -528,6 +528,9 @@ function checkDataplane(s: PartialSite, out: Issues): void {
       });
 }
 
+/** The probe targets of a WAN that names none: the schema's defaults for WanProbe.targets. */
+const DEFAULT_PROBE_TARGETS = WanProbe.parse({}).targets;
+
 /** An address the router's own upstream depends on, and where the site names it. */
 interface Lifeline {
   address: string;
@@ -547,7 +550,7 @@ function lifelines(s: PartialSite): Lifeline[] {
           what: `the static gateway of WAN ${l.name} (links[${index}].${fam}.gateway)`,
         });
     }
-    (l.probe ?? WanProbe.parse({})).targets.forEach((t, i) =>
+    (l.probe?.targets ?? DEFAULT_PROBE_TARGETS).forEach((t, i) =>
       out.push({ address: t, what: `a probe target of WAN ${l.name} (links[${index}].probe.targets[${i}])` }),
     );
   }
