@@ -5,14 +5,13 @@
  * Talos, routing.ts) is rendered into the machine configuration before the cluster exists.
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
-import { join } from "node:path";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
-import { buildAndPushScript, sourceDigest, type ImageBuild } from "../images";
+import { shipImage, type ImageBuild } from "../images";
 import { renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
+import { renderServicesSummary } from "./summary";
 
 export interface NetworkServicesArgs {
   /** The validated site. */
@@ -29,7 +28,6 @@ export interface NetworkServicesArgs {
   registryPassword?: pulumi.Input<string>;
 }
 
-const REPO_ROOT = join(__dirname, "../..");
 export const SERVICES_IMAGE: ImageBuild = {
   name: "router-services",
   build: "make -C images/services",
@@ -57,30 +55,17 @@ export class NetworkServices extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:network:NetworkServices", name, {}, opts);
     const { site, plan, policy } = args;
-    if (!site.registry) throw new Error("router:registry is required for the services image (site not validated?)");
-    const digest = sourceDigest(REPO_ROOT, ["images/services"]);
-    const build = new command.local.Command(
-      `${name}-image`,
-      {
-        interpreter: ["/bin/bash", "-c"],
-        environment: pulumi.secret({
-          ROUTER_REGISTRY_USERNAME: site.registry.username ?? "",
-          ROUTER_REGISTRY_PASSWORD: args.registryPassword ?? "",
-        }),
-        create: buildAndPushScript(
-          SERVICES_IMAGE,
-          { registry: site.registry.server, repository: site.registry.repository },
-          digest.slice(0, 16),
-        ),
-        triggers: [digest],
-      },
-      { parent: this },
-    );
-    this.image = build.stdout.apply((s) => s.trim());
+    this.image = shipImage(this, `${name}-image`, {
+      site,
+      image: SERVICES_IMAGE,
+      sources: ["images/services"],
+      registryPassword: args.registryPassword,
+    });
 
     // The image reference is the only computed value in the objects; it rides inside them as an output.
     let namespace: pulumi.Resource | undefined;
-    for (const obj of renderServiceObjects(site, plan, policy, this.image)) {
+    const objects = renderServiceObjects(site, plan, policy, this.image);
+    for (const obj of objects) {
       const res = createObject(`${name}-${obj.kind.toLowerCase()}-${obj.metadata.name}`, obj, {
         parent: this,
         provider: args.provider,
@@ -92,6 +77,7 @@ export class NetworkServices extends pulumi.ComponentResource {
     const artifacts = Object.fromEntries(
       [...serviceConfigs(site, plan, policy)].map(([file, content]) => [`services/${file}`, content]),
     );
-    this.registerOutputs({ image: this.image, artifacts });
+    const daemons = objects.filter((o) => o.kind === "DaemonSet").map((o) => o.metadata.name);
+    this.registerOutputs({ image: this.image, artifacts, summary: renderServicesSummary(plan, daemons) });
   }
 }

@@ -13,6 +13,7 @@ import { renderMachineConfig } from "./machine-config";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
+import { renderNodeSummary } from "./summary";
 import {
   applyTryScript,
   bootstrapScript,
@@ -152,6 +153,7 @@ export class TalosNode extends pulumi.ComponentResource {
       talosconfig: this.talosconfig,
       kubeconfig: this.kubeconfig,
       artifacts: { [`talos/${plan.hostname}.yaml`]: this.machineConfigRedacted },
+      summary: renderNodeSummary(site, plan),
     });
   }
 

@@ -9,6 +9,7 @@ import type { Site, InstallDisk } from "../site/schema";
 import type { SitePlan, WanPlan } from "../site/plan";
 import { contains, familyOf } from "../site/ip";
 import { mergeContributions, type HostContribution, type TalosDocument } from "./documents";
+import { firewallDocuments } from "./firewall";
 import { b64, text, type SecretText, type TalosSecrets } from "./secrets";
 
 /** Kubernetes API port on the node. */
@@ -228,6 +229,9 @@ export function nodeDocuments(input: MachineConfigInput): TalosDocument[] {
       failureThreshold: 3,
     }),
   );
+
+  // The node's backstop firewall: management ports answer only the management prefixes, from boot on.
+  docs.push(...firewallDocuments(site, plan));
 
   docs.push(
     doc("DiscoveryIdentityConfig", { clusterID: text(secrets.clusterId), clusterSecret: text(secrets.clusterSecret) }),
