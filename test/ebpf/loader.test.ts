@@ -100,6 +100,52 @@ function check(conf: string): { status: number | null; log: LogLine[] } {
   return { status: r.status, log: jsonLines<LogLine>(r.stderr) };
 }
 
+/** Starts `traffic sink` on UDP port p in namespace ns (added to started for cleanup); stop() returns per-tag counts. */
+async function udpSink(ns: string, p: number, started: ChildProcess[]) {
+  const child = spawnInNetns(ns, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
+  started.push(child);
+  const out = collect(child);
+  let ready = "";
+  child.stdout?.on("data", (d) => (ready += d));
+  await waitFor("the sink", () => ready.includes('"ready"'));
+  return {
+    async stop(): Promise<Record<string, { received: number; distinct: number }>> {
+      await sleep(300);
+      child.kill("SIGTERM");
+      const r = await out;
+      const last = jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
+        (l) => l.tags,
+      );
+      if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
+      return last.tags;
+    },
+  };
+}
+
+/** `traffic send` in namespace ns: UDP frames through a packet socket on ifname (any source, spoofed ones too). */
+function sendFrames(
+  ns: string,
+  o: {
+    ifname: string;
+    mac: string;
+    src: string;
+    dst: string;
+    port: number;
+    sport?: number;
+    tag: number;
+    count: number;
+    pps: number;
+  },
+): Promise<number> {
+  const args = ["send", "--ifname", o.ifname, "--dst-mac", o.mac, "--src", o.src, "--dst", o.dst];
+  args.push("--port", String(o.port), "--sport", String(o.sport ?? 40000), "--tag", String(o.tag));
+  args.push("--count", String(o.count), "--pps", String(o.pps));
+  return collect(spawnInNetns(ns, join(TOOLS, "traffic"), args)).then((r) => {
+    if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
+    return jsonLines<{ sent: number }>(r.stdout)[0].sent;
+  });
+}
+
 describe.skipIf(!t.ok)("router-dataplane --check", () => {
   let dir = "";
   beforeAll(() => {
@@ -400,52 +446,11 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   const stopLoader = () => stopProcess(loader);
 
   /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
-  async function sink(p = 9999) {
-    const child = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
-    sinks.push(child);
-    const out = collect(child);
-    let ready = "";
-    child.stdout?.on("data", (d) => (ready += d));
-    await waitFor("the sink", () => ready.includes('"ready"'));
-    return {
-      async stop(): Promise<Record<string, { received: number; distinct: number }>> {
-        await sleep(300);
-        child.kill("SIGTERM");
-        const r = await out;
-        const last = jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
-          (l) => l.tags,
-        );
-        if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
-        return last.tags;
-      },
-    };
-  }
+  const sink = (p = 9999) => udpSink(RTR, p, sinks);
 
   /** Sends UDP frames from src (spoofed as needed) to the router's WAN address. */
   function send(src: string, tag: number, count: number, pps: number, ns = PEER, ifname = "wanp", mac = "") {
-    const child = spawnInNetns(ns, join(TOOLS, "traffic"), [
-      "send",
-      "--ifname",
-      ifname,
-      "--dst-mac",
-      mac || wanMac,
-      "--src",
-      src,
-      "--dst",
-      WAN_ADDR,
-      "--port",
-      "9999",
-      "--tag",
-      String(tag),
-      "--count",
-      String(count),
-      "--pps",
-      String(pps),
-    ]);
-    return collect(child).then((r) => {
-      if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
-      return jsonLines<{ sent: number }>(r.stdout)[0].sent;
-    });
+    return sendFrames(ns, { ifname, mac: mac || wanMac, src, dst: WAN_ADDR, port: 9999, tag, count, pps });
   }
 
   /** Replaces a file the way feed updaters do: write a temporary, then rename over. */
@@ -792,53 +797,18 @@ describe.skipIf(!t.ok || !tier("ebpf-upstream", { root: true, commands: ["busybo
     }
 
     /** Spoofed UDP frames from the ISP's side of the WAN link to the router's address, from src. */
-    function sendFromIsp(src: string, dst: string, p: number, tagN: number, count: number, pps: number, sport = 40000) {
-      const child = spawnInNetns(ISP, join(TOOLS, "traffic"), [
-        "send",
-        "--ifname",
-        "cust",
-        "--dst-mac",
-        wanMac,
-        "--src",
-        src,
-        "--dst",
-        dst,
-        "--port",
-        String(p),
-        "--sport",
-        String(sport),
-        "--tag",
-        String(tagN),
-        "--count",
-        String(count),
-        "--pps",
-        String(pps),
-      ]);
-      return collect(child).then((r) => {
-        if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
-        return jsonLines<{ sent: number }>(r.stdout)[0].sent;
-      });
-    }
+    const sendFromIsp = (
+      src: string,
+      dst: string,
+      p: number,
+      tagN: number,
+      count: number,
+      pps: number,
+      sport = 40000,
+    ) => sendFrames(ISP, { ifname: "cust", mac: wanMac, src, dst, port: p, sport, tag: tagN, count, pps });
 
     /** Counts UDP datagrams on port p of the router; stop() returns per-tag counts. */
-    async function sink(p: number) {
-      const child = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
-      children.push(child);
-      const out = collect(child);
-      let ready = "";
-      child.stdout?.on("data", (d) => (ready += d));
-      await waitFor("the sink", () => ready.includes('"ready"'));
-      return {
-        async stop(): Promise<Record<string, { received: number; distinct: number }>> {
-          await sleep(300);
-          child.kill("SIGTERM");
-          const r = await out;
-          return jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
-            (l) => l.tags,
-          )!.tags!;
-        },
-      };
-    }
+    const sink = (p: number) => udpSink(RTR, p, children);
 
     /** Asks a UDP echo server from the router; the addresses it saw the questions come from. */
     function ask(dst: string, p: number, count = 2): string[] {
