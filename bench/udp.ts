@@ -11,6 +11,8 @@
  *   guard attached  the loader running the dev site's configuration: the guard on the WANs at the site's default
  *                   rate limits (UDP 5,000 packets/s per source, burst 10,000), which a single flow from one
  *                   server exceeds many times over; its replies must not be charged (conntrack lookup)
+ *   guard, no limit the same loader with the UDP limit out of the flow's reach (informational): the guard and the
+ *                   segment programs without a single conntrack lookup, so the lookups' share shows apart
  *
  * Each round reports what the client received (iperf3's receiver side) and, with the guard, how the guard's own
  * counters moved (frames passed as conntrack replies, UDP frames dropped over the limit). Goal: the median with
@@ -27,11 +29,13 @@ import { metrics } from "../test/e2e/lib/checks";
 import { inNs, run, sleep, waitFor } from "../test/e2e/lib/exec";
 import { INTERNET } from "../test/e2e/lib/internet";
 import { probePorts, ruleAddresses } from "../test/e2e/lib/matrix";
-import { renderSite } from "../test/e2e/lib/rendered";
+import { hostConfig, renderSite } from "../test/e2e/lib/rendered";
+import { EXTENSION_NAME } from "../components/dataplane/loader-config";
 import { machine, median, pairedMedian } from "./lib";
 
-type Mode = "guard detached" | "XDP_PASS only" | "guard attached";
-const MODES: Mode[] = ["guard detached", "XDP_PASS only", "guard attached"];
+type Mode = "guard detached" | "XDP_PASS only" | "guard attached" | "guard, no limit";
+const MODES: Mode[] = ["guard detached", "XDP_PASS only", "guard attached", "guard, no limit"];
+const GUARDED: Mode[] = ["guard attached", "guard, no limit"];
 const PASS_OBJECT = join(ROOT, "ebpf/build/bench_pass.bpf.o");
 
 interface Sample {
@@ -67,6 +71,13 @@ async function main(): Promise<void> {
 
   const rendered = await renderSite();
   const limit = rendered.site.dataplane.rateLimits.udp;
+  const files = hostConfig(rendered).extensionFiles.get(EXTENSION_NAME)!;
+  const confPath = [...files.keys()].find((p) => p.endsWith("dataplane.conf"))!;
+  const unlimited = files
+    .get(confPath)!
+    .replace(/^udp_rate = \d+$/m, "udp_rate = 100000000")
+    .replace(/^udp_burst = \d+$/m, "udp_burst = 1000000");
+  if (unlimited === files.get(confPath)) throw new Error(`${confPath} has no udp_rate to raise`);
   const app = new Appliance({
     prefix: `bench-udp${process.env.ROUTER_E2E_TAG ?? ""}`,
     rendered,
@@ -91,8 +102,8 @@ async function main(): Promise<void> {
       app.exec(app.router, ["ip", "link", "set", "dev", wan, "xdpdrv", "off"], { allowFail: true });
       if (mode === "XDP_PASS only")
         app.exec(app.router, ["ip", "link", "set", "dev", wan, "xdpdrv", "obj", PASS_OBJECT, "sec", "xdp"]);
-      if (mode === "guard attached") {
-        const loader = app.startLoader();
+      if (GUARDED.includes(mode)) {
+        const loader = app.startLoader(mode === "guard, no limit" ? new Map([[confPath, unlimited]]) : new Map());
         await waitFor(
           "the loader to apply the ruleset",
           () => {
@@ -116,7 +127,7 @@ async function main(): Promise<void> {
     };
 
     const iperf = async (mode: Mode): Promise<Sample> => {
-      const before = mode === "guard attached" ? await metrics(app) : undefined;
+      const before = GUARDED.includes(mode) ? await metrics(app) : undefined;
       const argv = [
         "iperf3",
         "-c",
@@ -186,6 +197,7 @@ async function main(): Promise<void> {
   const ratio = attached / detached;
   const paired = pairedMedian(received("guard attached"), received("guard detached"));
   const pairedPass = pairedMedian(received("XDP_PASS only"), received("guard detached"));
+  const pairedNoLimit = pairedMedian(received("guard, no limit"), received("guard detached"));
   const guarded = samples.get("guard attached")!;
   // what the limit alone would let through: rate × datagram size
   const capBps = limit.rate * Number(values.length) * 8;
@@ -198,7 +210,12 @@ async function main(): Promise<void> {
       udpLimit: limit,
       state,
     },
-    medianReceivedMbps: { detached: detached / 1e6, xdpPassOnly: med("XDP_PASS only") / 1e6, attached: attached / 1e6 },
+    medianReceivedMbps: {
+      detached: detached / 1e6,
+      xdpPassOnly: med("XDP_PASS only") / 1e6,
+      attached: attached / 1e6,
+      attachedNoLimit: med("guard, no limit") / 1e6,
+    },
     samples: Object.fromEntries(MODES.map((m) => [m, samples.get(m)])),
     limitAloneWouldAllowMbps: capBps / 1e6,
     guardCounters: {
@@ -208,6 +225,7 @@ async function main(): Promise<void> {
     pairedRatio: {
       attachedVsDetached: paired,
       xdpPassOnlyVsDetached: pairedPass,
+      noLimitVsDetached: pairedNoLimit,
       note: "median over rounds of the ratio within a round",
     },
     goals: { attachedVsDetached: { ratio, goal: 0.9, met: ratio >= 0.9 } },
@@ -237,6 +255,13 @@ async function main(): Promise<void> {
     `${(med("XDP_PASS only") / detached).toFixed(2)} × detached`,
     `${pairedPass.toFixed(2)} × detached`,
     "— (the veth's XDP path alone)",
+    "—",
+  );
+  row(
+    "guard, no limit",
+    `${(med("guard, no limit") / detached).toFixed(2)} × detached`,
+    `${pairedNoLimit.toFixed(2)} × detached`,
+    "— (no conntrack lookups)",
     "—",
   );
   row(
