@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { BUILD, BUILD_COMMANDS, FIXTURES, buildEbpf, runTool } from "./lib";
 
-const t = tier("ebpf", { root: true, commands: [...BUILD_COMMANDS, "ip"] });
+// the packet table and the fuzz make conntrack entries with the conntrack tool in a namespace of their own
+const t = tier("ebpf", { root: true, commands: [...BUILD_COMMANDS, "ip", "conntrack"] });
 
 interface Row {
   group?: string;
