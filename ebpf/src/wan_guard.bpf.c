@@ -56,7 +56,8 @@ const volatile __u32 ct_replies = 0;
  * matches a kfunc's prototype against the kernel's by kind, so it is a struct and not a forward
  * declaration. struct bpf_ct_opts is the kernel's first 12 bytes (NF_BPF_CT_OPTS_OLD_SZ, accepted
  * by every kernel since 6.0; the conntrack zone fields that follow in newer kernels default to
- * zone 0). Weak: a kernel without them still loads the program, with ct_replies 0.
+ * zone 0; a kernel older than the dir field leaves it 0, so every flow looks original and replies
+ * are charged). Weak: a kernel without them still loads the program, with ct_replies 0.
  */
 struct nf_conn {
 	int opaque;
@@ -375,7 +376,8 @@ static __always_inline __attribute__((unused)) __u32 sum_of(__u32 gi, __u32 fam,
 
 /*
  * Steps 1-4 for an IPv4 source (host order) whose /24 the summary does not call clean (code, its
- * summary code; DP_SUM_DETAIL without the summary); CONTINUE when none decides.
+ * summary code; DP_SUM_DETAIL without the summary); a bogon exempt by bogon_exempt4() (c is past
+ * the header ip and its options) goes on to the blocklist. CONTINUE when none decides.
  */
 static __always_inline int src4_detail(struct xdp_md *ctx, const struct cursor *c, const struct iphdr *ip,
 				       const struct dp_gen *g, __u32 gi, __u32 src, __u32 code)
