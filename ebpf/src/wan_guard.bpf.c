@@ -104,35 +104,29 @@ __u64 dp_sum[DP_SUM_ENTRIES];
  */
 __u64 dp_rl_buckets[DP_RL_CLASSES << DP_RL_MAX_SLOT_BITS];
 
-#define OUTER(name, inner)                                   \
+/* A map-in-map with n slots of inner (a generation each, or one for the upstream tables). */
+#define OUTER_N(name, inner, n)                              \
 	struct {                                             \
 		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);    \
-		__uint(max_entries, 2);                      \
+		__uint(max_entries, n);                      \
 		__type(key, __u32);                          \
 		__array(values, inner);                      \
 	} name SEC(".maps")
+#define OUTER(name, inner) OUTER_N(name, inner, 2)
 
-struct inner_lpm4 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct dp_lpm4_key));
-	__uint(value_size, sizeof(__u8));
-};
-struct inner_lpm6 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct dp_lpm6_key));
-	__uint(value_size, sizeof(__u8));
-};
-struct inner_geo6 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct dp_lpm6_key));
-	__uint(value_size, sizeof(struct dp_geo6_value));
-};
+/* The template of an inner LPM trie (user space sizes each table to its entries). */
+#define INNER_LPM(name, key, value)                          \
+	struct name {                                        \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);         \
+		__uint(max_entries, 1);                      \
+		__uint(map_flags, BPF_F_NO_PREALLOC);        \
+		__uint(key_size, sizeof(key));               \
+		__uint(value_size, sizeof(value));           \
+	}
+
+INNER_LPM(inner_lpm4, struct dp_lpm4_key, __u8);
+INNER_LPM(inner_lpm6, struct dp_lpm6_key, __u8);
+INNER_LPM(inner_geo6, struct dp_lpm6_key, struct dp_geo6_value);
 struct inner_bm24 {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DP_BM24_WORDS);
@@ -186,29 +180,10 @@ OUTER(t_blk6lpm, struct inner_lpm6);
 OUTER(t_geo6, struct inner_geo6);
 
 /* The upstream tables (dp_shared.h): one slot each, replaced whole, independent of the generations. */
-struct inner_up4 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct dp_up4_key));
-	__uint(value_size, sizeof(__u8));
-};
-struct inner_up6 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct dp_up6_key));
-	__uint(value_size, sizeof(__u8));
-};
-#define OUTER1(name, inner)                                  \
-	struct {                                             \
-		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);    \
-		__uint(max_entries, 1);                      \
-		__type(key, __u32);                          \
-		__array(values, inner);                      \
-	} name SEC(".maps")
-OUTER1(t_up4, struct inner_up4);
-OUTER1(t_up6, struct inner_up6);
+INNER_LPM(inner_up4, struct dp_up4_key, __u8);
+INNER_LPM(inner_up6, struct dp_up6_key, __u8);
+OUTER_N(t_up4, struct inner_up4, 1);
+OUTER_N(t_up6, struct inner_up6, 1);
 
 #define DHCP_SERVER_PORT 67
 #define DHCP_CLIENT_PORT 68
