@@ -10,6 +10,7 @@
 #include "dataplane.h"
 #include "feeds.h"
 #include "netlink.h"
+#include "upstream.h"
 #include "wan.h"
 
 struct dp_daemon {
@@ -33,6 +34,8 @@ struct dp_daemon {
 	struct dp_link_res res[DP_MAX_IFACES]; /* what each [interface] of cfg resolved to */
 	struct dp_wan_mgr wan;
 	struct dp_feeds feeds;
+	struct dp_upstream up; /* the guard's upstream entries as installed */
+	double up_due;         /* mono time the upstream tables are to be brought in line (< 0: not pending) */
 };
 
 /* Renders the Prometheus text exposition of d (takes d->lock). Caller frees. */

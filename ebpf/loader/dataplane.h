@@ -18,12 +18,14 @@
 
 struct wan_guard_bpf;
 struct segment_qos_bpf;
+struct dp_upstream;
 
 struct dp_instance {
 	struct wan_guard_bpf *wan;
 	struct segment_qos_bpf *seg;
 	struct dp_guard_maps maps;
 	uint32_t slots;
+	bool ct_replies; /* the guard looks UDP sources with an empty bucket up in conntrack */
 };
 
 /* How a configured interface name resolved to a link (kernel name, else Talos alias). */
@@ -67,7 +69,10 @@ void dp_table_input_from(const struct dp_config *cfg, const struct dp_sources *s
 
 /*
  * Opens and loads both programs sized for cfg ([ratelimit] slots). When maps_dir is given, the
- * counter maps pinned there are reused if they still fit, so counters survive a restart.
+ * counter maps pinned there are reused if they still fit, so counters survive a restart. The
+ * guard looks UDP replies up in conntrack when the kernel has the kfuncs (bpf_xdp_ct_lookup,
+ * bpf_ct_release); when it has not, or rejects the program with them, the guard is loaded without
+ * (replies are charged like any other UDP), which is logged and leaves inst->ct_replies false.
  */
 int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, const char *maps_dir,
 		     struct dp_err *err);
@@ -91,6 +96,15 @@ int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, 
  */
 int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
 		       struct dp_err *err);
+
+/*
+ * Replaces the guard's upstream tables (t_up4, t_up6) with the entries of u, each family whole; a
+ * family without entries gets an empty slot.
+ */
+int dp_instance_upstream(struct dp_instance *inst, const struct dp_upstream *u, struct dp_err *err);
+
+/* True when the running kernel's BTF (vmlinux or a module) has a function named name. */
+bool dp_kernel_has_func(const char *name);
 
 /* Releases the instance; pinned links keep the programs running. */
 void dp_instance_close(struct dp_instance *inst);

@@ -28,6 +28,8 @@
 
 #define DEBOUNCE_MS 300
 #define LINK_DEBOUNCE_S 0.2
+#define UPSTREAM_DEBOUNCE_S 0.05
+#define UPSTREAM_RETRY_S 1.0
 
 struct options {
 	const char *config;
@@ -274,7 +276,8 @@ static bool reload(struct dp_daemon *d, const struct options *o, int force, cons
 		snprintf(maps, sizeof(maps), "%s/maps", cfg.pin_root);
 		if (dp_instance_load(&fresh, &cfg, maps, &err) ||
 		    dp_instance_publish(&fresh, &cfg, use, d->seed, &sizes, &err) ||
-		    dp_instance_policies(&fresh, &cfg, res, &err) || dp_instance_attach(&fresh, &cfg, res, &err)) {
+		    dp_instance_upstream(&fresh, &d->up, &err) || dp_instance_policies(&fresh, &cfg, res, &err) ||
+		    dp_instance_attach(&fresh, &cfg, res, &err)) {
 			if (fresh.wan)
 				dp_instance_close(&fresh);
 			dp_log("error", "reload_failed", "%s; the running programs stay active", err.msg);
@@ -338,6 +341,7 @@ static bool reload(struct dp_daemon *d, const struct options *o, int force, cons
 	dp_feeds_in_use(&d->feeds, &d->cfg, d->src.feed_entries, d->src.feed_used);
 	dp_feeds_configure(&d->feeds, &d->cfg);
 	dp_wan_configure(&d->wan, &d->cfg, &d->links);
+	d->up_due = 0; /* the WAN interfaces may have changed */
 	dp_log("info", "reloaded", "configuration and tables active (%.3f s; block %zu+%zu, allow %zu+%zu, geo %zu+%zu)",
 	       dp_now_mono() - t0, sizes.block4, sizes.block6, sizes.allow4, sizes.allow6, sizes.geo4, sizes.geo6);
 	nft_reload(d, &d->cfg, &d->links, force || nft_changed);
@@ -380,6 +384,7 @@ static void links_changed(struct dp_daemon *d)
 	d->links = links;
 	pthread_mutex_unlock(&d->lock);
 	dp_wan_links(&d->wan, &d->links);
+	d->up_due = 0;
 	if (d->cfg.nft_ruleset[0]) {
 		FILE *f = fopen(d->cfg.nft_ruleset, "re");
 		char *raw = NULL;
@@ -506,6 +511,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 			fold_timeout(&timeout, due, now);
 		if (links_due >= 0)
 			fold_timeout(&timeout, links_due, now);
+		if (d->up_due >= 0)
+			fold_timeout(&timeout, d->up_due, now);
 		wt = dp_wan_timeout(&d->wan, now);
 		if (wt >= 0)
 			fold_timeout(&timeout, now + wt, now);
@@ -552,6 +559,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 				links_due = now + LINK_DEBOUNCE_S;
 			if (ev)
 				dp_wan_routes_changed(&d->wan, now);
+			if (ev && d->up_due < 0)
+				d->up_due = now + UPSTREAM_DEBOUNCE_S;
 		}
 		if (p[3].revents & POLLIN) {
 			static dp_feed_path_t cand[DP_MAX_FEEDS];
@@ -573,6 +582,12 @@ static int run(struct dp_daemon *d, const struct options *o)
 		if (links_due >= 0 && now >= links_due) {
 			links_due = -1;
 			links_changed(d);
+		}
+		if (d->up_due >= 0 && dp_now_mono() >= d->up_due) {
+			/* a WAN's addresses or default routes changed: its upstream follows */
+			d->up_due = -1;
+			if (dp_upstream_sync(&d->up, &d->inst, &d->cfg, d->res, &d->lock, false))
+				d->up_due = dp_now_mono() + UPSTREAM_RETRY_S;
 		}
 		dp_wan_tick(&d->wan, now);
 	}
@@ -719,8 +734,14 @@ int main(int argc, char **argv)
 	}
 	snprintf(maps, sizeof(maps), "%s/maps", d->cfg.pin_root);
 	if (dp_instance_load(&d->inst, &d->cfg, maps, &err) ||
-	    dp_instance_publish(&d->inst, &d->cfg, &d->src, d->seed, &d->sizes, &err) ||
-	    dp_instance_policies(&d->inst, &d->cfg, d->res, &err) || dp_instance_attach(&d->inst, &d->cfg, d->res, &err)) {
+	    dp_instance_publish(&d->inst, &d->cfg, &d->src, d->seed, &d->sizes, &err)) {
+		dp_log("error", "start_failed", "%s", err.msg);
+		goto out;
+	}
+	/* the upstream before the guard is attached, so a restart never drops the upstream's traffic;
+	 * a failure leaves its bogon sources dropped until a retry succeeds */
+	d->up_due = dp_upstream_sync(&d->up, &d->inst, &d->cfg, d->res, &d->lock, true) ? 0 : -1;
+	if (dp_instance_policies(&d->inst, &d->cfg, d->res, &err) || dp_instance_attach(&d->inst, &d->cfg, d->res, &err)) {
 		dp_log("error", "start_failed", "%s", err.msg);
 		goto out;
 	}

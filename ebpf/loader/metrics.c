@@ -80,6 +80,7 @@ static const char *const stat_label[DP_STAT_MAX] = {
 	[DP_STAT_PASS] = "clean",
 	[DP_STAT_PASS_ALLOW] = "allowlist",
 	[DP_STAT_PASS_NONIP] = "non_ip",
+	[DP_STAT_PASS_REPLY] = "conntrack_reply",
 	[DP_STAT_DROP_MALFORMED] = "malformed",
 	[DP_STAT_DROP_BOGON] = "bogon",
 	[DP_STAT_DROP_BLOCK] = "blocklist",
@@ -238,6 +239,7 @@ char *dp_metrics_render(struct dp_daemon *d)
 		emit(&t, "router_dataplane_interface_attached{interface=\"%s\",link=\"%s\"} %d\n", d->cfg.ifaces[i].name,
 		     d->res[i].state == DP_RESOLVED ? d->res[i].kname : "", d->res[i].state == DP_RESOLVED);
 	dp_wan_metrics(&d->wan, emit_any, &t);
+	dp_upstream_metrics(&d->up, &d->cfg, d->inst.ct_replies, emit_any, &t);
 	pthread_mutex_unlock(&d->lock);
 	dp_feeds_metrics(&d->feeds, emit_any, &t);
 	return t.buf;
