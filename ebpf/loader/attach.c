@@ -140,8 +140,9 @@ int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd)
 	return tcx_link_create(prog_fd, ifindex, hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
 }
 
-int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd, bool *updated,
-	      struct dp_err *err)
+/* dp_attach; when creating the link failed, *create_errno is the kernel's reason (else 0). */
+static int attach_link(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd,
+		       bool *updated, int *create_errno, struct dp_err *err)
 {
 	char pin[4096], name[64];
 	int fd = -1, want_mode = hook == DP_HOOK_XDP_GENERIC ? XDP_ATTACHED_SKB : XDP_ATTACHED_DRV;
@@ -149,6 +150,7 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u3
 	struct link_facts f;
 
 	*updated = false;
+	*create_errno = 0;
 	if (!ifindex)
 		return dp_errf(err, "interface %s does not exist", ifname);
 	dp_link_pin_name(hook, ifname, name, sizeof(name));
@@ -178,17 +180,22 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u3
 		*updated = true;
 	} else if (xdp) {
 		fd = dp_link_create(hook, ifindex, prog_fd);
-		if (fd < 0)
+		if (fd < 0) {
+			*create_errno = errno;
 			return dp_errf(err, "%s: cannot attach XDP (%s mode): %s%s", ifname,
-				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(errno),
-				       errno == EBUSY ? " (another XDP program is attached; detach it first)"
-				       : errno == EOPNOTSUPP ? " (the driver lacks native XDP; set xdp_mode = generic)"
-							     : "");
+				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(*create_errno),
+				       *create_errno == EBUSY ? " (another XDP program is attached; detach it first)"
+				       : *create_errno == EOPNOTSUPP
+					       ? " (the driver lacks native XDP; xdp_mode = native falls back to generic mode)"
+					       : "");
+		}
 	} else {
 		fd = dp_link_create(hook, ifindex, prog_fd);
-		if (fd < 0)
+		if (fd < 0) {
+			*create_errno = errno;
 			return dp_errf(err, "%s: cannot attach tcx %s: %s", ifname,
-				       hook == DP_HOOK_TCX_INGRESS ? "ingress" : "egress", strerror(errno));
+				       hook == DP_HOOK_TCX_INGRESS ? "ingress" : "egress", strerror(*create_errno));
+		}
 	}
 	if (!*updated || access(pin, F_OK) != 0) {
 		unlink(pin);
@@ -199,6 +206,59 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u3
 		}
 	}
 	close(fd);
+	return 0;
+}
+
+int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd, bool *updated,
+	      struct dp_err *err)
+{
+	int create_errno;
+
+	return attach_link(links_dir, hook, ifname, ifindex, prog_fd, updated, &create_errno, err);
+}
+
+/* Links whose driver refused native XDP in this process (by ifindex, unique while the link exists). */
+#define DP_MAX_REFUSED 64
+static __u32 native_refused[DP_MAX_REFUSED];
+static int n_native_refused;
+
+/* True when ifindex refused native XDP before. */
+static bool refused_native(__u32 ifindex)
+{
+	for (int i = 0; i < n_native_refused; i++)
+		if (native_refused[i] == ifindex)
+			return true;
+	return false;
+}
+
+int dp_attach_xdp(const char *links_dir, enum dp_xdp_mode mode, const char *name, __u32 ifindex, int prog_fd,
+		  enum dp_attached *got, bool *updated, struct dp_err *err)
+{
+	struct dp_err nerr = { "" };
+	int why;
+
+	*got = DP_ATTACHED_NONE;
+	if (mode == DP_XDP_GENERIC || (mode == DP_XDP_NATIVE && refused_native(ifindex))) {
+		if (dp_attach(links_dir, DP_HOOK_XDP_GENERIC, name, ifindex, prog_fd, updated, err))
+			return -1;
+		*got = DP_ATTACHED_XDP_GENERIC;
+		return 0;
+	}
+	if (!attach_link(links_dir, DP_HOOK_XDP_NATIVE, name, ifindex, prog_fd, updated, &why, &nerr)) {
+		*got = DP_ATTACHED_XDP_NATIVE;
+		return 0;
+	}
+	if (mode == DP_XDP_NATIVE_ONLY || (why != EOPNOTSUPP && why != EINVAL))
+		return dp_errf(err, "%s%s", nerr.msg, mode == DP_XDP_NATIVE_ONLY ? " [xdp_mode = native-only]" : "");
+	if (n_native_refused < DP_MAX_REFUSED)
+		native_refused[n_native_refused++] = ifindex;
+	dp_log("warn", "xdp_generic_fallback",
+	       "%s: the driver refused native XDP (%s); the guard runs in generic (SKB) mode instead, at a higher cost "
+	       "per packet (xdp_mode = native-only would make this an error)",
+	       name, strerror(why));
+	if (dp_attach(links_dir, DP_HOOK_XDP_GENERIC, name, ifindex, prog_fd, updated, err))
+		return -1;
+	*got = DP_ATTACHED_XDP_GENERIC;
 	return 0;
 }
 
