@@ -122,9 +122,15 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
     return p;
   }
 
-  it("accepts the contract's configuration with the fixture tables and the sample ruleset", () => {
-    const r = check(writeConf("good.conf", config(base())));
-    expect(r.log.map((l) => l.event)).toContain("check_ok");
+  it("accepts the contract's configuration with the fixture tables and the sample ruleset, and checks the fallback too", () => {
+    const conf = config(base()).replace(
+      "[global]\n",
+      "[global]\nenable_forwarding = true\nmanagement_links = lan0.10\nmanagement_ports = 50000, 50001, 6443\ngeneration = 0a1b\n",
+    );
+    const r = check(writeConf("good.conf", conf));
+    expect(r.log.find((l) => l.event === "check_ok")?.msg).toMatch(
+      /and ruleset are valid \(the fail-closed fallback too\)$/,
+    );
     expect(r.status).toBe(0);
   });
 
@@ -239,6 +245,43 @@ kind = block
 refresh = 12h
 `;
   const withExtra = (extra: string) => (c: string) => `${c}\n${extra}`;
+  const inGlobal = (line: string) => (c: string) => c.replace("[global]\n", `[global]\n${line}\n`);
+  bad.push(
+    {
+      name: "an XDP mode that does not exist",
+      why: "a typo must not pick a mode the NIC cannot run or silently drop the strictness asked for",
+      conf: (c) => c.replace("xdp_mode = native", "xdp_mode = driver"),
+      expect: [
+        /\[interface wan0\] xdp_mode = driver: expected native \(driver mode, generic where the driver has none\), native-only or generic/,
+      ],
+    },
+    {
+      name: "a management link that is a WAN",
+      why: "the fail-closed fallback would accept the management ports from the internet",
+      conf: inGlobal("management_links = lan0.10, wan0"),
+      expect: [
+        /good\.conf:\d+: \[global\] management_links: wan0 is a WAN link; management is never accepted from a WAN/,
+      ],
+    },
+    {
+      name: "a management port out of range",
+      why: "the fallback's management rule would not load, leaving the box without one",
+      conf: inGlobal("management_ports = 50000, 70000"),
+      expect: [/\[global\] management_ports = 70000: expected an integer from 1 to 65535/],
+    },
+    {
+      name: "a generation that is not a hexadecimal digest",
+      why: "the health check compares it with the renderer's digest; anything else can never match",
+      conf: inGlobal("generation = not-a-digest"),
+      expect: [/\[global\] generation = not-a-digest: expected 1-64 lower-case hexadecimal digits/],
+    },
+    {
+      name: "enable_forwarding that is not a boolean",
+      why: "forwarding must come on only when asked for, and then surely",
+      conf: inGlobal("enable_forwarding = yes"),
+      expect: [/\[global\] enable_forwarding = yes: expected true or false/],
+    },
+  );
   bad.push(
     {
       name: "a WAN mark outside the WAN bits",
