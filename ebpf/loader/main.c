@@ -602,7 +602,7 @@ static void links_changed(struct dp_daemon *d)
 	struct dp_link_res res[DP_MAX_IFACES];
 	struct dp_iface_attach st[DP_MAX_IFACES];
 	struct dp_err err = { "" }, rerr = { "" };
-	bool attached = false;
+	bool attached = false, moved;
 	char *text = NULL;
 
 	if (dp_links_dump(&links, &err)) {
@@ -610,13 +610,14 @@ static void links_changed(struct dp_daemon *d)
 		return;
 	}
 	resolve_ifaces(&d->cfg, &links, res, d->res, &rerr);
-	if (rerr.msg[0] && res_changed(res, d->res, d->cfg.n_ifaces))
+	moved = res_changed(res, d->res, d->cfg.n_ifaces);
+	if (rerr.msg[0] && moved)
 		dp_log("error", "link_ambiguous", "%s", rerr.msg);
 	memset(st, 0, sizeof(st));
 	if (!d->inst.wan && d->src_fingerprint) {
 		/* degraded: the programs could not be loaded; a link change may be what they needed */
 		attached = bpf_bring_up(d, &d->cfg, &d->src, res, st);
-	} else if (d->inst.wan && (res_changed(res, d->res, d->cfg.n_ifaces) || some_unattached(d, res, d->cfg.n_ifaces))) {
+	} else if (d->inst.wan && (moved || some_unattached(d, res, d->cfg.n_ifaces))) {
 		dp_log("info", "links_changed", "interfaces resolve differently now: attaching again");
 		if (dp_instance_policies(&d->inst, &d->cfg, res, &err))
 			dp_log("error", "attach_failed", "%s", err.msg);
@@ -646,7 +647,10 @@ static void links_changed(struct dp_daemon *d)
 				d->nft_link_error = strdup(err.msg);
 				nft_reload(d, &d->cfg, &d->links, 0);
 			}
-		} else if (n >= 0 && (!d->nft_applied || strcmp(text, d->nft_applied))) {
+		} else if (n >= 0 && d->ruleset != DP_RULESET_APPLIED && moved) {
+			/* the fallback names the uplinks and management links: try the ruleset again, else refresh it */
+			nft_reload(d, &d->cfg, &d->links, 0);
+		} else if (n >= 0 && d->ruleset == DP_RULESET_APPLIED && (!d->nft_applied || strcmp(text, d->nft_applied))) {
 			dp_log("info", "links_changed", "%s: defines resolve to other links now", d->cfg.nft_ruleset);
 			free(d->nft_link_error);
 			d->nft_link_error = NULL;
