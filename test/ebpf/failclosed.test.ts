@@ -49,6 +49,7 @@ const LAN_GW = "10.20.0.1";
 const LAN_HOST = "10.20.0.2";
 const CLEAN = "8.8.8.8";
 const BLOCKED = "185.220.101.5"; // 185.220.101.0/24 in the blocklist fixture
+const TALOS_API = 50000;
 
 interface LogLine {
   level: string;
@@ -158,15 +159,15 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
 
   const metrics = () => parseMetrics(inNetns(NS.rtr, "curl", ["-sf", `http://127.0.0.1:${PORT}/metrics`]));
 
-  /** Asks the echo server at dst from ns; the address it saw, or undefined when no answer came. */
-  async function seenAs(ns: string, dst: string): Promise<string | undefined> {
+  /** Asks the echo server at dst (TCP) from ns; the address it saw, or undefined when no answer came. */
+  async function seenAs(ns: string, dst: string, port = 7777): Promise<string | undefined> {
     const r = await collect(
       spawnInNetns(ns, join(TOOLS, "traffic"), [
         "ask",
         "--dst",
         dst,
         "--port",
-        "7777",
+        String(port),
         "--tcp",
         "--timeout-ms",
         "1000",
@@ -297,8 +298,13 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     ip("-n", NS.isp, "route", "add", "10.20.0.0/24", "via", WAN);
     inNetns(NS.rtr, "sysctl", ["-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.wan0.rp_filter=0"]);
     inNetns(NS.isp, "sysctl", ["-qw", "net.ipv6.conf.all.forwarding=1"]);
-    for (const ns of [NS.isp, NS.lan]) {
-      const echo = spawnInNetns(ns, join(TOOLS, "traffic"), ["echo", "--port", "7777"]);
+    // the internet's and a trusted host's service, and one on the router at the Talos API's port
+    for (const [ns, port] of [
+      [NS.isp, 7777],
+      [NS.lan, 7777],
+      [NS.rtr, TALOS_API],
+    ] as const) {
+      const echo = spawnInNetns(ns, join(TOOLS, "traffic"), ["echo", "--port", String(port)]);
       children.push(echo);
       let out = "";
       echo.stdout?.on("data", (d) => (out += d));
@@ -446,9 +452,12 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     expect(metrics().get("router_dataplane_ruleset_fallback")).toBe(1);
     // forwarding stays off with only the fallback in
     expect(forwarding()).toEqual({ ipv4: 0, ipv6: 0 });
-    // the management port answers from the management link only
+    // the management ports (the Talos API, the loader's metrics and health) answer from the management link only
+    expect(await seenAs(NS.mgmt, MGMT_GW, TALOS_API)).toBe("10.10.0.2");
     expect(health(NS.mgmt, MGMT_GW)?.body.ruleset).toBe("fallback");
+    expect(await seenAs(NS.lan, LAN_GW, TALOS_API)).toBeUndefined();
     expect(health(NS.lan, LAN_GW)).toBeUndefined();
+    expect(await seenAs(NS.isp, WAN, TALOS_API)).toBeUndefined();
     expect(health(NS.isp, WAN)).toBeUndefined();
     // even with forwarding on (Cilium's agent turns it on when it starts), the fallback forwards nothing new
     inNetns(NS.rtr, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
