@@ -402,6 +402,28 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     expect(metrics().get('router_dataplane_drop_packets_total{reason="blocklist"}')).toBe(drops + 100);
   }, 60_000);
 
+  it("restarts on such a driver without a window: the generic link is updated in place and no blocklisted packet passes", async () => {
+    const before = ip("-n", NS.rtr, "link", "show", "wan0").match(/prog\/xdp id (\d+)/)?.[1];
+    const from = log.length;
+    const got = await sinkDuring(async () => {
+      const traffic = Promise.all([send(CLEAN, 1, 3000), send(BLOCKED, 2, 3000)]);
+      await sleep(500);
+      await stopProcess(loader);
+      // between the two loaders the pinned link keeps the old program on the link
+      expect(ip("-n", NS.rtr, "link", "show", "wan0")).toMatch(/xdpgeneric/);
+      await start();
+      await traffic;
+    });
+    expect(got["2"]).toBeUndefined();
+    expect(got["1"]).toBe(3000);
+    const after = jsonLines<LogLine>(log.slice(from));
+    expect(after.some((e) => e.event === "xdp_mode_change")).toBe(false);
+    expect(
+      after.some((e) => e.event === "attach" && /^wan0: xdp@wan0 \(updated in place, generic mode\)/.test(e.msg)),
+    ).toBe(true);
+    expect(ip("-n", NS.rtr, "link", "show", "wan0").match(/prog\/xdp id (\d+)/)?.[1]).not.toBe(before);
+  }, 60_000);
+
   it("reports a digest that is not the file's after a ruleset is rejected on reload, and keeps the previous one in force", async () => {
     const applied = sha256(readFileSync(join(dir, "router.nft"), "utf8"));
     const failures = health()!.body.reload_failures.nftables;
