@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import {
@@ -26,10 +26,14 @@ import {
   ip,
   jsonLines,
   parseMetrics,
+  replaceFile,
+  sendFrames,
   sleep,
   spawnInNetns,
+  startLoaderIn,
   stopProcess,
   tempDir,
+  udpSink,
   waitFor,
 } from "./lib";
 
@@ -178,18 +182,11 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
 
   /** Starts the loader (prefix: e.g. setpriv dropping capabilities) and waits for its start to finish. */
   async function start(prefix: string[] = []): Promise<void> {
-    const before = events().filter((e) => e.event === "started").length;
-    const cmd = [...prefix, LOADER, "--config", join(dir, "dataplane.conf")];
-    const child = spawnInNetns(NS.rtr, cmd[0], cmd.slice(1));
-    child.stderr?.on("data", (d) => (log += d));
-    loader = child;
-    await waitFor(
-      "the loader to start",
-      () => events().filter((e) => e.event === "started").length > before || child.exitCode !== null,
-      30_000,
-    );
-    if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${log}`);
-    await waitFor("the health endpoint", () => health() !== undefined);
+    loader = await startLoaderIn(NS.rtr, [...prefix, LOADER, "--config", join(dir, "dataplane.conf")], {
+      log: () => log,
+      onLog: (d) => (log += d),
+      ready: () => health() !== undefined,
+    });
   }
 
   /** Stops the loader and puts the router back as the machine boots: no table of ours, forwarding off. */
@@ -201,58 +198,23 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     rmSync(PIN, { recursive: true, force: true });
   }
 
-  function replace(path: string, text: string): void {
-    writeFileSync(`${path}.tmp`, text);
-    renameSync(`${path}.tmp`, path);
-  }
+  const replace = replaceFile;
 
   function writeConfig(o: Parameters<typeof config>[1] = {}): void {
     replace(join(dir, "dataplane.conf"), config(dir, o));
   }
 
   /** Spoofed UDP frames from the ISP to the router's WAN address (MAC of the macvlan); returns frames sent. */
-  async function send(src: string, tag: number, count: number): Promise<number> {
+  function send(src: string, tag: number, count: number): Promise<number> {
     const mac = (JSON.parse(ip("-n", NS.rtr, "-j", "link", "show", "wan0")) as { address: string }[])[0].address;
-    const r = await collect(
-      spawnInNetns(NS.isp, join(TOOLS, "traffic"), [
-        "send",
-        "--ifname",
-        "cust",
-        "--dst-mac",
-        mac,
-        "--src",
-        src,
-        "--dst",
-        WAN,
-        "--port",
-        "9999",
-        "--tag",
-        String(tag),
-        "--count",
-        String(count),
-        "--pps",
-        "1000",
-      ]),
-    );
-    if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
-    return jsonLines<{ sent: number }>(r.stdout)[0].sent;
+    return sendFrames(NS.isp, { ifname: "cust", dstMac: mac, src, dst: WAN, tag, count, pps: 1000 });
   }
 
   /** Counts what reaches a UDP sink on the router while fn runs: received per tag. */
   async function sinkDuring(fn: () => Promise<unknown>): Promise<Record<string, number>> {
-    const child = spawnInNetns(NS.rtr, join(TOOLS, "traffic"), ["sink", "--port", "9999"]);
-    children.push(child);
-    const out = collect(child);
-    let ready = "";
-    child.stdout?.on("data", (d) => (ready += d));
-    await waitFor("the sink", () => ready.includes('"ready"'));
+    const sink = await udpSink(NS.rtr, children);
     await fn();
-    await sleep(300);
-    child.kill("SIGTERM");
-    const tags = jsonLines<{ tags?: Record<string, { received: number }> }>((await out).stdout).find(
-      (l) => l.tags,
-    )?.tags;
-    return Object.fromEntries(Object.entries(tags ?? {}).map(([k, v]) => [k, v.received]));
+    return Object.fromEntries(Object.entries(await sink.stop()).map(([k, v]) => [k, v.received]));
   }
 
   beforeAll(async () => {
@@ -532,7 +494,7 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     spawnSync("mount", ["-t", "bpf", "bpf", bpffsDir()]);
     loader!.kill("SIGHUP");
     await waitFor("the programs", () => health()?.body.status === "ok");
-    expect(events().some((e) => e.event === "bpf_recovered")).toBe(true);
+    await waitFor("the recovery in the log", () => events().some((e) => e.event === "bpf_recovered"));
     expect(ip("-n", NS.rtr, "link", "show", "wan0")).toMatch(/xdpgeneric/);
     const got = await sinkDuring(() => Promise.all([send(CLEAN, 1, 50), send(BLOCKED, 2, 50)]));
     expect(got["1"]).toBe(50);

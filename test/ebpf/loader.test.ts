@@ -5,26 +5,27 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import {
   BUILD_COMMANDS,
   FIXTURES,
   LOADER,
-  TOOLS,
   buildEbpf,
-  collect,
   ensureBpffs,
   inNetns,
   ip,
   jsonLines,
   metricsUp,
   parseMetrics,
+  replaceFile,
+  sendFrames,
   sleep,
-  spawnInNetns,
+  startLoaderIn,
   stopProcess,
   tempDir,
+  udpSink,
   waitFor,
 } from "./lib";
 
@@ -427,75 +428,24 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   }
 
   async function startLoader(): Promise<void> {
-    const before = events().filter((e) => e.event === "started").length;
-    const child = spawnInNetns(RTR, LOADER, ["--config", conf]);
-    child.stderr?.on("data", (d) => (loaderLog += d));
-    loader = child;
-    await waitFor(
-      "the loader to start",
-      () => events().filter((e) => e.event === "started").length > before || child.exitCode !== null,
-      30_000,
-    );
-    if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${loaderLog}`);
-    await waitFor("the metrics endpoint", () => metricsUp(metrics));
+    loader = await startLoaderIn(RTR, [LOADER, "--config", conf], {
+      log: () => loaderLog,
+      onLog: (d) => (loaderLog += d),
+      ready: () => metricsUp(metrics),
+    });
   }
 
   const stopLoader = () => stopProcess(loader);
 
   /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
-  async function sink(p = 9999) {
-    const child = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
-    sinks.push(child);
-    const out = collect(child);
-    let ready = "";
-    child.stdout?.on("data", (d) => (ready += d));
-    await waitFor("the sink", () => ready.includes('"ready"'));
-    return {
-      async stop(): Promise<Record<string, { received: number; distinct: number }>> {
-        await sleep(300);
-        child.kill("SIGTERM");
-        const r = await out;
-        const last = jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
-          (l) => l.tags,
-        );
-        if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
-        return last.tags;
-      },
-    };
-  }
+  const sink = (p = 9999) => udpSink(RTR, sinks, p);
 
   /** Sends UDP frames from src (spoofed as needed) to the router's WAN address. */
   function send(src: string, tag: number, count: number, pps: number, ns = PEER, ifname = "wanp", mac = "") {
-    const child = spawnInNetns(ns, join(TOOLS, "traffic"), [
-      "send",
-      "--ifname",
-      ifname,
-      "--dst-mac",
-      mac || wanMac,
-      "--src",
-      src,
-      "--dst",
-      WAN_ADDR,
-      "--port",
-      "9999",
-      "--tag",
-      String(tag),
-      "--count",
-      String(count),
-      "--pps",
-      String(pps),
-    ]);
-    return collect(child).then((r) => {
-      if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
-      return jsonLines<{ sent: number }>(r.stdout)[0].sent;
-    });
+    return sendFrames(ns, { ifname, dstMac: mac || wanMac, src, dst: WAN_ADDR, tag, count, pps });
   }
 
-  /** Replaces a file the way feed updaters do: write a temporary, then rename over. */
-  function replace(path: string, text: string): void {
-    writeFileSync(`${path}.tmp`, text);
-    renameSync(`${path}.tmp`, path);
-  }
+  const replace = replaceFile;
 
   function routerTable(): string {
     return inNetns(RTR, "nft", ["list", "table", "inet", "router"]);
