@@ -30,6 +30,7 @@
 
 #define DEBOUNCE_MS 300
 #define LINK_DEBOUNCE_S 0.2
+#define METRICS_RETRY_S 5.0
 
 struct options {
 	const char *config;
@@ -582,12 +583,6 @@ static bool reload(struct dp_daemon *d, const struct options *o, int force, cons
 	       dp_now_mono() - t0, j.sizes.block4, j.sizes.block6, j.sizes.allow4, j.sizes.allow6, j.sizes.geo4,
 	       j.sizes.geo6);
 	nft_reload(d, &d->cfg, &d->links, force || nft_changed);
-	if (!d->httpd && d->cfg.metrics_port) {
-		struct dp_err err = { "" };
-
-		if (dp_metrics_start(d, &err))
-			dp_log("error", "metrics", "%s", err.msg);
-	}
 	return true;
 }
 
@@ -722,6 +717,41 @@ static void fold_timeout(int *t, double due, double now)
 		*t = ms;
 }
 
+/* Drains the inotify fd; true when an event names one of the configured files. */
+static bool file_events(int ifd, const struct dp_config *cfg)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool ours = false;
+	ssize_t n;
+
+	while ((n = read(ifd, buf, sizeof(buf))) > 0) {
+		for (char *q = buf; q < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)q;
+
+			ours |= ev->len && is_ours(cfg, ev->name);
+			q += sizeof(*ev) + ev->len;
+		}
+	}
+	return ours;
+}
+
+/*
+ * The metrics server could not start (e.g. its address is not up yet at boot): tries again every
+ * METRICS_RETRY_S, so /health comes up without a restart.
+ */
+static void metrics_retry(struct dp_daemon *d, double now, double *due)
+{
+	struct dp_err err = { "" };
+
+	if (d->httpd || !d->cfg.metrics_port || now < *due)
+		return;
+	*due = now + METRICS_RETRY_S;
+	if (dp_metrics_start(d, &err))
+		return;
+	dp_log("info", "metrics", "serving /metrics and /health on %s port %d", d->cfg.metrics_address,
+	       d->cfg.metrics_port);
+}
+
 /*
  * Event loop: signals (SIGHUP reloads everything and fetches the feeds, SIGTERM/SIGINT exit leaving
  * the programs attached), file changes (debounced reload), link/route changes (netlink), feed
@@ -732,7 +762,7 @@ static int run(struct dp_daemon *d, const struct options *o)
 	sigset_t mask;
 	int sfd, ifd, nlfd;
 	int pending = 0;
-	double due = 0, links_due = -1;
+	double due = 0, links_due = -1, metrics_due = dp_now_mono() + METRICS_RETRY_S;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
@@ -764,6 +794,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 		wt = dp_wan_timeout(&d->wan, now);
 		if (wt >= 0)
 			fold_timeout(&timeout, now + wt, now);
+		if (!d->httpd && d->cfg.metrics_port)
+			fold_timeout(&timeout, metrics_due, now);
 		if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR)
 			return 1;
 		now = dp_now_mono();
@@ -784,21 +816,9 @@ static int run(struct dp_daemon *d, const struct options *o)
 				}
 			}
 		}
-		if (p[1].revents & POLLIN) {
-			char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-			ssize_t n;
-
-			while ((n = read(ifd, buf, sizeof(buf))) > 0) {
-				for (char *q = buf; q < buf + n;) {
-					struct inotify_event *ev = (struct inotify_event *)q;
-
-					if (ev->len && is_ours(&d->cfg, ev->name)) {
-						pending = 1;
-						due = now + DEBOUNCE_MS / 1000.0;
-					}
-					q += sizeof(*ev) + ev->len;
-				}
-			}
+		if ((p[1].revents & POLLIN) && file_events(ifd, &d->cfg)) {
+			pending = 1;
+			due = now + DEBOUNCE_MS / 1000.0;
 		}
 		if (nlfd >= 0 && (p[2].revents & POLLIN)) {
 			int ev = dp_nl_events_read(nlfd);
@@ -830,6 +850,7 @@ static int run(struct dp_daemon *d, const struct options *o)
 			links_changed(d);
 		}
 		dp_wan_tick(&d->wan, now);
+		metrics_retry(d, now, &metrics_due);
 	}
 }
 
@@ -1025,7 +1046,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (dp_metrics_start(d, &err))
-		dp_log("error", "metrics", "%s; retried on the next reload", err.msg);
+		dp_log("error", "metrics", "%s; retried every %.0f s", err.msg, METRICS_RETRY_S);
 	if (dp_feeds_start(&d->feeds, &err))
 		dp_log("error", "feeds", "%s; the feeds' cached copies stay in use", err.msg);
 	rc = run(d, &o);

@@ -101,10 +101,13 @@ const REFUSED = RULESET.replace('iifname "lan0.20" oifname $if_wan0 accept', 'ii
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
-function config(dir: string, o: { xdpMode?: string; pinRoot?: string; generation?: string } = {}): string {
+function config(
+  dir: string,
+  o: { xdpMode?: string; pinRoot?: string; generation?: string; metricsAddress?: string } = {},
+): string {
   return `[global]
 pin_root = ${o.pinRoot ?? PIN}
-metrics_address = 0.0.0.0
+metrics_address = ${o.metricsAddress ?? "0.0.0.0"}
 metrics_port = ${PORT}
 nft_ruleset = ${join(dir, "router.nft")}
 state_dir = ${join(dir, "state")}
@@ -478,6 +481,22 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     expect(await seenAs(NS.isp, LAN_HOST)).toBeUndefined();
     await sleep(1500);
     expect(loader!.exitCode).toBeNull();
+  }, 60_000);
+
+  it("serves /health once its address comes up after the start (as at boot), without a restart", async () => {
+    await reset();
+    writeFileSync(join(dir, "router.nft"), RULESET);
+    writeConfig({ metricsAddress: "10.10.0.9" });
+    loader = await startLoaderIn(NS.rtr, [LOADER, "--config", join(dir, "dataplane.conf")], {
+      log: () => log,
+      onLog: (d) => (log += d),
+      ready: () => events().some((e) => e.event === "metrics" && /cannot serve metrics on 10\.10\.0\.9/.test(e.msg)),
+    });
+    expect(health(NS.mgmt, "10.10.0.9")).toBeUndefined();
+    ip("-n", NS.rtr, "addr", "add", "10.10.0.9/32", "dev", "lan0.10");
+    await waitFor("/health on the new address", () => health(NS.mgmt, "10.10.0.9") !== undefined, 12_000, 500);
+    expect(health(NS.mgmt, "10.10.0.9")!.body.ruleset).toBe("applied");
+    ip("-n", NS.rtr, "addr", "del", "10.10.0.9/32", "dev", "lan0.10");
   }, 60_000);
 
   it("retries the programs on SIGHUP: a bpffs mounted after the start is used without a restart", async () => {
