@@ -103,7 +103,7 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 function config(
   dir: string,
-  o: { xdpMode?: string; pinRoot?: string; generation?: string; metricsAddress?: string } = {},
+  o: { xdpMode?: string; pinRoot?: string; generation?: string; metricsAddress?: string; extra?: string } = {},
 ): string {
   return `[global]
 pin_root = ${o.pinRoot ?? PIN}
@@ -132,7 +132,7 @@ segment_id = 20
 
 [tables]
 block = ${join(FIXTURES, "tables/block.txt")}
-`;
+${o.extra ?? ""}`;
 }
 
 describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but running, forwarding last", () => {
@@ -462,6 +462,22 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     expect(metrics().get("router_dataplane_ruleset_fallback")).toBe(0);
     expect(await seenAs(NS.lan, ISP)).toBe(WAN);
     expect(await seenAs(NS.isp, LAN_HOST)).toBeUndefined();
+  }, 60_000);
+
+  it("names an uplink that appears after the start (by its Talos alias) in the fallback's DHCP rules", async () => {
+    await reset();
+    writeFileSync(join(dir, "router.nft"), REFUSED);
+    writeConfig({ extra: "\n[interface uplink9]\nrole = wan\n" });
+    await start();
+    expect(routerTable()).toMatch(/iifname \{ "wan0", "uplink9" \} udp sport 67 udp dport 68 accept/);
+    // the NIC shows up with its kernel name and the alias Talos gives it
+    ip("link", "add", "xup9", "netns", NS.rtr, "type", "veth", "peer", "name", "xup9p", "netns", NS.isp);
+    ip("-n", NS.rtr, "link", "set", "xup9", "alias", "uplink9");
+    await waitFor("the fallback with the NIC's kernel name", () =>
+      /iifname \{ "wan0", "xup9" \} udp sport 67 udp dport 68 accept/.test(routerTable()),
+    );
+    expect(health()!.body.ruleset).toBe("fallback");
+    ip("-n", NS.rtr, "link", "del", "xup9");
   }, 60_000);
 
   it("keeps filtering, NATing and serving /health when the programs cannot be loaded (no CAP_BPF), and stays up", async () => {
