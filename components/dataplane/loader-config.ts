@@ -156,9 +156,11 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
 }
 
 /**
- * The keys of a fail-closed start: the machine boots with forwarding off and the loader switches it on once its
- * ruleset is in; should the ruleset be refused, its built-in fallback accepts management (Talos API, trustd,
- * Kubernetes API, the loader's metrics and health) only from the management zones' links.
+ * The keys of a fail-closed start: the loader switches forwarding on only once its ruleset is in (a no-op while the
+ * machine configuration keeps it on and the forward gate, gate.ts, holds routed traffic back instead; it matters
+ * where the machine boots with forwarding off); should the ruleset be refused, its built-in fallback accepts
+ * management (Talos API, trustd, Kubernetes API, the loader's metrics and health) only from the management zones'
+ * links.
  */
 function failClosedKeys(site: Site, plan: SitePlan): string[] {
   // WAN links are never management links (the site rules refuse them in a management zone; the loader too)

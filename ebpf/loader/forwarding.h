@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * IP forwarding and the uplinks' router advertisements. The machine boots with forwarding off; the
+ * IP forwarding and the uplinks' router advertisements. Where the machine boots with forwarding off, the
  * loader switches it on only once its ruleset is in, so no packet is ever routed unfiltered.
  */
 #ifndef DP_FORWARDING_H

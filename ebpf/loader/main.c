@@ -8,7 +8,6 @@
  *   router-dataplane --config FILE [--pin-root DIR] [--once] [--check]
  */
 #include <bpf/libbpf.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -207,8 +206,8 @@ static int uplinks_of(const struct dp_config *cfg, const struct dp_links *links,
 
 /*
  * The configured ruleset is in: switches forwarding on when the configuration asks for it
- * (enable_forwarding), the uplinks' accept_ra first. Never before: the machine boots with
- * forwarding off, so nothing is routed until a ruleset of ours filters it.
+ * (enable_forwarding), the uplinks' accept_ra first. Never before: where the machine boots with
+ * forwarding off, nothing is routed until a ruleset of ours filters it.
  */
 static void forwarding_on(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_links *links)
 {
@@ -1023,7 +1022,7 @@ int main(int argc, char **argv)
 	/* Fail closed: the ruleset first, independent of everything after it (DESIGN decision 11). */
 	start_ruleset(d);
 	rc = 1;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) || dp_feeds_init(&d->feeds, &err)) {
+	if (dp_feeds_init(&d->feeds, &err)) {
 		dp_log("error", "start_failed", "cannot initialise the feeds: %s; the ruleset stays in force", err.msg);
 		return 1;
 	}
@@ -1061,6 +1060,5 @@ out:
 	free(d->nft_applied);
 	free(d->nft_link_error);
 	free(d);
-	curl_global_cleanup();
 	return rc;
 }

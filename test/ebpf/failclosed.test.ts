@@ -2,7 +2,8 @@
  * The loader fails closed, with the real loader in network namespaces: a router whose WAN is a macvlan link (its
  * driver has no native XDP, like Intel e1000e/I219 or Realtek r8169 NICs), an ISP namespace that is also "the
  * internet" (an echo server that reports the address it sees, router advertisements from radvd), a management
- * client and a trusted client. The machine boots with forwarding off; the loader's ruleset is the first thing in.
+ * client and a trusted client. The router starts with forwarding off (as a machine configured to boot with it off);
+ * the loader's ruleset is the first thing in.
  * Scenarios: a clean start (forwarding comes on only after the table, the uplink's RA default route survives it),
  * native XDP refused (generic fallback; native-only degraded), a ruleset nftables refuses at start (built-in
  * fallback, then a valid one on reload), programs that cannot load (no CAP_BPF) and a missing bpffs (retried on

@@ -28,7 +28,7 @@ describe("the loader configuration", () => {
       "metrics_port = 9430",
       "state_dir = /var/lib/router-dataplane",
       "nft_ruleset = /usr/local/etc/router-dataplane/router.nft",
-      // the machine boots with forwarding off; the loader switches it on once its ruleset is in
+      // forwarding comes on only through the loader, once its ruleset is in (where the machine boots with it off)
       "enable_forwarding = true",
       // the fallback ruleset's management path: the mgmt zone's link, Talos API, trustd, Kubernetes API, metrics
       "management_links = lan0.10",
