@@ -140,7 +140,9 @@ describe("the loader configuration", () => {
   });
 
   it("travels in the machine configuration as the extension service's config files", () => {
-    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents[0];
+    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents.find(
+      (d) => d.kind === "ExtensionServiceConfig",
+    )!;
     expect(doc).toMatchObject({ kind: "ExtensionServiceConfig", name: "router-dataplane" });
     expect((doc.configFiles as { mountPath: string }[]).map((f) => f.mountPath)).toEqual([
       "/usr/local/etc/router-dataplane/dataplane.conf",
