@@ -353,48 +353,86 @@ static int pin_map(struct bpf_map *map, const char *maps_dir, struct dp_err *err
 	return 0;
 }
 
+/*
+ * Attaches the programs of configured interface i (when it resolved) and records the outcome in *st;
+ * adds its pin names to keep. 0, or -1 with the reason in err and st->error.
+ */
+static int attach_iface(struct dp_instance *inst, const struct dp_config *cfg, int i, const struct dp_link_res *r,
+			const char *links, char **keep, int *nkeep, struct dp_iface_attach *st, struct dp_err *err)
+{
+	const struct dp_iface *ifc = &cfg->ifaces[i];
+	enum dp_hook hooks[2];
+	int prog[2], nh, rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (ifc->role == DP_ROLE_WAN) {
+		hooks[0] = ifc->xdp_mode == DP_XDP_GENERIC ? DP_HOOK_XDP_GENERIC : DP_HOOK_XDP_NATIVE;
+		prog[0] = bpf_program__fd(inst->wan->progs.wan_guard);
+		nh = 1;
+	} else {
+		hooks[0] = DP_HOOK_TCX_INGRESS;
+		prog[0] = bpf_program__fd(inst->seg->progs.segment_ingress);
+		hooks[1] = DP_HOOK_TCX_EGRESS;
+		prog[1] = bpf_program__fd(inst->seg->progs.segment_egress);
+		nh = 2;
+	}
+	st->attached = ifc->role == DP_ROLE_WAN ? DP_ATTACHED_NONE : DP_ATTACHED_TCX;
+	for (int h = 0; h < nh; h++) {
+		char name[64];
+		bool updated;
+
+		dp_link_pin_name(hooks[h], ifc->name, name, sizeof(name));
+		keep[(*nkeep)++] = strdup(name);
+		if (r->state != DP_RESOLVED) {
+			/* keep its pin as it is */
+			snprintf(st->error, sizeof(st->error), "%s: %s", ifc->name,
+				 r->state == DP_RES_AMBIGUOUS ? "several links carry it as their alias" : "no such link");
+			st->attached = DP_ATTACHED_NONE;
+			continue;
+		}
+		if (ifc->role == DP_ROLE_WAN) {
+			rc = dp_attach_xdp(links, ifc->xdp_mode, ifc->name, (__u32)r->ifindex, prog[h], &st->attached,
+					   &updated, err);
+			st->fell_back = ifc->xdp_mode == DP_XDP_NATIVE && st->attached == DP_ATTACHED_XDP_GENERIC;
+		} else {
+			rc = dp_attach(links, hooks[h], ifc->name, (__u32)r->ifindex, prog[h], &updated, err);
+		}
+		if (rc) {
+			snprintf(st->error, sizeof(st->error), "%s", err->msg);
+			st->attached = DP_ATTACHED_NONE;
+			continue;
+		}
+		if (strcmp(ifc->name, r->kname))
+			dp_log("info", "attach", "%s (link %s): %s (%s%s)", ifc->name, r->kname, name,
+			       updated ? "updated in place" : "attached", st->fell_back ? ", generic mode" : "");
+		else
+			dp_log("info", "attach", "%s: %s (%s%s)", ifc->name, name, updated ? "updated in place" : "attached",
+			       st->fell_back ? ", generic mode" : "");
+	}
+	return st->error[0] ? -1 : 0;
+}
+
 int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
-		       struct dp_err *err)
+		       struct dp_iface_attach *st, struct dp_err *err)
 {
 	char links[4200], maps[4200], *keep[DP_MAX_IFACES * 2];
+	struct dp_iface_attach scratch;
 	struct bpf_map *map;
 	int nkeep = 0, rc = -1;
+	bool failed = false;
 
 	snprintf(links, sizeof(links), "%s/links", cfg->pin_root);
 	snprintf(maps, sizeof(maps), "%s/maps", cfg->pin_root);
 	if (dp_mkdirs(links, err) || dp_mkdirs(maps, err))
 		return -1;
 	for (int i = 0; i < cfg->n_ifaces; i++) {
-		const struct dp_iface *ifc = &cfg->ifaces[i];
-		enum dp_hook hooks[2];
-		int prog[2], nh;
+		struct dp_err ierr = { "" };
 
-		if (ifc->role == DP_ROLE_WAN) {
-			hooks[0] = ifc->xdp_generic ? DP_HOOK_XDP_GENERIC : DP_HOOK_XDP_NATIVE;
-			prog[0] = bpf_program__fd(inst->wan->progs.wan_guard);
-			nh = 1;
-		} else {
-			hooks[0] = DP_HOOK_TCX_INGRESS;
-			prog[0] = bpf_program__fd(inst->seg->progs.segment_ingress);
-			hooks[1] = DP_HOOK_TCX_EGRESS;
-			prog[1] = bpf_program__fd(inst->seg->progs.segment_egress);
-			nh = 2;
-		}
-		for (int h = 0; h < nh; h++) {
-			char name[64];
-			bool updated;
-
-			dp_link_pin_name(hooks[h], ifc->name, name, sizeof(name));
-			keep[nkeep++] = strdup(name);
-			if (res[i].state != DP_RESOLVED)
-				continue; /* keep its pin as it is */
-			if (dp_attach(links, hooks[h], ifc->name, (__u32)res[i].ifindex, prog[h], &updated, err))
-				goto out;
-			if (strcmp(ifc->name, res[i].kname))
-				dp_log("info", "attach", "%s (link %s): %s (%s)", ifc->name, res[i].kname, name,
-				       updated ? "updated in place" : "attached");
-			else
-				dp_log("info", "attach", "%s: %s (%s)", ifc->name, name, updated ? "updated in place" : "attached");
+		/* an interface that cannot be attached does not keep the others from being attached */
+		if (attach_iface(inst, cfg, i, &res[i], links, keep, &nkeep, st ? &st[i] : &scratch, &ierr)) {
+			if (res[i].state == DP_RESOLVED)
+				dp_err_append(err, "%s", ierr.msg);
+			failed |= res[i].state == DP_RESOLVED;
 		}
 	}
 	if (dp_detach_stale(links, keep, nkeep, err) < 0)
@@ -405,7 +443,7 @@ int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, co
 	bpf_object__for_each_map(map, inst->seg->obj)
 		if (pin_map(map, maps, err))
 			goto out;
-	rc = 0;
+	rc = failed ? -1 : 0;
 out:
 	for (int i = 0; i < nkeep; i++)
 		free(keep[i]);

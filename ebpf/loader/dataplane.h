@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attach.h"
 #include "config.h"
 #include "netlink.h"
 #include "prefix.h"
@@ -92,10 +93,12 @@ int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, 
  * Attaches (or updates in place) every configured interface that resolved (res[i]), removes
  * links of interfaces no longer configured, and pins the maps under pin_root/maps. The pinned
  * link of an interface that did not resolve is left as it is: a missing link is attached when it
- * appears, an ambiguous one keeps whatever runs.
+ * appears, an ambiguous one keeps whatever runs. An interface that cannot be attached does not
+ * stop the others; st[i] (when st is not NULL) tells what runs on interface i. Returns -1 when
+ * an interface that resolved could not be attached (err lists each) or pinning failed.
  */
 int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
-		       struct dp_err *err);
+		       struct dp_iface_attach *st, struct dp_err *err);
 
 /*
  * Replaces the guard's upstream tables (t_up4, t_up6) with the entries of u, each family whole; a

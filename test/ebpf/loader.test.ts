@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import {
@@ -21,10 +21,14 @@ import {
   jsonLines,
   metricsUp,
   parseMetrics,
+  replaceFile,
+  sendFrames,
   sleep,
   spawnInNetns,
+  startLoaderIn,
   stopProcess,
   tempDir,
+  udpSink,
   waitFor,
 } from "./lib";
 
@@ -100,52 +104,6 @@ function check(conf: string): { status: number | null; log: LogLine[] } {
   return { status: r.status, log: jsonLines<LogLine>(r.stderr) };
 }
 
-/** Starts `traffic sink` on UDP port p in namespace ns (added to started for cleanup); stop() returns per-tag counts. */
-async function udpSink(ns: string, p: number, started: ChildProcess[]) {
-  const child = spawnInNetns(ns, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
-  started.push(child);
-  const out = collect(child);
-  let ready = "";
-  child.stdout?.on("data", (d) => (ready += d));
-  await waitFor("the sink", () => ready.includes('"ready"'));
-  return {
-    async stop(): Promise<Record<string, { received: number; distinct: number }>> {
-      await sleep(300);
-      child.kill("SIGTERM");
-      const r = await out;
-      const last = jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
-        (l) => l.tags,
-      );
-      if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
-      return last.tags;
-    },
-  };
-}
-
-/** `traffic send` in namespace ns: UDP frames through a packet socket on ifname (any source, spoofed ones too). */
-function sendFrames(
-  ns: string,
-  o: {
-    ifname: string;
-    mac: string;
-    src: string;
-    dst: string;
-    port: number;
-    sport?: number;
-    tag: number;
-    count: number;
-    pps: number;
-  },
-): Promise<number> {
-  const args = ["send", "--ifname", o.ifname, "--dst-mac", o.mac, "--src", o.src, "--dst", o.dst];
-  args.push("--port", String(o.port), "--sport", String(o.sport ?? 40000), "--tag", String(o.tag));
-  args.push("--count", String(o.count), "--pps", String(o.pps));
-  return collect(spawnInNetns(ns, join(TOOLS, "traffic"), args)).then((r) => {
-    if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
-    return jsonLines<{ sent: number }>(r.stdout)[0].sent;
-  });
-}
-
 describe.skipIf(!t.ok)("router-dataplane --check", () => {
   let dir = "";
   beforeAll(() => {
@@ -168,9 +126,15 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
     return p;
   }
 
-  it("accepts the contract's configuration with the fixture tables and the sample ruleset", () => {
-    const r = check(writeConf("good.conf", config(base())));
-    expect(r.log.map((l) => l.event)).toContain("check_ok");
+  it("accepts the contract's configuration with the fixture tables and the sample ruleset, and checks the fallback too", () => {
+    const conf = config(base()).replace(
+      "[global]\n",
+      "[global]\nenable_forwarding = true\nmanagement_links = lan0.10\nmanagement_ports = 50000, 50001, 6443\ngeneration = 0a1b\n",
+    );
+    const r = check(writeConf("good.conf", conf));
+    expect(r.log.find((l) => l.event === "check_ok")?.msg).toMatch(
+      /and ruleset are valid \(the fail-closed fallback too\)$/,
+    );
     expect(r.status).toBe(0);
   });
 
@@ -285,6 +249,43 @@ kind = block
 refresh = 12h
 `;
   const withExtra = (extra: string) => (c: string) => `${c}\n${extra}`;
+  const inGlobal = (line: string) => (c: string) => c.replace("[global]\n", `[global]\n${line}\n`);
+  bad.push(
+    {
+      name: "an XDP mode that does not exist",
+      why: "a typo must not pick a mode the NIC cannot run or silently drop the strictness asked for",
+      conf: (c) => c.replace("xdp_mode = native", "xdp_mode = driver"),
+      expect: [
+        /\[interface wan0\] xdp_mode = driver: expected native \(driver mode, generic where the driver has none\), native-only or generic/,
+      ],
+    },
+    {
+      name: "a management link that is a WAN",
+      why: "the fail-closed fallback would accept the management ports from the internet",
+      conf: inGlobal("management_links = lan0.10, wan0"),
+      expect: [
+        /good\.conf:\d+: \[global\] management_links: wan0 is a WAN link; management is never accepted from a WAN/,
+      ],
+    },
+    {
+      name: "a management port out of range",
+      why: "the fallback's management rule would not load, leaving the box without one",
+      conf: inGlobal("management_ports = 50000, 70000"),
+      expect: [/\[global\] management_ports = 70000: expected an integer from 1 to 65535/],
+    },
+    {
+      name: "a generation that is not a hexadecimal digest",
+      why: "the health check compares it with the renderer's digest; anything else can never match",
+      conf: inGlobal("generation = not-a-digest"),
+      expect: [/\[global\] generation = not-a-digest: expected 1-64 lower-case hexadecimal digits/],
+    },
+    {
+      name: "enable_forwarding that is not a boolean",
+      why: "forwarding must come on only when asked for, and then surely",
+      conf: inGlobal("enable_forwarding = yes"),
+      expect: [/\[global\] enable_forwarding = yes: expected true or false/],
+    },
+  );
   bad.push(
     {
       name: "a WAN mark outside the WAN bits",
@@ -448,34 +449,24 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   }
 
   async function startLoader(): Promise<void> {
-    const before = events().filter((e) => e.event === "started").length;
-    const child = spawnInNetns(RTR, LOADER, ["--config", conf]);
-    child.stderr?.on("data", (d) => (loaderLog += d));
-    loader = child;
-    await waitFor(
-      "the loader to start",
-      () => events().filter((e) => e.event === "started").length > before || child.exitCode !== null,
-      30_000,
-    );
-    if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${loaderLog}`);
-    await waitFor("the metrics endpoint", () => metricsUp(metrics));
+    loader = await startLoaderIn(RTR, [LOADER, "--config", conf], {
+      log: () => loaderLog,
+      onLog: (d) => (loaderLog += d),
+      ready: () => metricsUp(metrics),
+    });
   }
 
   const stopLoader = () => stopProcess(loader);
 
   /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
-  const sink = (p = 9999) => udpSink(RTR, p, sinks);
+  const sink = (p = 9999) => udpSink(RTR, sinks, p);
 
   /** Sends UDP frames from src (spoofed as needed) to the router's WAN address. */
   function send(src: string, tag: number, count: number, pps: number, ns = PEER, ifname = "wanp", mac = "") {
-    return sendFrames(ns, { ifname, mac: mac || wanMac, src, dst: WAN_ADDR, port: 9999, tag, count, pps });
+    return sendFrames(ns, { ifname, dstMac: mac || wanMac, src, dst: WAN_ADDR, tag, count, pps });
   }
 
-  /** Replaces a file the way feed updaters do: write a temporary, then rename over. */
-  function replace(path: string, text: string): void {
-    writeFileSync(`${path}.tmp`, text);
-    renameSync(`${path}.tmp`, path);
-  }
+  const replace = replaceFile;
 
   function routerTable(): string {
     return inNetns(RTR, "nft", ["list", "table", "inet", "router"]);
@@ -823,10 +814,10 @@ describe.skipIf(!t.ok || !tier("ebpf-upstream", { root: true, commands: ["busybo
       count: number,
       pps: number,
       sport = 40000,
-    ) => sendFrames(ISP, { ifname: "cust", mac: wanMac, src, dst, port: p, sport, tag: tagN, count, pps });
+    ) => sendFrames(ISP, { ifname: "cust", dstMac: wanMac, src, dst, port: p, sport, tag: tagN, count, pps });
 
     /** Counts UDP datagrams on port p of the router; stop() returns per-tag counts. */
-    const sink = (p: number) => udpSink(RTR, p, children);
+    const sink = (p: number) => udpSink(RTR, children, p);
 
     /** Asks a UDP echo server from the router; the addresses it saw the questions come from. */
     function ask(dst: string, p: number, count = 2): string[] {
