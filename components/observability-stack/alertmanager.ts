@@ -10,7 +10,7 @@ import type { SitePlan } from "../site/plan";
 import { OBSERVABILITY_PORTS } from "../site/schema-observability";
 import { hostPort } from "./targets";
 
-export const ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml";
+export const ALERTMANAGER_CONFIG = "/etc/alertmanager/config/alertmanager.yml";
 export const ALERTMANAGER_DATA = "/alertmanager";
 export const ALERTMANAGER_SECRETS = "/etc/alertmanager/secrets";
 export const WEBHOOK_TOKEN_FILE = `${ALERTMANAGER_SECRETS}/webhook-token`;

@@ -20,7 +20,7 @@ import { hostPort } from "./targets";
 
 /** The NFLOG group the ruleset's drop logs go to (ulogd2 reads it). */
 export const DROP_LOG_GROUP = 2;
-export const SYSLOG_NG_CONFIG = "/etc/syslog-ng/syslog-ng.conf";
+export const SYSLOG_NG_CONFIG = "/etc/syslog-ng/conf/syslog-ng.conf";
 export const ULOGD_CONFIG = "/etc/ulogd/ulogd.conf";
 export const LOGS_DATA = "/victoria-logs-data";
 /**

@@ -11,7 +11,7 @@ import { OBSERVABILITY_PORTS } from "../site/schema-observability";
 import { SA_DIR, hostPort, type ScrapeJob } from "./targets";
 
 export const PROMETHEUS_CONFIG_DIR = "/etc/prometheus";
-export const PROMETHEUS_CONFIG = `${PROMETHEUS_CONFIG_DIR}/prometheus.yml`;
+export const PROMETHEUS_CONFIG = `${PROMETHEUS_CONFIG_DIR}/config/prometheus.yml`;
 export const PROMETHEUS_RULES = `${PROMETHEUS_CONFIG_DIR}/rules/router.rules.yml`;
 export const PROMETHEUS_DATA = "/prometheus";
 /** Directory of the Secret holding the remote-write password (a file Prometheus reads, never inline). */

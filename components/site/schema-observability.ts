@@ -17,7 +17,7 @@ export const OBSERVABILITY_PORTS = {
   nodeExporter: 9100,
   /** VictoriaLogs (log store: ingestion and LogsQL queries). */
   logs: 9428,
-  /** Perses (dashboards). */
+  /** Grafana (dashboards, anonymous read-only). */
   dashboards: 8080,
 } as const;
 
@@ -101,7 +101,7 @@ export const Observability = z.strictObject({
       logs: z.number().int().min(64).max(8192).default(192),
       /** Alertmanager. */
       alertmanager: z.number().int().min(32).max(1024).default(48),
-      /** Perses. */
+      /** Grafana. */
       dashboards: z.number().int().min(32).max(1024).default(96),
       /** Each collector: node exporter, syslog-ng, ulogd2, softflowd, nfacctd. */
       collector: z.number().int().min(16).max(1024).default(48),
@@ -196,12 +196,12 @@ export const Observability = z.strictObject({
     .strictObject({
       /** VictoriaLogs (Apache-2.0). */
       logs: ImageRef.default("docker.io/victoriametrics/victoria-logs:v1.52.2"),
-      /** Perses (Apache-2.0). */
-      dashboards: ImageRef.default("docker.io/persesdev/perses:v0.51.1"),
+      /** Grafana (AGPL-3.0: only its upstream image runs; no Grafana code is part of this project). */
+      dashboards: ImageRef.default("docker.io/grafana/grafana:11.6.0"),
     })
     .default({
       logs: "docker.io/victoriametrics/victoria-logs:v1.52.2",
-      dashboards: "docker.io/persesdev/perses:v0.51.1",
+      dashboards: "docker.io/grafana/grafana:11.6.0",
     }),
 });
 export type Observability = z.infer<typeof Observability>;
