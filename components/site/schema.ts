@@ -21,10 +21,12 @@ import {
 } from "./scalars";
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
+import { Observability, OBSERVABILITY_DEFAULTS } from "./schema-observability";
 import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
+export * from "./schema-observability";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -586,12 +588,21 @@ export const siteKeys = {
     },
     extension: { build: true, engine: "docker" },
   }),
+  observability: Observability.default(OBSERVABILITY_DEFAULTS),
 } as const;
 
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
 export const secretKeys = {
   /** Password for router:registry. */
   registryPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Basic-auth password of router:observability.remoteWrite. */
+  remoteWritePassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Basic-auth password of router:observability.logs.forward. */
+  logForwardPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Bearer token sent to the webhook receivers of router:observability.alerts. */
+  alertWebhookToken: z.string().min(1, { error: "is empty (allowed: a non-empty token)" }),
+  /** SMTP password of the e-mail receivers of router:observability.alerts. */
+  alertSmtpPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
 } as const;
 
 export const Site = z.strictObject(siteKeys);

@@ -326,6 +326,7 @@ export function certSANs(site: Site, plan: SitePlan): string[] {
 export function v1alpha1Document(input: MachineConfigInput): Record<string, unknown> {
   const { site, plan, secrets } = input;
   const mgmtSegment = plan.segments.find((s) => s.name === plan.managementSegment)!;
+  const logging = mergeContributions(input.contributions ?? []).logging;
   return {
     version: "v1alpha1",
     debug: false,
@@ -335,6 +336,7 @@ export function v1alpha1Document(input: MachineConfigInput): Record<string, unkn
       ca: { crt: b64(secrets.os.crt), key: b64(secrets.os.key) },
       certSANs: certSANs(site, plan),
       features: { diskQuotaSupport: true },
+      ...(logging.destinations.length ? { logging } : {}),
     },
     cluster: {
       token: text(secrets.bootstrapToken),
