@@ -184,7 +184,7 @@ func check(in input, mode validation.RuntimeMode) ([]finding, int) {
 	findings := make([]finding, 0, len(warnings))
 
 	for _, w := range warnings {
-		ref := docs.warnedBy[w]
+		ref := docs.warner(w)
 		findings = append(findings, finding{Config: in.label, Severity: "warning", Kind: ref.kind, Name: ref.name, Message: w})
 	}
 
@@ -208,8 +208,8 @@ type docRef struct{ kind, name string }
 type documents struct {
 	// byID maps the prefix Talos puts before a document's errors to the document.
 	byID map[string]docRef
-	// warnedBy maps a warning to the document whose own validation gives it.
-	warnedBy map[string]docRef
+	// warnedBy maps a warning to the documents whose own validation gives it, in stream order.
+	warnedBy map[string][]docRef
 }
 
 // indexDocuments lists the documents of a configuration with the prefix Talos wraps their errors in
@@ -217,7 +217,7 @@ type documents struct {
 // document), and validates each document alone to learn which one a warning comes from (the container passes
 // a document's warnings on without naming it).
 func indexDocuments(provider config.Provider, mode validation.RuntimeMode) documents {
-	docs := documents{byID: map[string]docRef{"v1alpha1.Config": {kind: "v1alpha1"}}, warnedBy: map[string]docRef{}}
+	docs := documents{byID: map[string]docRef{"v1alpha1.Config": {kind: "v1alpha1"}}, warnedBy: map[string][]docRef{}}
 
 	for _, doc := range provider.Documents() {
 		ref := docRef{kind: doc.Kind()}
@@ -238,12 +238,26 @@ func indexDocuments(provider config.Provider, mode validation.RuntimeMode) docum
 			warnings, _ := v.Validate(mode, validation.WithStrict()) //nolint:errcheck // only its warnings are wanted here
 
 			for _, w := range warnings {
-				docs.warnedBy[w] = ref
+				docs.warnedBy[w] = append(docs.warnedBy[w], ref)
 			}
 		}
 	}
 
 	return docs
+}
+
+// warner returns the document that gave a warning and forgets it: Talos collects the documents' warnings in
+// stream order, so the n-th copy of a warning text comes from the n-th document giving it. A warning no
+// document gives alone concerns the whole stream.
+func (d documents) warner(warning string) docRef {
+	refs := d.warnedBy[warning]
+	if len(refs) == 0 {
+		return docRef{}
+	}
+
+	d.warnedBy[warning] = refs[1:]
+
+	return refs[0]
 }
 
 // wrapperOf returns the document a top-level validation error belongs to and the errors it wraps, or no
