@@ -167,7 +167,7 @@ describe("the machine configuration", () => {
     expect(wan0.addresses).toEqual([{ address: "203.0.113.10/29" }, { address: "2001:db8:1::10/64" }]);
     expect(wan0.routes).toEqual([
       { gateway: "203.0.113.9", metric: 1010 },
-      { destination: "::/0", gateway: "2001:db8:1::1", metric: 1010 },
+      { gateway: "2001:db8:1::1", metric: 1010 },
     ]);
     expect(of("DHCPv4Config").map((d) => [d.name, d.routeMetric])).toEqual([["wan1", 1020]]);
     expect(of("DHCPv6Config").map((d) => d.name)).toEqual(["wan1"]);
@@ -176,6 +176,9 @@ describe("the machine configuration", () => {
       links: ["lan0", "lan1"],
       bondMode: "802.3ad",
       lacpRate: "fast",
+      miimon: 100,
+      updelay: 0,
+      downdelay: 0,
       up: true,
     });
     expect(of("VLANConfig").every((v) => v.parent === "bond0")).toBe(true);
