@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { GO_TOOLS, goTool, TOOLS_DIR, toolDir, type GoTool } from "./go-tools";
+import { GO_TOOLS, goTool, TOOLS_DIR, toolDir, toolVersion, type GoTool } from "./go-tools";
 
 /** Environment of every go command: no toolchain download, no VCS fallback, pins kept as they are. */
 function goEnv(): NodeJS.ProcessEnv {
@@ -31,7 +31,10 @@ function build(tool: GoTool): { dir: string; seconds: number } {
   const started = process.hrtime.bigint();
   try {
     for (const bin of tool.binaries) {
-      const r = spawnSync("nice", ["-n", "10", "go", "build", "-o", join(tmp, bin.name), bin.pkg], {
+      const ldflags = bin.ldflags ? ["-ldflags", bin.ldflags.replaceAll("{version}", toolVersion(tool.name))] : [];
+      const out = join(tmp, bin.name);
+      mkdirSync(dirname(out), { recursive: true });
+      const r = spawnSync("nice", ["-n", "10", "go", "build", ...ldflags, "-o", out, bin.pkg], {
         cwd: join(TOOLS_DIR, tool.name),
         env: goEnv(),
         stdio: ["ignore", "inherit", "inherit"],

@@ -22,6 +22,8 @@ export interface GoBinary {
   name: string;
   /** Package to build, as `go build` takes it (a path inside the wrapper module, or a module package path). */
   pkg: string;
+  /** Linker flags; `{version}` stands for the tool's pinned version (as the upstream release build sets it). */
+  ldflags?: string;
 }
 
 /** A tool: a wrapper module under tools/ and the binaries built from it. */
@@ -39,6 +41,19 @@ export const GO_TOOLS: readonly GoTool[] = [
     name: "talos-validate",
     versionOf: "github.com/siderolabs/talos/pkg/machinery",
     binaries: [{ name: "talos-validate", pkg: "." }],
+  },
+  {
+    // The Pulumi CLI (engine), at the version of the Node SDK in package.json; bin/ is the layout the
+    // Automation API's PulumiCommand.get({ root }) expects.
+    name: "pulumi",
+    versionOf: "github.com/pulumi/pulumi/pkg/v3",
+    binaries: [
+      {
+        name: "bin/pulumi",
+        pkg: "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi",
+        ldflags: "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={version}",
+      },
+    ],
   },
 ];
 
@@ -66,9 +81,10 @@ export function requiredVersion(goMod: string, module: string): string {
   return required[1];
 }
 
-/** Digest of the files of a tool's wrapper module (go.mod, go.sum, Go sources), in name order. */
-function moduleDigest(dir: string): string {
+/** Digest of a tool's definition and the files of its wrapper module (go.mod, go.sum, Go sources, in name order). */
+function moduleDigest(tool: GoTool, dir: string): string {
   const h = createHash("sha256");
+  h.update(`${JSON.stringify(tool)}\0`);
   for (const f of readdirSync(dir).sort()) {
     if (!/^go\.(mod|sum)$|\.go$/.test(f)) continue;
     h.update(`${f}\0`);
@@ -78,12 +94,16 @@ function moduleDigest(dir: string): string {
   return h.digest("hex").slice(0, 12);
 }
 
+/** The version of a tool as this checkout pins it (its `versionOf` module in the wrapper's go.mod). */
+export function toolVersion(name: string): string {
+  const tool = goTool(name);
+  return requiredVersion(readFileSync(join(TOOLS_DIR, tool.name, "go.mod"), "utf8"), tool.versionOf);
+}
+
 /** The cache directory of a tool as this checkout pins it. */
 export function toolDir(name: string): string {
   const tool = goTool(name);
-  const src = join(TOOLS_DIR, tool.name);
-  const version = requiredVersion(readFileSync(join(src, "go.mod"), "utf8"), tool.versionOf);
-  return join(toolsCacheRoot(), `${tool.name}-${version}-${moduleDigest(src)}`);
+  return join(toolsCacheRoot(), `${tool.name}-${toolVersion(name)}-${moduleDigest(tool, join(TOOLS_DIR, tool.name))}`);
 }
 
 /** Path of one binary of a tool in the cache (it exists once `npm run build:tools` has built the tool). */
