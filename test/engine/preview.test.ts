@@ -143,4 +143,8 @@ describe.skipIf(!t.ok)("pulumi preview of the dev stack with the real engine", (
     expect(places.length).toBeGreaterThan(5);
     for (const [where, text] of places) for (const s of secrets) expect(text.includes(s), where).toBe(false);
   });
+
+  it("cannot pass an up with the stand-in plugins for one with the real ones: the first create fails, saying why", async () => {
+    await expect(ws.stack.up({ color: "never" })).rejects.toThrow(/is a preview stand-in .* cannot create/);
+  }, 300_000);
 });
