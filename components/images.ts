@@ -2,11 +2,17 @@
  * Scripts that ship images the router runs, at `pulumi up` on the operator's machine: build an OCI image layout
  * from this repository (reproducible digest), push it to the site's registry, print exactly one line on stdout:
  * the pushed reference pinned by digest. Registry credentials arrive in the environment (secret) and reach
- * skopeo through a private auth file, never a command line. Pure.
+ * skopeo through a private auth file, never a command line. The scripts are pure; `shipImage` is the one helper
+ * every layer uses to create the resource that runs them.
  */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import type { Site } from "./site/schema";
+
+const REPO_ROOT = join(__dirname, "..");
 
 export function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -82,4 +88,59 @@ export function sourceDigest(repoRoot: string, dirs: string[]): string {
   };
   for (const d of dirs) walk(join(repoRoot, d), join(repoRoot, d));
   return h.digest("hex");
+}
+
+/** Registry credentials for the push scripts, as one secret environment (empty when the registry needs none). */
+export function registryEnvironment(
+  site: Site,
+  registryPassword: pulumi.Input<string> | undefined,
+): pulumi.Output<Record<string, string>> {
+  return pulumi.secret(
+    pulumi.output(registryPassword ?? "").apply((password): Record<string, string> => ({
+      ROUTER_REGISTRY_USERNAME: site.registry?.username ?? "",
+      ROUTER_REGISTRY_PASSWORD: password,
+    })),
+  );
+}
+
+/** Where a site pushes its images; a ResourceError naming the fix when the site has no registry. */
+export function pushTarget(site: Site, what: string, parent: pulumi.Resource): PushTarget {
+  if (!site.registry)
+    throw new pulumi.ResourceError(
+      `${what} is built at pulumi up and must be pushed to a registry the router pulls from: set router:registry ` +
+        "(server, repository, and username with the secret registryPassword if it needs a login)",
+      parent,
+    );
+  return { registry: site.registry.server, repository: site.registry.repository };
+}
+
+export interface ShipImageArgs {
+  /** The validated site (its registry is the destination). */
+  site: Site;
+  /** What to build and where its OCI layout lands. */
+  image: ImageBuild;
+  /** Repository folders the image is built from: a change in any of them rebuilds and re-pushes it. */
+  sources: string[];
+  /** Password of router:registry (secret), when the registry needs one. */
+  registryPassword?: pulumi.Input<string>;
+}
+
+/**
+ * Ships an image the router runs: builds it from the repository at `pulumi up`, pushes it to the site's registry
+ * and returns the pushed reference pinned by digest. Rebuilt only when its sources change.
+ */
+export function shipImage(parent: pulumi.Resource, name: string, args: ShipImageArgs): pulumi.Output<string> {
+  const target = pushTarget(args.site, `the image ${args.image.name}`, parent);
+  const digest = sourceDigest(REPO_ROOT, args.sources);
+  const build = new command.local.Command(
+    name,
+    {
+      interpreter: ["/bin/bash", "-c"],
+      environment: registryEnvironment(args.site, args.registryPassword),
+      create: buildAndPushScript(args.image, target, digest.slice(0, 16)),
+      triggers: [digest],
+    },
+    { parent },
+  );
+  return build.stdout.apply((s) => s.trim());
 }

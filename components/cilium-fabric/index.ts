@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { renderCiliumValues } from "./values";
+import type { LayerSummary } from "../summary";
 
 export interface CiliumFabricArgs {
   /** The validated site. */
@@ -48,6 +49,15 @@ export class CiliumFabric extends pulumi.ComponentResource {
       },
       { parent: this, provider: args.provider, dependsOn: [args.clusterReady] },
     );
-    this.registerOutputs({ release: this.releaseName });
+    const summary: LayerSummary = {
+      deploys: [
+        {
+          order: 20,
+          text: `Helm release **${this.releaseName}**: chart cilium ${args.site.cilium.version} in kube-system.`,
+        },
+      ],
+      sections: [],
+    };
+    this.registerOutputs({ release: this.releaseName, summary });
   }
 }

@@ -6,15 +6,15 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { join } from "node:path";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "../talos-node/documents";
 import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
 import { renderRuleset } from "./nftables";
+import { renderDataplaneSummary } from "./summary";
 import type { PolicyModel } from "../site/policy";
-import { buildAndPushScript, sourceDigest } from "../images";
+import { pushTarget, registryEnvironment, shipImage } from "../images";
 import { EXTENSION_IMAGE, installerScript } from "./images";
 
 export interface DataPlaneArgs {
@@ -27,8 +27,6 @@ export interface DataPlaneArgs {
   /** Password of router:registry (secret), when the registry needs one. */
   registryPassword?: pulumi.Input<string>;
 }
-
-const REPO_ROOT = join(__dirname, "../..");
 
 export class DataPlane extends pulumi.ComponentResource {
   /** Installer image the node runs: built with the extension, or the site's plain installer without one. */
@@ -49,41 +47,28 @@ export class DataPlane extends pulumi.ComponentResource {
         content,
       ]),
     );
+    const summary = renderDataplaneSummary(site, plan, policy);
     const ext = site.dataplane.extension;
     if (!ext.build && !ext.image) {
       this.installerImage = pulumi.output(site.talos.installerImage);
-      this.registerOutputs({ installerImage: this.installerImage, artifacts });
+      this.registerOutputs({ installerImage: this.installerImage, artifacts, summary });
       return;
     }
-    if (!site.registry) throw new Error("router:registry is required to ship the extension (site not validated?)");
-    const target = { registry: site.registry.server, repository: site.registry.repository };
-    const environment = pulumi.secret({
-      ROUTER_REGISTRY_USERNAME: site.registry.username ?? "",
-      ROUTER_REGISTRY_PASSWORD: args.registryPassword ?? "",
-    });
-    const interpreter = ["/bin/bash", "-c"];
-
-    if (ext.build) {
-      const digest = sourceDigest(REPO_ROOT, ["ebpf"]);
-      const build = new command.local.Command(
-        `${name}-extension`,
-        {
-          interpreter,
-          environment,
-          create: buildAndPushScript(EXTENSION_IMAGE, target, digest.slice(0, 16)),
-          triggers: [digest],
-        },
-        { parent: this },
-      );
-      this.extensionImage = build.stdout.apply((s) => s.trim());
-    } else {
-      this.extensionImage = pulumi.output(ext.image!);
-    }
+    const target = pushTarget(site, "the data-plane extension", this);
+    const environment = registryEnvironment(site, args.registryPassword);
+    this.extensionImage = ext.build
+      ? shipImage(this, `${name}-extension`, {
+          site,
+          image: EXTENSION_IMAGE,
+          sources: ["ebpf"],
+          registryPassword: args.registryPassword,
+        })
+      : pulumi.output(ext.image!);
 
     const installer = new command.local.Command(
       `${name}-installer`,
       {
-        interpreter,
+        interpreter: ["/bin/bash", "-c"],
         environment: pulumi.secret(
           pulumi.all([environment, this.extensionImage]).apply(([env, image]) => ({ ...env, EXTENSION_IMAGE: image })),
         ),
@@ -93,6 +78,11 @@ export class DataPlane extends pulumi.ComponentResource {
       { parent: this },
     );
     this.installerImage = installer.stdout.apply((s) => s.trim());
-    this.registerOutputs({ installerImage: this.installerImage, extensionImage: this.extensionImage, artifacts });
+    this.registerOutputs({
+      installerImage: this.installerImage,
+      extensionImage: this.extensionImage,
+      artifacts,
+      summary,
+    });
   }
 }

@@ -113,6 +113,8 @@ describe("the nftables ruleset", () => {
       "iifname $if_wan1 ct state new ct mark set ct mark and 0xffffff07 or 0x20",
       "ct direction reply ct mark and 0x8 == 0 ct mark and 0xf0 != 0 meta mark set ct mark and 0xf0",
       "ct direction original ct mark and 0x8 == 0x8 meta mark set ct mark and 0xf0",
+      // the forward gate opens last, after the restore that replaces the whole mark
+      "meta mark set meta mark or 0x1000",
     ]);
     // Outbound connections take the WAN of their first packet (bit 3 says "opened from inside").
     expect(chainBody(rs, "mangle_postrouting")).toEqual([
@@ -120,7 +122,7 @@ describe("the nftables ruleset", () => {
       "oifname $if_wan0 ct state new ct mark and 0xf0 == 0 ct mark set ct mark and 0xffffff07 or 0x18",
       "oifname $if_wan1 ct state new ct mark and 0xf0 == 0 ct mark set ct mark and 0xffffff07 or 0x28",
     ]);
-    expect(chainBody(rs, "mangle_output").slice(1)).toEqual(chainBody(rs, "mangle_prerouting").slice(3));
+    expect(chainBody(rs, "mangle_output").slice(1)).toEqual(chainBody(rs, "mangle_prerouting").slice(3, 5));
   });
 
   it("moves a forwarded port range port for port", () => {

@@ -11,6 +11,7 @@ import { mergeContributions } from "../../components/talos-node/documents";
 import { redactedSecrets, TOKEN_PATTERN, type TalosSecrets } from "../../components/talos-node/secrets";
 import { renderTalosconfig } from "../../components/talos-node/talosconfig";
 import { renderSegmentHost } from "../../components/vlan-segment/host";
+import { renderDataplaneHost } from "../../components/dataplane/host";
 import { parseSite } from "../../components/site/parse";
 import { planSite } from "../../components/site/plan";
 import { rawSiteConfig } from "../../components/site/load";
@@ -125,6 +126,49 @@ describe("the machine configuration", () => {
     expect(params["net.ipv6.conf.default.accept_ra"]).toBe("2");
   });
 
+  it("keeps every management port of the node to the management prefixes from boot on, without Talos' ICMP limit", () => {
+    const { of } = render();
+    // accept, not block: Talos' block mode limits all ICMP/ICMPv6 input to 5/s (neighbour discovery) and drops
+    // every protocol but TCP/UDP (OSPF).
+    expect(of("NetworkDefaultActionConfig")).toEqual([
+      { apiVersion: "v1alpha1", kind: "NetworkDefaultActionConfig", ingress: "accept" },
+    ]);
+    const rules = of("NetworkRuleConfig");
+    const byPort = new Map<string, string[]>();
+    for (const r of rules) {
+      expect(r.portSelector.protocol).toBe("tcp");
+      for (const p of r.portSelector.ports)
+        byPort.set(
+          String(p),
+          r.ingress.map((i: Doc) => i.subnet),
+        );
+    }
+    const mgmt = ["10.10.0.0/24", "fd12:3456:789a:10::/64"];
+    for (const port of ["50000", "50001", "2379-2380"]) expect(byPort.get(port), port).toEqual(mgmt);
+    // The cluster's pods reach the API server and the kubelet; the metrics port too (a Prometheus pod).
+    for (const port of ["6443", "10250", "9430"])
+      expect(byPort.get(port), port).toEqual([...mgmt, "10.244.0.0/16", "fd9c:5a1e:244::/56"]);
+    // No other zone's prefix is ever allowed.
+    for (const subnets of byPort.values())
+      for (const s of subnets)
+        expect(["10.20.", "10.30.", "10.40.", "10.50.", "fd12:3456:789a:20"].some((p) => s.startsWith(p))).toBe(false);
+  });
+
+  it("closes the forward gate at boot: routed packets the ruleset has not marked are blackholed, the node's own are not", () => {
+    const s = site();
+    const docs = machineConfigDocuments({
+      ...s,
+      secrets: fixtureSecrets(),
+      contributions: [renderDataplaneHost(s.site, s.plan, { nftRuleset: "" })],
+    }) as Doc[];
+    const gate = docs.filter((d) => d.kind === "RoutingRuleConfig");
+    expect(gate.map((g) => g.name)).toEqual(["32000", "32001", "32002"]);
+    expect(gate[0]).toMatchObject({ iifName: "lo", table: "main" });
+    expect(gate[1]).toMatchObject({ fwMark: 0x1000, fwMask: 0x1000, table: "main" });
+    expect(gate[2]).toMatchObject({ action: 6 });
+    expect(gate[2].iifName).toBeUndefined();
+  });
+
   it("installs with the site's installer to the selected disk, never the boot USB stick", () => {
     const inst = render().of("UnattendedInstallConfig")[0];
     expect(inst.installer.image).toMatch(/:v1\.14\.6$/);
@@ -228,7 +272,8 @@ describe("disk selection", () => {
     ],
     [{ type: "hdd" as const }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.rotational'],
     [{ type: "sd" as const }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.transport == "mmc"'],
-    [{ match: 'disk.model == "X"' }, 'disk.model == "X"'],
+    // A raw match keeps the guards: a typo'd model must not let the installer pick the boot USB stick.
+    [{ match: 'disk.model == "X"' }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.model == "X"'],
   ])("%j selects with %s", (sel, cel) => {
     expect(diskSelectorCel(sel)).toBe(cel);
   });

@@ -1,0 +1,81 @@
+/**
+ * NAT: port forwards (DNAT, NAT66 to unique local addresses, hairpin), masquerade per WAN and IPv6 prefix
+ * translation. Pure.
+ */
+import { contains, familyOf } from "../../site/ip";
+import { FWD, chain, contributed, link, setOf, type Ctx } from "./common";
+
+/** The DNAT statement of a forward: same ports, one port moved, or a range moved port for port (a map). */
+function dnatTarget(
+  family: "ip" | "ip6",
+  to: string,
+  port: number | string,
+  toPort: number | undefined,
+  proto: string,
+): string {
+  if (toPort === undefined) return `dnat ${family} to ${to}`;
+  if (typeof port === "number") return `dnat ${family} to ${family === "ip6" ? `[${to}]` : to}:${toPort}`;
+  const [a, b] = port.split("-").map(Number);
+  const entries = Array.from({ length: b - a + 1 }, (_, k) => `${a + k} : ${to} . ${toPort + k}`);
+  const key = proto === "tcp" || proto === "udp" ? `${proto} dport` : "th dport";
+  return `dnat ${family} to ${key} map { ${entries.join(", ")} }`;
+}
+
+/** Port forwards' DNAT rules (nat prerouting). */
+function forwardRules(ctx: Ctx): string[] {
+  const { site, plan } = ctx;
+  const pre: string[] = [];
+  for (const f of site.portForwards) {
+    const proto = f.protocol === "tcp+udp" ? "meta l4proto { tcp, udp } th" : f.protocol;
+    const wans = (f.wans ?? plan.wans.map((w) => w.name)).map((w) => link(ctx, w));
+    const src4 = f.sources?.filter((c) => familyOf(c) === 4);
+    const dnat = dnatTarget("ip", f.to, f.port, f.toPort, proto);
+    const mark = `ct mark set ct mark or ${FWD}`;
+    pre.push(`# port forward ${f.name}`);
+    // IPv4 only: in an inet table a rule without an IPv4 match would also mark IPv6 connections as forwarded.
+    if (!f.sources || src4!.length)
+      pre.push(
+        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)}` : "meta nfproto ipv4"} ${proto} dport ${f.port} ${mark} ${dnat}`,
+      );
+    // IPv6 to a unique local address: DNAT from the router's own address on WANs that masquerade IPv6.
+    if (f.ipv6 && contains("fc00::/7", f.ipv6)) {
+      const nat66 = (f.wans ?? plan.wans.map((w) => w.name)).filter(
+        (w) => plan.wans.find((x) => x.name === w)?.nat.ipv6 === "masquerade",
+      );
+      const src6 = f.sources?.filter((c) => familyOf(c) === 6);
+      if (nat66.length && (!f.sources || src6!.length))
+        pre.push(
+          `iifname ${setOf(nat66.map((w) => link(ctx, w)))} ${src6 ? `ip6 saddr ${setOf(src6)}` : "meta nfproto ipv6"} fib daddr type local ${proto} dport ${f.port} ${mark} ${dnatTarget("ip6", f.ipv6, f.port, f.toPort, proto)}`,
+        );
+    }
+    if (f.hairpin)
+      pre.push(
+        `iifname @lan_links fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} ${mark} ${dnat}`,
+      );
+  }
+  return pre;
+}
+
+export function natChains(ctx: Ctx, f: { internal6: string[] }): string[] {
+  const { site, plan } = ctx;
+  const pre = [...contributed(ctx, "natPrerouting"), ...forwardRules(ctx)];
+  const post: string[] = [];
+  if (site.portForwards.some((x) => x.hairpin))
+    post.push(
+      "# hairpin: inside clients reaching a forward through the public address get the router as source",
+      `ct mark and ${FWD} == ${FWD} oifname @lan_links ip saddr @lan4 masquerade`,
+    );
+  for (const w of plan.wans) {
+    const l = link(ctx, w.name);
+    if (w.nat.ipv4 === "masquerade") post.push(`oifname ${l} ip saddr @internal4 masquerade`);
+    if (w.nat.ipv6 === "masquerade" && f.internal6.length) post.push(`oifname ${l} ip6 saddr @internal6 masquerade`);
+    if (w.nat.ipv6 === "prefix" && w.nat.ipv6Internal && w.nat.ipv6External) {
+      post.push(`oifname ${l} ip6 saddr ${w.nat.ipv6Internal} snat ip6 prefix to ${w.nat.ipv6External}`);
+      pre.push(`iifname ${l} ip6 daddr ${w.nat.ipv6External} dnat ip6 prefix to ${w.nat.ipv6Internal}`);
+    }
+  }
+  return [
+    ...chain("nat_prerouting", pre, "type nat hook prerouting priority dstnat; policy accept;"),
+    ...chain("nat_postrouting", post, "type nat hook postrouting priority srcnat; policy accept;"),
+  ];
+}
