@@ -165,7 +165,7 @@ describe("the machine configuration", () => {
     expect(gate.map((g) => g.name)).toEqual(["32000", "32001", "32002"]);
     expect(gate[0]).toMatchObject({ iifName: "lo", table: "main" });
     expect(gate[1]).toMatchObject({ fwMark: 0x1000, fwMask: 0x1000, table: "main" });
-    expect(gate[2]).toMatchObject({ action: 6 });
+    expect(gate[2]).toMatchObject({ action: "blackhole" });
     expect(gate[2].iifName).toBeUndefined();
   });
 
