@@ -210,7 +210,7 @@ describe.skipIf(!validator.ok)("Talos' own validation of the machine configurati
     // One at a time: the mock runtime is process-global.
     for (const [label, config] of stacks) renders.push(await renderProgram(label, config));
     verdicts = talosValidate(renders.map((r) => r.real));
-  });
+  }, 300_000);
 
   it("accepts what the program sends the node for every site the tests and benchmarks render, as the schema does", () => {
     const problems = renders.flatMap((r, i) => [
@@ -310,5 +310,6 @@ describe.skipIf(!validator.ok)("Talos' own validation of the machine configurati
       `${failing.length} of ${raws.length} sites fail (seed ${SEED}, replay: ROUTER_PROPERTY_SEED=${SEED}); ` +
         `first failing site: ${failing.length ? JSON.stringify(raws[failing[0].i]) : "none"}`,
     ).toEqual([]);
-  });
+    // 33–59 s measured on a loaded 2-core machine: the default 60 s is too tight.
+  }, 300_000);
 });
