@@ -9,6 +9,8 @@
  *  - `v1alpha1.Endpoint` (machine.logging destinations) is listed as an object with no properties, while Talos
  *    reads and writes it as one URL string (pkg/machinery/config/types/v1alpha1/v1alpha1_types.go, Endpoint's
  *    UnmarshalYAML/MarshalYAML: `endpoint: tcp://127.0.0.1:6050/`).
+ *  - RoutingRuleConfig's `action` is listed as an integer, while Talos decodes it by name and refuses a number
+ *    (nethelpers.RoutingRuleAction, an enumer text type: unicast, blackhole, unreachable, prohibit).
  * Nothing else is changed.
  */
 import { readFileSync } from "node:fs";
@@ -37,6 +39,9 @@ function loadPatchedSchema(): Json {
     pattern: "^[a-z]+://",
     description: "Endpoint represents the endpoint URL parsed out of the machine config.",
   };
+  const ruleAction = (defs["network.RoutingRuleConfigV1Alpha1"].properties as Json).action as Json;
+  delete ruleAction.type;
+  ruleAction.enum = ["unicast", "blackhole", "unreachable", "prohibit"];
   return schema;
 }
 
