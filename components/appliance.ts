@@ -10,10 +10,10 @@ import { TalosNode } from "./talos-node";
 import { CiliumFabric } from "./cilium-fabric";
 import { VlanSegment } from "./vlan-segment";
 import { NetworkServices } from "./network-services";
-import { renderRoutingHost } from "./network-services/routing";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
-import { ObservabilityStack, observabilityHost, observabilityRuleset } from "./observability-stack";
+import { ObservabilityStack } from "./observability-stack";
+import { hostContributions, rulesetContributions } from "./host-layers";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -45,15 +45,11 @@ export class Appliance extends pulumi.ComponentResource {
     // The data plane ships first: its installer image is what the node installs.
     this.dataplane = new DataPlane(
       `${name}-dataplane`,
-      { site, plan, policy, registryPassword: secrets.registryPassword, contributions: observabilityRuleset(site) },
+      { site, plan, policy, registryPassword: secrets.registryPassword, contributions: rulesetContributions(site) },
       { parent: this },
     );
-    const contributions = [
-      ...this.segments.map((s) => s.host),
-      this.dataplane.host,
-      renderRoutingHost(site, plan),
-      observabilityHost(site),
-    ];
+    // Every layer's host side, rendered by the same pure functions the layers' components use (host-layers.ts).
+    const contributions = hostContributions(site, plan, policy);
     this.node = new TalosNode(
       `${name}-node`,
       {
