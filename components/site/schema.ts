@@ -21,10 +21,12 @@ import {
 } from "./scalars";
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
+import { Ids, IDS_DEFAULTS } from "./schema-ids";
 import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
+export * from "./schema-ids";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -586,6 +588,7 @@ export const siteKeys = {
     },
     extension: { build: true, engine: "docker" },
   }),
+  ids: Ids.default(IDS_DEFAULTS),
 } as const;
 
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
