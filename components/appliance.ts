@@ -13,6 +13,7 @@ import { NetworkServices } from "./network-services";
 import { renderRoutingHost } from "./network-services/routing";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
+import { IdsStack, idsRuleset } from "./ids-stack";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -23,6 +24,7 @@ export class Appliance extends pulumi.ComponentResource {
   readonly segments: VlanSegment[];
   readonly dataplane: DataPlane;
   readonly services: NetworkServices;
+  readonly ids: IdsStack;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
   /** Admin kubeconfig (secret). */
@@ -42,7 +44,13 @@ export class Appliance extends pulumi.ComponentResource {
     // The data plane ships first: its installer image is what the node installs.
     this.dataplane = new DataPlane(
       `${name}-dataplane`,
-      { site, plan, policy, registryPassword: secrets.registryPassword },
+      {
+        site,
+        plan,
+        policy,
+        registryPassword: secrets.registryPassword,
+        contributions: [...idsRuleset(site, plan)],
+      },
       { parent: this },
     );
     const contributions = [...this.segments.map((s) => s.host), this.dataplane.host, renderRoutingHost(site, plan)];
@@ -84,9 +92,20 @@ export class Appliance extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    this.ids = new IdsStack(
+      `${name}-ids`,
+      {
+        site,
+        plan,
+        provider,
+        after: [this.fabric.release, this.node.hostConfigured],
+        registryPassword: secrets.registryPassword,
+      },
+      { parent: this },
+    );
     this.node.healthGate(
-      [this.fabric.release, this.services, this.services.rollout],
-      [this.services.digest, JSON.stringify(this.fabric.values)],
+      [this.fabric.release, this.services, this.services.rollout, this.ids],
+      [this.services.digest, this.ids.digest, JSON.stringify(this.fabric.values)],
     );
 
     this.kubeconfig = this.node.kubeconfig;
