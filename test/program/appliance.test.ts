@@ -124,7 +124,7 @@ describe("the appliance program", () => {
 
   it("runs the network services on the cluster after the fabric, from the pushed services image", () => {
     const ds = resources
-      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet")
+      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-services-"))
       .map((r) => r.name)
       .sort();
     expect(ds).toEqual(
@@ -141,8 +141,12 @@ describe("the appliance program", () => {
   });
 
   it("changes the services only after a host change is tried and confirmed, then gates their rollout", () => {
-    const ds = resources.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet").map((r) => r.name);
-    const cms = resources.filter((r) => r.type === "kubernetes:core/v1:ConfigMap");
+    const ds = resources
+      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-services-"))
+      .map((r) => r.name);
+    const cms = resources.filter(
+      (r) => r.type === "kubernetes:core/v1:ConfigMap" && r.name.startsWith("lab-services-"),
+    );
     expect(cms.map((c) => c.name).sort()).toEqual(ds.map((n) => n.replace("daemonset", "configmap")).sort());
     for (const n of ds) {
       expect(dependsOn(n, "lab-node-apply"), n).toBe(true);
@@ -168,8 +172,23 @@ describe("the appliance program", () => {
     expect(healthy.inputs.update).toBe(healthy.inputs.create);
     expect(String(healthy.inputs.update)).toMatch(/run_checks/);
     expect(String(healthy.inputs.update)).toMatch(/ext-router-dataplane/);
-    // The redacted machine configuration, the installer image, the services' digest and the fabric's values.
-    expect((healthy.inputs.triggers as unknown[]).length).toBe(4);
+    // The redacted machine configuration, the installer image, the services' and the IDS stack's digests and the
+    // fabric's values.
+    expect((healthy.inputs.triggers as unknown[]).length).toBe(5);
+  });
+
+  it("runs the IDS stack after the confirmed host and the fabric, from the pushed IDS image, inside the health gate", () => {
+    expect(nameOf(byName("lab-ids").parent)).toBe("lab");
+    expect(byName("lab-ids").type).toBe("router:ids:IdsStack");
+    expect(String(byName("lab-ids-image").inputs.create)).toMatch(/make -C images\/ids/);
+    for (const dep of ["lab-node-apply", "lab-cilium-release", "lab-ids-configmap", "lab-ids-image"])
+      expect(dependsOn("lab-ids-daemonset", dep), dep).toBe(true);
+    expect(dependsOn("lab-node-healthy", "lab-ids-daemonset")).toBe(true);
+    const cm = byName("lab-ids-configmap");
+    expect(cm.inputs.immutable).toBe(true);
+    expect(Object.keys(cm.inputs.data as object).sort()).toEqual(
+      ["disable.conf", "local.rules", "suricata.yaml", "threshold.config", "update.yaml"].sort(),
+    );
   });
 
   it("never re-runs the install on an update (a renewed admin certificate, an edited timeout)", () => {
