@@ -14,15 +14,16 @@ import { renderDataplaneHost } from "./dataplane/host";
 import { renderRoutingHost } from "./network-services/routing";
 import { renderSegmentHost } from "./vlan-segment/host";
 import { observabilityHost, observabilityRuleset } from "./observability-stack/host";
+import { idsRuleset } from "./ids-stack/host";
 
 /** Rules the stacks add to `table inet router`, by chain family. */
-export function rulesetContributions(site: Site): RulesetContribution[] {
-  return [...observabilityRuleset(site)];
+export function rulesetContributions(site: Site, plan: SitePlan): RulesetContribution[] {
+  return [...observabilityRuleset(site), ...idsRuleset(site, plan)];
 }
 
 /** The ruleset the data plane's loader applies, with every stack's rules. */
 export function siteRuleset(site: Site, plan: SitePlan, policy: PolicyModel): string {
-  return renderRuleset(site, plan, policy, { contributions: rulesetContributions(site) });
+  return renderRuleset(site, plan, policy, { contributions: rulesetContributions(site, plan) });
 }
 
 /** Every layer's host contribution, in the machine configuration's stream order. */

@@ -9,6 +9,7 @@ import { contains, familyOf, nthAddress, overlaps, parsePrefix, toBigInt } from 
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { validateObservability } from "./validate-observability";
+import { validateIds } from "./validate-ids";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
 
 /** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
@@ -31,6 +32,7 @@ export interface PartialSite {
   routing?: Site["routing"];
   mdns?: Site["mdns"];
   observability?: Site["observability"];
+  ids?: Site["ids"];
   /** Keys whose lists had elements that failed to parse: references into them are not checked. */
   incomplete: Set<string>;
   /** Secret keys that are set (values are never seen here). */
@@ -664,5 +666,6 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkBootClock(s, out);
   out.push(...validatePolicy(s));
   out.push(...validateObservability(s));
+  out.push(...validateIds(s));
   return out;
 }

@@ -13,6 +13,7 @@
  * dst is installed for both families; an unset action is unicast) and routing_rule_spec.go (priority, iif,
  * fwmark/mask, table and action passed to the kernel as given).
  */
+import { withoutNftQueue } from "../helpers/nft-queue";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -104,7 +105,8 @@ describe.skipIf(!t.ok)("the forward gate (RoutingRuleConfig + the ruleset's gate
   beforeAll(async () => {
     work = tempDir("forward-gate-");
     const { files } = await renderStack({ stack: "dev" });
-    ruleset = files.get("dataplane/router.nft")!;
+    // the IDS queue as this kernel can load it (nft-queue.ts)
+    ruleset = withoutNftQueue(files.get("dataplane/router.nft")!);
     const talos = [...files.keys()].find((f) => f.startsWith("talos/"))!;
     const docs = parseAllDocuments(files.get(talos)!).map((d) => d.toJS() as RuleDoc);
     const gate = docs.filter((d) => d.kind === "RoutingRuleConfig");

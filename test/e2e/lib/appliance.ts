@@ -26,6 +26,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
+import { withoutNftQueue } from "../../helpers/nft-queue";
 import { contains, familyOf, nthAddress, parsePrefix, toBigInt } from "../../../components/site/ip";
 import type { ReservationPlan, SegmentPlan, WanPlan } from "../../../components/site/plan";
 import { MANAGEMENT_TCP_PORTS } from "../../../components/site/policy";
@@ -796,7 +797,13 @@ export class Appliance {
   startLoader(replace: Map<string, string> = new Map()): Daemon {
     const rendered = this.host.extensionFiles.get(EXTENSION_NAME);
     if (!rendered) throw new Error(`no ExtensionServiceConfig ${EXTENSION_NAME} in the machine configuration`);
-    const files = new Map([...rendered].map(([p, c]) => [p, replace.get(p) ?? c]));
+    // This kernel has no nft queue expression: the IDS queue's bypass verdicts load as accept (nft-queue.ts).
+    const files = new Map(
+      [...rendered].map(([p, c]) => [
+        p,
+        p.endsWith(".nft") ? withoutNftQueue(replace.get(p) ?? c) : (replace.get(p) ?? c),
+      ]),
+    );
     const scratch = join(this.work, "ext");
     const root = join(scratch, "files");
     for (const [path, content] of files) {
