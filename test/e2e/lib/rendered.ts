@@ -111,7 +111,7 @@ export interface PodVolume {
   mountPath: string;
   readOnly: boolean;
   source:
-    | { kind: "configMap"; items: { key: string; path: string }[] }
+    | { kind: "configMap"; name: string; items: { key: string; path: string }[] }
     | { kind: "hostPath"; path: string }
     | { kind: "emptyDir" };
 }
@@ -125,39 +125,47 @@ export interface PodSpec {
   hostNetwork: boolean;
 }
 
-/** The network services' DaemonSets (k8s/daemonset-*.yaml) and the ConfigMap they mount. */
-export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMap: Map<string, string> } {
+/** Every DaemonSet of the render (k8s/*.yaml) and the ConfigMaps they mount (name → key → content). */
+export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map<string, Map<string, string>> } {
   const pods: PodSpec[] = [];
-  const configMap = new Map<string, string>();
+  const configMaps = new Map<string, Map<string, string>>();
   for (const [path, text] of r.files) {
     if (!path.startsWith("k8s/")) continue;
     const obj = parse(text) as Doc;
     if (obj.kind === "ConfigMap")
-      for (const [k, v] of Object.entries(obj.data as Record<string, string>)) configMap.set(k, v);
+      configMaps.set(
+        String((obj.metadata as Doc).name),
+        new Map(Object.entries((obj.data as Record<string, string> | undefined) ?? {})),
+      );
     if (obj.kind !== "DaemonSet") continue;
     const spec = ((obj.spec as Doc).template as Doc).spec as Doc;
     const containers = spec.containers as Doc[];
-    if (containers.length !== 1) throw new Error(`${path}: expected one container`);
-    const c = containers[0];
-    const volumes = new Map((spec.volumes as Doc[]).map((v) => [String(v.name), v]));
-    pods.push({
-      name: String((obj.metadata as Doc).name),
-      command: c.command as string[],
-      env: Object.fromEntries(
-        ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
-      ),
-      hostNetwork: spec.hostNetwork === true,
-      volumes: (c.volumeMounts as Doc[]).map((m) => {
-        const v = volumes.get(String(m.name));
-        if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);
-        const source: PodVolume["source"] = v.configMap
-          ? { kind: "configMap", items: (v.configMap as Doc).items as { key: string; path: string }[] }
-          : v.hostPath
-            ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
-            : { kind: "emptyDir" };
-        return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, source };
-      }),
-    });
+    const volumes = new Map(((spec.volumes as Doc[] | undefined) ?? []).map((v) => [String(v.name), v]));
+    const name = String((obj.metadata as Doc).name);
+    // A pod of several containers runs each as a process of its own, named after the container.
+    for (const c of containers)
+      pods.push({
+        name: containers.length === 1 ? name : `${name}-${String(c.name)}`,
+        command: [...((c.command as string[] | undefined) ?? []), ...((c.args as string[] | undefined) ?? [])],
+        env: Object.fromEntries(
+          ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
+        ),
+        hostNetwork: spec.hostNetwork === true,
+        volumes: ((c.volumeMounts as Doc[] | undefined) ?? []).map((m) => {
+          const v = volumes.get(String(m.name));
+          if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);
+          const source: PodVolume["source"] = v.configMap
+            ? {
+                kind: "configMap",
+                name: String((v.configMap as Doc).name),
+                items: (v.configMap as Doc).items as { key: string; path: string }[],
+              }
+            : v.hostPath
+              ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
+              : { kind: "emptyDir" };
+          return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, source };
+        }),
+      });
   }
-  return { pods: pods.sort((a, b) => a.name.localeCompare(b.name)), configMap };
+  return { pods: pods.sort((a, b) => a.name.localeCompare(b.name)), configMaps };
 }

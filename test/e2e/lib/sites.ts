@@ -155,3 +155,214 @@ export function branchSite(): StackConfig {
   });
   return { ...cfg, stack: "branch" };
 }
+
+/**
+ * A realistic office: twelve segments in ten zones behind a fibre uplink (DHCP, SLAAC, routed global IPv6) and a
+ * static LTE backup. What the other sites do not have: servers and a DMZ with DHCP off (static addresses), a
+ * server segment without router advertisements, a lab whose advertisements say the router is no default router
+ * (lifetime 0), IPv4-only segments, two zones of two segments, three forwards into one segment (two to one
+ * host), two source-restricted forwards sharing their partner list, a forward restricted to the backup WAN.
+ */
+export function officeSite(): StackConfig {
+  const cfg = devStack((raw) => {
+    raw.site = { name: "office", domain: "hq.example.net", description: "Head office (e2e fixture)" };
+    raw.node = {
+      hostname: "hq-rtr1",
+      managementAddress: "10.120.10.1",
+      installDisk: { type: "nvme" },
+      nics: [
+        { alias: "fiber", mac: "00:1a:2b:3c:6f:01" },
+        { alias: "core", mac: "00:1a:2b:3c:6f:02" },
+        { alias: "lte", mac: "00:1a:2b:3c:6f:03" },
+      ],
+    };
+    raw.links = [
+      {
+        name: "fiber",
+        role: "wan",
+        ipv4: { mode: "dhcp" },
+        ipv6: { mode: "slaac" },
+        priority: 10,
+        nat: { ipv4: "masquerade", ipv6: "none" },
+        probe: { targets: ["1.1.1.1", "9.9.9.9"], interval: "2s", timeout: "1s", failures: 2, successes: 1 },
+      },
+      {
+        name: "lte",
+        role: "wan",
+        ipv4: { mode: "static", address: "37.120.3.2/29", gateway: "37.120.3.1" },
+        ipv6: { mode: "none" },
+        priority: 20,
+        nat: { ipv4: "masquerade" },
+        probe: { targets: ["9.9.9.9"], interval: "2s", timeout: "1s", failures: 2, successes: 1 },
+      },
+      { name: "core", role: "trunk", mtu: 1500 },
+    ];
+    const v6 = (n: number) => ({ prefix: `2a02:c207:2:${n}::/64` });
+    raw.segments = [
+      {
+        name: "mgmt",
+        vlan: 10,
+        zone: "mgmt",
+        ipv4: { cidr: "10.120.10.0/24" },
+        ipv6: v6(10),
+        dhcp: { reservations: [{ name: "core-switch", mac: "00:1a:2b:00:a0:01", ipv4: "10.120.10.2" }] },
+      },
+      {
+        name: "staff",
+        vlan: 20,
+        zone: "staff",
+        ipv4: { cidr: "10.120.20.0/23" },
+        ipv6: v6(20),
+        dhcpv6: { enabled: true },
+      },
+      { name: "staff-wifi", vlan: 21, zone: "staff", ipv4: { cidr: "10.120.22.0/24" }, ipv6: v6(21) },
+      { name: "voice", vlan: 30, zone: "voice", ipv4: { cidr: "10.120.30.0/24" } },
+      {
+        name: "printers",
+        vlan: 40,
+        zone: "printers",
+        ipv4: { cidr: "10.120.40.0/26" },
+        dhcp: {
+          reservations: [
+            { name: "printer-1", mac: "00:1a:2b:00:a4:01", ipv4: "10.120.40.10" },
+            { name: "printer-2", mac: "00:1a:2b:00:a4:02", ipv4: "10.120.40.11" },
+          ],
+        },
+      },
+      {
+        name: "servers",
+        vlan: 50,
+        zone: "servers",
+        ipv4: { cidr: "10.120.50.0/24" },
+        ipv6: v6(50),
+        dhcp: { enabled: false },
+        ra: { enabled: false },
+      },
+      { name: "dmz", vlan: 60, zone: "dmz", ipv4: { cidr: "10.120.60.0/24" }, ipv6: v6(60), dhcp: { enabled: false } },
+      {
+        name: "guest",
+        vlan: 70,
+        zone: "guest",
+        ipv4: { cidr: "10.120.70.0/23" },
+        ipv6: v6(70),
+        dhcp: { leaseTime: 3600 },
+      },
+      { name: "iot", vlan: 80, zone: "iot", ipv4: { cidr: "10.120.80.0/24" }, ipv6: v6(80) },
+      {
+        name: "cameras",
+        vlan: 90,
+        zone: "iot",
+        ipv4: { cidr: "10.120.90.0/24" },
+        dhcp: { reservations: [{ name: "camera-entrance", mac: "00:1a:2b:00:a9:01", ipv4: "10.120.90.21" }] },
+      },
+      { name: "lab", vlan: 100, zone: "lab", ipv4: { cidr: "10.120.100.0/24" }, ipv6: v6(100), ra: { lifetime: 0 } },
+      { name: "building", vlan: 110, zone: "building", ipv4: { cidr: "10.120.110.0/24" }, dhcp: { enabled: false } },
+    ];
+    raw.zones = [
+      { name: "wan", services: [] },
+      { name: "mgmt", management: true, services: ["dhcp", "dns", "ntp", "ping"] },
+      { name: "staff", services: ["dhcp", "dns", "ntp", "ping"] },
+      { name: "voice", services: ["dhcp", "dns", "ntp"] },
+      { name: "printers", services: ["dhcp"] },
+      { name: "servers", services: ["dns", "ntp", "ping"] },
+      { name: "dmz", services: ["dns", "ntp"] },
+      { name: "guest", services: ["dhcp", "dns"] },
+      { name: "iot", services: ["dhcp", "dns", "ntp"] },
+      { name: "lab", services: ["dhcp", "dns", "ping"] },
+      { name: "building", services: ["ntp"] },
+    ];
+    raw.firewall = {
+      defaultAction: "drop",
+      logDrops: true,
+      logRate: "10/minute",
+      addressGroups: [
+        { name: "partners", addresses: ["91.198.174.0/28", "185.15.58.0/28"] },
+        { name: "nas", addresses: ["10.120.50.20", "2a02:c207:2:50::20"] },
+      ],
+      policies: [
+        { from: "mgmt", to: "any", action: "accept" },
+        { from: "staff", to: "wan", action: "accept" },
+        { from: "staff", to: "servers", action: "accept" },
+        { from: "staff", to: "printers", action: "accept" },
+        { from: "voice", to: "wan", action: "accept" },
+        { from: "servers", to: "wan", action: "accept" },
+        { from: "dmz", to: "wan", action: "accept" },
+        { from: "iot", to: "wan", action: "accept" },
+        { from: "lab", to: "wan", action: "accept" },
+        { from: "guest", to: "wan", action: "accept" },
+        { from: "guest", to: "any", action: "reject" },
+        { from: "wan", to: "any", action: "drop" },
+      ],
+      rules: [
+        { name: "staff-sip", from: "staff", to: "voice", protocol: "udp", ports: [5060], action: "accept" },
+        {
+          name: "iot-to-nas",
+          from: "iot",
+          to: "servers",
+          protocol: "tcp",
+          ports: [445],
+          destination: ["@nas"],
+          action: "accept",
+        },
+        {
+          name: "scan-to-nas",
+          from: "printers",
+          to: "servers",
+          protocol: "tcp",
+          ports: [445],
+          destination: ["@nas"],
+          action: "accept",
+        },
+        {
+          name: "dmz-database",
+          from: "dmz",
+          to: "servers",
+          protocol: "tcp",
+          ports: [5432],
+          destination: ["10.120.50.30"],
+          action: "accept",
+        },
+        {
+          name: "door-controller",
+          from: "building",
+          to: "servers",
+          protocol: "tcp",
+          ports: [8443],
+          destination: ["10.120.50.40"],
+          action: "accept",
+        },
+        {
+          name: "no-guest-dns-bypass",
+          from: "guest",
+          to: "wan",
+          protocol: "tcp+udp",
+          ports: [53, 853],
+          action: "reject",
+        },
+        { name: "no-lab-ssh-to-router", from: "lab", to: "router", protocol: "tcp", ports: [22], action: "reject" },
+      ],
+    };
+    const partners = ["91.198.174.0/28", "185.15.58.0/28"];
+    raw.portForwards = [
+      { name: "web", protocol: "tcp", port: 443, to: "10.120.60.10", ipv6: "2a02:c207:2:60::10" },
+      { name: "smtp", protocol: "tcp", port: 25, to: "10.120.60.11" },
+      { name: "submission", protocol: "tcp", port: 587, to: "10.120.60.11" },
+      { name: "sftp", protocol: "tcp", port: 2222, to: "10.120.60.12", toPort: 22, sources: partners },
+      {
+        name: "backup",
+        protocol: "tcp",
+        port: 9443,
+        to: "10.120.50.20",
+        toPort: 443,
+        sources: partners,
+        wans: ["fiber"],
+      },
+      { name: "pbx", protocol: "udp", port: 5060, to: "10.120.30.10", wans: ["lte"], hairpin: false },
+    ];
+    raw.mdns = { reflect: [{ name: "printing", zones: ["staff", "printers"] }] };
+    raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
+    raw.routes = undefined;
+    raw.routing = undefined;
+  });
+  return { ...cfg, stack: "office" };
+}
