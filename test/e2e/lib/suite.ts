@@ -48,6 +48,8 @@ export interface Ports {
 export interface Area {
   /** Title of its describe block. */
   title: string;
+  /** False when the site has nothing this area tests (an area must register at least one test otherwise). */
+  appliesTo?(site: Site, plan: SitePlan): boolean;
   /** Ports its probes need answered (every client and the internet host serve them). */
   ports?(site: Site, plan: SitePlan): Partial<Ports>;
   /** Set-up of its own once the router's links and the outside world exist, before the router's daemons start. */
@@ -110,6 +112,6 @@ export function describeAppliance(opts: SuiteOptions): void {
       await running?.stop();
     }, 60_000);
 
-    for (const area of AREAS) describe(area.title, () => area.tests(ctx));
+    for (const area of AREAS) if (area.appliesTo?.(site, plan) ?? true) describe(area.title, () => area.tests(ctx));
   });
 }

@@ -13,6 +13,7 @@ import { hostIn } from "./common";
 
 export const addresses: Area = {
   title: "addresses for the clients",
+  appliesTo: (site) => site.segments.some((s) => s.dhcp.enabled || (s.ipv6 && (s.ra.enabled || s.dhcpv6.enabled))),
   tests(ctx) {
     const { site, plan } = ctx;
     const dhcpSegments = plan.segments.filter((s) => s.dhcp.enabled);

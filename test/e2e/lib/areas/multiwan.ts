@@ -25,8 +25,8 @@ function recoveryBudgetMs(w: WanPlan): number {
 
 export const multiWan: Area = {
   title: "multi-WAN",
+  appliesTo: (_site, plan) => plan.wans.length >= 2,
   tests(ctx) {
-    if (ctx.plan.wans.length < 2) return;
     const backupForward = ctx.site.portForwards.some(
       (pf) => !pf.sources && (pf.wans ?? ctx.plan.wans.map((w) => w.name)).includes(ctx.plan.wans[1].name),
     );

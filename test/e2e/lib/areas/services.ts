@@ -10,6 +10,8 @@ import type { Area } from "../suite";
 
 export const services: Area = {
   title: "DHCP server restarts",
+  appliesTo: (site, plan) =>
+    plan.segments.some((s) => s.dhcp.enabled) || site.segments.some((s) => s.dhcpv6.enabled && s.ipv6),
   tests(ctx) {
     const dhcpSegments = ctx.plan.segments.filter((s) => s.dhcp.enabled && s.dhcp.pool);
     const dhcp6 = ctx.site.segments.some((s) => s.dhcpv6.enabled && s.ipv6);
