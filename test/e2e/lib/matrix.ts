@@ -1,9 +1,11 @@
 /**
  * The reachability matrix: every zone pair (WAN included, and "to the router") × TCP/UDP/ICMP × IPv4/IPv6, with
- * an allowed and a denied port wherever the policy tells ports apart and the hosts that rules single out. The
- * expected outcome of each cell comes from the policy oracle (`evaluate`), plus the port forwards the oracle does
- * not model (DNAT and IPv6 pinholes from the WAN). Cells are probed concurrently from every namespace; each
- * observation is one of
+ * an allowed and a denied port wherever the policy tells ports apart and the hosts that rules single out; from
+ * the internet every WAN address of the router and every IPv6 forward target; from inside the WAN addresses at
+ * the ports of the forwards published there (hairpin). Each cell's expectation comes from two oracles that must
+ * agree: the independent one of the tests (lib/oracle.ts), and the product's own policy model
+ * (components/site/policy.ts `evaluate`) with the harness's model of the forwards it does not cover. Cells are
+ * probed concurrently from every namespace; each observation is one of
  *   reached   the destination's stack answered (application answer, TCP reset or ICMP port unreachable), or
  *             the packet passed the router's filter (seen by observer chains that run after the router's input and
  *             forward chains and never change a verdict: a UDP service need not answer, and an answer to the
@@ -15,10 +17,11 @@
 import { contains, familyOf, isAddress } from "../../../components/site/ip";
 import { MANAGEMENT_TCP_PORTS, compilePolicy, evaluate } from "../../../components/site/policy";
 import type { Flow, PolicyModel, Proto, Verdict } from "../../../components/site/policy";
-import type { Site } from "../../../components/site/schema";
+import type { PortForward, Site } from "../../../components/site/schema";
 import type { Appliance } from "./appliance";
 import { hostAddress, routes, standIn, type Host } from "./clients";
 import { INTERNET, internetSource } from "./internet";
+import { PolicyOracle, type OracleFlow } from "./oracle";
 
 export type Observed = "reached" | "rejected" | "dropped" | "other";
 
@@ -37,9 +40,11 @@ export interface Cell {
   dst: string;
   /** Who should answer when the cell is reached (a host name, "router", "internet"); undefined = anyone. */
   answerer?: string;
+  /** The independent oracle's verdict (lib/oracle.ts), and what decided it. */
   expected: Verdict;
-  /** What decided the expectation (the oracle's `by`, or the port forward). */
   by: string;
+  /** The product's policy model's answer (or the harness's forward model's). */
+  product: { verdict: Verdict; by: string };
   observed?: Observed;
   detail?: string;
 }
@@ -90,21 +95,32 @@ interface Endpoint {
   dst: string;
   answerer?: string;
   only?: "tcp";
+  /** The only probes of this endpoint (a forward's protocols and port), instead of the zone pair's. */
+  probes?: { proto: "tcp" | "udp"; port: number }[];
+}
+
+/** The protocols and first port of a forward, as probes. */
+function forwardProbes(pf: PortForward): { proto: "tcp" | "udp"; port: number }[] {
+  const port = Number(String(pf.port).split("-")[0]);
+  return (pf.protocol === "tcp+udp" ? (["tcp", "udp"] as const) : [pf.protocol]).map((proto) => ({ proto, port }));
 }
 
 /**
  * Builds the cells of a site running on an appliance: for every zone pair and family, probes from the zone's
  * first capable client (its probe-source pool) to the destination zone's default host, to the hosts the pair's
  * rules name, and from the sources they name; to the router, its gateway address in the source's segment and its
- * management address.
+ * management address, from the internet every WAN address. Then the forwards: their IPv6 targets from the
+ * internet, and hairpin from every zone.
  */
 class CellBuilder {
   readonly cells: Cell[] = [];
   private readonly model: PolicyModel;
+  private readonly oracle: PolicyOracle;
   private readonly sourceUse = new Map<string, number>();
 
   constructor(private readonly app: Appliance) {
     this.model = compilePolicy(app.site, app.plan);
+    this.oracle = new PolicyOracle(app.site);
   }
 
   private zoneSegments(z: string) {
@@ -189,8 +205,10 @@ class CellBuilder {
     if (!s) return [];
     const dsts: { dst: string; tcpOnly?: boolean }[] = [];
     if (this.isWan(from)) {
-      const a = family === 4 ? this.app.wans[0].addr4 : this.app.wans[0].addr6;
-      if (a) dsts.push({ dst: a });
+      for (const w of this.app.wans) {
+        const a = family === 4 ? w.addr4 : w.addr6;
+        if (a) dsts.push({ dst: a });
+      }
     } else {
       const seg = s.host!.segment;
       const gw = family === 4 ? seg.ipv4.gateway : seg.ipv6?.gateway;
@@ -246,17 +264,79 @@ class CellBuilder {
     return [...ports].sort((a, b) => a - b);
   }
 
-  private push(c: Omit<Cell, "id" | "expected" | "by">): void {
+  /** The WAN link whose address `dst` is. */
+  private wanOf(dst: string): string | undefined {
+    return this.app.wans.find((w) => w.addr4 === dst || w.addr6 === dst)?.wan.name;
+  }
+
+  private push(c: Omit<Cell, "id" | "expected" | "by" | "product">): void {
     const flow: Flow = { from: c.from, to: c.to, proto: c.proto, port: c.port, src: c.src, dst: c.dst };
     const fwd = forwardVerdict(this.app, flow);
-    const decision = fwd ?? evaluate(this.model, flow);
+    const product = fwd ?? evaluate(this.model, flow);
+    // From the internet, a WAN address is reached through its own WAN; everything else through the primary
+    // (ISP 1 routes the site's prefixes and the transit address to it).
+    const wanAddressOf = this.wanOf(c.dst);
+    const via = this.isWan(c.from) ? (wanAddressOf ?? this.app.wans[0].wan.name) : undefined;
+    const mine = this.oracle.decide({ ...flow, via, wanAddressOf } satisfies OracleFlow);
+    const target = mine.deliverTo ? this.app.clients.holder(mine.deliverTo.address) : undefined;
     this.cells.push({
       ...c,
       id: `c${this.cells.length}`,
-      expected: decision.verdict,
-      by: decision.by,
-      answerer: fwd?.answerer ?? c.answerer,
+      expected: mine.verdict,
+      by: mine.by,
+      product: { verdict: product.verdict, by: product.by },
+      answerer: mine.deliverTo ? (target?.name ?? mine.deliverTo.address) : c.answerer,
     });
+  }
+
+  /** Cells of one endpoint: its own probes, or the zone pair's ports for TCP and UDP, and ICMP. */
+  private pushEndpoint(from: string, to: string, family: 4 | 6, e: Endpoint): void {
+    const base = { from, to, family, ns: e.ns, src: e.src, dst: e.dst, answerer: e.answerer };
+    if (e.probes) {
+      for (const p of e.probes) this.push({ ...base, ...p });
+      return;
+    }
+    for (const proto of ["tcp", "udp", "icmp"] as const) {
+      if (e.only && proto !== e.only) continue;
+      const ports =
+        proto === "icmp"
+          ? [undefined]
+          : e.only === "tcp"
+            ? [...MANAGEMENT_TCP_PORTS, ...this.model.managementPorts]
+            : this.protoPorts(from, to, proto);
+      for (const port of ports) this.push({ ...base, proto, port });
+    }
+  }
+
+  /** From the internet to each forward's IPv6 target, at the forward's ports. */
+  private pinholes(): void {
+    for (const from of this.model.wanZones)
+      for (const pf of this.app.site.portForwards) {
+        const h = pf.ipv6 ? this.app.clients.holder(pf.ipv6) : undefined;
+        const s = this.source(from, 6, true);
+        if (h && s)
+          this.pushEndpoint(from, h.segment.zone, 6, {
+            ns: s.ns,
+            src: s.src,
+            dst: pf.ipv6!,
+            probes: forwardProbes(pf),
+          });
+      }
+  }
+
+  /**
+   * From every LAN zone to the IPv4 address of each WAN a forward listens on, at the forward's ports (hairpin).
+   * Forwards limited to sources are left out until the product offers hairpin only to a forward's sources.
+   */
+  private hairpins(): void {
+    for (const from of this.model.zones.filter((z) => !this.isWan(z)))
+      for (const w of this.app.wans.filter((x) => x.addr4))
+        for (const pf of this.app.site.portForwards.filter((x) => !x.sources)) {
+          if (!(pf.wans ?? this.app.plan.wans.map((x) => x.name)).includes(w.wan.name)) continue;
+          const s = this.source(from, 4, true);
+          if (s)
+            this.pushEndpoint(from, "router", 4, { ns: s.ns, src: s.src, dst: w.addr4!, probes: forwardProbes(pf) });
+        }
   }
 
   build(): Cell[] {
@@ -264,19 +344,10 @@ class CellBuilder {
       for (const to of [...this.model.zones, "router"])
         for (const family of [4, 6] as const) {
           const endpoints = to === "router" ? this.toRouter(from, family) : this.between(from, to, family);
-          for (const e of endpoints)
-            for (const proto of ["tcp", "udp", "icmp"] as const) {
-              if (e.only && proto !== e.only) continue;
-              const ports =
-                proto === "icmp"
-                  ? [undefined]
-                  : e.only === "tcp"
-                    ? [...MANAGEMENT_TCP_PORTS, ...this.model.managementPorts]
-                    : this.protoPorts(from, to, proto);
-              for (const port of ports)
-                this.push({ from, to, proto, family, port, ns: e.ns, src: e.src, dst: e.dst, answerer: e.answerer });
-            }
+          for (const e of endpoints) this.pushEndpoint(from, to, family, e);
         }
+    this.pinholes();
+    this.hairpins();
     return this.cells;
   }
 }
@@ -286,14 +357,19 @@ export function buildCells(app: Appliance): Cell[] {
   return new CellBuilder(app).build();
 }
 
-/** The verdict of a port forward for a flow from the WAN, or undefined when no forward applies. */
+/**
+ * The harness's model of the port forwards, which the product's policy model does not cover: the verdict of a
+ * forward for a flow from the WAN (DNAT, NAT66, pinhole) or from inside to a WAN address (hairpin), or undefined
+ * when no forward applies.
+ */
 export function forwardVerdict(
   app: Appliance,
   f: Flow,
 ): { verdict: Verdict; by: string; answerer: string } | undefined {
   const { site, plan } = app;
   const wanZones = new Set(plan.wans.map((w) => w.zone));
-  if (!wanZones.has(f.from) || f.proto === "icmp" || f.port === undefined) return undefined;
+  if (f.proto === "icmp" || f.port === undefined) return undefined;
+  if (!wanZones.has(f.from)) return hairpinVerdict(app, f);
   for (const pf of site.portForwards) {
     const protos = pf.protocol === "tcp+udp" ? ["tcp", "udp"] : [pf.protocol];
     if (!protos.includes(f.proto)) continue;
@@ -320,6 +396,22 @@ export function forwardVerdict(
       return { verdict: "accept", by: `forward6:${pf.name}`, answerer: h6?.name ?? pf.ipv6 };
     if (!ula && f.dst === pf.ipv6)
       return { verdict: "accept", by: `pinhole:${pf.name}`, answerer: h6?.name ?? pf.ipv6 };
+  }
+  return undefined;
+}
+
+/** Hairpin: a flow from inside to a WAN address a hairpin forward listens on, from one of its sources. */
+function hairpinVerdict(app: Appliance, f: Flow): { verdict: Verdict; by: string; answerer: string } | undefined {
+  if (f.to !== "router" || familyOf(f.dst) !== 4) return undefined;
+  for (const pf of app.site.portForwards) {
+    const protos = pf.protocol === "tcp+udp" ? ["tcp", "udp"] : [pf.protocol];
+    const [lo, hi] = String(pf.port).split("-").map(Number);
+    if (!pf.hairpin || !protos.includes(f.proto) || f.port! < lo || f.port! > (hi ?? lo)) continue;
+    const wans = pf.wans ?? app.plan.wans.map((w) => w.name);
+    if (!app.wans.some((w) => wans.includes(w.wan.name) && w.addr4 === f.dst)) continue;
+    if (pf.sources && !pf.sources.some((c) => familyOf(c.split("/")[0]) === 4 && contains(c, f.src))) continue;
+    const target = app.hosts.find((h) => [h.addr4, ...h.static4].includes(pf.to));
+    return { verdict: "accept", by: `hairpin:${pf.name}`, answerer: target?.name ?? pf.to };
   }
   return undefined;
 }
@@ -474,6 +566,22 @@ export async function probeCells(app: Appliance, cells: Cell[], timeoutMs = 1500
   return again;
 }
 
+/** True when the two oracles give a cell the same verdict. */
+export function oraclesAgree(c: Cell): boolean {
+  return c.product.verdict === c.expected;
+}
+
+/** Every cell the oracles disagree on, with both answers. */
+export function formatDisagreements(cells: Cell[]): string {
+  return cells
+    .filter((c) => !oraclesAgree(c))
+    .map(
+      (c) =>
+        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} ${c.src} → ${c.dst}: independent oracle ${c.expected} (${c.by}), product's policy model ${c.product.verdict} (${c.product.by})`,
+    )
+    .join("\n");
+}
+
 /** True when a cell's observation matches the oracle. */
 export function agrees(c: Cell): boolean {
   return c.observed === OUTCOME[c.expected];
@@ -498,7 +606,7 @@ export function formatMatrix(cells: Cell[]): string {
     lines.push("", `${bad.length} cells disagree with the oracle:`);
     for (const c of bad)
       lines.push(
-        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} IPv${c.family} ${c.src} → ${c.dst}: expected ${c.expected} (${c.by}), observed ${c.observed} (${c.detail})`,
+        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} IPv${c.family} ${c.src} → ${c.dst}: expected ${c.expected} (${c.by}; product's model: ${c.product.by}), observed ${c.observed} (${c.detail})`,
       );
   }
   return lines.join("\n");
