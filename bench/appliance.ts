@@ -3,7 +3,8 @@
  * the virtual appliance of the dev site, in three configurations measured in the same run, interleaved round by
  * round (the order rotates each round so that drift hits every configuration alike):
  *
- *   plain       the same namespaces and links, plain forwarding: no nftables table, no XDP or tc programs, no
+ *   plain       the same namespaces and links, plain forwarding: no nftables table (and so none of the node's
+ *               forward-gate routing rules, which only that table opens), no XDP or tc programs, no
  *               connection tracking, no NAT (the internet host routes the LAN prefix back through ISP 1)
  *   dev policy  the full rendered stack: the loader with the XDP guard on the WANs and tc on the segments, the
  *               dev site's nftables ruleset (zone policy, conntrack, NAT44 masquerade)
@@ -138,9 +139,14 @@ async function main(): Promise<void> {
     );
     await sleep(500);
 
+    let gateOpen = false;
     const setMode = async (mode: Mode) => {
       if (app.loader && !app.loader.exited) await app.loader.stop("SIGTERM");
       app.exec(app.router, ["nft", "delete", "table", "inet", "router"], { allowFail: true });
+      // Plain forwarding has no table to open the node's forward gate: its routing rules go for that mode.
+      if (mode === "plain" && !gateOpen) app.talos.removeRoutingRules();
+      if (mode !== "plain" && gateOpen) app.talos.routingRules();
+      gateOpen = mode === "plain";
       if (mode !== "plain") {
         await app.startLoader(new Map([[rulesetPath, rulesets[mode]]]));
       }

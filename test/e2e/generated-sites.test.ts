@@ -6,10 +6,13 @@
 import { generatedSite, siteSeeds } from "./lib/generate";
 import { describeAppliance } from "./lib/suite";
 
+// The crowd of clients proves the node's firewall mode, which the generated sites do not vary (the fixed sites
+// run it); left out here for CI time.
 for (const [i, seed] of siteSeeds(2).entries())
   describeAppliance({
     title: `generated site ${seed}`,
     prefix: `e2e-gen${i}`,
     config: generatedSite(seed),
     minCells: 100,
+    without: ["many clients"],
   });

@@ -14,6 +14,7 @@ import { Shell, sh, type Daemon, type RunOptions, type RunResult } from "./exec"
 import { cleanupLeftovers, deleteNamespace } from "./namespaces";
 import { LOADER, ROOT, RouterPods, standInPorts } from "./pods";
 import { hostConfig, servicePods, type HostConfig, type RenderedSite } from "./rendered";
+import { TalosBoot } from "./talos";
 import { Topology, type WanSide } from "./topology";
 
 export { LOADER, ROOT };
@@ -81,8 +82,11 @@ export interface ApplianceOptions {
   ports: { tcp: number[]; udp: number[] };
   /** Probe-source addresses per segment and family on each segment's main client. */
   probeSources?: number;
-  /** Steps run once the outside world and the router's links exist, before the router's daemons start. */
-  beforeDaemons?: ((app: Appliance) => void | Promise<void>)[];
+  /**
+   * Steps run once the node is up as Talos brings it up (links, routing rules, its firewall, its services, its
+   * WAN leases) and every host exists with its static addresses and servers, before the data-plane loader.
+   */
+  beforeLoader?: ((app: Appliance) => void | Promise<void>)[];
 }
 
 export class Appliance {
@@ -92,6 +96,7 @@ export class Appliance {
   readonly topology: Topology;
   readonly pods: RouterPods;
   readonly clients: Clients;
+  readonly talos: TalosBoot;
   readonly router: string;
   readonly sw: string;
   readonly inet: string;
@@ -113,6 +118,7 @@ export class Appliance {
     this.topology = new Topology(this.shell, names, r, this.host, this.dhcp, serve);
     const { pods, configMaps } = servicePods(r);
     this.pods = new RouterPods(this.shell, this.router, this.host, pods, configMaps);
+    this.talos = new TalosBoot(this.shell, this.router, this.host);
     const hosts = planHosts(r.site, r.plan, opts.prefix, opts.probeSources);
     this.clients = new Clients(this.shell, this.dhcp, r.site, hosts, this.sw, (h) => this.serve(h.ns, h.name));
   }
@@ -179,11 +185,18 @@ export class Appliance {
       this.topology.build();
       this.clients.build();
       await this.topology.routerAddresses();
-      for (const step of this.opts.beforeDaemons ?? []) await step(this);
-      await this.startLoader();
-      for (const w of this.wans) this.topology.ispRoutes(w);
-      await this.topology.startWanClients();
+      // What the node does by itself from its configuration: routing rules, its ingress firewall, its own
+      // services and DHCP client; the data-plane extension comes later.
+      this.talos.routingRules();
+      this.talos.firewall();
       this.startStandIns();
+      await this.topology.startWan4();
+      for (const w of this.wans) this.topology.ispRoutes(w);
+      this.talos.firewall();
+      for (const step of this.opts.beforeLoader ?? []) await step(this);
+      await this.startLoader();
+      await this.topology.waitWan6();
+      this.talos.firewall();
       this.topology.ispRoutes(this.wans[0]);
       this.pods.startAll();
       await this.clients.start();
@@ -229,7 +242,10 @@ export class Appliance {
     for (const ns of this.namespaces()) deleteNamespace(ns);
   }
 
-  /** Router services that are not part of this layer answer on their ports, so that "allowed" is observable. */
+  /**
+   * The node's own services that are not part of the network layer (Talos API, trustd, Kubernetes API, kubelet,
+   * etcd, DNS) answer on their ports from boot, so that "allowed" is observable.
+   */
   private startStandIns(): void {
     this.shell.daemon("router-stand-ins", this.router, [
       this.netprobe,
@@ -239,8 +255,8 @@ export class Appliance {
     ]);
   }
 
-  /** Adds a client to a running appliance (no DHCP client started). */
-  addHost(segment: string, label: string, index: number): Host {
-    return this.clients.addHost(segment, label, index, this.opts.prefix);
+  /** Adds a client to a running appliance (no DHCP client started); `dad`: with duplicate address detection. */
+  addHost(segment: string, label: string, index: number, dad = false): Host {
+    return this.clients.addHost(segment, label, index, this.opts.prefix, dad);
   }
 }

@@ -283,7 +283,7 @@ export class Clients {
     return this.hosts.find((h) => hostAddresses(h).includes(addr));
   }
 
-  /** Creates every planned host's namespace and plugs it into its segment's bridge. */
+  /** Creates every planned host's namespace, plugs it into its segment's bridge and starts its servers. */
   build(): void {
     const counters = new Map<number, number>();
     for (const h of this.hosts) {
@@ -292,6 +292,7 @@ export class Clients {
       addNamespace(this.shell, h.ns, true);
       this.plug(h, `h${h.segment.vlan}-${i}`);
       this.configure(h);
+      this.serve(h);
     }
   }
 
@@ -303,14 +304,16 @@ export class Clients {
     ]);
   }
 
-  private configure(h: Host): void {
+  /** Addresses, routes and link settings of a host; `dad`: duplicate address detection as a real client does. */
+  private configure(h: Host, dad = false): void {
+    const dadOn = dad ? 1 : 0;
     this.shell.exec(h.ns, [
       "sh",
       "-c",
       [
-        // no DAD delay and no temporary addresses on the test hosts
-        "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
-        "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad",
+        // no DAD delay (unless asked) and no temporary addresses on the test hosts
+        `echo ${dadOn} > /proc/sys/net/ipv6/conf/default/accept_dad`,
+        `echo ${dadOn} > /proc/sys/net/ipv6/conf/eth0/accept_dad`,
         "echo 0 > /proc/sys/net/ipv6/conf/eth0/use_tempaddr",
         // SLAAC stops once a link has max_addresses addresses, the probe sources included
         "echo 0 > /proc/sys/net/ipv6/conf/eth0/max_addresses",
@@ -330,12 +333,9 @@ export class Clients {
     ]);
   }
 
-  /** Starts every host's servers and address configuration; resolves once each has what its segment offers. */
+  /** Starts every host's address configuration; resolves once each has what its segment offers. */
   async start(): Promise<void> {
-    for (const h of this.hosts) {
-      this.serve(h);
-      if (h.mode.dhcp4) this.dhcp.start4(h.ns, "eth0");
-    }
+    for (const h of this.hosts) if (h.mode.dhcp4) this.dhcp.start4(h.ns, "eth0");
     await Promise.all(this.hosts.map((h) => this.addresses(h)));
   }
 
@@ -359,10 +359,11 @@ export class Clients {
   }
 
   /**
-   * Adds a client to a running appliance: a namespace on the segment configured as its main client is (its
-   * servers running, no DHCP client started). `index` makes its MAC and switch port unique.
+   * Adds a client to a running appliance: a namespace on the segment configured as its main client is (no
+   * servers, no DHCP client started). `index` makes its MAC and switch port unique; `dad` turns duplicate
+   * address detection on, as on a real client.
    */
-  addHost(segment: string, label: string, index: number, prefix: string): Host {
+  addHost(segment: string, label: string, index: number, prefix: string, dad = false): Host {
     const seg = this.hosts.find((x) => x.segment.name === segment)?.segment;
     if (!seg) throw new Error(`no segment ${segment}`);
     const h = newHost(`${prefix}-${segment}-${label}`, `${segment}-${label}`, "extra");
@@ -375,7 +376,7 @@ export class Clients {
     addNamespace(this.shell, h.ns, true);
     this.hosts.push(h);
     this.plug(h, `x${seg.vlan}-${index}`);
-    this.configure(h);
+    this.configure(h, dad);
     return h;
   }
 }

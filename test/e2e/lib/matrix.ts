@@ -439,7 +439,8 @@ export function classify(line: string): { observed: Observed; detail: string; an
 
 const OBSERVER = [
   "table inet e2e_observer {",
-  "\t# Test instrumentation: records what passed the router's own filters; never changes a verdict.",
+  "\t# Test instrumentation: records what passed the router's own filters; never changes a verdict. A connection",
+  "\t# is recorded as it was addressed (its original tuple), before any DNAT rewrote it.",
   "\tset seen4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic; size 65535; }",
   "\tset seen6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags dynamic; size 65535; }",
   "\tset ping4 { type ipv4_addr . ipv4_addr; flags dynamic; size 65535; }",
@@ -447,8 +448,8 @@ const OBSERVER = [
   ...["input", "forward"].flatMap((hook) => [
     `\tchain ${hook} {`,
     `\t\ttype filter hook ${hook} priority 100; policy accept;`,
-    "\t\tct state new meta nfproto ipv4 meta l4proto { tcp, udp } add @seen4 { ip saddr . ip daddr . meta l4proto . th dport }",
-    "\t\tct state new meta nfproto ipv6 meta l4proto { tcp, udp } add @seen6 { ip6 saddr . ip6 daddr . meta l4proto . th dport }",
+    "\t\tct state new meta nfproto ipv4 meta l4proto { tcp, udp } add @seen4 { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst }",
+    "\t\tct state new meta nfproto ipv6 meta l4proto { tcp, udp } add @seen6 { ct original ip6 saddr . ct original ip6 daddr . meta l4proto . ct original proto-dst }",
     "\t\ticmp type echo-request add @ping4 { ip saddr . ip daddr }",
     "\t\ticmpv6 type echo-request add @ping6 { ip6 saddr . ip6 daddr }",
     "\t}",

@@ -12,7 +12,8 @@ import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
-import { MANAGEMENT_TCP_PORTS } from "../../../components/site/policy";
+import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
+import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
 import type { Daemon, Shell } from "./exec";
 import type { HostConfig, PodSpec } from "./rendered";
 
@@ -199,10 +200,9 @@ export class RouterPods {
   }
 }
 
-/**
- * Router services that are not part of the network layer answer on their ports, so that "allowed" is
- * observable: DNS and the management ports (Talos API, trustd, Kubernetes API).
- */
+/** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
+ * kubelet, etcd (components/talos-node/firewall.ts names them). */
 export function standInPorts(): { tcp: number[]; udp: number[] } {
-  return { tcp: [53, ...MANAGEMENT_TCP_PORTS], udp: [53] };
+  const etcd = ETCD_PORTS.split("-").map(Number);
+  return { tcp: [53, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: [53] };
 }

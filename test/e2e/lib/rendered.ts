@@ -12,6 +12,7 @@ import { parseSite } from "../../../components/site/parse";
 import { planSite, type SitePlan } from "../../../components/site/plan";
 import type { Site } from "../../../components/site/schema";
 import { devStack } from "../../helpers/stacks";
+import type { NetworkRuleDoc, RoutingRuleDoc, TalosFirewallDocs } from "../../helpers/talos-network";
 
 export interface RenderedSite {
   site: Site;
@@ -50,6 +51,10 @@ export interface HostConfig {
   dhcp6: Map<string, { routeMetric: number }>;
   /** Extension service name → file path inside the service → content. */
   extensionFiles: Map<string, Map<string, string>>;
+  /** RoutingRuleConfig documents. */
+  routingRules: RoutingRuleDoc[];
+  /** NetworkDefaultActionConfig and NetworkRuleConfig documents, with the cluster's networks. */
+  firewall: TalosFirewallDocs;
 }
 
 type Doc = Record<string, unknown>;
@@ -66,6 +71,8 @@ export function hostConfig(r: RenderedSite): HostConfig {
     dhcp4: new Map(),
     dhcp6: new Map(),
     extensionFiles: new Map(),
+    routingRules: [],
+    firewall: { defaultAction: "accept", rules: [], clusterNetworks: [] },
   };
   for (const d of docs) {
     switch (d.kind) {
@@ -95,6 +102,21 @@ export function hostConfig(r: RenderedSite): HostConfig {
         break;
       case "DHCPv6Config":
         out.dhcp6.set(String(d.name), { routeMetric: Number(d.routeMetric) });
+        break;
+      case "RoutingRuleConfig":
+        out.routingRules.push(d as unknown as RoutingRuleDoc);
+        break;
+      case "NetworkDefaultActionConfig":
+        out.firewall.defaultAction = d.ingress as "accept" | "block";
+        break;
+      case "NetworkRuleConfig":
+        out.firewall.rules.push(d as unknown as NetworkRuleDoc);
+        break;
+      case "KubeNetworkConfig":
+        out.firewall.clusterNetworks.push(
+          ...((d.podSubnets as string[] | undefined) ?? []),
+          ...((d.serviceSubnets as string[] | undefined) ?? []),
+        );
         break;
       case "ExtensionServiceConfig":
         out.extensionFiles.set(

@@ -24,6 +24,8 @@ export interface SuiteOptions {
   config?: StackConfig;
   /** Least number of matrix cells the site must produce. */
   minCells: number;
+  /** Titles of areas left out for this site (each site file says why). */
+  without?: string[];
 }
 
 /** What an area's tests see: the site (known when tests are collected) and, inside tests, the appliance. */
@@ -52,8 +54,8 @@ export interface Area {
   appliesTo?(site: Site, plan: SitePlan): boolean;
   /** Ports its probes need answered (every client and the internet host serve them). */
   ports?(site: Site, plan: SitePlan): Partial<Ports>;
-  /** Set-up of its own once the router's links and the outside world exist, before the router's daemons start. */
-  beforeDaemons?(app: Appliance): void | Promise<void>;
+  /** Set-up or observations of its own once the node is up as Talos brings it up, before the data-plane loader. */
+  beforeLoader?(app: Appliance): void | Promise<void>;
   /** Registers its tests; the site decides which apply. */
   tests(ctx: SuiteContext): void;
 }
@@ -102,7 +104,7 @@ export function describeAppliance(opts: SuiteOptions): void {
         prefix: process.env.ROUTER_E2E_TAG ? `${opts.prefix}-${process.env.ROUTER_E2E_TAG}` : opts.prefix,
         rendered,
         ports: areaPorts(rendered.site, rendered.plan),
-        beforeDaemons: AREAS.flatMap((a) => (a.beforeDaemons ? [(x: Appliance) => a.beforeDaemons!(x)] : [])),
+        beforeLoader: AREAS.flatMap((a) => (a.beforeLoader ? [(x: Appliance) => a.beforeLoader!(x)] : [])),
       });
       await app.start();
       running = app;

@@ -369,27 +369,34 @@ export class Topology {
 
   // ------------------------------------------------------------------------------------------------ WAN clients
 
-  /** The router's WAN addresses: the static ones, DHCP leases (the router's client acting like Talos'), SLAAC. */
-  async startWanClients(): Promise<void> {
+  /**
+   * The router's IPv4 WAN addresses: the static ones and DHCP leases (the router's client acting like Talos',
+   * which runs from boot whether or not the data-plane extension does).
+   */
+  async startWan4(): Promise<void> {
     for (const w of this.wans) {
       if (w.wan.ipv4.mode === "static") w.addr4 = w.wan.ipv4.address.split("/")[0];
       const dhcp = this.host.dhcp4.get(w.wan.name);
       if (dhcp) this.dhcp.start4(this.names.router, w.wan.name, dhcp.routeMetric);
     }
-    for (const w of this.wans) {
+    for (const w of this.wans)
       if (this.host.dhcp4.has(w.wan.name))
         w.addr4 = await waitFor(
           `a DHCP lease on ${w.wan.name}`,
           () => this.dhcp.lease4(this.names.router, w.wan.name) && this.wanLease(w),
           20_000,
         );
+  }
+
+  /** The router's SLAAC WAN addresses (the uplink accepts advertisements once the loader has set accept_ra). */
+  async waitWan6(): Promise<void> {
+    for (const w of this.wans)
       if (w.wan.ipv6.mode === "slaac")
         w.addr6 = await waitFor(
           `a SLAAC address on ${w.wan.name}`,
           () => this.globalAddress6(this.names.router, w.wan.name, w.isp.customer6),
           20_000,
         );
-    }
   }
 
   private wanLease(w: WanSide): string | undefined {

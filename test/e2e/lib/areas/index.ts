@@ -5,6 +5,7 @@
 import type { Area } from "../suite";
 import { addresses } from "./addresses";
 import { boot } from "./boot";
+import { crowd } from "./crowd";
 import { dataplane } from "./dataplane";
 import { exposure } from "./exposure";
 import { multiWan } from "./multiwan";
@@ -12,4 +13,4 @@ import { nat } from "./nat";
 import { policy } from "./policy";
 import { services } from "./services";
 
-export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, multiWan];
+export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, multiWan, crowd];
