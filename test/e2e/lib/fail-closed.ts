@@ -124,9 +124,6 @@ export async function scanInside(app: Appliance, freePort: number): Promise<Scan
 /** One line per row, for a failure message. */
 export function formatRows(rows: ScanRow[]): string {
   return rows
-    .map(
-      (r) =>
-        `${r.from} ${r.src} → ${r.dst}:${r.port} (${r.target}): ${r.observed}${r.answerer ? ` by ${r.answerer}` : ""}`,
-    )
+    .map((r) => `${r.from} ${r.src} → ${r.dst}:${r.port} (${r.target}): ${r.observed}${r.raw ? ` (${r.raw})` : ""}`)
     .join("\n");
 }
