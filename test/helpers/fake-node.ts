@@ -56,6 +56,8 @@ export interface Faults {
   /** nft refuses a ruleset that contains this text. */
   rejectRulesetContaining?: string;
   dataplaneService?: string;
+  /** Addresses of the running configuration's VLAN links that the kernel never gets (as the configuration writes them). */
+  dropAddresses?: string[];
 }
 
 export interface NodeOptions {
