@@ -58,6 +58,8 @@ export interface Faults {
   dataplaneService?: string;
   /** Addresses of the running configuration's VLAN links that the kernel never gets (as the configuration writes them). */
   dropAddresses?: string[];
+  /** IPv6 addresses of those links that another host already has: duplicate address detection fails. */
+  duplicateAddresses?: string[];
 }
 
 export interface NodeOptions {

@@ -68,6 +68,14 @@ describe.skipIf(!t.ok)("the segments in the try window", () => {
     expect(run.stderr).not.toContain("has no address 10.31.0.1/24");
   });
 
+  it("an IPv6 gateway address another host already has (duplicate address detection failed) fails the try", async () => {
+    const { run } = await tryRenumber({ duplicateAddresses: ["fd12:3456:789a:31::1/64"] });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      "segment iot: link lan0.30 address fd12:3456:789a:31::1/64 is not usable (flags dadfailed,tentative,permanent)",
+    );
+  });
+
   it("a segment whose VLAN link never appeared is named with its VLAN", async () => {
     const { run } = await tryRenumber({}, withoutVlan(renumbered.config, "lan0.40"));
     expect(run.code).toBe(1);
