@@ -191,7 +191,8 @@ export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: strin
 /**
  * Each segment's VLAN link exists, is the rendered VLAN, is up, and carries every gateway address of the plan,
  * usable (not tentative or failed duplicate address detection), read from the node's LinkStatus and AddressStatus
- * resources (`talosctl get links|addresses -o json`: a stream of {metadata, spec}). Every problem at once.
+ * resources (`talosctl get links|addresses -o json`: a stream of {node, metadata, spec}, the spec as Talos
+ * marshals it to YAML — pkg/machinery/resources/network link_status.go, address_status.go). Every problem at once.
  */
 function segmentCheck(segments: SegmentLink[]): { name: string; what: string; body: string[] } {
   const want = JSON.stringify(
