@@ -11,7 +11,7 @@ import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "./documents";
 import { renderMachineConfig } from "./machine-config";
 import { diskSelector, renderCel, renderJq } from "./disk-selector";
-import { dataplaneHealth } from "./health";
+import { dataplaneHealth, segmentLinks } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
@@ -114,9 +114,10 @@ export class TalosNode extends pulumi.ComponentResource {
       healthTimeout: durationSeconds(site.node.healthTimeout),
     };
     const ext = site.dataplane.extension;
-    // The data plane is part of the node's health when the node runs our extension.
+    // The data plane is part of the node's health when the node runs our extension; every segment's link always.
     this.checks = {
       dataplane: ext.build || ext.image ? dataplaneHealth(args.contributions, site.dataplane.metricsPort) : undefined,
+      segments: segmentLinks(plan.segments),
     };
     const selector = diskSelector(site.node.installDisk);
     const identity: InstallIdentity = {
