@@ -43,6 +43,8 @@ export interface FakeCall {
 }
 
 export interface FleetRun {
+  /** When the command was started (ms since the epoch). */
+  startedAt: number;
   code: number | null;
   stdout: string;
   stderr: string;
@@ -52,6 +54,8 @@ export interface FleetRun {
 export class World {
   readonly dir = tempDir("fleet-world-");
   readonly project = join(this.dir, "project");
+  /** The running fleet command's process id. */
+  fleetPid?: number;
 
   constructor(stacks: Record<string, FakeStack>, opts: { siteFiles?: string[] } = {}) {
     mkdirSync(join(this.dir, "stacks"), { recursive: true });
@@ -79,40 +83,62 @@ export class World {
       : [];
   }
 
+  /** The operations (preview, up, refresh) that began, whether or not they ended. */
+  started(): { sub: string; stack: string; pid: number; start: number }[] {
+    const f = join(this.dir, "started.jsonl");
+    return existsSync(f)
+      ? readFileSync(f, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { sub: string; stack: string; pid: number; start: number })
+      : [];
+  }
+
   /** The operations (preview, up, refresh) run per stack, with their time spans. */
   operations(): FakeCall[] {
     return this.calls().filter((c) => ["preview", "up", "refresh"].includes(c.sub));
   }
 
   /** Runs `npm run fleet -- ARGS` against this world; `onStderr` sees progress as it comes. */
-  async fleet(args: string[], opts: { onStderr?: (all: string) => void; timeoutMs?: number } = {}): Promise<FleetRun> {
-    const started = Date.now();
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(ROOT, "cli/fleet.ts"),
-        ...args,
-        "--dir",
-        this.project,
-        "--pulumi-root",
-        FAKE_PULUMI_ROOT,
-      ],
-      { cwd: ROOT, env: { ...process.env, FAKE_PULUMI_WORLD: this.dir }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      opts.onStderr?.(stderr);
+  fleet(args: string[], opts: FleetCommandOptions = {}): Promise<FleetRun> {
+    return fleetCommand([...args, "--dir", this.project, "--pulumi-root", FAKE_PULUMI_ROOT], {
+      ...opts,
+      env: { FAKE_PULUMI_WORLD: this.dir, ...opts.env },
+      onSpawn: (pid) => (this.fleetPid = pid),
     });
-    const killer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 240_000);
-    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
-    clearTimeout(killer);
-    return { code, stdout, stderr, seconds: (Date.now() - started) / 1000 };
   }
+}
+
+export interface FleetCommandOptions {
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  onStderr?: (all: string) => void;
+  /** Called with the command's process id once it runs. */
+  onSpawn?: (pid: number | undefined) => void;
+  /** SIGKILL the command after this long (default 240 s). */
+  timeoutMs?: number;
+}
+
+/** Runs `npm run fleet -- ARGS` as an operator does: its own process, its exit status, stdout and stderr. */
+export async function fleetCommand(args: string[], opts: FleetCommandOptions = {}): Promise<FleetRun> {
+  const started = Date.now();
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "cli/fleet.ts"), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  opts.onSpawn?.(child.pid);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    opts.onStderr?.(stderr);
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 240_000);
+  const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+  clearTimeout(killer);
+  return { startedAt: started, code, stdout, stderr, seconds: (Date.now() - started) / 1000 };
 }
 
 /** The final table's rows as objects (header: stack, wave, result, changed, duration). */
