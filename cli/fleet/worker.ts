@@ -132,6 +132,13 @@ class EventSink {
   }
 }
 
+/**
+ * The drift check's environment over the operator's: `refresh` takes PULUMI_SKIP_CONFIRMATIONS=true (as CI
+ * environments set it) for --yes, and refuses --yes with --preview-only (pulumi/pulumi v3.248.0
+ * pkg/cmd/pulumi/operations/refresh.go and updateFlagsToOptions in io.go), so a refresh preview runs without it.
+ */
+const DRIFT_ENV = { PULUMI_SKIP_CONFIRMATIONS: "false" };
+
 /** The program this checkout runs, served from this process (`--inline`). */
 const inlineProgram: PulumiFn = async () => {
   const mod = (await import(join(__dirname, "..", "..", "index.ts"))) as Record<string, unknown>;
@@ -148,6 +155,7 @@ export async function runJob(job: WorkerJob, send: (m: WorkerMessage) => void, c
       workDir: job.dir,
       pulumiCommand,
       program: job.inline ? inlineProgram : undefined,
+      envVars: job.op === "drift" ? DRIFT_ENV : {},
     });
     const stack = await Stack.select(job.stack, ws);
     const common = { onEvent, color: "never" as const };

@@ -202,6 +202,16 @@ describe("fleet drift", () => {
     expect(run.stderr).toContain("lab: differs: lab-update-1 (command:local:Command) would update");
   }, 300_000);
 
+  it("checks drift also where the environment skips confirmations (PULUMI_SKIP_CONFIRMATIONS, as CI sets)", async () => {
+    const w = new World({ lab: { drifted: { update: 1 } }, shop: {} });
+    const run = await w.fleet(["drift"], { env: { PULUMI_SKIP_CONFIRMATIONS: "true" } });
+    expect(run.code).toBe(2);
+    expect(tableRows(run.stdout).map((r) => [r.stack, r.result])).toEqual([
+      ["lab", "drifted"],
+      ["shop", "in sync"],
+    ]);
+  }, 300_000);
+
   it("a drift check that fails is a failure, not drift (exit 1)", async () => {
     const w = new World({ lab: { faults: { refresh: { fail: "cannot reach the cluster" } } }, shop: {} });
     const run = await w.fleet(["drift"]);
