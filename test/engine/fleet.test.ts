@@ -7,14 +7,15 @@
  *
  * The resource plugins are the engine tier's preview stand-ins (test/helpers/engine-stand-in-provider.ts): a
  * preview plans every resource, an up fails at its first create. So this file proves, on the real engine: the
- * preview of each stack and its change count, the canary wave before the rest, a real failed up stopping the
- * fleet with the engine's own error and leaving the next stack untouched, and a drift check of stacks that
- * match. Concurrency limits, hangs, timeouts, Ctrl-C and detected drift are proven against the fake CLI
+ * preview of each stack and its change count, the canary wave before the rest, a timeout cancelling the real
+ * CLI without leaving a process or a lock, a real failed up stopping the fleet with the engine's own error and
+ * leaving the next stack untouched, and a drift check of stacks that match. Concurrency limits within a wave,
+ * each step of the cancel/terminate/kill escalation, Ctrl-C and detected drift are proven against the fake CLI
  * (test/fleet/fleet.test.ts), which models what this CLI does.
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { engineProject, engineTier, engineWorkspace, PULUMI_CLI, renderedResources } from "../helpers/engine";
@@ -23,6 +24,23 @@ import { toolDir } from "../../tools/go-tools";
 import { fleetCommand, tableRows, type FleetRun } from "../fleet/world";
 
 const t = engineTier();
+
+/** Processes (pid and command line) whose environment points at this file backend. */
+function processesOf(backendDir: string): string[] {
+  const mark = `PULUMI_BACKEND_URL=file://${backendDir}\0`;
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .flatMap((p) => {
+      try {
+        if (!readFileSync(`/proc/${p}/environ`, "latin1").includes(mark)) return [];
+        const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+        if (stat.split(") ")[1]?.[0] === "Z") return [];
+        return [`${p} ${readFileSync(`/proc/${p}/cmdline`, "latin1").replaceAll("\0", " ")}`];
+      } catch {
+        return [];
+      }
+    });
+}
 
 interface ReportJson {
   backend?: string;
@@ -89,6 +107,20 @@ describe.skipIf(!t.ok)("the fleet command on the real Pulumi engine, two local s
     expect(run.stdout + run.stderr + readFileSync(json, "utf8")).not.toContain(secret);
   }, 900_000);
 
+  it("a stack past --timeout is cancelled through the real CLI: the fleet stops, nothing is left running or locked", async () => {
+    const run = await fleet(["preview", "--timeout", "10s", "--cancel-grace", "10s"]);
+    expect(run.code).toBe(1);
+    const rows = tableRows(run.stdout).map((r) => [r.stack, r.result]);
+    expect(rows[0][0]).toBe("lab");
+    expect(rows[0][1]).toMatch(/^timed out \((cancel|terminate|kill)\)$/);
+    expect(rows[1]).toEqual(["shop", "not run"]);
+    expect(run.stderr).toContain("lab: no result after 10s");
+    expect(run.stderr).toContain("lab: cancelling (SIGINT)");
+    // No process of this backend outlives the fleet: not the CLI, its plugins, nor the stack's worker.
+    expect(processesOf(project.backendDir)).toEqual([]);
+    // The cancelled preview left no lock behind: the next test's up runs on lab.
+  }, 900_000);
+
   it("up: the canary's real update fails at its first create; the fleet stops and the other stack is untouched", async () => {
     const json = join(out, "up.json");
     const run = await fleet(["up", "--stacks", "lab,shop", "--json", json]);
@@ -98,7 +130,7 @@ describe.skipIf(!t.ok)("the fleet command on the real Pulumi engine, two local s
       ["shop", "2", "not run"],
     ]);
     // Why it failed is the engine's diagnostic from the provider, under the failed stack in the report.
-    expect(run.stdout).toMatch(/lab failed \(exit \d+\):\n(  .*\n)*  .*is a preview stand-in .* cannot create/);
+    expect(run.stdout).toMatch(/lab failed \(exit \d+\):\n( {2}.*\n)* {2}.*is a preview stand-in .* cannot create/);
     expect(run.stdout).toContain("Not run (the fleet stopped after lab failed): shop");
     expect(run.stderr).toMatch(/lab: FAILED create \S+ \(/);
     // The real backend recorded lab's failed update and nothing for shop.
