@@ -51,6 +51,15 @@ export interface FleetRun {
   seconds: number;
 }
 
+/** The records of a JSON-lines file the fake appends to (none while it does not exist). */
+function jsonLines<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
+}
+
 export class World {
   readonly dir = tempDir("fleet-world-");
   readonly project = join(this.dir, "project");
@@ -74,24 +83,12 @@ export class World {
 
   /** Every CLI invocation so far, in the order they ended. */
   calls(): FakeCall[] {
-    const f = join(this.dir, "calls.jsonl");
-    return existsSync(f)
-      ? readFileSync(f, "utf8")
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as FakeCall)
-      : [];
+    return jsonLines<FakeCall>(join(this.dir, "calls.jsonl"));
   }
 
   /** The operations (preview, up, refresh) that began, whether or not they ended. */
   started(): { sub: string; stack: string; pid: number; start: number }[] {
-    const f = join(this.dir, "started.jsonl");
-    return existsSync(f)
-      ? readFileSync(f, "utf8")
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as { sub: string; stack: string; pid: number; start: number })
-      : [];
+    return jsonLines(join(this.dir, "started.jsonl"));
   }
 
   /** The operations (preview, up, refresh) run per stack, with their time spans. */
