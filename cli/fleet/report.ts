@@ -42,9 +42,17 @@ export function changedCount(changes: Record<string, number>): number {
   return Object.values(changes).reduce((a, b) => a + b, 0);
 }
 
-/** `3 (2 update, 1 create)`; `0` when nothing changed; `—` when the stack did not run. */
-export function formatChanges(r: StackResult): string {
-  if (r.status === "not run") return "—";
+/** True when the result's changes are not a count: a preview or drift check that did not finish planned part. */
+function noCount(op: FleetOp, r: StackResult): boolean {
+  return r.status === "not run" || (op !== "up" && isFailure(r));
+}
+
+/**
+ * `3 (2 update, 1 create)`; `0` when nothing changed; `—` when the stack did not run, or its preview or drift
+ * check did not finish (the steps planned until then are not what it would change).
+ */
+export function formatChanges(op: FleetOp, r: StackResult): string {
+  if (noCount(op, r)) return "—";
   const n = changedCount(r.changes);
   if (n === 0) return "0";
   const parts = Object.entries(r.changes)
@@ -90,7 +98,7 @@ export function renderReport(report: FleetReport): string {
       r.stack,
       `${r.wave}${r.canary ? " (canary)" : ""}`,
       resultLabel(report.op, r),
-      formatChanges(r),
+      formatChanges(report.op, r),
       formatDuration(r.seconds),
     ]),
   ];
@@ -135,5 +143,6 @@ export function stepLine(op: FleetOp, stack: string, m: StepMessage): string | u
 /** The line a stack ends with in the progress display. */
 export function finishLine(op: FleetOp, r: StackResult): string {
   const changed = changedCount(r.changes);
-  return `${r.stack}: ${resultLabel(op, r)}, ${changed} resource${changed === 1 ? "" : "s"} changed, ${formatDuration(r.seconds)}`;
+  const count = noCount(op, r) ? "" : `, ${changed} resource${changed === 1 ? "" : "s"} changed`;
+  return `${r.stack}: ${resultLabel(op, r)}${count}, ${formatDuration(r.seconds)}`;
 }

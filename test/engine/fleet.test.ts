@@ -114,6 +114,8 @@ describe.skipIf(!t.ok)("the fleet command on the real Pulumi engine, two local s
     expect(rows[0][0]).toBe("lab");
     expect(rows[0][1]).toMatch(/^timed out \((cancel|terminate|kill)\)$/);
     expect(rows[1]).toEqual(["shop", "not run"]);
+    // What the cancelled preview planned until then is not what it would change: no count.
+    expect(tableRows(run.stdout)[0].changed).toBe("—");
     expect(run.stderr).toContain("lab: no result after 10s");
     expect(run.stderr).toContain("lab: cancelling (SIGINT)");
     // No process of this backend outlives the fleet: not the CLI, its plugins, nor the stack's worker.

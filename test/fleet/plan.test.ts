@@ -139,8 +139,13 @@ describe("the report", () => {
   });
 
   it("counts changes largest first, and formats durations", () => {
-    expect(formatChanges(r({ changes: { create: 1, update: 2 } }))).toBe("3 (2 update, 1 create)");
-    expect(formatChanges(r({ status: "not run" }))).toBe("—");
+    expect(formatChanges("up", r({ changes: { create: 1, update: 2 } }))).toBe("3 (2 update, 1 create)");
+    expect(formatChanges("up", r({ status: "not run" }))).toBe("—");
+    // An up that failed changed what it changed; a preview that did not finish planned only part of its changes.
+    expect(formatChanges("up", r({ status: "failed", changes: { create: 3 } }))).toBe("3 (3 create)");
+    expect(formatChanges("preview", r({ status: "timed out", changes: { create: 18 } }))).toBe("—");
+    expect(formatChanges("drift", r({ status: "failed", changes: { update: 1 } }))).toBe("—");
+    expect(formatChanges("drift", r({ status: "drifted", changes: { update: 1 } }))).toBe("1 (1 update)");
     expect(formatDuration(7)).toBe("7s");
     expect(formatDuration(187)).toBe("3m07s");
     expect(formatDuration(3720)).toBe("1h02m");
