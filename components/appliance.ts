@@ -45,7 +45,7 @@ export class Appliance extends pulumi.ComponentResource {
       { site, plan, policy, registryPassword: secrets.registryPassword },
       { parent: this },
     );
-    const contributions = [...this.segments.map((s) => s.host), this.dataplane.host, renderRoutingHost(site, plan)];
+    const contributions = [...this.segments.map((s) => s.host), ...this.dataplane.host, renderRoutingHost(site, plan)];
     this.node = new TalosNode(
       `${name}-node`,
       {

@@ -33,8 +33,8 @@ export class DataPlane extends pulumi.ComponentResource {
   readonly installerImage: pulumi.Output<string>;
   /** The extension image pinned by digest (undefined when the site uses none). */
   readonly extensionImage?: pulumi.Output<string>;
-  /** The loader's configuration as machine-config documents, for TalosNode. */
-  readonly host: HostContribution;
+  /** The loader's configuration (and the firewall's ruleset) as machine-config contributions, for TalosNode. */
+  readonly host: HostContribution[];
 
   constructor(name: string, args: DataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:dataplane:DataPlane", name, {}, opts);

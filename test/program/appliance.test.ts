@@ -211,7 +211,12 @@ describe("the appliance program", () => {
 
   it("passes secrets to commands only through secret environment and stdin", () => {
     for (const c of resources.filter((r) => r.type === "command:local:Command")) {
-      expect(c.inputs.environment, c.name).toBe("[secret]");
+      // The apply also carries the digests of the configuration layers, in plain so a preview shows them.
+      if (c.name === "lab-node-apply") {
+        const { ROUTER_CONFIG_LAYERS: layers, ...rest } = c.inputs.environment as Record<string, unknown>;
+        expect(layers).toMatch(/^node=[0-9a-f]{16}( [a-z]+=[0-9a-f]{16})+$/);
+        expect(rest).toEqual({ ROUTER_TALOSCONFIG: "[secret]" });
+      } else expect(c.inputs.environment, c.name).toBe("[secret]");
       if ("stdin" in c.inputs) expect(c.inputs.stdin, c.name).toBe("[secret]");
     }
     expect(byName("lab-node-kubeconfig").inputs.logging).toBe("stderr");
