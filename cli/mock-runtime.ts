@@ -22,6 +22,8 @@ export interface RecordedResource {
   protect: boolean;
   /** The engine leaves the object in place when it deletes or replaces the resource. */
   retainOnDelete?: boolean;
+  /** Inputs whose changes the engine ignores. */
+  ignoreChanges?: string[];
   /** Inputs as registered; secret values are "[secret]", values unknown at this point are "[unknown]". */
   inputs: Record<string, unknown>;
   /** Outputs a component registered (components only). */
@@ -59,6 +61,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean;
   getRetainondelete(): boolean | undefined;
+  getIgnorechangesList(): string[];
   getObject(): StructLike | undefined;
 }
 interface OutputsRequest {
@@ -155,6 +158,7 @@ export async function runUnderMocks(opts: {
           dependencies: [...new Set(req.getDependenciesList())].sort(),
           protect: req.getProtect(),
           retainOnDelete: req.getRetainondelete() ?? false,
+          ...(req.getIgnorechangesList().length ? { ignoreChanges: [...req.getIgnorechangesList()].sort() } : {}),
           inputs,
         });
       }

@@ -13,6 +13,7 @@ import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
 import { renderRuleset } from "./nftables";
 import { renderDataplaneSummary } from "./summary";
+import { renderFirewallFacts } from "./review";
 import type { PolicyModel } from "../site/policy";
 import { pushTarget, registryEnvironment, shipImage } from "../images";
 import { EXTENSION_IMAGE, installerScript } from "./images";
@@ -48,10 +49,11 @@ export class DataPlane extends pulumi.ComponentResource {
       ]),
     );
     const summary = renderDataplaneSummary(site, plan, policy);
+    const review = { firewall: renderFirewallFacts(site, plan, policy) };
     const ext = site.dataplane.extension;
     if (!ext.build && !ext.image) {
       this.installerImage = pulumi.output(site.talos.installerImage);
-      this.registerOutputs({ installerImage: this.installerImage, artifacts, summary });
+      this.registerOutputs({ installerImage: this.installerImage, artifacts, summary, review });
       return;
     }
     const target = pushTarget(site, "the data-plane extension", this);
@@ -83,6 +85,7 @@ export class DataPlane extends pulumi.ComponentResource {
       extensionImage: this.extensionImage,
       artifacts,
       summary,
+      review,
     });
   }
 }

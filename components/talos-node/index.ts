@@ -15,7 +15,7 @@ import { dataplaneHealth } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
-import { renderNodeSummary } from "./summary";
+import { renderNodeFacts, renderNodeSummary } from "./summary";
 import { configLayers, layerNames, type ConfigLayerContent } from "./layers";
 import { ConfigLayer } from "./config-layer";
 import {
@@ -190,6 +190,7 @@ export class TalosNode extends pulumi.ComponentResource {
       kubeconfig: this.kubeconfig,
       artifacts: { [`talos/${plan.hostname}.yaml`]: this.machineConfigRedacted },
       summary: renderNodeSummary(site, plan),
+      review: renderNodeFacts(site),
     });
   }
 
