@@ -476,8 +476,17 @@ export const Feed = z.strictObject({
 export const Dataplane = z.strictObject({
   /** Attach the XDP guard to the WAN links (the extension is installed either way). */
   enabled: z.boolean().default(true),
-  /** native (driver) XDP; generic only for NICs whose driver lacks XDP support. */
-  xdpMode: z.enum(["native", "generic"], { error: "is not an XDP mode (allowed: native, generic)" }).default("native"),
+  /**
+   * How the XDP guard attaches to the WAN links. `native`: in the NIC driver, and in generic (SKB) mode, with a
+   * warning and the router_dataplane_xdp_mode metric, where the driver has no native XDP (e.g. Intel e1000e/I219,
+   * Realtek r8169). `native-only`: in the driver or not at all — a driver without native XDP leaves the loader
+   * degraded (the firewall stays in force). `generic`: always in generic mode.
+   */
+  xdpMode: z
+    .enum(["native", "native-only", "generic"], {
+      error: "is not an XDP mode (allowed: native, native-only, generic)",
+    })
+    .default("native"),
   /** Prometheus metrics of the loader. */
   metricsPort: z.number().int().min(1024).max(65535).default(9430),
   bogons: z

@@ -49,6 +49,12 @@ export interface HostContribution {
   sysctls?: Record<string, string>;
   /** Files appended to another layer's ExtensionServiceConfig (the firewall's ruleset in the data plane's service). */
   serviceFiles?: ServiceFile[];
+  /**
+   * The documents as a reviewer reads them, where that differs from what is applied: a value derived from other
+   * layers' content (a digest over every file of a service) is shown as a placeholder, so that its layer shows a
+   * change only when its own content changes. Default: `documents`.
+   */
+  reviewDocuments?: TalosDocument[];
 }
 
 /** The merged stream content: documents (service files folded into their ExtensionServiceConfig) and sysctls. */

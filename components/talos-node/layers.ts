@@ -54,7 +54,7 @@ export function configLayers(input: MachineConfigInput): ConfigLayerContent[] {
     push(docs, FIREWALL_KINDS.has(d.kind) ? "firewall" : "node", [documentId(d), d as TalosDocument]);
   for (const kv of Object.entries(routerSysctls())) push(sysctls, "node", kv);
   for (const c of contributions) {
-    for (const d of c.documents) push(docs, c.layer, [documentId(d), d]);
+    for (const d of c.reviewDocuments ?? c.documents) push(docs, c.layer, [documentId(d), d]);
     for (const kv of Object.entries(c.sysctls ?? {})) push(sysctls, c.layer, kv);
     for (const f of c.serviceFiles ?? []) push(files, c.layer, [`${f.service}:${f.mountPath}`, f.content]);
   }

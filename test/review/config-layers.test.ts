@@ -14,6 +14,7 @@ import { renderStack } from "../../cli/render";
 import type { OutputGenerator, RecordedResource } from "../../cli/mock-runtime";
 import { placeholderOutputs } from "../../cli/mock-runtime";
 import { devStack } from "../helpers/stacks";
+import { GENERATION_PLACEHOLDER } from "../../components/dataplane/host";
 import { tempDir } from "../helpers/temp";
 
 /** Real secret material would look like this: a marker a leak cannot hide. */
@@ -136,6 +137,12 @@ describe("the machine configuration in a preview", () => {
     expect(diff).toMatch(/^\+.*8443/m);
     const [a, b] = [layerDigests(base), layerDigests(ruleChanged)];
     expect(Object.keys(a).filter((l) => a[l] !== b[l])).toEqual(["firewall"]);
+    // The loader configuration's generation is a digest over the service's files, ruleset included: the data-plane
+    // layer shows it as a placeholder (the applied stream carries the real one).
+    const dp = byName(ruleChanged).get("lab-node-layer-dataplane")!.inputs.documents as Record<string, unknown>;
+    const conf = JSON.stringify(dp["ExtensionServiceConfig/router-dataplane"]);
+    expect(conf).toContain(GENERATION_PLACEHOLDER);
+    expect(conf).not.toMatch(/generation = [0-9a-f]{64}/);
     // The try's data-plane check pins the digest of the ruleset it applies: the new one.
     const update = String(byName(ruleChanged).get("lab-node-apply")!.inputs.update);
     expect(update).toContain(createHash("sha256").update(after).digest("hex"));

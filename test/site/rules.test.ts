@@ -721,6 +721,20 @@ describe("registry credentials", () => {
   });
 });
 
+describe("the data plane's XDP mode", () => {
+  it("rejects an unknown XDP mode and lists the allowed ones: a typo must not silently pick a mode the NIC cannot run", () => {
+    expectRejected(
+      devWith("dataplane.xdpMode", "driver"),
+      "router:dataplane.xdpMode",
+      "is not an XDP mode (allowed: native, native-only, generic)",
+    );
+  });
+
+  it("accepts native-only, the strict mode that treats a driver without native XDP as an error", () => {
+    expect(expectValid(devWith("dataplane.xdpMode", "native-only")).dataplane.xdpMode).toBe("native-only");
+  });
+});
+
 describe("reporting", () => {
   it("reports every problem at once, so an operator fixes a site in one round", () => {
     const raw = devSiteRaw();
