@@ -89,6 +89,7 @@ export async function renderStack(opts: {
   if (opts.enforcePolicies && findings.some((f) => f.level === "mandatory")) throw new PolicyViolationError(findings);
   const files = new Map<string, string>();
   files.set("resources.json", stableJson({ stack: cfg.stack, project: cfg.project, resources: run.resources }));
+  files.set("policies.json", stableJson({ findings }));
   files.set(
     "review.json",
     stableJson(
@@ -153,13 +154,15 @@ async function main(): Promise<void> {
       out: { type: "string" },
       dir: { type: "string" },
       stats: { type: "boolean" },
+      "report-policies": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
     console.log(
-      "usage: npm run render [-- --stack NAME] [--out DIR] [--dir PROJECT_DIR]\n" +
-        "  renders stack NAME (default dev) of the project in PROJECT_DIR (default: this repository) to DIR (default out/NAME)",
+      "usage: npm run render [-- --stack NAME] [--out DIR] [--dir PROJECT_DIR] [--report-policies]\n" +
+        "  renders stack NAME (default dev) of the project in PROJECT_DIR (default: this repository) to DIR (default out/NAME);\n" +
+        "  a mandatory policy violation writes nothing unless --report-policies (then it is in policies.json)",
     );
     return;
   }
@@ -169,10 +172,10 @@ async function main(): Promise<void> {
     const { files, findings } = await renderStack({
       stack,
       dir: values.dir ? resolve(values.dir) : undefined,
-      enforcePolicies: true,
+      enforcePolicies: !values["report-policies"],
     });
     writeArtifacts(outDir, files);
-    if (findings.length) console.error(`stack ${stack}: policy findings (advisory):\n${formatFindings(findings)}`);
+    if (findings.length) console.error(`stack ${stack}: policy findings:\n${formatFindings(findings)}`);
     console.log(`rendered stack ${stack}: ${files.size} files in ${outDir}`);
     if (values.stats) {
       // Self-reported, because tsx may run the program in a child process the caller cannot measure.

@@ -52,7 +52,7 @@ describe("npm run render with the policy pack", () => {
     const r = render(["--stack", "dev", "--out", out]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
-      /stack dev: policy findings \(advisory\):\n\[advisory\] router-dns-ntp-served: segment mgmt tells its clients/,
+      /stack dev: policy findings:\n\[advisory\] router-dns-ntp-served: segment mgmt tells its clients/,
     );
     expect(existsSync(join(out, "review.json"))).toBe(true);
   }, 120_000);
