@@ -146,7 +146,12 @@ export function compareRenders(
     base,
     changed,
     summary: lines.join("\n"),
-    diffs: changed.length ? unifiedDiffs(dirs.base, dirs.head, changed) : "",
+    // An SVG is drawn from its .dot, whose diff is the readable one.
+    diffs: unifiedDiffs(
+      dirs.base,
+      dirs.head,
+      changed.filter((p) => !p.endsWith(".svg")),
+    ),
     violations: findings.filter((f) => f.level === "mandatory"),
   };
 }

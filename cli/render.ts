@@ -20,6 +20,7 @@ import { rawSiteConfig } from "../components/site/load";
 import { formatIssues } from "../components/site/issues";
 import { collectReview, type LayerReview } from "../components/review";
 import { evaluatePolicies, formatFindings, type PolicyFinding } from "../policies/evaluate";
+import { drawSvgs, haveGraphviz, renderPictures, TOPOLOGY, ZONE_MATRIX } from "./pictures";
 
 const ROOT = resolve(__dirname, "..");
 
@@ -90,12 +91,11 @@ export async function renderStack(opts: {
   const files = new Map<string, string>();
   files.set("resources.json", stableJson({ stack: cfg.stack, project: cfg.project, resources: run.resources }));
   files.set("policies.json", stableJson({ findings }));
-  files.set(
-    "review.json",
-    stableJson(
-      collectReview(run.resources.flatMap((r) => (r.outputs?.review ? [r.outputs.review as LayerReview] : []))),
-    ),
+  const review = collectReview(
+    run.resources.flatMap((r) => (r.outputs?.review ? [r.outputs.review as LayerReview] : [])),
   );
+  files.set("review.json", stableJson(review));
+  for (const [path, dot] of renderPictures(review)) files.set(path, dot);
   files.set("outputs.json", stableJson(run.stackOutputs));
   for (const r of run.resources) {
     const artifacts = r.outputs?.artifacts;
@@ -125,6 +125,10 @@ export async function renderStack(opts: {
       plan,
       run.resources,
       listed.filter((f) => f !== "SUMMARY.md"),
+      [
+        { title: `Topology of site ${parsed.site.site.name}`, path: TOPOLOGY },
+        { title: "Zone matrix", path: ZONE_MATRIX },
+      ],
     ),
   );
   return { files, run, findings };
@@ -174,6 +178,10 @@ async function main(): Promise<void> {
       dir: values.dir ? resolve(values.dir) : undefined,
       enforcePolicies: !values["report-policies"],
     });
+    // Pictures: SVG only where Graphviz is installed (the DOT sources are always among the files).
+    if (haveGraphviz())
+      for (const [path, svg] of drawSvgs(new Map([...files].filter(([p]) => p.endsWith(".dot"))))) files.set(path, svg);
+    else console.error(`stack ${stack}: Graphviz (dot) is not installed: pictures written as DOT only`);
     writeArtifacts(outDir, files);
     if (findings.length) console.error(`stack ${stack}: policy findings:\n${formatFindings(findings)}`);
     console.log(`rendered stack ${stack}: ${files.size} files in ${outDir}`);

@@ -121,8 +121,30 @@ export interface IdsFacts {
   covered: { from: string; to: string; mode: "detect" | "inline" }[];
 }
 
+/** A physical (or bonded) link of the node. */
+export interface LinkFacts {
+  name: string;
+  role: "wan" | "trunk";
+  /** WAN links: their zone, failover priority and addressing. */
+  zone?: string;
+  priority?: number;
+  addressing?: string;
+  /** Bond members, when the link is a bond. */
+  members?: string[];
+}
+
+/** The node itself. */
+export interface NodeFacts {
+  site: string;
+  hostname: string;
+  fqdn: string;
+  managementAddress: string;
+  links: LinkFacts[];
+}
+
 /** A layer's `review` output: the keys it owns. */
 export interface LayerReview {
+  node?: NodeFacts;
   firewall?: FirewallFacts;
   segment?: SegmentFacts;
   served?: ServedFacts[];
@@ -133,6 +155,7 @@ export interface LayerReview {
 
 /** Everything the layers published, collected. */
 export interface ReviewModel {
+  node?: NodeFacts;
   firewall?: FirewallFacts;
   segments: SegmentFacts[];
   served: ServedFacts[];
@@ -144,6 +167,7 @@ export interface ReviewModel {
 export function collectReview(reviews: readonly LayerReview[]): ReviewModel {
   const model: ReviewModel = { segments: [], served: [], profiles: {} };
   for (const r of reviews) {
+    if (r.node) model.node = r.node;
     if (r.firewall) model.firewall = r.firewall;
     if (r.segment) model.segments.push(r.segment);
     model.served.push(...(r.served ?? []));

@@ -190,7 +190,7 @@ export class TalosNode extends pulumi.ComponentResource {
       kubeconfig: this.kubeconfig,
       artifacts: { [`talos/${plan.hostname}.yaml`]: this.machineConfigRedacted },
       summary: renderNodeSummary(site, plan),
-      review: renderNodeFacts(site),
+      review: renderNodeFacts(site, plan),
     });
   }
 

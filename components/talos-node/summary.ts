@@ -89,9 +89,30 @@ export function renderNodeSummary(site: Site, plan: SitePlan): LayerSummary {
   };
 }
 
-/** The node's facts for review tooling: the resolvers and clocks the router itself uses. */
-export function renderNodeFacts(site: Site): LayerReview {
+/** The node's facts for review tooling: itself, its links, and the resolvers and clocks it uses. */
+export function renderNodeFacts(site: Site, plan: SitePlan): LayerReview {
   return {
+    node: {
+      site: site.site.name,
+      hostname: plan.hostname,
+      fqdn: plan.fqdn,
+      managementAddress: plan.managementAddress,
+      links: [
+        ...plan.wans.map((w) => ({
+          name: w.name,
+          role: "wan" as const,
+          zone: w.zone,
+          priority: w.priority,
+          addressing: addressing(w),
+          ...(w.bond ? { members: [...w.bond.members] } : {}),
+        })),
+        ...plan.trunks.map((t) => ({
+          name: t.name,
+          role: "trunk" as const,
+          ...(t.bond ? { members: [...t.bond.members] } : {}),
+        })),
+      ],
+    },
     profiles: {
       "node.dns.upstreams": site.dns.upstreams
         .map((u) => `${u.address} ${u.protocol}${u.tlsServerName ? ` ${u.tlsServerName}` : ""}`)

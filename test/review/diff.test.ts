@@ -8,7 +8,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { ROOT } from "../helpers/stacks";
+import { tier } from "../helpers/tier";
 import { commitAll, editStack, projectRepo } from "./repo";
+
+const tools = tier("npm run diff (git worktrees, the diff tool)", { commands: ["git", "diff"] });
 
 function diff(repo: string, ...args: string[]) {
   const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/diff.ts"), "--repo", repo, ...args], {
@@ -53,12 +56,13 @@ let repo: string;
 let uncommitted: ReturnType<typeof diff>;
 
 beforeAll(() => {
+  if (!tools.ok) return;
   repo = projectRepo("diff");
   editStack(repo, "dev", change);
   uncommitted = diff(repo, "--stack", "dev");
 }, 240_000);
 
-describe("npm run diff", () => {
+describe.skipIf(!tools.ok)("npm run diff", () => {
   it("says what the working tree changes, section by section, and exits 1", () => {
     const { status, out, err } = uncommitted;
     expect(status, err).toBe(1);
