@@ -68,6 +68,7 @@ const POD_SPEC_PATHS: Record<string, string[]> = {
 export interface Container {
   name?: string;
   image?: string;
+  volumeMounts?: { name?: string; mountPath?: string; readOnly?: boolean }[];
   securityContext?: {
     privileged?: boolean;
     allowPrivilegeEscalation?: boolean;

@@ -8,6 +8,7 @@ import { configPath, type SiteIssue } from "./issues";
 import { contains, familyOf, nthAddress, overlaps, parsePrefix, toBigInt } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
+import { validateObservability } from "./validate-observability";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
 
 /** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
@@ -29,6 +30,7 @@ export interface PartialSite {
   routes?: Site["routes"];
   routing?: Site["routing"];
   mdns?: Site["mdns"];
+  observability?: Site["observability"];
   /** Keys whose lists had elements that failed to parse: references into them are not checked. */
   incomplete: Set<string>;
   /** Secret keys that are set (values are never seen here). */
@@ -641,5 +643,6 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkTalos(s, out);
   checkRegistry(s, out);
   out.push(...validatePolicy(s));
+  out.push(...validateObservability(s));
   return out;
 }

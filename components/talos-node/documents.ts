@@ -55,12 +55,21 @@ export interface HostContribution {
    * change only when its own content changes. Default: `documents`.
    */
   reviewDocuments?: TalosDocument[];
+  /** Destinations of Talos' own service logs (`machine.logging`, which 1.14 keeps in the v1alpha1 document). */
+  logging?: { destinations: LoggingDestination[] };
 }
 
-/** The merged stream content: documents (service files folded into their ExtensionServiceConfig) and sysctls. */
+/** One `machine.logging.destinations` entry (JSON lines over TCP or UDP). */
+export interface LoggingDestination {
+  endpoint: string;
+  format: "json_lines";
+}
+
+/** The merged stream content: documents (service files folded into their ExtensionServiceConfig), sysctls, logs. */
 export interface MergedContributions {
   documents: TalosDocument[];
   sysctls: Record<string, string>;
+  logging: { destinations: LoggingDestination[] };
 }
 
 /** `kind/name`: how a document is identified across the stream. */
@@ -92,6 +101,7 @@ export function mergeContributions(parts: readonly HostContribution[]): MergedCo
   const documents: TalosDocument[] = [];
   const seen = new Set<string>();
   const sysctls: Record<string, string> = {};
+  const destinations: LoggingDestination[] = [];
   for (const p of parts) {
     for (const d of p.documents) {
       const id = documentId(d);
@@ -104,6 +114,11 @@ export function mergeContributions(parts: readonly HostContribution[]): MergedCo
         throw new Error(`kernel parameter ${k} is set to both ${sysctls[k]} and ${v} by different layers`);
       sysctls[k] = v;
     }
+    for (const d of p.logging?.destinations ?? []) {
+      if (destinations.some((x) => x.endpoint === d.endpoint))
+        throw new Error(`two layers send Talos' logs to ${d.endpoint}`);
+      destinations.push(d);
+    }
   }
   return {
     documents: foldServiceFiles(
@@ -111,5 +126,6 @@ export function mergeContributions(parts: readonly HostContribution[]): MergedCo
       parts.flatMap((p) => p.serviceFiles ?? []),
     ),
     sysctls,
+    logging: { destinations },
   };
 }

@@ -19,7 +19,10 @@ import { nodeDocuments, routerSysctls, v1alpha1Document, type MachineConfigInput
 /** One layer's share of the machine configuration. */
 export interface ConfigLayerContent {
   layer: ConfigLayerName;
-  /** Documents by `kind/name` (the legacy document as `v1alpha1`), secrets as placeholders. */
+  /**
+   * Documents by `kind/name` (the legacy document as `v1alpha1`; a layer's part of it, such as its log destinations,
+   * as `v1alpha1:<field>`), secrets as placeholders.
+   */
   documents: Record<string, Record<string, unknown>>;
   /** Kernel parameters the layer sets (Talos gets them merged into one SysctlConfig). */
   sysctls: Record<string, string>;
@@ -49,7 +52,9 @@ export function configLayers(input: MachineConfigInput): ConfigLayerContent[] {
   const push = <T>(m: Map<ConfigLayerName, T[]>, layer: ConfigLayerName, v: T) =>
     m.set(layer, [...(m.get(layer) ?? []), v]);
 
-  push(docs, "node", ["v1alpha1", v1alpha1Document(input)]);
+  // A layer's log destinations live in the v1alpha1 document (machine.logging): shown in that layer, not the node's.
+  const withoutLogging = contributions.map(({ logging: _logging, ...c }) => c);
+  push(docs, "node", ["v1alpha1", v1alpha1Document({ ...input, contributions: withoutLogging })]);
   for (const d of nodeDocuments(input))
     push(docs, FIREWALL_KINDS.has(d.kind) ? "firewall" : "node", [documentId(d), d as TalosDocument]);
   for (const kv of Object.entries(routerSysctls())) push(sysctls, "node", kv);
@@ -57,6 +62,7 @@ export function configLayers(input: MachineConfigInput): ConfigLayerContent[] {
     for (const d of c.reviewDocuments ?? c.documents) push(docs, c.layer, [documentId(d), d]);
     for (const kv of Object.entries(c.sysctls ?? {})) push(sysctls, c.layer, kv);
     for (const f of c.serviceFiles ?? []) push(files, c.layer, [`${f.service}:${f.mountPath}`, f.content]);
+    if (c.logging?.destinations.length) push(docs, c.layer, ["v1alpha1:machine.logging", { ...c.logging }]);
   }
   return layerNames(contributions).map((layer) => ({
     layer,

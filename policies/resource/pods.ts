@@ -24,6 +24,11 @@ export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why
     capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"],
     why: "OSPF raw sockets, kernel routes, network namespaces of its daemons",
   },
+  flows: {
+    capabilities: ["NET_RAW", "NET_ADMIN"],
+    why: "softflowd reads each link's packets (packet sockets, promiscuous)",
+  },
+  "log-collector": { capabilities: ["NET_ADMIN"], why: "ulogd binds an NFLOG group in the host's network namespace" },
   "cilium:ciliumAgent": {
     capabilities: [
       "CHOWN",
@@ -60,6 +65,11 @@ export function allowed(workload: string, table = CAPABILITY_ALLOW_LIST): string
   return patterns.length ? table[patterns[0]].capabilities : undefined;
 }
 
+/** Workloads that may share a host namespace, and why. */
+export const HOST_NAMESPACE_EXCEPTIONS: Record<string, { hostPID?: boolean; hostIPC?: boolean; why: string }> = {
+  "node-exporter": { hostPID: true, why: "the host's per-process metrics (read-only; no capability added)" },
+};
+
 export function noPrivilegedPods(enforcementLevel: EnforcementLevel = "mandatory"): ResourceValidationPolicy {
   return {
     name: "no-privileged-pods",
@@ -70,9 +80,12 @@ export function noPrivilegedPods(enforcementLevel: EnforcementLevel = "mandatory
       const pod = podSpecOf(args.type, args.props);
       if (!pod) return;
       const at = `${pod.kind} ${pod.workload}`;
-      if (pod.spec.hostPID)
-        report(`${at}: hostPID is true (allowed: false — the pod would see every process of the router)`);
-      if (pod.spec.hostIPC) report(`${at}: hostIPC is true (allowed: false)`);
+      const ok = HOST_NAMESPACE_EXCEPTIONS[pod.name];
+      if (pod.spec.hostPID && !ok?.hostPID)
+        report(
+          `${at}: hostPID is true (allowed: false — the pod would see every process of the router — unless policies/resource/pods.ts lists the workload with its reason)`,
+        );
+      if (pod.spec.hostIPC && !ok?.hostIPC) report(`${at}: hostIPC is true (allowed: false)`);
       for (const { c, list } of containersOf(pod.spec)) {
         const sc = c.securityContext ?? {};
         if (sc.privileged)

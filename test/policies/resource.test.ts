@@ -72,7 +72,7 @@ describe("no-privileged-pods", () => {
       spec.hostPID = true;
     });
     expect(await violations(noPrivilegedPods(), [bad])).toEqual([
-      "DaemonSet router-system/kea-dhcp4: hostPID is true (allowed: false — the pod would see every process of the router)",
+      "DaemonSet router-system/kea-dhcp4: hostPID is true (allowed: false — the pod would see every process of the router — unless policies/resource/pods.ts lists the workload with its reason)",
       "DaemonSet router-system/kea-dhcp4: containers kea-dhcp4 is privileged (allowed: privileged false, with the capabilities it needs)",
       "DaemonSet router-system/kea-dhcp4: containers kea-dhcp4 does not set allowPrivilegeEscalation: false (allowed: false)",
     ]);
@@ -122,8 +122,27 @@ describe("host-paths-under-state-dir", () => {
       );
     });
     expect(await violations(hostPathsUnderStateDir(), [bad])).toEqual([
-      "DaemonSet router-system/kea-dhcp4: volume etc mounts the host path /etc (allowed: /var/lib/router or below)",
-      "DaemonSet router-system/kea-dhcp4: volume sneaky mounts the host path /var/lib/router/../../../etc (allowed: /var/lib/router or below)",
+      "DaemonSet router-system/kea-dhcp4: volume etc mounts the host path /etc (allowed: /var/lib/router or below, or a read-only path policies/resource/host-paths.ts lists for the workload)",
+      "DaemonSet router-system/kea-dhcp4: volume sneaky mounts the host path /var/lib/router/../../../etc (allowed: /var/lib/router or below, or a read-only path policies/resource/host-paths.ts lists for the workload)",
+    ]);
+  });
+});
+
+describe("host-path and host-namespace exceptions", () => {
+  const exporter = () => structuredClone(dev.find((r) => r.name.endsWith("-daemonset-node-exporter"))!);
+
+  it("let the node exporter read the host's root and processes, read-only and listed with their reasons", async () => {
+    expect(await violations(hostPathsUnderStateDir(), [exporter()])).toEqual([]);
+    expect(await violations(noPrivilegedPods(), [exporter()])).toEqual([]);
+  });
+
+  it("refuse a listed host path mounted writable", async () => {
+    const rw = exporter();
+    const spec = (rw.inputs as unknown as Pod).spec.template.spec;
+    const c = spec.containers[0] as { volumeMounts: { mountPath: string; readOnly?: boolean }[] };
+    delete c.volumeMounts.find((m) => m.mountPath === "/host/root")!.readOnly;
+    expect(await violations(hostPathsUnderStateDir(), [rw])).toEqual([
+      "DaemonSet router-observability/node-exporter: volume v0 mounts the host path / writable at /host/root (allowed outside /var/lib/router: read-only mounts only)",
     ]);
   });
 });

@@ -88,7 +88,9 @@ describe("the machine configuration in a preview", () => {
   it("is one ConfigLayer per layer under the node, holding the layer's documents, kernel parameters and files", () => {
     const ls = layers(base);
     expect(ls.map((l) => l.name).sort()).toEqual(
-      ["dataplane", "firewall", "node", "routing", "segments"].map((l) => `lab-node-layer-${l}`).sort(),
+      ["dataplane", "firewall", "node", "observability", "routing", "segments"]
+        .map((l) => `lab-node-layer-${l}`)
+        .sort(),
     );
     for (const l of ls) expect(l.parent?.endsWith("::lab-node")).toBe(true);
     const get = (n: string) => byName(base).get(`lab-node-layer-${n}`)!.inputs;
@@ -107,6 +109,10 @@ describe("the machine configuration in a preview", () => {
     ]);
     expect(docs("dataplane")).toContain("ExtensionServiceConfig/router-dataplane");
     expect(docs("node")).toEqual(expect.arrayContaining(["v1alpha1", "HostnameConfig/", "KubeletConfig/"]));
+    // The observability layer's log destinations live in the v1alpha1 document; they show in its layer.
+    expect(docs("observability")).toEqual(["KmsgLogConfig/router-logs", "v1alpha1:machine.logging"]);
+    const v1 = (get("node").documents as Record<string, { machine: Record<string, unknown> }>).v1alpha1;
+    expect(v1.machine.logging).toBeUndefined();
   });
 
   it("holds no secret: the node layer shows placeholders where the stream has keys and tokens", () => {
@@ -158,6 +164,10 @@ describe("the machine configuration in a preview", () => {
       "lab-node-layer-firewall", // the zone's links and the segment's anti-spoofing prefixes
       "lab-node-layer-segments", // the VLAN link, its addresses and kernel parameters
       "lab-node-upgrade", // pins the ruleset digest (see above)
+      "lab-observability-configmap-dhcp", // the new pool's metrics
+      "lab-observability-configmap-flows", // flow export from the new link
+      "lab-observability-daemonset-flows",
+      "lab-observability-daemonset-node-exporter", // its DHCP metrics read the pools' configuration
       "lab-segment-lab", // the new segment itself
       "lab-services-configmap-kea-dhcp4", // DHCP: the segment's subnet and pool
       "lab-services-configmap-radvd", // RA: the segment's prefix

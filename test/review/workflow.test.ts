@@ -1,15 +1,15 @@
 /**
- * The pull-request workflow: linted by actionlint (pinned, built from the Go module proxy into the tools cache;
- * shellcheck checks its scripts), every action pinned by commit, and wired to the script the review test drives
+ * The pull-request workflow: linted by actionlint (tools/actionlint, pinned, built from the Go module proxy by
+ * `npm run build:tools`; shellcheck checks its scripts), every action pinned by commit, and wired to the script the review test drives
  * (cli/pr-review.ts): the same base, the same comment marker, the preview only with backend credentials. A broken
  * workflow is refused by the same linter, so its pass means something.
  */
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { buildActionlint } from "../../.github/scripts/actionlint";
+import { toolBinary } from "../../tools/go-tools";
 import { MARKER } from "../../cli/pr-review";
 import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
@@ -36,10 +36,7 @@ function actionlint(bin: string, ...files: string[]) {
 }
 
 describe.skipIf(!lint.ok)("the review workflow under actionlint", () => {
-  let bin: string;
-  beforeAll(() => {
-    bin = buildActionlint();
-  }, 600_000);
+  const bin = toolBinary("actionlint");
 
   it("passes", () => {
     const r = actionlint(bin, WORKFLOW);
