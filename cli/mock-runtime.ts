@@ -8,9 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 export const SECRET_PLACEHOLDER = "[secret]";
 let runs = 0;
 /** Pulumi's wire format: special values carry this key; its value says which kind of special value. */
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export const SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+/** The wire's unknown value (a value a provider computes later). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export interface RecordedResource {
   urn: string;

@@ -11,27 +11,17 @@ import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import * as analyzerproto from "@pulumi/pulumi/proto/analyzer_pb";
 import type { Policies } from "@pulumi/policy";
 import { PACK_NAME, policies as packPolicies } from "./registry";
+import { SECRET_SIG, SIG_KEY, UNKNOWN, type RecordedResource } from "../cli/mock-runtime";
 
-/** The wire's special-value key and signatures (sdk/go/common/resource/sig). */
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-/** What the evaluation needs of a recorded resource (cli/mock-runtime.ts RecordedResource). */
-export interface AnalyzedResource {
-  urn: string;
-  type: string;
-  name: string;
-  custom: boolean;
-  parent?: string;
-  dependencies: string[];
-  protect: boolean;
-  ignoreChanges?: string[];
-  /** Inputs, secrets as "[secret]", not-yet-known values as "[unknown]" or mock-generated "[generated:…]". */
-  inputs: Record<string, unknown>;
-  /** Registered outputs (components). */
-  outputs?: Record<string, unknown>;
-}
+/**
+ * What the evaluation needs of a recorded resource: type, name, URN, parent, dependencies, options, inputs
+ * (secrets as "[secret]", values not known yet as "[unknown]" or mock-generated "[generated:…]") and, for a
+ * component, its registered outputs.
+ */
+export type AnalyzedResource = Pick<
+  RecordedResource,
+  "urn" | "type" | "name" | "custom" | "parent" | "dependencies" | "protect" | "ignoreChanges" | "inputs" | "outputs"
+>;
 
 export interface PolicyFinding {
   policy: string;

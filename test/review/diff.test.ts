@@ -5,21 +5,13 @@
  * the summary lines a reviewer acts on, and the unified diff of the artifacts.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
-import { ROOT } from "../helpers/stacks";
 import { tier } from "../helpers/tier";
-import { commitAll, editStack, projectRepo } from "./repo";
+import { cli, commitAll, GUEST_WEB_RULE, editStack, projectRepo } from "./repo";
 
 const tools = tier("npm run diff (git worktrees, the diff tool)", { commands: ["git", "diff"] });
 
 function diff(repo: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cli/diff.ts"), "--repo", repo, ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    timeout: 180_000,
-  });
-  return { status: r.status, out: r.stdout, err: r.stderr };
+  return cli("diff", ["--repo", repo, ...args]);
 }
 
 type Config = Record<string, unknown>;
@@ -27,14 +19,7 @@ const fw = (c: Config) => c["router:firewall"] as { policies: Config[]; rules: C
 
 /** One change touching the firewall, the WAN, the segments and the DNS profile. */
 function change(c: Config): void {
-  fw(c).rules.push({
-    name: "guest-web",
-    from: ["guest"],
-    to: ["servers"],
-    protocol: "tcp",
-    ports: [443],
-    action: "accept",
-  });
+  fw(c).rules.push(GUEST_WEB_RULE);
   (c["router:portForwards"] as Config[]).push({
     name: "web",
     protocol: "tcp",

@@ -6,36 +6,27 @@
  * only reviews nothing, and a change to the program reviews every stack.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
 import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { affectedStacks, comment, MARKER } from "../../cli/pr-review";
-import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
 import { tier } from "../helpers/tier";
-import { commitAll, editStack, git, projectRepo } from "./repo";
+import { cli, commitAll, GUEST_WEB_RULE, editStack, git, projectRepo } from "./repo";
 
 const tools = tier("pull-request review (git worktrees, the diff tool)", { commands: ["git", "diff"] });
 
 function prReview(repo: string, base: string) {
   const out = tempDir("review-pr-");
-  const r = spawnSync(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      join(ROOT, "cli/pr-review.ts"),
-      "--repo",
-      repo,
-      "--base",
-      base,
-      "--out",
-      join(out, "review.md"),
-      "--stacks-out",
-      join(out, "stacks.txt"),
-    ],
-    { cwd: ROOT, encoding: "utf8", timeout: 300_000 },
-  );
+  const r = cli("pr-review", [
+    "--repo",
+    repo,
+    "--base",
+    base,
+    "--out",
+    join(out, "review.md"),
+    "--stacks-out",
+    join(out, "stacks.txt"),
+  ]);
   const read = (f: string) => {
     try {
       return readFileSync(join(out, f), "utf8");
@@ -43,7 +34,7 @@ function prReview(repo: string, base: string) {
       return undefined;
     }
   };
-  return { status: r.status, err: r.stderr, body: read("review.md"), stacks: read("stacks.txt") };
+  return { status: r.status, err: r.err, body: read("review.md"), stacks: read("stacks.txt") };
 }
 
 type Config = Record<string, unknown>;
@@ -81,16 +72,7 @@ describe.skipIf(!tools.ok)("the pull-request review", () => {
   beforeAll(() => {
     repo = projectRepo("pr");
     git(repo, "checkout", "-q", "-b", "change");
-    editStack(repo, "dev", (c) =>
-      fw(c).rules.push({
-        name: "guest-web",
-        from: ["guest"],
-        to: ["servers"],
-        protocol: "tcp",
-        ports: [443],
-        action: "accept",
-      }),
-    );
+    editStack(repo, "dev", (c) => fw(c).rules.push(GUEST_WEB_RULE));
     editStack(repo, "open", (c) => fw(c).policies.unshift({ from: "wan", to: "trusted", action: "accept" }));
     appendFileSync(join(repo, "README.md"), "\nA note.\n");
     commitAll(repo, "the change");

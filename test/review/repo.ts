@@ -57,3 +57,23 @@ export function commitAll(repo: string, message: string): string {
   git(repo, "commit", "-q", "-m", message);
   return git(repo, "rev-parse", "HEAD").trim();
 }
+
+/** Runs one of this checkout's CLI entries (`cli/NAME.ts`) as a user would, with its output captured. */
+export function cli(name: string, args: string[], timeout = 300_000) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, `cli/${name}.ts`), ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout,
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** A rule the review tests add to the dev site: guests may reach the servers' HTTPS. */
+export const GUEST_WEB_RULE = {
+  name: "guest-web",
+  from: ["guest"],
+  to: ["servers"],
+  protocol: "tcp",
+  ports: [443],
+  action: "accept",
+};
