@@ -28,6 +28,10 @@ export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why
     capabilities: ["NET_RAW", "NET_ADMIN"],
     why: "softflowd reads each link's packets (packet sockets, promiscuous)",
   },
+  "router-ids": {
+    capabilities: ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"],
+    why: "Suricata: AF_PACKET capture and NFQUEUE (NET_RAW, NET_ADMIN), worker threads pinned to CPUs (SYS_NICE), packet rings locked in memory (IPC_LOCK); the rule updater adds none",
+  },
   "log-collector": { capabilities: ["NET_ADMIN"], why: "ulogd binds an NFLOG group in the host's network namespace" },
   "cilium:ciliumAgent": {
     capabilities: [
