@@ -162,9 +162,28 @@ describe("forward-targets-in-accepting-zones", () => {
 });
 
 describe("ids-covers-required-pairs", () => {
-  it("is not applicable without an IDS layer (the dev site has none yet)", async () => {
+  it("passes the dev site (its IDS layer inspects wan → servers inline, as the site asks)", async () => {
     expect(await run(idsCoversRequiredPairs(), dev)).toEqual([]);
+    const ids = (dev.find((r) => r.type === "router:ids:IdsStack")!.outputs!.review as LayerReview).ids!;
+    expect(ids.required).toEqual([{ from: "wan", to: "servers", mode: "inline" }]);
   });
+
+  it("is not applicable when the site turns the IDS off", async () => {
+    const rs = (await renderStack({ stack: "dev", config: devStack((raw) => ((raw.ids as Raw).enabled = false)) })).run
+      .resources;
+    expect(rs.some((r) => (r.outputs?.review as LayerReview | undefined)?.ids)).toBe(false);
+    expect(await run(idsCoversRequiredPairs(), rs)).toEqual([]);
+  }, 30_000);
+
+  it("stops a render whose inline pair leads into a zone with no link (its queue rule matches nothing)", async () => {
+    const found = await renderViolations("ids-covers-required-pairs", (raw) => {
+      (raw.zones as Raw[]).push({ name: "dmz" });
+      ((raw.ids as Raw).ips as { pairs: Raw[] }).pairs.push({ from: "wan", to: "dmz" });
+    });
+    expect(found).toEqual([
+      "zone pair wan → dmz must be inspected inline but the IDS only detects there (allowed: inline, NFQUEUE, for the pair)",
+    ]);
+  }, 30_000);
 
   it("refuses a required pair left uncovered, and detection where inline is required", async () => {
     const rs = structuredClone(dev);

@@ -17,7 +17,7 @@ function diff(repo: string, ...args: string[]) {
 type Config = Record<string, unknown>;
 const fw = (c: Config) => c["router:firewall"] as { policies: Config[]; rules: Config[] };
 
-/** One change touching the firewall, the WAN, the segments and the DNS profile. */
+/** One change touching the firewall, the WAN, the segments, the DNS profile and the IDS. */
 function change(c: Config): void {
   fw(c).rules.push(GUEST_WEB_RULE);
   (c["router:portForwards"] as Config[]).push({
@@ -35,6 +35,9 @@ function change(c: Config): void {
     ipv6: { prefix: "fd12:3456:789a:60::/64" },
   });
   c["router:dns"] = { upstreams: [{ address: "9.9.9.9", protocol: "DoT", tlsServerName: "dns.quad9.net" }] };
+  const ids = c["router:ids"] as { segments: string[]; rules?: Config };
+  ids.segments.push("trusted");
+  ids.rules = { ...ids.rules, updateInterval: "6h" };
 }
 
 let repo: string;
@@ -75,6 +78,9 @@ describe.skipIf(!tools.ok)("npm run diff", () => {
     expect(out).toMatch(
       /- node\.dns\.upstreams: 1\.1\.1\.1 DoT cloudflare-dns\.com, .* → 9\.9\.9\.9 DoT dns\.quad9\.net/,
     );
+    expect(out).toMatch(/- ids\.links: wan0, wan1, lan0\.50 → wan0, wan1, lan0\.50, lan0\.20\n/);
+    expect(out).toMatch(/- ids\.rules: et-open every 24h; [^\n]* → et-open every 6h; /);
+    expect(out).toContain("- now inspected: trusted → iot (detect)");
     expect(out).toMatch(/- configuration layers that change: .*\b(segments|firewall|dataplane|node)\b/);
     for (const l of ["segments", "firewall", "dataplane", "node"])
       expect(out).toMatch(new RegExp(`layers that change: [^\\n]*\\b${l}\\b`));
