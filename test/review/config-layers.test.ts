@@ -155,9 +155,11 @@ describe("the machine configuration in a preview", () => {
     expect(update).not.toContain(createHash("sha256").update(before).digest("hex"));
   });
 
-  it("shows an added segment as its VLAN, its firewall zone membership, its data-plane link, DHCP, RA and the fabric's device", () => {
+  it("shows an added segment as its VLAN, its firewall zone membership, its data-plane link, DHCP, RA, the IDS's home network and the fabric's device", () => {
     expect(changed(base, segmentAdded)).toEqual([
       "lab-cilium-release", // Cilium's devices list the new VLAN link
+      "lab-ids-configmap", // Suricata's HOME_NET gains the segment's prefixes
+      "lab-ids-daemonset", // follows its ConfigMap, named by content
       "lab-node-apply",
       "lab-node-healthy",
       "lab-node-layer-dataplane", // the loader attaches its accounting and QoS to the new link
