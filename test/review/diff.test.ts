@@ -40,6 +40,16 @@ function change(c: Config): void {
   ids.rules = { ...ids.rules, updateInterval: "6h" };
 }
 
+/** Moves a stack to Talos v1.14.7 (a new release: a new installer image). */
+function talos1147(c: Config): void {
+  c["router:talos"] = {
+    version: "v1.14.7",
+    kubernetesVersion: "v1.37.1",
+    installerImage:
+      "factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.7",
+  };
+}
+
 let repo: string;
 let uncommitted: ReturnType<typeof diff>;
 
@@ -103,26 +113,12 @@ describe.skipIf(!tools.ok)("npm run diff", () => {
   }, 240_000);
 
   it("shows a new stack as new, and a Talos release change as an upgrade with a reboot", () => {
-    editStack(repo, "branch", (c) => {
-      c["router:talos"] = {
-        version: "v1.14.7",
-        kubernetesVersion: "v1.37.1",
-        installerImage:
-          "factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.7",
-      };
-    });
+    editStack(repo, "branch", talos1147);
     const fresh = diff(repo, "--stack", "branch", "--summary-only");
     expect(fresh.status, fresh.err).toBe(1);
     expect(fresh.out).toContain("The stack is new: it does not exist at HEAD");
     commitAll(repo, "a branch site");
-    editStack(repo, "dev", (c) => {
-      c["router:talos"] = {
-        version: "v1.14.7",
-        kubernetesVersion: "v1.37.1",
-        installerImage:
-          "factory.talos.dev/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.14.7",
-      };
-    });
+    editStack(repo, "dev", talos1147);
     const upgrade = diff(repo, "--stack", "dev", "--summary-only");
     expect(upgrade.status, upgrade.err).toBe(1);
     expect(upgrade.out).toMatch(
