@@ -1,7 +1,8 @@
 /**
  * IDS/IPS covers the zone pairs the site requires: every pair the IDS layer says the site asks for is inspected,
  * inline where inline is required (detection alone cannot stop what it sees). The IDS layer publishes both lists
- * as its `review.ids` facts (components/review.ts IdsFacts); a stack without an IDS layer is not applicable.
+ * as its `review.ids` facts (components/review.ts IdsFacts, computed by components/ids-stack/review.ts: what the
+ * WAN can open in detection, router:ids.ips.pairs inline); a stack whose IDS is off is not applicable.
  */
 import type { EnforcementLevel, StackValidationPolicy } from "@pulumi/policy";
 import { requireModel } from "../lib";
