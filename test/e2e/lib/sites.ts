@@ -180,11 +180,15 @@ export function branchSite(): StackConfig {
     ];
     raw.mdns = { reflect: [{ name: "printing", zones: ["staff", "devices"] }] };
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
-    // The dev site's IDS names its servers zone: the branch watches its devices and inspects what the WAN reaches
-    // in the office (the intranet forward) inline.
-    raw.ids = { ...(raw.ids as object), segments: ["devices"], ips: { pairs: [{ from: "wan", to: "office" }] } };
     raw.routes = undefined;
     raw.routing = undefined;
+    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN
+    const ids = raw.ids as Record<string, unknown>;
+    raw.ids = {
+      ...ids,
+      segments: ["office"],
+      ips: { ...(ids.ips as Record<string, unknown>), pairs: [{ from: "wan", to: "office" }] },
+    };
   });
   return { ...cfg, stack: "branch" };
 }
