@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { EXTENSION_NAME } from "../dataplane/loader-config";
-import type { HostContribution } from "./documents";
+import { mergeContributions, type HostContribution } from "./documents";
 import { Address6 } from "ip-address";
 import type { SegmentPlan } from "../site/plan";
 import type { DataplaneHealth, SegmentLink } from "./scripts";
@@ -32,9 +32,10 @@ export function dataplaneHealth(
   contributions: readonly HostContribution[],
   metricsPort: number,
 ): DataplaneHealth | undefined {
-  const doc = contributions
-    .flatMap((c) => c.documents)
-    .find((d) => d.kind === "ExtensionServiceConfig" && d.name === EXTENSION_NAME);
+  // Merged, so the firewall layer's ruleset is among the service's files.
+  const doc = mergeContributions(contributions).documents.find(
+    (d) => d.kind === "ExtensionServiceConfig" && d.name === EXTENSION_NAME,
+  );
   const files = new Map(
     ((doc?.configFiles as { mountPath: string; content: string }[] | undefined) ?? []).map((f) => [
       basename(f.mountPath),

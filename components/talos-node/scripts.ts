@@ -415,6 +415,8 @@ export function applyTryScript(t: NodeTarget, tryTimeout: number, checks: Health
     "deadline=$(( start + TRY_S * 1000 ))",
     "confirm_by=$(( deadline - MARGIN_MS ))",
     "CHECK_MS=$(( CHECK_MS < TRY_S * 1000 / 3 ? CHECK_MS : TRY_S * 1000 / 3 ))",
+    // The layers the stream is made of (layer=digest, plain): the same digests a preview shows on each ConfigLayer.
+    'log "configuration layers: ${ROUTER_CONFIG_LAYERS:-(not given)}"',
     'log "trying the new configuration (Talos reverts it by itself after ${TRY_S}s unless it is confirmed)"',
     'if ! out=$(talos $(( confirm_by - $(now_ms) )) apply-config --mode=try --timeout "${TRY_S}s" --file /dev/fd/7 7< <(printf \'%s\' "$config") 2>&1); then',
     "  printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",

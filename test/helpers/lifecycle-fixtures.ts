@@ -82,7 +82,7 @@ export function rendered(edit?: (raw: Raw) => void): Rendered {
   const nftRuleset = renderRuleset(s.site, s.plan, s.policy);
   const contributions = [
     ...s.plan.segments.map(renderSegmentHost),
-    renderDataplaneHost(s.site, s.plan, { nftRuleset }),
+    ...renderDataplaneHost(s.site, s.plan, { nftRuleset }),
   ];
   const config = renderMachineConfig({
     site: s.site,
