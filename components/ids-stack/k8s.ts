@@ -13,7 +13,8 @@ import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import type { IdsPlan } from "./plan";
-import { ROUTER_IDS_PATHS as P } from "./suricata";
+import { ROUTER_IDS_PATHS as P, alertSocket } from "./suricata";
+import { BLOCK_AGENT_UID, BLOCK_SOCKET, BLOCK_SOCKET_DIR } from "./block";
 
 type Named<T> = T & { metadata: { name: string; namespace?: string } };
 export type IdsObject = Named<IDaemonSet> | Named<IConfigMap>;
@@ -38,6 +39,36 @@ function suricata(name: string, image: string, mode: string[], caps: string[]): 
       { name: "rules", mountPath: P.rules, readOnly: true },
       { name: "logs", mountPath: P.logs },
       { name: "run", mountPath: P.run },
+      { name: "alerts", mountPath: P.alerts },
+    ],
+  };
+}
+
+/**
+ * The block agent: reads the alerts Suricata writes to its socket and names the sources of severe ones to the
+ * loader (block.ts). It parses what Suricata made of hostile traffic, so it runs as its own uid — the one the
+ * loader takes requests from — with no capabilities, and mounts nothing but the two sockets' directories.
+ */
+function blockAgent(image: string, severity: number): IContainer {
+  return {
+    name: "block-agent",
+    image,
+    command: [
+      "router-ids-block",
+      ...["--alerts", alertSocket(P), "--loader", BLOCK_SOCKET, "--severity", String(severity)],
+    ],
+    securityContext: {
+      runAsUser: BLOCK_AGENT_UID,
+      runAsGroup: BLOCK_AGENT_UID,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    },
+    resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
+    volumeMounts: [
+      { name: "alerts", mountPath: P.alerts },
+      { name: "block", mountPath: BLOCK_SOCKET_DIR },
     ],
   };
 }
@@ -98,6 +129,7 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
         ]
       : []),
     updater(image, ids),
+    ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),
   ];
   const host = (name: string, path: string): IVolume => ({ name, hostPath: { path, type: "DirectoryOrCreate" } });
   return [
@@ -134,6 +166,8 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
               host("logs", P.logs),
               { name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } },
               { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+              { name: "alerts", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+              ...(ids.blockSeverity !== undefined ? [host("block", BLOCK_SOCKET_DIR)] : []),
             ],
           },
         },

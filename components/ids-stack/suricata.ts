@@ -21,8 +21,10 @@ export interface IdsPaths {
   data: string;
   /** EVE logs (one subdirectory per process). */
   logs: string;
-  /** Sockets: the alert stream to the block agent. */
+  /** Command sockets (suricatasc: rule reloads). */
   run: string;
+  /** The alert stream to the block agent (shared by Suricata and the agent only). */
+  alerts: string;
   /** Suricata's classification.config and reference.config (from the package). */
   share: string;
 }
@@ -33,6 +35,7 @@ export const ROUTER_IDS_PATHS: IdsPaths = {
   data: "/var/lib/router-ids/data",
   logs: "/var/log/router-ids",
   run: "/run/router-ids",
+  alerts: "/run/router-ids-alerts",
   share: "/etc/suricata",
 };
 
@@ -76,7 +79,12 @@ function vars(ids: IdsPlan): Record<string, unknown> {
   return { "address-groups": groups, "port-groups": PORT_GROUPS };
 }
 
-function outputs(paths: IdsPaths): unknown[] {
+/** The block agent's socket, where Suricata writes alerts one datagram each. */
+export function alertSocket(paths: IdsPaths): string {
+  return `${paths.alerts}/alerts.sock`;
+}
+
+function outputs(paths: IdsPaths, blocking: boolean): unknown[] {
   return [
     {
       "eve-log": {
@@ -102,9 +110,9 @@ function outputs(paths: IdsPaths): unknown[] {
     {
       // Alerts only, to the block agent: a datagram per alert, never blocking Suricata (a missing reader drops them).
       "eve-log": {
-        enabled: true,
+        enabled: blocking,
         filetype: "unix_dgram",
-        filename: `${paths.run}/alerts.sock`,
+        filename: alertSocket(paths),
         "community-id": true,
         types: [{ alert: { "tagged-packets": false } }],
       },
@@ -150,7 +158,7 @@ export function renderSuricataYaml(site: Site, ids: IdsPlan, paths: IdsPaths = R
     "reference-config-file": `${paths.share}/reference.config`,
     "threshold-file": `${paths.config}/threshold.config`,
     stats: { enabled: true, interval: 10 },
-    outputs: outputs(paths),
+    outputs: outputs(paths, ids.blockSeverity !== undefined),
     "af-packet": afPacket(site, ids),
     // accept: packets go on after the verdict; fail-open: a full queue lets packets through rather than dropping
     // the site's traffic (the rule's bypass flag covers a stopped Suricata).
