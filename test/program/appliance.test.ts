@@ -108,6 +108,7 @@ describe("the appliance program", () => {
       "dataplane/dataplane.conf",
       "dataplane/router.nft",
       "dataplane/tables/block.txt",
+      "dataplane/tables/ids-protected.txt",
     ]);
   });
 
