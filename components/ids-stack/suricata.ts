@@ -79,6 +79,11 @@ function vars(ids: IdsPlan): Record<string, unknown> {
   return { "address-groups": groups, "port-groups": PORT_GROUPS };
 }
 
+/** Where `suricata -T` of a rule update writes its (empty) logs. */
+export function testLogDir(paths: IdsPaths): string {
+  return `${paths.data}/test-log`;
+}
+
 /** The block agent's socket, where Suricata writes alerts one datagram each. */
 export function alertSocket(paths: IdsPaths): string {
   return `${paths.alerts}/alerts.sock`;
@@ -193,9 +198,17 @@ export function renderLocalRules(site: Site): string {
   return [`# local rules of site ${site.site.name} (router:ids.rules.local)`, ...site.ids.rules.local, ""].join("\n");
 }
 
+/**
+ * Suricata's own event rules that suricata-update always merges (its load_dist_rules) for protocols whose parsers
+ * Suricata 7 leaves off unless configured: their rules do not load, and `suricata -T` would fail every update.
+ */
+const DIST_RULES_OFF = ["dnp3-events.rules", "modbus-events.rules"];
+
 /** suricata-update's disable.conf: one sid per line (generator 1). */
 export function renderDisableConf(site: Site): string {
   return [
+    "# event rules of protocols whose parsers are off",
+    ...DIST_RULES_OFF.map((f) => `group:${f}`),
     "# signatures switched off by router:ids.rules.disable",
     ...[...site.ids.rules.disable].sort((a, b) => a - b).map((sid) => `1:${sid}`),
     "",
@@ -222,7 +235,9 @@ export function renderUpdateYaml(site: Site, paths: IdsPaths = ROUTER_IDS_PATHS)
     "disable-conf": `${paths.config}/disable.conf`,
     "data-directory": paths.data,
     "suricata-conf": `${paths.config}/suricata.yaml`,
-    "test-command": `suricata -T -c ${paths.config}/suricata.yaml -S $output_filename -l /tmp`,
+    // suricata-update passes the merged file in OUTPUT_FILENAME (main.py, test_suricata)
+    // its outputs go to a directory of the updater's own (ruleUpdateCommand creates it)
+    "test-command": `suricata -T -c ${paths.config}/suricata.yaml -S "$OUTPUT_FILENAME" -l ${testLogDir(paths)}`,
     "reload-command": `suricatasc -c reload-rules ${paths.run}/ids.socket && suricatasc -c reload-rules ${paths.run}/ips.socket`,
     "ignore-files": ["*deleted.rules"],
     "local-files": [`${paths.config}/local.rules`],

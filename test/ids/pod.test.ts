@@ -28,7 +28,7 @@ function render(edit?: (raw: Raw) => void) {
   const ids = planIds(site, plan);
   const files = suricataFiles(site, ids);
   const ds = renderIdsObjects(ids, files, "img").find((o) => o.kind === "DaemonSet") as unknown as {
-    spec: { template: { spec: { containers: Container[]; volumes: Volume[] } } };
+    spec: { template: { spec: { containers: Container[]; initContainers: Container[]; volumes: Volume[] } } };
   };
   const yaml = parse(files.get("suricata.yaml")!.replace(/^%YAML.*\n---\n/, "")) as {
     outputs: { "eve-log"?: { enabled: boolean; filetype: string; filename: string; types: unknown[] } }[];
@@ -36,6 +36,20 @@ function render(edit?: (raw: Raw) => void) {
   const dgram = yaml.outputs.map((o) => o["eve-log"]).find((e) => e?.filetype === "unix_dgram");
   return { pod: ds.spec.template.spec, dgram, severity: site.ids.block.severity };
 }
+
+describe("the IDS pod's rule updater", () => {
+  const { pod } = render();
+  it("gets the root-created rules and data host directories from an init container with CHOWN alone", () => {
+    const init = pod.initContainers.find((c) => c.name === "rules-dirs")!;
+    expect(init.command).toEqual(["chown", "-R", "65534:65534", ROUTER_IDS_PATHS.rules, ROUTER_IDS_PATHS.data]);
+    expect(init.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"], add: ["CHOWN"] },
+    });
+    const updater = pod.containers.find((c) => c.name === "rules-update")!;
+    expect(updater.securityContext).toMatchObject({ runAsUser: 65534, capabilities: { drop: ["ALL"] } });
+  });
+});
 
 describe("the IDS pod's block agent", () => {
   const { pod, dgram, severity } = render();
