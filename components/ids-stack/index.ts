@@ -3,10 +3,12 @@
  * selected zone pairs, rules fetched and tested on the router. Its host side is the IPS queue in the ruleset
  * (`idsRuleset`, handed to the data plane before the node is configured); this component owns the cluster side:
  * the IDS image (Suricata and suricata-update from Debian, built at `pulumi up`, pinned by digest), its
- * configuration and its DaemonSet. Off (no resources) unless router:ids.enabled.
+ * configuration (checked with `suricata -T` first: check.ts) and its DaemonSet. Off (no resources) unless
+ * router:ids.enabled.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
+import * as command from "@pulumi/command";
 import { createHash } from "node:crypto";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
@@ -17,6 +19,7 @@ export { idsRuleset } from "./host";
 import { suricataFiles } from "./suricata";
 import { renderIdsObjects, type IdsObject } from "./k8s";
 import { renderIdsSummary } from "./summary";
+import { rulesCheck } from "./check";
 
 export interface IdsStackArgs {
   /** The validated site. */
@@ -69,6 +72,19 @@ export class IdsStack extends pulumi.ComponentResource {
       registryPassword: args.registryPassword,
     });
     const files = suricataFiles(site, ids);
+    // suricata -T on the site's rules before anything ships (check.ts)
+    const check = rulesCheck(site, ids);
+    const checked = new command.local.Command(
+      `${name}-check`,
+      {
+        interpreter: ["/bin/bash", "-c"],
+        create: check.script,
+        // every command environment is secret (the project's rule); it holds no secret here
+        environment: pulumi.secret(check.environment),
+        triggers: [createHash("sha256").update(JSON.stringify(check)).digest("hex")],
+      },
+      { parent: this },
+    );
     const objects = image.apply((img) => renderIdsObjects(ids, files, img));
     // The objects' names and kinds do not depend on the image; only their contents do.
     const shapes = renderIdsObjects(ids, files, "");
@@ -80,7 +96,7 @@ export class IdsStack extends pulumi.ComponentResource {
         createObject(`${name}-${shape.kind.toLowerCase()}`, obj as IdsObject, {
           parent: this,
           provider: args.provider,
-          dependsOn: [...args.after, ...created],
+          dependsOn: [...args.after, checked, ...created],
         }),
       );
     });
