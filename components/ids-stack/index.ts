@@ -20,6 +20,7 @@ import { suricataFiles } from "./suricata";
 import { renderIdsObjects, type IdsObject } from "./k8s";
 import { renderIdsSummary } from "./summary";
 import { rulesCheck } from "./check";
+import { ZEEK_SCRIPT, renderZeekScript } from "./zeek";
 
 export interface IdsStackArgs {
   /** The validated site. */
@@ -36,10 +37,17 @@ export interface IdsStackArgs {
 
 export const IDS_IMAGE: ImageBuild = { name: "router-ids", build: "make -C images/ids", oci: "images/ids/out/oci" };
 
+/** The stack's ConfigMap files by name: Suricata's, and Zeek's script when Zeek runs. */
+function stackFiles(site: Site, ids: IdsPlan): Map<string, string> {
+  const files = suricataFiles(site, ids);
+  if (ids.zeekImage) files.set(ZEEK_SCRIPT, renderZeekScript(ids));
+  return files;
+}
+
 /** Every file the stack renders, by its path under ids/. */
 export function idsArtifacts(site: Site, ids: IdsPlan): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, text] of suricataFiles(site, ids)) out[`ids/${name}`] = text;
+  for (const [name, text] of stackFiles(site, ids)) out[`ids/${name}`] = text;
   if (ids.pairs.length) out["ids/ips.iptables"] = ipsIptables(ids);
   return out;
 }
@@ -71,7 +79,7 @@ export class IdsStack extends pulumi.ComponentResource {
       sources: ["images/ids"],
       registryPassword: args.registryPassword,
     });
-    const files = suricataFiles(site, ids);
+    const files = stackFiles(site, ids);
     // suricata -T on the site's rules before anything ships (check.ts)
     const check = rulesCheck(site, ids);
     const checked = new command.local.Command(

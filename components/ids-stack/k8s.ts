@@ -15,6 +15,7 @@ import type { IVolume } from "kubernetes-models/v1/Volume";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import type { IdsPlan } from "./plan";
 import { ROUTER_IDS_PATHS as P, alertSocket, testLogDir, type IdsPaths } from "./suricata";
+import { zeekContainers } from "./zeek";
 import { BLOCK_AGENT_UID, BLOCK_SOCKET, BLOCK_SOCKET_DIR } from "./block";
 
 type Named<T> = T & { metadata: { name: string; namespace?: string } };
@@ -168,6 +169,7 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
       : []),
     updater(image, ids),
     ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),
+    ...zeekContainers(ids, P),
   ];
   const host = (name: string, path: string): IVolume => ({ name, hostPath: { path, type: "DirectoryOrCreate" } });
   return [

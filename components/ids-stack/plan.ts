@@ -35,6 +35,8 @@ export interface IdsPlan {
   blockSeverity?: number;
   /** Update interval of the rule sources in seconds. */
   updateSeconds: number;
+  /** Zeek's image (pinned by digest) when Zeek runs; undefined: Zeek is off. */
+  zeekImage?: string;
 }
 
 function linksOf(plan: SitePlan, zone: string): string[] {
@@ -81,5 +83,6 @@ export function planIds(site: Site, plan: SitePlan): IdsPlan {
     blockSeconds: durationSeconds(ids.block.duration),
     blockSeverity: ids.block.enabled ? ids.block.severity : undefined,
     updateSeconds: durationSeconds(ids.rules.updateInterval),
+    zeekImage: ids.zeek.enabled ? ids.zeek.image : undefined,
   };
 }
