@@ -18,7 +18,8 @@ import { OBSERVABILITY_PORTS } from "../../components/site/schema-observability"
 import { siteRuleset } from "../../components/host-layers";
 import { nthAddress } from "../../components/site/ip";
 import { toolBinary } from "../../tools/go-tools";
-import { Daemons, sh, waitFor } from "../e2e/lib/exec";
+import { Daemons, sh } from "../e2e/lib/exec";
+import { waitFor } from "../helpers/wait";
 import { devSite } from "../helpers/dev-site";
 import { withoutNftQueue } from "../helpers/nft-queue";
 import { ROOT } from "../helpers/stacks";
