@@ -21,9 +21,11 @@ import {
 } from "./scalars";
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
+import { Dns } from "./schema-dns";
 
 export * from "./scalars";
 export * from "./schema-policy";
+export * from "./schema-dns";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -378,20 +380,6 @@ export const Cilium = z.strictObject({
   bandwidthManager: z
     .strictObject({ enabled: z.boolean().default(true), bbr: z.boolean().default(true) })
     .default({ enabled: true, bbr: true }),
-});
-
-// ---------------------------------------------------------------------------------------------------------------
-// router:dns (upstream resolvers of the router itself; the DNS layer extends this key)
-
-export const Nameserver = z.strictObject({
-  address: IpAddress(),
-  protocol: z
-    .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
-    .default("Do53"),
-  tlsServerName: DomainName.optional(),
-});
-export const Dns = z.strictObject({
-  upstreams: z.array(Nameserver).min(1, { error: "is empty (allowed: at least one upstream resolver)" }),
 });
 
 // ---------------------------------------------------------------------------------------------------------------

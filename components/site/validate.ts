@@ -8,6 +8,7 @@ import { configPath, type SiteIssue } from "./issues";
 import { contains, familyOf, nthAddress, overlaps, toBigInt } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
+import { validateDns } from "./validate-dns";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
 
 /** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
@@ -574,5 +575,6 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkTalos(s, out);
   checkRegistry(s, out);
   out.push(...validatePolicy(s));
+  out.push(...validateDns(s));
   return out;
 }
