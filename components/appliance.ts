@@ -13,6 +13,7 @@ import { NetworkServices } from "./network-services";
 import { renderRoutingHost } from "./network-services/routing";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
+import { DnsStack, dnsRuleset } from "./dns-stack";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -23,6 +24,7 @@ export class Appliance extends pulumi.ComponentResource {
   readonly segments: VlanSegment[];
   readonly dataplane: DataPlane;
   readonly services: NetworkServices;
+  readonly dns: DnsStack;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
   /** Admin kubeconfig (secret). */
@@ -42,7 +44,13 @@ export class Appliance extends pulumi.ComponentResource {
     // The data plane ships first: its installer image is what the node installs.
     this.dataplane = new DataPlane(
       `${name}-dataplane`,
-      { site, plan, policy, registryPassword: secrets.registryPassword },
+      {
+        site,
+        plan,
+        policy,
+        registryPassword: secrets.registryPassword,
+        contributions: [dnsRuleset(site, plan, policy)],
+      },
       { parent: this },
     );
     const contributions = [...this.segments.map((s) => s.host), this.dataplane.host, renderRoutingHost(site, plan)];
@@ -73,7 +81,19 @@ export class Appliance extends pulumi.ComponentResource {
       { site, plan, policy, provider, fabric: this.fabric.release, registryPassword: secrets.registryPassword },
       { parent: this },
     );
-    this.node.healthGate([this.fabric.release, this.services]);
+    this.dns = new DnsStack(
+      `${name}-dns`,
+      {
+        site,
+        plan,
+        policy,
+        provider,
+        after: [this.fabric.release, this.services],
+        registryPassword: secrets.registryPassword,
+      },
+      { parent: this },
+    );
+    this.node.healthGate([this.fabric.release, this.services, this.dns]);
 
     this.kubeconfig = this.node.kubeconfig;
     this.talosconfig = this.node.talosconfig;

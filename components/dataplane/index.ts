@@ -11,7 +11,7 @@ import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "../talos-node/documents";
 import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
-import { renderRuleset } from "./nftables";
+import { renderRuleset, type RulesetContribution } from "./nftables";
 import { renderDataplaneSummary } from "./summary";
 import type { PolicyModel } from "../site/policy";
 import { pushTarget, registryEnvironment, shipImage } from "../images";
@@ -26,6 +26,8 @@ export interface DataPlaneArgs {
   policy: PolicyModel;
   /** Password of router:registry (secret), when the registry needs one. */
   registryPassword?: pulumi.Input<string>;
+  /** Rules other layers add to the ruleset (DNS redirection, …). */
+  contributions?: RulesetContribution[];
 }
 
 export class DataPlane extends pulumi.ComponentResource {
@@ -39,7 +41,7 @@ export class DataPlane extends pulumi.ComponentResource {
   constructor(name: string, args: DataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:dataplane:DataPlane", name, {}, opts);
     const { site, plan, policy } = args;
-    const nftRuleset = renderRuleset(site, plan, policy);
+    const nftRuleset = renderRuleset(site, plan, policy, { contributions: args.contributions });
     this.host = renderDataplaneHost(site, plan, { nftRuleset });
     const artifacts = Object.fromEntries(
       [...renderLoaderConfig(site, plan, { nftRuleset }).files].map(([path, content]) => [

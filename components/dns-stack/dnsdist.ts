@@ -94,8 +94,7 @@ function profileRules(dns: DnsPlan, profile: DnsPlan["profiles"][number]): strin
     out.push(
       `addAction(AndRule({${clients}, NotRule(TagRule(${q(BLOCKED_TAG)})), ${listRule(lists.get(name)!)}}), SetTagAction(${q(BLOCKED_TAG)}, ${q(name)}))`,
     );
-  const answer =
-    profile.blockedAnswer === "null" ? 'SpoofAction({"0.0.0.0", "::"})' : "RCodeAction(DNSRCode.NXDOMAIN)";
+  const answer = profile.blockedAnswer === "null" ? 'SpoofAction({"0.0.0.0", "::"})' : "RCodeAction(DNSRCode.NXDOMAIN)";
   out.push(`addAction(AndRule({${clients}, TagRule(${q(BLOCKED_TAG)})}), ${answer})`);
   return out;
 }

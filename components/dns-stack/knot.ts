@@ -22,8 +22,8 @@ export function zoneFileName(zone: string): string {
 
 /** Where the Secret's Knot key file is mounted. */
 export const KNOT_TSIG_FILE = `${PATHS.secrets}/tsig.knot.conf`;
-/** Zone files inside the container (a directory of the ConfigMap). */
-export const ZONES_DIR = `${PATHS.config}/zones`;
+/** Zone files inside the container: beside the other configuration files (ConfigMap keys cannot hold a /). */
+export const ZONES_DIR = PATHS.config;
 
 /** Record types D2 writes (RFC 4701 DHCID beside the address records and pointers). */
 const UPDATE_TYPES = ["A", "AAAA", "DHCID", "PTR"];
@@ -34,8 +34,8 @@ export function renderKnotConf(site: Site, dns: DnsPlan): string {
     "server:",
     `    listen: 127.0.0.1@${PORTS.authoritative}`,
     "    rundir: /run/knot",
-    "    identity: \"\"",
-    "    version: \"\"",
+    '    identity: ""',
+    '    version: ""',
     "log:",
     "  - target: stdout",
     "    any: info",

@@ -151,9 +151,7 @@ export function reverseZones(cidr: string): string[] {
     const first = base + (BigInt(i) << BigInt(width - boundary));
     const labels = boundary / unit;
     if (p.family === 4)
-      out.push(
-        `${fromBigInt(first, 4).split(".").slice(0, labels).reverse().join(".")}.in-addr.arpa`,
-      );
+      out.push(`${fromBigInt(first, 4).split(".").slice(0, labels).reverse().join(".")}.in-addr.arpa`);
     else {
       const hex = first.toString(16).padStart(32, "0").slice(0, labels);
       out.push(`${[...hex].reverse().join(".")}.ip6.arpa`);
@@ -283,7 +281,12 @@ function privateAddresses(site: Site, plan: SitePlan): string[] {
     ...site.cluster.serviceCidrs,
   ];
   const covered = (c: string) =>
-    SPECIAL_RANGES.some((r) => familyOf(r) === familyOf(c) && contains(r, parsePrefix(c).cidr.split("/")[0]) && parsePrefix(r).length <= parsePrefix(c).length);
+    SPECIAL_RANGES.some(
+      (r) =>
+        familyOf(r) === familyOf(c) &&
+        contains(r, parsePrefix(c).cidr.split("/")[0]) &&
+        parsePrefix(r).length <= parsePrefix(c).length,
+    );
   const extra = [...new Set(own)].filter((c) => !covered(c));
   const byFamily = (a: string, b: string) =>
     (familyOf(a) ?? 0) - (familyOf(b) ?? 0) || compareAddresses(a.split("/")[0], b.split("/")[0]);

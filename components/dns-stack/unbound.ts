@@ -81,9 +81,7 @@ function forward(dns: DnsPlan): string[] {
     "forward-zone:",
     '  name: "."',
     `  forward-tls-upstream: ${tls ? "yes" : "no"}`,
-    ...dns.forwarders.map(
-      (f) => `  forward-addr: ${f.address}@${f.port}${f.tlsName ? `#${f.tlsName}` : ""}`,
-    ),
+    ...dns.forwarders.map((f) => `  forward-addr: ${f.address}@${f.port}${f.tlsName ? `#${f.tlsName}` : ""}`),
   ];
 }
 
