@@ -57,8 +57,11 @@ function inputs(plan: SitePlan, model: PolicyModel, dns: DnsPlan): string[] {
 }
 
 export function renderDnsRuleset(plan: SitePlan, model: PolicyModel, dns: DnsPlan): RulesetContribution {
+  const by = "DNS: forced zones, encrypted DNS, metrics (components/dns-stack/ruleset.ts)";
+  // No zone with DNS: the stack deploys nothing, so it opens and redirects nothing.
+  if (dns.zones.length === 0) return { by };
   return {
-    by: "DNS: forced zones, encrypted DNS, metrics (components/dns-stack/ruleset.ts)",
+    by,
     natPrerouting: redirects(plan, dns),
     forward: rejects(plan, dns),
     input: inputs(plan, model, dns),

@@ -11,6 +11,7 @@ import { parse } from "yaml";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Namespace } from "kubernetes-models/v1/Namespace";
+import { Secret } from "kubernetes-models/v1/Secret";
 import { tier } from "./tier";
 import { talosSchema } from "./talos-schema";
 
@@ -124,8 +125,12 @@ export function talosCheck(stream: string): string[] {
 
 /** Kubernetes objects against the API schemas (kubernetes-models), by kind. */
 export function k8sCheck(yamlText: string): string[] {
-  const obj = parse(yamlText) as { kind: string };
-  const model = { DaemonSet, ConfigMap, Namespace }[obj.kind as "DaemonSet" | "ConfigMap" | "Namespace"];
+  const obj = parse(yamlText) as { kind: string; stringData?: unknown };
+  // A rendered Secret shows its data as one placeholder: the object around it is what can be checked.
+  if (obj.kind === "Secret" && obj.stringData === "[secret]") obj.stringData = {};
+  const model = { DaemonSet, ConfigMap, Namespace, Secret }[
+    obj.kind as "DaemonSet" | "ConfigMap" | "Namespace" | "Secret"
+  ];
   if (!model) return [`no schema for kind ${obj.kind}`];
   try {
     new model(obj as never).validate();

@@ -35,7 +35,9 @@ describe("the appliance program", () => {
   });
 
   it("creates the Talos secrets with Talos' key types", () => {
-    const keys = resources.filter((r) => r.type === "tls:index/privateKey:PrivateKey");
+    const keys = resources.filter(
+      (r) => r.type === "tls:index/privateKey:PrivateKey" && r.name.startsWith("lab-node-"),
+    );
     const alg = Object.fromEntries(
       keys.map((k) => [k.name, `${k.inputs.algorithm}${k.inputs.ecdsaCurve ? `/${k.inputs.ecdsaCurve}` : ""}`]),
     );
@@ -124,7 +126,7 @@ describe("the appliance program", () => {
 
   it("runs the network services on the cluster after the fabric, from the pushed services image", () => {
     const ds = resources
-      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet")
+      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-services-"))
       .map((r) => r.name)
       .sort();
     expect(ds).toEqual(
