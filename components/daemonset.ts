@@ -1,13 +1,16 @@
 /**
  * One host-network daemon of the router as a Kubernetes DaemonSet (DESIGN decision 7): in the router-system
  * namespace, from an image pinned by digest, with explicit capabilities instead of privileged mode, a
- * read-only root, resource requests and limits, liveness and readiness probes, its configuration from a
- * ConfigMap (a change of its keys rolls the pod, nothing else does) and its state on host paths that survive
- * restarts and Talos upgrades. Every layer that runs daemons on the node builds them here. Pure.
+ * read-only root, resource requests and limits, liveness and readiness probes, its configuration from an
+ * immutable ConfigMap of its own named by its content (a change is a new ConfigMap, so the pod rolls exactly when
+ * its own configuration changes and the previous one stays for a rollback to the previous DaemonSet revision), and
+ * its state on host paths that survive restarts and Talos upgrades. Every layer that runs daemons on the node
+ * builds them here. Pure.
  */
 import { createHash } from "node:crypto";
 // Types only (erased at run time): the objects are checked field by field against the Kubernetes API types.
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
@@ -16,6 +19,8 @@ import { ROUTER_NAMESPACE } from "./talos-node/machine-config";
 export type Named<T> = T & { metadata: { name: string; namespace?: string } };
 
 export const LABELS = { "app.kubernetes.io/part-of": "router", "app.kubernetes.io/managed-by": "pulumi" };
+/** Label naming the daemon a configuration belongs to (a rollout gate finds and prunes them by it). */
+export const DAEMON_LABEL = "router.edge/daemon";
 
 /** A volume of a daemon and where it is mounted. */
 export interface DaemonVolume {
@@ -28,12 +33,9 @@ export interface DaemonVolume {
 
 export interface HostDaemon {
   name: string;
-  /** The ConfigMap holding the daemon's configuration, and its keys the daemon reads (mounted at configDir). */
-  configMap: string;
+  /** Keys of the configuration the daemon reads (its own ConfigMap holds exactly these, mounted at configDir). */
   configKeys: string[];
   configDir: string;
-  /** What the config-hash annotation covers: a change rolls the pod. */
-  rollOn: string[];
   command: string[];
   capabilities: string[];
   /** User the daemon runs as (0 when it needs to be root for its capabilities). */
@@ -48,11 +50,33 @@ export interface HostDaemon {
   init?: { command: string[]; capabilities: string[] };
 }
 
-/** Short digest of the parts (the config-hash annotation). */
-export function configHash(parts: string[]): string {
+function hash(parts: string[]): string {
   const h = createHash("sha256");
   for (const p of parts) h.update(p).update("\0");
   return h.digest("hex").slice(0, 16);
+}
+
+/** The name of a daemon's ConfigMap: the daemon's name and a digest of its configuration. */
+export function configMapName(d: { name: string; configKeys: string[] }, configs: Map<string, string>): string {
+  return `${d.name}-${hash(d.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`))}`;
+}
+
+/** A daemon's configuration as its immutable ConfigMap, labelled with the daemon's name. */
+export function daemonConfigMap(
+  d: { name: string; configKeys: string[] },
+  configs: Map<string, string>,
+): Named<IConfigMap> {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: configMapName(d, configs),
+      namespace: ROUTER_NAMESPACE,
+      labels: { ...LABELS, [DAEMON_LABEL]: d.name },
+    },
+    immutable: true,
+    data: Object.fromEntries(d.configKeys.map((k) => [k, configs.get(k) ?? ""])),
+  };
 }
 
 function volume(v: DaemonVolume): IVolume {
@@ -102,10 +126,14 @@ function container(
   };
 }
 
-export function hostDaemonSet(d: HostDaemon, image: unknown): Named<IDaemonSet> {
+/** The daemon's DaemonSet; `configs` holds its configuration (its ConfigMap is named from it). */
+export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string, string>): Named<IDaemonSet> {
   const all: DaemonVolume[] = [...d.volumes, { name: "tmp", mountPath: "/tmp", source: { memory: "16Mi" } }];
   const volumes: IVolume[] = [
-    { name: "config", configMap: { name: d.configMap, items: d.configKeys.map((k) => ({ key: k, path: k })) } },
+    {
+      name: "config",
+      configMap: { name: configMapName(d, configs), items: d.configKeys.map((k) => ({ key: k, path: k })) },
+    },
     ...all.map(volume),
   ];
   const mounts: IVolumeMount[] = [
@@ -142,7 +170,8 @@ export function hostDaemonSet(d: HostDaemon, image: unknown): Named<IDaemonSet> 
       // One router: replace in place (a surge would fight over the same ports).
       updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
       template: {
-        metadata: { labels, annotations: { "router.edge/config-hash": configHash(d.rollOn) } },
+        // A config change rolls the pod (its ConfigMap's name changes); nothing else does.
+        metadata: { labels },
         spec: {
           hostNetwork: true,
           dnsPolicy: "ClusterFirstWithHostNet",

@@ -10,7 +10,9 @@
  * Its host side is a ruleset contribution (dnsRuleset) the appliance hands to the data plane.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
+import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import type { Site } from "../site/schema";
@@ -24,6 +26,10 @@ import { renderDnsRuleset } from "./ruleset";
 import { renderDnsSummary } from "./summary";
 import { renderKnotTsig } from "./knot";
 import { renderD2Tsig } from "./ddns";
+import { DAEMON_LABEL } from "../daemonset";
+import { rolloutGateScript } from "../network-services/rollout";
+import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
+import { durationSeconds } from "../site/duration";
 
 export interface DnsStackArgs {
   /** The validated site. */
@@ -34,8 +40,13 @@ export interface DnsStackArgs {
   policy: PolicyModel;
   /** Provider for the router's cluster. */
   provider: k8s.Provider;
-  /** What must exist first: the fabric and the router-system namespace (the network services create it). */
+  /**
+   * What must exist first: the fabric, the confirmed host (the segments' addresses dnsdist binds) and the
+   * router-system namespace (the network services create it).
+   */
   after: pulumi.Resource[];
+  /** Admin kubeconfig (secret): the rollout gate reads the DaemonSets' status with it. */
+  kubeconfig: pulumi.Input<string>;
   /** Password of router:registry (secret). */
   registryPassword?: pulumi.Input<string>;
 }
@@ -94,12 +105,15 @@ export class DnsStack extends pulumi.ComponentResource {
   readonly image?: pulumi.Output<string>;
   /** The site's DNS CA certificate: what clients trust for DoT and DoH (undefined without encrypted DNS). */
   readonly caCertificate?: pulumi.Output<string>;
+  /** Changes whenever any of the stack's objects changes (the health gate's trigger). */
+  readonly digest: pulumi.Output<string>;
 
   constructor(name: string, args: DnsStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:dns:DnsStack", name, {}, opts);
     const { site, plan, policy } = args;
     const dns = planDns(site, plan, policy);
     if (dns.zones.length === 0) {
+      this.digest = pulumi.output("no DNS");
       this.registerOutputs({ summary: renderDnsSummary(dns, []) });
       return;
     }
@@ -129,22 +143,58 @@ export class DnsStack extends pulumi.ComponentResource {
     const { apiVersion: _v, kind: _k, ...secret } = dnsSecret(data);
     const secretRes = new k8s.core.v1.Secret(`${name}-secret-${secret.metadata.name}`, secret, opts2);
     const objects = renderDnsObjects(site, plan, dns, this.image);
-    const daemons: string[] = [];
+    const configMaps = new Map<string, pulumi.Resource>();
+    const daemonSets: pulumi.Resource[] = [];
     for (const obj of objects) {
       const { apiVersion: _a, kind, ...rest } = obj;
-      const childName = `${name}-${kind.toLowerCase()}-${obj.metadata.name}`;
-      if (kind === "ConfigMap") new k8s.core.v1.ConfigMap(childName, rest as k8s.core.v1.ConfigMapArgs, opts2);
-      else {
-        daemons.push(obj.metadata.name);
-        new k8s.apps.v1.DaemonSet(childName, rest as unknown as k8s.apps.v1.DaemonSetArgs, {
+      if (kind === "ConfigMap") {
+        // Named by content and immutable; a replaced one stays for a rollback (the rollout gate prunes older ones).
+        const daemon = obj.metadata.labels![DAEMON_LABEL];
+        const cm = new k8s.core.v1.ConfigMap(`${name}-configmap-${daemon}`, rest as k8s.core.v1.ConfigMapArgs, {
           ...opts2,
-          dependsOn: [...args.after, secretRes],
+          retainOnDelete: true,
         });
-      }
+        configMaps.set(daemon, cm);
+      } else
+        daemonSets.push(
+          new k8s.apps.v1.DaemonSet(
+            `${name}-daemonset-${obj.metadata.name}`,
+            rest as unknown as k8s.apps.v1.DaemonSetArgs,
+            {
+              ...opts2,
+              dependsOn: [...args.after, secretRes, configMaps.get(obj.metadata.name)!],
+            },
+          ),
+        );
     }
+    const daemons = objects.filter((o) => o.kind === "DaemonSet").map((o) => o.metadata.name);
+    this.digest = this.image.apply((image) =>
+      createHash("sha256")
+        .update(JSON.stringify(renderDnsObjects(site, plan, dns, image)))
+        .digest("hex"),
+    );
+    new command.local.Command(
+      `${name}-rollout`,
+      {
+        interpreter: ["/bin/bash", "-c"],
+        environment: pulumi.secret({ ROUTER_KUBECONFIG: args.kubeconfig }),
+        create: rolloutGateScript({
+          namespace: ROUTER_NAMESPACE,
+          daemons,
+          subnets: plan.segments.flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]),
+          timeout: durationSeconds(site.node.healthTimeout),
+          what: "DNS daemon",
+        }),
+        // Any change of a DaemonSet or its configuration re-runs the gate; a daemon that does not become available
+        // is rolled back to its previous revision and the update fails saying so.
+        triggers: [this.digest],
+      },
+      { parent: this, dependsOn: daemonSets },
+    );
     const artifacts = Object.fromEntries([...dnsConfigs(site, plan, dns)].map(([f, text]) => [`dns/${f}`, text]));
     this.registerOutputs({
       image: this.image,
+      digest: this.digest,
       caCertificate: this.caCertificate,
       artifacts,
       summary: renderDnsSummary(dns, daemons),

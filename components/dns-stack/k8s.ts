@@ -1,5 +1,6 @@
 /**
- * Kubernetes objects of the DNS stack: one ConfigMap with every rendered file, the Secret with what must not be
+ * Kubernetes objects of the DNS stack: each daemon's configuration as its own immutable ConfigMap (named by its
+ * content, components/daemonset.ts), the Secret with what must not be
  * rendered (the TSIG key in Knot's and D2's forms, the DoT/DoH certificate and key; the component fills it from
  * Pulumi secrets), and one host-network DaemonSet per daemon from the DNS image — each with only the
  * capabilities it needs (dnsdist binds the privileged DNS ports; the feeds job, which parses what the internet
@@ -12,7 +13,7 @@ import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
-import { LABELS, hostDaemonSet, type DaemonVolume, type HostDaemon, type Named } from "../daemonset";
+import { LABELS, daemonConfigMap, hostDaemonSet, type DaemonVolume, type HostDaemon, type Named } from "../daemonset";
 import { PATHS, PORTS, type DnsPlan } from "./plan";
 import { renderUnbound, ROOT_ANCHOR, UNBOUND_CONTROL } from "./unbound";
 import { renderKnotConf, renderZoneFiles } from "./knot";
@@ -20,7 +21,6 @@ import { renderDnsdist } from "./dnsdist";
 import { renderD2 } from "./ddns";
 import { renderFeedsConf, renderStatsConf } from "./jobs";
 
-export const DNS_CONFIG_MAP = "dns";
 export const DNS_SECRET = "dns-secrets";
 /** The unprivileged user of the feeds job and the stats collector. */
 export const NOBODY = 65534;
@@ -66,7 +66,7 @@ const own = (dirs: string[]) => ({
   capabilities: ["CHOWN"],
 });
 
-type Spec = Omit<HostDaemon, "configMap" | "configDir" | "rollOn">;
+type Spec = Omit<HostDaemon, "configDir">;
 
 function front(dns: DnsPlan): Spec {
   const tls = dns.zones.some((z) => z.encrypted);
@@ -159,21 +159,16 @@ function feeds(): Spec {
   };
 }
 
-/** The stack's daemons, each with what rolls its pod (its configuration files). */
+/** The stack's daemons (the feeds job only when some list is fetched). */
 export function dnsDaemons(dns: DnsPlan, configs: Map<string, string>): HostDaemon[] {
   const specs = [front(dns), resolver(), authoritative(dns), ddns(), stats(dns)];
   if (configs.has("feeds.conf")) specs.push(feeds());
-  return specs.map((s) => ({
-    ...s,
-    configMap: DNS_CONFIG_MAP,
-    configDir: C,
-    rollOn: s.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`),
-  }));
+  return specs.map((s) => ({ ...s, configDir: C }));
 }
 
 /**
- * The ConfigMap and the DaemonSets (the Secret is the component's: its data are secrets). `image` is placed
- * as given (the digest-pinned reference, known once the image is pushed).
+ * Each daemon's ConfigMap, then the DaemonSets (the Secret is the component's: its data are secrets). `image` is
+ * placed as given (the digest-pinned reference, known once the image is pushed).
  */
 export function renderDnsObjects(
   site: Site,
@@ -182,13 +177,8 @@ export function renderDnsObjects(
   image: unknown,
 ): (Named<IConfigMap> | Named<IDaemonSet>)[] {
   const configs = dnsConfigs(site, plan, dns);
-  const configMap: Named<IConfigMap> = {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: DNS_CONFIG_MAP, namespace: ROUTER_NAMESPACE, labels: LABELS },
-    data: Object.fromEntries([...configs].sort(([a], [b]) => a.localeCompare(b))),
-  };
-  return [configMap, ...dnsDaemons(dns, configs).map((d) => hostDaemonSet(d, image))];
+  const daemons = dnsDaemons(dns, configs);
+  return [...daemons.map((d) => daemonConfigMap(d, configs)), ...daemons.map((d) => hostDaemonSet(d, image, configs))];
 }
 
 /** The Secret object around its data (values are the component's secret outputs). */

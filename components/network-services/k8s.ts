@@ -26,8 +26,17 @@ import {
   usesDhcpv6,
 } from "./config";
 
-import { LABELS, hostDaemonSet, type DaemonVolume, type Named } from "../daemonset";
+import {
+  DAEMON_LABEL,
+  LABELS,
+  configMapName,
+  daemonConfigMap,
+  hostDaemonSet,
+  type DaemonVolume,
+  type Named,
+} from "../daemonset";
 
+export { DAEMON_LABEL, configMapName };
 export type K8sObject = Named<IDaemonSet> | Named<IConfigMap> | Named<INamespace> | Named<ISecret>;
 
 /** Config files by ConfigMap key (also the artifact names under services/). */
@@ -47,7 +56,6 @@ export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): 
   return files;
 }
 
-const CONFIG_MAP = "network-services";
 const CONFIG_DIR = "/etc/router";
 /** Host directory for the services' state (leases, drift). */
 export const HOST_STATE_DIR = "/var/lib/router";
@@ -163,16 +171,12 @@ function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Nam
   const volumes: DaemonVolume[] = [];
   if (d.state) volumes.push({ name: "state", mountPath: d.state.mount, source: { hostPath: d.state.host } });
   if (d.run) volumes.push({ name: "run", mountPath: d.run, source: { memory: "16Mi" } });
-  return hostDaemonSet(
-    {
-      ...d,
-      configMap: CONFIG_MAP,
-      configDir: CONFIG_DIR,
-      rollOn: d.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`),
-      volumes,
-    },
-    image,
-  );
+  return hostDaemonSet({ ...d, configDir: CONFIG_DIR, volumes }, image, configs);
+}
+
+/** The DaemonSets' names, in the order the rollout gate checks them. */
+export function daemonNames(site: Site, plan: SitePlan, model: PolicyModel): string[] {
+  return daemons(site, plan, serviceConfigs(site, plan, model)).map((d) => d.name);
 }
 
 /**
@@ -195,11 +199,6 @@ export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyMo
       },
     },
   };
-  const configMap: Named<IConfigMap> = {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: CONFIG_MAP, namespace: ROUTER_NAMESPACE, labels: LABELS },
-    data: Object.fromEntries([...configs].sort(([a], [b]) => a.localeCompare(b))),
-  };
-  return [namespace, configMap, ...daemons(site, plan, configs).map((d) => daemonSet(d, image, configs))];
+  const list = daemons(site, plan, configs);
+  return [namespace, ...list.map((d) => daemonConfigMap(d, configs)), ...list.map((d) => daemonSet(d, image, configs))];
 }

@@ -22,6 +22,7 @@ import {
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
 import { Dns } from "./schema-dns";
+import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
@@ -61,8 +62,27 @@ export const InstallDisk = z
     minSizeGiB: z.number().int().positive().optional(),
     /** Largest acceptable disk size in GiB. */
     maxSizeGiB: z.number().int().positive().optional(),
-    /** A raw CEL expression over `disk`, for what the fields above cannot say. */
-    match: z.string().min(1).optional(),
+    /**
+     * A CEL expression over `disk`, for what the fields above cannot say. The guards against read-only, optical
+     * and USB devices still apply. It must stay within what the operator-side check can evaluate too
+     * (components/talos-node/disk-selector.ts): comparisons of disk.<field> with a literal, &&, ||, !, parentheses,
+     * startsWith/endsWith/contains, sizes like 100u * GiB.
+     */
+    match: z
+      .string()
+      .min(1)
+      .superRefine((src, ctx) => {
+        try {
+          parseMatch(src);
+        } catch (e) {
+          if (!(e instanceof MatchSyntaxError)) throw e;
+          ctx.addIssue({
+            code: "custom",
+            message: `cannot be checked against the node's disks before install: ${e.message} (allowed: comparisons of disk.<field> with a literal, &&, ||, !, parentheses, startsWith/endsWith/contains, sizes like 100u * GiB)`,
+          });
+        }
+      })
+      .optional(),
   })
   .refine((d) => Object.values(d).some((v) => v !== undefined), {
     error: "selects no disk (allowed: at least one of path, model, serial, wwid, type, minSizeGiB, maxSizeGiB, match)",
@@ -82,6 +102,17 @@ export const Node = z.strictObject({
   managementAddress: IpAddress(),
   /** Address of the box while it sits in Talos maintenance mode (first install); defaults to managementAddress. */
   maintenanceAddress: IpAddress().optional(),
+  /**
+   * Pins the box's maintenance-mode certificate for the first install (talosctl --cert-fingerprint: base64 SHA-256
+   * of its public key, shown on the box's console). Without it only the NIC MACs identify the box.
+   */
+  maintenanceCertFingerprint: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, {
+      error:
+        "is not a certificate fingerprint (allowed: 44 characters of base64, as talosctl --cert-fingerprint takes)",
+    })
+    .optional(),
   installDisk: InstallDisk,
   /** Wipe the install disk at first install. */
   wipeDisk: z.boolean().default(false),

@@ -3,9 +3,9 @@
  * the site that parsed (a key that failed to parse is absent, and rules needing it stay silent, since its own
  * problems are already reported) and returns issues with config key paths.
  */
-import type { Link, Segment, Site, Zone } from "./schema";
+import { WanProbe, type Link, type Segment, type Site, type Zone } from "./schema";
 import { configPath, type SiteIssue } from "./issues";
-import { contains, familyOf, nthAddress, overlaps, toBigInt } from "./ip";
+import { contains, familyOf, nthAddress, overlaps, parsePrefix, toBigInt } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { validateDns } from "./validate-dns";
@@ -529,6 +529,72 @@ function checkDataplane(s: PartialSite, out: Issues): void {
       });
 }
 
+/** The probe targets of a WAN that names none: the schema's defaults for WanProbe.targets. */
+const DEFAULT_PROBE_TARGETS = WanProbe.parse({}).targets;
+
+/** An address the router's own upstream depends on, and where the site names it. */
+interface Lifeline {
+  address: string;
+  what: string;
+}
+
+/** Static WAN gateways, WAN probe targets (the defaults when a WAN sets none) and the router's upstream resolvers. */
+function lifelines(s: PartialSite): Lifeline[] {
+  const out: Lifeline[] = [];
+  for (const { index, value: l } of s.links ?? []) {
+    if (l.role !== "wan") continue;
+    for (const fam of ["ipv4", "ipv6"] as const) {
+      const cfg = l[fam];
+      if (cfg?.mode === "static")
+        out.push({
+          address: cfg.gateway,
+          what: `the static gateway of WAN ${l.name} (links[${index}].${fam}.gateway)`,
+        });
+    }
+    (l.probe?.targets ?? DEFAULT_PROBE_TARGETS).forEach((t, i) =>
+      out.push({ address: t, what: `a probe target of WAN ${l.name} (links[${index}].probe.targets[${i}])` }),
+    );
+  }
+  (s.dns?.upstreams ?? []).forEach((u, i) =>
+    out.push({ address: u.address, what: `an upstream resolver of the router (dns.upstreams[${i}])` }),
+  );
+  return out;
+}
+
+/**
+ * The guard's static lists must not cut the router off its upstream (DESIGN.md decision 16 holds the downloaded
+ * lists to the same rule): no blocklist entry covers every address or a lifeline, no allowlist entry lets every
+ * source past the guard.
+ */
+function checkGuardLists(s: PartialSite, out: Issues): void {
+  const dp = s.dataplane;
+  if (!dp) return;
+  const everything = (cidr: string) => parsePrefix(cidr).length === 0;
+  const lines = lifelines(s);
+  dp.blocklist.forEach((cidr, i) => {
+    const path = configPath("dataplane", ["blocklist", i]);
+    if (everything(cidr)) {
+      out.push({
+        path,
+        message: `${cidr} covers every address: the guard would drop all traffic from the internet (allowed: narrower prefixes)`,
+      });
+      return;
+    }
+    for (const l of lines.filter((x) => contains(cidr, x.address)))
+      out.push({
+        path,
+        message: `${cidr} covers ${l.address}, ${l.what}: the router would drop its own upstream (allowed: prefixes that leave out the WAN gateways, probe targets and upstream resolvers)`,
+      });
+  });
+  dp.allowlist.forEach((cidr, i) => {
+    if (everything(cidr))
+      out.push({
+        path: configPath("dataplane", ["allowlist", i]),
+        message: `${cidr} lets every source past the guard, which switches off its bogon, blocklist, geo-IP and rate-limit filtering (allowed: narrower prefixes, e.g. the upstream's subnet)`,
+      });
+  });
+}
+
 function checkTalos(s: PartialSite, out: Issues): void {
   if (!s.talos) return;
   const tag = /:(v\d+\.\d+\.\d+)(@|$)/.exec(s.talos.installerImage)?.[1];
@@ -572,6 +638,7 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkManagement(s, out);
   checkTimeouts(s, out);
   checkDataplane(s, out);
+  checkGuardLists(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
   out.push(...validatePolicy(s));

@@ -11,6 +11,7 @@ import { contains, familyOf } from "../site/ip";
 import { mergeContributions, type HostContribution, type TalosDocument } from "./documents";
 import { firewallDocuments } from "./firewall";
 import { b64, text, type SecretText, type TalosSecrets } from "./secrets";
+import { diskSelector, renderCel } from "./disk-selector";
 
 /** Kubernetes API port on the node. */
 export const KUBE_API_PORT = 6443;
@@ -36,23 +37,9 @@ export function apiEndpoint(address: string, port = KUBE_API_PORT): string {
   return `https://${address.includes(":") ? `[${address}]` : address}:${port}`;
 }
 
-/** The CEL expression that picks the install disk; never a read-only, optical or USB device. */
+/** The CEL expression that picks the install disk; never a read-only, optical or USB device (disk-selector.ts). */
 export function diskSelectorCel(d: InstallDisk): string {
-  if (d.match) return d.match;
-  const terms: string[] = ["!disk.readonly", "!disk.cdrom"];
-  if (d.path) terms.push(`disk.dev_path == ${JSON.stringify(d.path)}`);
-  // The Talos boot medium is often a USB stick that would otherwise match a size or type rule.
-  else terms.push(`disk.transport != "usb"`);
-  if (d.model) terms.push(`disk.model == ${JSON.stringify(d.model)}`);
-  if (d.serial) terms.push(`disk.serial == ${JSON.stringify(d.serial)}`);
-  if (d.wwid) terms.push(`disk.wwid == ${JSON.stringify(d.wwid)}`);
-  if (d.type === "nvme") terms.push(`disk.transport == "nvme"`);
-  if (d.type === "ssd") terms.push("!disk.rotational");
-  if (d.type === "hdd") terms.push("disk.rotational");
-  if (d.type === "sd") terms.push(`disk.transport == "mmc"`);
-  if (d.minSizeGiB !== undefined) terms.push(`disk.size >= ${d.minSizeGiB}u * GiB`);
-  if (d.maxSizeGiB !== undefined) terms.push(`disk.size <= ${d.maxSizeGiB}u * GiB`);
-  return terms.join(" && ");
+  return renderCel(diskSelector(d));
 }
 
 /**

@@ -237,6 +237,8 @@ static char *reader(char *buf, int size, void *user)
 				memset(f, 0, sizeof(*f));
 				snprintf(f->name, sizeof(f->name), "%s", name);
 				f->refresh_ms = 6ULL * 3600 * 1000;
+				f->timeout_ms = 120ULL * 1000;
+				f->min_entries = 1;
 				f->line = st->line;
 			}
 		}
@@ -332,6 +334,8 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 		return parse_path(st, sec, key, v, c->state_dir, sizeof(c->state_dir));
 	if (strcmp(key, "nft_ruleset") == 0)
 		return parse_path(st, sec, key, v, c->nft_ruleset, sizeof(c->nft_ruleset));
+	if (strcmp(key, "resolv_conf") == 0)
+		return parse_path(st, sec, key, v, c->resolv_conf, sizeof(c->resolv_conf));
 	if (strcmp(key, "metrics_address") == 0) {
 		unsigned char buf[16];
 
@@ -349,7 +353,8 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 		return 1;
 	}
 	return bad(st, sec, key, v,
-		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir");
+		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir, "
+		   "resolv_conf");
 }
 
 /* One key of an [interface NAME] section; role-specific checks wait for the end of the file. */
@@ -614,7 +619,11 @@ static int feed_key(struct parse_state *st, const char *sec, const char *name, c
 	}
 	if (strcmp(key, "refresh") == 0)
 		return parse_dur(st, sec, key, v, 1000, 30ULL * 24 * 3600 * 1000, "from 1s to 720h", &f->refresh_ms);
-	return bad(st, sec, key, v, "unknown key; [feed NAME] allows url, kind, refresh");
+	if (strcmp(key, "timeout") == 0)
+		return parse_dur(st, sec, key, v, 1000, 3600ULL * 1000, "from 1s to 1h", &f->timeout_ms);
+	if (strcmp(key, "min_entries") == 0)
+		return parse_u32(st, sec, key, v, 1, 100000000, &f->min_entries);
+	return bad(st, sec, key, v, "unknown key; [feed NAME] allows url, kind, refresh, timeout, min_entries");
 }
 
 /* One key of [ratelimit]; 1 or 0 (problem recorded). */
@@ -876,6 +885,7 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 	snprintf(cfg->metrics_address, sizeof(cfg->metrics_address), "0.0.0.0");
 	cfg->metrics_port = 9430;
 	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/router-dataplane");
+	snprintf(cfg->resolv_conf, sizeof(cfg->resolv_conf), "/etc/resolv.conf");
 	cfg->bogons4 = cfg->bogons6 = cfg->blocklist = cfg->geoip = cfg->ratelimit = true;
 	cfg->syn = (struct dp_rate){ 200, 400 };
 	cfg->icmp = (struct dp_rate){ 20, 40 };

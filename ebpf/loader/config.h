@@ -68,13 +68,15 @@ enum dp_feed_kind {
 	DP_FEED_GEO,
 };
 
-/* A list fetched over HTTPS ([feed NAME]); cached as state_dir/feeds/NAME.txt. */
+/* A list fetched over HTTPS ([feed NAME]) by router-fetch; cached as state_dir/feeds/NAME.txt. */
 struct dp_feed {
 	char name[64];
 	char url[2048];
 	enum dp_feed_kind kind;
 	bool has_kind;
 	uint64_t refresh_ms;
+	uint64_t timeout_ms;  /* whole download; the fetcher is killed a little after it */
+	uint32_t min_entries; /* a list with fewer distinct entries is refused */
 	int line;
 };
 
@@ -90,6 +92,7 @@ struct dp_config {
 	int metrics_port; /* 0 = no HTTP server */
 	char nft_ruleset[PATH_MAX]; /* empty = nftables not managed */
 	char state_dir[PATH_MAX];
+	char resolv_conf[PATH_MAX]; /* its nameservers are addresses no feed may block */
 
 	struct dp_iface ifaces[DP_MAX_IFACES];
 	int n_ifaces;

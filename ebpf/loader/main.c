@@ -8,7 +8,6 @@
  *   router-dataplane --config FILE [--pin-root DIR] [--once] [--check]
  */
 #include <bpf/libbpf.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -680,10 +679,6 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		dp_log("error", "start_failed", "cannot initialise libcurl");
-		return 1;
-	}
 
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -760,6 +755,5 @@ out:
 	free(d->nft_applied);
 	free(d->nft_link_error);
 	free(d);
-	curl_global_cleanup();
 	return rc;
 }

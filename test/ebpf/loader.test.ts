@@ -304,6 +304,24 @@ refresh = 12h
       conf: withExtra(FEED.replace("[feed spamhaus-drop]", "[feed ../etc]")),
       expect: [/'\.\.\/etc' is not a valid feed name \(1-63 of a-z 0-9 '-'/],
     },
+    {
+      name: "a feed timeout beyond an hour",
+      why: "a stalled download would hold up every other feed that long",
+      conf: withExtra(`${FEED}timeout = 2h\n`),
+      expect: [/\[feed spamhaus-drop\] timeout = 2h: expected a duration from 1s to 1h/],
+    },
+    {
+      name: "a feed that may have no entries",
+      why: "an empty download would replace a real list",
+      conf: withExtra(`${FEED}min_entries = 0\n`),
+      expect: [/\[feed spamhaus-drop\] min_entries = 0: expected an integer from 1 to 100000000/],
+    },
+    {
+      name: "a relative resolv_conf",
+      why: "its nameservers are what no feed may block; a relative path depends on the working directory",
+      conf: (c: string) => c.replace("[global]\n", "[global]\nresolv_conf = etc/resolv.conf\n"),
+      expect: [/\[global\] resolv_conf = etc\/resolv\.conf: expected an absolute path/],
+    },
   );
 
   it("accepts the renderer's dev output as rendered (multi-WAN and feed sections included), paths adjusted", () => {

@@ -94,7 +94,8 @@ describe("the loader configuration", () => {
   });
 
   it("travels in the machine configuration as the extension service's config files", () => {
-    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents[0];
+    const docs = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents;
+    const doc = docs.find((d) => d.kind === "ExtensionServiceConfig")!;
     expect(doc).toMatchObject({ kind: "ExtensionServiceConfig", name: "router-dataplane" });
     expect((doc.configFiles as { mountPath: string }[]).map((f) => f.mountPath)).toEqual([
       "/usr/local/etc/router-dataplane/dataplane.conf",
