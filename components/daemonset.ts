@@ -160,7 +160,9 @@ export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string
     image,
     mounts,
   );
-  const init = d.init && container(d, { name: `${d.name}-init`, ...d.init, user: 0 }, image, mounts);
+  // The init step prepares the volumes: it mounts them writable, whatever the daemon itself may only read.
+  const initMounts = mounts.map(({ readOnly: _ro, ...m }) => (m.name === "config" ? { ...m, readOnly: true } : m));
+  const init = d.init && container(d, { name: `${d.name}-init`, ...d.init, user: 0 }, image, initMounts);
   return {
     apiVersion: "apps/v1",
     kind: "DaemonSet",

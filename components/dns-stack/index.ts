@@ -120,7 +120,7 @@ export class DnsStack extends pulumi.ComponentResource {
     this.image = shipImage(this, `${name}-image`, {
       site,
       image: DNS_IMAGE,
-      sources: ["images/dns", "ebpf/loader"],
+      sources: ["images/dns", "ebpf/loader", "ebpf/fetcher"],
       registryPassword: args.registryPassword,
     });
     const tsig = new random.RandomBytes(`${name}-tsig`, { length: 32 }, { parent: this });

@@ -140,7 +140,7 @@ function stats(dns: DnsPlan): Spec {
     resources: { cpu: "20m", memory: "16Mi", cpuLimit: "500m", memoryLimit: "64Mi" },
     liveness: ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${dns.metricsPort}/metrics`],
     volumes: [lists(true), { name: "querylog", mountPath: PATHS.queryLog, source: { hostPath: PATHS.queryLog } }],
-    init: own([PATHS.queryLog, PATHS.lists]),
+    init: own([PATHS.queryLog]),
   };
 }
 

@@ -25,8 +25,11 @@ export const KNOT_TSIG_FILE = `${PATHS.secrets}/tsig.knot.conf`;
 /** Zone files inside the container: beside the other configuration files (ConfigMap keys cannot hold a /). */
 export const ZONES_DIR = PATHS.config;
 
-/** Record types D2 writes (RFC 4701 DHCID beside the address records and pointers). */
-const UPDATE_TYPES = ["A", "AAAA", "DHCID", "PTR"];
+/**
+ * Record types D2 writes (RFC 4701 DHCID beside the address records and pointers), and ANY: its removal of a
+ * released name deletes every RRset left at the name (RFC 2136 §2.5.3), which Knot refuses unless ANY is listed.
+ */
+const UPDATE_TYPES = ["A", "AAAA", "DHCID", "PTR", "ANY"];
 
 export function renderKnotConf(site: Site, dns: DnsPlan): string {
   return [

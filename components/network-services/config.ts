@@ -76,7 +76,12 @@ export function renderKea6(site: Site, plan: SitePlan): string {
   });
   return json({
     Dhcp6: {
-      "interfaces-config": { interfaces: subnets.map((s) => String(s.interface)) },
+      "interfaces-config": {
+        interfaces: subnets.map((s) => String(s.interface)),
+        // A link-local address is tentative for a second or two after the link comes up (DAD): keep trying.
+        "service-sockets-max-retries": 60,
+        "service-sockets-retry-wait-time": 5000,
+      },
       "control-socket": { "socket-type": "unix", "socket-name": `${KEA_RUN_DIR}/kea6-ctrl-socket` },
       "data-directory": KEA_STATE_DIR,
       "server-id": { type: "LLT", persist: true },

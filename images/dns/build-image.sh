@@ -2,17 +2,17 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Builds the router's DNS image: dnsdist, Unbound, Knot, Kea's DHCP-DDNS daemon and tinycdb from the build
-# machine's Debian packages, the stack's own programs (router-dns-stats, dns-feeds, and router-fetch when the
-# data plane's build has it), the DNSSEC root trust anchor and the CA bundle, with exactly the shared libraries
-# they need, as an OCI image layout with a reproducible digest (fixed modes, no timestamps).
-#   build-image.sh STAGE_DIR OUT_DIR STATS_BINARY [ROUTER_FETCH]
+# machine's Debian packages, the stack's own programs (router-dns-stats, dns-feeds, and the data plane's
+# router-fetch), the DNSSEC root trust anchor and the CA bundle, with exactly the shared libraries they need, as
+# an OCI image layout with a reproducible digest (fixed modes, no timestamps).
+#   build-image.sh STAGE_DIR OUT_DIR STATS_BINARY ROUTER_FETCH
 # Output: OUT_DIR/oci (one image) and OUT_DIR/image-digest.
 set -euo pipefail
 
 stage=$(realpath -m "$1")
 out=$(realpath -m "$2")
 stats=$(realpath "$3")
-fetch=${4:-}
+fetch=$(realpath "$4")
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../lib.sh
 . "$here/../lib.sh"
@@ -37,11 +37,7 @@ for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
 for f in "${data[@]}"; do install -D -m 0644 "$f" "$root$f"; done
 install -m 0755 "$stats" "$root/usr/local/bin/router-dns-stats"
 install -m 0755 "$here/dns-feeds" "$root/usr/local/bin/dns-feeds"
-if [ -n "$fetch" ]; then
-	install -m 0755 "$fetch" "$root/usr/local/bin/router-fetch"
-else
-	echo "build-image: no router-fetch given; the image cannot fetch feeds (inline lists still work)" >&2
-fi
+install -m 0755 "$fetch" "$root/usr/local/bin/router-fetch"
 # The probes and the feeds job need a shell and a few tools: busybox provides them.
 for tool in sh cat grep kill printf mkdir cp test wget find chown sed awk sort wc tr mv date sleep touch rm; do
 	ln -sf busybox "$root/usr/bin/$tool"
