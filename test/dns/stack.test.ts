@@ -141,7 +141,11 @@ describe.skipIf(!t.ok)("resolution through the router", () => {
 
   it("lets no plain DNS leave on the WAN when the upstream speaks DoT", async () => {
     const cap = join(bed.work, "wan.pcap");
-    const dump = bed.start("tcpdump-wan", bed.router, `exec tcpdump -n -U --immediate-mode -i wan0 -w ${cap} port 53 or port 853`);
+    const dump = bed.start(
+      "tcpdump-wan",
+      bed.router,
+      `exec tcpdump -n -U --immediate-mode -i wan0 -w ${cap} port 53 or port 853`,
+    );
     await waitFor("tcpdump to listen", () => dump.output.join("").includes("listening on"), 10_000, 50);
     for (let i = 0; i < 5; i++) expect(dig("trusted", `leak${i}.plain.example`).answers).toEqual([INTERNET_DNS.plain4]);
     await sleep(500);
@@ -153,7 +157,9 @@ describe.skipIf(!t.ok)("resolution through the router", () => {
         .split("\n")
         .filter(Boolean);
     expect(read("port 53"), "plain DNS on the WAN").toEqual([]);
-    expect(read("tcp port 853").length, `DoT to the upstream; the capture:\n${dump.output.join("")}`).toBeGreaterThan(0);
+    expect(read("tcp port 853").length, `DoT to the upstream; the capture:\n${dump.output.join("")}`).toBeGreaterThan(
+      0,
+    );
   });
 
   it("validates DNSSEC: a signed answer carries AD, a broken signature is SERVFAIL", () => {
