@@ -6,7 +6,7 @@
  * rendered ruleset with the stack's contribution. Clients in their segments' namespaces ask the router.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devSite, type Raw } from "../helpers/dev-site";
@@ -19,6 +19,7 @@ import { renderDnsRuleset } from "../../components/dns-stack/ruleset";
 import { renderRuleset } from "../../components/dataplane/nftables";
 import { renderKea4, renderKea6 } from "../../components/network-services/config";
 import type { HostDaemon } from "../../components/daemonset";
+import { q } from "../../components/images";
 import { DnsBed } from "./lib/bed";
 import { buildInternetDns, INTERNET_DNS, type InternetDns } from "./lib/internet";
 import { ADS_FEED, NAMES, dnsTestSite } from "./lib/site";
@@ -83,9 +84,9 @@ function writeFeed(name: string, entries: string[]): void {
 
 const daemon = (name: string): HostDaemon => dnsDaemons(dns, configs).find((d) => d.name === name)!;
 
-function startDaemon(d: HostDaemon, files = configs): void {
+function startDaemon(d: HostDaemon, files = configs) {
   const bundle = join(internet.dir, "ca.pem");
-  bed.startDaemon(d, files, testSecrets(), [`mount --bind -o ro ${bundle} ${PATHS.caBundle}`]);
+  return bed.startDaemon(d, files, testSecrets(), [`mount --bind -o ro ${bundle} ${PATHS.caBundle}`]);
 }
 
 /** Kea DHCPv4 and DHCPv6 with the rendered configurations (state on tmpfs, as the services' pods have it). */
@@ -106,9 +107,9 @@ beforeAll(async () => {
   const work = tempDir("dns-stack-");
   bed = new DnsBed(TAG, work);
   internet = buildInternetDns(join(work, "internet"));
-  bed.topology(plan, SEGMENTS, [INTERNET_DNS.resolver4, INTERNET_DNS.authoritative4]);
+  bed.topology(plan, SEGMENTS, [INTERNET_DNS.resolver4, INTERNET_DNS.authoritative4, INTERNET_DNS.lists4]);
   SEGMENTS.forEach((seg, i) => bed.staticClient(plan, seg, 200 + i));
-  for (const c of internet.commands) bed.start(c.name, bed.internet, `exec ${c.argv.join(" ")}`);
+  for (const c of internet.commands) bed.start(c.name, bed.internet, `exec ${c.argv.map(q).join(" ")}`);
   const ruleset = renderRuleset(site, plan, policy, { contributions: [renderDnsRuleset(plan, policy, dns)] });
   writeFileSync(join(work, "router.nft"), ruleset);
   bed.in(bed.router, ["nft", "-f", join(work, "router.nft")]);
@@ -130,6 +131,33 @@ afterAll(async () => {
   if (process.env.DNS_TEST_LOGS === "1") console.log(bed?.logs(40));
   await bed?.cleanup();
 });
+
+function metrics(): Map<string, number> {
+  const text = bed.in(bed.router, ["curl", "-s", `http://127.0.0.1:${dns.metricsPort}/metrics`]).stdout;
+  return new Map(
+    text
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => [l.slice(0, l.lastIndexOf(" ")), Number(l.slice(l.lastIndexOf(" ") + 1))]),
+  );
+}
+
+/**
+ * The counters once the reports of earlier queries have all arrived: dnsdist's remote logger delivers them in
+ * batches, seconds apart after it reconnects, so the count must hold still for 2.5 s.
+ */
+async function settled(): Promise<Map<string, number>> {
+  const counted = (m: Map<string, number>) => m.get('router_dns_stats_messages_total{outcome="counted"}');
+  let last = metrics();
+  let still = 0;
+  while (still < 5) {
+    await sleep(500);
+    const now = metrics();
+    still = counted(now) === counted(last) ? still + 1 : 0;
+    last = now;
+  }
+  return last;
+}
 
 describe.skipIf(!t.ok)("resolution through the router", () => {
   it("answers an internet name to a client of every zone with DNS", () => {
@@ -396,6 +424,7 @@ describe.skipIf(!t.ok)("lists swapped under load", () => {
       queries,
       Array.from({ length: 200 }, (_, i) => `${names[i % names.length].replace("www", `w${i}`)} A`).join("\n"),
     );
+    const before = await settled();
     const perf = bed.inAsync(client("trusted"), `dnsperf -s ${gw("trusted")} -d ${queries} -l 8 -Q 1500 -c 4`, 60_000);
     for (let i = 0; i < 5; i++) {
       await sleep(1200);
@@ -407,37 +436,81 @@ describe.skipIf(!t.ok)("lists swapped under load", () => {
     expect(sent, r.stdout).toBeGreaterThan(5000);
     expect(completed, r.stdout).toBe(sent);
     expect(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1], r.stdout).toBe("0");
+    // Every answer was counted in its zone, none lost on the way to the collector.
+    const after = await settled();
+    const trusted = 'router_dns_queries_total{zone="trusted"}';
+    expect((after.get(trusted) ?? 0) - (before.get(trusted) ?? 0)).toBe(completed);
     // The last list (with newad) is in use within dnsdist's refresh interval.
     await waitFor("newad to be blocked", () => dig("trusted", "newad.plain.example").status === "NXDOMAIN", 8_000, 200);
   }, 60_000);
 });
 
-describe.skipIf(!t.ok)("analytics", () => {
-  function metrics(): Map<string, number> {
-    const text = bed.in(bed.router, ["curl", "-s", `http://127.0.0.1:${dns.metricsPort}/metrics`]).stdout;
-    return new Map(
-      text
+describe.skipIf(!t.ok)("fetched lists", () => {
+  const www = () => join(internet.dir, "www");
+  const lists = () => bed.hostPath(PATHS.lists);
+  /** Publishes the list on the test internet's HTTPS server (replaced by rename, as a publisher would). */
+  function publish(text: string): void {
+    writeFileSync(join(www(), ".ads.txt"), text);
+    execFileSync("mv", [join(www(), ".ads.txt"), join(www(), "ads.txt")]);
+  }
+  /** Runs the feeds job once as its DaemonSet runs it (unprivileged), with every list due. */
+  async function fetchOnce(): Promise<void> {
+    execFileSync("sh", ["-c", `rm -f "${lists()}"/*.next`]);
+    const spec = daemon("dns-feeds");
+    const p = startDaemon({ ...spec, command: [...spec.command, "--once"] });
+    await new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once("exit", r)));
+    expect(p.child.exitCode, p.output.join("")).toBe(0);
+  }
+  const status = () =>
+    Object.fromEntries(
+      readFileSync(join(lists(), "ads.status"), "utf8")
+        .trim()
         .split("\n")
-        .filter((l) => l && !l.startsWith("#"))
-        .map((l) => [l.slice(0, l.lastIndexOf(" ")), Number(l.slice(l.lastIndexOf(" ") + 1))]),
+        .map((l) => l.split(" ")),
+    ) as Record<string, string>;
+
+  it("fetches a list over HTTPS as an unprivileged user and blocks its names", async () => {
+    publish("# hosts-file list\n0.0.0.0 fetched-ad.plain.example\n0.0.0.0 ads.plain.example\n");
+    await fetchOnce();
+    expect(statSync(join(lists(), "ads.txt")).uid, "the checked list is the unprivileged job's").toBe(65534);
+    expect(statSync(join(lists(), "ads.cdb")).uid).toBe(65534);
+    expect(status()).toMatchObject({ entries: "2", failures: "0" });
+    await waitFor(
+      "the fetched name to be blocked",
+      () => dig("trusted", "fetched-ad.plain.example").status === "NXDOMAIN",
+      8_000,
+      200,
     );
-  }
+  }, 60_000);
 
-  /** The counters once the reports of earlier queries have all arrived (two reads 500 ms apart agree). */
-  async function settled(): Promise<Map<string, number>> {
-    let last = metrics();
-    for (;;) {
-      await sleep(500);
-      const now = metrics();
-      if (
-        now.get('router_dns_stats_messages_total{outcome="counted"}') ===
-        last.get('router_dns_stats_messages_total{outcome="counted"}')
-      )
-        return now;
-      last = now;
-    }
-  }
+  it.each([
+    ["an empty download", ""],
+    ["a page that is no list", "<html><body>503 Service Unavailable</body></html>\n"],
+    ["a list that would block the site's own domain", `0.0.0.0 ${D}\n0.0.0.0 other-ad.plain.example\n`],
+  ])(
+    "keeps the last good list after %s",
+    async (_what, text) => {
+      const failures = Number(status().failures);
+      publish(text);
+      await fetchOnce();
+      expect(Number(status().failures)).toBe(failures + 1);
+      expect(status().entries).toBe("2");
+      await sleep(6000); // longer than dnsdist's refresh interval: a wrongly swapped list would show
+      expect(dig("trusted", "fetched-ad.plain.example").status).toBe("NXDOMAIN");
+      expect(dig("trusted", "other-ad.plain.example").answers).toEqual([INTERNET_DNS.plain4]);
+    },
+    60_000,
+  );
 
+  it("keeps using the cached list across a restart of the front, before any new fetch", async () => {
+    await bed.stop("dns-front");
+    startDaemon(daemon("dns-front"));
+    await waitFor("the front to answer", () => dig("trusted", NAMES.free).answers.length > 0, 20_000, 200);
+    expect(dig("trusted", "fetched-ad.plain.example").status).toBe("NXDOMAIN");
+  }, 60_000);
+});
+
+describe.skipIf(!t.ok)("analytics", () => {
   it("counts queries, cache hits, blocked queries by list and SERVFAIL per zone, with a latency histogram", async () => {
     const before = await settled();
     const get = (m: Map<string, number>, k: string) => m.get(k) ?? 0;
@@ -446,8 +519,19 @@ describe.skipIf(!t.ok)("analytics", () => {
     dig("trusted", NAMES.ad);
     dig("trusted", "www.broken.example");
     dig("guest", NAMES.social);
+    const counted = 'router_dns_stats_messages_total{outcome="counted"}';
+    await waitFor("the five reports", () => get(metrics(), counted) - get(before, counted) >= 5, 10_000, 200).catch(
+      () => undefined,
+    );
     const after = await settled();
     const delta = (k: string) => get(after, k) - get(before, k);
+    if (process.env.DNS_TEST_LOGS === "1")
+      console.log(
+        [...after]
+          .filter(([k, v]) => v !== get(before, k))
+          .map(([k, v]) => `${k} +${v - get(before, k)}`)
+          .join("\n"),
+      );
     expect(delta('router_dns_queries_total{zone="trusted"}')).toBe(4);
     expect(delta('router_dns_cache_hits_total{zone="trusted"}')).toBeGreaterThanOrEqual(1);
     expect(delta('router_dns_blocked_total{zone="trusted",list="ads"}')).toBe(1);
@@ -457,7 +541,10 @@ describe.skipIf(!t.ok)("analytics", () => {
     expect(get(after, 'router_dns_latency_seconds_bucket{zone="trusted",le="+Inf"}')).toBe(
       get(after, 'router_dns_latency_seconds_count{zone="trusted"}'),
     );
-    expect(get(after, 'router_dns_list_loaded{list="ads"}')).toBe(0); // written here, not by the feeds job
+    // The fetched list's state, from the feeds job (one good fetch, three refused above).
+    expect(get(after, 'router_dns_list_loaded{list="ads"}')).toBe(1);
+    expect(get(after, 'router_dns_list_entries{list="ads"}')).toBe(2);
+    expect(get(after, 'router_dns_list_failures_total{list="ads"}')).toBe(3);
   });
 
   it("logs a zone's queries (client, name, type, answer, blocked-by), and none of a zone whose log is off", async () => {

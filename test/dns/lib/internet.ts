@@ -5,7 +5,8 @@
  *                     a validating resolver answers SERVFAIL;
  *   - plain.example   unsigned (no DS): ordinary internet names, any name below it answers (a wildcard);
  * all served by one authoritative Knot, plus a DoT resolver (Unbound, recursing from our root, not validating so
- * that the broken zone reaches the router's validator) with a certificate of a test CA for `resolver.example`.
+ * that the broken zone reaches the router's validator) with a certificate of a test CA for `resolver.example`, and
+ * an HTTPS server of domain lists (`openssl s_server -WWW` on `lists4`, serving the files of `www/`).
  * The router trusts our root's key as its root trust anchor. Zones are signed with BIND's dnssec-keygen and
  * dnssec-signzone. (Unbound answers NXDOMAIN for .test names on its own, so the test domains are under example.)
  */
@@ -24,6 +25,8 @@ export const INTERNET_DNS = {
   plain4: "198.51.100.80",
   good4: "198.51.100.81",
   broken4: "198.51.100.82",
+  /** The HTTPS server of domain lists (its certificate names this address). */
+  lists4: "198.51.100.55",
 } as const;
 
 export interface InternetDns {
@@ -147,6 +150,26 @@ export function buildInternetDns(dir: string): InternetDns {
     "-extfile",
     "san.ext",
   );
+  openssl("req", ...NEW_EC_KEY, "-keyout", "lists.key", "-out", "lists.csr", "-subj", "/CN=lists");
+  writeFileSync(join(dir, "lists.ext"), `subjectAltName=IP:${I.lists4}\n`);
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "lists.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "lists.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "lists.ext",
+  );
+  mkdirSync(join(dir, "www"), { recursive: true });
   writeFileSync(
     join(dir, "root.hints"),
     `. 3600 IN NS a.root-servers.example.\na.root-servers.example. 3600 IN A ${I.authoritative4}\n`,
@@ -182,6 +205,14 @@ export function buildInternetDns(dir: string): InternetDns {
     commands: [
       { name: "internet-knot", argv: ["knotd", "-c", join(dir, "knot.conf")] },
       { name: "internet-resolver", argv: ["unbound", "-d", "-c", join(dir, "resolver.conf")] },
+      {
+        name: "internet-lists",
+        argv: [
+          "sh",
+          "-c",
+          `cd ${join(dir, "www")} && exec openssl s_server -quiet -WWW -accept ${I.lists4}:443 -cert ${join(dir, "lists.pem")} -key ${join(dir, "lists.key")}`,
+        ],
+      },
     ],
   };
 }

@@ -29,7 +29,8 @@ export const ADS_FEED = ["ads.plain.example", "tracker.plain.example"];
 export function dnsTestSite(raw: Raw): void {
   raw.dns.upstreams = [{ address: INTERNET_DNS.resolver4, protocol: "DoT", tlsServerName: INTERNET_DNS.resolverName }];
   const list = (name: string) => raw.dns.lists.find((l: Raw) => l.name === name);
-  list("ads").url = "https://lists.example.com/ads.txt";
+  list("ads").url = `https://${INTERNET_DNS.lists4}/ads.txt`;
+  list("ads").minEntries = 2;
   list("guest-extra").entries = [NAMES.social];
   list("work").entries = ["cdn.tracker.plain.example"];
   list("iot-vendors").entries = [NAMES.vendor];
