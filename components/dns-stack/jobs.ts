@@ -6,7 +6,7 @@
  */
 import type { Site } from "../site/schema";
 import { PATHS, PORTS, type DnsPlan } from "./plan";
-import { ALLOW_ONLY } from "./dnsdist";
+import { ALLOW_ONLY, SAMPLE } from "./dnsdist";
 
 /** The query log's size limit before it rotates once (to .1): bounded, so it cannot fill the node's disk. */
 export const QUERY_LOG_MAX_BYTES = 64 * 1024 * 1024;
@@ -19,6 +19,9 @@ export function renderStatsConf(site: Site, dns: DnsPlan): string {
     `logger 127.0.0.1:${PORTS.statsInput}`,
     // Scraped by Prometheus on the node (pods) and from management zones (ruleset.ts opens the port to them).
     `metrics 0.0.0.0:${dns.metricsPort}`,
+    // dnsdist's web server: the per-zone counters are its rule counters, read at every scrape.
+    `front 127.0.0.1:${PORTS.dnsdistWeb}`,
+    `sample ${SAMPLE}`,
     `query-log ${PATHS.queryLog}/queries.log ${QUERY_LOG_MAX_BYTES}`,
     `lists ${PATHS.lists}`,
     ...dns.zones.map((z) => `zone ${z.name} ${z.queryLog ? "log" : "nolog"}`),

@@ -104,6 +104,8 @@ export interface DnsPlan {
   /** Addresses that public answers may not hold (rebinding protection). */
   privateAddresses: string[];
   metricsPort: number;
+  /** Threads of the front per listening address. */
+  frontThreads: number;
   /** True when some WAN may carry IPv6 (the resolver then also asks over IPv6). */
   ipv6Upstream: boolean;
 }
@@ -310,6 +312,7 @@ export function planDns(site: Site, plan: SitePlan, model: PolicyModel): DnsPlan
     privateDomains: [...new Set([plan.domain, ...site.dns.privateDomains])],
     privateAddresses: privateAddresses(site, plan),
     metricsPort: site.dns.metricsPort,
+    frontThreads: site.dns.frontThreads,
     ipv6Upstream: plan.wans.some((w) => w.ipv6.mode !== "none"),
   };
 }

@@ -177,5 +177,12 @@ export const Dns = z.strictObject({
   zones: z.array(DnsZone).default([]),
   /** Prometheus port of the per-zone DNS metrics. */
   metricsPort: z.number().int().min(1024).max(65535).default(9433),
+  /** Threads the front answers plain DNS with, per listening address (SO_REUSEPORT spreads queries over them). */
+  frontThreads: z
+    .number({ error: "expected a number (threads per address from 1 to 8)" })
+    .int({ error: "is not an integer (allowed: threads per address from 1 to 8)" })
+    .min(1, { error: "is below 1 (allowed: threads per address from 1 to 8)" })
+    .max(8, { error: "is above 8 (allowed: threads per address from 1 to 8)" })
+    .default(2),
 });
 export type Dns = z.infer<typeof Dns>;

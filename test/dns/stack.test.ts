@@ -538,6 +538,9 @@ describe.skipIf(!t.ok)("analytics", () => {
     expect(delta('router_dns_servfail_total{zone="trusted"}')).toBe(1);
     expect(delta('router_dns_blocked_total{zone="guest",list="guest-extra"}')).toBe(1);
     expect(delta('router_dns_latency_seconds_count{zone="trusted"}')).toBe(4);
+    // Every answer of a zone with a query log is in its histogram; one in eight of the others.
+    expect(get(after, 'router_dns_latency_sampled{zone="trusted"}')).toBe(1);
+    expect(get(after, 'router_dns_latency_sampled{zone="guest"}')).toBe(8);
     expect(get(after, 'router_dns_latency_seconds_bucket{zone="trusted",le="+Inf"}')).toBe(
       get(after, 'router_dns_latency_seconds_count{zone="trusted"}'),
     );

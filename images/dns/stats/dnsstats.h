@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * router-dns-stats: the DNS stack's per-zone analytics. dnsdist reports every answer it gives as a protobuf
- * message (its remote logger: a TCP stream of 16-bit big-endian length + PowerDNS PBDNSMessage, as in
- * PowerDNS pdns/dnsmessage.proto and dnsdist's remote logger) whose server identity names the client's zone
- * and how the answer was made: "<zone>", "<zone>\tcache" or "<zone>\tblocked\t<list>". This program counts
- * them per zone (queries, cache hits, blocked by list, answers by rcode, latency histogram), serves the counts
- * as Prometheus metrics, and writes a query log line for zones whose log is on.
+ * The per-zone counters are dnsdist's own: it counts the matches of named rules (`<zone>/cache`,
+ * `<zone>/resolved`, `<zone>/servfail`, `<zone>/blocked/<list>`, components/dns-stack/dnsdist.ts), and this
+ * program reads them from dnsdist's metrics when it is scraped. dnsdist also reports answers as protobuf messages
+ * (its remote logger: a TCP stream of 16-bit big-endian length + PowerDNS PBDNSMessage, as in PowerDNS
+ * pdns/dnsmessage.proto) whose server identity names the client's zone and how the answer was made: "<zone>",
+ * "<zone>\tcache" or "<zone>\tblocked\t<list>" — every answer of a zone whose query log is on, a sample of the
+ * others. From those this program builds the per-zone latency histograms and writes the query log.
  */
 #ifndef DNSSTATS_H
 #define DNSSTATS_H
@@ -62,7 +64,7 @@ int ds_decode(const uint8_t *buf, size_t len, struct ds_msg *m);
 struct ds_zone {
 	char name[DS_NAME_MAX];
 	bool log;
-	uint64_t queries, cached, blocked_by[DS_MAX_LISTS], rcodes[DS_RCODES + 1];
+	/* Latency histogram of the reported answers. */
 	uint64_t buckets[DS_BUCKETS + 1];
 	double latency_sum;
 };
@@ -76,6 +78,10 @@ struct ds_list {
 struct ds_config {
 	char logger[64];
 	char metrics[64];
+	/* dnsdist's web server (its /metrics holds the rule counters). */
+	char front[64];
+	/* One answer in `sample` is reported from a zone whose log is off. */
+	unsigned sample;
 	char query_log[4096];
 	uint64_t query_log_max;
 	char lists_dir[4096];
@@ -95,19 +101,35 @@ int ds_config_load(const char *path, struct ds_config *c, char *err, size_t errl
 struct ds_zone *ds_zone_find(struct ds_config *c, const char *name);
 
 /*
- * Counts one message in its zone. Returns the zone, or NULL (nothing counted) when the configuration names no
- * such zone, or no such list for a blocked answer.
+ * Adds one reported answer to its zone's latency histogram. Returns the zone, or NULL (nothing added) when the
+ * configuration names no such zone, or no such list for a blocked answer.
  */
-struct ds_zone *ds_count(struct ds_config *c, const struct ds_msg *m);
+struct ds_zone *ds_observe(struct ds_config *c, const struct ds_msg *m);
+
+/* Rule counters read from dnsdist: name (the rule's id label) and matches. */
+struct ds_hits {
+	size_t n;
+	struct {
+		char name[160];
+		uint64_t v;
+	} *v;
+};
+
+/* Parses the dnsdist_rule_hits samples out of Prometheus text into h (replacing its content). */
+void ds_parse_hits(const char *text, struct ds_hits *h);
+
+/* The matches of the rule named `name`, or 0 when dnsdist has no such rule. */
+uint64_t ds_hit(const struct ds_hits *h, const char *name);
 
 /* Writes the query-log line of a message (one JSON object) to f. */
 void ds_log_line(FILE *f, const struct ds_msg *m);
 
 /*
- * Appends the Prometheus text of every counter to a growing buffer (*buf of *cap bytes, *len used), with the
- * collector's own counters (messages, malformed, unknown zone) and the lists' status read from their files.
+ * Appends the Prometheus text of every metric to a growing buffer (*buf of *cap bytes, *len used): the per-zone
+ * counters from dnsdist's rule counters `h` (front_up says whether dnsdist answered; without it they are left
+ * out), the histograms, the lists' status read from their files, and the collector's own counts of reports.
  */
-void ds_metrics(const struct ds_config *c, uint64_t messages, uint64_t malformed, uint64_t unknown, char **buf,
-		size_t *len, size_t *cap);
+void ds_metrics(const struct ds_config *c, const struct ds_hits *h, bool front_up, uint64_t messages,
+		uint64_t malformed, uint64_t unknown, char **buf, size_t *len, size_t *cap);
 
 #endif /* DNSSTATS_H */

@@ -2,10 +2,11 @@
 /*
  * router-dns-stats -c CONFIG [--check]
  *
- * Accepts dnsdist's remote-logger connections on the configured address, counts every answer in its zone,
- * writes the query log of the zones whose log is on (JSON lines, one rotation to PATH.1 at the size limit),
- * and serves the counters at http://METRICS/metrics. --check reads the configuration, reports the first
- * problem and exits 1, or exits 0 (the renderer's validator).
+ * Accepts dnsdist's remote-logger connections on the configured address, adds every reported answer to its
+ * zone's latency histogram, writes the query log of the zones whose log is on (JSON lines, one rotation to
+ * PATH.1 at the size limit), and serves http://METRICS/metrics: at each scrape it reads dnsdist's rule counters
+ * from http://FRONT/metrics and names them by zone. --check reads the configuration, reports the first problem
+ * and exits 1, or exits 0 (the renderer's validator).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -133,7 +134,7 @@ static void handle(const uint8_t *frame, size_t len, struct qlog *q)
 		return;
 	}
 	pthread_mutex_lock(&lock);
-	z = ds_count(&cfg, &m);
+	z = ds_observe(&cfg, &m);
 	if (z)
 		n_counted++;
 	else
@@ -171,6 +172,48 @@ static int drain(struct conn *c, struct qlog *q)
 	return 0;
 }
 
+/*
+ * GETs http://FRONT/metrics (HTTP/1.0, 2 s for everything) into a NUL-terminated malloc'd buffer; NULL when
+ * the front does not answer with 200.
+ */
+static char *front_metrics(void)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = { .tv_sec = 2 };
+	size_t len = 0, cap = 1 << 16;
+	char *buf = NULL;
+	socklen_t sl;
+	ssize_t n;
+	int fd;
+
+	if (parse_endpoint(cfg.front, &ss, &sl))
+		return NULL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	static const char req[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) || connect(fd, (struct sockaddr *)&ss, sl) ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1 || !(buf = malloc(cap)))
+		goto fail;
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 4096 && !(buf = realloc(buf, cap *= 2)))
+			goto fail;
+	}
+	buf[len] = '\0';
+	close(fd);
+	if (n < 0 || strncmp(buf, "HTTP/1.", 7) || strncmp(buf + 8, " 200", 4)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
 static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			     const char *version, const char *data, size_t *size, void **state)
 {
@@ -189,9 +232,16 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 		MHD_destroy_response(r);
 		return ret;
 	}
+	char *front = front_metrics();
+	struct ds_hits hits = { 0 };
+	bool up = front != NULL;
+	if (up)
+		ds_parse_hits(front, &hits);
+	free(front);
 	pthread_mutex_lock(&lock);
-	ds_metrics(&cfg, n_counted, n_malformed, n_unknown, &buf, &len, &cap);
+	ds_metrics(&cfg, &hits, up, n_counted, n_malformed, n_unknown, &buf, &len, &cap);
 	pthread_mutex_unlock(&lock);
+	free(hits.v);
 	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);

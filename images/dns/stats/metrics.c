@@ -40,34 +40,52 @@ static void header(struct out *o, const char *name, const char *type, const char
 	emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Per-zone counters: queries, cache hits, answers by rcode, SERVFAIL, blocked by list. */
-static void zone_counters(struct out *o, const struct ds_config *c)
+/* The matches of the rule `<zone>/<what>`. */
+static uint64_t rule(const struct ds_hits *h, const char *zone, const char *what)
 {
+	char name[160];
+
+	snprintf(name, sizeof(name), "%s/%s", zone, what);
+	return ds_hit(h, name);
+}
+
+/* Per-zone counters from dnsdist's rule counters: queries, cache hits, SERVFAIL, blocked by list. */
+static void zone_counters(struct out *o, const struct ds_config *c, const struct ds_hits *h)
+{
+	char what[DS_NAME_MAX + 16];
+
 	header(o, "router_dns_queries_total", "counter", "Answers given to the zone's clients.");
-	for (unsigned i = 0; i < c->n_zones; i++)
-		emit(o, "router_dns_queries_total{zone=\"%s\"} %" PRIu64 "\n", c->zones[i].name, c->zones[i].queries);
+	for (unsigned i = 0; i < c->n_zones; i++) {
+		const char *z = c->zones[i].name;
+		uint64_t n = rule(h, z, "cache") + rule(h, z, "resolved");
+		for (unsigned l = 0; l < c->n_lists; l++) {
+			snprintf(what, sizeof(what), "blocked/%s", c->lists[l].name);
+			n += rule(h, z, what);
+		}
+		emit(o, "router_dns_queries_total{zone=\"%s\"} %" PRIu64 "\n", z, n);
+	}
 	header(o, "router_dns_cache_hits_total", "counter", "Answers from the front's cache.");
 	for (unsigned i = 0; i < c->n_zones; i++)
-		emit(o, "router_dns_cache_hits_total{zone=\"%s\"} %" PRIu64 "\n", c->zones[i].name, c->zones[i].cached);
+		emit(o, "router_dns_cache_hits_total{zone=\"%s\"} %" PRIu64 "\n", c->zones[i].name,
+		     rule(h, c->zones[i].name, "cache"));
 	header(o, "router_dns_servfail_total", "counter", "SERVFAIL answers (resolution or DNSSEC validation failed).");
 	for (unsigned i = 0; i < c->n_zones; i++)
-		emit(o, "router_dns_servfail_total{zone=\"%s\"} %" PRIu64 "\n", c->zones[i].name, c->zones[i].rcodes[2]);
-	header(o, "router_dns_responses_total", "counter", "Answers by response code.");
-	for (unsigned i = 0; i < c->n_zones; i++)
-		for (unsigned r = 0; r <= DS_RCODES; r++)
-			emit(o, "router_dns_responses_total{zone=\"%s\",rcode=\"%s\"} %" PRIu64 "\n", c->zones[i].name,
-			     ds_rcode_names[r], c->zones[i].rcodes[r]);
+		emit(o, "router_dns_servfail_total{zone=\"%s\"} %" PRIu64 "\n", c->zones[i].name,
+		     rule(h, c->zones[i].name, "servfail"));
 	header(o, "router_dns_blocked_total", "counter", "Queries answered as blocked, by the list that blocked them.");
 	for (unsigned i = 0; i < c->n_zones; i++)
-		for (unsigned l = 0; l < c->n_lists; l++)
+		for (unsigned l = 0; l < c->n_lists; l++) {
+			snprintf(what, sizeof(what), "blocked/%s", c->lists[l].name);
 			emit(o, "router_dns_blocked_total{zone=\"%s\",list=\"%s\"} %" PRIu64 "\n", c->zones[i].name,
-			     c->lists[l].name, c->zones[i].blocked_by[l]);
+			     c->lists[l].name, rule(h, c->zones[i].name, what));
+		}
 }
 
 /* Per-zone latency histograms (from the query's arrival to the answer leaving the front). */
 static void zone_latency(struct out *o, const struct ds_config *c)
 {
-	header(o, "router_dns_latency_seconds", "histogram", "Time from a query's arrival to its answer.");
+	header(o, "router_dns_latency_seconds", "histogram",
+	       "Time from a query's arrival to its answer, over the reported answers (see router_dns_latency_sampled).");
 	for (unsigned i = 0; i < c->n_zones; i++) {
 		const struct ds_zone *z = &c->zones[i];
 		uint64_t cum = 0;
@@ -142,13 +160,20 @@ static void lists(struct out *o, const struct ds_config *c)
 	}
 }
 
-void ds_metrics(const struct ds_config *c, uint64_t messages, uint64_t malformed, uint64_t unknown, char **buf,
-		size_t *len, size_t *cap)
+void ds_metrics(const struct ds_config *c, const struct ds_hits *h, bool front_up, uint64_t messages,
+		uint64_t malformed, uint64_t unknown, char **buf, size_t *len, size_t *cap)
 {
 	struct out o = { buf, len, cap };
 
-	zone_counters(&o, c);
+	header(&o, "router_dns_front_up", "gauge", "1 when the front (dnsdist) gave its counters at this scrape.");
+	emit(&o, "router_dns_front_up %d\n", front_up);
+	if (front_up)
+		zone_counters(&o, c, h);
 	zone_latency(&o, c);
+	header(&o, "router_dns_latency_sampled", "gauge",
+	       "One answer in this many is in the zone's latency histogram (1: every answer, its query log is on).");
+	for (unsigned i = 0; i < c->n_zones; i++)
+		emit(&o, "router_dns_latency_sampled{zone=\"%s\"} %u\n", c->zones[i].name, c->zones[i].log ? 1 : c->sample);
 	lists(&o, c);
 	header(&o, "router_dns_stats_messages_total", "counter", "Reports received from the front, by outcome.");
 	emit(&o, "router_dns_stats_messages_total{outcome=\"counted\"} %" PRIu64 "\n", messages);

@@ -41,6 +41,10 @@ static int directive(struct ds_config *c, char **w, int n, unsigned line, char *
 		strcpy(c->logger, w[1]);
 	else if (n == 2 && !strcmp(w[0], "metrics") && strlen(w[1]) < sizeof(c->metrics))
 		strcpy(c->metrics, w[1]);
+	else if (n == 2 && !strcmp(w[0], "front") && strlen(w[1]) < sizeof(c->front))
+		strcpy(c->front, w[1]);
+	else if (n == 2 && !strcmp(w[0], "sample") && atoi(w[1]) >= 1)
+		c->sample = (unsigned)atoi(w[1]);
 	else if (n == 3 && !strcmp(w[0], "query-log") && strlen(w[1]) < sizeof(c->query_log)) {
 		strcpy(c->query_log, w[1]);
 		c->query_log_max = strtoull(w[2], NULL, 10);
@@ -62,8 +66,8 @@ static int directive(struct ds_config *c, char **w, int n, unsigned line, char *
 		l->feed = !strcmp(w[2], "feed");
 	} else
 		return bad(err, errlen, line,
-			   "unknown directive (allowed: logger ADDR:PORT, metrics ADDR:PORT, query-log PATH BYTES, "
-			   "lists DIR, zone NAME log|nolog, list NAME feed|inline)");
+			   "unknown directive (allowed: logger ADDR:PORT, metrics ADDR:PORT, front ADDR:PORT, sample N, "
+			   "query-log PATH BYTES, lists DIR, zone NAME log|nolog, list NAME feed|inline)");
 	return 0;
 }
 
@@ -91,8 +95,10 @@ int ds_config_load(const char *path, struct ds_config *c, char *err, size_t errl
 		}
 	}
 	fclose(f);
-	if (!c->logger[0] || !c->metrics[0] || c->n_zones == 0)
-		return bad(err, errlen, line, "logger, metrics and at least one zone are required");
+	if (!c->logger[0] || !c->metrics[0] || !c->front[0] || c->n_zones == 0)
+		return bad(err, errlen, line, "logger, metrics, front and at least one zone are required");
+	if (!c->sample)
+		c->sample = 1;
 	return 0;
 }
 
@@ -104,7 +110,7 @@ struct ds_zone *ds_zone_find(struct ds_config *c, const char *name)
 	return NULL;
 }
 
-struct ds_zone *ds_count(struct ds_config *c, const struct ds_msg *m)
+struct ds_zone *ds_observe(struct ds_config *c, const struct ds_msg *m)
 {
 	struct ds_zone *z = ds_zone_find(c, m->zone);
 	unsigned b = 0, list = 0;
@@ -117,18 +123,45 @@ struct ds_zone *ds_count(struct ds_config *c, const struct ds_msg *m)
 			list++;
 		if (list == c->n_lists)
 			return NULL;
-		z->blocked_by[list]++;
 	}
-	z->queries++;
-	z->rcodes[m->rcode < DS_RCODES ? m->rcode : DS_RCODES]++;
-	if (m->kind == DS_CACHED)
-		z->cached++;
 	s = m->answer_us > m->query_us ? (double)(m->answer_us - m->query_us) / 1e6 : 0;
 	while (b < DS_BUCKETS && s > ds_bounds[b])
 		b++;
 	z->buckets[b]++;
 	z->latency_sum += s;
 	return z;
+}
+
+void ds_parse_hits(const char *text, struct ds_hits *h)
+{
+	static const char key[] = "dnsdist_rule_hits{id=\"";
+	size_t cap = 0;
+
+	h->n = 0;
+	for (const char *p = strstr(text, key); p; p = strstr(p, key)) {
+		const char *name = p + sizeof(key) - 1, *end = strchr(name, '"');
+		p = name;
+		if (!end || (size_t)(end - name) >= sizeof(h->v[0].name) || strncmp(end, "\"} ", 3))
+			continue;
+		if (h->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			h->v = realloc(h->v, cap * sizeof(*h->v));
+			if (!h->v)
+				abort();
+		}
+		memcpy(h->v[h->n].name, name, (size_t)(end - name));
+		h->v[h->n].name[end - name] = '\0';
+		h->v[h->n].v = strtoull(end + 3, NULL, 10);
+		h->n++;
+	}
+}
+
+uint64_t ds_hit(const struct ds_hits *h, const char *name)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (!strcmp(h->v[i].name, name))
+			return h->v[i].v;
+	return 0;
 }
 
 static const char *proto_name(uint32_t p)

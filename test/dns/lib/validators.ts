@@ -6,22 +6,16 @@
  * TSIG key and a test certificate where the stack's Secret would put them. Asynchronous, so many sites can be
  * checked at once.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { tier } from "../../helpers/tier";
 import { tempDir } from "../../helpers/temp";
-import { testCertificates } from "../../ebpf/lib";
-import { renderKnotTsig } from "../../../components/dns-stack/knot";
-import { renderD2Tsig } from "../../../components/dns-stack/ddns";
 import { PATHS } from "../../../components/dns-stack/plan";
+import { FEEDS_SCRIPT, STATS_BIN, writeTestSecrets } from "./fixtures";
 
-export const DNS_IMAGE_DIR = resolve(__dirname, "../../../images/dns");
-export const STATS_BIN = join(DNS_IMAGE_DIR, "build/router-dns-stats");
-export const FEEDS_SCRIPT = join(DNS_IMAGE_DIR, "dns-feeds");
-/** A TSIG secret for tests (the stack's own comes from a Pulumi random resource). */
-export const TEST_TSIG = "q6mJ1oHMWTFD0lO3m0ChUX3Ufa4Ucf5Gx2vsQ0RmRZw=";
+export { buildStats, STATS_BIN, TEST_TSIG } from "./fixtures";
 
 export const dnsValidatorsTier = () =>
   tier("DNS validators", {
@@ -41,24 +35,12 @@ export const dnsValidatorsTier = () =>
     ],
   });
 
-/** Builds router-dns-stats (make -C images/dns stats); throws with make's output on failure. */
-export function buildStats(): void {
-  execFileSync("flock", [join(DNS_IMAGE_DIR, "Makefile"), "make", "-s", "-C", DNS_IMAGE_DIR, "stats"], {
-    stdio: "pipe",
-  });
-}
-
-/** Test secrets in the Secret's layout (a certificate for the addresses DoT/DoH listen on), once per test file. */
+/** Test secrets in the Secret's layout, once per test file in a temporary directory removed after its tests. */
 let secretsDir: string | undefined;
 export function testSecrets(): string {
   if (secretsDir && existsSync(secretsDir)) return secretsDir;
-  const dir = tempDir("dns-secrets-");
-  testCertificates(dir, "10.10.0.1", "router");
-  execFileSync("sh", ["-c", "cp srv.pem tls.crt && cp srv.key tls.key"], { cwd: dir });
-  writeFileSync(join(dir, "tsig.knot.conf"), renderKnotTsig(TEST_TSIG));
-  writeFileSync(join(dir, "tsig-keys.json"), renderD2Tsig(TEST_TSIG));
-  secretsDir = dir;
-  return dir;
+  secretsDir = writeTestSecrets(tempDir("dns-secrets-"));
+  return secretsDir;
 }
 
 const SCRIPT = `
