@@ -10,10 +10,12 @@ import { TalosNode } from "./talos-node";
 import { CiliumFabric } from "./cilium-fabric";
 import { VlanSegment } from "./vlan-segment";
 import { NetworkServices } from "./network-services";
-import { renderRoutingHost } from "./network-services/routing";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
-import { DnsStack, dnsRuleset } from "./dns-stack";
+import { DnsStack } from "./dns-stack";
+import { ObservabilityStack } from "./observability-stack";
+import { hostContributions, rulesetContributions } from "./host-layers";
+import { IdsStack } from "./ids-stack";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -25,8 +27,11 @@ export class Appliance extends pulumi.ComponentResource {
   readonly dataplane: DataPlane;
   readonly services: NetworkServices;
   readonly dns: DnsStack;
+  readonly ids: IdsStack;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
+  /** Metrics, alerts, dashboards, logs and flows (undefined when router:observability.enabled is false). */
+  readonly observability?: ObservabilityStack;
   /** Admin kubeconfig (secret). */
   readonly kubeconfig: pulumi.Output<string>;
   /** talosctl configuration (secret). */
@@ -49,11 +54,12 @@ export class Appliance extends pulumi.ComponentResource {
         plan,
         policy,
         registryPassword: secrets.registryPassword,
-        contributions: [dnsRuleset(site, plan, policy)],
+        contributions: rulesetContributions(site, plan, policy),
       },
       { parent: this },
     );
-    const contributions = [...this.segments.map((s) => s.host), this.dataplane.host, renderRoutingHost(site, plan)];
+    // Every layer's host side, rendered by the same pure functions the layers' components use (host-layers.ts).
+    const contributions = hostContributions(site, plan, policy);
     this.node = new TalosNode(
       `${name}-node`,
       {
@@ -105,9 +111,33 @@ export class Appliance extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    if (site.observability.enabled)
+      this.observability = new ObservabilityStack(
+        `${name}-observability`,
+        { site, plan, policy, provider, hostReady: this.node.hostConfigured, secrets },
+        { parent: this },
+      );
+    const obs = this.observability;
+    this.ids = new IdsStack(
+      `${name}-ids`,
+      {
+        site,
+        plan,
+        provider,
+        after: [this.fabric.release, this.node.hostConfigured],
+        registryPassword: secrets.registryPassword,
+      },
+      { parent: this },
+    );
     this.node.healthGate(
-      [this.fabric.release, this.services, this.services.rollout, this.dns],
-      [this.services.digest, this.dns.digest, JSON.stringify(this.fabric.values)],
+      [this.fabric.release, this.services, this.services.rollout, this.dns, this.ids, ...(obs ? [obs] : [])],
+      [
+        this.services.digest,
+        this.dns.digest,
+        this.ids.digest,
+        JSON.stringify(this.fabric.values),
+        ...(obs ? [obs.digest] : []),
+      ],
     );
 
     this.kubeconfig = this.node.kubeconfig;

@@ -26,8 +26,8 @@ export interface DataPlaneArgs {
   policy: PolicyModel;
   /** Password of router:registry (secret), when the registry needs one. */
   registryPassword?: pulumi.Input<string>;
-  /** Rules other layers add to the ruleset (DNS redirection, …). */
-  contributions?: RulesetContribution[];
+  /** Rules and log settings other layers add to the ruleset. */
+  contributions?: readonly RulesetContribution[];
 }
 
 export class DataPlane extends pulumi.ComponentResource {

@@ -7,7 +7,7 @@
  * (images/dns), shipped like the services image. The TSIG key and the site's DNS CA are Pulumi secrets; they
  * reach the daemons only through a Kubernetes Secret, never a rendered file.
  *
- * Its host side is a ruleset contribution (dnsRuleset) the appliance hands to the data plane.
+ * Its host side is a ruleset contribution (host.ts dnsRuleset), registered in components/host-layers.ts.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -18,11 +18,9 @@ import * as tls from "@pulumi/tls";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
-import type { RulesetContribution } from "../dataplane/ruleset/common";
 import { shipImage, type ImageBuild } from "../images";
 import { planDns, type DnsPlan } from "./plan";
 import { dnsConfigs, dnsSecret, renderDnsObjects, secretKeys } from "./k8s";
-import { renderDnsRuleset } from "./ruleset";
 import { renderDnsSummary } from "./summary";
 import { renderKnotTsig } from "./knot";
 import { renderD2Tsig } from "./ddns";
@@ -52,11 +50,6 @@ export interface DnsStackArgs {
 }
 
 export const DNS_IMAGE: ImageBuild = { name: "router-dns", build: "make -C images/dns", oci: "images/dns/out/oci" };
-
-/** The DNS stack's rules in the router's nftables table (forced zones, DoT/DoH, metrics). */
-export function dnsRuleset(site: Site, plan: SitePlan, policy: PolicyModel): RulesetContribution {
-  return renderDnsRuleset(plan, policy, planDns(site, plan, policy));
-}
 
 /** The site's DNS CA and the router's DoT/DoH certificate it signs (names and addresses of the zones served). */
 function certificate(parent: pulumi.Resource, name: string, plan: SitePlan, dns: DnsPlan) {

@@ -4,6 +4,7 @@
  * renderer compiles the same model, the anti-lockout check asks it about the management path, and the virtual
  * appliance's reachability matrix uses it as the oracle. Pure.
  */
+import { OBSERVABILITY_PORTS } from "./schema-observability";
 import type { FirewallRule, Site } from "./schema";
 import type { SitePlan } from "./plan";
 import { contains, familyOf, isAddress } from "./ip";
@@ -160,7 +161,11 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
     policies,
     defaultAction: site.firewall.defaultAction,
     services,
-    managementPorts: [site.dataplane.metricsPort],
+    // The observability stack's UIs and APIs answer management zones like the loader's metrics do.
+    managementPorts: [
+      site.dataplane.metricsPort,
+      ...(site.observability.enabled ? Object.values(OBSERVABILITY_PORTS) : []),
+    ],
     groups,
     logDrops: site.firewall.logDrops,
     logRate: site.firewall.logRate,

@@ -6,14 +6,30 @@
 import { z } from "zod";
 import { DnsLabel, DomainName, Duration, IpAddress } from "./scalars";
 
-export const Nameserver = z.strictObject({
-  address: IpAddress(),
-  protocol: z
-    .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
-    .default("Do53"),
-  /** Name the upstream's TLS certificate must carry (DoT). */
-  tlsServerName: DomainName.optional(),
-});
+export const Nameserver = z
+  .strictObject({
+    address: IpAddress(),
+    protocol: z
+      .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
+      .default("Do53"),
+    /** Name on the resolver's certificate: required for DoT and DoH, not allowed for Do53 (Talos refuses both). */
+    tlsServerName: DomainName.optional(),
+  })
+  .superRefine((n, ctx) => {
+    if (n.protocol !== "Do53" && !n.tlsServerName)
+      ctx.addIssue({
+        code: "custom",
+        path: ["tlsServerName"],
+        message: `is missing for a ${n.protocol} upstream, so its certificate could not be checked (allowed: the name on the resolver's certificate, e.g. cloudflare-dns.com)`,
+      });
+    if (n.protocol === "Do53" && n.tlsServerName)
+      ctx.addIssue({
+        code: "custom",
+        path: ["tlsServerName"],
+        message:
+          "is set for a plain-DNS (Do53) upstream, which has no certificate to check (allowed: DoT or DoH with it, or no tlsServerName)",
+      });
+  });
 
 /** A time to live in seconds. */
 export const Ttl = z

@@ -22,11 +22,15 @@ import {
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
 import { Dns } from "./schema-dns";
+import { Observability, OBSERVABILITY_DEFAULTS } from "./schema-observability";
+import { Ids, IDS_DEFAULTS } from "./schema-ids";
 import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
 export * from "./schema-dns";
+export * from "./schema-observability";
+export * from "./schema-ids";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -464,8 +468,17 @@ export const Feed = z.strictObject({
 export const Dataplane = z.strictObject({
   /** Attach the XDP guard to the WAN links (the extension is installed either way). */
   enabled: z.boolean().default(true),
-  /** native (driver) XDP; generic only for NICs whose driver lacks XDP support. */
-  xdpMode: z.enum(["native", "generic"], { error: "is not an XDP mode (allowed: native, generic)" }).default("native"),
+  /**
+   * How the XDP guard attaches to the WAN links. `native`: in the NIC driver, and in generic (SKB) mode, with a
+   * warning and the router_dataplane_xdp_mode metric, where the driver has no native XDP (e.g. Intel e1000e/I219,
+   * Realtek r8169). `native-only`: in the driver or not at all — a driver without native XDP leaves the loader
+   * degraded (the firewall stays in force). `generic`: always in generic mode.
+   */
+  xdpMode: z
+    .enum(["native", "native-only", "generic"], {
+      error: "is not an XDP mode (allowed: native, native-only, generic)",
+    })
+    .default("native"),
   /** Prometheus metrics of the loader. */
   metricsPort: z.number().int().min(1024).max(65535).default(9430),
   bogons: z
@@ -565,12 +578,22 @@ export const siteKeys = {
     },
     extension: { build: true, engine: "docker" },
   }),
+  observability: Observability.default(OBSERVABILITY_DEFAULTS),
+  ids: Ids.default(IDS_DEFAULTS),
 } as const;
 
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
 export const secretKeys = {
   /** Password for router:registry. */
   registryPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Basic-auth password of router:observability.remoteWrite. */
+  remoteWritePassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Basic-auth password of router:observability.logs.forward. */
+  logForwardPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Bearer token sent to the webhook receivers of router:observability.alerts. */
+  alertWebhookToken: z.string().min(1, { error: "is empty (allowed: a non-empty token)" }),
+  /** SMTP password of the e-mail receivers of router:observability.alerts. */
+  alertSmtpPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
 } as const;
 
 export const Site = z.strictObject(siteKeys);

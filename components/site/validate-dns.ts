@@ -40,12 +40,6 @@ function checkUpstreams(dns: Dns, out: Issues): void {
         message:
           "DoH cannot carry the resolver's forwarding (allowed: Do53 or DoT upstreams, or forward: false to recurse from the root servers)",
       });
-    if (u.protocol === "DoT" && !u.tlsServerName)
-      out.push({
-        path: at("upstreams", i, "tlsServerName"),
-        message:
-          "is required for DoT: without it the upstream's certificate name cannot be checked (allowed: the name its certificate carries, e.g. dns.quad9.net)",
-      });
   });
 }
 

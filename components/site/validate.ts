@@ -9,6 +9,8 @@ import { contains, familyOf, nthAddress, overlaps, parsePrefix, toBigInt } from 
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { validateDns } from "./validate-dns";
+import { validateObservability } from "./validate-observability";
+import { validateIds } from "./validate-ids";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
 
 /** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
@@ -30,6 +32,8 @@ export interface PartialSite {
   routes?: Site["routes"];
   routing?: Site["routing"];
   mdns?: Site["mdns"];
+  observability?: Site["observability"];
+  ids?: Site["ids"];
   /** Keys whose lists had elements that failed to parse: references into them are not checked. */
   incomplete: Set<string>;
   /** Secret keys that are set (values are never seen here). */
@@ -625,6 +629,25 @@ function checkRegistry(s: PartialSite, out: Issues): void {
     });
 }
 
+/**
+ * The router's clock at boot: with every upstream resolver encrypted, a certificate check needs a correct clock,
+ * and NTP servers named only by hostname cannot be resolved before it is — the node would not finish booting
+ * (Talos warns of exactly this: pkg/machinery/config/types/network/resolver.go).
+ */
+function checkBootClock(s: PartialSite, out: Issues): void {
+  if (!s.dns || !s.ntp) return;
+  const encrypted = s.dns.upstreams.every((u) => u.protocol === "DoT" || u.protocol === "DoH");
+  const byAddress = s.ntp.servers.some((n) => familyOf(n) !== undefined);
+  if (encrypted && !byAddress)
+    out.push({
+      path: configPath("ntp", ["servers"]),
+      message:
+        "names NTP servers only by hostname while every router:dns.upstreams entry is encrypted (DoT/DoH): " +
+        "certificates need a correct clock, which NTP cannot set before DNS works, so the router would not finish " +
+        "booting (allowed: at least one NTP server by IP address, e.g. 162.159.200.1, or a plain Do53 upstream)",
+    });
+}
+
 /** Runs every cross-field rule. */
 export function validateSite(s: PartialSite): SiteIssue[] {
   const out: SiteIssue[] = [];
@@ -641,7 +664,10 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkGuardLists(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
+  checkBootClock(s, out);
   out.push(...validatePolicy(s));
   out.push(...validateDns(s));
+  out.push(...validateObservability(s));
+  out.push(...validateIds(s));
   return out;
 }

@@ -54,12 +54,14 @@ export function routerSysctls(): Record<string, string> {
     "net.ipv6.conf.default.forwarding": "1",
     // Uplinks must keep accepting router advertisements while forwarding (SLAAC/default route on WAN).
     "net.ipv6.conf.default.accept_ra": "2",
-    // Reverse-path filtering: the kernel applies max(all, link), so `all` stays 0 and each link's own value
-    // counts. New links default to loose; segment links are strict (their layer sets it); uplinks keep the
-    // kernel's 0 because multi-WAN return paths are asymmetric, and nftables (fib) plus the XDP guard do the
-    // anti-spoofing there.
+    // No kernel reverse-path filtering, on any link: its lookup goes through the node's policy-routing rules
+    // without the packet's mark, so the forward gate's blackhole rule (dataplane/gate.ts) answers it and every
+    // forwarded IPv4 packet — a LAN client's, a reply from the internet, a port forward's — would be dropped,
+    // strict or loose alike. (A `default` value also reaches every link that exists when it is written and has
+    // not set its own, the uplinks included.) Anti-spoofing is the ruleset's: strict fib checks on the
+    // segments, the site's prefixes refused from the WAN, bogons in the XDP guard.
     "net.ipv4.conf.all.rp_filter": "0",
-    "net.ipv4.conf.default.rp_filter": "2",
+    "net.ipv4.conf.default.rp_filter": "0",
     // A router must not be steered by redirects or source routes from its own clients.
     "net.ipv4.conf.all.accept_redirects": "0",
     "net.ipv4.conf.default.accept_redirects": "0",
@@ -114,7 +116,9 @@ function wanDocuments(w: WanPlan, site: Site): TalosDocument[] {
   }
   if (w.ipv6.mode === "static") {
     addresses.push({ address: w.ipv6.address });
-    routes.push({ destination: "::/0", gateway: w.ipv6.gateway, metric: w.routeMetric });
+    // No destination: Talos makes a default route of the gateway's family, and rejects "::/0" (an unspecified
+    // address) as a destination (pkg/machinery config/types/network/link.go).
+    routes.push({ gateway: w.ipv6.gateway, metric: w.routeMetric });
   }
   // Static routes whose next hop is on this WAN's static subnet.
   for (const r of site.routes) {
@@ -147,7 +151,17 @@ function wanDocuments(w: WanPlan, site: Site): TalosDocument[] {
 }
 
 function bondDocument(name: string, bond: NonNullable<WanPlan["bond"]>, link: Record<string, unknown>): TalosDocument {
-  const body: Record<string, unknown> = { name, links: [...bond.members], bondMode: bond.mode, miimon: bond.miimon };
+  // updelay/downdelay 0 are the kernel's defaults, stated because Talos warns about an 802.3ad bond without
+  // them: a member is used as soon as its carrier is back (LACP still has to agree before it carries traffic)
+  // and dropped at once when its carrier is lost.
+  const body: Record<string, unknown> = {
+    name,
+    links: [...bond.members],
+    bondMode: bond.mode,
+    miimon: bond.miimon,
+    updelay: 0,
+    downdelay: 0,
+  };
   if (bond.lacpRate) body.lacpRate = bond.lacpRate;
   if (bond.xmitHashPolicy) body.xmitHashPolicy = bond.xmitHashPolicy;
   const { name: _n, ...rest } = link;
@@ -326,6 +340,7 @@ export function certSANs(site: Site, plan: SitePlan): string[] {
 export function v1alpha1Document(input: MachineConfigInput): Record<string, unknown> {
   const { site, plan, secrets } = input;
   const mgmtSegment = plan.segments.find((s) => s.name === plan.managementSegment)!;
+  const logging = mergeContributions(input.contributions ?? []).logging;
   return {
     version: "v1alpha1",
     debug: false,
@@ -335,6 +350,7 @@ export function v1alpha1Document(input: MachineConfigInput): Record<string, unkn
       ca: { crt: b64(secrets.os.crt), key: b64(secrets.os.key) },
       certSANs: certSANs(site, plan),
       features: { diskQuotaSupport: true },
+      ...(logging.destinations.length ? { logging } : {}),
     },
     cluster: {
       token: text(secrets.bootstrapToken),

@@ -15,8 +15,7 @@ import { tempDir } from "../helpers/temp";
 import { waitFor, sleep } from "../ebpf/lib";
 import { planDns, PATHS, reverseName } from "../../components/dns-stack/plan";
 import { dnsConfigs, dnsDaemons } from "../../components/dns-stack/k8s";
-import { renderDnsRuleset } from "../../components/dns-stack/ruleset";
-import { renderRuleset } from "../../components/dataplane/nftables";
+import { siteRuleset } from "../../components/host-layers";
 import { renderKea4, renderKea6 } from "../../components/network-services/config";
 import type { HostDaemon } from "../../components/daemonset";
 import { q } from "../../components/images";
@@ -110,7 +109,8 @@ beforeAll(async () => {
   bed.topology(plan, SEGMENTS, [INTERNET_DNS.resolver4, INTERNET_DNS.authoritative4, INTERNET_DNS.lists4]);
   SEGMENTS.forEach((seg, i) => bed.staticClient(plan, seg, 200 + i));
   for (const c of internet.commands) bed.start(c.name, bed.internet, `exec ${c.argv.map(q).join(" ")}`);
-  const ruleset = renderRuleset(site, plan, policy, { contributions: [renderDnsRuleset(plan, policy, dns)] });
+  // The ruleset the data plane loads, with the DNS stack's share registered in host-layers.ts.
+  const ruleset = siteRuleset(site, plan, policy);
   writeFileSync(join(work, "router.nft"), ruleset);
   bed.in(bed.router, ["nft", "-f", join(work, "router.nft")]);
   writeFeed("ads", ADS_FEED);

@@ -18,8 +18,7 @@ import { formatIssues } from "../../components/site/issues";
 import type { Site } from "../../components/site/schema";
 import { planDns } from "../../components/dns-stack/plan";
 import { dnsConfigs, renderDnsObjects } from "../../components/dns-stack/k8s";
-import { renderDnsRuleset } from "../../components/dns-stack/ruleset";
-import { renderRuleset } from "../../components/dataplane/nftables";
+import { siteRuleset } from "../../components/host-layers";
 import { validRawSiteWithDns } from "../helpers/arbitrary-site";
 import type { RawSite } from "../helpers/site-fixtures";
 import { k8sCheck } from "../helpers/validators";
@@ -60,8 +59,8 @@ async function checkSite(raw: RawSite): Promise<string[]> {
     for (const o of renderDnsObjects(site, plan, dns, IMAGE))
       problems.push(...k8sCheck(stringify(o, { lineWidth: 0 })).map((p) => `k8s ${o.metadata.name}: ${p}`));
   }
-  const contribution = renderDnsRuleset(plan, model, dns);
-  problems.push(...(await nftCheck(renderRuleset(site, plan, model, { contributions: [contribution] }))));
+  // The ruleset the data plane loads: every layer's contribution, the DNS stack's through host-layers.ts.
+  problems.push(...(await nftCheck(siteRuleset(site, plan, model))));
   return problems;
 }
 

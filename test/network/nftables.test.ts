@@ -68,7 +68,10 @@ describe("the nftables ruleset", () => {
   });
 
   it("opens the router to management zones and to each zone's services only", () => {
-    expect(chainBody(rs, "in_mgmt")).toContain("tcp dport { 50000, 50001, 6443, 9430 } accept");
+    // Talos API, trustd, Kubernetes API, the loader's metrics, then the observability stack's UIs and APIs.
+    expect(chainBody(rs, "in_mgmt")).toContain(
+      "tcp dport { 50000, 50001, 6443, 9430, 9090, 9093, 9100, 9428, 8080 } accept",
+    );
     expect(chainBody(rs, "in_guest")).toEqual(["tcp dport 53 accept", "udp dport { 53, 67, 547 } accept"]);
     expect(chainBody(rs, "in_wan")).toEqual([]);
   });
@@ -80,7 +83,7 @@ describe("the nftables ruleset", () => {
     // IPv4 only (an inet table would otherwise mark IPv6 connections too); IPv6 to the NAS (a unique local
     // address) goes through wan0's own address, the WAN that masquerades IPv6.
     expect(pre).toContain(
-      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
+      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
     );
     expect(pre).toContain(
       `iifname $if_wan0 meta nfproto ipv6 fib daddr type local tcp dport 443 ${fwd} dnat ip6 to fd12:3456:789a:50::10`,
@@ -89,10 +92,10 @@ describe("the nftables ruleset", () => {
       `iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
     );
     expect(pre).toContain(
-      `iifname { $if_wan0, $if_wan1 } ip saddr 81.2.69.160/27 tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
+      `iifname { $if_wan0, $if_wan1 } ip saddr 81.2.69.160/27 fib daddr type local tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
     );
     expect(pre.filter((l) => l.includes("51820"))).toEqual([
-      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 udp dport 51820 ${fwd} dnat ip to 10.50.0.11`,
+      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local udp dport 51820 ${fwd} dnat ip to 10.50.0.11`,
     ]);
     expect(chainBody(rs, "forward")).toContain("ct mark and 0x4 == 0x4 accept");
     expect(rs).not.toContain("ct status dnat accept");
@@ -136,7 +139,7 @@ describe("the nftables ruleset", () => {
       }),
     );
     expect(chainBody(renderRuleset(r.site, r.plan, r.policy), "nat_prerouting")).toContain(
-      "iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 meta l4proto { tcp, udp } th dport 27015-27017 ct mark set ct mark or 0x4 dnat ip to th dport map { 27015 : 10.50.0.20 . 28015, 27016 : 10.50.0.20 . 28016, 27017 : 10.50.0.20 . 28017 }",
+      "iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local meta l4proto { tcp, udp } th dport 27015-27017 ct mark set ct mark or 0x4 dnat ip to th dport map { 27015 : 10.50.0.20 . 28015, 27016 : 10.50.0.20 . 28016, 27017 : 10.50.0.20 . 28017 }",
     );
   });
 

@@ -143,8 +143,9 @@ describe("the appliance program", () => {
   });
 
   it("changes the services only after a host change is tried and confirmed, then gates their rollout", () => {
-    const ds = resources.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet").map((r) => r.name);
-    const cms = resources.filter((r) => r.type === "kubernetes:core/v1:ConfigMap");
+    const services = resources.filter((r) => r.name.startsWith("lab-services-"));
+    const ds = services.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet").map((r) => r.name);
+    const cms = services.filter((r) => r.type === "kubernetes:core/v1:ConfigMap");
     expect(cms.map((c) => c.name).sort()).toEqual(ds.map((n) => n.replace("daemonset", "configmap")).sort());
     for (const n of ds) {
       expect(dependsOn(n, "lab-node-apply"), n).toBe(true);
@@ -170,8 +171,28 @@ describe("the appliance program", () => {
     expect(healthy.inputs.update).toBe(healthy.inputs.create);
     expect(String(healthy.inputs.update)).toMatch(/run_checks/);
     expect(String(healthy.inputs.update)).toMatch(/ext-router-dataplane/);
-    // The redacted machine configuration, the installer image, the services' digest and the fabric's values.
-    expect((healthy.inputs.triggers as unknown[]).length).toBe(4);
+    // The redacted machine configuration, the installer image, the services', the IDS stack's and the
+    // observability stack's digests, and the fabric's values.
+    expect((healthy.inputs.triggers as unknown[]).length).toBe(6);
+    const obs = resources.filter(
+      (r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-observability-"),
+    );
+    expect(obs.length).toBeGreaterThan(0);
+    for (const d of obs) expect(dependsOn("lab-node-healthy", d.name), d.name).toBe(true);
+  });
+
+  it("runs the IDS stack after the confirmed host and the fabric, from the pushed IDS image, inside the health gate", () => {
+    expect(nameOf(byName("lab-ids").parent)).toBe("lab");
+    expect(byName("lab-ids").type).toBe("router:ids:IdsStack");
+    expect(String(byName("lab-ids-image").inputs.create)).toMatch(/make -C images\/ids/);
+    for (const dep of ["lab-node-apply", "lab-cilium-release", "lab-ids-configmap", "lab-ids-image"])
+      expect(dependsOn("lab-ids-daemonset", dep), dep).toBe(true);
+    expect(dependsOn("lab-node-healthy", "lab-ids-daemonset")).toBe(true);
+    const cm = byName("lab-ids-configmap");
+    expect(cm.inputs.immutable).toBe(true);
+    expect(Object.keys(cm.inputs.data as object).sort()).toEqual(
+      ["disable.conf", "local.rules", "suricata.yaml", "threshold.config", "update.yaml"].sort(),
+    );
   });
 
   it("never re-runs the install on an update (a renewed admin certificate, an edited timeout)", () => {
@@ -213,7 +234,9 @@ describe("the appliance program", () => {
 
   it("passes secrets to commands only through secret environment and stdin", () => {
     for (const c of resources.filter((r) => r.type === "command:local:Command")) {
-      expect(c.inputs.environment, c.name).toBe("[secret]");
+      // A command that needs no secret (resolving a public image's digest) has no environment at all.
+      if ("environment" in c.inputs) expect(c.inputs.environment, c.name).toBe("[secret]");
+      else expect(JSON.stringify(c.inputs), c.name).not.toContain("[secret");
       if ("stdin" in c.inputs) expect(c.inputs.stdin, c.name).toBe("[secret]");
     }
     expect(byName("lab-node-kubeconfig").inputs.logging).toBe("stderr");

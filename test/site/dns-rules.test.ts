@@ -276,7 +276,7 @@ describe("upstreams and the resolver", () => {
 
   it("rejects a DoT upstream without a server name: its certificate could not be checked", () => {
     const raw = withDns((dns) => delete dns.upstreams[0].tlsServerName);
-    expectRejected(raw, "router:dns.upstreams[0].tlsServerName", "is required for DoT");
+    expectRejected(raw, "router:dns.upstreams[0].tlsServerName", "is missing for a DoT upstream");
   });
 
   it("rejects a malformed trust anchor", () => {

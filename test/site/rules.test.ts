@@ -680,6 +680,45 @@ describe("Talos", () => {
   });
 });
 
+describe("upstream resolvers", () => {
+  it("rejects a DoT or DoH upstream without tlsServerName: Talos refuses it, as the resolver's certificate could not be checked", () => {
+    for (const protocol of ["DoT", "DoH"])
+      expectRejected(
+        devWith("dns.upstreams[0]", { address: "1.1.1.1", protocol }),
+        "router:dns.upstreams[0].tlsServerName",
+        `is missing for a ${protocol} upstream`,
+      );
+  });
+
+  it("rejects tlsServerName on a plain-DNS upstream: Talos refuses it, and it would suggest a check that never happens", () => {
+    expectRejected(
+      devWith("dns.upstreams[0]", { address: "9.9.9.9", protocol: "Do53", tlsServerName: "dns.quad9.net" }),
+      "router:dns.upstreams[0].tlsServerName",
+      "is set for a plain-DNS (Do53) upstream",
+    );
+  });
+});
+
+describe("the router's clock at boot", () => {
+  it("rejects NTP servers named only by hostname when every upstream resolver is encrypted: the router could not set its clock, check the resolvers' certificates or finish booting", () => {
+    expectRejected(
+      devWith("ntp.servers", ["time.cloudflare.com", "0.pool.ntp.org"]),
+      "router:ntp.servers",
+      "names NTP servers only by hostname while every router:dns.upstreams entry is encrypted",
+    );
+  });
+
+  it("accepts hostnames beside one NTP server by address, or beside a plain-DNS upstream", () => {
+    expectValid(devWith("ntp.servers", ["2606:4700:f1::1", "time.cloudflare.com"]));
+    expectValid(
+      edited(devSiteRaw(), (s) => {
+        s.ntp.servers = ["time.cloudflare.com"];
+        s.dns.upstreams.push({ address: "9.9.9.9", protocol: "Do53" });
+      }),
+    );
+  });
+});
+
 describe("registry credentials", () => {
   it("rejects a site without a registry: the services image and the data-plane extension would have nowhere to go", () => {
     const raw = devWithout("registry");
@@ -718,6 +757,20 @@ describe("registry credentials", () => {
       for (const i of issues) expect(`${i.path} ${i.message}`).not.toContain(secret);
       expect(new SiteValidationError(issues).message).not.toContain(secret);
     }
+  });
+});
+
+describe("the data plane's XDP mode", () => {
+  it("rejects an unknown XDP mode and lists the allowed ones: a typo must not silently pick a mode the NIC cannot run", () => {
+    expectRejected(
+      devWith("dataplane.xdpMode", "driver"),
+      "router:dataplane.xdpMode",
+      "is not an XDP mode (allowed: native, native-only, generic)",
+    );
+  });
+
+  it("accepts native-only, the strict mode that treats a driver without native XDP as an error", () => {
+    expect(expectValid(devWith("dataplane.xdpMode", "native-only")).dataplane.xdpMode).toBe("native-only");
   });
 });
 

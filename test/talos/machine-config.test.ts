@@ -115,13 +115,14 @@ describe("the machine configuration", () => {
     expect(of("LinkConfig").map((l) => l.name)).toEqual(["wan0", "wan1", "lan0"]);
   });
 
-  it("turns the box into a router: forwarding, no redirects, strict reverse path on segments, no RAs accepted on LANs", () => {
+  it("turns the box into a router: forwarding, no redirects, no kernel reverse-path check on any link (the kernel's would meet the forward gate's blackhole; the ruleset's fib check is strict on segments), no RAs accepted on LANs", () => {
     const params = render().of("SysctlConfig")[0].params;
     expect(params["net.ipv4.ip_forward"]).toBe("1");
     expect(params["net.ipv6.conf.all.forwarding"]).toBe("1");
     expect(params["net.ipv4.conf.all.accept_redirects"]).toBe("0");
     expect(params["net.ipv4.conf.all.rp_filter"]).toBe("0");
-    expect(params["net/ipv4/conf/lan0.20/rp_filter"]).toBe("1");
+    expect(params["net.ipv4.conf.default.rp_filter"]).toBe("0");
+    expect(params["net/ipv4/conf/lan0.20/rp_filter"]).toBe("0");
     expect(params["net/ipv6/conf/lan0.20/accept_ra"]).toBe("0");
     expect(params["net.ipv6.conf.default.accept_ra"]).toBe("2");
   });
@@ -165,7 +166,7 @@ describe("the machine configuration", () => {
     expect(gate.map((g) => g.name)).toEqual(["32000", "32001", "32002"]);
     expect(gate[0]).toMatchObject({ iifName: "lo", table: "main" });
     expect(gate[1]).toMatchObject({ fwMark: 0x1000, fwMask: 0x1000, table: "main" });
-    expect(gate[2]).toMatchObject({ action: 6 });
+    expect(gate[2]).toMatchObject({ action: "blackhole" });
     expect(gate[2].iifName).toBeUndefined();
   });
 
@@ -211,7 +212,7 @@ describe("the machine configuration", () => {
     expect(wan0.addresses).toEqual([{ address: "203.0.113.10/29" }, { address: "2001:db8:1::10/64" }]);
     expect(wan0.routes).toEqual([
       { gateway: "203.0.113.9", metric: 1010 },
-      { destination: "::/0", gateway: "2001:db8:1::1", metric: 1010 },
+      { gateway: "2001:db8:1::1", metric: 1010 },
     ]);
     expect(of("DHCPv4Config").map((d) => [d.name, d.routeMetric])).toEqual([["wan1", 1020]]);
     expect(of("DHCPv6Config").map((d) => d.name)).toEqual(["wan1"]);
@@ -220,6 +221,9 @@ describe("the machine configuration", () => {
       links: ["lan0", "lan1"],
       bondMode: "802.3ad",
       lacpRate: "fast",
+      miimon: 100,
+      updelay: 0,
+      downdelay: 0,
       up: true,
     });
     expect(of("VLANConfig").every((v) => v.parent === "bond0")).toBe(true);

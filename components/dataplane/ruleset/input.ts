@@ -3,7 +3,7 @@
  * clients, its own pods, then per zone: management ports for management zones and each zone's services. Pure.
  */
 import { MANAGEMENT_TCP_PORTS, servicePorts } from "../../site/policy";
-import { chain, contributed, ident, link, setOf, type Ctx } from "./common";
+import { chain, contributed, ident, link, logGroupOf, logStatement, setOf, type Ctx } from "./common";
 import { rulesInto } from "./rules";
 
 function inputZoneChain(ctx: Ctx, zone: string): string[] {
@@ -48,7 +48,7 @@ export function inputChains(ctx: Ctx, f: { wanLinks: string[] }): string[] {
       'iifname "cilium_*" accept',
       ...contributed(ctx, "input"),
       ...(inputDispatch.length ? [`iifname vmap { ${inputDispatch.join(", ")} }`] : []),
-      ...(model.logDrops ? [`limit rate ${model.logRate} log prefix "router input drop: "`] : []),
+      ...(model.logDrops ? [logStatement(model.logRate, "router input drop", logGroupOf(ctx.contributions))] : []),
       "counter drop",
     ],
     "type filter hook input priority filter; policy drop;",
