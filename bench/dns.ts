@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   try {
     bed.topology(plan, ["trusted"], [INTERNET_DNS.resolver4, INTERNET_DNS.authoritative4, INTERNET_DNS.lists4]);
     bed.staticClient(plan, "trusted", 200);
-    for (const c of internet.commands) bed.start(c.name, bed.internet, `exec ${c.argv.map(q).join(" ")}`);
+    for (const c of internet.daemons) bed.start(c.name, bed.internet, `exec ${c.argv.map(q).join(" ")}`);
     const lists = [names(domains, "a"), names(domains, "b")];
     const publish = (i: number) => {
       writeFileSync(join(internet.dir, "www", ".ads.txt"), lists[i].map((n) => `0.0.0.0 ${n}`).join("\n") + "\n");

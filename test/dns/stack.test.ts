@@ -108,7 +108,7 @@ beforeAll(async () => {
   internet = buildInternetDns(join(work, "internet"));
   bed.topology(plan, SEGMENTS, [INTERNET_DNS.resolver4, INTERNET_DNS.authoritative4, INTERNET_DNS.lists4]);
   SEGMENTS.forEach((seg, i) => bed.staticClient(plan, seg, 200 + i));
-  for (const c of internet.commands) bed.start(c.name, bed.internet, `exec ${c.argv.map(q).join(" ")}`);
+  for (const c of internet.daemons) bed.start(c.name, bed.internet, `exec ${c.argv.map(q).join(" ")}`);
   // The ruleset the data plane loads, with the DNS stack's share registered in host-layers.ts.
   const ruleset = siteRuleset(site, plan, policy);
   writeFileSync(join(work, "router.nft"), ruleset);

@@ -36,7 +36,7 @@ export interface InternetDns {
   /** The test CA (PEM) that signed the DoT resolver's certificate. */
   caPem: string;
   /** Commands to run in the internet's namespace (each a long-running process). */
-  commands: { name: string; argv: string[] }[];
+  daemons: { name: string; argv: string[] }[];
 }
 
 function run(dir: string, cmd: string, args: string[]): string {
@@ -202,7 +202,7 @@ export function buildInternetDns(dir: string): InternetDns {
     dir,
     rootAnchor: `${rootDs}\n`,
     caPem: readFileSync(join(dir, "ca.pem"), "utf8"),
-    commands: [
+    daemons: [
       { name: "internet-knot", argv: ["knotd", "-c", join(dir, "knot.conf")] },
       { name: "internet-resolver", argv: ["unbound", "-d", "-c", join(dir, "resolver.conf")] },
       {
