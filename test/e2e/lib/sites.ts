@@ -184,6 +184,13 @@ export function branchSite(): StackConfig {
     raw.routing = undefined;
     // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
     raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
+    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN
+    const ids = raw.ids as Record<string, unknown>;
+    raw.ids = {
+      ...ids,
+      segments: ["office"],
+      ips: { ...(ids.ips as Record<string, unknown>), pairs: [{ from: "wan", to: "office" }] },
+    };
   });
   return { ...cfg, stack: "branch" };
 }
