@@ -78,6 +78,20 @@ export interface PolicyModel {
   groups: Map<string, { 4: string[]; 6: string[] }>;
   logDrops: boolean;
   logRate: string;
+  /** The DNS stack's hold on the zones it serves (router:dns.zones; see components/dns-stack/ruleset.ts). */
+  dns: DnsForcing;
+}
+
+/**
+ * What the DNS stack does to zones that have the dns service and segments: `force` redirects their port-53
+ * queries to other servers to the router (and rejects DoT to them), or rejects both; `encrypted` zones reach
+ * DoT (tcp/853) and DoH (tcp/443) on every router address, before any rule.
+ */
+export interface DnsForcing {
+  force: Map<string, "redirect" | "reject">;
+  encrypted: string[];
+  /** The router's address in each segment of a forced zone, by family: where a redirected query goes. */
+  gateways: { zone: string; prefix: string; gateway: string }[];
 }
 
 function toPrefix(a: string): string {
@@ -152,6 +166,7 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
   });
   const policies = new Map<string, { action: Verdict; log: boolean }>();
   for (const p of site.firewall.policies) policies.set(`${p.from}>${p.to}`, { action: p.action, log: p.log });
+  const dns = dnsForcing(site, plan, services);
   return {
     zones,
     wanZones,
@@ -169,6 +184,26 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
     groups,
     logDrops: site.firewall.logDrops,
     logRate: site.firewall.logRate,
+    dns,
+  };
+}
+
+/** The DNS stack's forcing and encrypted zones: those with the dns service and at least one segment. */
+function dnsForcing(site: Site, plan: SitePlan, services: Map<string, RouterService[]>): DnsForcing {
+  const served = (zone: string) =>
+    (services.get(zone) ?? []).includes("dns") && plan.segments.some((s) => s.zone === zone);
+  const settings = site.dns.zones.filter((z) => served(z.zone));
+  const force = new Map<string, "redirect" | "reject">();
+  for (const z of settings) if (z.force !== "off") force.set(z.zone, z.force);
+  return {
+    force,
+    encrypted: settings.filter((z) => z.encrypted).map((z) => z.zone),
+    gateways: plan.segments
+      .filter((s) => force.has(s.zone))
+      .flatMap((s) => [
+        { zone: s.zone, prefix: s.ipv4.cidr, gateway: s.ipv4.gateway },
+        ...(s.ipv6 ? [{ zone: s.zone, prefix: s.ipv6.prefix, gateway: s.ipv6.gateway }] : []),
+      ]),
   };
 }
 
@@ -190,6 +225,8 @@ export interface Decision {
   /** What decided: `rule:<name>`, `policy:<from>><to>`, `intra-zone`, `default`, `management`, `service:<s>`, `input-default`. */
   by: string;
   log: boolean;
+  /** "router": the router answers instead of the addressed host (a forced zone's DNS query, redirected). */
+  answeredBy?: "router";
 }
 
 function inPrefixes(addr: string, set: { 4: string[]; 6: string[] } | undefined): boolean {
@@ -218,6 +255,8 @@ export function ruleMatches(r: CompiledRule, f: Flow): boolean {
 export function evaluate(m: PolicyModel, f: Flow): Decision {
   if (!isAddress(f.src) || !isAddress(f.dst))
     throw new Error(`flow addresses must be plain addresses: ${f.src} → ${f.dst}`);
+  const dns = dnsDecision(m, f);
+  if (dns) return dns;
   for (const r of m.rules) if (ruleMatches(r, f)) return { verdict: r.action, by: `rule:${r.name}`, log: r.log };
   if (f.to === "router") {
     if (m.managementZones.includes(f.from) && f.proto === "tcp" && f.port !== undefined)
@@ -237,6 +276,30 @@ export function evaluate(m: PolicyModel, f: Flow): Decision {
   }
   if (f.from === f.to) return { verdict: "accept", by: "intra-zone", log: false };
   return { verdict: m.defaultAction, by: "default", log: m.logDrops };
+}
+
+/**
+ * The DNS stack's rules, which come before the zone rules: encrypted DNS on the router for encrypted zones, a
+ * forced zone's DoT to other servers rejected, its port-53 queries to other servers rejected or redirected to the
+ * router's address in its segment (then decided as a connection to the router).
+ */
+function dnsDecision(m: PolicyModel, f: Flow): Decision | undefined {
+  if ((f.proto !== "tcp" && f.proto !== "udp") || f.port === undefined) return undefined;
+  if (f.to === "router") {
+    if (f.proto === "tcp" && (f.port === 443 || f.port === 853) && m.dns.encrypted.includes(f.from))
+      return { verdict: "accept", by: `dns:encrypted/${f.port}`, log: false };
+    return undefined;
+  }
+  const force = m.dns.force.get(f.from);
+  if (!force || (f.port !== 53 && f.port !== 853)) return undefined;
+  if (force === "reject" || f.port === 853) return { verdict: "reject", by: `dns:force-${force}`, log: false };
+  const fam = familyOf(f.src);
+  const segs = m.dns.gateways.filter((g) => g.zone === f.from && familyOf(g.gateway) === fam);
+  // a family the zone's segments lack is not redirected (nothing to answer it)
+  const gw = (segs.find((g) => contains(g.prefix, f.src)) ?? segs[0])?.gateway;
+  if (!gw) return undefined;
+  const d = evaluate(m, { ...f, to: "router", dst: gw });
+  return { ...d, by: `dns:redirect ${d.by}`, answeredBy: "router" };
 }
 
 export interface MatrixCell {

@@ -81,6 +81,16 @@ function handSite(): Site {
         },
         { name: "v4-only-source", from: "home", to: "dmz", source: ["10.70.20.0/25"], action: "reject" },
         { name: "no-dns-for-kids", from: "kids", to: "router", protocol: "udp", ports: [53], action: "reject" },
+        {
+          name: "no-tcp-dns-upper-home",
+          from: "home",
+          to: "router",
+          protocol: "tcp",
+          ports: [53],
+          source: ["10.70.20.128/25"],
+          destination: ["10.70.20.1"],
+          action: "reject",
+        },
         { name: "no-icmp", from: "any", to: "any", protocol: "icmp", action: "drop" },
       ],
     };
@@ -94,6 +104,16 @@ function handSite(): Site {
     raw.routes = undefined;
     raw.routing = undefined;
     raw.ids = undefined; // the dev site's IDS names its own segments; the zone policy is what the oracle models
+    // the router's DNS: home forced by redirect, iot forced by reject, mgmt encrypted; kids has no
+    // dns service, so the router serves (and forces) nothing there
+    raw.dns = {
+      ...(raw.dns as object),
+      zones: [
+        { zone: "home", force: "redirect" },
+        { zone: "iot", force: "reject" },
+        { zone: "mgmt", encrypted: true },
+      ],
+    };
   });
   const r = parseSite(rawSiteConfig(cfg.values));
   if (!r.ok) throw new Error(JSON.stringify(r.issues, null, 1));
@@ -490,6 +510,81 @@ describe("the independent policy oracle", () => {
     ],
   ])("%s", (_name, f, verdict, by, deliverTo) => {
     expect(oracle.decide(flow(f))).toEqual({ verdict, by, ...(deliverTo ? { deliverTo } : {}) });
+  });
+
+  it.each<[string, Row[1], Partial<ReturnType<PolicyOracle["decide"]>>]>([
+    [
+      "a redirect zone's DNS to an internet server is answered by the router",
+      { from: "home", to: "wan", dst: NET, proto: "udp", port: 53 },
+      { verdict: "accept", by: "dns-redirect:home service:udp/53", answeredByRouter: true },
+    ],
+    [
+      "over IPv6 too, at the router's address in the client's segment",
+      { from: "home", to: "wan", src: "2a02:c207:9:20::50", dst: "2001:db8::53", proto: "udp", port: 53 },
+      { verdict: "accept", by: "dns-redirect:home service:udp/53", answeredByRouter: true },
+    ],
+    [
+      "a redirected query is decided at the segment's router address: a rule to the router applies",
+      { from: "home", to: "wan", src: "10.70.20.200", dst: NET, proto: "tcp", port: 53 },
+      { verdict: "reject", by: "dns-redirect:home rule:no-tcp-dns-upper-home", answeredByRouter: true },
+    ],
+    [
+      "a redirect zone's query to another zone's host is redirected as well",
+      { from: "home", to: "dmz", dst: "10.70.60.53", proto: "udp", port: 53 },
+      { verdict: "accept", by: "dns-redirect:home service:udp/53", answeredByRouter: true },
+    ],
+    [
+      "a redirect zone's DoT to another server is rejected (it cannot be answered in that server's name)",
+      { from: "home", to: "wan", dst: NET, proto: "tcp", port: 853 },
+      { verdict: "reject", by: "dns-force-redirect:home" },
+    ],
+    [
+      "a redirect zone's other traffic is the policy's business",
+      { from: "home", to: "wan", dst: NET, proto: "tcp", port: 443 },
+      { verdict: "accept", by: "policy:home>any" },
+    ],
+    [
+      "a reject zone's DNS to an internet server is rejected before its policy drops it",
+      { from: "iot", to: "wan", src: "10.70.41.5", dst: NET, proto: "udp", port: 53 },
+      { verdict: "reject", by: "dns-force-reject:iot" },
+    ],
+    [
+      "a reject zone's DoT is rejected",
+      { from: "iot", to: "dmz", src: "10.70.40.5", dst: "10.70.60.10", proto: "tcp", port: 853 },
+      { verdict: "reject", by: "dns-force-reject:iot" },
+    ],
+    [
+      "a reject zone still asks the router",
+      { from: "iot", to: "router", src: "10.70.40.5", dst: "10.70.40.1", proto: "udp", port: 53 },
+      { verdict: "accept", by: "service:udp/53" },
+    ],
+    [
+      "a zone without the dns service is not forced",
+      { from: "kids", to: "wan", src: "10.70.30.5", dst: NET, proto: "udp", port: 53 },
+      { verdict: "drop", by: "policy:any>any" },
+    ],
+    [
+      "an encrypted zone reaches DoH on the router",
+      { from: "mgmt", to: "router", src: "10.70.10.5", dst: "10.70.10.1", port: 443 },
+      { verdict: "accept", by: "dns-encrypted:tcp/443" },
+    ],
+    [
+      "an encrypted zone reaches DoT at any router address",
+      { from: "mgmt", to: "router", src: "10.70.10.5", dst: "10.70.20.1", port: 853 },
+      { verdict: "accept", by: "dns-encrypted:tcp/853" },
+    ],
+    [
+      "a zone without encrypted DNS does not",
+      { from: "home", to: "router", dst: "10.70.20.1", port: 443 },
+      { verdict: "drop", by: "input-default" },
+    ],
+    [
+      "DoH on the router is TCP only",
+      { from: "mgmt", to: "router", src: "10.70.10.5", dst: "10.70.10.1", proto: "udp", port: 443 },
+      { verdict: "drop", by: "input-default" },
+    ],
+  ])("DNS: %s", (_name, f, want) => {
+    expect(oracle.decide(flow(f))).toEqual(want);
   });
 
   it.each<[string, string, boolean]>([

@@ -10,9 +10,13 @@
  *             the packet passed the router's filter (seen by observer chains that run after the router's input and
  *             forward chains and never change a verdict: a UDP service need not answer, and an answer to the
  *             internet may be lost beyond the router, as an ISP drops untranslated ULA sources);
- *   rejected  ICMP administratively prohibited (IPv4 type 3 code 13, IPv6 type 1 code 1);
+ *   rejected  ICMP administratively prohibited (IPv4 type 3 code 13, IPv6 type 1 code 1), or a TCP reset for a
+ *             connection that never passed the router's filters (the router's filter reset it: the DNS stack
+ *             rejects forced zones' DoT that way);
  *   dropped   nothing came back;
- * and anything else (other ICMP errors, wrong host answering) is a failure of its own.
+ * and anything else (other ICMP errors, wrong host answering) is a failure of its own. A cell the router answers
+ * instead of the addressed host (a forced zone's DNS query, redirected) is reached only when the connection, as
+ * addressed, passed the router's input filter and never its forward filter, and no other host answered.
  */
 import { contains, familyOf, isAddress } from "../../../components/site/ip";
 import { MANAGEMENT_TCP_PORTS, compilePolicy, evaluate } from "../../../components/site/policy";
@@ -43,8 +47,10 @@ export interface Cell {
   /** The independent oracle's verdict (lib/oracle.ts), and what decided it. */
   expected: Verdict;
   by: string;
+  /** The router answers instead of the addressed host (the independent oracle's redirect of forced DNS). */
+  redirected?: boolean;
   /** The product's policy model's answer (or the harness's forward model's). */
-  product: { verdict: Verdict; by: string };
+  product: { verdict: Verdict; by: string; redirected?: boolean };
   observed?: Observed;
   detail?: string;
 }
@@ -54,6 +60,8 @@ const FREE_TCP = [8080, 8081, 8082, 8090, 9000];
 const FREE_UDP = [9999, 9998, 9997, 4000, 4001];
 /** Router services probed in every zone: allowed in some, denied in others. */
 const ROUTER_UDP = [53, 67, 123, 547, 5353];
+/** Router TCP ports probed in every zone: ssh (never open), plain DNS, DoH and DoT (where a zone has them). */
+const ROUTER_TCP = [22, 53, 443, 853];
 
 function rulePorts(site: Site): number[] {
   const out = new Set<number>();
@@ -72,7 +80,13 @@ function rulePorts(site: Site): number[] {
 }
 
 function freePort(proto: "tcp" | "udp", site: Site, model: Pick<PolicyModel, "managementPorts">): number {
-  const used = new Set([...rulePorts(site), ...MANAGEMENT_TCP_PORTS, ...model.managementPorts, ...ROUTER_UDP, 22]);
+  const used = new Set([
+    ...rulePorts(site),
+    ...MANAGEMENT_TCP_PORTS,
+    ...model.managementPorts,
+    ...ROUTER_UDP,
+    ...ROUTER_TCP,
+  ]);
   const p = (proto === "tcp" ? FREE_TCP : FREE_UDP).find((x) => !used.has(x));
   if (p === undefined) throw new Error(`no free ${proto} port for probes`);
   return p;
@@ -83,7 +97,7 @@ export function matrixPorts(site: Site): { tcp: number[]; udp: number[] } {
   const model = { managementPorts: [site.dataplane.metricsPort] } as Pick<PolicyModel, "managementPorts">;
   const extra = rulePorts(site);
   return {
-    tcp: [22, 53, 443, freePort("tcp", site, model), ...extra],
+    tcp: [...ROUTER_TCP, freePort("tcp", site, model), ...extra],
     udp: [53, freePort("udp", site, model), ...extra],
   };
 }
@@ -258,9 +272,11 @@ class CellBuilder {
       for (const pf of site.portForwards)
         if (pf.protocol === proto || pf.protocol === "tcp+udp") ports.add(Number(String(pf.port).split("-")[0]));
     if (to === "router") {
-      if (proto === "tcp") for (const p of [22, 53, 443]) ports.add(p);
-      else for (const p of ROUTER_UDP) ports.add(p);
-    } else if (this.isWan(to)) ports.add(proto === "tcp" ? 443 : 53);
+      for (const p of proto === "tcp" ? ROUTER_TCP : ROUTER_UDP) ports.add(p);
+    } else if (this.isWan(to)) {
+      // HTTPS, DoT and plain DNS to the internet: what forced DNS rejects or answers in the servers' place
+      for (const p of proto === "tcp" ? [53, 443, 853] : [53]) ports.add(p);
+    }
     return [...ports].sort((a, b) => a - b);
   }
 
@@ -284,8 +300,17 @@ class CellBuilder {
       id: `c${this.cells.length}`,
       expected: mine.verdict,
       by: mine.by,
-      product: { verdict: product.verdict, by: product.by },
-      answerer: mine.deliverTo ? (target?.name ?? mine.deliverTo.address) : c.answerer,
+      product: {
+        verdict: product.verdict,
+        by: product.by,
+        redirected: "answeredBy" in product && product.answeredBy === "router",
+      },
+      redirected: mine.answeredByRouter === true,
+      answerer: mine.answeredByRouter
+        ? "router"
+        : mine.deliverTo
+          ? (target?.name ?? mine.deliverTo.address)
+          : c.answerer,
     });
   }
 
@@ -439,21 +464,26 @@ export function classify(line: string): { observed: Observed; detail: string; an
   return { observed: "other", detail: line };
 }
 
+const HOOKS = ["input", "forward"] as const;
+
 const OBSERVER = [
   "table inet e2e_observer {",
   "\t# Test instrumentation: records what passed the router's own filters; never changes a verdict. A connection",
   "\t# is recorded as it was addressed (its original tuple), before any DNAT rewrote it.",
-  "\tset seen4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic; size 65535; }",
-  "\tset seen6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags dynamic; size 65535; }",
-  "\tset ping4 { type ipv4_addr . ipv4_addr; flags dynamic; size 65535; }",
-  "\tset ping6 { type ipv6_addr . ipv6_addr; flags dynamic; size 65535; }",
-  ...["input", "forward"].flatMap((hook) => [
+  "\t# Each hook has its own sets (seen4_input, …): a redirected connection passes input, not forward.",
+  ...HOOKS.flatMap((hook) => [
+    `\tset seen4_${hook} { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic; size 65535; }`,
+    `\tset seen6_${hook} { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags dynamic; size 65535; }`,
+    `\tset ping4_${hook} { type ipv4_addr . ipv4_addr; flags dynamic; size 65535; }`,
+    `\tset ping6_${hook} { type ipv6_addr . ipv6_addr; flags dynamic; size 65535; }`,
+  ]),
+  ...HOOKS.flatMap((hook) => [
     `\tchain ${hook} {`,
     `\t\ttype filter hook ${hook} priority 100; policy accept;`,
-    "\t\tct state new meta nfproto ipv4 meta l4proto { tcp, udp } add @seen4 { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst }",
-    "\t\tct state new meta nfproto ipv6 meta l4proto { tcp, udp } add @seen6 { ct original ip6 saddr . ct original ip6 daddr . meta l4proto . ct original proto-dst }",
-    "\t\ticmp type echo-request add @ping4 { ip saddr . ip daddr }",
-    "\t\ticmpv6 type echo-request add @ping6 { ip6 saddr . ip6 daddr }",
+    `\t\tct state new meta nfproto ipv4 meta l4proto { tcp, udp } add @seen4_${hook} { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst }`,
+    `\t\tct state new meta nfproto ipv6 meta l4proto { tcp, udp } add @seen6_${hook} { ct original ip6 saddr . ct original ip6 daddr . meta l4proto . ct original proto-dst }`,
+    `\t\ticmp type echo-request add @ping4_${hook} { ip saddr . ip daddr }`,
+    `\t\ticmpv6 type echo-request add @ping6_${hook} { ip6 saddr . ip6 daddr }`,
     "\t}",
   ]),
   "}",
@@ -466,7 +496,10 @@ export function installObserver(app: Appliance): void {
   app.exec(app.router, ["nft", "-f", "-"], { input: OBSERVER });
 }
 
-/** Keys of what the observer saw: `src|dst|proto|port`, or `icmpsrc|dst` for echo requests. */
+/**
+ * Keys of what the observer saw: `src|dst|proto|port`, or `icmpsrc|dst` for echo requests, each also prefixed
+ * with the hook that saw it (`input:…`, `forward:…`).
+ */
 export function observedKeys(app: Appliance): Set<string> {
   const out = new Set<string>();
   const json = JSON.parse(app.exec(app.router, ["nft", "-j", "list", "table", "inet", "e2e_observer"]).stdout) as {
@@ -477,7 +510,8 @@ export function observedKeys(app: Appliance): Set<string> {
     for (const e of item.set.elem) {
       const concat = ((e as { elem?: { val: unknown } }).elem?.val ?? e) as { concat: (string | number)[] };
       const parts = concat.concat.map(String);
-      out.add(`${item.set.name.startsWith("ping") ? "icmp" : ""}${parts.join("|")}`);
+      const key = `${item.set.name.startsWith("ping") ? "icmp" : ""}${parts.join("|")}`;
+      out.add(key).add(`${item.set.name.split("_")[1]}:${key}`);
     }
   }
   return out;
@@ -539,14 +573,29 @@ async function observe(app: Appliance, cells: Cell[], timeoutMs: number): Promis
     const k = classify(line);
     c.observed = k.observed;
     c.detail = k.detail;
-    if (k.observed === "dropped" && seen.has(observerKey(c))) {
-      c.observed = "reached";
-      c.detail = `passed the router's ${c.to === "router" ? "input" : "forward"} filter (no answer came back)`;
-    }
-    if (k.observed === "reached" && k.answerer && c.answerer && k.answerer !== c.answerer) {
-      c.observed = "other";
-      c.detail = `answered by ${k.answerer}, expected ${c.answerer}`;
-    }
+    judge(c, k, seen);
+  }
+}
+
+/** A cell's observation from the prober's line and what the observer saw (see the header). */
+function judge(c: Cell, k: ReturnType<typeof classify>, seen: Set<string>): void {
+  const key = observerKey(c);
+  const passed = seen.has(key);
+  if (k.observed === "dropped" && passed) {
+    c.observed = "reached";
+    c.detail = `passed the router's ${seen.has(`input:${key}`) ? "input" : "forward"} filter (no answer came back)`;
+  }
+  if (k.observed === "reached" && k.detail === "refused tcp-reset" && !passed) {
+    c.observed = "rejected";
+    c.detail = "TCP reset by the router's filter (the connection passed neither input nor forward)";
+  }
+  if (k.observed === "reached" && k.answerer && c.answerer && k.answerer !== c.answerer) {
+    c.observed = "other";
+    c.detail = `answered by ${k.answerer}, expected ${c.answerer}`;
+  }
+  if (c.redirected && c.observed === "reached" && (!seen.has(`input:${key}`) || seen.has(`forward:${key}`))) {
+    c.observed = "other";
+    c.detail = `${c.detail}; not answered by the router in the addressed host's place (input: ${seen.has(`input:${key}`)}, forward: ${seen.has(`forward:${key}`)})`;
   }
 }
 
@@ -569,9 +618,9 @@ export async function probeCells(app: Appliance, cells: Cell[], timeoutMs = 1500
   return again;
 }
 
-/** True when the two oracles give a cell the same verdict. */
+/** True when the two oracles give a cell the same verdict and agree whether the router answers in its place. */
 export function oraclesAgree(c: Cell): boolean {
-  return c.product.verdict === c.expected;
+  return c.product.verdict === c.expected && (c.product.redirected ?? false) === (c.redirected ?? false);
 }
 
 /** Every cell the oracles disagree on, with both answers. */
@@ -580,7 +629,7 @@ export function formatDisagreements(cells: Cell[]): string {
     .filter((c) => !oraclesAgree(c))
     .map(
       (c) =>
-        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} ${c.src} → ${c.dst}: independent oracle ${c.expected} (${c.by}), product's policy model ${c.product.verdict} (${c.product.by})`,
+        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} ${c.src} → ${c.dst}: independent oracle ${c.expected}${c.redirected ? " by the router" : ""} (${c.by}), product's policy model ${c.product.verdict}${c.product.redirected ? " by the router" : ""} (${c.product.by})`,
     )
     .join("\n");
 }

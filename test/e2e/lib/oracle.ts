@@ -21,6 +21,13 @@
  *   else the zone's services (router:zones[].services, default dhcp, dns, ntp and ping for LAN zones and nothing
  *   for WAN zones; mDNS also where the zone is in a reflection group) on their ports: dhcp udp/67 and udp/547,
  *   dns tcp+udp/53, ntp udp/123, mdns udp/5353, ping ICMP echo; else dropped.
+ * - The router's DNS (router:dns.zones, schema-dns.ts; it serves only zones whose services include dns and that
+ *   have segments) comes before the rules: a zone with `encrypted: true` reaches DNS over TLS (tcp/853) and over
+ *   HTTPS (tcp/443) at every address of the router; a zone with `force: reject` has its DNS (tcp and udp 53) and
+ *   DoT (853) to any other server rejected; one with `force: redirect` has DoT to other servers rejected and its
+ *   port-53 queries to any other server answered by the router instead (sent to the router's address in the
+ *   client's segment — the segment's ipv4/ipv6 gateway, by default its first address and `<prefix>::1` — and then
+ *   decided like a connection to the router); a family the zone's segments lack is not redirected.
  * WAN links sit in their link's zone, "wan" when they name none.
  */
 import type { FirewallRule, PortForward, Site } from "../../../components/site/schema";
@@ -50,6 +57,8 @@ export interface OracleAnswer {
   by: string;
   /** Where a forward delivers the connection. */
   deliverTo?: { address: string; port?: number };
+  /** The router answers instead of the addressed host (forced DNS, redirected). */
+  answeredByRouter?: boolean;
 }
 
 // ------------------------------------------------------------------------------------------------ addresses
@@ -83,6 +92,18 @@ export function within(ref: string, addr: string): boolean {
   const keep = BigInt(len === undefined ? bits : Number(len));
   const shift = BigInt(bits) - keep;
   return a.value >> shift === b.value >> shift;
+}
+
+/** The address `offset` after a prefix's first one, as text (IPv4 dotted, IPv6 as eight full groups). */
+function nthOf(prefix: string, offset: bigint): string | undefined {
+  const [base, len] = prefix.split("/");
+  const a = parseAddress(base);
+  if (!a) return undefined;
+  const bits = a.family === 4 ? 32n : 128n;
+  const host = bits - BigInt(len ?? bits);
+  const v = ((a.value >> host) << host) + offset;
+  if (a.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join(".");
+  return Array.from({ length: 8 }, (_, i) => ((v >> BigInt(112 - 16 * i)) & 0xffffn).toString(16)).join(":");
 }
 
 export function familyOfAddress(addr: string): 4 | 6 | undefined {
@@ -141,7 +162,43 @@ export class PolicyOracle {
 
   /** What the router does with a new connection. */
   decide(f: OracleFlow): OracleAnswer {
-    return this.forward(f) ?? (f.to === "router" ? this.toRouter(f) : this.routed(f));
+    return this.forward(f) ?? this.dns(f) ?? (f.to === "router" ? this.toRouter(f) : this.routed(f));
+  }
+
+  // --------------------------------------------------------------------------------------- the router's DNS
+
+  /** The zone's router:dns.zones entry, when the router serves DNS there (dns service, segments). */
+  private dnsZone(zone: string) {
+    const served = this.services(zone).includes("dns") && this.site.segments.some((s) => s.zone === zone);
+    return served ? this.site.dns.zones.find((z) => z.zone === zone) : undefined;
+  }
+
+  /** The router's address in the segment of `zone` holding `src` (else its first segment of that family). */
+  private gatewayFor(zone: string, src: string): string | undefined {
+    const fam = familyOfAddress(src);
+    const candidates = this.site.segments
+      .filter((s) => s.zone === zone)
+      .flatMap((s) => {
+        if (fam === 4) return [{ prefix: s.ipv4.cidr, gw: s.ipv4.gateway ?? nthOf(s.ipv4.cidr, 1n) }];
+        return s.ipv6 ? [{ prefix: s.ipv6.prefix, gw: s.ipv6.gateway ?? nthOf(s.ipv6.prefix, 1n) }] : [];
+      });
+    return (candidates.find((c) => within(c.prefix, src)) ?? candidates[0])?.gw;
+  }
+
+  private dns(f: OracleFlow): OracleAnswer | undefined {
+    if (f.proto === "icmp" || f.port === undefined) return undefined;
+    const z = this.dnsZone(f.from);
+    if (!z) return undefined;
+    if (f.to === "router")
+      return z.encrypted && f.proto === "tcp" && [443, 853].includes(f.port)
+        ? { verdict: "accept", by: `dns-encrypted:${f.proto}/${f.port}` }
+        : undefined;
+    if (z.force === "off" || ![53, 853].includes(f.port)) return undefined;
+    if (z.force === "reject" || f.port === 853) return { verdict: "reject", by: `dns-force-${z.force}:${z.zone}` };
+    const gw = this.gatewayFor(f.from, f.src);
+    if (!gw) return undefined;
+    const there = this.toRouter({ ...f, to: "router", dst: gw });
+    return { ...there, by: `dns-redirect:${z.zone} ${there.by}`, answeredByRouter: true };
   }
 
   // --------------------------------------------------------------------------------------- port forwards

@@ -175,19 +175,20 @@ async function masqueradeRows(app: Appliance): Promise<{ got: unknown; want: unk
       })),
       ...(own6 ? [{ id: "tcp6", proto: "tcp" as const, dst: INTERNET.server6, port: 80, src: own6 }] : []),
     ];
-    // what the policy lets this segment open to the internet (the first allowed port of each kind)
-    const allowed = candidates.filter(
-      (c) =>
-        c.src &&
-        evaluate(model, {
-          from: seg.zone,
-          to: w.wan.zone,
-          proto: c.proto as "tcp" | "udp",
-          port: c.port,
-          src: c.src,
-          dst: c.dst,
-        }).verdict === "accept",
-    );
+    // what the policy lets this segment open to the internet (the first allowed port of each kind; not a port
+    // the router answers in the server's place, as forced DNS is)
+    const allowed = candidates.filter((c) => {
+      if (!c.src) return false;
+      const d = evaluate(model, {
+        from: seg.zone,
+        to: w.wan.zone,
+        proto: c.proto as "tcp" | "udp",
+        port: c.port,
+        src: c.src,
+        dst: c.dst,
+      });
+      return d.verdict === "accept" && d.answeredBy === undefined;
+    });
     const specs = ["tcp4", "udp4", "tcp6"].flatMap((k) => allowed.filter((c) => c.id.startsWith(k)).slice(0, 1));
     if (!specs.length) continue;
     const r = await probe(app, h.ns, specs);
