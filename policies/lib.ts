@@ -36,19 +36,6 @@ export function segmentUrn(args: StackValidationArgs, segment: string): string |
   return args.resources.find((r) => (r.props?.review as LayerReview | undefined)?.segment?.name === segment)?.urn;
 }
 
-/**
- * Reports at advisory level from a mandatory policy: for a check that cannot be decided yet because the layer it
- * is about does not exist in the program. The SDK takes this object form of a violation (server.js
- * makeReportViolationFun), which its typings do not declare.
- */
-export function reportAdvisory(report: ReportViolation, message: string, urn?: string): void {
-  (report as unknown as (v: { message: string; urn?: string; enforcementLevel: "advisory" }) => void)({
-    message,
-    urn,
-    enforcementLevel: "advisory",
-  });
-}
-
 /** A report function bound to one URN (or the stack when undefined). */
 export function reportAt(report: ReportViolation, urn: string | undefined): (message: string) => void {
   return (message) => report(message, urn);

@@ -22,6 +22,7 @@ import { shipImage, type ImageBuild } from "../images";
 import { planDns, type DnsPlan } from "./plan";
 import { dnsConfigs, dnsSecret, renderDnsObjects, secretKeys } from "./k8s";
 import { renderDnsSummary } from "./summary";
+import { renderDnsFacts } from "./review";
 import { renderKnotTsig } from "./knot";
 import { renderD2Tsig } from "./ddns";
 import { DAEMON_LABEL } from "../daemonset";
@@ -107,7 +108,7 @@ export class DnsStack extends pulumi.ComponentResource {
     const dns = planDns(site, plan, policy);
     if (dns.zones.length === 0) {
       this.digest = pulumi.output("no DNS");
-      this.registerOutputs({ summary: renderDnsSummary(dns, []) });
+      this.registerOutputs({ summary: renderDnsSummary(dns, []), review: renderDnsFacts(site, dns, []) });
       return;
     }
     this.image = shipImage(this, `${name}-image`, {
@@ -191,6 +192,7 @@ export class DnsStack extends pulumi.ComponentResource {
       caCertificate: this.caCertificate,
       artifacts,
       summary: renderDnsSummary(dns, daemons),
+      review: renderDnsFacts(site, dns, daemons),
     });
   }
 }

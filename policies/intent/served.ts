@@ -2,11 +2,12 @@
  * A zone told to use the router's DNS or NTP is served by it: if a segment's DHCP or router advertisements hand
  * out one of the router's own addresses as DNS (or NTP) server, a layer of the router must actually run that
  * service for the segment's zone (the DNS layer for DNS, chrony for NTP) and the zone policy must let the zone
- * reach it — otherwise every client of the segment is sent to a server that does not answer. While the program
- * has no layer for a service at all (DNS before the DNS layer), the finding is advisory.
+ * reach it — otherwise every client of the segment is sent to a server that does not answer. Both services have
+ * their layer (the DNS stack publishes the zones its front answers, NetworkServices those chrony serves), so the
+ * check is mandatory; a program without the layer of a service is told so.
  */
 import type { EnforcementLevel, StackValidationPolicy } from "@pulumi/policy";
-import { reportAdvisory, requireModel, segmentUrn } from "../lib";
+import { requireModel, segmentUrn } from "../lib";
 
 export function routerDnsNtpServed(enforcementLevel: EnforcementLevel = "mandatory"): StackValidationPolicy {
   return {
@@ -33,11 +34,10 @@ export function routerDnsNtpServed(enforcementLevel: EnforcementLevel = "mandato
           if (!open(seg.zone).has(service))
             problems.push(`zone ${seg.zone} does not have the ${service} service, so the firewall refuses it`);
           if (problems.length === 0) continue;
-          const message = `segment ${seg.name} tells its clients to use the router (${own.join(", ")}) for ${service.toUpperCase()}, but ${problems.join(" and ")} (allowed: serve ${service} to the zone, or hand out other servers)`;
-          // Without any layer for the service the check waits for that layer: advisory, but shown on every render.
-          if (layers.length === 0 && open(seg.zone).has(service))
-            reportAdvisory(report, message, segmentUrn(args, seg.name));
-          else report(message, segmentUrn(args, seg.name));
+          report(
+            `segment ${seg.name} tells its clients to use the router (${own.join(", ")}) for ${service.toUpperCase()}, but ${problems.join(" and ")} (allowed: serve ${service} to the zone, or hand out other servers)`,
+            segmentUrn(args, seg.name),
+          );
         }
       }
     },

@@ -111,10 +111,44 @@ describe("untrusted-zones-not-any-to-any", () => {
 });
 
 describe("router-dns-ntp-served", () => {
-  it("passes NTP on the dev site, and says (advisory) that nothing serves the DNS its segments hand out", async () => {
-    const findings = await run(routerDnsNtpServed(), dev);
-    expect(findings.filter((f) => f.level === "mandatory")).toEqual([]);
-    expect(findings.map((f) => f.level)).toEqual(Array(5).fill("advisory"));
+  it("passes the dev site: the DNS layer serves every zone whose segments hand out the router's DNS", async () => {
+    expect(await run(routerDnsNtpServed(), dev)).toEqual([]);
+    const dns = dev.find((r) => r.name === "lab-dns")!.outputs!.review as LayerReview;
+    expect(dns.served).toEqual([{ service: "dns", zones: ["guest", "iot", "mgmt", "servers", "trusted"] }]);
+  });
+
+  it("refuses facts in which the DNS layer stops serving a zone that is told to use it", async () => {
+    const rs = structuredClone(dev);
+    const dns = rs.find((r) => r.name === "lab-dns")!.outputs!.review as LayerReview;
+    dns.served![0].zones = dns.served![0].zones.filter((z) => z !== "guest");
+    const findings = await run(routerDnsNtpServed(), rs);
+    expect(findings.map((f) => [f.level, message(f)])).toEqual([
+      [
+        "mandatory",
+        "segment guest tells its clients to use the router (10.40.0.1, fd12:3456:789a:40::1) for DNS, but no layer of the router serves DNS to zone guest (allowed: serve dns to the zone, or hand out other servers)",
+      ],
+    ]);
+  });
+
+  it("stops the render of a site that sends a zone's clients to the router for DNS the router does not serve there", async () => {
+    expect(
+      await renderViolations("router-dns-ntp-served", (raw) => {
+        (raw.zones as Raw[]).find((z) => z.name === "guest")!.services = ["dhcp", "ntp", "ping"];
+        const dns = raw.dns as { zones: Raw[] };
+        dns.zones = dns.zones.filter((z) => z.zone !== "guest");
+        const guest = (raw.segments as Raw[]).find((s) => s.name === "guest")!;
+        guest.dhcp = { ...(guest.dhcp as Raw), dnsServers: ["10.40.0.1"] };
+      }),
+    ).toEqual([
+      "segment guest tells its clients to use the router (10.40.0.1, fd12:3456:789a:40::1) for DNS, but no layer of the router serves DNS to zone guest and zone guest does not have the dns service, so the firewall refuses it (allowed: serve dns to the zone, or hand out other servers)",
+    ]);
+  }, 30_000);
+
+  it("refuses facts without a DNS layer at all: mandatory, not advisory", async () => {
+    const rs = structuredClone(dev);
+    delete (rs.find((r) => r.name === "lab-dns")!.outputs!.review as LayerReview).served;
+    const findings = await run(routerDnsNtpServed(), rs);
+    expect(findings.map((f) => f.level)).toEqual(Array(5).fill("mandatory"));
     expect(message(findings[0])).toBe(
       "segment mgmt tells its clients to use the router (10.10.0.1, fd12:3456:789a:10::1) for DNS, but the program has no layer that serves DNS at all (allowed: serve dns to the zone, or hand out other servers)",
     );
