@@ -39,4 +39,20 @@ describe("the e2e site generator", () => {
     }
     expect(problems).toEqual([]);
   });
+
+  it("gives DNS settings over each site's own zones: most sites force one zone by redirect and one by reject, some encrypt", () => {
+    const seeds = Array.from({ length: 100 }, (_, i) => i * 7919 + 1);
+    const count = { redirect: 0, reject: 0, encrypted: 0 };
+    for (const seed of seeds) {
+      const parsed = parseSite(rawSiteConfig(generatedSite(seed).values));
+      if (!parsed.ok) throw new Error(`seed ${seed} is invalid`);
+      const zones = parsed.site.dns.zones;
+      if (zones.some((z) => z.force === "redirect")) count.redirect++;
+      if (zones.some((z) => z.force === "reject")) count.reject++;
+      if (zones.some((z) => z.encrypted)) count.encrypted++;
+    }
+    expect(count.redirect).toBeGreaterThan(50);
+    expect(count.reject).toBeGreaterThan(50);
+    expect(count.encrypted).toBeGreaterThan(50);
+  });
 });

@@ -293,6 +293,42 @@ function drawIds(d: Draw, dev: Raw, segs: readonly SegmentDraw[], populated: rea
   };
 }
 
+/**
+ * The DNS section: the dev site's upstreams, lists and profiles, with records in this site's domain and settings
+ * for this site's own zones that have the dns service and segments — one forced by redirect and one by reject when
+ * there are enough, the rest drawn (half the populated zones without the dns service get it first) — so forcing and encrypted DNS are in the generated sites' matrices. Drawn
+ * last, so a seed's other sections stay what they were.
+ */
+function drawDns(d: Draw, dev: Raw, zones: readonly Raw[], segs: readonly SegmentDraw[], domain: string): Raw {
+  // half the populated zones without the dns service get it, so most sites have zones to force
+  for (const z of zones.filter((x) => x.name !== "wan" && segs.some((s) => s.zone === x.name)))
+    if (!(z.services as string[]).includes("dns") && d.chance(0.5))
+      z.services = [...(z.services as string[]), "dns"].sort();
+  const served = zones
+    .filter((z) => (z.services as string[]).includes("dns") && segs.some((s) => s.zone === z.name))
+    .map((z) => String(z.name));
+  const profiles = (dev.profiles as Raw[]).map((p) => String(p.name));
+  const [redirect, reject] = d.some(
+    served.filter((z) => z !== "mgmt"),
+    2,
+  );
+  const force = (z: string) =>
+    z === redirect ? "redirect" : z === reject ? "reject" : d.pick(["off", "off", "redirect", "reject"]);
+  return {
+    ...dev,
+    records: [
+      { name: domain, type: "TXT", text: "generated site" },
+      { name: `printer.${segs[0].name}.${domain}`, type: "A", address: host4(segs[0], 50) },
+    ],
+    zones: served.map((zone) => ({
+      zone,
+      ...(d.chance(0.6) ? { profile: d.pick(profiles) } : {}),
+      force: zone === "mgmt" ? "off" : force(zone),
+      encrypted: d.chance(0.5),
+    })),
+  };
+}
+
 /** A random valid site for the appliance. */
 export function generatedSite(seed: number): StackConfig {
   const d = new Draw(prng(seed));
@@ -326,6 +362,7 @@ export function generatedSite(seed: number): StackConfig {
     raw.routes = undefined;
     raw.routing = undefined;
     raw.ids = drawIds(d, raw.ids as Raw, segs, populated);
+    raw.dns = drawDns(d, raw.dns as Raw, raw.zones as Raw[], segs, "gen.example.net");
   });
   return { ...cfg, stack: `gen${seed}` };
 }
