@@ -7,7 +7,7 @@ import type { Site } from "../site/schema";
 import type { SegmentPlan, SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import type { SegmentFacts } from "../review";
-import { dhcpv6Range, keaSubnet4, keaSubnet6, type KeaOption } from "./services";
+import { dhcpv6Range, keaSubnet4, keaSubnet6, servesDns, type KeaOption } from "./services";
 
 /** Addresses of one Kea option (`a, b`), none when the subnet lacks it. */
 function optionAddresses(subnet: Record<string, unknown> | undefined, name: string): string[] {
@@ -19,8 +19,9 @@ export function renderSegmentFacts(site: Site, plan: SitePlan, model: PolicyMode
   const s = site.segments.find((x) => x.name === seg.name)!;
   const v4 = seg.dhcp.enabled ? keaSubnet4(site, plan, model, seg) : undefined;
   const v6 = keaSubnet6(site, plan, seg);
-  // Router advertisements carry RDNSS whenever the segment advertises (radvdInterface in services.ts).
-  const rdnss = seg.ipv6 && s.ra.enabled ? (s.ra.dnsServers ?? [seg.ipv6.gateway]) : [];
+  // Router advertisements carry RDNSS as radvdInterface (services.ts) renders it: the configured servers, else the
+  // router where it answers DNS in the segment's zone.
+  const rdnss = seg.ipv6 && s.ra.enabled ? (s.ra.dnsServers ?? (servesDns(site, seg) ? [seg.ipv6.gateway] : [])) : [];
   const range6 = dhcpv6Range(site, seg);
   return {
     name: seg.name,

@@ -140,7 +140,7 @@ describe("router-dns-ntp-served", () => {
         guest.dhcp = { ...(guest.dhcp as Raw), dnsServers: ["10.40.0.1"] };
       }),
     ).toEqual([
-      "segment guest tells its clients to use the router (10.40.0.1, fd12:3456:789a:40::1) for DNS, but no layer of the router serves DNS to zone guest and zone guest does not have the dns service, so the firewall refuses it (allowed: serve dns to the zone, or hand out other servers)",
+      "segment guest tells its clients to use the router (10.40.0.1) for DNS, but no layer of the router serves DNS to zone guest and zone guest does not have the dns service, so the firewall refuses it (allowed: serve dns to the zone, or hand out other servers)",
     ]);
   }, 30_000);
 

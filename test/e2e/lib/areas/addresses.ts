@@ -16,6 +16,9 @@ export const addresses: Area = {
   appliesTo: (site) => site.segments.some((s) => s.dhcp.enabled || (s.ipv6 && (s.ra.enabled || s.dhcpv6.enabled))),
   tests(ctx) {
     const { site, plan } = ctx;
+    // the router is handed out as a resolver (DHCPv4, DHCPv6, RDNSS) only in zones where it answers DNS
+    const services = compilePolicy(site, plan).services;
+    const servesDns = (zone: string) => (services.get(zone) ?? []).includes("dns");
     const dhcpSegments = plan.segments.filter((s) => s.dhcp.enabled);
     const reservations = plan.segments
       .filter((s) => s.dhcp.enabled)
@@ -55,7 +58,7 @@ export const addresses: Area = {
               inPool: true,
               router: seg.ipv4.gateway,
               subnet: seg.ipv4.netmask,
-              dns: (s.dhcp.dnsServers ?? [seg.ipv4.gateway]).join(" "),
+              dns: (s.dhcp.dnsServers ?? (servesDns(seg.zone) ? [seg.ipv4.gateway] : undefined))?.join(" "),
               domain: seg.domain,
               search: (s.dhcp.searchDomains ?? [seg.domain]).join(" "),
               ntp: ntp?.join(" "),
@@ -113,7 +116,7 @@ export const addresses: Area = {
                 autonomous: s.ra.slaac ? "Yes" : "No",
                 managed: s.dhcpv6.enabled ? "Yes" : "No",
                 lifetime: s.ra.lifetime,
-                rdnss: s.ra.dnsServers ?? [seg.ipv6!.gateway],
+                rdnss: s.ra.dnsServers ?? (servesDns(seg.zone) ? [seg.ipv6!.gateway] : []),
                 dnssl: s.dhcp.searchDomains ?? [seg.domain],
               },
             };
@@ -144,7 +147,7 @@ export const addresses: Area = {
               want: {
                 host: h.name,
                 address: res ?? true,
-                dns: (s.ra.dnsServers ?? [seg.ipv6!.gateway]).join(" "),
+                dns: (s.ra.dnsServers ?? (servesDns(seg.zone) ? [seg.ipv6!.gateway] : undefined))?.join(" "),
                 search: (s.dhcp.searchDomains ?? [seg.domain]).join(" "),
               },
             });
