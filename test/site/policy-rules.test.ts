@@ -415,7 +415,7 @@ describe("port forwards", () => {
     expectRejected(
       withForward(fwd({ to: "192.168.7.7" })),
       `router:portForwards[${FORWARDS}].to`,
-      "192.168.7.7 is outside every segment, so the forward could never be delivered (allowed: a host address in 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24)",
+      "192.168.7.7 is outside every segment and every prefix routed to the inside, so the forward could never be delivered (allowed: a host address in 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24)",
     );
   });
 
@@ -445,15 +445,22 @@ describe("port forwards", () => {
   });
 
   it.each([
-    ["fd99::10", "outside every segment prefix"],
-    ["fd12:3456:789a:50::1", "the router's own address in the segment"],
-  ])("rejects the IPv6 pinhole %s (%s): the forward's IPv6 half would open nothing or the router", (ipv6) => {
-    expectRejected(
-      withForward(fwd({ ipv6 })),
-      `router:portForwards[${FORWARDS}].ipv6`,
-      `${ipv6} is not a host in any segment's IPv6 prefix (allowed: a client address inside a segment /64)`,
-    );
-  });
+    [
+      "fd99::10",
+      "outside every segment prefix",
+      "is not a host in any segment's IPv6 prefix or behind an inside route",
+    ],
+    [
+      "fd12:3456:789a:50::1",
+      "the router's own address in the segment",
+      "is the router's own address in segment servers",
+    ],
+  ])(
+    "rejects the IPv6 pinhole %s (%s): the forward's IPv6 half would open nothing or the router",
+    (ipv6, _why, text) => {
+      expectRejected(withForward(fwd({ ipv6 })), `router:portForwards[${FORWARDS}].ipv6`, `${ipv6} ${text}`);
+    },
+  );
 
   it.each([
     ["wan9", "an unknown link"],

@@ -12,6 +12,7 @@ import {
   devSiteRaw,
   edited,
   expectIssue,
+  getAt,
   expectRejected,
   expectValid,
   indexOf,
@@ -533,6 +534,44 @@ describe("WAN links", () => {
     );
   });
 
+  it.each([
+    ["203.0.113.0/24", "the network address"],
+    ["203.0.113.255/24", "the broadcast address"],
+  ])("rejects the static WAN address %s (%s): no host may use it, the uplink would never work", (address, what) => {
+    expectRejected(
+      devWith(`links[${WAN0}].ipv4`, { mode: "static", address, gateway: "203.0.113.1" }),
+      `router:links[${WAN0}].ipv4.address`,
+      `${address.split("/")[0]} is ${what} of 203.0.113.0/24, which no host may use (allowed: a host address, 203.0.113.1–203.0.113.254`,
+    );
+  });
+
+  it("rejects a static WAN gateway that is the broadcast address of the WAN subnet: it is no router", () => {
+    expectRejected(
+      devWith(`links[${WAN0}].ipv4`, { mode: "static", address: "203.0.113.10/24", gateway: "203.0.113.255" }),
+      `router:links[${WAN0}].ipv4.gateway`,
+      "203.0.113.255 is the broadcast address of 203.0.113.0/24",
+    );
+  });
+
+  it("rejects the subnet-router anycast address as a static IPv6 WAN address", () => {
+    expectRejected(
+      devWith(`links[${WAN0}].ipv6`, { mode: "static", address: "2001:db8:5::/64", gateway: "2001:db8:5::1" }),
+      `router:links[${WAN0}].ipv6.address`,
+      "2001:db8:5:: is the subnet-router anycast address of 2001:db8:5::/64",
+    );
+  });
+
+  it("accepts both addresses of a /31 point-to-point WAN (RFC 3021), which has no network or broadcast address", () => {
+    expectValid(devWith(`links[${WAN0}].ipv4`, { mode: "static", address: "203.0.113.0/31", gateway: "203.0.113.1" }));
+  });
+
+  it("rejects a WAN link put into a LAN zone at the link's zone, and only there", () => {
+    const r = parseSite(devWith(`links[${WAN0}].zone`, "trusted"));
+    if (r.ok) return expect.fail("a WAN link in the trusted zone parsed");
+    expect(r.issues.map((i) => i.path)).toEqual([`router:links[${WAN0}].zone`]);
+    expectIssue(r, `router:links[${WAN0}].zone`, '"trusted" is a LAN zone (segments trusted)');
+  });
+
   it("rejects a static WAN gateway outside the WAN subnet: the default route would be unreachable", () => {
     expectRejected(
       devWith(`links[${WAN0}].ipv4`, { mode: "static", address: "203.0.113.10/24", gateway: "198.51.100.1" }),
@@ -663,6 +702,55 @@ describe("reporting", () => {
     const r = parseSite(raw);
     expectIssue(r, `router:segments[${IOT}].vlan`, "is outside 1–4094");
     expectIssue(r, `router:segments[${SERVERS}].vlan`, "duplicate VLAN id 10 on lan0");
+  });
+
+  it("checks every segment, forward and rule that parsed when others fail to parse: the rest would appear only on the next run", () => {
+    const raw = devWith(`segments[${TRUSTED}].vlan`, "20");
+    setAt(raw, `segments[${IOT}].zone`, "nowhere");
+    setAt(raw, "portForwards[0].to", "10.99.0.5");
+    setAt(raw, "firewall.rules[0].action", "allow");
+    setAt(raw, "firewall.rules[1].from", "nowhere");
+    const r = parseSite(raw);
+    expectIssue(r, `router:segments[${TRUSTED}].vlan`, "expected number");
+    expectIssue(r, `router:segments[${IOT}].zone`, 'unknown zone "nowhere"');
+    expectIssue(r, "router:portForwards[0].to", "10.99.0.5 is outside every segment");
+    expectIssue(r, "router:firewall.rules[0].action", "is not an action");
+    // The broken rule is left out, and the next one keeps its own index in the report.
+    expectIssue(r, "router:firewall.rules[1].from", 'unknown zone "nowhere"');
+  });
+
+  it("checks an element with an unknown key like any other, so the misspelt key does not hide its other problems", () => {
+    const raw = devWith(`segments[${GUEST}].vlanId`, 40);
+    setAt(raw, `segments[${GUEST}].ipv4.gateway`, "10.40.0.0");
+    const r = parseSite(raw);
+    expectIssue(r, `router:segments[${GUEST}].vlanId`, "unknown key");
+    expectIssue(r, `router:segments[${GUEST}].ipv4.gateway`, "is not a host address of 10.40.0.0/24");
+  });
+
+  it("checks the links against every NIC alias given, also one whose NIC fails to parse", () => {
+    const raw = devWith(`node.nics[${NIC_LAN0}].mac`, "00:1a:2b:3c:4d");
+    setAt(raw, `links[${WAN0}].name`, "ghost0");
+    const r = parseSite(raw);
+    expectIssue(r, `router:node.nics[${NIC_LAN0}].mac`, "is not a MAC address");
+    expectIssue(r, `router:links[${WAN0}].name`, '"ghost0" is neither a NIC alias nor a bond');
+    // lan0's NIC is broken, not unknown: the trunk named after it is not reported.
+    if (!r.ok) expect(r.issues.filter((i) => i.path === `router:links[${LAN0}].name`)).toEqual([]);
+  });
+
+  it("checks the management path even when other keys have problems: a lockout would otherwise show up last", () => {
+    const raw = devWith("talos.version", "v1.13.0");
+    const rules = getAt(raw, "firewall.rules") as unknown[];
+    rules.push({ name: "lock", from: "mgmt", to: "router", protocol: "tcp", ports: [50000], action: "drop" });
+    const r = parseSite(raw);
+    expectIssue(r, "router:talos.version", "allowed: v1.14.x");
+    expectIssue(r, `router:firewall.rules[${rules.length - 1}]`, "cuts the management path: tcp/50000");
+  });
+
+  it("does not report a reference to an element that failed to parse as unknown", () => {
+    const raw = devWith(`zones[${indexOf(dev, "zones", "guest")}].services`, ["telnet"]);
+    const r = parseSite(raw);
+    if (r.ok) return expect.fail("the broken site parsed");
+    expect(r.issues.map((i) => i.path)).toEqual([`router:zones[${indexOf(dev, "zones", "guest")}].services[0]`]);
   });
 
   it("lists issues sorted by path, with list indexes in numeric order, so the report reads like the config", () => {
