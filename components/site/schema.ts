@@ -46,16 +46,31 @@ const DiskType = z.enum(["ssd", "hdd", "nvme", "sd"], {
   error: "is not a disk type (allowed: ssd, hdd, nvme, sd)",
 });
 
+/**
+ * A disk property as `talosctl get disks` shows it, or a pattern with `*` for any run of characters: Talos'
+ * disk selector has glob() with `*` as its only wildcard (siderolabs/talos pkg/machinery/cel/celenv), so `?`
+ * and `[…]` would be compared literally and select nothing.
+ */
+const DiskProperty = (what: string) =>
+  nonEmpty(`${what} as \`talosctl get disks\` shows it, or a pattern with * for any text`).refine(
+    (v) => !/[?[\]]/.test(v),
+    {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} uses ? or […], which Talos' disk glob() compares literally, so no disk would match (allowed: * as the only wildcard, e.g. "Samsung SSD 980*")`,
+    },
+  );
+
 export const InstallDisk = z
   .strictObject({
-    /** Device path, e.g. /dev/nvme0n1 (least stable across hardware changes). */
+    /** Device path, e.g. /dev/nvme0n1 (least stable across hardware changes); `*` matches any text. */
     path: z
       .string()
-      .regex(/^\/dev\/[\w/.-]+$/, { error: "is not a device path (allowed: /dev/…)" })
+      .regex(/^\/dev\/[\w/.*-]+$/, { error: "is not a device path (allowed: /dev/…, with * for any text)" })
       .optional(),
-    model: nonEmpty("the disk's model as `talosctl get disks` shows it").optional(),
-    serial: nonEmpty("the disk's serial number as `talosctl get disks` shows it").optional(),
-    wwid: nonEmpty("the disk's WWID as `talosctl get disks` shows it").optional(),
+    /** Model, e.g. "Samsung SSD 980 PRO 1TB" or "Samsung SSD 980*". */
+    model: DiskProperty("the disk's model").optional(),
+    serial: DiskProperty("the disk's serial number").optional(),
+    wwid: DiskProperty("the disk's WWID").optional(),
     type: DiskType.optional(),
     /** Smallest acceptable disk size in GiB. */
     minSizeGiB: intIn(1, 1_000_000, "a size in GiB").optional(),

@@ -90,7 +90,7 @@ export interface SiteChoices {
   macSeed: number;
   hostname: boolean;
   maintenanceAddress: boolean;
-  disk: 0 | 1 | 2 | 3;
+  disk: 0 | 1 | 2 | 3 | 4;
   talosPatch: number;
   wans: WanChoice[];
   trunks: TrunkChoice[];
@@ -289,6 +289,7 @@ export function buildRawSite(c: SiteChoices): RawSite {
     { path: "/dev/sda" },
     { model: "Samsung SSD 870", type: "ssd" },
     { match: 'disk.transport == "nvme"' },
+    { model: "Samsung SSD 9*", type: "nvme" },
   ];
 
   const raw: RawSite = {
@@ -405,7 +406,7 @@ export const siteChoices: fc.Arbitrary<SiteChoices> = fc
       macSeed: fc.nat(255),
       hostname: fc.boolean(),
       maintenanceAddress: fc.boolean(),
-      disk: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
+      disk: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const, 4 as const),
       talosPatch: fc.nat(9),
       wans: fc.array(wanChoice, { minLength: 1, maxLength: 3 }),
       trunks: fc.array(trunkChoice, { minLength: 1, maxLength: 2 }),

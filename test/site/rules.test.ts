@@ -612,6 +612,23 @@ describe("management", () => {
   });
 });
 
+describe("the install disk", () => {
+  it("accepts a model pattern with *, which Talos' disk glob() matches", () => {
+    expectValid(devWith("node.installDisk", { model: "Samsung SSD 980*" }));
+  });
+
+  it.each(["Samsung SSD 98?", "Samsung SSD [89]80"])(
+    "rejects the pattern %s: Talos' glob() knows only *, so the selector would match no disk",
+    (model) => {
+      expectRejected(
+        devWith("node.installDisk", { model }),
+        "router:node.installDisk.model",
+        "which Talos' disk glob() compares literally, so no disk would match (allowed: * as the only wildcard",
+      );
+    },
+  );
+});
+
 describe("Talos", () => {
   it("rejects a Talos version other than 1.14.x: the rendered config format is 1.14's", () => {
     expectRejected(devWith("talos.version", "v1.13.4"), "router:talos.version", "allowed: v1.14.x");
