@@ -79,7 +79,9 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
 
 /** The anti-lockout check on the keys it reads, even when other keys are broken; silent when no plan can be made. */
 function lockoutOf(parsed: Record<string, unknown>): SiteIssue[] {
-  const site = { routes: [], ...parsed } as unknown as Site;
+  // What the check does not read may be broken: its neutral value stands in.
+  const neutral = { routes: [], portForwards: [], cluster: { podCidrs: [], serviceCidrs: [] } };
+  const site = { ...neutral, ...parsed } as unknown as Site;
   try {
     planSite(site);
   } catch {

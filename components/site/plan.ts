@@ -96,6 +96,27 @@ export interface SegmentPlan {
   routes: { destination: string; gateway: string; metric?: number }[];
 }
 
+/** IPv4 private space (RFC 1918, RFC 6598 shared space) and IPv6 unique local addresses (RFC 4193). */
+export const PRIVATE_PREFIXES = ["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"] as const;
+
+/** True when a prefix lies wholly in private or unique-local space. */
+export function isPrivatePrefix(cidr: string): boolean {
+  return PRIVATE_PREFIXES.some(
+    (p) => familyOf(p) === familyOf(cidr) && contains(p, nthAddress(cidr, 0)) && contains(p, nthAddress(cidr, -1)),
+  );
+}
+
+/** A static route whose next hop is on a segment: the prefix behind it is inside, on that segment's side. */
+export interface InsideRoute {
+  destination: string;
+  gateway: string;
+  /** Segment whose subnet holds the next hop; hosts behind the route are in its zone and come in on its link. */
+  segment: string;
+  zone: string;
+  /** A private or unique-local prefix: the site's own addresses, NATed to the WANs, never sourced from them. */
+  internal: boolean;
+}
+
 export interface WanPlan {
   name: string;
   zone: string;
@@ -155,6 +176,8 @@ export interface SitePlan {
   zones: ZonePlan[];
   /** Every kernel link name the router configures, sorted. */
   linkNames: string[];
+  /** Static routes to the inside (next hop on a segment), by segment then destination. */
+  insideRoutes: InsideRoute[];
 }
 
 function plainSize(cidr: string): number {
@@ -289,6 +312,15 @@ export function planSite(site: Site): SitePlan {
   const linkNames = [
     ...new Set([...wans.map((w) => w.name), ...trunks.map((t) => t.name), ...segments.map((s) => s.link)]),
   ].sort();
+  const insideRoutes = segments.flatMap((seg) =>
+    seg.routes.map((r) => ({
+      destination: r.destination,
+      gateway: r.gateway,
+      segment: seg.name,
+      zone: seg.zone,
+      internal: isPrivatePrefix(r.destination),
+    })),
+  );
   return {
     siteName: site.site.name,
     domain: site.site.domain,
@@ -302,5 +334,6 @@ export function planSite(site: Site): SitePlan {
     segments,
     zones,
     linkNames,
+    insideRoutes,
   };
 }

@@ -376,6 +376,31 @@ describe("port forwards", () => {
     );
   });
 
+  it("accepts an inside prefix among a forward's sources: it is the hairpin's audience, which the XDP guard never sees", () => {
+    expectValid(withForward(fwd({ sources: ["81.2.69.160/27", "10.20.0.0/24"] })));
+  });
+
+  it("rejects an inside source on a forward without hairpin: inside clients reach a forward only through it", () => {
+    expectRejected(
+      withForward(fwd({ sources: ["10.20.0.0/24"], hairpin: false })),
+      `router:portForwards[${FORWARDS}].sources[0]`,
+      "10.20.0.0/24 is inside the site, and inside clients use a forward only through the hairpin, which is off",
+    );
+  });
+
+  it("accepts a forward to a host behind a static route whose next hop is on a segment: that subnet is inside", () => {
+    const raw = withForward(fwd({ to: "172.20.99.7" }));
+    setAt(raw, "routes", [{ destination: "172.20.99.0/24", gateway: "10.20.0.254" }]);
+    expectValid(raw);
+  });
+
+  it("still rejects a forward to a subnet routed through a static WAN's upstream: that is outside", () => {
+    const raw = withForward(fwd({ to: "172.20.99.7" }));
+    setAt(raw, `links[${WAN0}].ipv4`, { mode: "static", address: "198.51.100.10/24", gateway: "198.51.100.1" });
+    setAt(raw, "routes", [{ destination: "172.20.99.0/24", gateway: "198.51.100.254" }]);
+    expectRejected(raw, `router:portForwards[${FORWARDS}].to`, "172.20.99.7 is outside every segment");
+  });
+
   it("accepts bogon sources the data-plane allowlist lets through (a modem's private uplink subnet)", () => {
     const raw = withForward(fwd({ sources: ["192.168.100.0/24"] }));
     if (getAt(raw, "dataplane.allowlist") === undefined) setAt(raw, "dataplane.allowlist", []);

@@ -93,11 +93,15 @@ export function namedSet(name: string, type: string, elements: readonly string[]
   ];
 }
 
-/** The site's own prefixes of a family: segments, then the cluster's pod networks. */
+/**
+ * The site's own prefixes of a family: segments, private prefixes routed to the inside (a static route via a
+ * segment's host), then the cluster's pod networks.
+ */
 export function internalPrefixes(site: Site, plan: SitePlan, family: 4 | 6): string[] {
   const segs = plan.segments.flatMap((s) => (family === 4 ? [s.ipv4.cidr] : s.ipv6 ? [s.ipv6.prefix] : []));
+  const routed = plan.insideRoutes.filter((r) => r.internal && familyOf(r.destination) === family);
   const cluster = [...site.cluster.podCidrs].filter((c) => familyOf(c) === family);
-  return [...segs, ...cluster];
+  return [...segs, ...routed.map((r) => r.destination), ...cluster];
 }
 
 /** Internal prefixes plus the cluster's service networks: what the internet never sources and NAT hides. */
