@@ -165,7 +165,15 @@ export const Routing = z.strictObject({
       asn: Asn,
       routerId: IpAddress(4),
       neighbors: z
-        .array(z.strictObject({ address: IpAddress(), asn: Asn, description: z.string().optional() }))
+        .array(
+          z.strictObject({
+            address: IpAddress(),
+            asn: Asn,
+            description: z.string().optional(),
+            /** Bidirectional Forwarding Detection on the session (UDP 3784/4784 from this neighbour). */
+            bfd: z.boolean().default(false),
+          }),
+        )
         .min(1, { error: "is empty (allowed: one or more neighbors)" }),
       /** Segments whose prefixes are advertised. */
       advertise: z.array(DnsLabel).default([]),
@@ -183,6 +191,11 @@ export const Routing = z.strictObject({
       segments: z.array(DnsLabel).min(1, { error: "is empty (allowed: one or more segment names)" }),
       /** Segments advertised but without OSPF neighbours (no hellos sent). */
       passive: z.array(DnsLabel).default([]),
+      /**
+       * Also advertised as external routes: `static` — the IPv4 prefixes of router:routes (Talos installs them as
+       * kernel routes); `connected` — the IPv4 subnets of the segments not named above. Never the WAN's default
+       * route or DHCP routes.
+       */
       redistribute: z
         .array(z.enum(["connected", "static"], { error: "is not redistributable (allowed: connected, static)" }))
         .default([]),

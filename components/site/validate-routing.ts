@@ -269,4 +269,36 @@ export function checkRouting(s: PartialSite, out: Issues): void {
         message: `"${n}" is also an active OSPF segment (allowed: a segment listed in segments or in passive, not both)`,
       });
   });
+  checkRedistribution(s, ospf, out);
+}
+
+/** A redistribution that would advertise nothing is a mistake the operator wants to hear about. */
+function checkRedistribution(
+  s: PartialSite,
+  ospf: NonNullable<NonNullable<PartialSite["routing"]>["ospf"]>,
+  out: Issues,
+): void {
+  ospf.redistribute.forEach((r, i) => {
+    const at = configPath("routing", ["ospf", "redistribute", i]);
+    if (
+      r === "static" &&
+      s.routes &&
+      !isIncomplete(s, "routes") &&
+      !s.routes.some((x) => familyOf(x.destination) === 4)
+    )
+      out.push({
+        path: at,
+        message:
+          "static would advertise nothing: router:routes has no IPv4 route, and OSPFv2 carries IPv4 only (allowed: add the routes to router:routes, or leave static out)",
+      });
+    const others = (s.segments ?? []).filter(
+      (x) => !ospf.segments.includes(x.value.name) && !ospf.passive.includes(x.value.name),
+    );
+    if (r === "connected" && s.segments && !isIncomplete(s, "segments") && !others.some((x) => x.value.ipv4))
+      out.push({
+        path: at,
+        message:
+          "connected would advertise nothing: every segment with an IPv4 subnet already speaks OSPF or is passive (allowed: leave connected out)",
+      });
+  });
 }

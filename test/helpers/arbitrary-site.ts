@@ -1019,14 +1019,21 @@ function buildRoutes(f: SiteFacts, p: PolicyChoices): Json[] {
   });
 }
 
-function buildRouting(f: SiteFacts, p: PolicyChoices): Json {
+function buildRouting(f: SiteFacts, p: PolicyChoices, routes: Json[]): Json {
   const names = f.segments.map((s) => s.name);
   const routing: Json = {};
   if (p.bgp) {
     const neighbors = p.bgp.neighbors.flatMap((n, k) => {
       const address = nextHop(f, n.via % 3 === 2 ? 6 : 4, n.via, 0x40 + k);
       return address
-        ? [{ address, asn: 64512 + (n.asn % 1000), ...(n.description ? { description: `peer ${k}` } : {}) }]
+        ? [
+            {
+              address,
+              asn: 64512 + (n.asn % 1000),
+              ...(n.description ? { description: `peer ${k}` } : {}),
+              ...(n.asn % 3 === 0 ? { bfd: true } : {}),
+            },
+          ]
         : [];
     });
     if (neighbors.length)
@@ -1039,12 +1046,18 @@ function buildRouting(f: SiteFacts, p: PolicyChoices): Json {
   }
   if (p.ospf) {
     const active = uniq(p.ospf.segments.map((i) => names[i % names.length]));
+    const passive = uniq(p.ospf.passive.map((i) => names[i % names.length])).filter((n) => !active.includes(n));
+    // Each redistribution must have something to advertise: an IPv4 static route, a segment outside OSPF.
+    const has = {
+      static: routes.some((r) => !String(r.destination).includes(":")),
+      connected: names.some((n) => !active.includes(n) && !passive.includes(n)),
+    };
     routing.ospf = {
       routerId: f.mgmtGateway4,
       area: OSPF_AREAS[p.ospf.area % OSPF_AREAS.length],
       segments: active,
-      passive: uniq(p.ospf.passive.map((i) => names[i % names.length])).filter((n) => !active.includes(n)),
-      redistribute: uniq(p.ospf.redistribute),
+      passive,
+      redistribute: uniq(p.ospf.redistribute).filter((r) => has[r]),
     };
   }
   return routing;
@@ -1178,7 +1191,7 @@ export function withPolicy(raw: RawSite, p: PolicyChoices): RawSite {
   out.firewall = buildFirewall(f, p);
   out.portForwards = buildForwards(f, p);
   out.routes = buildRoutes(f, p);
-  out.routing = buildRouting(f, p);
+  out.routing = buildRouting(f, p, out.routes as Json[]);
   out.mdns = buildMdns(f, p);
   return out;
 }

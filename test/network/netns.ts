@@ -69,7 +69,7 @@ export class Netns {
     this.exec(nsB, ["ip", "link", "set", b, "up"]);
   }
 
-  exec(ns: string, args: string[], ok = true): { code: number; out: string } {
+  exec(ns: string, args: string[], ok = true): { code: number; out: string; stdout: string } {
     return run("ip", ["netns", "exec", this.name(ns), ...args], ok);
   }
 
@@ -128,8 +128,9 @@ export class Netns {
   }
 }
 
-export function run(cmd: string, args: string[], ok = true): { code: number; out: string } {
+/** Runs a command; `out` is stdout and stderr together, `stdout` alone (for a machine-readable answer). */
+export function run(cmd: string, args: string[], ok = true): { code: number; out: string; stdout: string } {
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 30_000 });
   if (ok && r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}${r.stdout}`);
-  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
 }

@@ -659,11 +659,30 @@ describe("dynamic routing", () => {
   });
 
   it("accepts BGP and OSPF over known segments", () => {
-    expectValid(
-      devWith("routing", {
-        bgp: { ...bgp, advertise: ["servers", "trusted"] },
-        ospf: { ...ospf, passive: ["mgmt"], redistribute: ["connected", "static"] },
-      }),
+    const raw = devWith("routing", {
+      bgp: { ...bgp, advertise: ["servers", "trusted"] },
+      ospf: { ...ospf, passive: ["mgmt"], redistribute: ["connected", "static"] },
+    });
+    setAt(raw, "routes", [{ destination: "172.20.99.0/24", gateway: "10.50.0.254" }]);
+    expectValid(raw);
+  });
+
+  it("rejects OSPF redistributing static routes when the site has no IPv4 one: nothing would be advertised", () => {
+    const raw = devWith("routing", { ospf: { ...ospf, redistribute: ["static"] } });
+    setAt(raw, "routes", [{ destination: "fd00:beef::/48", gateway: "fd12:3456:789a:50::fe" }]);
+    expectRejected(
+      raw,
+      "router:routing.ospf.redistribute[0]",
+      "static would advertise nothing: router:routes has no IPv4 route, and OSPFv2 carries IPv4 only",
+    );
+  });
+
+  it("rejects OSPF redistributing connected subnets when every segment already speaks OSPF or is passive", () => {
+    const all = ["mgmt", "trusted", "iot", "guest"];
+    expectRejected(
+      devWith("routing", { ospf: { ...ospf, passive: all, redistribute: ["connected"] } }),
+      "router:routing.ospf.redistribute[0]",
+      "connected would advertise nothing",
     );
   });
 });

@@ -1,10 +1,55 @@
 /**
  * Input: what reaches the router itself. Established traffic, the ICMP the network needs, the router's DHCP
- * clients, its own pods, then per zone: management ports for management zones and each zone's services. Pure.
+ * clients, its own pods, dynamic routing from its peers, then per zone: management ports for management zones
+ * and each zone's services. Pure.
  */
+import { contains, familyOf } from "../../site/ip";
 import { MANAGEMENT_TCP_PORTS, servicePorts } from "../../site/policy";
 import { chain, contributed, ident, link, setOf, type Ctx } from "./common";
 import { rulesInto } from "./rules";
+
+/** OSPF's IP protocol number (RFC 2328); nft resolves names through /etc/protocols, which Talos does not ship. */
+const OSPF = 89;
+/** OSPF's AllSPFRouters and AllDRouters groups (RFC 2328 §A.1). */
+const OSPF_GROUPS = ["224.0.0.5", "224.0.0.6"];
+/** BGP (RFC 4271 §8.2.1), BFD single-hop control (RFC 5881) and multihop (RFC 5883). */
+const BGP_PORT = 179;
+const BFD_PORTS = [3784, 4784];
+
+/** The link a peer is directly on: the segment or static WAN subnet holding its address. */
+function peerLink(ctx: Ctx, address: string): string | undefined {
+  const seg = ctx.plan.segments.find((x) =>
+    familyOf(address) === 4 ? contains(x.ipv4.cidr, address) : !!x.ipv6 && contains(x.ipv6.prefix, address),
+  );
+  if (seg) return link(ctx, seg.link);
+  const wan = ctx.plan.wans.find((w) => {
+    const v = familyOf(address) === 4 ? w.ipv4 : w.ipv6;
+    return v.mode === "static" && contains(v.address, address);
+  });
+  return wan ? link(ctx, wan.name) : undefined;
+}
+
+/**
+ * What the routing section needs from its peers, and nothing more: OSPF (to its groups and to the router's own
+ * address) on the links of its active segments from their subnets; BGP and, when a session uses it, BFD from
+ * each configured neighbour, on the link it is on.
+ */
+export function routingInput(ctx: Ctx): string[] {
+  const { site, plan } = ctx;
+  const out: string[] = [];
+  const ospf = site.routing.ospf;
+  for (const seg of plan.segments.filter((s) => ospf?.segments.includes(s.name)))
+    out.push(
+      `iifname ${link(ctx, seg.link)} ip saddr ${seg.ipv4.cidr} ip daddr ${setOf([...OSPF_GROUPS, seg.ipv4.gateway])} meta l4proto ${OSPF} accept`,
+    );
+  for (const n of site.routing.bgp?.neighbors ?? []) {
+    const on = peerLink(ctx, n.address);
+    const from = `${on ? `iifname ${on} ` : ""}${familyOf(n.address) === 4 ? "ip" : "ip6"} saddr ${n.address}`;
+    out.push(`${from} tcp dport ${BGP_PORT} accept`);
+    if (n.bfd) out.push(`${from} udp dport ${setOf(BFD_PORTS)} accept`);
+  }
+  return out.length ? ["# dynamic routing (router:routing): its protocols from its peers only", ...out] : [];
+}
 
 function inputZoneChain(ctx: Ctx, zone: string): string[] {
   const rules = ctx.model.rules.filter((r) => r.toRouter && (r.from === "any" || r.from.includes(zone)));
@@ -46,6 +91,7 @@ export function inputChains(ctx: Ctx, f: { wanLinks: string[] }): string[] {
       "# the router's own pods",
       'iifname "lxc*" accept',
       'iifname "cilium_*" accept',
+      ...routingInput(ctx),
       ...contributed(ctx, "input"),
       ...(inputDispatch.length ? [`iifname vmap { ${inputDispatch.join(", ")} }`] : []),
       ...(model.logDrops ? [`limit rate ${model.logRate} log prefix "router input drop: "`] : []),
