@@ -20,7 +20,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, totalmem } from "node:os";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EXTENSION_NAME } from "../components/dataplane/loader-config";
@@ -32,14 +32,10 @@ import { inNs, run, sleep, waitFor } from "../test/e2e/lib/exec";
 import { INTERNET } from "../test/e2e/lib/internet";
 import { probePorts, ruleAddresses } from "../test/e2e/lib/matrix";
 import { hostConfig, renderSite } from "../test/e2e/lib/rendered";
+import { machine, median, pairedMedian } from "./lib";
 
 type Mode = "plain" | "dev policy" | "+1000 rules" | "+1000 rules, linear";
 const MODES: Mode[] = ["plain", "dev policy", "+1000 rules", "+1000 rules, linear"];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** The dev site with `n` more rules in trusted→wan, none of which matches the benchmark's flow. */
 function devWithRules(n: number) {
@@ -63,10 +59,6 @@ function devWithRules(n: number) {
     // before the site's own rules: the first match decides, so these are all walked first
     fw.rules = [...rules, ...fw.rules];
   });
-}
-
-function sh(argv: string[]): string {
-  return execFileSync(argv[0], argv.slice(1), { encoding: "utf8" });
 }
 
 /**
@@ -250,20 +242,11 @@ async function main(): Promise<void> {
   const ratioHeavy = heavyMed / dev;
   // The same ratios round by round (the configurations of a round ran back to back): less sensitive to drift
   // in the machine's load than a ratio of medians, reported beside it.
-  const paired = (a: Mode, b: Mode) => median(samples.get(a)!.map((x, i) => x / samples.get(b)![i]));
+  const paired = (a: Mode, b: Mode) => pairedMedian(samples.get(a)!, samples.get(b)!);
   const pairedDev = paired("dev policy", "plain");
   const pairedHeavy = paired("+1000 rules", "dev policy");
   const result = {
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      memoryGiB: totalmem() / 2 ** 30,
-      kernel: sh(["uname", "-r"]).trim(),
-      iperf3: sh(["iperf3", "--version"]).split("\n")[0],
-      loadAverageAtStart: loadAtStart,
-      loadAverageAtEnd: loadavg(),
-      node: process.version,
-    },
+    machine: machine(loadAtStart),
     method: {
       runs,
       secondsPerRun: seconds,

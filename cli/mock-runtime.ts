@@ -20,6 +20,8 @@ export interface RecordedResource {
   parent?: string;
   dependencies: string[];
   protect: boolean;
+  /** The engine leaves the object in place when it deletes or replaces the resource. */
+  retainOnDelete?: boolean;
   /** Inputs as registered; secret values are "[secret]", values unknown at this point are "[unknown]". */
   inputs: Record<string, unknown>;
   /** Outputs a component registered (components only). */
@@ -56,6 +58,7 @@ interface RegisterRequest {
   getCustom(): boolean;
   getDependenciesList(): string[];
   getProtect(): boolean;
+  getRetainondelete(): boolean | undefined;
   getObject(): StructLike | undefined;
 }
 interface OutputsRequest {
@@ -151,6 +154,7 @@ export async function runUnderMocks(opts: {
           parent: req.getParent() || undefined,
           dependencies: [...new Set(req.getDependenciesList())].sort(),
           protect: req.getProtect(),
+          retainOnDelete: req.getRetainondelete() ?? false,
           inputs,
         });
       }

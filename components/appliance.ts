@@ -63,17 +63,31 @@ export class Appliance extends pulumi.ComponentResource {
       { kubeconfig: this.node.kubeconfig, enableServerSideApply: true },
       { parent: this, dependsOn: [this.node.apiReady] },
     );
+    // The cluster side follows a confirmed host: a host change that may still revert (try window) never has
+    // services or the fabric configured for it ahead of time.
     this.fabric = new CiliumFabric(
       `${name}-cilium`,
-      { site, plan, provider, clusterReady: this.node.apiReady },
+      { site, plan, provider, clusterReady: this.node.hostConfigured },
       { parent: this },
     );
     this.services = new NetworkServices(
       `${name}-services`,
-      { site, plan, policy, provider, fabric: this.fabric.release, registryPassword: secrets.registryPassword },
+      {
+        site,
+        plan,
+        policy,
+        provider,
+        fabric: this.fabric.release,
+        hostReady: this.node.hostConfigured,
+        kubeconfig: this.node.kubeconfig,
+        registryPassword: secrets.registryPassword,
+      },
       { parent: this },
     );
-    this.node.healthGate([this.fabric.release, this.services]);
+    this.node.healthGate(
+      [this.fabric.release, this.services, this.services.rollout],
+      [this.services.digest, JSON.stringify(this.fabric.values)],
+    );
 
     this.kubeconfig = this.node.kubeconfig;
     this.talosconfig = this.node.talosconfig;

@@ -3,9 +3,11 @@
  * XDP guard and the tc accounting/QoS programs, which features are on, where the tables come from. Rendered as
  * the INI file the loader reads (format: ebpf/README.md) plus the small table files it names. Pure.
  */
+import { createHash } from "node:crypto";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { familyOf } from "../site/ip";
+import { MANAGEMENT_TCP_PORTS } from "../site/policy";
 
 /** Name of the extension service (Talos runs it as `ext-router-dataplane`). */
 export const EXTENSION_NAME = "router-dataplane";
@@ -20,6 +22,22 @@ export const PIN_ROOT = "/sys/fs/bpf/router-dataplane";
 export interface LoaderFiles {
   /** Absolute path in the service's container → content. The first entry is the loader configuration. */
   files: Map<string, string>;
+  /** The configuration's `[global] generation`: what the loader's /health reports once it has committed it. */
+  generation: string;
+}
+
+/**
+ * The identity of a rendering of the extension's files: SHA-256 (hex) over, for each file in mount order, its
+ * path, a NUL byte, its content and a NUL byte — with the configuration's own `generation` line left out (it
+ * cannot contain its own digest). Any change to the configuration, a table or the ruleset changes it.
+ */
+export function loaderGeneration(files: ReadonlyMap<string, string>): string {
+  const h = createHash("sha256");
+  for (const [path, content] of files) {
+    const text = path === CONFIG_PATH ? content.replace(/^generation = .*\n/m, "") : content;
+    h.update(path).update("\0").update(text).update("\0");
+  }
+  return h.digest("hex");
 }
 
 function list(prefixes: readonly string[], what: string): string {
@@ -50,6 +68,7 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
     `state_dir = ${STATE_DIR}`,
   ];
   if (opts.nftRuleset !== undefined) lines.push(`nft_ruleset = ${CONFIG_DIR}/router.nft`);
+  lines.push(...failClosedKeys(site, plan));
   lines.push("");
 
   if (dp.enabled)
@@ -128,5 +147,29 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
   for (const [name, content] of [...tables].sort(([a], [b]) => a.localeCompare(b)))
     files.set(`${TABLE_DIR}/${name}`, content);
   if (opts.nftRuleset !== undefined) files.set(`${CONFIG_DIR}/router.nft`, opts.nftRuleset);
-  return { files };
+  // The loader reports the generation of the configuration it has committed (/health), so the apply can tell
+  // that this rendering is the one running.
+  const generation = loaderGeneration(files);
+  const config = files.get(CONFIG_PATH)!.replace(/^\[global\]\n(?:.+\n)*/m, (g) => `${g}generation = ${generation}\n`);
+  files.set(CONFIG_PATH, config);
+  return { files, generation };
+}
+
+/**
+ * The keys of a fail-closed start: the loader switches forwarding on only once its ruleset is in (a no-op while the
+ * machine configuration keeps it on and the forward gate, gate.ts, holds routed traffic back instead; it matters
+ * where the machine boots with forwarding off); should the ruleset be refused, its built-in fallback accepts
+ * management (Talos API, trustd, Kubernetes API, the loader's metrics and health) only from the management zones'
+ * links.
+ */
+function failClosedKeys(site: Site, plan: SitePlan): string[] {
+  // WAN links are never management links (the site rules refuse them in a management zone; the loader too)
+  const wans = new Set(plan.wans.map((w) => w.name));
+  const mgmt = plan.zones.filter((z) => z.management).flatMap((z) => z.links.filter((l) => !wans.has(l)));
+  const ports = [...new Set([...MANAGEMENT_TCP_PORTS, site.dataplane.metricsPort])].sort((a, b) => a - b);
+  return [
+    "enable_forwarding = true",
+    ...(mgmt.length ? [`management_links = ${[...new Set(mgmt)].sort().join(", ")}`] : []),
+    `management_ports = ${ports.join(", ")}`,
+  ];
 }

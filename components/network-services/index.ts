@@ -5,13 +5,18 @@
  * Talos, routing.ts) is rendered into the machine configuration before the cluster exists.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
+import { createHash } from "node:crypto";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
-import { renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
+import { DAEMON_LABEL, daemonNames, renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
+import { rolloutGateScript } from "./rollout";
 import { renderServicesSummary } from "./summary";
+import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
+import { durationSeconds } from "../site/duration";
 
 export interface NetworkServicesArgs {
   /** The validated site. */
@@ -24,6 +29,13 @@ export interface NetworkServicesArgs {
   provider: k8s.Provider;
   /** The fabric: the workloads wait for it (no pod networking before Cilium). */
   fabric: pulumi.Resource;
+  /**
+   * The node's host configuration, tried and confirmed (TalosNode.hostConfigured): the services change only after
+   * the host change they depend on can no longer revert.
+   */
+  hostReady: pulumi.Resource;
+  /** Admin kubeconfig (secret): the rollout gate reads the DaemonSets' status with it. */
+  kubeconfig: pulumi.Input<string>;
   /** Password of router:registry (secret). */
   registryPassword?: pulumi.Input<string>;
 }
@@ -51,6 +63,10 @@ function createObject(name: string, obj: K8sObject, opts: pulumi.CustomResourceO
 export class NetworkServices extends pulumi.ComponentResource {
   /** The services image pinned by digest. */
   readonly image: pulumi.Output<string>;
+  /** Completes once every DaemonSet rolled out (or fails the update after rolling a failed one back). */
+  readonly rollout: command.local.Command;
+  /** Changes whenever any of the services' objects changes (the health gate's trigger). */
+  readonly digest: pulumi.Output<string>;
 
   constructor(name: string, args: NetworkServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:network:NetworkServices", name, {}, opts);
@@ -63,21 +79,60 @@ export class NetworkServices extends pulumi.ComponentResource {
     });
 
     // The image reference is the only computed value in the objects; it rides inside them as an output.
-    let namespace: pulumi.Resource | undefined;
     const objects = renderServiceObjects(site, plan, policy, this.image);
+    let namespace: pulumi.Resource | undefined;
+    const configMaps = new Map<string, pulumi.Resource>();
+    const daemonSets: pulumi.Resource[] = [];
     for (const obj of objects) {
-      const res = createObject(`${name}-${obj.kind.toLowerCase()}-${obj.metadata.name}`, obj, {
+      const after = [args.fabric, args.hostReady, ...(namespace ? [namespace] : [])];
+      if (obj.kind === "DaemonSet") {
+        const cm = configMaps.get(obj.metadata.name);
+        if (cm) after.push(cm);
+      }
+      // ConfigMaps are named by content and immutable; a replaced one stays in the cluster for a rollback to the
+      // previous DaemonSet revision (the rollout gate prunes older ones).
+      const role = obj.kind === "ConfigMap" ? obj.metadata.labels?.[DAEMON_LABEL] : obj.metadata.name;
+      const res = createObject(`${name}-${obj.kind.toLowerCase()}-${role}`, obj, {
         parent: this,
         provider: args.provider,
-        dependsOn: [args.fabric, ...(namespace ? [namespace] : [])],
+        dependsOn: after,
+        ...(obj.kind === "ConfigMap" ? { retainOnDelete: true } : {}),
       });
       if (obj.kind === "Namespace") namespace = res;
+      if (obj.kind === "ConfigMap") configMaps.set(role!, res);
+      if (obj.kind === "DaemonSet") daemonSets.push(res);
     }
+    this.digest = this.image.apply((image) =>
+      createHash("sha256")
+        .update(JSON.stringify(renderServiceObjects(site, plan, policy, image)))
+        .digest("hex"),
+    );
+    this.rollout = new command.local.Command(
+      `${name}-rollout`,
+      {
+        interpreter: ["/bin/bash", "-c"],
+        environment: pulumi.secret({ ROUTER_KUBECONFIG: args.kubeconfig }),
+        create: rolloutGateScript({
+          namespace: ROUTER_NAMESPACE,
+          daemons: daemonNames(site, plan, policy),
+          subnets: plan.segments.flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]),
+          timeout: durationSeconds(site.node.healthTimeout),
+        }),
+        // Any change of a DaemonSet or its configuration re-runs the gate.
+        triggers: [this.digest],
+      },
+      { parent: this, dependsOn: daemonSets },
+    );
 
     const artifacts = Object.fromEntries(
       [...serviceConfigs(site, plan, policy)].map(([file, content]) => [`services/${file}`, content]),
     );
     const daemons = objects.filter((o) => o.kind === "DaemonSet").map((o) => o.metadata.name);
-    this.registerOutputs({ image: this.image, artifacts, summary: renderServicesSummary(plan, daemons) });
+    this.registerOutputs({
+      image: this.image,
+      digest: this.digest,
+      artifacts,
+      summary: renderServicesSummary(plan, daemons),
+    });
   }
 }

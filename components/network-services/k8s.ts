@@ -49,7 +49,8 @@ export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): 
 }
 
 const LABELS = { "app.kubernetes.io/part-of": "router", "app.kubernetes.io/managed-by": "pulumi" };
-const CONFIG_MAP = "network-services";
+/** Label naming the daemon a configuration belongs to (the rollout gate finds and prunes them by it). */
+export const DAEMON_LABEL = "router.edge/daemon";
 const CONFIG_DIR = "/etc/router";
 /** Host directory for the services' state (leases, drift). */
 export const HOST_STATE_DIR = "/var/lib/router";
@@ -167,9 +168,35 @@ function hash(parts: string[]): string {
   return h.digest("hex").slice(0, 16);
 }
 
+/**
+ * A daemon's configuration as an immutable ConfigMap named by its content: a change is a new ConfigMap, so the
+ * previous one stays for a rollback to the previous DaemonSet revision (which names it), and the pods roll exactly
+ * when their own configuration changes.
+ */
+export function configMapName(d: { name: string; configKeys: string[] }, configs: Map<string, string>): string {
+  return `${d.name}-${hash(d.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`))}`;
+}
+
+function daemonConfigMap(d: Daemon, configs: Map<string, string>): Named<IConfigMap> {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: configMapName(d, configs),
+      namespace: ROUTER_NAMESPACE,
+      labels: { ...LABELS, [DAEMON_LABEL]: d.name },
+    },
+    immutable: true,
+    data: Object.fromEntries(d.configKeys.map((k) => [k, configs.get(k) ?? ""])),
+  };
+}
+
 function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Named<IDaemonSet> {
   const volumes: IVolume[] = [
-    { name: "config", configMap: { name: CONFIG_MAP, items: d.configKeys.map((k) => ({ key: k, path: k })) } },
+    {
+      name: "config",
+      configMap: { name: configMapName(d, configs), items: d.configKeys.map((k) => ({ key: k, path: k })) },
+    },
   ];
   const mounts: IVolumeMount[] = [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }];
   if (d.state) {
@@ -199,11 +226,8 @@ function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Nam
       // One router: replace in place (a surge would fight over the same ports).
       updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
       template: {
-        metadata: {
-          labels,
-          // A config change rolls the pod; nothing else does.
-          annotations: { "router.edge/config-hash": hash(d.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`)) },
-        },
+        // A config change rolls the pod (its ConfigMap's name changes); nothing else does.
+        metadata: { labels },
         spec: {
           hostNetwork: true,
           dnsPolicy: "ClusterFirstWithHostNet",
@@ -245,6 +269,11 @@ function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Nam
   };
 }
 
+/** The DaemonSets' names, in the order the rollout gate checks them. */
+export function daemonNames(site: Site, plan: SitePlan, model: PolicyModel): string[] {
+  return daemons(site, plan, serviceConfigs(site, plan, model)).map((d) => d.name);
+}
+
 /**
  * Every object of the network services, namespace first. `image` is placed as given (the component passes the
  * digest-pinned reference, which is only known once the image is pushed).
@@ -265,11 +294,6 @@ export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyMo
       },
     },
   };
-  const configMap: Named<IConfigMap> = {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: CONFIG_MAP, namespace: ROUTER_NAMESPACE, labels: LABELS },
-    data: Object.fromEntries([...configs].sort(([a], [b]) => a.localeCompare(b))),
-  };
-  return [namespace, configMap, ...daemons(site, plan, configs).map((d) => daemonSet(d, image, configs))];
+  const list = daemons(site, plan, configs);
+  return [namespace, ...list.map((d) => daemonConfigMap(d, configs)), ...list.map((d) => daemonSet(d, image, configs))];
 }

@@ -23,6 +23,7 @@ import {
 } from "./scalars";
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
+import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
@@ -76,8 +77,25 @@ export const InstallDisk = z
     minSizeGiB: intIn(1, 1_000_000, "a size in GiB").optional(),
     /** Largest acceptable disk size in GiB. */
     maxSizeGiB: intIn(1, 1_000_000, "a size in GiB").optional(),
-    /** A raw CEL expression over `disk`, for what the fields above cannot say. */
-    match: nonEmpty("a CEL expression over disk, e.g. disk.size > 100u * GB").optional(),
+    /**
+     * A CEL expression over `disk`, for what the fields above cannot say. The guards against read-only, optical
+     * and USB devices still apply. It must stay within what the operator-side check can evaluate too
+     * (components/talos-node/disk-selector.ts): comparisons of disk.<field> with a literal, &&, ||, !, parentheses,
+     * startsWith/endsWith/contains, glob("pattern", disk.<field>), sizes like 100u * GiB.
+     */
+    match: nonEmpty("a CEL expression over disk, e.g. disk.size > 100u * GiB")
+      .superRefine((src, ctx) => {
+        try {
+          parseMatch(src);
+        } catch (e) {
+          if (!(e instanceof MatchSyntaxError)) throw e;
+          ctx.addIssue({
+            code: "custom",
+            message: `cannot be checked against the node's disks before install: ${e.message} (allowed: comparisons of disk.<field> with a literal, &&, ||, !, parentheses, startsWith/endsWith/contains, glob("pattern", disk.<field>), sizes like 100u * GiB)`,
+          });
+        }
+      })
+      .optional(),
   })
   .refine((d) => Object.values(d).some((v) => v !== undefined), {
     error: "selects no disk (allowed: at least one of path, model, serial, wwid, type, minSizeGiB, maxSizeGiB, match)",
@@ -97,6 +115,17 @@ export const Node = z.strictObject({
   managementAddress: IpAddress(),
   /** Address of the box while it sits in Talos maintenance mode (first install); defaults to managementAddress. */
   maintenanceAddress: IpAddress().optional(),
+  /**
+   * Pins the box's maintenance-mode certificate for the first install (talosctl --cert-fingerprint: base64 SHA-256
+   * of its public key, shown on the box's console). Without it only the NIC MACs identify the box.
+   */
+  maintenanceCertFingerprint: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, {
+      error:
+        "is not a certificate fingerprint (allowed: 44 characters of base64, as talosctl --cert-fingerprint takes)",
+    })
+    .optional(),
   installDisk: InstallDisk,
   /** Wipe the install disk at first install. */
   wipeDisk: z.boolean().default(false),
@@ -466,8 +495,17 @@ export const Feed = z.strictObject({
 export const Dataplane = z.strictObject({
   /** Attach the XDP guard to the WAN links (the extension is installed either way). */
   enabled: z.boolean().default(true),
-  /** native (driver) XDP; generic only for NICs whose driver lacks XDP support. */
-  xdpMode: z.enum(["native", "generic"], { error: "is not an XDP mode (allowed: native, generic)" }).default("native"),
+  /**
+   * How the XDP guard attaches to the WAN links. `native`: in the NIC driver, and in generic (SKB) mode, with a
+   * warning and the router_dataplane_xdp_mode metric, where the driver has no native XDP (e.g. Intel e1000e/I219,
+   * Realtek r8169). `native-only`: in the driver or not at all — a driver without native XDP leaves the loader
+   * degraded (the firewall stays in force). `generic`: always in generic mode.
+   */
+  xdpMode: z
+    .enum(["native", "native-only", "generic"], {
+      error: "is not an XDP mode (allowed: native, native-only, generic)",
+    })
+    .default("native"),
   /** Prometheus metrics of the loader. */
   metricsPort: intIn(1024, 65535, "a TCP port").default(9430),
   bogons: z

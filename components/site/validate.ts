@@ -4,9 +4,9 @@
  * returns issues with config key paths; a rule stays silent only where a part that failed could change its
  * answer, so one run reports every problem. Segments: validate-segments.ts; network policy: validate-policy.ts.
  */
-import type { Link } from "./schema";
+import { WanProbe, type Link } from "./schema";
 import { configPath, type SiteIssue } from "./issues";
-import { contains, familyOf, nthAddress } from "./ip";
+import { contains, familyOf, nthAddress, parsePrefix } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { checkOverlaps, checkSegments, dupes } from "./validate-segments";
@@ -319,6 +319,71 @@ function checkDataplane(s: PartialSite, out: Issues): void {
       });
 }
 
+/** The probe targets of a WAN that names none: the schema's defaults for WanProbe.targets. */
+const DEFAULT_PROBE_TARGETS = WanProbe.parse({}).targets;
+
+/** An address the router's own upstream depends on, and where the site names it. */
+interface Lifeline {
+  address: string;
+  what: string;
+}
+
+/** Static WAN gateways, WAN probe targets (the defaults when a WAN sets none) and the router's upstream resolvers. */
+function lifelines(s: PartialSite): Lifeline[] {
+  const out: Lifeline[] = [];
+  for (const { index, value: l } of s.links ?? []) {
+    if (l.role !== "wan") continue;
+    for (const fam of ["ipv4", "ipv6"] as const) {
+      const cfg = l[fam];
+      if (cfg?.mode === "static")
+        out.push({
+          address: cfg.gateway,
+          what: `the static gateway of WAN ${l.name} (links[${index}].${fam}.gateway)`,
+        });
+    }
+    (l.probe?.targets ?? DEFAULT_PROBE_TARGETS).forEach((t, i) =>
+      out.push({ address: t, what: `a probe target of WAN ${l.name} (links[${index}].probe.targets[${i}])` }),
+    );
+  }
+  (s.dns?.upstreams ?? []).forEach((u, i) =>
+    out.push({ address: u.address, what: `an upstream resolver of the router (dns.upstreams[${i}])` }),
+  );
+  return out;
+}
+
+/**
+ * The guard's static lists must not cut the router off its upstream (DESIGN.md decision 16 holds the downloaded
+ * lists to the same rule): no blocklist entry covers every address or a lifeline, no allowlist entry lets every
+ * source past the guard.
+ */
+function checkGuardLists(s: PartialSite, out: Issues): void {
+  const dp = s.dataplane;
+  if (!dp) return;
+  const everything = (cidr: string) => parsePrefix(cidr).length === 0;
+  const lines = lifelines(s);
+  for (const { index: i, value: cidr } of indexed(dp.blocklist)) {
+    const path = configPath("dataplane", ["blocklist", i]);
+    if (everything(cidr)) {
+      out.push({
+        path,
+        message: `${cidr} covers every address: the guard would drop all traffic from the internet (allowed: narrower prefixes)`,
+      });
+      continue;
+    }
+    for (const l of lines.filter((x) => contains(cidr, x.address)))
+      out.push({
+        path,
+        message: `${cidr} covers ${l.address}, ${l.what}: the router would drop its own upstream (allowed: prefixes that leave out the WAN gateways, probe targets and upstream resolvers)`,
+      });
+  }
+  for (const { index: i, value: cidr } of indexed(dp.allowlist))
+    if (everything(cidr))
+      out.push({
+        path: configPath("dataplane", ["allowlist", i]),
+        message: `${cidr} lets every source past the guard, which switches off its bogon, blocklist, geo-IP and rate-limit filtering (allowed: narrower prefixes, e.g. the upstream's subnet)`,
+      });
+}
+
 function checkTalos(s: PartialSite, out: Issues): void {
   if (!s.talos) return;
   const tag = /:(v\d+\.\d+\.\d+)(@|$)/.exec(s.talos.installerImage)?.[1];
@@ -362,6 +427,7 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkManagement(s, out);
   checkTimeouts(s, out);
   checkDataplane(s, out);
+  checkGuardLists(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
   out.push(...validatePolicy(s));

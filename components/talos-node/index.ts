@@ -10,6 +10,8 @@ import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "./documents";
 import { renderMachineConfig } from "./machine-config";
+import { diskSelector, renderCel, renderJq } from "./disk-selector";
+import { dataplaneHealth } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
@@ -24,6 +26,8 @@ import {
   kubeconfigScript,
   noopScript,
   upgradeScript,
+  type HealthChecks,
+  type InstallIdentity,
   type NodeTarget,
 } from "./scripts";
 
@@ -55,8 +59,16 @@ export class TalosNode extends pulumi.ComponentResource {
   readonly endpoint: string;
   /** Resource that completes once the Kubernetes API answers: what cluster workloads depend on. */
   readonly apiReady: pulumi.Resource;
+  /**
+   * Resource that completes once the host configuration is confirmed (tried, checked, confirmed — or installed):
+   * what must not run ahead of a host change that may still revert (the cluster's services).
+   */
+  readonly hostConfigured: pulumi.Resource;
+  /** The installer image the node runs. */
+  readonly installerImage: pulumi.Output<string>;
 
   private readonly target: NodeTarget;
+  private readonly checks: HealthChecks;
   private readonly env: pulumi.Input<Record<string, pulumi.Input<string>>>;
   private readonly name: string;
 
@@ -74,6 +86,7 @@ export class TalosNode extends pulumi.ComponentResource {
       contributions: args.contributions,
     };
     const installerImage = pulumi.output(args.installerImage);
+    this.installerImage = installerImage;
     this.machineConfigRedacted = installerImage.apply((image) =>
       renderMachineConfig({
         ...configInput,
@@ -100,6 +113,18 @@ export class TalosNode extends pulumi.ComponentResource {
       maintenanceAddress: plan.maintenanceAddress,
       healthTimeout: durationSeconds(site.node.healthTimeout),
     };
+    const ext = site.dataplane.extension;
+    // The data plane is part of the node's health when the node runs our extension.
+    this.checks = {
+      dataplane: ext.build || ext.image ? dataplaneHealth(args.contributions, site.dataplane.metricsPort) : undefined,
+    };
+    const selector = diskSelector(site.node.installDisk);
+    const identity: InstallIdentity = {
+      macs: site.node.nics.map((n) => n.mac),
+      certFingerprint: site.node.maintenanceCertFingerprint,
+      diskFilter: renderJq(selector),
+      diskCel: renderCel(selector),
+    };
     this.env = pulumi.secret({ ROUTER_TALOSCONFIG: this.talosconfig });
     const cmd = (role: string, cargs: command.local.CommandArgs, copts: pulumi.CustomResourceOptions = {}) =>
       new command.local.Command(
@@ -109,11 +134,13 @@ export class TalosNode extends pulumi.ComponentResource {
       );
 
     // First install. Runs once: later configuration changes go through `apply` below, never through
-    // maintenance mode again, so changes to its stdin are ignored.
+    // maintenance mode again. A changed input (a renewed admin certificate in the environment, an edited timeout
+    // in the script) runs the no-op update, never the install again.
     const install = cmd(
       "install",
       {
-        create: installScript(this.target),
+        create: installScript(this.target, identity),
+        update: noopScript("the node is installed; configuration changes go through the try/confirm apply"),
         delete: destroyScript(this.target, site.node.allowWipeOnDestroy),
         stdin: machineConfig,
       },
@@ -133,16 +160,16 @@ export class TalosNode extends pulumi.ComponentResource {
       "upgrade",
       {
         create: installerImage.apply((image) => noopScript(`installed with ${image}`)),
-        update: installerImage.apply((image) => upgradeScript(this.target, image)),
+        update: installerImage.apply((image) => upgradeScript(this.target, image, this.checks)),
       },
       { dependsOn: [kubeconfig] },
     );
     // Configuration changes after install: try, check, confirm (or fail and let the node revert by itself).
-    cmd(
+    this.hostConfigured = cmd(
       "apply",
       {
         create: noopScript("initial configuration applied at install"),
-        update: applyTryScript(this.target, durationSeconds(site.node.tryTimeout)),
+        update: applyTryScript(this.target, durationSeconds(site.node.tryTimeout), this.checks),
         stdin: machineConfig,
       },
       { dependsOn: [upgrade] },
@@ -157,11 +184,22 @@ export class TalosNode extends pulumi.ComponentResource {
     });
   }
 
-  /** A final gate: the whole router must be healthy once `after` (the fabric and services) is in place. */
-  healthGate(after: pulumi.Resource[]): command.local.Command {
+  /**
+   * A final gate: the whole router must be healthy once `after` (the fabric and services) is in place. It runs on
+   * create and on every update; `gates` are values that change whenever anything it gates changes (the machine
+   * configuration, the installer image, the services, the fabric), so any such change runs it again.
+   */
+  healthGate(after: pulumi.Resource[], gates: pulumi.Input<string>[]): command.local.Command {
+    const script = healthScript(this.target, this.checks);
     return new command.local.Command(
       `${this.name}-healthy`,
-      { interpreter: BASH, environment: this.env, create: healthScript(this.target) },
+      {
+        interpreter: BASH,
+        environment: this.env,
+        create: script,
+        update: script,
+        triggers: [this.machineConfigRedacted, this.installerImage, ...gates],
+      },
       { parent: this, dependsOn: after },
     );
   }

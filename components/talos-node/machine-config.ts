@@ -11,6 +11,7 @@ import { contains, familyOf } from "../site/ip";
 import { mergeContributions, type HostContribution, type TalosDocument } from "./documents";
 import { firewallDocuments } from "./firewall";
 import { b64, text, type SecretText, type TalosSecrets } from "./secrets";
+import { diskSelector, renderCel } from "./disk-selector";
 
 /** Kubernetes API port on the node. */
 export const KUBE_API_PORT = 6443;
@@ -36,34 +37,9 @@ export function apiEndpoint(address: string, port = KUBE_API_PORT): string {
   return `https://${address.includes(":") ? `[${address}]` : address}:${port}`;
 }
 
-/**
- * A disk field compared with a value: a value with `*` is a glob, which Talos' disk locator CEL environment
- * evaluates as `glob(pattern, string)` with `*` matching any run of characters, the rest literally
- * (siderolabs/talos pkg/machinery/cel/celenv/celenv.go, DiskLocator; ryanuber/go-glob).
- */
-function diskMatch(field: string, value: string): string {
-  return value.includes("*")
-    ? `glob(${JSON.stringify(value)}, disk.${field})`
-    : `disk.${field} == ${JSON.stringify(value)}`;
-}
-
-/** The CEL expression that picks the install disk; never a read-only, optical or USB device. */
+/** The CEL expression that picks the install disk; never a read-only, optical or USB device (disk-selector.ts). */
 export function diskSelectorCel(d: InstallDisk): string {
-  if (d.match) return d.match;
-  const terms: string[] = ["!disk.readonly", "!disk.cdrom"];
-  if (d.path) terms.push(diskMatch("dev_path", d.path));
-  // The Talos boot medium is often a USB stick that would otherwise match a size or type rule.
-  else terms.push(`disk.transport != "usb"`);
-  if (d.model) terms.push(diskMatch("model", d.model));
-  if (d.serial) terms.push(diskMatch("serial", d.serial));
-  if (d.wwid) terms.push(diskMatch("wwid", d.wwid));
-  if (d.type === "nvme") terms.push(`disk.transport == "nvme"`);
-  if (d.type === "ssd") terms.push("!disk.rotational");
-  if (d.type === "hdd") terms.push("disk.rotational");
-  if (d.type === "sd") terms.push(`disk.transport == "mmc"`);
-  if (d.minSizeGiB !== undefined) terms.push(`disk.size >= ${d.minSizeGiB}u * GiB`);
-  if (d.maxSizeGiB !== undefined) terms.push(`disk.size <= ${d.maxSizeGiB}u * GiB`);
-  return terms.join(" && ");
+  return renderCel(diskSelector(d));
 }
 
 /**

@@ -1,12 +1,15 @@
 /**
  * The shell scripts TalosNode runs through @pulumi/command to drive a node with talosctl. Pure functions: the
  * scripts are plain text, reviewable in `pulumi preview`, and contain no secret. Secrets reach them only through
- * the environment (ROUTER_TALOSCONFIG) and stdin (the machine configuration), both Pulumi secrets; the scripts
- * write them to a private temporary directory that is removed on exit, and never echo them.
+ * the environment (ROUTER_TALOSCONFIG) and stdin (the machine configuration), both Pulumi secrets. They never
+ * touch a file: the script keeps them in memory and hands them to talosctl through pipes (`--talosconfig
+ * /dev/fd/8`, `--file /dev/fd/7` from process substitution), so a cancelled or killed run leaves nothing behind.
  *
- * Lifecycle: install (maintenance-mode apply, once) → bootstrap (once) → kubeconfig → … → later configuration
- * changes go through apply-config --mode=try, health checks, then a confirming apply. If a check fails the
- * change is not confirmed, Talos reverts by itself when the try window ends, and the update fails saying so.
+ * Lifecycle: install (identity check, maintenance-mode apply, once) → bootstrap (once) → kubeconfig → … → later
+ * configuration changes go through apply-config --mode=try, health checks that each have their own time limit and
+ * all fit inside the try window, a check that the node still runs the tried configuration, then a confirming apply.
+ * If anything fails nothing is confirmed: Talos reverts by itself when the window ends, the script waits for that
+ * and fails saying so. Upgrades that fail their checks are rolled back.
  */
 import { apiEndpoint, KUBE_API_PORT } from "./machine-config";
 
@@ -17,7 +20,7 @@ export { durationSeconds } from "../site/duration";
  * or a check could pass against the reverted (old) configuration and confirm a broken new one.
  */
 export function tryMarginSeconds(tryTimeout: number): number {
-  return Math.min(15, Math.floor(tryTimeout / 4));
+  return Math.min(15, Math.max(1, Math.floor(tryTimeout / 4)));
 }
 
 export interface NodeTarget {
@@ -29,87 +32,248 @@ export interface NodeTarget {
   healthTimeout: number;
 }
 
-function q(s: string): string {
+/** What the data plane's health must show: computed from the rendered files, plain (non-secret) values. */
+export interface DataplaneHealth {
+  /** The loader's metrics port on the management address (its /health endpoint). */
+  metricsPort: number;
+  /** SHA-256 of the rendered router.nft. */
+  rulesetSha256: string;
+  /** `[global] generation` of the rendered loader configuration, when it carries one. */
+  generation?: string;
+}
+
+/** Which checks the node's health includes beyond the Talos API, the Kubernetes API, the WAN probe and the cluster. */
+export interface HealthChecks {
+  /** The data-plane extension and its loader (absent when the site runs no extension). */
+  dataplane?: DataplaneHealth;
+}
+
+/** What the box in maintenance mode must be before it gets any secret. */
+export interface InstallIdentity {
+  /** Permanent MACs of the site's NICs (router:node.nics[].mac), lower case. */
+  macs: string[];
+  /** Pinned maintenance certificate fingerprint (router:node.maintenanceCertFingerprint). */
+  certFingerprint?: string;
+  /** jq filter over a Disks resource spec: the install disk selector (disk-selector.ts renderJq). */
+  diskFilter: string;
+  /** The same selector in CEL, as the node will evaluate it (for messages). */
+  diskCel: string;
+}
+
+export function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Longest a single check attempt may take: a hung call must not eat the window. */
+const CHECK_ATTEMPT_MS = 30_000;
+
 /**
- * Common prelude: strict mode, a private work directory, the talosconfig from the environment, helpers.
- * `needsConfig` copies stdin (the machine configuration) into the work directory.
+ * Common prelude: strict mode, no secret on disk, clock and bounded-call helpers. `needsConfig` reads stdin (the
+ * machine configuration) into memory.
  */
 function prelude(t: NodeTarget, needsConfig: boolean): string {
   return [
     "set -euo pipefail",
     "umask 077",
-    'work="$(mktemp -d)"',
-    "trap 'rm -rf \"$work\"' EXIT",
     `NODE=${q(t.address)}`,
     `HEALTH_TIMEOUT=${t.healthTimeout}`,
-    // fd 3 is the original stderr, so messages from inside retried commands still reach the operator.
-    "exec 3>&2",
-    "log() { printf '[router] %s\\n' \"$*\" >&3; }",
-    // retry_until SECONDS WHAT CMD...: repeat CMD until it succeeds; on timeout show its last output.
-    "retry_until() {",
-    "  local limit=$1 what=$2; shift 2",
-    "  local deadline=$(( $(date +%s) + limit ))",
-    '  until "$@" >"$work/last.log" 2>&1; do',
-    "    if (( $(date +%s) >= deadline )); then",
-    '      log "gave up after ${limit}s waiting for ${what}:"',
-    "      sed 's/^/  | /' \"$work/last.log\" >&2",
-    "      return 1",
-    "    fi",
-    '    sleep "${ROUTER_RETRY_INTERVAL:-5}"',
-    "  done",
-    '  log "ok: ${what}"',
+    shellHelpers(),
+    // talos MS ARGS...: one talosctl call with this site's credentials (through a pipe), killed after MS ms.
+    "talos() {",
+    "  local ms=$1; shift",
+    '  (( ms > 0 )) || { echo "no time left for talosctl $1"; return 124; }',
+    '  timeout --kill-after=1 "$(secs "$ms")" talosctl --talosconfig /dev/fd/8 --nodes "$NODE" --endpoints "$NODE" "$@" 8< <(printf \'%s\' "$ROUTER_TALOSCONFIG")',
     "}",
     'if [ -z "${ROUTER_TALOSCONFIG:-}" ]; then log "ROUTER_TALOSCONFIG is not set"; exit 2; fi',
-    'printf \'%s\' "$ROUTER_TALOSCONFIG" > "$work/talosconfig"',
-    'tc() { talosctl --talosconfig "$work/talosconfig" --nodes "$NODE" --endpoints "$NODE" "$@"; }',
     ...(needsConfig
       ? [
-          'cat > "$work/config.yaml"',
-          'if [ ! -s "$work/config.yaml" ]; then log "no machine configuration on stdin"; exit 2; fi',
+          // The configuration stays in memory: read to the end (NUL never occurs in YAML), trailing newlines kept.
+          "IFS= read -r -d '' config || true",
+          'if [ -z "$config" ]; then log "no machine configuration on stdin"; exit 2; fi',
+          "config_digest=$(printf '%s' \"$config\" | digest)",
         ]
       : []),
   ].join("\n");
 }
 
-/** Health checks shared by the try path, upgrades and the final gate. Each runs within a time budget. */
-function checkFunctions(t: NodeTarget): string {
-  const readyz = `${apiEndpoint(t.address, KUBE_API_PORT)}/readyz`;
+/**
+ * Helpers every lifecycle script shares: log (to the original stderr, fd 3, so messages from inside captured
+ * commands still reach the operator), a millisecond clock, and retry_until END_MS WHAT FN ARGS... which runs
+ * `FN ATTEMPT_MS ARGS...` until it succeeds or END_MS passes, each attempt limited to CHECK_MS and to what is left.
+ */
+export function shellHelpers(): string {
   return [
-    "wan_probe_ok() { tc get probestatus -o jsonpath='{.spec.success}' | grep -qx true; }",
-    `kube_ready() { curl -fsk --max-time 5 ${q(readyz)}; }`,
-    // run_checks BUDGET: every check must pass before BUDGET seconds elapse; sets $failed to the ones that did not.
+    `CHECK_MS=${CHECK_ATTEMPT_MS}`,
+    "exec 3>&2",
+    "log() { printf '[router] %s\\n' \"$*\" >&3; }",
+    "now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $(( 10#$t / 1000 )); }",
+    "secs() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }",
+    // digest: SHA-256 of stdin without trailing newlines (how both our copy and the node's report are compared).
+    "digest() { local s; s=$(cat); printf '%s' \"$s\" | sha256sum | cut -c1-64; }",
+    "slowest=0",
+    "retry_until() {",
+    "  local end=$1 what=$2 fn=$3; shift 3",
+    '  local left ms t0 took out note="" last="(not attempted: no time left)"',
+    "  while :; do",
+    "    left=$(( end - $(now_ms) ))",
+    // An attempt with almost no time left cannot tell anything: stop with the last real answer.
+    "    if (( left < 200 )); then",
+    '      log "gave up waiting for ${what}:"',
+    "      sed 's/^/  | /' <<<\"$last${note:+$'\\n'$note}\" >&2",
+    "      return 1",
+    "    fi",
+    "    ms=$(( left < CHECK_MS ? left : CHECK_MS ))",
+    "    t0=$(now_ms)",
+    '    if out=$("$fn" "$ms" "$@" 2>&1); then',
+    "      took=$(( $(now_ms) - t0 )); (( took > slowest )) && slowest=$took",
+    '      log "ok: ${what}"',
+    "      return 0",
+    "    fi",
+    "    took=$(( $(now_ms) - t0 )); (( took > slowest )) && slowest=$took",
+    '    if [ -n "$out" ]; then last=$out; fi',
+    '    if (( took >= ms )); then note="(the last attempt got no answer within $(secs "$ms")s)"; else note=""; fi',
+    "    left=$(( end - $(now_ms) ))",
+    '    (( left > 0 )) && sleep "$(secs $(( left < ${ROUTER_RETRY_MS:-5000} ? left : ${ROUTER_RETRY_MS:-5000} )))"',
+    "  done",
+    "}",
+  ].join("\n");
+}
+
+/**
+ * Health checks shared by the try path, upgrades and the final gate: each a function taking its time limit in ms.
+ * The list is the hook for more: a check the data-plane loader runs on a segment (DHCP, RA, DNS from the node's
+ * side) is one more entry here.
+ */
+export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: string; what: string; body: string[] }[] {
+  const readyz = `${apiEndpoint(t.address, KUBE_API_PORT)}/readyz`;
+  const list = [
+    { name: "Talos-API", what: "Talos API on $NODE", body: ['talos "$1" version >/dev/null'] },
+    {
+      name: "Kubernetes-API",
+      what: "Kubernetes API /readyz",
+      body: [`timeout --kill-after=1 "$(secs "$1")" curl -fsSk --max-time "$(secs "$1")" ${q(readyz)}`],
+    },
+    {
+      name: "WAN-probe",
+      what: "WAN reachability probe",
+      body: [
+        "local out",
+        "out=$(talos \"$1\" get probestatus -o jsonpath='{.spec.success}') || { printf '%s\\n' \"$out\"; return 1; }",
+        '[ -n "$out" ] && ! grep -qvx true <<<"$out" || { echo "probe status: $out"; return 1; }',
+      ],
+    },
+  ];
+  if (checks.dataplane) list.push(dataplaneCheck(t, checks.dataplane));
+  list.push({
+    name: "cluster-health",
+    what: "cluster health",
+    body: ['talos "$1" health --server=false --wait-timeout "$(( $1 > 2000 ? $1 / 1000 - 1 : 1 ))s"'],
+  });
+  return list;
+}
+
+/** The extension service runs and its loader reports the rendered ruleset and configuration as applied. */
+function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): { name: string; what: string; body: string[] } {
+  const host = t.address.includes(":") ? `[${t.address}]` : t.address;
+  const url = `http://${host}:${dp.metricsPort}/health`;
+  // Every problem at once: status, ruleset state, digest and generation.
+  const verdict = [
+    '[ (if .status != "ok" then "status \\(.status) (\\((.reasons // []) | join("; ")))" else empty end),',
+    '  (if .ruleset != "applied" then "ruleset \\(.ruleset)" else empty end),',
+    '  (if .ruleset_sha256 != $sha then "ruleset \\(.ruleset_sha256 // "none") is not the rendered one \\($sha)" else empty end),',
+    '  (if $gen != "" and .config_generation != $gen then "configuration generation \\(.config_generation // "none") is not the rendered \\($gen)" else empty end)',
+    '] | join(", ")',
+  ].join(" ");
+  return {
+    name: "data-plane",
+    what: "data plane (ext-router-dataplane and its loader)",
+    body: [
+      "local end=$(( $(now_ms) + $1 )) out body problems",
+      'out=$(talos "$1" service ext-router-dataplane) || { printf \'%s\\n\' "$out"; return 1; }',
+      "if ! grep -Eq '^STATE[[:space:]]+Running[[:space:]]*$' <<<\"$out\"; then",
+      "  echo \"ext-router-dataplane is not running: $(grep -E '^STATE' <<<\"$out\" || echo 'no state')\"; return 1",
+      "fi",
+      "local ms=$(( end - $(now_ms) )); (( ms > 0 )) || return 124",
+      `body=$(timeout --kill-after=1 "$(secs "$ms")" curl -sS --max-time "$(secs "$ms")" ${q(url)}) || return 1`,
+      `problems=$(jq -r --arg sha ${q(dp.rulesetSha256)} --arg gen ${q(dp.generation ?? "")} ${q(verdict)} <<<"$body") || { echo "loader health is not JSON: $body"; return 1; }`,
+      'if [ -n "$problems" ]; then echo "loader: $problems"; return 1; fi',
+    ],
+  };
+}
+
+/** The check functions and run_checks END_MS, which sets $failed to the checks that did not pass by END_MS. */
+function checkFunctions(t: NodeTarget, checks: HealthChecks): string {
+  const list = healthChecks(t, checks);
+  return [
+    ...list.flatMap((c, i) => [`check_${i}() {`, ...c.body.map((l) => `  ${l}`), "}"]),
     "run_checks() {",
-    "  local budget_end=$(( $(date +%s) + $1 )) left",
+    "  local end=$1",
     '  failed=""',
-    "  left=$(( budget_end - $(date +%s) )); (( left > 0 )) || left=1",
-    '  retry_until "$left" "Talos API on $NODE" tc version || failed="$failed Talos-API"',
-    "  left=$(( budget_end - $(date +%s) )); (( left > 0 )) || left=1",
-    '  retry_until "$left" "Kubernetes API /readyz" kube_ready || failed="$failed Kubernetes-API"',
-    "  left=$(( budget_end - $(date +%s) )); (( left > 0 )) || left=1",
-    '  retry_until "$left" "WAN reachability probe" wan_probe_ok || failed="$failed WAN-probe"',
-    "  left=$(( budget_end - $(date +%s) )); (( left > 0 )) || left=1",
-    '  retry_until "$left" "cluster health" tc health --server=false --wait-timeout "${left}s" || failed="$failed cluster-health"',
+    ...list.map(
+      (c, i) =>
+        `  retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
+    ),
     '  [ -z "$failed" ]',
     "}",
   ].join("\n");
 }
 
-/** First install: apply the configuration to the node in maintenance mode, then wait for it to come back. */
-export function installScript(t: NodeTarget): string {
+/** Checks the box in maintenance mode is this site's router and picks its install disk; sends nothing. */
+function identityCheck(id: InstallIdentity): string {
+  const macs = [...new Set(id.macs.map((m) => m.toLowerCase()))].sort();
+  return [
+    `SITE_MACS=${q(macs.join(" "))}`,
+    `DISK_FILTER=${q(id.diskFilter)}`,
+    `DISK_CEL=${q(id.diskCel)}`,
+    'maint() { local ms=$1; shift; timeout --kill-after=1 "$(secs "$ms")" talosctl --nodes "$MAINT" --endpoints "$MAINT" "$@" --insecure; }',
+    'check_maintenance() { maint "$1" get links -o json >/dev/null; }',
+    'retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "node in maintenance mode at $MAINT" check_maintenance',
+    'links=$(maint "$CHECK_MS" get links -o json)',
+    "found=$(jq -r '.spec.permanentAddr // empty' <<<\"$links\" | tr 'A-F' 'a-f' | sort -u | tr '\\n' ' ')",
+    'missing=""',
+    'for mac in $SITE_MACS; do grep -qw -- "$mac" <<<"$found" || missing="$missing $mac"; done',
+    'if [ -n "$missing" ]; then',
+    "  log \"the box at $MAINT is not this site's router: the NIC MACs${missing} (router:node.nics[].mac) are not among its links' permanent addresses (it has: ${found:-none}). Nothing was sent to it.\"",
+    "  exit 1",
+    "fi",
+    'log "the box at $MAINT has every NIC of the site (${SITE_MACS})"',
+    'disks=$(maint "$CHECK_MS" get disks -o json)',
+    'describe=\'.spec | "\\(.dev_path) (\\(.model // "no model"), serial \\(.serial // "none"), \\(.size // 0) bytes, \\(.transport // "unknown transport")\\(if .readonly then ", read-only" else "" end))"\'',
+    'picked=$(jq -r "select(.spec | $DISK_FILTER) | $describe" <<<"$disks")',
+    'count=$(grep -c . <<<"$picked" || true)',
+    'if [ "$count" -ne 1 ]; then',
+    '  log "router:node.installDisk must select exactly one disk of the box, but ${DISK_CEL} selects ${count}:"',
+    '  if [ "$count" -eq 0 ]; then log "its disks are:"; jq -r "$describe" <<<"$disks" | sed \'s/^/  | /\' >&3; else sed \'s/^/  | /\' <<<"$picked" >&3; fi',
+    '  log "nothing was sent to the box; make the selector name one disk (e.g. by serial)"',
+    "  exit 1",
+    "fi",
+    'log "install disk: $picked"',
+  ].join("\n");
+}
+
+/** First install: identity and disk checks, then the configuration to the node in maintenance mode. */
+export function installScript(t: NodeTarget, id: InstallIdentity): string {
+  const pin = id.certFingerprint ? ` --cert-fingerprint ${q(id.certFingerprint)}` : "";
   return [
     prelude(t, true),
     `MAINT=${q(t.maintenanceAddress)}`,
-    "if tc version >/dev/null 2>&1; then",
+    'if talos "$CHECK_MS" version >/dev/null 2>&1; then',
     '  log "the node already answers on $NODE with this site\'s credentials; skipping the maintenance-mode apply"',
     "else",
-    '  retry_until "$HEALTH_TIMEOUT" "node in maintenance mode at $MAINT" talosctl --nodes "$MAINT" --endpoints "$MAINT" get disks --insecure',
+    identityCheck(id),
     '  log "applying the machine configuration to $MAINT (maintenance mode); the node installs Talos and reboots"',
-    '  talosctl --nodes "$MAINT" --endpoints "$MAINT" apply-config --insecure --file "$work/config.yaml" >&2',
+    `  if ! out=$(maint "$CHECK_MS" apply-config${pin} --file /dev/fd/7 7< <(printf '%s' "$config") 2>&1); then`,
+    "    printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",
+    '    if grep -q "doesn\'t match the provided fingerprints" <<<"$out"; then',
+    '      log "the box at $MAINT is not the pinned one: its maintenance certificate does not match router:node.maintenanceCertFingerprint. Nothing was sent to it."',
+    "    else",
+    '      log "the node in maintenance mode refused the configuration"',
+    "    fi",
+    "    exit 1",
+    "  fi",
     "fi",
-    'retry_until "$HEALTH_TIMEOUT" "Talos API on $NODE with this site\'s credentials" tc version',
+    'check_secure() { talos "$1" version >/dev/null; }',
+    'retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "Talos API on $NODE with this site\'s credentials" check_secure',
   ].join("\n");
 }
 
@@ -119,12 +283,12 @@ export function bootstrapScript(t: NodeTarget): string {
     prelude(t, false),
     "bootstrap_once() {",
     "  local out",
-    "  if out=$(tc bootstrap 2>&1); then return 0; fi",
+    '  if out=$(talos "$1" bootstrap 2>&1); then return 0; fi',
     '  if grep -q "AlreadyExists" <<<"$out"; then log "etcd is already bootstrapped"; return 0; fi',
     "  printf '%s\\n' \"$out\"",
     "  return 1",
     "}",
-    'retry_until "$HEALTH_TIMEOUT" "etcd bootstrap" bootstrap_once',
+    'retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "etcd bootstrap" bootstrap_once',
   ].join("\n");
 }
 
@@ -133,74 +297,140 @@ export function kubeconfigScript(t: NodeTarget): string {
   const readyz = `${apiEndpoint(t.address, KUBE_API_PORT)}/readyz`;
   return [
     prelude(t, false),
-    'retry_until "$HEALTH_TIMEOUT" "admin kubeconfig" tc kubeconfig --force --merge=false "$work/kubeconfig"',
-    `retry_until "$HEALTH_TIMEOUT" "Kubernetes API /readyz" curl -fsk --max-time 5 ${q(readyz)}`,
-    'cat "$work/kubeconfig"',
+    "end=$(( $(now_ms) + HEALTH_TIMEOUT * 1000 ))",
+    // Into memory only: talosctl writes it to our stdout pipe, captured here.
+    'fetch() { talos "$1" kubeconfig /dev/stdout --force --merge=false >/dev/null; }',
+    'retry_until "$end" "admin kubeconfig" fetch',
+    'kubeconfig=$(talos "$CHECK_MS" kubeconfig /dev/stdout --force --merge=false)',
+    `ready() { curl -fsSk --max-time "$(secs "$1")" ${q(readyz)}; }`,
+    'retry_until "$end" "Kubernetes API /readyz" ready',
+    "printf '%s\\n' \"$kubeconfig\"",
   ].join("\n");
 }
 
-/** No-op create step of a resource whose work happens on update. */
+/** No-op step of a resource whose work happens elsewhere. */
 export function noopScript(message: string): string {
   return `printf '[router] %s\\n' ${q(message)} >&2`;
 }
 
-/**
- * Applies a changed configuration safely: try mode, health checks inside the try window, then a confirming
- * apply. On failure nothing is confirmed, the node reverts by itself and the script exits non-zero.
- */
-export function applyTryScript(t: NodeTarget, tryTimeout: number): string {
-  const margin = tryMarginSeconds(tryTimeout);
-  const budget = tryTimeout - margin;
+/** Reads the digest of the configuration the node runs now (the MachineConfig resource's source bytes). */
+const RUNNING_DIGEST = [
+  "running_digest() {",
+  "  local ms=$1 out",
+  "  out=$(talos \"$ms\" get machineconfig v1alpha1 -o jsonpath='{.spec}' | digest) || return 1",
+  '  [ "$out" != "$(printf \'\' | digest)" ] || return 1',
+  "  printf '%s\\n' \"$out\"",
+  "}",
+].join("\n");
+
+/** After a failed try: wait for the window to end, then see that the node runs its previous configuration. */
+function revertPath(): string {
   return [
-    prelude(t, true),
-    checkFunctions(t),
-    `TRY_TIMEOUT=${tryTimeout}`,
-    'log "trying the new configuration (Talos reverts it by itself after ${TRY_TIMEOUT}s unless it is confirmed)"',
-    "start=$(date +%s)",
-    'if ! tc apply-config --mode=try --timeout "${TRY_TIMEOUT}s" --file "$work/config.yaml" >"$work/apply.log" 2>&1; then',
-    "  sed 's/^/  | /' \"$work/apply.log\" >&2",
-    '  log "the node refused to try this configuration (a change that needs a reboot cannot be tried); nothing was changed"',
-    "  exit 1",
-    "fi",
-    `if ! run_checks ${budget}; then`,
-    '  log "health checks failed:${failed}. The configuration is NOT confirmed: the node reverts to its previous configuration by itself within ${TRY_TIMEOUT}s of the try."',
-    `  wait_left=$(( start + TRY_TIMEOUT + ${Math.max(margin, 1)} - $(date +%s) ))`,
-    '  if (( wait_left > 0 )); then sleep "$wait_left"; fi',
-    '  if retry_until "$HEALTH_TIMEOUT" "node back on its previous configuration" tc version; then',
-    '    log "the node reverted and answers again; this update failed and changed nothing"',
+    "not_confirmed() {",
+    '  log "$1. The configuration is NOT confirmed: the node reverts to its previous configuration by itself when the try window ends (${TRY_S}s after the try)."',
+    "  local wait_ms=$(( deadline + 1000 - $(now_ms) ))",
+    '  if (( wait_ms > 0 )); then sleep "$(secs "$wait_ms")"; fi',
+    '  reverted() { local d; d=$(running_digest "$1") || return 1; [ "$d" != "$config_digest" ] || { echo "the node still runs the tried configuration"; return 1; }; }',
+    '  if retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "node back on its previous configuration" reverted; then',
+    '    log "the node reverted and answers again on its previous configuration; this update failed and changed nothing"',
     "  else",
-    '    log "the node did not answer after the revert window; check it on its console"',
+    '    log "the node did not show its previous configuration after the try window; check it on its console"',
     "  fi",
     "  exit 1",
-    "fi",
-    'log "all checks passed; confirming the configuration"',
-    'tc apply-config --mode=no-reboot --file "$work/config.yaml" >&2',
-    'log "configuration confirmed"',
+    "}",
   ].join("\n");
 }
 
-/** Upgrades Talos to a new installer image (A/B: a failed boot falls back to the previous system), then checks. */
-export function upgradeScript(t: NodeTarget, image: string): string {
+/**
+ * Applies a changed configuration safely: try mode, health checks inside the try window (each with its own time
+ * limit), a check that the node still runs the tried configuration with enough time left to confirm, then a
+ * confirming apply. On any failure nothing is confirmed, the node reverts by itself and the script exits non-zero.
+ */
+export function applyTryScript(t: NodeTarget, tryTimeout: number, checks: HealthChecks = {}): string {
+  const margin = tryMarginSeconds(tryTimeout);
+  return [
+    prelude(t, true),
+    checkFunctions(t, checks),
+    RUNNING_DIGEST,
+    `TRY_S=${tryTimeout}`,
+    `MARGIN_MS=${margin * 1000}`,
+    revertPath(),
+    "start=$(now_ms)",
+    "deadline=$(( start + TRY_S * 1000 ))",
+    "confirm_by=$(( deadline - MARGIN_MS ))",
+    "CHECK_MS=$(( CHECK_MS < TRY_S * 1000 / 3 ? CHECK_MS : TRY_S * 1000 / 3 ))",
+    'log "trying the new configuration (Talos reverts it by itself after ${TRY_S}s unless it is confirmed)"',
+    'if ! out=$(talos $(( confirm_by - $(now_ms) )) apply-config --mode=try --timeout "${TRY_S}s" --file /dev/fd/7 7< <(printf \'%s\' "$config") 2>&1); then',
+    "  printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",
+    '  if grep -q "InvalidArgument" <<<"$out"; then',
+    '    log "the node refused to try this configuration (a change that needs a reboot cannot be tried); nothing was changed"',
+    "    exit 1",
+    "  fi",
+    '  not_confirmed "the try did not complete"',
+    "fi",
+    'if ! run_checks "$confirm_by"; then not_confirmed "health checks failed:${failed}"; fi',
+    // Reading the running configuration and confirming take about as long as the slowest check did.
+    "left=$(( confirm_by - $(now_ms) ))",
+    "if (( left < 2 * slowest )); then",
+    '  not_confirmed "the checks passed with only $(secs $(( deadline - $(now_ms) )))s of the try window left, less than the ${MARGIN_MS}ms margin plus two of the slowest check ($(secs "$slowest")s) needed to confirm safely"',
+    "fi",
+    'if ! got=$(running_digest "$left"); then not_confirmed "the node did not report its running configuration in time"; fi',
+    'if [ "$got" != "$config_digest" ]; then',
+    '  not_confirmed "the node no longer runs the tried configuration (it rebooted or reverted inside the try window)"',
+    "fi",
+    'log "all checks passed and the node runs the tried configuration; confirming it"',
+    "if ! out=$(talos $(( deadline - $(now_ms) )) apply-config --mode=no-reboot --file /dev/fd/7 7< <(printf '%s' \"$config\") 2>&1); then",
+    "  printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",
+    '  not_confirmed "the confirming apply failed"',
+    "fi",
+    'if got=$(running_digest "$CHECK_MS") && [ "$got" = "$config_digest" ]; then log "configuration confirmed"; else',
+    '  log "the confirming apply was accepted but the node reports another running configuration; check it"; exit 1',
+    "fi",
+  ].join("\n");
+}
+
+/**
+ * Upgrades Talos to a new installer image (A/B boot slots), then checks the node. If the checks fail the node is
+ * rolled back to the previous image, which must come back healthy, and the update fails saying so.
+ */
+export function upgradeScript(t: NodeTarget, image: string, checks: HealthChecks = {}): string {
   return [
     prelude(t, false),
-    checkFunctions(t),
+    checkFunctions(t, checks),
     `IMAGE=${q(image)}`,
     'log "upgrading the node to $IMAGE"',
-    'tc upgrade --image "$IMAGE" --wait --timeout "${HEALTH_TIMEOUT}s" >&2',
-    'if ! run_checks "$HEALTH_TIMEOUT"; then',
-    '  log "the node runs $IMAGE but health checks failed:${failed}; roll back with: talosctl rollback --nodes $NODE"',
+    'if ! talos $(( HEALTH_TIMEOUT * 1000 )) upgrade --image "$IMAGE" --wait --timeout "${HEALTH_TIMEOUT}s" >&2; then',
+    '  log "the upgrade to $IMAGE did not complete; the node keeps (or boots back into) its current image"',
     "  exit 1",
     "fi",
-    'log "upgrade to $IMAGE healthy"',
+    'if run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then log "upgrade to $IMAGE healthy"; exit 0; fi',
+    'log "the node runs $IMAGE but health checks failed:${failed}; rolling back to the previous image"',
+    'boot_id=$(talos "$CHECK_MS" read /proc/sys/kernel/random/boot_id 2>/dev/null || true)',
+    'if ! out=$(talos "$CHECK_MS" rollback 2>&1); then',
+    "  printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",
+    '  log "the rollback was refused; the node still runs $IMAGE, unhealthy:${failed}. Roll back by hand: talosctl rollback --nodes $NODE"',
+    "  exit 1",
+    "fi",
+    "first_failed=$failed",
+    // The rollback reboots the node: its boot id changes once it is back, on the previous image.
+    'rebooted() { local b; b=$(talos "$1" read /proc/sys/kernel/random/boot_id) && [ -n "$b" ] && [ "$b" != "$boot_id" ]; }',
+    'retry_until $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )) "the node back from its reboot into the previous image" rebooted || true',
+    "if run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then",
+    '  log "rolled back: the node runs its previous image again and is healthy. The upgrade to $IMAGE failed (${first_failed# }) and this update changed nothing."',
+    "else",
+    '  log "rolled back to the previous image, but it is not healthy either:${failed}; check the node on its console"',
+    "fi",
+    "exit 1",
   ].join("\n");
 }
 
-/** Final gate once the fabric is installed: the whole cluster must be healthy. */
-export function healthScript(t: NodeTarget): string {
+/** The router's health gate: runs after every change of what it gates. */
+export function healthScript(t: NodeTarget, checks: HealthChecks = {}): string {
   return [
     prelude(t, false),
-    checkFunctions(t),
-    'if ! run_checks "$HEALTH_TIMEOUT"; then log "the router is not healthy:${failed}"; exit 1; fi',
+    checkFunctions(t, checks),
+    'if ! run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then log "the router is not healthy:${failed}"; exit 1; fi',
+    'log "the router is healthy"',
   ].join("\n");
 }
 
@@ -213,6 +443,6 @@ export function destroyScript(t: NodeTarget, allowWipe: boolean): string {
   return [
     prelude(t, false),
     'log "node.allowWipeOnDestroy is set: resetting the router at $NODE (wipes its disks)"',
-    "tc reset --graceful=false --reboot --wipe-mode all >&2",
+    'talos "$CHECK_MS" reset --graceful=false --reboot --wipe-mode all >&2',
   ].join("\n");
 }

@@ -5,10 +5,10 @@
 #   build-image.sh BUILD_DIR OUT_DIR
 # Output: OUT_DIR/oci (image layout, tag router-dataplane-vVERSION) and OUT_DIR/image-digest.
 #
-# The service's container rootfs carries the loader, nft, the BPF objects, the shared libraries
-# both binaries need (copied as ldd reports them, libcurl's TLS stack included) plus the dynamic
-# loader, and the CA bundle for the feed downloads: Talos' own libraries are not ABI-compatible
-# with Debian's build, and the extension must be self-contained.
+# The service's container rootfs carries the loader, the list fetcher, nft, the BPF objects, the
+# shared libraries the binaries need (copied as ldd reports them, libcurl's TLS stack included)
+# plus the dynamic loader, and the CA bundle for the feed downloads: Talos' own libraries are not
+# ABI-compatible with Debian's build, and the extension must be self-contained.
 # The digest is reproducible: fixed modes, no timestamps (buildah --timestamp 0), stripped binaries.
 set -euo pipefail
 
@@ -27,12 +27,14 @@ install -m 0644 "$here/manifest.yaml" "$stage/manifest.yaml"
 install -m 0644 "$here/rootfs/usr/local/etc/containers/$name.yaml" "$stage/rootfs/usr/local/etc/containers/$name.yaml"
 
 install -D -m 0755 "$build/router-dataplane" "$ctrroot/usr/bin/router-dataplane"
+# the loader runs the list fetcher from its own directory, unprivileged
+install -D -m 0755 "$build/router-fetch" "$ctrroot/usr/bin/router-fetch"
 install -D -m 0755 "$(command -v nft)" "$ctrroot/usr/sbin/nft"
-strip --strip-debug "$ctrroot/usr/bin/router-dataplane"
+strip --strip-debug "$ctrroot/usr/bin/router-dataplane" "$ctrroot/usr/bin/router-fetch"
 # nft resolves protocol and service names (ipv6-icmp, https) through these files (Debian: netbase)
 install -D -m 0644 /etc/protocols "$ctrroot/etc/protocols"
 install -D -m 0644 /etc/services "$ctrroot/etc/services"
-# feeds are fetched with TLS verification: libcurl's compiled-in CA bundle path (Debian: ca-certificates)
+# router-fetch verifies TLS: libcurl's compiled-in CA bundle path (Debian: ca-certificates)
 install -D -m 0644 "$(curl-config --ca)" "$ctrroot$(curl-config --ca)"
 # mount point of the host's resolv.conf (the rootfs is read-only; Talos gives the service none of its own)
 install -D -m 0644 /dev/null "$ctrroot/etc/resolv.conf"
@@ -41,7 +43,7 @@ for obj in wan_guard segment_qos; do
 done
 
 # Shared libraries at the paths the dynamic loader resolves them to.
-for bin in "$ctrroot/usr/bin/router-dataplane" "$ctrroot/usr/sbin/nft"; do
+for bin in "$ctrroot/usr/bin/router-dataplane" "$ctrroot/usr/bin/router-fetch" "$ctrroot/usr/sbin/nft"; do
 	ldd "$bin" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}'
 done | sort -u | while read -r lib; do
 	install -D -m 0644 "$(realpath "$lib")" "$ctrroot$lib"

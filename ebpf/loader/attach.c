@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <linux/bpf.h>
+#include <linux/genetlink.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <net/if.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -140,8 +142,9 @@ int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd)
 	return tcx_link_create(prog_fd, ifindex, hook == DP_HOOK_TCX_INGRESS ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
 }
 
-int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd, bool *updated,
-	      struct dp_err *err)
+/* dp_attach; when creating the link failed, *create_errno is the kernel's reason (else 0). */
+static int attach_link(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd,
+		       bool *updated, int *create_errno, struct dp_err *err)
 {
 	char pin[4096], name[64];
 	int fd = -1, want_mode = hook == DP_HOOK_XDP_GENERIC ? XDP_ATTACHED_SKB : XDP_ATTACHED_DRV;
@@ -149,6 +152,7 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u3
 	struct link_facts f;
 
 	*updated = false;
+	*create_errno = 0;
 	if (!ifindex)
 		return dp_errf(err, "interface %s does not exist", ifname);
 	dp_link_pin_name(hook, ifname, name, sizeof(name));
@@ -178,17 +182,22 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u3
 		*updated = true;
 	} else if (xdp) {
 		fd = dp_link_create(hook, ifindex, prog_fd);
-		if (fd < 0)
+		if (fd < 0) {
+			*create_errno = errno;
 			return dp_errf(err, "%s: cannot attach XDP (%s mode): %s%s", ifname,
-				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(errno),
-				       errno == EBUSY ? " (another XDP program is attached; detach it first)"
-				       : errno == EOPNOTSUPP ? " (the driver lacks native XDP; set xdp_mode = generic)"
-							     : "");
+				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(*create_errno),
+				       *create_errno == EBUSY ? " (another XDP program is attached; detach it first)"
+				       : *create_errno == EOPNOTSUPP
+					       ? " (the driver lacks native XDP; xdp_mode = native falls back to generic mode)"
+					       : "");
+		}
 	} else {
 		fd = dp_link_create(hook, ifindex, prog_fd);
-		if (fd < 0)
+		if (fd < 0) {
+			*create_errno = errno;
 			return dp_errf(err, "%s: cannot attach tcx %s: %s", ifname,
-				       hook == DP_HOOK_TCX_INGRESS ? "ingress" : "egress", strerror(errno));
+				       hook == DP_HOOK_TCX_INGRESS ? "ingress" : "egress", strerror(*create_errno));
+		}
 	}
 	if (!*updated || access(pin, F_OK) != 0) {
 		unlink(pin);
@@ -199,6 +208,156 @@ int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u3
 		}
 	}
 	close(fd);
+	return 0;
+}
+
+int dp_attach(const char *links_dir, enum dp_hook hook, const char *ifname, __u32 ifindex, int prog_fd, bool *updated,
+	      struct dp_err *err)
+{
+	int create_errno;
+
+	return attach_link(links_dir, hook, ifname, ifindex, prog_fd, updated, &create_errno, err);
+}
+
+/* Links whose driver refused native XDP in this process (by ifindex, unique while the link exists). */
+#define DP_MAX_REFUSED 64
+static __u32 native_refused[DP_MAX_REFUSED];
+static int n_native_refused;
+
+/* True when ifindex refused native XDP before. */
+static bool refused_native(__u32 ifindex)
+{
+	for (int i = 0; i < n_native_refused; i++)
+		if (native_refused[i] == ifindex)
+			return true;
+	return false;
+}
+
+/* The netdev generic netlink family (include/uapi/linux/netdev.h, Linux 6.3+; newer than this libc's headers). */
+#define DP_NETDEV_FAMILY "netdev"
+#define DP_NETDEV_CMD_DEV_GET 1
+#define DP_NETDEV_A_DEV_IFINDEX 1
+#define DP_NETDEV_A_DEV_XDP_FEATURES 3
+#define DP_NETDEV_XDP_ACT_BASIC 1ULL
+
+/* One generic netlink request with one attribute; the reply in buf. Returns its length or -1. */
+static ssize_t genl_ask(int fd, __u16 family, __u8 cmd, __u16 type, const void *val, __u16 len, char *buf, size_t cap)
+{
+	struct {
+		struct nlmsghdr n;
+		struct genlmsghdr g;
+		char attrs[64];
+	} req = { 0 };
+	struct nlattr *a = (struct nlattr *)req.attrs;
+
+	req.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(NLA_HDRLEN + len);
+	req.n.nlmsg_type = family;
+	req.n.nlmsg_flags = NLM_F_REQUEST;
+	req.g.cmd = cmd;
+	req.g.version = 1;
+	a->nla_type = type;
+	a->nla_len = (__u16)(NLA_HDRLEN + len);
+	memcpy((char *)a + NLA_HDRLEN, val, len);
+	if (send(fd, &req, req.n.nlmsg_len, 0) < 0)
+		return -1;
+	return recv(fd, buf, cap, 0);
+}
+
+/* Finds attribute type in a generic netlink reply; NULL when absent or the reply is an error. */
+static const struct nlattr *genl_attr(const char *buf, ssize_t n, __u16 type)
+{
+	const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+	const char *p, *end;
+
+	if (n < (ssize_t)NLMSG_LENGTH(GENL_HDRLEN) || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type == NLMSG_ERROR)
+		return NULL;
+	p = (const char *)NLMSG_DATA(h) + GENL_HDRLEN;
+	end = (const char *)h + h->nlmsg_len;
+	while (p + NLA_HDRLEN <= end) {
+		const struct nlattr *a = (const struct nlattr *)p;
+
+		if (a->nla_len < NLA_HDRLEN || p + a->nla_len > end)
+			return NULL;
+		if ((a->nla_type & NLA_TYPE_MASK) == type)
+			return a;
+		p += NLA_ALIGN(a->nla_len);
+	}
+	return NULL;
+}
+
+/*
+ * What the kernel says of ifindex's native XDP (the netdev family's xdp-features): 1 when the driver
+ * has it (NETDEV_XDP_ACT_BASIC), 0 when it has none, -1 when the kernel cannot say (older than 6.3).
+ */
+static int native_xdp_hint(__u32 ifindex)
+{
+	char buf[1024];
+	const struct nlattr *a;
+	__u16 family;
+	__u64 features;
+	ssize_t n;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC), rc = -1;
+
+	if (fd < 0)
+		return -1;
+	n = genl_ask(fd, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, DP_NETDEV_FAMILY,
+		     sizeof(DP_NETDEV_FAMILY), buf, sizeof(buf));
+	a = genl_attr(buf, n, CTRL_ATTR_FAMILY_ID);
+	if (a && a->nla_len >= NLA_HDRLEN + sizeof(family)) {
+		memcpy(&family, (const char *)a + NLA_HDRLEN, sizeof(family));
+		n = genl_ask(fd, family, DP_NETDEV_CMD_DEV_GET, DP_NETDEV_A_DEV_IFINDEX, &ifindex, sizeof(ifindex), buf,
+			     sizeof(buf));
+		a = genl_attr(buf, n, DP_NETDEV_A_DEV_XDP_FEATURES);
+		if (a && a->nla_len >= NLA_HDRLEN + sizeof(features)) {
+			memcpy(&features, (const char *)a + NLA_HDRLEN, sizeof(features));
+			rc = (features & DP_NETDEV_XDP_ACT_BASIC) != 0;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/* Remembers that ifindex refused native XDP and says so (once per link and process). */
+static void remember_refused(const char *name, __u32 ifindex, const char *why)
+{
+	if (refused_native(ifindex))
+		return;
+	if (n_native_refused < DP_MAX_REFUSED)
+		native_refused[n_native_refused++] = ifindex;
+	dp_log("warn", "xdp_generic_fallback",
+	       "%s: the driver has no native XDP (%s); the guard runs in generic (SKB) mode instead, at a higher cost "
+	       "per packet (xdp_mode = native-only would make this an error)",
+	       name, why);
+}
+
+int dp_attach_xdp(const char *links_dir, enum dp_xdp_mode mode, const char *name, __u32 ifindex, int prog_fd,
+		  enum dp_attached *got, bool *updated, struct dp_err *err)
+{
+	struct dp_err nerr = { "" };
+	int why;
+
+	*got = DP_ATTACHED_NONE;
+	/* our generic link from before a restart, on a driver the kernel says has no native XDP: keep it, in place
+	 * (trying native mode would detach it first and leave the link unguarded for a moment) */
+	if (mode == DP_XDP_NATIVE && !refused_native(ifindex) && xdp_mode_of(ifindex) == XDP_ATTACHED_SKB &&
+	    native_xdp_hint(ifindex) == 0)
+		remember_refused(name, ifindex, "the kernel reports no xdp-features for it");
+	if (mode == DP_XDP_GENERIC || (mode == DP_XDP_NATIVE && refused_native(ifindex))) {
+		if (dp_attach(links_dir, DP_HOOK_XDP_GENERIC, name, ifindex, prog_fd, updated, err))
+			return -1;
+		*got = DP_ATTACHED_XDP_GENERIC;
+		return 0;
+	}
+	if (!attach_link(links_dir, DP_HOOK_XDP_NATIVE, name, ifindex, prog_fd, updated, &why, &nerr)) {
+		*got = DP_ATTACHED_XDP_NATIVE;
+		return 0;
+	}
+	if (mode == DP_XDP_NATIVE_ONLY || (why != EOPNOTSUPP && why != EINVAL))
+		return dp_errf(err, "%s%s", nerr.msg, mode == DP_XDP_NATIVE_ONLY ? " [xdp_mode = native-only]" : "");
+	remember_refused(name, ifindex, strerror(why));
+	if (dp_attach(links_dir, DP_HOOK_XDP_GENERIC, name, ifindex, prog_fd, updated, err))
+		return -1;
+	*got = DP_ATTACHED_XDP_GENERIC;
 	return 0;
 }
 

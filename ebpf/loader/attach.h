@@ -9,6 +9,7 @@
 #include <linux/types.h>
 #include <stdbool.h>
 
+#include "config.h"
 #include "util.h"
 
 /* tcx is newer than this libbpf's headers: the kernel ABI values. */
@@ -38,6 +39,31 @@ void dp_link_pin_name(enum dp_hook hook, const char *ifname, char *buf, size_t l
  */
 int dp_attach(const char *links_dir, enum dp_hook hook, const char *name, __u32 ifindex, int prog_fd, bool *updated,
 	      struct dp_err *err);
+
+/* What runs on a configured interface after an attach. */
+enum dp_attached {
+	DP_ATTACHED_NONE = 0,  /* nothing of ours (see the error) */
+	DP_ATTACHED_XDP_NATIVE,
+	DP_ATTACHED_XDP_GENERIC,
+	DP_ATTACHED_TCX,
+};
+
+/* The attach state of one configured interface, for metrics and /health. */
+struct dp_iface_attach {
+	enum dp_attached attached;
+	bool fell_back;  /* xdp_mode native, but the driver has none: generic instead */
+	char error[512]; /* why it is not attached ("" when it is) */
+};
+
+/*
+ * Attaches the WAN guard's prog_fd at XDP on ifindex as configured name (see dp_attach), in mode:
+ * generic; native-only (a refusal is an error); or native, falling back to generic when the driver
+ * refuses native mode (EOPNOTSUPP, EINVAL), with a warning. A link that refused native mode once is
+ * remembered for the life of the process and goes straight to generic (updated in place, no gap).
+ * *got is DP_ATTACHED_XDP_NATIVE or _GENERIC on success.
+ */
+int dp_attach_xdp(const char *links_dir, enum dp_xdp_mode mode, const char *name, __u32 ifindex, int prog_fd,
+		  enum dp_attached *got, bool *updated, struct dp_err *err);
 
 /* Creates an unpinned link of prog_fd at hook on ifindex (tcx: first in the chain); fd or -1. */
 int dp_link_create(enum dp_hook hook, __u32 ifindex, int prog_fd);

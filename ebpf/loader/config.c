@@ -29,6 +29,7 @@ struct parse_state {
 	struct seen_key seen[MAX_SEEN];
 	int n_seen;
 	int iface_line[DP_MAX_IFACES];
+	int mgmt_links_line; /* of [global] management_links */
 };
 
 /* Named sections "[KIND NAME]": interface, wan and feed. */
@@ -237,6 +238,8 @@ static char *reader(char *buf, int size, void *user)
 				memset(f, 0, sizeof(*f));
 				snprintf(f->name, sizeof(f->name), "%s", name);
 				f->refresh_ms = 6ULL * 3600 * 1000;
+				f->timeout_ms = 120ULL * 1000;
+				f->min_entries = 1;
 				f->line = st->line;
 			}
 		}
@@ -321,10 +324,109 @@ static int add_path(struct parse_state *st, const char *sec, const char *key, co
 	return 1;
 }
 
+/*
+ * Splits a comma-separated value into trimmed items of at most cap-1 characters, calling item() for each;
+ * an empty item is an error. Returns 1, or 0 after recording the problem (item() records its own).
+ */
+static int comma_list(struct parse_state *st, const char *sec, const char *key, const char *v, size_t cap,
+		      int (*item)(struct parse_state *st, const char *sec, const char *key, const char *v, const char *it))
+{
+	const char *p = v;
+
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p), a = 0, b = n;
+		char it[64];
+
+		while (a < n && isspace((unsigned char)p[a]))
+			a++;
+		while (b > a && isspace((unsigned char)p[b - 1]))
+			b--;
+		if (b == a)
+			return bad(st, sec, key, v, "empty item in the comma-separated list");
+		if (b - a >= cap || b - a >= sizeof(it))
+			return bad(st, sec, key, v, "'%.*s' is too long", (int)(b - a), p + a);
+		memcpy(it, p + a, b - a);
+		it[b - a] = '\0';
+		if (!item(st, sec, key, v, it))
+			return 0;
+		if (!comma)
+			return 1;
+		p = comma + 1;
+	}
+}
+
+/* One name of management_links: an interface name, listed once. */
+static int mgmt_link_item(struct parse_state *st, const char *sec, const char *key, const char *v, const char *it)
+{
+	struct dp_config *c = st->cfg;
+
+	if (!ifname_ok(it) || strpbrk(it, "\"\\"))
+		return bad(st, sec, key, v, "'%s' is not a valid interface name (1-15 characters, no '/', ':', quotes or "
+					    "spaces)", it);
+	for (int i = 0; i < c->n_management_links; i++)
+		if (strcmp(c->management_links[i], it) == 0)
+			return bad(st, sec, key, v, "%s is listed twice", it);
+	if (c->n_management_links == DP_MAX_IFACES)
+		return bad(st, sec, key, v, "more than %d links", DP_MAX_IFACES);
+	snprintf(c->management_links[c->n_management_links++], IFNAMSIZ, "%s", it);
+	return 1;
+}
+
+/* One port of management_ports: 1-65535, listed once. */
+static int mgmt_port_item(struct parse_state *st, const char *sec, const char *key, const char *v, const char *it)
+{
+	struct dp_config *c = st->cfg;
+	uint32_t port;
+
+	if (!parse_u32(st, sec, key, it, 1, 65535, &port))
+		return 0;
+	for (int i = 0; i < c->n_management_ports; i++)
+		if (c->management_ports[i] == port)
+			return bad(st, sec, key, v, "port %u is listed twice", port);
+	if (c->n_management_ports == DP_MAX_MGMT_PORTS)
+		return bad(st, sec, key, v, "more than %d ports", DP_MAX_MGMT_PORTS);
+	c->management_ports[c->n_management_ports++] = (uint16_t)port;
+	return 1;
+}
+
+/* The keys of [global] that concern the fail-closed start: forwarding, generation, management. */
+static int global_failclosed_key(struct parse_state *st, const char *sec, const char *key, const char *v)
+{
+	struct dp_config *c = st->cfg;
+
+	if (strcmp(key, "enable_forwarding") == 0)
+		return parse_bool(st, sec, key, v, &c->enable_forwarding);
+	if (strcmp(key, "generation") == 0) {
+		size_t n = strlen(v);
+
+		if (n == 0 || n >= sizeof(c->generation) || strspn(v, "0123456789abcdef") != n)
+			return bad(st, sec, key, v, "expected 1-%zu lower-case hexadecimal digits (the renderer's digest)",
+				   sizeof(c->generation) - 1);
+		snprintf(c->generation, sizeof(c->generation), "%s", v);
+		return 1;
+	}
+	if (strcmp(key, "management_links") == 0) {
+		c->n_management_links = 0;
+		c->has_management_links = true;
+		st->mgmt_links_line = st->line;
+		return comma_list(st, sec, key, v, IFNAMSIZ, mgmt_link_item);
+	}
+	if (strcmp(key, "management_ports") == 0) {
+		c->n_management_ports = 0;
+		return comma_list(st, sec, key, v, 6, mgmt_port_item);
+	}
+	return -1;
+}
+
 /* One key of [global]; 1 or 0 (problem recorded). */
 static int global_key(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
 	struct dp_config *c = st->cfg;
+	int rc = global_failclosed_key(st, sec, key, v);
+
+	if (rc >= 0)
+		return rc;
 
 	if (strcmp(key, "pin_root") == 0)
 		return parse_path(st, sec, key, v, c->pin_root, sizeof(c->pin_root));
@@ -332,6 +434,8 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 		return parse_path(st, sec, key, v, c->state_dir, sizeof(c->state_dir));
 	if (strcmp(key, "nft_ruleset") == 0)
 		return parse_path(st, sec, key, v, c->nft_ruleset, sizeof(c->nft_ruleset));
+	if (strcmp(key, "resolv_conf") == 0)
+		return parse_path(st, sec, key, v, c->resolv_conf, sizeof(c->resolv_conf));
 	if (strcmp(key, "metrics_address") == 0) {
 		unsigned char buf[16];
 
@@ -349,7 +453,8 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 		return 1;
 	}
 	return bad(st, sec, key, v,
-		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir");
+		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir, "
+		   "resolv_conf, enable_forwarding, generation, management_links, management_ports");
 }
 
 /* One key of an [interface NAME] section; role-specific checks wait for the end of the file. */
@@ -377,11 +482,15 @@ static int iface_key(struct parse_state *st, const char *sec, const char *key, c
 	}
 	if (strcmp(key, "xdp_mode") == 0) {
 		if (strcmp(v, "native") == 0)
-			ifc->xdp_generic = false;
+			ifc->xdp_mode = DP_XDP_NATIVE;
+		else if (strcmp(v, "native-only") == 0)
+			ifc->xdp_mode = DP_XDP_NATIVE_ONLY;
 		else if (strcmp(v, "generic") == 0)
-			ifc->xdp_generic = true;
+			ifc->xdp_mode = DP_XDP_GENERIC;
 		else
-			return bad(st, sec, key, v, "expected native or generic");
+			return bad(st, sec, key, v,
+				   "expected native (driver mode, generic where the driver has none), native-only or "
+				   "generic");
 		return 1;
 	}
 	if (strcmp(key, "segment") == 0) {
@@ -614,7 +723,11 @@ static int feed_key(struct parse_state *st, const char *sec, const char *name, c
 	}
 	if (strcmp(key, "refresh") == 0)
 		return parse_dur(st, sec, key, v, 1000, 30ULL * 24 * 3600 * 1000, "from 1s to 720h", &f->refresh_ms);
-	return bad(st, sec, key, v, "unknown key; [feed NAME] allows url, kind, refresh");
+	if (strcmp(key, "timeout") == 0)
+		return parse_dur(st, sec, key, v, 1000, 3600ULL * 1000, "from 1s to 1h", &f->timeout_ms);
+	if (strcmp(key, "min_entries") == 0)
+		return parse_u32(st, sec, key, v, 1, 100000000, &f->min_entries);
+	return bad(st, sec, key, v, "unknown key; [feed NAME] allows url, kind, refresh, timeout, min_entries");
 }
 
 /* One key of [ratelimit]; 1 or 0 (problem recorded). */
@@ -792,7 +905,7 @@ static void check_ifaces(struct parse_state *st)
 			    "[interface %s]: segment and qos_* keys apply to role = segment only, this interface is wan",
 			    ifc->name);
 		} else if (ifc->role == DP_ROLE_SEGMENT) {
-			if (ifc->xdp_generic)
+			if (ifc->xdp_mode != DP_XDP_NATIVE)
 				bad(st, NULL, NULL, NULL, "[interface %s]: xdp_mode applies to role = wan only",
 				    ifc->name);
 			if (!ifc->segment[0])
@@ -859,6 +972,27 @@ static void check_wans_feeds(struct parse_state *st)
 	}
 }
 
+/* management_links never names an uplink: the fallback ruleset would open the management ports to the WAN. */
+static void check_management(struct parse_state *st)
+{
+	struct dp_config *c = st->cfg;
+
+	st->line = st->mgmt_links_line;
+	for (int i = 0; i < c->n_management_links; i++) {
+		const char *l = c->management_links[i];
+		const struct dp_iface *ifc = dp_config_iface(c, l);
+		bool wan = ifc && ifc->role == DP_ROLE_WAN;
+
+		for (int w = 0; w < c->n_wans; w++)
+			wan |= strcmp(c->wans[w].name, l) == 0;
+		if (wan)
+			bad(st, NULL, NULL, NULL,
+			    "[global] management_links: %s is a WAN link; management is never accepted from a WAN (allowed: "
+			    "segment links)",
+			    l);
+	}
+}
+
 void dp_feed_path(const struct dp_config *cfg, const struct dp_feed *f, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/feeds/%s.txt", cfg->state_dir, f->name);
@@ -876,11 +1010,17 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 	snprintf(cfg->metrics_address, sizeof(cfg->metrics_address), "0.0.0.0");
 	cfg->metrics_port = 9430;
 	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/router-dataplane");
+	snprintf(cfg->resolv_conf, sizeof(cfg->resolv_conf), "/etc/resolv.conf");
 	cfg->bogons4 = cfg->bogons6 = cfg->blocklist = cfg->geoip = cfg->ratelimit = true;
 	cfg->syn = (struct dp_rate){ 200, 400 };
 	cfg->icmp = (struct dp_rate){ 20, 40 };
 	cfg->udp = (struct dp_rate){ 5000, 10000 };
 	cfg->slots = 1u << DP_RL_DEFAULT_SLOT_BITS;
+	/* Talos' apid and trustd, the Kubernetes API: what a management session needs */
+	cfg->management_ports[0] = 50000;
+	cfg->management_ports[1] = 50001;
+	cfg->management_ports[2] = 6443;
+	cfg->n_management_ports = 3;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -904,6 +1044,7 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 	}
 	check_ifaces(st);
 	check_wans_feeds(st);
+	check_management(st);
 	rc = st->nerr ? -1 : 0;
 	free(st);
 	if (rc)

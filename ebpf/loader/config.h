@@ -20,6 +20,14 @@
 #define DP_MAX_PROBES 8
 #define DP_MAX_FEEDS 32
 #define DP_WAN_MARK_MASK 0xf0u
+#define DP_MAX_MGMT_PORTS 32
+
+/* How the WAN guard attaches (xdp_mode). */
+enum dp_xdp_mode {
+	DP_XDP_NATIVE = 0,  /* driver mode; generic (SKB) mode when the driver has no native XDP */
+	DP_XDP_NATIVE_ONLY, /* driver mode or nothing: a driver without native XDP is an error (degraded) */
+	DP_XDP_GENERIC,     /* generic (SKB) mode */
+};
 
 enum dp_role {
 	DP_ROLE_NONE = 0,
@@ -30,7 +38,7 @@ enum dp_role {
 struct dp_iface {
 	char name[IFNAMSIZ];
 	enum dp_role role;
-	bool xdp_generic;
+	enum dp_xdp_mode xdp_mode;
 	char segment[33];
 	uint32_t segment_id;
 	bool has_segment_id;
@@ -68,13 +76,15 @@ enum dp_feed_kind {
 	DP_FEED_GEO,
 };
 
-/* A list fetched over HTTPS ([feed NAME]); cached as state_dir/feeds/NAME.txt. */
+/* A list fetched over HTTPS ([feed NAME]) by router-fetch; cached as state_dir/feeds/NAME.txt. */
 struct dp_feed {
 	char name[64];
 	char url[2048];
 	enum dp_feed_kind kind;
 	bool has_kind;
 	uint64_t refresh_ms;
+	uint64_t timeout_ms;  /* whole download; the fetcher is killed a little after it */
+	uint32_t min_entries; /* a list with fewer distinct entries is refused */
 	int line;
 };
 
@@ -90,6 +100,15 @@ struct dp_config {
 	int metrics_port; /* 0 = no HTTP server */
 	char nft_ruleset[PATH_MAX]; /* empty = nftables not managed */
 	char state_dir[PATH_MAX];
+	char resolv_conf[PATH_MAX]; /* its nameservers are addresses no feed may block */
+	bool enable_forwarding; /* turn IPv4/IPv6 forwarding on once the ruleset is in */
+	char generation[65];    /* hex identity of the rendered configuration ("" = none given) */
+	/* links management is accepted from while the built-in fallback ruleset is in */
+	char management_links[DP_MAX_IFACES][IFNAMSIZ];
+	int n_management_links;
+	bool has_management_links;
+	uint16_t management_ports[DP_MAX_MGMT_PORTS]; /* TCP ports of a management session */
+	int n_management_ports;
 
 	struct dp_iface ifaces[DP_MAX_IFACES];
 	int n_ifaces;

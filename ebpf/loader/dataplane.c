@@ -10,8 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/btf.h>
+#include <dirent.h>
+
 #include "attach.h"
 #include "segment_qos.skel.h"
+#include "upstream.h"
 #include "wan_guard.skel.h"
 
 int dp_sources_load(const struct dp_config *cfg, const dp_feed_path_t *feed_paths, struct dp_sources *out,
@@ -129,30 +133,105 @@ static void reuse_pinned(struct bpf_map *map, const char *maps_dir)
 	close(fd);
 }
 
+bool dp_kernel_has_func(const char *name)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	bool found = false;
+	DIR *dir;
+	struct dirent *e;
+
+	if (!vmlinux)
+		return false;
+	found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) > 0;
+	/* kfuncs of a module (nf_conntrack built as one) are in its split BTF */
+	dir = found ? NULL : opendir("/sys/kernel/btf");
+	while (dir && !found && (e = readdir(dir))) {
+		char path[300];
+		struct btf *mod;
+
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "vmlinux"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/btf/%s", e->d_name);
+		mod = btf__parse_split(path, vmlinux);
+		if (!mod)
+			continue;
+		found = btf__find_by_name_kind(mod, name, BTF_KIND_FUNC) > 0;
+		btf__free(mod);
+	}
+	if (dir)
+		closedir(dir);
+	btf__free(vmlinux);
+	return found;
+}
+
+/* Opens the WAN guard for cfg with conntrack lookups on or off, reusing pinned counters; NULL on failure. */
+static struct wan_guard_bpf *open_guard(const struct dp_config *cfg, const char *maps_dir, bool ct)
+{
+	struct wan_guard_bpf *w = wan_guard_bpf__open();
+
+	if (!w)
+		return NULL;
+	w->rodata->rl_slot_bits = (uint32_t)__builtin_ctz(cfg->slots);
+	w->rodata->ct_replies = ct;
+	if (maps_dir) {
+		reuse_pinned(w->maps.dp_stats, maps_dir);
+		reuse_pinned(w->maps.dp_vlan_stats, maps_dir);
+	}
+	return w;
+}
+
+/*
+ * Loads the guard, with conntrack lookups for UDP replies when the kernel offers them. Without
+ * them the guard still protects, but a reply flow faster than udp_rate is cut to it: the fallback
+ * is logged as a warning and shows in router_dataplane_conntrack_replies.
+ */
+static int load_guard(struct dp_instance *inst, const struct dp_config *cfg, const char *maps_dir,
+		      struct dp_err *err)
+{
+	bool ct = dp_kernel_has_func("bpf_xdp_ct_lookup") && dp_kernel_has_func("bpf_ct_release");
+	int rc;
+
+	if (!ct)
+		dp_log("warn", "conntrack_replies", "the kernel has no bpf_xdp_ct_lookup kfunc (Linux >= 6.0 with "
+		       "nf_conntrack and BTF): UDP replies are charged to their source's bucket like other UDP");
+	inst->wan = open_guard(cfg, maps_dir, ct);
+	if (!inst->wan)
+		return dp_errf(err, "cannot open the WAN guard: %s", strerror(errno));
+	rc = wan_guard_bpf__load(inst->wan);
+	if (rc && ct) {
+		dp_log("warn", "conntrack_replies", "the kernel rejected the WAN guard with conntrack lookups (%s): "
+		       "loading it without; UDP replies are charged to their source's bucket like other UDP",
+		       strerror(-rc));
+		wan_guard_bpf__destroy(inst->wan);
+		ct = false;
+		inst->wan = open_guard(cfg, maps_dir, ct);
+		if (!inst->wan)
+			return dp_errf(err, "cannot open the WAN guard: %s", strerror(errno));
+		rc = wan_guard_bpf__load(inst->wan);
+	}
+	if (rc)
+		return dp_errf(err, "the kernel rejected the WAN guard program: %s", strerror(-rc));
+	inst->ct_replies = ct;
+	return 0;
+}
+
 int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, const char *maps_dir,
 		     struct dp_err *err)
 {
-	uint32_t bits = (uint32_t)__builtin_ctz(cfg->slots);
 	int rc;
 
 	memset(inst, 0, sizeof(*inst));
 	inst->slots = cfg->slots;
-	inst->wan = wan_guard_bpf__open();
 	inst->seg = segment_qos_bpf__open();
-	if (!inst->wan || !inst->seg) {
+	if (!inst->seg) {
 		dp_instance_close(inst);
 		return dp_errf(err, "cannot open the BPF objects: %s", strerror(errno));
 	}
-	inst->wan->rodata->rl_slot_bits = bits;
-	if (maps_dir) {
-		reuse_pinned(inst->wan->maps.dp_stats, maps_dir);
-		reuse_pinned(inst->wan->maps.dp_vlan_stats, maps_dir);
+	if (maps_dir)
 		reuse_pinned(inst->seg->maps.dp_seg_stats, maps_dir);
-	}
-	rc = wan_guard_bpf__load(inst->wan);
-	if (rc) {
+	if (load_guard(inst, cfg, maps_dir, err)) {
 		dp_instance_close(inst);
-		return dp_errf(err, "the kernel rejected the WAN guard program: %s", strerror(-rc));
+		return -1;
 	}
 	rc = segment_qos_bpf__load(inst->seg);
 	if (rc) {
@@ -274,48 +353,86 @@ static int pin_map(struct bpf_map *map, const char *maps_dir, struct dp_err *err
 	return 0;
 }
 
+/*
+ * Attaches the programs of configured interface i (when it resolved) and records the outcome in *st;
+ * adds its pin names to keep. 0, or -1 with the reason in err and st->error.
+ */
+static int attach_iface(struct dp_instance *inst, const struct dp_config *cfg, int i, const struct dp_link_res *r,
+			const char *links, char **keep, int *nkeep, struct dp_iface_attach *st, struct dp_err *err)
+{
+	const struct dp_iface *ifc = &cfg->ifaces[i];
+	enum dp_hook hooks[2];
+	int prog[2], nh, rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (ifc->role == DP_ROLE_WAN) {
+		hooks[0] = ifc->xdp_mode == DP_XDP_GENERIC ? DP_HOOK_XDP_GENERIC : DP_HOOK_XDP_NATIVE;
+		prog[0] = bpf_program__fd(inst->wan->progs.wan_guard);
+		nh = 1;
+	} else {
+		hooks[0] = DP_HOOK_TCX_INGRESS;
+		prog[0] = bpf_program__fd(inst->seg->progs.segment_ingress);
+		hooks[1] = DP_HOOK_TCX_EGRESS;
+		prog[1] = bpf_program__fd(inst->seg->progs.segment_egress);
+		nh = 2;
+	}
+	st->attached = ifc->role == DP_ROLE_WAN ? DP_ATTACHED_NONE : DP_ATTACHED_TCX;
+	for (int h = 0; h < nh; h++) {
+		char name[64];
+		bool updated;
+
+		dp_link_pin_name(hooks[h], ifc->name, name, sizeof(name));
+		keep[(*nkeep)++] = strdup(name);
+		if (r->state != DP_RESOLVED) {
+			/* keep its pin as it is */
+			snprintf(st->error, sizeof(st->error), "%s: %s", ifc->name,
+				 r->state == DP_RES_AMBIGUOUS ? "several links carry it as their alias" : "no such link");
+			st->attached = DP_ATTACHED_NONE;
+			continue;
+		}
+		if (ifc->role == DP_ROLE_WAN) {
+			rc = dp_attach_xdp(links, ifc->xdp_mode, ifc->name, (__u32)r->ifindex, prog[h], &st->attached,
+					   &updated, err);
+			st->fell_back = ifc->xdp_mode == DP_XDP_NATIVE && st->attached == DP_ATTACHED_XDP_GENERIC;
+		} else {
+			rc = dp_attach(links, hooks[h], ifc->name, (__u32)r->ifindex, prog[h], &updated, err);
+		}
+		if (rc) {
+			snprintf(st->error, sizeof(st->error), "%s", err->msg);
+			st->attached = DP_ATTACHED_NONE;
+			continue;
+		}
+		if (strcmp(ifc->name, r->kname))
+			dp_log("info", "attach", "%s (link %s): %s (%s%s)", ifc->name, r->kname, name,
+			       updated ? "updated in place" : "attached", st->fell_back ? ", generic mode" : "");
+		else
+			dp_log("info", "attach", "%s: %s (%s%s)", ifc->name, name, updated ? "updated in place" : "attached",
+			       st->fell_back ? ", generic mode" : "");
+	}
+	return st->error[0] ? -1 : 0;
+}
+
 int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
-		       struct dp_err *err)
+		       struct dp_iface_attach *st, struct dp_err *err)
 {
 	char links[4200], maps[4200], *keep[DP_MAX_IFACES * 2];
+	struct dp_iface_attach scratch;
 	struct bpf_map *map;
 	int nkeep = 0, rc = -1;
+	bool failed = false;
 
 	snprintf(links, sizeof(links), "%s/links", cfg->pin_root);
 	snprintf(maps, sizeof(maps), "%s/maps", cfg->pin_root);
 	if (dp_mkdirs(links, err) || dp_mkdirs(maps, err))
 		return -1;
 	for (int i = 0; i < cfg->n_ifaces; i++) {
-		const struct dp_iface *ifc = &cfg->ifaces[i];
-		enum dp_hook hooks[2];
-		int prog[2], nh;
+		struct dp_err ierr = { "" };
 
-		if (ifc->role == DP_ROLE_WAN) {
-			hooks[0] = ifc->xdp_generic ? DP_HOOK_XDP_GENERIC : DP_HOOK_XDP_NATIVE;
-			prog[0] = bpf_program__fd(inst->wan->progs.wan_guard);
-			nh = 1;
-		} else {
-			hooks[0] = DP_HOOK_TCX_INGRESS;
-			prog[0] = bpf_program__fd(inst->seg->progs.segment_ingress);
-			hooks[1] = DP_HOOK_TCX_EGRESS;
-			prog[1] = bpf_program__fd(inst->seg->progs.segment_egress);
-			nh = 2;
-		}
-		for (int h = 0; h < nh; h++) {
-			char name[64];
-			bool updated;
-
-			dp_link_pin_name(hooks[h], ifc->name, name, sizeof(name));
-			keep[nkeep++] = strdup(name);
-			if (res[i].state != DP_RESOLVED)
-				continue; /* keep its pin as it is */
-			if (dp_attach(links, hooks[h], ifc->name, (__u32)res[i].ifindex, prog[h], &updated, err))
-				goto out;
-			if (strcmp(ifc->name, res[i].kname))
-				dp_log("info", "attach", "%s (link %s): %s (%s)", ifc->name, res[i].kname, name,
-				       updated ? "updated in place" : "attached");
-			else
-				dp_log("info", "attach", "%s: %s (%s)", ifc->name, name, updated ? "updated in place" : "attached");
+		/* an interface that cannot be attached does not keep the others from being attached */
+		if (attach_iface(inst, cfg, i, &res[i], links, keep, &nkeep, st ? &st[i] : &scratch, &ierr)) {
+			if (res[i].state == DP_RESOLVED)
+				dp_err_append(err, "%s", ierr.msg);
+			failed |= res[i].state == DP_RESOLVED;
 		}
 	}
 	if (dp_detach_stale(links, keep, nkeep, err) < 0)
@@ -326,11 +443,72 @@ int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, co
 	bpf_object__for_each_map(map, inst->seg->obj)
 		if (pin_map(map, maps, err))
 			goto out;
-	rc = 0;
+	rc = failed ? -1 : 0;
 out:
 	for (int i = 0; i < nkeep; i++)
 		free(keep[i]);
 	return rc;
+}
+
+/* One family's upstream LPM from u (key prefix = the ifindex, then the prefix); -2 when it has no entries. */
+static int upstream_map(const struct dp_upstream *u, int family, struct dp_err *err)
+{
+	uint32_t ksz = family == 4 ? sizeof(struct dp_up4_key) : sizeof(struct dp_up6_key);
+	uint8_t keys[DP_UP_MAX][sizeof(struct dp_up6_key)], one = 1;
+	uint32_t n = 0;
+	int fd;
+
+	for (int i = 0; i < u->n; i++) {
+		const struct dp_up_entry *e = &u->v[i];
+		struct dp_up6_key k = { .prefixlen = DP_UP_IFINDEX_BITS + e->len, .ifindex = (uint32_t)e->ifindex };
+
+		if (e->family != family)
+			continue;
+		memcpy(k.addr, e->addr, family == 4 ? 4 : 16); /* dp_up4_key has the same layout up to its address */
+		memcpy(keys[n++], &k, ksz);
+	}
+	if (!n)
+		return -2;
+	{
+		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+
+		fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, family == 4 ? "dp_up4" : "dp_up6", ksz, 1, n, &o);
+	}
+	if (fd < 0)
+		return dp_errf(err, "cannot create the upstream table: %s", strerror(errno));
+	for (uint32_t i = 0; i < n; i++) {
+		if (bpf_map_update_elem(fd, keys[i], &one, BPF_ANY)) {
+			dp_errf(err, "cannot fill the upstream table: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+int dp_instance_upstream(struct dp_instance *inst, const struct dp_upstream *u, struct dp_err *err)
+{
+	int outer[2] = { bpf_map__fd(inst->wan->maps.t_up4), bpf_map__fd(inst->wan->maps.t_up6) };
+	__u32 slot = 0;
+
+	for (int f = 0; f < 2; f++) {
+		int fd = upstream_map(u, f ? 6 : 4, err);
+
+		if (fd == -1)
+			return -1;
+		if (fd == -2) {
+			if (bpf_map_delete_elem(outer[f], &slot) && errno != ENOENT)
+				return dp_errf(err, "cannot clear the upstream table: %s", strerror(errno));
+			continue;
+		}
+		if (bpf_map_update_elem(outer[f], &slot, &fd, BPF_ANY)) {
+			dp_errf(err, "cannot install the upstream table: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
 }
 
 void dp_instance_close(struct dp_instance *inst)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attach.h"
 #include "config.h"
 #include "netlink.h"
 #include "prefix.h"
@@ -18,12 +19,14 @@
 
 struct wan_guard_bpf;
 struct segment_qos_bpf;
+struct dp_upstream;
 
 struct dp_instance {
 	struct wan_guard_bpf *wan;
 	struct segment_qos_bpf *seg;
 	struct dp_guard_maps maps;
 	uint32_t slots;
+	bool ct_replies; /* the guard looks UDP sources with an empty bucket up in conntrack */
 };
 
 /* How a configured interface name resolved to a link (kernel name, else Talos alias). */
@@ -67,7 +70,10 @@ void dp_table_input_from(const struct dp_config *cfg, const struct dp_sources *s
 
 /*
  * Opens and loads both programs sized for cfg ([ratelimit] slots). When maps_dir is given, the
- * counter maps pinned there are reused if they still fit, so counters survive a restart.
+ * counter maps pinned there are reused if they still fit, so counters survive a restart. The
+ * guard looks UDP replies up in conntrack when the kernel has the kfuncs (bpf_xdp_ct_lookup,
+ * bpf_ct_release); when it has not, or rejects the program with them, the guard is loaded without
+ * (replies are charged like any other UDP), which is logged and leaves inst->ct_replies false.
  */
 int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, const char *maps_dir,
 		     struct dp_err *err);
@@ -87,10 +93,21 @@ int dp_instance_policies(struct dp_instance *inst, const struct dp_config *cfg, 
  * Attaches (or updates in place) every configured interface that resolved (res[i]), removes
  * links of interfaces no longer configured, and pins the maps under pin_root/maps. The pinned
  * link of an interface that did not resolve is left as it is: a missing link is attached when it
- * appears, an ambiguous one keeps whatever runs.
+ * appears, an ambiguous one keeps whatever runs. An interface that cannot be attached does not
+ * stop the others; st[i] (when st is not NULL) tells what runs on interface i. Returns -1 when
+ * an interface that resolved could not be attached (err lists each) or pinning failed.
  */
 int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
-		       struct dp_err *err);
+		       struct dp_iface_attach *st, struct dp_err *err);
+
+/*
+ * Replaces the guard's upstream tables (t_up4, t_up6) with the entries of u, each family whole; a
+ * family without entries gets an empty slot.
+ */
+int dp_instance_upstream(struct dp_instance *inst, const struct dp_upstream *u, struct dp_err *err);
+
+/* True when the running kernel's BTF (vmlinux or a module) has a function named name. */
+bool dp_kernel_has_func(const char *name);
 
 /* Releases the instance; pinned links keep the programs running. */
 void dp_instance_close(struct dp_instance *inst);

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "feeds.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "fetchrun.h"
 #include "prefix.h"
 
 static const char *const kind_name[] = { "block", "allow", "geo" };
@@ -22,8 +23,16 @@ static const char *const kind_name[] = { "block", "allow", "geo" };
 int dp_feeds_init(struct dp_feeds *fs, struct dp_err *err)
 {
 	pthread_condattr_t ca;
+	char exe[PATH_MAX];
+	ssize_t n;
 
 	memset(fs, 0, sizeof(*fs));
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return dp_errf(err, "cannot find the loader's own executable: %s", strerror(errno));
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	snprintf(fs->fetcher, sizeof(fs->fetcher), "%s/router-fetch", exe);
 	pthread_mutex_init(&fs->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -41,6 +50,30 @@ static double due_from_mtime(double mtime, uint64_t refresh_ms)
 	return dp_now_mono() + (mtime + refresh_ms / 1000.0 - dp_now_wall());
 }
 
+/*
+ * Creates the fetcher's staging directory (or takes the existing one over): a real directory,
+ * owned by the fetcher's uid/gid, mode 0700. Its parent is the loader's, so the fetcher cannot
+ * swap it for a link. 0 or -1 with err.
+ */
+static int staging_dir(const char *path, struct dp_err *err)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return dp_errf(err, "cannot create %s: %s", path, strerror(errno));
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return dp_errf(err, "cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) || ((st.st_uid != DP_FETCH_UID || st.st_gid != DP_FETCH_GID) &&
+			       fchown(fd, DP_FETCH_UID, DP_FETCH_GID)) || ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700))) {
+		close(fd);
+		return dp_errf(err, "cannot give %s to uid %d: %s", path, DP_FETCH_UID, strerror(errno));
+	}
+	close(fd);
+	return 0;
+}
+
 void dp_feeds_configure(struct dp_feeds *fs, const struct dp_config *cfg)
 {
 	struct dp_feed_state old[DP_MAX_FEEDS];
@@ -49,8 +82,16 @@ void dp_feeds_configure(struct dp_feeds *fs, const struct dp_config *cfg)
 
 	pthread_mutex_lock(&fs->mu);
 	snprintf(fs->dir, sizeof(fs->dir), "%s/feeds", cfg->state_dir);
+	snprintf(fs->staging, sizeof(fs->staging), "%s/staging", fs->dir);
 	snprintf(fs->cfg_path, sizeof(fs->cfg_path), "%s", cfg->path);
-	if (cfg->n_feeds && dp_mkdirs(fs->dir, &err))
+	snprintf(fs->resolv_conf, sizeof(fs->resolv_conf), "%s", cfg->resolv_conf);
+	fs->n_probes = 0;
+	for (int w = 0; w < cfg->n_wans; w++)
+		for (int p = 0; p < cfg->wans[w].n_probes; p++)
+			snprintf(fs->probes[fs->n_probes++], sizeof(fs->probes[0]), "%s", cfg->wans[w].probes[p].text);
+	fs->n_countries = cfg->geoip ? cfg->n_block_countries : 0;
+	memcpy(fs->countries, cfg->block_countries, sizeof(fs->countries));
+	if (cfg->n_feeds && (dp_mkdirs(fs->dir, &err) || staging_dir(fs->staging, &err)))
 		dp_log("error", "feed", "%s", err.msg);
 	memcpy(old, fs->f, sizeof(old));
 	n_old = fs->n;
@@ -99,91 +140,6 @@ void dp_feeds_fetch_all(struct dp_feeds *fs)
 	pthread_mutex_unlock(&fs->mu);
 }
 
-struct sink {
-	FILE *f;
-	size_t bytes;
-	bool too_big;
-};
-
-/* libcurl write callback: into the temporary file, refusing more than DP_FEED_MAX_BYTES. */
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *user)
-{
-	struct sink *s = user;
-	size_t n = size * nmemb;
-
-	if (s->bytes + n > DP_FEED_MAX_BYTES) {
-		s->too_big = true;
-		return 0; /* aborts the transfer */
-	}
-	s->bytes += n;
-	return fwrite(data, 1, n, s->f);
-}
-
-/*
- * Downloads url into path (HTTPS only, also after redirects; certificate and host verified; CA
- * bundle from CURL_CA_BUNDLE when set, else the system's) and fsyncs it. 0 or -1 with why.
- */
-static int download(const char *url, const char *path, char *why, size_t whylen)
-{
-	struct sink s = { .f = fopen(path, "we") };
-	char cerr[CURL_ERROR_SIZE] = "";
-	const char *ca = getenv("CURL_CA_BUNDLE");
-	CURL *c;
-	CURLcode rc;
-	long status = 0;
-
-	if (!s.f) {
-		snprintf(why, whylen, "cannot write %s: %s", path, strerror(errno));
-		return -1;
-	}
-	c = curl_easy_init();
-	if (!c) {
-		fclose(s.f);
-		snprintf(why, whylen, "cannot initialise libcurl");
-		return -1;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (ca && *ca)
-		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)DP_FEED_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)DP_FEED_MAX_BYTES);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "router-dataplane/0.1 (+feed fetcher)");
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
-	if (rc == CURLE_OK && (fflush(s.f) || fsync(fileno(s.f)))) {
-		fclose(s.f);
-		snprintf(why, whylen, "cannot write %s: %s", path, strerror(errno));
-		return -1;
-	}
-	fclose(s.f);
-	if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-		snprintf(why, whylen, "larger than %u MiB; refused", DP_FEED_MAX_BYTES >> 20);
-		return -1;
-	}
-	if (rc != CURLE_OK) {
-		if (rc == CURLE_HTTP_RETURNED_ERROR)
-			snprintf(why, whylen, "HTTP status %ld", status);
-		else
-			snprintf(why, whylen, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-		return -1;
-	}
-	return 0;
-}
-
 /* True when files a and b exist and hold the same bytes. */
 static bool same_content(const char *a, const char *b)
 {
@@ -213,86 +169,194 @@ static double next_retry(const struct dp_feed_state *f)
 	return fmin(f->retry ? f->retry * 2 : DP_FEED_RETRY_MIN_S, cap);
 }
 
-/* Fetches feed i (called without the lock): a checked candidate, or a counted failure. */
-static void fetch(struct dp_feeds *fs, int i)
-{
+/* What one fetch needs of the feeds' state, copied under the lock. */
+struct fetch_ctx {
 	struct dp_feed_state snap;
-	char tmp[PATH_MAX + 128], why[PATH_MAX + 512];
+	char dir[PATH_MAX + 16], staging[PATH_MAX + 32], fetcher[PATH_MAX + 16];
+	char cfg_path[PATH_MAX], resolv_conf[PATH_MAX];
+	dp_addr_text probes[DP_MAX_WANS * DP_MAX_PROBES];
+	int n_probes;
+	char countries[DP_MAX_COUNTRIES][3];
+	int n_countries;
+};
+
+enum fetch_result {
+	FETCH_FAILED,
+	FETCH_UNCHANGED, /* the fetched list is the cache's */
+	FETCH_CANDIDATE, /* a new list waits for the tables */
+};
+
+/*
+ * Checks the fetcher's list with the loader's own table parser (feeds/.NAME.download) and, when it
+ * differs from the cache, makes it the candidate. The fetcher has checked it already; a list it
+ * passed that this parser refuses means the fetcher is broken or not ours.
+ */
+static enum fetch_result take_in(const struct fetch_ctx *x, const char *tmp, size_t *entries,
+				 enum dp_fetch_reason *reason, char *why, size_t whylen)
+{
+	const struct dp_feed_state *f = &x->snap;
 	struct dp_pfx_list l = { 0 };
 	struct dp_err err = { "" };
-	bool ok = false, unchanged = false;
+	enum fetch_result r = FETCH_FAILED;
 
-	pthread_mutex_lock(&fs->mu);
-	snap = fs->f[i];
-	fs->f[i].fetches++;
-	pthread_mutex_unlock(&fs->mu);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.download", fs->dir, snap.cfg.name);
-	if (download(snap.cfg.url, tmp, why, sizeof(why))) {
-		unlink(tmp);
-	} else if (dp_table_file_load(tmp, snap.cfg.kind == DP_FEED_GEO ? DP_TABLE_GEO : DP_TABLE_PREFIXES, &l, &err)) {
-		/* the parser names the temporary file ("TMP:LINE: what"); the operator knows the feed by
-		 * name and URL, so the message names those and the line of the download */
+	*reason = DP_FR_MALFORMED;
+	if (dp_table_file_load(tmp, f->cfg.kind == DP_FEED_GEO ? DP_TABLE_GEO : DP_TABLE_PREFIXES, &l, &err)) {
+		/* the parser names the temporary file ("TMP:LINE: what"); the operator knows the feed by name */
 		const char *at = strstr(err.msg, tmp);
 		int line = 0;
 
 		if (at && sscanf(at + strlen(tmp), ":%d:", &line) == 1) {
 			const char *what = strchr(at + strlen(tmp) + 1, ':');
 
-			snprintf(why, sizeof(why), "malformed list, line %d:%s", line, what ? what + 1 : "");
+			snprintf(why, whylen, "the fetcher's list is malformed, line %d:%s", line, what ? what + 1 : "");
 		} else {
-			snprintf(why, sizeof(why), "malformed list: %s", err.msg);
+			snprintf(why, whylen, "the fetcher's list is malformed: %s", err.msg);
 		}
-		unlink(tmp);
 	} else if (l.n == 0) {
-		snprintf(why, sizeof(why), "the list has no entries (an empty download is not trusted)");
-		unlink(tmp);
-	} else if (same_content(tmp, snap.cache)) {
-		unlink(tmp); /* unchanged: nothing to rebuild */
-		unchanged = true;
-	} else if (rename(tmp, snap.candidate)) {
-		snprintf(why, sizeof(why), "cannot rename %s: %s", tmp, strerror(errno));
-		unlink(tmp);
+		*reason = DP_FR_EMPTY;
+		snprintf(why, whylen, "the fetcher's list has no entries");
+	} else if (same_content(tmp, f->cache)) {
+		r = FETCH_UNCHANGED;
+	} else if (rename(tmp, f->candidate)) {
+		*reason = DP_FR_CACHE;
+		snprintf(why, whylen, "cannot rename %s: %s", tmp, strerror(errno));
 	} else {
-		ok = true;
+		r = FETCH_CANDIDATE;
 	}
-	pthread_mutex_lock(&fs->mu);
-	/* the configuration may have changed meanwhile: find the feed again by name */
+	*entries = l.n;
+	if (r != FETCH_CANDIDATE)
+		unlink(tmp);
+	dp_pfx_list_free(&l);
+	return r;
+}
+
+/*
+ * One attempt for the feed of x: the protected addresses (block lists, and geo lists while
+ * countries are blocked), the fetcher, then the loader's own check of what it wrote.
+ */
+static enum fetch_result attempt(struct dp_feeds *fs, const struct fetch_ctx *x, size_t *entries,
+				 enum dp_fetch_reason *reason, char *why, size_t whylen)
+{
+	const struct dp_feed *c = &x->snap.cfg;
+	bool guarded = c->kind == DP_FEED_BLOCK || (c->kind == DP_FEED_GEO && x->n_countries > 0);
+	static dp_addr_text protect[DP_FEED_MAX_PROTECT]; /* the worker is the only caller */
+	struct dp_fetch_outcome o;
+	struct dp_err err = { "" };
+	char tmp[PATH_MAX + 128];
+	int n = 0;
+
+	if (guarded) {
+		n = dp_protect_collect(x->resolv_conf, x->probes, x->n_probes, protect, DP_FEED_MAX_PROTECT, &err);
+		if (n < 0) {
+			*reason = DP_FR_LOCAL;
+			snprintf(why, whylen, "nothing fetched, the addresses to protect are unknown: %s", err.msg);
+			return FETCH_FAILED;
+		}
+	}
+	dp_fetch_run(&(struct dp_fetch_job){ .fetcher = x->fetcher,
+					     .staging = x->staging,
+					     .name = c->name,
+					     .url = c->url,
+					     .kind = c->kind == DP_FEED_GEO ? "geo" : "cidr",
+					     .timeout_ms = c->timeout_ms,
+					     .min_entries = c->min_entries,
+					     .protect = protect,
+					     .n_protect = (size_t)n,
+					     .protect_source = guarded,
+					     .countries = (const char(*)[3])x->countries,
+					     .n_countries = c->kind == DP_FEED_GEO ? (size_t)x->n_countries : 0,
+					     .ca_file = getenv("CURL_CA_BUNDLE"),
+					     .mu = &fs->mu,
+					     .child = &fs->child },
+		     &o);
+	if (o.reason != DP_FR_NONE) {
+		*reason = o.reason;
+		snprintf(why, whylen, "%s", o.why);
+		return FETCH_FAILED;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.%s.download", x->dir, c->name);
+	if (dp_fetch_import(x->staging, c->name, tmp, why, whylen)) {
+		*reason = DP_FR_CACHE;
+		return FETCH_FAILED;
+	}
+	return take_in(x, tmp, entries, reason, why, whylen);
+}
+
+/* Records the result of an attempt for the feed called name (the configuration may have changed meanwhile). */
+static void record(struct dp_feeds *fs, const char *name, enum fetch_result r, enum dp_fetch_reason reason,
+		   const char *why, size_t entries)
+{
 	for (int k = 0; k < fs->n; k++) {
 		struct dp_feed_state *f = &fs->f[k];
 
-		if (strcmp(f->cfg.name, snap.cfg.name))
+		if (strcmp(f->cfg.name, name))
 			continue;
-		if (unchanged) {
+		if (r == FETCH_UNCHANGED) {
 			f->retry = 0;
 			f->last_error[0] = '\0';
 			f->last_success = dp_now_wall();
 			f->next_fetch = dp_now_mono() + f->cfg.refresh_ms / 1000.0;
-		} else if (ok) {
+		} else if (r == FETCH_CANDIDATE) {
 			f->pending = true;
-			f->candidate_entries = l.n;
+			f->candidate_entries = entries;
 			f->next_fetch = dp_now_mono() + f->cfg.refresh_ms / 1000.0;
 		} else {
 			f->failures++;
+			f->fail_reason[reason]++;
 			f->retry = next_retry(f);
 			f->next_fetch = dp_now_mono() + f->retry;
 			snprintf(f->last_error, sizeof(f->last_error), "%s", why);
 		}
 	}
+}
+
+/* Fetches feed i (called without the lock): a checked candidate, or a counted failure. */
+static void fetch(struct dp_feeds *fs, int i)
+{
+	static struct fetch_ctx x; /* the worker is the only caller */
+	char why[PATH_MAX + 1024] = "";
+	enum dp_fetch_reason reason = DP_FR_NONE;
+	enum fetch_result r;
+	size_t entries = 0;
+	bool stopping;
+
+	pthread_mutex_lock(&fs->mu);
+	x.snap = fs->f[i];
+	fs->f[i].fetches++;
+	snprintf(x.dir, sizeof(x.dir), "%s", fs->dir);
+	snprintf(x.staging, sizeof(x.staging), "%s", fs->staging);
+	snprintf(x.fetcher, sizeof(x.fetcher), "%s", fs->fetcher);
+	snprintf(x.cfg_path, sizeof(x.cfg_path), "%s", fs->cfg_path);
+	snprintf(x.resolv_conf, sizeof(x.resolv_conf), "%s", fs->resolv_conf);
+	memcpy(x.probes, fs->probes, sizeof(x.probes));
+	x.n_probes = fs->n_probes;
+	memcpy(x.countries, fs->countries, sizeof(x.countries));
+	x.n_countries = fs->n_countries;
 	pthread_mutex_unlock(&fs->mu);
-	if (unchanged) {
-		dp_log("info", "feed_unchanged", "[feed %s] %s: same list as the cache", snap.cfg.name, snap.cfg.url);
-	} else if (ok) {
+	r = attempt(fs, &x, &entries, &reason, why, sizeof(why));
+	pthread_mutex_lock(&fs->mu);
+	stopping = fs->stop; /* a fetcher killed because the loader stops is no failure of the feed */
+	if (!stopping)
+		record(fs, x.snap.cfg.name, r, reason, why, entries);
+	pthread_mutex_unlock(&fs->mu);
+	if (stopping) {
+		if (r == FETCH_CANDIDATE)
+			unlink(x.snap.candidate);
+		return;
+	}
+	if (r == FETCH_UNCHANGED) {
+		dp_log("info", "feed_unchanged", "[feed %s] %s: same list as the cache", x.snap.cfg.name, x.snap.cfg.url);
+	} else if (r == FETCH_CANDIDATE) {
 		uint64_t one = 1;
 
-		dp_log("info", "feed_fetched", "[feed %s] %s: %zu entries, checking them with the tables", snap.cfg.name,
-		       snap.cfg.url, l.n);
+		dp_log("info", "feed_fetched", "[feed %s] %s: %zu entries, checking them with the tables", x.snap.cfg.name,
+		       x.snap.cfg.url, entries);
 		if (write(fs->efd, &one, sizeof(one)) != sizeof(one))
 			dp_log("error", "feed", "cannot signal the main loop: %s", strerror(errno));
 	} else {
-		dp_log("error", "feed_failed", "%s:%d: [feed %s] %s: %s; the last good copy stays in use", fs->cfg_path,
-		       snap.cfg.line, snap.cfg.name, snap.cfg.url, why);
+		dp_log("error", "feed_failed", "%s:%d: [feed %s] %s: %s; the last good copy stays in use (reason %s)",
+		       x.cfg_path, x.snap.cfg.line, x.snap.cfg.name, x.snap.cfg.url, why, dp_fetch_reason_names[reason]);
 	}
-	dp_pfx_list_free(&l);
 }
 
 /* Worker: sleeps until the next feed is due, fetches it, repeats until told to stop. */
@@ -394,11 +458,13 @@ void dp_feeds_settle(struct dp_feeds *fs, bool ok, const char *why)
 		}
 		unlink(f->candidate);
 		f->failures++;
+		f->fail_reason[ok ? DP_FR_CACHE : DP_FR_TABLES]++;
 		f->retry = next_retry(f);
 		f->next_fetch = dp_now_mono() + f->retry;
 		snprintf(f->last_error, sizeof(f->last_error), "%s", ok ? strerror(errno) : why);
 		dp_log("error", "feed_failed", "%s:%d: [feed %s] %s: rejected by the tables: %s; the last good copy stays "
-		       "in use", fs->cfg_path, f->cfg.line, f->cfg.name, f->cfg.url, f->last_error);
+		       "in use (reason %s)", fs->cfg_path, f->cfg.line, f->cfg.name, f->cfg.url, f->last_error,
+		       dp_fetch_reason_names[ok ? DP_FR_CACHE : DP_FR_TABLES]);
 	}
 	pthread_cond_signal(&fs->cv);
 	pthread_mutex_unlock(&fs->mu);
@@ -444,6 +510,14 @@ void dp_feeds_metrics(struct dp_feeds *fs, void (*emit)(void *t, const char *fmt
 		for (int i = 0; i < fs->n; i++)
 			emit(t, "router_dataplane_feed_fetch_failures_total{feed=\"%s\"} %llu\n", fs->f[i].cfg.name,
 			     (unsigned long long)fs->f[i].failures);
+		emit(t, "# HELP router_dataplane_feed_failures_total Failed attempts by reason: download, malformed, "
+			"empty, too_few_entries, default_route, protected, local (the fetcher), timeout, crashed, tables, "
+			"cache.\n"
+			"# TYPE router_dataplane_feed_failures_total counter\n");
+		for (int i = 0; i < fs->n; i++)
+			for (int r = 0; r < DP_FR_COUNT; r++)
+				emit(t, "router_dataplane_feed_failures_total{feed=\"%s\",reason=\"%s\"} %llu\n",
+				     fs->f[i].cfg.name, dp_fetch_reason_names[r], (unsigned long long)fs->f[i].fail_reason[r]);
 		emit(t, "# HELP router_dataplane_feed_last_success_timestamp_seconds Unix time the copy in use was "
 			"fetched (0 = never).\n"
 			"# TYPE router_dataplane_feed_last_success_timestamp_seconds gauge\n");
@@ -460,6 +534,8 @@ void dp_feeds_stop(struct dp_feeds *fs)
 		return;
 	pthread_mutex_lock(&fs->mu);
 	fs->stop = true;
+	if (fs->child > 0)
+		kill(fs->child, SIGKILL); /* not reaped yet (the worker clears child first), so still ours */
 	pthread_cond_signal(&fs->cv);
 	pthread_mutex_unlock(&fs->mu);
 	pthread_join(fs->tid, NULL);

@@ -8,7 +8,6 @@
  *   router-dataplane --config FILE [--pin-root DIR] [--once] [--check]
  */
 #include <bpf/libbpf.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -25,10 +24,14 @@
 
 #include "attach.h"
 #include "daemon.h"
+#include "forwarding.h"
 #include "nft.h"
 
 #define DEBOUNCE_MS 300
 #define LINK_DEBOUNCE_S 0.2
+#define UPSTREAM_DEBOUNCE_S 0.05
+#define UPSTREAM_RETRY_S 1.0
+#define METRICS_RETRY_S 5.0
 
 struct options {
 	const char *config;
@@ -144,7 +147,7 @@ static int ifaces_changed(const struct dp_config *a, const struct dp_config *b)
 	for (int i = 0; i < a->n_ifaces; i++) {
 		const struct dp_iface *x = &a->ifaces[i], *y = dp_config_iface(b, x->name);
 
-		if (!y || x->role != y->role || x->xdp_generic != y->xdp_generic)
+		if (!y || x->role != y->role || x->xdp_mode != y->xdp_mode)
 			return 1;
 	}
 	return 0;
@@ -177,19 +180,107 @@ static int res_changed(const struct dp_link_res *a, const struct dp_link_res *b,
 	return 0;
 }
 
-/* Applies the nftables ruleset of cfg (aliases resolved against links); counts a failure. */
+/* Adds the uplinks of cfg ([wan] sections and role = wan interfaces) that resolve to a link, once each. */
+static int uplinks_of(const struct dp_config *cfg, const struct dp_links *links, struct dp_uplink *up)
+{
+	int n = 0;
+
+	for (int i = 0; i < cfg->n_wans + cfg->n_ifaces; i++) {
+		const char *name = i < cfg->n_wans ? cfg->wans[i].name : cfg->ifaces[i - cfg->n_wans].name;
+		const struct dp_link *l;
+		char why[160];
+		bool dup = false;
+
+		if (i >= cfg->n_wans && cfg->ifaces[i - cfg->n_wans].role != DP_ROLE_WAN)
+			continue;
+		if (dp_links_resolve(links, name, &l, why, sizeof(why)) != DP_RESOLVED)
+			continue;
+		for (int j = 0; j < n; j++)
+			dup |= strcmp(up[j].kname, l->name) == 0;
+		if (dup)
+			continue;
+		snprintf(up[n].name, sizeof(up[n].name), "%s", name);
+		snprintf(up[n].kname, sizeof(up[n].kname), "%s", l->name);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The configured ruleset is in: switches forwarding on when the configuration asks for it
+ * (enable_forwarding), the uplinks' accept_ra first. Never before: where the machine boots with
+ * forwarding off, nothing is routed until a ruleset of ours filters it.
+ */
+static void forwarding_on(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_links *links)
+{
+	struct dp_uplink up[DP_MAX_WANS + DP_MAX_IFACES];
+	struct dp_err err = { "" };
+	int rc;
+
+	if (!cfg->enable_forwarding)
+		return;
+	rc = dp_forwarding_enable(up, uplinks_of(cfg, links, up), &err);
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->forwarding_error, sizeof(d->forwarding_error), "%s", rc < 0 ? err.msg : "");
+	pthread_mutex_unlock(&d->lock);
+	if (rc < 0)
+		dp_log("error", "forwarding_failed", "%s; the router does not route", err.msg);
+	else if (rc > 0)
+		dp_log("info", "forwarding_on",
+		       "net.ipv4.ip_forward and net.ipv6.conf.all.forwarding are 1: the ruleset is in, the router routes");
+}
+
+/*
+ * The configured ruleset is not in and no ruleset of ours is: loads the built-in fail-closed one
+ * (nft.h), which does not depend on the configured file. why says what happened to that file.
+ */
+static void nft_fallback(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_links *links, const char *why)
+{
+	struct dp_err err = { "" };
+	int rc = dp_nft_fallback_load(cfg, links, false, &err);
+
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->ruleset_error, sizeof(d->ruleset_error), "%s", why);
+	if (!rc) {
+		d->ruleset = DP_RULESET_FALLBACK;
+		free(d->nft_applied);
+		d->nft_applied = NULL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc)
+		dp_log("error", "nft_fallback_failed",
+		       "%s; no ruleset of ours is in: forwarding is left as it is and Talos' ingress firewall is the only "
+		       "filter",
+		       err.msg);
+	else
+		dp_log("error", "ruleset_fallback",
+		       "%s is not in force: the built-in fail-closed ruleset is (nothing forwarded but established "
+		       "connections; management only from %s); a valid ruleset replaces it on reload",
+		       cfg->nft_ruleset, cfg->has_management_links ? "management_links" : "links other than the uplinks");
+}
+
+/*
+ * Applies the nftables ruleset of cfg (aliases resolved against links); counts a failure. A refused
+ * ruleset leaves the previous one of ours in force; while there is none (the start), the built-in
+ * fail-closed ruleset goes in instead. Forwarding comes on once the configured ruleset is in.
+ */
 static void nft_reload(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_links *links, int force)
 {
 	struct dp_err err = { "" };
-	char *text = NULL;
+	char *text = NULL, sha[65] = "";
 
 	if (!cfg->nft_ruleset[0])
 		return;
-	if (dp_nft_load(cfg->nft_ruleset, cfg->state_dir, false, links, &text, &err)) {
-		dp_log("error", "nft_rejected", "%s; the previous ruleset stays active", err.msg);
+	if (dp_nft_load(cfg->nft_ruleset, cfg->state_dir, false, links, &text, sha, &err)) {
 		pthread_mutex_lock(&d->lock);
 		d->fail_nft++;
 		pthread_mutex_unlock(&d->lock);
+		if (d->ruleset == DP_RULESET_APPLIED) {
+			dp_log("error", "nft_rejected", "%s; the previous ruleset stays active", err.msg);
+			return;
+		}
+		dp_log("error", "nft_rejected", "%s", err.msg);
+		nft_fallback(d, cfg, links, err.msg);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -198,135 +289,295 @@ static void nft_reload(struct dp_daemon *d, const struct dp_config *cfg, const s
 	free(d->nft_applied);
 	d->nft_applied = text;
 	d->nft_last_ok = dp_now_wall();
+	d->ruleset = DP_RULESET_APPLIED;
+	memcpy(d->ruleset_sha256, sha, sizeof(sha));
+	d->ruleset_error[0] = '\0';
 	pthread_mutex_unlock(&d->lock);
+	forwarding_on(d, cfg, links);
+}
+
+/* The programs could not be loaded: recorded for /health and the metrics, logged once per problem. */
+static void bpf_failed(struct dp_daemon *d, const char *what, const char *msg)
+{
+	char why[sizeof(d->bpf_error)];
+
+	snprintf(why, sizeof(why), "%s: %s", what, msg);
+	if (strcmp(why, d->bpf_error))
+		dp_log("error", "bpf_degraded",
+		       "%s; running without (new) programs: the ruleset stays in force, pinned links of an earlier start "
+		       "keep theirs; retried on reload, SIGHUP and link changes",
+		       why);
+	pthread_mutex_lock(&d->lock);
+	memcpy(d->bpf_error, why, sizeof(why));
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Logs the interfaces an attach left without our programs, once per problem (old: the state before). */
+static void attach_log(const struct dp_daemon *d, const struct dp_config *cfg, const struct dp_link_res *res,
+		       const struct dp_iface_attach *st)
+{
+	for (int i = 0; i < cfg->n_ifaces; i++) {
+		const struct dp_iface *old = dp_config_iface(&d->cfg, cfg->ifaces[i].name);
+		const struct dp_iface_attach *was = old ? &d->att[old - d->cfg.ifaces] : NULL;
+
+		if (res[i].state != DP_RESOLVED)
+			continue; /* logged as link_missing or link_ambiguous */
+		if (st[i].error[0] && (!was || strcmp(was->error, st[i].error)))
+			dp_log("error", "bpf_degraded",
+			       "%s; the interface runs none of our programs (the ruleset stays in force); retried on "
+			       "reload, SIGHUP and link changes",
+			       st[i].error);
+		else if (!st[i].error[0] && was && was->error[0] && was->attached == DP_ATTACHED_NONE)
+			dp_log("info", "attach_recovered", "%s: the programs run on it again", cfg->ifaces[i].name);
+	}
+}
+
+/*
+ * Loads the programs for cfg into *fresh, publishes the tables of src and writes the segment
+ * policies (nothing attached yet); on failure nothing is kept and err says why.
+ */
+static int instance_fresh(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_sources *src,
+			  const struct dp_link_res *res, struct dp_instance *fresh, struct dp_table_sizes *sizes,
+			  struct dp_err *err)
+{
+	char maps[4200];
+
+	memset(fresh, 0, sizeof(*fresh));
+	snprintf(maps, sizeof(maps), "%s/maps", cfg->pin_root);
+	if (dp_mkdirs(cfg->pin_root, err) || dp_check_bpffs(cfg->pin_root, err) ||
+	    dp_instance_load(fresh, cfg, maps, err))
+		return -1;
+	if (dp_instance_publish(fresh, cfg, src, d->seed, sizes, err) || dp_instance_policies(fresh, cfg, res, err)) {
+		dp_instance_close(fresh);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * No programs run (the start, or an earlier failure): loads them for cfg and src and attaches
+ * them. What fails is logged and reported (degraded), never fatal. st receives what runs on each
+ * interface; returns whether the programs are loaded.
+ */
+static bool bpf_bring_up(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_sources *src,
+			 const struct dp_link_res *res, struct dp_iface_attach *st)
+{
+	struct dp_instance fresh;
+	struct dp_table_sizes sizes;
+	struct dp_err err = { "" };
+
+	memset(st, 0, sizeof(*st) * DP_MAX_IFACES);
+	if (instance_fresh(d, cfg, src, res, &fresh, &sizes, &err)) {
+		bpf_failed(d, "the programs cannot be loaded", err.msg);
+		return false;
+	}
+	/* the upstream before the guard is attached, so a restart never drops the upstream's traffic; a
+	 * failure leaves its bogon sources dropped until a retry succeeds */
+	d->up_due = dp_upstream_sync(&d->up, &fresh, cfg, res, &d->lock, true) ? dp_now_mono() + UPSTREAM_RETRY_S : -1;
+	dp_instance_attach(&fresh, cfg, res, st, &err);
+	attach_log(d, cfg, res, st);
+	pthread_mutex_lock(&d->lock);
+	d->inst = fresh;
+	d->sizes = sizes;
+	d->bpf_error[0] = '\0';
+	pthread_mutex_unlock(&d->lock);
+	if (d->reloads_ok)
+		dp_log("info", "bpf_recovered", "the programs are loaded (%zu+%zu blocklist entries)", sizes.block4,
+		       sizes.block6);
+	return true;
+}
+
+/* True when an interface that resolved to a link runs none of our programs. */
+static bool some_unattached(const struct dp_daemon *d, const struct dp_link_res *res, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (res[i].state == DP_RESOLVED && d->att[i].attached == DP_ATTACHED_NONE)
+			return true;
+	return false;
+}
+
+/* Counts a rejected reload of kind (d->fail_config, fail_tables or fail_nft). */
+static void count_failure(struct dp_daemon *d, uint64_t *kind)
+{
+	pthread_mutex_lock(&d->lock);
+	(*kind)++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A reload in progress: the new configuration, its links and tables, and what the programs did. */
+struct reload_job {
+	struct dp_config cfg;
+	struct dp_sources src; /* parsed when tables_changed */
+	struct dp_link_res res[DP_MAX_IFACES];
+	struct dp_links links;
+	struct dp_table_sizes sizes;
+	struct dp_iface_attach st[DP_MAX_IFACES];
+	bool attached; /* st is new */
+	bool tables_changed, relink;
+	char *fp;
+	struct dp_err err; /* why the programs rejected the reload */
+};
+
+/*
+ * Reads and checks the configuration, the links and (when they changed, cand, or force) the tables.
+ * Returns false when the reload is rejected (counted; nothing changed and nothing is kept).
+ */
+static bool reload_read(struct dp_daemon *d, const struct options *o, int force, const dp_feed_path_t *cand,
+			struct reload_job *j)
+{
+	struct dp_err err = { "" }, rerr = { "" };
+	const char *why;
+
+	if (load_config(o, &j->cfg, &err)) {
+		dp_log("error", "config_rejected", "%s; the running configuration stays active", err.msg);
+		count_failure(d, &d->fail_config);
+		return false;
+	}
+	why = restart_only_change(&d->cfg, &j->cfg);
+	if (why) {
+		dp_log("error", "config_rejected", "%s: %s changed, which needs a restart of the loader", j->cfg.path, why);
+		count_failure(d, &d->fail_config);
+		dp_config_free(&j->cfg);
+		return false;
+	}
+	if (dp_links_dump(&j->links, &err)) {
+		dp_log("error", "reload_failed", "%s", err.msg);
+		dp_config_free(&j->cfg);
+		return false;
+	}
+	resolve_ifaces(&j->cfg, &j->links, j->res, NULL, &rerr);
+	if (rerr.msg[0]) {
+		/* the ambiguous interfaces keep what runs on them; everything else goes ahead */
+		dp_log("error", "link_ambiguous", "%s", rerr.msg);
+		count_failure(d, &d->fail_config);
+	}
+	j->fp = fingerprint(&j->cfg);
+	j->tables_changed = force || cand || !j->fp || !d->src_fingerprint || strcmp(j->fp, d->src_fingerprint) != 0;
+	if (j->tables_changed && dp_sources_load(&j->cfg, cand, &j->src, &err)) {
+		dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
+		count_failure(d, &d->fail_tables);
+		free(j->fp);
+		dp_config_free(&j->cfg);
+		if (cand)
+			dp_feeds_settle(&d->feeds, false, err.msg);
+		return false;
+	}
+	j->relink = force || ifaces_changed(&d->cfg, &j->cfg) || j->cfg.n_ifaces != d->cfg.n_ifaces ||
+		    res_changed(j->res, d->res, j->cfg.n_ifaces) || some_unattached(d, j->res, j->cfg.n_ifaces);
+	return true;
+}
+
+/* True when the guard's tables or settings differ between two configurations (or the files changed). */
+static bool tables_differ(const struct dp_config *a, const struct dp_config *b, bool files_changed)
+{
+	return files_changed || memcmp(&a->syn, &b->syn, sizeof(a->syn)) || memcmp(&a->icmp, &b->icmp, sizeof(a->icmp)) ||
+	       memcmp(&a->udp, &b->udp, sizeof(a->udp)) || a->bogons4 != b->bogons4 || a->bogons6 != b->bogons6 ||
+	       a->blocklist != b->blocklist || a->geoip != b->geoip || a->ratelimit != b->ratelimit ||
+	       a->n_block_countries != b->n_block_countries ||
+	       memcmp(a->block_countries, b->block_countries, sizeof(a->block_countries));
+}
+
+/*
+ * Brings the programs in line with the job's configuration. Without programs (degraded) they are
+ * loaded anew, and a failure only keeps the loader degraded. With programs running, tables that
+ * cannot be published or new programs that cannot be loaded reject the reload (false; the running
+ * ones stay); an interface that cannot be attached leaves it degraded but does not reject it.
+ */
+static bool reload_bpf(struct dp_daemon *d, struct reload_job *j)
+{
+	const struct dp_sources *use = j->tables_changed ? &j->src : &d->src;
+	struct dp_err *err = &j->err, aerr = { "" };
+	struct dp_instance fresh;
+
+	if (!d->inst.wan) {
+		j->attached = bpf_bring_up(d, &j->cfg, use, j->res, j->st);
+		j->sizes = d->sizes;
+		return true;
+	}
+	if (j->cfg.slots != d->inst.slots) {
+		/* new program sizes: a fresh instance, then the links switch to it atomically */
+		bool loaded = !instance_fresh(d, &j->cfg, use, j->res, &fresh, &j->sizes, err);
+
+		/* the new programs take over the upstream entries in force before any link moves to them */
+		if (loaded && dp_instance_upstream(&fresh, &d->up, err)) {
+			dp_instance_close(&fresh);
+			loaded = false;
+		}
+		if (!loaded) {
+			dp_log("error", "reload_failed", "%s; the running programs stay active", err->msg);
+			count_failure(d, &d->fail_tables);
+			return false;
+		}
+		dp_instance_attach(&fresh, &j->cfg, j->res, j->st, &aerr);
+		attach_log(d, &j->cfg, j->res, j->st);
+		j->attached = true;
+		pthread_mutex_lock(&d->lock);
+		dp_instance_close(&d->inst);
+		d->inst = fresh;
+		pthread_mutex_unlock(&d->lock);
+		return true;
+	}
+	j->sizes = d->sizes;
+	if (tables_differ(&j->cfg, &d->cfg, j->tables_changed) &&
+	    dp_instance_publish(&d->inst, &j->cfg, use, d->seed, &j->sizes, err)) {
+		dp_log("error", "tables_rejected", "%s; the running tables stay active", err->msg);
+		count_failure(d, &d->fail_tables);
+		return false;
+	}
+	if (dp_instance_policies(&d->inst, &j->cfg, j->res, err)) {
+		dp_log("error", "reload_failed", "%s", err->msg);
+		count_failure(d, &d->fail_config);
+		return false;
+	}
+	if (j->relink) {
+		dp_instance_attach(&d->inst, &j->cfg, j->res, j->st, &aerr);
+		attach_log(d, &j->cfg, j->res, j->st);
+		j->attached = true;
+	}
+	return true;
 }
 
 /*
  * Re-reads the configuration and brings everything in line with it. Tables are rebuilt when their
  * files, feed caches or settings changed, when feed candidates are to be tried (cand), or on
  * force; a new [ratelimit] slots value loads fresh programs and moves the links over in place.
- * Any failure leaves the running state untouched and is counted. Returns whether the tables (and
- * so the candidates) were accepted.
+ * An invalid configuration or table leaves the running state untouched and is counted; programs
+ * that cannot be loaded or attached leave the loader degraded, and the configuration and ruleset
+ * are still committed. Returns whether the tables (and so the candidates) were accepted.
  */
 static bool reload(struct dp_daemon *d, const struct options *o, int force, const dp_feed_path_t *cand)
 {
-	struct dp_config cfg;
-	struct dp_err err = { "" }, rerr = { "" };
-	struct dp_sources src = { 0 };
-	struct dp_table_sizes sizes;
-	struct dp_instance fresh;
-	struct dp_link_res res[DP_MAX_IFACES];
-	static struct dp_links links;
-	const char *why;
-	char *fp = NULL;
-	int tables_changed, nft_changed, relink;
+	static struct reload_job j;
+	bool nft_changed;
 	double t0 = dp_now_mono();
 
-	if (load_config(o, &cfg, &err)) {
-		dp_log("error", "config_rejected", "%s; the running configuration stays active", err.msg);
-		pthread_mutex_lock(&d->lock);
-		d->fail_config++;
-		pthread_mutex_unlock(&d->lock);
+	memset(&j, 0, sizeof(j));
+	if (!reload_read(d, o, force, cand, &j))
 		return false;
-	}
-	why = restart_only_change(&d->cfg, &cfg);
-	if (why) {
-		dp_log("error", "config_rejected", "%s: %s changed, which needs a restart of the loader", cfg.path, why);
-		pthread_mutex_lock(&d->lock);
-		d->fail_config++;
-		pthread_mutex_unlock(&d->lock);
-		dp_config_free(&cfg);
-		return false;
-	}
-	if (dp_links_dump(&links, &err)) {
-		dp_log("error", "reload_failed", "%s", err.msg);
-		dp_config_free(&cfg);
-		return false;
-	}
-	resolve_ifaces(&cfg, &links, res, NULL, &rerr);
-	if (rerr.msg[0]) {
-		/* the ambiguous interfaces keep what runs on them; everything else goes ahead */
-		dp_log("error", "link_ambiguous", "%s", rerr.msg);
-		pthread_mutex_lock(&d->lock);
-		d->fail_config++;
-		pthread_mutex_unlock(&d->lock);
-	}
-	fp = fingerprint(&cfg);
-	tables_changed = force || cand || !fp || !d->src_fingerprint || strcmp(fp, d->src_fingerprint) != 0;
-	if (tables_changed && dp_sources_load(&cfg, cand, &src, &err)) {
-		dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
-		pthread_mutex_lock(&d->lock);
-		d->fail_tables++;
-		pthread_mutex_unlock(&d->lock);
-		free(fp);
-		dp_config_free(&cfg);
+	if (!reload_bpf(d, &j)) {
 		if (cand)
-			dp_feeds_settle(&d->feeds, false, err.msg);
+			dp_feeds_settle(&d->feeds, false, j.err.msg);
+		free(j.fp);
+		dp_sources_free(&j.src);
+		dp_config_free(&j.cfg);
 		return false;
 	}
-	relink = force || ifaces_changed(&d->cfg, &cfg) || cfg.n_ifaces != d->cfg.n_ifaces ||
-		 res_changed(res, d->res, cfg.n_ifaces);
-
-	if (cfg.slots != d->inst.slots) {
-		/* new program sizes: a fresh instance, then the links switch to it atomically */
-		const struct dp_sources *use = tables_changed ? &src : &d->src;
-		char maps[4200];
-
-		snprintf(maps, sizeof(maps), "%s/maps", cfg.pin_root);
-		if (dp_instance_load(&fresh, &cfg, maps, &err) ||
-		    dp_instance_publish(&fresh, &cfg, use, d->seed, &sizes, &err) ||
-		    dp_instance_policies(&fresh, &cfg, res, &err) || dp_instance_attach(&fresh, &cfg, res, &err)) {
-			if (fresh.wan)
-				dp_instance_close(&fresh);
-			dp_log("error", "reload_failed", "%s; the running programs stay active", err.msg);
-			pthread_mutex_lock(&d->lock);
-			d->fail_tables++;
-			pthread_mutex_unlock(&d->lock);
-			goto fail;
-		}
-		pthread_mutex_lock(&d->lock);
-		dp_instance_close(&d->inst);
-		d->inst = fresh;
-	} else {
-		if (tables_changed || memcmp(&cfg.syn, &d->cfg.syn, sizeof(cfg.syn)) ||
-		    memcmp(&cfg.icmp, &d->cfg.icmp, sizeof(cfg.icmp)) || memcmp(&cfg.udp, &d->cfg.udp, sizeof(cfg.udp)) ||
-		    cfg.bogons4 != d->cfg.bogons4 || cfg.bogons6 != d->cfg.bogons6 || cfg.blocklist != d->cfg.blocklist ||
-		    cfg.geoip != d->cfg.geoip || cfg.ratelimit != d->cfg.ratelimit ||
-		    cfg.n_block_countries != d->cfg.n_block_countries ||
-		    memcmp(cfg.block_countries, d->cfg.block_countries, sizeof(cfg.block_countries))) {
-			if (dp_instance_publish(&d->inst, &cfg, tables_changed ? &src : &d->src, d->seed, &sizes, &err)) {
-				dp_log("error", "tables_rejected", "%s; the running tables stay active", err.msg);
-				pthread_mutex_lock(&d->lock);
-				d->fail_tables++;
-				pthread_mutex_unlock(&d->lock);
-				goto fail;
-			}
-		} else {
-			sizes = d->sizes;
-		}
-		if (dp_instance_policies(&d->inst, &cfg, res, &err) ||
-		    (relink && dp_instance_attach(&d->inst, &cfg, res, &err))) {
-			dp_log("error", "reload_failed", "%s", err.msg);
-			pthread_mutex_lock(&d->lock);
-			d->fail_config++;
-			pthread_mutex_unlock(&d->lock);
-			goto fail;
-		}
-		pthread_mutex_lock(&d->lock);
-	}
-	/* committed: adopt the new configuration, sources and links (d->lock held) */
-	if (tables_changed) {
+	/* committed: adopt the new configuration, sources and links */
+	pthread_mutex_lock(&d->lock);
+	if (j.tables_changed) {
 		dp_sources_free(&d->src);
-		d->src = src;
-		memset(&src, 0, sizeof(src));
+		d->src = j.src;
+		memset(&j.src, 0, sizeof(j.src));
 	}
-	nft_changed = strcmp(cfg.nft_ruleset, d->cfg.nft_ruleset) != 0;
+	nft_changed = strcmp(j.cfg.nft_ruleset, d->cfg.nft_ruleset) != 0;
 	dp_config_free(&d->cfg);
-	d->cfg = cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	memcpy(d->res, res, sizeof(res));
-	d->links = links;
-	d->sizes = sizes;
+	d->cfg = j.cfg;
+	memset(&j.cfg, 0, sizeof(j.cfg));
+	memcpy(d->res, j.res, sizeof(j.res));
+	if (j.attached || !d->inst.wan)
+		memcpy(d->att, j.st, sizeof(j.st));
+	d->links = j.links;
+	d->sizes = j.sizes;
 	d->reloads_ok++;
 	d->last_reload_ok = dp_now_wall();
 	pthread_mutex_unlock(&d->lock);
@@ -335,21 +586,16 @@ static bool reload(struct dp_daemon *d, const struct options *o, int force, cons
 	/* identities after a candidate became the cache */
 	free(d->src_fingerprint);
 	d->src_fingerprint = fingerprint(&d->cfg);
-	free(fp);
+	free(j.fp);
 	dp_feeds_in_use(&d->feeds, &d->cfg, d->src.feed_entries, d->src.feed_used);
 	dp_feeds_configure(&d->feeds, &d->cfg);
 	dp_wan_configure(&d->wan, &d->cfg, &d->links);
+	d->up_due = 0; /* the WAN interfaces may have changed */
 	dp_log("info", "reloaded", "configuration and tables active (%.3f s; block %zu+%zu, allow %zu+%zu, geo %zu+%zu)",
-	       dp_now_mono() - t0, sizes.block4, sizes.block6, sizes.allow4, sizes.allow6, sizes.geo4, sizes.geo6);
+	       dp_now_mono() - t0, j.sizes.block4, j.sizes.block6, j.sizes.allow4, j.sizes.allow6, j.sizes.geo4,
+	       j.sizes.geo6);
 	nft_reload(d, &d->cfg, &d->links, force || nft_changed);
 	return true;
-fail:
-	if (cand)
-		dp_feeds_settle(&d->feeds, false, err.msg);
-	free(fp);
-	dp_sources_free(&src);
-	dp_config_free(&cfg);
-	return false;
 }
 
 /*
@@ -361,7 +607,9 @@ static void links_changed(struct dp_daemon *d)
 {
 	static struct dp_links links;
 	struct dp_link_res res[DP_MAX_IFACES];
+	struct dp_iface_attach st[DP_MAX_IFACES];
 	struct dp_err err = { "" }, rerr = { "" };
+	bool attached = false, moved;
 	char *text = NULL;
 
 	if (dp_links_dump(&links, &err)) {
@@ -369,18 +617,29 @@ static void links_changed(struct dp_daemon *d)
 		return;
 	}
 	resolve_ifaces(&d->cfg, &links, res, d->res, &rerr);
-	if (rerr.msg[0] && res_changed(res, d->res, d->cfg.n_ifaces))
+	moved = res_changed(res, d->res, d->cfg.n_ifaces);
+	if (rerr.msg[0] && moved)
 		dp_log("error", "link_ambiguous", "%s", rerr.msg);
-	if (res_changed(res, d->res, d->cfg.n_ifaces)) {
+	memset(st, 0, sizeof(st));
+	if (!d->inst.wan && d->src_fingerprint) {
+		/* degraded: the programs could not be loaded; a link change may be what they needed */
+		attached = bpf_bring_up(d, &d->cfg, &d->src, res, st);
+	} else if (d->inst.wan && (moved || some_unattached(d, res, d->cfg.n_ifaces))) {
 		dp_log("info", "links_changed", "interfaces resolve differently now: attaching again");
-		if (dp_instance_policies(&d->inst, &d->cfg, res, &err) || dp_instance_attach(&d->inst, &d->cfg, res, &err))
+		if (dp_instance_policies(&d->inst, &d->cfg, res, &err))
 			dp_log("error", "attach_failed", "%s", err.msg);
+		dp_instance_attach(&d->inst, &d->cfg, res, st, &err);
+		attach_log(d, &d->cfg, res, st);
+		attached = true;
 	}
 	pthread_mutex_lock(&d->lock);
 	memcpy(d->res, res, sizeof(res));
+	if (attached)
+		memcpy(d->att, st, sizeof(st));
 	d->links = links;
 	pthread_mutex_unlock(&d->lock);
 	dp_wan_links(&d->wan, &d->links);
+	d->up_due = 0;
 	if (d->cfg.nft_ruleset[0]) {
 		FILE *f = fopen(d->cfg.nft_ruleset, "re");
 		char *raw = NULL;
@@ -396,7 +655,10 @@ static void links_changed(struct dp_daemon *d)
 				d->nft_link_error = strdup(err.msg);
 				nft_reload(d, &d->cfg, &d->links, 0);
 			}
-		} else if (n >= 0 && (!d->nft_applied || strcmp(text, d->nft_applied))) {
+		} else if (n >= 0 && d->ruleset != DP_RULESET_APPLIED && moved) {
+			/* the fallback names the uplinks and management links: try the ruleset again, else refresh it */
+			nft_reload(d, &d->cfg, &d->links, 0);
+		} else if (n >= 0 && d->ruleset == DP_RULESET_APPLIED && (!d->nft_applied || strcmp(text, d->nft_applied))) {
 			dp_log("info", "links_changed", "%s: defines resolve to other links now", d->cfg.nft_ruleset);
 			free(d->nft_link_error);
 			d->nft_link_error = NULL;
@@ -468,6 +730,41 @@ static void fold_timeout(int *t, double due, double now)
 		*t = ms;
 }
 
+/* Drains the inotify fd; true when an event names one of the configured files. */
+static bool file_events(int ifd, const struct dp_config *cfg)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool ours = false;
+	ssize_t n;
+
+	while ((n = read(ifd, buf, sizeof(buf))) > 0) {
+		for (char *q = buf; q < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)q;
+
+			ours |= ev->len && is_ours(cfg, ev->name);
+			q += sizeof(*ev) + ev->len;
+		}
+	}
+	return ours;
+}
+
+/*
+ * The metrics server could not start (e.g. its address is not up yet at boot): tries again every
+ * METRICS_RETRY_S, so /health comes up without a restart.
+ */
+static void metrics_retry(struct dp_daemon *d, double now, double *due)
+{
+	struct dp_err err = { "" };
+
+	if (d->httpd || !d->cfg.metrics_port || now < *due)
+		return;
+	*due = now + METRICS_RETRY_S;
+	if (dp_metrics_start(d, &err))
+		return;
+	dp_log("info", "metrics", "serving /metrics and /health on %s port %d", d->cfg.metrics_address,
+	       d->cfg.metrics_port);
+}
+
 /*
  * Event loop: signals (SIGHUP reloads everything and fetches the feeds, SIGTERM/SIGINT exit leaving
  * the programs attached), file changes (debounced reload), link/route changes (netlink), feed
@@ -478,7 +775,7 @@ static int run(struct dp_daemon *d, const struct options *o)
 	sigset_t mask;
 	int sfd, ifd, nlfd;
 	int pending = 0;
-	double due = 0, links_due = -1;
+	double due = 0, links_due = -1, metrics_due = dp_now_mono() + METRICS_RETRY_S;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
@@ -507,9 +804,13 @@ static int run(struct dp_daemon *d, const struct options *o)
 			fold_timeout(&timeout, due, now);
 		if (links_due >= 0)
 			fold_timeout(&timeout, links_due, now);
+		if (d->up_due >= 0)
+			fold_timeout(&timeout, d->up_due, now);
 		wt = dp_wan_timeout(&d->wan, now);
 		if (wt >= 0)
 			fold_timeout(&timeout, now + wt, now);
+		if (!d->httpd && d->cfg.metrics_port)
+			fold_timeout(&timeout, metrics_due, now);
 		if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR)
 			return 1;
 		now = dp_now_mono();
@@ -530,21 +831,9 @@ static int run(struct dp_daemon *d, const struct options *o)
 				}
 			}
 		}
-		if (p[1].revents & POLLIN) {
-			char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-			ssize_t n;
-
-			while ((n = read(ifd, buf, sizeof(buf))) > 0) {
-				for (char *q = buf; q < buf + n;) {
-					struct inotify_event *ev = (struct inotify_event *)q;
-
-					if (ev->len && is_ours(&d->cfg, ev->name)) {
-						pending = 1;
-						due = now + DEBOUNCE_MS / 1000.0;
-					}
-					q += sizeof(*ev) + ev->len;
-				}
-			}
+		if ((p[1].revents & POLLIN) && file_events(ifd, &d->cfg)) {
+			pending = 1;
+			due = now + DEBOUNCE_MS / 1000.0;
 		}
 		if (nlfd >= 0 && (p[2].revents & POLLIN)) {
 			int ev = dp_nl_events_read(nlfd);
@@ -553,6 +842,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 				links_due = now + LINK_DEBOUNCE_S;
 			if (ev)
 				dp_wan_routes_changed(&d->wan, now);
+			if (ev && d->up_due < 0)
+				d->up_due = now + UPSTREAM_DEBOUNCE_S;
 		}
 		if (p[3].revents & POLLIN) {
 			static dp_feed_path_t cand[DP_MAX_FEEDS];
@@ -575,7 +866,16 @@ static int run(struct dp_daemon *d, const struct options *o)
 			links_due = -1;
 			links_changed(d);
 		}
+		if (d->up_due >= 0 && !d->inst.wan)
+			d->up_due = -1; /* no programs: bpf_bring_up installs the upstream when they load */
+		if (d->up_due >= 0 && dp_now_mono() >= d->up_due) {
+			/* a WAN's addresses or default routes changed: its upstream follows */
+			d->up_due = -1;
+			if (dp_upstream_sync(&d->up, &d->inst, &d->cfg, d->res, &d->lock, false))
+				d->up_due = dp_now_mono() + UPSTREAM_RETRY_S;
+		}
 		dp_wan_tick(&d->wan, now);
+		metrics_retry(d, now, &metrics_due);
 	}
 }
 
@@ -617,7 +917,10 @@ static int check(const struct options *o)
 			dp_log("error", "check_failed", "cannot create a temporary directory: %s", strerror(errno));
 			goto out;
 		}
-		if (dp_nft_load(cfg.nft_ruleset, dir, true, have_links ? &links : NULL, NULL, &err)) {
+		if (dp_nft_load(cfg.nft_ruleset, dir, true, have_links ? &links : NULL, NULL, NULL, &err)) {
+			dp_log("error", "check_failed", "%s", err.msg);
+		} else if (dp_nft_fallback_load(&cfg, have_links ? &links : NULL, true, &err)) {
+			/* the ruleset that goes in when the configured one is refused must load too */
 			dp_log("error", "check_failed", "%s", err.msg);
 		} else {
 			rc = 0;
@@ -633,43 +936,95 @@ static int check(const struct options *o)
 	rc = 0;
 	for (int i = 0; i < cfg.n_feeds; i++)
 		feeds += src.feed_used[i];
-	dp_log("info", "check_ok", "%s: configuration, %zu table entries (%zu of %d feeds cached)%s are valid", cfg.path,
+	dp_log("info", "check_ok", "%s: configuration, %zu table entries (%zu of %d feeds cached)%s are valid%s", cfg.path,
 	       src.allow.n + src.block.n + src.geo.n + src.bogon_extra.n, feeds, cfg.n_feeds,
-	       cfg.nft_ruleset[0] ? " and ruleset" : "");
+	       cfg.nft_ruleset[0] ? " and ruleset" : "", cfg.nft_ruleset[0] ? " (the fail-closed fallback too)" : "");
 out:
 	dp_sources_free(&src);
 	dp_config_free(&cfg);
 	return rc ? 2 : 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * The start's ruleset, before anything else: the links (for Talos aliases), then the configured
+ * ruleset, or the built-in fail-closed one when it is refused (nft_reload).
+ */
+static void start_ruleset(struct dp_daemon *d)
+{
+	struct dp_err err = { "" }, rerr = { "" };
+
+	if (dp_links_dump(&d->links, &err)) {
+		/* names are then taken as written: the ruleset still goes in */
+		dp_log("error", "links", "%s", err.msg);
+		memset(&d->links, 0, sizeof(d->links));
+	}
+	resolve_ifaces(&d->cfg, &d->links, d->res, NULL, &rerr);
+	if (rerr.msg[0]) {
+		dp_log("error", "link_ambiguous", "%s", rerr.msg);
+		d->fail_config++;
+	}
+	if (dp_mkdirs(d->cfg.state_dir, &err))
+		dp_log("error", "state_dir", "%s", err.msg);
+	nft_reload(d, &d->cfg, &d->links, 1);
+}
+
+/* The start's programs: the tables, then load and attach; what fails leaves the loader degraded. */
+static void start_bpf(struct dp_daemon *d)
+{
+	struct dp_iface_attach st[DP_MAX_IFACES];
+	struct dp_err err = { "" };
+
+	if (getrandom(&d->seed, sizeof(d->seed), 0) != sizeof(d->seed))
+		d->seed = (uint64_t)dp_now_wall() * 0x9E3779B97F4A7C15ULL;
+	if (dp_sources_load(&d->cfg, NULL, &d->src, &err)) {
+		dp_log("error", "tables_rejected", "%s", err.msg);
+		d->fail_tables++;
+		bpf_failed(d, "the tables cannot be loaded", err.msg);
+		return;
+	}
+	d->src_fingerprint = fingerprint(&d->cfg);
+	dp_feeds_in_use(&d->feeds, &d->cfg, d->src.feed_entries, d->src.feed_used);
+	bpf_bring_up(d, &d->cfg, &d->src, d->res, st);
+	memcpy(d->att, st, sizeof(st));
+}
+
+/* Parses the command line into o; returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "pin-root", required_argument, NULL, 'p' },
 		{ "once", no_argument, NULL, 'o' },         { "check", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
 	};
-	struct options o = { 0 };
-	struct dp_daemon *d;
-	struct dp_err err = { "" }, rerr = { "" };
-	char maps[4200];
-	sigset_t mask;
-	int opt, rc = 1;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': o.config = optarg; break;
-		case 'p': o.pin_root = optarg; break;
-		case 'o': o.once = 1; break;
-		case 'k': o.check = 1; break;
+		case 'c': o->config = optarg; break;
+		case 'p': o->pin_root = optarg; break;
+		case 'o': o->once = 1; break;
+		case 'k': o->check = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!o.config || optind != argc) {
+	if (!o->config || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct dp_daemon *d;
+	struct dp_err err = { "" };
+	sigset_t mask;
+	int rc = parse_args(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
 	libbpf_set_print(libbpf_log);
 	if (o.check)
 		return check(&o);
@@ -680,74 +1035,45 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		dp_log("error", "start_failed", "cannot initialise libcurl");
-		return 1;
-	}
-
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return 1;
 	pthread_mutex_init(&d->lock, NULL);
 	dp_wan_init(&d->wan, &d->lock);
-	if (dp_feeds_init(&d->feeds, &err)) {
-		dp_log("error", "start_failed", "%s", err.msg);
-		return 1;
-	}
 	if (load_config(&o, &d->cfg, &err)) {
+		/* nothing of ours goes in; forwarding stays as the machine booted (off) */
 		dp_log("error", "config_rejected", "%s", err.msg);
 		return 2;
 	}
-	if (dp_mkdirs(d->cfg.state_dir, &err) || dp_mkdirs(d->cfg.pin_root, &err) ||
-	    dp_check_bpffs(d->cfg.pin_root, &err) || dp_links_dump(&d->links, &err)) {
-		dp_log("error", "start_failed", "%s", err.msg);
+	/* Fail closed: the ruleset first, independent of everything after it (DESIGN decision 11). */
+	start_ruleset(d);
+	rc = 1;
+	if (dp_feeds_init(&d->feeds, &err)) {
+		dp_log("error", "start_failed", "cannot initialise the feeds: %s; the ruleset stays in force", err.msg);
 		return 1;
-	}
-	resolve_ifaces(&d->cfg, &d->links, d->res, NULL, &rerr);
-	if (rerr.msg[0]) {
-		dp_log("error", "link_ambiguous", "%s", rerr.msg);
-		d->fail_config++;
 	}
 	/* cached feeds are used at once; their downloads run in the background after the start */
 	dp_feeds_configure(&d->feeds, &d->cfg);
-	if (dp_sources_load(&d->cfg, NULL, &d->src, &err)) {
-		dp_log("error", "tables_rejected", "%s", err.msg);
-		return 2;
-	}
-	d->src_fingerprint = fingerprint(&d->cfg);
-	dp_feeds_in_use(&d->feeds, &d->cfg, d->src.feed_entries, d->src.feed_used);
-	if (getrandom(&d->seed, sizeof(d->seed), 0) != sizeof(d->seed))
-		d->seed = (uint64_t)dp_now_wall() * 0x9E3779B97F4A7C15ULL;
-	if (d->cfg.nft_ruleset[0] && dp_nft_load(d->cfg.nft_ruleset, d->cfg.state_dir, true, &d->links, NULL, &err)) {
-		dp_log("error", "nft_rejected", "%s", err.msg);
-		return 2;
-	}
-	snprintf(maps, sizeof(maps), "%s/maps", d->cfg.pin_root);
-	if (dp_instance_load(&d->inst, &d->cfg, maps, &err) ||
-	    dp_instance_publish(&d->inst, &d->cfg, &d->src, d->seed, &d->sizes, &err) ||
-	    dp_instance_policies(&d->inst, &d->cfg, d->res, &err) || dp_instance_attach(&d->inst, &d->cfg, d->res, &err)) {
-		dp_log("error", "start_failed", "%s", err.msg);
-		goto out;
-	}
+	start_bpf(d);
 	d->reloads_ok = 1;
 	d->last_reload_ok = dp_now_wall();
-	dp_log("info", "started", "tables active (block %zu+%zu, allow %zu+%zu, geo %zu+%zu, bogons %zu+%zu)",
-	       d->sizes.block4, d->sizes.block6, d->sizes.allow4, d->sizes.allow6, d->sizes.geo4, d->sizes.geo6,
-	       d->sizes.bogon4, d->sizes.bogon6);
-	nft_reload(d, &d->cfg, &d->links, 1);
-	if (d->cfg.nft_ruleset[0] && !d->nft_applied)
-		goto out;
+	pthread_mutex_lock(&d->lock);
+	rc = dp_degraded_now(d, NULL) ? 1 : 0;
+	pthread_mutex_unlock(&d->lock);
+	dp_log(rc ? "warn" : "info", "started",
+	       "%s; tables active (block %zu+%zu, allow %zu+%zu, geo %zu+%zu, bogons %zu+%zu)",
+	       rc ? "degraded (see /health)" : "ok", d->sizes.block4, d->sizes.block6, d->sizes.allow4, d->sizes.allow6,
+	       d->sizes.geo4, d->sizes.geo6, d->sizes.bogon4, d->sizes.bogon6);
 	dp_wan_configure(&d->wan, &d->cfg, &d->links);
 	if (o.once) {
 		/* tables and rules now; the override needs probe results, which a one-shot run has not */
 		dp_wan_tick(&d->wan, dp_now_mono());
-		rc = 0;
 		goto out;
 	}
-	if (dp_metrics_start(d, &err) || dp_feeds_start(&d->feeds, &err)) {
-		dp_log("error", "start_failed", "%s", err.msg);
-		goto out;
-	}
+	if (dp_metrics_start(d, &err))
+		dp_log("error", "metrics", "%s; retried every %.0f s", err.msg, METRICS_RETRY_S);
+	if (dp_feeds_start(&d->feeds, &err))
+		dp_log("error", "feeds", "%s; the feeds' cached copies stay in use", err.msg);
 	rc = run(d, &o);
 	dp_metrics_stop(d);
 	dp_feeds_stop(&d->feeds);
@@ -760,6 +1086,5 @@ out:
 	free(d->nft_applied);
 	free(d->nft_link_error);
 	free(d);
-	curl_global_cleanup();
 	return rc;
 }

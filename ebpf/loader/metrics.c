@@ -11,6 +11,7 @@
 
 #include "../src/dp_shared.h"
 #include "daemon.h"
+#include "forwarding.h"
 
 struct text {
 	char *buf;
@@ -80,6 +81,7 @@ static const char *const stat_label[DP_STAT_MAX] = {
 	[DP_STAT_PASS] = "clean",
 	[DP_STAT_PASS_ALLOW] = "allowlist",
 	[DP_STAT_PASS_NONIP] = "non_ip",
+	[DP_STAT_PASS_REPLY] = "conntrack_reply",
 	[DP_STAT_DROP_MALFORMED] = "malformed",
 	[DP_STAT_DROP_BOGON] = "bogon",
 	[DP_STAT_DROP_BLOCK] = "blocklist",
@@ -89,16 +91,11 @@ static const char *const stat_label[DP_STAT_MAX] = {
 	[DP_STAT_DROP_RL_UDP] = "ratelimit_udp",
 };
 
-char *dp_metrics_render(struct dp_daemon *d)
+/* The programs' counters (d->lock held, programs loaded). */
+static void bpf_counters(struct dp_daemon *d, struct text *t)
 {
-	struct text t = { .buf = malloc(8192), .cap = 8192 };
 	__u64 c[4], st[DP_STAT_MAX][2];
 	int fd;
-
-	if (!t.buf)
-		return NULL;
-	t.buf[0] = '\0';
-	pthread_mutex_lock(&d->lock);
 
 	/* The program counts clean frames only per VLAN: clean = all frames - the other verdicts.
 	 * It counts a frame's verdict before its VLAN, and the VLAN totals are read here before the
@@ -138,19 +135,19 @@ char *dp_metrics_render(struct dp_daemon *d)
 			d->clean_reported[f] = st[DP_STAT_PASS][f];
 		}
 	}
-	header(&t, "router_dataplane_xdp_passed_packets_total", "counter",
+	header(t, "router_dataplane_xdp_passed_packets_total", "counter",
 	       "Frames the WAN guard passed, by why (clean = every check passed).");
 	for (int s = 0; s < DP_STAT_FIRST_DROP; s++)
-		emit(&t, "router_dataplane_xdp_passed_packets_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][0]);
-	header(&t, "router_dataplane_xdp_passed_bytes_total", "counter", "Bytes of the frames the WAN guard passed.");
+		emit(t, "router_dataplane_xdp_passed_packets_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][0]);
+	header(t, "router_dataplane_xdp_passed_bytes_total", "counter", "Bytes of the frames the WAN guard passed.");
 	for (int s = 0; s < DP_STAT_FIRST_DROP; s++)
-		emit(&t, "router_dataplane_xdp_passed_bytes_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][1]);
-	header(&t, "router_dataplane_drop_packets_total", "counter", "Frames the WAN guard dropped, by reason.");
+		emit(t, "router_dataplane_xdp_passed_bytes_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][1]);
+	header(t, "router_dataplane_drop_packets_total", "counter", "Frames the WAN guard dropped, by reason.");
 	for (int s = DP_STAT_FIRST_DROP; s < DP_STAT_MAX; s++)
-		emit(&t, "router_dataplane_drop_packets_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][0]);
-	header(&t, "router_dataplane_drop_bytes_total", "counter", "Bytes of the frames the WAN guard dropped, by reason.");
+		emit(t, "router_dataplane_drop_packets_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][0]);
+	header(t, "router_dataplane_drop_bytes_total", "counter", "Bytes of the frames the WAN guard dropped, by reason.");
 	for (int s = DP_STAT_FIRST_DROP; s < DP_STAT_MAX; s++)
-		emit(&t, "router_dataplane_drop_bytes_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][1]);
+		emit(t, "router_dataplane_drop_bytes_total{reason=\"%s\"} %llu\n", stat_label[s], st[s][1]);
 
 	fd = dp_instance_fd_vlan_stats(&d->inst);
 	{
@@ -159,43 +156,165 @@ char *dp_metrics_render(struct dp_daemon *d)
 		for (__u32 v = 0; v < DP_VLAN_IDS; v++)
 			if (percpu_sum(fd, v, vl[v], 2))
 				vl[v][0] = vl[v][1] = 0;
-		header(&t, "router_dataplane_vlan_packets_total", "counter",
+		header(t, "router_dataplane_vlan_packets_total", "counter",
 		       "Frames seen by the WAN guard per outer VLAN id (0 = untagged).");
 		for (__u32 v = 0; v < DP_VLAN_IDS; v++)
 			if (vl[v][0])
-				emit(&t, "router_dataplane_vlan_packets_total{vlan=\"%u\"} %llu\n", v, vl[v][0]);
-		header(&t, "router_dataplane_vlan_bytes_total", "counter",
+				emit(t, "router_dataplane_vlan_packets_total{vlan=\"%u\"} %llu\n", v, vl[v][0]);
+		header(t, "router_dataplane_vlan_bytes_total", "counter",
 		       "Bytes seen by the WAN guard per outer VLAN id (0 = untagged).");
 		for (__u32 v = 0; v < DP_VLAN_IDS; v++)
 			if (vl[v][0])
-				emit(&t, "router_dataplane_vlan_bytes_total{vlan=\"%u\"} %llu\n", v, vl[v][1]);
+				emit(t, "router_dataplane_vlan_bytes_total{vlan=\"%u\"} %llu\n", v, vl[v][1]);
 	}
 
 	fd = dp_instance_fd_seg_stats(&d->inst);
-	header(&t, "router_dataplane_segment_packets_total", "counter",
+	header(t, "router_dataplane_segment_packets_total", "counter",
 	       "Packets per segment and direction (ingress = from the segment into the router).");
 	for (int i = 0; i < d->cfg.n_ifaces; i++) {
 		const struct dp_iface *ifc = &d->cfg.ifaces[i];
 
 		if (ifc->role != DP_ROLE_SEGMENT || percpu_sum(fd, ifc->segment_id, c, 4))
 			continue;
-		emit(&t, "router_dataplane_segment_packets_total{segment=\"%s\",segment_id=\"%u\",direction=\"ingress\"} %llu\n",
+		emit(t, "router_dataplane_segment_packets_total{segment=\"%s\",segment_id=\"%u\",direction=\"ingress\"} %llu\n",
 		     ifc->segment, ifc->segment_id, c[0]);
-		emit(&t, "router_dataplane_segment_packets_total{segment=\"%s\",segment_id=\"%u\",direction=\"egress\"} %llu\n",
+		emit(t, "router_dataplane_segment_packets_total{segment=\"%s\",segment_id=\"%u\",direction=\"egress\"} %llu\n",
 		     ifc->segment, ifc->segment_id, c[2]);
 	}
-	header(&t, "router_dataplane_segment_bytes_total", "counter", "Bytes per segment and direction.");
+	header(t, "router_dataplane_segment_bytes_total", "counter", "Bytes per segment and direction.");
 	for (int i = 0; i < d->cfg.n_ifaces; i++) {
 		const struct dp_iface *ifc = &d->cfg.ifaces[i];
 
 		if (ifc->role != DP_ROLE_SEGMENT || percpu_sum(fd, ifc->segment_id, c, 4))
 			continue;
-		emit(&t, "router_dataplane_segment_bytes_total{segment=\"%s\",segment_id=\"%u\",direction=\"ingress\"} %llu\n",
+		emit(t, "router_dataplane_segment_bytes_total{segment=\"%s\",segment_id=\"%u\",direction=\"ingress\"} %llu\n",
 		     ifc->segment, ifc->segment_id, c[1]);
-		emit(&t, "router_dataplane_segment_bytes_total{segment=\"%s\",segment_id=\"%u\",direction=\"egress\"} %llu\n",
+		emit(t, "router_dataplane_segment_bytes_total{segment=\"%s\",segment_id=\"%u\",direction=\"egress\"} %llu\n",
 		     ifc->segment, ifc->segment_id, c[3]);
 	}
+}
 
+const char *const dp_degraded_label[DP_DEG_MAX] = {
+	[DP_DEG_BPF] = "bpf",
+	[DP_DEG_ATTACH] = "attach",
+	[DP_DEG_LINK] = "link",
+	[DP_DEG_RULESET] = "ruleset",
+	[DP_DEG_FORWARDING] = "forwarding",
+};
+
+/* Appends "; " and a formatted part to a reason's message. */
+static void add_msg(char *msg, size_t cap, const char *part)
+{
+	size_t n = strlen(msg);
+
+	snprintf(msg + n, cap - n, "%s%s", n ? "; " : "", part);
+}
+
+unsigned dp_degraded_now(const struct dp_daemon *d, char (*msg)[2048])
+{
+	static char scratch[DP_DEG_MAX][2048];
+	char (*m)[2048] = msg ? msg : scratch;
+	unsigned mask = 0;
+
+	for (int r = 0; r < DP_DEG_MAX; r++)
+		m[r][0] = '\0';
+	if (d->bpf_error[0]) {
+		mask |= 1u << DP_DEG_BPF;
+		add_msg(m[DP_DEG_BPF], sizeof(m[0]), d->bpf_error);
+	}
+	for (int i = 0; i < d->cfg.n_ifaces; i++) {
+		char part[700];
+
+		if (d->res[i].state != DP_RESOLVED) {
+			mask |= 1u << DP_DEG_LINK;
+			snprintf(part, sizeof(part), "%s: %s", d->cfg.ifaces[i].name,
+				 d->res[i].state == DP_RES_AMBIGUOUS ? "several links carry it as their alias"
+								    : "no link has that name or alias");
+			add_msg(m[DP_DEG_LINK], sizeof(m[0]), part);
+		} else if (d->inst.wan && d->att[i].attached == DP_ATTACHED_NONE) {
+			mask |= 1u << DP_DEG_ATTACH;
+			add_msg(m[DP_DEG_ATTACH], sizeof(m[0]), d->att[i].error[0] ? d->att[i].error : d->cfg.ifaces[i].name);
+		}
+	}
+	if (d->cfg.nft_ruleset[0] && d->ruleset != DP_RULESET_APPLIED) {
+		mask |= 1u << DP_DEG_RULESET;
+		snprintf(m[DP_DEG_RULESET], sizeof(m[0]), "%s: %s",
+			 d->ruleset == DP_RULESET_FALLBACK ? "the built-in fail-closed ruleset is in"
+							   : "no ruleset of ours is in",
+			 d->ruleset_error);
+	}
+	if (d->forwarding_error[0]) {
+		mask |= 1u << DP_DEG_FORWARDING;
+		add_msg(m[DP_DEG_FORWARDING], sizeof(m[0]), d->forwarding_error);
+	}
+	return mask;
+}
+
+/* Mode label of what runs on an interface. */
+static const char *attached_mode(enum dp_attached a)
+{
+	static const char *const label[] = { [DP_ATTACHED_NONE] = "none",
+					     [DP_ATTACHED_XDP_NATIVE] = "native",
+					     [DP_ATTACHED_XDP_GENERIC] = "generic",
+					     [DP_ATTACHED_TCX] = "tcx" };
+
+	return label[a];
+}
+
+/* Degradation, ruleset, forwarding and attachment metrics (d->lock held). */
+static void health_metrics(struct dp_daemon *d, struct text *t)
+{
+	static const char *const modes[] = { "native", "generic", "none" };
+	unsigned deg = dp_degraded_now(d, NULL);
+	struct dp_forwarding fw;
+
+	header(t, "router_dataplane_degraded", "gauge",
+	       "1 while the loader runs degraded for this reason (bpf: programs not loaded; attach: an interface runs "
+	       "none; link: a configured interface has no link; ruleset: the configured ruleset is not in; forwarding: "
+	       "it could not be switched on). /health says why.");
+	for (int r = 0; r < DP_DEG_MAX; r++)
+		emit(t, "router_dataplane_degraded{reason=\"%s\"} %d\n", dp_degraded_label[r], !!(deg & (1u << r)));
+	header(t, "router_dataplane_ruleset_fallback", "gauge",
+	       "1 while the built-in fail-closed ruleset is in because the configured one was refused.");
+	emit(t, "router_dataplane_ruleset_fallback %d\n", d->ruleset == DP_RULESET_FALLBACK);
+	dp_forwarding_read(&fw);
+	header(t, "router_dataplane_forwarding", "gauge", "IP forwarding as the kernel has it (net.ipv4.ip_forward, "
+	       "net.ipv6.conf.all.forwarding).");
+	emit(t, "router_dataplane_forwarding{family=\"ipv4\"} %d\n", fw.ipv4 == 1);
+	emit(t, "router_dataplane_forwarding{family=\"ipv6\"} %d\n", fw.ipv6 == 1);
+	header(t, "router_dataplane_interface_attached", "gauge",
+	       "Whether the programs of a configured interface run on a link (link = the kernel name it resolved to, "
+	       "by name or Talos alias; empty when none or ambiguous).");
+	for (int i = 0; i < d->cfg.n_ifaces; i++)
+		emit(t, "router_dataplane_interface_attached{interface=\"%s\",link=\"%s\"} %d\n", d->cfg.ifaces[i].name,
+		     d->res[i].state == DP_RESOLVED ? d->res[i].kname : "",
+		     d->inst.wan && d->res[i].state == DP_RESOLVED && d->att[i].attached != DP_ATTACHED_NONE);
+	header(t, "router_dataplane_xdp_mode", "gauge",
+	       "XDP mode the WAN guard actually runs in per WAN interface (1 for the mode in force: native, generic "
+	       "when the driver has no native XDP or xdp_mode = generic, none when not attached).");
+	for (int i = 0; i < d->cfg.n_ifaces; i++) {
+		const char *now = d->inst.wan ? attached_mode(d->att[i].attached) : "none";
+
+		if (d->cfg.ifaces[i].role != DP_ROLE_WAN)
+			continue;
+		for (size_t k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
+			emit(t, "router_dataplane_xdp_mode{interface=\"%s\",link=\"%s\",mode=\"%s\"} %d\n",
+			     d->cfg.ifaces[i].name, d->res[i].state == DP_RESOLVED ? d->res[i].kname : "", modes[k],
+			     strcmp(now, modes[k]) == 0);
+	}
+}
+
+char *dp_metrics_render(struct dp_daemon *d)
+{
+	struct text t = { .buf = malloc(8192), .cap = 8192 };
+
+	if (!t.buf)
+		return NULL;
+	t.buf[0] = '\0';
+	pthread_mutex_lock(&d->lock);
+	/* without programs (degraded) there are no counters to read: the series are absent */
+	if (d->inst.wan)
+		bpf_counters(d, &t);
 	header(&t, "router_dataplane_table_entries", "gauge", "Entries in the active tables, as listed in the files.");
 	{
 		const struct {
@@ -231,19 +350,113 @@ char *dp_metrics_render(struct dp_daemon *d)
 	       "Unix time the nftables ruleset was last applied (0 = never or not managed).");
 	emit(&t, "router_dataplane_nft_last_success_timestamp_seconds %.3f\n", d->nft_last_ok);
 
-	header(&t, "router_dataplane_interface_attached", "gauge",
-	       "Whether the programs of a configured interface run on a link (link = the kernel name it resolved to, "
-	       "by name or Talos alias; empty when none or ambiguous).");
-	for (int i = 0; i < d->cfg.n_ifaces; i++)
-		emit(&t, "router_dataplane_interface_attached{interface=\"%s\",link=\"%s\"} %d\n", d->cfg.ifaces[i].name,
-		     d->res[i].state == DP_RESOLVED ? d->res[i].kname : "", d->res[i].state == DP_RESOLVED);
+	health_metrics(d, &t);
 	dp_wan_metrics(&d->wan, emit_any, &t);
+	dp_upstream_metrics(&d->up, &d->cfg, d->inst.ct_replies, emit_any, &t);
 	pthread_mutex_unlock(&d->lock);
 	dp_feeds_metrics(&d->feeds, emit_any, &t);
 	return t.buf;
 }
 
-/* libmicrohttpd request handler: GET/HEAD /metrics, 404 elsewhere, 405 for other methods. */
+/* Appends s as a JSON string (quoted, escaped). */
+static void emit_json_str(struct text *t, const char *s)
+{
+	size_t cap = strlen(s) * 6 + 8, len = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		abort();
+	dp_json_escape(buf, cap, &len, s);
+	emit(t, "\"%s\"", buf);
+	free(buf);
+}
+
+/* "key": "value" or "key": null for an empty value. */
+static void emit_json_opt(struct text *t, const char *key, const char *value)
+{
+	emit(t, "\"%s\": ", key);
+	if (value[0])
+		emit_json_str(t, value);
+	else
+		emit(t, "null");
+}
+
+/* The interfaces of /health: what runs on each (d->lock held). */
+static void health_interfaces(const struct dp_daemon *d, struct text *t)
+{
+	static const char *const xdp_modes[] = { [DP_XDP_NATIVE] = "native",
+						 [DP_XDP_NATIVE_ONLY] = "native-only",
+						 [DP_XDP_GENERIC] = "generic" };
+
+	emit(t, "\"interfaces\": [");
+	for (int i = 0; i < d->cfg.n_ifaces; i++) {
+		const struct dp_iface *ifc = &d->cfg.ifaces[i];
+		const struct dp_iface_attach *a = &d->att[i];
+		bool on = d->inst.wan && d->res[i].state == DP_RESOLVED && a->attached != DP_ATTACHED_NONE;
+
+		emit(t, "%s{\"interface\": ", i ? ", " : "");
+		emit_json_str(t, ifc->name);
+		emit(t, ", \"link\": ");
+		emit_json_str(t, d->res[i].state == DP_RESOLVED ? d->res[i].kname : "");
+		emit(t, ", \"role\": \"%s\", \"attached\": %s, \"mode\": \"%s\"",
+		     ifc->role == DP_ROLE_WAN ? "wan" : "segment", on ? "true" : "false",
+		     on ? attached_mode(a->attached) : "none");
+		if (ifc->role == DP_ROLE_WAN)
+			emit(t, ", \"xdp_mode\": \"%s\", \"fell_back\": %s", xdp_modes[ifc->xdp_mode],
+			     on && a->fell_back ? "true" : "false");
+		emit(t, ", ");
+		emit_json_opt(t, "error", on ? "" : a->error);
+		emit(t, "}");
+	}
+	emit(t, "]");
+}
+
+char *dp_health_render(struct dp_daemon *d, bool *healthy)
+{
+	static const char *const rulesets[] = { [DP_RULESET_NONE] = "none", [DP_RULESET_APPLIED] = "applied",
+						[DP_RULESET_FALLBACK] = "fallback" };
+	static char msg[DP_DEG_MAX][2048];
+	struct text t = { .buf = malloc(4096), .cap = 4096 };
+	struct dp_forwarding fw;
+	unsigned deg;
+	int n = 0;
+
+	if (!t.buf)
+		return NULL;
+	t.buf[0] = '\0';
+	dp_forwarding_read(&fw);
+	pthread_mutex_lock(&d->lock);
+	deg = dp_degraded_now(d, msg);
+	*healthy = deg == 0;
+	emit(&t, "{\"status\": \"%s\", \"reasons\": [", deg ? "degraded" : "ok");
+	for (int r = 0; r < DP_DEG_MAX; r++) {
+		if (!(deg & (1u << r)))
+			continue;
+		emit(&t, "%s{\"reason\": \"%s\", \"message\": ", n++ ? ", " : "", dp_degraded_label[r]);
+		emit_json_str(&t, msg[r]);
+		emit(&t, "}");
+	}
+	emit(&t, "], \"ruleset\": \"%s\", ", rulesets[d->ruleset]);
+	emit_json_opt(&t, "ruleset_sha256", d->ruleset == DP_RULESET_APPLIED ? d->ruleset_sha256 : "");
+	emit(&t, ", ");
+	emit_json_opt(&t, "config_generation", d->cfg.generation);
+	emit(&t, ", \"forwarding\": \"%s\", \"forwarding_ipv4\": %s, \"forwarding_ipv6\": %s",
+	     fw.ipv4 == 1 && fw.ipv6 != 0 ? "on" : fw.ipv4 != 1 && fw.ipv6 != 1 ? "off" : "partial",
+	     fw.ipv4 == 1 ? "true" : "false", fw.ipv6 == 1 ? "true" : "false");
+	emit(&t, ", \"last_reload_success\": %.3f, \"reloads\": %llu", d->last_reload_ok,
+	     (unsigned long long)d->reloads_ok);
+	emit(&t, ", \"reload_failures\": {\"config\": %llu, \"tables\": %llu, \"nftables\": %llu}, ",
+	     (unsigned long long)d->fail_config, (unsigned long long)d->fail_tables, (unsigned long long)d->fail_nft);
+	health_interfaces(d, &t);
+	pthread_mutex_unlock(&d->lock);
+	emit(&t, "}\n");
+	return t.buf;
+}
+
+/*
+ * libmicrohttpd request handler: GET/HEAD /metrics, /health (200 ok, 503 degraded), 404 elsewhere, 405 for
+ * other methods.
+ */
 static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			     const char *version, const char *upload, size_t *upload_size, void **state)
 {
@@ -251,6 +464,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 	struct MHD_Response *resp;
 	enum MHD_Result rc;
 	unsigned int status = MHD_HTTP_OK;
+	const char *type = NULL;
 	char *body;
 
 	(void)version;
@@ -262,8 +476,14 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 	} else if (strcmp(url, "/metrics") == 0) {
 		body = dp_metrics_render(d);
+	} else if (strcmp(url, "/health") == 0) {
+		bool healthy = false;
+
+		body = dp_health_render(d, &healthy);
+		status = healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+		type = "application/json";
 	} else {
-		body = strdup("not found: try /metrics\n");
+		body = strdup("not found: try /metrics or /health\n");
 		status = MHD_HTTP_NOT_FOUND;
 	}
 	if (!body)
@@ -273,7 +493,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, "Content-Type", status == MHD_HTTP_OK ? "text/plain; version=0.0.4" : "text/plain");
+	MHD_add_response_header(resp, "Content-Type",
+				type ? type : status == MHD_HTTP_OK ? "text/plain; version=0.0.4" : "text/plain");
 	rc = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return rc;

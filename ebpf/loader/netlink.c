@@ -149,6 +149,8 @@ static int link_cb(void *ctx, struct nlmsghdr *m)
 	memset(k, 0, sizeof(*k));
 	k->ifindex = ifi->ifi_index;
 	k->flags = ifi->ifi_flags;
+	if (tb[IFLA_MASTER] && RTA_PAYLOAD(tb[IFLA_MASTER]) >= sizeof(uint32_t))
+		k->master = (int)*(uint32_t *)RTA_DATA(tb[IFLA_MASTER]);
 	snprintf(k->name, sizeof(k->name), "%.*s", (int)RTA_PAYLOAD(tb[IFLA_IFNAME]), (char *)RTA_DATA(tb[IFLA_IFNAME]));
 	if (tb[IFLA_IFALIAS])
 		snprintf(k->alias, sizeof(k->alias), "%.*s", (int)RTA_PAYLOAD(tb[IFLA_IFALIAS]),
@@ -444,6 +446,49 @@ static int addr_cb(void *ctx, struct nlmsghdr *m)
 	memset(d->addrs[d->n], 0, 16);
 	memcpy(d->addrs[d->n], RTA_DATA(a), ifa->ifa_family == AF_INET ? 4 : 16);
 	d->fam[d->n++] = ifa->ifa_family;
+	return 0;
+}
+
+struct addr_all {
+	void (*fn)(void *ctx, const struct dp_addr *a);
+	void *ctx;
+};
+
+/* Dump callback: any address, both forms (local and the point-to-point peer). */
+static int addr_all_cb(void *ctx, struct nlmsghdr *m)
+{
+	struct addr_all *d = ctx;
+	struct ifaddrmsg *ifa = NLMSG_DATA(m);
+	struct rtattr *tb[IFA_MAX + 1], *local, *peer;
+	size_t alen = ifa->ifa_family == AF_INET ? 4 : 16;
+	struct dp_addr a = { 0 };
+
+	if (m->nlmsg_type != RTM_NEWADDR || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6))
+		return 0;
+	parse_attrs(tb, IFA_MAX, IFA_RTA(ifa), (int)IFA_PAYLOAD(m));
+	peer = tb[IFA_ADDRESS] ? tb[IFA_ADDRESS] : tb[IFA_LOCAL];
+	local = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+	if (!peer || RTA_PAYLOAD(peer) < alen || RTA_PAYLOAD(local) < alen)
+		return 0;
+	a.ifindex = (int)ifa->ifa_index;
+	a.family = ifa->ifa_family;
+	a.prefixlen = ifa->ifa_prefixlen;
+	a.scope = ifa->ifa_scope;
+	memcpy(a.local, RTA_DATA(local), alen);
+	memcpy(a.peer, RTA_DATA(peer), alen);
+	d->fn(d->ctx, &a);
+	return 0;
+}
+
+int dp_addrs_dump(void (*fn)(void *ctx, const struct dp_addr *a), void *ctx, struct dp_err *err)
+{
+	struct nl_req q = { .h = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg)), .nlmsg_type = RTM_GETADDR,
+				   .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP } };
+	struct addr_all d = { .fn = fn, .ctx = ctx };
+	int rc = nl_call(NETLINK_ROUTE, &q.h, addr_all_cb, &d);
+
+	if (rc)
+		return dp_errf(err, "cannot list the addresses: %s", strerror(-rc));
 	return 0;
 }
 

@@ -24,6 +24,7 @@ struct dp_link {
 	char name[IFNAMSIZ];
 	char alias[64]; /* IFLA_IFALIAS, "" when none */
 	unsigned flags; /* IFF_* */
+	int master;     /* IFLA_MASTER: the bond (or bridge) this link is a port of, 0 = none */
 };
 
 struct dp_links {
@@ -88,6 +89,19 @@ struct dp_rule {
 int dp_rules_dump(int family, void (*fn)(void *ctx, const struct dp_rule *r), void *ctx, struct dp_err *err);
 int dp_rule_add(const struct dp_rule *r);
 int dp_rule_del(const struct dp_rule *r);
+
+/* An address as rtnetlink reports it. */
+struct dp_addr {
+	int ifindex;
+	int family;        /* AF_INET or AF_INET6 */
+	uint8_t prefixlen;
+	uint8_t scope;     /* RT_SCOPE_* */
+	uint8_t local[16]; /* the link's own address (IFA_LOCAL, else IFA_ADDRESS) */
+	uint8_t peer[16];  /* IFA_ADDRESS: the far end of a point-to-point link, else the same as local */
+};
+
+/* Lists the addresses of every link (both families); calls fn for each; 0 or -1 with err. */
+int dp_addrs_dump(void (*fn)(void *ctx, const struct dp_addr *a), void *ctx, struct dp_err *err);
 
 /* Addresses of ifindex (family 0 = both): up to max, returns the count (family in fam[]). */
 int dp_addrs_of(int ifindex, uint8_t (*addrs)[16], int *fam, int max);

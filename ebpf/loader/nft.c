@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <nftables/libnftables.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,8 +351,20 @@ static int nft_run(const char *wrapper, bool dry_run, const char *path, const ch
 	return rc ? -1 : 0;
 }
 
+void dp_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+		return;
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 int dp_nft_load(const char *path, const char *work_dir, bool check_only, const struct dp_links *links,
-		char **content, struct dp_err *err)
+		char **content, char *sha256, struct dp_err *err)
 {
 	char copy[4096], wrapper[4096], wrap_text[4400];
 	char *text = read_text(path, err);
@@ -359,6 +372,8 @@ int dp_nft_load(const char *path, const char *work_dir, bool check_only, const s
 
 	if (!text)
 		return -1;
+	if (sha256)
+		dp_sha256_hex(text, strlen(text), sha256);
 	if (dp_nft_scope_check(path, text, err))
 		goto out;
 	if (links) {
@@ -393,4 +408,209 @@ int dp_nft_load(const char *path, const char *work_dir, bool check_only, const s
 out:
 	free(text);
 	return rc;
+}
+
+/* True for a link name that can be written inside an nft string as it is. */
+static bool nft_name_ok(const char *name)
+{
+	if (!*name)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return false;
+	return true;
+}
+
+/*
+ * Adds the kernel name of configured name (resolved by name or Talos alias; as written while no link
+ * has it) to list unless it is there already or cannot be written safely. An alias on several links
+ * adds nothing: the fallback only ever accepts on the lists, so a left-out name only closes more.
+ */
+static void add_link(const struct dp_links *links, const char *name, char (*list)[IFNAMSIZ], int *n)
+{
+	const struct dp_link *l = NULL;
+	char why[160];
+	const char *k = name;
+
+	if (links) {
+		enum dp_resolve r = dp_links_resolve(links, name, &l, why, sizeof(why));
+
+		if (r == DP_RES_AMBIGUOUS)
+			return;
+		if (r == DP_RESOLVED)
+			k = l->name;
+	}
+	if (!nft_name_ok(k))
+		return;
+	for (int i = 0; i < *n; i++)
+		if (strcmp(list[i], k) == 0)
+			return;
+	snprintf(list[(*n)++], IFNAMSIZ, "%s", k);
+}
+
+/* Writes `{ "a", "b" }` for a list of link names. */
+static void name_set(FILE *f, char (*list)[IFNAMSIZ], int n)
+{
+	fputs("{ ", f);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s\"%s\"", i ? ", " : "", list[i]);
+	fputs(" }", f);
+}
+
+/* The TCP ports of a management session: management_ports and the metrics port, sorted, once each. */
+static int mgmt_ports(const struct dp_config *cfg, unsigned *ports)
+{
+	int n = 0;
+
+	for (int i = 0; i <= cfg->n_management_ports; i++) {
+		unsigned p = i < cfg->n_management_ports ? cfg->management_ports[i] : (unsigned)cfg->metrics_port;
+		int j = n;
+
+		if (p == 0)
+			continue;
+		for (int k = 0; k < n; k++)
+			if (ports[k] == p)
+				j = -1;
+		if (j < 0)
+			continue;
+		while (j > 0 && ports[j - 1] > p) {
+			ports[j] = ports[j - 1];
+			j--;
+		}
+		ports[j] = p;
+		n++;
+	}
+	return n;
+}
+
+/* The input chain of the fallback: what reaches the router itself. */
+static void fallback_input(FILE *f, char (*wan)[IFNAMSIZ], int n_wan, char (*mgmt)[IFNAMSIZ], int n_mgmt,
+			   bool any_inside, const unsigned *ports, int n_ports)
+{
+	static const char *const common[] = {
+		"iif lo accept",
+		"ct state established,related accept",
+		"ct state invalid drop",
+		"# ICMP the network needs (RFC 792 errors; RFC 4890 for ICMPv6, neighbour discovery only on-link)",
+		"icmp type { destination-unreachable, time-exceeded, parameter-problem } accept",
+		"icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept",
+		"icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit "
+		"255 accept",
+		"icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr "
+		"fe80::/10 accept",
+		"# the router's own pods (Cilium, CoreDNS) reach the Kubernetes API through the host",
+		"iifname \"lxc*\" accept",
+		"iifname \"cilium_*\" accept",
+	};
+
+	fputs("\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n", f);
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		fprintf(f, "\t\t%s\n", common[i]);
+	if (n_wan) {
+		fputs("\t\t# the router's own DHCP clients on its uplinks\n\t\tiifname ", f);
+		name_set(f, wan, n_wan);
+		fputs(" udp sport 67 udp dport 68 accept\n\t\tiifname ", f);
+		name_set(f, wan, n_wan);
+		fputs(" ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept\n", f);
+	}
+	if ((n_mgmt || any_inside) && n_ports) {
+		char match[1200];
+		FILE *m = fmemopen(match, sizeof(match), "w");
+
+		if (!m)
+			return;
+		if (n_mgmt) {
+			fputs("iifname ", m);
+			name_set(m, mgmt, n_mgmt);
+		} else if (n_wan) {
+			fputs("iifname != ", m);
+			name_set(m, wan, n_wan);
+		}
+		fclose(m);
+		fprintf(f, "\t\t# management: %s\n\t\t%s%stcp dport { ",
+			n_mgmt ? "from the management links" : "from every link but the uplinks (no management_links given)",
+			match, match[0] ? " " : "");
+		for (int i = 0; i < n_ports; i++)
+			fprintf(f, "%s%u", i ? ", " : "", ports[i]);
+		fprintf(f, " } accept\n\t\t%s%sicmp type echo-request accept\n\t\t%s%sicmpv6 type echo-request accept\n",
+			match, match[0] ? " " : "", match, match[0] ? " " : "");
+	}
+	fputs("\t\tcounter drop\n\t}\n", f);
+}
+
+char *dp_nft_fallback_text(const struct dp_config *cfg, const struct dp_links *links)
+{
+	char wan[DP_MAX_IFACES + DP_MAX_WANS][IFNAMSIZ], mgmt[DP_MAX_IFACES][IFNAMSIZ];
+	unsigned ports[DP_MAX_MGMT_PORTS + 1];
+	int n_wan = 0, n_mgmt = 0, n_ports = mgmt_ports(cfg, ports);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	for (int i = 0; i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].role == DP_ROLE_WAN)
+			add_link(links, cfg->ifaces[i].name, wan, &n_wan);
+	for (int i = 0; i < cfg->n_wans; i++)
+		add_link(links, cfg->wans[i].name, wan, &n_wan);
+	for (int i = 0; i < cfg->n_management_links; i++) {
+		char one[1][IFNAMSIZ];
+		int n = 0;
+		bool is_wan = false;
+
+		add_link(links, cfg->management_links[i], one, &n);
+		for (int w = 0; n && w < n_wan; w++)
+			is_wan |= strcmp(wan[w], one[0]) == 0;
+		if (n && !is_wan)
+			add_link(NULL, one[0], mgmt, &n_mgmt);
+	}
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fputs("# router-dataplane's built-in fail-closed ruleset, loaded when the configured ruleset is refused:\n"
+	      "# nothing is forwarded but established connections; the router accepts only what its uplinks and a\n"
+	      "# management session need.\n"
+	      "table inet router {\n\tcomment \"" DP_NFT_FALLBACK_COMMENT "\"\n",
+	      f);
+	fallback_input(f, wan, n_wan, mgmt, n_mgmt, !cfg->has_management_links, ports, n_ports);
+	fputs("\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
+	      "\t\tct state established,related accept\n\t\tcounter drop\n\t}\n}\n",
+	      f);
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+int dp_nft_fallback_load(const struct dp_config *cfg, const struct dp_links *links, bool check_only,
+			 struct dp_err *err)
+{
+	static const char head[] = "add table inet router\ndelete table inet router\n";
+	char *text = dp_nft_fallback_text(cfg, links), *all;
+	struct nft_ctx *ctx;
+	int rc;
+
+	if (!text)
+		return dp_errf(err, "cannot build the fallback ruleset: out of memory");
+	all = malloc(sizeof(head) + strlen(text));
+	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!all || !ctx) {
+		free(text);
+		free(all);
+		if (ctx)
+			nft_ctx_free(ctx);
+		return dp_errf(err, "cannot create a libnftables context");
+	}
+	memcpy(all, head, sizeof(head) - 1);
+	strcpy(all + sizeof(head) - 1, text);
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	nft_ctx_set_dry_run(ctx, check_only);
+	rc = nft_run_cmd_from_buffer(ctx, all);
+	if (rc)
+		dp_errf(err, "the built-in fallback ruleset was refused:\n%s\n%s", nft_ctx_get_error_buffer(ctx), text);
+	nft_ctx_free(ctx);
+	free(all);
+	free(text);
+	return rc ? -1 : 0;
 }

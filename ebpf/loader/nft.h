@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "config.h"
 #include "netlink.h"
 #include "util.h"
 
@@ -33,9 +34,32 @@ int dp_nft_resolve_defines(const char *path, const char *text, const struct dp_l
  * table inet router;` followed by the file, in one transaction. work_dir receives the private
  * copy that is actually loaded (so the file cannot change between the check and the load). On
  * failure the running ruleset is untouched. *content (if not NULL) receives the applied text, as
- * resolved (malloc'ed).
+ * resolved (malloc'ed); sha256 (if not NULL, 65 bytes) the SHA-256 of the file's bytes as read,
+ * before any define is resolved (what the renderer wrote), also on failure once it was read.
  */
 int dp_nft_load(const char *path, const char *work_dir, bool check_only, const struct dp_links *links,
-		char **content, struct dp_err *err);
+		char **content, char *sha256, struct dp_err *err);
+
+/* SHA-256 of len bytes as 64 lower-case hexadecimal digits (out: 65 bytes). */
+void dp_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* The comment of the fallback table (`nft list table inet router` shows it). */
+#define DP_NFT_FALLBACK_COMMENT "router-dataplane fail-closed fallback"
+
+/*
+ * The built-in fail-closed ruleset for cfg, independent of the configured ruleset file: a `table
+ * inet router` whose forward chain drops everything but established/related connections, and
+ * whose input chain (policy drop) accepts loopback, established/related, ICMP errors, ICMPv6
+ * neighbour discovery and MLD, the router's pods, DHCPv4/DHCPv6 client replies on the uplinks
+ * ([interface] role = wan and [wan] names), and the management ports (management_ports and
+ * metrics_port, TCP) plus echo requests from management_links (from every link but the uplinks
+ * when that key is absent). Names resolve by kernel name or Talos alias against links (NULL:
+ * as written). Malloc'ed text, or NULL when out of memory.
+ */
+char *dp_nft_fallback_text(const struct dp_config *cfg, const struct dp_links *links);
+
+/* Applies the fallback (check_only: a dry run) as one transaction replacing table inet router. */
+int dp_nft_fallback_load(const struct dp_config *cfg, const struct dp_links *links, bool check_only,
+			 struct dp_err *err);
 
 #endif /* DP_NFT_H */

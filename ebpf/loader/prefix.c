@@ -212,16 +212,15 @@ static int is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_list *out, struct dp_err *err)
+int dp_table_parse(char *buf, size_t size, enum dp_table_kind kind, struct dp_pfx_list *out, int *bad_line,
+		   char *why, size_t whylen)
 {
-	size_t size, start_n = out->n;
-	char *buf = slurp(path, &size, err), *line, *next;
+	size_t start_n = out->n;
+	char *line, *next;
 	int lineno = 0;
 
-	if (!buf)
-		return -1;
 	for (line = buf; line < buf + size; line = next) {
-		char *end = memchr(line, '\n', (size_t)(buf + size - line)), *tok, *cc = NULL, why[256];
+		char *end = memchr(line, '\n', (size_t)(buf + size - line)), *tok, *cc = NULL;
 		size_t toklen, cclen = 0;
 		struct dp_pfx p;
 
@@ -258,41 +257,59 @@ int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_
 				for (rest = cc + cclen; rest < end && is_space(*rest); rest++)
 					;
 				if (rest < end || kind != DP_TABLE_GEO) {
-					dp_errf(err, "%s:%d: expected %s", path, lineno,
-						kind == DP_TABLE_GEO ? "'CIDR CC' (e.g. '192.0.2.0/24 NL')" : "one CIDR per line");
+					snprintf(why, whylen, "expected %s",
+						 kind == DP_TABLE_GEO ? "'CIDR CC' (e.g. '192.0.2.0/24 NL')" : "one CIDR per line");
 					goto fail;
 				}
 			}
 		}
 		if (kind == DP_TABLE_GEO && !cc) {
-			dp_errf(err, "%s:%d: expected 'CIDR CC' (e.g. '192.0.2.0/24 NL')", path, lineno);
+			snprintf(why, whylen, "expected 'CIDR CC' (e.g. '192.0.2.0/24 NL')");
 			goto fail;
 		}
 		if (fast_v4(tok, toklen, &p)) {
 			tok[toklen] = '\0';
-			if (dp_pfx_parse(tok, &p, why, sizeof(why)) < 0) {
-				dp_errf(err, "%s:%d: %s", path, lineno, why);
+			if (dp_pfx_parse(tok, &p, why, whylen) < 0)
 				goto fail;
-			}
 		}
 		if (cc) {
 			if (cclen != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z') {
-				dp_errf(err, "%s:%d: country '%.*s' is not an ISO 3166 alpha-2 code (two letters A-Z)", path,
-					lineno, (int)(cclen > 8 ? 8 : cclen), cc);
+				snprintf(why, whylen, "country '%.*s' is not an ISO 3166 alpha-2 code (two letters A-Z)",
+					 (int)(cclen > 8 ? 8 : cclen), cc);
 				goto fail;
 			}
 			p.cc[0] = cc[0];
 			p.cc[1] = cc[1];
 		}
 		if (dp_pfx_list_push(out, &p)) {
-			dp_errf(err, "%s: out of memory", path);
+			lineno = 0;
+			snprintf(why, whylen, "out of memory");
 			goto fail;
 		}
 	}
-	free(buf);
 	return 0;
 fail:
+	*bad_line = lineno;
 	out->n = start_n;
-	free(buf);
 	return -1;
+}
+
+int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_list *out, struct dp_err *err)
+{
+	size_t size;
+	char *buf = slurp(path, &size, err), why[512];
+	int line = 0;
+
+	if (!buf)
+		return -1;
+	if (dp_table_parse(buf, size, kind, out, &line, why, sizeof(why))) {
+		if (line)
+			dp_errf(err, "%s:%d: %s", path, line, why);
+		else
+			dp_errf(err, "%s: %s", path, why);
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	return 0;
 }

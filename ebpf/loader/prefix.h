@@ -58,8 +58,17 @@ int dp_pfx_list_append(struct dp_pfx_list *dst, const struct dp_pfx_list *src);
 void dp_pfx_list_free(struct dp_pfx_list *l);
 
 /*
- * Loads a table file: one entry per line, '#' or ';' starts a comment, blank lines are ignored. Appends
- * to out. On the first bad line returns -1 with "FILE:LINE: ..." in err and leaves out unchanged.
+ * Parses the text of a table file (buf, size bytes; lines are cut in place, so buf is changed):
+ * one entry per line, '#' or ';' starts a comment, blank lines are ignored. Appends to out. On the
+ * first bad line returns -1 with its number in *bad_line (0 when no line is to blame, e.g. out of
+ * memory) and the reason in why, and leaves out unchanged.
+ */
+int dp_table_parse(char *buf, size_t size, enum dp_table_kind kind, struct dp_pfx_list *out, int *bad_line,
+		   char *why, size_t whylen);
+
+/*
+ * Loads a table file (dp_table_parse of its contents) and appends to out. On the first bad line
+ * returns -1 with "FILE:LINE: ..." in err and leaves out unchanged.
  */
 int dp_table_file_load(const char *path, enum dp_table_kind kind, struct dp_pfx_list *out, struct dp_err *err);
 

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "forwarding.h"
+
 #define RECONCILE_EVERY 5.0   /* s: reconcile even without events (a safety net) */
 #define RECONCILE_DEBOUNCE 0.05
 #define PROBE_MAGIC 0x52445057u /* "RDPW" in the echo payload */
@@ -117,35 +119,16 @@ static void open_socks(struct dp_wan_run *w)
  * the kernel ignores RAs at accept_ra 1, so a SLAAC uplink would get no address and no IPv6 default route.
  * `default.accept_ra` reaches only links created later, and a physical NIC exists before Talos writes its
  * kernel parameters (siderolabs/talos#5632); only the loader knows the uplink's kernel name. Writes only when
- * needed; a failure (e.g. a read-only /proc/sys) is logged, never fatal.
+ * the link forwards (when the loader switches forwarding on itself, it sets accept_ra first:
+ * dp_forwarding_enable); a failure (e.g. a read-only /proc/sys) is logged, never fatal.
  */
 static void uplink_accept_ra(const char *wan, const char *kname)
 {
-	char path[256], buf[16] = "";
-	FILE *f;
+	char path[256];
 
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", kname);
-	if (!(f = fopen(path, "r")))
-		return; /* no IPv6 on this link */
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	if (atoi(buf) != 1)
-		return;
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/accept_ra", kname);
-	if ((f = fopen(path, "r"))) {
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = 0;
-		fclose(f);
-		if (atoi(buf) == 2)
-			return;
-	}
-	if (!(f = fopen(path, "w")) || fputs("2\n", f) < 0 || fclose(f)) {
-		dp_log("warn", "wan_accept_ra", "[wan %s]: cannot set %s to 2: %s (no SLAAC on this uplink while forwarding)",
-		       wan, path, strerror(errno));
-		return;
-	}
-	dp_log("info", "wan_accept_ra", "[wan %s]: %s = 2 (router advertisements accepted while forwarding)", wan, path);
+	if (dp_sysctl_read(path) == 1)
+		dp_uplink_accept_ra(wan, kname);
 }
 
 /* Resolves w's link; logs changes and ambiguity. */

@@ -17,6 +17,8 @@ enum dp_stat {
 	DP_STAT_PASS = 0,       /* passed every check */
 	DP_STAT_PASS_ALLOW,     /* source on the allowlist: passed without further checks */
 	DP_STAT_PASS_NONIP,     /* neither IPv4 nor IPv6: not the guard's business */
+	DP_STAT_PASS_REPLY,     /* UDP with its source's bucket empty, but a reply to a flow started from this
+				 * side (conntrack): passed without a token */
 	DP_STAT_DROP_MALFORMED, /* truncated/invalid header, > 2 VLAN tags, > DP_MAX_EXTHDRS headers */
 	DP_STAT_DROP_BOGON,
 	DP_STAT_DROP_BLOCK,
@@ -171,6 +173,26 @@ struct dp_gen {
 	__u64 gate4[DP_GATE_WORDS];
 	__u64 gate6[DP_GATE_WORDS];      /* keyed by the first 16 bits of the IPv6 source */
 };
+
+/*
+ * Upstream table (t_up4, t_up6: one slot each, an LPM trie the loader replaces whole whenever a
+ * WAN link's addresses or default routes change; an empty slot = no entries): the connected
+ * prefixes and default gateways of each WAN link, keyed by the ifindex its frames arrive on (the
+ * link itself, or each port of a bond). A bogon source listed for the frame's ingress link is
+ * exempt from the bogon check (README, "WAN guard semantics"). The key's prefix length counts the
+ * 32 ifindex bits, which are always matched whole: prefixlen = 32 + the prefix's length.
+ */
+struct dp_up4_key {
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u32 addr; /* network order */
+};
+struct dp_up6_key {
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 addr[16];
+};
+#define DP_UP_IFINDEX_BITS 32
 
 struct dp_runtime {
 	__u32 active; /* generation the packets use (0 or 1) */

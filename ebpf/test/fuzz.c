@@ -15,16 +15,27 @@
  * then drops until the harness empties all buckets (every 2048 frames, in the kernel and the model
  * alike). Phases vary the feature switches.
  *
+ * The bogon exemptions and the conntrack lookup take part: the harness runs in a network namespace
+ * of its own with three links (loopback and two veths), the guard's upstream table holds random
+ * prefixes (many inside bogons) for two of them, each frame arrives on a random one of the three,
+ * some IPv4 UDP frames carry the DHCPv4 server ports, and conntrack holds UDP flows (made with the
+ * conntrack tool, some of them NATed) whose original or reply tuples some frames carry.
+ *
  * Prints JSON lines: one per phase, then a summary; a mismatch prints the frame in hex.
  */
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataplane.h"
 #include "tables.h"
 #include "testlib.h"
+#include "upstream.h"
 #include "wan_guard.skel.h"
 
 #define SLOT_BITS 10
@@ -106,10 +117,21 @@ static struct dp_pfx nested_prefix(const struct dp_pfx_list *l, int family, int 
 
 static const char countries[][3] = { "AD", "BE", "CH", "DE", "ES", "FR" };
 
+#define N_FLOWS 8
+
+/* A conntrack entry: its original and reply tuples (family 4 or 6, addresses, ports). */
+struct flow {
+	struct ref_flow orig, reply;
+};
+
 struct tables {
 	struct dp_pfx_list allow, block, geo, extra;
 	char blocked[3][3];
 	struct dp_pfx_list defaults; /* built-in bogons, to aim frames at them */
+	struct dp_pfx_list up;       /* the upstream prefixes (up_if[i] is the link of up.v[i]) */
+	int up_if[64];
+	int links[3];                /* ifindex of loopback and the two veths */
+	struct flow flows[N_FLOWS];
 };
 
 static void gen_tables(struct tables *t)
@@ -173,6 +195,54 @@ static void gen_tables(struct tables *t)
 	}
 	for (int i = 0; i < 3; i++)
 		memcpy(t->blocked[i], countries[i * 2 + (int)below(2)], 3);
+	/* upstream prefixes of loopback and the first veth, mostly inside bogons (where they matter) */
+	for (int i = 0; i < 24; i++) {
+		int fam = i % 2 ? 6 : 4, max = fam == 4 ? 32 : 128;
+		struct dp_pfx p = chance(75) ? nested_prefix(&t->defaults, fam, fam == 4 ? 8 : 16, max)
+					     : random_prefix(fam, fam == 4 ? 8 : 16, max);
+
+		t->up_if[t->up.n] = t->links[i % 4 < 2 ? 0 : 1];
+		dp_pfx_list_push(&t->up, &p);
+	}
+}
+
+/* Fills a tuple of family fam from a source aimed at the tables, a random destination and ports. */
+static void random_tuple(const struct tables *t, int fam, struct ref_flow *f);
+
+/*
+ * Conntrack entries: flows of either family, started from either side, half of them NATed (the
+ * reply tuple's destination and port differ from the original's source), made with the conntrack
+ * tool in this namespace.
+ */
+static void gen_flows(struct tables *t)
+{
+	for (int i = 0; i < N_FLOWS; i++) {
+		struct flow *f = &t->flows[i];
+		int fam = i % 3 == 2 ? 6 : 4;
+		char cmd[512], a[4][INET6_ADDRSTRLEN];
+
+		random_tuple(t, fam, &f->orig);
+		/* the reply comes from the original's destination */
+		f->reply = (struct ref_flow){ .family = fam, .sport = f->orig.dport, .dport = f->orig.sport };
+		memcpy(f->reply.src, f->orig.dst, 16);
+		memcpy(f->reply.dst, f->orig.src, 16);
+		if (i % 2) { /* NAT: the reply goes to another address and port */
+			random_addr(fam, f->reply.dst);
+			f->reply.dport = (uint16_t)(1024 + below(60000));
+		}
+		inet_ntop(fam == 4 ? AF_INET : AF_INET6, f->orig.src, a[0], sizeof(a[0]));
+		inet_ntop(fam == 4 ? AF_INET : AF_INET6, f->orig.dst, a[1], sizeof(a[1]));
+		inet_ntop(fam == 4 ? AF_INET : AF_INET6, f->reply.src, a[2], sizeof(a[2]));
+		inet_ntop(fam == 4 ? AF_INET : AF_INET6, f->reply.dst, a[3], sizeof(a[3]));
+		snprintf(cmd, sizeof(cmd),
+			 "conntrack -I -p udp -s %s -d %s --sport %u --dport %u -r %s -q %s --reply-port-src %u "
+			 "--reply-port-dst %u -t 3600 >/dev/null 2>&1",
+			 a[0], a[1], f->orig.sport, f->orig.dport, a[2], a[3], f->reply.sport, f->reply.dport);
+		if (system(cmd)) {
+			fprintf(stderr, "cannot create a conntrack entry: %s\n", cmd);
+			exit(2);
+		}
+	}
 }
 
 /* A source aimed at the tables: inside a prefix, just outside one, or random; or a recent one. */
@@ -180,7 +250,7 @@ static void pick_source(const struct tables *t, int family, uint8_t *out)
 {
 	static uint8_t recent[2][64][16];
 	static int n_recent[2];
-	const struct dp_pfx_list *lists[4] = { &t->allow, &t->block, &t->geo, &t->extra };
+	const struct dp_pfx_list *lists[5] = { &t->allow, &t->block, &t->geo, &t->extra, &t->up };
 	int fi = family == 6, roll = (int)below(100);
 
 	if (n_recent[fi] && roll < 25) {
@@ -189,7 +259,7 @@ static void pick_source(const struct tables *t, int family, uint8_t *out)
 	}
 	random_addr(family, out);
 	if (roll < 70) {
-		const struct dp_pfx_list *l = roll < 35 ? lists[below(4)] : &t->defaults;
+		const struct dp_pfx_list *l = roll < 35 ? lists[below(5)] : &t->defaults;
 		const struct dp_pfx *p = NULL;
 
 		for (int tries = 0; tries < 32 && !p; tries++) {
@@ -231,6 +301,43 @@ static void pick_source(const struct tables *t, int family, uint8_t *out)
 		n_recent[fi]++;
 }
 
+static void random_tuple(const struct tables *t, int fam, struct ref_flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->family = fam;
+	pick_source(t, fam, f->src);
+	random_addr(fam, f->dst);
+	f->sport = (uint16_t)(1 + below(65535));
+	f->dport = (uint16_t)(1 + below(65535));
+}
+
+/*
+ * Ports and addresses of a TCP/UDP frame: usually the defaults; sometimes the DHCPv4 server
+ * reply's ports, random ports, or the original or reply tuple of a conntrack flow of the family.
+ */
+static void pick_ports(const struct tables *t, int fam, struct frame_spec *s)
+{
+	int roll = (int)below(100);
+
+	if (roll < 8 && fam == 4) {
+		s->sport = 67;
+		s->dport = 68;
+	} else if (roll < 16) {
+		s->sport = (uint16_t)below(65536);
+		s->dport = (uint16_t)below(65536);
+	} else if (roll < 36) {
+		const struct flow *f = &t->flows[below(N_FLOWS)];
+		const struct ref_flow *tu = chance(70) ? &f->reply : &f->orig;
+
+		if (tu->family != fam)
+			return;
+		memcpy(s->src, tu->src, 16);
+		memcpy(s->dst, tu->dst, 16);
+		s->sport = tu->sport;
+		s->dport = tu->dport;
+	}
+}
+
 static size_t gen_frame(const struct tables *t, uint8_t *buf)
 {
 	struct frame_spec s;
@@ -255,6 +362,8 @@ static size_t gen_frame(const struct tables *t, uint8_t *buf)
 		s.tcp_flags = chance(40) ? 0x02 : (uint8_t)rnd();
 		s.icmp_type = chance(50) ? (fam == 4 ? 8 : 128) : (uint8_t)rnd();
 		s.frag = chance(80) ? 0 : chance(50) ? 1 : 2;
+		if (s.proto == 6 || s.proto == 17)
+			pick_ports(t, fam, &s);
 	}
 	if (fam == 4 && chance(20))
 		s.ip_opts = (uint8_t)(4 * (1 + below(10)));
@@ -391,12 +500,22 @@ int main(int argc, char **argv)
 			fclose(f);
 	}
 	rng_state = seed;
+	if (unshare(CLONE_NEWNET) || system("ip link add fzwan0 type veth peer name fzwan1") ||
+	    system("ip link add fzwan2 type veth peer name fzwan3")) {
+		fprintf(stderr, "cannot set up the fuzzing namespace (root, veth)\n");
+		return 2;
+	}
+	t.links[0] = (int)if_nametoindex("lo");
+	t.links[1] = (int)if_nametoindex("fzwan0");
+	t.links[2] = (int)if_nametoindex("fzwan2");
 	gen_tables(&t);
+	gen_flows(&t);
 
 	h.skel = wan_guard_bpf__open();
 	if (!h.skel)
 		return 2;
 	h.skel->rodata->rl_slot_bits = SLOT_BITS;
+	h.skel->rodata->ct_replies = 1;
 	if (wan_guard_bpf__load(h.skel) || dp_guard_maps_find(h.skel->obj, &h.skel->bss->dp_rt, h.skel->bss->dp_sum, &h.maps, &err)) {
 		fprintf(stderr, "cannot load the WAN guard %s\n", err.msg);
 		return 2;
@@ -423,6 +542,29 @@ int main(int argc, char **argv)
 	m.slot_bits = SLOT_BITS;
 	if (ref_init(&m) || !h.expect_vlan)
 		return 2;
+	{
+		static struct ref_upstream up[64];
+		static struct ref_flow replies[N_FLOWS];
+		static struct dp_upstream u;
+		struct dp_instance inst = { .wan = h.skel };
+
+		for (size_t i = 0; i < t.up.n; i++) {
+			up[i] = (struct ref_upstream){ .ifindex = t.up_if[i], .p = t.up.v[i] };
+			u.v[u.n] = (struct dp_up_entry){ .ifindex = t.up_if[i], .family = t.up.v[i].family, .len = t.up.v[i].len };
+			memcpy(u.v[u.n++].addr, t.up.v[i].addr, 16);
+		}
+		for (int i = 0; i < N_FLOWS; i++)
+			replies[i] = t.flows[i].reply;
+		m.up = up;
+		m.n_up = t.up.n;
+		m.ct_replies = true;
+		m.replies = replies;
+		m.n_replies = N_FLOWS;
+		if (dp_instance_upstream(&inst, &u, &err)) {
+			fprintf(stderr, "%s\n", err.msg);
+			return 2;
+		}
+	}
 
 	for (size_t ph = 0; ph < sizeof(phases) / sizeof(phases[0]); ph++) {
 		uint64_t end = frames * (ph + 1) / 4, start = done;
@@ -439,8 +581,9 @@ int main(int argc, char **argv)
 			uint8_t f[FRAME_MAX];
 			size_t len = gen_frame(&t, f);
 			uint16_t vid;
-			enum ref_verdict want = ref_classify(&m, f, len, &vid);
-			int act = test_run(h.prog, f, len, 1, NULL), want_act = want < REF_DROP_MALFORMED ? XDP_PASS : XDP_DROP;
+			int link = t.links[below(3)];
+			enum ref_verdict want = ref_classify(&m, f, len, link, &vid);
+			int act = test_run_on(h.prog, f, len, (uint32_t)link), want_act = want < REF_DROP_MALFORMED ? XDP_PASS : XDP_DROP;
 			uint64_t st[DP_STAT_MAX][2], tot[2];
 			bool moved = false;
 
@@ -471,9 +614,9 @@ int main(int argc, char **argv)
 				}
 				hex(f, len, hx, sizeof(hx));
 				printf("{\"mismatch\":{\"frame_index\":%llu,\"phase\":\"%s\",\"expect\":\"%s\",\"got\":\"%s\","
-				       "\"xdp_action\":%d,\"frame_hex\":\"%s\"}}\n",
+				       "\"xdp_action\":%d,\"ingress_ifindex\":%d,\"frame_hex\":\"%s\"}}\n",
 				       (unsigned long long)done, phases[ph].name, ref_verdict_name[want], ref_verdict_name[got], act,
-				       hx);
+				       link, hx);
 				if (++mismatches >= 10)
 					goto out;
 			}
@@ -483,9 +626,10 @@ int main(int argc, char **argv)
 	}
 out:
 	printf("{\"summary\":{\"frames\":%llu,\"seed\":\"%llu\",\"mismatches\":%llu,\"aborted\":%llu,\"counter_mismatches\":%d,"
-	       "\"verdicts\":{",
+	       "\"bogons_exempt\":{\"dhcp\":%llu,\"upstream\":%llu},\"verdicts\":{",
 	       (unsigned long long)done, (unsigned long long)seed, (unsigned long long)mismatches,
-	       (unsigned long long)aborted, bad_totals);
+	       (unsigned long long)aborted, bad_totals, (unsigned long long)m.exempt_dhcp,
+	       (unsigned long long)m.exempt_upstream);
 	for (int s = 0; s < DP_STAT_MAX; s++)
 		printf("%s\"%s\":%llu", s ? "," : "", ref_verdict_name[s], (unsigned long long)verdicts[s]);
 	printf("}}}\n");

@@ -2,7 +2,12 @@
 /*
  * Packet table for the WAN guard: crafted frames run through BPF_PROG_TEST_RUN against the tables
  * in test/fixtures/tables, each row with its expected verdict and the counter deltas it must cause
- * (drop reason and outer VLAN: +1 packet, +frame length bytes; nothing else moves).
+ * (drop reason and outer VLAN: +1 packet, +frame length bytes; nothing else moves). Then the bogon
+ * exemptions (a DHCPv4 server reply; the upstream table of the link a frame arrives on, which is
+ * given to the test run as its ingress link) and the conntrack lookup of UDP replies over their
+ * source's limit, against conntrack entries made with the conntrack tool.
+ *
+ * Runs in a network namespace of its own (the conntrack entries and the links live there).
  *
  *   pkt_table --fixtures DIR
  *
@@ -10,6 +15,8 @@
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dataplane.h"
 #include "tables.h"
 #include "testlib.h"
+#include "upstream.h"
 #include "wan_guard.skel.h"
+#include "test/wan_guard_nokfunc.skel.h"
 
 struct ctx {
 	struct wan_guard_bpf *skel;
@@ -34,6 +44,7 @@ struct row {
 	struct frame_spec spec;
 	size_t cut; /* 0 = whole frame */
 	int corrupt_version;
+	int ifindex; /* ingress link; 0 = the namespace's loopback */
 	enum ref_verdict expect;
 };
 
@@ -64,7 +75,7 @@ static void run_row(struct ctx *c, const struct row *r)
 		frame[lay.l3_off] = (uint8_t)((frame[lay.l3_off] & 0x0f) | 0x50);
 	all_stats(c, before);
 	percpu_read(c->vlans, vid, vb, 2);
-	action = test_run(c->prog, frame, len, 1, NULL);
+	action = test_run_on(c->prog, frame, len, (uint32_t)r->ifindex);
 	all_stats(c, after);
 	percpu_read(c->vlans, vid, va, 2);
 
@@ -98,10 +109,14 @@ static void run_row(struct ctx *c, const struct row *r)
 	       ok ? "true" : "false", ok ? "" : ",\"why\":\"", why, ok ? "" : "\"");
 }
 
-/* Publishes the fixture tables with the given rate settings. */
+/* Entries the later groups add to the fixture's blocklist and geo table (inside bogons). */
+static struct dp_pfx_list more_block, more_geo;
+
+/* Publishes the fixture tables (plus more_block and more_geo) with the given rate settings. */
 static int publish(struct ctx *c, const char *dir, struct dp_rate syn, struct dp_rate icmp, struct dp_rate udp)
 {
-	static struct dp_pfx_list allow, block, geo, extra;
+	static struct dp_pfx_list allow, fix_block, fix_geo, extra;
+	struct dp_pfx_list block = { 0 }, geo = { 0 };
 	static const char countries[][3] = { "RU", "KP" };
 	struct dp_table_input in = { 0 };
 	struct dp_built built;
@@ -115,8 +130,8 @@ static int publish(struct ctx *c, const char *dir, struct dp_rate syn, struct dp
 			enum dp_table_kind kind;
 			struct dp_pfx_list *dst;
 		} files[] = { { "allow.txt", DP_TABLE_PREFIXES, &allow },
-			      { "block.txt", DP_TABLE_PREFIXES, &block },
-			      { "geo.txt", DP_TABLE_GEO, &geo },
+			      { "block.txt", DP_TABLE_PREFIXES, &fix_block },
+			      { "geo.txt", DP_TABLE_GEO, &fix_geo },
 			      { "bogons-extra.txt", DP_TABLE_PREFIXES, &extra } };
 
 		for (size_t i = 0; i < 4; i++) {
@@ -127,6 +142,9 @@ static int publish(struct ctx *c, const char *dir, struct dp_rate syn, struct dp
 			}
 		}
 	}
+	if (dp_pfx_list_append(&block, &fix_block) || dp_pfx_list_append(&block, &more_block) ||
+	    dp_pfx_list_append(&geo, &fix_geo) || dp_pfx_list_append(&geo, &more_geo))
+		return -1;
 	in.allow = &allow;
 	in.block = &block;
 	in.geo = &geo;
@@ -144,6 +162,8 @@ static int publish(struct ctx *c, const char *dir, struct dp_rate syn, struct dp
 	}
 	rc = dp_tables_publish(&c->maps, &built, &err);
 	dp_built_free(&built);
+	dp_pfx_list_free(&block);
+	dp_pfx_list_free(&geo);
 	if (rc)
 		fprintf(stderr, "%s\n", err.msg);
 	return rc;
@@ -514,11 +534,294 @@ static void rate_row(struct ctx *c)
 	       lo, hi, passed, ts[RATE_PKTS - 1], max_gap * 1000, tick_s * 1000, ok ? "true" : "false");
 }
 
+/* Appends the prefix text (with country cc, or NULL) to l; exits on a bad literal in the tables below. */
+static void add_pfx(struct dp_pfx_list *l, const char *text, const char *cc)
+{
+	struct dp_pfx p;
+	char why[128];
+
+	if (dp_pfx_parse(text, &p, why, sizeof(why))) {
+		fprintf(stderr, "%s: %s\n", text, why);
+		exit(2);
+	}
+	if (cc)
+		memcpy(p.cc, cc, 2);
+	if (dp_pfx_list_push(l, &p))
+		exit(2);
+}
+
+/* Creates a veth pair in this namespace and returns the ifindex of its first end. */
+static int make_link(const char *name, const char *peer)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "ip link add %s type veth peer name %s", name, peer);
+	if (system(cmd)) {
+		fprintf(stderr, "cannot create the link %s\n", name);
+		exit(2);
+	}
+	return (int)if_nametoindex(name);
+}
+
+/* Runs a command (conntrack); exits when it fails. */
+static void must(const char *cmd)
+{
+	char full[512];
+
+	snprintf(full, sizeof(full), "%s >/dev/null", cmd);
+	if (system(full)) {
+		fprintf(stderr, "failed: %s\n", cmd);
+		exit(2);
+	}
+}
+
+struct exempt_case {
+	const char *name;
+	int fam;
+	const char *src;
+	int on_wan;     /* arrives on the WAN link (else on another link without upstream entries) */
+	uint8_t proto;
+	uint16_t sport, dport;
+	int frag;       /* as frame_spec.frag */
+	int cut_l4;     /* the frame ends one byte before the end of its L4 header */
+	enum ref_verdict expect;
+};
+
+/*
+ * The bogon exemptions: the WAN link's upstream table (installed with the loader's own function)
+ * and DHCPv4 server replies. The blocklist and geo-IP still apply to an exempt source.
+ */
+static void exemption_rows(struct ctx *c, int wan, int other)
+{
+	static const char *const upstream[] = { "192.168.1.0/24", "100.64.0.1/32", "172.16.5.0/24", "fd00:1::/64",
+						 "fd00:2::1/128" };
+	static const struct exempt_case cases[] = {
+		{ "the ISP box (gateway) in the WAN's leased subnet", 4, "192.168.1.1", 1, 17, 0, 0, 0, 0, REF_PASS },
+		{ "another host of the upstream subnet (TCP SYN)", 4, "192.168.1.200", 1, 6, 0, 0, 0, 0, REF_PASS },
+		{ "the upstream's address arriving on another link", 4, "192.168.1.1", 0, 17, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "next to the upstream subnet", 4, "192.168.2.1", 1, 17, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "a spoofed 10.0.0.0/8 source on the WAN link", 4, "10.1.2.3", 1, 17, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "an on-link gateway (/32 outside the subnet)", 4, "100.64.0.1", 1, 17, 0, 0, 0, 0, REF_PASS },
+		{ "next to the on-link gateway", 4, "100.64.0.2", 1, 17, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "a blocklisted host in the upstream subnet (only the bogon step is skipped)", 4, "192.168.1.66", 1, 17, 0, 0,
+		  0, 0, REF_DROP_BLOCK },
+		{ "an upstream subnet in a blocked country", 4, "172.16.5.9", 1, 17, 0, 0, 0, 0, REF_DROP_GEO },
+		{ "an IPv6 host of the upstream ULA prefix", 6, "fd00:1::1", 1, 17, 0, 0, 0, 0, REF_PASS },
+		{ "the upstream ULA host arriving on another link", 6, "fd00:1::1", 0, 17, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "another ULA on the WAN link", 6, "fd00:3::1", 1, 17, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "an IPv6 ULA gateway (/128)", 6, "fd00:2::1", 1, 6, 0, 0, 0, 0, REF_PASS },
+		{ "next to the ULA gateway", 6, "fd00:2::2", 1, 6, 0, 0, 0, 0, REF_DROP_BOGON },
+		{ "a blocklisted host in the upstream ULA prefix", 6, "fd00:1::66", 1, 17, 0, 0, 0, 0, REF_DROP_BLOCK },
+		{ "DHCPv4 server reply (67 -> 68) from a private address, no lease yet", 4, "192.168.100.1", 0, 17, 67, 68, 0, 0,
+		  REF_PASS },
+		{ "DHCPv4 server reply from 0.0.0.0", 4, "0.0.0.0", 0, 17, 67, 68, 0, 0, REF_PASS },
+		{ "DHCPv4 server reply from the bogon top of the address space", 4, "250.0.0.9", 0, 17, 67, 68, 0, 0, REF_PASS },
+		{ "DHCPv4 server reply in a first fragment", 4, "192.168.100.1", 0, 17, 67, 68, 1, 0, REF_PASS },
+		{ "DHCPv4 server reply from a blocklisted bogon", 4, "192.168.1.66", 0, 17, 67, 68, 0, 0, REF_DROP_BLOCK },
+		{ "UDP from port 67 to another port than 68", 4, "192.168.100.1", 0, 17, 67, 69, 0, 0, REF_DROP_BOGON },
+		{ "UDP to port 68 from another port than 67", 4, "192.168.100.1", 0, 17, 68, 68, 0, 0, REF_DROP_BOGON },
+		{ "TCP from port 67 to port 68", 4, "192.168.100.1", 0, 6, 67, 68, 0, 0, REF_DROP_BOGON },
+		{ "a later fragment of UDP (no ports to see)", 4, "192.168.100.1", 0, 17, 67, 68, 2, 0, REF_DROP_BOGON },
+		{ "a DHCPv4 reply whose UDP header is cut short", 4, "192.168.100.1", 0, 17, 67, 68, 0, 1, REF_DROP_BOGON },
+		{ "UDP 547 -> 546 from a ULA (DHCPv6 servers answer from link-local)", 6, "fd00:9::1", 0, 17, 547, 546, 0, 0,
+		  REF_DROP_BOGON },
+	};
+	static struct dp_upstream u;
+	struct dp_instance inst = { .wan = c->skel };
+	struct dp_err err = { "" };
+
+	add_pfx(&more_block, "192.168.1.66", NULL);
+	add_pfx(&more_block, "fd00:1::66", NULL);
+	add_pfx(&more_geo, "172.16.5.0/24", "RU");
+	if (publish(c, getenv("PKT_FIXTURES"), (struct dp_rate){ 1000000, 1000000 }, (struct dp_rate){ 1000000, 1000000 },
+		    (struct dp_rate){ 1000000, 1000000 }))
+		exit(2);
+	for (size_t i = 0; i < sizeof(upstream) / sizeof(upstream[0]); i++) {
+		struct dp_pfx p;
+		char why[64];
+
+		if (dp_pfx_parse(upstream[i], &p, why, sizeof(why)))
+			exit(2);
+		u.v[u.n] = (struct dp_up_entry){ .ifindex = wan, .family = p.family, .len = p.len };
+		memcpy(u.v[u.n++].addr, p.addr, 16);
+	}
+	if (dp_instance_upstream(&inst, &u, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		exit(2);
+	}
+	for (int tags = 0; tags <= 1; tags++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			const struct exempt_case *k = &cases[i];
+			struct row r;
+
+			memset(&r, 0, sizeof(r));
+			r.group = "bogon-exemptions";
+			snprintf(r.name, sizeof(r.name), "IPv%d, %d VLAN tag(s): %s", k->fam, tags, k->name);
+			frame_spec_init(&r.spec, k->fam, k->src, k->fam == 4 ? "192.168.1.7" : "fd00:1::7", k->proto);
+			with_tags(&r.spec, tags);
+			r.spec.sport = k->sport;
+			r.spec.dport = k->dport;
+			r.spec.frag = k->frag;
+			if (k->fam == 6 && k->frag) {
+				r.spec.ext[0] = 44;
+				r.spec.n_ext = 1;
+			}
+			if (k->cut_l4) {
+				uint8_t tmp[FRAME_MAX];
+				struct frame_layout lay;
+
+				r.spec.payload = 0;
+				frame_build(&r.spec, tmp, &lay);
+				for (int b = 0; b < lay.n; b++)
+					if (!strcmp(lay.names[b], "l4"))
+						r.cut = lay.bounds[b] - 1;
+			}
+			r.ifindex = k->on_wan ? wan : other;
+			r.expect = k->expect;
+			run_row(c, &r);
+		}
+	}
+}
+
+/* Sends n copies of the frame of s on the namespace's loopback; counts[] += the verdicts, per reason. */
+static void send_counted(struct ctx *c, const struct frame_spec *s, int n, uint64_t counts[DP_STAT_MAX])
+{
+	uint64_t before[DP_STAT_MAX][2], after[DP_STAT_MAX][2];
+	uint8_t frame[FRAME_MAX];
+	size_t len = frame_build(s, frame, NULL);
+
+	all_stats(c, before);
+	for (int i = 0; i < n; i++)
+		test_run(c->prog, frame, len, 1, NULL);
+	all_stats(c, after);
+	for (int st = 0; st < DP_STAT_MAX; st++)
+		counts[st] += after[st][0] - before[st][0];
+}
+
+struct ct_case {
+	const char *name;
+	int fam;
+	const char *src, *dst;
+	uint16_t sport, dport;
+	int frag;
+	int n, clean, reply, limited; /* frames sent; how many pass clean, as conntrack replies, dropped over the limit */
+};
+
+/* Runs ct_case k through c (prefix: a label for the row) and prints its row. */
+static void ct_row(struct ctx *c, const char *label, const struct ct_case *k)
+{
+	struct frame_spec s;
+	uint64_t got[DP_STAT_MAX] = { 0 };
+	int ok;
+
+	frame_spec_init(&s, k->fam, k->src, k->dst, 17);
+	s.sport = k->sport;
+	s.dport = k->dport;
+	s.frag = k->frag;
+	send_counted(c, &s, k->n, got);
+	ok = got[DP_STAT_PASS] == (uint64_t)k->clean && got[DP_STAT_PASS_REPLY] == (uint64_t)k->reply &&
+	     got[DP_STAT_DROP_RL_UDP] == (uint64_t)k->limited;
+	c->rows++;
+	c->failed += !ok;
+	printf("{\"group\":\"conntrack-replies\",\"row\":\"%s%s: %d frames\",\"expect\":\"clean %d, reply %d, ratelimit %d\","
+	       "\"got\":\"clean %llu, reply %llu, ratelimit %llu\",\"ok\":%s}\n",
+	       label, k->name, k->n, k->clean, k->reply, k->limited, (unsigned long long)got[DP_STAT_PASS],
+	       (unsigned long long)got[DP_STAT_PASS_REPLY], (unsigned long long)got[DP_STAT_DROP_RL_UDP],
+	       ok ? "true" : "false");
+}
+
+/*
+ * UDP over its source's limit (rate 1/s, burst 2) against conntrack entries in this namespace:
+ * replies of flows started from this side (NATed too) pass without a token, everything else is
+ * charged; with the lookup off (a kernel without the kfunc) replies are charged as well.
+ */
+static void conntrack_rows(struct ctx *c, struct ctx *off)
+{
+	static const struct ct_case cases[] = {
+		{ "reply to a flow the router started", 4, "9.9.9.20", "81.2.69.1", 443, 40000, 0, 10, 2, 8, 0 },
+		{ "the same server to another port (unsolicited)", 4, "9.9.9.20", "81.2.69.1", 443, 40001, 0, 5, 0, 0, 5 },
+		{ "the same server from another port (not the flow's tuple)", 4, "9.9.9.20", "81.2.69.1", 444, 40000, 0, 3, 0,
+		  0, 3 },
+		{ "a later fragment from the same server (no ports)", 4, "9.9.9.20", "81.2.69.1", 443, 40000, 2, 3, 0, 0, 3 },
+		{ "reply to a LAN client's flow, NATed to the WAN address and port 61000", 4, "9.9.9.21", "81.2.69.1", 443,
+		  61000, 0, 10, 2, 8, 0 },
+		{ "the remote side of a flow it started (a port forward)", 4, "9.9.9.22", "81.2.69.1", 5353, 51820, 0, 10, 2, 0,
+		  8 },
+		{ "a source with no flow at all", 4, "9.9.9.23", "81.2.69.1", 443, 40000, 0, 6, 2, 0, 4 },
+		{ "IPv6 reply to a flow the router started", 6, "2620:fe::20", "2a01:4f8::1", 443, 40000, 0, 10, 2, 8, 0 },
+	};
+	static const struct ct_case off_case = { "reply to a flow the router started", 4, "9.9.9.24", "81.2.69.1", 443,
+						 40000, 0, 10, 2, 0, 8 };
+
+	must("conntrack -I -p udp -s 81.2.69.1 -d 9.9.9.20 --sport 40000 --dport 443 -t 600");
+	must("conntrack -I -p udp -s 192.168.10.5 -d 9.9.9.21 --sport 5000 --dport 443 -r 9.9.9.21 -q 81.2.69.1 "
+	     "--reply-port-src 443 --reply-port-dst 61000 -t 600");
+	must("conntrack -I -p udp -s 9.9.9.22 -d 81.2.69.1 --sport 5353 --dport 51820 -t 600");
+	must("conntrack -I -p udp -s 2a01:4f8::1 -d 2620:fe::20 --sport 40000 --dport 443 -t 600");
+	must("conntrack -I -p udp -s 81.2.69.1 -d 9.9.9.24 --sport 40000 --dport 443 -t 600");
+	for (struct ctx *x = c; x; x = x == c ? off : NULL)
+		if (publish(x, getenv("PKT_FIXTURES"), (struct dp_rate){ 1000000, 1000000 }, (struct dp_rate){ 1000000, 1000000 },
+			    (struct dp_rate){ 1, 2 }))
+			exit(2);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ct_row(c, "", &cases[i]);
+	ct_row(off, "conntrack lookups off (a kernel without the kfunc): ", &off_case);
+}
+
+/*
+ * The guard on a kernel without bpf_xdp_ct_lookup (built with the kfunc renamed to one no kernel
+ * has): it loads with the lookup off, and the kernel refuses it with the lookup on, which is when
+ * the loader falls back. The loader's kfunc probe finds the real kfunc and not the absent one.
+ */
+static void kfunc_rows(struct ctx *c)
+{
+	struct wan_guard_nokfunc_bpf *s;
+	int on = -1, offrc = -1;
+	bool real = dp_kernel_has_func("bpf_xdp_ct_lookup"), absent = dp_kernel_has_func("dp_test_absent_ct_lookup");
+	int ok;
+
+	libbpf_set_print(NULL);
+	for (int ct = 1; ct >= 0; ct--) {
+		s = wan_guard_nokfunc_bpf__open();
+		if (!s)
+			exit(2);
+		s->rodata->ct_replies = (uint32_t)ct;
+		*(ct ? &on : &offrc) = wan_guard_nokfunc_bpf__load(s);
+		wan_guard_nokfunc_bpf__destroy(s);
+	}
+	ok = on != 0 && offrc == 0 && real && !absent;
+	c->rows++;
+	c->failed += !ok;
+	printf("{\"group\":\"conntrack-replies\",\"row\":\"a kernel without the conntrack kfunc: the guard loads with the lookup "
+	       "off and is refused with it on; the probe finds bpf_xdp_ct_lookup and not an absent kfunc\","
+	       "\"load_on\":%d,\"load_off\":%d,\"probe_real\":%s,\"probe_absent\":%s,\"ok\":%s}\n",
+	       on, offrc, real ? "true" : "false", absent ? "true" : "false", ok ? "true" : "false");
+}
+
+/* Loads the WAN guard with conntrack lookups on or off into c. */
+static void load_guard(struct ctx *c, bool ct)
+{
+	struct dp_err err = { "" };
+
+	c->skel = wan_guard_bpf__open();
+	if (!c->skel)
+		exit(2);
+	c->skel->rodata->ct_replies = ct;
+	if (wan_guard_bpf__load(c->skel) ||
+	    dp_guard_maps_find(c->skel->obj, &c->skel->bss->dp_rt, c->skel->bss->dp_sum, &c->maps, &err)) {
+		fprintf(stderr, "cannot load the WAN guard: %s\n", err.msg[0] ? err.msg : "verifier");
+		exit(2);
+	}
+	c->prog = bpf_program__fd(c->skel->progs.wan_guard);
+	c->stats = bpf_map__fd(c->skel->maps.dp_stats);
+	c->vlans = bpf_map__fd(c->skel->maps.dp_vlan_stats);
+}
+
 int main(int argc, char **argv)
 {
-	struct ctx c = { 0 };
-	struct dp_err err = { "" };
+	struct ctx c = { 0 }, off = { 0 };
 	const char *fixtures = NULL;
+	int wan, other;
 
 	if (argc == 3 && !strcmp(argv[1], "--fixtures"))
 		fixtures = argv[2];
@@ -527,14 +830,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setenv("PKT_FIXTURES", fixtures, 1);
-	c.skel = wan_guard_bpf__open_and_load();
-	if (!c.skel || dp_guard_maps_find(c.skel->obj, &c.skel->bss->dp_rt, c.skel->bss->dp_sum, &c.maps, &err)) {
-		fprintf(stderr, "cannot load the WAN guard: %s\n", err.msg[0] ? err.msg : "verifier");
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET)");
 		return 2;
 	}
-	c.prog = bpf_program__fd(c.skel->progs.wan_guard);
-	c.stats = bpf_map__fd(c.skel->maps.dp_stats);
-	c.vlans = bpf_map__fd(c.skel->maps.dp_vlan_stats);
+	wan = make_link("pktwan0", "pktwan1");
+	other = make_link("pktlan0", "pktlan1");
+	load_guard(&c, true);
+	load_guard(&off, false);
 	/* rate limits far above what the table sends, so only the rate rows exercise them */
 	if (publish(&c, fixtures, (struct dp_rate){ 1000000, 1000000 }, (struct dp_rate){ 1000000, 1000000 },
 		    (struct dp_rate){ 1000000, 1000000 }))
@@ -542,7 +845,11 @@ int main(int argc, char **argv)
 	table_rows(&c);
 	rate_rows(&c);
 	rate_row(&c);
+	exemption_rows(&c, wan, other);
+	conntrack_rows(&c, &off);
+	kfunc_rows(&c);
 	printf("{\"summary\":{\"rows\":%d,\"failed\":%d}}\n", c.rows, c.failed);
 	wan_guard_bpf__destroy(c.skel);
+	wan_guard_bpf__destroy(off.skel);
 	return c.failed ? 1 : 0;
 }

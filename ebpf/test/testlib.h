@@ -34,6 +34,7 @@ struct frame_spec {
 	uint8_t tcp_flags;
 	uint8_t icmp_type;
 	uint8_t tos;           /* IPv4 TOS / IPv6 traffic class */
+	uint16_t sport, dport; /* TCP/UDP ports; 0 = 40000 and the protocol's default (TCP 443, UDP 53) */
 	int payload;
 };
 
@@ -56,6 +57,12 @@ void frame_spec_tag(struct frame_spec *s, uint16_t tpid, uint16_t vid);
 
 /* Runs prog once on frame; returns the XDP action (or -1) and sets *duration (ns) if given. */
 int test_run(int prog_fd, const uint8_t *frame, size_t len, uint32_t repeat, uint32_t *duration);
+
+/*
+ * Runs prog once on frame as if it had arrived on link ifindex of the current network namespace
+ * (0 = the kernel's default, the namespace's loopback); returns the XDP action or -1.
+ */
+int test_run_on(int prog_fd, const uint8_t *frame, size_t len, uint32_t ifindex);
 
 /* Sums a per-CPU array entry made of nfields u64 counters. */
 int percpu_read(int map_fd, uint32_t key, uint64_t *out, int nfields);
@@ -82,6 +89,7 @@ enum ref_verdict {
 	REF_PASS,
 	REF_PASS_ALLOW,
 	REF_PASS_NONIP,
+	REF_PASS_REPLY,
 	REF_DROP_MALFORMED,
 	REF_DROP_BOGON,
 	REF_DROP_BLOCK,
@@ -93,12 +101,35 @@ enum ref_verdict {
 
 extern const char *const ref_verdict_name[];
 
+/* An upstream prefix: its bogon sources are exempt on frames arriving on link ifindex. */
+struct ref_upstream {
+	int ifindex;
+	struct dp_pfx p;
+};
+
+/* A UDP conntrack entry: its reply tuple (what replies to the flow carry), and whether the flow was
+ * started from this side (only then is a frame with that tuple a reply of ours). */
+struct ref_flow {
+	int family; /* 4 or 6 */
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport;
+};
+
 struct ref_model {
 	const struct dp_pfx *allow, *bogon_extra, *block, *geo;
 	size_t n_allow, n_bogon_extra, n_block, n_geo;
 	const char (*blocked)[3];
 	int n_blocked;
 	bool bogons4, bogons6, blocklist, geoip, ratelimit;
+	const struct ref_upstream *up;
+	size_t n_up;
+	/* conntrack: a UDP frame over its limit passes when ct_replies is on and its (source,
+	 * destination, ports) equal one of these tuples (the replies of flows started from this side) */
+	bool ct_replies;
+	const struct ref_flow *replies;
+	size_t n_replies;
+	/* bogon sources let through so far by a DHCPv4 server reply's ports, or by the upstream table */
+	uint64_t exempt_dhcp, exempt_upstream;
 	/* rate limiting with refill rate 0: each (slot, class) passes `burst` packets, then drops */
 	uint32_t burst[4];
 	uint64_t seed;
@@ -111,7 +142,7 @@ int ref_init(struct ref_model *m);
 void ref_reset_buckets(struct ref_model *m);
 void ref_free(struct ref_model *m);
 
-/* Verdict for one frame; *vlan receives the outer VLAN id (0 = untagged). */
-enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len, uint16_t *vlan);
+/* Verdict for one frame arriving on link ifindex; *vlan receives the outer VLAN id (0 = untagged). */
+enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len, int ifindex, uint16_t *vlan);
 
 #endif /* DP_TESTLIB_H */

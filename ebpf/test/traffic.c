@@ -2,9 +2,10 @@
 /*
  * Traffic for the network-namespace tests.
  *
- *   traffic send --ifname IF --dst-mac MAC --src IP --dst IP --port P --tag T --count N --pps R
- *       Sends N Ethernet/IPv4/UDP frames (any source address, spoofed ones included) through a
- *       packet socket; the payload carries the tag and a sequence number. Prints {"sent":N}.
+ *   traffic send --ifname IF --dst-mac MAC --src IP --dst IP --port P [--sport S] --tag T --count N --pps R
+ *       Sends N Ethernet/IPv4/UDP frames (any source address and port, spoofed ones included) through
+ *       a packet socket, from port S (default 40000); the payload carries the tag and a sequence
+ *       number. Prints {"sent":N}.
  *   traffic sink --port P [--seconds S]
  *       Counts UDP datagrams per tag until S seconds pass or SIGTERM/SIGINT; prints {"ready":true}
  *       once listening, and at the end {"tags":{"T":{"received":N,"distinct":M},...}}.
@@ -62,6 +63,7 @@ static int send_mode(int argc, char **argv)
 	const char *ifname = arg(argc, argv, "--ifname", NULL), *mac = arg(argc, argv, "--dst-mac", NULL);
 	const char *src = arg(argc, argv, "--src", NULL), *dst = arg(argc, argv, "--dst", NULL);
 	unsigned port = (unsigned)atoi(arg(argc, argv, "--port", "9999"));
+	unsigned sport = (unsigned)atoi(arg(argc, argv, "--sport", "40000"));
 	uint32_t tag = (uint32_t)strtoul(arg(argc, argv, "--tag", "1"), NULL, 0);
 	long count = atol(arg(argc, argv, "--count", "1000")), pps = atol(arg(argc, argv, "--pps", "1000"));
 	uint8_t f[64] = { 0 }, *ip = f + 14, *udp = f + 34;
@@ -73,8 +75,8 @@ static int send_mode(int argc, char **argv)
 	int fd;
 
 	if (!ifname || !mac || !src || !dst || sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6) {
-		fprintf(stderr, "usage: traffic send --ifname IF --dst-mac MAC --src IP --dst IP [--port P] [--tag T] "
-				"[--count N] [--pps R]\n");
+		fprintf(stderr, "usage: traffic send --ifname IF --dst-mac MAC --src IP --dst IP [--port P] [--sport S] "
+				"[--tag T] [--count N] [--pps R]\n");
 		return 2;
 	}
 	fd = socket(AF_PACKET, SOCK_RAW, 0);
@@ -102,8 +104,8 @@ static int send_mode(int argc, char **argv)
 		ip[10] = (uint8_t)(c >> 8);
 		ip[11] = (uint8_t)c;
 	}
-	udp[0] = 0x9c;
-	udp[1] = 0x40;
+	udp[0] = (uint8_t)(sport >> 8);
+	udp[1] = (uint8_t)sport;
 	udp[2] = (uint8_t)(port >> 8);
 	udp[3] = (uint8_t)port;
 	udp[5] = 8 + 12;

@@ -136,14 +136,14 @@ function headers(): string[] {
     for (const extra of [[], ["-DBENCH_RANDOM_SRC"]])
       deps("clang-19", ["-O2", "-target", "bpf", "-mcpu=v3", "-Isrc", ...extra, "-M", "-MG", `src/${f}`]);
   const c = [
-    ...readdirSync(join(EBPF, "loader"))
-      .filter((f) => f.endsWith(".c"))
-      .map((f) => `loader/${f}`),
-    ...readdirSync(join(EBPF, "test"))
-      .filter((f) => f.endsWith(".c"))
-      .map((f) => `test/${f}`),
+    ...["loader", "fetcher", "test"].flatMap((dir) =>
+      readdirSync(join(EBPF, dir))
+        .filter((f) => f.endsWith(".c"))
+        .map((f) => `${dir}/${f}`),
+    ),
   ];
-  for (const f of c) deps("gcc", ["-std=gnu11", "-D_GNU_SOURCE", "-Ibuild", "-Iloader", "-Itest", "-M", "-MG", f]);
+  for (const f of c)
+    deps("gcc", ["-std=gnu11", "-D_GNU_SOURCE", "-Ibuild", "-Iloader", "-Ifetcher", "-Itest", "-M", "-MG", f]);
   deps("gcc", ["-std=gnu11", "-D_GNU_SOURCE", "-M", "-MG", join(ROOT, "test/e2e/tools/netprobe.c")]);
   return [...out].sort();
 }
@@ -152,6 +152,7 @@ function headers(): string[] {
 function libraries(): string[] {
   const bins = [
     join(EBPF, "build/router-dataplane"),
+    join(EBPF, "build/router-fetch"),
     ...readdirSync(join(EBPF, "build/test")).map((f) => join(EBPF, "build/test", f)),
   ];
   const out = new Set<string>();

@@ -258,11 +258,18 @@ describe.skipIf(!t.ok)("router-dataplane Talos extension image", () => {
     expect(bundle!.data.toString("utf8")).toMatch(/-----BEGIN CERTIFICATE-----/);
   });
 
-  it("runs the loader and nft from the container rootfs alone (libraries and dynamic loader are all shipped)", () => {
+  it("runs the loader, the list fetcher beside it and nft from the container rootfs alone (libraries and dynamic loader are all shipped)", () => {
     const ctr = join(root, "x/rootfs/usr/local/lib/containers", NAME);
     const help = spawnSync("chroot", [ctr, "/usr/bin/router-dataplane", "--help"], { encoding: "utf8" });
     expect(help.stdout).toContain("usage: router-dataplane --config FILE");
     expect(help.status).toBe(0);
+    // the loader runs router-fetch from its own directory
+    const fetcher = file(`rootfs/usr/local/lib/containers/${NAME}/usr/bin/router-fetch`);
+    expect(fetcher?.type).toBe("0");
+    expect(fetcher!.mode & 0o7777).toBe(0o755);
+    const fetchHelp = spawnSync("chroot", [ctr, "/usr/bin/router-fetch", "--help"], { encoding: "utf8" });
+    expect(fetchHelp.stdout).toContain("usage: router-fetch --url URL|- --kind cidr|geo|domains --out FILE");
+    expect(fetchHelp.status).toBe(0);
     const nft = spawnSync("chroot", [ctr, "/usr/sbin/nft", "--version"], { encoding: "utf8" });
     expect(nft.stdout).toMatch(/^nftables v1\.0\.6/);
 

@@ -3,7 +3,7 @@
  * the C test tools and parsing their JSON lines, and network namespaces for the loader tests.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -178,4 +178,88 @@ export function parseMetrics(text: string): Map<string, number> {
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
   return m;
+}
+
+/** Per-tag counts a UDP sink printed when it stopped. */
+export type SinkCounts = Record<string, { received: number; distinct: number }>;
+
+/**
+ * Starts `traffic sink` on port in ns (children collects the process, for a kill on cleanup) and waits until it
+ * listens; stop() ends it after in-flight datagrams had 300 ms to arrive and returns its per-tag counts.
+ */
+export async function udpSink(
+  ns: string,
+  children: ChildProcess[],
+  port = 9999,
+): Promise<{ stop(): Promise<SinkCounts> }> {
+  const child = spawnInNetns(ns, join(TOOLS, "traffic"), ["sink", "--port", String(port)]);
+  children.push(child);
+  const out = collect(child);
+  let ready = "";
+  child.stdout?.on("data", (d) => (ready += d));
+  await waitFor("the sink", () => ready.includes('"ready"'));
+  return {
+    async stop(): Promise<SinkCounts> {
+      await sleep(300);
+      child.kill("SIGTERM");
+      const r = await out;
+      const last = jsonLines<{ tags?: SinkCounts }>(r.stdout).find((l) => l.tags);
+      if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
+      return last.tags;
+    },
+  };
+}
+
+/** What `traffic send` sends: UDP frames from any source (spoofed ones included) through a packet socket. */
+export interface Frames {
+  ifname: string;
+  dstMac: string;
+  src: string;
+  dst: string;
+  tag: number;
+  count: number;
+  pps: number;
+  port?: number;
+  /** Source port (default 40000, as `traffic send` has it). */
+  sport?: number;
+}
+
+/** Sends frames from ns with `traffic send`; resolves to the number sent. */
+export async function sendFrames(ns: string, f: Frames): Promise<number> {
+  const r = await collect(
+    spawnInNetns(ns, join(TOOLS, "traffic"), [
+      "send",
+      ...["--ifname", f.ifname, "--dst-mac", f.dstMac, "--src", f.src, "--dst", f.dst],
+      ...["--port", String(f.port ?? 9999), "--sport", String(f.sport ?? 40000), "--tag", String(f.tag)],
+      ...["--count", String(f.count), "--pps", String(f.pps)],
+    ]),
+  );
+  if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
+  return jsonLines<{ sent: number }>(r.stdout)[0].sent;
+}
+
+/**
+ * Starts the loader (command cmd, e.g. [LOADER, "--config", FILE], or behind setpriv) in ns, hands its log lines to
+ * onLog, and waits until it logged one more `started` than log() held before and until ready() holds. Throws with
+ * the log when it exits instead.
+ */
+export async function startLoaderIn(
+  ns: string,
+  cmd: string[],
+  o: { log: () => string; onLog: (chunk: string) => void; ready: () => boolean },
+): Promise<ChildProcess> {
+  const started = () => jsonLines<{ event: string }>(o.log()).filter((e) => e.event === "started").length;
+  const before = started();
+  const child = spawnInNetns(ns, cmd[0], cmd.slice(1));
+  child.stderr?.on("data", (d) => o.onLog(String(d)));
+  await waitFor("the loader to start", () => started() > before || child.exitCode !== null, 30_000);
+  if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${o.log()}`);
+  await waitFor("the loader's HTTP endpoint", o.ready);
+  return child;
+}
+
+/** Replaces a file the way updaters do: write a temporary, then rename it over (one inotify event, never half). */
+export function replaceFile(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
 }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import {
@@ -21,10 +21,14 @@ import {
   jsonLines,
   metricsUp,
   parseMetrics,
+  replaceFile,
+  sendFrames,
   sleep,
   spawnInNetns,
+  startLoaderIn,
   stopProcess,
   tempDir,
+  udpSink,
   waitFor,
 } from "./lib";
 
@@ -122,9 +126,15 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
     return p;
   }
 
-  it("accepts the contract's configuration with the fixture tables and the sample ruleset", () => {
-    const r = check(writeConf("good.conf", config(base())));
-    expect(r.log.map((l) => l.event)).toContain("check_ok");
+  it("accepts the contract's configuration with the fixture tables and the sample ruleset, and checks the fallback too", () => {
+    const conf = config(base()).replace(
+      "[global]\n",
+      "[global]\nenable_forwarding = true\nmanagement_links = lan0.10\nmanagement_ports = 50000, 50001, 6443\ngeneration = 0a1b\n",
+    );
+    const r = check(writeConf("good.conf", conf));
+    expect(r.log.find((l) => l.event === "check_ok")?.msg).toMatch(
+      /and ruleset are valid \(the fail-closed fallback too\)$/,
+    );
     expect(r.status).toBe(0);
   });
 
@@ -239,6 +249,43 @@ kind = block
 refresh = 12h
 `;
   const withExtra = (extra: string) => (c: string) => `${c}\n${extra}`;
+  const inGlobal = (line: string) => (c: string) => c.replace("[global]\n", `[global]\n${line}\n`);
+  bad.push(
+    {
+      name: "an XDP mode that does not exist",
+      why: "a typo must not pick a mode the NIC cannot run or silently drop the strictness asked for",
+      conf: (c) => c.replace("xdp_mode = native", "xdp_mode = driver"),
+      expect: [
+        /\[interface wan0\] xdp_mode = driver: expected native \(driver mode, generic where the driver has none\), native-only or generic/,
+      ],
+    },
+    {
+      name: "a management link that is a WAN",
+      why: "the fail-closed fallback would accept the management ports from the internet",
+      conf: inGlobal("management_links = lan0.10, wan0"),
+      expect: [
+        /good\.conf:\d+: \[global\] management_links: wan0 is a WAN link; management is never accepted from a WAN/,
+      ],
+    },
+    {
+      name: "a management port out of range",
+      why: "the fallback's management rule would not load, leaving the box without one",
+      conf: inGlobal("management_ports = 50000, 70000"),
+      expect: [/\[global\] management_ports = 70000: expected an integer from 1 to 65535/],
+    },
+    {
+      name: "a generation that is not a hexadecimal digest",
+      why: "the health check compares it with the renderer's digest; anything else can never match",
+      conf: inGlobal("generation = not-a-digest"),
+      expect: [/\[global\] generation = not-a-digest: expected 1-64 lower-case hexadecimal digits/],
+    },
+    {
+      name: "enable_forwarding that is not a boolean",
+      why: "forwarding must come on only when asked for, and then surely",
+      conf: inGlobal("enable_forwarding = yes"),
+      expect: [/\[global\] enable_forwarding = yes: expected true or false/],
+    },
+  );
   bad.push(
     {
       name: "a WAN mark outside the WAN bits",
@@ -303,6 +350,24 @@ refresh = 12h
       why: "the name becomes the cache file's name under state_dir",
       conf: withExtra(FEED.replace("[feed spamhaus-drop]", "[feed ../etc]")),
       expect: [/'\.\.\/etc' is not a valid feed name \(1-63 of a-z 0-9 '-'/],
+    },
+    {
+      name: "a feed timeout beyond an hour",
+      why: "a stalled download would hold up every other feed that long",
+      conf: withExtra(`${FEED}timeout = 2h\n`),
+      expect: [/\[feed spamhaus-drop\] timeout = 2h: expected a duration from 1s to 1h/],
+    },
+    {
+      name: "a feed that may have no entries",
+      why: "an empty download would replace a real list",
+      conf: withExtra(`${FEED}min_entries = 0\n`),
+      expect: [/\[feed spamhaus-drop\] min_entries = 0: expected an integer from 1 to 100000000/],
+    },
+    {
+      name: "a relative resolv_conf",
+      why: "its nameservers are what no feed may block; a relative path depends on the working directory",
+      conf: (c: string) => c.replace("[global]\n", "[global]\nresolv_conf = etc/resolv.conf\n"),
+      expect: [/\[global\] resolv_conf = etc\/resolv\.conf: expected an absolute path/],
     },
   );
 
@@ -384,75 +449,24 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
   }
 
   async function startLoader(): Promise<void> {
-    const before = events().filter((e) => e.event === "started").length;
-    const child = spawnInNetns(RTR, LOADER, ["--config", conf]);
-    child.stderr?.on("data", (d) => (loaderLog += d));
-    loader = child;
-    await waitFor(
-      "the loader to start",
-      () => events().filter((e) => e.event === "started").length > before || child.exitCode !== null,
-      30_000,
-    );
-    if (child.exitCode !== null) throw new Error(`loader exited ${child.exitCode}:\n${loaderLog}`);
-    await waitFor("the metrics endpoint", () => metricsUp(metrics));
+    loader = await startLoaderIn(RTR, [LOADER, "--config", conf], {
+      log: () => loaderLog,
+      onLog: (d) => (loaderLog += d),
+      ready: () => metricsUp(metrics),
+    });
   }
 
   const stopLoader = () => stopProcess(loader);
 
   /** Starts a UDP sink in the router namespace; stop() returns per-tag counts. */
-  async function sink(p = 9999) {
-    const child = spawnInNetns(RTR, join(TOOLS, "traffic"), ["sink", "--port", String(p)]);
-    sinks.push(child);
-    const out = collect(child);
-    let ready = "";
-    child.stdout?.on("data", (d) => (ready += d));
-    await waitFor("the sink", () => ready.includes('"ready"'));
-    return {
-      async stop(): Promise<Record<string, { received: number; distinct: number }>> {
-        await sleep(300);
-        child.kill("SIGTERM");
-        const r = await out;
-        const last = jsonLines<{ tags?: Record<string, { received: number; distinct: number }> }>(r.stdout).find(
-          (l) => l.tags,
-        );
-        if (!last?.tags) throw new Error(`sink printed no counts: ${r.stdout} ${r.stderr}`);
-        return last.tags;
-      },
-    };
-  }
+  const sink = (p = 9999) => udpSink(RTR, sinks, p);
 
   /** Sends UDP frames from src (spoofed as needed) to the router's WAN address. */
   function send(src: string, tag: number, count: number, pps: number, ns = PEER, ifname = "wanp", mac = "") {
-    const child = spawnInNetns(ns, join(TOOLS, "traffic"), [
-      "send",
-      "--ifname",
-      ifname,
-      "--dst-mac",
-      mac || wanMac,
-      "--src",
-      src,
-      "--dst",
-      WAN_ADDR,
-      "--port",
-      "9999",
-      "--tag",
-      String(tag),
-      "--count",
-      String(count),
-      "--pps",
-      String(pps),
-    ]);
-    return collect(child).then((r) => {
-      if (r.code !== 0) throw new Error(`traffic send failed: ${r.stderr}`);
-      return jsonLines<{ sent: number }>(r.stdout)[0].sent;
-    });
+    return sendFrames(ns, { ifname, dstMac: mac || wanMac, src, dst: WAN_ADDR, tag, count, pps });
   }
 
-  /** Replaces a file the way feed updaters do: write a temporary, then rename over. */
-  function replace(path: string, text: string): void {
-    writeFileSync(`${path}.tmp`, text);
-    renameSync(`${path}.tmp`, path);
-  }
+  const replace = replaceFile;
 
   function routerTable(): string {
     return inNetns(RTR, "nft", ["list", "table", "inet", "router"]);
@@ -700,3 +714,302 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     );
   }, 60_000);
 });
+
+describe.skipIf(!t.ok || !tier("ebpf-upstream", { root: true, commands: ["busybox", "conntrack"] }).ok)(
+  "router-dataplane on a WAN behind an ISP box (a private upstream handing out the WAN address by DHCP)",
+  () => {
+    const tag = process.pid % 100000;
+    const RTR = `dpupr${tag}`;
+    const ISP = `dpupi${tag}`;
+    const INET = `dpupn${tag}`;
+    const pinRoot = `/sys/fs/bpf/router-dataplane-upstream-${process.pid}`;
+    const port = 20000 + (process.pid % 1000);
+    const SERVER = "93.184.216.34";
+    let dir = "";
+    let conf = "";
+    let wanMac = "";
+    let loader: ChildProcess | undefined;
+    let loaderLog = "";
+    let udhcpd: ChildProcess | undefined;
+    let udhcpc: ChildProcess | undefined;
+    const children: ChildProcess[] = [];
+
+    const metrics = () => parseMetrics(inNetns(RTR, "curl", ["-sf", `http://127.0.0.1:${port}/metrics`]));
+    const metric = (name: string) => metrics().get(name) ?? 0;
+    const upstreamLog = () =>
+      jsonLines<LogLine>(loaderLog)
+        .filter((e) => e.event === "upstream")
+        .map((e) => e.msg);
+    const wanAddrs = () =>
+      (
+        JSON.parse(ip("-n", RTR, "-j", "addr", "show", "dev", "wan0")) as Array<{
+          addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+        }>
+      )[0].addr_info
+        .filter((a) => a.family === "inet")
+        .map((a) => `${a.local}/${a.prefixlen}`);
+
+    /** The ISP box's DHCP server for subnet 192.168.N.0/24 (gateway .1, one address .100 to lease). */
+    function startDhcpServer(n: number): void {
+      const cfg = join(dir, `udhcpd-${n}.conf`);
+      writeFileSync(
+        cfg,
+        [
+          `start 192.168.${n}.100`,
+          `end 192.168.${n}.100`,
+          "interface cust",
+          `lease_file ${join(dir, `udhcpd-${n}.leases`)}`,
+          `pidfile ${join(dir, `udhcpd-${n}.pid`)}`,
+          "option subnet 255.255.255.0",
+          `option router 192.168.${n}.1`,
+          "option lease 600",
+          "",
+        ].join("\n"),
+      );
+      writeFileSync(join(dir, `udhcpd-${n}.leases`), "");
+      udhcpd = spawnInNetns(ISP, "busybox", ["udhcpd", "-f", cfg]);
+      children.push(udhcpd);
+    }
+
+    /** A DHCP client on the router's WAN as a host's would be: it configures the lease and the default route. */
+    function startDhcpClient(): void {
+      const script = join(dir, "udhcpc.script");
+      writeFileSync(
+        script,
+        [
+          "#!/bin/sh",
+          'case "$1" in',
+          'deconfig) ip -4 addr flush dev "$interface" ;;',
+          'bound|renew) ip -4 addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface";' +
+            ' [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface" ;;',
+          "esac",
+          "exit 0",
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      udhcpc = spawnInNetns(RTR, "busybox", [
+        "udhcpc",
+        "-f",
+        "-i",
+        "wan0",
+        "-s",
+        script,
+        "-t",
+        "30",
+        "-T",
+        "1",
+        "-A",
+        "1",
+      ]);
+      children.push(udhcpc);
+    }
+
+    /** Spoofed UDP frames from the ISP's side of the WAN link to the router's address, from src. */
+    const sendFromIsp = (
+      src: string,
+      dst: string,
+      p: number,
+      tagN: number,
+      count: number,
+      pps: number,
+      sport = 40000,
+    ) => sendFrames(ISP, { ifname: "cust", dstMac: wanMac, src, dst, port: p, sport, tag: tagN, count, pps });
+
+    /** Counts UDP datagrams on port p of the router; stop() returns per-tag counts. */
+    const sink = (p: number) => udpSink(RTR, children, p);
+
+    /** Asks a UDP echo server from the router; the addresses it saw the questions come from. */
+    function ask(dst: string, p: number, count = 2): string[] {
+      const out = inNetns(RTR, join(TOOLS, "traffic"), [
+        "ask",
+        "--dst",
+        dst,
+        "--port",
+        String(p),
+        "--count",
+        String(count),
+        "--timeout-ms",
+        "1000",
+      ]);
+      return jsonLines<{ seen_as?: string; error?: string }>(out).map((l) => l.seen_as ?? `error: ${l.error}`);
+    }
+
+    beforeAll(async () => {
+      buildEbpf("loader");
+      buildEbpf("tests");
+      ensureBpffs();
+      dir = tempDir("dp-upstream-");
+      for (const ns of [RTR, ISP, INET]) spawnSync("ip", ["netns", "del", ns]);
+      for (const ns of [RTR, ISP, INET]) ip("netns", "add", ns);
+      ip("link", "add", "wan0", "netns", RTR, "type", "veth", "peer", "name", "cust", "netns", ISP);
+      ip("link", "add", "uplink", "netns", ISP, "type", "veth", "peer", "name", "isp", "netns", INET);
+      for (const [ns, dev] of [
+        [RTR, "lo"],
+        [RTR, "wan0"],
+        [ISP, "lo"],
+        [ISP, "cust"],
+        [ISP, "uplink"],
+        [INET, "lo"],
+        [INET, "isp"],
+      ])
+        ip("-n", ns, "link", "set", dev, "up");
+      // the ISP box: 192.168.1.1 on the customer side, NAT to its own public address
+      ip("-n", ISP, "addr", "add", "192.168.1.1/24", "dev", "cust");
+      ip("-n", ISP, "addr", "add", "81.23.0.1/30", "dev", "uplink");
+      ip("-n", ISP, "route", "add", "default", "via", "81.23.0.2");
+      inNetns(ISP, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+      inNetns(
+        ISP,
+        "nft",
+        ["-f", "-"],
+        'table ip box {\n chain post { type nat hook postrouting priority srcnat; oifname "uplink" masquerade; }\n}\n',
+      );
+      ip("-n", INET, "addr", "add", "81.23.0.2/30", "dev", "isp");
+      ip("-n", INET, "addr", "add", `${SERVER}/32`, "dev", "lo");
+      wanMac = (JSON.parse(ip("-n", RTR, "-j", "link", "show", "wan0")) as Array<{ address: string }>)[0].address;
+      for (const [ns, bind] of [
+        [ISP, "isp-echo"],
+        [INET, "inet-echo"],
+      ]) {
+        const echo = spawnInNetns(ns, join(TOOLS, "traffic"), ["echo", "--port", "7"]);
+        children.push(echo);
+        let ready = "";
+        echo.stdout?.on("data", (d) => (ready += d));
+        await waitFor(`the ${bind} server`, () => ready.includes('"ready"'));
+      }
+
+      conf = join(dir, "dataplane.conf");
+      const nft = join(dir, "router.nft");
+      copyFileSync(join(FIXTURES, "router.nft"), nft);
+      writeFileSync(
+        conf,
+        config({ pinRoot, stateDir: join(dir, "state"), port, block: join(TABLES, "block.txt"), nft })
+          .replace("udp_rate = 100000", "udp_rate = 200")
+          .replace("udp_burst = 200000", "udp_burst = 200"),
+      );
+      // the guard runs before the WAN has an address, as at boot
+      loader = spawnInNetns(RTR, LOADER, ["--config", conf]);
+      loader.stderr?.on("data", (d) => (loaderLog += d));
+      await waitFor(
+        "the loader to start",
+        () => /"event":"started"/.test(loaderLog) || loader!.exitCode !== null,
+        30_000,
+      );
+      if (loader.exitCode !== null) throw new Error(`loader exited ${loader.exitCode}:\n${loaderLog}`);
+      await waitFor("the metrics endpoint", () => metricsUp(metrics));
+    }, 600_000);
+
+    afterAll(async () => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+      await stopProcess(loader);
+      for (const ns of [RTR, ISP, INET]) spawnSync("ip", ["netns", "del", ns]);
+      rmSync(pinRoot, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("gets its lease through the guard (the offer comes from the box's private address before the WAN has one) and learns the upstream", async () => {
+      expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
+      expect(wanAddrs()).toEqual([]);
+      expect(metric('router_dataplane_upstream_prefixes{interface="wan0",family="ipv4"}')).toBe(0);
+      startDhcpServer(1);
+      startDhcpClient();
+      await waitFor("the lease", () => wanAddrs().includes("192.168.1.100/24"), 30_000);
+      await waitFor(
+        "the upstream to follow the lease",
+        () =>
+          upstreamLog().at(-1) ===
+          "[interface wan0]: bogon sources let through from its upstream: 192.168.1.0/24, 192.168.1.1/32",
+      );
+      expect(metric('router_dataplane_upstream_prefixes{interface="wan0",family="ipv4"}')).toBe(2);
+    }, 60_000);
+
+    it("reaches the ISP box (a bogon source) and the internet host through it", () => {
+      expect(ask("192.168.1.1", 7)).toEqual(["192.168.1.100", "192.168.1.100"]);
+      // the box NATs the router to its own public address
+      expect(ask(SERVER, 7)).toEqual(["81.23.0.1", "81.23.0.1"]);
+    });
+
+    it("still drops a spoofed bogon (10.0.0.0/8) on the WAN link, while the upstream's other hosts pass", async () => {
+      const before = metrics();
+      const s = await sink(9999);
+      await Promise.all([
+        sendFromIsp("10.9.9.9", "192.168.1.100", 9999, 1, 200, 1000),
+        sendFromIsp("192.168.1.77", "192.168.1.100", 9999, 2, 200, 1000),
+      ]);
+      const got = await s.stop();
+      expect(got["1"]).toBeUndefined();
+      expect(got["2"]?.distinct).toBe(200);
+      expect(
+        metric('router_dataplane_drop_packets_total{reason="bogon"}') -
+          (before.get('router_dataplane_drop_packets_total{reason="bogon"}') ?? 0),
+      ).toBe(200);
+    });
+
+    it("when the lease moves to another subnet, the old subnet is a bogon again and the new one passes", async () => {
+      // the box is renumbered; the router releases its lease and asks again
+      udhcpd!.kill("SIGTERM");
+      await collect(udhcpd!);
+      ip("-n", ISP, "addr", "flush", "dev", "cust");
+      ip("-n", ISP, "addr", "add", "192.168.2.1/24", "dev", "cust");
+      startDhcpServer(2);
+      udhcpc!.kill("SIGUSR2");
+      await waitFor("the release", () => wanAddrs().length === 0);
+      udhcpc!.kill("SIGUSR1");
+      await waitFor("the new lease", () => wanAddrs().includes("192.168.2.100/24"), 30_000);
+      await waitFor("the upstream to follow", () =>
+        (upstreamLog().at(-1) ?? "").endsWith("upstream: 192.168.2.0/24, 192.168.2.1/32"),
+      );
+      expect(metric('router_dataplane_upstream_prefixes{interface="wan0",family="ipv4"}')).toBe(2);
+      const s = await sink(9999);
+      await Promise.all([
+        sendFromIsp("192.168.1.77", "192.168.2.100", 9999, 1, 100, 1000),
+        sendFromIsp("192.168.2.77", "192.168.2.100", 9999, 2, 100, 1000),
+      ]);
+      const got = await s.stop();
+      expect(got["1"]).toBeUndefined();
+      expect(got["2"]?.distinct).toBe(100);
+      expect(ask("192.168.2.1", 7)).toEqual(["192.168.2.100", "192.168.2.100"]);
+    }, 60_000);
+
+    it("passes a UDP reply flow at 5x its source's limit without a ratelimit drop, while unsolicited UDP from the same source to another port is limited", async () => {
+      // the router starts a flow to the server from port 45000 (no answer needed: the flow is in conntrack)
+      inNetns(RTR, join(TOOLS, "traffic"), [
+        "ask",
+        "--dst",
+        SERVER,
+        "--port",
+        "4433",
+        "--sport",
+        "45000",
+        "--timeout-ms",
+        "100",
+      ]);
+      expect(inNetns(RTR, "conntrack", ["-L", "-p", "udp", "--dport", "4433"])).toMatch(/sport=45000 dport=4433/);
+      expect(metric("router_dataplane_conntrack_replies")).toBe(1);
+      const before = metrics();
+      const replies = await sink(45000);
+      const other = await sink(45001);
+      // 2 s at 1000/s each, the limit being 200/s with a burst of 200 (what comes back through the box's NAT)
+      const [sentReplies, sentOther] = await Promise.all([
+        sendFromIsp(SERVER, "192.168.2.100", 45000, 1, 2000, 1000, 4433),
+        sendFromIsp(SERVER, "192.168.2.100", 45001, 2, 2000, 1000, 4433),
+      ]);
+      const gotReplies = (await replies.stop())["1"]?.distinct ?? 0;
+      const gotOther = (await other.stop())["2"]?.distinct ?? 0;
+      const after = metrics();
+      const delta = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+      expect(sentReplies).toBe(2000);
+      expect(sentOther).toBe(2000);
+      expect(gotReplies).toBe(2000);
+      // the guard's own counters: every ratelimit drop is one of the unsolicited flow's
+      expect(delta('router_dataplane_drop_packets_total{reason="ratelimit_udp"}')).toBe(sentOther - gotOther);
+      expect(delta('router_dataplane_xdp_passed_packets_total{reason="conntrack_reply"}')).toBeGreaterThanOrEqual(
+        2000 - 200 - 200 * 3,
+      );
+      // the unsolicited flow gets at most what the bucket gives the source in the time (the replies take their share)
+      expect(gotOther).toBeLessThanOrEqual(200 + 200 * 3);
+      expect(gotOther).toBeLessThan(sentOther / 2);
+    }, 60_000);
+  },
+);

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { BUILD, BUILD_COMMANDS, FIXTURES, buildEbpf, runTool } from "./lib";
 
-const t = tier("ebpf", { root: true, commands: [...BUILD_COMMANDS, "ip"] });
+// the packet table and the fuzz make conntrack entries with the conntrack tool in a namespace of their own
+const t = tier("ebpf", { root: true, commands: [...BUILD_COMMANDS, "ip", "conntrack"] });
 
 interface Row {
   group?: string;
@@ -103,6 +104,34 @@ describe.skipIf(!t.ok)("BPF programs", () => {
       expect(failures(g)).toEqual([]);
     });
 
+    it("lets a WAN's own upstream (connected subnet, on-link gateway, ULA prefix) past the bogon check on that link only, and DHCPv4 server replies from any source", () => {
+      const g = group("bogon-exemptions");
+      // 26 cases at 0 and 1 VLAN tags
+      expect(g.length).toBe(2 * 26);
+      expect(failures(g)).toEqual([]);
+      const got = (re: RegExp) => g.filter((r) => re.test(r.row ?? "")).map((r) => r.got);
+      // the same address is a bogon on a link it is not the upstream of, and next to the prefix
+      expect(got(/the upstream's address arriving on another link/)).toEqual(["bogon", "bogon"]);
+      expect(got(/leased subnet/)).toEqual(["pass", "pass"]);
+      // the exemption skips the bogon check only
+      expect(got(/blocklisted host in the upstream subnet/)).toEqual(["blocklist", "blocklist"]);
+      expect(got(/upstream subnet in a blocked country/)).toEqual(["geoip", "geoip"]);
+      expect(got(/DHCPv4 server reply from 0\.0\.0\.0/)).toEqual(["pass", "pass"]);
+      expect(got(/from port 67 to another port than 68/)).toEqual(["bogon", "bogon"]);
+    });
+
+    it("passes UDP replies over their source's limit when conntrack knows them as replies of flows started from this side (NATed too), and charges everything else", () => {
+      const g = group("conntrack-replies");
+      expect(g.length).toBe(10);
+      expect(failures(g)).toEqual([]);
+      expect(g.find((r) => /^reply to a flow the router started/.test(r.row ?? ""))?.got).toBe(
+        "clean 2, reply 8, ratelimit 0",
+      );
+      expect(g.find((r) => /a port forward/.test(r.row ?? ""))?.got).toBe("clean 2, reply 0, ratelimit 8");
+      // a kernel without the kfunc: charged like any UDP, and the guard still loads
+      expect(g.find((r) => /^conntrack lookups off/.test(r.row ?? ""))?.got).toBe("clean 2, reply 0, ratelimit 8");
+    });
+
     it("reports no failed row", () => {
       expect(rows.find((r) => r.summary)?.summary?.failed).toBe(0);
       expect(status).toBe(0);
@@ -116,7 +145,7 @@ describe.skipIf(!t.ok)("BPF programs", () => {
     expect(r.status).toBe(0);
   });
 
-  it("agrees with the independent reference model on 1,000,000 random and mutated frames, without XDP_ABORTED", () => {
+  it("agrees with the independent reference model on 1,000,000 random and mutated frames (upstream tables, DHCPv4 replies and conntrack flows present), without XDP_ABORTED", () => {
     const r = runTool<{
       summary?: {
         frames: number;
@@ -124,6 +153,7 @@ describe.skipIf(!t.ok)("BPF programs", () => {
         mismatches: number;
         aborted: number;
         counter_mismatches: number;
+        bogons_exempt: { dhcp: number; upstream: number };
         verdicts: Record<string, number>;
       };
       mismatch?: unknown;
@@ -136,8 +166,11 @@ describe.skipIf(!t.ok)("BPF programs", () => {
     expect(summary!.mismatches).toBe(0);
     expect(summary!.aborted).toBe(0);
     expect(summary!.counter_mismatches).toBe(0);
-    // every verdict of the pipeline was exercised
+    // every verdict of the pipeline was exercised, conntrack replies included, and both bogon exemptions
     for (const v of Object.values(summary!.verdicts)) expect(v).toBeGreaterThan(0);
+    expect(summary!.verdicts.pass_conntrack_reply).toBeGreaterThan(500);
+    expect(summary!.bogons_exempt.dhcp).toBeGreaterThan(500);
+    expect(summary!.bogons_exempt.upstream).toBeGreaterThan(500);
     expect(r.status).toBe(0);
   }, 600_000);
 });

@@ -1,5 +1,6 @@
 /** The data-plane loader's configuration as rendered from the site, and its place in the machine config. */
 import { describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
 import { renderLoaderConfig, CONFIG_PATH } from "../../components/dataplane/loader-config";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { devSite } from "../helpers/dev-site";
@@ -20,14 +21,59 @@ describe("the loader configuration", () => {
   const files = renderLoaderConfig(site, plan, { nftRuleset: "table inet router {}\n" }).files;
   const s = sections(files.get(CONFIG_PATH)!);
 
-  it("serves metrics on the management address only and names the ruleset", () => {
+  it("serves metrics on the management address only, names the ruleset, and starts fail-closed", () => {
     expect(s.get("global")).toEqual([
       "pin_root = /sys/fs/bpf/router-dataplane",
       "metrics_address = 10.10.0.1",
       "metrics_port = 9430",
       "state_dir = /var/lib/router-dataplane",
       "nft_ruleset = /usr/local/etc/router-dataplane/router.nft",
+      // forwarding comes on only through the loader, once its ruleset is in (where the machine boots with it off)
+      "enable_forwarding = true",
+      // the fallback ruleset's management path: the mgmt zone's link, Talos API, trustd, Kubernetes API, metrics
+      "management_links = lan0.10",
+      "management_ports = 6443, 9430, 50000, 50001",
+      expect.stringMatching(/^generation = [0-9a-f]{64}$/),
     ]);
+  });
+
+  it("names the links of every management zone as management links (a second one would be cut off otherwise)", () => {
+    const two = devSite((raw) => {
+      raw.zones.find((z: { name: string }) => z.name === "servers").management = true;
+    });
+    const g = sections(renderLoaderConfig(two.site, two.plan).files.get(CONFIG_PATH)!).get("global")!;
+    expect(g).toContain("management_links = lan0.10, lan0.50");
+  });
+
+  it("identifies the rendering by a generation: SHA-256 over every file as mounted, its own line left out", () => {
+    const r = renderLoaderConfig(site, plan, { nftRuleset: "table inet router {}\n" });
+    // recomputed here from the documented recipe, not with the renderer's function
+    const h = createHash("sha256");
+    for (const [path, content] of r.files) {
+      const text =
+        path === CONFIG_PATH
+          ? content
+              .split("\n")
+              .filter((l) => !l.startsWith("generation = "))
+              .join("\n")
+          : content;
+      h.update(`${path}\0${text}\0`);
+    }
+    const gen = h.digest("hex");
+    expect(r.generation).toBe(gen);
+    expect(r.files.get(CONFIG_PATH)).toContain(`\ngeneration = ${gen}\n`);
+    // the same site renders the same generation; a changed ruleset or table renders another
+    expect(renderLoaderConfig(site, plan, { nftRuleset: "table inet router {}\n" }).generation).toBe(gen);
+    expect(renderLoaderConfig(site, plan, { nftRuleset: "table inet router { }\n" }).generation).not.toBe(gen);
+    const more = devSite((raw) => raw.dataplane.blocklist.push("203.0.113.0/24"));
+    expect(renderLoaderConfig(more.site, more.plan, { nftRuleset: "table inet router {}\n" }).generation).not.toBe(gen);
+  });
+
+  it("passes the site's XDP mode to every WAN interface", () => {
+    const strict = devSite((raw) => (raw.dataplane.xdpMode = "native-only"));
+    const c = sections(renderLoaderConfig(strict.site, strict.plan).files.get(CONFIG_PATH)!);
+    expect(c.get("interface wan0")).toEqual(["role = wan", "xdp_mode = native-only"]);
+    expect(c.get("interface wan1")).toEqual(["role = wan", "xdp_mode = native-only"]);
   });
 
   it("puts the XDP guard on every WAN and accounting (with the segment's QoS) on every segment link", () => {
@@ -94,7 +140,9 @@ describe("the loader configuration", () => {
   });
 
   it("travels in the machine configuration as the extension service's config files", () => {
-    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents[0];
+    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents.find(
+      (d) => d.kind === "ExtensionServiceConfig",
+    )!;
     expect(doc).toMatchObject({ kind: "ExtensionServiceConfig", name: "router-dataplane" });
     expect((doc.configFiles as { mountPath: string }[]).map((f) => f.mountPath)).toEqual([
       "/usr/local/etc/router-dataplane/dataplane.conf",

@@ -13,6 +13,6 @@ describe("a site with node.allowWipeOnDestroy", () => {
     });
     expect(run.resources.filter((r) => r.protect).map((r) => r.name)).toEqual([]);
     const install = run.resources.find((r) => r.name === "lab-node-install")!;
-    expect(String(install.inputs.delete)).toMatch(/tc reset --graceful=false --reboot --wipe-mode all/);
+    expect(String(install.inputs.delete)).toMatch(/talos "\$CHECK_MS" reset --graceful=false --reboot --wipe-mode all/);
   });
 });

@@ -76,8 +76,8 @@ describe("the appliance program", () => {
     expect(dependsOn("lab-node-apply", "lab-node-upgrade")).toBe(true);
   });
 
-  it("installs Cilium only after bootstrap and the kubeconfig, through a provider built from it", () => {
-    expect(dependsOn("lab-cilium-release", "lab-node-kubeconfig")).toBe(true);
+  it("installs Cilium only after the host configuration is confirmed (after bootstrap and the kubeconfig), through a provider built from it", () => {
+    expect(dependsOn("lab-cilium-release", "lab-node-apply")).toBe(true);
     expect(dependsOn("lab-k8s", "lab-node-kubeconfig")).toBe(true);
     expect(byName("lab-k8s").inputs.kubeconfig).toBe("[secret]");
     const release = byName("lab-cilium-release");
@@ -138,6 +138,45 @@ describe("the appliance program", () => {
     expect(String(byName("lab-services-image").inputs.create)).toMatch(/make -C images\/services/);
     // The final health gate waits for every service workload.
     for (const n of ds) expect(dependsOn("lab-node-healthy", n), n).toBe(true);
+  });
+
+  it("changes the services only after a host change is tried and confirmed, then gates their rollout", () => {
+    const ds = resources.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet").map((r) => r.name);
+    const cms = resources.filter((r) => r.type === "kubernetes:core/v1:ConfigMap");
+    expect(cms.map((c) => c.name).sort()).toEqual(ds.map((n) => n.replace("daemonset", "configmap")).sort());
+    for (const n of ds) {
+      expect(dependsOn(n, "lab-node-apply"), n).toBe(true);
+      expect(dependsOn(n, n.replace("daemonset", "configmap")), n).toBe(true);
+      expect(dependsOn("lab-services-rollout", n), n).toBe(true);
+    }
+    for (const c of cms) {
+      // Named by content, immutable and left in the cluster when replaced: the previous revision can use it.
+      expect(c.inputs.immutable, c.name).toBe(true);
+      expect(c.retainOnDelete, c.name).toBe(true);
+      expect((c.inputs.metadata as { name: string }).name).toMatch(/^[a-z0-9-]+-[0-9a-f]{16}$/);
+      expect(dependsOn(c.name, "lab-node-apply"), c.name).toBe(true);
+    }
+    const gate = byName("lab-services-rollout");
+    expect(gate.inputs.environment).toBe("[secret]");
+    expect(String(gate.inputs.create)).toMatch(/DAEMONS='kea-dhcp4 chrony radvd kea-dhcp6 avahi-casting'/);
+    expect(String(gate.inputs.create)).toContain('"10.30.0.0/23"');
+    expect(dependsOn("lab-node-healthy", "lab-services-rollout")).toBe(true);
+  });
+
+  it("runs the health gate on every update, again whenever anything it gates changes", () => {
+    const healthy = byName("lab-node-healthy");
+    expect(healthy.inputs.update).toBe(healthy.inputs.create);
+    expect(String(healthy.inputs.update)).toMatch(/run_checks/);
+    expect(String(healthy.inputs.update)).toMatch(/ext-router-dataplane/);
+    // The redacted machine configuration, the installer image, the services' digest and the fabric's values.
+    expect((healthy.inputs.triggers as unknown[]).length).toBe(4);
+  });
+
+  it("never re-runs the install on an update (a renewed admin certificate, an edited timeout)", () => {
+    const install = byName("lab-node-install");
+    expect(String(install.inputs.update)).not.toMatch(/talos|apply-config/);
+    expect(String(install.inputs.update)).toMatch(/the node is installed/);
+    expect(install.inputs.triggers).toBeUndefined();
   });
 
   it("protects the keys and the installed node so a destroy cannot wipe the router", () => {

@@ -581,6 +581,96 @@ describe("WAN links", () => {
   });
 });
 
+describe("the data plane's static lists", () => {
+  const blocklist = (...cidrs: string[]) => devWith("dataplane.blocklist", cidrs);
+
+  it("rejects a blocklist entry covering a WAN's static gateway: the guard would drop the router's own upstream", () => {
+    const raw = edited(devSiteRaw(), (s) => {
+      s.links[WAN0].ipv4 = { mode: "static", address: "203.0.113.10/24", gateway: "203.0.113.1" };
+      (s as unknown as { dataplane: { blocklist: string[] } }).dataplane.blocklist.push("203.0.113.0/25");
+    });
+    const last = (view(raw) as unknown as { dataplane: { blocklist: string[] } }).dataplane.blocklist.length - 1;
+    expectRejected(
+      raw,
+      `router:dataplane.blocklist[${last}]`,
+      `203.0.113.0/25 covers 203.0.113.1, the static gateway of WAN wan0 (links[${WAN0}].ipv4.gateway)`,
+    );
+  });
+
+  it("rejects a blocklist entry covering a WAN's IPv6 static gateway", () => {
+    const raw = edited(devSiteRaw(), (s) => {
+      s.links[WAN0].ipv6 = { mode: "static", address: "2001:db8:ff::10/64", gateway: "2001:db8:ff::1" };
+    });
+    expectRejected(
+      setAt(raw, "dataplane.blocklist", ["2001:db8::/32"]),
+      "router:dataplane.blocklist[0]",
+      `covers 2001:db8:ff::1, the static gateway of WAN wan0 (links[${WAN0}].ipv6.gateway)`,
+    );
+  });
+
+  it("rejects a blocklist entry covering a probe target: the WAN's health probes would fail and take it down", () => {
+    const issue = expectRejected(
+      blocklist("45.155.205.0/24", "1.1.1.0/24"),
+      "router:dataplane.blocklist[1]",
+      `1.1.1.0/24 covers 1.1.1.1, a probe target of WAN wan0 (links[${WAN0}].probe.targets[0])`,
+    );
+    expect(issue.message).toMatch(/allowed: prefixes that leave out the WAN gateways, probe targets/);
+  });
+
+  it("rejects a blocklist entry covering a default probe target of a WAN that names none", () => {
+    const raw = edited(devSiteRaw(), (s) => {
+      delete s.links[WAN0].probe;
+    });
+    expectRejected(
+      setAt(raw, "dataplane.blocklist", ["9.9.9.0/24"]),
+      "router:dataplane.blocklist[0]",
+      `a probe target of WAN wan0 (links[${WAN0}].probe.targets[1])`,
+    );
+  });
+
+  it("rejects a blocklist entry covering an upstream resolver of the router: it could resolve no name", () => {
+    expectRejected(
+      blocklist("2606:4700::/32"),
+      "router:dataplane.blocklist[0]",
+      "covers 2606:4700:4700::1111, an upstream resolver of the router (dns.upstreams[2])",
+    );
+  });
+
+  it.each(["0.0.0.0/0", "::/0"])("rejects %s in the blocklist: every source would be dropped", (cidr) => {
+    expectRejected(blocklist(cidr), "router:dataplane.blocklist[0]", `${cidr} covers every address`);
+  });
+
+  it.each(["0.0.0.0/0", "::/0"])(
+    "rejects %s in the allowlist: every source would pass the guard unfiltered",
+    (cidr) => {
+      expectRejected(
+        devWith("dataplane.allowlist", ["192.0.2.0/24", cidr]),
+        "router:dataplane.allowlist[1]",
+        `${cidr} lets every source past the guard`,
+      );
+    },
+  );
+
+  it("reports every offending entry at once, and accepts prefixes next to the lifelines", () => {
+    const r = parseSite(blocklist("1.1.1.0/24", "9.9.9.9/32", "1.1.2.0/24", "9.9.8.0/24"));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const WAN1 = indexOf(dev, "links", "wan1");
+    // 1.1.1.1 and 9.9.9.9 are probe targets of both WANs and upstream resolvers
+    expect(r.issues.map((i) => `${i.path} ${/\(([^)]+)\)/.exec(i.message)?.[1]}`).sort()).toEqual(
+      [
+        `router:dataplane.blocklist[0] links[${WAN0}].probe.targets[0]`,
+        `router:dataplane.blocklist[0] links[${WAN1}].probe.targets[0]`,
+        "router:dataplane.blocklist[0] dns.upstreams[0]",
+        `router:dataplane.blocklist[1] links[${WAN0}].probe.targets[1]`,
+        `router:dataplane.blocklist[1] links[${WAN1}].probe.targets[1]`,
+        "router:dataplane.blocklist[1] dns.upstreams[1]",
+      ].sort(),
+    );
+    expectValid(blocklist("1.1.2.0/24", "9.9.8.0/24", "1.0.0.0/24"));
+  });
+});
+
 describe("management", () => {
   it("rejects a site without management zone: nothing could reach the router's own API", () => {
     expectRejected(devWith(`zones[${MGMT_ZONE}].management`, false), "router:zones", "no management zone");
@@ -684,6 +774,20 @@ describe("registry credentials", () => {
       for (const i of issues) expect(`${i.path} ${i.message}`).not.toContain(secret);
       expect(new SiteValidationError(issues).message).not.toContain(secret);
     }
+  });
+});
+
+describe("the data plane's XDP mode", () => {
+  it("rejects an unknown XDP mode and lists the allowed ones: a typo must not silently pick a mode the NIC cannot run", () => {
+    expectRejected(
+      devWith("dataplane.xdpMode", "driver"),
+      "router:dataplane.xdpMode",
+      "is not an XDP mode (allowed: native, native-only, generic)",
+    );
+  });
+
+  it("accepts native-only, the strict mode that treats a driver without native XDP as an error", () => {
+    expect(expectValid(devWith("dataplane.xdpMode", "native-only")).dataplane.xdpMode).toBe("native-only");
   });
 });
 
@@ -859,5 +963,32 @@ describe("rules the site model does not enforce yet (each test documents a repor
       "router:node.installDisk.minSizeGiB",
       /allowed: (> 0|≥ 1|[^)]* from 1 to)/,
     );
+  });
+
+  it("rejects a disk match the operator-side check cannot evaluate: the install would pick a disk nobody checked", () => {
+    expectRejected(
+      devWith("node.installDisk", { match: 'disk.model.matches("^Sam")' }),
+      "router:node.installDisk.match",
+      /unsupported method .* at column 12/,
+    );
+    expectRejected(
+      devWith("node.installDisk", { match: "disk.size > 100 * GiB" }),
+      "router:node.installDisk.match",
+      "unsigned",
+    );
+    expectValid(
+      devWith("node.installDisk", {
+        match: '(disk.model == "A" || disk.serial.startsWith("S3")) && disk.size >= 64u * GiB',
+      }),
+    );
+  });
+
+  it("rejects a maintenance certificate fingerprint that talosctl would not parse: the pin would never match", () => {
+    expectRejected(
+      devWith("node.maintenanceCertFingerprint", "ab:cd:ef"),
+      "router:node.maintenanceCertFingerprint",
+      "base64",
+    );
+    expectValid(devWith("node.maintenanceCertFingerprint", "pLkYHFzO3b0u0VJ1VbOfT1xRjzN3L2H5hD0w6mqf0xU="));
   });
 });

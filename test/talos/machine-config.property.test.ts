@@ -113,7 +113,8 @@ describe("the machine configuration of random valid sites", () => {
       }),
       { numRuns: RUNS },
     );
-  });
+    // 500 renders and 1,000 schema checks: ~20 s on a quiet machine, more while other work shares the cores.
+  }, 240_000);
 
   it("embeds the real bundle's keys and no placeholder, and the redacted bundle's placeholders and no key", () => {
     const real = fixtureSecrets();

@@ -269,7 +269,8 @@ describe("disk selection", () => {
     ],
     [{ type: "hdd" as const }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.rotational'],
     [{ type: "sd" as const }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.transport == "mmc"'],
-    [{ match: 'disk.model == "X"' }, 'disk.model == "X"'],
+    // A raw match keeps the guards: a typo'd model must not let the installer pick the boot USB stick.
+    [{ match: 'disk.model == "X"' }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.model == "X"'],
     // Talos' disk locator has glob(pattern, string) with * as its wildcard (pkg/machinery/cel/celenv): a model
     // with * compared with == would select no disk at all.
     [

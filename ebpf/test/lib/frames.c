@@ -67,16 +67,16 @@ static size_t l4_header(const struct frame_spec *s, uint8_t *p)
 	switch (s->proto) {
 	case 6: /* TCP */
 		memset(p, 0, 20);
-		put16(p, 40000);
-		put16(p + 2, 443);
+		put16(p, s->sport ? s->sport : 40000);
+		put16(p + 2, s->dport ? s->dport : 443);
 		p[12] = 5 << 4;
 		p[13] = s->tcp_flags;
 		put16(p + 14, 65535);
 		return 20;
 	case 17: /* UDP */
 		memset(p, 0, 8);
-		put16(p, 40000);
-		put16(p + 2, 53);
+		put16(p, s->sport ? s->sport : 40000);
+		put16(p + 2, s->dport ? s->dport : 53);
 		put16(p + 4, (uint16_t)(8 + s->payload));
 		return 8;
 	case 1:  /* ICMP */
@@ -200,6 +200,19 @@ int test_run(int prog_fd, const uint8_t *frame, size_t len, uint32_t repeat, uin
 		return -1;
 	if (duration)
 		*duration = o.duration;
+	return (int)o.retval;
+}
+
+int test_run_on(int prog_fd, const uint8_t *frame, size_t len, uint32_t ifindex)
+{
+	uint8_t out[FRAME_MAX + 256];
+	/* the kernel takes data 0 and data_end = the frame's length; it finds the link's queue 0 */
+	struct xdp_md ctx = { .data = 0, .data_end = (uint32_t)len, .ingress_ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	if (bpf_prog_test_run_opts(prog_fd, &o))
+		return -1;
 	return (int)o.retval;
 }
 

@@ -12,7 +12,7 @@
 #include "testlib.h"
 
 const char *const ref_verdict_name[] = {
-	"pass", "pass_allowlist", "pass_non_ip", "malformed", "bogon", "blocklist", "geoip",
+	"pass", "pass_allowlist", "pass_non_ip", "pass_conntrack_reply", "malformed", "bogon", "blocklist", "geoip",
 	"ratelimit_syn", "ratelimit_icmp", "ratelimit_udp",
 };
 
@@ -102,15 +102,28 @@ static const struct dp_pfx *geo_of(const struct ref_model *m, int family, const 
 	return best;
 }
 
-/* Allowlist, bogons, blocklist, geo; -1 when none of them decides. */
-static int src_checks(const struct ref_model *m, int family, const uint8_t *src)
+/* Is the source listed as upstream of the link the frame arrived on? */
+static bool upstream_of(const struct ref_model *m, int ifindex, int family, const uint8_t *src)
+{
+	for (size_t i = 0; i < m->n_up; i++)
+		if (m->up[i].ifindex == ifindex && contains(&m->up[i].p, family, src))
+			return true;
+	return false;
+}
+
+/* Allowlist, bogons (unless exempt: a DHCPv4 server reply, or upstream), blocklist, geo; -1 when none decides. */
+static int src_checks(struct ref_model *m, int family, const uint8_t *src, bool dhcp, bool upstream)
 {
 	if (any_contains(m->allow, m->n_allow, family, src))
 		return REF_PASS_ALLOW;
 	if ((family == 4 ? m->bogons4 : m->bogons6) &&
 	    (any_contains(defaults, n_defaults, family, src) ||
-	     any_contains(m->bogon_extra, m->n_bogon_extra, family, src)))
-		return REF_DROP_BOGON;
+	     any_contains(m->bogon_extra, m->n_bogon_extra, family, src))) {
+		if (!dhcp && !upstream)
+			return REF_DROP_BOGON;
+		m->exempt_dhcp += dhcp;
+		m->exempt_upstream += !dhcp && upstream;
+	}
 	if (m->blocklist && any_contains(m->block, m->n_block, family, src))
 		return REF_DROP_BLOCK;
 	if (m->geoip) {
@@ -135,13 +148,34 @@ static int bucket(struct ref_model *m, int cls, uint64_t key)
 	return REF_PASS;
 }
 
-enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len, uint16_t *vlan)
+/* Is (src, dst, sport, dport) of a UDP frame the reply tuple of a flow started from this side? */
+static bool is_reply(const struct ref_model *m, int family, const uint8_t *src, const uint8_t *dst, unsigned sport,
+		     unsigned dport)
+{
+	size_t alen = family == 4 ? 4 : 16;
+
+	for (size_t i = 0; i < m->n_replies; i++) {
+		const struct ref_flow *r = &m->replies[i];
+
+		if (r->family == family && !memcmp(r->src, src, alen) && !memcmp(r->dst, dst, alen) && r->sport == sport &&
+		    r->dport == dport)
+			return true;
+	}
+	return false;
+}
+
+enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len, int ifindex, uint16_t *vlan)
 {
 	size_t off = 14, l4;
 	unsigned et;
 	int tags = 0, cls = 0, r;
 	uint8_t proto;
 	uint64_t key;
+	/* a UDP frame with its ports (not a later fragment): the conntrack tuple */
+	bool udp_ports = false;
+	const uint8_t *src = NULL, *dst = NULL;
+	size_t ports = 0;
+	int family = 0;
 
 	*vlan = 0;
 	if (len < 14)
@@ -165,11 +199,17 @@ enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len,
 		ihl = (f[off] & 15) * 4u;
 		if (off + ihl > len)
 			return REF_DROP_MALFORMED;
-		r = src_checks(m, 4, f + off + 12);
-		if (r >= 0)
-			return r;
 		proto = f[off + 9];
 		l4 = off + ihl;
+		{
+			/* a DHCPv4 server reply, whatever its source */
+			bool dhcp = proto == 17 && (be16(f + off + 6) & 0x1fff) == 0 && l4 + 8 <= len && be16(f + l4) == 67 &&
+				    be16(f + l4 + 2) == 68;
+
+			r = src_checks(m, 4, f + off + 12, dhcp, upstream_of(m, ifindex, 4, f + off + 12));
+		}
+		if (r >= 0)
+			return r;
 		if ((be16(f + off + 6) & 0x1fff) == 0) {
 			if (proto == 6) {
 				if (l4 + 20 > len)
@@ -180,6 +220,8 @@ enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len,
 				if (l4 + 8 > len)
 					return REF_DROP_MALFORMED;
 				cls = 3;
+				udp_ports = true;
+				ports = l4;
 			} else if (proto == 1) {
 				if (l4 + 8 > len)
 					return REF_DROP_MALFORMED;
@@ -191,13 +233,16 @@ enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len,
 		}
 		key = ((uint64_t)f[off + 12] << 24) | ((uint64_t)f[off + 13] << 16) | ((uint64_t)f[off + 14] << 8) |
 		      f[off + 15];
+		family = 4;
+		src = f + off + 12;
+		dst = f + off + 16;
 	} else if (et == 0x86dd) {
 		bool later_fragment = false;
 		size_t p;
 
 		if (off + 40 > len || (f[off] >> 4) != 6)
 			return REF_DROP_MALFORMED;
-		r = src_checks(m, 6, f + off + 8);
+		r = src_checks(m, 6, f + off + 8, false, upstream_of(m, ifindex, 6, f + off + 8));
 		if (r >= 0)
 			return r;
 		proto = f[off + 6];
@@ -240,6 +285,8 @@ enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len,
 			if (p + 8 > len)
 				return REF_DROP_MALFORMED;
 			cls = 3;
+			udp_ports = true;
+			ports = p;
 		} else if (proto == 58) {
 			if (p + 8 > len)
 				return REF_DROP_MALFORMED;
@@ -249,10 +296,18 @@ enum ref_verdict ref_classify(struct ref_model *m, const uint8_t *f, size_t len,
 		key = 0;
 		for (int i = 0; i < 8; i++)
 			key = (key << 8) | f[off + 8 + i];
+		family = 6;
+		src = f + off + 8;
+		dst = f + off + 24;
 	} else {
 		return REF_PASS_NONIP;
 	}
-	if (cls && m->ratelimit)
-		return bucket(m, cls, key);
+	if (cls && m->ratelimit) {
+		r = bucket(m, cls, key);
+		if (r == REF_DROP_RL_UDP && m->ct_replies && udp_ports &&
+		    is_reply(m, family, src, dst, be16(f + ports), be16(f + ports + 2)))
+			return REF_PASS_REPLY;
+		return r;
+	}
 	return REF_PASS;
 }

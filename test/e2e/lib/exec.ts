@@ -56,6 +56,9 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
       if (status !== 0 && !opts.allowFail) reject(new Error(describeFailure(argv, res)));
       else resolve(res);
     });
+    // a command that exits without reading its input (e.g. curl failing at once) closes the pipe first: the
+    // write's EPIPE is not a failure of the command, whose exit status tells
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }

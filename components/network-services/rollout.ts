@@ -1,0 +1,167 @@
+/**
+ * The rollout gate of the network services: a script (run by a Command after the DaemonSets change) that follows
+ * each DaemonSet's rollout through the Kubernetes API, as `kubectl rollout status` does, and when one does not
+ * become available in time, rolls it back to its previous ControllerRevision, as `kubectl rollout undo` does — then
+ * fails the update saying what was rolled back. The kubeconfig comes from the environment (ROUTER_KUBECONFIG, a
+ * Pulumi secret) and reaches curl only through pipes.
+ *
+ * The host's configuration is confirmed before the services change (their resources depend on the node's apply),
+ * so a rollback must not bring back service for a subnet the node no longer has: a Kea revision that serves such a
+ * subnet is rolled back without it (that segment gets no DHCP until the next good update, and the message says
+ * so), and a radvd revision that announces such a prefix is not rolled back at all. Pure: plain text.
+ */
+import { q, shellHelpers } from "../talos-node/scripts";
+import { DAEMON_LABEL } from "./k8s";
+
+export interface RolloutGate {
+  /** Namespace of the DaemonSets. */
+  namespace: string;
+  /** DaemonSets to follow, in order. */
+  daemons: string[];
+  /** Every subnet and prefix the node has on its segments after the (confirmed) host change. */
+  subnets: string[];
+  /** Seconds each DaemonSet may take to become available. */
+  timeout: number;
+}
+
+/** Kubernetes API access with the kubeconfig from the environment; nothing on disk. */
+const API = [
+  'kc_field() { sed -n "s/^ *$1: *//p" <<<"$ROUTER_KUBECONFIG" | head -n1 | tr -d \'"\'; }',
+  "SERVER=$(kc_field server)",
+  // api METHOD PATH [BODY [CONTENT-TYPE]]: the response body on stdout; fails on an HTTP error.
+  "api() {",
+  "  local method=$1 path=$2 body=${3:-} ctype=${4:-application/json}",
+  "  curl -sS --fail-with-body --max-time 15 -X \"$method\" -H 'Accept: application/json' \\",
+  "    --cacert <(kc_field certificate-authority-data | base64 -d) \\",
+  "    --cert <(kc_field client-certificate-data | base64 -d) --key <(kc_field client-key-data | base64 -d) \\",
+  '    ${body:+-H "Content-Type: $ctype" --data-binary "$body"} "$SERVER$path"',
+  "}",
+  "urlenc() { jq -rn --arg s \"$1\" '$s | @uri'; }",
+  'ds_path() { echo "/apis/apps/v1/namespaces/$NS/daemonsets/$1"; }',
+].join("\n");
+
+/** rollout_done MS NAME: done as kubectl reads it, or a line saying where the rollout stands. */
+const ROLLOUT_DONE = [
+  "rollout_done() {",
+  '  local ds; ds=$(api GET "$(ds_path "$2")") || { echo "$ds"; return 1; }',
+  "  jq -e '(.status.observedGeneration // 0) >= .metadata.generation",
+  "    and (.status.updatedNumberScheduled // 0) == .status.desiredNumberScheduled",
+  '    and (.status.numberAvailable // 0) == .status.desiredNumberScheduled\' <<<"$ds" >/dev/null && return 0',
+  '  jq -r \'"updated \\(.status.updatedNumberScheduled // 0)/\\(.status.desiredNumberScheduled // "?"), available \\(.status.numberAvailable // 0), generation \\(.status.observedGeneration // 0) of \\(.metadata.generation)"\' <<<"$ds"',
+  "  return 1",
+  "}",
+].join("\n");
+
+/**
+ * previous_revision NAME: the DaemonSet's ControllerRevision just below the newest (what `rollout undo` picks),
+ * as JSON, or nothing.
+ */
+const PREVIOUS = [
+  "previous_revision() {",
+  '  local ds uid sel; ds=$(api GET "$(ds_path "$1")")',
+  '  uid=$(jq -r .metadata.uid <<<"$ds")',
+  '  sel=$(jq -r \'.spec.selector.matchLabels | to_entries | map("\\(.key)=\\(.value)") | join(",")\' <<<"$ds")',
+  '  api GET "/apis/apps/v1/namespaces/$NS/controllerrevisions?labelSelector=$(urlenc "$sel")" |',
+  "    jq -c --arg uid \"$uid\" '[.items[] | select(any(.metadata.ownerReferences[]?; .uid == $uid))] | sort_by(.revision) | .[-2] // empty'",
+  "}",
+  'config_map_of() { jq -r \'[.. | objects | select(.name? == "config") | .configMap.name // empty][0] // empty\' <<<"$1"; }',
+].join("\n");
+
+/**
+ * without_stale NAME REVISION: prints what it leaves out (one line, maybe empty), then the revision made safe for
+ * the node's subnets. Kea: subnets the node no longer has are dropped, into a new ConfigMap; radvd: refuses (exit 1,
+ * printing the prefixes) when the revision announces one.
+ */
+const WITHOUT_STALE = [
+  "without_stale() {",
+  "  local name=$1 rev=$2 cm data key top sub filtered newname",
+  '  dropped=""',
+  '  cm=$(config_map_of "$rev"); [ -n "$cm" ] || { printf \'\\n%s\\n\' "$rev"; return 0; }',
+  '  data=$(api GET "/api/v1/namespaces/$NS/configmaps/$cm")',
+  '  case "$name" in',
+  "    kea-dhcp4) key=kea-dhcp4.json top=Dhcp4 sub=subnet4 ;;",
+  "    kea-dhcp6) key=kea-dhcp6.json top=Dhcp6 sub=subnet6 ;;",
+  "    radvd)",
+  '      dropped=$(jq -r --argjson keep "$SUBNETS" \'.data["radvd.conf"] | [scan("prefix ([^ ]+) [{]") | .[0]] | map(select(. as $p | $keep | index($p) | not)) | join(" ")\' <<<"$data")',
+  '      if [ -n "$dropped" ]; then printf \'%s\\n\' "$dropped"; return 1; fi',
+  "      printf '\\n%s\\n' \"$rev\"; return 0 ;;",
+  "    *) printf '\\n%s\\n' \"$rev\"; return 0 ;;",
+  "  esac",
+  '  local args=(--arg k "$key" --arg top "$top" --arg sub "$sub" --argjson keep "$SUBNETS")',
+  "  dropped=$(jq -r \"${args[@]}\" '.data[$k] | fromjson | .[$top][$sub][]?.subnet | select(. as $s | $keep | index($s) | not)' <<<\"$data\" | tr '\\n' ' ')",
+  '  if [ -z "$dropped" ]; then printf \'\\n%s\\n\' "$rev"; return 0; fi',
+  '  filtered=$(jq -c "${args[@]}" \'.data[$k] |= (fromjson',
+  "    | .[$top][$sub] |= map(select(.subnet as $s | $keep | index($s)))",
+  "    | ([.[$top][$sub][].interface] | unique) as $ifs",
+  '    | .[$top]["interfaces-config"].interfaces |= map(select(. as $i | $ifs | index($i)))',
+  '    | tojson)\' <<<"$data")',
+  '  newname="$cm-$(jq -r \'.data | tojson\' <<<"$filtered" | digest | cut -c1-8)"',
+  '  api POST "/api/v1/namespaces/$NS/configmaps" "$(jq -c --arg n "$newname" \'{apiVersion: "v1", kind: "ConfigMap", immutable: true, data, metadata: {name: $n, labels: .metadata.labels}}\' <<<"$filtered")" >/dev/null 2>&1 || true',
+  "  printf '%s\\n' \"$dropped\"",
+  '  jq -c --arg old "$cm" --arg new "$newname" \'(.. | objects | select(.name? == "config") | .configMap.name) |= (if . == $old then $new else . end)\' <<<"$rev"',
+  "}",
+].join("\n");
+
+/** roll_back NAME: back to the previous revision (made safe), then waits for it; appends to $summary. */
+const ROLL_BACK = [
+  "roll_back() {",
+  "  local name=$1 rev patch number out",
+  '  rev=$(previous_revision "$name")',
+  '  if [ -z "$rev" ]; then summary="$summary; $name has no previous revision: it stays on the failed one"; return 1; fi',
+  '  number=$(jq -r .revision <<<"$rev")',
+  '  if ! out=$(without_stale "$name" "$rev"); then',
+  '    summary="$summary; $name was NOT rolled back: its previous revision $number announces ${out% }, which the node no longer has, so it stays on the failed revision"',
+  "    return 1",
+  "  fi",
+  '  dropped=$(head -n1 <<<"$out"); rev=$(tail -n1 <<<"$out")',
+  '  patch=$(jq -c .data <<<"$rev")',
+  '  api PATCH "$(ds_path "$name")" "$patch" application/strategic-merge-patch+json >/dev/null',
+  '  local what="$name rolled back to revision $number"',
+  '  [ -n "$dropped" ] && what="$what without ${dropped% } (no longer on the node: that segment gets no service from it until the next good update)"',
+  '  if retry_until $(( $(now_ms) + TIMEOUT * 1000 )) "rollback of $name" rollout_done "$name"; then',
+  '    summary="$summary; $what"',
+  "  else",
+  '    summary="$summary; $what, but that revision is not available either"',
+  "  fi",
+  "}",
+].join("\n");
+
+/** prune NAME: removes this daemon's ConfigMaps that neither the current template nor the previous revision names. */
+const PRUNE = [
+  "prune() {",
+  "  local name=$1 keep prev",
+  '  keep=$(config_map_of "$(api GET "$(ds_path "$name")")")',
+  '  prev=$(previous_revision "$name"); if [ -n "$prev" ]; then prev=$(config_map_of "$prev"); fi',
+  `  api GET "/api/v1/namespaces/$NS/configmaps?labelSelector=$(urlenc "${DAEMON_LABEL}=$name")" | jq -r '.items[].metadata.name' |`,
+  "    while read -r cm; do",
+  '      if [ "$cm" != "$keep" ] && [ "$cm" != "$prev" ]; then api DELETE "/api/v1/namespaces/$NS/configmaps/$cm" >/dev/null || true; fi',
+  "    done",
+  "}",
+].join("\n");
+
+export function rolloutGateScript(g: RolloutGate): string {
+  return [
+    "set -euo pipefail",
+    "umask 077",
+    shellHelpers(),
+    `NS=${q(g.namespace)}`,
+    `TIMEOUT=${g.timeout}`,
+    `DAEMONS=${q(g.daemons.join(" "))}`,
+    `SUBNETS=${q(JSON.stringify([...g.subnets].sort()))}`,
+    'if [ -z "${ROUTER_KUBECONFIG:-}" ]; then log "ROUTER_KUBECONFIG is not set"; exit 2; fi',
+    API,
+    ROLLOUT_DONE,
+    PREVIOUS,
+    WITHOUT_STALE,
+    ROLL_BACK,
+    PRUNE,
+    'summary=""; failed=""',
+    "for name in $DAEMONS; do",
+    '  if retry_until $(( $(now_ms) + TIMEOUT * 1000 )) "rollout of $name" rollout_done "$name"; then prune "$name"; continue; fi',
+    '  failed="$failed $name"',
+    '  roll_back "$name" || true',
+    "done",
+    'if [ -n "$failed" ]; then log "the rollout of${failed} did not become available: ${summary#; }. This update failed."; exit 1; fi',
+    'log "every network service rolled out"',
+  ].join("\n");
+}

@@ -1,0 +1,131 @@
+/**
+ * A real rendered machine configuration (the dev site, Talos' test secrets bundle, the data plane's host side) and
+ * the matching admin talosconfig, with canary secrets, for the lifecycle scripts against the fake node.
+ */
+import { renderMachineConfig } from "../../components/talos-node/machine-config";
+import { renderTalosconfig } from "../../components/talos-node/talosconfig";
+import { renderSegmentHost } from "../../components/vlan-segment/host";
+import { renderDataplaneHost } from "../../components/dataplane/host";
+import { renderRuleset } from "../../components/dataplane/nftables";
+import { dataplaneHealth } from "../../components/talos-node/health";
+import { diskSelector, renderCel, renderJq } from "../../components/talos-node/disk-selector";
+import type { HealthChecks, InstallIdentity, NodeTarget } from "../../components/talos-node/scripts";
+import type { Disk, Identity, NodeOptions } from "./fake-node";
+import { devSite, type Raw } from "./dev-site";
+import { fixtureSecrets } from "./talos-fixtures";
+
+export const CANARY = {
+  registry: "canary-registry-password-5e1f",
+  adminKey: "canary-admin-key-0c7d",
+};
+
+export const target: NodeTarget = { address: "10.10.0.1", maintenanceAddress: "192.168.1.150", healthTimeout: 5 };
+
+const GiB = 1024 ** 3;
+/** The dev site's box: its three NICs, an NVMe system disk, a SATA data disk and the USB stick it booted from. */
+export function devBox(): Identity {
+  return {
+    links: [
+      { name: "enp1s0", permanentAddr: "00:1a:2b:3c:4d:01" },
+      { name: "enp2s0", permanentAddr: "00:1a:2b:3c:4d:02" },
+      { name: "enp3s0", permanentAddr: "00:1a:2b:3c:4d:03" },
+      { name: "wlan0", permanentAddr: "00:1a:2b:3c:4d:99" },
+    ],
+    disks: [
+      nvme("/dev/nvme0n1", 256, "Samsung SSD 980", "S64ANS0T1"),
+      {
+        dev_path: "/dev/sda",
+        size: 2000 * GiB,
+        readonly: false,
+        cdrom: false,
+        model: "WDC WD20",
+        serial: "WD-1",
+        transport: "sata",
+        rotational: true,
+      },
+      {
+        dev_path: "/dev/sdb",
+        size: 16 * GiB,
+        readonly: false,
+        cdrom: false,
+        model: "Flash Disk",
+        serial: "USB1",
+        transport: "usb",
+      },
+    ],
+    certFingerprint: "pLkYHFzO3b0u0VJ1VbOfT1xRjzN3L2H5hD0w6mqf0xU=",
+  };
+}
+
+export function nvme(path: string, gib: number, model: string, serial: string): Disk {
+  return { dev_path: path, size: gib * GiB, readonly: false, cdrom: false, model, serial, transport: "nvme" };
+}
+
+export interface Rendered {
+  /** The machine configuration as the program renders it (with canary secrets). */
+  config: string;
+  /** What the health checks expect of the data plane. */
+  checks: HealthChecks;
+  /** The install identity the program derives from the site. */
+  identity: InstallIdentity;
+}
+
+/** The dev site rendered, optionally edited (a firewall change, …). */
+export function rendered(edit?: (raw: Raw) => void): Rendered {
+  const s = devSite(edit);
+  const nftRuleset = renderRuleset(s.site, s.plan, s.policy);
+  const contributions = [
+    ...s.plan.segments.map(renderSegmentHost),
+    renderDataplaneHost(s.site, s.plan, { nftRuleset }),
+  ];
+  const config = renderMachineConfig({
+    site: s.site,
+    plan: s.plan,
+    secrets: fixtureSecrets(),
+    contributions,
+    registryPassword: CANARY.registry,
+  });
+  const sel = diskSelector(s.site.node.installDisk);
+  return {
+    config,
+    checks: { dataplane: dataplaneHealth(contributions, s.site.dataplane.metricsPort) },
+    identity: {
+      macs: s.site.node.nics.map((n) => n.mac),
+      diskFilter: renderJq(sel),
+      diskCel: renderCel(sel),
+      certFingerprint: s.site.node.maintenanceCertFingerprint,
+    },
+  };
+}
+
+/** The site admin's talosconfig: the OS CA of the fixture bundle plus a (canary) client certificate. */
+export function talosconfig(): string {
+  return renderTalosconfig({
+    context: "lab",
+    endpoints: [target.address],
+    caPem: fixtureSecrets().os.crt as string,
+    crtPem: "-----BEGIN CERTIFICATE-----\nadmin\n-----END CERTIFICATE-----\n",
+    keyPem: `-----BEGIN PRIVATE KEY-----\n${CANARY.adminKey}\n-----END PRIVATE KEY-----\n`,
+  });
+}
+
+/** Fake node options for the dev box; `installed` runs the given configuration already. */
+export function nodeOptions(over: Partial<NodeOptions> = {}): NodeOptions {
+  return {
+    managementAddress: target.address,
+    maintenanceAddress: target.maintenanceAddress,
+    metricsPort: 9430,
+    identity: devBox(),
+    kubeconfig: "apiVersion: v1\nkind: Config\nclusters: []\n# fake kubeconfig\n",
+    rebootMs: 300,
+    ...over,
+  };
+}
+
+/** An edit of the dev site that changes only the firewall ruleset (a multi-document change: it can be tried). */
+export function firewallChange(raw: Raw): void {
+  raw.firewall.rules = [
+    ...raw.firewall.rules,
+    { name: "lifecycle-test", from: "trusted", to: "iot", protocol: "tcp", ports: [8443], action: "accept" },
+  ];
+}

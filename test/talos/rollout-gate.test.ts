@@ -1,0 +1,231 @@
+/**
+ * The network services' rollout gate (components/network-services/rollout.ts) against the fake node's Kubernetes
+ * API (test/fixtures/fake-node/kube-api.js: DaemonSet status, ControllerRevisions, ConfigMaps). The objects are the
+ * program's own (renderServiceObjects); the test applies them as `pulumi up` would, then runs the gate.
+ */
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { createHash, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { rolloutGateScript } from "../../components/network-services/rollout";
+import { daemonNames, renderServiceObjects, type K8sObject } from "../../components/network-services/k8s";
+import { ROUTER_NAMESPACE } from "../../components/talos-node/machine-config";
+import { FakeNode } from "../helpers/fake-node";
+import { devSite, type Raw } from "../helpers/dev-site";
+import { nodeOptions, rendered } from "../helpers/lifecycle-fixtures";
+import { tempDir } from "../helpers/temp";
+import { tier } from "../helpers/tier";
+
+const t = tier("rollout gate", { commands: ["openssl", "jq", "curl"] });
+const IMAGE = "registry.lab:5000/router/router-services@sha256:" + "1".repeat(64);
+const BAD = "registry.lab:5000/router/router-services@sha256:" + "bad0".repeat(16);
+
+let client: { crt: string; key: string; fingerprint: string };
+let node: FakeNode | undefined;
+
+beforeAll(() => {
+  if (!t.ok) return;
+  const dir = tempDir("kube-client-");
+  const r = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/O=system:masters/CN=admin",
+      "-days",
+      "1",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/crt.pem`,
+    ],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(r.stderr);
+  const crt = readFileSync(`${dir}/crt.pem`, "utf8");
+  client = {
+    crt,
+    key: readFileSync(`${dir}/key.pem`, "utf8"),
+    fingerprint: createHash("sha256").update(new X509Certificate(crt).raw).digest("hex"),
+  };
+});
+
+afterEach(async () => {
+  await node?.stop();
+  node = undefined;
+});
+
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+function site(edit?: (raw: Raw) => void) {
+  const s = devSite(edit);
+  return {
+    objects: (image: string) => renderServiceObjects(s.site, s.plan, s.policy, image),
+    gate: rolloutGateScript({
+      namespace: ROUTER_NAMESPACE,
+      daemons: daemonNames(s.site, s.plan, s.policy),
+      subnets: s.plan.segments.flatMap((x) => [x.ipv4.cidr, ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
+      timeout: 2,
+    }),
+  };
+}
+
+async function cluster() {
+  node = await FakeNode.start(
+    nodeOptions({
+      installed: true,
+      bootstrapped: true,
+      savedConfig: rendered().config,
+      kubeClientFingerprint: client.fingerprint,
+    }),
+  );
+  const ca = readFileSync(`${node.dir}/kube-ca.pem`, "utf8");
+  const kubeconfig = [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "- name: lab",
+    "  cluster:",
+    "    server: https://10.10.0.1:6443",
+    `    certificate-authority-data: ${b64(ca)}`,
+    "users:",
+    "- name: admin@lab",
+    "  user:",
+    `    client-certificate-data: ${b64(client.crt)}`,
+    `    client-key-data: ${b64(client.key)}`,
+    "",
+  ].join("\n");
+  const n = node;
+  return {
+    apply: (objects: K8sObject[]) =>
+      n.request({ op: "kube", sub: "apply", objects: objects.filter((o) => o.kind !== "Namespace") }),
+    failing: (failing: string[]) => n.request({ op: "kube", sub: "failing", failing }),
+    state: () =>
+      n.request<{
+        daemonsets: Record<string, { spec: { template: unknown }; status: { numberAvailable: number } }>;
+        configmaps: string[];
+        revisions: { metadata: { name: string }; revision: number }[];
+        requests: { method: string; path: string; contentType: string | null }[];
+      }>({ op: "kube", sub: "state" }),
+    gate: (script: string) => n.run(script, { env: { ROUTER_KUBECONFIG: kubeconfig } }),
+  };
+}
+
+const cmOf = (ds: { spec: { template: unknown } }) =>
+  (ds.spec.template as { spec: { volumes: { name: string; configMap?: { name: string } }[] } }).spec.volumes.find(
+    (v) => v.name === "config",
+  )!.configMap!.name;
+
+describe.skipIf(!t.ok)("the rollout gate", () => {
+  it("passes when every DaemonSet becomes available, and prunes configurations older than the previous one", async () => {
+    const c = await cluster();
+    const v1 = site();
+    await c.apply(v1.objects(IMAGE));
+    const first = await c.gate(v1.gate);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/every network service rolled out/);
+    // Two more chrony changes: the first configuration is neither current nor previous afterwards.
+    const chronyCms: string[] = [];
+    for (const servers of [["ntp1.example"], ["ntp2.example"]]) {
+      const v = site((raw) => (raw.ntp = { ...(raw.ntp ?? {}), servers }));
+      await c.apply(v.objects(IMAGE));
+      const run = await c.gate(v.gate);
+      expect(run.code, run.stderr).toBe(0);
+      chronyCms.push(cmOf((await c.state()).daemonsets["router-system/chrony"]));
+    }
+    const st = await c.state();
+    const chrony = st.configmaps.filter((n) => n.startsWith("router-system/chrony-"));
+    expect(chrony.sort()).toEqual(chronyCms.map((n) => `router-system/${n}`).sort());
+    // Every request carried the client certificate and used the documented content types.
+    expect(st.requests.filter((r) => r.method === "PATCH")).toEqual([]);
+  });
+
+  it("rolls a DaemonSet whose new revision never becomes available back to its previous revision, and fails saying so", async () => {
+    const c = await cluster();
+    const v1 = site();
+    await c.apply(v1.objects(IMAGE));
+    expect((await c.gate(v1.gate)).code).toBe(0);
+    const before = await c.state();
+    await c.failing([BAD]);
+    await c.apply(v1.objects(BAD));
+    const run = await c.gate(v1.gate);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /the rollout of kea-dhcp4 chrony radvd kea-dhcp6 avahi-casting did not become available/,
+    );
+    expect(run.stderr).toMatch(/kea-dhcp4 rolled back to revision 1; chrony rolled back to revision 1/);
+    const after = await c.state();
+    for (const [k, ds] of Object.entries(after.daemonsets)) {
+      expect(ds.spec.template, k).toEqual(before.daemonsets[k].spec.template);
+      expect(ds.status.numberAvailable, k).toBe(1);
+    }
+    const patches = after.requests.filter((r) => r.method === "PATCH");
+    expect(patches).toHaveLength(5);
+    for (const p of patches) expect(p.contentType).toBe("application/strategic-merge-patch+json");
+  });
+
+  it("never rolls Kea back into a subnet the node no longer has: the renumbered segment is left out, and the message says so", async () => {
+    const c = await cluster();
+    const v1 = site();
+    await c.apply(v1.objects(IMAGE));
+    expect((await c.gate(v1.gate)).code).toBe(0);
+    const renumber = (raw: Raw) => {
+      const iot = raw.segments.find((s: Raw) => s.name === "iot");
+      iot.ipv4 = { cidr: "10.31.0.0/23" };
+    };
+    const v2 = site(renumber);
+    const objects = v2.objects(IMAGE);
+    const keaCm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("kea-dhcp4-"))!;
+    await c.failing([keaCm.metadata.name]); // the new Kea does not come up
+    await c.apply(objects);
+    const run = await c.gate(v2.gate);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /kea-dhcp4 rolled back to revision 1 without 10\.30\.0\.0\/23 \(no longer on the node: that segment gets no service from it until the next good update\)/,
+    );
+    const st = await c.state();
+    const cm = cmOf(st.daemonsets["router-system/kea-dhcp4"]);
+    expect(st.daemonsets["router-system/kea-dhcp4"].status.numberAvailable).toBe(1);
+    const kea = await node!.request<{ configmaps: string[] }>({ op: "kube", sub: "state" });
+    expect(kea.configmaps).toContain(`router-system/${cm}`);
+    // What the rolled-back Kea serves: the old subnets the node still has, never 10.30.0.0/23.
+    const served = await servedSubnets(cm);
+    expect(served).not.toContain("10.30.0.0/23");
+    expect(served).toEqual(["10.10.0.0/24", "10.20.0.0/24", "10.40.0.0/24", "10.50.0.0/24"]);
+  });
+
+  it("does not roll radvd back when its previous revision would announce a prefix the node no longer has", async () => {
+    const c = await cluster();
+    const v1 = site();
+    await c.apply(v1.objects(IMAGE));
+    expect((await c.gate(v1.gate)).code).toBe(0);
+    const v2 = site((raw) => {
+      const iot = raw.segments.find((s: Raw) => s.name === "iot");
+      iot.ipv6 = { prefix: "fd12:3456:789a:31::/64" };
+    });
+    const objects = v2.objects(IMAGE);
+    const radvdCm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("radvd-"))!;
+    await c.failing([radvdCm.metadata.name]);
+    await c.apply(objects);
+    const run = await c.gate(v2.gate);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /radvd was NOT rolled back: its previous revision 1 announces fd12:3456:789a:30::\/64, which the node no longer has/,
+    );
+    expect(cmOf((await c.state()).daemonsets["router-system/radvd"])).toBe(radvdCm.metadata.name);
+  });
+
+  async function servedSubnets(cm: string): Promise<string[]> {
+    const out = await node!.run(
+      `curl -sS --cacert ${node!.dir}/kube-ca.pem --cert <(printf '%s' "$C") --key <(printf '%s' "$K") https://10.10.0.1:6443/api/v1/namespaces/router-system/configmaps/${cm} | jq -r '.data["kea-dhcp4.json"] | fromjson | .Dhcp4.subnet4[].subnet'`,
+      { env: { C: client.crt, K: client.key } },
+    );
+    return out.stdout.trim().split("\n");
+  }
+});
