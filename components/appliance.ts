@@ -13,6 +13,7 @@ import { NetworkServices } from "./network-services";
 import { renderRoutingHost } from "./network-services/routing";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
+import { ObservabilityStack, observabilityHost, observabilityRuleset } from "./observability-stack";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -25,6 +26,8 @@ export class Appliance extends pulumi.ComponentResource {
   readonly services: NetworkServices;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
+  /** Metrics, alerts, dashboards, logs and flows (undefined when router:observability.enabled is false). */
+  readonly observability?: ObservabilityStack;
   /** Admin kubeconfig (secret). */
   readonly kubeconfig: pulumi.Output<string>;
   /** talosctl configuration (secret). */
@@ -42,10 +45,15 @@ export class Appliance extends pulumi.ComponentResource {
     // The data plane ships first: its installer image is what the node installs.
     this.dataplane = new DataPlane(
       `${name}-dataplane`,
-      { site, plan, policy, registryPassword: secrets.registryPassword },
+      { site, plan, policy, registryPassword: secrets.registryPassword, contributions: observabilityRuleset(site) },
       { parent: this },
     );
-    const contributions = [...this.segments.map((s) => s.host), this.dataplane.host, renderRoutingHost(site, plan)];
+    const contributions = [
+      ...this.segments.map((s) => s.host),
+      this.dataplane.host,
+      renderRoutingHost(site, plan),
+      observabilityHost(site),
+    ];
     this.node = new TalosNode(
       `${name}-node`,
       {
@@ -84,9 +92,16 @@ export class Appliance extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    if (site.observability.enabled)
+      this.observability = new ObservabilityStack(
+        `${name}-observability`,
+        { site, plan, policy, provider, hostReady: this.node.hostConfigured, secrets },
+        { parent: this },
+      );
+    const obs = this.observability;
     this.node.healthGate(
-      [this.fabric.release, this.services, this.services.rollout],
-      [this.services.digest, JSON.stringify(this.fabric.values)],
+      [this.fabric.release, this.services, this.services.rollout, ...(obs ? [obs] : [])],
+      [this.services.digest, JSON.stringify(this.fabric.values), ...(obs ? [obs.digest] : [])],
     );
 
     this.kubeconfig = this.node.kubeconfig;

@@ -144,3 +144,27 @@ export function shipImage(parent: pulumi.Resource, name: string, args: ShipImage
   );
   return build.stdout.apply((s) => s.trim());
 }
+
+/**
+ * Resolves an upstream image's tag to its digest (skopeo inspect, at `pulumi up`) and prints the reference pinned
+ * by it: `<ref>@sha256:…`. The digest is kept in state, so a retagged upstream image never changes what runs.
+ */
+export function pinImageScript(ref: string): string {
+  return [
+    "set -euo pipefail",
+    `digest="$(skopeo inspect --no-tags --format '{{.Digest}}' ${q(`docker://${ref}`)})"`,
+    '[[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || { echo "[router] no digest for the image: $digest" >&2; exit 1; }',
+    `printf '%s@%s\\n' ${q(ref)} "$digest"`,
+  ].join("\n");
+}
+
+/** An upstream image pinned by digest: as given when the reference has one, else resolved once at `pulumi up`. */
+export function pinImage(parent: pulumi.Resource, name: string, ref: string): pulumi.Output<string> {
+  if (/@sha256:[0-9a-f]{64}$/.test(ref)) return pulumi.output(ref);
+  const pin = new command.local.Command(
+    name,
+    { interpreter: ["/bin/bash", "-c"], create: pinImageScript(ref), triggers: [ref] },
+    { parent },
+  );
+  return pin.stdout.apply((s) => s.trim());
+}

@@ -67,7 +67,9 @@ export function renderCiliumValues(site: Site, plan: SitePlan): Record<string, u
       ui: { enabled: c.hubble.enabled && c.hubble.ui },
       metrics: { enabled: c.hubble.enabled ? [...c.hubble.metrics] : null },
     },
-    operator: { replicas: 1 },
+    // The router's TSDB scrapes the agent and the operator on the host network (observability-stack/targets.ts).
+    prometheus: { enabled: site.observability.enabled },
+    operator: { replicas: 1, prometheus: { enabled: site.observability.enabled } },
     rollOutCiliumPods: true,
   };
 }

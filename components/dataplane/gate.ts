@@ -27,8 +27,12 @@ export const FORWARD_GATE_MARK = 0x1000;
 export const GATE_LOCAL_PRIORITY = 32000;
 export const GATE_OPEN_PRIORITY = 32001;
 export const GATE_CLOSED_PRIORITY = 32002;
-/** nethelpers.RoutingRuleActionBlackhole (FR_ACT_BLACKHOLE): the machine-config schema takes the number. */
-const ACTION_BLACKHOLE = 6;
+/**
+ * Talos decodes a rule's action by name (nethelpers.RoutingRuleAction's text form: unicast, blackhole,
+ * unreachable, prohibit). Its published JSON schema lists the field as an integer, but Talos refuses a number:
+ * "6 does not belong to RoutingRuleAction values", and the whole machine configuration fails to load.
+ */
+const ACTION_BLACKHOLE = "blackhole";
 
 export function gateDocuments(): TalosDocument[] {
   const rule = (priority: number, body: Record<string, unknown>): TalosDocument => ({

@@ -14,6 +14,7 @@ import { renderLoaderConfig } from "./loader-config";
 import { renderRuleset } from "./nftables";
 import { renderDataplaneSummary } from "./summary";
 import type { PolicyModel } from "../site/policy";
+import type { RulesetContribution } from "./ruleset/common";
 import { pushTarget, registryEnvironment, shipImage } from "../images";
 import { EXTENSION_IMAGE, installerScript } from "./images";
 
@@ -26,6 +27,8 @@ export interface DataPlaneArgs {
   policy: PolicyModel;
   /** Password of router:registry (secret), when the registry needs one. */
   registryPassword?: pulumi.Input<string>;
+  /** Rules and log settings other layers add to the ruleset. */
+  contributions?: readonly RulesetContribution[];
 }
 
 export class DataPlane extends pulumi.ComponentResource {
@@ -39,7 +42,7 @@ export class DataPlane extends pulumi.ComponentResource {
   constructor(name: string, args: DataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:dataplane:DataPlane", name, {}, opts);
     const { site, plan, policy } = args;
-    const nftRuleset = renderRuleset(site, plan, policy);
+    const nftRuleset = renderRuleset(site, plan, policy, { contributions: args.contributions });
     this.host = renderDataplaneHost(site, plan, { nftRuleset });
     const artifacts = Object.fromEntries(
       [...renderLoaderConfig(site, plan, { nftRuleset }).files].map(([path, content]) => [

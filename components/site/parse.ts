@@ -80,7 +80,12 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
 /** The anti-lockout check on the keys it reads, even when other keys are broken; silent when no plan can be made. */
 function lockoutOf(parsed: Record<string, unknown>): SiteIssue[] {
   // What the check does not read may be broken: its neutral value stands in.
-  const neutral = { routes: [], portForwards: [], cluster: { podCidrs: [], serviceCidrs: [] } };
+  const neutral = {
+    routes: [],
+    portForwards: [],
+    cluster: { podCidrs: [], serviceCidrs: [] },
+    observability: { enabled: false },
+  };
   const site = { ...neutral, ...parsed } as unknown as Site;
   try {
     planSite(site);

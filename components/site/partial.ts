@@ -30,6 +30,7 @@ export interface PartialSite {
   routes?: Site["routes"];
   routing?: Site["routing"];
   mdns?: Site["mdns"];
+  observability?: Site["observability"];
   /**
    * Paths (config spelling without the namespace: `segments`, `node.nics`, `firewall.rules`, `talos`) of lists
    * that lost elements and of values that were left out because they failed to parse.

@@ -8,6 +8,7 @@
  * listens on, and — through the hairpin — to inside clients reaching the router's public address, where the
  * same sources decide (an inside client uses the hairpin only when the forward has no source limit or lists it).
  */
+import { OBSERVABILITY_PORTS } from "./schema-observability";
 import type { FirewallRule, PortForward, Site } from "./schema";
 import type { SitePlan } from "./plan";
 import { contains, familyOf, isAddress, overlaps, parsePrefix } from "./ip";
@@ -202,7 +203,11 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
     policies,
     defaultAction: site.firewall.defaultAction,
     services,
-    managementPorts: [site.dataplane.metricsPort],
+    // The observability stack's UIs and APIs answer management zones like the loader's metrics do.
+    managementPorts: [
+      site.dataplane.metricsPort,
+      ...(site.observability.enabled ? Object.values(OBSERVABILITY_PORTS) : []),
+    ],
     groups,
     logDrops: site.firewall.logDrops,
     logRate: site.firewall.logRate,

@@ -23,10 +23,12 @@ import {
 } from "./scalars";
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
+import { Observability, OBSERVABILITY_DEFAULTS } from "./schema-observability";
 import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
+export * from "./schema-observability";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -431,13 +433,30 @@ export const Cilium = z.strictObject({
 // ---------------------------------------------------------------------------------------------------------------
 // router:dns (upstream resolvers of the router itself; the DNS layer extends this key)
 
-export const Nameserver = z.strictObject({
-  address: IpAddress(),
-  protocol: z
-    .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
-    .default("Do53"),
-  tlsServerName: DomainName.optional(),
-});
+export const Nameserver = z
+  .strictObject({
+    address: IpAddress(),
+    protocol: z
+      .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
+      .default("Do53"),
+    /** Name on the resolver's certificate: required for DoT and DoH, not allowed for Do53 (Talos refuses both). */
+    tlsServerName: DomainName.optional(),
+  })
+  .superRefine((n, ctx) => {
+    if (n.protocol !== "Do53" && !n.tlsServerName)
+      ctx.addIssue({
+        code: "custom",
+        path: ["tlsServerName"],
+        message: `is missing for a ${n.protocol} upstream, so its certificate could not be checked (allowed: the name on the resolver's certificate, e.g. cloudflare-dns.com)`,
+      });
+    if (n.protocol === "Do53" && n.tlsServerName)
+      ctx.addIssue({
+        code: "custom",
+        path: ["tlsServerName"],
+        message:
+          "is set for a plain-DNS (Do53) upstream, which has no certificate to check (allowed: DoT or DoH with it, or no tlsServerName)",
+      });
+  });
 export const Dns = z.strictObject({
   upstreams: z.array(Nameserver).min(1, { error: "is empty (allowed: at least one upstream resolver)" }),
 });
@@ -605,12 +624,21 @@ export const siteKeys = {
     },
     extension: { build: true, engine: "docker" },
   }),
+  observability: Observability.default(OBSERVABILITY_DEFAULTS),
 } as const;
 
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
 export const secretKeys = {
   /** Password for router:registry. */
   registryPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Basic-auth password of router:observability.remoteWrite. */
+  remoteWritePassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Basic-auth password of router:observability.logs.forward. */
+  logForwardPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Bearer token sent to the webhook receivers of router:observability.alerts. */
+  alertWebhookToken: z.string().min(1, { error: "is empty (allowed: a non-empty token)" }),
+  /** SMTP password of the e-mail receivers of router:observability.alerts. */
+  alertSmtpPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
 } as const;
 
 export const Site = z.strictObject(siteKeys);

@@ -10,6 +10,7 @@ import { contains, familyOf, nthAddress, parsePrefix } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { checkOverlaps, checkSegments, dupes } from "./validate-segments";
+import { validateObservability } from "./validate-observability";
 import { droppedElements, isIncomplete, knownNames, type PartialSite } from "./partial";
 import { indexed } from "./salvage";
 import { segmentGateway4, segmentGateway6, wanZone } from "./plan";
@@ -431,5 +432,6 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkTalos(s, out);
   checkRegistry(s, out);
   out.push(...validatePolicy(s));
+  out.push(...validateObservability(s));
   return out;
 }

@@ -18,6 +18,14 @@ export interface HostContribution {
   documents: TalosDocument[];
   /** Kernel parameters merged into the single SysctlConfig (slash form for per-link keys: net/ipv6/conf/lan0.10/accept_ra). */
   sysctls?: Record<string, string>;
+  /** Destinations of Talos' own service logs (`machine.logging`, which 1.14 keeps in the v1alpha1 document). */
+  logging?: { destinations: LoggingDestination[] };
+}
+
+/** One `machine.logging.destinations` entry (JSON lines over TCP or UDP). */
+export interface LoggingDestination {
+  endpoint: string;
+  format: "json_lines";
 }
 
 /** Merges contributions; throws on a duplicate document or a kernel parameter set to two values. */
@@ -25,6 +33,7 @@ export function mergeContributions(parts: readonly HostContribution[]): Required
   const documents: TalosDocument[] = [];
   const seen = new Set<string>();
   const sysctls: Record<string, string> = {};
+  const destinations: LoggingDestination[] = [];
   for (const p of parts) {
     for (const d of p.documents) {
       const id = `${d.kind}/${d.name ?? ""}`;
@@ -37,6 +46,11 @@ export function mergeContributions(parts: readonly HostContribution[]): Required
         throw new Error(`kernel parameter ${k} is set to both ${sysctls[k]} and ${v} by different layers`);
       sysctls[k] = v;
     }
+    for (const d of p.logging?.destinations ?? []) {
+      if (destinations.some((x) => x.endpoint === d.endpoint))
+        throw new Error(`two layers send Talos' logs to ${d.endpoint}`);
+      destinations.push(d);
+    }
   }
-  return { documents, sysctls };
+  return { documents, sysctls, logging: { destinations } };
 }

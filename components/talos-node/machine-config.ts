@@ -114,7 +114,9 @@ function wanDocuments(w: WanPlan, site: Site): TalosDocument[] {
   }
   if (w.ipv6.mode === "static") {
     addresses.push({ address: w.ipv6.address });
-    routes.push({ destination: "::/0", gateway: w.ipv6.gateway, metric: w.routeMetric });
+    // No destination: Talos makes a default route of the gateway's family, and rejects "::/0" (an unspecified
+    // address) as a destination (pkg/machinery config/types/network/link.go).
+    routes.push({ gateway: w.ipv6.gateway, metric: w.routeMetric });
   }
   // Static routes whose next hop is on this WAN's static subnet.
   for (const r of site.routes) {
@@ -147,7 +149,17 @@ function wanDocuments(w: WanPlan, site: Site): TalosDocument[] {
 }
 
 function bondDocument(name: string, bond: NonNullable<WanPlan["bond"]>, link: Record<string, unknown>): TalosDocument {
-  const body: Record<string, unknown> = { name, links: [...bond.members], bondMode: bond.mode, miimon: bond.miimon };
+  // updelay/downdelay 0 are the kernel's defaults, stated because Talos warns about an 802.3ad bond without
+  // them: a member is used as soon as its carrier is back (LACP still has to agree before it carries traffic)
+  // and dropped at once when its carrier is lost.
+  const body: Record<string, unknown> = {
+    name,
+    links: [...bond.members],
+    bondMode: bond.mode,
+    miimon: bond.miimon,
+    updelay: 0,
+    downdelay: 0,
+  };
   if (bond.lacpRate) body.lacpRate = bond.lacpRate;
   if (bond.xmitHashPolicy) body.xmitHashPolicy = bond.xmitHashPolicy;
   const { name: _n, ...rest } = link;
@@ -326,6 +338,7 @@ export function certSANs(site: Site, plan: SitePlan): string[] {
 export function v1alpha1Document(input: MachineConfigInput): Record<string, unknown> {
   const { site, plan, secrets } = input;
   const mgmtSegment = plan.segments.find((s) => s.name === plan.managementSegment)!;
+  const logging = mergeContributions(input.contributions ?? []).logging;
   return {
     version: "v1alpha1",
     debug: false,
@@ -335,6 +348,7 @@ export function v1alpha1Document(input: MachineConfigInput): Record<string, unkn
       ca: { crt: b64(secrets.os.crt), key: b64(secrets.os.key) },
       certSANs: certSANs(site, plan),
       features: { diskQuotaSupport: true },
+      ...(logging.destinations.length ? { logging } : {}),
     },
     cluster: {
       token: text(secrets.bootstrapToken),

@@ -5,7 +5,12 @@
  * The upstream schema has known defects; they are patched here and only here:
  *  - the UnattendedInstallConfig document is listed with kind enum `UnattendedInstall`, while Talos registers
  *    and documents it as `UnattendedInstallConfig` (pkg/machinery/config/types/runtime/unattended_install.go);
- *  - KubeSpan endpoints are listed as `KubeSpanEndpoints`, while the Go kind is `KubeSpanEndpointsConfig`.
+ *  - KubeSpan endpoints are listed as `KubeSpanEndpoints`, while the Go kind is `KubeSpanEndpointsConfig`;
+ *  - `v1alpha1.Endpoint` (machine.logging destinations) is listed as an object with no properties, while Talos
+ *    reads and writes it as one URL string (pkg/machinery/config/types/v1alpha1/v1alpha1_types.go, Endpoint's
+ *    UnmarshalYAML/MarshalYAML: `endpoint: tcp://127.0.0.1:6050/`).
+ *  - RoutingRuleConfig's `action` is listed as an integer, while Talos decodes it by name and refuses a number
+ *    (nethelpers.RoutingRuleAction, an enumer text type: unicast, blackhole, unreachable, prohibit).
  * Nothing else is changed.
  */
 import { readFileSync } from "node:fs";
@@ -29,6 +34,14 @@ function loadPatchedSchema(): Json {
     const kind = (def.properties as Json | undefined)?.kind as { enum?: string[] } | undefined;
     if (kind?.enum) kind.enum = kind.enum.map((k) => KIND_FIXES[k] ?? k);
   }
+  defs["v1alpha1.Endpoint"] = {
+    type: "string",
+    pattern: "^[a-z]+://",
+    description: "Endpoint represents the endpoint URL parsed out of the machine config.",
+  };
+  const ruleAction = (defs["network.RoutingRuleConfigV1Alpha1"].properties as Json).action as Json;
+  delete ruleAction.type;
+  ruleAction.enum = ["unicast", "blackhole", "unreachable", "prohibit"];
   return schema;
 }
 

@@ -14,6 +14,8 @@ export interface TierRequirements {
   root?: boolean;
   /** Files that must exist (e.g. a built BPF object). */
   files?: string[];
+  /** How to get what is missing, appended to the reason (e.g. the command that builds it). */
+  hint?: string;
 }
 
 export interface Tier {
@@ -41,7 +43,7 @@ export function tier(name: string, req: TierRequirements): Tier {
     if (spawnSync("test", ["-e", f]).status !== 0) missing.push(`file '${f}'`);
   }
   if (missing.length > 0) {
-    const msg = `test tier '${name}' cannot run: missing ${missing.join(", ")}`;
+    const msg = `test tier '${name}' cannot run: missing ${missing.join(", ")}${req.hint ? ` (${req.hint})` : ""}`;
     if (requireAllTiers) throw new Error(`${msg} (ROUTER_REQUIRE_ALL_TIERS=1: a skipped tier is a failure)`);
     console.warn(`SKIP ${msg}`);
   }

@@ -42,7 +42,7 @@ interface RuleDoc {
   fwMark?: number;
   fwMask?: number;
   table?: string;
-  action?: number;
+  action?: string;
 }
 
 /** `ip rule add` arguments for a RoutingRuleConfig, as Talos installs it (both families without src/dst). */
@@ -50,11 +50,9 @@ function ipRules(d: RuleDoc): string[][] {
   const args = ["priority", d.name];
   if (d.iifName) args.push("iif", d.iifName);
   if (d.fwMark !== undefined) args.push("fwmark", `${d.fwMark}/${d.fwMask ?? 0xffffffff}`);
-  const action = d.action ?? 1;
-  if (action === 1) args.push("lookup", d.table ?? "main");
-  else if (action === 6) args.push("blackhole");
-  else if (action === 7) args.push("unreachable");
-  else if (action === 8) args.push("prohibit");
+  const action = d.action ?? "unicast";
+  if (action === "unicast") args.push("lookup", d.table ?? "main");
+  else if (["blackhole", "unreachable", "prohibit"].includes(action)) args.push(action);
   else throw new Error(`unknown rule action ${action}`);
   return [
     ["-4", "rule", "add", ...args],

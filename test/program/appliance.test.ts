@@ -124,7 +124,7 @@ describe("the appliance program", () => {
 
   it("runs the network services on the cluster after the fabric, from the pushed services image", () => {
     const ds = resources
-      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet")
+      .filter((r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-services-"))
       .map((r) => r.name)
       .sort();
     expect(ds).toEqual(
@@ -141,8 +141,9 @@ describe("the appliance program", () => {
   });
 
   it("changes the services only after a host change is tried and confirmed, then gates their rollout", () => {
-    const ds = resources.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet").map((r) => r.name);
-    const cms = resources.filter((r) => r.type === "kubernetes:core/v1:ConfigMap");
+    const services = resources.filter((r) => r.name.startsWith("lab-services-"));
+    const ds = services.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet").map((r) => r.name);
+    const cms = services.filter((r) => r.type === "kubernetes:core/v1:ConfigMap");
     expect(cms.map((c) => c.name).sort()).toEqual(ds.map((n) => n.replace("daemonset", "configmap")).sort());
     for (const n of ds) {
       expect(dependsOn(n, "lab-node-apply"), n).toBe(true);
@@ -168,8 +169,14 @@ describe("the appliance program", () => {
     expect(healthy.inputs.update).toBe(healthy.inputs.create);
     expect(String(healthy.inputs.update)).toMatch(/run_checks/);
     expect(String(healthy.inputs.update)).toMatch(/ext-router-dataplane/);
-    // The redacted machine configuration, the installer image, the services' digest and the fabric's values.
-    expect((healthy.inputs.triggers as unknown[]).length).toBe(4);
+    // The redacted machine configuration, the installer image, the services' digest, the fabric's values and the
+    // observability stack's digest.
+    expect((healthy.inputs.triggers as unknown[]).length).toBe(5);
+    const obs = resources.filter(
+      (r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-observability-"),
+    );
+    expect(obs.length).toBeGreaterThan(0);
+    for (const d of obs) expect(dependsOn("lab-node-healthy", d.name), d.name).toBe(true);
   });
 
   it("never re-runs the install on an update (a renewed admin certificate, an edited timeout)", () => {
@@ -211,7 +218,9 @@ describe("the appliance program", () => {
 
   it("passes secrets to commands only through secret environment and stdin", () => {
     for (const c of resources.filter((r) => r.type === "command:local:Command")) {
-      expect(c.inputs.environment, c.name).toBe("[secret]");
+      // A command that needs no secret (resolving a public image's digest) has no environment at all.
+      if ("environment" in c.inputs) expect(c.inputs.environment, c.name).toBe("[secret]");
+      else expect(JSON.stringify(c.inputs), c.name).not.toContain("[secret");
       if ("stdin" in c.inputs) expect(c.inputs.stdin, c.name).toBe("[secret]");
     }
     expect(byName("lab-node-kubeconfig").inputs.logging).toBe("stderr");

@@ -736,6 +736,25 @@ describe("Talos", () => {
   });
 });
 
+describe("upstream resolvers", () => {
+  it("rejects a DoT or DoH upstream without tlsServerName: Talos refuses it, as the resolver's certificate could not be checked", () => {
+    for (const protocol of ["DoT", "DoH"])
+      expectRejected(
+        devWith("dns.upstreams[0]", { address: "1.1.1.1", protocol }),
+        "router:dns.upstreams[0].tlsServerName",
+        `is missing for a ${protocol} upstream`,
+      );
+  });
+
+  it("rejects tlsServerName on a plain-DNS upstream: Talos refuses it, and it would suggest a check that never happens", () => {
+    expectRejected(
+      devWith("dns.upstreams[0]", { address: "9.9.9.9", protocol: "Do53", tlsServerName: "dns.quad9.net" }),
+      "router:dns.upstreams[0].tlsServerName",
+      "is set for a plain-DNS (Do53) upstream",
+    );
+  });
+});
+
 describe("registry credentials", () => {
   it("rejects a site without a registry: the services image and the data-plane extension would have nowhere to go", () => {
     const raw = devWithout("registry");

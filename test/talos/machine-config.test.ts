@@ -165,7 +165,7 @@ describe("the machine configuration", () => {
     expect(gate.map((g) => g.name)).toEqual(["32000", "32001", "32002"]);
     expect(gate[0]).toMatchObject({ iifName: "lo", table: "main" });
     expect(gate[1]).toMatchObject({ fwMark: 0x1000, fwMask: 0x1000, table: "main" });
-    expect(gate[2]).toMatchObject({ action: 6 });
+    expect(gate[2]).toMatchObject({ action: "blackhole" });
     expect(gate[2].iifName).toBeUndefined();
   });
 
@@ -211,7 +211,7 @@ describe("the machine configuration", () => {
     expect(wan0.addresses).toEqual([{ address: "203.0.113.10/29" }, { address: "2001:db8:1::10/64" }]);
     expect(wan0.routes).toEqual([
       { gateway: "203.0.113.9", metric: 1010 },
-      { destination: "::/0", gateway: "2001:db8:1::1", metric: 1010 },
+      { gateway: "2001:db8:1::1", metric: 1010 },
     ]);
     expect(of("DHCPv4Config").map((d) => [d.name, d.routeMetric])).toEqual([["wan1", 1020]]);
     expect(of("DHCPv6Config").map((d) => d.name)).toEqual(["wan1"]);
@@ -220,6 +220,9 @@ describe("the machine configuration", () => {
       links: ["lan0", "lan1"],
       bondMode: "802.3ad",
       lacpRate: "fast",
+      miimon: 100,
+      updelay: 0,
+      downdelay: 0,
       up: true,
     });
     expect(of("VLANConfig").every((v) => v.parent === "bond0")).toBe(true);

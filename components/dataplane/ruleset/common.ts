@@ -22,6 +22,21 @@ export function logPrefix(text: string): string {
   return JSON.stringify(`${body}: `);
 }
 
+/**
+ * A rate-limited log statement: to the kernel log, or to an NFLOG group when a layer collects the records
+ * (RulesetContribution.logGroup).
+ */
+export function logStatement(rate: string, text: string, group?: number): string {
+  return `limit rate ${rate} log ${group === undefined ? "" : `group ${group} `}prefix ${logPrefix(text)}`;
+}
+
+/** The NFLOG group the contributions ask for (at most one layer collects drop logs). */
+export function logGroupOf(contributions: readonly RulesetContribution[]): number | undefined {
+  const groups = [...new Set(contributions.flatMap((c) => (c.logGroup === undefined ? [] : [c.logGroup])))];
+  if (groups.length > 1) throw new Error(`two layers collect the drop logs (NFLOG groups ${groups.join(", ")})`);
+  return groups[0];
+}
+
 /** nft identifier of a zone (chain names). */
 export function ident(zone: string): string {
   return zone.replace(/-/g, "_");
@@ -124,10 +139,12 @@ export interface RulesetContribution {
   forward?: string[];
   /** NAT prerouting, ahead of the port forwards (e.g. redirecting a zone's DNS to the router). */
   natPrerouting?: string[];
+  /** Send every log statement's records to this NFLOG group (a collector reads them) instead of the kernel log. */
+  logGroup?: number;
 }
 
 /** The contributions' lines for one chain family, each block under a comment naming its layer. */
-export function contributed(ctx: Ctx, family: Exclude<keyof RulesetContribution, "by">): string[] {
+export function contributed(ctx: Ctx, family: Exclude<keyof RulesetContribution, "by" | "logGroup">): string[] {
   return ctx.contributions.flatMap((c) => {
     const lines = c[family] ?? [];
     return lines.length ? [`# ${c.by}`, ...lines] : [];

@@ -5,7 +5,7 @@
  */
 import { contains, familyOf } from "../../site/ip";
 import { evaluate } from "../../site/policy";
-import { FWD, VERDICTS, chain, contributed, ident, link, logPrefix, setOf, type Ctx } from "./common";
+import { FWD, VERDICTS, chain, contributed, ident, link, logGroupOf, logStatement, setOf, type Ctx } from "./common";
 import { rulesInto } from "./rules";
 
 /** Forward chain of one zone pair: that pair's rules in order, then the policy's verdict. */
@@ -22,7 +22,7 @@ function pairChain(ctx: Ctx, from: string, to: string): string[] {
   );
   body.push(`# ${rest.by}`);
   if (rest.verdict !== "accept" && rest.log)
-    body.push(`limit rate ${ctx.model.logRate} log prefix ${logPrefix(`router ${from}>${to} ${rest.verdict}`)}`);
+    body.push(logStatement(ctx.model.logRate, `router ${from}>${to} ${rest.verdict}`, logGroupOf(ctx.contributions)));
   body.push(VERDICTS(rest.verdict));
   return chain(name, body);
 }
@@ -64,7 +64,7 @@ export function forwardChains(ctx: Ctx): string[] {
       'iifname "cilium_*" accept',
       ...contributed(ctx, "forward"),
       ...(fwdDispatch.length ? [`iifname vmap { ${fwdDispatch.join(", ")} }`] : []),
-      ...(model.logDrops ? [`limit rate ${model.logRate} log prefix "router forward drop: "`] : []),
+      ...(model.logDrops ? [logStatement(model.logRate, "router forward drop", logGroupOf(ctx.contributions))] : []),
       "counter drop",
     ],
     "type filter hook forward priority filter; policy drop;",

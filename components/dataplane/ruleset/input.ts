@@ -5,7 +5,7 @@
  */
 import { contains, familyOf } from "../../site/ip";
 import { MANAGEMENT_TCP_PORTS, servicePorts } from "../../site/policy";
-import { chain, contributed, ident, link, setOf, type Ctx } from "./common";
+import { chain, contributed, ident, link, logGroupOf, logStatement, setOf, type Ctx } from "./common";
 import { rulesInto } from "./rules";
 
 /** OSPF's IP protocol number (RFC 2328); nft resolves names through /etc/protocols, which Talos does not ship. */
@@ -94,7 +94,7 @@ export function inputChains(ctx: Ctx, f: { wanLinks: string[] }): string[] {
       ...routingInput(ctx),
       ...contributed(ctx, "input"),
       ...(inputDispatch.length ? [`iifname vmap { ${inputDispatch.join(", ")} }`] : []),
-      ...(model.logDrops ? [`limit rate ${model.logRate} log prefix "router input drop: "`] : []),
+      ...(model.logDrops ? [logStatement(model.logRate, "router input drop", logGroupOf(ctx.contributions))] : []),
       "counter drop",
     ],
     "type filter hook input priority filter; policy drop;",

@@ -5,7 +5,7 @@
 import { mergePrefixes } from "../../site/ip";
 import type { CompiledRule } from "../../site/policy";
 import { MIN_DISPATCH_RULES, mergePorts, portDispatch, ruleFamilies } from "../port-dispatch";
-import { TAB, VERDICTS, chain, logPrefix, portList, setOf, type Ctx, type Verdicts } from "./common";
+import { TAB, VERDICTS, chain, logGroupOf, logStatement, portList, setOf, type Ctx, type Verdicts } from "./common";
 
 /** Match expressions of a rule, one entry per address family it applies to ("" = both families). */
 function ruleMatches(r: CompiledRule): string[] {
@@ -33,11 +33,16 @@ function ruleMatches(r: CompiledRule): string[] {
   });
 }
 
-function ruleLines(r: CompiledRule, label: string, logRate: string, verdicts: Verdicts): string[] {
+function ruleLines(
+  r: CompiledRule,
+  label: string,
+  log: { rate: string; group?: number },
+  verdicts: Verdicts,
+): string[] {
   const out: string[] = [`# rule ${r.name}`];
   for (const m of ruleMatches(r)) {
     const prefix = m ? `${m} ` : "";
-    if (r.log) out.push(`${prefix}limit rate ${logRate} log prefix ${logPrefix(`router ${label} ${r.name}`)}`);
+    if (r.log) out.push(`${prefix}${logStatement(log.rate, `router ${label} ${r.name}`, log.group)}`);
     out.push(`${prefix}${verdicts(r.action)}`);
   }
   return out;
@@ -60,6 +65,8 @@ export function ruleChain(
     chain: string;
     label: string;
     logRate: string;
+    /** NFLOG group of the log statements (kernel log when undefined). */
+    logGroup?: number;
     minDispatchRules?: number;
     /** Dispatch whenever there are enough rules, even where it would not pay (tests). */
     alwaysDispatch?: boolean;
@@ -68,7 +75,7 @@ export function ruleChain(
 ): RuleChain {
   const verdicts = opts.verdicts ?? VERDICTS;
   const lines = (list: readonly CompiledRule[]) =>
-    list.flatMap((r) => ruleLines(r, opts.label, opts.logRate, verdicts));
+    list.flatMap((r) => ruleLines(r, opts.label, { rate: opts.logRate, group: opts.logGroup }, verdicts));
   const d = portDispatch(rules, opts.minDispatchRules ?? MIN_DISPATCH_RULES, opts.alwaysDispatch);
   if (!d) return { body: lines(rules), maps: [] };
   const maps: string[] = [];
@@ -101,6 +108,7 @@ export function rulesInto(ctx: Ctx, rules: readonly CompiledRule[], chainName: s
     chain: chainName,
     label,
     logRate: ctx.model.logRate,
+    logGroup: logGroupOf(ctx.contributions),
     minDispatchRules: ctx.minDispatchRules,
   });
   ctx.maps.push(...r.maps);

@@ -1,0 +1,236 @@
+/**
+ * The router's alert rules, generated from the site: every rule has a severity, a summary, a description and a
+ * runbook line (what to check first), and a `promtool test rules` case in test/observability/. Thresholds come
+ * from router:observability.alerts.thresholds. Pure.
+ */
+import { stringify } from "yaml";
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import { durationSeconds } from "../site/duration";
+
+export interface AlertRule {
+  alert: string;
+  expr: string;
+  /** How long the condition must hold before the alert fires. */
+  for: string;
+  severity: "critical" | "warning";
+  summary: string;
+  description: string;
+  /** One line: what an operator checks or does first. */
+  runbook: string;
+}
+
+/** Filesystems that are not the box's disks. */
+const PSEUDO_FS = "tmpfs|ramfs|overlay|squashfs|nsfs|proc|sysfs|cgroup2?|devtmpfs|bpf|tracefs|fuse.*";
+
+function wanRules(plan: SitePlan): AlertRule[] {
+  const primary = [...plan.wans].sort((a, b) => a.priority - b.priority)[0];
+  const rules: AlertRule[] = [
+    {
+      alert: "WanDown",
+      expr: "router_dataplane_wan_up == 0",
+      for: "30s",
+      severity: "warning",
+      summary: "WAN {{ $labels.wan }} is down",
+      description: "The loader's probes through WAN {{ $labels.wan }} get no answer (or it has no default route).",
+      runbook:
+        "Check the uplink's carrier and lease (talosctl get addresses, links) and the probe targets; the ISP's modem next.",
+    },
+    {
+      alert: "AllWansDown",
+      expr: "sum(router_dataplane_wan_up) == 0",
+      for: "30s",
+      severity: "critical",
+      summary: "Every WAN is down",
+      description: "No uplink answers its probes: the site is offline.",
+      runbook: "Check every uplink's carrier and the ISPs' status; the LAN still works, the internet does not.",
+    },
+  ];
+  if (plan.wans.length > 1 && primary)
+    rules.push({
+      alert: "WanFailedOver",
+      expr: `router_dataplane_wan_active{wan="${primary.name}"} == 0 and on() sum(router_dataplane_wan_active) > 0`,
+      for: "0s",
+      severity: "warning",
+      summary: `New connections leave through a backup WAN, not ${primary.name}`,
+      description: `The preferred WAN ${primary.name} is not active; the loader failed over to another uplink.`,
+      runbook: `Find why ${primary.name} is down (WanDown says since when); failback is automatic once its probes answer.`,
+    });
+  return rules;
+}
+
+function dataplaneRules(site: Site): AlertRule[] {
+  if (!site.dataplane.enabled) return [];
+  return [
+    {
+      alert: "DataplaneLoaderDown",
+      expr: 'up{job="dataplane"} == 0',
+      for: "1m",
+      severity: "critical",
+      summary: "The data-plane loader does not answer",
+      description: "Its metrics endpoint is unreachable: the extension service may have stopped.",
+      runbook: "talosctl service ext-router-dataplane; talosctl logs ext-router-dataplane.",
+    },
+    {
+      alert: "RulesetLoadRejected",
+      expr: "increase(router_dataplane_reload_failures_total[15m]) > 0",
+      for: "0s",
+      severity: "critical",
+      summary: "A {{ $labels.kind }} load was rejected",
+      description: "The loader refused a new {{ $labels.kind }} and keeps the previous one in force.",
+      runbook:
+        "Read the loader's log for the rejected file and line; re-render and check it (npm run render, nft -c) before the next apply.",
+    },
+    {
+      alert: "RulesetFallback",
+      expr: "router_dataplane_ruleset_fallback == 1",
+      for: "0s",
+      severity: "critical",
+      summary: "The built-in fail-closed ruleset is in force",
+      description:
+        "The configured ruleset was refused at start: only management reaches the router, nothing is forwarded.",
+      runbook: "Read the loader's log for why nftables refused the ruleset; fix and apply the configuration again.",
+    },
+    {
+      alert: "DataplaneDegraded",
+      expr: "router_dataplane_degraded == 1",
+      for: "1m",
+      severity: "warning",
+      summary: "The data plane runs degraded ({{ $labels.reason }})",
+      description: "The firewall is still on, but part of the data plane ({{ $labels.reason }}) failed: see /health.",
+      runbook:
+        "curl the loader's /health on the management address; the reason says whether BPF, an attach or a link failed.",
+    },
+    {
+      alert: "XdpDropStorm",
+      expr: `sum by (reason) (rate(router_dataplane_drop_packets_total[5m])) > ${site.observability.alerts.thresholds.xdpDropsPerSecond}`,
+      for: "2m",
+      severity: "warning",
+      summary: "The XDP guard drops {{ $value | humanize }} packets/s ({{ $labels.reason }})",
+      description: "A drop rate this high is an attack or a misconfigured list; the guard is holding it off the stack.",
+      runbook:
+        "Check the reason: ratelimit_* is a flood (find the sources in the drop logs), blocklist/geoip a list change; tell the ISP if the uplink saturates.",
+    },
+  ];
+}
+
+function serviceRules(site: Site): AlertRule[] {
+  const t = site.observability.alerts.thresholds;
+  return [
+    {
+      alert: "DhcpPoolNearlyFull",
+      expr: `router_dhcp_pool_used_addresses / router_dhcp_pool_addresses * 100 >= ${t.dhcpPoolPercent}`,
+      for: "1m",
+      severity: "warning",
+      summary: "DHCP pool of segment {{ $labels.segment }} is {{ $value | humanize }}% used",
+      description: `At or above ${t.dhcpPoolPercent}% of the pool is leased; new clients will get no address once it is full.`,
+      runbook:
+        "Look for a flood of new clients or declines (router_dhcp_declined_addresses); widen the pool or shorten the lease time.",
+    },
+    {
+      alert: "ConntrackNearlyFull",
+      expr: `node_nf_conntrack_entries / node_nf_conntrack_entries_limit * 100 >= ${t.conntrackPercent}`,
+      for: "2m",
+      severity: "warning",
+      summary: "Connection tracking is {{ $value | humanize }}% full",
+      description: "When the table is full, new connections through the router are dropped.",
+      runbook: "Find the top talkers (the flows dashboard); raise net.netfilter.nf_conntrack_max if the load is real.",
+    },
+    {
+      alert: "DnsServfailRate",
+      expr: `sum(rate(dnsdist_servfail_responses[5m])) / sum(rate(dnsdist_responses[5m])) * 100 > ${t.dnsServfailPercent}`,
+      for: "5m",
+      severity: "warning",
+      summary: "{{ $value | humanize }}% of DNS answers are SERVFAIL",
+      description: "Upstream resolution or DNSSEC validation is failing for many names.",
+      runbook: "Check the upstreams' reachability over the active WAN and the resolver's log for DNSSEC failures.",
+    },
+  ];
+}
+
+function hostRules(site: Site): AlertRule[] {
+  const t = site.observability.alerts.thresholds;
+  return [
+    {
+      alert: "DiskPressure",
+      expr: `(1 - node_filesystem_avail_bytes{fstype!~"${PSEUDO_FS}"} / node_filesystem_size_bytes{fstype!~"${PSEUDO_FS}"}) * 100 >= ${t.diskPercent}`,
+      for: "10m",
+      severity: "warning",
+      summary: "{{ $labels.mountpoint }} is {{ $value | humanize }}% full",
+      description: "The disk holding the TSDB, logs and leases is filling up.",
+      runbook: "Lower router:observability retention or retentionSizeGiB; look for a log flood in the log store.",
+    },
+    {
+      alert: "MemoryPressure",
+      expr: `(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 >= ${t.memoryPercent}`,
+      for: "10m",
+      severity: "warning",
+      summary: "Memory is {{ $value | humanize }}% used",
+      description: "The box is close to the OOM killer.",
+      runbook: "Find the largest containers (the cadvisor job's container_memory_working_set_bytes) and their limits.",
+    },
+    {
+      alert: "ClockUnsynchronised",
+      expr: "node_timex_sync_status == 0 or abs(node_timex_offset_seconds) > 0.5",
+      for: "10m",
+      severity: "warning",
+      summary: "The router's clock is not synchronised",
+      description: "Talos' time sync has no good source: certificates, logs and DHCP lease times drift.",
+      runbook: "talosctl time; check that the NTP servers of router:ntp answer through the active WAN.",
+    },
+    {
+      alert: "CertificateExpiry",
+      expr: `min by (job) (kubelet_certificate_manager_client_ttl_seconds or kubelet_certificate_manager_server_ttl_seconds) < ${t.certificateDays * 86400}`,
+      for: "0s",
+      severity: "warning",
+      summary: "A certificate of {{ $labels.job }} expires in {{ $value | humanizeDuration }}",
+      description: `A certificate expires within ${t.certificateDays} days and has not been renewed.`,
+      runbook:
+        "talosctl get certificates; a kubelet certificate renews itself, so a short TTL means the renewal fails.",
+    },
+    {
+      alert: "TargetDown",
+      expr: "up == 0",
+      for: "5m",
+      severity: "warning",
+      summary: "Scrape target {{ $labels.job }} ({{ $labels.instance }}) is down",
+      description: "Its metrics are missing, so its alerts cannot fire.",
+      runbook: "kubectl -n router-system get pods, or talosctl service for host services; the target's log says why.",
+    },
+  ];
+}
+
+/** Every alert rule of the site, in a stable order. */
+export function alertRules(site: Site, plan: SitePlan): AlertRule[] {
+  return [...wanRules(plan), ...dataplaneRules(site), ...serviceRules(site), ...hostRules(site)];
+}
+
+/** The rule file Prometheus loads (`promtool check rules` checks it). */
+export function renderRuleFile(site: Site, plan: SitePlan): string {
+  const interval = `${durationSeconds(site.observability.scrapeInterval)}s`;
+  const rules = alertRules(site, plan).map((r) => ({
+    alert: r.alert,
+    expr: r.expr,
+    for: r.for,
+    labels: { severity: r.severity },
+    annotations: { summary: r.summary, description: r.description, runbook: r.runbook },
+  }));
+  return `# Alert rules of site ${site.site.name} (rendered from components/observability-stack/alerts.ts)\n${stringify(
+    {
+      groups: [{ name: "router", interval, rules }],
+    },
+  )}`;
+}
+
+/** The runbook as Markdown: one line per alert. */
+export function renderRunbook(site: Site, plan: SitePlan): string {
+  const rows = alertRules(site, plan).map((r) => `| ${r.alert} | ${r.severity} | ${r.description} | ${r.runbook} |`);
+  return [
+    `# Alerts of site ${site.site.name}: runbook`,
+    "",
+    "| alert | severity | means | first step |",
+    "|---|---|---|---|",
+    ...rows.map((r) => r.replace(/\{\{[^}]*\}\}/g, "…")),
+    "",
+  ].join("\n");
+}

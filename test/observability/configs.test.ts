@@ -1,0 +1,168 @@
+/**
+ * The observability stack's rendered configurations through the real tools: `promtool check config` and
+ * `check rules`, `amtool check-config`, `syslog-ng --syntax-only`; every dashboard query parsed by the PromQL
+ * grammar (@prometheus-io/lezer-promql) with no error node.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { parser } from "@prometheus-io/lezer-promql";
+import { devSite } from "../helpers/dev-site";
+import { tier } from "../helpers/tier";
+import { renderStackFiles } from "../../components/observability-stack/files";
+import { dashboardQueries } from "../../components/observability-stack/dashboards";
+import { PROMETHEUS_RULES, REMOTE_WRITE_PASSWORD_FILE } from "../../components/observability-stack/prometheus";
+import { SMTP_PASSWORD_FILE, WEBHOOK_TOKEN_FILE } from "../../components/observability-stack/alertmanager";
+import { SA_DIR } from "../../components/observability-stack/targets";
+
+const work = mkdtempSync(join(tmpdir(), "obs-configs-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors). */
+function fullSite() {
+  return devSite((raw) => {
+    raw.observability = {
+      remoteWrite: { url: "https://metrics.example.net/api/v1/write", username: "lab" },
+      alerts: {
+        receivers: [
+          { name: "noc", webhook: { url: "https://hooks.example.net/router" } },
+          {
+            name: "mail",
+            email: {
+              to: ["noc@example.net"],
+              from: "router@example.net",
+              smarthost: "smtp.example.net:587",
+              username: "router",
+            },
+          },
+        ],
+      },
+      logs: { forward: { url: "https://logs.example.net/insert/jsonline", username: "lab" } },
+      flows: { collectors: ["192.0.2.10:4739"] },
+    };
+    raw.remoteWritePassword = "pw";
+    raw.alertWebhookToken = "tok";
+    raw.alertSmtpPassword = "pw";
+    raw.logForwardPassword = "pw";
+  });
+}
+
+const sites = { "the dev site": devSite(), "the dev site with every option": fullSite() };
+
+/**
+ * Runs a command in a private mount namespace where the files a configuration names (service-account token,
+ * secret files, the rule file) exist, as they do in the pod.
+ */
+function inPod(files: Record<string, string>, argv: string[]) {
+  const lines = ["set -e"];
+  const dirs = new Set(Object.keys(files).map((p) => p.replace(/\/[^/]+$/, "")));
+  for (const d of dirs) {
+    const root = d.split("/").slice(0, 2).join("/");
+    const scratch = join(work, `root-${root.replace(/\W/g, "")}`);
+    mkdirSync(scratch, { recursive: true });
+    lines.push(`mountpoint -q ${root} || mount -t tmpfs none ${root} 2>/dev/null || true`, `mkdir -p ${d}`);
+  }
+  Object.entries(files).forEach(([p, content], i) => {
+    const src = join(work, `file-${i}`);
+    writeFileSync(src, content);
+    lines.push(`cp ${src} ${p}`);
+  });
+  lines.push(`exec ${argv.map((a) => `'${a}'`).join(" ")}`);
+  return spawnSync("unshare", ["-m", "sh", "-c", lines.join("\n")], { encoding: "utf8" });
+}
+
+const t = tier("observability validators", { root: true, commands: ["promtool", "amtool", "syslog-ng", "unshare"] });
+
+describe.skipIf(!t.ok)("the observability stack's configurations", () => {
+  for (const [title, { site, plan, policy }] of Object.entries(sites)) {
+    const files = renderStackFiles(site, plan, policy, { webhookToken: true });
+    const cm = files.configMaps;
+
+    it(`pass promtool check config and check rules (${title})`, () => {
+      const r = inPod(
+        {
+          [`${SA_DIR}/token`]: "token",
+          [`${SA_DIR}/ca.crt`]: "ca",
+          [REMOTE_WRITE_PASSWORD_FILE]: "pw",
+          [PROMETHEUS_RULES]: cm["prometheus-rules"]["router.rules.yml"],
+          "/etc/prometheus/config/prometheus.yml": cm.prometheus["prometheus.yml"],
+        },
+        ["promtool", "check", "config", "/etc/prometheus/config/prometheus.yml"],
+      );
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/);
+    });
+
+    it(`pass amtool check-config (${title})`, () => {
+      const r = inPod(
+        {
+          [WEBHOOK_TOKEN_FILE]: "tok",
+          [SMTP_PASSWORD_FILE]: "pw",
+          "/etc/alertmanager/config/alertmanager.yml": cm.alertmanager["alertmanager.yml"],
+        },
+        ["amtool", "check-config", "/etc/alertmanager/config/alertmanager.yml"],
+      );
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain(`${site.observability.alerts.receivers.length + 1} receivers`);
+    });
+
+    it(`pass syslog-ng --syntax-only (${title})`, () => {
+      const r = inPod(
+        {
+          "/etc/syslog-ng/secrets/forward.conf": '@define forward_password "pw"\n',
+          "/etc/syslog-ng/conf/syslog-ng.conf": cm["log-collector"]["syslog-ng.conf"],
+        },
+        ["syslog-ng", "--syntax-only", "-f", "/etc/syslog-ng/conf/syslog-ng.conf"],
+      );
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    });
+  }
+
+  it("rejects a broken configuration, so the checks above can fail", () => {
+    const r = inPod({ "/etc/prometheus/x.yml": "global: {scrape_interval: banana}\n" }, [
+      "promtool",
+      "check",
+      "config",
+      "/etc/prometheus/x.yml",
+    ]);
+    expect(r.status).not.toBe(0);
+  });
+});
+
+describe("the dashboards", () => {
+  const { site, plan } = devSite();
+  const queries = dashboardQueries(site, plan);
+
+  it("have an overview and one dashboard per area, every panel with a query", () => {
+    const boards = new Set(queries.map((q) => q.dashboard));
+    expect([...boards]).toEqual(
+      expect.arrayContaining([
+        "router-overview",
+        "router-wan",
+        "router-segments",
+        "router-firewall",
+        "router-dhcp",
+        "router-dns",
+        "router-system",
+      ]),
+    );
+    for (const q of queries) expect(q.panel.query.length, q.panel.title).toBeGreaterThan(0);
+  });
+
+  it.each(queries.map((q) => [`${q.dashboard}: ${q.panel.title}`, q.panel.query]))(
+    "parses %s as PromQL",
+    (_title, query) => {
+      const errors: number[] = [];
+      parser.parse(query).iterate({ enter: (n) => void (n.type.isError && errors.push(n.from)) });
+      expect(errors, query).toEqual([]);
+    },
+  );
+
+  it("finds a PromQL syntax error (the parse check can fail)", () => {
+    let error = false;
+    parser.parse("sum(rate(x[5m])").iterate({ enter: (n) => void (n.type.isError && (error = true)) });
+    expect(error).toBe(true);
+  });
+});

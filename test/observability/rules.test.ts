@@ -1,0 +1,267 @@
+/**
+ * `promtool test rules` for every alert rule of the dev site: each case feeds series and says which alerts must be
+ * firing at a time (and that none fires on healthy input). Expectations are written here by hand from what an
+ * operator must hear, not derived from the rules. Annotations are text: they are stripped before the test, so a
+ * case compares the alert's name and labels.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+import { devSite } from "../helpers/dev-site";
+import { tier } from "../helpers/tier";
+import { renderRuleFile } from "../../components/observability-stack/alerts";
+
+type Alert = Record<string, string>;
+interface Case {
+  alert: string;
+  series: Record<string, string>;
+  at: string;
+  /** Labels of each firing alert (severity included); [] = must not fire. */
+  fires: Alert[];
+}
+
+const W = "warning";
+const C = "critical";
+const CASES: Case[] = [
+  {
+    alert: "WanDown",
+    series: { 'router_dataplane_wan_up{wan="wan0"}': "1 0x10" },
+    at: "2m",
+    fires: [{ severity: W, wan: "wan0" }],
+  },
+  { alert: "WanDown", series: { 'router_dataplane_wan_up{wan="wan0"}': "1 1 0 1x10" }, at: "2m", fires: [] },
+  {
+    alert: "AllWansDown",
+    series: { 'router_dataplane_wan_up{wan="wan0"}': "0x10", 'router_dataplane_wan_up{wan="wan1"}': "0x10" },
+    at: "2m",
+    fires: [{ severity: C }],
+  },
+  {
+    alert: "AllWansDown",
+    series: { 'router_dataplane_wan_up{wan="wan0"}': "0x10", 'router_dataplane_wan_up{wan="wan1"}': "1x10" },
+    at: "2m",
+    fires: [],
+  },
+  {
+    alert: "WanFailedOver",
+    series: {
+      'router_dataplane_wan_active{wan="wan0"}': "1 0x10",
+      'router_dataplane_wan_active{wan="wan1"}': "0 1x10",
+    },
+    at: "1m",
+    fires: [{ severity: W, wan: "wan0" }],
+  },
+  {
+    alert: "WanFailedOver",
+    series: { 'router_dataplane_wan_active{wan="wan0"}': "0x10", 'router_dataplane_wan_active{wan="wan1"}': "0x10" },
+    at: "1m",
+    fires: [],
+  },
+  {
+    alert: "DataplaneLoaderDown",
+    series: { 'up{job="dataplane",instance="r:9430"}': "0x10" },
+    at: "2m",
+    fires: [{ severity: C, job: "dataplane", instance: "r:9430" }],
+  },
+  { alert: "DataplaneLoaderDown", series: { 'up{job="dataplane",instance="r:9430"}': "1x10" }, at: "2m", fires: [] },
+  {
+    alert: "RulesetLoadRejected",
+    series: { 'router_dataplane_reload_failures_total{kind="nftables"}': "0 0 1 1 1" },
+    at: "1m",
+    fires: [{ severity: C, kind: "nftables" }],
+  },
+  {
+    alert: "RulesetLoadRejected",
+    series: { 'router_dataplane_reload_failures_total{kind="nftables"}': "2x10" },
+    at: "1m",
+    fires: [],
+  },
+  {
+    alert: "RulesetFallback",
+    series: { router_dataplane_ruleset_fallback: "1x4" },
+    at: "30s",
+    fires: [{ severity: C }],
+  },
+  { alert: "RulesetFallback", series: { router_dataplane_ruleset_fallback: "0x4" }, at: "30s", fires: [] },
+  {
+    alert: "DataplaneDegraded",
+    series: { 'router_dataplane_degraded{reason="bpf"}': "1x10" },
+    at: "2m",
+    fires: [{ severity: W, reason: "bpf" }],
+  },
+  { alert: "DataplaneDegraded", series: { 'router_dataplane_degraded{reason="bpf"}': "0x10" }, at: "2m", fires: [] },
+  {
+    alert: "XdpDropStorm",
+    // 6,000 packets/s = 90,000 per 15 s step.
+    series: { 'router_dataplane_drop_packets_total{reason="ratelimit_syn"}': "0+90000x40" },
+    at: "9m",
+    fires: [{ severity: W, reason: "ratelimit_syn" }],
+  },
+  {
+    alert: "XdpDropStorm",
+    series: { 'router_dataplane_drop_packets_total{reason="ratelimit_syn"}': "0+1500x40" },
+    at: "9m",
+    fires: [],
+  },
+  {
+    alert: "DhcpPoolNearlyFull",
+    series: {
+      'router_dhcp_pool_used_addresses{segment="guest"}': "91x10",
+      'router_dhcp_pool_addresses{segment="guest"}': "100x10",
+    },
+    at: "2m",
+    fires: [{ severity: W, segment: "guest" }],
+  },
+  {
+    alert: "DhcpPoolNearlyFull",
+    series: {
+      'router_dhcp_pool_used_addresses{segment="guest"}': "89x10",
+      'router_dhcp_pool_addresses{segment="guest"}': "100x10",
+    },
+    at: "2m",
+    fires: [],
+  },
+  {
+    alert: "ConntrackNearlyFull",
+    series: { node_nf_conntrack_entries: "850x20", node_nf_conntrack_entries_limit: "1000x20" },
+    at: "4m",
+    fires: [{ severity: W }],
+  },
+  {
+    alert: "ConntrackNearlyFull",
+    series: { node_nf_conntrack_entries: "500x20", node_nf_conntrack_entries_limit: "1000x20" },
+    at: "4m",
+    fires: [],
+  },
+  {
+    alert: "DnsServfailRate",
+    series: { dnsdist_servfail_responses: "0+10x60", dnsdist_responses: "0+100x60" },
+    at: "12m",
+    fires: [{ severity: W }],
+  },
+  {
+    alert: "DnsServfailRate",
+    series: { dnsdist_servfail_responses: "0+1x60", dnsdist_responses: "0+100x60" },
+    at: "12m",
+    fires: [],
+  },
+  {
+    alert: "DiskPressure",
+    series: {
+      'node_filesystem_avail_bytes{fstype="xfs",mountpoint="/var"}': "10x60",
+      'node_filesystem_size_bytes{fstype="xfs",mountpoint="/var"}': "100x60",
+      'node_filesystem_avail_bytes{fstype="tmpfs",mountpoint="/run"}': "0x60",
+      'node_filesystem_size_bytes{fstype="tmpfs",mountpoint="/run"}': "100x60",
+    },
+    at: "12m",
+    fires: [{ severity: W, fstype: "xfs", mountpoint: "/var" }],
+  },
+  {
+    alert: "DiskPressure",
+    series: {
+      'node_filesystem_avail_bytes{fstype="xfs",mountpoint="/var"}': "50x60",
+      'node_filesystem_size_bytes{fstype="xfs",mountpoint="/var"}': "100x60",
+    },
+    at: "12m",
+    fires: [],
+  },
+  {
+    alert: "MemoryPressure",
+    series: { node_memory_MemAvailable_bytes: "5x60", node_memory_MemTotal_bytes: "100x60" },
+    at: "12m",
+    fires: [{ severity: W }],
+  },
+  {
+    alert: "MemoryPressure",
+    series: { node_memory_MemAvailable_bytes: "50x60", node_memory_MemTotal_bytes: "100x60" },
+    at: "12m",
+    fires: [],
+  },
+  {
+    alert: "ClockUnsynchronised",
+    series: { node_timex_sync_status: "0x60", node_timex_offset_seconds: "0x60" },
+    at: "12m",
+    fires: [{ severity: W }],
+  },
+  {
+    alert: "ClockUnsynchronised",
+    series: { node_timex_sync_status: "1x60", node_timex_offset_seconds: "0.01x60" },
+    at: "12m",
+    fires: [],
+  },
+  {
+    alert: "CertificateExpiry",
+    series: { 'kubelet_certificate_manager_server_ttl_seconds{job="kubelet"}': "86400x4" },
+    at: "30s",
+    fires: [{ severity: W, job: "kubelet" }],
+  },
+  {
+    alert: "CertificateExpiry",
+    series: { 'kubelet_certificate_manager_server_ttl_seconds{job="kubelet"}': "8640000x4" },
+    at: "30s",
+    fires: [],
+  },
+  {
+    alert: "TargetDown",
+    series: { 'up{job="logs",instance="r:9428"}': "0x30" },
+    at: "6m",
+    fires: [{ severity: W, job: "logs", instance: "r:9428" }],
+  },
+  { alert: "TargetDown", series: { 'up{job="logs",instance="r:9428"}': "0x10 1x20" }, at: "6m", fires: [] },
+];
+
+const work = mkdtempSync(join(tmpdir(), "obs-rules-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const t = tier("alert rule unit tests", { commands: ["promtool"] });
+
+function promtoolTest(rules: string, cases: Case[]) {
+  const doc = parse(rules) as { groups: { rules: Record<string, unknown>[] }[] };
+  for (const g of doc.groups) for (const r of g.rules) delete r.annotations;
+  writeFileSync(join(work, "rules.yml"), stringify(doc));
+  const tests = {
+    rule_files: ["rules.yml"],
+    evaluation_interval: "15s",
+    tests: cases.map((c) => ({
+      interval: "15s",
+      input_series: Object.entries(c.series).map(([series, values]) => ({ series, values })),
+      alert_rule_test: [{ eval_time: c.at, alertname: c.alert, exp_alerts: c.fires.map((l) => ({ exp_labels: l })) }],
+    })),
+  };
+  writeFileSync(join(work, "tests.yml"), stringify(tests));
+  return spawnSync("promtool", ["test", "rules", join(work, "tests.yml")], { encoding: "utf8", cwd: work });
+}
+
+describe.skipIf(!t.ok)("the alert rules", () => {
+  const { site, plan } = devSite();
+  const rules = renderRuleFile(site, plan);
+  const names = (parse(rules) as { groups: { rules: { alert: string }[] }[] }).groups.flatMap((g) =>
+    g.rules.map((r) => r.alert),
+  );
+
+  it("each have a firing and a quiet case", () => {
+    for (const n of names) {
+      expect(
+        CASES.some((c) => c.alert === n && c.fires.length > 0),
+        n,
+      ).toBe(true);
+      expect(
+        CASES.some((c) => c.alert === n && c.fires.length === 0),
+        n,
+      ).toBe(true);
+    }
+  });
+
+  it("pass promtool test rules", () => {
+    const r = promtoolTest(rules, CASES);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+
+  it("fail promtool when a rule's threshold moves (the cases can fail)", () => {
+    const r = promtoolTest(rules.replace(">= 90", ">= 95"), CASES);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain("DhcpPoolNearlyFull");
+  });
+});
