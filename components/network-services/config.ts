@@ -22,8 +22,13 @@ function keaLoggers(name: string) {
   return [{ name, output_options: [{ output: "stdout", pattern: "%-5p %m\n" }], severity: "INFO", debuglevel: 0 }];
 }
 
+/** True when some segment hands out IPv4 leases (the DHCPv4 server is deployed). */
+export function usesDhcpv4(plan: SitePlan): boolean {
+  return plan.segments.some((s) => s.ipv4 && s.dhcp.enabled);
+}
+
 export function renderKea4(site: Site, plan: SitePlan, model: PolicyModel): string {
-  const segments = plan.segments.filter((s) => s.dhcp.enabled);
+  const segments = plan.segments.filter((s) => s.ipv4 && s.dhcp.enabled);
   return json({
     Dhcp4: {
       "interfaces-config": {
@@ -49,7 +54,7 @@ export function renderKea4(site: Site, plan: SitePlan, model: PolicyModel): stri
       authoritative: true,
       "match-client-id": false,
       "calculate-tee-times": true,
-      subnet4: segments.map((s) => keaSubnet4(site, plan, model, s)),
+      subnet4: segments.map((s) => keaSubnet4(site, plan, model, s)!),
       loggers: keaLoggers("kea-dhcp4"),
     },
   });
@@ -185,7 +190,7 @@ export function ospfRedistribution(
       map: FRR_SEGMENTS,
       prefixes: plan.segments
         .filter((x) => !ospf.segments.includes(x.name) && !ospf.passive.includes(x.name))
-        .map((x) => x.ipv4.cidr),
+        .flatMap((x) => (x.ipv4 ? [x.ipv4.cidr] : [])),
     });
   return out.filter((r) => r.prefixes.length > 0);
 }

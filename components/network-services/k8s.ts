@@ -23,6 +23,7 @@ import {
   renderChrony,
   renderFrr,
   renderKea4,
+  usesDhcpv4,
   renderKea6,
   renderRadvd,
   usesDhcpv6,
@@ -34,7 +35,7 @@ export type K8sObject = Named<IDaemonSet> | Named<IConfigMap> | Named<INamespace
 /** Config files by ConfigMap key (also the artifact names under services/). */
 export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): Map<string, string> {
   const files = new Map<string, string>();
-  files.set("kea-dhcp4.json", renderKea4(site, plan, model));
+  if (usesDhcpv4(plan)) files.set("kea-dhcp4.json", renderKea4(site, plan, model));
   files.set("kea-dhcp6.json", renderKea6(site, plan));
   const radvd = renderRadvd(site, plan);
   if (radvd) files.set("radvd.conf", radvd);
@@ -76,8 +77,9 @@ function sh(script: string): string[] {
 function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daemon[] {
   const keaProbe = (sock: string) =>
     sh(`printf '{"command": "status-get"}' | socat -t 2 - UNIX-CONNECT:${sock} | grep -q '"result": 0'`);
-  const list: Daemon[] = [
-    {
+  const list: Daemon[] = [];
+  if (configs.has("kea-dhcp4.json"))
+    list.push({
       name: "kea-dhcp4",
       configKeys: ["kea-dhcp4.json"],
       command: ["kea-dhcp4", "-c", `${CONFIG_DIR}/kea-dhcp4.json`],
@@ -87,19 +89,18 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
       run: KEA_RUN_DIR,
       env: { KEA_PIDFILE_DIR: KEA_RUN_DIR, KEA_LOCKFILE_DIR: KEA_RUN_DIR },
-    },
-    {
-      name: "chrony",
-      configKeys: ["chrony.conf"],
-      // -x: Talos owns the system clock; chronyd only serves it.
-      command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
-      capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
-      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
-      liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
-      state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
-      run: "/run/chrony",
-    },
-  ];
+    });
+  list.push({
+    name: "chrony",
+    configKeys: ["chrony.conf"],
+    // -x: Talos owns the system clock; chronyd only serves it.
+    command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
+    capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
+    resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
+    liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
+    state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
+    run: "/run/chrony",
+  });
   if (configs.has("radvd.conf"))
     list.push({
       name: "radvd",

@@ -104,8 +104,10 @@ export function checkManagementPath(site: Site): SiteIssue[] {
   const model = compilePolicy(site, plan);
   const issues: SiteIssue[] = [];
   for (const seg of plan.segments.filter((s) => model.managementZones.includes(s.zone))) {
-    const dst = seg.ipv4.gateway === plan.managementAddress || !seg.ipv6 ? seg.ipv4.gateway : seg.ipv6.gateway;
-    const cidr = dst.includes(":") ? seg.ipv6!.prefix : seg.ipv4.cidr;
+    // The management address where this segment holds it, else the segment's own router address.
+    const own = [seg.ipv4?.gateway, seg.ipv6?.gateway].filter((a): a is string => !!a);
+    const dst = own.includes(plan.managementAddress) ? plan.managementAddress : own[0];
+    const cidr = dst.includes(":") ? seg.ipv6!.prefix : seg.ipv4!.cidr;
     // Any host of the segment may be the operator's: try both ends of the segment and the first and last
     // address of every prefix a rule singles out inside it.
     const candidates = new Set([nthAddress(cidr, 2), nthAddress(cidr, dst.includes(":") ? -1 : -2)]);

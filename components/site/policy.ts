@@ -10,7 +10,7 @@
  */
 import { OBSERVABILITY_PORTS } from "./schema-observability";
 import type { FirewallRule, PortForward, Site } from "./schema";
-import type { SitePlan } from "./plan";
+import { segmentPrefixes, type SitePlan } from "./plan";
 import { contains, familyOf, isAddress, overlaps, parsePrefix } from "./ip";
 
 export type Verdict = "accept" | "drop" | "reject";
@@ -214,7 +214,7 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
     forwards: site.portForwards.map((f) => compileForward(f, plan, inside)),
     inside,
     internal: [
-      ...plan.segments.flatMap((x) => [x.ipv4.cidr, ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
+      ...plan.segments.flatMap(segmentPrefixes),
       ...plan.insideRoutes.filter((r) => r.internal).map((r) => r.destination),
       ...site.cluster.podCidrs,
       ...site.cluster.serviceCidrs,
@@ -224,10 +224,7 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
 
 function insidePrefixes(plan: SitePlan): InsidePrefix[] {
   const out: InsidePrefix[] = [
-    ...plan.segments.flatMap((x) => [
-      { prefix: x.ipv4.cidr, zone: x.zone },
-      ...(x.ipv6 ? [{ prefix: x.ipv6.prefix, zone: x.zone }] : []),
-    ]),
+    ...plan.segments.flatMap((x) => segmentPrefixes(x).map((prefix) => ({ prefix, zone: x.zone }))),
     ...plan.insideRoutes.map((r) => ({ prefix: r.destination, zone: r.zone, via: r.gateway })),
   ];
   return out.sort((a, b) => parsePrefix(b.prefix).length - parsePrefix(a.prefix).length);

@@ -344,11 +344,14 @@ export const Segment = z.strictObject({
   /** Trunk link carrying the VLAN; defaults to the site's only trunk. */
   link: LinkName.optional(),
   mtu: Mtu.optional(),
-  ipv4: z.strictObject({
-    cidr: NetworkCidr(4, { min: 8, max: 30 }),
-    /** The router's address in the segment; defaults to the first host address. */
-    gateway: IpAddress(4).optional(),
-  }),
+  /** IPv4 subnet; leave it out for an IPv6-only segment (no DHCPv4, no NAT44, no IPv4 address on the link). */
+  ipv4: z
+    .strictObject({
+      cidr: NetworkCidr(4, { min: 8, max: 30 }),
+      /** The router's address in the segment; defaults to the first host address. */
+      gateway: IpAddress(4).optional(),
+    })
+    .optional(),
   ipv6: z
     .strictObject({
       /** A /64: SLAAC needs exactly 64 bits of interface identifier. */

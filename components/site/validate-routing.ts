@@ -261,7 +261,15 @@ export function checkRouting(s: PartialSite, out: Issues): void {
   s.routing.bgp?.advertise.forEach((n, i) => unknown(["bgp", "advertise", i], n));
   const ospf = s.routing.ospf;
   if (!ospf) return;
-  for (const field of ["segments", "passive"] as const) ospf[field].forEach((n, i) => unknown(["ospf", field, i], n));
+  for (const field of ["segments", "passive"] as const)
+    ospf[field].forEach((n, i) => {
+      unknown(["ospf", field, i], n);
+      if (s.segments?.some((x) => x.value.name === n && !x.value.ipv4))
+        out.push({
+          path: configPath("routing", ["ospf", field, i]),
+          message: `segment "${n}" is IPv6-only, and OSPFv2 speaks IPv4 (allowed: a segment with an IPv4 subnet)`,
+        });
+    });
   ospf.passive.forEach((n, i) => {
     if (ospf.segments.includes(n))
       out.push({

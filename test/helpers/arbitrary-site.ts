@@ -1377,7 +1377,57 @@ export const policyChoices: fc.Arbitrary<PolicyChoices> = fc.record(
   },
 );
 
+/** True when an address lies in an IPv4 prefix (own arithmetic; both in text form). */
+function in4(cidr: string, address: string): boolean {
+  if (address.includes(":") || !/^[\d.]+$/.test(address.split("/")[0])) return false;
+  const size = ipv4Size(cidr);
+  const net = ipv4Int(cidr.split("/")[0]);
+  const a = ipv4Int(address.split("/")[0]);
+  return a >= net && a < net + size;
+}
+
+/**
+ * Makes the picked segments IPv6-only where nothing else leans on their IPv4 subnet: a non-management segment
+ * with an IPv6 prefix, outside OSPF, that no port forward, route, BGP neighbour, firewall address or reservation
+ * of IPv4 alone points into. Its IPv4 subnet and DHCPv4 settings go; IPv4 addresses of its reservations go.
+ */
+export function withIpv6Only(raw: RawSite, picks: number[]): RawSite {
+  const out = structuredClone(raw);
+  const segs = out.segments as Json[];
+  const mgmt = new Set((out.zones as Json[]).filter((z) => z.management).map((z) => z.name));
+  const text = JSON.stringify({
+    f: out.portForwards,
+    r: out.routes,
+    b: (out.routing as Json | undefined)?.bgp,
+    w: out.firewall,
+  });
+  const addresses = [...text.matchAll(/"(\d+\.\d+\.\d+\.\d+(?:\/\d+)?)"/g)].map((m) => m[1]);
+  const ospf = ((out.routing as Json | undefined)?.ospf as
+    { segments: string[]; passive: string[]; redistribute: string[] } | undefined) ?? {
+    segments: [],
+    passive: [],
+    redistribute: [],
+  };
+  // OSPF's connected redistribution needs a segment with IPv4 outside OSPF: keep them all.
+  if (ospf.redistribute.includes("connected")) return out;
+  for (const pick of picks) {
+    const seg = segs[pick % segs.length];
+    const v4 = seg.ipv4 as { cidr: string } | undefined;
+    if (!v4 || !seg.ipv6 || mgmt.has(seg.zone)) continue;
+    if ([...ospf.segments, ...ospf.passive].includes(String(seg.name))) continue;
+    if (addresses.some((a) => in4(v4.cidr, a) || (a.includes("/") && in4(a, v4.cidr.split("/")[0])))) continue;
+    delete seg.ipv4;
+    const dhcp = seg.dhcp as Json | undefined;
+    if (!dhcp) continue;
+    for (const k of ["range", "dnsServers", "ntpServers", "enabled"]) delete dhcp[k];
+    dhcp.reservations = ((dhcp.reservations as Json[] | undefined) ?? [])
+      .filter((r) => r.ipv6)
+      .map(({ ipv4: _, ...r }) => r);
+  }
+  return out;
+}
+
 /** Valid raw sites with a random network policy: firewall, forwards, routes, routing, mDNS, NAT, probes, … */
 export const validRawSiteWithPolicy: fc.Arbitrary<RawSite> = fc
-  .tuple(siteChoices, policyChoices)
-  .map(([c, p]) => buildRawSiteWithPolicy(c, p));
+  .tuple(siteChoices, policyChoices, fc.array(fc.nat(), { maxLength: 3 }))
+  .map(([c, p, v6only]) => withIpv6Only(buildRawSiteWithPolicy(c, p), v6only));

@@ -61,8 +61,13 @@ const lanZones = (s: RawSiteView) => {
   const wan = new Set(s.links.filter((l) => l.role === "wan").map(wanZoneOf));
   return s.zones.filter((z) => !z.management && !wan.has(z.name)).map((z) => z.name);
 };
-const gateway4 = (seg: SegmentIn) => seg.ipv4.gateway ?? ipv4At(seg.ipv4.cidr, 1);
-const poolEnd = (seg: SegmentIn) => seg.dhcp?.range?.end ?? ipv4At(seg.ipv4.cidr, -2);
+/** A segment's IPv4 settings: validRawSite's segments all have them (IPv6-only ones come with the policy arbitrary). */
+const v4 = (seg: SegmentIn) => {
+  if (!seg.ipv4) throw new Error(`catalogue: segment ${seg.name} has no IPv4 subnet`);
+  return seg.ipv4;
+};
+const gateway4 = (seg: SegmentIn) => v4(seg).gateway ?? ipv4At(v4(seg).cidr, 1);
+const poolEnd = (seg: SegmentIn) => seg.dhcp?.range?.end ?? ipv4At(v4(seg).cidr, -2);
 const freshVlan = (s: RawSiteView) => {
   const used = new Set(s.segments.map((x) => x.vlan));
   for (let v = 1; v <= 4094; v++) if (!used.has(v)) return v;
@@ -186,8 +191,8 @@ const MUTATIONS: Mutation[] = [
     why: "routing to the shared addresses would be ambiguous",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      const [net, len] = seg.ipv4.cidr.split("/");
-      const cidr = pick % 2 === 0 || Number(len) >= 30 ? seg.ipv4.cidr : `${net}/${Number(len) + 1}`;
+      const [net, len] = v4(seg).cidr.split("/");
+      const cidr = pick % 2 === 0 || Number(len) >= 30 ? v4(seg).cidr : `${net}/${Number(len) + 1}`;
       const n = appendCopy(s, i, (c) => (c.ipv4 = { cidr }));
       return { changed: segPath(n, ".ipv4.cidr"), at: segPath(n, ".ipv4.cidr"), message: /overlaps/ };
     },
@@ -226,7 +231,7 @@ const MUTATIONS: Mutation[] = [
     why: "an address was written where the network was meant",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.ipv4.cidr = `${gateway4(seg)}/${seg.ipv4.cidr.split("/")[1]}`;
+      v4(seg).cidr = `${gateway4(seg)}/${v4(seg).cidr.split("/")[1]}`;
       return { changed: segPath(i, ".ipv4.cidr"), at: segPath(i, ".ipv4.cidr"), message: /host bits set/ };
     },
   },
@@ -235,7 +240,7 @@ const MUTATIONS: Mutation[] = [
     why: "the segment would get no address plan",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.ipv4.cidr = pickOf(["10.0.0/24", "10.0.0.0/33", "fd00::/64", "10.0.0.0"], pick >> 5)[0];
+      v4(seg).cidr = pickOf(["10.0.0/24", "10.0.0.0/33", "fd00::/64", "10.0.0.0"], pick >> 5)[0];
       return { changed: segPath(i, ".ipv4.cidr"), at: segPath(i, ".ipv4.cidr"), message: /not an IPv4 CIDR/ };
     },
   },
@@ -253,7 +258,7 @@ const MUTATIONS: Mutation[] = [
     why: "clients could not reach their router",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.ipv4.gateway = pickOf([ipv4At(seg.ipv4.cidr, 0), ipv4At(seg.ipv4.cidr, -1), "192.0.2.200"], pick >> 5)[0];
+      v4(seg).gateway = pickOf([ipv4At(v4(seg).cidr, 0), ipv4At(v4(seg).cidr, -1), "192.0.2.200"], pick >> 5)[0];
       return { changed: segPath(i, ".ipv4.gateway"), at: segPath(i, ".ipv4.gateway"), message: /not a host address/ };
     },
   },
@@ -262,7 +267,7 @@ const MUTATIONS: Mutation[] = [
     why: "the pool would be empty",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: ipv4At(seg.ipv4.cidr, -2), end: ipv4At(seg.ipv4.cidr, 1) } };
+      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: ipv4At(v4(seg).cidr, -2), end: ipv4At(v4(seg).cidr, 1) } };
       return { changed: segPath(i, ".dhcp.range"), at: segPath(i, ".dhcp.range"), message: /is after end/ };
     },
   },
@@ -271,7 +276,7 @@ const MUTATIONS: Mutation[] = [
     why: "leases there would be unroutable",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: "192.0.2.10", end: ipv4At(seg.ipv4.cidr, -2) } };
+      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: "192.0.2.10", end: ipv4At(v4(seg).cidr, -2) } };
       const path = segPath(i, ".dhcp.range.start");
       return { changed: path, at: path, message: /not a host address/ };
     },
@@ -281,7 +286,7 @@ const MUTATIONS: Mutation[] = [
     why: "a client could lease the router's own address",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      const range = { start: ipv4At(seg.ipv4.cidr, 1), end: ipv4At(seg.ipv4.cidr, -2) };
+      const range = { start: ipv4At(v4(seg).cidr, 1), end: ipv4At(v4(seg).cidr, -2) };
       seg.dhcp = { ...(seg.dhcp ?? {}), enabled: true, range };
       return { changed: segPath(i, ".dhcp.range"), at: segPath(i, ".dhcp.range"), message: /contains the gateway/ };
     },
@@ -540,7 +545,7 @@ const MUTATIONS: Mutation[] = [
     apply(s, pick) {
       const mgmt = new Set(managementZones(s));
       const seg = s.segments.find((x) => mgmt.has(x.zone))!;
-      s.node.managementAddress = pickOf(["192.0.2.1", ipv4At(seg.ipv4.cidr, -2)], pick)[0];
+      s.node.managementAddress = pickOf(["192.0.2.1", ipv4At(v4(seg).cidr, -2)], pick)[0];
       const path = "router:node.managementAddress";
       return { changed: path, at: path, message: /is not the router's address on a management segment/ };
     },
@@ -637,7 +642,7 @@ describe("the valid-site arbitrary", () => {
     const r = parseSite(a);
     if (!r.ok) return expect.fail(formatIssues(r.issues));
     expect(r.site.segments).toHaveLength(64);
-    expect(new Set(r.site.segments.map((x) => x.ipv4.cidr)).size).toBe(64);
+    expect(new Set(r.site.segments.map((x) => x.ipv4?.cidr)).size).toBe(64);
   });
 
   it("does its own address arithmetic, independent of the product's ip.ts", () => {

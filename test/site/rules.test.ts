@@ -702,6 +702,63 @@ describe("management", () => {
   });
 });
 
+describe("IPv6-only segments", () => {
+  /** The guest segment without IPv4, DHCPv6 handing out its addresses. */
+  const ipv6Only = () =>
+    edited(devSiteRaw(), (s) => {
+      delete s.segments[GUEST].ipv4;
+      s.segments[GUEST].dhcpv6 = { enabled: true };
+    });
+
+  it("accepts a segment without ipv4 and plans it without IPv4 and without DHCPv4", () => {
+    const plan = planSite(expectValid(ipv6Only()));
+    const guest = plan.segments.find((x) => x.name === "guest")!;
+    expect(guest.ipv4).toBeUndefined();
+    expect(guest.ipv6?.gatewayCidr).toBe("fd12:3456:789a:40::1/64");
+    expect(guest.dhcp).toMatchObject({ enabled: false, pool: undefined });
+  });
+
+  it("rejects a segment with neither ipv4 nor ipv6 at the segment: it would have no addresses at all", () => {
+    const raw = ipv6Only();
+    deleteAt(raw, `segments[${GUEST}].ipv6`);
+    deleteAt(raw, `segments[${GUEST}].dhcpv6`);
+    expectRejected(raw, `router:segments[${GUEST}]`, "has no addresses (allowed: ipv4.cidr, ipv6.prefix or both");
+  });
+
+  it.each([
+    ["range", { start: "10.40.0.100", end: "10.40.0.200" }],
+    ["dnsServers", ["10.40.0.1"]],
+  ])("rejects dhcp.%s on an IPv6-only segment: it is a DHCPv4 setting with nothing to apply to", (key, value) => {
+    const raw = ipv6Only();
+    setAt(raw, `segments[${GUEST}].dhcp`, { [key]: value });
+    expectRejected(
+      raw,
+      `router:segments[${GUEST}].dhcp.${key}`,
+      "is a DHCPv4 setting, but the segment has no IPv4 subnet",
+    );
+  });
+
+  it("rejects dhcp.enabled: true on an IPv6-only segment", () => {
+    const raw = ipv6Only();
+    setAt(raw, `segments[${GUEST}].dhcp`, { enabled: true });
+    expectRejected(raw, `router:segments[${GUEST}].dhcp.enabled`, "DHCPv4 needs an IPv4 subnet");
+  });
+
+  it("rejects an IPv4 reservation on an IPv6-only segment", () => {
+    const raw = ipv6Only();
+    setAt(raw, `segments[${GUEST}].dhcp`, {
+      reservations: [{ name: "tv", mac: "00:1a:2b:00:40:01", ipv4: "10.40.0.9" }],
+    });
+    expectRejected(raw, `router:segments[${GUEST}].dhcp.reservations[0].ipv4`, "the segment has no IPv4 subnet");
+  });
+
+  it("rejects OSPF on an IPv6-only segment: OSPFv2 speaks IPv4", () => {
+    const raw = ipv6Only();
+    setAt(raw, "routing", { ospf: { routerId: "10.10.0.1", segments: ["guest"] } });
+    expectRejected(raw, "router:routing.ospf.segments[0]", 'segment "guest" is IPv6-only, and OSPFv2 speaks IPv4');
+  });
+});
+
 describe("the install disk", () => {
   it("accepts a model pattern with *, which Talos' disk glob() matches", () => {
     expectValid(devWith("node.installDisk", { model: "Samsung SSD 980*" }));
@@ -934,8 +991,8 @@ describe("defaults of a valid site", () => {
   });
 
   it("makes the first host address the IPv4 gateway and <prefix>::1 the IPv6 gateway", () => {
-    expect(iot.ipv4.gateway).toBe("10.30.0.1");
-    expect(iot.ipv4.gatewayCidr).toBe("10.30.0.1/23");
+    expect(iot.ipv4?.gateway).toBe("10.30.0.1");
+    expect(iot.ipv4?.gatewayCidr).toBe("10.30.0.1/23");
     expect(iot.ipv6?.gateway).toBe("fd12:3456:789a:30::1");
     expect(iot.ipv6?.gatewayCidr).toBe("fd12:3456:789a:30::1/64");
   });

@@ -4,6 +4,7 @@
  * and each zone's services. Pure.
  */
 import { contains, familyOf } from "../../site/ip";
+import { segmentPrefixes } from "../../site/plan";
 import { MANAGEMENT_TCP_PORTS, servicePorts } from "../../site/policy";
 import { chain, contributed, ident, link, logGroupOf, logStatement, setOf, type Ctx } from "./common";
 import { rulesInto } from "./rules";
@@ -18,9 +19,7 @@ const BFD_PORTS = [3784, 4784];
 
 /** The link a peer is directly on: the segment or static WAN subnet holding its address. */
 function peerLink(ctx: Ctx, address: string): string | undefined {
-  const seg = ctx.plan.segments.find((x) =>
-    familyOf(address) === 4 ? contains(x.ipv4.cidr, address) : !!x.ipv6 && contains(x.ipv6.prefix, address),
-  );
+  const seg = ctx.plan.segments.find((x) => segmentPrefixes(x).some((p) => contains(p, address)));
   if (seg) return link(ctx, seg.link);
   const wan = ctx.plan.wans.find((w) => {
     const v = familyOf(address) === 4 ? w.ipv4 : w.ipv6;
@@ -38,9 +37,10 @@ export function routingInput(ctx: Ctx): string[] {
   const { site, plan } = ctx;
   const out: string[] = [];
   const ospf = site.routing.ospf;
-  for (const seg of plan.segments.filter((s) => ospf?.segments.includes(s.name)))
+  // OSPFv2 runs over IPv4: validation keeps IPv6-only segments out of it.
+  for (const seg of plan.segments.filter((s) => ospf?.segments.includes(s.name) && s.ipv4))
     out.push(
-      `iifname ${link(ctx, seg.link)} ip saddr ${seg.ipv4.cidr} ip daddr ${setOf([...OSPF_GROUPS, seg.ipv4.gateway])} meta l4proto ${OSPF} accept`,
+      `iifname ${link(ctx, seg.link)} ip saddr ${seg.ipv4!.cidr} ip daddr ${setOf([...OSPF_GROUPS, seg.ipv4!.gateway])} meta l4proto ${OSPF} accept`,
     );
   for (const n of site.routing.bgp?.neighbors ?? []) {
     const on = peerLink(ctx, n.address);

@@ -252,7 +252,7 @@ export class Appliance {
       });
       for (const a of extra) {
         const fam = familyOf(a);
-        const inSeg = fam === 4 ? contains(seg.ipv4.cidr, a) : !!seg.ipv6 && contains(seg.ipv6.prefix, a);
+        const inSeg = fam === 4 ? contains(seg.ipv4!.cidr, a) : !!seg.ipv6 && contains(seg.ipv6.prefix, a);
         if (!inSeg) continue;
         const held = this.hosts.some(
           (h) => h.segment === seg && (h.reservation?.ipv4 === a || h.reservation?.ipv6 === a || h.static6.includes(a)),
@@ -269,14 +269,14 @@ export class Appliance {
       return Array.from({ length: this.probeSourceCount }, (_, i) => nthAddress(seg.ipv6!.prefix, 0xe2e00 + i));
     }
     const taken = new Set<string>([
-      seg.ipv4.gateway,
+      seg.ipv4!.gateway,
       ...seg.dhcp.reservations.flatMap((r) => (r.ipv4 ? [r.ipv4] : [])),
       ...(this.opts.extraAddresses ?? []),
     ]);
     const pool = seg.dhcp.pool;
     const out: string[] = [];
-    for (let i = 2n; i < BigInt(seg.ipv4.hosts) && out.length < this.probeSourceCount; i++) {
-      const a = nthAddress(seg.ipv4.cidr, i);
+    for (let i = 2n; i < BigInt(seg.ipv4!.hosts) && out.length < this.probeSourceCount; i++) {
+      const a = nthAddress(seg.ipv4!.cidr, i);
       const v = toBigInt(a);
       if (taken.has(a)) continue;
       if (pool && v >= toBigInt(pool.start) && v <= toBigInt(pool.end)) continue;
@@ -538,7 +538,7 @@ export class Appliance {
         `link set eth0 address ${h.mac}`,
         ...mtu,
         "link set eth0 up",
-        ...[...h.static4, ...h.sources4].map((a) => `address add ${a}/${h.segment.ipv4.prefixLength} dev eth0`),
+        ...[...h.static4, ...h.sources4].map((a) => `address add ${a}/${h.segment.ipv4!.prefixLength} dev eth0`),
         ...[...h.static6, ...h.sources6].map((a) => `address add ${a}/64 dev eth0 nodad`),
       ]);
     }
@@ -710,7 +710,7 @@ export class Appliance {
     cmds.push(`route add ${INTERNET.transit4} via ${first.isp.transit4[0]}`);
     cmds.push(`route add ${INTERNET.transit6} via ${first.isp.transit6[0]}`);
     for (const s of this.plan.segments) {
-      cmds.push(`route add ${s.ipv4.cidr} via ${first.isp.transit4[0]}`);
+      cmds.push(`route add ${s.ipv4!.cidr} via ${first.isp.transit4[0]}`);
       if (s.ipv6) cmds.push(`route add ${s.ipv6.prefix} via ${first.isp.transit6[0]}`);
     }
     this.batch(I, cmds);
@@ -1024,7 +1024,7 @@ export class Appliance {
     const cmds = [`route replace default via ${isp.transit4[1]}`, `route replace ::/0 via ${isp.transit6[1]}`];
     if (w === this.wans[0] && w.addr4) {
       cmds.push(
-        ...this.plan.segments.map((s) => `route replace ${s.ipv4.cidr} via ${w.addr4} dev cust`),
+        ...this.plan.segments.map((s) => `route replace ${s.ipv4!.cidr} via ${w.addr4} dev cust`),
         `route replace ${INTERNET.transit4} via ${w.addr4} dev cust`,
       );
       if (w.wan.ipv6.mode === "slaac") {

@@ -92,7 +92,7 @@ export function ruleAddresses(site: Site, plan: SitePlan): string[] {
       return;
     }
     const addr = standIn(ref, plan);
-    if (plan.segments.some((s) => contains(s.ipv4.cidr, addr) || (s.ipv6 && contains(s.ipv6.prefix, addr))))
+    if (plan.segments.some((s) => contains(s.ipv4!.cidr, addr) || (s.ipv6 && contains(s.ipv6.prefix, addr))))
       out.add(addr);
   };
   for (const r of site.firewall.rules) for (const ref of [...(r.source ?? []), ...(r.destination ?? [])]) add(ref);
@@ -105,7 +105,7 @@ function standIn(ref: string, plan: SitePlan): string {
   const [addr, len] = ref.split("/");
   const fam = familyOf(addr);
   if (!len || (fam === 4 && len === "32") || (fam === 6 && len === "128")) return addr;
-  const gateways = new Set(plan.segments.flatMap((s) => [s.ipv4.gateway, ...(s.ipv6 ? [s.ipv6.gateway] : [])]));
+  const gateways = new Set(plan.segments.flatMap((s) => [s.ipv4!.gateway, ...(s.ipv6 ? [s.ipv6.gateway] : [])]));
   for (let i = 1; ; i++) {
     const a = nthAddress(ref, i);
     if (!gateways.has(a)) return a;
@@ -259,7 +259,7 @@ export function buildCells(app: Appliance): Cell[] {
             if (a) dsts.push({ dst: a });
           } else {
             const seg = zoneSegments(from)[0];
-            const gw = family === 4 ? seg.ipv4.gateway : seg.ipv6?.gateway;
+            const gw = family === 4 ? seg.ipv4!.gateway : seg.ipv6?.gateway;
             if (gw) dsts.push({ dst: gw });
             // the router's management address, from every zone
             if (familyOf(plan.managementAddress) === family && gw !== plan.managementAddress)

@@ -193,7 +193,7 @@ export function describeAppliance(opts: SuiteOptions): void {
           ).toBe(true);
           const ntp =
             s.dhcp.ntpServers ??
-            ((model.services.get(seg.zone) ?? []).includes("ntp") ? [seg.ipv4.gateway] : undefined);
+            ((model.services.get(seg.zone) ?? []).includes("ntp") ? [seg.ipv4!.gateway] : undefined);
           expect({
             segment: seg.name,
             router: lease.router,
@@ -205,9 +205,9 @@ export function describeAppliance(opts: SuiteOptions): void {
             lease: Number(lease.lease),
           }).toEqual({
             segment: seg.name,
-            router: seg.ipv4.gateway,
-            subnet: seg.ipv4.netmask,
-            dns: (s.dhcp.dnsServers ?? [seg.ipv4.gateway]).join(" "),
+            router: seg.ipv4!.gateway,
+            subnet: seg.ipv4!.netmask,
+            dns: (s.dhcp.dnsServers ?? [seg.ipv4!.gateway]).join(" "),
             domain: seg.domain,
             search: (s.dhcp.searchDomains ?? [seg.domain]).join(" "),
             ntp: ntp?.join(" "),
@@ -317,7 +317,7 @@ export function describeAppliance(opts: SuiteOptions): void {
                 const from = [...new Set([...outs[i].stdout.matchAll(/^heard (\S+)$/gm)].map((m) => m[1]))];
                 rows.push({
                   got: { from: announcer.name, to: s.name, heardFrom: from },
-                  want: { from: announcer.name, to: s.name, heardFrom: members.includes(s) ? [s.ipv4.gateway] : [] },
+                  want: { from: announcer.name, to: s.name, heardFrom: members.includes(s) ? [s.ipv4!.gateway] : [] },
                 });
               });
             }
@@ -548,7 +548,7 @@ export function describeAppliance(opts: SuiteOptions): void {
                     from: inside.name,
                     observed: "reached",
                     answerer: t?.name,
-                    peer: t?.segment.ipv4.gateway,
+                    peer: t?.segment.ipv4!.gateway,
                   }
                 : { forward: pf.name, from: inside.name, observed: "dropped", answerer: undefined, peer: undefined },
             });
