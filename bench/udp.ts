@@ -26,9 +26,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Appliance, ROOT } from "../test/e2e/lib/appliance";
 import { metrics } from "../test/e2e/lib/checks";
-import { inNs, run, sleep, waitFor } from "../test/e2e/lib/exec";
+import { inNs, run } from "../test/e2e/lib/exec";
+import { sleep, waitFor } from "../test/helpers/wait";
 import { INTERNET } from "../test/e2e/lib/internet";
-import { probePorts, ruleAddresses } from "../test/e2e/lib/matrix";
 import { hostConfig, renderSite } from "../test/e2e/lib/rendered";
 import { EXTENSION_NAME } from "../components/dataplane/loader-config";
 import { machine, median, pairedMedian } from "./lib";
@@ -81,8 +81,8 @@ async function main(): Promise<void> {
   const app = new Appliance({
     prefix: `bench-udp${process.env.ROUTER_E2E_TAG ?? ""}`,
     rendered,
-    ports: probePorts(rendered.site),
-    extraAddresses: ruleAddresses(rendered.site, rendered.plan),
+    // the flow is iperf3 on the internet host; no probe services are needed
+    ports: { tcp: [], udp: [] },
   });
   await app.start();
   const samples = new Map<Mode, Sample[]>(MODES.map((m) => [m, []]));
@@ -103,15 +103,8 @@ async function main(): Promise<void> {
       if (mode === "XDP_PASS only")
         app.exec(app.router, ["ip", "link", "set", "dev", wan, "xdpdrv", "obj", PASS_OBJECT, "sec", "xdp"]);
       if (GUARDED.includes(mode)) {
-        const loader = app.startLoader(mode === "guard, no limit" ? new Map([[confPath, unlimited]]) : new Map());
-        await waitFor(
-          "the loader to apply the ruleset",
-          () => {
-            if (loader.exited) throw new Error(`the loader exited:\n${loader.log()}`);
-            return /nft_applied/.test(loader.log()) ? true : undefined;
-          },
-          30_000,
-        );
+        // startLoader waits until the loader has applied the ruleset
+        await app.startLoader(mode === "guard, no limit" ? new Map([[confPath, unlimited]]) : new Map());
         await waitFor(
           "the loader's metrics",
           async () =>

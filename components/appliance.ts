@@ -10,10 +10,11 @@ import { TalosNode } from "./talos-node";
 import { CiliumFabric } from "./cilium-fabric";
 import { VlanSegment } from "./vlan-segment";
 import { NetworkServices } from "./network-services";
-import { renderRoutingHost } from "./network-services/routing";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
-import { ObservabilityStack, observabilityHost, observabilityRuleset } from "./observability-stack";
+import { ObservabilityStack } from "./observability-stack";
+import { hostContributions, rulesetContributions } from "./host-layers";
+import { IdsStack } from "./ids-stack";
 
 export interface ApplianceArgs {
   /** The loaded site: validated config, its plan and its secrets. */
@@ -24,6 +25,7 @@ export class Appliance extends pulumi.ComponentResource {
   readonly segments: VlanSegment[];
   readonly dataplane: DataPlane;
   readonly services: NetworkServices;
+  readonly ids: IdsStack;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
   /** Metrics, alerts, dashboards, logs and flows (undefined when router:observability.enabled is false). */
@@ -45,15 +47,17 @@ export class Appliance extends pulumi.ComponentResource {
     // The data plane ships first: its installer image is what the node installs.
     this.dataplane = new DataPlane(
       `${name}-dataplane`,
-      { site, plan, policy, registryPassword: secrets.registryPassword, contributions: observabilityRuleset(site) },
+      {
+        site,
+        plan,
+        policy,
+        registryPassword: secrets.registryPassword,
+        contributions: rulesetContributions(site, plan),
+      },
       { parent: this },
     );
-    const contributions = [
-      ...this.segments.map((s) => s.host),
-      this.dataplane.host,
-      renderRoutingHost(site, plan),
-      observabilityHost(site),
-    ];
+    // Every layer's host side, rendered by the same pure functions the layers' components use (host-layers.ts).
+    const contributions = hostContributions(site, plan, policy);
     this.node = new TalosNode(
       `${name}-node`,
       {
@@ -99,9 +103,20 @@ export class Appliance extends pulumi.ComponentResource {
         { parent: this },
       );
     const obs = this.observability;
+    this.ids = new IdsStack(
+      `${name}-ids`,
+      {
+        site,
+        plan,
+        provider,
+        after: [this.fabric.release, this.node.hostConfigured],
+        registryPassword: secrets.registryPassword,
+      },
+      { parent: this },
+    );
     this.node.healthGate(
-      [this.fabric.release, this.services, this.services.rollout, ...(obs ? [obs] : [])],
-      [this.services.digest, JSON.stringify(this.fabric.values), ...(obs ? [obs.digest] : [])],
+      [this.fabric.release, this.services, this.services.rollout, this.ids, ...(obs ? [obs] : [])],
+      [this.services.digest, this.ids.digest, JSON.stringify(this.fabric.values), ...(obs ? [obs.digest] : [])],
     );
 
     this.kubeconfig = this.node.kubeconfig;

@@ -11,10 +11,9 @@ import type { SitePlan } from "../site/plan";
 import type { HostContribution } from "../talos-node/documents";
 import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
-import { renderRuleset } from "./nftables";
+import { renderRuleset, type RulesetContribution } from "./nftables";
 import { renderDataplaneSummary } from "./summary";
 import type { PolicyModel } from "../site/policy";
-import type { RulesetContribution } from "./ruleset/common";
 import { pushTarget, registryEnvironment, shipImage } from "../images";
 import { EXTENSION_IMAGE, installerScript } from "./images";
 

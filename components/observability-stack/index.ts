@@ -13,12 +13,11 @@ import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import type { SiteSecrets } from "../site/load";
-import type { HostContribution } from "../talos-node/documents";
-import type { RulesetContribution } from "../dataplane/ruleset/common";
 import { pinImage, shipImage, type ImageBuild } from "../images";
 import { renderStackFiles } from "./files";
 import { OBS_NAMESPACE, renderObservabilityObjects, type ObsObject } from "./k8s";
-import { forwardPasswordConf, loggingHost, loggingRuleset } from "./logs";
+import { forwardPasswordConf } from "./logs";
+export { observabilityHost, observabilityRuleset } from "./host";
 import { renderObservabilitySummary } from "./summary";
 import { scrapeJobs, type ScrapeContribution } from "./targets";
 
@@ -44,16 +43,6 @@ export const OBSERVABILITY_IMAGE: ImageBuild = {
   build: "make -C images/observability",
   oci: "images/observability/out/oci",
 };
-
-/** The stack's host side: Talos' logs to the collector (machine configuration). */
-export function observabilityHost(site: Site): HostContribution {
-  return site.observability.enabled ? loggingHost() : { documents: [] };
-}
-
-/** The stack's share of the ruleset: drop logs to the collector's NFLOG group. */
-export function observabilityRuleset(site: Site): RulesetContribution[] {
-  return site.observability.enabled ? [loggingRuleset()] : [];
-}
 
 /** Secret files by workload, from the site's secrets (outputs, kept secret). */
 function secretData(site: Site, s: SiteSecrets): Record<string, Record<string, unknown>> {

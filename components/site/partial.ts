@@ -31,6 +31,7 @@ export interface PartialSite {
   routing?: Site["routing"];
   mdns?: Site["mdns"];
   observability?: Site["observability"];
+  ids?: Site["ids"];
   /**
    * Paths (config spelling without the namespace: `segments`, `node.nics`, `firewall.rules`, `talos`) of lists
    * that lost elements and of values that were left out because they failed to parse.

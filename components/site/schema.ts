@@ -24,11 +24,13 @@ import {
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
 import { Observability, OBSERVABILITY_DEFAULTS } from "./schema-observability";
+import { Ids, IDS_DEFAULTS } from "./schema-ids";
 import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
 export * from "./schema-observability";
+export * from "./schema-ids";
 
 // ---------------------------------------------------------------------------------------------------------------
 // router:site
@@ -628,6 +630,7 @@ export const siteKeys = {
     extension: { build: true, engine: "docker" },
   }),
   observability: Observability.default(OBSERVABILITY_DEFAULTS),
+  ids: Ids.default(IDS_DEFAULTS),
 } as const;
 
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */

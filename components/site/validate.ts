@@ -11,6 +11,7 @@ import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { checkOverlaps, checkSegments, dupes } from "./validate-segments";
 import { validateObservability } from "./validate-observability";
+import { validateIds } from "./validate-ids";
 import { droppedElements, isIncomplete, knownNames, type PartialSite } from "./partial";
 import { indexed } from "./salvage";
 import { segmentGateway4, segmentGateway6, wanZone } from "./plan";
@@ -415,6 +416,25 @@ function checkRegistry(s: PartialSite, out: Issues): void {
     });
 }
 
+/**
+ * The router's clock at boot: with every upstream resolver encrypted, a certificate check needs a correct clock,
+ * and NTP servers named only by hostname cannot be resolved before it is — the node would not finish booting
+ * (Talos warns of exactly this: pkg/machinery/config/types/network/resolver.go).
+ */
+function checkBootClock(s: PartialSite, out: Issues): void {
+  if (!s.dns || !s.ntp) return;
+  const encrypted = s.dns.upstreams.every((u) => u.protocol === "DoT" || u.protocol === "DoH");
+  const byAddress = s.ntp.servers.some((n) => familyOf(n) !== undefined);
+  if (encrypted && !byAddress)
+    out.push({
+      path: configPath("ntp", ["servers"]),
+      message:
+        "names NTP servers only by hostname while every router:dns.upstreams entry is encrypted (DoT/DoH): " +
+        "certificates need a correct clock, which NTP cannot set before DNS works, so the router would not finish " +
+        "booting (allowed: at least one NTP server by IP address, e.g. 162.159.200.1, or a plain Do53 upstream)",
+    });
+}
+
 /** Runs every cross-field rule. */
 export function validateSite(s: PartialSite): SiteIssue[] {
   const out: SiteIssue[] = [];
@@ -431,7 +451,9 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkGuardLists(s, out);
   checkTalos(s, out);
   checkRegistry(s, out);
+  checkBootClock(s, out);
   out.push(...validatePolicy(s));
   out.push(...validateObservability(s));
+  out.push(...validateIds(s));
   return out;
 }

@@ -54,12 +54,14 @@ export function routerSysctls(): Record<string, string> {
     "net.ipv6.conf.default.forwarding": "1",
     // Uplinks must keep accepting router advertisements while forwarding (SLAAC/default route on WAN).
     "net.ipv6.conf.default.accept_ra": "2",
-    // Reverse-path filtering: the kernel applies max(all, link), so `all` stays 0 and each link's own value
-    // counts. New links default to loose; segment links are strict (their layer sets it); uplinks keep the
-    // kernel's 0 because multi-WAN return paths are asymmetric, and nftables (fib) plus the XDP guard do the
-    // anti-spoofing there.
+    // No kernel reverse-path filtering, on any link: its lookup goes through the node's policy-routing rules
+    // without the packet's mark, so the forward gate's blackhole rule (dataplane/gate.ts) answers it and every
+    // forwarded IPv4 packet — a LAN client's, a reply from the internet, a port forward's — would be dropped,
+    // strict or loose alike. (A `default` value also reaches every link that exists when it is written and has
+    // not set its own, the uplinks included.) Anti-spoofing is the ruleset's: strict fib checks on the
+    // segments, the site's prefixes refused from the WAN, bogons in the XDP guard.
     "net.ipv4.conf.all.rp_filter": "0",
-    "net.ipv4.conf.default.rp_filter": "2",
+    "net.ipv4.conf.default.rp_filter": "0",
     // A router must not be steered by redirects or source routes from its own clients.
     "net.ipv4.conf.all.accept_redirects": "0",
     "net.ipv4.conf.default.accept_redirects": "0",

@@ -40,8 +40,10 @@ export function renderSegmentHost(seg: SegmentPlan): HostContribution {
       // reconfigure it, and it must not autoconfigure addresses of its own on a LAN.
       [linkSysctl("ipv6", seg.link, "accept_ra")]: "0",
       [linkSysctl("ipv6", seg.link, "autoconf")]: "0",
-      // Strict reverse-path check on LAN links: a client may only source addresses routed back to it.
-      [linkSysctl("ipv4", seg.link, "rp_filter")]: "1",
+      // No kernel reverse-path check on LAN links (talos-node/machine-config.ts says why: the forward gate).
+      // The ruleset's raw_prerouting fib check is the strict anti-spoofing here (a client may only source
+      // addresses routed back through its link), for both families; before it is in, the gate routes nothing.
+      [linkSysctl("ipv4", seg.link, "rp_filter")]: "0",
     },
   };
 }

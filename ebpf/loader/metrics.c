@@ -89,6 +89,7 @@ static const char *const stat_label[DP_STAT_MAX] = {
 	[DP_STAT_DROP_RL_SYN] = "ratelimit_syn",
 	[DP_STAT_DROP_RL_ICMP] = "ratelimit_icmp",
 	[DP_STAT_DROP_RL_UDP] = "ratelimit_udp",
+	[DP_STAT_DROP_DYNAMIC] = "dynamic",
 };
 
 /* The programs' counters (d->lock held, programs loaded). */

@@ -1199,6 +1199,8 @@ int dp_tables_publish(const struct dp_guard_maps *m, const struct dp_built *b, s
 	for (int c = DP_RL_SYN; c <= DP_RL_UDP; c++)
 		dp_rl_params(b->rates[c].rate, b->rates[c].burst, m->tick_ns, &g->rl[c]);
 	memcpy(m->sum + ((size_t)next << 20), b->sum, 2 * (size_t)DP_SUM_WORDS * sizeof(__u64));
+	if (m->on_publish)
+		m->on_publish(m->on_publish_arg, next, m->sum + ((size_t)next << 20));
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	__atomic_store_n(&m->rt->active, next, __ATOMIC_RELEASE);
 	return 0;

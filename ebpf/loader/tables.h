@@ -75,6 +75,10 @@ struct dp_guard_maps {
 	struct dp_runtime *rt; /* in the program's .bss, mapped */
 	__u64 *sum;            /* dp_sum in the program's .bss (both generations) */
 	double tick_ns;        /* length of one bucket clock tick (a jiffy) in ns */
+	/* called by dp_tables_publish once a generation's summary is written and before it becomes
+	 * active (the dynamic blocklist marks its /24s there, dynblock.h); NULL: nothing */
+	void (*on_publish)(void *arg, unsigned gen, __u64 *gen_sum);
+	void *on_publish_arg;
 };
 
 /*

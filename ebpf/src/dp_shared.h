@@ -26,6 +26,7 @@ enum dp_stat {
 	DP_STAT_DROP_RL_SYN,
 	DP_STAT_DROP_RL_ICMP,
 	DP_STAT_DROP_RL_UDP,
+	DP_STAT_DROP_DYNAMIC,   /* source on the dynamic blocklist (an IDS alert), entry not yet expired */
 	DP_STAT_MAX,
 };
 #define DP_STAT_FIRST_DROP DP_STAT_DROP_MALFORMED
@@ -42,6 +43,17 @@ struct dp_seg_counter {
 	__u64 out_packets;
 	__u64 out_bytes;
 };
+
+/*
+ * Dynamic blocklist (dp_dyn4, dp_dyn6): sources an IDS alert blocked, each with its expiry in
+ * CLOCK_MONOTONIC ns (bpf_ktime_get_ns); an entry whose expiry has passed no longer blocks, whether
+ * or not user space has removed it yet. IPv4 keys are the address in host order; IPv6 keys are the
+ * first 64 bits in host order (a /64 is one source, as for the rate limits). Outside the
+ * generations: user space adds and removes entries one by one, and marks the /24 of every live
+ * entry DP_SUM_DETAIL in both generations of dp_sum, so only sources of such a /24 look the tables
+ * up (the clean path never does).
+ */
+#define DP_DYN_DEFAULT_ENTRIES 65536
 
 #define DP_VLAN_IDS 4096        /* index 0 = untagged */
 #define DP_MAX_EXTHDRS 8        /* IPv6 extension headers walked before giving up (malformed) */

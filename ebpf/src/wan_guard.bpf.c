@@ -9,6 +9,8 @@
  *                                in the upstream table of the link the frame arrived on
  *   3. blocklist              -> drop
  *   4. geo-IP blocked country -> drop
+ *   4b. dynamic blocklist (an IDS alert's source, until its entry expires) -> drop; consulted only
+ *      for a /24 the summary does not call clean (user space marks the /24s of live entries)
  *   5. L4 header (malformed -> drop), then per-source token buckets for TCP SYN, ICMP echo
  *      request and UDP -> drop when empty; a UDP frame whose bucket is empty passes after all
  *      when conntrack knows it as a reply to a flow started from this side
@@ -103,6 +105,21 @@ __u64 dp_sum[DP_SUM_ENTRIES];
  * spreads over, and the verifier, which knows rl_slot_bits, checks that every index stays inside.
  */
 __u64 dp_rl_buckets[DP_RL_CLASSES << DP_RL_MAX_SLOT_BITS];
+
+/* The dynamic blocklist (dp_shared.h); user space sizes both before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DP_DYN_DEFAULT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} dp_dyn4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DP_DYN_DEFAULT_ENTRIES);
+	__type(key, __u64);
+	__type(value, __u64);
+} dp_dyn6 SEC(".maps");
 
 /* A map-in-map with n slots of inner (a generation each, or one for the upstream tables). */
 #define OUTER_N(name, inner, n)                              \
@@ -267,6 +284,14 @@ static __always_inline int bogon_exempt4(struct xdp_md *ctx, const struct cursor
 			return 1;
 	}
 	return up4_hit(ctx->ingress_ifindex, ip->saddr);
+}
+
+/* True when the dynamic table map holds key with an expiry still ahead. */
+static __always_inline int dyn_hit(void *map, const void *key)
+{
+	__u64 *exp = bpf_map_lookup_elem(map, key);
+
+	return exp && *exp > bpf_ktime_get_ns();
 }
 
 /*
@@ -660,6 +685,8 @@ DETAIL int v4_detail(struct xdp_md *ctx, struct iphdr *ip, __u32 gi, __u32 code)
 		return DP_STAT_DROP_MALFORMED;
 	src = bpf_ntohl(ip->saddr);
 	r = src4_detail(ctx, &c, ip, g, gi, src, code);
+	if (r == CONTINUE && dyn_hit(&dp_dyn4, &src))
+		r = DP_STAT_DROP_DYNAMIC;
 	if (r != CONTINUE)
 		return r;
 	return v4_l4(&c, ip, g, src);
@@ -769,9 +796,14 @@ DETAIL int v6_detail(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 gi, __u32 co
 			return DP_STAT_DROP_GEO;
 	}
 	r = src6_detail(ctx, g, gi, &ip6->saddr, a);
-	if (r != CONTINUE)
-		return r;
-	return v6_l4(&c, ip6, g, ((__u64)a[0] << 32) | a[1]);
+	if (r == CONTINUE) {
+		__u64 key = ((__u64)a[0] << 32) | a[1];
+
+		if (dyn_hit(&dp_dyn6, &key))
+			return DP_STAT_DROP_DYNAMIC;
+		return v6_l4(&c, ip6, g, key);
+	}
+	return r;
 }
 
 /* IPv6 after L2: returns the dp_stat verdict. */

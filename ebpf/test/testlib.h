@@ -97,6 +97,7 @@ enum ref_verdict {
 	REF_DROP_RL_SYN,
 	REF_DROP_RL_ICMP,
 	REF_DROP_RL_UDP,
+	REF_DROP_DYNAMIC,
 };
 
 extern const char *const ref_verdict_name[];

@@ -7,6 +7,10 @@ import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
+/** Waiting is shared with the virtual appliance's tests. */
+import { sleep, waitFor } from "../helpers/wait";
+export { sleep, waitFor };
+
 export const EBPF = resolve(__dirname, "../../ebpf");
 export const BUILD = join(EBPF, "build");
 export const TOOLS = join(BUILD, "test");
@@ -136,20 +140,6 @@ export function collect(child: ChildProcess): Promise<{ code: number | null; std
   child.stdout?.on("data", (d) => (stdout += d));
   child.stderr?.on("data", (d) => (stderr += d));
   return new Promise((res) => child.on("close", (code) => res({ code, stdout, stderr })));
-}
-
-/** Waits until pred() is true, polling every intervalMs; throws after timeoutMs with what. */
-export async function waitFor(what: string, pred: () => boolean, timeoutMs = 15_000, intervalMs = 50): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (pred()) return;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Stops a child process with SIGTERM and waits until it has exited (nothing to do if it already has). */

@@ -322,7 +322,8 @@ export function buildRawSite(c: SiteChoices): RawSite {
         { address: "2606:4700:4700::1111", protocol: "DoT", tlsServerName: "cloudflare-dns.com" },
       ],
     },
-    ntp: { servers: ["time.cloudflare.com"] },
+    // With only encrypted resolvers, one NTP server by address lets the clock be set before DNS works.
+    ntp: { servers: c.dnsProtocol === "DoT" ? ["162.159.200.1", "time.cloudflare.com"] : ["time.cloudflare.com"] },
   };
   if (c.registry !== "none")
     raw.registry = {

@@ -1,18 +1,15 @@
 /**
- * The node's whole machine configuration from the pure renderers, with every layer's host contribution in the
- * order the appliance hands them to TalosNode (components/appliance.ts: segments, data plane, routing). The
+ * The node's whole machine configuration from the pure renderers, with every layer's host contribution as the
+ * appliance hands them to TalosNode (components/host-layers.ts). The
  * Talos validator tests check that this equals what the program itself renders for the dev site, so random
  * sites rendered here stand for what the program would render for them.
  */
-import { renderDataplaneHost } from "../../components/dataplane/host";
-import { renderRuleset } from "../../components/dataplane/nftables";
-import { renderRoutingHost } from "../../components/network-services/routing";
+import { hostContributions } from "../../components/host-layers";
 import type { SitePlan } from "../../components/site/plan";
 import { compilePolicy } from "../../components/site/policy";
 import type { Site } from "../../components/site/schema";
 import { renderMachineConfig } from "../../components/talos-node/machine-config";
 import type { SecretText, TalosSecrets } from "../../components/talos-node/secrets";
-import { renderSegmentHost } from "../../components/vlan-segment/host";
 
 export interface WholeMachineConfigInput {
   site: Site;
@@ -27,17 +24,12 @@ export interface WholeMachineConfigInput {
 /** The machine-config stream with the host contributions of every layer. */
 export function renderWholeMachineConfig(input: WholeMachineConfigInput): string {
   const { site, plan } = input;
-  const nftRuleset = renderRuleset(site, plan, compilePolicy(site, plan));
   return renderMachineConfig({
     site,
     plan,
     secrets: input.secrets,
     installerImage: input.installerImage,
     registryPassword: site.registry?.username ? input.registryPassword : undefined,
-    contributions: [
-      ...plan.segments.map(renderSegmentHost),
-      renderDataplaneHost(site, plan, { nftRuleset }),
-      renderRoutingHost(site, plan),
-    ],
+    contributions: hostContributions(site, plan, compilePolicy(site, plan)),
   });
 }

@@ -8,10 +8,8 @@
  *   - with the table removed again, the gate is closed again.
  * What arrives where is counted by observer tables in the client and internet namespaces, not by the router.
  *
- * The conversion of the documents into `ip rule` commands follows Talos, not our renderer:
- * siderolabs/talos internal/app/machined/pkg/controllers/network/routing_rule_config.go (a rule without src and
- * dst is installed for both families; an unset action is unicast) and routing_rule_spec.go (priority, iif,
- * fwmark/mask, table and action passed to the kernel as given).
+ * The conversion of the documents into `ip rule` commands follows Talos, not our renderer
+ * (test/helpers/talos-network.ts, which cites Talos' sources).
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -19,6 +17,8 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderStack } from "../../cli/render";
+import { routingRuleCommands, type RoutingRuleDoc } from "../helpers/talos-network";
+import { withoutNftQueue } from "../helpers/nft-queue";
 import { tempDir } from "../helpers/temp";
 import { tier } from "../helpers/tier";
 
@@ -34,31 +34,6 @@ function run(cmd: string, args: string[], ok = true): { code: number; out: strin
 }
 const inNs = (ns: string, args: string[], ok = true) => run("ip", ["netns", "exec", ns, ...args], ok);
 const ping = (ns: string, dst: string) => inNs(ns, ["busybox", "ping", "-c", "1", "-W", "1", dst], false).code === 0;
-
-interface RuleDoc {
-  kind: string;
-  name: string;
-  iifName?: string;
-  fwMark?: number;
-  fwMask?: number;
-  table?: string;
-  action?: string;
-}
-
-/** `ip rule add` arguments for a RoutingRuleConfig, as Talos installs it (both families without src/dst). */
-function ipRules(d: RuleDoc): string[][] {
-  const args = ["priority", d.name];
-  if (d.iifName) args.push("iif", d.iifName);
-  if (d.fwMark !== undefined) args.push("fwmark", `${d.fwMark}/${d.fwMask ?? 0xffffffff}`);
-  const action = d.action ?? "unicast";
-  if (action === "unicast") args.push("lookup", d.table ?? "main");
-  else if (["blackhole", "unreachable", "prohibit"].includes(action)) args.push(action);
-  else throw new Error(`unknown rule action ${action}`);
-  return [
-    ["-4", "rule", "add", ...args],
-    ["-6", "rule", "add", ...args],
-  ];
-}
 
 /** An observer table counting IPv4/IPv6 packets from `src` arriving in a namespace (before anything else). */
 function observe(ns: string, srcs: string[]): void {
@@ -104,9 +79,10 @@ describe.skipIf(!t.ok)("the forward gate (RoutingRuleConfig + the ruleset's gate
   beforeAll(async () => {
     work = tempDir("forward-gate-");
     const { files } = await renderStack({ stack: "dev" });
-    ruleset = files.get("dataplane/router.nft")!;
+    // the IDS queue as this kernel can load it (nft-queue.ts)
+    ruleset = withoutNftQueue(files.get("dataplane/router.nft")!);
     const talos = [...files.keys()].find((f) => f.startsWith("talos/"))!;
-    const docs = parseAllDocuments(files.get(talos)!).map((d) => d.toJS() as RuleDoc);
+    const docs = parseAllDocuments(files.get(talos)!).map((d) => d.toJS() as RoutingRuleDoc & { kind: string });
     const gate = docs.filter((d) => d.kind === "RoutingRuleConfig");
     expect(gate.length).toBeGreaterThan(0);
 
@@ -123,6 +99,20 @@ describe.skipIf(!t.ok)("the forward gate (RoutingRuleConfig + the ruleset's gate
       inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
     // Forwarding on, as Talos' defaults and Cilium leave it: the gate must hold regardless.
     inNs(NS.rtr, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+    // The rendered reverse-path settings, in Talos' order (the links exist when `default` is written, which
+    // reaches them too): the kernel's check looks routes up through the same rules, so the gate must leave it
+    // working.
+    const sysctls = docs.find((d) => d.kind === "SysctlConfig") as unknown as { params: Record<string, string> };
+    for (const key of [
+      "net.ipv4.conf.all.rp_filter",
+      "net.ipv4.conf.default.rp_filter",
+      "net/ipv4/conf/lan0.20/rp_filter",
+    ])
+      inNs(NS.rtr, [
+        "sh",
+        "-c",
+        `echo ${sysctls.params[key]} > /proc/sys/${key.includes("/") ? key : key.replace(/\./g, "/")}`,
+      ]);
     batch(NS.rtr, [
       "link set lo up",
       "link set wan0 up",
@@ -151,7 +141,7 @@ describe.skipIf(!t.ok)("the forward gate (RoutingRuleConfig + the ruleset's gate
       `route add default via ${ROUTER_LAN4}`,
       `route add default via ${ROUTER_LAN6}`,
     ]);
-    for (const d of gate) for (const args of ipRules(d)) inNs(NS.rtr, ["ip", ...args]);
+    for (const d of gate) for (const args of routingRuleCommands(d)) inNs(NS.rtr, ["ip", ...args]);
     observe(NS.inet, [CLIENT4, CLIENT6, WAN4, WAN6]);
     observe(NS.lan, [INET4, INET6]);
   }, 60_000);

@@ -83,7 +83,7 @@ describe("the nftables ruleset", () => {
     // IPv4 only (an inet table would otherwise mark IPv6 connections too); IPv6 to the NAS (a unique local
     // address) goes through wan0's own address, the WAN that masquerades IPv6.
     expect(pre).toContain(
-      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
+      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
     );
     expect(pre).toContain(
       `iifname $if_wan0 meta nfproto ipv6 fib daddr type local tcp dport 443 ${fwd} dnat ip6 to fd12:3456:789a:50::10`,
@@ -92,14 +92,14 @@ describe("the nftables ruleset", () => {
       `iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 443 ${fwd} dnat ip to 10.50.0.10`,
     );
     expect(pre).toContain(
-      `iifname { $if_wan0, $if_wan1 } ip saddr 81.2.69.160/27 tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
+      `iifname { $if_wan0, $if_wan1 } ip saddr 81.2.69.160/27 fib daddr type local tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
     );
     // The hairpin of a source-limited forward serves the same sources: the office's range, no inside client.
     expect(pre.filter((l) => l.includes("8443") && l.includes("@lan_links"))).toEqual([
       `iifname @lan_links ip saddr 81.2.69.160/27 fib daddr type local ip daddr != @internal4 tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
     ]);
     expect(pre.filter((l) => l.includes("51820"))).toEqual([
-      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 udp dport 51820 ${fwd} dnat ip to 10.50.0.11`,
+      `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local udp dport 51820 ${fwd} dnat ip to 10.50.0.11`,
     ]);
     expect(chainBody(rs, "forward")).toContain("ct mark and 0x4 == 0x4 accept");
     expect(rs).not.toContain("ct status dnat accept");
@@ -182,7 +182,7 @@ describe("the nftables ruleset", () => {
       }),
     );
     expect(chainBody(renderRuleset(r.site, r.plan, r.policy), "nat_prerouting")).toContain(
-      "iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 meta l4proto { tcp, udp } th dport 27015-27017 ct mark set ct mark or 0x4 dnat ip to th dport map { 27015 : 10.50.0.20 . 28015, 27016 : 10.50.0.20 . 28016, 27017 : 10.50.0.20 . 28017 }",
+      "iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local meta l4proto { tcp, udp } th dport 27015-27017 ct mark set ct mark or 0x4 dnat ip to th dport map { 27015 : 10.50.0.20 . 28015, 27016 : 10.50.0.20 . 28016, 27017 : 10.50.0.20 . 28017 }",
     );
   });
 

@@ -169,14 +169,28 @@ describe("the appliance program", () => {
     expect(healthy.inputs.update).toBe(healthy.inputs.create);
     expect(String(healthy.inputs.update)).toMatch(/run_checks/);
     expect(String(healthy.inputs.update)).toMatch(/ext-router-dataplane/);
-    // The redacted machine configuration, the installer image, the services' digest, the fabric's values and the
-    // observability stack's digest.
-    expect((healthy.inputs.triggers as unknown[]).length).toBe(5);
+    // The redacted machine configuration, the installer image, the services', the IDS stack's and the
+    // observability stack's digests, and the fabric's values.
+    expect((healthy.inputs.triggers as unknown[]).length).toBe(6);
     const obs = resources.filter(
       (r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-observability-"),
     );
     expect(obs.length).toBeGreaterThan(0);
     for (const d of obs) expect(dependsOn("lab-node-healthy", d.name), d.name).toBe(true);
+  });
+
+  it("runs the IDS stack after the confirmed host and the fabric, from the pushed IDS image, inside the health gate", () => {
+    expect(nameOf(byName("lab-ids").parent)).toBe("lab");
+    expect(byName("lab-ids").type).toBe("router:ids:IdsStack");
+    expect(String(byName("lab-ids-image").inputs.create)).toMatch(/make -C images\/ids/);
+    for (const dep of ["lab-node-apply", "lab-cilium-release", "lab-ids-configmap", "lab-ids-image"])
+      expect(dependsOn("lab-ids-daemonset", dep), dep).toBe(true);
+    expect(dependsOn("lab-node-healthy", "lab-ids-daemonset")).toBe(true);
+    const cm = byName("lab-ids-configmap");
+    expect(cm.inputs.immutable).toBe(true);
+    expect(Object.keys(cm.inputs.data as object).sort()).toEqual(
+      ["disable.conf", "local.rules", "suricata.yaml", "threshold.config", "update.yaml"].sort(),
+    );
   });
 
   it("never re-runs the install on an update (a renewed admin certificate, an edited timeout)", () => {

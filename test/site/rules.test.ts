@@ -812,6 +812,26 @@ describe("upstream resolvers", () => {
   });
 });
 
+describe("the router's clock at boot", () => {
+  it("rejects NTP servers named only by hostname when every upstream resolver is encrypted: the router could not set its clock, check the resolvers' certificates or finish booting", () => {
+    expectRejected(
+      devWith("ntp.servers", ["time.cloudflare.com", "0.pool.ntp.org"]),
+      "router:ntp.servers",
+      "names NTP servers only by hostname while every router:dns.upstreams entry is encrypted",
+    );
+  });
+
+  it("accepts hostnames beside one NTP server by address, or beside a plain-DNS upstream", () => {
+    expectValid(devWith("ntp.servers", ["2606:4700:f1::1", "time.cloudflare.com"]));
+    expectValid(
+      edited(devSiteRaw(), (s) => {
+        s.ntp.servers = ["time.cloudflare.com"];
+        s.dns.upstreams.push({ address: "9.9.9.9", protocol: "Do53" });
+      }),
+    );
+  });
+});
+
 describe("registry credentials", () => {
   it("rejects a site without a registry: the services image and the data-plane extension would have nowhere to go", () => {
     const raw = devWithout("registry");

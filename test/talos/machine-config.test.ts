@@ -115,13 +115,14 @@ describe("the machine configuration", () => {
     expect(of("LinkConfig").map((l) => l.name)).toEqual(["wan0", "wan1", "lan0"]);
   });
 
-  it("turns the box into a router: forwarding, no redirects, strict reverse path on segments, no RAs accepted on LANs", () => {
+  it("turns the box into a router: forwarding, no redirects, no kernel reverse-path check on any link (the kernel's would meet the forward gate's blackhole; the ruleset's fib check is strict on segments), no RAs accepted on LANs", () => {
     const params = render().of("SysctlConfig")[0].params;
     expect(params["net.ipv4.ip_forward"]).toBe("1");
     expect(params["net.ipv6.conf.all.forwarding"]).toBe("1");
     expect(params["net.ipv4.conf.all.accept_redirects"]).toBe("0");
     expect(params["net.ipv4.conf.all.rp_filter"]).toBe("0");
-    expect(params["net/ipv4/conf/lan0.20/rp_filter"]).toBe("1");
+    expect(params["net.ipv4.conf.default.rp_filter"]).toBe("0");
+    expect(params["net/ipv4/conf/lan0.20/rp_filter"]).toBe("0");
     expect(params["net/ipv6/conf/lan0.20/accept_ra"]).toBe("0");
     expect(params["net.ipv6.conf.default.accept_ra"]).toBe("2");
   });

@@ -33,9 +33,11 @@ function forwardRules(ctx: Ctx): string[] {
     const mark = `ct mark set ct mark or ${FWD}`;
     pre.push(`# port forward ${f.name}`);
     // IPv4 only: in an inet table a rule without an IPv4 match would also mark IPv6 connections as forwarded.
+    // Only what is addressed to the router itself: a packet on its way to another address (an inside host, or
+    // transit a WAN neighbour routes through the router) on the forward's port is not the forward's.
     if (!f.sources || src4!.length)
       pre.push(
-        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)}` : "meta nfproto ipv4"} ${proto} dport ${f.port} ${mark} ${dnat}`,
+        `iifname ${setOf(wans)} ${src4 ? `ip saddr ${setOf(src4)}` : "meta nfproto ipv4"} fib daddr type local ${proto} dport ${f.port} ${mark} ${dnat}`,
       );
     // IPv6 to a unique local address: DNAT from the router's own address on WANs that masquerade IPv6.
     if (f.ipv6 && contains("fc00::/7", f.ipv6)) {

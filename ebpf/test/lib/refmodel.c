@@ -13,7 +13,7 @@
 
 const char *const ref_verdict_name[] = {
 	"pass", "pass_allowlist", "pass_non_ip", "pass_conntrack_reply", "malformed", "bogon", "blocklist", "geoip",
-	"ratelimit_syn", "ratelimit_icmp", "ratelimit_udp",
+	"ratelimit_syn", "ratelimit_icmp", "ratelimit_udp", "dynamic",
 };
 
 static struct dp_pfx defaults[64];

@@ -136,10 +136,10 @@ export function keaLeases(app: Appliance, family: 4 | 6): LeaseRow[] {
 
 /** The host directory behind the Kea pods' state volume. */
 export function keaStateDir(app: Appliance): string {
-  const pod = app.pod("kea-dhcp4");
+  const pod = app.pods.spec("kea-dhcp4");
   const v = pod.volumes.find((x) => x.source.kind === "hostPath");
   if (!v || v.source.kind !== "hostPath") throw new Error("kea-dhcp4 has no hostPath state volume");
-  return app.hostPath(v.source.path);
+  return app.pods.hostPath(v.source.path);
 }
 
 /** Connection-tracking entries of the router (conntrack -L), as text lines. */

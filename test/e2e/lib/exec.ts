@@ -1,9 +1,11 @@
 /**
  * Running commands for the virtual appliance: synchronous set-up steps, concurrent probes, and long-running
- * daemons whose pids are tracked so that teardown ends exactly the processes this harness started.
+ * daemons whose pids are tracked so that teardown ends exactly the processes this harness started. Waiting is
+ * test/helpers/wait.ts, shared with the eBPF tests.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 export interface RunResult {
   status: number | null;
@@ -66,26 +68,6 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
 /** argv prefix that runs a command in a network namespace. */
 export function inNs(ns: string, argv: string[]): string[] {
   return ["ip", "netns", "exec", ns, ...argv];
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `check` until it returns a value (not undefined) or the time runs out. */
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-  everyMs = 100,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 /** A long-running process started by the harness. */
@@ -163,5 +145,51 @@ export class Daemons {
         } catch {
           // already gone
         }
+  }
+}
+
+function sanitize(s: string): string {
+  return s.replace(/[^a-z0-9-]/gi, "-");
+}
+
+/**
+ * What every part of the appliance works with: its work directory, commands in its namespaces, and the daemons
+ * it starts, each with a log file of its own there.
+ */
+export class Shell {
+  readonly daemons = new Daemons();
+
+  constructor(readonly work: string) {}
+
+  /** Runs a command in a namespace (synchronously). */
+  exec(ns: string, argv: string[], opts: RunOptions = {}): RunResult {
+    return sh(inNs(ns, argv), opts);
+  }
+
+  /** Runs a command in a namespace (asynchronously). */
+  run(ns: string, argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    return run(inNs(ns, argv), opts);
+  }
+
+  /** One `ip -n NS …` command; `args` split at spaces. */
+  ip(ns: string, args: string): void {
+    sh(["ip", "-n", ns, ...args.split(" ")]);
+  }
+
+  /** Several `ip` commands in one namespace, in one process (`ip -batch`). */
+  batch(ns: string, commands: string[]): void {
+    if (commands.length) sh(["ip", "-n", ns, "-batch", "-"], { input: `${commands.join("\n")}\n` });
+  }
+
+  /** A fresh log file for a daemon (a restarted daemon gets a new one). */
+  log(name: string): string {
+    let path = join(this.work, `${sanitize(name)}.log`);
+    for (let i = 2; existsSync(path); i++) path = join(this.work, `${sanitize(name)}-${i}.log`);
+    return path;
+  }
+
+  /** Starts a daemon in a namespace, logging to a file of its own. */
+  daemon(name: string, ns: string, argv: string[], env?: NodeJS.ProcessEnv): Daemon {
+    return this.daemons.start(name, inNs(ns, argv), this.log(name), env);
   }
 }

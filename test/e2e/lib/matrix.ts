@@ -1,9 +1,11 @@
 /**
  * The reachability matrix: every zone pair (WAN included, and "to the router") × TCP/UDP/ICMP × IPv4/IPv6, with
- * an allowed and a denied port wherever the policy tells ports apart and the hosts that rules single out. The
- * expected outcome of each cell comes from the policy oracle (`evaluate`), plus the port forwards the oracle does
- * not model (DNAT and IPv6 pinholes from the WAN). Cells are probed concurrently from every namespace; each
- * observation is one of
+ * an allowed and a denied port wherever the policy tells ports apart and the hosts that rules single out; from
+ * the internet every WAN address of the router and every IPv6 forward target; from inside the WAN addresses at
+ * the ports of the forwards published there (hairpin). Each cell's expectation comes from two oracles that must
+ * agree: the independent one of the tests (lib/oracle.ts), and the product's own policy model
+ * (components/site/policy.ts `evaluate`) with the harness's model of the forwards it does not cover. Cells are
+ * probed concurrently from every namespace; each observation is one of
  *   reached   the destination's stack answered (application answer, TCP reset or ICMP port unreachable), or
  *             the packet passed the router's filter (seen by observer chains that run after the router's input and
  *             forward chains and never change a verdict: a UDP service need not answer, and an answer to the
@@ -12,13 +14,14 @@
  *   dropped   nothing came back;
  * and anything else (other ICMP errors, wrong host answering) is a failure of its own.
  */
-import { contains, familyOf, isAddress, nthAddress } from "../../../components/site/ip";
+import { contains, familyOf, isAddress } from "../../../components/site/ip";
 import { MANAGEMENT_TCP_PORTS, compilePolicy, evaluate } from "../../../components/site/policy";
 import type { Flow, PolicyModel, Proto, Verdict } from "../../../components/site/policy";
-import type { Site } from "../../../components/site/schema";
-import type { SitePlan } from "../../../components/site/plan";
-import type { Appliance, Host } from "./appliance";
+import type { PortForward, Site } from "../../../components/site/schema";
+import type { Appliance } from "./appliance";
+import { hostAddress, routes, standIn, type Host } from "./clients";
 import { INTERNET, internetSource } from "./internet";
+import { PolicyOracle, type OracleFlow } from "./oracle";
 
 export type Observed = "reached" | "rejected" | "dropped" | "other";
 
@@ -37,9 +40,11 @@ export interface Cell {
   dst: string;
   /** Who should answer when the cell is reached (a host name, "router", "internet"); undefined = anyone. */
   answerer?: string;
+  /** The independent oracle's verdict (lib/oracle.ts), and what decided it. */
   expected: Verdict;
-  /** What decided the expectation (the oracle's `by`, or the port forward). */
   by: string;
+  /** The product's policy model's answer (or the harness's forward model's). */
+  product: { verdict: Verdict; by: string };
   observed?: Observed;
   detail?: string;
 }
@@ -73,260 +78,298 @@ function freePort(proto: "tcp" | "udp", site: Site, model: Pick<PolicyModel, "ma
   return p;
 }
 
-/** Ports every client and the internet host must answer on for the matrix and the NAT tests of a site. */
-export function probePorts(site: Site): { tcp: number[]; udp: number[] } {
+/** Ports the matrix's destinations (clients, the internet host) must answer on. */
+export function matrixPorts(site: Site): { tcp: number[]; udp: number[] } {
   const model = { managementPorts: [site.dataplane.metricsPort] } as Pick<PolicyModel, "managementPorts">;
   const extra = rulePorts(site);
-  const tcp = new Set([22, 53, 80, 443, 853, freePort("tcp", site, model), ...extra]);
-  const udp = new Set([53, 123, 853, freePort("udp", site, model), ...extra]);
-  return { tcp: [...tcp].sort((a, b) => a - b), udp: [...udp].sort((a, b) => a - b) };
-}
-
-/** Host addresses named by firewall rules, which the appliance must place on some host. */
-export function ruleAddresses(site: Site, plan: SitePlan): string[] {
-  const out = new Set<string>();
-  const add = (ref: string) => {
-    if (ref.startsWith("@")) {
-      const g = site.firewall.addressGroups.find((x) => x.name === ref.slice(1));
-      for (const a of g?.addresses ?? []) add(a);
-      return;
-    }
-    const addr = standIn(ref, plan);
-    if (plan.segments.some((s) => contains(s.ipv4!.cidr, addr) || (s.ipv6 && contains(s.ipv6.prefix, addr))))
-      out.add(addr);
+  return {
+    tcp: [22, 53, 443, freePort("tcp", site, model), ...extra],
+    udp: [53, freePort("udp", site, model), ...extra],
   };
-  for (const r of site.firewall.rules) for (const ref of [...(r.source ?? []), ...(r.destination ?? [])]) add(ref);
-  return [...out];
 }
 
-/** The host address that stands for a rule's address or prefix: the address itself, else the prefix's first
- * host address that is not the router's. */
-function standIn(ref: string, plan: SitePlan): string {
-  const [addr, len] = ref.split("/");
-  const fam = familyOf(addr);
-  if (!len || (fam === 4 && len === "32") || (fam === 6 && len === "128")) return addr;
-  const gateways = new Set(plan.segments.flatMap((s) => [s.ipv4!.gateway, ...(s.ipv6 ? [s.ipv6.gateway] : [])]));
-  for (let i = 1; ; i++) {
-    const a = nthAddress(ref, i);
-    if (!gateways.has(a)) return a;
-  }
-}
-
-/** Every address a host answers on. */
-function hostAddresses(h: Host): string[] {
-  return [h.addr4, h.slaac6, h.dhcp6, ...h.static4, ...h.static6].filter((x): x is string => !!x);
-}
-
-function holder(app: Appliance, addr: string): Host | undefined {
-  return app.hosts.find((h) => hostAddresses(h).includes(addr));
-}
-
-/** The address a host is reached at by default in a family. */
-function hostAddress(h: Host, family: 4 | 6): string | undefined {
-  return family === 4 ? h.addr4 : (h.slaac6 ?? h.dhcp6 ?? h.static6[0]);
-}
-
+/** One probe's endpoints; `only` limits it to TCP (the management ports). */
 interface Endpoint {
   ns: string;
-  /** Address for each family (undefined = cannot take part in that family). */
-  addr: (family: 4 | 6) => string | undefined;
-  /** Label of the host in its servers' answers. */
-  label: string;
+  src: string;
+  dst: string;
+  answerer?: string;
+  only?: "tcp";
+  /** The only probes of this endpoint (a forward's protocols and port), instead of the zone pair's. */
+  probes?: { proto: "tcp" | "udp"; port: number }[];
 }
 
-/** Builds the cells of a site running on an appliance. */
-export function buildCells(app: Appliance): Cell[] {
-  const { site, plan } = app;
-  const model = compilePolicy(site, plan);
-  const cells: Cell[] = [];
-  const sourceUse = new Map<string, number>();
-  // Probe sources rotate so that no address collects more than a few ICMP errors (the kernel rate-limits them
-  // per destination: a burst of 6, then one per second).
-  const poolSource = (ns: string, family: 4 | 6, pool: string[]): string => {
-    const key = `${ns}/${family}`;
-    const n = sourceUse.get(key) ?? 0;
-    sourceUse.set(key, n + 1);
+/** The protocols and first port of a forward, as probes. */
+function forwardProbes(pf: PortForward): { proto: "tcp" | "udp"; port: number }[] {
+  const port = Number(String(pf.port).split("-")[0]);
+  return (pf.protocol === "tcp+udp" ? (["tcp", "udp"] as const) : [pf.protocol]).map((proto) => ({ proto, port }));
+}
+
+/**
+ * Builds the cells of a site running on an appliance: for every zone pair and family, probes from the zone's
+ * first capable client (its probe-source pool) to the destination zone's default host, to the hosts the pair's
+ * rules name, and from the sources they name; to the router, its gateway address in the source's segment and its
+ * management address, from the internet every WAN address. Then the forwards: their IPv6 targets from the
+ * internet, and hairpin from every zone.
+ */
+class CellBuilder {
+  readonly cells: Cell[] = [];
+  private readonly model: PolicyModel;
+  private readonly oracle: PolicyOracle;
+  private readonly sourceUse = new Map<string, number>();
+
+  constructor(private readonly app: Appliance) {
+    this.model = compilePolicy(app.site, app.plan);
+    this.oracle = new PolicyOracle(app.site);
+  }
+
+  private zoneSegments(z: string) {
+    return this.app.plan.segments.filter((s) => s.zone === z);
+  }
+
+  private isWan(z: string): boolean {
+    return this.model.wanZones.includes(z);
+  }
+
+  /**
+   * The next source address of a pool. Probe sources rotate so that no address collects more than a few ICMP
+   * errors (the kernel rate-limits them per destination: a burst of 6, then one per second).
+   */
+  private next(key: string, pool: string[]): string | undefined {
+    if (!pool.length) return undefined;
+    const n = this.sourceUse.get(key) ?? 0;
+    this.sourceUse.set(key, n + 1);
     return pool[n % pool.length];
-  };
-  const wanPool = (family: 4 | 6) => Array.from({ length: 60 }, (_, i) => internetSource(family, i));
-  const primary = app.wans[0];
-  const wanHasV6 = app.wans.some((w) => w.addr6);
+  }
 
-  const zoneSegments = (z: string) => plan.segments.filter((s) => s.zone === z);
+  /** The main client probes of a zone start from in a family: the first that can (routed: beyond its link). */
+  private sourceHost(zone: string, family: 4 | 6, routed: boolean): Host | undefined {
+    return this.zoneSegments(zone)
+      .map((s) => this.app.client(s.name))
+      .find((h) => (family === 4 ? h.sources4 : h.sources6).length && (!routed || routes(h, family)));
+  }
 
-  /** Where probes from a zone start: its first segment's main client with its probe-source pool. */
-  const sources = (zone: string): { ns: string; pick: (f: 4 | 6) => string | undefined }[] => {
-    if (model.wanZones.includes(zone)) return [{ ns: app.inet, pick: (f) => poolSource(app.inet, f, wanPool(f)) }];
-    const seg = zoneSegments(zone)[0];
-    if (!seg) return [];
-    const h = app.client(seg.name);
-    return [
-      {
-        ns: h.ns,
-        pick: (f) => {
-          const pool = f === 4 ? h.sources4 : h.sources6;
-          return pool.length ? poolSource(h.ns, f, pool) : undefined;
-        },
-      },
-    ];
-  };
-
-  /** Default destination of a zone: the main client of its first segment (of its second when from = to). */
-  const destination = (from: string, to: string): Endpoint | undefined => {
-    if (model.wanZones.includes(to)) {
-      if (model.wanZones.includes(from))
-        // transit through the router: an internet address the hostile neighbour routes to it
-        return { ns: app.inet, label: "transit", addr: (f) => (f === 4 ? INTERNET.transit4 : INTERNET.transit6) };
-      return {
-        ns: app.inet,
-        label: "internet",
-        addr: (f) => (f === 4 ? INTERNET.server4 : wanHasV6 ? INTERNET.server6 : undefined),
-      };
+  /** A probe source in a zone: the internet's pool for WAN zones, else the zone's source host's pool. */
+  private source(zone: string, family: 4 | 6, routed: boolean): { ns: string; src: string; host?: Host } | undefined {
+    if (this.isWan(zone)) {
+      const pool = Array.from({ length: INTERNET.sourceCount }, (_, i) => internetSource(family, i));
+      return { ns: this.app.inet, src: this.next(`inet/${family}`, pool)! };
     }
-    const segs = zoneSegments(to);
-    const seg = from === to ? segs[1] : segs[0];
-    if (!seg) return undefined; // a zone of one segment: its own traffic never crosses the router
-    const h = app.client(seg.name);
-    return { ns: h.ns, label: h.name, addr: (f) => hostAddress(h, f) };
-  };
+    const h = this.sourceHost(zone, family, routed);
+    if (!h) return undefined;
+    return { ns: h.ns, src: this.next(`${h.ns}/${family}`, family === 4 ? h.sources4 : h.sources6)!, host: h };
+  }
 
-  const push = (c: Omit<Cell, "id" | "expected" | "by">) => {
-    const flow: Flow = { from: c.from, to: c.to, proto: c.proto, port: c.port, src: c.src, dst: c.dst };
-    const fwd = forwardVerdict(app, flow);
-    const decision = fwd ?? evaluate(model, flow);
-    cells.push({
-      ...c,
-      id: `c${cells.length}`,
-      expected: decision.verdict,
-      by: decision.by,
-      answerer: fwd?.answerer ?? c.answerer,
+  /** Default destination of a zone in a family: the main client of its first segment other than `except`'s. */
+  private destination(
+    from: string,
+    to: string,
+    family: 4 | 6,
+    except?: Host,
+  ): { addr: string; label: string } | undefined {
+    if (this.isWan(to)) {
+      // transit through the router: an internet address the hostile neighbour routes to it
+      if (this.isWan(from)) return { label: "transit", addr: family === 4 ? INTERNET.transit4 : INTERNET.transit6 };
+      const v6 = this.app.wans.some((w) => w.addr6);
+      const addr = family === 4 ? INTERNET.server4 : v6 ? INTERNET.server6 : undefined;
+      return addr ? { label: "internet", addr } : undefined;
+    }
+    for (const seg of this.zoneSegments(to)) {
+      if (from === to && except && seg === except.segment) continue; // a zone's own traffic within one segment never crosses the router
+      const h = this.app.client(seg.name);
+      const addr = hostAddress(h, family);
+      if (addr) return { label: h.name, addr };
+    }
+    return undefined;
+  }
+
+  /** Hosts the rules of a zone pair single out, as sources (in `from`) or destinations (in `to`). */
+  private named(from: string, to: string, side: "src" | "dst"): { addr: string; host: Host }[] {
+    const out = new Map<string, Host>();
+    for (const r of this.model.rules) {
+      if (r.from !== "any" && !r.from.includes(from)) continue;
+      if (to === "router" ? !r.toRouter : r.to !== "any" && !r.to.includes(to)) continue;
+      const refs = side === "src" ? r.src : r.dst;
+      for (const p of [...(refs?.[4] ?? []), ...(refs?.[6] ?? [])]) {
+        const addr = standIn(p, this.app.plan);
+        const h = this.app.clients.holder(addr);
+        if (h && h.segment.zone === (side === "src" ? from : to)) out.set(addr, h);
+      }
+    }
+    return [...out].map(([addr, host]) => ({ addr, host }));
+  }
+
+  /** Endpoints to the router from a zone in a family. */
+  private toRouter(from: string, family: 4 | 6): Endpoint[] {
+    const s = this.source(from, family, false);
+    if (!s) return [];
+    const dsts: { dst: string; tcpOnly?: boolean }[] = [];
+    if (this.isWan(from)) {
+      for (const w of this.app.wans) {
+        const a = family === 4 ? w.addr4 : w.addr6;
+        if (a) dsts.push({ dst: a });
+      }
+    } else {
+      const seg = s.host!.segment;
+      const gw = family === 4 ? seg.ipv4!.gateway : seg.ipv6?.gateway;
+      if (gw) dsts.push({ dst: gw });
+      // the router's management address, from every zone
+      const mgmt = this.app.plan.managementAddress;
+      if (familyOf(mgmt) === family && gw !== mgmt) dsts.push({ dst: mgmt, tcpOnly: true });
+    }
+    return dsts.flatMap((d, i) => {
+      const src = i === 0 ? s.src : this.source(from, family, false)!.src;
+      return [{ ns: s.ns, src, dst: d.dst, answerer: "router", only: d.tcpOnly ? ("tcp" as const) : undefined }];
     });
-  };
+  }
 
-  const protoPorts = (from: string, to: string, proto: "tcp" | "udp"): number[] => {
-    const ports = new Set<number>([freePort(proto, site, model)]);
-    for (const r of model.rules) {
+  /** Endpoints between two zones in a family. */
+  private between(from: string, to: string, family: 4 | 6): Endpoint[] {
+    const out: Endpoint[] = [];
+    const s = this.source(from, family, true);
+    const d = this.destination(from, to, family, s?.host);
+    if (s && d) out.push({ ns: s.ns, src: s.src, dst: d.addr, answerer: d.label });
+    // rule-named destinations in this zone, and rule-named sources from the source zone
+    if (!this.isWan(to))
+      for (const n of this.named(from, to, "dst").filter((x) => familyOf(x.addr) === family))
+        if (from !== to || n.host.segment !== s?.host?.segment) {
+          const src = this.source(from, family, true);
+          if (src) out.push({ ns: src.ns, src: src.src, dst: n.addr, answerer: n.host.name });
+        }
+    if (d)
+      for (const n of this.named(from, to, "src")) {
+        // a rule-named source host's own address in the other family too (rules match one family only)
+        const src = familyOf(n.addr) === family ? n.addr : hostAddress(n.host, family);
+        if (src && routes(n.host, family)) out.push({ ns: n.host.ns, src, dst: d.addr, answerer: d.label });
+      }
+    return out;
+  }
+
+  private protoPorts(from: string, to: string, proto: "tcp" | "udp"): number[] {
+    const { site } = this.app;
+    const ports = new Set<number>([freePort(proto, site, this.model)]);
+    for (const r of this.model.rules) {
       if (r.from !== "any" && !r.from.includes(from)) continue;
       if (to === "router" ? !r.toRouter : r.to !== "any" && !r.to.includes(to)) continue;
       if (r.protos !== "any" && !r.protos.includes(proto)) continue;
       for (const [a] of r.ports ?? []) ports.add(a);
     }
-    if (model.wanZones.includes(from))
+    if (this.isWan(from))
       for (const pf of site.portForwards)
         if (pf.protocol === proto || pf.protocol === "tcp+udp") ports.add(Number(String(pf.port).split("-")[0]));
     if (to === "router") {
       if (proto === "tcp") for (const p of [22, 53, 443]) ports.add(p);
       else for (const p of ROUTER_UDP) ports.add(p);
-    } else if (model.wanZones.includes(to)) {
-      if (proto === "tcp") ports.add(443);
-      else ports.add(53);
-    }
+    } else if (this.isWan(to)) ports.add(proto === "tcp" ? 443 : 53);
     return [...ports].sort((a, b) => a - b);
-  };
+  }
 
-  /**
-   * Hosts the rules of a zone pair single out: as sources (the rule's source addresses in the source zone) and
-   * as destinations (its destination addresses in the destination zone). A prefix is stood for by its first host.
-   */
-  const namedFor = (from: string, to: string, side: "src" | "dst") => {
-    const out = new Map<string, Host>();
-    for (const r of model.rules) {
-      if (r.from !== "any" && !r.from.includes(from)) continue;
-      if (to === "router" ? !r.toRouter : r.to !== "any" && !r.to.includes(to)) continue;
-      const refs = side === "src" ? r.src : r.dst;
-      for (const p of [...(refs?.[4] ?? []), ...(refs?.[6] ?? [])]) {
-        const addr = standIn(p, plan);
-        const h = holder(app, addr);
-        if (h && h.segment.zone === (side === "src" ? from : to)) out.set(addr, h);
-      }
+  /** The WAN link whose address `dst` is. */
+  private wanOf(dst: string): string | undefined {
+    return this.app.wans.find((w) => w.addr4 === dst || w.addr6 === dst)?.wan.name;
+  }
+
+  private push(c: Omit<Cell, "id" | "expected" | "by" | "product">): void {
+    const flow: Flow = { from: c.from, to: c.to, proto: c.proto, port: c.port, src: c.src, dst: c.dst };
+    const fwd = forwardVerdict(this.app, flow);
+    const product = fwd ?? evaluate(this.model, flow);
+    // From the internet, a WAN address is reached through its own WAN; everything else through the primary
+    // (ISP 1 routes the site's prefixes and the transit address to it).
+    const wanAddressOf = this.wanOf(c.dst);
+    const via = this.isWan(c.from) ? (wanAddressOf ?? this.app.wans[0].wan.name) : undefined;
+    const mine = this.oracle.decide({ ...flow, via, wanAddressOf } satisfies OracleFlow);
+    const target = mine.deliverTo ? this.app.clients.holder(mine.deliverTo.address) : undefined;
+    this.cells.push({
+      ...c,
+      id: `c${this.cells.length}`,
+      expected: mine.verdict,
+      by: mine.by,
+      product: { verdict: product.verdict, by: product.by },
+      answerer: mine.deliverTo ? (target?.name ?? mine.deliverTo.address) : c.answerer,
+    });
+  }
+
+  /** Cells of one endpoint: its own probes, or the zone pair's ports for TCP and UDP, and ICMP. */
+  private pushEndpoint(from: string, to: string, family: 4 | 6, e: Endpoint): void {
+    const base = { from, to, family, ns: e.ns, src: e.src, dst: e.dst, answerer: e.answerer };
+    if (e.probes) {
+      for (const p of e.probes) this.push({ ...base, ...p });
+      return;
     }
-    return [...out].map(([addr, host]) => ({ addr, host }));
-  };
-
-  for (const from of model.zones) {
-    const srcs = sources(from);
-    if (!srcs.length) continue;
-    for (const to of [...model.zones, "router"]) {
-      const namedSources = namedFor(from, to, "src");
-      const namedDestinations = namedFor(from, to, "dst");
-      for (const family of [4, 6] as const) {
-        const endpoints: { ns: string; src: string; dst: string; answerer?: string; only?: "tcp" }[] = [];
-        const fromWan = model.wanZones.includes(from);
-        if (to === "router") {
-          const dsts: { dst: string; tcpOnly?: boolean }[] = [];
-          if (fromWan) {
-            const a = family === 4 ? primary.addr4 : primary.addr6;
-            if (a) dsts.push({ dst: a });
-          } else {
-            const seg = zoneSegments(from)[0];
-            const gw = family === 4 ? seg.ipv4!.gateway : seg.ipv6?.gateway;
-            if (gw) dsts.push({ dst: gw });
-            // the router's management address, from every zone
-            if (familyOf(plan.managementAddress) === family && gw !== plan.managementAddress)
-              dsts.push({ dst: plan.managementAddress, tcpOnly: true });
-          }
-          for (const d of dsts)
-            for (const s of srcs) {
-              const src = s.pick(family);
-              if (src)
-                endpoints.push({ ns: s.ns, src, dst: d.dst, answerer: "router", only: d.tcpOnly ? "tcp" : undefined });
-            }
-        } else {
-          const d = destination(from, to);
-          const dst = d?.addr(family);
-          if (d && dst)
-            for (const s of srcs) {
-              const src = s.pick(family);
-              if (src) endpoints.push({ ns: s.ns, src, dst, answerer: d.label });
-            }
-          // rule-named destinations in this zone, and rule-named sources from the source zone
-          if (!model.wanZones.includes(to))
-            for (const n of namedDestinations.filter((x) => familyOf(x.addr) === family))
-              if (from !== to || n.host.segment !== zoneSegments(from)[0])
-                for (const s of srcs) {
-                  const src = s.pick(family);
-                  if (src) endpoints.push({ ns: s.ns, src, dst: n.addr, answerer: n.host.name });
-                }
-          if (d)
-            for (const n of namedSources.filter((x) => familyOf(x.addr) === family)) {
-              const dd = d.addr(family);
-              if (dd) endpoints.push({ ns: n.host.ns, src: n.addr, dst: dd, answerer: d.label });
-            }
-          // a rule-named source host's own address in the other family (rules match one family only)
-          if (d)
-            for (const n of namedSources.filter((x) => familyOf(x.addr) !== family)) {
-              const own = hostAddress(n.host, family);
-              const dd = d.addr(family);
-              if (own && dd) endpoints.push({ ns: n.host.ns, src: own, dst: dd, answerer: d.label });
-            }
-        }
-        for (const e of endpoints) {
-          for (const proto of ["tcp", "udp", "icmp"] as const) {
-            if (e.only && proto !== e.only) continue;
-            const ports =
-              proto === "icmp"
-                ? [undefined]
-                : e.only === "tcp"
-                  ? [...MANAGEMENT_TCP_PORTS, ...model.managementPorts]
-                  : protoPorts(from, to, proto);
-            for (const port of ports)
-              push({ from, to, proto, family, port, ns: e.ns, src: e.src, dst: e.dst, answerer: e.answerer });
-          }
-        }
-      }
+    for (const proto of ["tcp", "udp", "icmp"] as const) {
+      if (e.only && proto !== e.only) continue;
+      const ports =
+        proto === "icmp"
+          ? [undefined]
+          : e.only === "tcp"
+            ? [...MANAGEMENT_TCP_PORTS, ...this.model.managementPorts]
+            : this.protoPorts(from, to, proto);
+      for (const port of ports) this.push({ ...base, proto, port });
     }
   }
-  return cells;
+
+  /** From the internet to each forward's IPv6 target, at the forward's ports. */
+  private pinholes(): void {
+    for (const from of this.model.wanZones)
+      for (const pf of this.app.site.portForwards) {
+        const h = pf.ipv6 ? this.app.clients.holder(pf.ipv6) : undefined;
+        const s = this.source(from, 6, true);
+        if (h && s)
+          this.pushEndpoint(from, h.segment.zone, 6, {
+            ns: s.ns,
+            src: s.src,
+            dst: pf.ipv6!,
+            probes: forwardProbes(pf),
+          });
+      }
+  }
+
+  /**
+   * From every LAN zone to the IPv4 address of each WAN a forward listens on, at the forward's ports (hairpin).
+   * Forwards limited to sources are left out until the product offers hairpin only to a forward's sources.
+   */
+  private hairpins(): void {
+    for (const from of this.model.zones.filter((z) => !this.isWan(z)))
+      for (const w of this.app.wans.filter((x) => x.addr4))
+        for (const pf of this.app.site.portForwards.filter((x) => !x.sources)) {
+          if (!(pf.wans ?? this.app.plan.wans.map((x) => x.name)).includes(w.wan.name)) continue;
+          const s = this.source(from, 4, true);
+          if (s)
+            this.pushEndpoint(from, "router", 4, { ns: s.ns, src: s.src, dst: w.addr4!, probes: forwardProbes(pf) });
+        }
+  }
+
+  build(): Cell[] {
+    for (const from of this.model.zones)
+      for (const to of [...this.model.zones, "router"])
+        for (const family of [4, 6] as const) {
+          const endpoints = to === "router" ? this.toRouter(from, family) : this.between(from, to, family);
+          for (const e of endpoints) this.pushEndpoint(from, to, family, e);
+        }
+    this.pinholes();
+    this.hairpins();
+    return this.cells;
+  }
 }
 
-/** The verdict of a port forward for a flow from the WAN, or undefined when no forward applies. */
+/** Builds the cells of a site running on an appliance. */
+export function buildCells(app: Appliance): Cell[] {
+  return new CellBuilder(app).build();
+}
+
+/**
+ * The harness's model of the port forwards, which the product's policy model does not cover: the verdict of a
+ * forward for a flow from the WAN (DNAT, NAT66, pinhole) or from inside to a WAN address (hairpin), or undefined
+ * when no forward applies.
+ */
 export function forwardVerdict(
   app: Appliance,
   f: Flow,
 ): { verdict: Verdict; by: string; answerer: string } | undefined {
   const { site, plan } = app;
   const wanZones = new Set(plan.wans.map((w) => w.zone));
-  if (!wanZones.has(f.from) || f.proto === "icmp" || f.port === undefined) return undefined;
+  if (f.proto === "icmp" || f.port === undefined) return undefined;
+  if (!wanZones.has(f.from)) return hairpinVerdict(app, f);
   for (const pf of site.portForwards) {
     const protos = pf.protocol === "tcp+udp" ? ["tcp", "udp"] : [pf.protocol];
     if (!protos.includes(f.proto)) continue;
@@ -357,6 +400,22 @@ export function forwardVerdict(
   return undefined;
 }
 
+/** Hairpin: a flow from inside to a WAN address a hairpin forward listens on, from one of its sources. */
+function hairpinVerdict(app: Appliance, f: Flow): { verdict: Verdict; by: string; answerer: string } | undefined {
+  if (f.to !== "router" || familyOf(f.dst) !== 4) return undefined;
+  for (const pf of app.site.portForwards) {
+    const protos = pf.protocol === "tcp+udp" ? ["tcp", "udp"] : [pf.protocol];
+    const [lo, hi] = String(pf.port).split("-").map(Number);
+    if (!pf.hairpin || !protos.includes(f.proto) || f.port! < lo || f.port! > (hi ?? lo)) continue;
+    const wans = pf.wans ?? app.plan.wans.map((w) => w.name);
+    if (!app.wans.some((w) => wans.includes(w.wan.name) && w.addr4 === f.dst)) continue;
+    if (pf.sources && !pf.sources.some((c) => familyOf(c.split("/")[0]) === 4 && contains(c, f.src))) continue;
+    const target = app.hosts.find((h) => [h.addr4, ...h.static4].includes(pf.to));
+    return { verdict: "accept", by: `hairpin:${pf.name}`, answerer: target?.name ?? pf.to };
+  }
+  return undefined;
+}
+
 /** What a prober line means, before the router's observer is consulted. */
 export function classify(line: string): { observed: Observed; detail: string; answerer?: string; peer?: string } {
   const [kind, ...rest] = line.split(" ");
@@ -380,7 +439,8 @@ export function classify(line: string): { observed: Observed; detail: string; an
 
 const OBSERVER = [
   "table inet e2e_observer {",
-  "\t# Test instrumentation: records what passed the router's own filters; never changes a verdict.",
+  "\t# Test instrumentation: records what passed the router's own filters; never changes a verdict. A connection",
+  "\t# is recorded as it was addressed (its original tuple), before any DNAT rewrote it.",
   "\tset seen4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic; size 65535; }",
   "\tset seen6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags dynamic; size 65535; }",
   "\tset ping4 { type ipv4_addr . ipv4_addr; flags dynamic; size 65535; }",
@@ -388,8 +448,8 @@ const OBSERVER = [
   ...["input", "forward"].flatMap((hook) => [
     `\tchain ${hook} {`,
     `\t\ttype filter hook ${hook} priority 100; policy accept;`,
-    "\t\tct state new meta nfproto ipv4 meta l4proto { tcp, udp } add @seen4 { ip saddr . ip daddr . meta l4proto . th dport }",
-    "\t\tct state new meta nfproto ipv6 meta l4proto { tcp, udp } add @seen6 { ip6 saddr . ip6 daddr . meta l4proto . th dport }",
+    "\t\tct state new meta nfproto ipv4 meta l4proto { tcp, udp } add @seen4 { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst }",
+    "\t\tct state new meta nfproto ipv6 meta l4proto { tcp, udp } add @seen6 { ct original ip6 saddr . ct original ip6 daddr . meta l4proto . ct original proto-dst }",
     "\t\ticmp type echo-request add @ping4 { ip saddr . ip daddr }",
     "\t\ticmpv6 type echo-request add @ping6 { ip6 saddr . ip6 daddr }",
     "\t}",
@@ -507,6 +567,22 @@ export async function probeCells(app: Appliance, cells: Cell[], timeoutMs = 1500
   return again;
 }
 
+/** True when the two oracles give a cell the same verdict. */
+export function oraclesAgree(c: Cell): boolean {
+  return c.product.verdict === c.expected;
+}
+
+/** Every cell the oracles disagree on, with both answers. */
+export function formatDisagreements(cells: Cell[]): string {
+  return cells
+    .filter((c) => !oraclesAgree(c))
+    .map(
+      (c) =>
+        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} ${c.src} → ${c.dst}: independent oracle ${c.expected} (${c.by}), product's policy model ${c.product.verdict} (${c.product.by})`,
+    )
+    .join("\n");
+}
+
 /** True when a cell's observation matches the oracle. */
 export function agrees(c: Cell): boolean {
   return c.observed === OUTCOME[c.expected];
@@ -531,7 +607,7 @@ export function formatMatrix(cells: Cell[]): string {
     lines.push("", `${bad.length} cells disagree with the oracle:`);
     for (const c of bad)
       lines.push(
-        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} IPv${c.family} ${c.src} → ${c.dst}: expected ${c.expected} (${c.by}), observed ${c.observed} (${c.detail})`,
+        `  ${c.from}→${c.to} ${c.proto}${c.port ? `/${c.port}` : ""} IPv${c.family} ${c.src} → ${c.dst}: expected ${c.expected} (${c.by}; product's model: ${c.product.by}), observed ${c.observed} (${c.detail})`,
       );
   }
   return lines.join("\n");

@@ -12,6 +12,7 @@ import { parseSite } from "../../../components/site/parse";
 import { planSite, type SitePlan } from "../../../components/site/plan";
 import type { Site } from "../../../components/site/schema";
 import { devStack } from "../../helpers/stacks";
+import type { NetworkRuleDoc, RoutingRuleDoc, TalosFirewallDocs } from "../../helpers/talos-network";
 
 export interface RenderedSite {
   site: Site;
@@ -50,6 +51,10 @@ export interface HostConfig {
   dhcp6: Map<string, { routeMetric: number }>;
   /** Extension service name → file path inside the service → content. */
   extensionFiles: Map<string, Map<string, string>>;
+  /** RoutingRuleConfig documents. */
+  routingRules: RoutingRuleDoc[];
+  /** NetworkDefaultActionConfig and NetworkRuleConfig documents, with the cluster's networks. */
+  firewall: TalosFirewallDocs;
 }
 
 type Doc = Record<string, unknown>;
@@ -66,6 +71,8 @@ export function hostConfig(r: RenderedSite): HostConfig {
     dhcp4: new Map(),
     dhcp6: new Map(),
     extensionFiles: new Map(),
+    routingRules: [],
+    firewall: { defaultAction: "accept", rules: [], clusterNetworks: [] },
   };
   for (const d of docs) {
     switch (d.kind) {
@@ -96,6 +103,21 @@ export function hostConfig(r: RenderedSite): HostConfig {
       case "DHCPv6Config":
         out.dhcp6.set(String(d.name), { routeMetric: Number(d.routeMetric) });
         break;
+      case "RoutingRuleConfig":
+        out.routingRules.push(d as unknown as RoutingRuleDoc);
+        break;
+      case "NetworkDefaultActionConfig":
+        out.firewall.defaultAction = d.ingress as "accept" | "block";
+        break;
+      case "NetworkRuleConfig":
+        out.firewall.rules.push(d as unknown as NetworkRuleDoc);
+        break;
+      case "KubeNetworkConfig":
+        out.firewall.clusterNetworks.push(
+          ...((d.podSubnets as string[] | undefined) ?? []),
+          ...((d.serviceSubnets as string[] | undefined) ?? []),
+        );
+        break;
       case "ExtensionServiceConfig":
         out.extensionFiles.set(
           String(d.name),
@@ -111,7 +133,7 @@ export interface PodVolume {
   mountPath: string;
   readOnly: boolean;
   source:
-    | { kind: "configMap"; items: { key: string; path: string }[] }
+    | { kind: "configMap"; name: string; items: { key: string; path: string }[] }
     | { kind: "hostPath"; path: string }
     | { kind: "emptyDir" };
 }
@@ -125,39 +147,47 @@ export interface PodSpec {
   hostNetwork: boolean;
 }
 
-/** The network services' DaemonSets (k8s/daemonset-*.yaml) and the ConfigMap they mount. */
-export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMap: Map<string, string> } {
+/** Every DaemonSet of the render (k8s/*.yaml) and the ConfigMaps they mount (name → key → content). */
+export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map<string, Map<string, string>> } {
   const pods: PodSpec[] = [];
-  const configMap = new Map<string, string>();
+  const configMaps = new Map<string, Map<string, string>>();
   for (const [path, text] of r.files) {
     if (!path.startsWith("k8s/")) continue;
     const obj = parse(text) as Doc;
     if (obj.kind === "ConfigMap")
-      for (const [k, v] of Object.entries(obj.data as Record<string, string>)) configMap.set(k, v);
+      configMaps.set(
+        String((obj.metadata as Doc).name),
+        new Map(Object.entries((obj.data as Record<string, string> | undefined) ?? {})),
+      );
     if (obj.kind !== "DaemonSet") continue;
     const spec = ((obj.spec as Doc).template as Doc).spec as Doc;
     const containers = spec.containers as Doc[];
-    if (containers.length !== 1) throw new Error(`${path}: expected one container`);
-    const c = containers[0];
-    const volumes = new Map((spec.volumes as Doc[]).map((v) => [String(v.name), v]));
-    pods.push({
-      name: String((obj.metadata as Doc).name),
-      command: c.command as string[],
-      env: Object.fromEntries(
-        ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
-      ),
-      hostNetwork: spec.hostNetwork === true,
-      volumes: (c.volumeMounts as Doc[]).map((m) => {
-        const v = volumes.get(String(m.name));
-        if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);
-        const source: PodVolume["source"] = v.configMap
-          ? { kind: "configMap", items: (v.configMap as Doc).items as { key: string; path: string }[] }
-          : v.hostPath
-            ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
-            : { kind: "emptyDir" };
-        return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, source };
-      }),
-    });
+    const volumes = new Map(((spec.volumes as Doc[] | undefined) ?? []).map((v) => [String(v.name), v]));
+    const name = String((obj.metadata as Doc).name);
+    // A pod of several containers runs each as a process of its own, named after the container.
+    for (const c of containers)
+      pods.push({
+        name: containers.length === 1 ? name : `${name}-${String(c.name)}`,
+        command: [...((c.command as string[] | undefined) ?? []), ...((c.args as string[] | undefined) ?? [])],
+        env: Object.fromEntries(
+          ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
+        ),
+        hostNetwork: spec.hostNetwork === true,
+        volumes: ((c.volumeMounts as Doc[] | undefined) ?? []).map((m) => {
+          const v = volumes.get(String(m.name));
+          if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);
+          const source: PodVolume["source"] = v.configMap
+            ? {
+                kind: "configMap",
+                name: String((v.configMap as Doc).name),
+                items: (v.configMap as Doc).items as { key: string; path: string }[],
+              }
+            : v.hostPath
+              ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
+              : { kind: "emptyDir" };
+          return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, source };
+        }),
+      });
   }
-  return { pods: pods.sort((a, b) => a.name.localeCompare(b.name)), configMap };
+  return { pods: pods.sort((a, b) => a.name.localeCompare(b.name)), configMaps };
 }

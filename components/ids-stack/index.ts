@@ -1,0 +1,90 @@
+/**
+ * IdsStack: Suricata on the router (DESIGN decision 13) — IDS on the WANs and selected segments, inline for the
+ * selected zone pairs, rules fetched and tested on the router. Its host side is the IPS queue in the ruleset
+ * (`idsRuleset`, handed to the data plane before the node is configured); this component owns the cluster side:
+ * the IDS image (Suricata and suricata-update from Debian, built at `pulumi up`, pinned by digest), its
+ * configuration and its DaemonSet. Off (no resources) unless router:ids.enabled.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as k8s from "@pulumi/kubernetes";
+import { createHash } from "node:crypto";
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import { shipImage, type ImageBuild } from "../images";
+import { planIds, type IdsPlan } from "./plan";
+import { ipsIptables } from "./queue";
+export { idsRuleset } from "./host";
+import { suricataFiles } from "./suricata";
+import { renderIdsObjects, type IdsObject } from "./k8s";
+import { renderIdsSummary } from "./summary";
+
+export interface IdsStackArgs {
+  /** The validated site. */
+  site: Site;
+  /** Facts derived from the site. */
+  plan: SitePlan;
+  /** Provider for the router's cluster. */
+  provider: k8s.Provider;
+  /** What the stack waits for: the fabric and the confirmed host (its queue rules are in the ruleset). */
+  after: pulumi.Input<pulumi.Resource>[];
+  /** Password of router:registry (secret). */
+  registryPassword?: pulumi.Input<string>;
+}
+
+export const IDS_IMAGE: ImageBuild = { name: "router-ids", build: "make -C images/ids", oci: "images/ids/out/oci" };
+
+/** Every file the stack renders, by its path under ids/. */
+export function idsArtifacts(site: Site, ids: IdsPlan): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, text] of suricataFiles(site, ids)) out[`ids/${name}`] = text;
+  if (ids.pairs.length) out["ids/ips.iptables"] = ipsIptables(ids);
+  return out;
+}
+
+function createObject(name: string, obj: IdsObject, opts: pulumi.CustomResourceOptions): pulumi.CustomResource {
+  const { apiVersion: _a, kind, ...rest } = obj;
+  return kind === "ConfigMap"
+    ? new k8s.core.v1.ConfigMap(name, rest as k8s.core.v1.ConfigMapArgs, { ...opts, retainOnDelete: true })
+    : new k8s.apps.v1.DaemonSet(name, rest as unknown as k8s.apps.v1.DaemonSetArgs, opts);
+}
+
+export class IdsStack extends pulumi.ComponentResource {
+  /** Changes whenever the stack's objects change (the health gate's trigger); empty when the stack is off. */
+  readonly digest: pulumi.Output<string>;
+
+  constructor(name: string, args: IdsStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("router:ids:IdsStack", name, {}, opts);
+    const { site, plan } = args;
+    const ids = planIds(site, plan);
+    const summary = renderIdsSummary(site, ids);
+    if (!site.ids.enabled) {
+      this.digest = pulumi.output("");
+      this.registerOutputs({ summary, artifacts: {} });
+      return;
+    }
+    const image = shipImage(this, `${name}-image`, {
+      site,
+      image: IDS_IMAGE,
+      sources: ["images/ids"],
+      registryPassword: args.registryPassword,
+    });
+    const files = suricataFiles(site, ids);
+    const objects = image.apply((img) => renderIdsObjects(ids, files, img));
+    // The objects' names and kinds do not depend on the image; only their contents do.
+    const shapes = renderIdsObjects(ids, files, "");
+    const created: pulumi.Resource[] = [];
+    shapes.forEach((shape, i) => {
+      const spec = objects.apply((o) => (o[i] as { spec?: unknown }).spec);
+      const obj = { ...shape, ...(shape.kind === "DaemonSet" ? { spec } : {}) };
+      created.push(
+        createObject(`${name}-${shape.kind.toLowerCase()}`, obj as IdsObject, {
+          parent: this,
+          provider: args.provider,
+          dependsOn: [...args.after, ...created],
+        }),
+      );
+    });
+    this.digest = objects.apply((o) => createHash("sha256").update(JSON.stringify(o)).digest("hex"));
+    this.registerOutputs({ image, digest: this.digest, summary, artifacts: idsArtifacts(site, ids) });
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * The areas of the end-to-end suite, in the order they run on one appliance (later areas may disturb it: Kea is
+ * killed, WAN links go down). A new area is a module beside this one and a line here.
+ */
+import type { Area } from "../suite";
+import { addresses } from "./addresses";
+import { boot } from "./boot";
+import { crowd } from "./crowd";
+import { dataplane } from "./dataplane";
+import { exposure } from "./exposure";
+import { multiWan } from "./multiwan";
+import { nat } from "./nat";
+import { policy } from "./policy";
+import { services } from "./services";
+
+export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, multiWan, crowd];

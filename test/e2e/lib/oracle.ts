@@ -1,0 +1,265 @@
+/**
+ * A second, deliberately simple reading of a site's policy: what the router should do with one new connection.
+ * It shares nothing with components/site/policy.ts (nor its address arithmetic) but the schema types, and is
+ * written from the documented meaning of the keys (README "The network layer", the doc comments of
+ * components/site/schema.ts and schema-policy.ts, Pulumi.yaml's descriptions):
+ *
+ * - Port forwards (router:portForwards) are openings the site makes on purpose and come first: a connection from
+ *   a WAN zone to a WAN address of the router, on a WAN the forward listens on (`wans`, default all), with its
+ *   protocol and a port of its range, from one of its `sources` (default: any) goes to its inside host (`to`,
+ *   at `toPort` + the offset into the range). Its IPv6 host is opened on the same port without NAT (a pinhole)
+ *   when it is a global address; a unique local one is reached at the IPv6 address of a forward's WAN that
+ *   translates IPv6 (nat.ipv6 masquerade or prefix). Hairpin: an inside client reaching a forward at a WAN
+ *   address of the forward gets the same, when the forward allows hairpin and the client is one of its sources
+ *   (everyone when it names none).
+ * - Routed connections: the first matching rule (router:firewall.rules: from zones or any, to zones or any —
+ *   never the router —, protocol, destination ports, source and destination addresses, prefixes or @groups, of
+ *   the flow's family) decides; else the most specific zone-pair policy (from→to, from→any, any→to, any→any);
+ *   else traffic within one zone is accepted; else defaultAction.
+ * - Connections to the router itself: the first matching rule with `to: router`; else a management zone reaches
+ *   the management ports (Talos API 50000, trustd 50001, Kubernetes API 6443, the data plane's metrics port);
+ *   else the zone's services (router:zones[].services, default dhcp, dns, ntp and ping for LAN zones and nothing
+ *   for WAN zones; mDNS also where the zone is in a reflection group) on their ports: dhcp udp/67 and udp/547,
+ *   dns tcp+udp/53, ntp udp/123, mdns udp/5353, ping ICMP echo; else dropped.
+ * WAN links sit in their link's zone, "wan" when they name none.
+ */
+import type { FirewallRule, PortForward, Site } from "../../../components/site/schema";
+
+export type OracleVerdict = "accept" | "drop" | "reject";
+
+export interface OracleFlow {
+  /** Zone of the link the connection comes in on. */
+  from: string;
+  /** Zone of the destination, or "router" for one of the router's own addresses. */
+  to: string;
+  proto: "tcp" | "udp" | "icmp";
+  /** Destination port (tcp, udp). */
+  port?: number;
+  src: string;
+  dst: string;
+  /** The WAN link a connection from a WAN zone arrives on. */
+  via?: string;
+  /** When `dst` is an address the router holds on a WAN: that WAN link. */
+  wanAddressOf?: string;
+}
+
+export interface OracleAnswer {
+  verdict: OracleVerdict;
+  /** What decided: rule:NAME, policy:FROM>TO, intra-zone, default, management, service:PROTO/PORT, input-default,
+   * forward:NAME, forward6:NAME, pinhole:NAME, hairpin:NAME. */
+  by: string;
+  /** Where a forward delivers the connection. */
+  deliverTo?: { address: string; port?: number };
+}
+
+// ------------------------------------------------------------------------------------------------ addresses
+
+/** An address as a number and its family; undefined when the text is not an address. */
+function parseAddress(text: string): { family: 4 | 6; value: bigint } | undefined {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) {
+    const parts = text.split(".").map(Number);
+    if (parts.some((p) => p > 255)) return undefined;
+    return { family: 4, value: parts.reduce((acc, p) => acc * 256n + BigInt(p), 0n) };
+  }
+  if (!text.includes(":")) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (s: string) => (s === "" ? [] : s.split(":"));
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  const all = [...head, ...Array<string>(fill).fill("0"), ...tail];
+  if (all.length !== 8 || all.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) return undefined;
+  return { family: 6, value: all.reduce((acc, g) => acc * 65536n + BigInt(parseInt(g, 16)), 0n) };
+}
+
+/** True when `addr` lies in `ref` (an address or a prefix), both of one family. */
+export function within(ref: string, addr: string): boolean {
+  const [base, len] = ref.split("/");
+  const a = parseAddress(addr);
+  const b = parseAddress(base);
+  if (!a || !b || a.family !== b.family) return false;
+  const bits = a.family === 4 ? 32 : 128;
+  const keep = BigInt(len === undefined ? bits : Number(len));
+  const shift = BigInt(bits) - keep;
+  return a.value >> shift === b.value >> shift;
+}
+
+export function familyOfAddress(addr: string): 4 | 6 | undefined {
+  return parseAddress(addr)?.family;
+}
+
+// ------------------------------------------------------------------------------------------------ the oracle
+
+const SERVICE_PORTS: Record<string, { tcp: number[]; udp: number[]; echo: boolean }> = {
+  dhcp: { tcp: [], udp: [67, 547], echo: false },
+  dns: { tcp: [53], udp: [53], echo: false },
+  ntp: { tcp: [], udp: [123], echo: false },
+  mdns: { tcp: [], udp: [5353], echo: false },
+  ping: { tcp: [], udp: [], echo: true },
+};
+
+/** Talos API (apid), trustd, Kubernetes API. */
+const MANAGEMENT_PORTS = [50000, 50001, 6443];
+
+function portRange(p: number | string): [number, number] {
+  if (typeof p === "number") return [p, p];
+  const [a, b] = p.split("-").map(Number);
+  return [a, b];
+}
+
+function inPorts(ports: (number | string)[], port: number | undefined): boolean {
+  return port !== undefined && ports.some((p) => port >= portRange(p)[0] && port <= portRange(p)[1]);
+}
+
+export class PolicyOracle {
+  private readonly wanZones: Set<string>;
+  private readonly wanLinks: { name: string; zone: string; nat6: boolean }[];
+
+  constructor(private readonly site: Site) {
+    this.wanLinks = site.links
+      .filter((l) => l.role === "wan")
+      .map((l) => ({
+        name: l.name,
+        zone: l.zone ?? "wan",
+        nat6: ["masquerade", "prefix"].includes(l.nat?.ipv6 ?? "none"),
+      }));
+    this.wanZones = new Set(this.wanLinks.map((l) => l.zone));
+  }
+
+  isWanZone(zone: string): boolean {
+    return this.wanZones.has(zone);
+  }
+
+  /** The router's services in a zone. */
+  services(zone: string): string[] {
+    const z = this.site.zones.find((x) => x.name === zone);
+    const declared = z?.services ?? (this.isWanZone(zone) ? [] : ["dhcp", "dns", "ntp", "ping"]);
+    const reflected = this.site.mdns.reflect.some((g) => g.zones.includes(zone)) ? ["mdns"] : [];
+    return [...new Set([...declared, ...reflected])];
+  }
+
+  /** What the router does with a new connection. */
+  decide(f: OracleFlow): OracleAnswer {
+    return this.forward(f) ?? (f.to === "router" ? this.toRouter(f) : this.routed(f));
+  }
+
+  // --------------------------------------------------------------------------------------- port forwards
+
+  private forwardWans(pf: PortForward): string[] {
+    return pf.wans ?? this.wanLinks.map((l) => l.name);
+  }
+
+  /** A forward's protocol, port and sources admit the flow. */
+  private admits(pf: PortForward, f: OracleFlow): boolean {
+    const protos = pf.protocol === "tcp+udp" ? ["tcp", "udp"] : [pf.protocol];
+    if (!protos.includes(f.proto) || !inPorts([pf.port], f.port)) return false;
+    return !pf.sources || pf.sources.some((s) => within(s, f.src));
+  }
+
+  private deliver(
+    pf: PortForward,
+    address: string,
+    port: number | undefined,
+    ipv6: boolean,
+  ): OracleAnswer["deliverTo"] {
+    const start = portRange(pf.port)[0];
+    // IPv6 is not port-translated: the pinhole (or NAT66) keeps the public port
+    const to = !ipv6 && pf.toPort !== undefined && port !== undefined ? pf.toPort + (port - start) : port;
+    return { address, port: to };
+  }
+
+  private forward(f: OracleFlow): OracleAnswer | undefined {
+    const fam = familyOfAddress(f.dst);
+    const fromWan = this.isWanZone(f.from);
+    for (const pf of this.site.portForwards) {
+      if (!this.admits(pf, f)) continue;
+      const wans = this.forwardWans(pf);
+      if (fromWan && f.to === "router" && f.wanAddressOf && wans.includes(f.wanAddressOf)) {
+        if (fam === 4)
+          return { verdict: "accept", by: `forward:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
+        const wan = this.wanLinks.find((l) => l.name === f.wanAddressOf);
+        if (fam === 6 && pf.ipv6 && isUla(pf.ipv6) && wan?.nat6)
+          return { verdict: "accept", by: `forward6:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, true) };
+      }
+      if (
+        fromWan &&
+        f.to !== "router" &&
+        pf.ipv6 &&
+        !isUla(pf.ipv6) &&
+        f.dst === pf.ipv6 &&
+        f.via &&
+        wans.includes(f.via)
+      )
+        return { verdict: "accept", by: `pinhole:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, true) };
+      // hairpin: an inside client at a public address of the forward
+      if (!fromWan && f.to === "router" && fam === 4 && pf.hairpin && f.wanAddressOf && wans.includes(f.wanAddressOf))
+        return { verdict: "accept", by: `hairpin:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
+    }
+    return undefined;
+  }
+
+  // --------------------------------------------------------------------------------------- rules
+
+  /** The addresses and prefixes a rule's source or destination list names, @groups expanded. */
+  private refs(list: string[]): string[] {
+    return list.flatMap((r) =>
+      r.startsWith("@") ? (this.site.firewall.addressGroups.find((g) => g.name === r.slice(1))?.addresses ?? []) : [r],
+    );
+  }
+
+  private ruleMatches(r: FirewallRule, f: OracleFlow): boolean {
+    if (!r.from.includes("any") && !r.from.includes(f.from)) return false;
+    if (f.to === "router" ? !r.to.includes("router") : !r.to.includes("any") && !r.to.includes(f.to)) return false;
+    const protoOk =
+      r.protocol === "any" ||
+      r.protocol === f.proto ||
+      (r.protocol === "tcp+udp" && (f.proto === "tcp" || f.proto === "udp"));
+    if (!protoOk) return false;
+    if (r.ports && (f.proto === "icmp" || !inPorts(r.ports, f.port))) return false;
+    if (r.source && !this.refs(r.source).some((x) => within(x, f.src))) return false;
+    if (r.destination && !this.refs(r.destination).some((x) => within(x, f.dst))) return false;
+    return true;
+  }
+
+  private firstRule(f: OracleFlow): OracleAnswer | undefined {
+    const r = this.site.firewall.rules.find((x) => this.ruleMatches(x, f));
+    return r ? { verdict: r.action, by: `rule:${r.name}` } : undefined;
+  }
+
+  private routed(f: OracleFlow): OracleAnswer {
+    const rule = this.firstRule(f);
+    if (rule) return rule;
+    const policies = this.site.firewall.policies;
+    for (const [from, to] of [
+      [f.from, f.to],
+      [f.from, "any"],
+      ["any", f.to],
+      ["any", "any"],
+    ]) {
+      const p = policies.find((x) => x.from === from && x.to === to);
+      if (p) return { verdict: p.action, by: `policy:${p.from}>${p.to}` };
+    }
+    if (f.from === f.to) return { verdict: "accept", by: "intra-zone" };
+    return { verdict: this.site.firewall.defaultAction, by: "default" };
+  }
+
+  private toRouter(f: OracleFlow): OracleAnswer {
+    const rule = this.firstRule(f);
+    if (rule) return rule;
+    const zone = this.site.zones.find((z) => z.name === f.from);
+    const mgmt = [...MANAGEMENT_PORTS, this.site.dataplane.metricsPort];
+    if (zone?.management && f.proto === "tcp" && f.port !== undefined && mgmt.includes(f.port))
+      return { verdict: "accept", by: "management" };
+    for (const s of this.services(f.from)) {
+      const sp = SERVICE_PORTS[s];
+      if (f.proto === "icmp" ? sp.echo : f.port !== undefined && sp[f.proto].includes(f.port))
+        return { verdict: "accept", by: f.proto === "icmp" ? "service:ping" : `service:${f.proto}/${f.port}` };
+    }
+    return { verdict: "drop", by: "input-default" };
+  }
+}
+
+function isUla(addr: string): boolean {
+  return within("fc00::/7", addr);
+}

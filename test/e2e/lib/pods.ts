@@ -1,0 +1,215 @@
+/**
+ * The router's own daemons, run the way the node runs them:
+ * - the data-plane loader like its Talos extension service: the ExtensionServiceConfig files at their mount
+ *   paths, a bpffs of its own at /sys/fs/bpf, its state directory, per the extension's service spec;
+ * - every DaemonSet of the render like its pod: each container's command and environment in the router's
+ *   network namespace (hostNetwork), in a mount namespace of its own holding the pod's volumes (ConfigMap files,
+ *   hostPath state that survives restarts, emptyDirs). Nothing of the host's filesystem is changed (missing
+ *   mount points come from overlays). A stack that adds DaemonSets to the render gets them run here as they are.
+ */
+import { withoutNftQueue } from "../../helpers/nft-queue";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parse } from "yaml";
+import { q } from "../../../components/images";
+import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
+import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
+import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
+import type { Daemon, Shell } from "./exec";
+import type { HostConfig, PodSpec } from "./rendered";
+
+export const ROOT = join(__dirname, "../../..");
+export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
+const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
+
+/**
+ * Files of a Talos node that services mount. resolv.conf: with host DNS on (the rendered ResolverConfig),
+ * Talos points the node's resolver at its host DNS on 127.0.0.53; nothing answers DNS there in the appliance.
+ */
+const NODE_FILES: Record<string, string> = {
+  "/etc/resolv.conf": "nameserver 127.0.0.53\n",
+};
+
+interface ServiceSpec {
+  container: {
+    entrypoint: string;
+    args: string[];
+    mounts: { source: string; destination: string; options?: string[] }[];
+  };
+}
+
+function sanitize(s: string): string {
+  return s.replace(/[^a-z0-9-]/gi, "-");
+}
+
+export class RouterPods {
+  loader?: Daemon;
+  /** Running pods by DaemonSet name (a restarted pod replaces its entry). */
+  readonly running = new Map<string, Daemon>();
+
+  constructor(
+    private readonly shell: Shell,
+    private readonly router: string,
+    private readonly host: HostConfig,
+    readonly specs: PodSpec[],
+    private readonly configMaps: Map<string, Map<string, string>>,
+  ) {}
+
+  /** Runs `argv` in the router's network namespace and a mount namespace prepared by `mounts`. */
+  private startInRouter(name: string, mounts: string[], argv: string[], env: Record<string, string> = {}): Daemon {
+    const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const script = ["set -e", ...mounts, `exec env ${[...envArgs, ...argv].map(q).join(" ")}`].join("\n");
+    // `ip netns exec` gives every process a mount namespace of its own with the namespace's /sys.
+    return this.shell.daemon(name, this.router, ["sh", "-c", script]);
+  }
+
+  /** Shell lines that make `path` usable as a mount point without touching the host's filesystem. */
+  private mountPoint(path: string, scratch: string, overlaid: Set<string>): string[] {
+    if (existsSync(path)) return [];
+    let anc = dirname(path);
+    while (!existsSync(anc)) anc = dirname(anc);
+    const lines: string[] = [];
+    if (!overlaid.has(anc)) {
+      overlaid.add(anc);
+      const up = join(scratch, "overlay", sanitize(anc), "upper");
+      const wk = join(scratch, "overlay", sanitize(anc), "work");
+      mkdirSync(up, { recursive: true });
+      mkdirSync(wk, { recursive: true });
+      lines.push(`mount -t overlay overlay -o lowerdir=${anc},upperdir=${up},workdir=${wk} ${anc}`);
+    }
+    lines.push(`mkdir -p ${q(path)}`);
+    return lines;
+  }
+
+  /** A file of the node (see NODE_FILES), written on first use. */
+  private nodeFile(path: string): string {
+    const p = join(this.shell.work, "node", path);
+    if (!existsSync(p)) {
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, NODE_FILES[path]);
+    }
+    return p;
+  }
+
+  /** Host paths of the node (hostPath volumes, the extension's state) live here. */
+  hostPath(path: string): string {
+    const p = join(this.shell.work, "node", path);
+    mkdirSync(p, { recursive: true });
+    return p;
+  }
+
+  private extensionSpec(): ServiceSpec {
+    if (existsSync(EXTENSION_SPEC)) return parse(readFileSync(EXTENSION_SPEC, "utf8")) as ServiceSpec;
+    return {
+      container: {
+        entrypoint: "/usr/bin/router-dataplane",
+        args: ["--config", CONFIG_PATH],
+        mounts: [
+          { source: "/sys/fs/bpf", destination: "/sys/fs/bpf" },
+          { source: STATE_DIR, destination: STATE_DIR },
+        ],
+      },
+    };
+  }
+
+  /**
+   * The data-plane loader as the Talos extension service runs it, with the ExtensionServiceConfig files (or
+   * `replace`'s content for some of them: another render of the same site's files).
+   */
+  startLoader(replace: Map<string, string> = new Map()): Daemon {
+    const rendered = this.host.extensionFiles.get(EXTENSION_NAME);
+    if (!rendered) throw new Error(`no ExtensionServiceConfig ${EXTENSION_NAME} in the machine configuration`);
+    // This kernel has no nft queue expression: the IDS queue's bypass verdicts load as accept (nft-queue.ts).
+    const files = new Map(
+      [...rendered].map(([p, c]) => [
+        p,
+        p.endsWith(".nft") ? withoutNftQueue(replace.get(p) ?? c) : (replace.get(p) ?? c),
+      ]),
+    );
+    const scratch = join(this.shell.work, "ext");
+    const root = join(scratch, "files");
+    for (const [path, content] of files) {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), content);
+    }
+    const spec = this.extensionSpec();
+    const overlaid = new Set<string>();
+    const mounts: string[] = [];
+    for (const m of spec.container.mounts) {
+      const ro = (m.options ?? []).includes("ro") ? "-o ro " : "";
+      if (m.destination === "/sys/fs/bpf") mounts.push("mount -t bpf bpf /sys/fs/bpf");
+      else if (NODE_FILES[m.source] !== undefined)
+        mounts.push(`mount --bind ${ro}${q(this.nodeFile(m.source))} ${q(m.destination)}`);
+      else {
+        mounts.push(...this.mountPoint(m.destination, scratch, overlaid));
+        mounts.push(`mount --bind ${ro}${q(this.hostPath(m.source))} ${q(m.destination)}`);
+      }
+    }
+    // Talos mounts each configuration file read-only at its path.
+    for (const path of files.keys()) {
+      mounts.push(...this.mountPoint(dirname(path), scratch, overlaid));
+      mounts.push(`touch ${q(path)}`, `mount --bind -o ro ${q(join(root, path))} ${q(path)}`);
+    }
+    this.loader = this.startInRouter("router-dataplane", mounts, [LOADER, ...spec.container.args]);
+    return this.loader;
+  }
+
+  /** Starts every pod of the render. */
+  startAll(): void {
+    for (const pod of this.specs) this.start(pod);
+  }
+
+  /** Starts (or restarts) one pod. */
+  start(pod: PodSpec): Daemon {
+    const scratch = join(this.shell.work, "pods", pod.name);
+    const overlaid = new Set<string>();
+    const mounts: string[] = [];
+    pod.volumes.forEach((v, i) => {
+      let src: string;
+      if (v.source.kind === "configMap") {
+        src = join(scratch, `config-${i}`);
+        mkdirSync(src, { recursive: true });
+        for (const item of v.source.items) {
+          const content = this.configMaps.get(v.source.name)?.get(item.key);
+          if (content === undefined)
+            throw new Error(`pod ${pod.name}: ConfigMap ${v.source.name} has no key ${item.key}`);
+          writeFileSync(join(src, item.path), content);
+        }
+      } else if (v.source.kind === "hostPath") src = this.hostPath(v.source.path);
+      else {
+        src = join(scratch, `empty-${i}`);
+        rmSync(src, { recursive: true, force: true });
+        mkdirSync(src, { recursive: true });
+      }
+      mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
+      mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
+    });
+    const d = this.startInRouter(pod.name, mounts, pod.command, {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      ...pod.env,
+    });
+    this.running.set(pod.name, d);
+    return d;
+  }
+
+  /** A pod of the render by its DaemonSet name. */
+  spec(name: string): PodSpec {
+    const p = this.specs.find((x) => x.name === name);
+    if (!p) throw new Error(`no pod ${name} in the render`);
+    return p;
+  }
+
+  /** The running pod of a DaemonSet. */
+  pod(name: string): Daemon {
+    const d = this.running.get(name);
+    if (!d) throw new Error(`pod ${name} is not running`);
+    return d;
+  }
+}
+
+/** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
+ * kubelet, etcd (components/talos-node/firewall.ts names them). */
+export function standInPorts(): { tcp: number[]; udp: number[] } {
+  const etcd = ETCD_PORTS.split("-").map(Number);
+  return { tcp: [53, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: [53] };
+}
