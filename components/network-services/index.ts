@@ -132,7 +132,7 @@ export class NetworkServices extends pulumi.ComponentResource {
       image: this.image,
       digest: this.digest,
       artifacts,
-      summary: renderServicesSummary(plan, daemons),
+      summary: renderServicesSummary(site, plan, daemons),
     });
   }
 }
