@@ -69,3 +69,18 @@ export function knownNames(s: PartialSite, key: "links" | "segments" | "zones"):
   for (const d of droppedElements(s, key)) if (typeof d.name === "string") names.add(d.name);
   return names;
 }
+
+/**
+ * The names of a top-level list's elements with their config indices: a parsed element's, or the name text an
+ * element that failed to parse was given — so a duplicate name is reported even when its twin is broken.
+ */
+export function allNames(s: PartialSite, key: "links" | "segments" | "zones"): Indexed<{ name: string }>[] {
+  const parsed = new Map((s[key] ?? []).map((x) => [x.index, x.value.name]));
+  const raw = s.raw[key];
+  if (!Array.isArray(raw)) return [...parsed].map(([index, name]) => ({ index, value: { name } }));
+  return raw.flatMap((x: unknown, index) => {
+    const name =
+      parsed.get(index) ?? (x !== null && typeof x === "object" ? (x as Record<string, unknown>).name : undefined);
+    return typeof name === "string" ? [{ index, value: { name } }] : [];
+  });
+}

@@ -6,7 +6,7 @@
 import type { Segment } from "./schema";
 import { configPath, type SiteIssue } from "./issues";
 import { contains, nthAddress, overlaps, toBigInt } from "./ip";
-import { droppedElements, isIncomplete, knownNames, type Indexed, type PartialSite } from "./partial";
+import { allNames, droppedElements, isIncomplete, knownNames, type Indexed, type PartialSite } from "./partial";
 import { indexed } from "./salvage";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName } from "./plan";
 import { zoneSides, type ZoneSides } from "./zones";
@@ -226,7 +226,7 @@ function checkIpv6Gateway(value: Segment, at: At, out: Issues): void {
 
 export function checkSegments(s: PartialSite, out: Issues): void {
   if (!s.segments) return;
-  for (const [name, idx] of dupes(s.segments, (x) => x.name))
+  for (const [name, idx] of dupes(allNames(s, "segments"), (x) => x.name))
     for (const i of idx.slice(1))
       out.push({
         path: configPath("segments", [i, "name"]),

@@ -12,7 +12,7 @@ import { validatePolicy } from "./validate-policy";
 import { checkOverlaps, checkSegments, dupes } from "./validate-segments";
 import { validateObservability } from "./validate-observability";
 import { validateIds } from "./validate-ids";
-import { droppedElements, isIncomplete, knownNames, type PartialSite } from "./partial";
+import { allNames, droppedElements, isIncomplete, knownNames, type PartialSite } from "./partial";
 import { indexed } from "./salvage";
 import { segmentGateway4, segmentGateway6, wanZone } from "./plan";
 import { zoneSides } from "./zones";
@@ -123,7 +123,7 @@ function checkLinks(s: PartialSite, out: Issues): void {
   if (!s.links) return;
   const links = s.links;
   const aliases = nicAliases(s);
-  for (const [name, idx] of dupes(links, (l) => l.name))
+  for (const [name, idx] of dupes(allNames(s, "links"), (l) => l.name))
     for (const i of idx.slice(1))
       out.push({
         path: configPath("links", [i, "name"]),
@@ -185,7 +185,7 @@ function checkLinks(s: PartialSite, out: Issues): void {
 
 function checkZones(s: PartialSite, out: Issues): void {
   if (!s.zones) return;
-  for (const [name, idx] of dupes(s.zones, (z) => z.name))
+  for (const [name, idx] of dupes(allNames(s, "zones"), (z) => z.name))
     for (const i of idx.slice(1))
       out.push({
         path: configPath("zones", [i, "name"]),

@@ -912,6 +912,20 @@ describe("reporting", () => {
     );
   });
 
+  it("finds a duplicate name whose twin is broken: the name is there to see even where the element fails", () => {
+    const raw = devWith(`segments[${IOT}].vlan`, 0);
+    type Named = { name: string } & Record<string, unknown>;
+    const lists = raw as unknown as { segments: Named[]; links: Named[]; zones: Named[] };
+    setAt(raw, `segments[${SERVERS}].name`, lists.segments[IOT].name);
+    lists.links.push({ ...structuredClone(lists.links[0]), mtu: "big" });
+    lists.zones.push({ name: lists.zones[0].name, management: "yes" });
+    const r = parseSite(raw);
+    expectIssue(r, `router:segments[${IOT}].vlan`, "is outside 1–4094");
+    expectIssue(r, `router:segments[${SERVERS}].name`, `duplicate segment name "${lists.segments[IOT].name}"`);
+    expectIssue(r, `router:links[${lists.links.length - 1}].name`, `duplicate link "${lists.links[0].name}"`);
+    expectIssue(r, `router:zones[${lists.zones.length - 1}].name`, `duplicate zone "${lists.zones[0].name}"`);
+  });
+
   it("keeps checking the elements of a list that parsed when another element is broken", () => {
     // The iot segment does not parse; the duplicate VLAN between mgmt and servers must still be found.
     const raw = devWith(`segments[${IOT}].vlan`, 0);
