@@ -797,3 +797,111 @@ describe("the program on valid sites", () => {
     expect(failures).toEqual([]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Several mistakes at once: one run reports every one of them.
+
+/** The element or top-level key a path is in: `router:segments[2]` for `router:segments[2].ipv4.cidr`. */
+function rootOf(path: string): string {
+  const m = /^router:[A-Za-z]+(\[\d+\])?/.exec(path);
+  return m ? m[0] : path;
+}
+
+/** Every string and number inside a value (numbers as text). */
+function stringsIn(v: unknown): string[] {
+  if (typeof v === "string") return [v];
+  if (typeof v === "number") return [String(v)];
+  if (v !== null && typeof v === "object") return Object.values(v).flatMap(stringsIn);
+  return [];
+}
+
+/**
+ * What a mistake touches: the names and values (of zones, links, segments, VLAN ids, subnets, …) it changed,
+ * before and after, and every value of each list element it changed (its name, subnet, VLAN). Two mistakes that
+ * touch no common value cannot change what the other means (a segment that names a renamed link, a WAN put into
+ * the zone another mistake made the WAN's, a copy of the segment another mistake broke).
+ */
+function touched(before: unknown, after: unknown, element?: unknown): Set<string> {
+  const out = new Set<string>();
+  const walk = (a: unknown, b: unknown, el: unknown) => {
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    const objects = a !== null && b !== null && typeof a === "object" && typeof b === "object";
+    if (!objects) {
+      for (const x of [...stringsIn(a), ...stringsIn(b), ...stringsIn(el)]) out.add(x);
+      return;
+    }
+    const ra = a as Record<string, unknown>;
+    const rb = b as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)]))
+      walk(ra[k], rb[k], Array.isArray(a) ? (ra[k] ?? rb[k]) : el);
+  };
+  walk(before, after, element);
+  return out;
+}
+
+/**
+ * The shared sides a mistake touches: the NICs, the segments, and the management side: the management address is checked against the management segments,
+ * which are those of the management zones; a mistake in any of them changes what the others mean.
+ */
+function managementRole(raw: RawSite, a: Applied): string[] {
+  const s = view(raw);
+  const mgmt = managementZones(s);
+  const el = /^router:(segments|zones)\[(\d+)\]/.exec(a.changed);
+  const touches =
+    a.changed.startsWith("router:node.managementAddress") ||
+    rootOf(a.changed) === "router:zones" ||
+    rootOf(a.changed) === "router:segments" ||
+    (el?.[1] === "segments" && mgmt.includes(s.segments[Number(el[2])]?.zone ?? "")) ||
+    (el?.[1] === "zones" && mgmt.includes(s.zones[Number(el[2])]?.name ?? ""));
+  // The NICs: a bond's members and the links' names are checked against the node's NIC aliases.
+  const nics = /^router:node(\.nics|$)/.test(a.changed) || /bond|^router:links\[\d+\]\.name$/.test(a.changed);
+  // The segments: the cluster's pod and service networks are checked against every segment's subnet, and a new
+  // trunk (a bond) makes every segment that names no link ambiguous.
+  const subnets = /^router:(cluster|segments)\b/.test(a.changed) || /bond/.test(a.changed);
+  return [...(touches ? ["@management"] : []), ...(nics ? ["@nics"] : []), ...(subnets ? ["@segments"] : [])];
+}
+
+describe("a valid site with 2–5 independent mistakes", () => {
+  it("is rejected with every one of them reported in the same run", () => {
+    fc.assert(
+      fc.property(
+        validRawSite,
+        fc.uniqueArray(fc.nat(MUTATIONS.length - 1), { minLength: 2, maxLength: 5 }),
+        fc.array(fc.nat(1_000_000), { minLength: 5, maxLength: 5 }),
+        (raw, kinds, picks) => {
+          const ms = kinds.map((k) => MUTATIONS[k]);
+          // Alone, each mistake is reported where it was made (the catalogue's own property)...
+          const solos = ms.map((m, i) => broken(raw, m, picks[i]));
+          const solo = solos.map((x) => x.applied);
+          const names = solos.map((x) => new Set([...touched(raw, x.raw), ...managementRole(raw, x.applied)]));
+          // ...and the mistakes are independent: each in an element or key of its own, none inside another's.
+          const apart = (a: Applied, b: Applied) =>
+            [a.changed, a.at].every((p) => !atOrAbove(rootOf(p), b.changed) && !atOrAbove(rootOf(b.changed), p));
+          fc.pre(solo.every((a, i) => solo.every((b, j) => i === j || apart(a, b))));
+          fc.pre(names.every((a, i) => names.every((b, j) => i === j || ![...a].some((x) => b.has(x)))));
+          const bad = structuredClone(raw);
+          // One mistake that cannot be made after another (the node it edits was removed) is not independent.
+          let applied: Applied[];
+          try {
+            applied = ms.map((m, i) => m.apply(view(bad), picks[i]));
+          } catch {
+            return fc.pre(false);
+          }
+          fc.pre(applied.every((a, i) => a.changed === solo[i].changed && a.at === solo[i].at));
+          const r = parseSite(bad);
+          if (r.ok) return expect.fail("the broken site parsed");
+          const missing = applied
+            .map((a, i) => ({ a, kind: ms[i].kind }))
+            // At its own key; its message may differ where another mistake changed what it means (a link renamed
+            // under a segment that named it is an unknown link, no longer a WAN link).
+            .filter(({ a }) => !r.issues.some((x) => x.path === a.at));
+          if (missing.length)
+            return expect.fail(
+              `not reported: ${missing.map(({ a, kind }) => `${kind} at ${a.at} (${a.message})`).join("; ")}\nthe issues were:\n${formatIssues(r.issues)}`,
+            );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
