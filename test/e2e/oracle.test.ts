@@ -109,8 +109,7 @@ function handSite(): Site {
         ],
       },
     };
-    // the IDS names segments of the dev site; this site has its own
-    raw.ids = undefined;
+    raw.ids = undefined; // the dev site's IDS names its own segments; the zone policy is what the oracle models
   });
   const r = parseSite(rawSiteConfig(cfg.values));
   if (!r.ok) throw new Error(JSON.stringify(r.issues, null, 1));
