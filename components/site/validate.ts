@@ -10,6 +10,7 @@ import { contains, familyOf, nthAddress, parsePrefix } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
 import { checkOverlaps, checkSegments, dupes } from "./validate-segments";
+import { validateDns } from "./validate-dns";
 import { validateObservability } from "./validate-observability";
 import { validateIds } from "./validate-ids";
 import { allNames, droppedElements, isIncomplete, knownNames, type PartialSite } from "./partial";
@@ -453,6 +454,7 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkRegistry(s, out);
   checkBootClock(s, out);
   out.push(...validatePolicy(s));
+  out.push(...validateDns(s));
   out.push(...validateObservability(s));
   out.push(...validateIds(s));
   return out;

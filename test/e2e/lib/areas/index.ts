@@ -10,7 +10,19 @@ import { dataplane } from "./dataplane";
 import { exposure } from "./exposure";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
+import { observability } from "./observability";
 import { policy } from "./policy";
 import { services } from "./services";
 
-export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, multiWan, crowd];
+export const AREAS: Area[] = [
+  boot,
+  addresses,
+  policy,
+  nat,
+  exposure,
+  dataplane,
+  services,
+  observability,
+  multiWan,
+  crowd,
+];
