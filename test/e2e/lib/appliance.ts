@@ -12,7 +12,7 @@ import { Clients, planHosts, type Host } from "./clients";
 import { DhcpClients } from "./dhcp-clients";
 import { Shell, sh, type Daemon, type RunOptions, type RunResult } from "./exec";
 import { cleanupLeftovers, deleteNamespace } from "./namespaces";
-import { LOADER, ROOT, RouterPods, standInPorts } from "./pods";
+import { LOADER, ROOT, RouterPods, networkServicePod, standInPorts } from "./pods";
 import { hostConfig, servicePods, type HostConfig, type RenderedSite } from "./rendered";
 import { TalosBoot } from "./talos";
 import { Topology, type WanSide } from "./topology";
@@ -87,6 +87,8 @@ export interface ApplianceOptions {
    * WAN leases) and every host exists with its static addresses and servers, before the data-plane loader.
    */
   beforeLoader?: ((app: Appliance) => void | Promise<void>)[];
+  /** Which of the render's pods run (default: the network services'). */
+  pods?: (name: string) => boolean;
 }
 
 export class Appliance {
@@ -198,7 +200,7 @@ export class Appliance {
       await this.topology.waitWan6();
       this.talos.firewall();
       this.topology.ispRoutes(this.wans[0]);
-      this.pods.startAll();
+      this.pods.startAll(this.opts.pods ?? networkServicePod);
       await this.clients.start();
     } catch (e) {
       const logs = this.daemons

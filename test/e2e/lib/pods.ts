@@ -154,9 +154,9 @@ export class RouterPods {
     return this.loader;
   }
 
-  /** Starts every pod of the render. */
-  startAll(): void {
-    for (const pod of this.specs) this.start(pod);
+  /** Starts the pods of the render `wanted` names (by DaemonSet, or DaemonSet-container). */
+  startAll(wanted: (name: string) => boolean): void {
+    for (const pod of this.specs) if (wanted(pod.name)) this.start(pod);
   }
 
   /** Starts (or restarts) one pod. */
@@ -169,8 +169,10 @@ export class RouterPods {
       if (v.source.kind === "configMap") {
         src = join(scratch, `config-${i}`);
         mkdirSync(src, { recursive: true });
-        for (const item of v.source.items) {
-          const content = this.configMaps.get(v.source.name)?.get(item.key);
+        const cm = this.configMaps.get(v.source.name);
+        const items = v.source.items ?? [...(cm?.keys() ?? [])].map((key) => ({ key, path: key }));
+        for (const item of items) {
+          const content = cm?.get(item.key);
           if (content === undefined)
             throw new Error(`pod ${pod.name}: ConfigMap ${v.source.name} has no key ${item.key}`);
           writeFileSync(join(src, item.path), content);
@@ -205,6 +207,14 @@ export class RouterPods {
     if (!d) throw new Error(`pod ${name} is not running`);
     return d;
   }
+}
+
+/**
+ * The network services' pods (components/network-services): what every area needs, since the clients take their
+ * addresses from them. Other stacks' pods run when an area asks for them (Area.pods).
+ */
+export function networkServicePod(name: string): boolean {
+  return /^(kea-dhcp[46]|radvd|chrony|avahi-.+)$/.test(name);
 }
 
 /** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,

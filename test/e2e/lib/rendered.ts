@@ -133,7 +133,7 @@ export interface PodVolume {
   mountPath: string;
   readOnly: boolean;
   source:
-    | { kind: "configMap"; name: string; items: { key: string; path: string }[] }
+    | { kind: "configMap"; name: string; items?: { key: string; path: string }[] }
     | { kind: "hostPath"; path: string }
     | { kind: "emptyDir" };
 }
@@ -180,7 +180,8 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
             ? {
                 kind: "configMap",
                 name: String((v.configMap as Doc).name),
-                items: (v.configMap as Doc).items as { key: string; path: string }[],
+                // without items, every key of the ConfigMap becomes a file of its name
+                items: (v.configMap as Doc).items as { key: string; path: string }[] | undefined,
               }
             : v.hostPath
               ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }

@@ -12,6 +12,7 @@ import type { Site } from "../../../components/site/schema";
 import { devStack } from "../../helpers/stacks";
 import { tier } from "../../helpers/tier";
 import { APPLIANCE_COMMANDS, Appliance, LOADER, ensureLoader } from "./appliance";
+import { networkServicePod } from "./pods";
 import { AREAS } from "./areas";
 import { renderSite } from "./rendered";
 
@@ -54,6 +55,8 @@ export interface Area {
   appliesTo?(site: Site, plan: SitePlan): boolean;
   /** Ports its probes need answered (every client and the internet host serve them). */
   ports?(site: Site, plan: SitePlan): Partial<Ports>;
+  /** The render's pods its tests need running (by DaemonSet name), besides the network services'. */
+  pods?(name: string): boolean;
   /** Set-up or observations of its own once the node is up as Talos brings it up, before the data-plane loader. */
   beforeLoader?(app: Appliance): void | Promise<void>;
   /** Registers its tests; the site decides which apply. */
@@ -105,6 +108,7 @@ export function describeAppliance(opts: SuiteOptions): void {
         rendered,
         ports: areaPorts(rendered.site, rendered.plan),
         beforeLoader: AREAS.flatMap((a) => (a.beforeLoader ? [(x: Appliance) => a.beforeLoader!(x)] : [])),
+        pods: (name) => networkServicePod(name) || AREAS.some((a) => a.pods?.(name)),
       });
       await app.start();
       running = app;
