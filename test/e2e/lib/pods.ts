@@ -11,7 +11,7 @@
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
  *   as they are.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
@@ -189,6 +189,8 @@ export class RouterPods {
         src = join(scratch, `empty-${i}`);
         rmSync(src, { recursive: true, force: true });
         mkdirSync(src, { recursive: true });
+        // the kubelet makes an emptyDir world-writable (pkg/volume/emptydir/empty_dir.go: perm 0777)
+        chmodSync(src, 0o777);
       }
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
