@@ -11,6 +11,7 @@ import { exposure } from "./exposure";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { policy } from "./policy";
+import { privileges } from "./privileges";
 import { services } from "./services";
 
-export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, multiWan, crowd];
+export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, privileges, multiWan, crowd];
