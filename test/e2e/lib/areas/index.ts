@@ -13,5 +13,18 @@ import { nat } from "./nat";
 import { policy } from "./policy";
 import { privileges } from "./privileges";
 import { services } from "./services";
+import { upstream } from "./upstream";
 
-export const AREAS: Area[] = [boot, addresses, policy, nat, exposure, dataplane, services, privileges, multiWan, crowd];
+export const AREAS: Area[] = [
+  boot,
+  addresses,
+  policy,
+  nat,
+  exposure,
+  dataplane,
+  services,
+  privileges,
+  multiWan,
+  crowd,
+  upstream,
+];
