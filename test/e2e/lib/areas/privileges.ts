@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { renderRadvd } from "../../../../components/network-services/config";
 import { sleep, waitFor } from "../../../helpers/wait";
+import type { Appliance } from "../appliance";
 import type { Area } from "../suite";
 
 /** Capability numbers by name (without CAP_), from the kernel's UAPI header. */
@@ -40,6 +41,18 @@ function privilegesOf(pid: number, numbers: Map<string, number>) {
     ambient: decode(field("CapAmb"), numbers),
     noNewPrivs: field("NoNewPrivs") === "1",
   };
+}
+
+/** Restarts a pod with one capability of its rendered set removed; the pod's spec and the weakened daemon. */
+async function startWithout(app: Appliance, name: string, capability: string) {
+  const spec = app.pods.spec(name);
+  expect(spec.capabilities).toContain(capability);
+  await app.pods.pod(name).stop();
+  const weak = app.pods.start(
+    spec,
+    spec.capabilities.filter((c) => c !== capability),
+  );
+  return { spec, weak };
 }
 
 export const privileges: Area = {
@@ -83,13 +96,7 @@ export const privileges: Area = {
     if (dhcp.length)
       it("Kea DHCPv4 started without NET_RAW (less than it renders) answers no client; with its rendered set the same client gets a lease", async () => {
         const app = ctx.app;
-        const spec = app.pods.spec("kea-dhcp4");
-        expect(spec.capabilities).toContain("NET_RAW");
-        await app.pods.pod("kea-dhcp4").stop();
-        const weak = app.pods.start(
-          spec,
-          spec.capabilities.filter((c) => c !== "NET_RAW"),
-        );
+        const { spec, weak } = await startWithout(app, "kea-dhcp4", "NET_RAW");
         try {
           const host = app.addHost(dhcp[0].name, "nocap", 0x60);
           app.dhcp.start4(host.ns, "eth0");
@@ -116,13 +123,7 @@ export const privileges: Area = {
     if (renderRadvd(ctx.site, ctx.plan))
       it("radvd started without NET_RAW (less than it renders) exits on its ICMPv6 socket; with its rendered set it runs", async () => {
         const app = ctx.app;
-        const spec = app.pods.spec("radvd");
-        expect(spec.capabilities).toContain("NET_RAW");
-        await app.pods.pod("radvd").stop();
-        const weak = app.pods.start(
-          spec,
-          spec.capabilities.filter((c) => c !== "NET_RAW"),
-        );
+        const { spec, weak } = await startWithout(app, "radvd", "NET_RAW");
         try {
           await waitFor("radvd without NET_RAW to exit", () => weak.exited, 10_000, 20);
           expect(weak.log()).toMatch(/Operation not permitted/);

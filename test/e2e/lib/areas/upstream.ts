@@ -122,9 +122,17 @@ export const upstream: Area = {
       }
       expect(got).toEqual(want);
       // what let the box's replies in: the guard's upstream entries for the WAN, learned from the lease
-      expect(app.pods.loader!.log()).toMatch(/bogon sources let through from its upstream: .*192\.168\.1\.0\/24/);
+      // (its log line may follow the table update by a moment)
+      await waitFor(
+        "the loader's log of the box's subnet and gateway",
+        () =>
+          /bogon sources let through from its upstream: 192\.168\.1\.0\/24, 192\.168\.1\.1\/32/.test(
+            app.pods.loader!.log(),
+          ),
+        10_000,
+      );
       const m = await metrics(app);
-      expect(m.get(`router_dataplane_upstream_prefixes{interface="${link}",family="ipv4"}`)).toBeGreaterThanOrEqual(1);
+      expect(m.get(`router_dataplane_upstream_prefixes{interface="${link}",family="ipv4"}`)).toBe(2);
     });
   },
 };
