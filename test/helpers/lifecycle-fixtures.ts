@@ -9,14 +9,20 @@ import { renderDataplaneHost } from "../../components/dataplane/host";
 import { renderRuleset } from "../../components/dataplane/nftables";
 import { dataplaneHealth } from "../../components/talos-node/health";
 import { diskSelector, renderCel, renderJq } from "../../components/talos-node/disk-selector";
+import { randomBytes } from "node:crypto";
 import type { HealthChecks, InstallIdentity, NodeTarget } from "../../components/talos-node/scripts";
 import type { Disk, Identity, NodeOptions } from "./fake-node";
 import { devSite, type Raw } from "./dev-site";
 import { fixtureSecrets } from "./talos-fixtures";
 
+/**
+ * Canary secrets, fresh in every test process: a scan for a leaked secret must not find the literal in a source
+ * file or in a test runner's transform cache of one.
+ */
 export const CANARY = {
-  registry: "canary-registry-password-5e1f",
-  adminKey: "canary-admin-key-0c7d",
+  registry: `canary-registry-password-${randomBytes(6).toString("hex")}`,
+  adminKey: `canary-admin-key-${randomBytes(6).toString("hex")}`,
+  kubeconfigKey: `canary-kubeconfig-client-key-${randomBytes(6).toString("hex")}`,
 };
 
 export const target: NodeTarget = { address: "10.10.0.1", maintenanceAddress: "192.168.1.150", healthTimeout: 5 };

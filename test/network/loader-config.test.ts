@@ -133,7 +133,11 @@ describe("the loader configuration", () => {
   });
 
   it("leaves the WAN unguarded only when the site turns the data plane off", () => {
-    const off = devSite((raw) => (raw.dataplane.enabled = false));
+    const off = devSite((raw) => {
+      raw.dataplane.enabled = false;
+      // the IDS's XDP blocking needs the data plane: a site without it turns blocking off too (validated)
+      raw.ids.block = { ...raw.ids.block, enabled: false };
+    });
     const c = sections(renderLoaderConfig(off.site, off.plan).files.get(CONFIG_PATH)!);
     expect(c.has("interface wan0")).toBe(false);
     expect(c.has("interface lan0.10")).toBe(true);

@@ -132,7 +132,10 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
     expect(first.stderr).toMatch(/every network service rolled out/);
     // Two more chrony changes: the first configuration is neither current nor previous afterwards.
     const chronyCms: string[] = [];
-    for (const servers of [["ntp1.example"], ["ntp2.example"]]) {
+    for (const servers of [
+      ["162.159.200.1", "ntp1.example"],
+      ["162.159.200.1", "ntp2.example"],
+    ]) {
       const v = site((raw) => (raw.ntp = { ...(raw.ntp ?? {}), servers }));
       await c.apply(v.objects(IMAGE));
       const run = await c.gate(v.gate);

@@ -20,7 +20,7 @@ const CANARIES = [
   CANARY.adminKey,
   // The talosconfig carries its keys base64-encoded, and so might a leaked copy.
   /key: (\S+)/.exec(TALOSCONFIG)![1],
-  "kubeconfig-canary-client-key",
+  CANARY.kubeconfigKey,
 ];
 
 let node: FakeNode | undefined;
@@ -81,7 +81,7 @@ async function killAt(
       installed,
       bootstrapped: installed,
       savedConfig: installed ? base.config : undefined,
-      kubeconfig: "apiVersion: v1\nkind: Config\nusers:\n- user:\n    client-key-data: kubeconfig-canary-client-key\n",
+      kubeconfig: `apiVersion: v1\nkind: Config\nusers:\n- user:\n    client-key-data: ${CANARY.kubeconfigKey}\n`,
     }),
   );
   const since = Date.now() - 1000;

@@ -22,7 +22,7 @@ afterEach(async () => {
 async function tryChange(
   tryTimeout: number,
   faults: Faults,
-  opts: { checks?: typeof changed.checks; config?: string; savedConfig?: string } = {},
+  opts: { checks?: typeof changed.checks; config?: string; savedConfig?: string; retryMs?: number } = {},
 ): Promise<{ run: ScriptRun; state: NodeState }> {
   node = await FakeNode.start(
     nodeOptions({ installed: true, bootstrapped: true, savedConfig: opts.savedConfig ?? base.config }),
@@ -30,7 +30,7 @@ async function tryChange(
   await node.fault(faults);
   const run = await node.run(applyTryScript(target, tryTimeout, opts.checks ?? changed.checks), {
     stdin: opts.config ?? changed.config,
-    env,
+    env: opts.retryMs === undefined ? env : { ...env, ROUTER_RETRY_MS: String(opts.retryMs) },
   });
   return { run, state: await node.state() };
 }
@@ -70,7 +70,9 @@ describe("the try window", () => {
 
   it("a reboot inside the window is detected by the running configuration's digest, not confirmed", async () => {
     // Without the data-plane check every other check passes on the rebooted (old) node: only the digest catches it.
-    const r = await tryChange(8, { rebootAfterTryMs: 200 }, { checks: {} });
+    // The node reboots as soon as it has answered the try (how fast the checks run cannot race it), is back on the
+    // old configuration within the fake's reboot time, and the checks retry until it answers.
+    const r = await tryChange(8, { rebootAfterTryMs: 0 }, { checks: {}, retryMs: 200 });
     expectNotConfirmed(r);
     expect(r.state.reboots).toBe(1);
     expect(r.run.stderr).toMatch(
@@ -79,7 +81,7 @@ describe("the try window", () => {
   });
 
   it("a reboot inside the window also shows in the loader's ruleset digest", async () => {
-    const r = await tryChange(8, { rebootAfterTryMs: 200 });
+    const r = await tryChange(8, { rebootAfterTryMs: 0 }, { retryMs: 200 });
     expectNotConfirmed(r);
     expect(r.run.stderr).toMatch(/loader: ruleset [0-9a-f]{64} is not the rendered one/);
   });

@@ -277,6 +277,22 @@ function drawForwards(d: Draw, segs: SegmentDraw[], wans: Raw[], nat66: boolean)
   return out;
 }
 
+/**
+ * The IDS section: the dev site's settings (rules, thresholds, blocking) over this site's own segments, with the
+ * IPS inline from the WAN zone to one populated zone, so the ruleset's IPS queue chain is in every generated site.
+ */
+function drawIds(d: Draw, dev: Raw, segs: readonly SegmentDraw[], populated: readonly string[]): Raw {
+  const ips = dev.ips as Raw;
+  return {
+    ...dev,
+    segments: d.some(
+      segs.map((s) => s.name),
+      d.int(1, Math.min(2, segs.length)),
+    ),
+    ips: { ...ips, pairs: [{ from: "wan", to: d.pick(populated) }] },
+  };
+}
+
 /** A random valid site for the appliance. */
 export function generatedSite(seed: number): StackConfig {
   const d = new Draw(prng(seed));
@@ -309,6 +325,7 @@ export function generatedSite(seed: number): StackConfig {
     raw.dataplane = { blocklist: ["45.155.205.0/24", ...(d.chance(0.5) ? ["2a0e:fd45:2a0c::/48"] : [])] };
     raw.routes = undefined;
     raw.routing = undefined;
+    raw.ids = drawIds(d, raw.ids as Raw, segs, populated);
   });
   return { ...cfg, stack: `gen${seed}` };
 }

@@ -11,6 +11,7 @@
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
  *   as they are.
  */
+import { withoutNftQueue } from "../../helpers/nft-queue";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
@@ -18,7 +19,6 @@ import { q } from "../../../components/images";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
 import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
 import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
-import { withoutNftQueue } from "../../helpers/nft-queue";
 import type { Daemon, Shell } from "./exec";
 import type { HostConfig, PodSpec } from "./rendered";
 
