@@ -161,9 +161,8 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       command: ["/usr/local/bin/frr-start", `${CONFIG_DIR}/frr.conf`],
       // FRR's own privilege list, not our choice: zebra (zebra/main.c) and ospfd (ospfd/ospf_main.c) put
       // NET_ADMIN, NET_RAW, SYS_ADMIN (and ospfd NET_BIND_SERVICE) in their permitted set at start
-      // (lib/privs.c zprivs_caps_init) and exit with "initial cap_set_proc failed" when one is missing, although
-      // SYS_ADMIN serves only network-namespace VRFs, which the router does not configure. Measured with
-      // Debian's FRR 8.4; test/network/frr-privileges.test.ts fails once a release no longer asks for it.
+      // (lib/privs.c zprivs_caps_init) and exit with "initial cap_set_proc failed" when one is missing. Measured
+      // with Debian's FRR 8.4; test/network/frr-privileges.test.ts fails once a release no longer asks for it.
       capabilities: ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW", "SYS_ADMIN"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "1", memoryLimit: "256Mi" },
       liveness: ["vtysh", "-c", "show version"],
