@@ -69,15 +69,19 @@ export const upstream: Area = {
       const w = app.wans[0];
       const link = w.wan.name;
       const model = compilePolicy(app.site, app.plan);
-      // an inside client whose zone may open TCP 80 to the internet and to the box's address (its web UI)
+      // an inside client whose zone may open TCP 80 to the internet and to the box's address (its web UI); a site
+      // whose policy lets no zone do so is checked from the router alone
       const allowed = (src: string, zone: string, dst: string) =>
         evaluate(model, { from: zone, to: w.wan.zone, proto: "tcp", port: 80, src, dst }).verdict === "accept";
       const seg = app.plan.segments.find((s) => {
         const h = app.client(s.name);
         return h.addr4 && allowed(h.addr4, s.zone, INTERNET.server4) && allowed(h.addr4, s.zone, BOX);
       });
-      expect(seg, "a segment whose zone may open TCP 80 on the internet").toBeDefined();
-      const h = app.client(seg!.name);
+      const h = seg && app.client(seg.name);
+      if (!h)
+        console.log(
+          `${app.site.node.hostname}: no zone may open TCP 80 on the internet; the box is checked from the router`,
+        );
 
       await becomeBox(app);
       // the router's DHCP client releases and asks again: the box answers (a box swapped in at run time)
@@ -101,24 +105,33 @@ export const upstream: Area = {
       app.talos.firewall();
       // the guard stays on the WAN
       expect(app.shell.exec(app.router, ["ip", "link", "show", "dev", link]).stdout).toMatch(/prog\/xdp id \d+/);
-      const specs: ProbeSpec[] = [
-        { id: "internet", proto: "tcp", dst: INTERNET.server4, port: 80, src: h.addr4, timeoutMs: 2000 },
-        { id: "box", proto: "tcp", dst: BOX, port: 80, src: h.addr4, timeoutMs: 2000 },
-      ];
-      const seen = (r: Map<string, ProbeResult>) => ({
-        internet: { answerer: r.get("internet")!.answerer, peer: r.get("internet")!.peer },
-        box: { answerer: r.get("box")!.answerer, peer: r.get("box")!.peer },
-      });
-      // the internet sees the box's uplink (double NAT); the box sees the router's lease
+      const specs: ProbeSpec[] = h
+        ? [
+            { id: "internet", proto: "tcp", dst: INTERNET.server4, port: 80, src: h.addr4, timeoutMs: 2000 },
+            { id: "box", proto: "tcp", dst: BOX, port: 80, src: h.addr4, timeoutMs: 2000 },
+          ]
+        : [];
+      const observe = async () => {
+        const ping = await app.run(app.router, ["busybox", "ping", "-c", "1", "-W", "2", BOX], { allowFail: true });
+        const r: Map<string, ProbeResult> = h ? await probe(app, h.ns, specs) : new Map();
+        const seen = (id: string) => ({ answerer: r.get(id)?.answerer, peer: r.get(id)?.peer });
+        return { routerPingsBox: ping.status === 0, ...(h ? { internet: seen("internet"), box: seen("box") } : {}) };
+      };
+      // the router reaches its gateway; the internet sees the box's uplink (double NAT); the box sees the lease
       const want = {
-        internet: { answerer: "internet", peer: w.isp.transit4[0] },
-        box: { answerer: w.isp.name, peer: lease },
+        routerPingsBox: true,
+        ...(h
+          ? {
+              internet: { answerer: "internet", peer: w.isp.transit4[0] },
+              box: { answerer: w.isp.name, peer: lease },
+            }
+          : {}),
       };
       // the loader follows the WAN's new address from netlink: a few rounds for it to catch up
-      let got = seen(await probe(app, h.ns, specs));
+      let got = await observe();
       for (let i = 0; i < 5 && JSON.stringify(got) !== JSON.stringify(want); i++) {
         await sleep(1000);
-        got = seen(await probe(app, h.ns, specs));
+        got = await observe();
       }
       expect(got).toEqual(want);
       // what let the box's replies in: the guard's upstream entries for the WAN, learned from the lease
