@@ -182,6 +182,13 @@ export function branchSite(): StackConfig {
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
     raw.routes = undefined;
     raw.routing = undefined;
+    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN
+    const ids = raw.ids as Record<string, unknown>;
+    raw.ids = {
+      ...ids,
+      segments: ["office"],
+      ips: { ...(ids.ips as Record<string, unknown>), pairs: [{ from: "wan", to: "office" }] },
+    };
   });
   return { ...cfg, stack: "branch" };
 }
