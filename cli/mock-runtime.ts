@@ -8,9 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 export const SECRET_PLACEHOLDER = "[secret]";
 let runs = 0;
 /** Pulumi's wire format: special values carry this key; its value says which kind of special value. */
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export const SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+/** The wire's unknown value (a value a provider computes later). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export interface RecordedResource {
   urn: string;
@@ -22,6 +23,8 @@ export interface RecordedResource {
   protect: boolean;
   /** The engine leaves the object in place when it deletes or replaces the resource. */
   retainOnDelete?: boolean;
+  /** Inputs whose changes the engine ignores. */
+  ignoreChanges?: string[];
   /** Inputs as registered; secret values are "[secret]", values unknown at this point are "[unknown]". */
   inputs: Record<string, unknown>;
   /** Outputs a component registered (components only). */
@@ -59,6 +62,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean;
   getRetainondelete(): boolean | undefined;
+  getIgnorechangesList(): string[];
   getObject(): StructLike | undefined;
 }
 interface OutputsRequest {
@@ -155,6 +159,7 @@ export async function runUnderMocks(opts: {
           dependencies: [...new Set(req.getDependenciesList())].sort(),
           protect: req.getProtect(),
           retainOnDelete: req.getRetainondelete() ?? false,
+          ...(req.getIgnorechangesList().length ? { ignoreChanges: [...req.getIgnorechangesList()].sort() } : {}),
           inputs,
         });
       }

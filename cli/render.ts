@@ -1,7 +1,9 @@
 /**
- * Offline render of a site: runs the real program under Pulumi's mock runtime and writes every artifact to
- * out/<stack>/ — resources.json, the Talos machine configuration (secrets as placeholders), Helm values and
- * SUMMARY.md. An invalid site prints its problems, exits non-zero and writes nothing.
+ * Offline render of a site: runs the real program under Pulumi's mock runtime, runs the policy pack over what it
+ * registered (policies/evaluate.ts), and writes every artifact to out/<stack>/ — resources.json, review.json
+ * (the layers' review facts), the Talos machine configuration (secrets as placeholders), Helm values and
+ * SUMMARY.md. An invalid site, or a mandatory policy violation, prints every problem, exits non-zero and writes
+ * nothing.
  *
  *   npm run render [-- --stack NAME] [--out DIR]
  */
@@ -16,6 +18,9 @@ import { parseSite } from "../components/site/parse";
 import { planSite } from "../components/site/plan";
 import { rawSiteConfig } from "../components/site/load";
 import { formatIssues } from "../components/site/issues";
+import { collectReview, type LayerReview } from "../components/review";
+import { evaluatePolicies, formatFindings, type PolicyFinding } from "../policies/evaluate";
+import { drawSvgs, haveGraphviz, renderPictures, TOPOLOGY, ZONE_MATRIX } from "./pictures";
 
 const ROOT = resolve(__dirname, "..");
 
@@ -38,9 +43,18 @@ export interface RenderResult {
   /** Relative path → content of every artifact. */
   files: Map<string, string>;
   run: MockRun;
+  /** What the policy pack found (only advisory ones when policies are enforced). */
+  findings: PolicyFinding[];
 }
 
 export class InvalidSiteError extends Error {}
+
+/** The policy pack found mandatory violations: nothing may be written. */
+export class PolicyViolationError extends Error {
+  constructor(readonly findings: PolicyFinding[]) {
+    super(formatFindings(findings.filter((f) => f.level === "mandatory")));
+  }
+}
 
 /** Renders a stack's artifacts in memory. Throws InvalidSiteError (with every problem) for an invalid site. */
 export async function renderStack(opts: {
@@ -51,6 +65,12 @@ export async function renderStack(opts: {
   config?: StackConfig;
   /** Generated provider outputs (keys, random values) under the mocks. */
   outputs?: OutputGenerator;
+  /**
+   * Throw PolicyViolationError on a mandatory policy violation (what `npm run render` and `npm run diff` do
+   * before writing anything). Otherwise every finding is returned: harnesses that render sites to exercise the
+   * data plane, not to ship them, read them or not.
+   */
+  enforcePolicies?: boolean;
 }): Promise<RenderResult> {
   const cfg = opts.config ?? readStackConfig(opts.dir ?? ROOT, opts.stack);
   // The program validates the site itself (and would fail before any resource); checking here first gives the
@@ -65,8 +85,17 @@ export async function renderStack(opts: {
     entry: join(ROOT, "index.ts"),
     outputs: opts.outputs,
   });
+  // The policy pack, as `pulumi preview --policy-pack policies` would run it.
+  const findings = await evaluatePolicies(run.resources);
+  if (opts.enforcePolicies && findings.some((f) => f.level === "mandatory")) throw new PolicyViolationError(findings);
   const files = new Map<string, string>();
   files.set("resources.json", stableJson({ stack: cfg.stack, project: cfg.project, resources: run.resources }));
+  files.set("policies.json", stableJson({ findings }));
+  const review = collectReview(
+    run.resources.flatMap((r) => (r.outputs?.review ? [r.outputs.review as LayerReview] : [])),
+  );
+  files.set("review.json", stableJson(review));
+  for (const [path, dot] of renderPictures(review)) files.set(path, dot);
   files.set("outputs.json", stableJson(run.stackOutputs));
   for (const r of run.resources) {
     const artifacts = r.outputs?.artifacts;
@@ -96,9 +125,13 @@ export async function renderStack(opts: {
       plan,
       run.resources,
       listed.filter((f) => f !== "SUMMARY.md"),
+      [
+        { title: `Topology of site ${parsed.site.site.name}`, path: TOPOLOGY },
+        { title: "Zone matrix", path: ZONE_MATRIX },
+      ],
     ),
   );
-  return { files, run };
+  return { files, run, findings };
 }
 
 /** Writes files into `outDir` atomically: a sibling temp dir is filled, then swapped in. */
@@ -125,21 +158,32 @@ async function main(): Promise<void> {
       out: { type: "string" },
       dir: { type: "string" },
       stats: { type: "boolean" },
+      "report-policies": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
     console.log(
-      "usage: npm run render [-- --stack NAME] [--out DIR] [--dir PROJECT_DIR]\n" +
-        "  renders stack NAME (default dev) of the project in PROJECT_DIR (default: this repository) to DIR (default out/NAME)",
+      "usage: npm run render [-- --stack NAME] [--out DIR] [--dir PROJECT_DIR] [--report-policies]\n" +
+        "  renders stack NAME (default dev) of the project in PROJECT_DIR (default: this repository) to DIR (default out/NAME);\n" +
+        "  a mandatory policy violation writes nothing unless --report-policies (then it is in policies.json)",
     );
     return;
   }
   const stack = values.stack!;
   const outDir = resolve(values.out ?? join(ROOT, "out", stack));
   try {
-    const { files } = await renderStack({ stack, dir: values.dir ? resolve(values.dir) : undefined });
+    const { files, findings } = await renderStack({
+      stack,
+      dir: values.dir ? resolve(values.dir) : undefined,
+      enforcePolicies: !values["report-policies"],
+    });
+    // Pictures: SVG only where Graphviz is installed (the DOT sources are always among the files).
+    if (haveGraphviz())
+      for (const [path, svg] of drawSvgs(new Map([...files].filter(([p]) => p.endsWith(".dot"))))) files.set(path, svg);
+    else console.error(`stack ${stack}: Graphviz (dot) is not installed: pictures written as DOT only`);
     writeArtifacts(outDir, files);
+    if (findings.length) console.error(`stack ${stack}: policy findings:\n${formatFindings(findings)}`);
     console.log(`rendered stack ${stack}: ${files.size} files in ${outDir}`);
     if (values.stats) {
       // Self-reported, because tsx may run the program in a child process the caller cannot measure.
@@ -149,6 +193,11 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof InvalidSiteError) {
       console.error(`stack ${stack}: the site configuration is invalid; nothing was written:\n${e.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    if (e instanceof PolicyViolationError) {
+      console.error(`stack ${stack}: the policy pack found mandatory violations; nothing was written:\n${e.message}`);
       process.exitCode = 1;
       return;
     }

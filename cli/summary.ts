@@ -24,7 +24,35 @@ function byOrder<T extends { order: number }>(items: T[]): T[] {
     .map(({ x }) => x);
 }
 
-export function renderSummary(site: Site, plan: SitePlan, resources: RecordedResource[], artifacts: string[]): string {
+/** A picture of the site: its title and artifact path without extension (`.svg` drawn, `.dot` its source). */
+export interface Picture {
+  title: string;
+  path: string;
+}
+
+function pictures(list: readonly Picture[]): string[] {
+  if (list.length === 0) return [];
+  return [
+    "## Pictures",
+    "",
+    ...list.flatMap((p) => [
+      `![${p.title}](${p.path}.svg)`,
+      "",
+      `${p.title}: Graphviz source [${p.path}.dot](${p.path}.dot).`,
+      "",
+    ]),
+    "The SVG files are drawn by Graphviz when `npm run render` finds `dot`; the DOT sources are always written, and the sections below say the same in text.",
+    "",
+  ];
+}
+
+export function renderSummary(
+  site: Site,
+  plan: SitePlan,
+  resources: RecordedResource[],
+  artifacts: string[],
+  pictureList: readonly Picture[] = [],
+): string {
   const layers = layerSummaries(resources);
   const out: string[] = [];
   out.push(`# Site ${site.site.name} — ${plan.fqdn}`, "");
@@ -42,6 +70,7 @@ export function renderSummary(site: Site, plan: SitePlan, resources: RecordedRes
     ),
     "",
   );
+  out.push(...pictures(pictureList));
   for (const s of byOrder(layers.flatMap((x): SummarySection[] => x.sections))) out.push(s.markdown);
   out.push("## Artifacts", "", ...artifacts.map((a) => `- [${a}](${a})`), "");
   return out.join("\n");

@@ -108,6 +108,7 @@ export class Appliance extends pulumi.ComponentResource {
       {
         site,
         plan,
+        policy,
         provider,
         after: [this.fabric.release, this.node.hostConfigured],
         registryPassword: secrets.registryPassword,

@@ -30,7 +30,8 @@ export function siteRuleset(site: Site, plan: SitePlan, policy: PolicyModel): st
 export function hostContributions(site: Site, plan: SitePlan, policy: PolicyModel): HostContribution[] {
   return [
     ...plan.segments.map(renderSegmentHost),
-    renderDataplaneHost(site, plan, { nftRuleset: siteRuleset(site, plan, policy) }),
+    // The data plane's service and, as the firewall layer's file of that service, the ruleset.
+    ...renderDataplaneHost(site, plan, { nftRuleset: siteRuleset(site, plan, policy) }),
     renderRoutingHost(site, plan),
     observabilityHost(site),
   ];

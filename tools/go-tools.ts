@@ -38,6 +38,12 @@ export interface GoTool {
 
 export const GO_TOOLS: readonly GoTool[] = [
   {
+    // The linter of .github/workflows/ (test/review/workflow.test.ts); it runs shellcheck on the workflow's scripts.
+    name: "actionlint",
+    versionOf: "github.com/rhysd/actionlint",
+    binaries: [{ name: "actionlint", pkg: "github.com/rhysd/actionlint/cmd/actionlint" }],
+  },
+  {
     name: "talos-validate",
     versionOf: "github.com/siderolabs/talos/pkg/machinery",
     binaries: [{ name: "talos-validate", pkg: "." }],

@@ -13,6 +13,7 @@ import { renderDataplaneHost } from "./host";
 import { renderLoaderConfig } from "./loader-config";
 import { renderRuleset, type RulesetContribution } from "./nftables";
 import { renderDataplaneSummary } from "./summary";
+import { renderFirewallFacts } from "./review";
 import type { PolicyModel } from "../site/policy";
 import { pushTarget, registryEnvironment, shipImage } from "../images";
 import { EXTENSION_IMAGE, installerScript } from "./images";
@@ -35,8 +36,8 @@ export class DataPlane extends pulumi.ComponentResource {
   readonly installerImage: pulumi.Output<string>;
   /** The extension image pinned by digest (undefined when the site uses none). */
   readonly extensionImage?: pulumi.Output<string>;
-  /** The loader's configuration as machine-config documents, for TalosNode. */
-  readonly host: HostContribution;
+  /** The loader's configuration (and the firewall's ruleset) as machine-config contributions, for TalosNode. */
+  readonly host: HostContribution[];
 
   constructor(name: string, args: DataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:dataplane:DataPlane", name, {}, opts);
@@ -50,10 +51,11 @@ export class DataPlane extends pulumi.ComponentResource {
       ]),
     );
     const summary = renderDataplaneSummary(site, plan, policy);
+    const review = { firewall: renderFirewallFacts(site, plan, policy) };
     const ext = site.dataplane.extension;
     if (!ext.build && !ext.image) {
       this.installerImage = pulumi.output(site.talos.installerImage);
-      this.registerOutputs({ installerImage: this.installerImage, artifacts, summary });
+      this.registerOutputs({ installerImage: this.installerImage, artifacts, summary, review });
       return;
     }
     const target = pushTarget(site, "the data-plane extension", this);
@@ -85,6 +87,7 @@ export class DataPlane extends pulumi.ComponentResource {
       extensionImage: this.extensionImage,
       artifacts,
       summary,
+      review,
     });
   }
 }

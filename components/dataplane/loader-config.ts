@@ -15,6 +15,8 @@ export const EXTENSION_NAME = "router-dataplane";
 export const CONFIG_DIR = "/usr/local/etc/router-dataplane";
 export const CONFIG_PATH = `${CONFIG_DIR}/dataplane.conf`;
 export const TABLE_DIR = `${CONFIG_DIR}/tables`;
+/** The nftables ruleset the loader applies. */
+export const RULESET_PATH = `${CONFIG_DIR}/router.nft`;
 /** Host state of the loader (feed cache), bind-mounted from the node's /var. */
 export const STATE_DIR = "/var/lib/router-dataplane";
 export const PIN_ROOT = "/sys/fs/bpf/router-dataplane";
@@ -67,7 +69,7 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
     `metrics_port = ${dp.metricsPort}`,
     `state_dir = ${STATE_DIR}`,
   ];
-  if (opts.nftRuleset !== undefined) lines.push(`nft_ruleset = ${CONFIG_DIR}/router.nft`);
+  if (opts.nftRuleset !== undefined) lines.push(`nft_ruleset = ${RULESET_PATH}`);
   lines.push(...failClosedKeys(site, plan));
   lines.push("");
 
@@ -146,7 +148,7 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
   files.set(CONFIG_PATH, lines.join("\n"));
   for (const [name, content] of [...tables].sort(([a], [b]) => a.localeCompare(b)))
     files.set(`${TABLE_DIR}/${name}`, content);
-  if (opts.nftRuleset !== undefined) files.set(`${CONFIG_DIR}/router.nft`, opts.nftRuleset);
+  if (opts.nftRuleset !== undefined) files.set(RULESET_PATH, opts.nftRuleset);
   // The loader reports the generation of the configuration it has committed (/health), so the apply can tell
   // that this rendering is the one running.
   const generation = loaderGeneration(files);

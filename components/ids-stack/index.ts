@@ -10,6 +10,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { createHash } from "node:crypto";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
+import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { planIds, type IdsPlan } from "./plan";
 import { ipsIptables } from "./queue";
@@ -17,12 +18,15 @@ export { idsRuleset } from "./host";
 import { suricataFiles } from "./suricata";
 import { renderIdsObjects, type IdsObject } from "./k8s";
 import { renderIdsSummary } from "./summary";
+import { renderIdsFacts, renderIdsProfiles } from "./review";
 
 export interface IdsStackArgs {
   /** The validated site. */
   site: Site;
   /** Facts derived from the site. */
   plan: SitePlan;
+  /** The compiled zone policy (what the WAN can open decides which zone pairs must be inspected). */
+  policy: PolicyModel;
   /** Provider for the router's cluster. */
   provider: k8s.Provider;
   /** What the stack waits for: the fabric and the confirmed host (its queue rules are in the ruleset). */
@@ -54,12 +58,13 @@ export class IdsStack extends pulumi.ComponentResource {
 
   constructor(name: string, args: IdsStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("router:ids:IdsStack", name, {}, opts);
-    const { site, plan } = args;
+    const { site, plan, policy } = args;
     const ids = planIds(site, plan);
     const summary = renderIdsSummary(site, ids);
     if (!site.ids.enabled) {
       this.digest = pulumi.output("");
-      this.registerOutputs({ summary, artifacts: {} });
+      // Off: no IDS facts (the coverage policy does not apply), only the profile saying so.
+      this.registerOutputs({ summary, artifacts: {}, review: { profiles: renderIdsProfiles(site, ids) } });
       return;
     }
     const image = shipImage(this, `${name}-image`, {
@@ -85,6 +90,7 @@ export class IdsStack extends pulumi.ComponentResource {
       );
     });
     this.digest = objects.apply((o) => createHash("sha256").update(JSON.stringify(o)).digest("hex"));
-    this.registerOutputs({ image, digest: this.digest, summary, artifacts: idsArtifacts(site, ids) });
+    const review = { ids: renderIdsFacts(site, plan, policy, ids), profiles: renderIdsProfiles(site, ids) };
+    this.registerOutputs({ image, digest: this.digest, summary, artifacts: idsArtifacts(site, ids), review });
   }
 }

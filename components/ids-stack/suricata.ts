@@ -29,9 +29,11 @@ export interface IdsPaths {
 
 export const ROUTER_IDS_PATHS: IdsPaths = {
   config: "/etc/router-ids",
-  rules: "/var/lib/router-ids/rules",
-  data: "/var/lib/router-ids/data",
-  logs: "/var/log/router-ids",
+  // Host state under the router's state directory (policies/resource/host-paths.ts), where it survives pod
+  // restarts and Talos upgrades.
+  rules: "/var/lib/router/ids/rules",
+  data: "/var/lib/router/ids/data",
+  logs: "/var/lib/router/ids/logs",
   run: "/run/router-ids",
   share: "/etc/suricata",
 };

@@ -15,6 +15,7 @@ import { shipImage, type ImageBuild } from "../images";
 import { DAEMON_LABEL, daemonNames, renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
 import { rolloutGateScript } from "./rollout";
 import { renderServicesSummary } from "./summary";
+import { renderServicesFacts } from "./review";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import { durationSeconds } from "../site/duration";
 
@@ -133,6 +134,7 @@ export class NetworkServices extends pulumi.ComponentResource {
       digest: this.digest,
       artifacts,
       summary: renderServicesSummary(plan, daemons),
+      review: renderServicesFacts(plan, policy, daemons),
     });
   }
 }

@@ -8,8 +8,9 @@ import type { HostContribution } from "../talos-node/documents";
 
 export function renderRoutingHost(site: Site, plan: SitePlan): HostContribution {
   const bgp = site.routing.bgp;
-  if (!bgp) return { documents: [] };
+  if (!bgp) return { layer: "routing", documents: [] };
   return {
+    layer: "routing",
     documents: [
       {
         apiVersion: "v1alpha1",

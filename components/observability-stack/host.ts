@@ -9,7 +9,7 @@ import { loggingHost, loggingRuleset } from "./logs";
 
 /** The stack's host side: Talos' logs to the collector (machine configuration). */
 export function observabilityHost(site: Site): HostContribution {
-  return site.observability.enabled ? loggingHost() : { documents: [] };
+  return site.observability.enabled ? loggingHost() : { layer: "observability", documents: [] };
 }
 
 /** The stack's share of the ruleset: drop logs to the collector's NFLOG group. */

@@ -38,6 +38,7 @@ const ULOGD_PLUGINS = "/usr/lib/x86_64-linux-gnu/ulogd";
 /** Talos sends its service logs and kernel messages to the collector (machine configuration). */
 export function loggingHost(): HostContribution {
   return {
+    layer: "observability",
     documents: [
       {
         apiVersion: "v1alpha1",

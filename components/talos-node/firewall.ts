@@ -42,6 +42,9 @@ function rule(name: string, ports: (number | string)[], subnets: string[]): Talo
   };
 }
 
+/** The kinds of the documents rendered here: a reviewer reads them in the firewall layer. */
+export const FIREWALL_KINDS: ReadonlySet<string> = new Set(["NetworkDefaultActionConfig", "NetworkRuleConfig"]);
+
 /** NetworkDefaultActionConfig and one NetworkRuleConfig per management service. */
 export function firewallDocuments(site: Site, plan: SitePlan): TalosDocument[] {
   const mgmt = managementPrefixes(plan);

@@ -1,13 +1,15 @@
 /**
- * What the node's health checks expect of the data plane, from the rendered host contributions: the SHA-256 of the
- * exact router.nft bytes and the loader configuration's `[global] generation`. Plain values (no secret), passed to
- * the scripts. Pure.
+ * What the node's health checks expect, as plain (non-secret) values passed to the scripts. Pure. Of the data plane,
+ * from the rendered host contributions: the SHA-256 of the exact router.nft bytes and the loader configuration's
+ * `[global] generation`. Of the segments, from the plan: each VLAN link and its gateway addresses.
  */
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { EXTENSION_NAME } from "../dataplane/loader-config";
-import type { HostContribution } from "./documents";
-import type { DataplaneHealth } from "./scripts";
+import { mergeContributions, type HostContribution } from "./documents";
+import { Address6 } from "ip-address";
+import type { SegmentPlan } from "../site/plan";
+import type { DataplaneHealth, SegmentLink } from "./scripts";
 
 /** The `[global] generation` value of a loader configuration, if it has one. */
 export function loaderGeneration(conf: string): string | undefined {
@@ -30,9 +32,10 @@ export function dataplaneHealth(
   contributions: readonly HostContribution[],
   metricsPort: number,
 ): DataplaneHealth | undefined {
-  const doc = contributions
-    .flatMap((c) => c.documents)
-    .find((d) => d.kind === "ExtensionServiceConfig" && d.name === EXTENSION_NAME);
+  // Merged, so the firewall layer's ruleset is among the service's files.
+  const doc = mergeContributions(contributions).documents.find(
+    (d) => d.kind === "ExtensionServiceConfig" && d.name === EXTENSION_NAME,
+  );
   const files = new Map(
     ((doc?.configFiles as { mountPath: string; content: string }[] | undefined) ?? []).map((f) => [
       basename(f.mountPath),
@@ -47,4 +50,20 @@ export function dataplaneHealth(
     rulesetSha256: createHash("sha256").update(ruleset, "utf8").digest("hex"),
     ...(generation ? { generation } : {}),
   };
+}
+
+/** An address with prefix length in the form the node reports it (Go's netip.Prefix: RFC 5952 for IPv6). */
+export function canonicalCidr(cidr: string): string {
+  const [ip, bits] = cidr.split("/");
+  return `${ip.includes(":") ? new Address6(ip).correctForm() : ip}/${bits}`;
+}
+
+/** What the node must have of each segment: its VLAN link and gateway addresses, from the plan. */
+export function segmentLinks(segments: readonly SegmentPlan[]): SegmentLink[] {
+  return segments.map((s) => ({
+    segment: s.name,
+    link: s.link,
+    vlan: s.vlan,
+    addresses: [s.ipv4.gatewayCidr, ...(s.ipv6 ? [s.ipv6.gatewayCidr] : [])].map(canonicalCidr),
+  }));
 }

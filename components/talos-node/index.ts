@@ -8,14 +8,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
-import type { HostContribution } from "./documents";
+import type { ConfigLayerName, HostContribution } from "./documents";
 import { renderMachineConfig } from "./machine-config";
 import { diskSelector, renderCel, renderJq } from "./disk-selector";
-import { dataplaneHealth } from "./health";
+import { dataplaneHealth, segmentLinks } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
-import { renderNodeSummary } from "./summary";
+import { renderNodeFacts, renderNodeSummary } from "./summary";
+import { configLayers, layerNames, type ConfigLayerContent } from "./layers";
+import { ConfigLayer } from "./config-layer";
 import {
   applyTryScript,
   bootstrapScript,
@@ -32,6 +34,7 @@ import {
 } from "./scripts";
 
 export * from "./documents";
+export { ConfigLayer } from "./config-layer";
 
 export interface TalosNodeArgs {
   /** The validated site. */
@@ -87,13 +90,17 @@ export class TalosNode extends pulumi.ComponentResource {
     };
     const installerImage = pulumi.output(args.installerImage);
     this.installerImage = installerImage;
-    this.machineConfigRedacted = installerImage.apply((image) =>
-      renderMachineConfig({
-        ...configInput,
-        installerImage: image,
-        secrets: redactedSecrets(),
-        registryPassword: args.registryPassword === undefined ? undefined : new Redacted("registryPassword"),
-      }),
+    const redactedInput = (image: string) => ({
+      ...configInput,
+      installerImage: image,
+      secrets: redactedSecrets(),
+      registryPassword: args.registryPassword === undefined ? undefined : new Redacted("registryPassword"),
+    });
+    this.machineConfigRedacted = installerImage.apply((image) => renderMachineConfig(redactedInput(image)));
+    const layerDigests = this.configLayers(
+      name,
+      layerNames(args.contributions),
+      installerImage.apply((image) => configLayers(redactedInput(image))),
     );
     const machineConfig = pulumi.secret(
       pulumi
@@ -114,9 +121,10 @@ export class TalosNode extends pulumi.ComponentResource {
       healthTimeout: durationSeconds(site.node.healthTimeout),
     };
     const ext = site.dataplane.extension;
-    // The data plane is part of the node's health when the node runs our extension.
+    // The data plane is part of the node's health when the node runs our extension; every segment's link always.
     this.checks = {
       dataplane: ext.build || ext.image ? dataplaneHealth(args.contributions, site.dataplane.metricsPort) : undefined,
+      segments: segmentLinks(plan.segments),
     };
     const selector = diskSelector(site.node.installDisk);
     const identity: InstallIdentity = {
@@ -171,6 +179,8 @@ export class TalosNode extends pulumi.ComponentResource {
         create: noopScript("initial configuration applied at install"),
         update: applyTryScript(this.target, durationSeconds(site.node.tryTimeout), this.checks),
         stdin: machineConfig,
+        // Plain: which layers the stream is made of, by digest, so the apply visibly changes with them.
+        environment: { ROUTER_TALOSCONFIG: pulumi.secret(this.talosconfig), ROUTER_CONFIG_LAYERS: layerDigests },
       },
       { dependsOn: [upgrade] },
     );
@@ -181,7 +191,34 @@ export class TalosNode extends pulumi.ComponentResource {
       kubeconfig: this.kubeconfig,
       artifacts: { [`talos/${plan.hostname}.yaml`]: this.machineConfigRedacted },
       summary: renderNodeSummary(site, plan),
+      review: renderNodeFacts(site, plan),
     });
+  }
+
+  /**
+   * One ConfigLayer per layer of the machine configuration (`${name}-layer-<layer>`); returns the line of
+   * `layer=digest` pairs the apply carries, which changes exactly when a layer's content does.
+   */
+  private configLayers(
+    name: string,
+    names: ConfigLayerName[],
+    layers: pulumi.Output<ConfigLayerContent[]>,
+  ): pulumi.Output<string> {
+    const digests = names.map((layer) => {
+      const content = layers.apply((ls) => ls.find((l) => l.layer === layer)!);
+      const res = new ConfigLayer(
+        `${name}-layer-${layer}`,
+        {
+          layer,
+          documents: content.apply((c) => c.documents),
+          sysctls: content.apply((c) => c.sysctls),
+          files: content.apply((c) => c.files),
+        },
+        { parent: this },
+      );
+      return res.digest.apply((d) => `${layer}=${d.slice(0, 16)}`);
+    });
+    return pulumi.all(digests).apply((ds) => ds.join(" "));
   }
 
   /**

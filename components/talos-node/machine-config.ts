@@ -378,7 +378,10 @@ function contributedOrder(a: TalosDocument, b: TalosDocument): number {
 /** All documents of the stream, v1alpha1 first. Throws if two layers claim the same document. */
 export function machineConfigDocuments(input: MachineConfigInput): Record<string, unknown>[] {
   const own = nodeDocuments(input);
-  const merged = mergeContributions([{ documents: own, sysctls: routerSysctls() }, ...(input.contributions ?? [])]);
+  const merged = mergeContributions([
+    { layer: "node", documents: own, sysctls: routerSysctls() },
+    ...(input.contributions ?? []),
+  ]);
   const contributed = merged.documents.slice(own.length).sort(contributedOrder);
   const sysctlDoc = doc("SysctlConfig", {
     params: Object.fromEntries(Object.entries(merged.sysctls).sort(([a], [b]) => a.localeCompare(b))),

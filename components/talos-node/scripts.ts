@@ -42,10 +42,24 @@ export interface DataplaneHealth {
   generation?: string;
 }
 
+/** One segment's VLAN link as the rendered plan says the node must have it. */
+export interface SegmentLink {
+  /** The segment's name (router:segments[].name), for messages. */
+  segment: string;
+  /** Kernel link name (`lan0.10`). */
+  link: string;
+  /** 802.1Q VLAN id of the link. */
+  vlan: number;
+  /** The router's gateway addresses on the link with prefix length, in the canonical form the node reports. */
+  addresses: string[];
+}
+
 /** Which checks the node's health includes beyond the Talos API, the Kubernetes API, the WAN probe and the cluster. */
 export interface HealthChecks {
   /** The data-plane extension and its loader (absent when the site runs no extension). */
   dataplane?: DataplaneHealth;
+  /** The segments' VLAN links and gateway addresses the node must have (absent or empty: not checked). */
+  segments?: SegmentLink[];
 }
 
 /** What the box in maintenance mode must be before it gets any secret. */
@@ -141,8 +155,9 @@ export function shellHelpers(): string {
 
 /**
  * Health checks shared by the try path, upgrades and the final gate: each a function taking its time limit in ms.
- * The list is the hook for more: a check the data-plane loader runs on a segment (DHCP, RA, DNS from the node's
- * side) is one more entry here.
+ * The segment check is the node's side of every segment: inside a try window the services (Kea, radvd, …) have
+ * not rolled out yet (they follow the confirmed host change), so what can be checked there is that each segment's
+ * VLAN link is up and carries its gateway addresses; the final gate runs the same check after the services.
  */
 export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: string; what: string; body: string[] }[] {
   const readyz = `${apiEndpoint(t.address, KUBE_API_PORT)}/readyz`;
@@ -163,6 +178,7 @@ export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: strin
       ],
     },
   ];
+  if (checks.segments?.length) list.push(segmentCheck(checks.segments));
   if (checks.dataplane) list.push(dataplaneCheck(t, checks.dataplane));
   list.push({
     name: "cluster-health",
@@ -170,6 +186,46 @@ export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: strin
     body: ['talos "$1" health --server=false --wait-timeout "$(( $1 > 2000 ? $1 / 1000 - 1 : 1 ))s"'],
   });
   return list;
+}
+
+/**
+ * Each segment's VLAN link exists, is the rendered VLAN, is up, and carries every gateway address of the plan,
+ * usable (not tentative or failed duplicate address detection), read from the node's LinkStatus and AddressStatus
+ * resources (`talosctl get links|addresses -o json`: a stream of {node, metadata, spec}, the spec as Talos
+ * marshals it to YAML — pkg/machinery/resources/network link_status.go, address_status.go). Every problem at once.
+ */
+function segmentCheck(segments: SegmentLink[]): { name: string; what: string; body: string[] } {
+  const want = JSON.stringify(
+    segments.map((s) => ({ segment: s.segment, link: s.link, vlan: s.vlan, addresses: s.addresses })),
+  );
+  const verdict = [
+    'map(select(.metadata.type == "LinkStatuses.net.talos.dev")) as $links',
+    '| map(select(.metadata.type == "AddressStatuses.net.talos.dev") | .spec) as $addrs',
+    '| [ $want[] as $s | "segment \\($s.segment): link \\($s.link)" as $at',
+    "  | ([$links[] | select(.metadata.id == $s.link) | .spec] | first) as $l",
+    '  | if $l == null then "\\($at) (VLAN \\($s.vlan)) does not exist"',
+    "    else",
+    '      (if $l.kind != "vlan" or $l.vlan.vlanID != $s.vlan then "\\($at) is not VLAN \\($s.vlan) (kind \\($l.kind // "none"), VLAN \\($l.vlan.vlanID // "none"))" else empty end),',
+    '      (if $l.operationalState != "up" then "\\($at) is \\($l.operationalState // "in no state"), not up" else empty end),',
+    "      ($s.addresses[] as $a",
+    "        | [$addrs[] | select(.linkName == $s.link and .address == $a)] as $m",
+    '        | if $m == [] then "\\($at) has no address \\($a)"',
+    '          elif any($m[]; (.flags // "") | split(",") | any(.[]; . == "tentative" or . == "dadfailed"))',
+    '          then "\\($at) address \\($a) is not usable (flags \\($m[0].flags))" else empty end)',
+    "    end",
+    '] | join("; ")',
+  ].join("\n");
+  return {
+    name: "segments",
+    what: "segment links and gateway addresses",
+    body: [
+      "local end=$(( $(now_ms) + $1 )) links addrs problems",
+      'links=$(talos "$1" get links -o json) || { printf \'%s\\n\' "$links"; return 1; }',
+      "addrs=$(talos $(( end - $(now_ms) )) get addresses -o json) || { printf '%s\\n' \"$addrs\"; return 1; }",
+      `problems=$(printf '%s\\n%s\\n' "$links" "$addrs" | jq -rs --argjson want ${q(want)} ${q(verdict)}) || { echo "the node's links and addresses are not JSON"; return 1; }`,
+      'if [ -n "$problems" ]; then echo "$problems"; return 1; fi',
+    ],
+  };
 }
 
 /** The extension service runs and its loader reports the rendered ruleset and configuration as applied. */
@@ -359,6 +415,8 @@ export function applyTryScript(t: NodeTarget, tryTimeout: number, checks: Health
     "deadline=$(( start + TRY_S * 1000 ))",
     "confirm_by=$(( deadline - MARGIN_MS ))",
     "CHECK_MS=$(( CHECK_MS < TRY_S * 1000 / 3 ? CHECK_MS : TRY_S * 1000 / 3 ))",
+    // The layers the stream is made of (layer=digest, plain): the same digests a preview shows on each ConfigLayer.
+    'log "configuration layers: ${ROUTER_CONFIG_LAYERS:-(not given)}"',
     'log "trying the new configuration (Talos reverts it by itself after ${TRY_S}s unless it is confirmed)"',
     'if ! out=$(talos $(( confirm_by - $(now_ms) )) apply-config --mode=try --timeout "${TRY_S}s" --file /dev/fd/7 7< <(printf \'%s\' "$config") 2>&1); then',
     "  printf '%s\\n' \"$out\" | sed 's/^/  | /' >&2",

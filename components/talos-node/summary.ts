@@ -5,6 +5,7 @@
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
+import type { LayerReview } from "../review";
 
 function addressing(w: SitePlan["wans"][number]): string {
   const v4 = w.ipv4.mode === "static" ? `static ${w.ipv4.address} via ${w.ipv4.gateway}` : w.ipv4.mode;
@@ -85,5 +86,40 @@ export function renderNodeSummary(site: Site, plan: SitePlan): LayerSummary {
       { order: SECTION.topology, markdown: topology(plan) },
       { order: SECTION.links, markdown: links(plan) },
     ],
+  };
+}
+
+/** The node's facts for review tooling: itself, its links, and the resolvers and clocks it uses. */
+export function renderNodeFacts(site: Site, plan: SitePlan): LayerReview {
+  return {
+    node: {
+      site: site.site.name,
+      hostname: plan.hostname,
+      fqdn: plan.fqdn,
+      managementAddress: plan.managementAddress,
+      links: [
+        ...plan.wans.map((w) => ({
+          name: w.name,
+          role: "wan" as const,
+          zone: w.zone,
+          priority: w.priority,
+          addressing: addressing(w),
+          ...(w.bond ? { members: [...w.bond.members] } : {}),
+        })),
+        ...plan.trunks.map((t) => ({
+          name: t.name,
+          role: "trunk" as const,
+          ...(t.bond ? { members: [...t.bond.members] } : {}),
+        })),
+      ],
+    },
+    profiles: {
+      "node.dns.upstreams": site.dns.upstreams
+        .map((u) => `${u.address} ${u.protocol}${u.tlsServerName ? ` ${u.tlsServerName}` : ""}`)
+        .join(", "),
+      "node.ntp.servers": site.ntp.servers.join(", "),
+      "talos.version": site.talos.version,
+      "kubernetes.version": site.talos.kubernetesVersion,
+    },
   };
 }

@@ -34,6 +34,7 @@ export function renderSegmentHost(seg: SegmentPlan): HostContribution {
       : {}),
   };
   return {
+    layer: "segments",
     documents: [vlan],
     sysctls: {
       // The router is the one sending router advertisements here; a rogue RA from a client must not

@@ -13,6 +13,7 @@ import type { PolicyModel } from "../site/policy";
 import type { HostContribution } from "../talos-node/documents";
 import { renderSegmentHost } from "./host";
 import { dnsRecords, keaSubnet6, ntpAllows, radvdInterface, type DnsRecord } from "./services";
+import { renderSegmentFacts } from "./review";
 
 export interface VlanSegmentArgs {
   /** The validated site. */
@@ -49,6 +50,7 @@ export class VlanSegment extends pulumi.ComponentResource {
       routerAdvertisements: radvdInterface(site, seg) !== undefined,
       ntpServed: ntpAllows(policy, seg).length > 0,
       dnsRecords: this.dnsRecords,
+      review: { segment: renderSegmentFacts(site, plan, policy, seg) },
     });
   }
 }

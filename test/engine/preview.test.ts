@@ -7,15 +7,12 @@
  * The resource plugins are preview stand-ins (test/helpers/engine-stand-in-provider.ts): this tier proves the
  * engine's view of the program — registrations, URNs, parents, secrets, config — not the providers' checks.
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EngineEvent, PreviewResult } from "@pulumi/pulumi/automation";
-import { engineTier, engineWorkspace, type EngineWorkspace } from "../helpers/engine";
-import { ROOT } from "../helpers/stacks";
-import { tempDir } from "../helpers/temp";
+import { engineTier, engineWorkspace, renderedResources, type EngineWorkspace } from "../helpers/engine";
 
 const t = engineTier();
 
@@ -27,18 +24,6 @@ interface Step {
   parent?: string;
   /** The step's planned inputs as the engine reports them (secrets as "[secret]"). */
   inputs: Record<string, unknown>;
-}
-
-/** The resources `npm run render` lists in resources.json, from its own process (the mock runtime). */
-function renderedResources(): { urn: string; type: string; parent?: string }[] {
-  const out = tempDir("engine-render-");
-  const r = spawnSync(process.execPath, ["--import", "tsx", "cli/render.ts", "--stack", "dev", "--out", out], {
-    cwd: ROOT,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  if (r.status !== 0) throw new Error(`npm run render failed: ${r.stderr}`);
-  return (JSON.parse(readFileSync(join(out, "resources.json"), "utf8")) as { resources: [] }).resources;
 }
 
 /** Every file under `dir` with its text. */

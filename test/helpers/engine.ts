@@ -14,6 +14,7 @@
  *   const result = await ws.stack.preview({ onEvent: … });
  *   await ws.dispose();
  */
+import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -47,16 +48,19 @@ export function sdkVersion(pkg: string): string {
 export interface EngineWorkspaceOptions {
   /** Stack name (default "dev"). */
   stack?: string;
-  /** The stack's `config:` map as in Pulumi.<stack>.yaml (default: the repository's file for the stack). */
+  /** The repository's stack file whose config the stack gets (default: the stack's own name). */
+  site?: string;
+  /** The stack's `config:` map as in Pulumi.<stack>.yaml (default: the repository's file for the site). */
   config?: Record<string, unknown>;
+  /** An existing project (and its backend and PULUMI_HOME) to add the stack to (default: a new one). */
+  project?: EngineProject;
   /** Keys of this project (`registryPassword`) set as Pulumi secrets; `secure:` values of the file are dropped. */
   secrets?: Record<string, string>;
 }
 
-export interface EngineWorkspace {
-  /** The stack, with the program inline; preview/up/destroy/refresh as the Automation API offers them. */
-  stack: Stack;
-  /** Directory holding Pulumi.yaml and Pulumi.<stack>.yaml. */
+/** A project directory, its local file backend and PULUMI_HOME with the plugins: stacks can be added to it. */
+export interface EngineProject {
+  /** Directory holding Pulumi.yaml and the Pulumi.<stack>.yaml files. */
   projectDir: string;
   /** The file backend's directory (state, history, backups). */
   backendDir: string;
@@ -64,6 +68,11 @@ export interface EngineWorkspace {
   pulumiHome: string;
   /** Environment every CLI run gets (the passphrase included). */
   env: Record<string, string>;
+}
+
+export interface EngineWorkspace extends EngineProject {
+  /** The stack, with the program inline; preview/up/destroy/refresh as the Automation API offers them. */
+  stack: Stack;
   /** Removes the stack from the backend; the directories go with the test file's temporary directories. */
   dispose(): Promise<void>;
 }
@@ -96,10 +105,10 @@ function installStandIn(pulumiHome: string, name: string): void {
 }
 
 /** The stack file: the given config (or the repository's), without `secure:` values or another salt. */
-function stackFile(stack: string, config?: Record<string, unknown>): string {
+function stackFile(site: string, config?: Record<string, unknown>): string {
   const base =
     config ??
-    (parse(readFileSync(join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> }).config ??
+    (parse(readFileSync(join(ROOT, `Pulumi.${site}.yaml`), "utf8")) as { config: Record<string, unknown> }).config ??
     {};
   const plain = Object.fromEntries(
     Object.entries(base).filter(([, v]) => !(v && typeof v === "object" && "secure" in (v as object))),
@@ -107,9 +116,8 @@ function stackFile(stack: string, config?: Record<string, unknown>): string {
   return stringify({ config: plain }, { lineWidth: 0 });
 }
 
-/** Creates the workspace and its stack (`pulumi stack init` with the passphrase provider), config set. */
-export async function engineWorkspace(opts: EngineWorkspaceOptions = {}): Promise<EngineWorkspace> {
-  const stackName = opts.stack ?? "dev";
+/** A new project directory of this program (Pulumi.yaml), an empty file backend and PULUMI_HOME with plugins. */
+export function engineProject(): EngineProject {
   const root = tempDir("engine-");
   const projectDir = join(root, "project");
   const backendDir = join(root, "backend");
@@ -117,8 +125,6 @@ export async function engineWorkspace(opts: EngineWorkspaceOptions = {}): Promis
   for (const d of [projectDir, backendDir, pulumiHome]) mkdirSync(d, { recursive: true });
   for (const p of RESOURCE_PLUGINS) installStandIn(pulumiHome, p);
   copyFileSync(join(ROOT, "Pulumi.yaml"), join(projectDir, "Pulumi.yaml"));
-  writeFileSync(join(projectDir, `Pulumi.${stackName}.yaml`), stackFile(stackName, opts.config));
-
   const env: Record<string, string> = {
     PULUMI_HOME: pulumiHome,
     PULUMI_BACKEND_URL: `file://${backendDir}`,
@@ -128,6 +134,15 @@ export async function engineWorkspace(opts: EngineWorkspaceOptions = {}): Promis
     PULUMI_IGNORE_AMBIENT_PLUGINS: "true",
     PULUMI_SKIP_CONFIRMATIONS: "true",
   };
+  return { projectDir, backendDir, pulumiHome, env };
+}
+
+/** Creates the workspace and its stack (`pulumi stack init` with the passphrase provider), config set. */
+export async function engineWorkspace(opts: EngineWorkspaceOptions = {}): Promise<EngineWorkspace> {
+  const stackName = opts.stack ?? "dev";
+  const project = opts.project ?? engineProject();
+  const { projectDir, backendDir, pulumiHome, env } = project;
+  writeFileSync(join(projectDir, `Pulumi.${stackName}.yaml`), stackFile(opts.site ?? stackName, opts.config));
   const pulumiCommand = await PulumiCommand.get({ root: toolDir("pulumi") });
   const ws = await LocalWorkspace.create({
     workDir: projectDir,
@@ -147,4 +162,19 @@ export async function engineWorkspace(opts: EngineWorkspaceOptions = {}): Promis
     env,
     dispose: () => ws.removeStack(stackName, { force: true }),
   };
+}
+
+/**
+ * The resources `npm run render` lists in resources.json for a site, from its own process (the mock runtime,
+ * apart from the engine).
+ */
+export function renderedResources(site = "dev"): { urn: string; type: string; parent?: string }[] {
+  const out = tempDir("engine-render-");
+  const r = spawnSync(process.execPath, ["--import", "tsx", "cli/render.ts", "--stack", site, "--out", out], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`npm run render failed: ${r.stderr}`);
+  return (JSON.parse(readFileSync(join(out, "resources.json"), "utf8")) as { resources: [] }).resources;
 }

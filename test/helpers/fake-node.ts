@@ -56,6 +56,10 @@ export interface Faults {
   /** nft refuses a ruleset that contains this text. */
   rejectRulesetContaining?: string;
   dataplaneService?: string;
+  /** Addresses of the running configuration's VLAN links that the kernel never gets (as the configuration writes them). */
+  dropAddresses?: string[];
+  /** IPv6 addresses of those links that another host already has: duplicate address detection fails. */
+  duplicateAddresses?: string[];
 }
 
 export interface NodeOptions {

@@ -7,7 +7,7 @@ import { renderTalosconfig } from "../../components/talos-node/talosconfig";
 import { renderSegmentHost } from "../../components/vlan-segment/host";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { renderRuleset } from "../../components/dataplane/nftables";
-import { dataplaneHealth } from "../../components/talos-node/health";
+import { dataplaneHealth, segmentLinks } from "../../components/talos-node/health";
 import { diskSelector, renderCel, renderJq } from "../../components/talos-node/disk-selector";
 import { randomBytes } from "node:crypto";
 import type { HealthChecks, InstallIdentity, NodeTarget } from "../../components/talos-node/scripts";
@@ -82,7 +82,7 @@ export function rendered(edit?: (raw: Raw) => void): Rendered {
   const nftRuleset = renderRuleset(s.site, s.plan, s.policy);
   const contributions = [
     ...s.plan.segments.map(renderSegmentHost),
-    renderDataplaneHost(s.site, s.plan, { nftRuleset }),
+    ...renderDataplaneHost(s.site, s.plan, { nftRuleset }),
   ];
   const config = renderMachineConfig({
     site: s.site,
@@ -94,7 +94,10 @@ export function rendered(edit?: (raw: Raw) => void): Rendered {
   const sel = diskSelector(s.site.node.installDisk);
   return {
     config,
-    checks: { dataplane: dataplaneHealth(contributions, s.site.dataplane.metricsPort) },
+    checks: {
+      dataplane: dataplaneHealth(contributions, s.site.dataplane.metricsPort),
+      segments: segmentLinks(s.plan.segments),
+    },
     identity: {
       macs: s.site.node.nics.map((n) => n.mac),
       diskFilter: renderJq(sel),

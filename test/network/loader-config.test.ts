@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { renderLoaderConfig, CONFIG_PATH } from "../../components/dataplane/loader-config";
 import { renderDataplaneHost } from "../../components/dataplane/host";
+import { mergeContributions } from "../../components/talos-node/documents";
 import { devSite } from "../helpers/dev-site";
 
 function sections(conf: string): Map<string, string[]> {
@@ -144,9 +145,8 @@ describe("the loader configuration", () => {
   });
 
   it("travels in the machine configuration as the extension service's config files", () => {
-    const doc = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" }).documents.find(
-      (d) => d.kind === "ExtensionServiceConfig",
-    )!;
+    const host = renderDataplaneHost(site, plan, { nftRuleset: "table inet router {}\n" });
+    const doc = mergeContributions(host).documents.find((d) => d.kind === "ExtensionServiceConfig")!;
     expect(doc).toMatchObject({ kind: "ExtensionServiceConfig", name: "router-dataplane" });
     expect((doc.configFiles as { mountPath: string }[]).map((f) => f.mountPath)).toEqual([
       "/usr/local/etc/router-dataplane/dataplane.conf",

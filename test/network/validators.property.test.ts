@@ -85,7 +85,7 @@ function render(site: Site): Artifacts {
       secrets: redactedSecrets(),
       contributions: [
         ...plan.segments.map(renderSegmentHost),
-        renderDataplaneHost(site, plan, { nftRuleset: ruleset }),
+        ...renderDataplaneHost(site, plan, { nftRuleset: ruleset }),
         renderRoutingHost(site, plan),
       ],
       registryPassword: site.registry?.username ? "registry-password-for-tests" : undefined,

@@ -232,8 +232,14 @@ describe("the appliance program", () => {
 
   it("passes secrets to commands only through secret environment and stdin", () => {
     for (const c of resources.filter((r) => r.type === "command:local:Command")) {
+      // The apply also carries the digests of the configuration layers, in plain so a preview shows them.
+      if (c.name === "lab-node-apply") {
+        const { ROUTER_CONFIG_LAYERS: layers, ...rest } = c.inputs.environment as Record<string, unknown>;
+        expect(layers).toMatch(/^node=[0-9a-f]{16}( [a-z]+=[0-9a-f]{16})+$/);
+        expect(rest).toEqual({ ROUTER_TALOSCONFIG: "[secret]" });
+      }
       // A command that needs no secret (resolving a public image's digest) has no environment at all.
-      if ("environment" in c.inputs) expect(c.inputs.environment, c.name).toBe("[secret]");
+      else if ("environment" in c.inputs) expect(c.inputs.environment, c.name).toBe("[secret]");
       else expect(JSON.stringify(c.inputs), c.name).not.toContain("[secret");
       if ("stdin" in c.inputs) expect(c.inputs.stdin, c.name).toBe("[secret]");
     }

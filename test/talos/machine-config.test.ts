@@ -160,7 +160,7 @@ describe("the machine configuration", () => {
     const docs = machineConfigDocuments({
       ...s,
       secrets: fixtureSecrets(),
-      contributions: [renderDataplaneHost(s.site, s.plan, { nftRuleset: "" })],
+      contributions: renderDataplaneHost(s.site, s.plan, { nftRuleset: "" }),
     }) as Doc[];
     const gate = docs.filter((d) => d.kind === "RoutingRuleConfig");
     expect(gate.map((g) => g.name)).toEqual(["32000", "32001", "32002"]);
@@ -243,13 +243,16 @@ describe("the machine configuration", () => {
 
   it("refuses two layers contributing the same document or conflicting kernel parameters", () => {
     const doc = { apiVersion: "v1alpha1" as const, kind: "VLANConfig", name: "lan0.10" };
-    expect(() => mergeContributions([{ documents: [doc] }, { documents: [doc] }])).toThrow(
-      /two layers contribute the Talos document VLANConfig\/lan0.10/,
-    );
     expect(() =>
       mergeContributions([
-        { documents: [], sysctls: { a: "1" } },
-        { documents: [], sysctls: { a: "0" } },
+        { layer: "segments", documents: [doc] },
+        { layer: "routing", documents: [doc] },
+      ]),
+    ).toThrow(/two layers contribute the Talos document VLANConfig\/lan0.10/);
+    expect(() =>
+      mergeContributions([
+        { layer: "segments", documents: [], sysctls: { a: "1" } },
+        { layer: "dataplane", documents: [], sysctls: { a: "0" } },
       ]),
     ).toThrow(/kernel parameter a is set to both 1 and 0/);
     const s = site();

@@ -271,12 +271,12 @@ class CellBuilder {
 
   private push(c: Omit<Cell, "id" | "expected" | "by" | "product">): void {
     const flow: Flow = { from: c.from, to: c.to, proto: c.proto, port: c.port, src: c.src, dst: c.dst };
-    const fwd = forwardVerdict(this.app, flow);
-    const product = fwd ?? evaluate(this.model, flow);
     // From the internet, a WAN address is reached through its own WAN; everything else through the primary
     // (ISP 1 routes the site's prefixes and the transit address to it).
     const wanAddressOf = this.wanOf(c.dst);
     const via = this.isWan(c.from) ? (wanAddressOf ?? this.app.wans[0].wan.name) : undefined;
+    const fwd = forwardVerdict(this.app, flow, via);
+    const product = fwd ?? evaluate(this.model, flow);
     const mine = this.oracle.decide({ ...flow, via, wanAddressOf } satisfies OracleFlow);
     const target = mine.deliverTo ? this.app.clients.holder(mine.deliverTo.address) : undefined;
     this.cells.push({
@@ -360,11 +360,12 @@ export function buildCells(app: Appliance): Cell[] {
 /**
  * The harness's model of the port forwards, which the product's policy model does not cover: the verdict of a
  * forward for a flow from the WAN (DNAT, NAT66, pinhole) or from inside to a WAN address (hairpin), or undefined
- * when no forward applies.
+ * when no forward applies. `via`: the WAN a flow from the internet comes in on.
  */
 export function forwardVerdict(
   app: Appliance,
   f: Flow,
+  via?: string,
 ): { verdict: Verdict; by: string; answerer: string } | undefined {
   const { site, plan } = app;
   const wanZones = new Set(plan.wans.map((w) => w.zone));
@@ -394,7 +395,8 @@ export function forwardVerdict(
       .map((w) => w.addr6);
     if (ula && f.to === "router" && familyOf(f.dst) === 6 && nat66.includes(f.dst))
       return { verdict: "accept", by: `forward6:${pf.name}`, answerer: h6?.name ?? pf.ipv6 };
-    if (!ula && f.dst === pf.ipv6)
+    // a pinhole opens on the forward's WANs only: the flow must come in through one of them
+    if (!ula && f.dst === pf.ipv6 && (via === undefined || wans.includes(via)))
       return { verdict: "accept", by: `pinhole:${pf.name}`, answerer: h6?.name ?? pf.ipv6 };
   }
   return undefined;

@@ -86,6 +86,8 @@ export function describeAppliance(opts: SuiteOptions): void {
   ensureLoader();
   const t = tier("e2e", { root: true, commands: APPLIANCE_COMMANDS, files: [LOADER] });
   const { site, plan } = siteOf(opts.config, opts.title);
+  const unknown = (opts.without ?? []).filter((w) => !AREAS.some((a) => a.title === w));
+  if (unknown.length) throw new Error(`${opts.title}: without names no area: ${unknown.join(", ")}`);
 
   describe.skipIf(!t.ok)(`${opts.title} on the virtual appliance`, () => {
     let running: Appliance | undefined;
@@ -118,6 +120,7 @@ export function describeAppliance(opts: SuiteOptions): void {
       await running?.stop();
     }, 60_000);
 
-    for (const area of AREAS) if (area.appliesTo?.(site, plan) ?? true) describe(area.title, () => area.tests(ctx));
+    const wanted = AREAS.filter((a) => !(opts.without ?? []).includes(a.title));
+    for (const area of wanted) if (area.appliesTo?.(site, plan) ?? true) describe(area.title, () => area.tests(ctx));
   });
 }
