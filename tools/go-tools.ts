@@ -61,6 +61,36 @@ export const GO_TOOLS: readonly GoTool[] = [
       },
     ],
   },
+  {
+    // VictoriaLogs, the log store of the observability stack (the router runs its upstream image): the log
+    // pipeline test and the stack's benchmark run this build. CGO off is upstream's "pure" build.
+    name: "victoria-logs",
+    versionOf: "github.com/VictoriaMetrics/VictoriaLogs",
+    binaries: [
+      {
+        name: "victoria-logs",
+        pkg: "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs",
+        ldflags: "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-{version}",
+      },
+    ],
+  },
+  {
+    // VictoriaMetrics single-node and vmalert: the other TSDB candidate, the peer of the stack's benchmark.
+    name: "victoria-metrics",
+    versionOf: "github.com/VictoriaMetrics/VictoriaMetrics",
+    binaries: [
+      {
+        name: "victoria-metrics",
+        pkg: "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics",
+        ldflags: "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-{version}",
+      },
+      {
+        name: "vmalert",
+        pkg: "github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert",
+        ldflags: "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=vmalert-{version}",
+      },
+    ],
+  },
 ];
 
 /** Root of the tools cache. */

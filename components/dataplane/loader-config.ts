@@ -8,6 +8,7 @@ import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { familyOf } from "../site/ip";
 import { MANAGEMENT_TCP_PORTS } from "../site/policy";
+import { BLOCK_PROTECT_FILE, loaderBlock } from "../ids-stack/block";
 
 /** Name of the extension service (Talos runs it as `ext-router-dataplane`). */
 export const EXTENSION_NAME = "router-dataplane";
@@ -144,6 +145,21 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
     );
   for (const f of [...dp.feeds].sort((a, b) => a.name.localeCompare(b.name)))
     lines.push(`[feed ${f.name}]`, `url = ${f.url}`, `kind = ${f.kind}`, `refresh = ${f.refresh}`, "");
+  // IDS alerts that block their source at the guard (components/ids-stack/block.ts): the agent's socket and uid, and
+  // what is never blocked besides what the loader reads live (gateways, resolvers, probe targets, its addresses).
+  const block = loaderBlock(site, plan);
+  if (block) {
+    tables.set(BLOCK_PROTECT_FILE, list(block.protect, "sources an IDS alert never blocks"));
+    lines.push(
+      "[dynamic_block]",
+      `socket = ${block.socket}`,
+      `agent_uid = ${block.agentUid}`,
+      `duration = ${block.seconds}s`,
+      `max_entries = ${block.maxEntries}`,
+      `protect = ${TABLE_DIR}/${BLOCK_PROTECT_FILE}`,
+      "",
+    );
+  }
 
   files.set(CONFIG_PATH, lines.join("\n"));
   for (const [name, content] of [...tables].sort(([a], [b]) => a.localeCompare(b)))

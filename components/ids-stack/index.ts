@@ -3,10 +3,12 @@
  * selected zone pairs, rules fetched and tested on the router. Its host side is the IPS queue in the ruleset
  * (`idsRuleset`, handed to the data plane before the node is configured); this component owns the cluster side:
  * the IDS image (Suricata and suricata-update from Debian, built at `pulumi up`, pinned by digest), its
- * configuration and its DaemonSet. Off (no resources) unless router:ids.enabled.
+ * configuration (checked with `suricata -T` first: check.ts) and its DaemonSet. Off (no resources) unless
+ * router:ids.enabled.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
+import * as command from "@pulumi/command";
 import { createHash } from "node:crypto";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
@@ -19,6 +21,8 @@ import { suricataFiles } from "./suricata";
 import { renderIdsObjects, type IdsObject } from "./k8s";
 import { renderIdsSummary } from "./summary";
 import { renderIdsFacts, renderIdsProfiles } from "./review";
+import { rulesCheck } from "./check";
+import { ZEEK_SCRIPT, renderZeekScript } from "./zeek";
 
 export interface IdsStackArgs {
   /** The validated site. */
@@ -37,10 +41,17 @@ export interface IdsStackArgs {
 
 export const IDS_IMAGE: ImageBuild = { name: "router-ids", build: "make -C images/ids", oci: "images/ids/out/oci" };
 
+/** The stack's ConfigMap files by name: Suricata's, and Zeek's script when Zeek runs. */
+function stackFiles(site: Site, ids: IdsPlan): Map<string, string> {
+  const files = suricataFiles(site, ids);
+  if (ids.zeekImage) files.set(ZEEK_SCRIPT, renderZeekScript(ids));
+  return files;
+}
+
 /** Every file the stack renders, by its path under ids/. */
 export function idsArtifacts(site: Site, ids: IdsPlan): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, text] of suricataFiles(site, ids)) out[`ids/${name}`] = text;
+  for (const [name, text] of stackFiles(site, ids)) out[`ids/${name}`] = text;
   if (ids.pairs.length) out["ids/ips.iptables"] = ipsIptables(ids);
   return out;
 }
@@ -73,7 +84,20 @@ export class IdsStack extends pulumi.ComponentResource {
       sources: ["images/ids"],
       registryPassword: args.registryPassword,
     });
-    const files = suricataFiles(site, ids);
+    const files = stackFiles(site, ids);
+    // suricata -T on the site's rules before anything ships (check.ts)
+    const check = rulesCheck(site, ids);
+    const checked = new command.local.Command(
+      `${name}-check`,
+      {
+        interpreter: ["/bin/bash", "-c"],
+        create: check.script,
+        // every command environment is secret (the project's rule); it holds no secret here
+        environment: pulumi.secret(check.environment),
+        triggers: [createHash("sha256").update(JSON.stringify(check)).digest("hex")],
+      },
+      { parent: this },
+    );
     const objects = image.apply((img) => renderIdsObjects(ids, files, img));
     // The objects' names and kinds do not depend on the image; only their contents do.
     const shapes = renderIdsObjects(ids, files, "");
@@ -85,7 +109,7 @@ export class IdsStack extends pulumi.ComponentResource {
         createObject(`${name}-${shape.kind.toLowerCase()}`, obj as IdsObject, {
           parent: this,
           provider: args.provider,
-          dependsOn: [...args.after, ...created],
+          dependsOn: [...args.after, checked, ...created],
         }),
       );
     });

@@ -3,7 +3,8 @@
  * DaemonSet in the router's namespace — Suricata in IDS mode (AF_PACKET) on the watched links, Suricata inline
  * (NFQUEUE) when the site has inline pairs, and the rule updater. Only the capabilities each needs: capture and
  * queues need NET_ADMIN and NET_RAW, thread pinning SYS_NICE, the packet rings IPC_LOCK; the updater, which
- * fetches from the internet, runs as nobody with none (DESIGN decision 16). Rules and Suricata's data live on host
+ * fetches from the internet, runs as nobody with none (DESIGN decision 16); an init container with CHOWN alone
+ * hands it the rules and data directories. Rules and Suricata's data live on host
  * paths that survive pod restarts and Talos upgrades. Pure: plain objects.
  */
 import { createHash } from "node:crypto";
@@ -13,7 +14,9 @@ import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import type { IdsPlan } from "./plan";
-import { ROUTER_IDS_PATHS as P } from "./suricata";
+import { ROUTER_IDS_PATHS as P, alertSocket, testLogDir, type IdsPaths } from "./suricata";
+import { zeekContainers } from "./zeek";
+import { BLOCK_AGENT_UID, BLOCK_SOCKET, BLOCK_SOCKET_DIR } from "./block";
 
 type Named<T> = T & { metadata: { name: string; namespace?: string } };
 export type IdsObject = Named<IDaemonSet> | Named<IConfigMap>;
@@ -38,18 +41,87 @@ function suricata(name: string, image: string, mode: string[], caps: string[]): 
       { name: "rules", mountPath: P.rules, readOnly: true },
       { name: "logs", mountPath: P.logs },
       { name: "run", mountPath: P.run },
+      { name: "alerts", mountPath: P.alerts },
+    ],
+  };
+}
+
+/**
+ * The block agent: reads the alerts Suricata writes to its socket and names the sources of severe ones to the
+ * loader (block.ts). It parses what Suricata made of hostile traffic, so it runs as its own uid — the one the
+ * loader takes requests from — with no capabilities, and mounts nothing but the two sockets' directories.
+ */
+function blockAgent(image: string, severity: number): IContainer {
+  return {
+    name: "block-agent",
+    image,
+    command: [
+      "router-ids-block",
+      ...["--alerts", alertSocket(P), "--loader", BLOCK_SOCKET, "--severity", String(severity)],
+    ],
+    securityContext: {
+      runAsUser: BLOCK_AGENT_UID,
+      runAsGroup: BLOCK_AGENT_UID,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    },
+    resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
+    volumeMounts: [
+      { name: "alerts", mountPath: P.alerts },
+      // read-only: connecting to a Unix socket needs no write access to its file system (Linux inode_permission
+      // refuses writes on a read-only mount to regular files, directories and links only)
+      { name: "block", mountPath: BLOCK_SOCKET_DIR, readOnly: true },
+    ],
+  };
+}
+
+/**
+ * One rule update, as a shell command: suricata-update merges the sources into a staging directory and tests the
+ * result there (`suricata -T`, update.yaml's test-command); only a tested file replaces the live rules, by
+ * rename. A failed update leaves the live rules as they were and drops the staged file, so the next run tests
+ * again rather than finding "no changes". Exit status 0 when the live rules are the tested result.
+ */
+export function ruleUpdateCommand(paths: IdsPaths): string {
+  const stage = `${paths.data}/staging`;
+  const next = `${paths.rules}/.suricata.rules.new`;
+  return [
+    `mkdir -p ${stage} ${testLogDir(paths)} &&`,
+    `if suricata-update -c ${paths.config}/update.yaml -o ${stage} --no-reload;`,
+    `then cp -f ${stage}/suricata.rules ${next} && mv -f ${next} ${paths.rules}/suricata.rules;`,
+    `else rm -f ${stage}/suricata.rules; false; fi`,
+  ].join(" ");
+}
+
+/** Makes the rules and data host directories (created by the kubelet as root) the updater's (nobody's). */
+function ruleDirs(image: string): IContainer {
+  return {
+    name: "rules-dirs",
+    image,
+    command: ["chown", "-R", `${NOBODY}:${NOBODY}`, P.rules, P.data],
+    securityContext: {
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"], add: ["CHOWN"] },
+    },
+    volumeMounts: [
+      { name: "rules", mountPath: P.rules },
+      { name: "data", mountPath: P.data },
     ],
   };
 }
 
 function updater(image: string, ids: IdsPlan): IContainer {
-  // A failed test (suricata -T) leaves the last good rules in place; the loop tries again next interval.
-  const loop = [
-    "while :; do",
-    `suricata-update -c ${P.config}/update.yaml -o ${P.rules} --no-reload && suricatasc -c reload-rules ${P.run}/ids.socket;`,
-    `sleep ${ids.updateSeconds};`,
-    "done",
-  ].join(" ");
+  const reload = ["ids", ...(ids.pairs.length ? ["ips"] : [])]
+    .map((m) => `suricatasc -c reload-rules ${P.run}/${m}.socket`)
+    .join(" && ");
+  // A failed update keeps the last good rules; the loop tries again next interval.
+  const loop = ["while :; do", `${ruleUpdateCommand(P)} && ${reload};`, `sleep ${ids.updateSeconds};`, "done"].join(
+    " ",
+  );
   return {
     name: "rules-update",
     image,
@@ -98,6 +170,8 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
         ]
       : []),
     updater(image, ids),
+    ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),
+    ...zeekContainers(ids, P),
   ];
   const host = (name: string, path: string): IVolume => ({ name, hostPath: { path, type: "DirectoryOrCreate" } });
   return [
@@ -126,6 +200,7 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
             dnsPolicy: "ClusterFirstWithHostNet",
             priorityClassName: "system-node-critical",
             tolerations: [{ operator: "Exists" }],
+            initContainers: [ruleDirs(image)],
             containers,
             volumes: [
               { name: "config", configMap: { name: cmName } },
@@ -134,6 +209,8 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
               host("logs", P.logs),
               { name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } },
               { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+              { name: "alerts", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+              ...(ids.blockSeverity !== undefined ? [host("block", BLOCK_SOCKET_DIR)] : []),
             ],
           },
         },

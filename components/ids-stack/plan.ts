@@ -31,8 +31,12 @@ export interface IdsPlan {
   protected: string[];
   /** Block duration in seconds. */
   blockSeconds: number;
+  /** Alerts of this severity or a worse one (1 is the worst) block their source; undefined: alerts block nothing. */
+  blockSeverity?: number;
   /** Update interval of the rule sources in seconds. */
   updateSeconds: number;
+  /** Zeek's image (pinned by digest) when Zeek runs; undefined: Zeek is off. */
+  zeekImage?: string;
 }
 
 function linksOf(plan: SitePlan, zone: string): string[] {
@@ -77,6 +81,8 @@ export function planIds(site: Site, plan: SitePlan): IdsPlan {
     queues: [ids.ips.firstQueue, ids.ips.firstQueue + ids.ips.queues - 1],
     protected: [...protectedSet].sort((a, b) => a.localeCompare(b, "en", { numeric: true })),
     blockSeconds: durationSeconds(ids.block.duration),
+    blockSeverity: ids.block.enabled ? ids.block.severity : undefined,
     updateSeconds: durationSeconds(ids.rules.updateInterval),
+    zeekImage: ids.zeek.enabled ? ids.zeek.image : undefined,
   };
 }

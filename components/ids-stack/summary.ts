@@ -29,7 +29,8 @@ function section(site: Site, ids: IdsPlan): string {
   out.push(
     `Rules: ${rules.sources.map((s) => s.name).join(", ") || "no source"} fetched every ${rules.updateInterval} on the ` +
       `router (suricata-update, tested with suricata -T; a failed update keeps the last good rules), ` +
-      `${rules.local.length} local rule(s), ${rules.disable.length} disabled, ${rules.thresholds.length} threshold(s).`,
+      `${rules.local.length} local rule(s), ${rules.disable.length} disabled, ${rules.thresholds.length} threshold(s) ` +
+      "(checked with suricata -T at pulumi up, before anything ships).",
     "",
     block.enabled
       ? `Blocking: alerts of severity ≤ ${block.severity} put their source (IPv6: its /64) on the XDP guard's dynamic ` +

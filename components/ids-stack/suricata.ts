@@ -21,8 +21,10 @@ export interface IdsPaths {
   data: string;
   /** EVE logs (one subdirectory per process). */
   logs: string;
-  /** Sockets: the alert stream to the block agent. */
+  /** Command sockets (suricatasc: rule reloads). */
   run: string;
+  /** The alert stream to the block agent (shared by Suricata and the agent only). */
+  alerts: string;
   /** Suricata's classification.config and reference.config (from the package). */
   share: string;
 }
@@ -35,6 +37,7 @@ export const ROUTER_IDS_PATHS: IdsPaths = {
   data: "/var/lib/router/ids/data",
   logs: "/var/lib/router/ids/logs",
   run: "/run/router-ids",
+  alerts: "/run/router-ids-alerts",
   share: "/etc/suricata",
 };
 
@@ -78,7 +81,17 @@ function vars(ids: IdsPlan): Record<string, unknown> {
   return { "address-groups": groups, "port-groups": PORT_GROUPS };
 }
 
-function outputs(paths: IdsPaths): unknown[] {
+/** Where `suricata -T` of a rule update writes its (empty) logs. */
+export function testLogDir(paths: IdsPaths): string {
+  return `${paths.data}/test-log`;
+}
+
+/** The block agent's socket, where Suricata writes alerts one datagram each. */
+export function alertSocket(paths: IdsPaths): string {
+  return `${paths.alerts}/alerts.sock`;
+}
+
+function outputs(paths: IdsPaths, blocking: boolean): unknown[] {
   return [
     {
       "eve-log": {
@@ -104,9 +117,9 @@ function outputs(paths: IdsPaths): unknown[] {
     {
       // Alerts only, to the block agent: a datagram per alert, never blocking Suricata (a missing reader drops them).
       "eve-log": {
-        enabled: true,
+        enabled: blocking,
         filetype: "unix_dgram",
-        filename: `${paths.run}/alerts.sock`,
+        filename: alertSocket(paths),
         "community-id": true,
         types: [{ alert: { "tagged-packets": false } }],
       },
@@ -152,7 +165,7 @@ export function renderSuricataYaml(site: Site, ids: IdsPlan, paths: IdsPaths = R
     "reference-config-file": `${paths.share}/reference.config`,
     "threshold-file": `${paths.config}/threshold.config`,
     stats: { enabled: true, interval: 10 },
-    outputs: outputs(paths),
+    outputs: outputs(paths, ids.blockSeverity !== undefined),
     "af-packet": afPacket(site, ids),
     // accept: packets go on after the verdict; fail-open: a full queue lets packets through rather than dropping
     // the site's traffic (the rule's bypass flag covers a stopped Suricata).
@@ -187,9 +200,17 @@ export function renderLocalRules(site: Site): string {
   return [`# local rules of site ${site.site.name} (router:ids.rules.local)`, ...site.ids.rules.local, ""].join("\n");
 }
 
+/**
+ * Suricata's own event rules that suricata-update always merges (its load_dist_rules) for protocols whose parsers
+ * Suricata 7 leaves off unless configured: their rules do not load, and `suricata -T` would fail every update.
+ */
+const DIST_RULES_OFF = ["dnp3-events.rules", "modbus-events.rules"];
+
 /** suricata-update's disable.conf: one sid per line (generator 1). */
 export function renderDisableConf(site: Site): string {
   return [
+    "# event rules of protocols whose parsers are off",
+    ...DIST_RULES_OFF.map((f) => `group:${f}`),
     "# signatures switched off by router:ids.rules.disable",
     ...[...site.ids.rules.disable].sort((a, b) => a - b).map((sid) => `1:${sid}`),
     "",
@@ -216,7 +237,9 @@ export function renderUpdateYaml(site: Site, paths: IdsPaths = ROUTER_IDS_PATHS)
     "disable-conf": `${paths.config}/disable.conf`,
     "data-directory": paths.data,
     "suricata-conf": `${paths.config}/suricata.yaml`,
-    "test-command": `suricata -T -c ${paths.config}/suricata.yaml -S $output_filename -l /tmp`,
+    // suricata-update passes the merged file in OUTPUT_FILENAME (main.py, test_suricata)
+    // its outputs go to a directory of the updater's own (ruleUpdateCommand creates it)
+    "test-command": `suricata -T -c ${paths.config}/suricata.yaml -S "$OUTPUT_FILENAME" -l ${testLogDir(paths)}`,
     "reload-command": `suricatasc -c reload-rules ${paths.run}/ids.socket && suricatasc -c reload-rules ${paths.run}/ips.socket`,
     "ignore-files": ["*deleted.rules"],
     "local-files": [`${paths.config}/local.rules`],

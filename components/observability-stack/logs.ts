@@ -4,7 +4,7 @@
  *   collector on 127.0.0.1 — host-side documents of the machine configuration;
  * - the firewall's drop records: the ruleset logs to an NFLOG group instead of the kernel log (a
  *   RulesetContribution), ulogd2 turns each packet into a JSON record (addresses, ports, interfaces, the rule's
- *   prefix) and sends it to the collector;
+ *   prefix) and sends it to the collector as one datagram;
  * - every pod's log files (/var/log/pods, CRI format);
  * - syslog-ng, the collector, parses each JSON line, tags its source and posts batches of JSON lines to the store
  *   and, when the site forwards, to the central store.
@@ -71,7 +71,10 @@ export function renderUlogd(site: Site): string {
     `group=${DROP_LOG_GROUP}`,
     "",
     "[json]",
-    'mode="tcp"',
+    // UDP on loopback: ulogd 2.0.8 refuses to start when a TCP collector is not listening yet (its JSON output
+    // connects at start, ulogd_output_JSON.c json_init_socket), so the container would crash-loop until syslog-ng
+    // is up; a datagram socket connects at once and a lost collector costs only the records sent while it is gone.
+    'mode="udp"',
     'host="127.0.0.1"',
     `port="${LOCAL.firewallLogs}"`,
     "sync=1",
@@ -102,16 +105,16 @@ function httpDestination(name: string, url: string, auth?: { username: string })
 export function renderSyslogNg(site: Site, plan: SitePlan): string {
   const fwd = site.observability.logs.forward;
   const store = `http://${hostPort(plan.managementAddress, OBSERVABILITY_PORTS.logs)}/insert/jsonline`;
-  const tcp = (name: string, port: number) =>
-    `source ${name} { network(ip("127.0.0.1") port(${port}) transport("tcp") flags(no-parse) log-msg-size(65536)); };`;
+  const net = (name: string, port: number, transport: "tcp" | "udp") =>
+    `source ${name} { network(ip("127.0.0.1") port(${port}) transport("${transport}") flags(no-parse) log-msg-size(65536)); };`;
   const lines = [
     "@version: 3.38",
     `# syslog-ng of site ${site.site.name}: the log collector (rendered)`,
     ...(fwd?.username ? [`@include "${LOG_FORWARD_SECRET_CONF}"`] : []),
     "options { keep-hostname(yes); stats-freq(0); create-dirs(yes); };",
-    tcp("s_talos", LOCAL.talosLogs),
-    tcp("s_kernel", LOCAL.kernelLogs),
-    tcp("s_firewall", LOCAL.firewallLogs),
+    net("s_talos", LOCAL.talosLogs, "tcp"),
+    net("s_kernel", LOCAL.kernelLogs, "tcp"),
+    net("s_firewall", LOCAL.firewallLogs, "udp"),
     // Every container's log file: <namespace>_<pod>_<uid>/<container>/<n>.log, CRI lines "<time> <stream> <P|F> <text>".
     'source s_pods { wildcard-file(base-dir("/var/log/pods") filename-pattern("*.log") recursive(yes) flags(no-parse) follow-freq(1)); };',
     'parser p_json { json-parser(prefix(".r.")); };',

@@ -27,7 +27,7 @@ export const OBSERVABILITY_LOCAL_PORTS = {
   talosLogs: 6050,
   /** syslog-ng: Talos kernel messages (JSON lines over TCP). */
   kernelLogs: 6051,
-  /** syslog-ng: the firewall's drop records from ulogd2 (JSON lines over TCP). */
+  /** syslog-ng: the firewall's drop records from ulogd2 (one JSON record per UDP datagram). */
   firewallLogs: 6052,
   /** nfacctd: the router's own IPFIX collector (top talkers), fed by softflowd. */
   flows: 4739,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../src/dp_shared.h"
+#include "dynblock.h"
 
 #define MAX_SEEN 512
 
@@ -142,6 +143,10 @@ static char *reader(char *buf, int size, void *user)
 		memcpy(sec, s + 1, len);
 		sec[len] = '\0';
 		kind = named_section(sec, &np);
+		if (kind == NAMED_NONE && strcmp(sec, "dynamic_block") == 0) {
+			c->dyn.enabled = true;
+			c->dyn.line = st->line;
+		}
 		if (kind == NAMED_NONE)
 			return buf;
 		len = strlen(np);
@@ -253,7 +258,7 @@ static int once(struct parse_state *st, const char *section, const char *key, co
 	for (int i = 0; i < st->n_seen; i++) {
 		if (strcmp(st->seen[i].section, section) == 0 && strcmp(st->seen[i].key, key) == 0) {
 			bad(st, section, key, value, "given twice (first at line %d); only allow, block, geo, extra, "
-						     "qos_dscp_priority and probe may repeat",
+						     "qos_dscp_priority, probe and protect may repeat",
 			    st->seen[i].line);
 			return 0;
 		}
@@ -804,6 +809,36 @@ static int countries(struct parse_state *st, const char *sec, const char *key, c
 	return 1;
 }
 
+/* One key of [dynamic_block]; 1 or 0 (problem recorded). */
+static int dyn_key(struct parse_state *st, const char *sec, const char *key, const char *v)
+{
+	struct dp_dynamic_block *b = &st->cfg->dyn;
+	uint64_t ms;
+
+	if (strcmp(key, "socket") == 0)
+		return parse_path(st, sec, key, v, b->socket, sizeof(b->socket));
+	if (strcmp(key, "agent_uid") == 0) {
+		/* the agent reads what Suricata makes of hostile traffic: it never runs as root */
+		if (!parse_u32(st, sec, key, v, 1, 4294967294u, &b->agent_uid))
+			return 0;
+		b->has_agent_uid = true;
+		return 1;
+	}
+	if (strcmp(key, "duration") == 0) {
+		if (!parse_dur(st, sec, key, v, 1000, (uint64_t)DP_DYN_MAX_SECONDS * 1000, "from 1s to 720h", &ms))
+			return 0;
+		if (ms % 1000)
+			return bad(st, sec, key, v, "expected whole seconds (e.g. 90s, 1h)");
+		b->seconds = (uint32_t)(ms / 1000);
+		return 1;
+	}
+	if (strcmp(key, "max_entries") == 0)
+		return parse_u32(st, sec, key, v, 16, 1u << 20, &b->max_entries);
+	if (strcmp(key, "protect") == 0)
+		return add_path(st, sec, key, v, b->protect, &b->n_protect);
+	return bad(st, sec, key, v, "unknown key; [dynamic_block] allows socket, agent_uid, duration, max_entries, protect");
+}
+
 /* libinih callback: strips " # comment", rejects repeats of single-valued keys, dispatches by section. Always returns 1 so every problem of the file is collected. */
 static int handler(void *user, const char *section, const char *name, const char *value_in)
 {
@@ -832,7 +867,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		      (!strcmp(name, "allow") || !strcmp(name, "block") || !strcmp(name, "geo"))) ||
 		     (strcmp(section, "bogons") == 0 && !strcmp(name, "extra")) ||
 		     (strncmp(section, "interface", 9) == 0 && !strcmp(name, "qos_dscp_priority")) ||
-		     (strncmp(section, "wan", 3) == 0 && !strcmp(name, "probe"));
+		     (strncmp(section, "wan", 3) == 0 && !strcmp(name, "probe")) ||
+		     (strcmp(section, "dynamic_block") == 0 && !strcmp(name, "protect"));
 	if (!repeatable && !once(st, section, name, value))
 		return 1;
 
@@ -876,10 +912,12 @@ static int handler(void *user, const char *section, const char *name, const char
 			bad(st, section, name, value, "unknown key; [tables] allows allow, block, geo, block_countries");
 	} else if (strcmp(section, "ratelimit") == 0) {
 		rate_key(st, section, name, value);
+	} else if (strcmp(section, "dynamic_block") == 0) {
+		dyn_key(st, section, name, value);
 	} else {
 		bad(st, section, name, value,
 		    "unknown section [%s]; allowed: [global], [interface NAME], [features], [bogons], [tables], "
-		    "[ratelimit], [wan NAME], [feed NAME]",
+		    "[ratelimit], [wan NAME], [feed NAME], [dynamic_block]",
 		    section);
 	}
 	return 1;
@@ -972,6 +1010,18 @@ static void check_wans_feeds(struct parse_state *st)
 	}
 }
 
+/* [dynamic_block] needs its socket and the agent's uid. */
+static void check_dyn(struct parse_state *st)
+{
+	const struct dp_dynamic_block *b = &st->cfg->dyn;
+
+	st->line = b->line;
+	if (b->enabled && (!b->socket[0] || !b->has_agent_uid))
+		bad(st, NULL, NULL, NULL, "[dynamic_block]: %s%s%s required (socket = /absolute/path, agent_uid = 1-4294967294)",
+		    b->socket[0] ? "" : "socket", !b->socket[0] && !b->has_agent_uid ? ", " : "",
+		    b->has_agent_uid ? "" : "agent_uid");
+}
+
 /* management_links never names an uplink: the fallback ruleset would open the management ports to the WAN. */
 static void check_management(struct parse_state *st)
 {
@@ -1016,6 +1066,8 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 	cfg->icmp = (struct dp_rate){ 20, 40 };
 	cfg->udp = (struct dp_rate){ 5000, 10000 };
 	cfg->slots = 1u << DP_RL_DEFAULT_SLOT_BITS;
+	cfg->dyn.seconds = 3600;
+	cfg->dyn.max_entries = DP_DYN_DEFAULT_ENTRIES;
 	/* Talos' apid and trustd, the Kubernetes API: what a management session needs */
 	cfg->management_ports[0] = 50000;
 	cfg->management_ports[1] = 50001;
@@ -1045,6 +1097,7 @@ int dp_config_load(const char *path, struct dp_config *cfg, struct dp_err *err)
 	check_ifaces(st);
 	check_wans_feeds(st);
 	check_management(st);
+	check_dyn(st);
 	rc = st->nerr ? -1 : 0;
 	free(st);
 	if (rc)
@@ -1062,7 +1115,9 @@ void dp_config_free(struct dp_config *cfg)
 		free(cfg->block[i]);
 	for (int i = 0; i < cfg->n_geo; i++)
 		free(cfg->geo[i]);
-	cfg->n_bogon_extra = cfg->n_allow = cfg->n_block = cfg->n_geo = 0;
+	for (int i = 0; i < cfg->dyn.n_protect; i++)
+		free(cfg->dyn.protect[i]);
+	cfg->n_bogon_extra = cfg->n_allow = cfg->n_block = cfg->n_geo = cfg->dyn.n_protect = 0;
 }
 
 const struct dp_iface *dp_config_iface(const struct dp_config *cfg, const char *name)

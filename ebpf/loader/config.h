@@ -88,6 +88,22 @@ struct dp_feed {
 	int line;
 };
 
+/*
+ * [dynamic_block]: sources an IDS alert names, blocked by the WAN guard for a while (dynblock.h).
+ * Requests arrive on a unix datagram socket from the IDS block agent (idsblock.h).
+ */
+struct dp_dynamic_block {
+	bool enabled;        /* the section is present */
+	char socket[108];    /* the socket the loader binds (sun_path) */
+	uint32_t agent_uid;  /* only datagrams sent by this uid are taken */
+	bool has_agent_uid;
+	uint32_t seconds;    /* how long a source stays blocked */
+	uint32_t max_entries; /* sources blocked at once, both families together (sizes the guard's tables) */
+	char *protect[DP_MAX_FILES]; /* prefix files of sources never blocked */
+	int n_protect;
+	int line; /* of the section header */
+};
+
 struct dp_rate {
 	uint32_t rate;  /* tokens per second per source */
 	uint32_t burst; /* bucket size in tokens */
@@ -133,6 +149,7 @@ struct dp_config {
 	int n_wans;
 	struct dp_feed feeds[DP_MAX_FEEDS];
 	int n_feeds;
+	struct dp_dynamic_block dyn;
 };
 
 /*

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "dataplane.h"
 #include "feeds.h"
+#include "idsblock.h"
 #include "netlink.h"
 #include "upstream.h"
 #include "wan.h"
@@ -54,6 +55,7 @@ struct dp_daemon {
 	struct dp_feeds feeds;
 	struct dp_upstream up; /* the guard's upstream entries as installed */
 	double up_due;         /* mono time the upstream tables are to be brought in line (< 0: not pending) */
+	struct dp_idsblock ids; /* the dynamic blocklist's intake ([dynamic_block]) */
 	/* health: what is in force, and why something is not */
 	enum dp_ruleset_state ruleset;
 	char ruleset_sha256[65];                 /* of the configured ruleset file as applied ("" = none) */

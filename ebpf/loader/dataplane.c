@@ -31,6 +31,7 @@ int dp_sources_load(const struct dp_config *cfg, const dp_feed_path_t *feed_path
 		{ cfg->block, cfg->n_block, DP_TABLE_PREFIXES, &out->block },
 		{ cfg->geo, cfg->n_geo, DP_TABLE_GEO, &out->geo },
 		{ cfg->bogon_extra, cfg->n_bogon_extra, DP_TABLE_PREFIXES, &out->bogon_extra },
+		{ cfg->dyn.protect, cfg->dyn.n_protect, DP_TABLE_PREFIXES, &out->protect },
 	};
 
 	memset(out, 0, sizeof(*out));
@@ -77,6 +78,7 @@ void dp_sources_free(struct dp_sources *s)
 	dp_pfx_list_free(&s->block);
 	dp_pfx_list_free(&s->geo);
 	dp_pfx_list_free(&s->bogon_extra);
+	dp_pfx_list_free(&s->protect);
 }
 
 void dp_table_input_from(const struct dp_config *cfg, const struct dp_sources *src, uint64_t seed,
@@ -129,7 +131,7 @@ static void reuse_pinned(struct bpf_map *map, const char *maps_dir)
 	    info.key_size == bpf_map__key_size(map) && info.value_size == bpf_map__value_size(map) &&
 	    info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map) &&
 	    !bpf_map__reuse_fd(map, fd))
-		dp_log("info", "reuse_map", "counters in %s carried over", path);
+		dp_log("info", "reuse_map", "%s carried over from the previous start", path);
 	close(fd);
 }
 
@@ -173,9 +175,15 @@ static struct wan_guard_bpf *open_guard(const struct dp_config *cfg, const char 
 		return NULL;
 	w->rodata->rl_slot_bits = (uint32_t)__builtin_ctz(cfg->slots);
 	w->rodata->ct_replies = ct;
+	bpf_map__set_max_entries(w->maps.dp_dyn4, cfg->dyn.max_entries);
+	bpf_map__set_max_entries(w->maps.dp_dyn6, cfg->dyn.max_entries);
 	if (maps_dir) {
 		reuse_pinned(w->maps.dp_stats, maps_dir);
 		reuse_pinned(w->maps.dp_vlan_stats, maps_dir);
+		if (cfg->dyn.enabled) {
+			reuse_pinned(w->maps.dp_dyn4, maps_dir);
+			reuse_pinned(w->maps.dp_dyn6, maps_dir);
+		}
 	}
 	return w;
 }
@@ -222,6 +230,7 @@ int dp_instance_load(struct dp_instance *inst, const struct dp_config *cfg, cons
 
 	memset(inst, 0, sizeof(*inst));
 	inst->slots = cfg->slots;
+	inst->dyn_max = cfg->dyn.max_entries;
 	inst->seg = segment_qos_bpf__open();
 	if (!inst->seg) {
 		dp_instance_close(inst);

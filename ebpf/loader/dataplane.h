@@ -26,6 +26,7 @@ struct dp_instance {
 	struct segment_qos_bpf *seg;
 	struct dp_guard_maps maps;
 	uint32_t slots;
+	uint32_t dyn_max; /* entries the dynamic blocklist tables hold ([dynamic_block] max_entries) */
 	bool ct_replies; /* the guard looks UDP sources with an empty bucket up in conntrack */
 };
 
@@ -47,6 +48,7 @@ void dp_link_resolve(const struct dp_links *links, const char *name, const char 
 /* The table files named by a configuration, parsed, with the feeds' lists folded in by kind. */
 struct dp_sources {
 	struct dp_pfx_list allow, block, geo, bogon_extra;
+	struct dp_pfx_list protect; /* [dynamic_block] protect: sources an alert never blocks */
 	size_t feed_entries[DP_MAX_FEEDS]; /* per [feed] of the configuration */
 	bool feed_used[DP_MAX_FEEDS];
 };
@@ -69,8 +71,10 @@ void dp_table_input_from(const struct dp_config *cfg, const struct dp_sources *s
 			 struct dp_table_input *in);
 
 /*
- * Opens and loads both programs sized for cfg ([ratelimit] slots). When maps_dir is given, the
- * counter maps pinned there are reused if they still fit, so counters survive a restart. The
+ * Opens and loads both programs sized for cfg ([ratelimit] slots, [dynamic_block] max_entries).
+ * When maps_dir is given, the counter maps pinned there are reused if they still fit, so counters
+ * survive a restart, and so are the dynamic blocklist's tables when [dynamic_block] is on (blocks
+ * survive a restart; without the section the tables start empty). The
  * guard looks UDP replies up in conntrack when the kernel has the kfuncs (bpf_xdp_ct_lookup,
  * bpf_ct_release); when it has not, or rejects the program with them, the guard is loaded without
  * (replies are charged like any other UDP), which is logged and leaves inst->ct_replies false.

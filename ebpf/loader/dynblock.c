@@ -2,6 +2,7 @@
 /*
  * The WAN guard's dynamic blocklist (dynblock.h).
  */
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ int dp_dyn_init(struct dp_dynblock *d, const struct dp_guard_maps *m, int fd4, i
 	d->fd4 = fd4;
 	d->fd6 = fd6;
 	d->max = max;
+	d->next_exp = UINT64_MAX;
 	d->sum = m->sum;
 	d->base = malloc(2 * GEN_WORDS * sizeof(__u64));
 	d->marked[0] = calloc(MARK_WORDS, sizeof(uint64_t));
@@ -161,52 +163,87 @@ enum dp_dyn_result dp_dyn_add(struct dp_dynblock *d, const char *addr, uint32_t 
 	d->results[r]++;
 	if (r == DP_DYN_ADDED)
 		d->live++;
-	if (r == DP_DYN_ADDED || r == DP_DYN_EXTENDED)
+	if (r == DP_DYN_ADDED || r == DP_DYN_EXTENDED) {
 		mark(d, src.family == 4 ? 0 : 1, src.family == 4 ? key4 >> 8 : dp_pfx_w6(&src, 0) >> 8);
+		if (exp < d->next_exp)
+			d->next_exp = exp;
+	}
 	return r;
 }
 
-/*
- * Deletes the expired entries of one table (keys of ksz bytes: 4 for IPv4, 8 for IPv6) and sets
- * the /24 bit of every remaining key in keep; returns how many were deleted, and adds the remaining
- * ones to *live. The walk finishes before anything is deleted (a deletion would restart it).
- */
-static size_t sweep_table(int fd, size_t ksz, uint64_t now, uint64_t *keep, size_t *live)
+/* The /24 key (the summary's index) of a table key of family 4 or 6. */
+static uint32_t key24_of(unsigned family, uint64_t key)
 {
-	__u64 key = 0, next, exp, *old = NULL;
-	size_t n_old = 0, cap = 0;
+	return family == 4 ? (uint32_t)(key & 0xffffffffu) >> 8 : (uint32_t)(key >> 40);
+}
+
+/* Reads the whole of one table (family 4: 4-byte keys, 6: 8-byte keys): its keys in *k and expiries in *e. */
+static size_t table_read(int fd, unsigned family, uint64_t **k, uint64_t **e)
+{
+	__u64 key = 0, next = 0, exp;
+	size_t n = 0, cap = 0;
 	void *prev = NULL;
 
+	*k = *e = NULL;
+	/* a 4-byte key is read into the low half of a zeroed u64 (little-endian: the same value) */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		prev = &key;
-		key = next;
+		key = family == 4 ? (next & 0xffffffffu) : next;
 		if (bpf_map_lookup_elem(fd, &key, &exp))
 			continue;
-		if (exp <= now) {
-			if (n_old == cap) {
-				__u64 *grown = realloc(old, (cap = cap ? 2 * cap : 256) * sizeof(*old));
+		if (n == cap) {
+			uint64_t *gk = realloc(*k, (cap = cap ? 2 * cap : 256) * sizeof(uint64_t));
+			uint64_t *ge = gk ? realloc(*e, cap * sizeof(uint64_t)) : NULL;
 
-				if (!grown)
-					break; /* the rest waits for the next sweep; expired entries block nothing */
-				old = grown;
+			if (gk)
+				*k = gk;
+			if (!ge)
+				break; /* what was read is handled; the rest waits for the next sweep */
+			*e = ge;
+		}
+		(*k)[n] = key;
+		(*e)[n++] = exp;
+	}
+	return n;
+}
+
+/*
+ * Deletes the expired entries of one table and sets the /24 bit of every remaining key in keep;
+ * returns how many were deleted, and adds the remaining ones to *live. The walk finishes before
+ * anything is deleted (a deletion would restart it).
+ */
+static size_t sweep_table(struct dp_dynblock *d, unsigned family, uint64_t now, uint64_t *keep, size_t *live)
+{
+	int fd = family == 4 ? d->fd4 : d->fd6;
+	uint64_t *k, *e;
+	size_t n = table_read(fd, family, &k, &e), gone = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (e[i] <= now) {
+			__u64 key = k[i];
+
+			if (!bpf_map_delete_elem(fd, &key)) {
+				gone++;
+				if (d->on_expired)
+					d->on_expired(d->on_expired_arg, family, k[i]);
 			}
-			old[n_old++] = key;
 			continue;
 		}
-		uint32_t key24 = ksz == 4 ? (uint32_t)(key & 0xffffffffu) >> 8 : (uint32_t)(key >> 40);
+		uint32_t key24 = key24_of(family, k[i]);
 
 		keep[key24 >> 6] |= 1ull << (key24 & 63);
 		(*live)++;
+		if (e[i] < d->next_exp)
+			d->next_exp = e[i];
 	}
-	for (size_t i = 0; i < n_old; i++)
-		bpf_map_delete_elem(fd, &old[i]);
-	free(old);
-	return n_old;
+	free(k);
+	free(e);
+	return gone;
 }
 
-size_t dp_dyn_sweep(struct dp_dynblock *d)
+/* Removes the entries that expired at now (UINT64_MAX: all) and restores the codes of /24s left without any. */
+static size_t sweep_at(struct dp_dynblock *d, uint64_t now)
 {
-	uint64_t now = now_ns();
 	uint64_t *keep[2] = { calloc(MARK_WORDS, sizeof(uint64_t)), calloc(MARK_WORDS, sizeof(uint64_t)) };
 	size_t gone = 0, live = 0;
 
@@ -215,8 +252,9 @@ size_t dp_dyn_sweep(struct dp_dynblock *d)
 		free(keep[1]);
 		return 0; /* tried again at the next sweep; entries past their expiry block nothing meanwhile */
 	}
-	gone += sweep_table(d->fd4, 4, now, keep[0], &live);
-	gone += sweep_table(d->fd6, 8, now, keep[1], &live);
+	d->next_exp = UINT64_MAX;
+	gone += sweep_table(d, 4, now, keep[0], &live);
+	gone += sweep_table(d, 6, now, keep[1], &live);
 	for (unsigned fam = 0; fam < 2; fam++) {
 		for (uint32_t w = 0; w < MARK_WORDS; w++)
 			for (uint64_t bits = d->marked[fam][w] & ~keep[fam][w]; bits; bits &= bits - 1) {
@@ -232,4 +270,77 @@ size_t dp_dyn_sweep(struct dp_dynblock *d)
 	d->live = live;
 	d->expired += gone;
 	return gone;
+}
+
+size_t dp_dyn_sweep(struct dp_dynblock *d)
+{
+	return sweep_at(d, now_ns());
+}
+
+size_t dp_dyn_clear(struct dp_dynblock *d)
+{
+	return sweep_at(d, UINT64_MAX);
+}
+
+size_t dp_dyn_resume(struct dp_dynblock *d)
+{
+	size_t n_all = 0;
+
+	for (unsigned family = 4; family <= 6; family += 2) {
+		uint64_t *k, *e;
+		size_t n = table_read(family == 4 ? d->fd4 : d->fd6, family, &k, &e);
+
+		/* an expired entry stays until the sweep, which is then due at once */
+		for (size_t i = 0; i < n; i++) {
+			mark(d, family == 4 ? 0 : 1, key24_of(family, k[i]));
+			if (e[i] < d->next_exp)
+				d->next_exp = e[i];
+		}
+		n_all += n;
+		free(k);
+		free(e);
+	}
+	d->live = n_all;
+	return n_all;
+}
+
+size_t dp_dyn_copy(int from4, int from6, int to4, int to6, uint32_t max)
+{
+	uint64_t now = now_ns();
+	size_t copied = 0;
+
+	for (unsigned family = 4; family <= 6; family += 2) {
+		uint64_t *k, *e;
+		size_t n = table_read(family == 4 ? from4 : from6, family, &k, &e);
+
+		for (size_t i = 0; i < n; i++) {
+			__u64 key = k[i], exp = e[i];
+
+			if (exp > now && copied < max &&
+			    !bpf_map_update_elem(family == 4 ? to4 : to6, &key, &exp, BPF_NOEXIST))
+				copied++;
+		}
+		free(k);
+		free(e);
+	}
+	return copied;
+}
+
+void dp_dyn_key_format(unsigned family, uint64_t key, char *buf, size_t cap)
+{
+	unsigned char a[16] = { 0 };
+	char t[INET6_ADDRSTRLEN];
+
+	if (family == 4) {
+		uint32_t v = htonl((uint32_t)key);
+
+		memcpy(a, &v, 4);
+		inet_ntop(AF_INET, a, t, sizeof(t));
+		snprintf(buf, cap, "%s", t);
+		return;
+	}
+	for (int i = 0; i < 8; i++)
+		a[i] = (unsigned char)(key >> (56 - 8 * i));
+	inet_ntop(AF_INET6, a, t, sizeof(t));
+	snprintf(buf, cap, "%s/64", t);
 }

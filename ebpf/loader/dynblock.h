@@ -44,6 +44,10 @@ struct dp_dynblock {
 	size_t live;         /* entries in the tables */
 	uint64_t results[DP_DYN_RESULTS];
 	uint64_t expired;    /* entries removed by dp_dyn_sweep */
+	uint64_t next_exp;   /* earliest expiry (CLOCK_MONOTONIC ns) of an entry in the tables; UINT64_MAX: none */
+	/* called by dp_dyn_sweep for each entry it removes (family 4 or 6, the table's key); NULL: nothing */
+	void (*on_expired)(void *arg, unsigned family, uint64_t key);
+	void *on_expired_arg;
 };
 
 /*
@@ -70,5 +74,27 @@ enum dp_dyn_result dp_dyn_add(struct dp_dynblock *d, const char *addr, uint32_t 
 
 /* Removes every entry whose expiry has passed and unmarks /24s left without entries; returns how many went. */
 size_t dp_dyn_sweep(struct dp_dynblock *d);
+
+/*
+ * Removes every entry, expired or not (blocking turned off), and restores the published summary
+ * codes; on_expired is called for each. Returns how many went.
+ */
+size_t dp_dyn_clear(struct dp_dynblock *d);
+
+/*
+ * Takes up the entries already in d's tables (a restart that reused the pinned tables, or entries
+ * dp_dyn_copy brought over): marks the /24 of each, sets live and next_exp (an expired entry stays
+ * until the sweep, which is then due at once). Returns how many there are.
+ */
+size_t dp_dyn_resume(struct dp_dynblock *d);
+
+/*
+ * Copies the entries of the tables from4/from6 that have not expired into to4/to6 (new programs
+ * with differently sized tables take over the blocks), at most max. Returns how many were copied.
+ */
+size_t dp_dyn_copy(int from4, int from6, int to4, int to6, uint32_t max);
+
+/* Formats a table key (family 4: the address; 6: the first 64 bits, as a /64) as text. */
+void dp_dyn_key_format(unsigned family, uint64_t key, char *buf, size_t cap);
 
 #endif /* DP_DYNBLOCK_H */

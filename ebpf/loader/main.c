@@ -102,15 +102,15 @@ static int fp_row(char **s, size_t *len, size_t *cap, int list, const char *path
 /* Identity of every table file and feed cache (path, inode, size, mtime). */
 static char *fingerprint(const struct dp_config *c)
 {
-	char *const *lists[4] = { c->allow, c->block, c->geo, c->bogon_extra };
-	int counts[4] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra };
+	char *const *lists[5] = { c->allow, c->block, c->geo, c->bogon_extra, c->dyn.protect };
+	int counts[5] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra, c->dyn.n_protect };
 	size_t cap = 256, len = 0;
 	char *s = malloc(cap);
 
 	if (!s)
 		return NULL;
 	s[0] = '\0';
-	for (int l = 0; l < 4; l++)
+	for (int l = 0; l < 5; l++)
 		for (int i = 0; i < counts[l]; i++)
 			if (fp_row(&s, &len, &cap, l, lists[l][i]))
 				goto oom;
@@ -118,7 +118,7 @@ static char *fingerprint(const struct dp_config *c)
 		char path[PATH_MAX + 96];
 
 		dp_feed_path(c, &c->feeds[i], path, sizeof(path));
-		if (fp_row(&s, &len, &cap, 4 + (int)c->feeds[i].kind, path))
+		if (fp_row(&s, &len, &cap, 5 + (int)c->feeds[i].kind, path))
 			goto oom;
 	}
 	return s;
@@ -494,8 +494,8 @@ static bool reload_bpf(struct dp_daemon *d, struct reload_job *j)
 		j->sizes = d->sizes;
 		return true;
 	}
-	if (j->cfg.slots != d->inst.slots) {
-		/* new program sizes: a fresh instance, then the links switch to it atomically */
+	if (j->cfg.slots != d->inst.slots || j->cfg.dyn.max_entries != d->inst.dyn_max) {
+		/* new program or table sizes: a fresh instance, then the links switch to it atomically */
 		bool loaded = !instance_fresh(d, &j->cfg, use, j->res, &fresh, &j->sizes, err);
 
 		/* the new programs take over the upstream entries in force before any link moves to them */
@@ -508,6 +508,8 @@ static bool reload_bpf(struct dp_daemon *d, struct reload_job *j)
 			count_failure(d, &d->fail_tables);
 			return false;
 		}
+		/* the blocks in force before any link moves to the new programs */
+		dp_ids_carry(&d->ids, &fresh);
 		dp_instance_attach(&fresh, &j->cfg, j->res, j->st, &aerr);
 		attach_log(d, &j->cfg, j->res, j->st);
 		j->attached = true;
@@ -676,11 +678,11 @@ static void links_changed(struct dp_daemon *d)
  */
 static void watch_files(int fd, const struct dp_config *c)
 {
-	char *const *lists[4] = { c->allow, c->block, c->geo, c->bogon_extra };
-	int counts[4] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra };
+	char *const *lists[5] = { c->allow, c->block, c->geo, c->bogon_extra, c->dyn.protect };
+	int counts[5] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra, c->dyn.n_protect };
 	const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM;
 
-	for (int l = -2; l < 4; l++) {
+	for (int l = -2; l < 5; l++) {
 		int n = l < 0 ? 1 : counts[l];
 
 		for (int i = 0; i < n; i++) {
@@ -699,13 +701,13 @@ static void watch_files(int fd, const struct dp_config *c)
 /* True when an inotify event names one of the configured files. */
 static int is_ours(const struct dp_config *c, const char *name)
 {
-	char *const *lists[4] = { c->allow, c->block, c->geo, c->bogon_extra };
-	int counts[4] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra };
+	char *const *lists[5] = { c->allow, c->block, c->geo, c->bogon_extra, c->dyn.protect };
+	int counts[5] = { c->n_allow, c->n_block, c->n_geo, c->n_bogon_extra, c->dyn.n_protect };
 	char buf[4096];
 
 	if (!name || !*name)
 		return 0;
-	for (int l = -2; l < 4; l++) {
+	for (int l = -2; l < 5; l++) {
 		int n = l < 0 ? 1 : counts[l];
 
 		for (int i = 0; i < n; i++) {
@@ -790,14 +792,17 @@ static int run(struct dp_daemon *d, const struct options *o)
 		dp_log("error", "netlink", "cannot follow link and route changes: %s", strerror(errno));
 	watch_files(ifd, &d->cfg);
 	for (;;) {
-		struct pollfd p[4 + 2 * DP_MAX_WANS];
+		struct pollfd p[5 + 2 * DP_MAX_WANS];
 		int np = 0, timeout = -1, wan0;
-		double now = dp_now_mono(), wt;
+		double now = dp_now_mono(), wt, ids_due;
 
+		/* the block intake follows the committed configuration and the programs running now */
+		dp_ids_sync(&d->ids, &d->cfg, &d->inst, &d->lock);
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		p[np++] = (struct pollfd){ .fd = ifd, .events = POLLIN };
 		p[np++] = (struct pollfd){ .fd = nlfd, .events = POLLIN };
 		p[np++] = (struct pollfd){ .fd = d->feeds.efd, .events = POLLIN };
+		p[np++] = (struct pollfd){ .fd = d->ids.fd, .events = POLLIN };
 		wan0 = np;
 		np += dp_wan_pollfds(&d->wan, p + np, (int)(sizeof(p) / sizeof(p[0])) - np);
 		if (pending)
@@ -811,6 +816,11 @@ static int run(struct dp_daemon *d, const struct options *o)
 			fold_timeout(&timeout, now + wt, now);
 		if (!d->httpd && d->cfg.metrics_port)
 			fold_timeout(&timeout, metrics_due, now);
+		ids_due = dp_ids_due(&d->ids);
+		if (ids_due >= 0)
+			fold_timeout(&timeout, ids_due, now);
+		if (d->cfg.dyn.enabled && d->ids.fd < 0)
+			fold_timeout(&timeout, d->ids.socket_due, now);
 		if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR)
 			return 1;
 		now = dp_now_mono();
@@ -842,6 +852,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 				links_due = now + LINK_DEBOUNCE_S;
 			if (ev)
 				dp_wan_routes_changed(&d->wan, now);
+			if (ev & (DP_NL_EV_ROUTE | DP_NL_EV_ADDR))
+				dp_ids_routes_changed(&d->ids);
 			if (ev && d->up_due < 0)
 				d->up_due = now + UPSTREAM_DEBOUNCE_S;
 		}
@@ -853,6 +865,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 				reload(d, o, 0, cand);
 			}
 		}
+		if (p[4].revents & POLLIN)
+			dp_ids_readable(&d->ids, &d->cfg, &d->src, &d->lock);
 		for (int i = wan0; i < np; i++)
 			if (p[i].revents & POLLIN)
 				dp_wan_readable(&d->wan, p[i].fd, now);
@@ -875,6 +889,7 @@ static int run(struct dp_daemon *d, const struct options *o)
 				d->up_due = dp_now_mono() + UPSTREAM_RETRY_S;
 		}
 		dp_wan_tick(&d->wan, now);
+		dp_ids_tick(&d->ids, dp_now_mono(), &d->lock);
 		metrics_retry(d, now, &metrics_due);
 	}
 }
@@ -1040,6 +1055,7 @@ int main(int argc, char **argv)
 		return 1;
 	pthread_mutex_init(&d->lock, NULL);
 	dp_wan_init(&d->wan, &d->lock);
+	dp_ids_init(&d->ids);
 	if (load_config(&o, &d->cfg, &err)) {
 		/* nothing of ours goes in; forwarding stays as the machine booted (off) */
 		dp_log("error", "config_rejected", "%s", err.msg);
@@ -1078,6 +1094,7 @@ int main(int argc, char **argv)
 	dp_metrics_stop(d);
 	dp_feeds_stop(&d->feeds);
 out:
+	dp_ids_close(&d->ids);
 	dp_wan_close(&d->wan);
 	dp_instance_close(&d->inst);
 	dp_sources_free(&d->src);

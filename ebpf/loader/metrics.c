@@ -354,6 +354,7 @@ char *dp_metrics_render(struct dp_daemon *d)
 	health_metrics(d, &t);
 	dp_wan_metrics(&d->wan, emit_any, &t);
 	dp_upstream_metrics(&d->up, &d->cfg, d->inst.ct_replies, emit_any, &t);
+	dp_ids_metrics(&d->ids, &d->cfg, emit_any, &t);
 	pthread_mutex_unlock(&d->lock);
 	dp_feeds_metrics(&d->feeds, emit_any, &t);
 	return t.buf;

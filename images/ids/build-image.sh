@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Builds the router's IDS image: Suricata 7 (bookworm-backports), suricatasc and suricata-update (Python, with the
-# interpreter's standard library and the modules they import) from the build machine's Debian packages, with
+# interpreter's standard library and the modules they import) from the build machine's Debian packages, and the
+# block agent (router-ids-block, beside this script: alerts to the data plane's dynamic blocklist), with
 # exactly the shared libraries they need, as an OCI image layout with a reproducible digest (fixed modes, no
 # timestamps).
 #   build-image.sh STAGE_DIR OUT_DIR
 # Output: OUT_DIR/oci (one image) and OUT_DIR/image-digest.
 set -euo pipefail
 
+here=$(dirname "$(realpath "$0")")
 stage=$(realpath -m "$1")
 out=$(realpath -m "$2")
 name=router-ids
@@ -32,7 +34,8 @@ for d in "${python_dirs[@]}"; do
 done
 find "$root/usr/lib" -name __pycache__ -prune -exec rm -rf {} +
 for f in "${data[@]}"; do install -D -m 0755 "$f" "$root$f"; done
-for tool in sh sleep cat; do ln -sf busybox "$root/usr/bin/$tool"; done
+install -D -m 0755 "$here/router-ids-block" "$root/usr/bin/router-ids-block"
+for tool in sh sleep cat chown cp mv rm mkdir; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"

@@ -33,6 +33,11 @@ ln -sf usr/bin "$root/bin"
 for dir in /usr/lib/syslog-ng /usr/lib/x86_64-linux-gnu/ulogd /usr/share/syslog-ng; do
 	[ -d "$dir" ] && mkdir -p "$root$dir" && cp -a "$dir/." "$root$dir/"
 done
+# The build machine's CA bundle (Debian ca-certificates): remote write, log forwarding and e-mail verify their
+# servers with it (Go's crypto/x509 and libcurl both read this path).
+ca=/etc/ssl/certs/ca-certificates.crt
+[ -s "$ca" ] || { echo "build-image: $ca is missing (install: ca-certificates)" >&2; exit 1; }
+install -D -m 0644 "$ca" "$root$ca"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 

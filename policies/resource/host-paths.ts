@@ -20,6 +20,12 @@ export function underStateDir(path: string, stateDir = ROUTER_STATE_DIR): boolea
 export const HOST_PATH_EXCEPTIONS: Record<string, { path: string; why: string }[]> = {
   "node-exporter": [{ path: "/", why: "host metrics read through --path.rootfs" }],
   "log-collector": [{ path: "/var/log/pods", why: "the pods' logs, collected for the log store" }],
+  "router-ids": [
+    {
+      path: "/var/lib/router-dataplane/ids",
+      why: "the data-plane loader's block socket, which the block agent connects to (the loader owns the directory)",
+    },
+  ],
 };
 
 export function hostPathsUnderStateDir(enforcementLevel: EnforcementLevel = "mandatory"): ResourceValidationPolicy {

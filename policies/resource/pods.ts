@@ -29,8 +29,8 @@ export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why
     why: "softflowd reads each link's packets (packet sockets, promiscuous)",
   },
   "router-ids": {
-    capabilities: ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"],
-    why: "Suricata: AF_PACKET capture and NFQUEUE (NET_RAW, NET_ADMIN), worker threads pinned to CPUs (SYS_NICE), packet rings locked in memory (IPC_LOCK); the rule updater adds none",
+    capabilities: ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK", "CHOWN"],
+    why: "Suricata: AF_PACKET capture and NFQUEUE (NET_RAW, NET_ADMIN), worker threads pinned to CPUs (SYS_NICE), packet rings locked in memory (IPC_LOCK); an init container hands the rule directories the kubelet creates as root to the unprivileged rule updater (CHOWN alone); the updater and the block agent add none",
   },
   "log-collector": { capabilities: ["NET_ADMIN"], why: "ulogd binds an NFLOG group in the host's network namespace" },
   "cilium:ciliumAgent": {

@@ -1,10 +1,10 @@
 /**
  * Nothing the build or the tests use comes from a hand install: every system header the C and BPF sources
  * include, every shared library the built programs load, every tool the build scripts and test tiers run, and
- * every daemon the services image copies belongs to a Debian package that `.ci/run` installs (directly or as a
- * dependency of one it installs), or to Debian's required base. A machine where something was once installed by
- * hand (gcc-multilib, whose /usr/include/asm clang's BPF target needs) passes its own tests and fails CI; this
- * test fails on that machine instead.
+ * every daemon the services and observability images copy belongs to a Debian package that `.ci/run` installs
+ * (directly or as a dependency of one it installs), or to Debian's required base. A machine where something was
+ * once installed by hand (gcc-multilib, whose /usr/include/asm clang's BPF target needs) passes its own tests and
+ * fails CI; this test fails on that machine instead.
  *
  * Ownership is dpkg's (`dpkg -S`), dependencies apt's (`apt-cache depends --recurse`); the lists of headers and
  * libraries come from the compilers (`-M`) and the dynamic loader (`ldd`), not from a list kept by hand.
@@ -165,7 +165,7 @@ function libraries(): string[] {
   return [...out].sort();
 }
 
-/** Every tool a test tier names, the build scripts run, and the services image copies. */
+/** Every tool a test tier names, the build scripts run, and the images copy. */
 function tools(): string[] {
   const names = new Set<string>([...BUILD_COMMANDS, ...APPLIANCE_COMMANDS]);
   const walk = (dir: string) => {
@@ -186,10 +186,12 @@ function tools(): string[] {
     const p = sh("sh", ["-c", `command -v ${n} || true`]).trim();
     paths.push(p || `<not on PATH: ${n}>`);
   }
-  // The daemons the services image copies from the build machine.
-  const script = readFileSync(join(ROOT, "images/services/build-image.sh"), "utf8");
-  const list = /binaries=\(([\s\S]*?)\)/.exec(script)?.[1] ?? "";
-  paths.push(...list.split(/\s+/).filter((p) => p.startsWith("/")));
+  // The daemons the services and observability images copy from the build machine.
+  for (const image of ["services", "observability"]) {
+    const script = readFileSync(join(ROOT, `images/${image}/build-image.sh`), "utf8");
+    const list = /binaries=\(([\s\S]*?)\)/.exec(script)?.[1] ?? "";
+    paths.push(...list.split(/\s+/).filter((p) => p.startsWith("/")));
+  }
   return [...new Set(paths)].sort();
 }
 

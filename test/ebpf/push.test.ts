@@ -7,36 +7,25 @@
  * shows up in no output.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { buildAndPushScript } from "../../components/images";
 import { EXTENSION_IMAGE, installerScript } from "../../components/dataplane/images";
 import { tier } from "../helpers/tier";
-import { BUILD_COMMANDS, EBPF, buildEbpf, stopProcess, tempDir, testCertificates, waitFor } from "./lib";
+import { REGISTRY_COMMANDS, startRegistry, type TestRegistry } from "../helpers/registry";
+import { BUILD_COMMANDS, EBPF, buildEbpf, tempDir } from "./lib";
 
 const t = tier("ebpf-push", {
   root: true,
-  commands: [...BUILD_COMMANDS, "buildah", "skopeo", "docker-registry", "htpasswd", "openssl", "curl"],
+  commands: [...BUILD_COMMANDS, "buildah", "skopeo", ...REGISTRY_COMMANDS],
 });
 
 const REPO = resolve(EBPF, "..");
 const USER = "site-a-push";
 const PASSWORD = "p4ss-Nobody-Guesses-7f3c";
 const REPOSITORY = "router/site-a";
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => (typeof a === "object" && a ? res(a.port) : rej(new Error("no port"))));
-    });
-  });
-}
 
 function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
   const r = spawnSync(cmd, args, { encoding: "utf8", ...opts });
@@ -46,7 +35,7 @@ function run(cmd: string, args: string[], opts: { cwd?: string; input?: string }
 
 describe.skipIf(!t.ok)("extension push to a registry (the pulumi up step, run for real)", () => {
   let dir: string;
-  let registry: ChildProcess | undefined;
+  let registry: TestRegistry | undefined;
   let server: string;
   let env: NodeJS.ProcessEnv;
   let oci: string;
@@ -85,39 +74,13 @@ describe.skipIf(!t.ok)("extension push to a registry (the pulumi up step, run fo
     buildEbpf("all");
     dir = tempDir("dp-push-");
     oci = join(dir, "out/oci");
-    testCertificates(dir, "127.0.0.1", "router registry");
-    writeFileSync(join(dir, "htpasswd"), run("htpasswd", ["-niB", USER], { input: PASSWORD }));
-    const port = await freePort();
-    server = `127.0.0.1:${port}`;
-    writeFileSync(
-      join(dir, "config.yml"),
-      [
-        "version: 0.1",
-        "log: { level: warn }",
-        `storage: { filesystem: { rootdirectory: ${dir}/data } }`,
-        `http: { addr: "${server}", tls: { certificate: ${dir}/srv.pem, key: ${dir}/srv.key } }`,
-        `auth: { htpasswd: { realm: router-test, path: ${dir}/htpasswd } }`,
-        "",
-      ].join("\n"),
-    );
-    registry = spawn("docker-registry", ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
-    let regErr = "";
-    registry.stderr?.on("data", (d: Buffer) => (regErr += d.toString()));
-    await waitFor(`the registry on ${server} (${regErr})`, () => {
-      const r = spawnSync(
-        "curl",
-        ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", join(dir, "ca.pem"), `https://${server}/v2/`],
-        { encoding: "utf8" },
-      );
-      return r.stdout === "401";
-    });
-    // skopeo (Go) trusts the registry through the test CA only; the operator's machine would trust its registry's
-    // certificate through the system store.
-    env = { ...process.env, SSL_CERT_FILE: join(dir, "ca.pem") };
+    registry = await startRegistry(dir, { user: USER, password: PASSWORD });
+    server = registry.server;
+    env = registry.env;
   }, 900_000);
 
   afterAll(async () => {
-    await stopProcess(registry);
+    await registry?.stop();
   });
 
   let first: ReturnType<typeof push>;

@@ -28,6 +28,11 @@ export interface Link {
   name: string;
   permanentAddr: string;
   hardwareAddr?: string;
+  /** The alias a LinkAliasConfig gave it (LinkStatus spec.alias). */
+  alias?: string;
+  /** LinkStatus spec.type (default ether) and spec.kind (vlan, bond…; default none). */
+  type?: string;
+  kind?: string;
 }
 
 export interface Identity {
@@ -161,6 +166,16 @@ export class FakeNode {
 
   async fault(faults: Faults): Promise<void> {
     await this.request({ op: "fault", faults });
+  }
+
+  /** Frames (Buffers) that cross a link (by kernel name) in turn, one every everyMs, while a capture listens. */
+  async traffic(link: string, frames: Buffer[], everyMs = 5): Promise<void> {
+    await this.request({ op: "traffic", link, frames: frames.map((f) => f.toString("hex")), everyMs });
+  }
+
+  /** The captures the node ran: link, filter length (instructions), packets sent, how each ended. */
+  async captures(): Promise<{ link: string; filter: number; packets: number; ended: string }[]> {
+    return await this.request({ op: "captures" });
   }
 
   async state(): Promise<NodeState> {

@@ -35,6 +35,7 @@ function rendered(): IdsPaths {
     data: join(root, "data"),
     logs: join(root, "logs"),
     run: join(root, "run"),
+    alerts: join(root, "alerts"),
     share: "/etc/suricata",
   };
   for (const d of [paths.config, paths.rules, paths.data, paths.run]) mkdirSync(d, { recursive: true });

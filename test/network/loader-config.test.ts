@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { renderLoaderConfig, CONFIG_PATH } from "../../components/dataplane/loader-config";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { mergeContributions } from "../../components/talos-node/documents";
-import { devSite } from "../helpers/dev-site";
+import { devSite, type Raw } from "../helpers/dev-site";
 
 function sections(conf: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -151,7 +151,37 @@ describe("the loader configuration", () => {
     expect((doc.configFiles as { mountPath: string }[]).map((f) => f.mountPath)).toEqual([
       "/usr/local/etc/router-dataplane/dataplane.conf",
       "/usr/local/etc/router-dataplane/tables/block.txt",
+      "/usr/local/etc/router-dataplane/tables/ids-protected.txt",
       "/usr/local/etc/router-dataplane/router.nft",
     ]);
+  });
+
+  it("takes IDS block requests from the block agent's uid, with the site's duration, size and never-block list", () => {
+    const s2 = devSite((raw) => {
+      raw["ids"].block = { ...raw["ids"].block, duration: "15m", maxEntries: 4096, never: ["198.51.100.7/32"] };
+    });
+    const r = renderLoaderConfig(s2.site, s2.plan).files;
+    expect(sections(r.get(CONFIG_PATH)!).get("dynamic_block")).toEqual([
+      "socket = /var/lib/router-dataplane/ids/block.sock",
+      "agent_uid = 64100",
+      "duration = 900s",
+      "max_entries = 4096",
+      "protect = /usr/local/etc/router-dataplane/tables/ids-protected.txt",
+    ]);
+    const never = r.get("/usr/local/etc/router-dataplane/tables/ids-protected.txt")!.split("\n");
+    // the site's own list, the management zone, the resolvers
+    expect(never).toEqual(expect.arrayContaining(["198.51.100.7/32", "10.10.0.0/24", "1.1.1.1/32"]));
+  });
+
+  it("has no [dynamic_block] when alerts block nothing (blocking or the IDS off)", () => {
+    for (const edit of [
+      (raw: Raw) => (raw["ids"].block = { ...raw["ids"].block, enabled: false }),
+      (raw: Raw) => (raw["ids"] = { ...raw["ids"], enabled: false }),
+    ]) {
+      const d = devSite(edit);
+      const r = renderLoaderConfig(d.site, d.plan).files;
+      expect(sections(r.get(CONFIG_PATH)!).has("dynamic_block")).toBe(false);
+      expect([...r.keys()].some((k) => k.endsWith("ids-protected.txt"))).toBe(false);
+    }
   });
 });

@@ -108,6 +108,7 @@ describe("the appliance program", () => {
       "dataplane/dataplane.conf",
       "dataplane/router.nft",
       "dataplane/tables/block.txt",
+      "dataplane/tables/ids-protected.txt",
     ]);
   });
 
@@ -186,6 +187,9 @@ describe("the appliance program", () => {
     for (const dep of ["lab-node-apply", "lab-cilium-release", "lab-ids-configmap", "lab-ids-image"])
       expect(dependsOn("lab-ids-daemonset", dep), dep).toBe(true);
     expect(dependsOn("lab-node-healthy", "lab-ids-daemonset")).toBe(true);
+    // suricata -T on the site's rules before anything of the stack ships
+    expect(String(byName("lab-ids-check").inputs.create)).toMatch(/suricata -T -c etc\/suricata\.yaml/);
+    expect(dependsOn("lab-ids-configmap", "lab-ids-check")).toBe(true);
     const cm = byName("lab-ids-configmap");
     expect(cm.inputs.immutable).toBe(true);
     expect(Object.keys(cm.inputs.data as object).sort()).toEqual(

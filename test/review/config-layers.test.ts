@@ -158,6 +158,7 @@ describe("the machine configuration in a preview", () => {
   it("shows an added segment as its VLAN, its firewall zone membership, its data-plane link, DHCP, RA, the IDS's home network and the fabric's device", () => {
     expect(changed(base, segmentAdded)).toEqual([
       "lab-cilium-release", // Cilium's devices list the new VLAN link
+      "lab-ids-check", // suricata -T runs again on the changed configuration before it ships
       "lab-ids-configmap", // Suricata's HOME_NET gains the segment's prefixes
       "lab-ids-daemonset", // follows its ConfigMap, named by content
       "lab-node-apply",

@@ -10,6 +10,7 @@ import { dataplane } from "./dataplane";
 import { exposure } from "./exposure";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
+import { observability } from "./observability";
 import { policy } from "./policy";
 import { privileges } from "./privileges";
 import { services } from "./services";
@@ -24,6 +25,7 @@ export const AREAS: Area[] = [
   dataplane,
   services,
   privileges,
+  observability,
   multiWan,
   crowd,
   upstream,
