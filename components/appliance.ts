@@ -12,6 +12,7 @@ import { VlanSegment } from "./vlan-segment";
 import { NetworkServices } from "./network-services";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
+import { DnsStack } from "./dns-stack";
 import { ObservabilityStack } from "./observability-stack";
 import { hostContributions, rulesetContributions } from "./host-layers";
 import { IdsStack } from "./ids-stack";
@@ -25,6 +26,7 @@ export class Appliance extends pulumi.ComponentResource {
   readonly segments: VlanSegment[];
   readonly dataplane: DataPlane;
   readonly services: NetworkServices;
+  readonly dns: DnsStack;
   readonly ids: IdsStack;
   readonly node: TalosNode;
   readonly fabric: CiliumFabric;
@@ -52,7 +54,7 @@ export class Appliance extends pulumi.ComponentResource {
         plan,
         policy,
         registryPassword: secrets.registryPassword,
-        contributions: rulesetContributions(site, plan),
+        contributions: rulesetContributions(site, plan, policy),
       },
       { parent: this },
     );
@@ -96,6 +98,19 @@ export class Appliance extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    this.dns = new DnsStack(
+      `${name}-dns`,
+      {
+        site,
+        plan,
+        policy,
+        provider,
+        after: [this.fabric.release, this.node.hostConfigured, this.services],
+        kubeconfig: this.node.kubeconfig,
+        registryPassword: secrets.registryPassword,
+      },
+      { parent: this },
+    );
     if (site.observability.enabled)
       this.observability = new ObservabilityStack(
         `${name}-observability`,
@@ -116,8 +131,14 @@ export class Appliance extends pulumi.ComponentResource {
       { parent: this },
     );
     this.node.healthGate(
-      [this.fabric.release, this.services, this.services.rollout, this.ids, ...(obs ? [obs] : [])],
-      [this.services.digest, this.ids.digest, JSON.stringify(this.fabric.values), ...(obs ? [obs.digest] : [])],
+      [this.fabric.release, this.services, this.services.rollout, this.dns, this.ids, ...(obs ? [obs] : [])],
+      [
+        this.services.digest,
+        this.dns.digest,
+        this.ids.digest,
+        JSON.stringify(this.fabric.values),
+        ...(obs ? [obs.digest] : []),
+      ],
     );
 
     this.kubeconfig = this.node.kubeconfig;

@@ -15,15 +15,16 @@ import { renderRoutingHost } from "./network-services/routing";
 import { renderSegmentHost } from "./vlan-segment/host";
 import { observabilityHost, observabilityRuleset } from "./observability-stack/host";
 import { idsRuleset } from "./ids-stack/host";
+import { dnsRuleset } from "./dns-stack/host";
 
 /** Rules the stacks add to `table inet router`, by chain family. */
-export function rulesetContributions(site: Site, plan: SitePlan): RulesetContribution[] {
-  return [...observabilityRuleset(site), ...idsRuleset(site, plan)];
+export function rulesetContributions(site: Site, plan: SitePlan, policy: PolicyModel): RulesetContribution[] {
+  return [...observabilityRuleset(site), ...idsRuleset(site, plan), ...dnsRuleset(site, plan, policy)];
 }
 
 /** The ruleset the data plane's loader applies, with every stack's rules. */
 export function siteRuleset(site: Site, plan: SitePlan, policy: PolicyModel): string {
-  return renderRuleset(site, plan, policy, { contributions: rulesetContributions(site, plan) });
+  return renderRuleset(site, plan, policy, { contributions: rulesetContributions(site, plan, policy) });
 }
 
 /** Every layer's host contribution, in the machine configuration's stream order. */

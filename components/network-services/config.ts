@@ -5,9 +5,10 @@
  * daemon's validator in the tests.
  */
 import type { Site } from "../site/schema";
-import type { SitePlan } from "../site/plan";
+import type { SegmentPlan, SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
-import { keaSubnet4, keaSubnet6, ntpAllows, radvdInterface } from "../vlan-segment/services";
+import { keaSubnet4, keaSubnet6, ntpAllows, radvdInterface, servesDns } from "../vlan-segment/services";
+import { keaDdnsGlobal, keaDdnsSubnet } from "../dns-stack/ddns";
 
 /** Paths inside the service containers (host paths are bind-mounted there; see k8s.ts). */
 export const KEA_STATE_DIR = "/var/lib/kea";
@@ -15,6 +16,19 @@ export const KEA_RUN_DIR = "/run/kea";
 
 function json(v: unknown): string {
   return `${JSON.stringify(v, null, 2)}\n`;
+}
+
+/**
+ * Dynamic DNS (the DNS stack's D2, dns-stack/ddns.ts) is on when the router answers DNS in some segment's
+ * zone: those segments' clients get names, the others none (Kea would send updates for every subnet).
+ */
+function ddnsOn(site: Site, plan: SitePlan): boolean {
+  return plan.segments.some((s) => servesDns(site, s));
+}
+
+function ddnsSubnet(site: Site, plan: SitePlan, seg: SegmentPlan): Record<string, unknown> {
+  if (!ddnsOn(site, plan)) return {};
+  return servesDns(site, seg) ? keaDdnsSubnet(seg) : { "ddns-send-updates": false };
 }
 
 function keaLoggers(name: string) {
@@ -48,17 +62,26 @@ export function renderKea4(site: Site, plan: SitePlan, model: PolicyModel): stri
       authoritative: true,
       "match-client-id": false,
       "calculate-tee-times": true,
-      subnet4: segments.map((s) => keaSubnet4(site, plan, model, s)),
+      ...(ddnsOn(site, plan) ? keaDdnsGlobal() : {}),
+      subnet4: segments.map((s) => ({ ...keaSubnet4(site, plan, model, s), ...ddnsSubnet(site, plan, s) })),
       loggers: keaLoggers("kea-dhcp4"),
     },
   });
 }
 
 export function renderKea6(site: Site, plan: SitePlan): string {
-  const subnets = plan.segments.map((s) => keaSubnet6(site, plan, s)).filter((x): x is Record<string, unknown> => !!x);
+  const subnets = plan.segments.flatMap((s) => {
+    const subnet = keaSubnet6(site, plan, s);
+    return subnet ? [{ ...subnet, ...ddnsSubnet(site, plan, s) }] : [];
+  });
   return json({
     Dhcp6: {
-      "interfaces-config": { interfaces: subnets.map((s) => String(s.interface)) },
+      "interfaces-config": {
+        interfaces: subnets.map((s) => String(s.interface)),
+        // A link-local address is tentative for a second or two after the link comes up (DAD): keep trying.
+        "service-sockets-max-retries": 60,
+        "service-sockets-retry-wait-time": 5000,
+      },
       "control-socket": { "socket-type": "unix", "socket-name": `${KEA_RUN_DIR}/kea6-ctrl-socket` },
       "data-directory": KEA_STATE_DIR,
       "server-id": { type: "LLT", persist: true },
@@ -73,6 +96,7 @@ export function renderKea6(site: Site, plan: SitePlan): string {
         "hold-reclaimed-time": 3600,
         "flush-reclaimed-timer-wait-time": 25,
       },
+      ...(ddnsOn(site, plan) ? keaDdnsGlobal() : {}),
       subnet6: subnets,
       loggers: keaLoggers("kea-dhcp6"),
     },

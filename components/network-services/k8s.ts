@@ -4,14 +4,12 @@
  * privileged mode, resource requests and limits, liveness and readiness probes, and its state on host paths that
  * survive pod restarts and Talos upgrades (/var is preserved across upgrades). Pure: plain objects.
  */
-import { createHash } from "node:crypto";
 // Types only (erased at run time): the objects are checked field by field against the Kubernetes API types, so a
 // misspelt field fails the type check instead of being silently ignored by the API server.
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { INamespace } from "kubernetes-models/v1/Namespace";
-import type { IVolume } from "kubernetes-models/v1/Volume";
-import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
+import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
@@ -28,8 +26,18 @@ import {
   usesDhcpv6,
 } from "./config";
 
-type Named<T> = T & { metadata: { name: string; namespace?: string } };
-export type K8sObject = Named<IDaemonSet> | Named<IConfigMap> | Named<INamespace>;
+import {
+  DAEMON_LABEL,
+  LABELS,
+  configMapName,
+  daemonConfigMap,
+  hostDaemonSet,
+  type DaemonVolume,
+  type Named,
+} from "../daemonset";
+
+export { DAEMON_LABEL, configMapName };
+export type K8sObject = Named<IDaemonSet> | Named<IConfigMap> | Named<INamespace> | Named<ISecret>;
 
 /** Config files by ConfigMap key (also the artifact names under services/). */
 export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): Map<string, string> {
@@ -48,9 +56,6 @@ export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): 
   return files;
 }
 
-const LABELS = { "app.kubernetes.io/part-of": "router", "app.kubernetes.io/managed-by": "pulumi" };
-/** Label naming the daemon a configuration belongs to (the rollout gate finds and prunes them by it). */
-export const DAEMON_LABEL = "router.edge/daemon";
 const CONFIG_DIR = "/etc/router";
 /** Host directory for the services' state (leases, drift). */
 export const HOST_STATE_DIR = "/var/lib/router";
@@ -172,111 +177,11 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
   return list;
 }
 
-function hash(parts: string[]): string {
-  const h = createHash("sha256");
-  for (const p of parts) h.update(p).update("\0");
-  return h.digest("hex").slice(0, 16);
-}
-
-/**
- * A daemon's configuration as an immutable ConfigMap named by its content: a change is a new ConfigMap, so the
- * previous one stays for a rollback to the previous DaemonSet revision (which names it), and the pods roll exactly
- * when their own configuration changes.
- */
-export function configMapName(d: { name: string; configKeys: string[] }, configs: Map<string, string>): string {
-  return `${d.name}-${hash(d.configKeys.map((k) => `${k}=${configs.get(k) ?? ""}`))}`;
-}
-
-function daemonConfigMap(d: Daemon, configs: Map<string, string>): Named<IConfigMap> {
-  return {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: {
-      name: configMapName(d, configs),
-      namespace: ROUTER_NAMESPACE,
-      labels: { ...LABELS, [DAEMON_LABEL]: d.name },
-    },
-    immutable: true,
-    data: Object.fromEntries(d.configKeys.map((k) => [k, configs.get(k) ?? ""])),
-  };
-}
-
 function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Named<IDaemonSet> {
-  const volumes: IVolume[] = [
-    {
-      name: "config",
-      configMap: { name: configMapName(d, configs), items: d.configKeys.map((k) => ({ key: k, path: k })) },
-    },
-  ];
-  const mounts: IVolumeMount[] = [{ name: "config", mountPath: CONFIG_DIR, readOnly: true }];
-  if (d.state) {
-    volumes.push({ name: "state", hostPath: { path: d.state.host, type: "DirectoryOrCreate" } });
-    mounts.push({ name: "state", mountPath: d.state.mount });
-  }
-  if (d.run) {
-    volumes.push({ name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } });
-    mounts.push({ name: "run", mountPath: d.run });
-  }
-  volumes.push({ name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } });
-  mounts.push({ name: "tmp", mountPath: "/tmp" });
-  const labels = { ...LABELS, "app.kubernetes.io/name": d.name };
-  const probe = (cmd: string[], period: number) => ({
-    exec: { command: cmd },
-    initialDelaySeconds: 5,
-    periodSeconds: period,
-    timeoutSeconds: 3,
-    failureThreshold: 3,
-  });
-  return {
-    apiVersion: "apps/v1",
-    kind: "DaemonSet",
-    metadata: { name: d.name, namespace: ROUTER_NAMESPACE, labels },
-    spec: {
-      selector: { matchLabels: { "app.kubernetes.io/name": d.name } },
-      // One router: replace in place (a surge would fight over the same ports).
-      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
-      template: {
-        // A config change rolls the pod (its ConfigMap's name changes); nothing else does.
-        metadata: { labels },
-        spec: {
-          hostNetwork: true,
-          dnsPolicy: "ClusterFirstWithHostNet",
-          priorityClassName: "system-node-critical",
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: 10,
-          tolerations: [{ operator: "Exists" }],
-          containers: [
-            {
-              name: d.name,
-              // The digest-pinned reference is an output the component passes through; the API type says string.
-              image: image as string,
-              imagePullPolicy: "IfNotPresent",
-              command: d.command,
-              ...(d.env ? { env: Object.entries(d.env).map(([name, value]) => ({ name, value })) } : {}),
-              securityContext: {
-                privileged: false,
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsUser: 0,
-                runAsNonRoot: false,
-                capabilities: { drop: ["ALL"], add: d.capabilities },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
-              resources: {
-                requests: { cpu: d.resources.cpu, memory: d.resources.memory },
-                limits: { cpu: d.resources.cpuLimit, memory: d.resources.memoryLimit },
-              },
-              livenessProbe: probe(d.liveness, 20),
-              readinessProbe: probe(d.readiness ?? d.liveness, 10),
-              volumeMounts: mounts,
-            },
-          ],
-          volumes,
-        },
-      },
-    },
-  };
+  const volumes: DaemonVolume[] = [];
+  if (d.state) volumes.push({ name: "state", mountPath: d.state.mount, source: { hostPath: d.state.host } });
+  if (d.run) volumes.push({ name: "run", mountPath: d.run, source: { memory: "16Mi" } });
+  return hostDaemonSet({ ...d, configDir: CONFIG_DIR, volumes }, image, configs);
 }
 
 /** The DaemonSets' names, in the order the rollout gate checks them. */

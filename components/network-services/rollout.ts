@@ -22,6 +22,8 @@ export interface RolloutGate {
   subnets: string[];
   /** Seconds each DaemonSet may take to become available. */
   timeout: number;
+  /** What the daemons are, for the closing message (default: network service). */
+  what?: string;
 }
 
 /** Kubernetes API access with the kubeconfig from the environment; nothing on disk. */
@@ -162,6 +164,6 @@ export function rolloutGateScript(g: RolloutGate): string {
     '  roll_back "$name" || true',
     "done",
     'if [ -n "$failed" ]; then log "the rollout of${failed} did not become available: ${summary#; }. This update failed."; exit 1; fi',
-    'log "every network service rolled out"',
+    `log ${q(`every ${g.what ?? "network service"} rolled out`)}`,
   ].join("\n");
 }

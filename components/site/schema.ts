@@ -21,12 +21,14 @@ import {
 } from "./scalars";
 
 import { Firewall, Mdns, PortForwards, Routes, Routing } from "./schema-policy";
+import { Dns } from "./schema-dns";
 import { Observability, OBSERVABILITY_DEFAULTS } from "./schema-observability";
 import { Ids, IDS_DEFAULTS } from "./schema-ids";
 import { MatchSyntaxError, parseMatch } from "../talos-node/disk-selector";
 
 export * from "./scalars";
 export * from "./schema-policy";
+export * from "./schema-dns";
 export * from "./schema-observability";
 export * from "./schema-ids";
 
@@ -413,37 +415,6 @@ export const Cilium = z.strictObject({
   bandwidthManager: z
     .strictObject({ enabled: z.boolean().default(true), bbr: z.boolean().default(true) })
     .default({ enabled: true, bbr: true }),
-});
-
-// ---------------------------------------------------------------------------------------------------------------
-// router:dns (upstream resolvers of the router itself; the DNS layer extends this key)
-
-export const Nameserver = z
-  .strictObject({
-    address: IpAddress(),
-    protocol: z
-      .enum(["Do53", "DoT", "DoH"], { error: "is not a DNS protocol (allowed: Do53, DoT, DoH)" })
-      .default("Do53"),
-    /** Name on the resolver's certificate: required for DoT and DoH, not allowed for Do53 (Talos refuses both). */
-    tlsServerName: DomainName.optional(),
-  })
-  .superRefine((n, ctx) => {
-    if (n.protocol !== "Do53" && !n.tlsServerName)
-      ctx.addIssue({
-        code: "custom",
-        path: ["tlsServerName"],
-        message: `is missing for a ${n.protocol} upstream, so its certificate could not be checked (allowed: the name on the resolver's certificate, e.g. cloudflare-dns.com)`,
-      });
-    if (n.protocol === "Do53" && n.tlsServerName)
-      ctx.addIssue({
-        code: "custom",
-        path: ["tlsServerName"],
-        message:
-          "is set for a plain-DNS (Do53) upstream, which has no certificate to check (allowed: DoT or DoH with it, or no tlsServerName)",
-      });
-  });
-export const Dns = z.strictObject({
-  upstreams: z.array(Nameserver).min(1, { error: "is empty (allowed: at least one upstream resolver)" }),
 });
 
 // ---------------------------------------------------------------------------------------------------------------

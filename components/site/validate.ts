@@ -8,6 +8,7 @@ import { configPath, type SiteIssue } from "./issues";
 import { contains, familyOf, nthAddress, overlaps, parsePrefix, toBigInt } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
+import { validateDns } from "./validate-dns";
 import { validateObservability } from "./validate-observability";
 import { validateIds } from "./validate-ids";
 import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
@@ -665,6 +666,7 @@ export function validateSite(s: PartialSite): SiteIssue[] {
   checkRegistry(s, out);
   checkBootClock(s, out);
   out.push(...validatePolicy(s));
+  out.push(...validateDns(s));
   out.push(...validateObservability(s));
   out.push(...validateIds(s));
   return out;

@@ -5,7 +5,7 @@
 import type { Site } from "../site/schema";
 import type { SegmentPlan, SitePlan } from "../site/plan";
 import { nthAddress } from "../site/ip";
-import type { PolicyModel } from "../site/policy";
+import { defaultServices, type PolicyModel } from "../site/policy";
 
 /** Kea subnet ids must stay stable across config changes (leases refer to them): derived from the VLAN id. */
 export function subnetId(plan: SitePlan, seg: SegmentPlan): number {
@@ -17,6 +17,16 @@ function siteSegment(site: Site, seg: SegmentPlan) {
   const s = site.segments.find((x) => x.name === seg.name);
   if (!s) throw new Error(`segment ${seg.name} not in site`);
   return s;
+}
+
+/**
+ * True when the router answers DNS in the segment's zone: only then is it advertised as the segment's resolver
+ * (DHCPv4, DHCPv6, RA RDNSS). A segment's zone is never a WAN zone, so its services are its own or the LAN
+ * defaults, as in compilePolicy.
+ */
+export function servesDns(site: Site, seg: SegmentPlan): boolean {
+  const zone = site.zones.find((z) => z.name === seg.zone);
+  return (zone?.services ?? defaultServices(false)).includes("dns");
 }
 
 /** True when the router answers NTP in the segment's zone. */
@@ -32,9 +42,10 @@ export interface KeaOption {
 /** The segment's DHCPv4 subnet in Kea's configuration. */
 export function keaSubnet4(site: Site, plan: SitePlan, model: PolicyModel, seg: SegmentPlan): Record<string, unknown> {
   const s = siteSegment(site, seg);
+  const dns = s.dhcp.dnsServers ?? (servesDns(site, seg) ? [seg.ipv4.gateway] : undefined);
   const options: KeaOption[] = [
     { name: "routers", data: seg.ipv4.gateway },
-    { name: "domain-name-servers", data: (s.dhcp.dnsServers ?? [seg.ipv4.gateway]).join(", ") },
+    ...(dns ? [{ name: "domain-name-servers", data: dns.join(", ") }] : []),
     { name: "domain-name", data: seg.domain },
     { name: "domain-search", data: (s.dhcp.searchDomains ?? [seg.domain]).join(", ") },
   ];
@@ -68,6 +79,7 @@ export function keaSubnet6(site: Site, plan: SitePlan, seg: SegmentPlan): Record
   const s = siteSegment(site, seg);
   const range = dhcpv6Range(site, seg);
   if (!seg.ipv6 || !range) return undefined;
+  const dns = s.ra.dnsServers ?? (servesDns(site, seg) ? [seg.ipv6.gateway] : undefined);
   return {
     id: subnetId(plan, seg),
     subnet: seg.ipv6.prefix,
@@ -76,7 +88,7 @@ export function keaSubnet6(site: Site, plan: SitePlan, seg: SegmentPlan): Record
     "valid-lifetime": s.dhcpv6.leaseTime,
     pools: [{ pool: `${range.start}-${range.end}` }],
     "option-data": [
-      { name: "dns-servers", data: (s.ra.dnsServers ?? [seg.ipv6.gateway]).join(", ") },
+      ...(dns ? [{ name: "dns-servers", data: dns.join(", ") }] : []),
       { name: "domain-search", data: (s.dhcp.searchDomains ?? [seg.domain]).join(", ") },
     ],
     reservations: seg.dhcp.reservations
@@ -92,7 +104,7 @@ export function radvdInterface(site: Site, seg: SegmentPlan): string | undefined
   if (!seg.ipv6 || !s.ra.enabled) return undefined;
   const managed = s.dhcpv6.enabled;
   const other = s.ra.otherConfig ?? s.dhcpv6.enabled;
-  const rdnss = s.ra.dnsServers ?? [seg.ipv6.gateway];
+  const rdnss = s.ra.dnsServers ?? (servesDns(site, seg) ? [seg.ipv6.gateway] : []);
   const lines = [
     `interface ${seg.link} {`,
     "\tAdvSendAdvert on;",
@@ -106,9 +118,9 @@ export function radvdInterface(site: Site, seg: SegmentPlan): string | undefined
     "\t\tAdvOnLink on;",
     `\t\tAdvAutonomous ${s.ra.slaac ? "on" : "off"};`,
     "\t};",
-    `\tRDNSS ${rdnss.join(" ")} {`,
-    `\t\tAdvRDNSSLifetime ${Math.max(s.ra.maxInterval * 3, 1200)};`,
-    "\t};",
+    ...(rdnss.length
+      ? [`\tRDNSS ${rdnss.join(" ")} {`, `\t\tAdvRDNSSLifetime ${Math.max(s.ra.maxInterval * 3, 1200)};`, "\t};"]
+      : []),
     `\tDNSSL ${(s.dhcp.searchDomains ?? [seg.domain]).join(" ")} {`,
     `\t\tAdvDNSSLLifetime ${Math.max(s.ra.maxInterval * 3, 1200)};`,
     "\t};",

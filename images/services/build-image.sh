@@ -11,6 +11,8 @@ set -euo pipefail
 stage=$(realpath -m "$1")
 out=$(realpath -m "$2")
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 name=router-services
 
 binaries=(
@@ -40,23 +42,5 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
 
-# Every shared library the binaries and modules link against, at the path the dynamic loader uses.
-find "$root" -type f \( -perm -u+x -o -name '*.so*' \) -print0 | xargs -0 -n1 sh -c 'ldd "$0" 2>/dev/null || true' |
-	awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | sort -u | while read -r lib; do
-	[ -e "$root$lib" ] || install -D -m 0644 "$(realpath "$lib")" "$root$lib"
-done
-chmod 0755 "$root"/lib64/ld-linux-x86-64.so.2
-find "$root" -type d -exec chmod 0755 {} +
-chmod 1777 "$root/tmp"
-
-rm -rf "$out/oci"
-mkdir -p "$out"
-ctr=$(buildah from --quiet scratch)
-trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
-buildah copy --quiet "$ctr" "$root" / >/dev/null
-buildah config --label "org.opencontainers.image.title=$name" --env PATH=/usr/sbin:/usr/bin:/usr/lib/frr "$ctr"
-buildah commit --quiet --timestamp 0 --format oci --rm "$ctr" "oci:$out/oci:$name" >/dev/null
-trap - EXIT
-digest=$(jq -r '.manifests[0].digest' "$out/oci/index.json")
-echo "$digest" > "$out/image-digest"
-echo "$name image: $digest ($out/oci)"
+copy_libraries "$root"
+commit_image "$root" "$name" "$out" /usr/sbin:/usr/bin:/usr/lib/frr

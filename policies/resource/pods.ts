@@ -33,6 +33,18 @@ export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why
     why: "Suricata: AF_PACKET capture and NFQUEUE (NET_RAW, NET_ADMIN), worker threads pinned to CPUs (SYS_NICE), packet rings locked in memory (IPC_LOCK); an init container hands the rule directories the kubelet creates as root to the unprivileged rule updater (CHOWN alone); the updater and the block agent add none",
   },
   "log-collector": { capabilities: ["NET_ADMIN"], why: "ulogd binds an NFLOG group in the host's network namespace" },
+  "dns-front": {
+    capabilities: ["NET_BIND_SERVICE"],
+    why: "dnsdist listens on the zones' gateway addresses on ports 53, 853 (DoT) and 443 (DoH)",
+  },
+  "dns-feeds": {
+    capabilities: ["CHOWN"],
+    why: "its init step hands the list cache the kubelet creates as root to the unprivileged fetcher (CHOWN alone)",
+  },
+  "dns-stats": {
+    capabilities: ["CHOWN"],
+    why: "its init step hands the query-log directory the kubelet creates as root to the collector's user (CHOWN alone)",
+  },
   "cilium:ciliumAgent": {
     capabilities: [
       "CHOWN",

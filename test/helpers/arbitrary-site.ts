@@ -1368,3 +1368,219 @@ export const policyChoices: fc.Arbitrary<PolicyChoices> = fc.record(
 export const validRawSiteWithPolicy: fc.Arbitrary<RawSite> = fc
   .tuple(siteChoices, policyChoices)
   .map(([c, p]) => buildRawSiteWithPolicy(c, p));
+
+// ---------------------------------------------------------------------------------------------------------------
+// DNS: records, lists, profiles and per-zone settings (router:dns), resolved against the site they are added to.
+// Validity by construction: record owners are `rec-<i>` names (no reservation, router or other record uses them,
+// so a CNAME stands alone), SRV owners `_svc-<i>._tcp.` below them; addresses are a segment's gateway plus one
+// (a host of its subnet) or documentation addresses; block and allow lists are referenced by kind; allowOnly only
+// with allow lists and without block lists; per-zone settings only for zones that serve DNS.
+
+export interface DnsRecordChoice {
+  type: "A" | "AAAA" | "CNAME" | "TXT" | "SRV";
+  /** Below the apex (0), a segment's domain (1), or at the apex (2, TXT only). */
+  place: number;
+  ttl?: number;
+  pick: number;
+}
+
+export interface DnsListChoice {
+  kind: "block" | "allow";
+  entries: number[];
+  feed: boolean;
+  refresh: "5m" | "1h" | "12h" | "168h";
+  minEntries?: number;
+}
+
+export interface DnsProfileChoice {
+  block: number[];
+  allow: number[];
+  allowOnly: boolean;
+  blockedAnswer?: "nxdomain" | "null";
+}
+
+export interface DnsZoneChoice {
+  profile?: number;
+  force?: "off" | "redirect" | "reject";
+  encrypted?: boolean;
+  queryLog?: boolean;
+}
+
+export interface DnsChoices {
+  forward?: boolean;
+  dnssec?: boolean;
+  trustAnchor: boolean;
+  privateDomains: number;
+  ttl?: number;
+  records: DnsRecordChoice[];
+  lists: DnsListChoice[];
+  profiles: DnsProfileChoice[];
+  zones: (DnsZoneChoice | undefined)[];
+  metricsPort?: number;
+}
+
+const DNS_ENTRIES = ["ads.example.com", "tracker.example.net", "example.org", "cdn.example", "telemetry.example.io"];
+
+/** The zones whose services (their own, or the LAN defaults) include dns. */
+function dnsZones(raw: RawSite): string[] {
+  const wans = new Set(
+    (raw.links as { role: string; zone?: string }[]).filter((l) => l.role === "wan").map((l) => l.zone ?? "wan"),
+  );
+  return (raw.zones as { name: string; services?: string[] }[])
+    .filter((z) => !wans.has(z.name) && (z.services ?? ["dns"]).includes("dns"))
+    .map((z) => z.name);
+}
+
+function dnsRecord(raw: RawSite, r: DnsRecordChoice, i: number): Record<string, unknown> {
+  const domain = (raw.site as { domain: string }).domain;
+  const segs = raw.segments as { name: string; ipv4: { cidr: string } }[];
+  const seg = segs[r.pick % segs.length];
+  const base = r.place % 2 === 1 ? `${seg.name}.${domain}` : domain;
+  const name = r.type === "TXT" && r.place === 2 ? domain : `rec-${i}.${base}`;
+  const ttl = r.ttl === undefined ? {} : { ttl: r.ttl };
+  switch (r.type) {
+    case "A":
+      return { name, type: "A", address: r.pick % 2 ? ipv4At(seg.ipv4.cidr, 2) : "192.0.2.10", ...ttl };
+    case "AAAA":
+      return { name, type: "AAAA", address: `2001:db8::${(r.pick % 4000) + 1}`, ...ttl };
+    case "CNAME":
+      return { name, type: "CNAME", target: r.pick % 2 ? `www.${domain}` : "www.example.com", ...ttl };
+    case "TXT":
+      return { name, type: "TXT", text: `v=test ${"x".repeat(r.pick % 300)} "quoted"`, ...ttl };
+    case "SRV":
+      return {
+        name: `_svc-${i}._tcp.${name}`,
+        type: "SRV",
+        priority: r.pick % 10,
+        weight: 5,
+        port: 443,
+        target: name,
+        ...ttl,
+      };
+  }
+}
+
+/** Adds a router:dns section to a raw site (a copy). Valid by construction. */
+export function withDns(raw: RawSite, d: DnsChoices): RawSite {
+  const out = structuredClone(raw);
+  const upstreams = (out.dns as { upstreams: unknown[] }).upstreams;
+  const lists = d.lists.map((l, i) => ({
+    name: `list-${i}`,
+    kind: l.kind,
+    ...(l.entries.length || !l.feed
+      ? { entries: [...new Set([...l.entries, i].map((e) => DNS_ENTRIES[e % DNS_ENTRIES.length]))] }
+      : {}),
+    ...(l.feed ? { url: `https://lists.example.com/${l.kind}/${i}.txt`, refresh: l.refresh } : {}),
+    ...(l.minEntries !== undefined ? { minEntries: l.minEntries } : {}),
+  }));
+  const named = (kind: string, picks: number[]) => {
+    const of = lists.filter((l) => l.kind === kind).map((l) => l.name);
+    return of.length ? [...new Set(picks.map((p) => of[p % of.length]))] : [];
+  };
+  const profiles = d.profiles.map((p, i) => {
+    const allow = named("allow", p.allow);
+    const allowOnly = p.allowOnly && allow.length > 0;
+    return {
+      name: `profile-${i}`,
+      ...(allowOnly ? { allowOnly: true } : { block: named("block", p.block) }),
+      allow,
+      ...(p.blockedAnswer ? { blockedAnswer: p.blockedAnswer } : {}),
+    };
+  });
+  const zones = dnsZones(out).flatMap((zone, i) => {
+    const z = d.zones[i];
+    if (!z) return [];
+    return [
+      {
+        zone,
+        ...(z.profile !== undefined && profiles.length ? { profile: profiles[z.profile % profiles.length].name } : {}),
+        ...(z.force ? { force: z.force } : {}),
+        ...(z.encrypted !== undefined ? { encrypted: z.encrypted } : {}),
+        ...(z.queryLog !== undefined ? { queryLog: z.queryLog } : {}),
+      },
+    ];
+  });
+  out.dns = {
+    upstreams,
+    ...(d.forward !== undefined ? { forward: d.forward } : {}),
+    ...(d.dnssec !== undefined ? { dnssec: d.dnssec } : {}),
+    ...(d.trustAnchor ? { trustAnchors: ["example.net. DS 12345 13 2 " + "ab".repeat(32)] } : {}),
+    privateDomains: ["corp.example", "intranet.example.org"].slice(0, d.privateDomains),
+    ...(d.ttl !== undefined ? { ttl: d.ttl } : {}),
+    records: d.records.map((r, i) => dnsRecord(out, r, i)),
+    lists,
+    profiles,
+    zones,
+    ...(d.metricsPort !== undefined ? { metricsPort: d.metricsPort } : {}),
+  };
+  return out;
+}
+
+const dnsRecordChoice: fc.Arbitrary<DnsRecordChoice> = fc.record(
+  {
+    type: fc.constantFrom("A" as const, "AAAA" as const, "CNAME" as const, "TXT" as const, "SRV" as const),
+    place: fc.nat(2),
+    ttl: fc.integer({ min: 1, max: 604_800 }),
+    pick: fc.nat(1_000_000),
+  },
+  { requiredKeys: ["type", "place", "pick"] },
+);
+
+/** The choices behind a site's router:dns section (resolved against the site by withDns). */
+export const dnsChoices: fc.Arbitrary<DnsChoices> = fc.record(
+  {
+    forward: fc.boolean(),
+    dnssec: fc.boolean(),
+    trustAnchor: fc.boolean(),
+    privateDomains: fc.nat(2),
+    ttl: fc.integer({ min: 1, max: 604_800 }),
+    records: fc.array(dnsRecordChoice, { maxLength: 6 }),
+    lists: fc.array(
+      fc.record(
+        {
+          kind: fc.constantFrom("block" as const, "allow" as const),
+          entries: fc.array(fc.nat(20), { maxLength: 3 }),
+          feed: fc.boolean(),
+          refresh: fc.constantFrom("5m" as const, "1h" as const, "12h" as const, "168h" as const),
+          minEntries: fc.integer({ min: 1, max: 100_000 }),
+        },
+        { requiredKeys: ["kind", "entries", "feed", "refresh"] },
+      ),
+      { maxLength: 4 },
+    ),
+    profiles: fc.array(
+      fc.record(
+        {
+          block: fc.array(fc.nat(10), { maxLength: 3 }),
+          allow: fc.array(fc.nat(10), { maxLength: 2 }),
+          allowOnly: fc.boolean(),
+          blockedAnswer: fc.constantFrom("nxdomain" as const, "null" as const),
+        },
+        { requiredKeys: ["block", "allow", "allowOnly"] },
+      ),
+      { maxLength: 3 },
+    ),
+    zones: fc.array(
+      fc.option(
+        fc.record(
+          {
+            profile: fc.nat(10),
+            force: fc.constantFrom("off" as const, "redirect" as const, "reject" as const),
+            encrypted: fc.boolean(),
+            queryLog: fc.boolean(),
+          },
+          { requiredKeys: [] },
+        ),
+        { nil: undefined, freq: 3 },
+      ),
+      { maxLength: 8 },
+    ),
+    metricsPort: fc.constantFrom(9433, 9500, 19433),
+  },
+  { requiredKeys: ["trustAnchor", "privateDomains", "records", "lists", "profiles", "zones"] },
+);
+
+/** Valid raw sites with a network policy and a router:dns section. */
+export const validRawSiteWithDns: fc.Arbitrary<RawSite> = fc
+  .tuple(siteChoices, policyChoices, dnsChoices)
+  .map(([c, p, d]) => withDns(buildRawSiteWithPolicy(c, p), d));

@@ -49,6 +49,9 @@ export function unwrapSecret(v: unknown): unknown {
  * gets the mock runtime's placeholders, except the installer build, which prints FIXTURE_INSTALLER_IMAGE. A role
  * this does not know throws, so a new secret in the program cannot silently stay a placeholder.
  */
+/** The DNS stack's secret resources (components/dns-stack/index.ts). */
+const DNS_SECRETS = /-dns-(tsig|ca-key|ca|tls-key)$/;
+
 export function fixtureBundleOutputs(): OutputGenerator {
   const s = fixtureSecrets();
   const str = (v: unknown) => String(v);
@@ -81,6 +84,9 @@ export function fixtureBundleOutputs(): OutputGenerator {
   };
   return (type, name, inputs) => {
     const placeholders = placeholderOutputs(type, name, inputs);
+    // The DNS stack's secrets (its TSIG key, the site's DNS CA and the DoT/DoH key) reach only its pods, never
+    // the node: the mock runtime's placeholders.
+    if (DNS_SECRETS.test(name)) return placeholders;
     switch (type) {
       case "tls:index/privateKey:PrivateKey":
         if (name.endsWith("-admin-key")) return placeholders;

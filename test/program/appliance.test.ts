@@ -35,7 +35,9 @@ describe("the appliance program", () => {
   });
 
   it("creates the Talos secrets with Talos' key types", () => {
-    const keys = resources.filter((r) => r.type === "tls:index/privateKey:PrivateKey");
+    const keys = resources.filter(
+      (r) => r.type === "tls:index/privateKey:PrivateKey" && r.name.startsWith("lab-node-"),
+    );
     const alg = Object.fromEntries(
       keys.map((k) => [k.name, `${k.inputs.algorithm}${k.inputs.ecdsaCurve ? `/${k.inputs.ecdsaCurve}` : ""}`]),
     );
@@ -170,14 +172,14 @@ describe("the appliance program", () => {
     expect(healthy.inputs.update).toBe(healthy.inputs.create);
     expect(String(healthy.inputs.update)).toMatch(/run_checks/);
     expect(String(healthy.inputs.update)).toMatch(/ext-router-dataplane/);
-    // The redacted machine configuration, the installer image, the services', the IDS stack's and the
-    // observability stack's digests, and the fabric's values.
-    expect((healthy.inputs.triggers as unknown[]).length).toBe(6);
-    const obs = resources.filter(
-      (r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith("lab-observability-"),
-    );
-    expect(obs.length).toBeGreaterThan(0);
-    for (const d of obs) expect(dependsOn("lab-node-healthy", d.name), d.name).toBe(true);
+    // The redacted machine configuration, the installer image, the services', the DNS stack's, the IDS stack's
+    // and the observability stack's digests, and the fabric's values.
+    expect((healthy.inputs.triggers as unknown[]).length).toBe(7);
+    for (const stack of ["lab-observability-", "lab-dns-"]) {
+      const gated = resources.filter((r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.startsWith(stack));
+      expect(gated.length, stack).toBeGreaterThan(0);
+      for (const d of gated) expect(dependsOn("lab-node-healthy", d.name), d.name).toBe(true);
+    }
   });
 
   it("runs the IDS stack after the confirmed host and the fabric, from the pushed IDS image, inside the health gate", () => {

@@ -158,6 +158,19 @@ describe("the machine configuration in a preview", () => {
   it("shows an added segment as its VLAN, its firewall zone membership, its data-plane link, DHCP, RA, the IDS's home network and the fabric's device", () => {
     expect(changed(base, segmentAdded)).toEqual([
       "lab-cilium-release", // Cilium's devices list the new VLAN link
+      // the DNS stack serves the new segment: its reverse zone (authoritative, DDNS), its gateway addresses (front,
+      // resolver access, the feeds' per-zone lists); each DaemonSet follows its ConfigMap, then the rollout gate
+      "lab-dns-configmap-dns-auth",
+      "lab-dns-configmap-dns-ddns",
+      "lab-dns-configmap-dns-feeds",
+      "lab-dns-configmap-dns-front",
+      "lab-dns-configmap-dns-resolver",
+      "lab-dns-daemonset-dns-auth",
+      "lab-dns-daemonset-dns-ddns",
+      "lab-dns-daemonset-dns-feeds",
+      "lab-dns-daemonset-dns-front",
+      "lab-dns-daemonset-dns-resolver",
+      "lab-dns-rollout",
       "lab-ids-check", // suricata -T runs again on the changed configuration before it ships
       "lab-ids-configmap", // Suricata's HOME_NET gains the segment's prefixes
       "lab-ids-daemonset", // follows its ConfigMap, named by content

@@ -834,6 +834,8 @@ describe("defaults the renderers rely on", () => {
         s.zones[IOT_ZONE].services = [];
         s.zones[MGMT_ZONE].services = ["dns"];
         s.mdns = { reflect: [] };
+        // DNS settings are only for zones with the dns service.
+        s.dns.zones = s.dns.zones?.filter((z) => z.zone !== "iot");
       }),
     );
     expect(model.services.get("iot")).toEqual([]);

@@ -182,6 +182,8 @@ export function branchSite(): StackConfig {
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
     raw.routes = undefined;
     raw.routing = undefined;
+    // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
+    raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
     // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN
     const ids = raw.ids as Record<string, unknown>;
     raw.ids = {
@@ -381,6 +383,8 @@ export function officeSite(): StackConfig {
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
     raw.routes = undefined;
     raw.routing = undefined;
+    // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
+    raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
   });
   return { ...cfg, stack: "office" };
 }

@@ -91,8 +91,11 @@ export const exposure: Area = {
           if ((fam === 4 || fam === 0) && w.addr4) targets.push(w.addr4);
           if ((fam === 6 || fam === 0) && w.addr6) targets.push(w.addr6);
         }
-        // a socket bound to one inside address: try that address too (the hostile neighbour routes it)
-        if (!wild && !s.address.startsWith("fe80:") && !s.address.startsWith("ff")) targets.push(s.address);
+        // a socket bound to one inside address: try that address too (the hostile neighbour routes it); not a
+        // loopback address (Kea's DDNS sender binds 127.0.0.1): from the internet host that is its own loopback
+        const loopback = s.address.startsWith("127.") || s.address === "::1";
+        if (!wild && !loopback && !s.address.startsWith("fe80:") && !s.address.startsWith("ff"))
+          targets.push(s.address);
         for (const dst of targets) {
           const f = familyOf(dst) as 4 | 6;
           specs.push({
