@@ -88,7 +88,9 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       name: "kea-dhcp4",
       configKeys: ["kea-dhcp4.json"],
       command: ["kea-dhcp4", "-c", `${CONFIG_DIR}/kea-dhcp4.json`],
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      // The raw (AF_PACKET) socket that answers clients without an address, and the UDP socket on port 67 it
+      // opens beside it; Kea changes no link, route or address.
+      capabilities: ["NET_BIND_SERVICE", "NET_RAW"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "500m", memoryLimit: "256Mi" },
       liveness: keaProbe(`${KEA_RUN_DIR}/kea4-ctrl-socket`),
       state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
@@ -120,7 +122,8 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
         "--pidfile",
         "/run/radvd/radvd.pid",
       ],
-      capabilities: ["NET_RAW", "NET_ADMIN"],
+      // The raw ICMPv6 socket for advertisements and solicitations; radvd only reads the links' settings.
+      capabilities: ["NET_RAW"],
       resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
       liveness: sh('kill -0 "$(cat /run/radvd/radvd.pid)"'),
       run: "/run/radvd",
@@ -130,7 +133,8 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       name: "kea-dhcp6",
       configKeys: ["kea-dhcp6.json"],
       command: ["kea-dhcp6", "-c", `${CONFIG_DIR}/kea-dhcp6.json`],
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      // DHCPv6 is plain UDP on port 547 (multicast membership needs no capability); no raw socket.
+      capabilities: ["NET_BIND_SERVICE"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "500m", memoryLimit: "256Mi" },
       liveness: keaProbe(`${KEA_RUN_DIR}/kea6-ctrl-socket`),
       state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
@@ -149,7 +153,9 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
         "-f",
         `${CONFIG_DIR}/avahi-daemon.${g.name}.conf`,
       ],
-      capabilities: [],
+      // avahi-daemon gives its runtime directory (the run emptyDir, made by root) to the avahi user and refuses
+      // to start when it cannot: "Failed to create runtime directory". Multicast sockets need nothing.
+      capabilities: ["CHOWN"],
       resources: { cpu: "10m", memory: "16Mi", cpuLimit: "200m", memoryLimit: "64Mi" },
       liveness: ["avahi-daemon", "--check"],
       run: "/run/avahi-daemon",
@@ -159,7 +165,11 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       name: "frr",
       configKeys: ["frr.conf", "frr-daemons"],
       command: ["/usr/local/bin/frr-start", `${CONFIG_DIR}/frr.conf`],
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"],
+      // FRR's own privilege list, not our choice: zebra (zebra/main.c) and ospfd (ospfd/ospf_main.c) put
+      // NET_ADMIN, NET_RAW, SYS_ADMIN (and ospfd NET_BIND_SERVICE) in their permitted set at start
+      // (lib/privs.c zprivs_caps_init) and exit with "initial cap_set_proc failed" when one is missing. Measured
+      // with Debian's FRR 8.4; test/network/frr-privileges.test.ts fails once a release no longer asks for it.
+      capabilities: ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW", "SYS_ADMIN"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "1", memoryLimit: "256Mi" },
       liveness: ["vtysh", "-c", "show version"],
       readiness: ["vtysh", "-c", "show ip ospf"],
