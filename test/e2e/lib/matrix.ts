@@ -292,7 +292,8 @@ class CellBuilder {
     const wanAddressOf = this.wanOf(c.dst);
     const via = this.isWan(c.from) ? (wanAddressOf ?? this.app.wans[0].wan.name) : undefined;
     const fwd = forwardVerdict(this.app, flow, via);
-    const product = fwd ?? evaluate(this.model, flow);
+    // the product's model is told the WAN too: a forward listens on its own WANs only
+    const product = fwd ?? evaluate(this.model, { ...flow, ...(via ? { wan: via } : {}) });
     const mine = this.oracle.decide({ ...flow, via, wanAddressOf } satisfies OracleFlow);
     const target = mine.deliverTo ? this.app.clients.holder(mine.deliverTo.address) : undefined;
     this.cells.push({
