@@ -8,7 +8,7 @@
  *   mount points come from overlays). A stack that adds DaemonSets to the render gets them run here as they are.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
@@ -179,8 +179,16 @@ export class RouterPods {
         }
       } else if (v.source.kind === "hostPath") src = this.hostPath(v.source.path);
       else {
-        src = join(scratch, `empty-${i}`);
-        rmSync(src, { recursive: true, force: true });
+        // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
+        // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
+        src = join(this.shell.work, "pods", `${pod.daemonSet}.empty`, v.source.volume);
+        if (!existsSync(src)) {
+          mkdirSync(src, { recursive: true });
+          chmodSync(src, 0o777);
+        }
+      }
+      if (v.subPath) {
+        src = join(src, v.subPath);
         mkdirSync(src, { recursive: true });
       }
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
