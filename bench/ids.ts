@@ -169,11 +169,22 @@ async function main(): Promise<void> {
     await sleep(500);
     const iperf = async (bitrate = "0"): Promise<number> => {
       const argv = ["iperf3", "-c", wan.addr4!, "-p", String(port), "-B", source, "-b", bitrate];
-      const r = await run(inNs(app.inet, [...argv, "-t", String(seconds), "-J"]), {
-        timeoutMs: (seconds + 20) * 1000,
-      });
-      return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received
-        .bits_per_second;
+      // the server takes one test at a time and may still be closing the last one ("server is busy"): try again
+      let error = "";
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const r = await run(inNs(app.inet, [...argv, "-t", String(seconds), "-J"]), {
+          timeoutMs: (seconds + 20) * 1000,
+          allowFail: true,
+        });
+        const j = JSON.parse(r.stdout || "{}") as {
+          error?: string;
+          end?: { sum_received?: { bits_per_second: number } };
+        };
+        if (j.end?.sum_received) return j.end.sum_received.bits_per_second;
+        error = j.error ?? r.stderr;
+        await sleep(1000);
+      }
+      throw new Error(`iperf3 failed three times: ${error}`);
     };
     const round = async (m: Mode): Promise<number> => {
       if (m === "Suricata IDS") await startSuricata();
