@@ -7,12 +7,13 @@
  * preview, and the policy's name, enforcement and messages come back in the engine's own events and output.
  */
 import { join } from "node:path";
-import { readFileSync } from "node:fs";
+import { copyFileSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { EngineEvent, PreviewResult } from "@pulumi/pulumi/automation";
 import { engineProject, engineTier, engineWorkspace, type EngineWorkspace } from "../helpers/engine";
 import { ROOT } from "../helpers/stacks";
+import { tempDir } from "../helpers/temp";
 
 const t = engineTier();
 const PACK = join(ROOT, "policies");
@@ -103,4 +104,17 @@ describe.skipIf(!t.ok)("pulumi preview --policy-pack policies with the real engi
     );
     expect(output).toContain("port forward camera (tcp/8554) sends the internet to 10.30.0.20:554");
   });
+
+  it("refuses a pack whose dependencies are not installed, saying so, instead of previewing without it", async () => {
+    // The pack's project files without a node_modules anywhere above them: the plugin cannot find the SDK.
+    const bare = tempDir("engine-policy-bare-");
+    for (const f of ["PulumiPolicy.yaml", "package.json", "index.ts"]) copyFileSync(join(PACK, f), join(bare, f));
+    const error = await dev.stack.preview({ policyPacks: [bare], color: "never" }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toContain(
+      `it looks like the policy pack's dependencies are not installed; try running npm install or yarn install in "${bare}"`,
+    );
+  }, 300_000);
 });
