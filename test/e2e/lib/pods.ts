@@ -5,7 +5,11 @@
  * - every DaemonSet of the render like its pod: each container's command and environment in the router's
  *   network namespace (hostNetwork), in a mount namespace of its own holding the pod's volumes (ConfigMap files,
  *   hostPath state that survives restarts, emptyDirs). Nothing of the host's filesystem is changed (missing
- *   mount points come from overlays). A stack that adds DaemonSets to the render gets them run here as they are.
+ *   mount points come from overlays). Once its volumes are mounted, each container's command runs with exactly
+ *   the capabilities its securityContext leaves it (setpriv from util-linux sets the bounding set to them, clears
+ *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
+ *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
+ *   as they are.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -159,8 +163,11 @@ export class RouterPods {
     for (const pod of this.specs) if (wanted(pod.name)) this.start(pod);
   }
 
-  /** Starts (or restarts) one pod. */
-  start(pod: PodSpec): Daemon {
+  /**
+   * Starts (or restarts) one pod; `capabilities` replaces the container's own set (a test showing that a daemon
+   * given less than it renders fails).
+   */
+  start(pod: PodSpec, capabilities: string[] = pod.capabilities): Daemon {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
@@ -194,7 +201,7 @@ export class RouterPods {
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
-    const d = this.startInRouter(pod.name, mounts, pod.command, {
+    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...pod.command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });
@@ -223,6 +230,22 @@ export class RouterPods {
  */
 export function networkServicePod(name: string): boolean {
   return /^(kea-dhcp[46]|radvd|chrony|avahi-.+)$/.test(name);
+}
+
+/**
+ * The setpriv prefix that runs a command as a container with `capabilities` (names as Kubernetes writes them)
+ * runs it: bounding set exactly those, inheritable and ambient sets empty, no_new_privs when asked.
+ */
+export function privileges(capabilities: string[], noNewPrivs: boolean): string[] {
+  const bounding = ["-all", ...capabilities.map((c) => `+${c.toLowerCase()}`)].join(",");
+  return [
+    "setpriv",
+    `--bounding-set=${bounding}`,
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    ...(noNewPrivs ? ["--no-new-privs"] : []),
+    "--",
+  ];
 }
 
 /** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,

@@ -140,7 +140,7 @@ export interface PodVolume {
     | { kind: "emptyDir"; volume: string };
 }
 
-/** One DaemonSet of the network services: its container command, environment and mounts. */
+/** One DaemonSet of the network services: its container command, environment, mounts and privileges. */
 export interface PodSpec {
   name: string;
   /** The DaemonSet it belongs to (its containers share their emptyDir volumes). */
@@ -151,6 +151,24 @@ export interface PodSpec {
   hostNetwork: boolean;
   /** The container's securityContext user and group, when it names them. */
   runAs?: { uid: number; gid: number };
+  /** The capabilities the container holds (its securityContext's `add` after `drop: [ALL]`), upper case. */
+  capabilities: string[];
+  /** `allowPrivilegeEscalation: false`: the runtime sets no_new_privs. */
+  noNewPrivs: boolean;
+}
+
+/**
+ * The capability set a container runtime gives a container running as uid 0 with this securityContext: with
+ * `drop: [ALL]` exactly the `add` list (bounding, permitted and effective sets; no inheritable or ambient ones, as
+ * containerd and CRI-O set them). Only that form is modelled: a privileged container, or one keeping the
+ * runtime's default set, is refused here rather than run with a guessed set.
+ */
+export function containerCapabilities(where: string, sc: Doc | undefined): string[] {
+  const caps = sc?.capabilities as { add?: string[]; drop?: string[] } | undefined;
+  if (sc?.privileged === true) throw new Error(`${where}: securityContext.privileged is not modelled by the harness`);
+  if (!caps?.drop?.some((c) => c.toUpperCase() === "ALL"))
+    throw new Error(`${where}: securityContext.capabilities.drop must contain ALL (the harness models only that)`);
+  return [...new Set((caps.add ?? []).map((c) => c.toUpperCase().replace(/^CAP_/, "")))].sort();
 }
 
 function runAs(sc: Doc | undefined): PodSpec["runAs"] {
@@ -186,6 +204,11 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
         ),
         hostNetwork: spec.hostNetwork === true,
         runAs: runAs(c.securityContext as Doc | undefined),
+        capabilities: containerCapabilities(
+          `${path} container ${String(c.name)}`,
+          c.securityContext as Doc | undefined,
+        ),
+        noNewPrivs: (c.securityContext as Doc | undefined)?.allowPrivilegeEscalation === false,
         volumes: ((c.volumeMounts as Doc[] | undefined) ?? []).map((m) => {
           const v = volumes.get(String(m.name));
           if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);

@@ -86,15 +86,20 @@ async function setUp(app: Appliance, r: Running): Promise<void> {
   writeFileSync(join(app.pods.hostPath(ROUTER_IDS_PATHS.rules), "suricata.rules"), renderLocalRules(app.site));
   const agent = app.pods.spec(AGENT);
   const uid = agent.runAs!;
+  // the harness runs a pod's command as root with the container's capabilities; the agent's runAsUser is a second
+  // setpriv, which alone holds SETUID and SETGID (a process of another uid keeps no capability across execve)
   r.started.push(
-    app.pods.start({
-      ...agent,
-      command: [
-        ...["setpriv", "--reuid", String(uid.uid), "--regid", String(uid.gid), "--clear-groups"],
-        join(ROOT, "images/ids", agent.command[0]),
-        ...agent.command.slice(1),
-      ],
-    }),
+    app.pods.start(
+      {
+        ...agent,
+        command: [
+          ...["setpriv", "--reuid", String(uid.uid), "--regid", String(uid.gid), "--clear-groups"],
+          join(ROOT, "images/ids", agent.command[0]),
+          ...agent.command.slice(1),
+        ],
+      },
+      [...agent.capabilities, "SETGID", "SETUID"],
+    ),
   );
   r.started.push(await startSuricata(app, SURICATA.ids));
   if (r.inline) {

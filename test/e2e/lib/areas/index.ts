@@ -13,7 +13,9 @@ import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { observability } from "./observability";
 import { policy } from "./policy";
+import { privileges } from "./privileges";
 import { services } from "./services";
+import { upstream } from "./upstream";
 
 export const AREAS: Area[] = [
   boot,
@@ -23,8 +25,10 @@ export const AREAS: Area[] = [
   exposure,
   dataplane,
   services,
+  privileges,
   observability,
   ids,
   multiWan,
   crowd,
+  upstream,
 ];
