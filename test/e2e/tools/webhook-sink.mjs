@@ -11,6 +11,7 @@
  * status, labels and times): prometheus/alertmanager notify/webhook/webhook.go, `Message`.
  */
 import { createServer } from "node:http";
+import process from "node:process";
 
 const [address, port] = process.argv.slice(2);
 const server = createServer((req, res) => {
