@@ -38,6 +38,8 @@ export const APPLIANCE_COMMANDS = [
   "chronyd",
   "avahi-daemon",
   "conntrack",
+  "ulogd",
+  "syslog-ng",
   "curl",
   "ss",
   "unshare",

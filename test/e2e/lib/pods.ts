@@ -6,6 +6,8 @@
  *   network namespace (hostNetwork), in a mount namespace of its own holding the pod's volumes (ConfigMap files,
  *   hostPath state that survives restarts, emptyDirs). Nothing of the host's filesystem is changed (missing
  *   mount points come from overlays). A stack that adds DaemonSets to the render gets them run here as they are.
+ *   A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program built from
+ *   the Go module proxy at the image's version (tools/README.md) in its place.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,11 +17,21 @@ import { q } from "../../../components/images";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
 import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
 import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
+import { toolBinary } from "../../../tools/go-tools";
 import type { Daemon, Shell } from "./exec";
 import type { HostConfig, PodSpec } from "./rendered";
 
 export const ROOT = join(__dirname, "../../..");
 export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
+/**
+ * Commands of upstream images that Debian does not package → the binary that stands in for them: VictoriaLogs'
+ * image runs /victoria-logs-prod (VictoriaLogs' app/victoria-logs/multiarch/Dockerfile); tools/victoria-logs
+ * builds it at the version of the site's default image.
+ */
+export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
+  "/victoria-logs-prod": toolBinary("victoria-logs"),
+};
+
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
 
 /**
@@ -186,7 +198,8 @@ export class RouterPods {
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
-    const d = this.startInRouter(pod.name, mounts, pod.command, {
+    const [cmd, ...args] = pod.command;
+    const d = this.startInRouter(pod.name, mounts, [UPSTREAM_BINARIES[cmd] ?? cmd, ...args], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });
