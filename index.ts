@@ -20,8 +20,8 @@ export const segments = loaded.plan.segments.map((s) => ({
   vlan: s.vlan,
   zone: s.zone,
   link: s.link,
-  ipv4: s.ipv4.cidr,
-  gateway4: s.ipv4.gateway,
+  ipv4: s.ipv4?.cidr ?? null,
+  gateway4: s.ipv4?.gateway ?? null,
   ipv6: s.ipv6?.prefix ?? null,
   gateway6: s.ipv6?.gateway ?? null,
 }));

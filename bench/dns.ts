@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   const secrets = writeTestSecrets(join(work, "secrets"));
   const bed = new DnsBed(`dnsb${process.pid % 10000}`, work);
   const internet = buildInternetDns(join(work, "internet"));
-  const gw = plan.segments.find((s) => s.name === "trusted")!.ipv4.gateway;
+  const gw = plan.segments.find((s) => s.name === "trusted")!.ipv4!.gateway;
   const client = () => bed.clients.get("trusted")!;
   const q = (s: string) => `'${s}'`;
   const results: Record<string, unknown> = {};

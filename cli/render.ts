@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync }
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { readStackConfig, type StackConfig } from "./stack-config";
+import { readStackConfig, StackFileError, type StackConfig } from "./stack-config";
 import { runUnderMocks, type MockRun, type OutputGenerator } from "./mock-runtime";
 import { renderSummary } from "./summary";
 import { parseSite } from "../components/site/parse";
@@ -193,6 +193,11 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof InvalidSiteError) {
       console.error(`stack ${stack}: the site configuration is invalid; nothing was written:\n${e.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    if (e instanceof StackFileError) {
+      console.error(`stack ${stack}: ${e.message}`);
       process.exitCode = 1;
       return;
     }

@@ -93,8 +93,9 @@ export interface SegmentFacts {
   vlan: number;
   zone: string;
   link: string;
-  ipv4: string;
-  gateway4: string;
+  /** Null for an IPv6-only segment. */
+  ipv4: string | null;
+  gateway4: string | null;
   ipv6: string | null;
   gateway6: string | null;
   /** DHCPv4 and DHCPv6 pools, `start-end`. */

@@ -54,7 +54,7 @@ function sets(ctx: Ctx, f: { wanLinks: string[]; internal4: string[]; internal6:
     ...namedSet(
       "lan4",
       "ipv4_addr",
-      plan.segments.map((s) => s.ipv4.cidr),
+      plan.segments.flatMap((s) => (s.ipv4 ? [s.ipv4.cidr] : [])),
       true,
     ),
   );
@@ -70,7 +70,7 @@ function sets(ctx: Ctx, f: { wanLinks: string[]; internal4: string[]; internal6:
     ...namedSet(
       "router4",
       "ipv4_addr",
-      plan.segments.map((s) => s.ipv4.gateway),
+      plan.segments.flatMap((s) => (s.ipv4 ? [s.ipv4.gateway] : [])),
     ),
   );
   for (const [g, v] of [...model.groups].sort(([a], [b]) => a.localeCompare(b))) {

@@ -5,7 +5,7 @@
  * a diff or a policy reads the meaning the router enforces. Pure.
  */
 import type { FirewallRule, Site } from "../site/schema";
-import type { SitePlan } from "../site/plan";
+import { segmentPrefixes, type SitePlan } from "../site/plan";
 import { contains, nthAddress } from "../site/ip";
 import { evaluate, servicePorts, zoneMatrix, MANAGEMENT_TCP_PORTS, type PolicyModel } from "../site/policy";
 import type { FirewallFacts, ForwardFacts, ManagementAccessFacts, RuleFacts } from "../review";
@@ -39,9 +39,11 @@ function ruleFacts(site: Site, model: PolicyModel): RuleFacts[] {
   });
 }
 
+/** The zone of an inside address: its segment's, or that of the segment an inside route leads through. */
 function zoneOf(plan: SitePlan, address: string): string | null {
   return (
-    plan.segments.find((s) => contains(s.ipv4.cidr, address) || (s.ipv6 && contains(s.ipv6.prefix, address)))?.zone ??
+    plan.segments.find((s) => segmentPrefixes(s).some((p) => contains(p, address)))?.zone ??
+    plan.insideRoutes.find((r) => contains(r.destination, address))?.zone ??
     null
   );
 }
@@ -64,8 +66,9 @@ function forwards(site: Site, plan: SitePlan): ForwardFacts[] {
 function hostIn(plan: SitePlan, zone: string): string | undefined {
   const seg = plan.segments.find((s) => s.zone === zone);
   if (!seg) return undefined;
-  const first = nthAddress(seg.ipv4.cidr, 1);
-  return first === seg.ipv4.gateway ? nthAddress(seg.ipv4.cidr, 2) : first;
+  const [prefix, gateway] = seg.ipv4 ? [seg.ipv4.cidr, seg.ipv4.gateway] : [seg.ipv6!.prefix, seg.ipv6!.gateway];
+  const first = nthAddress(prefix, 1);
+  return first === gateway ? nthAddress(prefix, 2) : first;
 }
 
 const MANAGEMENT_SERVICES: Record<number, string> = { 50000: "Talos API", 50001: "trustd", 6443: "Kubernetes API" };

@@ -71,11 +71,12 @@ function matrix(site: Site, model: PolicyModel): string {
       "### Port forwards",
       "",
       mdTable(
-        ["name", "protocol", "public port", "to", "sources", "hairpin"],
+        ["name", "protocol", "public port", "on WANs", "to", "sources", "hairpin"],
         site.portForwards.map((f) => [
           f.name,
           f.protocol,
           String(f.port),
+          `${(model.forwards.find((x) => x.name === f.name)?.wans ?? []).join(", ")}${f.wans ? "" : " (all)"}`,
           `${f.to}${f.toPort ? `:${f.toPort}` : ""}${f.ipv6 ? ` / [${f.ipv6}]` : ""}`,
           f.sources?.join(", ") ?? "any",
           f.hairpin ? "yes" : "no",

@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import type { Site } from "../site/schema";
-import type { SitePlan } from "../site/plan";
+import { segmentPrefixes, type SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { planDns, type DnsPlan } from "./plan";
@@ -174,7 +174,7 @@ export class DnsStack extends pulumi.ComponentResource {
         create: rolloutGateScript({
           namespace: ROUTER_NAMESPACE,
           daemons,
-          subnets: plan.segments.flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]),
+          subnets: plan.segments.flatMap(segmentPrefixes),
           timeout: durationSeconds(site.node.healthTimeout),
           what: "DNS daemon",
         }),

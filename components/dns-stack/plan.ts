@@ -6,7 +6,7 @@
  * daemons agree on addresses, names and paths. Pure and deterministic.
  */
 import type { DnsList, DnsProfile, Site } from "../site/schema";
-import type { SegmentPlan, SitePlan } from "../site/plan";
+import { segmentPrefixes, type SegmentPlan, type SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { compareAddresses, familyOf, fromBigInt, parsePrefix, contains } from "../site/ip";
 import { durationSeconds } from "../site/duration";
@@ -171,8 +171,8 @@ function zonePlans(site: Site, plan: SitePlan, model: PolicyModel): DnsZonePlan[
       return {
         name: z.name,
         segments: segs.map((s) => s.name),
-        clients: segs.flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]),
-        listen: segs.flatMap((s) => [s.ipv4.gateway, ...(s.ipv6 ? [s.ipv6.gateway] : [])]),
+        clients: segs.flatMap(segmentPrefixes),
+        listen: segs.flatMap((s) => [...(s.ipv4 ? [s.ipv4.gateway] : []), ...(s.ipv6 ? [s.ipv6.gateway] : [])]),
         profile: setting?.profile,
         force: setting?.force ?? "off",
         encrypted: setting?.encrypted ?? false,
@@ -190,10 +190,10 @@ function forwardRecords(site: Site, plan: SitePlan): RecordPlan[] {
   const out: RecordPlan[] = [];
   const addr = (name: string, a: string) => out.push({ name, type: familyOf(a) === 4 ? "A" : "AAAA", data: a, ttl });
   const mgmt = plan.segments.find((s) => s.name === plan.managementSegment)!;
-  addr(plan.fqdn, mgmt.ipv4.gateway);
+  if (mgmt.ipv4) addr(plan.fqdn, mgmt.ipv4.gateway);
   if (mgmt.ipv6) addr(plan.fqdn, mgmt.ipv6.gateway);
   for (const seg of plan.segments) {
-    addr(`${plan.hostname}.${seg.domain}`, seg.ipv4.gateway);
+    if (seg.ipv4) addr(`${plan.hostname}.${seg.domain}`, seg.ipv4.gateway);
     if (seg.ipv6) addr(`${plan.hostname}.${seg.domain}`, seg.ipv6.gateway);
     for (const r of seg.dhcp.reservations) {
       if (r.ipv4) addr(`${r.name}.${seg.domain}`, r.ipv4);
@@ -238,7 +238,7 @@ function authZones(site: Site, plan: SitePlan): AuthZonePlan[] {
   const add = (name: string, kind: AuthZonePlan["kind"]) =>
     reverse.has(name) || reverse.set(name, { name, kind, records: [] });
   for (const seg of plan.segments) {
-    for (const z of reverseZones(seg.ipv4.cidr)) add(z, "reverse4");
+    if (seg.ipv4) for (const z of reverseZones(seg.ipv4.cidr)) add(z, "reverse4");
     if (seg.ipv6) for (const z of reverseZones(seg.ipv6.prefix)) add(z, "reverse6");
   }
   for (const ptr of ptrRecords(site, plan, forward)) {
@@ -278,7 +278,7 @@ function forwarders(site: Site): DnsPlan["forwarders"] {
 /** Addresses public answers may not hold: special ranges, the site's own prefixes and the cluster's networks. */
 function privateAddresses(site: Site, plan: SitePlan): string[] {
   const own = [
-    ...plan.segments.flatMap((s: SegmentPlan) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]),
+    ...plan.segments.flatMap((s: SegmentPlan) => segmentPrefixes(s)),
     ...site.cluster.podCidrs,
     ...site.cluster.serviceCidrs,
   ];

@@ -23,7 +23,11 @@ function redirects(plan: SitePlan, dns: DnsPlan): string[] {
     .filter((z) => z.force === "redirect")
     .flatMap((z) => plan.segments.filter((s) => z.segments.includes(s.name)))
     .flatMap((s) => [
-      `iifname ${q(s.link)} meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 fib daddr type != local dnat ip to ${s.ipv4.gateway}`,
+      ...(s.ipv4
+        ? [
+            `iifname ${q(s.link)} meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 fib daddr type != local dnat ip to ${s.ipv4.gateway}`,
+          ]
+        : []),
       ...(s.ipv6
         ? [
             `iifname ${q(s.link)} meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 fib daddr type != local dnat ip6 to ${s.ipv6.gateway}`,

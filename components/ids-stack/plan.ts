@@ -65,7 +65,7 @@ export function planIds(site: Site, plan: SitePlan): IdsPlan {
   const homeNet = [...internalPrefixes(site, plan, 4), ...internalPrefixes(site, plan, 6)];
   const mgmt = plan.segments
     .filter((s) => plan.zones.find((z) => z.name === s.zone)?.management)
-    .flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]);
+    .flatMap((s) => [...(s.ipv4 ? [s.ipv4.cidr] : []), ...(s.ipv6 ? [s.ipv6.prefix] : [])]);
   const protectedSet = new Set(
     [...homeNet, ...mgmt, ...site.dataplane.allowlist, ...lifelines(site, plan), ...ids.block.never].map(asPrefix),
   );

@@ -11,7 +11,7 @@
  * Pure.
  */
 import type { Site } from "../site/schema";
-import type { SitePlan } from "../site/plan";
+import { segmentPrefixes, type SitePlan } from "../site/plan";
 import { contains } from "../site/ip";
 import { zoneMatrix, type PolicyModel } from "../site/policy";
 import type { IdsFacts } from "../review";
@@ -21,8 +21,10 @@ import { idsRuleset } from "./host";
 type Pair = IdsFacts["required"][number];
 
 function zoneOf(plan: SitePlan, address: string): string | undefined {
-  return plan.segments.find((s) => contains(s.ipv4.cidr, address) || (s.ipv6 && contains(s.ipv6.prefix, address)))
-    ?.zone;
+  return (
+    plan.segments.find((s) => segmentPrefixes(s).some((p) => contains(p, address)))?.zone ??
+    plan.insideRoutes.find((r) => contains(r.destination, address))?.zone
+  );
 }
 
 /** Inside zones the WAN can open, by WAN zone: forwards' targets, accepting policies and rules. */

@@ -7,6 +7,7 @@
 import type { Site } from "../site/schema";
 import type { SegmentPlan, SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
+import { familyOf } from "../site/ip";
 import { keaSubnet4, keaSubnet6, ntpAllows, radvdInterface, servesDns } from "../vlan-segment/services";
 import { keaDdnsGlobal, keaDdnsSubnet } from "../dns-stack/ddns";
 
@@ -35,8 +36,13 @@ function keaLoggers(name: string) {
   return [{ name, output_options: [{ output: "stdout", pattern: "%-5p %m\n" }], severity: "INFO", debuglevel: 0 }];
 }
 
+/** True when some segment hands out IPv4 leases (the DHCPv4 server is deployed). */
+export function usesDhcpv4(plan: SitePlan): boolean {
+  return plan.segments.some((s) => s.ipv4 && s.dhcp.enabled);
+}
+
 export function renderKea4(site: Site, plan: SitePlan, model: PolicyModel): string {
-  const segments = plan.segments.filter((s) => s.dhcp.enabled);
+  const segments = plan.segments.filter((s) => s.ipv4 && s.dhcp.enabled);
   return json({
     Dhcp4: {
       "interfaces-config": {
@@ -63,7 +69,7 @@ export function renderKea4(site: Site, plan: SitePlan, model: PolicyModel): stri
       "match-client-id": false,
       "calculate-tee-times": true,
       ...(ddnsOn(site, plan) ? keaDdnsGlobal() : {}),
-      subnet4: segments.map((s) => ({ ...keaSubnet4(site, plan, model, s), ...ddnsSubnet(site, plan, s) })),
+      subnet4: segments.map((s) => ({ ...keaSubnet4(site, plan, model, s)!, ...ddnsSubnet(site, plan, s) })),
       loggers: keaLoggers("kea-dhcp4"),
     },
   });
@@ -169,12 +175,57 @@ export function renderAvahi(site: Site, plan: SitePlan, group: string): string {
   ].join("\n");
 }
 
+/** Names of the prefix lists and route maps that say what OSPF redistributes. */
+export const FRR_STATIC = "router-static-routes";
+export const FRR_SEGMENTS = "router-segments";
+
+/** A prefix list and the route map that matches it (FRR route-map and prefix-list syntax). */
+function routeMap(name: string, prefixes: readonly string[]): string[] {
+  return [
+    ...prefixes.map((p, i) => `ip prefix-list ${name} seq ${(i + 1) * 5} permit ${p}`),
+    "!",
+    `route-map ${name} permit 10`,
+    ` match ip address prefix-list ${name}`,
+    "!",
+  ];
+}
+
+/**
+ * What OSPF redistributes, as route maps over exact prefixes. `static`: the site's IPv4 static routes — Talos
+ * installs them as kernel routes (protocol static), which FRR's zebra reads as kernel routes, beside the WAN's
+ * DHCP routes it must not advertise; `connected`: the segments' IPv4 subnets, never a WAN's.
+ */
+export function ospfRedistribution(
+  site: Site,
+  plan: SitePlan,
+): { kind: "kernel" | "connected"; map: string; prefixes: string[] }[] {
+  const ospf = site.routing.ospf;
+  if (!ospf) return [];
+  const out: { kind: "kernel" | "connected"; map: string; prefixes: string[] }[] = [];
+  if (ospf.redistribute.includes("static"))
+    out.push({
+      kind: "kernel",
+      map: FRR_STATIC,
+      prefixes: site.routes.filter((r) => familyOf(r.destination) === 4).map((r) => r.destination),
+    });
+  if (ospf.redistribute.includes("connected"))
+    out.push({
+      kind: "connected",
+      map: FRR_SEGMENTS,
+      prefixes: plan.segments
+        .filter((x) => !ospf.segments.includes(x.name) && !ospf.passive.includes(x.name))
+        .flatMap((x) => (x.ipv4 ? [x.ipv4.cidr] : [])),
+    });
+  return out.filter((r) => r.prefixes.length > 0);
+}
+
 /** FRR configuration when OSPF is in use (BGP goes through Talos' native BGP). */
 export function renderFrr(site: Site, plan: SitePlan): string | undefined {
   const ospf = site.routing.ospf;
   if (!ospf) return undefined;
   const active = plan.segments.filter((s) => ospf.segments.includes(s.name));
   const passive = plan.segments.filter((s) => ospf.passive.includes(s.name));
+  const redistribution = ospfRedistribution(site, plan);
   const lines = [
     "frr version 8.4",
     "frr defaults traditional",
@@ -182,6 +233,7 @@ export function renderFrr(site: Site, plan: SitePlan): string | undefined {
     "log stdout informational",
     "service integrated-vtysh-config",
     "!",
+    ...redistribution.flatMap((r) => routeMap(r.map, r.prefixes)),
   ];
   for (const s of [...active, ...passive].sort((a, b) => a.vlan - b.vlan))
     lines.push(
@@ -191,7 +243,7 @@ export function renderFrr(site: Site, plan: SitePlan): string | undefined {
       "!",
     );
   lines.push("router ospf", ` ospf router-id ${ospf.routerId}`);
-  for (const r of ospf.redistribute) lines.push(` redistribute ${r}`);
+  for (const r of redistribution) lines.push(` redistribute ${r.kind} route-map ${r.map}`);
   lines.push("!", "line vty", "!", "");
   return lines.join("\n");
 }

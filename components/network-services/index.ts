@@ -9,7 +9,7 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import { createHash } from "node:crypto";
 import type { Site } from "../site/schema";
-import type { SitePlan } from "../site/plan";
+import { segmentPrefixes, type SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { DAEMON_LABEL, daemonNames, renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
@@ -116,7 +116,7 @@ export class NetworkServices extends pulumi.ComponentResource {
         create: rolloutGateScript({
           namespace: ROUTER_NAMESPACE,
           daemons: daemonNames(site, plan, policy),
-          subnets: plan.segments.flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]),
+          subnets: plan.segments.flatMap(segmentPrefixes),
           timeout: durationSeconds(site.node.healthTimeout),
         }),
         // Any change of a DaemonSet or its configuration re-runs the gate.
@@ -133,7 +133,7 @@ export class NetworkServices extends pulumi.ComponentResource {
       image: this.image,
       digest: this.digest,
       artifacts,
-      summary: renderServicesSummary(plan, daemons),
+      summary: renderServicesSummary(site, plan, daemons),
       review: renderServicesFacts(plan, policy, daemons),
     });
   }

@@ -21,6 +21,7 @@ import {
   renderChrony,
   renderFrr,
   renderKea4,
+  usesDhcpv4,
   renderKea6,
   renderRadvd,
   usesDhcpv6,
@@ -42,7 +43,7 @@ export type K8sObject = Named<IDaemonSet> | Named<IConfigMap> | Named<INamespace
 /** Config files by ConfigMap key (also the artifact names under services/). */
 export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): Map<string, string> {
   const files = new Map<string, string>();
-  files.set("kea-dhcp4.json", renderKea4(site, plan, model));
+  if (usesDhcpv4(plan)) files.set("kea-dhcp4.json", renderKea4(site, plan, model));
   files.set("kea-dhcp6.json", renderKea6(site, plan));
   const radvd = renderRadvd(site, plan);
   if (radvd) files.set("radvd.conf", radvd);
@@ -81,30 +82,32 @@ function sh(script: string): string[] {
 function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daemon[] {
   const keaProbe = (sock: string) =>
     sh(`printf '{"command": "status-get"}' | socat -t 2 - UNIX-CONNECT:${sock} | grep -q '"result": 0'`);
-  const list: Daemon[] = [
-    {
+  const list: Daemon[] = [];
+  if (configs.has("kea-dhcp4.json"))
+    list.push({
       name: "kea-dhcp4",
       configKeys: ["kea-dhcp4.json"],
       command: ["kea-dhcp4", "-c", `${CONFIG_DIR}/kea-dhcp4.json`],
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      // The raw (AF_PACKET) socket that answers clients without an address, and the UDP socket on port 67 it
+      // opens beside it; Kea changes no link, route or address.
+      capabilities: ["NET_BIND_SERVICE", "NET_RAW"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "500m", memoryLimit: "256Mi" },
       liveness: keaProbe(`${KEA_RUN_DIR}/kea4-ctrl-socket`),
       state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
       run: KEA_RUN_DIR,
       env: { KEA_PIDFILE_DIR: KEA_RUN_DIR, KEA_LOCKFILE_DIR: KEA_RUN_DIR },
-    },
-    {
-      name: "chrony",
-      configKeys: ["chrony.conf"],
-      // -x: Talos owns the system clock; chronyd only serves it.
-      command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
-      capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
-      resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
-      liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
-      state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
-      run: "/run/chrony",
-    },
-  ];
+    });
+  list.push({
+    name: "chrony",
+    configKeys: ["chrony.conf"],
+    // -x: Talos owns the system clock; chronyd only serves it.
+    command: ["chronyd", "-d", "-x", "-f", `${CONFIG_DIR}/chrony.conf`],
+    capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
+    resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
+    liveness: sh('kill -0 "$(cat /run/chrony/chronyd.pid)"'),
+    state: { host: `${HOST_STATE_DIR}/chrony`, mount: "/var/lib/chrony" },
+    run: "/run/chrony",
+  });
   if (configs.has("radvd.conf"))
     list.push({
       name: "radvd",
@@ -119,7 +122,8 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
         "--pidfile",
         "/run/radvd/radvd.pid",
       ],
-      capabilities: ["NET_RAW", "NET_ADMIN"],
+      // The raw ICMPv6 socket for advertisements and solicitations; radvd only reads the links' settings.
+      capabilities: ["NET_RAW"],
       resources: { cpu: "10m", memory: "16Mi", cpuLimit: "100m", memoryLimit: "64Mi" },
       liveness: sh('kill -0 "$(cat /run/radvd/radvd.pid)"'),
       run: "/run/radvd",
@@ -129,7 +133,8 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       name: "kea-dhcp6",
       configKeys: ["kea-dhcp6.json"],
       command: ["kea-dhcp6", "-c", `${CONFIG_DIR}/kea-dhcp6.json`],
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      // DHCPv6 is plain UDP on port 547 (multicast membership needs no capability); no raw socket.
+      capabilities: ["NET_BIND_SERVICE"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "500m", memoryLimit: "256Mi" },
       liveness: keaProbe(`${KEA_RUN_DIR}/kea6-ctrl-socket`),
       state: { host: `${HOST_STATE_DIR}/kea`, mount: KEA_STATE_DIR },
@@ -148,7 +153,9 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
         "-f",
         `${CONFIG_DIR}/avahi-daemon.${g.name}.conf`,
       ],
-      capabilities: [],
+      // avahi-daemon gives its runtime directory (the run emptyDir, made by root) to the avahi user and refuses
+      // to start when it cannot: "Failed to create runtime directory". Multicast sockets need nothing.
+      capabilities: ["CHOWN"],
       resources: { cpu: "10m", memory: "16Mi", cpuLimit: "200m", memoryLimit: "64Mi" },
       liveness: ["avahi-daemon", "--check"],
       run: "/run/avahi-daemon",
@@ -158,7 +165,11 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       name: "frr",
       configKeys: ["frr.conf", "frr-daemons"],
       command: ["/usr/local/bin/frr-start", `${CONFIG_DIR}/frr.conf`],
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"],
+      // FRR's own privilege list, not our choice: zebra (zebra/main.c) and ospfd (ospfd/ospf_main.c) put
+      // NET_ADMIN, NET_RAW, SYS_ADMIN (and ospfd NET_BIND_SERVICE) in their permitted set at start
+      // (lib/privs.c zprivs_caps_init) and exit with "initial cap_set_proc failed" when one is missing. Measured
+      // with Debian's FRR 8.4; test/network/frr-privileges.test.ts fails once a release no longer asks for it.
+      capabilities: ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW", "SYS_ADMIN"],
       resources: { cpu: "50m", memory: "64Mi", cpuLimit: "1", memoryLimit: "256Mi" },
       liveness: ["vtysh", "-c", "show version"],
       readiness: ["vtysh", "-c", "show ip ospf"],

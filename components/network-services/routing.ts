@@ -20,7 +20,8 @@ export function renderRoutingHost(site: Site, plan: SitePlan): HostContribution 
         routerID: bgp.routerId,
         advertise: plan.segments.filter((s) => bgp.advertise.includes(s.name)).map((s) => s.link),
         installRoutes: true,
-        neighbors: bgp.neighbors.map((n) => ({ address: n.address, peerASN: n.asn })),
+        // An empty bfd block turns BFD on with Talos' defaults (BGPNeighborConfig.bfd).
+        neighbors: bgp.neighbors.map((n) => ({ address: n.address, peerASN: n.asn, ...(n.bfd ? { bfd: {} } : {}) })),
       },
     ],
   };

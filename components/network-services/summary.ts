@@ -1,9 +1,14 @@
 /**
  * NetworkServices' part of SUMMARY.md: the daemons it runs and the addressing it serves — every segment's IPAM
- * and the DHCP reservations. Pure.
+ * and the DHCP reservations — and the routing it owns: the site's static routes, OSPF (FRR) and BGP (Talos),
+ * what OSPF redistributes and what the firewall opens for them. Pure.
  */
+import type { Site } from "../site/schema";
+import { contains } from "../site/ip";
 import type { SitePlan } from "../site/plan";
+import { routingOpenings, type RoutingOpening } from "../dataplane/ruleset/input";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
+import { ospfRedistribution } from "./config";
 
 function segments(plan: SitePlan): string {
   const out = [
@@ -16,8 +21,8 @@ function segments(plan: SitePlan): string {
         String(s.vlan),
         s.link,
         s.zone,
-        s.ipv4.cidr,
-        s.ipv4.gateway,
+        s.ipv4?.cidr ?? "—",
+        s.ipv4?.gateway ?? "—",
         s.dhcp.pool ? `${s.dhcp.pool.start}–${s.dhcp.pool.end} (${s.dhcp.pool.size})` : "off",
         String(s.dhcp.reservations.length),
         s.ipv6?.prefix ?? "—",
@@ -34,8 +39,90 @@ function segments(plan: SitePlan): string {
   return out.join("\n");
 }
 
+/** Where a static route leads: the segment (and zone) or WAN whose subnet holds its gateway, and what it is. */
+function staticRoutes(site: Site, plan: SitePlan): string[] {
+  if (!site.routes.length) return ["No static routes.", ""];
+  const rows = site.routes.map((r) => {
+    const inside = plan.insideRoutes.find((x) => x.destination === r.destination && x.gateway === r.gateway);
+    const wan = plan.wans.find((w) =>
+      [w.ipv4, w.ipv6].some((v) => v.mode === "static" && contains(v.address, r.gateway)),
+    );
+    const via = inside ? `segment ${inside.segment} (zone ${inside.zone})` : wan ? `WAN ${wan.name}` : "—";
+    const kind = inside
+      ? inside.internal
+        ? "the site's own: NATed to the WANs, its hosts in the segment's zone"
+        : "inside, public: routed as is, its hosts in the segment's zone"
+      : "outside";
+    return [r.destination, r.gateway, via, r.metric === undefined ? "—" : String(r.metric), kind];
+  });
+  return ["### Static routes", "", mdTable(["destination", "gateway", "via", "metric", "meaning"], rows), ""];
+}
+
+function ospfLines(site: Site, plan: SitePlan): string[] {
+  const ospf = site.routing.ospf;
+  if (!ospf) return [];
+  const redistributed = ospfRedistribution(site, plan).map(
+    (r) => `${r.kind === "kernel" ? "static routes" : "connected segments"}: ${r.prefixes.join(", ")}`,
+  );
+  return [
+    "### OSPF (FRR)",
+    "",
+    `Router id ${ospf.routerId}, area ${ospf.area}. Neighbours on: ${ospf.segments.join(", ")}` +
+      `${ospf.passive.length ? `; advertised without neighbours (passive): ${ospf.passive.join(", ")}` : ""}. ` +
+      `Redistributed: ${redistributed.length ? redistributed.join("; ") : "nothing"}.`,
+    "",
+  ];
+}
+
+function bgpLines(site: Site): string[] {
+  const bgp = site.routing.bgp;
+  if (!bgp) return [];
+  return [
+    "### BGP (Talos)",
+    "",
+    `AS ${bgp.asn}, router id ${bgp.routerId}; advertises the segments ${bgp.advertise.join(", ") || "none"}.`,
+    "",
+    mdTable(
+      ["neighbour", "AS", "BFD", "description"],
+      bgp.neighbors.map((n) => [n.address, String(n.asn), n.bfd ? "yes" : "no", n.description ?? "—"]),
+    ),
+    "",
+  ];
+}
+
+const OPENING: Record<RoutingOpening["protocol"], string> = {
+  ospf: "OSPF (IP protocol 89)",
+  bgp: "BGP (TCP 179)",
+  bfd: "BFD (UDP 3784, 4784)",
+};
+
+function openingLines(site: Site, plan: SitePlan): string[] {
+  const openings = routingOpenings(site, plan);
+  if (!openings.length) return [];
+  return [
+    "### What the firewall opens for routing",
+    "",
+    mdTable(
+      ["protocol", "from", "on link", "to"],
+      openings.map((o) => [OPENING[o.protocol], o.source, o.link ?? "any", o.destinations?.join(", ") ?? "the router"]),
+    ),
+    "",
+  ];
+}
+
+/** The routing section: static routes, the routing protocols, and what the firewall opens for them. */
+export function routingSection(site: Site, plan: SitePlan): string {
+  const dynamic = [...ospfLines(site, plan), ...bgpLines(site), ...openingLines(site, plan)];
+  return [
+    "## Routing",
+    "",
+    ...staticRoutes(site, plan),
+    ...(dynamic.length ? dynamic : ["No dynamic routing (router:routing has neither OSPF nor BGP).", ""]),
+  ].join("\n");
+}
+
 /** `daemons`: the names of the DaemonSets the component creates. */
-export function renderServicesSummary(plan: SitePlan, daemons: readonly string[]): LayerSummary {
+export function renderServicesSummary(site: Site, plan: SitePlan, daemons: readonly string[]): LayerSummary {
   return {
     deploys: daemons.length
       ? [
@@ -45,6 +132,9 @@ export function renderServicesSummary(plan: SitePlan, daemons: readonly string[]
           },
         ]
       : [],
-    sections: [{ order: SECTION.segments, markdown: segments(plan) }],
+    sections: [
+      { order: SECTION.segments, markdown: segments(plan) },
+      { order: SECTION.routing, markdown: routingSection(site, plan) },
+    ],
   };
 }

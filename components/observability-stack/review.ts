@@ -35,7 +35,9 @@ function endpoints(site: Site): [string, number][] {
 
 /** Source addresses to try from a zone: one of its own (or the internet's) and one inside each rule's sources. */
 function sources(plan: SitePlan, model: PolicyModel, zone: string): string[] {
-  const own = plan.segments.filter((s) => s.zone === zone).map((s) => nthAddress(s.ipv4.cidr, 10));
+  const own = plan.segments
+    .filter((s) => s.zone === zone)
+    .flatMap((s) => (s.ipv4 ? [nthAddress(s.ipv4.cidr, 10)] : s.ipv6 ? [nthAddress(s.ipv6.prefix, 10)] : []));
   const singled = model.rules.flatMap((r) =>
     (r.src?.[4] ?? []).map((p) => (p.endsWith("/32") ? p.slice(0, -3) : nthAddress(p, 1))),
   );

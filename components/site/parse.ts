@@ -5,7 +5,9 @@
 import { z } from "zod";
 import { configPath, fromZod, type SiteIssue } from "./issues";
 import { secretKeys, Site, siteKeys } from "./schema";
-import { validateSite, type Indexed, type PartialSite } from "./validate";
+import { validateSite } from "./validate";
+import type { PartialSite } from "./partial";
+import { indexed, salvage } from "./salvage";
 import { planSite } from "./plan";
 import { compilePolicy, evaluate, MANAGEMENT_TCP_PORTS } from "./policy";
 import { contains, nthAddress } from "./ip";
@@ -13,14 +15,12 @@ import { contains, nthAddress } from "./ip";
 export type ParseResult = { ok: true; site: Site } | { ok: false; issues: SiteIssue[] };
 
 const listKeys = new Set(["links", "segments", "zones"]);
-
-function unwrapArrayElement(schema: z.ZodType): z.ZodType | undefined {
-  const def = (schema as unknown as { _zod: { def: { type: string; element?: z.ZodType } } })._zod.def;
-  return def.type === "array" ? def.element : undefined;
-}
+/** What the anti-lockout check reads: it runs when these parsed whole, whatever else is wrong. */
+const LOCKOUT_KEYS = ["site", "node", "links", "segments", "zones", "firewall", "mdns", "dataplane"] as const;
 
 /**
- * Parses and validates a site.
+ * Parses and validates a site, reporting every problem at once: zod's own problems, then the cross-field rules
+ * on everything that parsed (salvage.ts), then the anti-lockout check when what it reads parsed.
  * @param raw config values by key (without the `router:` namespace); secret keys may be present and are only
  *   checked for presence and form, never copied into the Site.
  */
@@ -32,39 +32,28 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
       issues.push({ path: configPath(key), message: `unknown config key (allowed keys: ${allowed.join(", ")})` });
   }
 
-  const partial: PartialSite = { incomplete: new Set(), secretsSet: new Set() };
+  const plain = Object.fromEntries(Object.entries(raw).filter(([k]) => !(k in secretKeys)));
+  const partial: PartialSite = { incomplete: new Set(), secretsSet: new Set(), raw: plain };
   const parsed: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(siteKeys) as [keyof typeof siteKeys, z.ZodType][]) {
     const value = raw[key];
     const r = schema.safeParse(value, { reportInput: true });
+    let data: unknown;
     if (r.success) {
-      parsed[key] = r.data;
-      if (r.data !== undefined)
-        (partial as unknown as Record<string, unknown>)[key] = listKeys.has(key)
-          ? (r.data as unknown[]).map((v, index) => ({ index, value: v }))
-          : r.data;
-      continue;
-    }
-    if (value === undefined) {
+      data = r.data;
+      parsed[key] = data;
+    } else if (value === undefined) {
       issues.push({
         path: configPath(key),
         message: `is required (allowed: set router:${key} in Pulumi.yaml or in the stack's config; see components/site/schema.ts)`,
       });
       partial.incomplete.add(key);
-      continue;
+    } else {
+      issues.push(...fromZod(key, schema, r.error));
+      data = salvage(schema, value, key, partial.incomplete).data;
     }
-    issues.push(...fromZod(key, schema, r.error));
-    partial.incomplete.add(key);
-    // Keep the elements of a list that parsed on their own, so cross-field rules still check them.
-    const element = unwrapArrayElement(schema);
-    if (listKeys.has(key) && element && Array.isArray(value)) {
-      const ok: Indexed<unknown>[] = [];
-      value.forEach((v, index) => {
-        const e = element.safeParse(v, { reportInput: true });
-        if (e.success) ok.push({ index, value: e.data });
-      });
-      (partial as unknown as Record<string, unknown>)[key] = ok;
-    }
+    if (data === undefined) continue;
+    (partial as unknown as Record<string, unknown>)[key] = listKeys.has(key) ? indexed(data as unknown[]) : data;
   }
 
   for (const [key, schema] of Object.entries(secretKeys)) {
@@ -81,12 +70,29 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
   }
 
   issues.push(...validateSite(partial));
+  if (LOCKOUT_KEYS.every((k) => k in parsed)) issues.push(...lockoutOf(parsed));
   if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   const site = Site.safeParse(parsed);
   if (!site.success) return { ok: false, issues: fromZod("site", Site, site.error) };
-  const lockout = checkManagementPath(site.data);
-  if (lockout.length > 0) return { ok: false, issues: lockout };
   return { ok: true, site: site.data };
+}
+
+/** The anti-lockout check on the keys it reads, even when other keys are broken; silent when no plan can be made. */
+function lockoutOf(parsed: Record<string, unknown>): SiteIssue[] {
+  // What the check does not read may be broken: its neutral value stands in.
+  const neutral = {
+    routes: [],
+    portForwards: [],
+    cluster: { podCidrs: [], serviceCidrs: [] },
+    observability: { enabled: false },
+  };
+  const site = { ...neutral, ...parsed } as unknown as Site;
+  try {
+    planSite(site);
+  } catch {
+    return []; // no trunk or no management segment: reported by the cross-field rules
+  }
+  return checkManagementPath(site);
 }
 
 /**
@@ -98,8 +104,10 @@ export function checkManagementPath(site: Site): SiteIssue[] {
   const model = compilePolicy(site, plan);
   const issues: SiteIssue[] = [];
   for (const seg of plan.segments.filter((s) => model.managementZones.includes(s.zone))) {
-    const dst = seg.ipv4.gateway === plan.managementAddress || !seg.ipv6 ? seg.ipv4.gateway : seg.ipv6.gateway;
-    const cidr = dst.includes(":") ? seg.ipv6!.prefix : seg.ipv4.cidr;
+    // The management address where this segment holds it, else the segment's own router address.
+    const own = [seg.ipv4?.gateway, seg.ipv6?.gateway].filter((a): a is string => !!a);
+    const dst = own.includes(plan.managementAddress) ? plan.managementAddress : own[0];
+    const cidr = dst.includes(":") ? seg.ipv6!.prefix : seg.ipv4!.cidr;
     // Any host of the segment may be the operator's: try both ends of the segment and the first and last
     // address of every prefix a rule singles out inside it.
     const candidates = new Set([nthAddress(cidr, 2), nthAddress(cidr, dst.includes(":") ? -1 : -2)]);

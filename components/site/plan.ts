@@ -6,8 +6,9 @@
 import type { Link, Segment, Site, WanNat, WanProbe } from "./schema";
 import { contains, familyOf, netmask4, nthAddress, parsePrefix, prefixSize, toBigInt } from "./ip";
 
-/** The router's IPv4 address in a segment: configured, else the first host address. */
-export function segmentGateway4(seg: Pick<Segment, "ipv4">): string {
+/** The router's IPv4 address in a segment: configured, else the first host address (none when IPv6-only). */
+export function segmentGateway4(seg: Pick<Segment, "ipv4">): string | undefined {
+  if (!seg.ipv4) return undefined;
   return seg.ipv4.gateway ?? nthAddress(seg.ipv4.cidr, 1);
 }
 
@@ -68,7 +69,8 @@ export interface SegmentPlan {
   mtu?: number;
   /** `<segment>.<site domain>` */
   domain: string;
-  ipv4: {
+  /** Undefined for an IPv6-only segment. */
+  ipv4?: {
     cidr: string;
     prefixLength: number;
     network: string;
@@ -86,6 +88,7 @@ export interface SegmentPlan {
     gateway: string;
     gatewayCidr: string;
   };
+  /** DHCPv4 (enabled only with an IPv4 subnet); the reservations also hold the segment's DHCPv6 ones. */
   dhcp: {
     enabled: boolean;
     leaseTime: number;
@@ -94,6 +97,27 @@ export interface SegmentPlan {
   };
   /** Static routes whose next hop is on this segment (router:routes). */
   routes: { destination: string; gateway: string; metric?: number }[];
+}
+
+/** IPv4 private space (RFC 1918, RFC 6598 shared space) and IPv6 unique local addresses (RFC 4193). */
+export const PRIVATE_PREFIXES = ["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"] as const;
+
+/** True when a prefix lies wholly in private or unique-local space. */
+export function isPrivatePrefix(cidr: string): boolean {
+  return PRIVATE_PREFIXES.some(
+    (p) => familyOf(p) === familyOf(cidr) && contains(p, nthAddress(cidr, 0)) && contains(p, nthAddress(cidr, -1)),
+  );
+}
+
+/** A static route whose next hop is on a segment: the prefix behind it is inside, on that segment's side. */
+export interface InsideRoute {
+  destination: string;
+  gateway: string;
+  /** Segment whose subnet holds the next hop; hosts behind the route are in its zone and come in on its link. */
+  segment: string;
+  zone: string;
+  /** A private or unique-local prefix: the site's own addresses, NATed to the WANs, never sourced from them. */
+  internal: boolean;
 }
 
 export interface WanPlan {
@@ -155,10 +179,32 @@ export interface SitePlan {
   zones: ZonePlan[];
   /** Every kernel link name the router configures, sorted. */
   linkNames: string[];
+  /** Static routes to the inside (next hop on a segment), by segment then destination. */
+  insideRoutes: InsideRoute[];
 }
 
 function plainSize(cidr: string): number {
   return Number(prefixSize(cidr));
+}
+
+/** The IPv4 side of a segment's plan. */
+function planIpv4(cidr: string, gateway: string): NonNullable<SegmentPlan["ipv4"]> {
+  const p4 = parsePrefix(cidr);
+  return {
+    cidr,
+    prefixLength: p4.length,
+    network: nthAddress(cidr, 0),
+    netmask: netmask4(p4.length),
+    broadcast: nthAddress(cidr, -1),
+    gateway,
+    gatewayCidr: `${gateway}/${p4.length}`,
+    hosts: plainSize(cidr) - 2,
+  };
+}
+
+/** A planned segment's prefixes: its IPv4 subnet and its IPv6 prefix, those it has. */
+export function segmentPrefixes(seg: Pick<SegmentPlan, "ipv4" | "ipv6">): string[] {
+  return [...(seg.ipv4 ? [seg.ipv4.cidr] : []), ...(seg.ipv6 ? [seg.ipv6.prefix] : [])];
 }
 
 /** Plans one segment. The site must be valid. */
@@ -168,10 +214,10 @@ export function planSegment(
 ): SegmentPlan {
   const parent = segmentParent(site, seg);
   if (!parent) throw new Error(`segment ${seg.name}: no trunk to ride on (site not validated?)`);
-  const p4 = parsePrefix(seg.ipv4.cidr);
-  const gw4 = segmentGateway4(seg);
   const gw6 = segmentGateway6(seg);
-  const range = seg.dhcp.range ?? defaultDhcpRange(seg.ipv4.cidr);
+  const v4 = seg.ipv4 && planIpv4(seg.ipv4.cidr, segmentGateway4(seg)!);
+  const dhcp4 = !!v4 && seg.dhcp.enabled;
+  const range = seg.ipv4 ? (seg.dhcp.range ?? defaultDhcpRange(seg.ipv4.cidr)) : undefined;
   const reservations = [...seg.dhcp.reservations]
     .map((r) => ({ name: r.name, mac: r.mac, ipv4: r.ipv4, ipv6: r.ipv6 }))
     .sort((a, b) => a.mac.localeCompare(b.mac));
@@ -184,16 +230,7 @@ export function planSegment(
     link: vlanLinkName(parent, seg.vlan),
     mtu: seg.mtu,
     domain: `${seg.name}.${site.site.domain}`,
-    ipv4: {
-      cidr: seg.ipv4.cidr,
-      prefixLength: p4.length,
-      network: nthAddress(seg.ipv4.cidr, 0),
-      netmask: netmask4(p4.length),
-      broadcast: nthAddress(seg.ipv4.cidr, -1),
-      gateway: gw4,
-      gatewayCidr: `${gw4}/${p4.length}`,
-      hosts: plainSize(seg.ipv4.cidr) - 2,
-    },
+    ipv4: v4,
     ipv6:
       seg.ipv6 && gw6
         ? {
@@ -204,15 +241,15 @@ export function planSegment(
           }
         : undefined,
     dhcp: {
-      enabled: seg.dhcp.enabled,
+      enabled: dhcp4,
       leaseTime: seg.dhcp.leaseTime,
-      pool: seg.dhcp.enabled ? { ...range, size: Number(toBigInt(range.end) - toBigInt(range.start)) + 1 } : undefined,
+      pool: dhcp4 && range ? { ...range, size: Number(toBigInt(range.end) - toBigInt(range.start)) + 1 } : undefined,
       reservations,
     },
     routes: (site.routes ?? [])
       .filter((r) =>
         familyOf(r.gateway) === 4
-          ? contains(seg.ipv4.cidr, r.gateway)
+          ? !!seg.ipv4 && contains(seg.ipv4.cidr, r.gateway)
           : !!seg.ipv6 && contains(seg.ipv6.prefix, r.gateway),
       )
       .map((r) => ({
@@ -283,12 +320,21 @@ export function planSite(site: Site): SitePlan {
   const mgmt = segments.find(
     (s) =>
       zones.find((z) => z.name === s.zone)?.management &&
-      (s.ipv4.gateway === site.node.managementAddress || s.ipv6?.gateway === site.node.managementAddress),
+      (s.ipv4?.gateway === site.node.managementAddress || s.ipv6?.gateway === site.node.managementAddress),
   );
   if (!mgmt) throw new Error("no management segment carries node.managementAddress (site not validated?)");
   const linkNames = [
     ...new Set([...wans.map((w) => w.name), ...trunks.map((t) => t.name), ...segments.map((s) => s.link)]),
   ].sort();
+  const insideRoutes = segments.flatMap((seg) =>
+    seg.routes.map((r) => ({
+      destination: r.destination,
+      gateway: r.gateway,
+      segment: seg.name,
+      zone: seg.zone,
+      internal: isPrivatePrefix(r.destination),
+    })),
+  );
   return {
     siteName: site.site.name,
     domain: site.site.domain,
@@ -302,5 +348,6 @@ export function planSite(site: Site): SitePlan {
     segments,
     zones,
     linkNames,
+    insideRoutes,
   };
 }

@@ -1,13 +1,17 @@
 /**
  * The zone policy as data, and its meaning: which new connections the router accepts, forwards, drops or rejects.
- * `compilePolicy` resolves zones, address groups and defaults; `evaluate` answers one flow. The nftables
- * renderer compiles the same model, the anti-lockout check asks it about the management path, and the virtual
- * appliance's reachability matrix uses it as the oracle. Pure.
+ * `compilePolicy` resolves zones, address groups, port forwards and defaults; `evaluate` answers one flow. The
+ * nftables renderer compiles the same model, the anti-lockout check asks it about the management path, the zone
+ * matrix of the summary reads it, and the virtual appliance's reachability matrix uses it as the oracle. Pure.
+ *
+ * A port forward publishes an inside host to its sources (everyone when it names none): from the WANs it
+ * listens on, and — through the hairpin — to inside clients reaching the router's public address, where the
+ * same sources decide (an inside client uses the hairpin only when the forward has no source limit or lists it).
  */
 import { OBSERVABILITY_PORTS } from "./schema-observability";
-import type { FirewallRule, Site } from "./schema";
-import type { SitePlan } from "./plan";
-import { contains, familyOf, isAddress } from "./ip";
+import type { FirewallRule, PortForward, Site } from "./schema";
+import { segmentPrefixes, type SitePlan } from "./plan";
+import { contains, familyOf, isAddress, overlaps, parsePrefix } from "./ip";
 
 export type Verdict = "accept" | "drop" | "reject";
 export type Proto = "tcp" | "udp" | "icmp";
@@ -61,6 +65,38 @@ export interface CompiledRule {
   log: boolean;
 }
 
+/** A port forward as the policy reads it. */
+export interface CompiledForward {
+  name: string;
+  protos: ("tcp" | "udp")[];
+  /** Public ports, inclusive. */
+  ports: [number, number];
+  /** The inside IPv4 host, and its zone (its segment's, or the segment's behind which an inside route leads). */
+  to: string;
+  zone?: string;
+  /** The inside IPv6 host: a pinhole (global) or NAT66 (unique local) target. */
+  to6?: string;
+  zone6?: string;
+  /** WAN links the forward listens on, and those of them that masquerade IPv6 (NAT66 to a unique local to6). */
+  wans: string[];
+  nat66Wans: string[];
+  /** Zones of those WANs. */
+  wanZones: string[];
+  /** The ruleset opens an IPv6 pinhole to to6 (a global address, or a unique local one behind prefix translation). */
+  pinhole: boolean;
+  /** Who may use the forward, by family; undefined = everyone. */
+  sources?: { 4: string[]; 6: string[] };
+  hairpin: boolean;
+}
+
+/** An inside prefix and the zone its hosts are in. */
+export interface InsidePrefix {
+  prefix: string;
+  zone: string;
+  /** The static route leading there, when the prefix is behind one. */
+  via?: string;
+}
+
 export interface PolicyModel {
   zones: string[];
   wanZones: string[];
@@ -78,6 +114,11 @@ export interface PolicyModel {
   groups: Map<string, { 4: string[]; 6: string[] }>;
   logDrops: boolean;
   logRate: string;
+  forwards: CompiledForward[];
+  /** Segment prefixes and the prefixes behind inside routes, longest first: the zone of an inside address. */
+  inside: InsidePrefix[];
+  /** The site's own prefixes (segments, private inside routes, pods, services): never the router's public address. */
+  internal: string[];
 }
 
 function toPrefix(a: string): string {
@@ -152,6 +193,7 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
   });
   const policies = new Map<string, { action: Verdict; log: boolean }>();
   for (const p of site.firewall.policies) policies.set(`${p.from}>${p.to}`, { action: p.action, log: p.log });
+  const inside = insidePrefixes(plan);
   return {
     zones,
     wanZones,
@@ -169,6 +211,52 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
     groups,
     logDrops: site.firewall.logDrops,
     logRate: site.firewall.logRate,
+    forwards: site.portForwards.map((f) => compileForward(f, plan, inside)),
+    inside,
+    internal: [
+      ...plan.segments.flatMap(segmentPrefixes),
+      ...plan.insideRoutes.filter((r) => r.internal).map((r) => r.destination),
+      ...site.cluster.podCidrs,
+      ...site.cluster.serviceCidrs,
+    ],
+  };
+}
+
+function insidePrefixes(plan: SitePlan): InsidePrefix[] {
+  const out: InsidePrefix[] = [
+    ...plan.segments.flatMap((x) => segmentPrefixes(x).map((prefix) => ({ prefix, zone: x.zone }))),
+    ...plan.insideRoutes.map((r) => ({ prefix: r.destination, zone: r.zone, via: r.gateway })),
+  ];
+  return out.sort((a, b) => parsePrefix(b.prefix).length - parsePrefix(a.prefix).length);
+}
+
+/** The zone of an inside address (the longest inside prefix holding it), or undefined for an outside address. */
+export function zoneOfAddress(m: Pick<PolicyModel, "inside">, address: string): string | undefined {
+  return m.inside.find((p) => contains(p.prefix, address))?.zone;
+}
+
+function compileForward(f: PortForward, plan: SitePlan, inside: InsidePrefix[]): CompiledForward {
+  const wans = f.wans ?? plan.wans.map((w) => w.name);
+  const zone = (a: string | undefined) => (a ? inside.find((p) => contains(p.prefix, a))?.zone : undefined);
+  let sources: CompiledForward["sources"];
+  if (f.sources) {
+    sources = { 4: [], 6: [] };
+    for (const c of f.sources) sources[familyOf(c) ?? 4].push(c);
+  }
+  return {
+    name: f.name,
+    protos: f.protocol === "tcp+udp" ? ["tcp", "udp"] : [f.protocol],
+    ports: portRange(f.port),
+    to: f.to,
+    zone: zone(f.to),
+    to6: f.ipv6,
+    zone6: zone(f.ipv6),
+    wans,
+    nat66Wans: wans.filter((w) => plan.wans.find((x) => x.name === w)?.nat.ipv6 === "masquerade"),
+    wanZones: [...new Set(wans.map((w) => plan.wans.find((x) => x.name === w)?.zone).filter((z): z is string => !!z))],
+    pinhole: f.ipv6 !== undefined && (!contains("fc00::/7", f.ipv6) || plan.wans.some((w) => w.nat.ipv6 === "prefix")),
+    sources,
+    hairpin: f.hairpin,
   };
 }
 
@@ -183,11 +271,17 @@ export interface Flow {
   port?: number;
   src: string;
   dst: string;
+  /** The WAN link a flow from the internet arrives on (a forward listens on some WANs only); default: any. */
+  wan?: string;
 }
 
 export interface Decision {
   verdict: Verdict;
-  /** What decided: `rule:<name>`, `policy:<from>><to>`, `intra-zone`, `default`, `management`, `service:<s>`, `input-default`. */
+  /**
+   * What decided: `rule:<name>`, `policy:<from>><to>`, `intra-zone`, `default`, `management`, `service:<s>`,
+   * `input-default`, or a port forward: `forward:<name>` (DNAT from a WAN), `forward6:<name>` (NAT66 from a WAN),
+   * `pinhole:<name>` (IPv6 to a global inside address), `hairpin:<name>` (an inside client at the public address).
+   */
   by: string;
   log: boolean;
 }
@@ -214,10 +308,46 @@ export function ruleMatches(r: CompiledRule, f: Flow): boolean {
   return true;
 }
 
+/** True when a forward takes this protocol and port from this source. */
+function forwardTakes(fw: CompiledForward, f: Flow): boolean {
+  if (f.proto === "icmp" || f.port === undefined || !fw.protos.includes(f.proto)) return false;
+  if (f.port < fw.ports[0] || f.port > fw.ports[1]) return false;
+  const fam = familyOf(f.src);
+  return !fw.sources || (fam !== undefined && fw.sources[fam].some((c) => contains(c, f.src)));
+}
+
+/**
+ * The port forward that takes a new connection, if any: its DNAT (prerouting) and its accept (the forward chain's
+ * first rules) come before the zone policy, so a forward that applies decides.
+ */
+export function forwardDecision(m: PolicyModel, f: Flow): Decision | undefined {
+  const fromWan = m.wanZones.includes(f.from);
+  const v4 = familyOf(f.dst) === 4;
+  // The router's public address: a local address (to: router) that is none of the site's own.
+  const publicDst = f.to === "router" && !m.internal.some((c) => contains(c, f.dst));
+  for (const fw of m.forwards) {
+    if (!forwardTakes(fw, f)) continue;
+    if (fromWan) {
+      const onWan = f.wan === undefined ? fw.wanZones.includes(f.from) : fw.wans.includes(f.wan);
+      if (!onWan) continue;
+      if (publicDst && v4) return { verdict: "accept", by: `forward:${fw.name}`, log: false };
+      const nat66 = fw.to6 !== undefined && contains("fc00::/7", fw.to6);
+      if (publicDst && !v4 && nat66 && (f.wan ? fw.nat66Wans.includes(f.wan) : fw.nat66Wans.length > 0))
+        return { verdict: "accept", by: `forward6:${fw.name}`, log: false };
+      if (fw.pinhole && f.dst === fw.to6) return { verdict: "accept", by: `pinhole:${fw.name}`, log: false };
+    } else if (fw.hairpin && publicDst && v4) {
+      return { verdict: "accept", by: `hairpin:${fw.name}`, log: false };
+    }
+  }
+  return undefined;
+}
+
 /** The verdict for a new connection (or ping). */
 export function evaluate(m: PolicyModel, f: Flow): Decision {
   if (!isAddress(f.src) || !isAddress(f.dst))
     throw new Error(`flow addresses must be plain addresses: ${f.src} → ${f.dst}`);
+  const forward = forwardDecision(m, f);
+  if (forward) return forward;
   for (const r of m.rules) if (ruleMatches(r, f)) return { verdict: r.action, by: `rule:${r.name}`, log: r.log };
   if (f.to === "router") {
     if (m.managementZones.includes(f.from) && f.proto === "tcp" && f.port !== undefined)
@@ -244,6 +374,16 @@ export interface MatrixCell {
   verdict: Verdict;
   /** Names of the rules that refine this pair (first match wins, before the verdict). */
   rules: string[];
+  /** Port forwards through which the row's zone reaches hosts of the column's zone, whatever the verdict. */
+  forwards: { name: string; sources?: string[]; hairpin: boolean }[];
+}
+
+/** The inside zones a forward's hairpin serves: every LAN zone, or those whose prefixes its IPv4 sources touch. */
+export function hairpinZones(m: Pick<PolicyModel, "inside" | "lanZones">, fw: CompiledForward): string[] {
+  if (!fw.hairpin) return [];
+  if (!fw.sources) return m.lanZones;
+  const src = fw.sources[4];
+  return m.lanZones.filter((z) => m.inside.some((p) => p.zone === z && src.some((c) => overlaps(c, p.prefix))));
 }
 
 /** The zone matrix a reviewer reads: for each source zone, each destination zone and the router itself. */
@@ -264,8 +404,20 @@ export function zoneMatrix(m: PolicyModel): Map<string, Map<string, MatrixCell>>
           ? m.managementZones.includes(from)
             ? "accept"
             : "drop"
-          : evaluate({ ...m, rules: [] }, { from, to, proto: "tcp", port: 1, src: "0.0.0.0", dst: "0.0.0.0" }).verdict;
-      row.set(to, { verdict: base as Verdict, rules });
+          : evaluate(
+              { ...m, rules: [], forwards: [] },
+              { from, to, proto: "tcp", port: 1, src: "0.0.0.0", dst: "0.0.0.0" },
+            ).verdict;
+      const forwards = m.forwards
+        .filter((fw) => fw.zone === to || fw.zone6 === to)
+        .flatMap((fw) => {
+          const fromWan = fw.wanZones.includes(from);
+          const hairpin = hairpinZones(m, fw).includes(from) && fw.zone === to;
+          if (!fromWan && !hairpin) return [];
+          const sources = fw.sources ? [...fw.sources[4], ...fw.sources[6]] : undefined;
+          return [{ name: fw.name, sources, hairpin: !fromWan }];
+        });
+      row.set(to, { verdict: base as Verdict, rules, forwards });
     }
     out.set(from, row);
   }

@@ -98,6 +98,23 @@ export const InterfaceCidr = (family?: 4 | 6) =>
     })
     .transform((s) => `${canonicalAddress(s.split("/")[0])}/${s.split("/")[1]}`);
 
+/**
+ * An integer from `min` to `max`; `what` names it with its unit ("a lease time in seconds"), so every message —
+ * wrong type, fraction, out of range — says what the number is and which values are allowed.
+ */
+export const intIn = (min: number, max: number, what: string) => {
+  const allowed = `${what} from ${min} to ${max}`;
+  return z
+    .number({ error: `expected a number (${allowed})` })
+    .int({ error: `is not an integer (allowed: ${allowed})` })
+    .min(min, { error: `is below ${min} (allowed: ${allowed})` })
+    .max(max, { error: `is above ${max} (allowed: ${allowed})` });
+};
+
+/** Non-empty text that names something (`what`), with that in every message. */
+export const nonEmpty = (what: string) =>
+  z.string({ error: `expected a string (${what})` }).min(1, { error: `is empty (allowed: ${what})` });
+
 export const Mtu = z
   .number({ error: "expected a number (an MTU from 1280 to 9216)" })
   .int({ error: "is not an integer (allowed: an MTU from 1280 to 9216)" })

@@ -106,7 +106,7 @@ export const FeedUrl = z.string({ error: "expected a string (an https:// URL)" }
   },
   {
     error: (iss) =>
-      `${JSON.stringify(iss.input)} is not a usable feed URL (allowed: https://host/path, without credentials or spaces; lists are fetched over HTTPS on the router)`,
+      `${JSON.stringify(iss.input)} is not a feed URL the router can fetch (allowed: https://host/path, without credentials or spaces; lists are fetched over HTTPS on the router)`,
   },
 );
 

@@ -104,7 +104,14 @@ export const Ids = z.strictObject({
       /** How often the router fetches the sources. */
       updateInterval: Duration.default("24h"),
       /** The site's own rules (Suricata rule syntax, one rule per entry, each with a unique sid). */
-      local: z.array(z.string().min(1)).default([]),
+      local: z
+        .array(
+          z.string().min(1, {
+            error:
+              'is empty (allowed: one Suricata rule on one line, with its own sid, e.g. alert tcp any any -> $HOME_NET 23 (msg:"telnet"; sid:1000001;))',
+          }),
+        )
+        .default([]),
       /** Signatures switched off (from any source). */
       disable: z.array(Sid).default([]),
       /** Suppressions and rate limits of alerts per signature. */

@@ -5,7 +5,7 @@
  * password) are separate secret keys (schema.ts `secretKeys`), never fields here.
  */
 import { z } from "zod";
-import { DnsLabel, Duration, ImageRef } from "./scalars";
+import { DnsLabel, Duration, ImageRef, nonEmpty } from "./scalars";
 
 /** Ports of the observability services on the router (management zones only; site/policy.ts). */
 export const OBSERVABILITY_PORTS = {
@@ -76,7 +76,7 @@ export const AlertReceiver = z.strictObject({
       /** SMTP relay as host:port. */
       smarthost: HostPort,
       /** SMTP login (with the secret alertSmtpPassword). */
-      username: z.string().min(1).optional(),
+      username: nonEmpty("the user name to log in with").optional(),
       /** Require STARTTLS (default true: the password never crosses the network in clear). */
       requireTls: z.boolean().default(true),
     })
@@ -116,7 +116,7 @@ export const Observability = z.strictObject({
       /** The TSDB's remote-write endpoint. */
       url: HttpUrl,
       /** Basic-auth user. */
-      username: z.string().min(1).optional(),
+      username: nonEmpty("the user name to log in with").optional(),
     })
     .optional(),
   alerts: z
@@ -175,7 +175,9 @@ export const Observability = z.strictObject({
        * endpoint that takes newline-delimited JSON). With `username`, the secret `logForwardPassword` is the
        * basic-auth password (https only).
        */
-      forward: z.strictObject({ url: HttpUrl, username: z.string().min(1).optional() }).optional(),
+      forward: z
+        .strictObject({ url: HttpUrl, username: nonEmpty("the user name to log in with").optional() })
+        .optional(),
     })
     .default({ retention: "168h" }),
   flows: z

@@ -4,7 +4,7 @@
  * No Pulumi import; cross-field rules live in validate-policy.ts.
  */
 import { z } from "zod";
-import { DnsLabel, IpAddress, LinkName, NetworkCidr } from "./scalars";
+import { DnsLabel, IpAddress, LinkName, NetworkCidr, intIn } from "./scalars";
 import { familyOf, isAddress, isCidr } from "./ip";
 
 /** A zone name, or "any". */
@@ -28,12 +28,20 @@ export const FirewallAction = z.enum(["accept", "drop", "reject"], {
 /** A port or an inclusive range "low-high". */
 export const PortSpec = z.union(
   [
-    z.number().int().min(1).max(65535),
+    intIn(1, 65535, "a port"),
     z
       .string()
-      .regex(/^\d{1,5}-\d{1,5}$/)
+      .refine((s) => /^\d{1,5}-\d{1,5}$/.test(s), {
+        // YAML quoting turns a port into a string: say so, rather than what a range looks like.
+        error: (iss) =>
+          /^\d+$/.test(String(iss.input))
+            ? `${JSON.stringify(iss.input)} is a quoted number (allowed: a port from 1 to 65535 written without quotes, or a range such as "8000-8099")`
+            : `${JSON.stringify(iss.input)} is not a port range (allowed: "low-high" with 1 ≤ low ≤ high ≤ 65535, e.g. "8000-8099")`,
+      })
       .refine(
         (s) => {
+          // Not a range at all is reported above (an aborting check would hide both from the union's message).
+          if (!/^\d{1,5}-\d{1,5}$/.test(s)) return true;
           const [a, b] = s.split("-").map(Number);
           return a >= 1 && b <= 65535 && a <= b;
         },
@@ -121,7 +129,7 @@ export const PortForward = z.strictObject({
   /** Inside host (IPv4). */
   to: IpAddress(4),
   /** Inside port (start of the range); default: the public port. */
-  toPort: z.number().int().min(1).max(65535).optional(),
+  toPort: intIn(1, 65535, "a port").optional(),
   /** Only these sources may use the forward; default: any. */
   sources: z.array(NetworkCidr()).min(1).optional(),
   /** Let inside clients reach the forward through the public address too (hairpin NAT). */
@@ -134,7 +142,7 @@ export const PortForwards = z.array(PortForward);
 export const StaticRoute = z.strictObject({
   destination: NetworkCidr(),
   gateway: IpAddress(),
-  metric: z.number().int().min(1).max(65535).optional(),
+  metric: intIn(1, 65535, "a route metric").optional(),
   description: z.string().optional(),
 });
 export const Routes = z.array(StaticRoute).superRefine((rs, ctx) =>
@@ -148,11 +156,7 @@ export const Routes = z.array(StaticRoute).superRefine((rs, ctx) =>
   }),
 );
 
-const Asn = z
-  .number({ error: "expected a number (an AS number)" })
-  .int()
-  .min(1, { error: "is outside 1–4294967294 (allowed: a 32-bit AS number)" })
-  .max(4_294_967_294, { error: "is outside 1–4294967294 (allowed: a 32-bit AS number)" });
+const Asn = intIn(1, 4_294_967_294, "a 32-bit AS number");
 
 export const Routing = z.strictObject({
   /** BGP through Talos' native BGP (BGPInstanceConfig). */
@@ -161,7 +165,15 @@ export const Routing = z.strictObject({
       asn: Asn,
       routerId: IpAddress(4),
       neighbors: z
-        .array(z.strictObject({ address: IpAddress(), asn: Asn, description: z.string().optional() }))
+        .array(
+          z.strictObject({
+            address: IpAddress(),
+            asn: Asn,
+            description: z.string().optional(),
+            /** Bidirectional Forwarding Detection on the session (UDP 3784/4784 from this neighbour). */
+            bfd: z.boolean().default(false),
+          }),
+        )
         .min(1, { error: "is empty (allowed: one or more neighbors)" }),
       /** Segments whose prefixes are advertised. */
       advertise: z.array(DnsLabel).default([]),
@@ -179,6 +191,11 @@ export const Routing = z.strictObject({
       segments: z.array(DnsLabel).min(1, { error: "is empty (allowed: one or more segment names)" }),
       /** Segments advertised but without OSPF neighbours (no hellos sent). */
       passive: z.array(DnsLabel).default([]),
+      /**
+       * Also advertised as external routes: `static` — the IPv4 prefixes of router:routes (Talos installs them as
+       * kernel routes); `connected` — the IPv4 subnets of the segments not named above. Never the WAN's default
+       * route or DHCP routes.
+       */
       redistribute: z
         .array(z.enum(["connected", "static"], { error: "is not redistributable (allowed: connected, static)" }))
         .default([]),

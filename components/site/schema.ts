@@ -12,6 +12,8 @@ import {
   Duration,
   ImageRef,
   InterfaceCidr,
+  intIn,
+  nonEmpty,
   IpAddress,
   LinkName,
   MacAddress,
@@ -51,30 +53,43 @@ const DiskType = z.enum(["ssd", "hdd", "nvme", "sd"], {
   error: "is not a disk type (allowed: ssd, hdd, nvme, sd)",
 });
 
+/**
+ * A disk property as `talosctl get disks` shows it, or a pattern with `*` for any run of characters: Talos'
+ * disk selector has glob() with `*` as its only wildcard (siderolabs/talos pkg/machinery/cel/celenv), so `?`
+ * and `[…]` would be compared literally and select nothing.
+ */
+const DiskProperty = (what: string) =>
+  nonEmpty(`${what} as \`talosctl get disks\` shows it, or a pattern with * for any text`).refine(
+    (v) => !/[?[\]]/.test(v),
+    {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} uses ? or […], which Talos' disk glob() compares literally, so no disk would match (allowed: * as the only wildcard, e.g. "Samsung SSD 980*")`,
+    },
+  );
+
 export const InstallDisk = z
   .strictObject({
-    /** Device path, e.g. /dev/nvme0n1 (least stable across hardware changes). */
+    /** Device path, e.g. /dev/nvme0n1 (least stable across hardware changes); `*` matches any text. */
     path: z
       .string()
-      .regex(/^\/dev\/[\w/.-]+$/, { error: "is not a device path (allowed: /dev/…)" })
+      .regex(/^\/dev\/[\w/.*-]+$/, { error: "is not a device path (allowed: /dev/…, with * for any text)" })
       .optional(),
-    model: z.string().min(1).optional(),
-    serial: z.string().min(1).optional(),
-    wwid: z.string().min(1).optional(),
+    /** Model, e.g. "Samsung SSD 980 PRO 1TB" or "Samsung SSD 980*". */
+    model: DiskProperty("the disk's model").optional(),
+    serial: DiskProperty("the disk's serial number").optional(),
+    wwid: DiskProperty("the disk's WWID").optional(),
     type: DiskType.optional(),
     /** Smallest acceptable disk size in GiB. */
-    minSizeGiB: z.number().int().positive().optional(),
+    minSizeGiB: intIn(1, 1_000_000, "a size in GiB").optional(),
     /** Largest acceptable disk size in GiB. */
-    maxSizeGiB: z.number().int().positive().optional(),
+    maxSizeGiB: intIn(1, 1_000_000, "a size in GiB").optional(),
     /**
      * A CEL expression over `disk`, for what the fields above cannot say. The guards against read-only, optical
      * and USB devices still apply. It must stay within what the operator-side check can evaluate too
      * (components/talos-node/disk-selector.ts): comparisons of disk.<field> with a literal, &&, ||, !, parentheses,
-     * startsWith/endsWith/contains, sizes like 100u * GiB.
+     * startsWith/endsWith/contains, glob("pattern", disk.<field>), sizes like 100u * GiB.
      */
-    match: z
-      .string()
-      .min(1)
+    match: nonEmpty("a CEL expression over disk, e.g. disk.size > 100u * GiB")
       .superRefine((src, ctx) => {
         try {
           parseMatch(src);
@@ -82,7 +97,7 @@ export const InstallDisk = z
           if (!(e instanceof MatchSyntaxError)) throw e;
           ctx.addIssue({
             code: "custom",
-            message: `cannot be checked against the node's disks before install: ${e.message} (allowed: comparisons of disk.<field> with a literal, &&, ||, !, parentheses, startsWith/endsWith/contains, sizes like 100u * GiB)`,
+            message: `cannot be checked against the node's disks before install: ${e.message} (allowed: comparisons of disk.<field> with a literal, &&, ||, !, parentheses, startsWith/endsWith/contains, glob("pattern", disk.<field>), sizes like 100u * GiB)`,
           });
         }
       })
@@ -123,7 +138,7 @@ export const Node = z.strictObject({
   /** Physical NICs, matched by permanent MAC and given stable names. */
   nics: z.array(Nic).min(1, { error: "is empty (allowed: at least one NIC with alias and mac)" }),
   /** Extra subject alternative names for the Talos and Kubernetes API certificates. */
-  certSANs: z.array(z.string().min(1)).default([]),
+  certSANs: z.array(nonEmpty("a DNS name or an IP address")).default([]),
   /** Allow `pulumi destroy` to reset (wipe) the router. Off by default: destroying a stack leaves the box running. */
   allowWipeOnDestroy: z.boolean().default(false),
   /** How long a tried configuration stays before Talos reverts it unless confirmed. */
@@ -165,7 +180,7 @@ export const Bond = z.strictObject({
       error: "is not a hash policy (allowed: layer2, layer2+3, layer3+4, encap2+3, encap3+4)",
     })
     .optional(),
-  miimon: z.number().int().min(0).default(100),
+  miimon: intIn(0, 10_000, "a link check interval in milliseconds").default(100),
 });
 
 export const WanIpv4 = z.discriminatedUnion(
@@ -219,9 +234,9 @@ export const WanProbe = z.strictObject({
   interval: Duration.default("2s"),
   timeout: Duration.default("1s"),
   /** Consecutive failed rounds before the link is considered down. */
-  failures: z.number().int().min(1).max(20).default(3),
+  failures: intIn(1, 20, "a count of probe rounds").default(3),
   /** Consecutive good rounds before it is used again. */
-  successes: z.number().int().min(1).max(20).default(2),
+  successes: intIn(1, 20, "a count of probe rounds").default(2),
 });
 
 export const Link = z.strictObject({
@@ -239,7 +254,7 @@ export const Link = z.strictObject({
   /** WAN only. */
   ipv6: WanIpv6.optional(),
   /** WAN only: lower is preferred; the default route metric derives from it. */
-  priority: z.number().int().min(1).max(999).optional(),
+  priority: intIn(1, 999, "a priority (lower is preferred)").optional(),
   /** WAN only: address translation of LAN traffic leaving through this link. */
   nat: WanNat.optional(),
   /** WAN only: health probes that decide failover between WANs. */
@@ -266,7 +281,7 @@ export const SegmentDhcp = z.strictObject({
   /** Dynamic pool; defaults to the upper half of the subnet. */
   range: DhcpRange.optional(),
   /** Lease time in seconds. */
-  leaseTime: z.number().int().min(60).max(7_776_000).default(86_400),
+  leaseTime: intIn(60, 7_776_000, "a lease time in seconds").default(86_400),
   reservations: z.array(Reservation).default([]),
   /** DNS servers handed out; default: the router's address in the segment. */
   dnsServers: z.array(IpAddress(4)).min(1).optional(),
@@ -281,7 +296,7 @@ export const SegmentDhcpv6 = z.strictObject({
   enabled: z.boolean().default(false),
   /** Pool inside the segment's /64; default: <prefix>::1000 to <prefix>::1fff. */
   range: z.strictObject({ start: IpAddress(6), end: IpAddress(6) }).optional(),
-  leaseTime: z.number().int().min(60).max(7_776_000).default(86_400),
+  leaseTime: intIn(60, 7_776_000, "a lease time in seconds").default(86_400),
 });
 
 export const SegmentRa = z.strictObject({
@@ -292,9 +307,9 @@ export const SegmentRa = z.strictObject({
   /** Other configuration by DHCPv6 (O flag); default: when DHCPv6 is on. */
   otherConfig: z.boolean().optional(),
   /** Seconds between unsolicited advertisements (radvd MaxRtrAdvInterval). */
-  maxInterval: z.number().int().min(4).max(1800).default(600),
+  maxInterval: intIn(4, 1800, "an interval in seconds").default(600),
   /** Router lifetime in seconds (0: not a default router). */
-  lifetime: z.number().int().min(0).max(9000).default(1800),
+  lifetime: intIn(0, 9000, "a router lifetime in seconds").default(1800),
   /** RDNSS; default: the router's IPv6 address in the segment. */
   dnsServers: z.array(IpAddress(6)).min(1).optional(),
 });
@@ -333,11 +348,14 @@ export const Segment = z.strictObject({
   /** Trunk link carrying the VLAN; defaults to the site's only trunk. */
   link: LinkName.optional(),
   mtu: Mtu.optional(),
-  ipv4: z.strictObject({
-    cidr: NetworkCidr(4, { min: 8, max: 30 }),
-    /** The router's address in the segment; defaults to the first host address. */
-    gateway: IpAddress(4).optional(),
-  }),
+  /** IPv4 subnet; leave it out for an IPv6-only segment (no DHCPv4, no NAT44, no IPv4 address on the link). */
+  ipv4: z
+    .strictObject({
+      cidr: NetworkCidr(4, { min: 8, max: 30 }),
+      /** The router's address in the segment; defaults to the first host address. */
+      gateway: IpAddress(4).optional(),
+    })
+    .optional(),
   ipv6: z
     .strictObject({
       /** A /64: SLAAC needs exactly 64 bits of interface identifier. */
@@ -402,7 +420,9 @@ export const Cilium = z.strictObject({
       relay: z.boolean().default(true),
       ui: z.boolean().default(false),
       /** Hubble metrics exported to Prometheus. */
-      metrics: z.array(z.string().min(1)).default(["dns", "drop", "tcp", "flow", "icmp", "port-distribution"]),
+      metrics: z
+        .array(nonEmpty("a Hubble metric name such as dns or drop"))
+        .default(["dns", "drop", "tcp", "flow", "icmp", "port-distribution"]),
     })
     .default({
       enabled: true,
@@ -422,7 +442,9 @@ export const Cilium = z.strictObject({
 
 export const Ntp = z.strictObject({
   /** Upstream NTP servers of the router. */
-  servers: z.array(z.string().min(1)).min(1, { error: "is empty (allowed: at least one NTP server)" }),
+  servers: z
+    .array(nonEmpty("an NTP server's name or address"))
+    .min(1, { error: "is empty (allowed: at least one NTP server)" }),
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -431,7 +453,7 @@ export const Ntp = z.strictObject({
 export const Registry = z.strictObject({
   /** Registry host[:port], e.g. registry.lab.example:5000. */
   server: z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, { error: "is not a registry host (allowed: host or host:port)" }),
-  username: z.string().min(1).optional(),
+  username: nonEmpty("the registry user name").optional(),
   /** Repository prefix for images this program builds. */
   repository: z
     .string()
@@ -445,9 +467,9 @@ export const Registry = z.strictObject({
 const Cidr = NetworkCidr();
 const RateLimit = z.strictObject({
   /** Tokens per second per source. */
-  rate: z.number().int().min(1).max(10_000_000),
+  rate: intIn(1, 10_000_000, "packets per second per source"),
   /** Bucket size: packets a source may send in a burst. */
-  burst: z.number().int().min(1).max(10_000_000),
+  burst: intIn(1, 10_000_000, "a burst in packets"),
 });
 const CountryCode = z
   .string()
@@ -480,7 +502,7 @@ export const Dataplane = z.strictObject({
     })
     .default("native"),
   /** Prometheus metrics of the loader. */
-  metricsPort: z.number().int().min(1024).max(65535).default(9430),
+  metricsPort: intIn(1024, 65535, "a TCP port").default(9430),
   bogons: z
     .strictObject({
       ipv4: z.boolean().default(true),
@@ -504,8 +526,8 @@ export const Dataplane = z.strictObject({
       udp: RateLimit.default({ rate: 5000, burst: 10000 }),
       /** Buckets per class (a power of two); sources share buckets by hash, never insert per source. */
       slots: z
-        .number()
-        .int()
+        .number({ error: "expected a number (a power of two between 1024 and 1048576, e.g. 262144)" })
+        .int({ error: "is not an integer (allowed: a power of two between 1024 and 1048576, e.g. 262144)" })
         .refine((n) => n >= 1024 && n <= 1_048_576 && (n & (n - 1)) === 0, {
           error: "is not a power of two between 1024 and 1048576 (allowed: e.g. 262144)",
         })

@@ -9,6 +9,7 @@ import { durationSeconds } from "./duration";
 import { defaultServices } from "./policy";
 import { wanZone } from "./plan";
 import type { PartialSite } from "./validate";
+import { isIncomplete } from "./partial";
 
 type Issues = SiteIssue[];
 
@@ -191,7 +192,7 @@ function checkZones(s: PartialSite, dns: Dns, out: Issues): void {
       message: `zone "${dns.zones[i].zone}" is already set at zones[${first}] (allowed: one entry per zone)`,
     });
   const profiles = new Set(dns.profiles.map((p) => p.name));
-  const zones = s.zones && !s.incomplete.has("zones") ? zoneServices(s) : undefined;
+  const zones = s.zones && !isIncomplete(s, "zones") ? zoneServices(s) : undefined;
   const served = zones ? [...zones].filter(([, z]) => z.services.includes("dns")).map(([n]) => n) : [];
   dns.zones.forEach((z, i) => {
     if (z.profile !== undefined && !profiles.has(z.profile))

@@ -6,6 +6,7 @@ import { configPath, type SiteIssue } from "./issues";
 import { durationSeconds } from "./duration";
 import { OBSERVABILITY_LOCAL_PORTS, OBSERVABILITY_PORTS } from "./schema-observability";
 import type { PartialSite } from "./validate";
+import { indexed } from "./salvage";
 
 type Issues = SiteIssue[];
 const path = (...p: (string | number)[]) => configPath("observability", p);
@@ -27,7 +28,7 @@ function checkIntervals(o: NonNullable<PartialSite["observability"]>, out: Issue
 
 function checkReceivers(s: PartialSite, o: NonNullable<PartialSite["observability"]>, out: Issues): void {
   const seen = new Set<string>();
-  o.alerts.receivers.forEach((r, i) => {
+  for (const { index: i, value: r } of indexed(o.alerts.receivers)) {
     if (seen.has(r.name))
       out.push({
         path: path("alerts", "receivers", i, "name"),
@@ -55,7 +56,7 @@ function checkReceivers(s: PartialSite, o: NonNullable<PartialSite["observabilit
         message:
           "is plain http while alertWebhookToken is set: the token would cross the network in clear (allowed: an https:// URL)",
       });
-  });
+  }
   if (s.secretsSet.has("alertSmtpPassword") && !o.alerts.receivers.some((r) => r.email?.username))
     out.push({
       path: configPath("alertSmtpPassword"),

@@ -1,65 +1,30 @@
 /**
  * Cross-field rules of the site model: what zod cannot see from one field alone. Each rule takes the parts of
- * the site that parsed (a key that failed to parse is absent, and rules needing it stay silent, since its own
- * problems are already reported) and returns issues with config key paths.
+ * the site that parsed (partial.ts: what failed to parse is absent, its own problems are already reported) and
+ * returns issues with config key paths; a rule stays silent only where a part that failed could change its
+ * answer, so one run reports every problem. Segments: validate-segments.ts; network policy: validate-policy.ts.
  */
-import { WanProbe, type Link, type Segment, type Site, type Zone } from "./schema";
+import { WanProbe, type Link } from "./schema";
 import { configPath, type SiteIssue } from "./issues";
-import { contains, familyOf, nthAddress, overlaps, parsePrefix, toBigInt } from "./ip";
+import { contains, familyOf, nthAddress, parsePrefix } from "./ip";
 import { durationSeconds } from "./duration";
 import { validatePolicy } from "./validate-policy";
+import { checkOverlaps, checkSegments, dupes } from "./validate-segments";
 import { validateDns } from "./validate-dns";
 import { validateObservability } from "./validate-observability";
 import { validateIds } from "./validate-ids";
-import { defaultDhcpRange, segmentGateway4, segmentGateway6, segmentParent, vlanLinkName, wanZone } from "./plan";
+import { allNames, droppedElements, isIncomplete, knownNames, type PartialSite } from "./partial";
+import { indexed } from "./salvage";
+import { segmentGateway4, segmentGateway6, wanZone } from "./plan";
+import { zoneSides } from "./zones";
 
-/** What parsed: every key optional; arrays hold the elements that parsed, with their original index. */
-export interface PartialSite {
-  site?: Site["site"];
-  node?: Site["node"];
-  talos?: Site["talos"];
-  links?: Indexed<Link>[];
-  segments?: Indexed<Segment>[];
-  zones?: Indexed<Zone>[];
-  cluster?: Site["cluster"];
-  cilium?: Site["cilium"];
-  dns?: Site["dns"];
-  ntp?: Site["ntp"];
-  registry?: Site["registry"];
-  dataplane?: Site["dataplane"];
-  firewall?: Site["firewall"];
-  portForwards?: Site["portForwards"];
-  routes?: Site["routes"];
-  routing?: Site["routing"];
-  mdns?: Site["mdns"];
-  observability?: Site["observability"];
-  ids?: Site["ids"];
-  /** Keys whose lists had elements that failed to parse: references into them are not checked. */
-  incomplete: Set<string>;
-  /** Secret keys that are set (values are never seen here). */
-  secretsSet: Set<string>;
-}
-
-export interface Indexed<T> {
-  index: number;
-  value: T;
-}
+export type { Indexed, PartialSite } from "./partial";
 
 type Issues = SiteIssue[];
 
-function dupes<T>(items: Indexed<T>[], key: (t: T) => string | undefined): Map<string, number[]> {
-  const seen = new Map<string, number[]>();
-  for (const { index, value } of items) {
-    const k = key(value);
-    if (k === undefined) continue;
-    seen.set(k, [...(seen.get(k) ?? []), index]);
-  }
-  return new Map([...seen].filter(([, v]) => v.length > 1));
-}
-
 function checkNics(s: PartialSite, out: Issues): void {
   if (!s.node) return;
-  const nics = s.node.nics.map((value, index) => ({ index, value }));
+  const nics = indexed(s.node.nics);
   for (const [alias, idx] of dupes(nics, (n) => n.alias))
     for (const i of idx.slice(1))
       out.push({
@@ -74,11 +39,92 @@ function checkNics(s: PartialSite, out: Issues): void {
       });
 }
 
+/**
+ * The NIC aliases links may use: every alias the config gives, also of a NIC (or a node) that failed to parse
+ * for another reason. Undefined when there is no list of NICs to compare with.
+ */
+function nicAliases(s: PartialSite): Set<string> | undefined {
+  const nics = (s.raw.node as { nics?: unknown } | undefined)?.nics;
+  if (!Array.isArray(nics)) return undefined;
+  return new Set(nics.flatMap((n) => (typeof n?.alias === "string" ? [n.alias as string] : [])));
+}
+
+function checkBond(
+  s: PartialSite,
+  index: number,
+  bond: NonNullable<Link["bond"]>,
+  members: Map<string, number>,
+  out: Issues,
+): void {
+  const aliases = nicAliases(s);
+  bond.members.forEach((m, mi) => {
+    if (aliases && !aliases.has(m))
+      out.push({
+        path: configPath("links", [index, "bond", "members", mi]),
+        message: `"${m}" is not a NIC alias (allowed: ${[...aliases].join(", ") || "aliases from router:node.nics"})`,
+      });
+    if (members.has(m))
+      out.push({
+        path: configPath("links", [index, "bond", "members", mi]),
+        message: `"${m}" is already a member of links[${members.get(m)}] (allowed: a NIC in one bond only)`,
+      });
+    members.set(m, index);
+  });
+}
+
+/** A static WAN address must be a host of its prefix; the gateway must be another host on it. */
+function checkStaticWan(
+  index: number,
+  fam: "ipv4" | "ipv6",
+  cfg: { address: string; gateway: string },
+  out: Issues,
+): void {
+  const at = (f: string) => configPath("links", [index, fam, f]);
+  const addr = cfg.address.split("/")[0];
+  const length = Number(cfg.address.split("/")[1]);
+  const subnet = `${nthAddress(cfg.address, 0)}/${length}`;
+  // IPv4: the network and broadcast addresses, except on /31 and /32 (RFC 3021); IPv6: the subnet-router anycast
+  // address (RFC 4291 §2.6.1), except on /127 and /128 (RFC 6164).
+  const special = (a: string): string | undefined => {
+    if (fam === "ipv4" ? length >= 31 : length >= 127) return undefined;
+    if (a === nthAddress(subnet, 0))
+      return fam === "ipv4" ? "the network address" : "the subnet-router anycast address";
+    if (fam === "ipv4" && a === nthAddress(subnet, -1)) return "the broadcast address";
+    return undefined;
+  };
+  const hosts =
+    fam === "ipv4" && length < 31 ? `${nthAddress(subnet, 1)}–${nthAddress(subnet, -2)}` : `a host of ${subnet}`;
+  const what = special(addr);
+  if (what)
+    out.push({
+      path: at("address"),
+      message: `${addr} is ${what} of ${subnet}, which no host may use (allowed: a host address, ${hosts}, with the prefix length)`,
+    });
+  if (cfg.gateway === addr)
+    out.push({
+      path: at("gateway"),
+      message: `${cfg.gateway} is the router's own address on this WAN, so the default route would point at itself (allowed: the upstream router's address)`,
+    });
+  else if (!contains(cfg.address, cfg.gateway) && !(fam === "ipv6" && cfg.gateway.startsWith("fe80:")))
+    out.push({
+      path: at("gateway"),
+      message:
+        fam === "ipv4"
+          ? `${cfg.gateway} is outside ${cfg.address} (allowed: a gateway on the WAN subnet)`
+          : `${cfg.gateway} is outside ${cfg.address} (allowed: a gateway on the WAN prefix, or link-local fe80::/10)`,
+    });
+  else if (special(cfg.gateway))
+    out.push({
+      path: at("gateway"),
+      message: `${cfg.gateway} is ${special(cfg.gateway)} of ${subnet}, not a router (allowed: the upstream router's host address, ${hosts})`,
+    });
+}
+
 function checkLinks(s: PartialSite, out: Issues): void {
   if (!s.links) return;
   const links = s.links;
-  const aliases = new Set(s.node?.nics.map((n) => n.alias) ?? []);
-  for (const [name, idx] of dupes(links, (l) => l.name))
+  const aliases = nicAliases(s);
+  for (const [name, idx] of dupes(allNames(s, "links"), (l) => l.name))
     for (const i of idx.slice(1))
       out.push({
         path: configPath("links", [i, "name"]),
@@ -87,25 +133,13 @@ function checkLinks(s: PartialSite, out: Issues): void {
   const members = new Map<string, number>();
   for (const { index, value: l } of links) {
     if (l.bond) {
-      if (aliases.has(l.name))
+      if (aliases?.has(l.name))
         out.push({
           path: configPath("links", [index, "name"]),
           message: `bond "${l.name}" has the name of a NIC alias (allowed: a new name, e.g. bond0)`,
         });
-      l.bond.members.forEach((m, mi) => {
-        if (s.node && !aliases.has(m))
-          out.push({
-            path: configPath("links", [index, "bond", "members", mi]),
-            message: `"${m}" is not a NIC alias (allowed: ${[...aliases].join(", ") || "aliases from router:node.nics"})`,
-          });
-        if (members.has(m))
-          out.push({
-            path: configPath("links", [index, "bond", "members", mi]),
-            message: `"${m}" is already a member of links[${members.get(m)}] (allowed: a NIC in one bond only)`,
-          });
-        members.set(m, index);
-      });
-    } else if (s.node && !aliases.has(l.name)) {
+      checkBond(s, index, l.bond, members, out);
+    } else if (aliases && !aliases.has(l.name)) {
       out.push({
         path: configPath("links", [index, "name"]),
         message: `"${l.name}" is neither a NIC alias nor a bond (allowed: ${
@@ -120,33 +154,15 @@ function checkLinks(s: PartialSite, out: Issues): void {
             path: configPath("links", [index, f]),
             message: `a trunk carries only VLANs (allowed: ${f} on WAN links; give the segment the addresses)`,
           });
-    } else {
-      if (l.ipv4?.mode === "none" && l.ipv6?.mode === "none")
-        out.push({
-          path: configPath("links", [index]),
-          message: "WAN link has neither IPv4 nor IPv6 (allowed: at least one family not 'none')",
-        });
-      if (l.ipv4?.mode === "static" && l.ipv4.gateway === l.ipv4.address.split("/")[0])
-        out.push({
-          path: configPath("links", [index, "ipv4", "gateway"]),
-          message: `${l.ipv4.gateway} is the router's own address on this WAN, so the default route would point at itself (allowed: the upstream router's address)`,
-        });
-      if (l.ipv6?.mode === "static" && l.ipv6.gateway === l.ipv6.address.split("/")[0])
-        out.push({
-          path: configPath("links", [index, "ipv6", "gateway"]),
-          message: `${l.ipv6.gateway} is the router's own address on this WAN, so the default route would point at itself (allowed: the upstream router's address)`,
-        });
-      if (l.ipv4?.mode === "static" && !contains(l.ipv4.address, l.ipv4.gateway))
-        out.push({
-          path: configPath("links", [index, "ipv4", "gateway"]),
-          message: `${l.ipv4.gateway} is outside ${l.ipv4.address} (allowed: a gateway on the WAN subnet)`,
-        });
-      if (l.ipv6?.mode === "static" && !contains(l.ipv6.address, l.ipv6.gateway) && !l.ipv6.gateway.startsWith("fe80:"))
-        out.push({
-          path: configPath("links", [index, "ipv6", "gateway"]),
-          message: `${l.ipv6.gateway} is outside ${l.ipv6.address} (allowed: a gateway on the WAN prefix, or link-local fe80::/10)`,
-        });
+      continue;
     }
+    if (l.ipv4?.mode === "none" && l.ipv6?.mode === "none")
+      out.push({
+        path: configPath("links", [index]),
+        message: "WAN link has neither IPv4 nor IPv6 (allowed: at least one family not 'none')",
+      });
+    if (l.ipv4?.mode === "static") checkStaticWan(index, "ipv4", l.ipv4, out);
+    if (l.ipv6?.mode === "static") checkStaticWan(index, "ipv6", l.ipv6, out);
   }
   for (const { index, value: l } of links)
     if (members.has(l.name) && !l.bond)
@@ -155,7 +171,7 @@ function checkLinks(s: PartialSite, out: Issues): void {
         message: `"${l.name}" is a member of bond links[${members.get(l.name)}] (allowed: use the bond, not its member)`,
       });
   const wans = links.filter((l) => l.value.role === "wan");
-  if (wans.length === 0 && !s.incomplete.has("links"))
+  if (wans.length === 0 && !droppedElements(s, "links").some((l) => l.role === "wan" || typeof l.role !== "string"))
     out.push({
       path: configPath("links"),
       message: "no WAN link (allowed: at least one link with role: wan)",
@@ -170,279 +186,46 @@ function checkLinks(s: PartialSite, out: Issues): void {
 
 function checkZones(s: PartialSite, out: Issues): void {
   if (!s.zones) return;
-  for (const [name, idx] of dupes(s.zones, (z) => z.name))
+  for (const [name, idx] of dupes(allNames(s, "zones"), (z) => z.name))
     for (const i of idx.slice(1))
       out.push({
         path: configPath("zones", [i, "name"]),
         message: `duplicate zone "${name}" (also at zones[${idx[0]}]; allowed: each zone once)`,
       });
-  if (!s.zones.some((z) => z.value.management) && !s.incomplete.has("zones"))
+  if (!s.zones.some((z) => z.value.management) && !droppedElements(s, "zones").some((z) => z.management === true))
     out.push({
       path: configPath("zones"),
       message: "no management zone (allowed: at least one zone with management: true, or the router is unmanageable)",
     });
 }
 
-function zoneNames(s: PartialSite): string {
-  return (s.zones ?? []).map((z) => z.value.name).join(", ");
-}
-
 function checkWanZones(s: PartialSite, out: Issues): void {
-  if (!s.links || !s.zones || s.incomplete.has("zones")) return;
+  if (!s.links) return;
+  const names = knownNames(s, "zones");
+  const sides = zoneSides(s);
   for (const { index, value: l } of s.links) {
     if (l.role !== "wan") continue;
-    const zone = s.zones.find((z) => z.value.name === wanZone(l));
-    if (!zone)
+    const name = wanZone(l);
+    const zone = s.zones?.find((z) => z.value.name === name)?.value;
+    const at = configPath("links", [index, "zone"]);
+    if (names && !names.has(name))
       out.push({
-        path: configPath("links", [index, "zone"]),
-        message: `unknown zone "${wanZone(l)}" (allowed: ${zoneNames(s)})`,
+        path: at,
+        message: `unknown zone "${name}" (allowed: ${(s.zones ?? []).map((z) => z.value.name).join(", ")})`,
       });
-    else if (zone.value.management)
+    else if (zone?.management)
       out.push({
-        path: configPath("links", [index, "zone"]),
-        message: `WAN link in management zone "${zone.value.name}" would expose the router's management to the internet (allowed: a non-management zone)`,
+        path: at,
+        message: `WAN link in management zone "${name}" would expose the router's management to the internet (allowed: a non-management zone)`,
       });
-  }
-}
-
-function checkSegment(s: PartialSite, seg: Indexed<Segment>, out: Issues): void {
-  const { index, value } = seg;
-  const at = (...p: (string | number)[]) => configPath("segments", [index, ...p]);
-  const links = s.links?.map((l) => l.value);
-  if (links && !s.incomplete.has("links")) {
-    const trunks = links.filter((l) => l.role === "trunk");
-    if (value.link !== undefined) {
-      const target = links.find((l) => l.name === value.link);
-      if (!target)
-        out.push({
-          path: at("link"),
-          message: `unknown link "${value.link}" (allowed: ${trunks.map((t) => t.name).join(", ") || "a link with role: trunk"})`,
-        });
-      else if (target.role !== "trunk")
-        out.push({
-          path: at("link"),
-          message: `"${value.link}" is a WAN link (allowed: a trunk: ${trunks.map((t) => t.name).join(", ") || "none defined"})`,
-        });
-    } else if (trunks.length !== 1) {
+    else if (sides.mixed.get(name) === "links" || sides.mixed.get(name) === "both") {
+      const segments = (s.segments ?? []).filter((x) => x.value.zone === name).map((x) => x.value.name);
       out.push({
-        path: at("link"),
-        message:
-          trunks.length === 0
-            ? "no trunk link carries this segment (allowed: add a link with role: trunk)"
-            : `several trunks exist (allowed: name one of ${trunks.map((t) => t.name).join(", ")})`,
+        path: at,
+        message: `"${name}" is a LAN zone (segments ${segments.join(", ")}): the internet would be treated as that LAN (allowed: a zone without segments for WAN links, e.g. wan)`,
       });
     }
-    const parent = segmentParent({ links }, value);
-    const parentLink = links.find((l) => l.name === parent);
-    const parentMtu = parentLink?.mtu ?? 1500;
-    if (value.mtu !== undefined && parentLink && value.mtu > parentMtu)
-      out.push({
-        path: at("mtu"),
-        message: `${value.mtu} is above the MTU of its trunk ${parent} (${parentMtu}${parentLink.mtu === undefined ? ", the default" : ""}); the kernel refuses a VLAN larger than its parent link (allowed: ≤ ${parentMtu}, or raise the trunk's mtu)`,
-      });
-    if (parent) {
-      const name = vlanLinkName(parent, value.vlan);
-      if (name.length > 15)
-        out.push({
-          path: at("vlan"),
-          message: `the VLAN link name "${name}" is longer than 15 characters (allowed: a shorter trunk name or VLAN id)`,
-        });
-    }
   }
-  if (s.zones && !s.incomplete.has("zones")) {
-    const zone = s.zones.find((z) => z.value.name === value.zone);
-    if (!zone) out.push({ path: at("zone"), message: `unknown zone "${value.zone}" (allowed: ${zoneNames(s)})` });
-    else if (s.links?.some((l) => l.value.role === "wan" && wanZone(l.value) === value.zone))
-      out.push({
-        path: at("zone"),
-        message: `"${value.zone}" is the zone of a WAN link (allowed: a LAN zone; a segment in the WAN zone would be treated as internet)`,
-      });
-  }
-
-  const cidr = value.ipv4.cidr;
-  const network = nthAddress(cidr, 0);
-  const broadcast = nthAddress(cidr, -1);
-  const gw4 = segmentGateway4(value);
-  const usable = (a: string) => contains(cidr, a) && a !== network && a !== broadcast;
-  if (value.ipv4.gateway !== undefined && !usable(gw4))
-    out.push({
-      path: at("ipv4", "gateway"),
-      message: `${gw4} is not a host address of ${cidr} (allowed: ${nthAddress(cidr, 1)}–${nthAddress(cidr, -2)})`,
-    });
-  const gw6 = segmentGateway6(value);
-  if (value.ipv6?.gateway !== undefined && gw6) {
-    if (!contains(value.ipv6.prefix, gw6) || gw6 === nthAddress(value.ipv6.prefix, 0))
-      out.push({
-        path: at("ipv6", "gateway"),
-        message: `${gw6} is not a host address of ${value.ipv6.prefix} (allowed: an address inside the prefix other than the subnet-router anycast ${nthAddress(value.ipv6.prefix, 0)})`,
-      });
-  }
-
-  const dhcp = value.dhcp;
-  const range = dhcp.range ?? defaultDhcpRange(cidr);
-  const rangeOk = usable(range.start) && usable(range.end) && toBigInt(range.start) <= toBigInt(range.end);
-  if (dhcp.range) {
-    for (const end of ["start", "end"] as const)
-      if (!usable(dhcp.range[end]))
-        out.push({
-          path: at("dhcp", "range", end),
-          message: `${dhcp.range[end]} is not a host address of ${cidr} (allowed: ${nthAddress(cidr, 1)}–${nthAddress(cidr, -2)})`,
-        });
-    if (toBigInt(dhcp.range.start) > toBigInt(dhcp.range.end))
-      out.push({
-        path: at("dhcp", "range"),
-        message: `start ${dhcp.range.start} is after end ${dhcp.range.end} (allowed: start ≤ end)`,
-      });
-  }
-  const inRange = (a: string) =>
-    dhcp.enabled && toBigInt(a) >= toBigInt(range.start) && toBigInt(a) <= toBigInt(range.end);
-  if (rangeOk && inRange(gw4))
-    out.push({
-      path: at(dhcp.range ? "dhcp" : "ipv4", dhcp.range ? "range" : "gateway"),
-      message: `the DHCP range ${range.start}–${range.end} contains the gateway ${gw4} (allowed: a range that excludes the router's address)`,
-    });
-
-  const res = dhcp.reservations.map((r, i) => ({ index: i, value: r }));
-  for (const [mac, idx] of dupes(res, (r) => r.mac))
-    for (const i of idx.slice(1))
-      out.push({
-        path: at("dhcp", "reservations", i, "mac"),
-        message: `duplicate MAC ${mac} (also at reservations[${idx[0]}]; allowed: one reservation per client)`,
-      });
-  for (const [ip, idx] of dupes(res, (r) => r.ipv4))
-    for (const i of idx.slice(1))
-      out.push({
-        path: at("dhcp", "reservations", i, "ipv4"),
-        message: `duplicate address ${ip} (also at reservations[${idx[0]}]; allowed: one client per address)`,
-      });
-  for (const [ip, idx] of dupes(res, (r) => r.ipv6))
-    for (const i of idx.slice(1))
-      out.push({
-        path: at("dhcp", "reservations", i, "ipv6"),
-        message: `duplicate address ${ip} (also at reservations[${idx[0]}]; allowed: one client per address)`,
-      });
-  for (const [name, idx] of dupes(res, (r) => r.name))
-    for (const i of idx.slice(1))
-      out.push({
-        path: at("dhcp", "reservations", i, "name"),
-        message: `duplicate host name "${name}" (also at reservations[${idx[0]}]; allowed: unique names per segment)`,
-      });
-  for (const { index: ri, value: r } of res) {
-    if (r.ipv4 !== undefined) {
-      if (!usable(r.ipv4))
-        out.push({
-          path: at("dhcp", "reservations", ri, "ipv4"),
-          message: `${r.ipv4} is outside ${cidr} or not a host address (allowed: ${nthAddress(cidr, 1)}–${nthAddress(cidr, -2)})`,
-        });
-      else if (r.ipv4 === gw4)
-        out.push({
-          path: at("dhcp", "reservations", ri, "ipv4"),
-          message: `${r.ipv4} is the router's own address (allowed: any other host address of ${cidr})`,
-        });
-      else if (rangeOk && inRange(r.ipv4))
-        out.push({
-          path: at("dhcp", "reservations", ri, "ipv4"),
-          message: `${r.ipv4} lies inside the dynamic range ${range.start}–${range.end} (allowed: an address outside the range, so it cannot be leased to another client)`,
-        });
-    }
-    if (r.ipv6 !== undefined) {
-      if (value.ipv6 && !value.dhcpv6.enabled)
-        out.push({
-          path: at("dhcp", "reservations", ri, "ipv6"),
-          message:
-            "nothing would hand this address out: the segment has no DHCPv6 (allowed: set dhcpv6.enabled, or drop the IPv6 address)",
-        });
-      if (!value.ipv6)
-        out.push({
-          path: at("dhcp", "reservations", ri, "ipv6"),
-          message: "the segment has no IPv6 prefix (allowed: add ipv6.prefix to the segment, or drop this address)",
-        });
-      else if (!contains(value.ipv6.prefix, r.ipv6) || r.ipv6 === gw6)
-        out.push({
-          path: at("dhcp", "reservations", ri, "ipv6"),
-          message: `${r.ipv6} is outside ${value.ipv6.prefix} or is the router's address (allowed: another address in the prefix)`,
-        });
-    }
-  }
-}
-
-function checkSegments(s: PartialSite, out: Issues): void {
-  if (!s.segments) return;
-  for (const [name, idx] of dupes(s.segments, (x) => x.name))
-    for (const i of idx.slice(1))
-      out.push({
-        path: configPath("segments", [i, "name"]),
-        message: `duplicate segment name "${name}" (also at segments[${idx[0]}]; allowed: each name once)`,
-      });
-  const links = s.links?.map((l) => l.value) ?? [];
-  for (const [key, idx] of dupes(s.segments, (x) => `${segmentParent({ links }, x) ?? x.link ?? "?"}/${x.vlan}`))
-    for (const i of idx.slice(1))
-      out.push({
-        path: configPath("segments", [i, "vlan"]),
-        message: `duplicate VLAN id ${key.split("/")[1]} on ${key.split("/")[0]} (also at segments[${idx[0]}]; allowed: each VLAN id once per trunk)`,
-      });
-  for (const seg of s.segments) checkSegment(s, seg, out);
-  if (s.segments.length === 0 && !s.incomplete.has("segments"))
-    out.push({
-      path: configPath("segments"),
-      message: "no segments (allowed: at least one, carrying the management zone)",
-    });
-}
-
-interface Claim {
-  cidr: string;
-  path: string;
-  what: string;
-}
-
-/** Every prefix the router claims: segments, static WAN subnets, pod and service ranges. */
-function claims(s: PartialSite): Claim[] {
-  const out: Claim[] = [];
-  for (const { index, value } of s.segments ?? []) {
-    out.push({
-      cidr: value.ipv4.cidr,
-      path: configPath("segments", [index, "ipv4", "cidr"]),
-      what: `segment ${value.name}`,
-    });
-    if (value.ipv6)
-      out.push({
-        cidr: value.ipv6.prefix,
-        path: configPath("segments", [index, "ipv6", "prefix"]),
-        what: `segment ${value.name}`,
-      });
-  }
-  for (const { index, value } of s.links ?? []) {
-    if (value.ipv4?.mode === "static")
-      out.push({
-        cidr: value.ipv4.address,
-        path: configPath("links", [index, "ipv4", "address"]),
-        what: `WAN ${value.name}`,
-      });
-    if (value.ipv6?.mode === "static")
-      out.push({
-        cidr: value.ipv6.address,
-        path: configPath("links", [index, "ipv6", "address"]),
-        what: `WAN ${value.name}`,
-      });
-  }
-  s.cluster?.podCidrs.forEach((c, i) =>
-    out.push({ cidr: c, path: configPath("cluster", ["podCidrs", i]), what: "the pod network" }),
-  );
-  s.cluster?.serviceCidrs.forEach((c, i) =>
-    out.push({ cidr: c, path: configPath("cluster", ["serviceCidrs", i]), what: "the service network" }),
-  );
-  return out;
-}
-
-function checkOverlaps(s: PartialSite, out: Issues): void {
-  const all = claims(s);
-  for (let i = 0; i < all.length; i++)
-    for (let j = 0; j < i; j++)
-      if (overlaps(all[i].cidr, all[j].cidr))
-        out.push({
-          path: all[i].path,
-          message: `${all[i].cidr} overlaps ${all[j].cidr} of ${all[j].what} at ${all[j].path} (allowed: a prefix no other network uses)`,
-        });
 }
 
 function checkCluster(s: PartialSite, out: Issues): void {
@@ -455,6 +238,7 @@ function checkCluster(s: PartialSite, out: Issues): void {
         message: `two IPv${fams[0]} prefixes (allowed: one IPv4 and optionally one IPv6)`,
       });
   }
+  if (isIncomplete(s, "cluster")) return;
   const pf = new Set(s.cluster.podCidrs.map(familyOf));
   const sf = new Set(s.cluster.serviceCidrs.map(familyOf));
   if ([...pf].sort().join() !== [...sf].sort().join())
@@ -465,21 +249,26 @@ function checkCluster(s: PartialSite, out: Issues): void {
 }
 
 function checkManagement(s: PartialSite, out: Issues): void {
-  if (!s.node || !s.segments || !s.zones || s.incomplete.has("segments") || s.incomplete.has("zones")) return;
+  if (!s.node || !s.segments || !s.zones) return;
   const mgmtZones = new Set(s.zones.filter((z) => z.value.management).map((z) => z.value.name));
+  for (const z of droppedElements(s, "zones"))
+    if (z.management === true && typeof z.name === "string") mgmtZones.add(z.name);
   if (mgmtZones.size === 0) return; // reported by checkZones
+  // A segment that failed to parse may be the management segment the rules below look for.
+  const unsure = droppedElements(s, "segments").some((x) => typeof x.zone !== "string" || mgmtZones.has(x.zone));
   const mgmtSegs = s.segments.filter((x) => mgmtZones.has(x.value.zone));
   if (mgmtSegs.length === 0) {
-    out.push({
-      path: configPath("segments"),
-      message: `no segment is in a management zone (${[...mgmtZones].join(", ")}), so nothing could reach the router (allowed: at least one management segment)`,
-    });
+    if (!unsure)
+      out.push({
+        path: configPath("segments"),
+        message: `no segment is in a management zone (${[...mgmtZones].join(", ")}), so nothing could reach the router (allowed: at least one management segment)`,
+      });
     return;
   }
   const addrs = mgmtSegs
     .flatMap((x) => [segmentGateway4(x.value), segmentGateway6(x.value)])
     .filter((a): a is string => !!a);
-  if (!addrs.includes(s.node.managementAddress))
+  if (!addrs.includes(s.node.managementAddress) && !unsure)
     out.push({
       path: configPath("node", ["managementAddress"]),
       message: `${s.node.managementAddress} is not the router's address on a management segment (allowed: ${addrs.join(", ")})`,
@@ -524,7 +313,7 @@ function checkDataplane(s: PartialSite, out: Issues): void {
       message:
         "no feed of kind geo maps addresses to countries (allowed: add a geo feed, or leave blockCountries empty)",
     });
-  const feeds = dp.feeds.map((value, index) => ({ index, value }));
+  const feeds = indexed(dp.feeds);
   for (const [name, idx] of dupes(feeds, (f) => f.name))
     for (const i of idx.slice(1))
       out.push({
@@ -575,28 +364,27 @@ function checkGuardLists(s: PartialSite, out: Issues): void {
   if (!dp) return;
   const everything = (cidr: string) => parsePrefix(cidr).length === 0;
   const lines = lifelines(s);
-  dp.blocklist.forEach((cidr, i) => {
+  for (const { index: i, value: cidr } of indexed(dp.blocklist)) {
     const path = configPath("dataplane", ["blocklist", i]);
     if (everything(cidr)) {
       out.push({
         path,
         message: `${cidr} covers every address: the guard would drop all traffic from the internet (allowed: narrower prefixes)`,
       });
-      return;
+      continue;
     }
     for (const l of lines.filter((x) => contains(cidr, x.address)))
       out.push({
         path,
         message: `${cidr} covers ${l.address}, ${l.what}: the router would drop its own upstream (allowed: prefixes that leave out the WAN gateways, probe targets and upstream resolvers)`,
       });
-  });
-  dp.allowlist.forEach((cidr, i) => {
+  }
+  for (const { index: i, value: cidr } of indexed(dp.allowlist))
     if (everything(cidr))
       out.push({
         path: configPath("dataplane", ["allowlist", i]),
         message: `${cidr} lets every source past the guard, which switches off its bogon, blocklist, geo-IP and rate-limit filtering (allowed: narrower prefixes, e.g. the upstream's subnet)`,
       });
-  });
 }
 
 function checkTalos(s: PartialSite, out: Issues): void {

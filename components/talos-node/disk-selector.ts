@@ -4,8 +4,12 @@
  * install script evaluates on the operator's side against the disks the node in maintenance mode reports, before
  * anything is sent. A site's structured selector (path, model, type, sizes, …) becomes a tree directly; a raw
  * `match` is parsed from the subset of CEL this module can render both ways (comparisons of `disk.<field>` with a
- * literal, `&&`, `||`, `!`, parentheses, `startsWith`/`endsWith`/`contains`, sizes like `100u * GiB`) and always
- * keeps the guards against read-only, optical and USB devices. Pure.
+ * literal, `&&`, `||`, `!`, parentheses, `startsWith`/`endsWith`/`contains`, `glob("pattern", disk.<field>)`,
+ * sizes like `100u * GiB`) and always keeps the guards against read-only, optical and USB devices. Pure.
+ *
+ * A path, model, serial or WWID with `*` is a pattern: Talos' disk locator environment has `glob(pattern, string)`
+ * (pkg/machinery/cel/celenv/celenv.go, DiskLocator), ryanuber/go-glob's match — `*` stands for any run of
+ * characters, every other character for itself, and the whole string must match.
  *
  * Disk fields follow Talos' DiskSpec (pkg/machinery/resources/block/disk.go): a field the node does not report has
  * its protobuf default (empty string, false, 0), in CEL and in the jq filter alike.
@@ -36,7 +40,8 @@ export type Expr =
   | { kind: "not"; expr: Expr }
   | { kind: "field"; field: string }
   | { kind: "compare"; field: string; op: "==" | "!=" | "<" | "<=" | ">" | ">="; value: Literal }
-  | { kind: "method"; field: string; method: "startsWith" | "endsWith" | "contains"; arg: string };
+  | { kind: "method"; field: string; method: "startsWith" | "endsWith" | "contains"; arg: string }
+  | { kind: "glob"; field: string; pattern: string };
 
 const str = (field: string, value: string, op: "==" | "!=" = "=="): Expr => ({
   kind: "compare",
@@ -44,6 +49,9 @@ const str = (field: string, value: string, op: "==" | "!=" = "=="): Expr => ({
   op,
   value: { kind: "string", value },
 });
+/** A string field equal to a value, or matching it as a pattern when it has `*`. */
+const strOrGlob = (field: string, value: string): Expr =>
+  value.includes("*") ? { kind: "glob", field, pattern: value } : str(field, value);
 const and = (parts: Expr[]): Expr => parts.reduce((left, right) => ({ kind: "and", left, right }));
 
 /** What every selector keeps: never a read-only or optical device, and no USB stick unless a path names it. */
@@ -60,10 +68,10 @@ function guards(d: InstallDisk): Expr[] {
 /** The selector as an expression tree. Throws (with the position) if `match` is outside the supported subset. */
 export function diskSelector(d: InstallDisk): Expr {
   const terms = guards(d);
-  if (d.path) terms.push(str("dev_path", d.path));
-  if (d.model) terms.push(str("model", d.model));
-  if (d.serial) terms.push(str("serial", d.serial));
-  if (d.wwid) terms.push(str("wwid", d.wwid));
+  if (d.path) terms.push(strOrGlob("dev_path", d.path));
+  if (d.model) terms.push(strOrGlob("model", d.model));
+  if (d.serial) terms.push(strOrGlob("serial", d.serial));
+  if (d.wwid) terms.push(strOrGlob("wwid", d.wwid));
   if (d.type === "nvme") terms.push(str("transport", "nvme"));
   if (d.type === "ssd") terms.push({ kind: "not", expr: { kind: "field", field: "rotational" } });
   if (d.type === "hdd") terms.push({ kind: "field", field: "rotational" });
@@ -109,6 +117,8 @@ export function renderCel(e: Expr, top = true): string {
       return `disk.${e.field} ${e.op} ${celLiteral(e.value)}`;
     case "method":
       return `disk.${e.field}.${e.method}(${JSON.stringify(e.arg)})`;
+    case "glob":
+      return `glob(${JSON.stringify(e.pattern)}, disk.${e.field})`;
   }
 }
 
@@ -144,7 +154,15 @@ export function renderJq(e: Expr): string {
       const f = { startsWith: "startswith", endsWith: "endswith", contains: "contains" }[e.method];
       return `(${jqField(e.field)} | ${f}(${JSON.stringify(e.arg)}))`;
     }
+    case "glob":
+      return `(${jqField(e.field)} | test(${JSON.stringify(globRegex(e.pattern))}))`;
   }
+}
+
+/** A glob as a whole-string regular expression: `*` is any run of characters, everything else itself. */
+export function globRegex(pattern: string): string {
+  const literal = (t: string) => t.replace(/[\\^$.|?*+()[\]{}/-]/g, "\\$&");
+  return `\\A${pattern.split("*").map(literal).join(".*")}\\z`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -220,6 +238,16 @@ class Parser {
       const e = this.or();
       this.eat(")");
       return e;
+    }
+    if (this.peek()?.t === "id" && this.peek()?.v === "glob") {
+      this.i++;
+      this.eat("(");
+      const pattern = this.eat("str").v;
+      this.eat(",");
+      const field = this.field();
+      if (!STRING_FIELDS.includes(field)) this.fail("glob() takes a string field");
+      this.eat(")");
+      return { kind: "glob", field, pattern };
     }
     return this.comparison();
   }

@@ -15,7 +15,7 @@
  * Pure.
  */
 import type { Site } from "../site/schema";
-import type { SitePlan } from "../site/plan";
+import { segmentPrefixes, type SitePlan } from "../site/plan";
 import type { TalosDocument } from "./documents";
 import { KUBE_API_PORT } from "./machine-config";
 
@@ -27,9 +27,7 @@ export const KUBELET_PORT = 10250;
 /** The prefixes of every segment in a management zone (IPv4 and IPv6). */
 export function managementPrefixes(plan: SitePlan): string[] {
   const mgmtZones = new Set(plan.zones.filter((z) => z.management).map((z) => z.name));
-  return plan.segments
-    .filter((s) => mgmtZones.has(s.zone))
-    .flatMap((s) => [s.ipv4.cidr, ...(s.ipv6 ? [s.ipv6.prefix] : [])]);
+  return plan.segments.filter((s) => mgmtZones.has(s.zone)).flatMap(segmentPrefixes);
 }
 
 function rule(name: string, ports: (number | string)[], subnets: string[]): TalosDocument {

@@ -64,6 +64,6 @@ export function segmentLinks(segments: readonly SegmentPlan[]): SegmentLink[] {
     segment: s.name,
     link: s.link,
     vlan: s.vlan,
-    addresses: [s.ipv4.gatewayCidr, ...(s.ipv6 ? [s.ipv6.gatewayCidr] : [])].map(canonicalCidr),
+    addresses: [...(s.ipv4 ? [s.ipv4.gatewayCidr] : []), ...(s.ipv6 ? [s.ipv6.gatewayCidr] : [])].map(canonicalCidr),
   }));
 }

@@ -6,7 +6,7 @@
  */
 import { stringify } from "yaml";
 import type { Site, InstallDisk } from "../site/schema";
-import type { SitePlan, WanPlan } from "../site/plan";
+import { segmentPrefixes, type SitePlan, type WanPlan } from "../site/plan";
 import { contains, familyOf } from "../site/ip";
 import { mergeContributions, type HostContribution, type TalosDocument } from "./documents";
 import { firewallDocuments } from "./firewall";
@@ -173,7 +173,7 @@ export function nodeDocuments(input: MachineConfigInput): TalosDocument[] {
   const { site, plan, secrets } = input;
   const k8sVersion = site.talos.kubernetesVersion;
   const mgmtSegment = plan.segments.find((s) => s.name === plan.managementSegment)!;
-  const mgmtSubnets = [mgmtSegment.ipv4.cidr, ...(mgmtSegment.ipv6 ? [mgmtSegment.ipv6.prefix] : [])];
+  const mgmtSubnets = segmentPrefixes(mgmtSegment);
   const docs: TalosDocument[] = [];
 
   docs.push(doc("HostnameConfig", { hostname: plan.hostname }));
@@ -356,8 +356,9 @@ export function v1alpha1Document(input: MachineConfigInput): Record<string, unkn
       token: text(secrets.bootstrapToken),
       etcd: {
         ca: { crt: b64(secrets.etcd.crt), key: b64(secrets.etcd.key) },
-        // etcd must advertise the static management address, never a DHCP-assigned WAN address.
-        advertisedSubnets: [mgmtSegment.ipv4.cidr],
+        // etcd must advertise the static management address, never a DHCP-assigned WAN address; an IPv6-only
+        // management segment has its prefix.
+        advertisedSubnets: [mgmtSegment.ipv4?.cidr ?? mgmtSegment.ipv6!.prefix],
       },
     },
   };

@@ -26,7 +26,7 @@ function topology(plan: SitePlan): string {
     segs.forEach((s, i) => {
       const branch = i === segs.length - 1 ? "└─" : "├─";
       out.push(
-        `  ${last ? " " : "│"}    ${branch} ${s.link.padEnd(10)} ${s.name.padEnd(10)} zone ${s.zone.padEnd(9)} ${s.ipv4.gatewayCidr}${s.ipv6 ? `  ${s.ipv6.gatewayCidr}` : ""}`,
+        `  ${last ? " " : "│"}    ${branch} ${s.link.padEnd(10)} ${s.name.padEnd(10)} zone ${s.zone.padEnd(9)} ${[s.ipv4?.gatewayCidr, s.ipv6?.gatewayCidr].filter(Boolean).join("  ")}`,
       );
     });
   });

@@ -12,7 +12,7 @@ function linkSysctl(family: "ipv4" | "ipv6", link: string, param: string): strin
 
 export function renderSegmentHost(seg: SegmentPlan): HostContribution {
   const routes = seg.routes;
-  const addresses = [{ address: seg.ipv4.gatewayCidr }, ...(seg.ipv6 ? [{ address: seg.ipv6.gatewayCidr }] : [])];
+  const addresses = [seg.ipv4?.gatewayCidr, seg.ipv6?.gatewayCidr].flatMap((a) => (a ? [{ address: a }] : []));
   const vlan: TalosDocument = {
     apiVersion: "v1alpha1",
     kind: "VLANConfig",

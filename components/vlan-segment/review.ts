@@ -27,8 +27,8 @@ export function renderSegmentFacts(site: Site, plan: SitePlan, model: PolicyMode
     vlan: seg.vlan,
     zone: seg.zone,
     link: seg.link,
-    ipv4: seg.ipv4.cidr,
-    gateway4: seg.ipv4.gateway,
+    ipv4: seg.ipv4?.cidr ?? null,
+    gateway4: seg.ipv4?.gateway ?? null,
     ipv6: seg.ipv6?.prefix ?? null,
     gateway6: seg.ipv6?.gateway ?? null,
     pools: [

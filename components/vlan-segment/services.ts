@@ -3,7 +3,7 @@
  * prefixes chrony serves, and its DNS records (data for the DNS layer). Pure.
  */
 import type { Site } from "../site/schema";
-import type { SegmentPlan, SitePlan } from "../site/plan";
+import { segmentPrefixes, type SegmentPlan, type SitePlan } from "../site/plan";
 import { nthAddress } from "../site/ip";
 import { defaultServices, type PolicyModel } from "../site/policy";
 
@@ -39,22 +39,29 @@ export interface KeaOption {
   data: string;
 }
 
-/** The segment's DHCPv4 subnet in Kea's configuration. */
-export function keaSubnet4(site: Site, plan: SitePlan, model: PolicyModel, seg: SegmentPlan): Record<string, unknown> {
+/** The segment's DHCPv4 subnet in Kea's configuration, when it hands out IPv4 leases (an IPv4 subnet, DHCP on). */
+export function keaSubnet4(
+  site: Site,
+  plan: SitePlan,
+  model: PolicyModel,
+  seg: SegmentPlan,
+): Record<string, unknown> | undefined {
   const s = siteSegment(site, seg);
-  const dns = s.dhcp.dnsServers ?? (servesDns(site, seg) ? [seg.ipv4.gateway] : undefined);
+  const v4 = seg.ipv4;
+  if (!v4 || !seg.dhcp.enabled) return undefined;
+  const dns = s.dhcp.dnsServers ?? (servesDns(site, seg) ? [v4.gateway] : undefined);
   const options: KeaOption[] = [
-    { name: "routers", data: seg.ipv4.gateway },
+    { name: "routers", data: v4.gateway },
     ...(dns ? [{ name: "domain-name-servers", data: dns.join(", ") }] : []),
     { name: "domain-name", data: seg.domain },
     { name: "domain-search", data: (s.dhcp.searchDomains ?? [seg.domain]).join(", ") },
   ];
-  const ntp = s.dhcp.ntpServers ?? (servesNtp(model, seg) ? [seg.ipv4.gateway] : undefined);
+  const ntp = s.dhcp.ntpServers ?? (servesNtp(model, seg) ? [v4.gateway] : undefined);
   if (ntp) options.push({ name: "ntp-servers", data: ntp.join(", ") });
   if (seg.mtu) options.push({ name: "interface-mtu", data: String(seg.mtu) });
   return {
     id: subnetId(plan, seg),
-    subnet: seg.ipv4.cidr,
+    subnet: v4.cidr,
     interface: seg.link,
     "valid-lifetime": seg.dhcp.leaseTime,
     "max-valid-lifetime": seg.dhcp.leaseTime,
@@ -132,7 +139,7 @@ export function radvdInterface(site: Site, seg: SegmentPlan): string | undefined
 /** Prefixes whose clients may use the router's NTP service. */
 export function ntpAllows(model: PolicyModel, seg: SegmentPlan): string[] {
   if (!servesNtp(model, seg)) return [];
-  return [seg.ipv4.cidr, ...(seg.ipv6 ? [seg.ipv6.prefix] : [])];
+  return segmentPrefixes(seg);
 }
 
 export interface DnsRecord {
@@ -143,7 +150,8 @@ export interface DnsRecord {
 
 /** Names the DNS layer publishes for the segment: the router's own name in it, and every reservation. */
 export function dnsRecords(plan: SitePlan, seg: SegmentPlan): DnsRecord[] {
-  const out: DnsRecord[] = [{ name: `${plan.hostname}.${seg.domain}`, type: "A", value: seg.ipv4.gateway }];
+  const out: DnsRecord[] = [];
+  if (seg.ipv4) out.push({ name: `${plan.hostname}.${seg.domain}`, type: "A", value: seg.ipv4.gateway });
   if (seg.ipv6) out.push({ name: `${plan.hostname}.${seg.domain}`, type: "AAAA", value: seg.ipv6.gateway });
   for (const r of seg.dhcp.reservations) {
     if (r.ipv4) out.push({ name: `${r.name}.${seg.domain}`, type: "A", value: r.ipv4 });

@@ -39,8 +39,11 @@ ln -sf usr/bin "$root/bin"
 for dir in /usr/lib/x86_64-linux-gnu/kea /usr/lib/x86_64-linux-gnu/frr; do
 	[ -d "$dir" ] && mkdir -p "$root$dir" && cp -a "$dir/." "$root$dir/"
 done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
-printf 'root:x:0:\n' > "$root/etc/group"
+# The users and groups the daemons look up by name: chronyd drops to _chrony (Debian's build default), avahi-daemon
+# to avahi, FRR's daemons need the vty group frrvty (its build default) even when run as root.
+printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' '_chrony:x:101:101:chrony:/var/lib/chrony:/bin/sh' \
+	'avahi:x:102:102:avahi:/run/avahi-daemon:/bin/sh' 'frr:x:103:103:frr:/var/run/frr:/bin/sh' > "$root/etc/passwd"
+printf '%s\n' 'root:x:0:' '_chrony:x:101:' 'avahi:x:102:' 'frr:x:103:' 'frrvty:x:104:frr,root' > "$root/etc/group"
 
 copy_libraries "$root"
 commit_image "$root" "$name" "$out" /usr/sbin:/usr/bin:/usr/lib/frr

@@ -10,19 +10,19 @@ import { containersOf, podSpecOf } from "../lib";
 /** Workload (or `avahi-*` pattern, or `cilium:<values list>`) → capabilities it may add, and why. */
 export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why: string }> = {
   "kea-dhcp4": {
-    capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
-    why: "raw sockets for clients without an address, port 67",
+    capabilities: ["NET_BIND_SERVICE", "NET_RAW"],
+    why: "raw (AF_PACKET) sockets for clients without an address, port 67",
   },
-  "kea-dhcp6": { capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"], why: "multicast on each link, port 547" },
-  radvd: { capabilities: ["NET_RAW", "NET_ADMIN"], why: "ICMPv6 raw socket and per-link multicast membership" },
+  "kea-dhcp6": { capabilities: ["NET_BIND_SERVICE"], why: "port 547 (plain UDP; multicast membership needs none)" },
+  radvd: { capabilities: ["NET_RAW"], why: "ICMPv6 raw socket" },
   chrony: {
     capabilities: ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"],
     why: "port 123, then drops to its own user",
   },
-  "avahi-*": { capabilities: [], why: "runs as root in the pod but needs no capability" },
+  "avahi-*": { capabilities: ["CHOWN"], why: "hands its run directory to the avahi user (refuses to start otherwise)" },
   frr: {
     capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"],
-    why: "OSPF raw sockets, kernel routes, network namespaces of its daemons",
+    why: "OSPF raw sockets, kernel routes; FRR 8.4's zebra and ospfd exit unless SYS_ADMIN is permitted too",
   },
   flows: {
     capabilities: ["NET_RAW", "NET_ADMIN"],

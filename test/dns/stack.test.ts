@@ -60,7 +60,7 @@ const D = plan.domain;
 let bed: DnsBed;
 let internet: InternetDns;
 
-const gw = (segment: string) => plan.segments.find((s) => s.name === segment)!.ipv4.gateway;
+const gw = (segment: string) => plan.segments.find((s) => s.name === segment)!.ipv4!.gateway;
 const client = (segment: string) => bed.clients.get(segment)!;
 
 /** dig from a segment's client, to the router's address in that segment unless `server` is given. */

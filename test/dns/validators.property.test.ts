@@ -83,7 +83,7 @@ describe.skipIf(!t.ok)("the DNS artifacts of random sites", () => {
     expect(share((s) => s.dns.records.some((r) => r.type === "TXT" && r.text.length > 255))).toBeGreaterThan(0.05);
     expect(share((s) => !s.dns.forward)).toBeGreaterThan(0.2);
     expect(share((s) => !s.dns.dnssec)).toBeGreaterThan(0.2);
-    expect(share((s) => s.segments.some((x) => /\/(1[7-9]|2[0-3])$/.test(x.ipv4.cidr)))).toBeGreaterThan(0.2);
+    expect(share((s) => s.segments.some((x) => /\/(1[7-9]|2[0-3])$/.test(x.ipv4!.cidr)))).toBeGreaterThan(0.2);
     expect(
       share((s) => {
         const plan = planSite(s);

@@ -12,7 +12,9 @@ import { PolicyOracle, within, type OracleFlow } from "./lib/oracle";
 /**
  * Zones: wan (uplink "fiber", NAT66) and "cable" (zone isp, no NAT66); mgmt (management), home, kids, iot, dmz.
  * Segments: mgmt 10.70.10.0/24, home 10.70.20.0/24 + 2a02:c207:9:20::/64, kids 10.70.30.0/24, iot 10.70.40.0/24
- * and 10.70.41.0/24 (two segments), dmz 10.70.60.0/24 + fd70:60::/64.
+ * and 10.70.41.0/24 (two segments), dmz 10.70.60.0/24 + fd70:60::/64. Routes: 10.80.0.0/16 via a dmz host,
+ * 10.80.5.0/24 via a home host, 198.51.100.0/24 (public) via a home host.
+ * Routing: OSPF on home; BGP neighbours 10.70.60.2 (dmz, BFD) and 10.70.30.2 (kids).
  */
 function handSite(): Site {
   const cfg = devStack((raw) => {
@@ -91,8 +93,22 @@ function handSite(): Site {
       { name: "www6", protocol: "tcp", port: 443, to: "10.70.20.15", ipv6: "2a02:c207:9:20::15", wans: ["fiber"] },
     ];
     raw.mdns = { reflect: [{ name: "cast", zones: ["home", "iot"] }] };
-    raw.routes = undefined;
-    raw.routing = undefined;
+    raw.routes = [
+      { destination: "10.80.0.0/16", gateway: "10.70.60.254" },
+      { destination: "10.80.5.0/24", gateway: "10.70.20.254" },
+      { destination: "198.51.100.0/24", gateway: "10.70.20.253" },
+    ];
+    raw.routing = {
+      ospf: { routerId: "10.70.10.1", segments: ["home"] },
+      bgp: {
+        asn: 65001,
+        routerId: "10.70.10.1",
+        neighbors: [
+          { address: "10.70.60.2", asn: 65002, bfd: true },
+          { address: "10.70.30.2", asn: 65003 },
+        ],
+      },
+    };
     raw.ids = undefined; // the dev site's IDS names its own segments; the zone policy is what the oracle models
   });
   const r = parseSite(rawSiteConfig(cfg.values));
@@ -488,8 +504,73 @@ describe("the independent policy oracle", () => {
       "accept",
       "rule:kids-dmz",
     ],
+    // dynamic routing: what the routing section opens, to its peers only
+    [
+      "OSPF from a host of an OSPF segment",
+      flow({ from: "home", to: "router", src: "10.70.20.7", dst: "224.0.0.5", proto: "ospf", port: undefined }),
+      "accept",
+      "routing:ospf",
+    ],
+    [
+      "no OSPF from a segment that does not speak it",
+      flow({ from: "kids", to: "router", src: "10.70.30.7", dst: "224.0.0.5", proto: "ospf", port: undefined }),
+      "drop",
+      "input-default",
+    ],
+    [
+      "no OSPF from an OSPF segment's address arriving from another zone",
+      flow({ from: "dmz", to: "router", src: "10.70.20.7", dst: "224.0.0.5", proto: "ospf", port: undefined }),
+      "drop",
+      "input-default",
+    ],
+    [
+      "BGP from a neighbour, before a rule that would refuse it",
+      flow({ from: "kids", to: "router", src: "10.70.30.2", dst: "10.70.30.1", port: 179 }),
+      "accept",
+      "routing:bgp",
+    ],
+    [
+      "no BGP from a host beside the neighbour",
+      flow({ from: "dmz", to: "router", src: "10.70.60.3", dst: "10.70.60.1", port: 179 }),
+      "drop",
+      "input-default",
+    ],
+    [
+      "BFD from a neighbour that uses it",
+      flow({ from: "dmz", to: "router", src: "10.70.60.2", dst: "10.70.60.1", proto: "udp", port: 3784 }),
+      "accept",
+      "routing:bfd",
+    ],
+    [
+      "no BFD from a neighbour that does not",
+      flow({ from: "kids", to: "router", src: "10.70.30.2", dst: "10.70.30.1", proto: "udp", port: 4784 }),
+      "drop",
+      "input-default",
+    ],
+    [
+      "a neighbour gets nothing else from the routing section",
+      flow({ from: "dmz", to: "router", src: "10.70.60.2", dst: "10.70.60.1", port: 22 }),
+      "drop",
+      "input-default",
+    ],
   ])("%s", (_name, f, verdict, by, deliverTo) => {
     expect(oracle.decide(flow(f))).toEqual({ verdict, by, ...(deliverTo ? { deliverTo } : {}) });
+  });
+
+  it.each<[string, string | undefined, boolean]>([
+    ["10.70.20.9", "home", true],
+    ["2a02:c207:9:20::9", "home", true],
+    ["fd70:60::9", "dmz", true],
+    // behind a route via a dmz host: the dmz's, and the site's own (private)
+    ["10.80.9.9", "dmz", true],
+    // the longer route wins: via a home host
+    ["10.80.5.9", "home", true],
+    // a public prefix behind an inside route: inside, but not translated
+    ["198.51.100.9", "home", false],
+    ["172.20.1.1", undefined, false],
+    ["93.184.216.34", undefined, false],
+  ])("%s is in zone %s, the site's own: %s", (addr, zone, internal) => {
+    expect({ zone: oracle.zoneOf(addr), internal: oracle.isInternal(addr) }).toEqual({ zone, internal });
   });
 
   it.each<[string, string, boolean]>([

@@ -90,7 +90,7 @@ export interface SiteChoices {
   macSeed: number;
   hostname: boolean;
   maintenanceAddress: boolean;
-  disk: 0 | 1 | 2 | 3;
+  disk: 0 | 1 | 2 | 3 | 4;
   talosPatch: number;
   wans: WanChoice[];
   trunks: TrunkChoice[];
@@ -289,6 +289,7 @@ export function buildRawSite(c: SiteChoices): RawSite {
     { path: "/dev/sda" },
     { model: "Samsung SSD 870", type: "ssd" },
     { match: 'disk.transport == "nvme"' },
+    { model: "Samsung SSD 9*", type: "nvme" },
   ];
 
   const raw: RawSite = {
@@ -406,7 +407,7 @@ export const siteChoices: fc.Arbitrary<SiteChoices> = fc
       macSeed: fc.nat(255),
       hostname: fc.boolean(),
       maintenanceAddress: fc.boolean(),
-      disk: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
+      disk: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const, 4 as const),
       talosPatch: fc.nat(9),
       wans: fc.array(wanChoice, { minLength: 1, maxLength: 3 }),
       trunks: fc.array(trunkChoice, { minLength: 1, maxLength: 2 }),
@@ -1019,14 +1020,21 @@ function buildRoutes(f: SiteFacts, p: PolicyChoices): Json[] {
   });
 }
 
-function buildRouting(f: SiteFacts, p: PolicyChoices): Json {
+function buildRouting(f: SiteFacts, p: PolicyChoices, routes: Json[]): Json {
   const names = f.segments.map((s) => s.name);
   const routing: Json = {};
   if (p.bgp) {
     const neighbors = p.bgp.neighbors.flatMap((n, k) => {
       const address = nextHop(f, n.via % 3 === 2 ? 6 : 4, n.via, 0x40 + k);
       return address
-        ? [{ address, asn: 64512 + (n.asn % 1000), ...(n.description ? { description: `peer ${k}` } : {}) }]
+        ? [
+            {
+              address,
+              asn: 64512 + (n.asn % 1000),
+              ...(n.description ? { description: `peer ${k}` } : {}),
+              ...(n.asn % 3 === 0 ? { bfd: true } : {}),
+            },
+          ]
         : [];
     });
     if (neighbors.length)
@@ -1039,12 +1047,18 @@ function buildRouting(f: SiteFacts, p: PolicyChoices): Json {
   }
   if (p.ospf) {
     const active = uniq(p.ospf.segments.map((i) => names[i % names.length]));
+    const passive = uniq(p.ospf.passive.map((i) => names[i % names.length])).filter((n) => !active.includes(n));
+    // Each redistribution must have something to advertise: an IPv4 static route, a segment outside OSPF.
+    const has = {
+      static: routes.some((r) => !String(r.destination).includes(":")),
+      connected: names.some((n) => !active.includes(n) && !passive.includes(n)),
+    };
     routing.ospf = {
       routerId: f.mgmtGateway4,
       area: OSPF_AREAS[p.ospf.area % OSPF_AREAS.length],
       segments: active,
-      passive: uniq(p.ospf.passive.map((i) => names[i % names.length])).filter((n) => !active.includes(n)),
-      redistribute: uniq(p.ospf.redistribute),
+      passive,
+      redistribute: uniq(p.ospf.redistribute).filter((r) => has[r]),
     };
   }
   return routing;
@@ -1178,7 +1192,7 @@ export function withPolicy(raw: RawSite, p: PolicyChoices): RawSite {
   out.firewall = buildFirewall(f, p);
   out.portForwards = buildForwards(f, p);
   out.routes = buildRoutes(f, p);
-  out.routing = buildRouting(f, p);
+  out.routing = buildRouting(f, p, out.routes as Json[]);
   out.mdns = buildMdns(f, p);
   return out;
 }
@@ -1364,10 +1378,60 @@ export const policyChoices: fc.Arbitrary<PolicyChoices> = fc.record(
   },
 );
 
+/** True when an address lies in an IPv4 prefix (own arithmetic; both in text form). */
+function in4(cidr: string, address: string): boolean {
+  if (address.includes(":") || !/^[\d.]+$/.test(address.split("/")[0])) return false;
+  const size = ipv4Size(cidr);
+  const net = ipv4Int(cidr.split("/")[0]);
+  const a = ipv4Int(address.split("/")[0]);
+  return a >= net && a < net + size;
+}
+
+/**
+ * Makes the picked segments IPv6-only where nothing else leans on their IPv4 subnet: a non-management segment
+ * with an IPv6 prefix, outside OSPF, that no port forward, route, BGP neighbour, firewall address or reservation
+ * of IPv4 alone points into. Its IPv4 subnet and DHCPv4 settings go; IPv4 addresses of its reservations go.
+ */
+export function withIpv6Only(raw: RawSite, picks: number[]): RawSite {
+  const out = structuredClone(raw);
+  const segs = out.segments as Json[];
+  const mgmt = new Set((out.zones as Json[]).filter((z) => z.management).map((z) => z.name));
+  const text = JSON.stringify({
+    f: out.portForwards,
+    r: out.routes,
+    b: (out.routing as Json | undefined)?.bgp,
+    w: out.firewall,
+  });
+  const addresses = [...text.matchAll(/"(\d+\.\d+\.\d+\.\d+(?:\/\d+)?)"/g)].map((m) => m[1]);
+  const ospf = ((out.routing as Json | undefined)?.ospf as
+    { segments: string[]; passive: string[]; redistribute: string[] } | undefined) ?? {
+    segments: [],
+    passive: [],
+    redistribute: [],
+  };
+  // OSPF's connected redistribution needs a segment with IPv4 outside OSPF: keep them all.
+  if (ospf.redistribute.includes("connected")) return out;
+  for (const pick of picks) {
+    const seg = segs[pick % segs.length];
+    const v4 = seg.ipv4 as { cidr: string } | undefined;
+    if (!v4 || !seg.ipv6 || mgmt.has(seg.zone)) continue;
+    if ([...ospf.segments, ...ospf.passive].includes(String(seg.name))) continue;
+    if (addresses.some((a) => in4(v4.cidr, a) || (a.includes("/") && in4(a, v4.cidr.split("/")[0])))) continue;
+    delete seg.ipv4;
+    const dhcp = seg.dhcp as Json | undefined;
+    if (!dhcp) continue;
+    for (const k of ["range", "dnsServers", "ntpServers", "enabled"]) delete dhcp[k];
+    dhcp.reservations = ((dhcp.reservations as Json[] | undefined) ?? [])
+      .filter((r) => r.ipv6)
+      .map(({ ipv4: _, ...r }) => r);
+  }
+  return out;
+}
+
 /** Valid raw sites with a random network policy: firewall, forwards, routes, routing, mDNS, NAT, probes, … */
 export const validRawSiteWithPolicy: fc.Arbitrary<RawSite> = fc
-  .tuple(siteChoices, policyChoices)
-  .map(([c, p]) => buildRawSiteWithPolicy(c, p));
+  .tuple(siteChoices, policyChoices, fc.array(fc.nat(), { maxLength: 3 }))
+  .map(([c, p, v6only]) => withIpv6Only(buildRawSiteWithPolicy(c, p), v6only));
 
 // ---------------------------------------------------------------------------------------------------------------
 // DNS: records, lists, profiles and per-zone settings (router:dns), resolved against the site they are added to.

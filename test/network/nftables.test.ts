@@ -94,6 +94,10 @@ describe("the nftables ruleset", () => {
     expect(pre).toContain(
       `iifname { $if_wan0, $if_wan1 } ip saddr 81.2.69.160/27 fib daddr type local tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
     );
+    // The hairpin of a source-limited forward serves the same sources: the office's range, no inside client.
+    expect(pre.filter((l) => l.includes("8443") && l.includes("@lan_links"))).toEqual([
+      `iifname @lan_links ip saddr 81.2.69.160/27 fib daddr type local ip daddr != @internal4 tcp dport 8443 ${fwd} dnat ip to 10.50.0.10:5001`,
+    ]);
     expect(pre.filter((l) => l.includes("51820"))).toEqual([
       `iifname { $if_wan0, $if_wan1 } meta nfproto ipv4 fib daddr type local udp dport 51820 ${fwd} dnat ip to 10.50.0.11`,
     ]);
@@ -102,7 +106,7 @@ describe("the nftables ruleset", () => {
     const post = chainBody(rs, "nat_postrouting");
     expect(post).toEqual([
       "type nat hook postrouting priority srcnat; policy accept;",
-      "ct mark and 0x4 == 0x4 oifname @lan_links ip saddr @lan4 masquerade",
+      "ct mark and 0x4 == 0x4 oifname @lan_links ip saddr @internal4 masquerade",
       "oifname $if_wan0 ip saddr @internal4 masquerade",
       "oifname $if_wan0 ip6 saddr @internal6 masquerade",
       "oifname $if_wan1 ip saddr @internal4 masquerade",
@@ -126,6 +130,45 @@ describe("the nftables ruleset", () => {
       "oifname $if_wan1 ct state new ct mark and 0xf0 == 0 ct mark set ct mark and 0xffffff07 or 0x28",
     ]);
     expect(chainBody(rs, "mangle_output").slice(1)).toEqual(chainBody(rs, "mangle_prerouting").slice(3, 5));
+  });
+
+  it("offers a forward's hairpin to the inside prefixes it lists, and none to a forward listing only IPv6 sources", () => {
+    const r = devSite((raw) => {
+      raw.portForwards.push(
+        {
+          name: "admin-ui",
+          protocol: "tcp",
+          port: 9443,
+          to: "10.50.0.10",
+          sources: ["81.2.69.160/27", "10.20.0.0/24"],
+        },
+        { name: "v6-only", protocol: "tcp", port: 9444, to: "10.50.0.10", sources: ["2001:db8:77::/48"] },
+      );
+      raw.dataplane.allowlist = ["2001:db8:77::/48"];
+    });
+    const pre = chainBody(renderRuleset(r.site, r.plan, r.policy), "nat_prerouting");
+    expect(pre.filter((l) => l.includes("@lan_links") && l.includes("944"))).toEqual([
+      "iifname @lan_links ip saddr { 81.2.69.160/27, 10.20.0.0/24 } fib daddr type local ip daddr != @internal4 tcp dport 9443 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
+    ]);
+  });
+
+  it("treats a private prefix routed to the inside as the site's own: NATed to the WANs, never sourced from them", () => {
+    const r = devSite((raw) => {
+      raw.routes = [
+        { destination: "172.20.99.0/24", gateway: "10.20.0.254" },
+        { destination: "fd12:3456:789b::/48", gateway: "fd12:3456:789a:20::fe" },
+        { destination: "198.18.40.0/24", gateway: "10.20.0.254" },
+      ];
+    });
+    const text = renderRuleset(r.site, r.plan, r.policy);
+    const set = (name: string) =>
+      new RegExp(`set ${name} \\{[^}]*elements = \\{ ([^}]*) \\}`).exec(text)?.[1].split(", ");
+    expect(set("internal4")).toContain("172.20.99.0/24");
+    expect(set("internal6")).toContain("fd12:3456:789b::/48");
+    // A public prefix behind an inside router is routed as it is, not NATed.
+    expect(set("internal4")).not.toContain("198.18.40.0/24");
+    expect(chainBody(text, "nat_postrouting")).toContain("oifname $if_wan0 ip saddr @internal4 masquerade");
+    expect(chainBody(text, "raw_prerouting")).toContain("iifname @wan_links ip saddr @internal4 drop");
   });
 
   it("moves a forwarded port range port for port", () => {

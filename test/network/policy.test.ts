@@ -1,6 +1,6 @@
 /** The zone policy's meaning: what the router does with a new connection, on the dev site's policy. */
 import { describe, expect, it } from "vitest";
-import { evaluate, zoneMatrix, servicePorts, type Flow } from "../../components/site/policy";
+import { evaluate, zoneMatrix, zoneOfAddress, servicePorts, type Flow } from "../../components/site/policy";
 import { parseSite } from "../../components/site/parse";
 import { devRaw, devSite } from "../helpers/dev-site";
 
@@ -149,8 +149,8 @@ describe("the zone policy", () => {
   it("lists every zone pair in the matrix with the rules that refine it", () => {
     const m = zoneMatrix(policy);
     expect([...m.keys()].sort()).toEqual(["guest", "iot", "mgmt", "servers", "trusted", "wan"]);
-    expect(m.get("iot")!.get("servers")).toEqual({ verdict: "drop", rules: ["iot-streams-to-nas"] });
-    expect(m.get("guest")!.get("wan")).toEqual({ verdict: "accept", rules: ["no-guest-dns-bypass"] });
+    expect(m.get("iot")!.get("servers")).toMatchObject({ verdict: "drop", rules: ["iot-streams-to-nas"] });
+    expect(m.get("guest")!.get("wan")).toEqual({ verdict: "accept", rules: ["no-guest-dns-bypass"], forwards: [] });
     expect(m.get("mgmt")!.get("router")!.verdict).toBe("accept");
   });
 
@@ -195,5 +195,135 @@ describe("the zone policy", () => {
         }),
       ),
     ).not.toThrow();
+  });
+});
+
+/**
+ * Port forwards in the policy's meaning. The dev site publishes nas-https (no source limit) and nas-admin (the
+ * office's range 81.2.69.160/27 only) with hairpin on, and wireguard without hairpin; 203.0.113.2 stands for the
+ * router's public address (any address of the router that is none of the site's own prefixes).
+ */
+describe("port forwards", () => {
+  const PUBLIC = "203.0.113.2";
+  const at = (f: Partial<Flow> & Pick<Flow, "from" | "src">): Flow => ({
+    to: "router",
+    proto: "tcp",
+    dst: PUBLIC,
+    ...f,
+  });
+
+  it.each<[string, Flow, string, string]>([
+    [
+      "the internet reaches an open forward",
+      at({ from: "wan", src: "8.8.8.8", port: 443 }),
+      "accept",
+      "forward:nas-https",
+    ],
+    [
+      "the office reaches its admin forward",
+      at({ from: "wan", src: "81.2.69.170", port: 8443 }),
+      "accept",
+      "forward:nas-admin",
+    ],
+    ["the rest of the internet does not", at({ from: "wan", src: "8.8.8.8", port: 8443 }), "drop", "input-default"],
+    [
+      "an inside client uses an open forward at the public address (hairpin)",
+      at({ from: "trusted", src: "10.20.0.50", port: 443 }),
+      "accept",
+      "hairpin:nas-https",
+    ],
+    [
+      "also from a zone the policy keeps away from the servers",
+      at({ from: "guest", src: "10.40.0.9", port: 443 }),
+      "accept",
+      "hairpin:nas-https",
+    ],
+    [
+      "but not a forward limited to the office's range: inside clients are not its audience",
+      at({ from: "trusted", src: "10.20.0.50", port: 8443 }),
+      "drop",
+      "input-default",
+    ],
+    ["nor a guest through it", at({ from: "guest", src: "10.40.0.9", port: 8443 }), "drop", "input-default"],
+    [
+      "nor a forward without hairpin",
+      at({ from: "trusted", src: "10.20.0.50", proto: "udp", port: 51820 }),
+      "drop",
+      "input-default",
+    ],
+    [
+      "the NAS over IPv6 through wan0's address, the WAN that masquerades IPv6",
+      at({ from: "wan", src: "2001:db8:9::1", dst: "2001:db8:1::2", port: 443, wan: "wan0" }),
+      "accept",
+      "forward6:nas-https",
+    ],
+    [
+      "not through wan1, which does not",
+      at({ from: "wan", src: "2001:db8:9::1", dst: "2001:db8:1::2", port: 443, wan: "wan1" }),
+      "drop",
+      "input-default",
+    ],
+  ])("%s", (_name, f, verdict, by) => {
+    expect(evaluate(policy, f)).toMatchObject({ verdict, by });
+  });
+
+  it("offers the hairpin to exactly the inside prefixes a forward lists", () => {
+    const { policy: p } = devSite((raw) =>
+      raw.portForwards.push({
+        name: "guest-portal",
+        protocol: "tcp",
+        port: 9443,
+        to: "10.50.0.10",
+        sources: ["81.2.69.160/27", "10.40.0.0/24"],
+      }),
+    );
+    expect(evaluate(p, at({ from: "guest", src: "10.40.0.9", port: 9443 }))).toMatchObject({
+      verdict: "accept",
+      by: "hairpin:guest-portal",
+    });
+    expect(evaluate(p, at({ from: "trusted", src: "10.20.0.50", port: 9443 }))).toMatchObject({ verdict: "drop" });
+    const m = zoneMatrix(p);
+    expect(
+      m
+        .get("guest")!
+        .get("servers")!
+        .forwards.map((f) => f.name),
+    ).toContain("guest-portal");
+    expect(
+      m
+        .get("trusted")!
+        .get("servers")!
+        .forwards.map((f) => f.name),
+    ).not.toContain("guest-portal");
+  });
+
+  it("shows in the zone matrix which zone pairs a forward opens, and to whom", () => {
+    const m = zoneMatrix(policy);
+    // The internet reaches the servers only through forwards, one of them for the office only.
+    expect(m.get("wan")!.get("servers")).toEqual({
+      verdict: "drop",
+      rules: [],
+      forwards: [
+        { name: "nas-https", sources: undefined, hairpin: false },
+        { name: "wireguard", sources: undefined, hairpin: false },
+        { name: "nas-admin", sources: ["81.2.69.160/27"], hairpin: false },
+      ],
+    });
+    // Guests, whom the policy rejects towards the servers, reach the open forward through the hairpin only.
+    expect(m.get("guest")!.get("servers")).toEqual({
+      verdict: "reject",
+      rules: [],
+      forwards: [{ name: "nas-https", sources: undefined, hairpin: true }],
+    });
+    expect(m.get("guest")!.get("trusted")!.forwards).toEqual([]);
+  });
+
+  it("puts an address behind a static route in the zone of the segment that holds the route's next hop", () => {
+    const { policy: p } = devSite((raw) => {
+      raw.routes = [{ destination: "172.20.99.0/24", gateway: "10.20.0.254" }];
+    });
+    expect(zoneOfAddress(p, "172.20.99.7")).toBe("trusted");
+    expect(zoneOfAddress(p, "10.50.0.10")).toBe("servers");
+    expect(zoneOfAddress(p, "8.8.8.8")).toBeUndefined();
   });
 });

@@ -161,6 +161,9 @@ function modelOf(rules: CompiledRule[], fallback: Verdict): PolicyModel {
     services: new Map(),
     groups: new Map(),
     managementPorts: [],
+    forwards: [],
+    inside: [],
+    internal: [],
   } as unknown as PolicyModel;
 }
 

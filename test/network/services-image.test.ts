@@ -54,6 +54,24 @@ describe.skipIf(!t.ok)("the services image", () => {
     expect(`${r.stdout}${r.stderr}`).toMatch(expected);
   });
 
+  // Each daemon looks up the user or group it runs as by name at start: a name missing from the image's own
+  // /etc/passwd or /etc/group stops it there (the host's files have them, so only the image's root shows this).
+  it.each([
+    ["chronyd", "printf 'port 0\\ncmdport 0\\n' > /tmp/c.conf && exec chronyd -d -x -f /tmp/c.conf", /_chrony/],
+    [
+      "avahi-daemon",
+      "printf '[server]\\nenable-dbus=no\\n' > /tmp/a.conf && exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f /tmp/a.conf",
+      /find user 'avahi'/,
+    ],
+    ["zebra", "mkdir -p /var/run/frr && exec /usr/lib/frr/zebra -u root -g root -f /dev/null", /frrvty/],
+  ])("starts %s far enough to find its user and group", (_name, script, lookupError) => {
+    const r = spawnSync("timeout", ["3", "unshare", "-n", "chroot", join(a.stage, "rootfs"), "/bin/sh", "-c", script], {
+      encoding: "utf8",
+    });
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(lookupError);
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/could not (get|look ?up)|failed to find (user|group)/i);
+  });
+
   it("validates a rendered Kea configuration with its own kea-dhcp4", () => {
     const cfg = JSON.stringify({
       Dhcp4: {

@@ -50,7 +50,7 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
         bgp: {
           asn: 65010,
           routerId: "10.10.0.1",
-          neighbors: [{ address: "10.50.0.254", asn: 65020 }],
+          neighbors: [{ address: "10.50.0.254", asn: 65020, bfd: true }],
           advertise: ["servers", "trusted"],
         },
       };
@@ -76,6 +76,21 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
       /name: lan0\.50[\s\S]*?routes:\n {2}- destination: 192\.168\.100\.0\/24\n {4}gateway: 10\.50\.0\.254\n {4}metric: 50/,
     );
     expect(files.get("dataplane/router.nft")).toMatch(/snat ip6 prefix to 2a02:1234:5678::\/48/);
+    // What the routing section needs, from its peers only: OSPF on its active segment, BGP and BFD from the neighbour.
+    const input = files.get("dataplane/router.nft")!;
+    expect(input).toContain(
+      'iifname "lan0.50" ip saddr 10.50.0.0/24 ip daddr { 224.0.0.5, 224.0.0.6, 10.50.0.1 } meta l4proto 89 accept',
+    );
+    expect(input).toContain('iifname "lan0.50" ip saddr 10.50.0.254 tcp dport 179 accept');
+    expect(input).toContain('iifname "lan0.50" ip saddr 10.50.0.254 udp dport { 3784, 4784 } accept');
+    expect(input).not.toMatch(/lan0\.(10|20)".* meta l4proto 89/);
+    // Static routes are kernel routes in FRR's eyes: only their prefixes are redistributed.
+    expect(files.get("services/frr.conf")).toContain(
+      "ip prefix-list router-static-routes seq 5 permit 192.168.100.0/24\n!\nroute-map router-static-routes permit 10\n match ip address prefix-list router-static-routes",
+    );
+    expect(files.get("services/frr.conf")).toContain(" redistribute kernel route-map router-static-routes\n");
+    expect(files.get("services/frr.conf")).not.toMatch(/redistribute (static|connected)$/m);
+    expect(talos).toMatch(/neighbors:\n {2}- address: 10\.50\.0\.254\n {4}peerASN: 65020\n {4}bfd: \{\}/);
     expect(files.has("k8s/daemonset-router-system-frr.yaml")).toBe(true);
   });
 

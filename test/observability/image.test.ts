@@ -166,10 +166,10 @@ describe.skipIf(!t.ok)("the firewall's drop records, from the image into the log
     ] as const)
       for (const l of links) ip(ns, `link set ${l} up`);
     ip(NS.router, `address add ${WAN4}/24 dev wan0`);
-    ip(NS.router, `address add ${mgmt.ipv4.gatewayCidr} dev ${mgmt.link}`);
-    ip(NS.router, `address add ${trusted.ipv4.gatewayCidr} dev ${trusted.link}`);
+    ip(NS.router, `address add ${mgmt.ipv4!.gatewayCidr} dev ${mgmt.link}`);
+    ip(NS.router, `address add ${trusted.ipv4!.gatewayCidr} dev ${trusted.link}`);
     ip(NS.inet, `address add ${INET4}/24 dev eth0`);
-    ip(NS.inet, `route add ${trusted.ipv4.cidr} via ${WAN4}`);
+    ip(NS.inet, `route add ${trusted.ipv4!.cidr} via ${WAN4}`);
     inNs(NS.router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     // the IDS queue as this kernel can load it (test/helpers/nft-queue.ts)
     sh(["ip", "netns", "exec", NS.router, "nft", "-f", "-"], {
@@ -228,7 +228,7 @@ describe.skipIf(!t.ok)("the firewall's drop records, from the image into the log
 
   it.each([
     ["to the router's own closed port", WAN4, 2222, "router input drop: "],
-    ["through the router to a trusted host", nthAddress(trusted.ipv4.cidr, 77), 445, "router wan>trusted drop: "],
+    ["through the router to a trusted host", nthAddress(trusted.ipv4!.cidr, 77), 445, "router wan>trusted drop: "],
   ])("logs a dropped connection attempt from the internet %s within 5 s", async (_what, target, port, rule) => {
     const sent = Date.now();
     inNs(NS.inet, ["busybox", "nc", "-w", "1", target, String(port)], true);

@@ -65,4 +65,32 @@ describe("npm run render", () => {
     expect(existsSync(join(out, "broken"))).toBe(false);
     expect(readdirSync(out)).toEqual(["previous.txt"]);
   });
+
+  it("names the stack file, line and column of a YAML syntax error and what is wrong, without a stack trace", () => {
+    const project = tempDir("project-");
+    copyFileSync(join(ROOT, "Pulumi.yaml"), join(project, "Pulumi.yaml"));
+    const lines = readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8").split("\n");
+    const at = lines.findIndex((l) => /^ {4}domain: /.test(l));
+    const variant = (name: string, edit: (l: string[]) => void) => {
+      const copy = [...lines];
+      edit(copy);
+      writeFileSync(join(project, `Pulumi.${name}.yaml`), copy.join("\n"));
+      return render(["--dir", project, "--stack", name, "--out", join(project, "out")]);
+    };
+    // A colon in an unquoted value: a nested mapping YAML refuses.
+    const colon = variant("colon", (l) => (l[at] = "    domain: lab: home.arpa"));
+    // A key given twice: one value would silently win.
+    const twice = variant("twice", (l) => l.splice(at + 1, 0, "    name: again"));
+    for (const [r, name, line, col, what] of [
+      [colon, "colon", at + 1, 13, "Nested mappings are not allowed in compact mappings"],
+      [twice, "twice", at + 2, 5, "Map keys must be unique"],
+    ] as const) {
+      const file = join(project, `Pulumi.${name}.yaml`);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`${file} is not valid YAML (1 problem); nothing was read`);
+      expect(r.stderr).toContain(`${file}:${line}:${col}: ${what}`);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+    expect(existsSync(join(project, "out"))).toBe(false);
+  });
 });

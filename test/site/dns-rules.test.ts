@@ -146,7 +146,7 @@ describe("records", () => {
     [0, "is below 1"],
     [604_801, "is above 604800"],
     [1.5, "is not an integer"],
-    ["300", "expected number"],
+    ["300", "expected a number, got the string"],
   ])("rejects the TTL %s: out of range or not a number of seconds", (ttl, message) => {
     const raw = withDns((dns) => (dns.records[0].ttl = ttl));
     expectRejected(raw, "router:dns.records[0].ttl", message);
@@ -196,7 +196,7 @@ describe("lists and profiles", () => {
     expectRejected(
       setAt(devSiteRaw(), `dns.lists[${ADS}].url`, url),
       `router:dns.lists[${ADS}].url`,
-      /is not a usable feed URL \(allowed: https:\/\/host\/path, without credentials or spaces/,
+      /is not a feed URL the router can fetch \(allowed: https:\/\/host\/path, without credentials or spaces/,
     );
   });
 

@@ -61,8 +61,13 @@ const lanZones = (s: RawSiteView) => {
   const wan = new Set(s.links.filter((l) => l.role === "wan").map(wanZoneOf));
   return s.zones.filter((z) => !z.management && !wan.has(z.name)).map((z) => z.name);
 };
-const gateway4 = (seg: SegmentIn) => seg.ipv4.gateway ?? ipv4At(seg.ipv4.cidr, 1);
-const poolEnd = (seg: SegmentIn) => seg.dhcp?.range?.end ?? ipv4At(seg.ipv4.cidr, -2);
+/** A segment's IPv4 settings: validRawSite's segments all have them (IPv6-only ones come with the policy arbitrary). */
+const v4 = (seg: SegmentIn) => {
+  if (!seg.ipv4) throw new Error(`catalogue: segment ${seg.name} has no IPv4 subnet`);
+  return seg.ipv4;
+};
+const gateway4 = (seg: SegmentIn) => v4(seg).gateway ?? ipv4At(v4(seg).cidr, 1);
+const poolEnd = (seg: SegmentIn) => seg.dhcp?.range?.end ?? ipv4At(v4(seg).cidr, -2);
 const freshVlan = (s: RawSiteView) => {
   const used = new Set(s.segments.map((x) => x.vlan));
   for (let v = 1; v <= 4094; v++) if (!used.has(v)) return v;
@@ -186,8 +191,8 @@ const MUTATIONS: Mutation[] = [
     why: "routing to the shared addresses would be ambiguous",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      const [net, len] = seg.ipv4.cidr.split("/");
-      const cidr = pick % 2 === 0 || Number(len) >= 30 ? seg.ipv4.cidr : `${net}/${Number(len) + 1}`;
+      const [net, len] = v4(seg).cidr.split("/");
+      const cidr = pick % 2 === 0 || Number(len) >= 30 ? v4(seg).cidr : `${net}/${Number(len) + 1}`;
       const n = appendCopy(s, i, (c) => (c.ipv4 = { cidr }));
       return { changed: segPath(n, ".ipv4.cidr"), at: segPath(n, ".ipv4.cidr"), message: /overlaps/ };
     },
@@ -226,7 +231,7 @@ const MUTATIONS: Mutation[] = [
     why: "an address was written where the network was meant",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.ipv4.cidr = `${gateway4(seg)}/${seg.ipv4.cidr.split("/")[1]}`;
+      v4(seg).cidr = `${gateway4(seg)}/${v4(seg).cidr.split("/")[1]}`;
       return { changed: segPath(i, ".ipv4.cidr"), at: segPath(i, ".ipv4.cidr"), message: /host bits set/ };
     },
   },
@@ -235,7 +240,7 @@ const MUTATIONS: Mutation[] = [
     why: "the segment would get no address plan",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.ipv4.cidr = pickOf(["10.0.0/24", "10.0.0.0/33", "fd00::/64", "10.0.0.0"], pick >> 5)[0];
+      v4(seg).cidr = pickOf(["10.0.0/24", "10.0.0.0/33", "fd00::/64", "10.0.0.0"], pick >> 5)[0];
       return { changed: segPath(i, ".ipv4.cidr"), at: segPath(i, ".ipv4.cidr"), message: /not an IPv4 CIDR/ };
     },
   },
@@ -253,7 +258,7 @@ const MUTATIONS: Mutation[] = [
     why: "clients could not reach their router",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.ipv4.gateway = pickOf([ipv4At(seg.ipv4.cidr, 0), ipv4At(seg.ipv4.cidr, -1), "192.0.2.200"], pick >> 5)[0];
+      v4(seg).gateway = pickOf([ipv4At(v4(seg).cidr, 0), ipv4At(v4(seg).cidr, -1), "192.0.2.200"], pick >> 5)[0];
       return { changed: segPath(i, ".ipv4.gateway"), at: segPath(i, ".ipv4.gateway"), message: /not a host address/ };
     },
   },
@@ -262,7 +267,7 @@ const MUTATIONS: Mutation[] = [
     why: "the pool would be empty",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: ipv4At(seg.ipv4.cidr, -2), end: ipv4At(seg.ipv4.cidr, 1) } };
+      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: ipv4At(v4(seg).cidr, -2), end: ipv4At(v4(seg).cidr, 1) } };
       return { changed: segPath(i, ".dhcp.range"), at: segPath(i, ".dhcp.range"), message: /is after end/ };
     },
   },
@@ -271,7 +276,7 @@ const MUTATIONS: Mutation[] = [
     why: "leases there would be unroutable",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: "192.0.2.10", end: ipv4At(seg.ipv4.cidr, -2) } };
+      seg.dhcp = { ...(seg.dhcp ?? {}), range: { start: "192.0.2.10", end: ipv4At(v4(seg).cidr, -2) } };
       const path = segPath(i, ".dhcp.range.start");
       return { changed: path, at: path, message: /not a host address/ };
     },
@@ -281,7 +286,7 @@ const MUTATIONS: Mutation[] = [
     why: "a client could lease the router's own address",
     apply(s, pick) {
       const [seg, i] = pickOf(s.segments, pick);
-      const range = { start: ipv4At(seg.ipv4.cidr, 1), end: ipv4At(seg.ipv4.cidr, -2) };
+      const range = { start: ipv4At(v4(seg).cidr, 1), end: ipv4At(v4(seg).cidr, -2) };
       seg.dhcp = { ...(seg.dhcp ?? {}), enabled: true, range };
       return { changed: segPath(i, ".dhcp.range"), at: segPath(i, ".dhcp.range"), message: /contains the gateway/ };
     },
@@ -540,7 +545,7 @@ const MUTATIONS: Mutation[] = [
     apply(s, pick) {
       const mgmt = new Set(managementZones(s));
       const seg = s.segments.find((x) => mgmt.has(x.zone))!;
-      s.node.managementAddress = pickOf(["192.0.2.1", ipv4At(seg.ipv4.cidr, -2)], pick)[0];
+      s.node.managementAddress = pickOf(["192.0.2.1", ipv4At(v4(seg).cidr, -2)], pick)[0];
       const path = "router:node.managementAddress";
       return { changed: path, at: path, message: /is not the router's address on a management segment/ };
     },
@@ -637,7 +642,7 @@ describe("the valid-site arbitrary", () => {
     const r = parseSite(a);
     if (!r.ok) return expect.fail(formatIssues(r.issues));
     expect(r.site.segments).toHaveLength(64);
-    expect(new Set(r.site.segments.map((x) => x.ipv4.cidr)).size).toBe(64);
+    expect(new Set(r.site.segments.map((x) => x.ipv4?.cidr)).size).toBe(64);
   });
 
   it("does its own address arithmetic, independent of the product's ip.ts", () => {
@@ -790,5 +795,113 @@ describe("the program on valid sites", () => {
         );
     }
     expect(failures).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Several mistakes at once: one run reports every one of them.
+
+/** The element or top-level key a path is in: `router:segments[2]` for `router:segments[2].ipv4.cidr`. */
+function rootOf(path: string): string {
+  const m = /^router:[A-Za-z]+(\[\d+\])?/.exec(path);
+  return m ? m[0] : path;
+}
+
+/** Every string and number inside a value (numbers as text). */
+function stringsIn(v: unknown): string[] {
+  if (typeof v === "string") return [v];
+  if (typeof v === "number") return [String(v)];
+  if (v !== null && typeof v === "object") return Object.values(v).flatMap(stringsIn);
+  return [];
+}
+
+/**
+ * What a mistake touches: the names and values (of zones, links, segments, VLAN ids, subnets, …) it changed,
+ * before and after, and every value of each list element it changed (its name, subnet, VLAN). Two mistakes that
+ * touch no common value cannot change what the other means (a segment that names a renamed link, a WAN put into
+ * the zone another mistake made the WAN's, a copy of the segment another mistake broke).
+ */
+function touched(before: unknown, after: unknown, element?: unknown): Set<string> {
+  const out = new Set<string>();
+  const walk = (a: unknown, b: unknown, el: unknown) => {
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    const objects = a !== null && b !== null && typeof a === "object" && typeof b === "object";
+    if (!objects) {
+      for (const x of [...stringsIn(a), ...stringsIn(b), ...stringsIn(el)]) out.add(x);
+      return;
+    }
+    const ra = a as Record<string, unknown>;
+    const rb = b as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)]))
+      walk(ra[k], rb[k], Array.isArray(a) ? (ra[k] ?? rb[k]) : el);
+  };
+  walk(before, after, element);
+  return out;
+}
+
+/**
+ * The shared sides a mistake touches: the NICs, the segments, and the management side: the management address is checked against the management segments,
+ * which are those of the management zones; a mistake in any of them changes what the others mean.
+ */
+function managementRole(raw: RawSite, a: Applied): string[] {
+  const s = view(raw);
+  const mgmt = managementZones(s);
+  const el = /^router:(segments|zones)\[(\d+)\]/.exec(a.changed);
+  const touches =
+    a.changed.startsWith("router:node.managementAddress") ||
+    rootOf(a.changed) === "router:zones" ||
+    rootOf(a.changed) === "router:segments" ||
+    (el?.[1] === "segments" && mgmt.includes(s.segments[Number(el[2])]?.zone ?? "")) ||
+    (el?.[1] === "zones" && mgmt.includes(s.zones[Number(el[2])]?.name ?? ""));
+  // The NICs: a bond's members and the links' names are checked against the node's NIC aliases.
+  const nics = /^router:node(\.nics|$)/.test(a.changed) || /bond|^router:links\[\d+\]\.name$/.test(a.changed);
+  // The segments: the cluster's pod and service networks are checked against every segment's subnet, and a new
+  // trunk (a bond) makes every segment that names no link ambiguous.
+  const subnets = /^router:(cluster|segments)\b/.test(a.changed) || /bond/.test(a.changed);
+  return [...(touches ? ["@management"] : []), ...(nics ? ["@nics"] : []), ...(subnets ? ["@segments"] : [])];
+}
+
+describe("a valid site with 2–5 independent mistakes", () => {
+  it("is rejected with every one of them reported in the same run", () => {
+    fc.assert(
+      fc.property(
+        validRawSite,
+        fc.uniqueArray(fc.nat(MUTATIONS.length - 1), { minLength: 2, maxLength: 5 }),
+        fc.array(fc.nat(1_000_000), { minLength: 5, maxLength: 5 }),
+        (raw, kinds, picks) => {
+          const ms = kinds.map((k) => MUTATIONS[k]);
+          // Alone, each mistake is reported where it was made (the catalogue's own property)...
+          const solos = ms.map((m, i) => broken(raw, m, picks[i]));
+          const solo = solos.map((x) => x.applied);
+          const names = solos.map((x) => new Set([...touched(raw, x.raw), ...managementRole(raw, x.applied)]));
+          // ...and the mistakes are independent: each in an element or key of its own, none inside another's.
+          const apart = (a: Applied, b: Applied) =>
+            [a.changed, a.at].every((p) => !atOrAbove(rootOf(p), b.changed) && !atOrAbove(rootOf(b.changed), p));
+          fc.pre(solo.every((a, i) => solo.every((b, j) => i === j || apart(a, b))));
+          fc.pre(names.every((a, i) => names.every((b, j) => i === j || ![...a].some((x) => b.has(x)))));
+          const bad = structuredClone(raw);
+          // One mistake that cannot be made after another (the node it edits was removed) is not independent.
+          let applied: Applied[];
+          try {
+            applied = ms.map((m, i) => m.apply(view(bad), picks[i]));
+          } catch {
+            return fc.pre(false);
+          }
+          fc.pre(applied.every((a, i) => a.changed === solo[i].changed && a.at === solo[i].at));
+          const r = parseSite(bad);
+          if (r.ok) return expect.fail("the broken site parsed");
+          const missing = applied
+            .map((a, i) => ({ a, kind: ms[i].kind }))
+            // At its own key; its message may differ where another mistake changed what it means (a link renamed
+            // under a segment that named it is an unknown link, no longer a WAN link).
+            .filter(({ a }) => !r.issues.some((x) => x.path === a.at));
+          if (missing.length)
+            return expect.fail(
+              `not reported: ${missing.map(({ a, kind }) => `${kind} at ${a.at} (${a.message})`).join("; ")}\nthe issues were:\n${formatIssues(r.issues)}`,
+            );
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

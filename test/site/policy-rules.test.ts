@@ -376,6 +376,31 @@ describe("port forwards", () => {
     );
   });
 
+  it("accepts an inside prefix among a forward's sources: it is the hairpin's audience, which the XDP guard never sees", () => {
+    expectValid(withForward(fwd({ sources: ["81.2.69.160/27", "10.20.0.0/24"] })));
+  });
+
+  it("rejects an inside source on a forward without hairpin: inside clients reach a forward only through it", () => {
+    expectRejected(
+      withForward(fwd({ sources: ["10.20.0.0/24"], hairpin: false })),
+      `router:portForwards[${FORWARDS}].sources[0]`,
+      "10.20.0.0/24 is inside the site, and inside clients use a forward only through the hairpin, which is off",
+    );
+  });
+
+  it("accepts a forward to a host behind a static route whose next hop is on a segment: that subnet is inside", () => {
+    const raw = withForward(fwd({ to: "172.20.99.7" }));
+    setAt(raw, "routes", [{ destination: "172.20.99.0/24", gateway: "10.20.0.254" }]);
+    expectValid(raw);
+  });
+
+  it("still rejects a forward to a subnet routed through a static WAN's upstream: that is outside", () => {
+    const raw = withForward(fwd({ to: "172.20.99.7" }));
+    setAt(raw, `links[${WAN0}].ipv4`, { mode: "static", address: "198.51.100.10/24", gateway: "198.51.100.1" });
+    setAt(raw, "routes", [{ destination: "172.20.99.0/24", gateway: "198.51.100.254" }]);
+    expectRejected(raw, `router:portForwards[${FORWARDS}].to`, "172.20.99.7 is outside every segment");
+  });
+
   it("accepts bogon sources the data-plane allowlist lets through (a modem's private uplink subnet)", () => {
     const raw = withForward(fwd({ sources: ["192.168.100.0/24"] }));
     if (getAt(raw, "dataplane.allowlist") === undefined) setAt(raw, "dataplane.allowlist", []);
@@ -415,7 +440,7 @@ describe("port forwards", () => {
     expectRejected(
       withForward(fwd({ to: "192.168.7.7" })),
       `router:portForwards[${FORWARDS}].to`,
-      "192.168.7.7 is outside every segment, so the forward could never be delivered (allowed: a host address in 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24)",
+      "192.168.7.7 is outside every segment and every prefix routed to the inside, so the forward could never be delivered (allowed: a host address in 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24)",
     );
   });
 
@@ -445,15 +470,22 @@ describe("port forwards", () => {
   });
 
   it.each([
-    ["fd99::10", "outside every segment prefix"],
-    ["fd12:3456:789a:50::1", "the router's own address in the segment"],
-  ])("rejects the IPv6 pinhole %s (%s): the forward's IPv6 half would open nothing or the router", (ipv6) => {
-    expectRejected(
-      withForward(fwd({ ipv6 })),
-      `router:portForwards[${FORWARDS}].ipv6`,
-      `${ipv6} is not a host in any segment's IPv6 prefix (allowed: a client address inside a segment /64)`,
-    );
-  });
+    [
+      "fd99::10",
+      "outside every segment prefix",
+      "is not a host in any segment's IPv6 prefix or behind an inside route",
+    ],
+    [
+      "fd12:3456:789a:50::1",
+      "the router's own address in the segment",
+      "is the router's own address in segment servers",
+    ],
+  ])(
+    "rejects the IPv6 pinhole %s (%s): the forward's IPv6 half would open nothing or the router",
+    (ipv6, _why, text) => {
+      expectRejected(withForward(fwd({ ipv6 })), `router:portForwards[${FORWARDS}].ipv6`, `${ipv6} ${text}`);
+    },
+  );
 
   it.each([
     ["wan9", "an unknown link"],
@@ -627,11 +659,30 @@ describe("dynamic routing", () => {
   });
 
   it("accepts BGP and OSPF over known segments", () => {
-    expectValid(
-      devWith("routing", {
-        bgp: { ...bgp, advertise: ["servers", "trusted"] },
-        ospf: { ...ospf, passive: ["mgmt"], redistribute: ["connected", "static"] },
-      }),
+    const raw = devWith("routing", {
+      bgp: { ...bgp, advertise: ["servers", "trusted"] },
+      ospf: { ...ospf, passive: ["mgmt"], redistribute: ["connected", "static"] },
+    });
+    setAt(raw, "routes", [{ destination: "172.20.99.0/24", gateway: "10.50.0.254" }]);
+    expectValid(raw);
+  });
+
+  it("rejects OSPF redistributing static routes when the site has no IPv4 one: nothing would be advertised", () => {
+    const raw = devWith("routing", { ospf: { ...ospf, redistribute: ["static"] } });
+    setAt(raw, "routes", [{ destination: "fd00:beef::/48", gateway: "fd12:3456:789a:50::fe" }]);
+    expectRejected(
+      raw,
+      "router:routing.ospf.redistribute[0]",
+      "static would advertise nothing: router:routes has no IPv4 route, and OSPFv2 carries IPv4 only",
+    );
+  });
+
+  it("rejects OSPF redistributing connected subnets when every segment already speaks OSPF or is passive", () => {
+    const all = ["mgmt", "trusted", "iot", "guest"];
+    expectRejected(
+      devWith("routing", { ospf: { ...ospf, passive: all, redistribute: ["connected"] } }),
+      "router:routing.ospf.redistribute[0]",
+      "connected would advertise nothing",
     );
   });
 });

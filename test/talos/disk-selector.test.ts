@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import fc from "fast-check";
-import { run, celUint } from "@bufbuild/cel";
+import { run, celUint, celFunc, CelScalar } from "@bufbuild/cel";
 import {
   diskSelector,
   parseMatch,
@@ -34,10 +34,31 @@ function celDisk(d: Disk): Map<string, unknown> {
   return m;
 }
 
+/**
+ * Talos' disk locator `glob(pattern, string)` (pkg/machinery/cel/celenv/celenv.go, DiskLocator), which calls
+ * ryanuber/go-glob's Glob: the pattern is split at `*`; without a `*` the string must equal it; otherwise the first
+ * part must begin the string (unless the pattern starts with `*`), each middle part must occur, in order, after
+ * the previous one's first occurrence, and the string must end with the last part (unless the pattern ends with `*`).
+ */
+function goGlob(pattern: string, subject: string): boolean {
+  if (pattern === "") return subject === "";
+  if (pattern === "*") return true;
+  const parts = pattern.split("*");
+  if (parts.length === 1) return subject === pattern;
+  let rest = subject;
+  for (let i = 0; i < parts.length - 1; i++) {
+    const at = rest.indexOf(parts[i]);
+    if (i === 0 ? !pattern.startsWith("*") && at !== 0 : at < 0) return false;
+    rest = rest.slice(at + parts[i].length);
+  }
+  return pattern.endsWith("*") || rest.endsWith(parts[parts.length - 1]);
+}
+const GLOB = celFunc("glob", [CelScalar.STRING, CelScalar.STRING], CelScalar.BOOL, (p, s) => goGlob(p, s));
+
 function celMatches(cel: string, d: Disk): boolean {
   const vars: Record<string, unknown> = { disk: celDisk(d) };
   for (const [u, v] of Object.entries(SIZE_UNITS)) vars[u] = celUint(v);
-  const r = run(cel, vars as never);
+  const r = run(cel, vars as never, { funcs: [GLOB] });
   if (typeof r !== "boolean") throw new Error(`CEL ${cel} gave ${String(r)}`);
   return r;
 }
@@ -70,11 +91,19 @@ const disk: fc.Arbitrary<Disk> = fc.record({
   transport: fc.constantFrom("", "nvme", "usb", "sata", "mmc", "virtio"),
   rotational: fc.boolean(),
 });
+/** Patterns Talos' glob() matches against the words above: `*` anywhere, and characters a regex would not take literally. */
+const pattern = fc.constantFrom("Samsung SSD 9*", "*980", "S*Z", "*", "W*Black*", "Flash*Disk", "nv*e", "x*", "*.*");
 const structured: fc.Arbitrary<InstallDisk> = fc.record(
   {
-    path: fc.constantFrom("/dev/sda", "/dev/nvme0n1"),
-    model: word.filter((w) => w !== ""),
-    serial: word.filter((w) => w !== ""),
+    path: fc.constantFrom("/dev/sda", "/dev/nvme0n1", "/dev/nvme*", "/dev/sd*"),
+    model: fc.oneof(
+      word.filter((w) => w !== ""),
+      pattern,
+    ),
+    serial: fc.oneof(
+      word.filter((w) => w !== ""),
+      pattern,
+    ),
     type: fc.constantFrom("ssd", "hdd", "nvme", "sd") as fc.Arbitrary<"ssd">,
     minSizeGiB: fc.integer({ min: 1, max: 2048 }),
     maxSizeGiB: fc.integer({ min: 1, max: 4096 }),
@@ -96,6 +125,9 @@ const leaf = fc.oneof(
   fc
     .tuple(fc.constantFrom("startsWith", "endsWith", "contains"), fc.constantFrom("Sam", "980", "S", ""))
     .map(([m, a]) => `disk.model.${m}(${JSON.stringify(a)})`),
+  fc
+    .tuple(pattern, fc.constantFrom("model", "serial", "dev_path"))
+    .map(([p, f]) => `glob(${JSON.stringify(p)}, disk.${f})`),
 );
 const match: fc.Arbitrary<string> = fc.letrec((tie) => ({
   expr: fc.oneof(
@@ -113,6 +145,14 @@ describe("the install disk selector", () => {
     expect(renderCel(diskSelector({ type: "nvme", minSizeGiB: 100 }))).toBe(
       '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.transport == "nvme" && disk.size >= 100u * GiB',
     );
+  });
+
+  it("renders a value with * as Talos' glob(), which the operator-side check evaluates the same way", () => {
+    expect(renderCel(diskSelector({ model: "Samsung SSD 980*" }))).toBe(
+      '!disk.readonly && !disk.cdrom && disk.transport != "usb" && glob("Samsung SSD 980*", disk.model)',
+    );
+    expect(parseMatch('glob("S*Z", disk.serial)')).toEqual({ kind: "glob", field: "serial", pattern: "S*Z" });
+    expect(() => parseMatch('glob("x*", disk.size)')).toThrow(/glob\(\) takes a string field/);
   });
 
   it("parses only what it can evaluate, naming the column of the first thing it cannot", () => {

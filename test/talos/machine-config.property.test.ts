@@ -75,7 +75,7 @@ function expectOperatorStructure(docs: Doc[], { site, plan }: { site: Site; plan
     expect(v, `VLANConfig ${seg.link}`).toHaveLength(1);
     expect(v[0]).toMatchObject({ vlanID: seg.vlan, parent: seg.parent, up: true });
     expect(v[0].addresses).toEqual([
-      { address: seg.ipv4.gatewayCidr },
+      ...(seg.ipv4 ? [{ address: seg.ipv4.gatewayCidr }] : []),
       ...(seg.ipv6 ? [{ address: seg.ipv6.gatewayCidr }] : []),
     ]);
   }

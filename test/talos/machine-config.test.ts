@@ -278,6 +278,17 @@ describe("disk selection", () => {
     [{ type: "sd" as const }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.transport == "mmc"'],
     // A raw match keeps the guards: a typo'd model must not let the installer pick the boot USB stick.
     [{ match: 'disk.model == "X"' }, '!disk.readonly && !disk.cdrom && disk.transport != "usb" && disk.model == "X"'],
+    // Talos' disk locator has glob(pattern, string) with * as its wildcard (pkg/machinery/cel/celenv): a model
+    // with * compared with == would select no disk at all.
+    [
+      { model: "Samsung SSD 980*" },
+      '!disk.readonly && !disk.cdrom && disk.transport != "usb" && glob("Samsung SSD 980*", disk.model)',
+    ],
+    [{ path: "/dev/nvme*" }, '!disk.readonly && !disk.cdrom && glob("/dev/nvme*", disk.dev_path)'],
+    [
+      { serial: "S6B*", wwid: "eui.0025*" },
+      '!disk.readonly && !disk.cdrom && disk.transport != "usb" && glob("S6B*", disk.serial) && glob("eui.0025*", disk.wwid)',
+    ],
   ])("%j selects with %s", (sel, cel) => {
     expect(diskSelectorCel(sel)).toBe(cel);
   });

@@ -70,7 +70,7 @@ function site(edit?: (raw: Raw) => void) {
     gate: rolloutGateScript({
       namespace: ROUTER_NAMESPACE,
       daemons: daemonNames(s.site, s.plan, s.policy),
-      subnets: s.plan.segments.flatMap((x) => [x.ipv4.cidr, ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
+      subnets: s.plan.segments.flatMap((x) => [...(x.ipv4 ? [x.ipv4.cidr] : []), ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
       timeout: 2,
     }),
   };

@@ -2,7 +2,7 @@
  * What every chain family of the ruleset shares: the render context, nft text helpers and link naming. Pure.
  */
 import type { Site } from "../../site/schema";
-import type { SitePlan } from "../../site/plan";
+import { segmentPrefixes, type SitePlan } from "../../site/plan";
 import { familyOf, mergePrefixes } from "../../site/ip";
 import type { PolicyModel, Verdict } from "../../site/policy";
 
@@ -108,11 +108,15 @@ export function namedSet(name: string, type: string, elements: readonly string[]
   ];
 }
 
-/** The site's own prefixes of a family: segments, then the cluster's pod networks. */
+/**
+ * The site's own prefixes of a family: segments, private prefixes routed to the inside (a static route via a
+ * segment's host), then the cluster's pod networks.
+ */
 export function internalPrefixes(site: Site, plan: SitePlan, family: 4 | 6): string[] {
-  const segs = plan.segments.flatMap((s) => (family === 4 ? [s.ipv4.cidr] : s.ipv6 ? [s.ipv6.prefix] : []));
+  const segs = plan.segments.flatMap((s) => segmentPrefixes(s).filter((p) => familyOf(p) === family));
+  const routed = plan.insideRoutes.filter((r) => r.internal && familyOf(r.destination) === family);
   const cluster = [...site.cluster.podCidrs].filter((c) => familyOf(c) === family);
-  return [...segs, ...cluster];
+  return [...segs, ...routed.map((r) => r.destination), ...cluster];
 }
 
 /** Internal prefixes plus the cluster's service networks: what the internet never sources and NAT hides. */

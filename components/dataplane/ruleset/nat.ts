@@ -50,9 +50,11 @@ function forwardRules(ctx: Ctx): string[] {
           `iifname ${setOf(nat66.map((w) => link(ctx, w)))} ${src6 ? `ip6 saddr ${setOf(src6)}` : "meta nfproto ipv6"} fib daddr type local ${proto} dport ${f.port} ${mark} ${dnatTarget("ip6", f.ipv6, f.port, f.toPort, proto)}`,
         );
     }
-    if (f.hairpin)
+    // Hairpin: an inside client at the public address gets what the forward publishes to its sources, no more
+    // (policy.ts: an inside client uses the hairpin only when the forward has no source limit or lists it).
+    if (f.hairpin && (!f.sources || src4!.length))
       pre.push(
-        `iifname @lan_links fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} ${mark} ${dnat}`,
+        `iifname @lan_links ${src4 ? `ip saddr ${setOf(src4)} ` : ""}fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} ${mark} ${dnat}`,
       );
   }
   return pre;
@@ -65,7 +67,7 @@ export function natChains(ctx: Ctx, f: { internal6: string[] }): string[] {
   if (site.portForwards.some((x) => x.hairpin))
     post.push(
       "# hairpin: inside clients reaching a forward through the public address get the router as source",
-      `ct mark and ${FWD} == ${FWD} oifname @lan_links ip saddr @lan4 masquerade`,
+      `ct mark and ${FWD} == ${FWD} oifname @lan_links ip saddr @internal4 masquerade`,
     );
   for (const w of plan.wans) {
     const l = link(ctx, w.name);

@@ -143,7 +143,7 @@ export class DnsBed {
         ]);
         this.in(client, ["ip", "link", "set", "eth0", "up"]);
       } else this.in(this.router, ["ip", "link", "add", seg.link, "type", "veth", "peer", "name", `p${seg.vlan}`]);
-      this.in(this.router, ["ip", "addr", "add", seg.ipv4.gatewayCidr, "dev", seg.link]);
+      this.in(this.router, ["ip", "addr", "add", seg.ipv4!.gatewayCidr, "dev", seg.link]);
       if (seg.ipv6) this.in(this.router, ["ip", "addr", "add", seg.ipv6.gatewayCidr, "dev", seg.link, "nodad"]);
       this.in(this.router, ["ip", "link", "set", seg.link, "up"]);
     }
@@ -153,9 +153,9 @@ export class DnsBed {
   staticClient(plan: SitePlan, segment: string, host: number): { v4: string; v6?: string } {
     const seg = plan.segments.find((s) => s.name === segment)!;
     const ns = this.clients.get(segment)!;
-    const v4 = seg.ipv4.gateway.replace(/\.\d+$/, `.${host}`);
-    this.in(ns, ["ip", "addr", "add", `${v4}/${seg.ipv4.prefixLength}`, "dev", "eth0"]);
-    this.in(ns, ["ip", "route", "add", "default", "via", seg.ipv4.gateway]);
+    const v4 = seg.ipv4!.gateway.replace(/\.\d+$/, `.${host}`);
+    this.in(ns, ["ip", "addr", "add", `${v4}/${seg.ipv4!.prefixLength}`, "dev", "eth0"]);
+    this.in(ns, ["ip", "route", "add", "default", "via", seg.ipv4!.gateway]);
     if (!seg.ipv6) return { v4 };
     const v6 = `${seg.ipv6.prefix.split("::")[0]}::${host.toString(16)}`;
     this.in(ns, ["ip", "addr", "add", `${v6}/64`, "dev", "eth0", "nodad"]);

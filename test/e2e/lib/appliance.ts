@@ -25,6 +25,7 @@ const NETPROBE_SRC = join(__dirname, "../tools/netprobe.c");
 /** Every command the appliance calls (the test tiers check they are installed). */
 export const APPLIANCE_COMMANDS = [
   "ip",
+  "setpriv",
   "nft",
   "sysctl",
   "make",

@@ -97,7 +97,7 @@ export function standIn(ref: string, plan: SitePlan): string {
   const [addr, len] = ref.split("/");
   const fam = familyOf(addr);
   if (!len || (fam === 4 && len === "32") || (fam === 6 && len === "128")) return addr;
-  const gateways = new Set(plan.segments.flatMap((s) => [s.ipv4.gateway, ...(s.ipv6 ? [s.ipv6.gateway] : [])]));
+  const gateways = new Set(plan.segments.flatMap((s) => [s.ipv4!.gateway, ...(s.ipv6 ? [s.ipv6.gateway] : [])]));
   for (let i = 1; ; i++) {
     const a = nthAddress(ref, i);
     if (!gateways.has(a)) return a;
@@ -106,7 +106,7 @@ export function standIn(ref: string, plan: SitePlan): string {
 
 function segmentOf(plan: SitePlan, addr: string): SegmentPlan | undefined {
   return plan.segments.find((s) =>
-    familyOf(addr) === 4 ? contains(s.ipv4.cidr, addr) : !!s.ipv6 && contains(s.ipv6.prefix, addr),
+    familyOf(addr) === 4 ? contains(s.ipv4!.cidr, addr) : !!s.ipv6 && contains(s.ipv6.prefix, addr),
   );
 }
 
@@ -228,9 +228,9 @@ function orderHosts(hosts: Host[], plan: SitePlan): Host[] {
 
 /** A static segment's main client address: the highest host address nothing else holds. */
 function staticAddress(seg: SegmentPlan, taken: Set<string>): string {
-  for (let i = -2; i > -2 - seg.ipv4.hosts; i--) {
-    const a = nthAddress(seg.ipv4.cidr, i);
-    if (a !== seg.ipv4.gateway && !taken.has(a)) return a;
+  for (let i = -2; i > -2 - seg.ipv4!.hosts; i--) {
+    const a = nthAddress(seg.ipv4!.cidr, i);
+    if (a !== seg.ipv4!.gateway && !taken.has(a)) return a;
   }
   throw new Error(`segment ${seg.name}: no free IPv4 address for its client`);
 }
@@ -243,10 +243,10 @@ function segmentSources(seg: SegmentPlan, family: 4 | 6, taken: Set<string>, cou
   }
   const pool = seg.dhcp.pool;
   const out: string[] = [];
-  for (let i = 2n; i < BigInt(seg.ipv4.hosts) && out.length < count; i++) {
-    const a = nthAddress(seg.ipv4.cidr, i);
+  for (let i = 2n; i < BigInt(seg.ipv4!.hosts) && out.length < count; i++) {
+    const a = nthAddress(seg.ipv4!.cidr, i);
     const v = toBigInt(a);
-    if (taken.has(a) || a === seg.ipv4.gateway) continue;
+    if (taken.has(a) || a === seg.ipv4!.gateway) continue;
     if (pool && v >= toBigInt(pool.start) && v <= toBigInt(pool.end)) continue;
     out.push(a);
   }
@@ -324,9 +324,9 @@ export class Clients {
       `link set eth0 address ${h.mac}`,
       ...(seg.mtu ? [`link set eth0 mtu ${seg.mtu}`] : []),
       "link set eth0 up",
-      ...[...h.static4, ...h.sources4].map((a) => `address add ${a}/${seg.ipv4.prefixLength} dev eth0`),
+      ...[...h.static4, ...h.sources4].map((a) => `address add ${a}/${seg.ipv4!.prefixLength} dev eth0`),
       ...[...h.static6, ...h.sources6].map((a) => `address add ${a}/64 dev eth0 nodad`),
-      ...(!h.mode.dhcp4 && h.static4.length ? [`route add default via ${seg.ipv4.gateway} dev eth0`] : []),
+      ...(!h.mode.dhcp4 && h.static4.length ? [`route add default via ${seg.ipv4!.gateway} dev eth0`] : []),
       ...(h.mode.gateway6 === "static" && seg.ipv6 && h.static6.length
         ? [`route add ::/0 via ${seg.ipv6.gateway} dev eth0`]
         : []),

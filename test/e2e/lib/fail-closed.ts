@@ -80,7 +80,7 @@ export async function scanManagement(app: Appliance): Promise<ScanRow[]> {
     for (const family of [4, 6] as const) {
       const h = zoneHost(app, z.name, family);
       if (!h) continue;
-      const gw = family === 4 ? h.segment.ipv4.gateway : h.segment.ipv6?.gateway;
+      const gw = family === 4 ? h.segment.ipv4!.gateway : h.segment.ipv6?.gateway;
       const dsts = [
         ...new Set([gw, app.plan.managementAddress].filter((a): a is string => !!a && familyOf(a) === family)),
       ];

@@ -211,7 +211,7 @@ class CellBuilder {
       }
     } else {
       const seg = s.host!.segment;
-      const gw = family === 4 ? seg.ipv4.gateway : seg.ipv6?.gateway;
+      const gw = family === 4 ? seg.ipv4!.gateway : seg.ipv6?.gateway;
       if (gw) dsts.push({ dst: gw });
       // the router's management address, from every zone
       const mgmt = this.app.plan.managementAddress;

@@ -21,6 +21,14 @@
  *   else the zone's services (router:zones[].services, default dhcp, dns, ntp and ping for LAN zones and nothing
  *   for WAN zones; mDNS also where the zone is in a reflection group) on their ports: dhcp udp/67 and udp/547,
  *   dns tcp+udp/53, ntp udp/123, mdns udp/5353, ping ICMP echo; else dropped.
+ * - Dynamic routing (router:routing, "what the firewall opens for it") comes before the zones' own input: OSPF
+ *   (IP protocol 89) from a host of a segment named in ospf.segments, arriving from that segment's zone; BGP
+ *   (TCP 179) from each configured neighbour's own address, and BFD (UDP 3784 and 4784) from a neighbour with
+ *   `bfd: true`. Nobody else gets them.
+ * - The zone of an address: the zone of the segment whose subnet holds it, or, behind a static route (router:
+ *   routes) whose gateway is on a segment, that segment's zone. A private (RFC 1918, 100.64.0.0/10) or unique
+ *   local prefix behind such a route is the site's own, like its segments: it leaves to the WANs translated and
+ *   may be a forward's target; a public one is routed as is.
  * WAN links sit in their link's zone, "wan" when they name none.
  */
 import type { FirewallRule, PortForward, Site } from "../../../components/site/schema";
@@ -32,7 +40,8 @@ export interface OracleFlow {
   from: string;
   /** Zone of the destination, or "router" for one of the router's own addresses. */
   to: string;
-  proto: "tcp" | "udp" | "icmp";
+  /** ospf: IP protocol 89 (hellos and updates of an OSPF neighbour). */
+  proto: "tcp" | "udp" | "icmp" | "ospf";
   /** Destination port (tcp, udp). */
   port?: number;
   src: string;
@@ -46,7 +55,7 @@ export interface OracleFlow {
 export interface OracleAnswer {
   verdict: OracleVerdict;
   /** What decided: rule:NAME, policy:FROM>TO, intra-zone, default, management, service:PROTO/PORT, input-default,
-   * forward:NAME, forward6:NAME, pinhole:NAME, hairpin:NAME. */
+   * forward:NAME, forward6:NAME, pinhole:NAME, hairpin:NAME, routing:ospf, routing:bgp, routing:bfd. */
   by: string;
   /** Where a forward delivers the connection. */
   deliverTo?: { address: string; port?: number };
@@ -141,7 +150,60 @@ export class PolicyOracle {
 
   /** What the router does with a new connection. */
   decide(f: OracleFlow): OracleAnswer {
-    return this.forward(f) ?? (f.to === "router" ? this.toRouter(f) : this.routed(f));
+    if (f.proto === "ospf") return f.to === "router" ? (this.routing(f) ?? this.toRouter(f)) : this.routed(f);
+    return this.forward(f) ?? (f.to === "router" ? (this.routing(f) ?? this.toRouter(f)) : this.routed(f));
+  }
+
+  // --------------------------------------------------------------------------------------- addresses
+
+  /** The segment whose subnet (IPv4 cidr or IPv6 prefix) holds an address. */
+  private segmentOf(address: string): Site["segments"][number] | undefined {
+    return this.site.segments.find((s) =>
+      [s.ipv4?.cidr, s.ipv6?.prefix].some((p) => p !== undefined && within(p, address)),
+    );
+  }
+
+  /** The static route to an address whose gateway is on a segment, the longest such destination first. */
+  private insideRouteTo(address: string): { destination: string; segment: Site["segments"][number] } | undefined {
+    const hits = this.site.routes
+      .filter((r) => within(r.destination, address))
+      .map((r) => ({ destination: r.destination, segment: this.segmentOf(r.gateway) }))
+      .filter((r): r is { destination: string; segment: Site["segments"][number] } => r.segment !== undefined);
+    return hits.sort((a, b) => prefixLength(b.destination) - prefixLength(a.destination))[0];
+  }
+
+  /** The zone an inside address is in, or undefined for an address outside the site. */
+  zoneOf(address: string): string | undefined {
+    return (this.segmentOf(address) ?? this.insideRouteTo(address)?.segment)?.zone;
+  }
+
+  /** True when an address is the site's own: a segment's, or behind an inside route to a private prefix. */
+  isInternal(address: string): boolean {
+    if (this.segmentOf(address)) return true;
+    const r = this.insideRouteTo(address);
+    return (
+      !!r &&
+      PRIVATE.some((p) => within(p, r.destination.split("/")[0]) && prefixLength(r.destination) >= prefixLength(p))
+    );
+  }
+
+  // --------------------------------------------------------------------------------------- dynamic routing
+
+  /** What the routing section opens for its peers, or undefined. */
+  private routing(f: OracleFlow): OracleAnswer | undefined {
+    const { ospf, bgp } = this.site.routing;
+    if (f.proto === "ospf") {
+      const seg = this.site.segments.find(
+        (s) => ospf?.segments.includes(s.name) && s.ipv4 && within(s.ipv4.cidr, f.src) && s.zone === f.from,
+      );
+      return seg ? { verdict: "accept", by: "routing:ospf" } : undefined;
+    }
+    const n = bgp?.neighbors.find((x) => x.address === f.src);
+    if (!n) return undefined;
+    if (f.proto === "tcp" && f.port === 179) return { verdict: "accept", by: "routing:bgp" };
+    if (n.bfd && f.proto === "udp" && (f.port === 3784 || f.port === 4784))
+      return { verdict: "accept", by: "routing:bfd" };
+    return undefined;
   }
 
   // --------------------------------------------------------------------------------------- port forwards
@@ -247,6 +309,7 @@ export class PolicyOracle {
   private toRouter(f: OracleFlow): OracleAnswer {
     const rule = this.firstRule(f);
     if (rule) return rule;
+    if (f.proto === "ospf") return { verdict: "drop", by: "input-default" };
     const zone = this.site.zones.find((z) => z.name === f.from);
     const mgmt = [...MANAGEMENT_PORTS, this.site.dataplane.metricsPort];
     if (zone?.management && f.proto === "tcp" && f.port !== undefined && mgmt.includes(f.port))
@@ -258,6 +321,14 @@ export class PolicyOracle {
     }
     return { verdict: "drop", by: "input-default" };
   }
+}
+
+/** Private IPv4 space (RFC 1918, RFC 6598) and unique local IPv6 (RFC 4193). */
+const PRIVATE = ["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+
+function prefixLength(ref: string): number {
+  const len = ref.split("/")[1];
+  return len === undefined ? (ref.includes(":") ? 128 : 32) : Number(len);
 }
 
 function isUla(addr: string): boolean {

@@ -5,12 +5,15 @@
  * - every DaemonSet of the render like its pod: each container's command and environment in the router's
  *   network namespace (hostNetwork), in a mount namespace of its own holding the pod's volumes (ConfigMap files,
  *   hostPath state that survives restarts, emptyDirs). Nothing of the host's filesystem is changed (missing
- *   mount points come from overlays). A stack that adds DaemonSets to the render gets them run here as they are.
- *   A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program built from
- *   the Go module proxy at the image's version (tools/README.md) in its place.
+ *   mount points come from overlays). Once its volumes are mounted, each container's command runs with exactly
+ *   the capabilities its securityContext leaves it (setpriv from util-linux sets the bounding set to them, clears
+ *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
+ *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
+ *   as they are. A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program
+ *   built from the Go module proxy at the image's version (tools/README.md) in its place.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
@@ -171,8 +174,11 @@ export class RouterPods {
     for (const pod of this.specs) if (wanted(pod.name)) this.start(pod);
   }
 
-  /** Starts (or restarts) one pod. */
-  start(pod: PodSpec): Daemon {
+  /**
+   * Starts (or restarts) one pod; `capabilities` replaces the container's own set (a test showing that a daemon
+   * given less than it renders fails).
+   */
+  start(pod: PodSpec, capabilities: string[] = pod.capabilities): Daemon {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
@@ -194,12 +200,15 @@ export class RouterPods {
         src = join(scratch, `empty-${i}`);
         rmSync(src, { recursive: true, force: true });
         mkdirSync(src, { recursive: true });
+        // the kubelet makes an emptyDir world-writable (pkg/volume/emptydir/empty_dir.go: perm 0777)
+        chmodSync(src, 0o777);
       }
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const d = this.startInRouter(pod.name, mounts, [UPSTREAM_BINARIES[cmd] ?? cmd, ...args], {
+    const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });
@@ -228,6 +237,22 @@ export class RouterPods {
  */
 export function networkServicePod(name: string): boolean {
   return /^(kea-dhcp[46]|radvd|chrony|avahi-.+)$/.test(name);
+}
+
+/**
+ * The setpriv prefix that runs a command as a container with `capabilities` (names as Kubernetes writes them)
+ * runs it: bounding set exactly those, inheritable and ambient sets empty, no_new_privs when asked.
+ */
+export function privileges(capabilities: string[], noNewPrivs: boolean): string[] {
+  const bounding = ["-all", ...capabilities.map((c) => `+${c.toLowerCase()}`)].join(",");
+  return [
+    "setpriv",
+    `--bounding-set=${bounding}`,
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    ...(noNewPrivs ? ["--no-new-privs"] : []),
+    "--",
+  ];
 }
 
 /** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,

@@ -138,13 +138,31 @@ export interface PodVolume {
     | { kind: "emptyDir" };
 }
 
-/** One DaemonSet of the network services: its container command, environment and mounts. */
+/** One DaemonSet of the network services: its container command, environment, mounts and privileges. */
 export interface PodSpec {
   name: string;
   command: string[];
   env: Record<string, string>;
   volumes: PodVolume[];
   hostNetwork: boolean;
+  /** The capabilities the container holds (its securityContext's `add` after `drop: [ALL]`), upper case. */
+  capabilities: string[];
+  /** `allowPrivilegeEscalation: false`: the runtime sets no_new_privs. */
+  noNewPrivs: boolean;
+}
+
+/**
+ * The capability set a container runtime gives a container running as uid 0 with this securityContext: with
+ * `drop: [ALL]` exactly the `add` list (bounding, permitted and effective sets; no inheritable or ambient ones, as
+ * containerd and CRI-O set them). Only that form is modelled: a privileged container, or one keeping the
+ * runtime's default set, is refused here rather than run with a guessed set.
+ */
+export function containerCapabilities(where: string, sc: Doc | undefined): string[] {
+  const caps = sc?.capabilities as { add?: string[]; drop?: string[] } | undefined;
+  if (sc?.privileged === true) throw new Error(`${where}: securityContext.privileged is not modelled by the harness`);
+  if (!caps?.drop?.some((c) => c.toUpperCase() === "ALL"))
+    throw new Error(`${where}: securityContext.capabilities.drop must contain ALL (the harness models only that)`);
+  return [...new Set((caps.add ?? []).map((c) => c.toUpperCase().replace(/^CAP_/, "")))].sort();
 }
 
 /** Every DaemonSet of the render (k8s/*.yaml) and the ConfigMaps they mount (name → key → content). */
@@ -173,6 +191,11 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
           ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
         ),
         hostNetwork: spec.hostNetwork === true,
+        capabilities: containerCapabilities(
+          `${path} container ${String(c.name)}`,
+          c.securityContext as Doc | undefined,
+        ),
+        noNewPrivs: (c.securityContext as Doc | undefined)?.allowPrivilegeEscalation === false,
         volumes: ((c.volumeMounts as Doc[] | undefined) ?? []).map((m) => {
           const v = volumes.get(String(m.name));
           if (!v) throw new Error(`${path}: volume ${String(m.name)} is not defined`);

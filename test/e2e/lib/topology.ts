@@ -352,7 +352,7 @@ export class Topology {
     cmds.push(`route add ${INTERNET.transit4} via ${first.isp.transit4[0]}`);
     cmds.push(`route add ${INTERNET.transit6} via ${first.isp.transit6[0]}`);
     for (const s of this.plan.segments) {
-      cmds.push(`route add ${s.ipv4.cidr} via ${first.isp.transit4[0]}`);
+      cmds.push(`route add ${s.ipv4!.cidr} via ${first.isp.transit4[0]}`);
       if (s.ipv6) cmds.push(`route add ${s.ipv6.prefix} via ${first.isp.transit6[0]}`);
     }
     this.shell.batch(this.names.inet, cmds);
@@ -424,7 +424,7 @@ export class Topology {
     const cmds = [`route replace default via ${isp.transit4[1]}`, `route replace ::/0 via ${isp.transit6[1]}`];
     if (w === this.wans[0] && w.addr4) {
       cmds.push(
-        ...this.plan.segments.map((s) => `route replace ${s.ipv4.cidr} via ${w.addr4} dev cust`),
+        ...this.plan.segments.map((s) => `route replace ${s.ipv4!.cidr} via ${w.addr4} dev cust`),
         `route replace ${INTERNET.transit4} via ${w.addr4} dev cust`,
       );
       if (w.wan.ipv6.mode === "slaac") {

@@ -37,7 +37,7 @@ export const addresses: Area = {
           const v = toBigInt(lease.ip);
           const ntp =
             s.dhcp.ntpServers ??
-            ((model.services.get(seg.zone) ?? []).includes("ntp") ? [seg.ipv4.gateway] : undefined);
+            ((model.services.get(seg.zone) ?? []).includes("ntp") ? [seg.ipv4!.gateway] : undefined);
           rows.push({
             got: {
               segment: seg.name,
@@ -53,9 +53,9 @@ export const addresses: Area = {
             want: {
               segment: seg.name,
               inPool: true,
-              router: seg.ipv4.gateway,
-              subnet: seg.ipv4.netmask,
-              dns: (s.dhcp.dnsServers ?? [seg.ipv4.gateway]).join(" "),
+              router: seg.ipv4!.gateway,
+              subnet: seg.ipv4!.netmask,
+              dns: (s.dhcp.dnsServers ?? [seg.ipv4!.gateway]).join(" "),
               domain: seg.domain,
               search: (s.dhcp.searchDomains ?? [seg.domain]).join(" "),
               ntp: ntp?.join(" "),
@@ -170,7 +170,7 @@ export const addresses: Area = {
               const from = [...new Set([...outs[i].stdout.matchAll(/^heard (\S+)$/gm)].map((m) => m[1]))];
               rows.push({
                 got: { from: announcer.name, to: s.name, heardFrom: from },
-                want: { from: announcer.name, to: s.name, heardFrom: members.includes(s) ? [s.ipv4.gateway] : [] },
+                want: { from: announcer.name, to: s.name, heardFrom: members.includes(s) ? [s.ipv4!.gateway] : [] },
               });
             });
           }

@@ -41,7 +41,7 @@ async function pingAll(app: Appliance, hosts: Host[], seg: SegmentPlan): Promise
   const out = await Promise.all(
     hosts.map(async (h) => {
       const specs = [
-        { id: "v4", proto: "icmp" as const, dst: seg.ipv4.gateway, src: h.addr4, timeoutMs: 3000 },
+        { id: "v4", proto: "icmp" as const, dst: seg.ipv4!.gateway, src: h.addr4, timeoutMs: 3000 },
         ...(h.slaac6
           ? [{ id: "v6", proto: "icmp" as const, dst: seg.ipv6!.gateway, src: h.slaac6, timeoutMs: 3000 }]
           : []),

@@ -12,7 +12,9 @@ import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { observability } from "./observability";
 import { policy } from "./policy";
+import { privileges } from "./privileges";
 import { services } from "./services";
+import { upstream } from "./upstream";
 
 export const AREAS: Area[] = [
   boot,
@@ -22,7 +24,9 @@ export const AREAS: Area[] = [
   exposure,
   dataplane,
   services,
+  privileges,
   observability,
   multiWan,
   crowd,
+  upstream,
 ];

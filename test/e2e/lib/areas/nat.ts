@@ -12,6 +12,7 @@ import { conntrack, metrics, probe, type ProbeSpec } from "../checks";
 import { INTERNET, internetSource } from "../internet";
 import type { Area } from "../suite";
 import { firstPort, forwardTarget, forwardTarget6, internet6, memberOf, onWan } from "./common";
+import { PolicyOracle } from "../oracle";
 
 function isUla(addr: string): boolean {
   return /^f[cd]/i.test(addr);
@@ -125,8 +126,9 @@ export const nat: Area = {
       });
 
     if (site.portForwards.length)
-      it("hairpins: an inside client reaches each hairpin port forward at the WAN address and the inside host sees the router as the source; a forward without hairpin stays closed from inside", async () => {
+      it("hairpins: an inside client reaches each hairpin port forward it is a source of at the WAN address and the inside host sees the router as the source; a forward without hairpin, or limited to other sources, stays closed from inside", async () => {
         const app = ctx.app;
+        const oracle = new PolicyOracle(app.site);
         const w = app.wans[0];
         const rows: { got: unknown; want: unknown }[] = [];
         for (const pf of app.site.portForwards) {
@@ -137,15 +139,27 @@ export const nat: Area = {
           const r = (
             await probe(app, h.ns, [{ id: "x", proto, dst: w.addr4!, port: firstPort(pf), src: h.addr4 }])
           ).get("x")!;
+          // The independent oracle: the hairpin is offered to the forward's sources only (everyone when none).
+          const offered = oracle
+            .decide({
+              from: inside.zone,
+              to: "router",
+              proto,
+              port: firstPort(pf),
+              src: h.addr4!,
+              dst: w.addr4!,
+              wanAddressOf: w.wan.name,
+            })
+            .by.startsWith("hairpin:");
           rows.push({
             got: { forward: pf.name, from: inside.name, observed: r.observed, answerer: r.answerer, peer: r.peer },
-            want: pf.hairpin
+            want: offered
               ? {
                   forward: pf.name,
                   from: inside.name,
                   observed: "reached",
                   answerer: t?.name,
-                  peer: t?.segment.ipv4.gateway,
+                  peer: t?.segment.ipv4!.gateway,
                 }
               : { forward: pf.name, from: inside.name, observed: "dropped", answerer: undefined, peer: undefined },
           });

@@ -1,0 +1,168 @@
+/**
+ * Dynamic routing through the router's own firewall, with FRR on both ends. The dev site with OSPF on the servers
+ * segment (redistributing its static routes and its other segments), a BGP neighbour with BFD on that segment and
+ * a static route to 172.20.99.0/24: the router namespace runs the rendered ruleset and the rendered frr.conf
+ * (zebra and ospfd, as the services image starts them), and the kernel holds what Talos installs — the static
+ * route with protocol static, a DHCP default route with protocol boot on the WAN. A neighbour namespace runs FRR.
+ *   - the OSPF adjacency forms and the neighbour learns the static route's prefix and the other segments'
+ *     subnets, never the WAN's default route or subnet;
+ *   - the BGP session and its BFD session come up from the configured neighbour, while TCP 179 from another
+ *     host on the same segment, or from another segment, is dropped.
+ * BGP on the router is Talos' own (a BGPInstanceConfig document); here FRR's bgpd stands in for it with the
+ * document's ASN, router id and neighbours (siderolabs/talos BGPInstanceConfig: numbered sessions, peer ASN,
+ * BFD with an empty block), and passive, so that the session can only come from the neighbour's connection
+ * through the router's input chain.
+ */
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderRuleset } from "../../components/dataplane/nftables";
+import { renderFrr } from "../../components/network-services/config";
+import { renderRoutingHost } from "../../components/network-services/routing";
+import { devSite } from "../helpers/dev-site";
+import { tier } from "../helpers/tier";
+import { FRR_DAEMONS, FrrInstance, eventually } from "./frr";
+import { Netns } from "./netns";
+
+const t = tier("dynamic routing through the ruleset, FRR on both ends", {
+  root: true,
+  commands: ["ip", "nft", "node", "vtysh"],
+  files: ["zebra", "ospfd", "bgpd", "bfdd"].map((d) => `${FRR_DAEMONS}/${d}`),
+});
+
+const ROUTER = "10.50.0.1";
+const PEER = "10.50.0.254";
+const OTHER = "10.50.0.77";
+const ROUTED = "172.20.99.0/24";
+
+const dev = devSite((raw) => {
+  raw.routes = [{ destination: ROUTED, gateway: "10.50.0.253" }];
+  raw.routing = {
+    ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["static", "connected"] },
+    bgp: { asn: 65010, routerId: "10.10.0.1", neighbors: [{ address: PEER, asn: 65020, bfd: true }], advertise: [] },
+  };
+});
+
+/** FRR's bgpd configured from the rendered BGPInstanceConfig document, as Talos' BGP would run it. */
+function talosBgpStandIn(): string {
+  const doc = renderRoutingHost(dev.site, dev.plan).documents[0] as unknown as {
+    localASN: number;
+    routerID: string;
+    neighbors: { address: string; peerASN: number; bfd?: object }[];
+  };
+  return [
+    "frr defaults traditional",
+    `router bgp ${doc.localASN}`,
+    ` bgp router-id ${doc.routerID}`,
+    " no bgp ebgp-requires-policy",
+    ...doc.neighbors.flatMap((n) => [
+      ` neighbor ${n.address} remote-as ${n.peerASN}`,
+      ` neighbor ${n.address} passive`,
+      ...(n.bfd ? [` neighbor ${n.address} bfd`] : []),
+    ]),
+    "!",
+    "",
+  ].join("\n");
+}
+
+const PEER_CONF = [
+  "frr defaults traditional",
+  "hostname peer",
+  "!",
+  "interface eth0",
+  " ip ospf area 0.0.0.0",
+  "!",
+  "router ospf",
+  ` ospf router-id ${PEER}`,
+  "!",
+  "router bgp 65020",
+  ` bgp router-id ${PEER}`,
+  " no bgp ebgp-requires-policy",
+  ` neighbor ${ROUTER} remote-as 65010`,
+  ` neighbor ${ROUTER} bfd`,
+  "!",
+  "",
+].join("\n");
+
+interface OspfNeighbors {
+  neighbors: Record<string, { state?: string; nbrState?: string }[]>;
+}
+type Routes = Record<string, { protocol: string; selected?: boolean }[]>;
+
+describe.skipIf(!t.ok)("dynamic routing through the rendered ruleset, with FRR on both ends", () => {
+  const lab = new Netns("rt");
+  const router = new FrrInstance(lab, "rtr", lab.name("frrr"));
+  const peer = new FrrInstance(lab, "peer", lab.name("frrp"));
+
+  beforeAll(() => {
+    lab.add("rtr", "peer", "inet", "trusted");
+    lab.link("rtr", "lan0.50", "peer", "eth0");
+    lab.link("rtr", "wan0", "inet", "eth0");
+    lab.link("rtr", "lan0.20", "trusted", "eth0");
+    lab.exec("rtr", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    lab.ip("rtr", [
+      `address add ${ROUTER}/24 dev lan0.50`,
+      "address add 10.20.0.1/24 dev lan0.20",
+      "address add 203.0.113.2/24 dev wan0",
+      // What Talos installs: the DHCP default route (protocol boot), the site's static route (protocol static).
+      "route add default via 203.0.113.1 dev wan0 proto boot metric 1010",
+      `route add ${ROUTED} via 10.50.0.253 dev lan0.50 proto static metric 1024`,
+    ]);
+    lab.ip("peer", [`address add ${PEER}/24 dev eth0`, `address add ${OTHER}/24 dev eth0`]);
+    lab.ip("inet", ["address add 203.0.113.1/24 dev eth0"]);
+    lab.ip("trusted", ["address add 10.20.0.50/24 dev eth0", "route add default via 10.20.0.1"]);
+    lab.nft("rtr", renderRuleset(dev.site, dev.plan, dev.policy));
+    chmodSync(lab.dir, 0o755);
+    const conf = (name: string, text: string) => {
+      writeFileSync(join(lab.dir, name), text, { mode: 0o644 });
+      return join(lab.dir, name);
+    };
+    router.start(["zebra", "ospfd"], conf("frr.conf", renderFrr(dev.site, dev.plan)!));
+    router.start(["bfdd", "bgpd"], conf("talos-bgp.conf", talosBgpStandIn()));
+    peer.start(["zebra", "bfdd", "ospfd", "bgpd"], conf("peer.conf", PEER_CONF));
+  }, 60_000);
+
+  afterAll(() => {
+    router.stop();
+    peer.stop();
+    lab.close();
+  });
+
+  it("forms the OSPF adjacency on the servers segment", async () => {
+    const state = await eventually(90_000, () => {
+      const s = peer.json<OspfNeighbors>("show ip ospf neighbor json")?.neighbors?.["10.10.0.1"]?.[0];
+      const v = s?.nbrState ?? s?.state;
+      return v?.startsWith("Full") ? v : undefined;
+    });
+    expect(state).toMatch(/^Full/);
+  }, 100_000);
+
+  it("advertises the site's static route and its other segments, never the WAN's default route or subnet", async () => {
+    const routes = await eventually(30_000, () => {
+      const r = peer.json<Routes>("show ip route json");
+      return r?.[ROUTED] && r["10.20.0.0/24"] ? r : undefined;
+    });
+    expect(routes?.[ROUTED]?.[0].protocol).toBe("ospf");
+    expect(routes?.["10.20.0.0/24"]?.[0].protocol).toBe("ospf");
+    expect(routes?.["0.0.0.0/0"]).toBeUndefined();
+    expect(routes?.["203.0.113.0/24"]).toBeUndefined();
+  }, 40_000);
+
+  it("establishes the BGP session and its BFD session from the configured neighbour", async () => {
+    const bgp = await eventually(60_000, () => {
+      const n = peer.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${ROUTER} json`)?.[ROUTER];
+      return n?.bgpState === "Established" ? n.bgpState : undefined;
+    });
+    expect(bgp).toBe("Established");
+    const bfd = await eventually(30_000, () => {
+      const peers = peer.json<{ peer: string; status: string }[]>("show bfd peers json");
+      return Array.isArray(peers) && peers.find((p) => p.peer === ROUTER && p.status === "up") ? "up" : undefined;
+    });
+    expect(bfd).toBe("up");
+  }, 100_000);
+
+  it("drops TCP 179 from any host that is not a configured neighbour", () => {
+    expect(lab.probe("peer", ROUTER, 179, OTHER).kind).toBe("dropped");
+    expect(lab.probe("trusted", "10.20.0.1", 179, "10.20.0.50").kind).toBe("dropped");
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * What SUMMARY.md tells a reviewer about routing and port forwards: the WANs each forward listens on, and the
+ * routing section the network-services layer publishes — static routes and where they lead, OSPF's area and
+ * neighbours and what it redistributes, BGP's neighbours, and what the firewall opens for them. Expectations are
+ * written by hand from the site below.
+ */
+import { describe, expect, it } from "vitest";
+import { renderDataplaneSummary } from "../../components/dataplane/summary";
+import { renderServicesSummary } from "../../components/network-services/summary";
+import { SECTION } from "../../components/summary";
+import { devSite } from "../helpers/dev-site";
+
+/** The dev site (servers 10.50.0.0/24 on lan0.50, storage 10.20.0.0/24, WANs wan0 and wan1) with routing. */
+const routed = devSite((raw) => {
+  raw.routes = [
+    { destination: "172.20.99.0/24", gateway: "10.50.0.253", metric: 20 },
+    { destination: "198.51.100.0/24", gateway: "10.50.0.252" },
+  ];
+  raw.routing = {
+    ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["static"] },
+    bgp: {
+      asn: 65010,
+      routerId: "10.10.0.1",
+      neighbors: [
+        { address: "10.50.0.254", asn: 65020, bfd: true },
+        { address: "10.50.0.250", asn: 65030, description: "lab" },
+      ],
+      advertise: ["servers"],
+    },
+  };
+  raw.portForwards[0].wans = ["wan0"];
+});
+
+function section(markdown: string, heading: string): string {
+  const start = markdown.indexOf(heading);
+  expect(start, `${heading} in\n${markdown}`).toBeGreaterThanOrEqual(0);
+  const next = markdown.indexOf("\n##", start + heading.length);
+  return markdown.slice(start, next < 0 ? undefined : next);
+}
+
+function routingMarkdown(s: typeof routed): string {
+  const sections = renderServicesSummary(s.site, s.plan, []).sections.filter((x) => x.order === SECTION.routing);
+  expect(sections).toHaveLength(1);
+  return sections[0].markdown;
+}
+
+describe("SUMMARY.md: port forwards", () => {
+  it("shows the WANs each forward listens on, all of them when it names none", () => {
+    const md = renderDataplaneSummary(routed.site, routed.plan, routed.policy)
+      .sections.map((x) => x.markdown)
+      .join("\n");
+    const table = section(md, "### Port forwards");
+    expect(table).toContain("| name | protocol | public port | on WANs | to | sources | hairpin |");
+    expect(table).toContain("| nas-https | tcp | 443 | wan0 | 10.50.0.10 / [fd12:3456:789a:50::10] | any | yes |");
+    expect(table).toContain("| wireguard | udp | 51820 | wan0, wan1 (all) | 10.50.0.11 | any | no |");
+  });
+});
+
+describe("SUMMARY.md: the routing section", () => {
+  const md = routingMarkdown(routed);
+
+  it("lists each static route with where it leads and what the site makes of it", () => {
+    const table = section(md, "### Static routes");
+    expect(table).toContain(
+      "| 172.20.99.0/24 | 10.50.0.253 | segment servers (zone servers) | 20 | the site's own: NATed to the WANs, its hosts in the segment's zone |",
+    );
+    expect(table).toContain(
+      "| 198.51.100.0/24 | 10.50.0.252 | segment servers (zone servers) | — | inside, public: routed as is, its hosts in the segment's zone |",
+    );
+  });
+
+  it("names OSPF's router id, area, neighbour segments and the prefixes it redistributes", () => {
+    expect(section(md, "### OSPF")).toContain(
+      "Router id 10.10.0.1, area 0.0.0.0. Neighbours on: servers. Redistributed: static routes: 172.20.99.0/24, 198.51.100.0/24.",
+    );
+  });
+
+  it("lists the BGP neighbours with their AS and BFD", () => {
+    const bgp = section(md, "### BGP");
+    expect(bgp).toContain("AS 65010, router id 10.10.0.1; advertises the segments servers.");
+    expect(bgp).toContain("| 10.50.0.254 | 65020 | yes | — |");
+    expect(bgp).toContain("| 10.50.0.250 | 65030 | no | lab |");
+  });
+
+  it("says what the firewall opens for routing, from whom and on which link", () => {
+    const rows = section(md, "### What the firewall opens for routing")
+      .split("\n")
+      .filter((l) => l.startsWith("| ") && !l.startsWith("| protocol"));
+    expect(rows).toEqual([
+      "| OSPF (IP protocol 89) | 10.50.0.0/24 | lan0.50 | 224.0.0.5, 224.0.0.6, 10.50.0.1 |",
+      "| BGP (TCP 179) | 10.50.0.254 | lan0.50 | the router |",
+      "| BFD (UDP 3784, 4784) | 10.50.0.254 | lan0.50 | the router |",
+      "| BGP (TCP 179) | 10.50.0.250 | lan0.50 | the router |",
+    ]);
+  });
+
+  it("says so when the site has no routes and no routing protocol", () => {
+    const plain = devSite((raw) => {
+      raw.routes = [];
+      raw.routing = {};
+    });
+    expect(routingMarkdown(plain)).toBe(
+      "## Routing\n\nNo static routes.\n\nNo dynamic routing (router:routing has neither OSPF nor BGP).\n",
+    );
+  });
+});
