@@ -9,7 +9,8 @@
  *   the capabilities its securityContext leaves it (setpriv from util-linux sets the bounding set to them, clears
  *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
- *   as they are.
+ *   as they are. A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program
+ *   built from the Go module proxy at the image's version (tools/README.md) in its place.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -19,11 +20,21 @@ import { q } from "../../../components/images";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
 import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
 import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
+import { toolBinary } from "../../../tools/go-tools";
 import type { Daemon, Shell } from "./exec";
 import type { HostConfig, PodSpec } from "./rendered";
 
 export const ROOT = join(__dirname, "../../..");
 export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
+/**
+ * Commands of upstream images that Debian does not package → the binary that stands in for them: VictoriaLogs'
+ * image runs /victoria-logs-prod (VictoriaLogs' app/victoria-logs/multiarch/Dockerfile); tools/victoria-logs
+ * builds it at the version of the site's default image.
+ */
+export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
+  "/victoria-logs-prod": toolBinary("victoria-logs"),
+};
+
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
 
 /**
@@ -201,7 +212,9 @@ export class RouterPods {
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
-    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...pod.command], {
+    const [cmd, ...args] = pod.command;
+    const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });
