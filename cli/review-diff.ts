@@ -130,6 +130,27 @@ function ids(a: ReviewModel | undefined, b: ReviewModel | undefined): string[] {
   ];
 }
 
+/** Who reaches each observability endpoint, and the alert receivers with the credential each sends. */
+function observability(a: ReviewModel | undefined, b: ReviewModel | undefined): string[] {
+  const reach = (m: ReviewModel | undefined) =>
+    (m?.observability?.endpoints ?? []).flatMap((e) =>
+      e.reachableFrom.map((z) => `${e.name} (tcp/${e.port}) from zone ${z}`),
+    );
+  const receiver = (m: ReviewModel | undefined) =>
+    (m?.observability?.receivers ?? []).map(
+      (r) =>
+        `${r.name}${r.credential ? ` (sends ${r.credential.key}${r.credential.pulumiSecret ? ", a Pulumi secret" : ", NOT a Pulumi secret"})` : ""}`,
+    );
+  const ep = setDiff(reach(a), reach(b));
+  const rc = setDiff(receiver(a), receiver(b));
+  return [
+    ...ep.added.map((x) => `now reachable: ${x}`),
+    ...ep.removed.map((x) => `no longer reachable: ${x}`),
+    ...rc.added.map((x) => `alert receiver added: ${x}`),
+    ...rc.removed.map((x) => `alert receiver removed: ${x}`),
+  ];
+}
+
 /** Resources whose inputs change, by name. */
 function resourceChanges(a: Render, b: Render) {
   const list = (r: Render) => json<{ resources: Resource[] }>(r, "resources.json")?.resources ?? [];
@@ -192,6 +213,7 @@ export function semanticDiff(a: Render, b: Render): Section[] {
     { title: "Segments, addresses and pools", lines: segments(ra, rb) },
     { title: "Port forwards", lines: forwards(ra, rb) },
     { title: "Router services", lines: served(ra, rb) },
+    { title: "Observability endpoints and alert receivers", lines: observability(ra, rb) },
     { title: "DNS, IDS and other profiles", lines: [...profiles(ra, rb), ...ids(ra, rb)] },
     { title: "Host (Talos)", lines: host(a, b, ra, rb) },
     { title: "Resources", lines: resourcesSection(a, b) },

@@ -122,6 +122,14 @@ export interface IdsFacts {
   covered: { from: string; to: string; mode: "detect" | "inline" }[];
 }
 
+/** The observability layer: who reaches its endpoints and how alert receivers' credentials are held. */
+export interface ObservabilityFacts {
+  /** The router's metrics, alert, log and dashboard endpoints, with the zones the policy lets open them. */
+  endpoints: { name: string; port: number; reachableFrom: string[] }[];
+  /** Alert receivers; `credential`: the secret key it sends and whether its value is a Pulumi secret. */
+  receivers: { name: string; credential?: { key: string; set: boolean; pulumiSecret: boolean } }[];
+}
+
 /** A physical (or bonded) link of the node. */
 export interface LinkFacts {
   name: string;
@@ -152,6 +160,7 @@ export interface LayerReview {
   /** Profile-like settings a reviewer compares by key (DNS upstreams and filtering, …): key → value. */
   profiles?: Record<string, string>;
   ids?: IdsFacts;
+  observability?: ObservabilityFacts;
 }
 
 /** Everything the layers published, collected. */
@@ -162,6 +171,7 @@ export interface ReviewModel {
   served: ServedFacts[];
   profiles: Record<string, string>;
   ids?: IdsFacts;
+  observability?: ObservabilityFacts;
 }
 
 /** Collects the layers' `review` outputs (in any order) into one model; keys are sorted for stable output. */
@@ -174,6 +184,7 @@ export function collectReview(reviews: readonly LayerReview[]): ReviewModel {
     model.served.push(...(r.served ?? []));
     Object.assign(model.profiles, r.profiles ?? {});
     if (r.ids) model.ids = r.ids;
+    if (r.observability) model.observability = r.observability;
   }
   model.served.sort((a, b) => a.service.localeCompare(b.service));
   model.segments.sort((a, b) => a.vlan - b.vlan || a.name.localeCompare(b.name));

@@ -15,6 +15,7 @@ import { untrustedZonesNotAnyToAny } from "./intent/untrusted";
 import { routerDnsNtpServed } from "./intent/served";
 import { forwardTargetsAcceptingZones } from "./intent/forwards";
 import { idsCoversRequiredPairs } from "./intent/ids";
+import { observabilityForOperatorsOnly } from "./intent/observability";
 
 export const PACK_NAME = "edge-router";
 
@@ -31,4 +32,5 @@ export const policies: Policies = [
   routerDnsNtpServed(),
   forwardTargetsAcceptingZones(),
   idsCoversRequiredPairs(),
+  observabilityForOperatorsOnly(),
 ];

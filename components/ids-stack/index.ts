@@ -98,22 +98,24 @@ export class IdsStack extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const objects = image.apply((img) => renderIdsObjects(ids, files, img));
-    // The objects' names and kinds do not depend on the image; only their contents do.
-    const shapes = renderIdsObjects(ids, files, "");
+    // The image (an output, unknown until it is built) sits only in the containers' image fields, so the rest of
+    // the pod spec is known at preview and the policy pack sees it there too.
+    const objects = renderIdsObjects(ids, files, image as unknown as string);
     const created: pulumi.Resource[] = [];
-    shapes.forEach((shape, i) => {
-      const spec = objects.apply((o) => (o[i] as { spec?: unknown }).spec);
-      const obj = { ...shape, ...(shape.kind === "DaemonSet" ? { spec } : {}) };
+    objects.forEach((obj) => {
       created.push(
-        createObject(`${name}-${shape.kind.toLowerCase()}`, obj as IdsObject, {
+        createObject(`${name}-${obj.kind.toLowerCase()}`, obj, {
           parent: this,
           provider: args.provider,
           dependsOn: [...args.after, checked, ...created],
         }),
       );
     });
-    this.digest = objects.apply((o) => createHash("sha256").update(JSON.stringify(o)).digest("hex"));
+    this.digest = image.apply((img) =>
+      createHash("sha256")
+        .update(JSON.stringify(renderIdsObjects(ids, files, img)))
+        .digest("hex"),
+    );
     const review = { ids: renderIdsFacts(site, plan, policy, ids), profiles: renderIdsProfiles(site, ids) };
     this.registerOutputs({ image, digest: this.digest, summary, artifacts: idsArtifacts(site, ids), review });
   }

@@ -25,11 +25,15 @@ const LABELS = { "app.kubernetes.io/part-of": "router", "app.kubernetes.io/manag
 export const IDS_DAEMONSET = "router-ids";
 const NOBODY = 65_534;
 
-function suricata(name: string, image: string, mode: string[], caps: string[]): IContainer {
+/**
+ * One Suricata process: `run` is its name among the processes (its log directory and command socket), `mode` its
+ * capture arguments.
+ */
+function suricata(name: string, image: string, run: string, mode: string[], caps: string[]): IContainer {
   return {
     name,
     image,
-    command: ["suricata", "-c", `${P.config}/suricata.yaml`, ...mode],
+    command: ["suricata", "-c", `${P.config}/suricata.yaml`, ...mode, "-l", `${P.logs}/${run}`, ...commandSocket(run)],
     securityContext: {
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
@@ -39,11 +43,20 @@ function suricata(name: string, image: string, mode: string[], caps: string[]): 
     volumeMounts: [
       { name: "config", mountPath: P.config, readOnly: true },
       { name: "rules", mountPath: P.rules, readOnly: true },
-      { name: "logs", mountPath: P.logs },
+      // Suricata refuses a missing -l directory; the kubelet makes a subPath's directory when it is missing
+      { name: "logs", mountPath: `${P.logs}/${run}`, subPath: run },
       { name: "run", mountPath: P.run },
       { name: "alerts", mountPath: P.alerts },
     ],
   };
+}
+
+/**
+ * Where a Suricata process takes commands (suricatasc). Set as a configuration value: `--unix-socket` is a run
+ * mode of its own, which Suricata refuses beside `--af-packet` or `-q` ("more than one run mode").
+ */
+function commandSocket(name: string): string[] {
+  return ["--set", `unix-command.filename=${P.run}/${name}.socket`];
 }
 
 /**
@@ -153,21 +166,9 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
   const [first, last] = ids.queues;
   const queues = Array.from({ length: last - first + 1 }, (_, i) => ["-q", String(first + i)]).flat();
   const containers = [
-    suricata(
-      "suricata-ids",
-      image,
-      ["--af-packet", "-l", `${P.logs}/ids`, `--unix-socket=${P.run}/ids.socket`],
-      ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"],
-    ),
+    suricata("suricata-ids", image, "ids", ["--af-packet"], ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"]),
     ...(ids.pairs.length
-      ? [
-          suricata(
-            "suricata-ips",
-            image,
-            [...queues, "-l", `${P.logs}/ips`, `--unix-socket=${P.run}/ips.socket`],
-            ["NET_ADMIN", "SYS_NICE", "IPC_LOCK"],
-          ),
-        ]
+      ? [suricata("suricata-ips", image, "ips", queues, ["NET_ADMIN", "SYS_NICE", "IPC_LOCK"])]
       : []),
     updater(image, ids),
     ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),

@@ -4,7 +4,9 @@
  * - For the router (nftables in `table inet router`): a base chain `ips` on the forward hook at priority
  *   `security` (50), after the zone policy's forward chain (priority `filter`, 0). A packet reaches it only once
  *   the policy accepted it, so Suricata sees exactly the accepted connections of the selected zone pairs, every
- *   packet of them (established ones too), and a policy drop never costs a queue round trip. The verdict is
+ *   packet of them (established ones too) and their replies (conntrack's reply direction, the links the other way
+ *   round: without them Suricata never sees a TCP handshake complete and inspects no session), and a policy drop
+ *   never costs a queue round trip. The verdict is
  *   `queue flags bypass to FIRST-LAST`: spread over the queues by the kernel's symmetric flow hash, so both
  *   directions of a flow meet in one Suricata thread (nft's `fanout` flag spreads by CPU instead, which can split
  *   a flow's packets over two threads and break its stream reassembly); bypass lets packets through uninspected
@@ -53,6 +55,8 @@ export function ipsRuleset(ids: IdsPlan, ref: LinkRef): RulesetContribution {
       "chain ips {",
       "\ttype filter hook forward priority security; policy accept;",
       `\tiifname . oifname @ips_pairs queue flags bypass to ${to}`,
+      // the replies of those connections too: Suricata follows a TCP session only when it sees both directions
+      `\toifname . iifname @ips_pairs ct direction reply queue flags bypass to ${to}`,
       "}",
     ],
   };
@@ -69,7 +73,10 @@ export function ipsIptables(ids: IdsPlan): string {
     "*security",
     ":ROUTER-IPS - [0:0]",
     "-A FORWARD -j ROUTER-IPS",
-    ...queuedLinkPairs(ids).map(([i, o]) => `-A ROUTER-IPS -i ${i} -o ${o} ${target}`),
+    ...queuedLinkPairs(ids).flatMap(([i, o]) => [
+      `-A ROUTER-IPS -i ${i} -o ${o} ${target}`,
+      `-A ROUTER-IPS -i ${o} -o ${i} -m conntrack --ctdir REPLY ${target}`,
+    ]),
     "COMMIT",
     "",
   ].join("\n");

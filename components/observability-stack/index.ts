@@ -9,7 +9,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { createHash } from "node:crypto";
-import type { Site } from "../site/schema";
+import type { SecretKey, Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import type { SiteSecrets } from "../site/load";
@@ -20,6 +20,8 @@ import { forwardPasswordConf } from "./logs";
 export { observabilityHost, observabilityRuleset } from "./host";
 import { renderObservabilitySummary } from "./summary";
 import { scrapeJobs, type ScrapeContribution } from "./targets";
+import { endpointFacts, receiverCredentials } from "./review";
+import type { ObservabilityFacts } from "../review";
 
 export interface ObservabilityStackArgs {
   /** The validated site. */
@@ -43,6 +45,28 @@ export const OBSERVABILITY_IMAGE: ImageBuild = {
   build: "make -C images/observability",
   oci: "images/observability/out/oci",
 };
+
+/**
+ * The layer's review facts (review.ts), with whether each receiver's credential is a Pulumi secret (only its
+ * value knows).
+ */
+function reviewFacts(
+  site: Site,
+  plan: SitePlan,
+  policy: PolicyModel,
+  secrets: SiteSecrets,
+): pulumi.Output<ObservabilityFacts> {
+  const set = new Set(Object.entries(secrets).flatMap(([k, v]) => (v ? [k] : [])));
+  const receivers = receiverCredentials(site, set).map(async (r) => {
+    const value = r.key ? secrets[r.key as SecretKey] : undefined;
+    if (!r.key) return { name: r.name };
+    return {
+      name: r.name,
+      credential: { key: r.key, set: !!value, pulumiSecret: value ? await pulumi.isSecret(value) : false },
+    };
+  });
+  return pulumi.all(receivers).apply((rs) => ({ endpoints: endpointFacts(site, plan, policy), receivers: rs }));
+}
 
 /** Secret files by workload, from the site's secrets (outputs, kept secret). */
 function secretData(site: Site, s: SiteSecrets): Record<string, Record<string, unknown>> {
@@ -142,6 +166,7 @@ export class ObservabilityStack extends pulumi.ComponentResource {
       namespace: OBS_NAMESPACE,
       artifacts: files.artifacts,
       summary: renderObservabilitySummary(site, plan, scrapeJobs(site, plan, args.scrapes)),
+      review: { observability: reviewFacts(site, plan, policy, args.secrets) },
     });
   }
 }

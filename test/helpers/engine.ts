@@ -15,7 +15,7 @@
  *   await ws.dispose();
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
@@ -116,7 +116,24 @@ function stackFile(site: string, config?: Record<string, unknown>): string {
   return stringify({ config: plain }, { lineWidth: 0 });
 }
 
-/** A new project directory of this program (Pulumi.yaml), an empty file backend and PULUMI_HOME with plugins. */
+/** The analyzer plugin that boots a Node.js policy pack, which Pulumi's releases ship beside the CLI (tools/pulumi-policy/). */
+export const POLICY_ANALYZER = join(ROOT, "tools/pulumi-policy/pulumi-analyzer-policy-nodejs");
+
+/**
+ * Installs the policy analyzer plugin in PULUMI_HOME's plugin cache, where the CLI finds it with ambient plugins
+ * off (pulumi/pulumi sdk/go/common/workspace/plugins.go getPluginInfoAndPath: an unversioned request takes the
+ * newest cached `analyzer-policy-nodejs-v*`). It is a link, so the plugin is the repository's script.
+ */
+function installPolicyAnalyzer(pulumiHome: string): void {
+  const dir = join(pulumiHome, "plugins", `analyzer-policy-nodejs-v${sdkVersion("pulumi")}`);
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(POLICY_ANALYZER, join(dir, "pulumi-analyzer-policy-nodejs"));
+}
+
+/**
+ * A new project directory of this program (Pulumi.yaml), an empty file backend and PULUMI_HOME with plugins: the
+ * resource stand-ins and the policy analyzer, so `--policy-pack policies` runs the repository's pack.
+ */
 export function engineProject(): EngineProject {
   const root = tempDir("engine-");
   const projectDir = join(root, "project");
@@ -124,6 +141,7 @@ export function engineProject(): EngineProject {
   const pulumiHome = join(root, "home");
   for (const d of [projectDir, backendDir, pulumiHome]) mkdirSync(d, { recursive: true });
   for (const p of RESOURCE_PLUGINS) installStandIn(pulumiHome, p);
+  installPolicyAnalyzer(pulumiHome);
   copyFileSync(join(ROOT, "Pulumi.yaml"), join(projectDir, "Pulumi.yaml"));
   const env: Record<string, string> = {
     PULUMI_HOME: pulumiHome,

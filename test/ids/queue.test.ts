@@ -54,7 +54,7 @@ describe.skipIf(!t.ok)("the IPS queue, nft and iptables-nft", () => {
 
   const nftCount = () => {
     const out = inNetns(ROUTER, "nft", ["list", "chain", "inet", "router", "ips"]);
-    return Number(/counter packets (\d+)/.exec(out)![1]);
+    return [...out.matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   };
   const iptCount = () => {
     let n = 0;
@@ -95,7 +95,7 @@ describe.skipIf(!t.ok)("the IPS queue, nft and iptables-nft", () => {
     });
     const contribution = ipsRuleset(ids, (l) => `"${l}"`);
     const table = `table inet router {\n${contribution.objects!.join("\n")}\n}\n`;
-    inNetns(ROUTER, "nft", ["-f", "-"], table.replace(/queue flags bypass to \S+/, "counter accept"));
+    inNetns(ROUTER, "nft", ["-f", "-"], table.replace(/queue flags bypass to \S+/g, "counter accept"));
     for (const restore of ["iptables-restore", "ip6tables-restore"]) inNetns(ROUTER, restore, [], ipsIptables(ids));
   });
 

@@ -7,13 +7,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { RecordedResource } from "../../cli/mock-runtime";
 import { PolicyViolationError, renderStack } from "../../cli/render";
-import type { FirewallFacts, LayerReview } from "../../components/review";
+import type { FirewallFacts, LayerReview, ObservabilityFacts } from "../../components/review";
 import { managementKeepsApis } from "../../policies/intent/management";
 import { wanAcceptsOnlyForwards } from "../../policies/intent/wan";
 import { untrustedZonesNotAnyToAny } from "../../policies/intent/untrusted";
 import { routerDnsNtpServed } from "../../policies/intent/served";
 import { forwardTargetsAcceptingZones } from "../../policies/intent/forwards";
 import { idsCoversRequiredPairs } from "../../policies/intent/ids";
+import { observabilityForOperatorsOnly } from "../../policies/intent/observability";
 import { devStack } from "../helpers/stacks";
 import { devResources, message, run, violations } from "./helpers";
 
@@ -245,6 +246,85 @@ describe("ids-covers-required-pairs", () => {
     expect(await violations(idsCoversRequiredPairs(), rs)).toEqual([
       "zone pair wan → servers must be inspected inline but the IDS only detects there (allowed: inline, NFQUEUE, for the pair)",
       "zone pair iot → wan must be inspected (detect) but the IDS covers it not at all (allowed: cover every required pair)",
+    ]);
+  });
+});
+
+describe("observability-for-operators-only", () => {
+  const facts = (rs: RecordedResource[]) =>
+    (rs.find((r) => r.type === "router:observability:ObservabilityStack")!.outputs!.review as LayerReview)
+      .observability!;
+
+  it("passes the dev site (every endpoint answers the mgmt zone only)", async () => {
+    expect(await run(observabilityForOperatorsOnly(), dev)).toEqual([]);
+    expect(facts(dev).endpoints.map((e) => `${e.name} ${e.port} ${e.reachableFrom.join(",")}`)).toEqual([
+      "dataplane-metrics 9430 mgmt",
+      "node-exporter 9100 mgmt",
+      "prometheus 9090 mgmt",
+      "alertmanager 9093 mgmt",
+      "logs 9428 mgmt",
+      "dashboards 8080 mgmt",
+    ]);
+  });
+
+  it("stops a render whose rules open the node exporter to a zone, or the loader's metrics to one address of another", async () => {
+    const found = await renderViolations("observability-for-operators-only", (raw) => {
+      rulesOf(raw).unshift(
+        {
+          name: "scrape-from-trusted",
+          from: "trusted",
+          to: "router",
+          protocol: "tcp",
+          ports: [9100],
+          action: "accept",
+        },
+        {
+          name: "one-guest-scrapes",
+          from: "guest",
+          to: "router",
+          protocol: "tcp",
+          ports: [9430],
+          source: ["10.30.0.99"],
+          action: "accept",
+        },
+      );
+    });
+    expect(found).toEqual([
+      "dataplane-metrics (tcp/9430) is reachable from non-management zone guest (allowed: management zones only)",
+      "node-exporter (tcp/9100) is reachable from non-management zone trusted (allowed: management zones only)",
+    ]);
+  }, 30_000);
+
+  it("publishes a webhook receiver's token as a Pulumi secret", async () => {
+    const rs = (
+      await renderStack({
+        stack: "dev",
+        config: devStack(
+          (raw) =>
+            (raw.observability = {
+              alerts: { receivers: [{ name: "noc", webhook: { url: "https://alerts.example.net/hook" } }] },
+            }),
+          { alertWebhookToken: "t0ken" },
+        ),
+      })
+    ).run.resources;
+    expect(facts(rs).receivers).toEqual([
+      { name: "noc", credential: { key: "alertWebhookToken", set: true, pulumiSecret: true } },
+    ]);
+    expect(await run(observabilityForOperatorsOnly(), rs)).toEqual([]);
+  }, 30_000);
+
+  it("refuses facts in which a receiver's credential is a plain value or not set", async () => {
+    const rs = structuredClone(dev);
+    const obs: ObservabilityFacts = facts(rs);
+    obs.receivers = [
+      { name: "noc", credential: { key: "alertWebhookToken", set: true, pulumiSecret: false } },
+      { name: "mail", credential: { key: "alertSmtpPassword", set: false, pulumiSecret: false } },
+      { name: "open" },
+    ];
+    expect(await violations(observabilityForOperatorsOnly(), rs)).toEqual([
+      "alert receiver noc sends alertWebhookToken as a plain value (allowed: a Pulumi secret, pulumi config set --secret alertWebhookToken …)",
+      "alert receiver mail sends alertSmtpPassword but it is not set (allowed: pulumi config set --secret alertSmtpPassword …)",
     ]);
   });
 });

@@ -9,15 +9,50 @@
  * bed's tag; cleanup() stops what the bed started and deletes its namespaces.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import type { HostDaemon } from "../../../components/daemonset";
 import type { SitePlan } from "../../../components/site/plan";
 import { q } from "../../../components/images";
 
 const ROOT = resolve(__dirname, "../../..");
-/** Where the stack's own programs are found (router-dns-stats, dns-feeds, router-fetch). */
+/** Where the stack's own programs are built (router-dns-stats, dns-feeds, router-fetch). */
 export const EXTRA_PATH = [join(ROOT, "images/dns/build"), join(ROOT, "images/dns"), join(ROOT, "ebpf/build")];
+
+let programs: string | undefined;
+/**
+ * A world-readable copy of the stack's own programs, made at the first start: the feeds job and the stats
+ * collector run as unprivileged users, which cannot reach a checkout under a private directory (a clone in /root
+ * or in a mktemp directory, mode 0700).
+ */
+function programsDir(): string {
+  if (programs) return programs;
+  // not under /tmp: a daemon's /tmp is its own tmpfs (as the pod's)
+  const dir = mkdtempSync("/var/tmp/dns-programs-");
+  chmodSync(dir, 0o755);
+  for (const from of EXTRA_PATH) {
+    if (!existsSync(from)) continue;
+    for (const f of readdirSync(from)) {
+      const src = join(from, f);
+      if (statSync(src).isFile() && statSync(src).mode & 0o111 && !existsSync(join(dir, f)))
+        copyFileSync(src, join(dir, f));
+    }
+  }
+  for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o755);
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  programs = dir;
+  return dir;
+}
 
 export interface Proc {
   name: string;
@@ -167,7 +202,7 @@ export class DnsBed {
   start(name: string, ns: string, script: string): Proc {
     const child = spawn("ip", ["netns", "exec", ns, "sh", "-c", script], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PATH: [...EXTRA_PATH, process.env.PATH].join(":") },
+      env: { ...process.env, PATH: [programsDir(), process.env.PATH].join(":") },
     });
     const output: string[] = [];
     child.stdout?.on("data", (d: Buffer) => output.push(d.toString()));

@@ -39,6 +39,8 @@ export const APPLIANCE_COMMANDS = [
   "chronyd",
   "avahi-daemon",
   "conntrack",
+  "ulogd",
+  "syslog-ng",
   "curl",
   "ss",
   "unshare",

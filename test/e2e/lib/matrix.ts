@@ -286,11 +286,13 @@ class CellBuilder {
   }
 
   private push(c: Omit<Cell, "id" | "expected" | "by" | "product">): void {
-    const flow: Flow = { from: c.from, to: c.to, proto: c.proto, port: c.port, src: c.src, dst: c.dst };
     // From the internet, a WAN address is reached through its own WAN; everything else through the primary
     // (ISP 1 routes the site's prefixes and the transit address to it).
     const wanAddressOf = this.wanOf(c.dst);
     const via = this.isWan(c.from) ? (wanAddressOf ?? this.app.wans[0].wan.name) : undefined;
+    const flow: Flow = { from: c.from, to: c.to, proto: c.proto, port: c.port, src: c.src, dst: c.dst };
+    // the product's model is told the WAN a flow from the internet arrives on, as the ruleset knows its in-link
+    if (via) flow.wan = via;
     const fwd = forwardVerdict(this.app, flow, via);
     // the product's model is told the WAN too: a forward listens on its own WANs only
     const product = fwd ?? evaluate(this.model, { ...flow, ...(via ? { wan: via } : {}) });

@@ -9,21 +9,32 @@
  *   the capabilities its securityContext leaves it (setpriv from util-linux sets the bounding set to them, clears
  *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
- *   as they are.
+ *   as they are. A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program
+ *   built from the Go module proxy at the image's version (tools/README.md) in its place.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
 import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
 import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
+import { toolBinary } from "../../../tools/go-tools";
 import type { Daemon, Shell } from "./exec";
 import type { HostConfig, PodSpec } from "./rendered";
 
 export const ROOT = join(__dirname, "../../..");
 export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
+/**
+ * Commands of upstream images that Debian does not package → the binary that stands in for them: VictoriaLogs'
+ * image runs /victoria-logs-prod (VictoriaLogs' app/victoria-logs/multiarch/Dockerfile); tools/victoria-logs
+ * builds it at the version of the site's default image.
+ */
+export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
+  "/victoria-logs-prod": toolBinary("victoria-logs"),
+};
+
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
 
 /**
@@ -186,16 +197,24 @@ export class RouterPods {
         }
       } else if (v.source.kind === "hostPath") src = this.hostPath(v.source.path);
       else {
-        src = join(scratch, `empty-${i}`);
-        rmSync(src, { recursive: true, force: true });
+        // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
+        // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
+        src = join(this.shell.work, "pods", `${pod.daemonSet}.empty`, v.source.volume);
+        if (!existsSync(src)) {
+          mkdirSync(src, { recursive: true });
+          chmodSync(src, 0o777);
+        }
+      }
+      if (v.subPath) {
+        src = join(src, v.subPath);
         mkdirSync(src, { recursive: true });
-        // the kubelet makes an emptyDir world-writable (pkg/volume/emptydir/empty_dir.go: perm 0777)
-        chmodSync(src, 0o777);
       }
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
-    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...pod.command], {
+    const [cmd, ...args] = pod.command;
+    const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });

@@ -132,19 +132,25 @@ export function hostConfig(r: RenderedSite): HostConfig {
 export interface PodVolume {
   mountPath: string;
   readOnly: boolean;
+  /** A directory inside the volume mounted in its place (the kubelet makes it when missing). */
+  subPath?: string;
   source:
     | { kind: "configMap"; name: string; items?: { key: string; path: string }[] }
     | { kind: "hostPath"; path: string }
-    | { kind: "emptyDir" };
+    | { kind: "emptyDir"; volume: string };
 }
 
 /** One DaemonSet of the network services: its container command, environment, mounts and privileges. */
 export interface PodSpec {
   name: string;
+  /** The DaemonSet it belongs to (its containers share their emptyDir volumes). */
+  daemonSet: string;
   command: string[];
   env: Record<string, string>;
   volumes: PodVolume[];
   hostNetwork: boolean;
+  /** The container's securityContext user and group, when it names them. */
+  runAs?: { uid: number; gid: number };
   /** The capabilities the container holds (its securityContext's `add` after `drop: [ALL]`), upper case. */
   capabilities: string[];
   /** `allowPrivilegeEscalation: false`: the runtime sets no_new_privs. */
@@ -163,6 +169,11 @@ export function containerCapabilities(where: string, sc: Doc | undefined): strin
   if (!caps?.drop?.some((c) => c.toUpperCase() === "ALL"))
     throw new Error(`${where}: securityContext.capabilities.drop must contain ALL (the harness models only that)`);
   return [...new Set((caps.add ?? []).map((c) => c.toUpperCase().replace(/^CAP_/, "")))].sort();
+}
+
+function runAs(sc: Doc | undefined): PodSpec["runAs"] {
+  if (typeof sc?.runAsUser !== "number") return undefined;
+  return { uid: sc.runAsUser, gid: typeof sc.runAsGroup === "number" ? sc.runAsGroup : sc.runAsUser };
 }
 
 /** Every DaemonSet of the render (k8s/*.yaml) and the ConfigMaps they mount (name → key → content). */
@@ -186,11 +197,13 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
     for (const c of containers)
       pods.push({
         name: containers.length === 1 ? name : `${name}-${String(c.name)}`,
+        daemonSet: name,
         command: [...((c.command as string[] | undefined) ?? []), ...((c.args as string[] | undefined) ?? [])],
         env: Object.fromEntries(
           ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),
         ),
         hostNetwork: spec.hostNetwork === true,
+        runAs: runAs(c.securityContext as Doc | undefined),
         capabilities: containerCapabilities(
           `${path} container ${String(c.name)}`,
           c.securityContext as Doc | undefined,
@@ -208,8 +221,9 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
               }
             : v.hostPath
               ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
-              : { kind: "emptyDir" };
-          return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, source };
+              : { kind: "emptyDir", volume: String(m.name) };
+          const sub = m.subPath === undefined ? {} : { subPath: String(m.subPath) };
+          return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, ...sub, source };
         }),
       });
   }

@@ -5,7 +5,8 @@
  * pinhole is reachable from the internet), a reject default, rules with port ranges, address groups
  * (a host and a prefix) and a rule to the router itself, port forwards restricted to one WAN (one of them also to
  * a source prefix, the other without hairpin), mDNS
- * reflection over three segments, and probes that fail over after one missed round.
+ * reflection over three segments, probes that fail over after one missed round, and an alert webhook receiver on
+ * the office logger with a 5 s scrape interval.
  */
 import type { StackConfig } from "../../../cli/stack-config";
 import { devStack } from "../../helpers/stacks";
@@ -179,6 +180,12 @@ export function branchSite(): StackConfig {
       { name: "intranet", protocol: "tcp", port: 443, to: "10.60.0.17", ipv6: "2a02:c207:1:100::17" },
     ];
     raw.mdns = { reflect: [{ name: "printing", zones: ["staff", "devices"] }] };
+    // The shortest scrape interval the model allows, and the office logger as the NOC's alert webhook: the
+    // observability area breaks a WAN and waits for the notifications there.
+    raw.observability = {
+      scrapeInterval: "5s",
+      alerts: { receivers: [{ name: "noc", webhook: { url: "http://10.60.0.17:9095/alerts" } }] },
+    };
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
     raw.routes = undefined;
     raw.routing = undefined;

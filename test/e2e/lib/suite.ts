@@ -12,7 +12,7 @@ import type { Site } from "../../../components/site/schema";
 import { devStack } from "../../helpers/stacks";
 import { tier } from "../../helpers/tier";
 import { APPLIANCE_COMMANDS, Appliance, LOADER, ensureLoader } from "./appliance";
-import { networkServicePod } from "./pods";
+import { UPSTREAM_BINARIES, networkServicePod } from "./pods";
 import { AREAS } from "./areas";
 import { renderSite } from "./rendered";
 
@@ -84,7 +84,12 @@ export function siteOf(config: StackConfig | undefined, title: string): { site: 
 
 export function describeAppliance(opts: SuiteOptions): void {
   ensureLoader();
-  const t = tier("e2e", { root: true, commands: APPLIANCE_COMMANDS, files: [LOADER] });
+  const t = tier("e2e", {
+    root: true,
+    commands: APPLIANCE_COMMANDS,
+    files: [LOADER, ...Object.values(UPSTREAM_BINARIES)],
+    hint: "the upstream images' stand-ins: npm run build:tools",
+  });
   const { site, plan } = siteOf(opts.config, opts.title);
   const unknown = (opts.without ?? []).filter((w) => !AREAS.some((a) => a.title === w));
   if (unknown.length) throw new Error(`${opts.title}: without names no area: ${unknown.join(", ")}`);

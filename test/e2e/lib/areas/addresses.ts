@@ -9,6 +9,12 @@ import { siteSegment, type Host } from "../clients";
 import { probe, type ProbeSpec } from "../checks";
 import { sleep } from "../../../helpers/wait";
 import type { Area } from "../suite";
+import type { Appliance } from "../appliance";
+
+/** Whether the router answers DNS in a zone (its dns service): only there is it handed out as the resolver. */
+function servesDns(app: Appliance, zone: string): boolean {
+  return (compilePolicy(app.site, app.plan).services.get(zone) ?? []).includes("dns");
+}
 import { hostIn } from "./common";
 
 export const addresses: Area = {
@@ -16,9 +22,6 @@ export const addresses: Area = {
   appliesTo: (site) => site.segments.some((s) => s.dhcp.enabled || (s.ipv6 && (s.ra.enabled || s.dhcpv6.enabled))),
   tests(ctx) {
     const { site, plan } = ctx;
-    // the router is handed out as a resolver (DHCPv4, DHCPv6, RDNSS) only in zones where it answers DNS
-    const services = compilePolicy(site, plan).services;
-    const servesDns = (zone: string) => (services.get(zone) ?? []).includes("dns");
     const dhcpSegments = plan.segments.filter((s) => s.dhcp.enabled);
     const reservations = plan.segments
       .filter((s) => s.dhcp.enabled)
@@ -58,7 +61,8 @@ export const addresses: Area = {
               inPool: true,
               router: seg.ipv4!.gateway,
               subnet: seg.ipv4!.netmask,
-              dns: (s.dhcp.dnsServers ?? (servesDns(seg.zone) ? [seg.ipv4!.gateway] : undefined))?.join(" "),
+              // the router is the segment's resolver only where it answers DNS (the zone's dns service)
+              dns: (s.dhcp.dnsServers ?? (servesDns(app, seg.zone) ? [seg.ipv4!.gateway] : undefined))?.join(" "),
               domain: seg.domain,
               search: (s.dhcp.searchDomains ?? [seg.domain]).join(" "),
               ntp: ntp?.join(" "),
@@ -116,7 +120,7 @@ export const addresses: Area = {
                 autonomous: s.ra.slaac ? "Yes" : "No",
                 managed: s.dhcpv6.enabled ? "Yes" : "No",
                 lifetime: s.ra.lifetime,
-                rdnss: s.ra.dnsServers ?? (servesDns(seg.zone) ? [seg.ipv6!.gateway] : []),
+                rdnss: s.ra.dnsServers ?? (servesDns(app, seg.zone) ? [seg.ipv6!.gateway] : []),
                 dnssl: s.dhcp.searchDomains ?? [seg.domain],
               },
             };
@@ -147,7 +151,7 @@ export const addresses: Area = {
               want: {
                 host: h.name,
                 address: res ?? true,
-                dns: (s.ra.dnsServers ?? (servesDns(seg.zone) ? [seg.ipv6!.gateway] : undefined))?.join(" "),
+                dns: (s.ra.dnsServers ?? (servesDns(app, seg.zone) ? [seg.ipv6!.gateway] : undefined))?.join(" "),
                 search: (s.dhcp.searchDomains ?? [seg.domain]).join(" "),
               },
             });

@@ -8,6 +8,7 @@ import { boot } from "./boot";
 import { crowd } from "./crowd";
 import { dataplane } from "./dataplane";
 import { exposure } from "./exposure";
+import { ids } from "./ids";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { observability } from "./observability";
@@ -26,6 +27,7 @@ export const AREAS: Area[] = [
   services,
   privileges,
   observability,
+  ids,
   multiWan,
   crowd,
   upstream,
