@@ -294,8 +294,7 @@ class CellBuilder {
     // the product's model is told the WAN a flow from the internet arrives on, as the ruleset knows its in-link
     if (via) flow.wan = via;
     const fwd = forwardVerdict(this.app, flow, via);
-    // the product's model is told the WAN too: a forward listens on its own WANs only
-    const product = fwd ?? evaluate(this.model, { ...flow, ...(via ? { wan: via } : {}) });
+    const product = fwd ?? evaluate(this.model, flow);
     const mine = this.oracle.decide({ ...flow, via, wanAddressOf } satisfies OracleFlow);
     const target = mine.deliverTo ? this.app.clients.holder(mine.deliverTo.address) : undefined;
     this.cells.push({
