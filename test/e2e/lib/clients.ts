@@ -348,10 +348,14 @@ export class Clients {
     }
   }
 
-  /** The host's autoconfigured address (EUI-64 from its MAC) in its segment's prefix. */
+  /**
+   * The host's autoconfigured address (EUI-64 from its MAC) in its segment's prefix, once usable: an address
+   * still in duplicate address detection (tentative) cannot be a source yet, so a probe from it would time out.
+   */
   slaacAddress(h: Host): string | undefined {
     const out = this.shell.exec(h.ns, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]).stdout;
     for (const line of out.split("\n")) {
+      if (/\btentative\b/.test(line)) continue;
       const m = /inet6 ([0-9a-f:]+)\/64 .*dynamic/.exec(line);
       if (m && contains(h.segment.ipv6!.prefix, m[1])) return m[1];
     }
