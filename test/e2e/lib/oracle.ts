@@ -17,7 +17,8 @@
  *   the flow's family) decides; else the most specific zone-pair policy (from→to, from→any, any→to, any→any);
  *   else traffic within one zone is accepted; else defaultAction.
  * - Connections to the router itself: the first matching rule with `to: router`; else a management zone reaches
- *   the management ports (Talos API 50000, trustd 50001, Kubernetes API 6443, the data plane's metrics port);
+ *   the management ports (Talos API 50000, trustd 50001, Kubernetes API 6443, the data plane's metrics port, and
+ *   with observability on its services: 9090, 9093, 9100, 9428, 8080);
  *   else the zone's services (router:zones[].services, default dhcp, dns, ntp and ping for LAN zones and nothing
  *   for WAN zones; mDNS also where the zone is in a reflection group) on their ports: dhcp udp/67 and udp/547,
  *   dns tcp+udp/53, ntp udp/123, mdns udp/5353, ping ICMP echo; else dropped.
@@ -131,6 +132,9 @@ const SERVICE_PORTS: Record<string, { tcp: number[]; udp: number[]; echo: boolea
 
 /** Talos API (apid), trustd, Kubernetes API. */
 const MANAGEMENT_PORTS = [50000, 50001, 6443];
+/** The observability stack's services on the router, for management zones (README, "Observability"): Prometheus
+ * 9090, Alertmanager 9093, node exporter 9100, the log store 9428, dashboards 8080. */
+const OBSERVABILITY_UI_PORTS = [9090, 9093, 9100, 9428, 8080];
 
 function portRange(p: number | string): [number, number] {
   if (typeof p === "number") return [p, p];
@@ -370,7 +374,11 @@ export class PolicyOracle {
     if (rule) return rule;
     if (f.proto === "ospf") return { verdict: "drop", by: "input-default" };
     const zone = this.site.zones.find((z) => z.name === f.from);
-    const mgmt = [...MANAGEMENT_PORTS, this.site.dataplane.metricsPort];
+    const mgmt = [
+      ...MANAGEMENT_PORTS,
+      this.site.dataplane.metricsPort,
+      ...(this.site.observability.enabled ? OBSERVABILITY_UI_PORTS : []),
+    ];
     if (zone?.management && f.proto === "tcp" && f.port !== undefined && mgmt.includes(f.port))
       return { verdict: "accept", by: "management" };
     for (const s of this.services(f.from)) {

@@ -40,7 +40,8 @@ const JNDI_SID = 9100003;
 
 /** The first TCP forward of a single port on every WAN. */
 function forward(site: Appliance["site"]): PortForward | undefined {
-  return site.portForwards.find((p) => p.protocol === "tcp" && !String(p.port).includes("-") && !p.wans);
+  // open to any internet source on every WAN: the area's attackers and neighbours are arbitrary internet hosts
+  return site.portForwards.find((p) => p.protocol === "tcp" && !String(p.port).includes("-") && !p.wans && !p.sources);
 }
 
 interface Running {

@@ -6,7 +6,7 @@ import { expect, it } from "vitest";
 import { familyOf } from "../../../../components/site/ip";
 import { compilePolicy, evaluate } from "../../../../components/site/policy";
 import type { PortForward, Site } from "../../../../components/site/schema";
-import type { SitePlan } from "../../../../components/site/plan";
+import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
 import type { Appliance } from "../appliance";
 import { conntrack, metrics, probe, type ProbeSpec } from "../checks";
 import { INTERNET, internetSource } from "../internet";
@@ -133,24 +133,32 @@ export const nat: Area = {
         const rows: { got: unknown; want: unknown }[] = [];
         for (const pf of app.site.portForwards) {
           const t = forwardTarget(app, pf);
-          const inside = app.plan.segments.find((s) => s.name !== t?.segment.name)!;
-          const h = app.client(inside.name);
           const proto = protocols(pf)[0];
-          const r = (
-            await probe(app, h.ns, [{ id: "x", proto, dst: w.addr4!, port: firstPort(pf), src: h.addr4 }])
-          ).get("x")!;
           // The independent oracle: the hairpin is offered to the forward's sources only (everyone when none).
-          const offered = oracle
-            .decide({
+          const decide = (inside: SegmentPlan) =>
+            oracle.decide({
               from: inside.zone,
               to: "router",
               proto,
               port: firstPort(pf),
-              src: h.addr4!,
+              src: app.client(inside.name).addr4!,
               dst: w.addr4!,
               wanAddressOf: w.wan.name,
-            })
-            .by.startsWith("hairpin:");
+            });
+          // A client of a zone the router itself serves on that port (a management port the forward's public
+          // port shares) is answered by the router, not the hairpin: probe from a zone where only the hairpin
+          // could answer.
+          const inside = app.plan.segments.find((s) => {
+            if (s.name === t?.segment.name || !app.client(s.name).addr4) return false;
+            const d = decide(s);
+            return d.by.startsWith("hairpin:") || d.verdict === "drop";
+          });
+          if (!inside) continue;
+          const h = app.client(inside.name);
+          const r = (
+            await probe(app, h.ns, [{ id: "x", proto, dst: w.addr4!, port: firstPort(pf), src: h.addr4 }])
+          ).get("x")!;
+          const offered = decide(inside).by.startsWith("hairpin:");
           rows.push({
             got: { forward: pf.name, from: inside.name, observed: r.observed, answerer: r.answerer, peer: r.peer },
             want: offered
