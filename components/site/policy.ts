@@ -242,7 +242,8 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
 function dnsForcing(site: Site, plan: SitePlan, services: Map<string, RouterService[]>): DnsForcing {
   const served = (zone: string) =>
     (services.get(zone) ?? []).includes("dns") && plan.segments.some((s) => s.zone === zone);
-  const settings = site.dns.zones.filter((z) => served(z.zone));
+  // a site whose router:dns failed to parse is still checked for lockout (every problem at once): no forcing then
+  const settings = (site.dns?.zones ?? []).filter((z) => served(z.zone));
   const force = new Map<string, "redirect" | "reject">();
   for (const z of settings) if (z.force !== "off") force.set(z.zone, z.force);
   return {

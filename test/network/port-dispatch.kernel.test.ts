@@ -164,6 +164,7 @@ function modelOf(rules: CompiledRule[], fallback: Verdict): PolicyModel {
     forwards: [],
     inside: [],
     internal: [],
+    dns: { force: new Map(), encrypted: [], gateways: [] },
   } as unknown as PolicyModel;
 }
 
