@@ -11,7 +11,7 @@
  */
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
-import { nthAddress } from "../site/ip";
+import { nthAddress, prefixSize } from "../site/ip";
 import { evaluate, type PolicyModel } from "../site/policy";
 import { OBSERVABILITY_PORTS } from "../site/schema-observability";
 import type { ObservabilityFacts } from "../review";
@@ -33,11 +33,16 @@ function endpoints(site: Site): [string, number][] {
   ];
 }
 
+/** A host address inside a prefix: the tenth, or the first after the network address in a small one. */
+function hostIn(cidr: string): string {
+  return nthAddress(cidr, prefixSize(cidr) > 11n ? 10 : 1);
+}
+
 /** Source addresses to try from a zone: one of its own (or the internet's) and one inside each rule's sources. */
 function sources(plan: SitePlan, model: PolicyModel, zone: string): string[] {
   const own = plan.segments
     .filter((s) => s.zone === zone)
-    .flatMap((s) => (s.ipv4 ? [nthAddress(s.ipv4.cidr, 10)] : s.ipv6 ? [nthAddress(s.ipv6.prefix, 10)] : []));
+    .flatMap((s) => (s.ipv4 ? [hostIn(s.ipv4.cidr)] : s.ipv6 ? [hostIn(s.ipv6.prefix)] : []));
   const singled = model.rules.flatMap((r) =>
     (r.src?.[4] ?? []).map((p) => (p.endsWith("/32") ? p.slice(0, -3) : nthAddress(p, 1))),
   );
