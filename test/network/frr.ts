@@ -13,7 +13,7 @@ const RUN = "/var/run/frr";
 
 export class FrrInstance {
   constructor(
-    private readonly lab: Netns,
+    private readonly lab: Pick<Netns, "exec">,
     private readonly ns: string,
     /** The path space: unique on the machine. */
     readonly name: string,

@@ -35,6 +35,44 @@ export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
   "/victoria-logs-prod": toolBinary("victoria-logs"),
 };
 
+/**
+ * Commands of the services image that come from this repository (images/services/build-image.sh installs them)
+ * → the repository file, and what of the image's own root filesystem the command relies on beyond the pod's
+ * volumes: directories it writes (a tmpfs in the pod, so the host's stay untouched) and files whose content in the
+ * image differs from the host's (bind-mounted over the host's in the pod).
+ */
+export const IMAGE_COMMANDS: Readonly<Record<string, ImageCommand>> = {
+  "/usr/local/bin/frr-start": {
+    file: join(ROOT, "images/services/frr-start"),
+    // frr-start writes /etc/frr/frr.conf and vtysh.conf; FRR's daemons keep their crash logs under /var/tmp/frr
+    writable: ["/etc/frr", "/var/tmp"],
+    // the image's /etc/group puts root in FRR's vty group frrvty (build-image.sh): Debian's FRR daemons refuse
+    // to start as root without it
+    files: { "/etc/group": () => withMember(readFileSync("/etc/group", "utf8"), "frrvty", "root") },
+  },
+};
+
+export interface ImageCommand {
+  /** The repository file the image installs at the command's path. */
+  file: string;
+  /** Directories of the image the command writes. */
+  writable: string[];
+  /** Files of the image by path → their content. */
+  files: Record<string, () => string>;
+}
+
+/** An /etc/group text with `user` added to `group`'s members (the group is added when missing). */
+export function withMember(groupFile: string, group: string, user: string): string {
+  const lines = groupFile.split("\n").filter(Boolean);
+  const i = lines.findIndex((l) => l.startsWith(`${group}:`));
+  if (i < 0) return [...lines, `${group}:x:64999:${user}`, ""].join("\n");
+  const [name, pw, gid, members] = lines[i].split(":");
+  const list = (members ?? "").split(",").filter(Boolean);
+  if (!list.includes(user)) list.push(user);
+  lines[i] = [name, pw, gid, list.join(",")].join(":");
+  return [...lines, ""].join("\n");
+}
+
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
 
 /**
@@ -199,7 +237,7 @@ export class RouterPods {
       else {
         // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
         // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
-        src = join(this.shell.work, "pods", `${pod.daemonSet}.empty`, v.source.volume);
+        src = this.emptyDir(pod, v.source.volume);
         if (!existsSync(src)) {
           mkdirSync(src, { recursive: true });
           chmodSync(src, 0o777);
@@ -213,13 +251,35 @@ export class RouterPods {
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const image = IMAGE_COMMANDS[cmd];
+    if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
+    const command = [UPSTREAM_BINARIES[cmd] ?? image?.file ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });
     this.running.set(pod.name, d);
     return d;
+  }
+
+  /** Mount commands that give a pod the image's own directories and files a command of the image relies on. */
+  private imageMounts(image: ImageCommand, scratch: string, overlaid: Set<string>): string[] {
+    const lines = image.writable.flatMap((dir) => [
+      ...this.mountPoint(dir, scratch, overlaid),
+      `mount -t tmpfs -o mode=0755 tmpfs ${q(dir)}`,
+    ]);
+    for (const [path, content] of Object.entries(image.files)) {
+      const src = join(scratch, "image", path);
+      mkdirSync(dirname(src), { recursive: true });
+      writeFileSync(src, content());
+      lines.push(`mount --bind -o ro ${q(src)} ${q(path)}`);
+    }
+    return lines;
+  }
+
+  /** The host directory of a pod's emptyDir volume (shared by the containers of its DaemonSet's pod). */
+  emptyDir(pod: PodSpec, volume: string): string {
+    return join(this.shell.work, "pods", `${pod.daemonSet}.empty`, volume);
   }
 
   /** A pod of the render by its DaemonSet name. */

@@ -16,7 +16,7 @@ import { PolicyOracle } from "../oracle";
 import type { Area } from "../suite";
 
 /** How many clients arrive at once. */
-const CROWD = 50;
+export const CROWD = 50;
 /** Leases the segment's pool must have left beyond the crowd (earlier areas add clients of their own). */
 const SPARE = 12;
 
@@ -36,8 +36,33 @@ function crowdSegment(ctx: { site: Appliance["site"]; plan: Appliance["plan"] })
     .sort((a, b) => Number(slaac(b)) - Number(slaac(a)) || b.dhcp.pool!.size - a.dhcp.pool!.size)[0];
 }
 
+/**
+ * A crowd of `CROWD` clients arriving at once on a segment (labels `label`0…, MAC indexes from `index`): each does
+ * duplicate address detection and router solicitation and asks for a DHCP lease; resolves once each has its
+ * lease (all distinct) and, where the segment offers SLAAC, its SLAAC address.
+ */
+export async function arrive(app: Appliance, seg: SegmentPlan, label: string, index: number): Promise<Host[]> {
+  const hosts = Array.from({ length: CROWD }, (_, i) => app.addHost(seg.name, `${label}${i}`, index + i, true));
+  for (const h of hosts) app.dhcp.start4(h.ns, "eth0");
+  await waitFor(`${CROWD} leases`, () => hosts.every((h) => app.dhcp.lease4(h.ns)?.ip), 90_000, 250);
+  for (const h of hosts) h.addr4 = app.dhcp.lease4(h.ns)!.ip;
+  if (hosts[0].mode.slaac)
+    await waitFor(
+      `${CROWD} SLAAC addresses`,
+      () => {
+        for (const h of hosts) h.slaac6 ??= app.clients.slaacAddress(h);
+        return hosts.every((h) => h.slaac6);
+      },
+      60_000,
+      250,
+    );
+  const leases = hosts.map((h) => h.addr4);
+  expect(new Set(leases).size, `duplicate leases: ${leases.join(", ")}`).toBe(CROWD);
+  return hosts;
+}
+
 /** Every host pings the gateway in each family it has, all at once; results by host. */
-async function pingAll(app: Appliance, hosts: Host[], seg: SegmentPlan): Promise<Map<string, ProbeResult[]>> {
+export async function pingAll(app: Appliance, hosts: Host[], seg: SegmentPlan): Promise<Map<string, ProbeResult[]>> {
   const out = await Promise.all(
     hosts.map(async (h) => {
       const specs = [
@@ -60,22 +85,7 @@ export const crowd: Area = {
     it(`serves ${CROWD} clients arriving at once on one segment: every one does duplicate address detection and router solicitation, gets its DHCP lease (and its SLAAC address where the segment offers it) and pings its gateway; under Talos' block mode the same pings are cut to its ICMP limit`, async () => {
       const app = ctx.app;
       const seg = crowdSegment(ctx)!;
-      const hosts = Array.from({ length: CROWD }, (_, i) => app.addHost(seg.name, `c${i}`, 0x100 + i, true));
-      for (const h of hosts) app.dhcp.start4(h.ns, "eth0");
-      await waitFor(`${CROWD} leases`, () => hosts.every((h) => app.dhcp.lease4(h.ns)?.ip), 90_000, 250);
-      for (const h of hosts) h.addr4 = app.dhcp.lease4(h.ns)!.ip;
-      if (hosts[0].mode.slaac)
-        await waitFor(
-          `${CROWD} SLAAC addresses`,
-          () => {
-            for (const h of hosts) h.slaac6 ??= app.clients.slaacAddress(h);
-            return hosts.every((h) => h.slaac6);
-          },
-          60_000,
-          250,
-        );
-      const leases = hosts.map((h) => h.addr4);
-      expect(new Set(leases).size, `duplicate leases: ${leases.join(", ")}`).toBe(CROWD);
+      const hosts = await arrive(app, seg, "c", 0x100);
       const pings = await pingAll(app, hosts, seg);
       const failed = [...pings].filter(([, rs]) => rs.some((r) => r.observed !== "reached"));
       expect(failed.map(([name, rs]) => `${name}: ${rs.map((r) => r.raw).join(", ")}`)).toEqual([]);

@@ -14,6 +14,7 @@ import { nat } from "./nat";
 import { observability } from "./observability";
 import { policy } from "./policy";
 import { privileges } from "./privileges";
+import { routing } from "./routing";
 import { services } from "./services";
 import { upstream } from "./upstream";
 
@@ -29,6 +30,7 @@ export const AREAS: Area[] = [
   observability,
   ids,
   multiWan,
+  routing,
   crowd,
   upstream,
 ];

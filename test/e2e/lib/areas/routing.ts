@@ -1,0 +1,345 @@
+/**
+ * Dynamic routing: OSPF between the router and a neighbour router on one of the site's OSPF segments. The router
+ * runs its rendered FRR as the frr pod (the DaemonSet's command, volumes and capabilities, as every pod runs and
+ * the least-privilege area reads them back); the neighbour is Debian's FRR in a namespace of its own on the
+ * segment, with a network and a host behind it. Proven, with expectations from the site (never from the render):
+ *   - the adjacency reaches Full through the router's input chain and Talos' ingress firewall as booted;
+ *   - the router installs the neighbour's network in its kernel table, and each segment's client reaches the host
+ *     there exactly when the policy oracle accepts the flow and the neighbour has a route back to the client;
+ *   - the neighbour learns the site's OSPF segments and what router:routing.ospf.redistribute names, never a
+ *     WAN's default route or subnet;
+ *   - the adjacency stays Full, never restarting, while a crowd of clients arrives on the same segment (duplicate
+ *     address detection, router solicitation, DHCP, SLAAC, pings) — Talos' firewall in block mode would limit the
+ *     segment's ICMP and drop OSPF (components/talos-node/firewall.ts).
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { contains, nthAddress, toBigInt } from "../../../../components/site/ip";
+import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
+import type { Site } from "../../../../components/site/schema";
+import { FrrInstance } from "../../../network/frr";
+import { sleep, waitFor } from "../../../helpers/wait";
+import type { Appliance } from "../appliance";
+import { probe, type ProbeResult } from "../checks";
+import { hostAddresses } from "../clients";
+import { addNamespace, deleteNamespace } from "../namespaces";
+import { PolicyOracle } from "../oracle";
+import type { Area } from "../suite";
+import { CROWD, arrive, pingAll } from "./crowd";
+
+/** The network behind the neighbour router, and its host (outside every prefix of the sites the tests use). */
+const BEHIND = "172.31.254.0/24";
+const BEHIND_HOST = "172.31.254.10";
+/** The TCP port every host of the appliance serves (the NAT area's). */
+const PORT = 80;
+
+/** The segment the neighbour joins: the first of router:routing.ospf.segments with IPv4 (OSPFv2). */
+function ospfSegment(site: Site, plan: SitePlan): SegmentPlan | undefined {
+  const ospf = site.routing.ospf;
+  return plan.segments.find((s) => ospf?.segments.includes(s.name) && s.ipv4);
+}
+
+/**
+ * The IPv4 prefixes the neighbour must learn from the router, from the schema's documented meaning of
+ * router:routing.ospf: the subnets of the segments that speak OSPF or are passive, with `connected` those of the
+ * other segments, with `static` the destinations of router:routes.
+ */
+export function advertisedPrefixes(site: Site): string[] {
+  const ospf = site.routing.ospf;
+  if (!ospf) return [];
+  const named = (name: string) => ospf.segments.includes(name) || ospf.passive.includes(name);
+  const own = site.segments.filter((s) => s.ipv4 && named(s.name)).map((s) => s.ipv4!.cidr);
+  const connected = ospf.redistribute.includes("connected")
+    ? site.segments.filter((s) => s.ipv4 && !named(s.name)).map((s) => s.ipv4!.cidr)
+    : [];
+  const statics = ospf.redistribute.includes("static")
+    ? site.routes.filter((r) => !r.destination.includes(":")).map((r) => r.destination)
+    : [];
+  return [...new Set([...own, ...connected, ...statics])].sort();
+}
+
+/** The neighbour's address: the segment's first address that is not the gateway's, a host's or in the pool. */
+function neighbourAddress(app: Appliance, seg: SegmentPlan): string {
+  const taken = new Set([seg.ipv4!.gateway, ...app.hosts.flatMap((h) => [...hostAddresses(h), ...h.sources4])]);
+  const pool = seg.dhcp.pool;
+  const inPool = (a: string) => !!pool && toBigInt(a) >= toBigInt(pool.start) && toBigInt(a) <= toBigInt(pool.end);
+  for (let i = 2; i < 250; i++) {
+    const a = nthAddress(seg.ipv4!.cidr, i);
+    if (!taken.has(a) && !inPool(a) && contains(seg.ipv4!.cidr, a)) return a;
+  }
+  throw new Error(`no free address for the OSPF neighbour on ${seg.name}`);
+}
+
+interface OspfNeighbour {
+  nbrState?: string;
+  state?: string;
+  stateChangeCounter?: number;
+}
+
+/** The neighbour router: its namespaces, its FRR, and the router's FRR as seen through the pod's vty sockets. */
+class Neighbour {
+  readonly ns: string;
+  readonly behind: string;
+  readonly address: string;
+  readonly frr: FrrInstance;
+  private readonly dir: string;
+
+  constructor(
+    private readonly app: Appliance,
+    readonly seg: SegmentPlan,
+  ) {
+    this.ns = `${app.opts.prefix}-ospf-nbr`;
+    this.behind = `${app.opts.prefix}-ospf-far`;
+    this.address = neighbourAddress(app, seg);
+    // the neighbour's FRR runs as the frr user and reads its configuration from here
+    this.dir = mkdtempSync(join(tmpdir(), `${app.opts.prefix}-ospf-`));
+    chmodSync(this.dir, 0o755);
+    const lab = {
+      exec: (ns: string, argv: string[], ok = true) => {
+        const r = app.exec(ns, argv, { allowFail: !ok });
+        return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
+      },
+    };
+    this.frr = new FrrInstance(lab, this.ns, `${app.opts.prefix}-nbr`);
+  }
+
+  /** Plugs the neighbour into the segment's bridge, the host behind it, and starts the neighbour's FRR. */
+  start(site: Site): void {
+    const app = this.app;
+    const ospf = site.routing.ospf!;
+    addNamespace(app.shell, this.ns, false);
+    addNamespace(app.shell, this.behind, true);
+    app.shell.batch(app.sw, [
+      `link add ospf${this.seg.vlan} type veth peer name eth0 netns ${this.ns}`,
+      `link set ospf${this.seg.vlan} master br${this.seg.vlan} up`,
+    ]);
+    app.shell.batch(this.ns, [
+      "link add eth1 type veth peer name eth0 netns " + this.behind,
+      `address add ${this.address}/${this.seg.ipv4!.prefixLength} dev eth0`,
+      `address add ${nthAddress(BEHIND, 1)}/24 dev eth1`,
+      "link set eth0 up",
+      "link set eth1 up",
+    ]);
+    app.exec(this.ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    app.shell.batch(this.behind, [
+      `address add ${BEHIND_HOST}/24 dev eth0`,
+      "link set eth0 up",
+      `route add default via ${nthAddress(BEHIND, 1)}`,
+    ]);
+    app.serve(this.behind, "behind-ospf");
+    const conf = join(this.dir, "frr.conf");
+    writeFileSync(
+      conf,
+      [
+        "frr defaults traditional",
+        "hostname ospf-neighbour",
+        "!",
+        "interface eth0",
+        ` ip ospf area ${ospf.area}`,
+        "!",
+        "interface eth1",
+        ` ip ospf area ${ospf.area}`,
+        " ip ospf passive",
+        "!",
+        "router ospf",
+        ` ospf router-id ${this.address}`,
+        "!",
+        "",
+      ].join("\n"),
+      { mode: 0o644 },
+    );
+    this.frr.start(["zebra", "ospfd"], conf);
+  }
+
+  stop(): void {
+    this.frr.stop();
+    deleteNamespace(this.behind);
+    deleteNamespace(this.ns);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The neighbour's view of the router (by its router id). */
+  routerSeenFromNeighbour(routerId: string): OspfNeighbour | undefined {
+    const j = this.frr.json<{ neighbors: Record<string, OspfNeighbour[]> }>("show ip ospf neighbor detail json");
+    return j?.neighbors?.[routerId]?.[0];
+  }
+
+  /** The router's view of the neighbour, through the frr pod's vty sockets. */
+  neighbourSeenFromRouter(): OspfNeighbour | undefined {
+    const pod = this.app.pods.spec("frr");
+    const run = pod.volumes.find((v) => v.mountPath === "/var/run/frr");
+    if (run?.source.kind !== "emptyDir") throw new Error("the frr pod has no emptyDir at /var/run/frr");
+    const sockets = this.app.pods.emptyDir(pod, run.source.volume);
+    const r = this.app.exec(
+      this.app.router,
+      ["vtysh", "--vty_socket", sockets, "-c", "show ip ospf neighbor detail json"],
+      { allowFail: true },
+    );
+    try {
+      const j = JSON.parse(r.stdout) as { neighbors: Record<string, OspfNeighbour[]> };
+      return j.neighbors?.[this.address]?.[0];
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The neighbour's routing table (FRR's JSON, by prefix). */
+  routes(): Record<string, { protocol: string; selected?: boolean }[]> {
+    return this.frr.json("show ip route json") ?? {};
+  }
+}
+
+const full = (n: OspfNeighbour | undefined) => (n?.nbrState ?? n?.state ?? "").startsWith("Full");
+
+export const routing: Area = {
+  title: "dynamic routing",
+  appliesTo: (site, plan) => !!ospfSegment(site, plan),
+  pods: (name) => name === "frr",
+  tests(ctx) {
+    const seg = ospfSegment(ctx.site, ctx.plan)!;
+    const ospf = ctx.site.routing.ospf!;
+    const oracle = new PolicyOracle(ctx.site);
+    let nbr: Neighbour;
+
+    beforeAll(() => {
+      expect(oracle.zoneOf(BEHIND_HOST), `${BEHIND} overlaps the site`).toBeUndefined();
+      nbr = new Neighbour(ctx.app, seg);
+      nbr.start(ctx.site);
+    }, 30_000);
+
+    afterAll(() => nbr?.stop());
+
+    it(`forms a Full OSPF adjacency with a neighbour router on ${seg.name} through the router's input chain and Talos' ingress firewall`, async () => {
+      const app = ctx.app;
+      const want = oracle.decide({ from: seg.zone, to: "router", proto: "ospf", src: nbr.address, dst: "224.0.0.5" });
+      expect(want.verdict, "the site opens OSPF from the segment").toBe("accept");
+      // both firewalls are in place: the router's and the one Talos builds from the machine configuration
+      for (const table of ["router", "talos"])
+        expect(app.exec(app.router, ["nft", "list", "table", "inet", table], { allowFail: true }).status).toBe(0);
+      await waitFor(
+        "the adjacency to reach Full on both ends",
+        () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
+        120_000,
+        1000,
+      );
+    }, 130_000);
+
+    it("advertises to the neighbour the OSPF segments and what the site redistributes, never a WAN's route", async () => {
+      const want = advertisedPrefixes(ctx.site).filter((p) => p !== seg.ipv4!.cidr);
+      expect(want.length, "prefixes the router must advertise besides the shared segment").toBeGreaterThan(0);
+      await waitFor(
+        "the neighbour to learn the router's prefixes",
+        () => {
+          const r = nbr.routes();
+          return want.every((p) => r[p]?.some((x) => x.protocol === "ospf"));
+        },
+        60_000,
+        1000,
+      );
+      const r = nbr.routes();
+      const wans = ctx.app.wans.flatMap((w) => (w.addr4 ? [w.addr4] : []));
+      const leaked = Object.entries(r)
+        .filter(([, rs]) => rs.some((x) => x.protocol === "ospf"))
+        .map(([p]) => p)
+        .filter((p) => p === "0.0.0.0/0" || wans.some((a) => contains(p, a.split("/")[0])));
+      expect(leaked, "WAN prefixes the neighbour learned").toEqual([]);
+    }, 70_000);
+
+    it(`installs the neighbour's network in the router's kernel table; every segment's client reaches a host there exactly as the policy oracle decides (and the neighbour has a route back)`, async () => {
+      const app = ctx.app;
+      await waitFor(
+        `the router's kernel route to ${BEHIND}`,
+        () => {
+          const j = JSON.parse(app.exec(app.router, ["ip", "-j", "route", "show", BEHIND]).stdout) as {
+            protocol?: string;
+            gateway?: string;
+            dev?: string;
+          }[];
+          return j.some((x) => x.protocol === "ospf" && x.gateway === nbr.address && x.dev === seg.link);
+        },
+        60_000,
+        1000,
+      );
+      const back = advertisedPrefixes(ctx.site);
+      const rows = app.plan.segments
+        .filter((s) => s.name !== seg.name && app.client(s.name).addr4)
+        .map((s) => {
+          const h = app.client(s.name);
+          const d = oracle.decide({
+            from: s.zone,
+            to: seg.zone,
+            proto: "tcp",
+            port: PORT,
+            src: h.addr4!,
+            dst: BEHIND_HOST,
+          });
+          const returns = back.some((p) => contains(p, h.addr4!));
+          return {
+            s,
+            h,
+            want: d.verdict === "accept" && returns ? "reached" : d.verdict === "accept" ? "no route back" : d.verdict,
+          };
+        });
+      expect(
+        rows.some((r) => r.want === "reached"),
+        "some segment may reach the neighbour's network",
+      ).toBe(true);
+      const seen = await Promise.all(
+        rows.map(async ({ s, h }) => {
+          const r = (
+            await probe(app, h.ns, [{ id: "x", proto: "tcp", dst: BEHIND_HOST, port: PORT, src: h.addr4 }])
+          ).get("x")!;
+          const got =
+            r.observed === "reached"
+              ? r.answerer === "behind-ospf"
+                ? "reached"
+                : `answered by ${r.answerer}`
+              : r.observed;
+          return `${s.name}: ${got}`;
+        }),
+      );
+      const OBSERVED: Record<string, string> = {
+        reached: "reached",
+        reject: "rejected",
+        drop: "dropped",
+        "no route back": "dropped",
+      };
+      expect(seen).toEqual(rows.map((r) => `${r.s.name}: ${OBSERVED[r.want]}`));
+    }, 90_000);
+
+    it(`keeps the adjacency Full, never restarting it, while ${CROWD} clients arrive on ${seg.name} at once`, async () => {
+      const app = ctx.app;
+      const before = nbr.routerSeenFromNeighbour(ospf.routerId);
+      expect(full(before)).toBe(true);
+      const samples: string[] = [];
+      let done = false;
+      const sampler = (async () => {
+        while (!done) {
+          const a = nbr.routerSeenFromNeighbour(ospf.routerId);
+          const b = nbr.neighbourSeenFromRouter();
+          if (!full(a) || !full(b)) samples.push(`${new Date().toISOString()}: ${a?.nbrState} / ${b?.nbrState}`);
+          await sleep(500);
+        }
+      })();
+      try {
+        const hosts = await arrive(app, seg, "o", 0x200);
+        // each client pings its gateway where the segment's zone may (router:zones services)
+        const pings = oracle.services(seg.zone).includes("ping")
+          ? await pingAll(app, hosts, seg)
+          : new Map<string, ProbeResult[]>();
+        const failed = [...pings].filter(([, rs]) => rs.some((r) => r.observed !== "reached"));
+        expect(failed.map(([name, rs]) => `${name}: ${rs.map((r) => r.raw).join(", ")}`)).toEqual([]);
+        // a dead interval (40 s by default) after the last hello that got through
+        await sleep(45_000);
+      } finally {
+        done = true;
+        await sampler;
+      }
+      expect(samples, "moments the adjacency was not Full").toEqual([]);
+      const after = nbr.routerSeenFromNeighbour(ospf.routerId);
+      expect(after?.stateChangeCounter, "adjacency state changes during the crowd").toBe(before?.stateChangeCounter);
+    }, 240_000);
+  },
+};
