@@ -220,6 +220,9 @@ export class RouterPods {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
+    // first: the pod's /tmp emptyDir hides the scratch directory (under the host's /tmp) once mounted
+    const image = IMAGE_COMMANDS[pod.command[0]];
+    if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
     pod.volumes.forEach((v, i) => {
       let src: string;
       if (v.source.kind === "configMap") {
@@ -251,8 +254,6 @@ export class RouterPods {
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const image = IMAGE_COMMANDS[cmd];
-    if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
     const command = [UPSTREAM_BINARIES[cmd] ?? image?.file ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",

@@ -223,7 +223,9 @@ export const routing: Area = {
         () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
         120_000,
         1000,
-      );
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}\nthe frr pod's output:\n${app.pods.pod("frr").log().slice(-3000)}`);
+      });
     }, 130_000);
 
     it("advertises to the neighbour the OSPF segments and what the site redistributes, never a WAN's route", async () => {
