@@ -37,17 +37,17 @@ function sh(cmd: string, args: string[], cwd = ROOT): string {
   return `${r.stdout}`;
 }
 
-/** The package names `.ci/run` installs with apt-get. */
-export function ciPackages(text = readFileSync(join(ROOT, ".ci/run"), "utf8")): string[] {
+/**
+ * The package names `.ci/run` installs: the lines of `.ci/packages` (one package a line, `#` comments, `[suite]`
+ * lines starting another suite's packages), every suite's.
+ */
+export function ciPackages(text = readFileSync(join(ROOT, ".ci/packages"), "utf8")): string[] {
   const out: string[] = [];
-  const joined = text.replace(/\\\n/g, " ");
-  for (const line of joined.split("\n")) {
-    const m = /apt-get install\s+(.*)/.exec(line);
-    if (!m) continue;
-    for (const w of m[1].split(/\s+/)) {
-      if (!w || w.startsWith("-") || w.startsWith(">") || w.startsWith("$") || w.includes("=")) continue;
-      if (/^[a-z0-9][a-z0-9+.-]+$/.test(w)) out.push(w);
-    }
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#") || /^\[.*\]$/.test(line)) continue;
+    if (!/^[a-z0-9][a-z0-9+.-]+$/.test(line)) throw new Error(`.ci/packages: "${line}" is not a package name`);
+    out.push(line);
   }
   return out;
 }
@@ -204,13 +204,16 @@ function tools(): string[] {
 }
 
 describe.skipIf(!t.ok)("the build and the tests use only what .ci/run installs", () => {
-  it("reads the package list of .ci/run", () => {
+  it("reads the package list of .ci/run (.ci/packages)", () => {
     const pkgs = ciPackages();
     expect(pkgs).toContain("gcc-multilib");
     expect(pkgs).toContain("clang-19");
-    expect(
-      ciPackages("apt-get install -y -qq --no-install-recommends \\\n  make jq \\\n  nftables >/dev/null\n"),
-    ).toEqual(["make", "jq", "nftables"]);
+    expect(pkgs).toContain("suricata");
+    expect(ciPackages("# eBPF\nmake\njq\n\n[bookworm-backports]\n# IDS\nsuricata\n")).toEqual([
+      "make",
+      "jq",
+      "suricata",
+    ]);
   });
 
   it("every header, library and tool belongs to a package .ci/run installs or to Debian's required base", () => {
