@@ -5,8 +5,8 @@
  * pinhole is reachable from the internet), a reject default, rules with port ranges, address groups
  * (a host and a prefix) and a rule to the router itself, port forwards restricted to one WAN (one of them also to
  * a source prefix, the other without hairpin), mDNS
- * reflection over three segments, probes that fail over after one missed round, and an alert webhook receiver on
- * the office logger with a 5 s scrape interval.
+ * reflection over three segments, probes that fail over after one missed round, an alert webhook receiver on
+ * the office logger with a 5 s scrape interval, and OSPF on staff-a redistributing the other segments.
  */
 import type { StackConfig } from "../../../cli/stack-config";
 import { devStack } from "../../helpers/stacks";

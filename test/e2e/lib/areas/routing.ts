@@ -10,7 +10,9 @@
  *     WAN's default route or subnet;
  *   - the adjacency stays Full, never restarting, while a crowd of clients arrives on the same segment (duplicate
  *     address detection, router solicitation, DHCP, SLAAC, pings) — Talos' firewall in block mode would limit the
- *     segment's ICMP and drop OSPF (components/talos-node/firewall.ts).
+ *     segment's ICMP and drop OSPF (components/talos-node/firewall.ts);
+ *   - which the last test shows: under a block-mode table built from the same documents the adjacency dies, and it
+ *     forms again once the node's firewall is back.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +21,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { contains, nthAddress, toBigInt } from "../../../../components/site/ip";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
 import type { Site } from "../../../../components/site/schema";
+import { talosFirewall } from "../../../helpers/talos-network";
 import { FrrInstance } from "../../../network/frr";
 import { sleep, waitFor } from "../../../helpers/wait";
 import type { Appliance } from "../appliance";
@@ -343,5 +346,28 @@ export const routing: Area = {
       const after = nbr.routerSeenFromNeighbour(ospf.routerId);
       expect(after?.stateChangeCounter, "adjacency state changes during the crowd").toBe(before?.stateChangeCounter);
     }, 240_000);
+
+    it("loses the adjacency under Talos' block mode (which admits only TCP and UDP ports and limits ICMP), and forms it again once the node's accept-mode firewall is back", async () => {
+      const app = ctx.app;
+      const block = talosFirewall({ ...app.host.firewall, defaultAction: "block" }, app.talos.nodeAddresses());
+      app.exec(app.router, ["nft", "-f", "-"], { input: block });
+      try {
+        // hellos stop getting through: the neighbour declares the router dead after its dead interval (40 s)
+        await waitFor(
+          "the neighbour to lose the router",
+          () => !full(nbr.routerSeenFromNeighbour(ospf.routerId)),
+          60_000,
+          1000,
+        );
+      } finally {
+        app.talos.reload();
+      }
+      await waitFor(
+        "the adjacency to reach Full again",
+        () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
+        90_000,
+        1000,
+      );
+    }, 170_000);
   },
 };
