@@ -194,7 +194,84 @@ class Neighbour {
   }
 }
 
+/**
+ * Each other segment's main client connects to the host behind the neighbour: what the policy oracle and the
+ * prefixes the neighbour learned say (`want`), and what happened (`seen`), one "segment: outcome" each.
+ */
+async function reachBehind(
+  app: Appliance,
+  oracle: PolicyOracle,
+  seg: SegmentPlan,
+): Promise<{ want: string[]; seen: string[] }> {
+  const back = advertisedPrefixes(app.site);
+  const rows = app.plan.segments
+    .filter((s) => s.name !== seg.name && app.client(s.name).addr4)
+    .map((s) => {
+      const h = app.client(s.name);
+      const d = oracle.decide({
+        from: s.zone,
+        to: seg.zone,
+        proto: "tcp",
+        port: PORT,
+        src: h.addr4!,
+        dst: BEHIND_HOST,
+      });
+      const returns = back.some((p) => contains(p, h.addr4!));
+      return {
+        s,
+        h,
+        want: d.verdict === "accept" && returns ? "reached" : d.verdict === "accept" ? "no route back" : d.verdict,
+      };
+    });
+  expect(
+    rows.some((r) => r.want === "reached"),
+    "some segment may reach the neighbour's network",
+  ).toBe(true);
+  const seen = await Promise.all(
+    rows.map(async ({ s, h }) => {
+      const r = (await probe(app, h.ns, [{ id: "x", proto: "tcp", dst: BEHIND_HOST, port: PORT, src: h.addr4 }])).get(
+        "x",
+      )!;
+      const got =
+        r.observed === "reached"
+          ? r.answerer === "behind-ospf"
+            ? "reached"
+            : `answered by ${r.answerer}`
+          : r.observed;
+      return `${s.name}: ${got}`;
+    }),
+  );
+  const OBSERVED: Record<string, string> = {
+    reached: "reached",
+    reject: "rejected",
+    drop: "dropped",
+    "no route back": "dropped",
+  };
+  return { want: rows.map((r) => `${r.s.name}: ${OBSERVED[r.want]}`), seen };
+}
+
 const full = (n: OspfNeighbour | undefined) => (n?.nbrState ?? n?.state ?? "").startsWith("Full");
+
+/** Runs `work` while sampling both ends of the adjacency every half second; the moments it was not Full. */
+async function sampling(nbr: Neighbour, routerId: string, work: () => Promise<void>): Promise<string[]> {
+  const samples: string[] = [];
+  let done = false;
+  const sampler = (async () => {
+    while (!done) {
+      const a = nbr.routerSeenFromNeighbour(routerId);
+      const b = nbr.neighbourSeenFromRouter();
+      if (!full(a) || !full(b)) samples.push(`${new Date().toISOString()}: ${a?.nbrState} / ${b?.nbrState}`);
+      await sleep(500);
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    done = true;
+    await sampler;
+  }
+  return samples;
+}
 
 export const routing: Area = {
   title: "dynamic routing",
@@ -267,68 +344,16 @@ export const routing: Area = {
         60_000,
         1000,
       );
-      const back = advertisedPrefixes(ctx.site);
-      const rows = app.plan.segments
-        .filter((s) => s.name !== seg.name && app.client(s.name).addr4)
-        .map((s) => {
-          const h = app.client(s.name);
-          const d = oracle.decide({
-            from: s.zone,
-            to: seg.zone,
-            proto: "tcp",
-            port: PORT,
-            src: h.addr4!,
-            dst: BEHIND_HOST,
-          });
-          const returns = back.some((p) => contains(p, h.addr4!));
-          return {
-            s,
-            h,
-            want: d.verdict === "accept" && returns ? "reached" : d.verdict === "accept" ? "no route back" : d.verdict,
-          };
-        });
-      expect(
-        rows.some((r) => r.want === "reached"),
-        "some segment may reach the neighbour's network",
-      ).toBe(true);
-      const seen = await Promise.all(
-        rows.map(async ({ s, h }) => {
-          const r = (
-            await probe(app, h.ns, [{ id: "x", proto: "tcp", dst: BEHIND_HOST, port: PORT, src: h.addr4 }])
-          ).get("x")!;
-          const got =
-            r.observed === "reached"
-              ? r.answerer === "behind-ospf"
-                ? "reached"
-                : `answered by ${r.answerer}`
-              : r.observed;
-          return `${s.name}: ${got}`;
-        }),
-      );
-      const OBSERVED: Record<string, string> = {
-        reached: "reached",
-        reject: "rejected",
-        drop: "dropped",
-        "no route back": "dropped",
-      };
-      expect(seen).toEqual(rows.map((r) => `${r.s.name}: ${OBSERVED[r.want]}`));
+      const { want, seen } = await reachBehind(app, oracle, seg);
+      console.log(`${ctx.title}: to ${BEHIND_HOST} behind the OSPF neighbour: ${seen.join(", ")}`);
+      expect(seen).toEqual(want);
     }, 90_000);
 
     it(`keeps the adjacency Full, never restarting it, while ${CROWD} clients arrive on ${seg.name} at once`, async () => {
       const app = ctx.app;
       const before = nbr.routerSeenFromNeighbour(ospf.routerId);
       expect(full(before)).toBe(true);
-      const samples: string[] = [];
-      let done = false;
-      const sampler = (async () => {
-        while (!done) {
-          const a = nbr.routerSeenFromNeighbour(ospf.routerId);
-          const b = nbr.neighbourSeenFromRouter();
-          if (!full(a) || !full(b)) samples.push(`${new Date().toISOString()}: ${a?.nbrState} / ${b?.nbrState}`);
-          await sleep(500);
-        }
-      })();
-      try {
+      const samples = await sampling(nbr, ospf.routerId, async () => {
         const hosts = await arrive(app, seg, "o", 0x200);
         // each client pings its gateway where the segment's zone may (router:zones services)
         const pings = oracle.services(seg.zone).includes("ping")
@@ -338,10 +363,7 @@ export const routing: Area = {
         expect(failed.map(([name, rs]) => `${name}: ${rs.map((r) => r.raw).join(", ")}`)).toEqual([]);
         // a dead interval (40 s by default) after the last hello that got through
         await sleep(45_000);
-      } finally {
-        done = true;
-        await sampler;
-      }
+      });
       expect(samples, "moments the adjacency was not Full").toEqual([]);
       const after = nbr.routerSeenFromNeighbour(ospf.routerId);
       expect(after?.stateChangeCounter, "adjacency state changes during the crowd").toBe(before?.stateChangeCounter);
