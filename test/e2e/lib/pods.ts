@@ -10,7 +10,8 @@
  *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
  *   as they are. A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program
- *   built from the Go module proxy at the image's version (tools/README.md) in its place.
+ *   built from the Go module proxy at the image's version (tools/README.md) in its place; one of our own images'
+ *   scripts (IMAGE_SCRIPTS) runs from its file in this repository.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -33,6 +34,16 @@ export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
  */
 export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
   "/victoria-logs-prod": toolBinary("victoria-logs"),
+};
+
+/**
+ * Commands our own images install from this repository rather than from a Debian package → the file they are
+ * built from: the observability image's metric scripts (images/observability/build-image.sh puts them in
+ * /usr/local/bin, first on the image's PATH).
+ */
+export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
+  "router-dhcp-metrics": join(ROOT, "images/observability/router-dhcp-metrics"),
+  "router-talker-metrics": join(ROOT, "images/observability/router-talker-metrics"),
 };
 
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
@@ -199,7 +210,7 @@ export class RouterPods {
       else {
         // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
         // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
-        src = join(this.shell.work, "pods", `${pod.daemonSet}.empty`, v.source.volume);
+        src = this.emptyDirOf(pod.daemonSet, v.source.volume);
         if (!existsSync(src)) {
           mkdirSync(src, { recursive: true });
           chmodSync(src, 0o777);
@@ -213,13 +224,25 @@ export class RouterPods {
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const command = [IMAGE_SCRIPTS[cmd] ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
     });
     this.running.set(pod.name, d);
     return d;
+  }
+
+  private emptyDirOf(daemonSet: string, volume: string): string {
+    return join(this.shell.work, "pods", `${daemonSet}.empty`, volume);
+  }
+
+  /** The host directory of a pod's emptyDir volume mounted at `mountPath` (a socket a daemon made there, say). */
+  emptyDir(name: string, mountPath: string): string {
+    const pod = this.spec(name);
+    const v = pod.volumes.find((x) => x.mountPath === mountPath);
+    if (v?.source.kind !== "emptyDir") throw new Error(`pod ${name} has no emptyDir at ${mountPath}`);
+    return this.emptyDirOf(pod.daemonSet, v.source.volume);
   }
 
   /** A pod of the render by its DaemonSet name. */
