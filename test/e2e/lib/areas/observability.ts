@@ -6,6 +6,9 @@
  * (test/e2e/tools/webhook-sink.mjs), and its recovery the resolved notice. The log store (VictoriaLogs built at
  * its image's version, pods.ts UPSTREAM_BINARIES) and the log collector (ulogd2 and syslog-ng) run as their pods:
  * a connection attempt from the internet that the router's input drops is a structured record there within 5 s.
+ * The flows DaemonSet (a softflowd per link, nfacctd, the top-talker script) and the node exporter's DHCP script
+ * run too: a known upload is counted within 5 % (observability-flows.ts); every rendered dashboard query has
+ * data but for a listed few, and a filled DHCP pool fires its alert (observability-metrics.ts).
  * Grafana runs from its upstream image only (not here).
  */
 import { expect, it } from "vitest";
