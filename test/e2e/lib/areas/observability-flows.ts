@@ -28,28 +28,35 @@ function uninspected(ctx: Pick<SuiteContext, "site" | "plan">): SegmentPlan[] {
   return ctx.plan.segments.filter((s) => !inline.has(s.zone) && s.ipv4);
 }
 
-/** A segment's main client and a TCP port of the internet host the policy lets it reach, free of other servers. */
-function flowSource(app: Appliance): { seg: SegmentPlan; client: Host; port: number } | undefined {
-  const model = compilePolicy(app.site, app.plan);
-  const wanZone = app.wans[0].wan.zone;
-  const busy = new Set(app.opts.ports.tcp);
-  for (const seg of uninspected(app).sort((a, b) => a.name.localeCompare(b.name))) {
-    const client = app.hosts.find((h) => h.role === "client" && h.segment.name === seg.name);
-    if (!client?.addr4) continue;
-    for (let port = 47001; port < 47100; port++) {
+/** Ports of the internet host the flow may use (other servers of the appliance skipped). */
+const PORTS = { first: 47001, last: 47099 };
+
+/**
+ * The first segment (by name) and port whose connection from `source` (an address of the segment) to the
+ * internet host the zone policy accepts.
+ */
+function flowPath(
+  ctx: Pick<SuiteContext, "site" | "plan">,
+  source: (seg: SegmentPlan) => string | undefined,
+  busy: ReadonlySet<number> = new Set(),
+): { seg: SegmentPlan; src: string; port: number } | undefined {
+  const model = compilePolicy(ctx.site, ctx.plan);
+  const wanZone = [...ctx.plan.wans].sort((a, b) => a.priority - b.priority)[0].zone;
+  for (const seg of uninspected(ctx).sort((a, b) => a.name.localeCompare(b.name))) {
+    const src = source(seg);
+    if (!src) continue;
+    for (let port = PORTS.first; port <= PORTS.last; port++) {
       if (busy.has(port)) continue;
-      const d = evaluate(model, {
-        from: seg.zone,
-        to: wanZone,
-        proto: "tcp",
-        port,
-        src: client.addr4,
-        dst: INTERNET.server4,
-      });
-      if (d.verdict === "accept") return { seg, client, port };
+      const d = evaluate(model, { from: seg.zone, to: wanZone, proto: "tcp", port, src, dst: INTERNET.server4 });
+      if (d.verdict === "accept") return { seg, src, port };
     }
   }
   return undefined;
+}
+
+/** Whether some segment may reach the internet host over TCP (its gateway's address standing in for a client's). */
+export function flowTestApplies(ctx: Pick<SuiteContext, "site" | "plan">): boolean {
+  return !!flowPath(ctx, (seg) => seg.ipv4?.gateway);
 }
 
 /** The rendered softflowd pod of a link and its control socket (its `-c` argument) on the host. */
@@ -67,9 +74,15 @@ function softflowdOf(app: Appliance, link: string): { pod: string; ctl: string }
 /** Sends FLOW_BYTES from a client to the internet host and finds them in the top-talker metric. */
 export async function flowCounted(ctx: SuiteContext): Promise<void> {
   const app = ctx.app;
-  const src = flowSource(app);
-  if (!src) throw new Error("no segment's client may open a TCP connection to the internet host on ports 47001–47099");
-  const { seg, client, port } = src;
+  const mainClient = (seg: SegmentPlan): Host | undefined =>
+    app.hosts.find((h) => h.role === "client" && h.segment.name === seg.name);
+  const path = flowPath(ctx, (seg) => mainClient(seg)?.addr4, new Set(app.opts.ports.tcp));
+  if (!path)
+    throw new Error(
+      `no segment's client may open a TCP connection to the internet host on ports ${PORTS.first}–${PORTS.last}`,
+    );
+  const { seg, port } = path;
+  const client = mainClient(seg)!;
   const sf = softflowdOf(app, seg.link);
   await waitFor(
     `softflowd on ${seg.link} (pod ${sf.pod})`,
