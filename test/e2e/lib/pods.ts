@@ -10,7 +10,8 @@
  *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
  *   as they are. A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program
- *   built from the Go module proxy at the image's version (tools/README.md) in its place.
+ *   built from the Go module proxy at the image's version (tools/README.md) in its place; one of our own images'
+ *   scripts (IMAGE_SCRIPTS) runs from its file in this repository.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -36,14 +37,24 @@ export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Commands of the services image that come from this repository (images/services/build-image.sh installs them)
- * → the repository file, and what of the image's own root filesystem the command relies on beyond the pod's
- * volumes: directories it writes (a tmpfs in the pod, so the host's stay untouched) and files whose content in the
- * image differs from the host's (bind-mounted over the host's in the pod).
+ * Commands our own images install from this repository rather than from a Debian package → the file they are
+ * built from: the observability image's metric scripts (images/observability/build-image.sh puts them in
+ * /usr/local/bin, first on the image's PATH).
  */
-export const IMAGE_COMMANDS: Readonly<Record<string, ImageCommand>> = {
+export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
+  "router-dhcp-metrics": join(ROOT, "images/observability/router-dhcp-metrics"),
+  "router-talker-metrics": join(ROOT, "images/observability/router-talker-metrics"),
+  // the services image's FRR start script (images/services/build-image.sh)
+  "/usr/local/bin/frr-start": join(ROOT, "images/services/frr-start"),
+};
+
+/**
+ * What of its image's own root filesystem a command of IMAGE_SCRIPTS relies on beyond the pod's volumes:
+ * directories it writes (a tmpfs in the pod, so the host's stay untouched) and files whose content in the image
+ * differs from the host's (bind-mounted over the host's in the pod).
+ */
+export const IMAGE_FILESYSTEM: Readonly<Record<string, ImageFilesystem>> = {
   "/usr/local/bin/frr-start": {
-    file: join(ROOT, "images/services/frr-start"),
     // frr-start writes /etc/frr/frr.conf and vtysh.conf; FRR's daemons keep their crash logs under /var/tmp/frr
     writable: ["/etc/frr", "/var/tmp"],
     // the image's /etc/group puts root in FRR's vty group frrvty (build-image.sh): Debian's FRR daemons refuse
@@ -52,9 +63,7 @@ export const IMAGE_COMMANDS: Readonly<Record<string, ImageCommand>> = {
   },
 };
 
-export interface ImageCommand {
-  /** The repository file the image installs at the command's path. */
-  file: string;
+export interface ImageFilesystem {
   /** Directories of the image the command writes. */
   writable: string[];
   /** Files of the image by path → their content. */
@@ -221,7 +230,7 @@ export class RouterPods {
     const overlaid = new Set<string>();
     const mounts: string[] = [];
     // first: the pod's /tmp emptyDir hides the scratch directory (under the host's /tmp) once mounted
-    const image = IMAGE_COMMANDS[pod.command[0]];
+    const image = IMAGE_FILESYSTEM[pod.command[0]];
     if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
     pod.volumes.forEach((v, i) => {
       let src: string;
@@ -240,7 +249,7 @@ export class RouterPods {
       else {
         // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
         // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
-        src = this.emptyDir(pod, v.source.volume);
+        src = this.emptyDirOf(pod.daemonSet, v.source.volume);
         if (!existsSync(src)) {
           mkdirSync(src, { recursive: true });
           chmodSync(src, 0o777);
@@ -254,7 +263,7 @@ export class RouterPods {
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const command = [UPSTREAM_BINARIES[cmd] ?? image?.file ?? cmd, ...args];
+    const command = [IMAGE_SCRIPTS[cmd] ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       ...pod.env,
@@ -264,7 +273,7 @@ export class RouterPods {
   }
 
   /** Mount commands that give a pod the image's own directories and files a command of the image relies on. */
-  private imageMounts(image: ImageCommand, scratch: string, overlaid: Set<string>): string[] {
+  private imageMounts(image: ImageFilesystem, scratch: string, overlaid: Set<string>): string[] {
     const lines = image.writable.flatMap((dir) => [
       ...this.mountPoint(dir, scratch, overlaid),
       `mount -t tmpfs -o mode=0755 tmpfs ${q(dir)}`,
@@ -278,9 +287,16 @@ export class RouterPods {
     return lines;
   }
 
-  /** The host directory of a pod's emptyDir volume (shared by the containers of its DaemonSet's pod). */
-  emptyDir(pod: PodSpec, volume: string): string {
-    return join(this.shell.work, "pods", `${pod.daemonSet}.empty`, volume);
+  private emptyDirOf(daemonSet: string, volume: string): string {
+    return join(this.shell.work, "pods", `${daemonSet}.empty`, volume);
+  }
+
+  /** The host directory of a pod's emptyDir volume mounted at `mountPath` (a socket a daemon made there, say). */
+  emptyDir(name: string, mountPath: string): string {
+    const pod = this.spec(name);
+    const v = pod.volumes.find((x) => x.mountPath === mountPath);
+    if (v?.source.kind !== "emptyDir") throw new Error(`pod ${name} has no emptyDir at ${mountPath}`);
+    return this.emptyDirOf(pod.daemonSet, v.source.volume);
   }
 
   /** A pod of the render by its DaemonSet name. */

@@ -107,7 +107,8 @@ export function branchSite(): StackConfig {
         zone: "staff",
         ipv4: { cidr: "10.61.0.128/25" },
         ipv6: { prefix: "2a02:c207:1:111::/64" },
-        dhcp: { range: { start: "10.61.0.200", end: "10.61.0.250" } },
+        // a pool of five: the observability area fills it with a handful of clients to fire the pool alert
+        dhcp: { range: { start: "10.61.0.200", end: "10.61.0.204" } },
       },
       {
         name: "devices",

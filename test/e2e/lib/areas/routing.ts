@@ -171,10 +171,7 @@ class Neighbour {
 
   /** The router's view of the neighbour, through the frr pod's vty sockets. */
   neighbourSeenFromRouter(): OspfNeighbour | undefined {
-    const pod = this.app.pods.spec("frr");
-    const run = pod.volumes.find((v) => v.mountPath === "/var/run/frr");
-    if (run?.source.kind !== "emptyDir") throw new Error("the frr pod has no emptyDir at /var/run/frr");
-    const sockets = this.app.pods.emptyDir(pod, run.source.volume);
+    const sockets = this.app.pods.emptyDir("frr", "/var/run/frr");
     const r = this.app.exec(
       this.app.router,
       ["vtysh", "--vty_socket", sockets, "-c", "show ip ospf neighbor detail json"],
