@@ -391,8 +391,7 @@ export function officeSite(): StackConfig {
     raw.mdns = { reflect: [{ name: "printing", zones: ["staff", "printers"] }] };
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
     raw.routes = undefined;
-    // OSPF with a neighbour router on staff-a (the routing area), the other segments redistributed
-    raw.routing = { ospf: { routerId: "10.61.0.1", segments: ["staff-a"], redistribute: ["connected"] } };
+    raw.routing = undefined;
     // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
     raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
   });
