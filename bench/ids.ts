@@ -80,51 +80,50 @@ async function queueCounters(router: string): Promise<{ queued: number; drops: n
   return { queued, drops };
 }
 
-/** Packets a Suricata process decoded (its decoder.pkts), through its command socket. */
-async function decoded(router: string, socket: string): Promise<number> {
-  return waitFor(
-    "Suricata's decoder counter",
-    async () => {
-      const r = await run(inNs(router, ["suricatasc", "-c", "dump-counters", socket]), {
-        timeoutMs: 20_000,
-        allowFail: true,
-      });
-      const j = JSON.parse(r.stdout || "{}") as { return?: string; message?: { decoder?: { pkts?: number } } };
-      return j.return === "OK" ? j.message?.decoder?.pkts : undefined;
-    },
-    30_000,
-    500,
-  );
-}
-
 interface Step {
   offered: string;
   receivedBps: number;
   capture: Capture;
 }
 
-/** Suricata's capture counters (totals over its AF_PACKET threads) through its command socket. */
-async function capture(router: string, socket: string): Promise<Capture> {
+type Counters = { capture?: Record<string, number>; decoder?: Record<string, number> };
+
+/**
+ * What `pick` takes from a Suricata process's counters (suricatasc dump-counters through its command socket),
+ * waited for: "stats not yet synchronized" (NOK) until the first stats interval after the engine started.
+ */
+async function counters<T>(router: string, socket: string, what: string, pick: (c: Counters) => T | undefined) {
   let last = "";
   return waitFor(
-    "Suricata's capture counters",
+    `Suricata's ${what}`,
     async () => {
-      // "stats not yet synchronized" (NOK) until the first stats interval after the engine started
       const r = await run(inNs(router, ["suricatasc", "-c", "dump-counters", socket]), {
         timeoutMs: 20_000,
         allowFail: true,
       });
       last = r.stdout;
-      const j = JSON.parse(r.stdout || "{}") as { return?: string; message?: { capture?: Record<string, number> } };
-      const c = j.message?.capture;
-      if (j.return !== "OK" || c?.kernel_packets === undefined) return undefined;
-      return { packets: c.kernel_packets, drops: c.kernel_drops ?? 0 };
+      const j = JSON.parse(r.stdout || "{}") as { return?: string; message?: Counters };
+      return j.return === "OK" && j.message ? pick(j.message) : undefined;
     },
     30_000,
     500,
   ).catch((e: Error) => {
     throw new Error(`${e.message}; suricatasc dump-counters said:\n${last.slice(0, 2000)}`);
   });
+}
+
+/** Suricata's capture counters (totals over its AF_PACKET threads). */
+function capture(router: string, socket: string): Promise<Capture> {
+  return counters(router, socket, "capture counters", (c) =>
+    c.capture?.kernel_packets === undefined
+      ? undefined
+      : { packets: c.capture.kernel_packets, drops: c.capture.kernel_drops ?? 0 },
+  );
+}
+
+/** Packets a Suricata process decoded (its decoder.pkts). */
+function decoded(router: string, socket: string): Promise<number> {
+  return counters(router, socket, "decoder counter", (c) => c.decoder?.pkts);
 }
 
 async function main(): Promise<void> {
