@@ -2,8 +2,8 @@
  * IDS benchmark: TCP throughput (iperf3, one stream) from the internet host to the dev site's forwarded host
  * (the first TCP port forward: the internet host connects to the primary WAN's address, the router forwards to
  * the host in the servers segment) through the virtual appliance with the XDP guard and the dev policy (the
- * loader as app.start() runs it), in two configurations measured in the same run, interleaved round by round
- * (the order alternates, so drift hits both alike):
+ * loader as app.start() runs it), in three configurations measured in the same run, interleaved round by round
+ * (the order alternates, so drift hits all alike):
  *
  *   Suricata off  no Suricata process: the guard, the ruleset, conntrack and the DNAT alone
  *   Suricata IDS  Suricata in IDS mode on the primary WAN (AF_PACKET, `--af-packet=<wan>`) with the dev site's
@@ -28,7 +28,7 @@
  * queued, dropped) and its own (packets decoded). Goals (issue 17): ≥ 1 Gbit/s with Suricata on and
  * 0 capture drops at 1 Gbit/s offered. Prints a Markdown table and writes bench/results/ids.json. Needs root.
  *
- *   npm run bench:ids [-- --runs 5] [--seconds 5] [--rules 30000] [--steps 100M,250M,500M,1G,2G]
+ *   npm run bench:ids [-- --runs 5] [--seconds 5] [--rules 30000] [--steps 100M,150M,200M,250M,300M,400M,500M,1G,2G]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -132,7 +132,7 @@ async function main(): Promise<void> {
       runs: { type: "string", default: "5" },
       seconds: { type: "string", default: "5" },
       rules: { type: "string", default: "30000" },
-      steps: { type: "string", default: "100M,250M,500M,1G,2G" },
+      steps: { type: "string", default: "100M,150M,200M,250M,300M,400M,500M,1G,2G" },
     },
   });
   const runs = Number(values.runs);
