@@ -275,7 +275,7 @@ async function liveSample(
   expect(await connects(app, r, src, 2), "the attacker reaches the forward before its attack").toBe(true);
   // the look-alike first: inline, the dropped attack would hold the TLS server's one connection
   const benign = await sample.benign(app, r.target, other);
-  if (sample.inline) expect(benign.answered, `the look-alike was not answered: ${benign.detail}`).toBe(true);
+  if (benign.answered !== undefined) expect(benign.answered, `the look-alike: ${benign.detail}`).toBe(true);
   const before = await metrics(app);
   const t0 = Date.now();
   // not awaited: where the pair is inline, Suricata drops the attack itself and the client waits out its timeout
@@ -293,9 +293,10 @@ async function liveSample(
     allAlerts(app).some((a) => a.src_ip === src && a.alert.signature_id === sample.sid),
   );
   expect(after.get(DYNAMIC) ?? 0).toBeGreaterThan(before.get(DYNAMIC) ?? 0);
-  // one entry added (entries of earlier samples may have expired meanwhile where the duration is short)
-  const added = (after.get(ENTRIES) ?? 0) - (before.get(ENTRIES) ?? 0) + (after.get(REMOVED) ?? 0);
-  expect(added - (before.get(REMOVED) ?? 0)).toBe(1);
+  // one entry added: the entries' change plus those removed meanwhile (earlier samples' may expire where the
+  // duration is short)
+  const delta = (m: string) => (after.get(m) ?? 0) - (before.get(m) ?? 0);
+  expect(delta(ENTRIES) + delta(REMOVED)).toBe(1);
   if (r.inline && sample.inline) {
     expect(outcome.answered, `the attack was answered (${outcome.detail}):\n${diagnosis(app)}`).toBe(false);
     expect(
@@ -308,5 +309,5 @@ async function liveSample(
   expect(await connects(app, r, other, 2), "the neighbour on the same path").toBe(true);
   expect(allAlerts(app).filter((a) => a.src_ip === other || a.dest_ip === other)).toEqual([]);
   expect(app.loader!.log()).not.toContain(`${other} blocked`);
-  return took!;
+  return took;
 }
