@@ -252,7 +252,9 @@ export class Appliance {
    * etcd, DNS) answer on their ports from boot, so that "allowed" is observable.
    */
   private startStandIns(): void {
-    const dnsStack = this.pods.specs.some((p) => p.name === "dns-front" && (this.opts.pods ?? networkServicePod)(p.name));
+    const dnsStack = this.pods.specs.some(
+      (p) => p.name === "dns-front" && (this.opts.pods ?? networkServicePod)(p.name),
+    );
     this.shell.daemon("router-stand-ins", this.router, [
       this.netprobe,
       "serve",
