@@ -48,6 +48,17 @@ export const APPLIANCE_COMMANDS = [
   "sh",
   "cat",
   "stat",
+  // the DNS stack's pods and the test internet's DNS (lib/areas/dns.ts)
+  "dnsdist",
+  "unbound",
+  "knotd",
+  "kea-dhcp-ddns",
+  "cdb",
+  "dig",
+  "dnssec-keygen",
+  "dnssec-signzone",
+  "openssl",
+  "tcpdump",
 ];
 
 /**

@@ -194,6 +194,15 @@ export class RouterPods {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
+    // the image's files first: the pod's volumes (a /tmp of its own, say) are mounted over the image
+    for (const [path, file] of [...this.imageFiles].sort(([a], [b]) => a.localeCompare(b))) {
+      // a missing file is made only inside an overlay: the host's filesystem is never changed
+      if (existsSync(dirname(path)) && !existsSync(path))
+        throw new Error(`image file ${path}: the host has its directory but not the file to bind over`);
+      mounts.push(...this.mountPoint(dirname(path), scratch, overlaid));
+      if (!existsSync(path)) mounts.push(`touch ${q(path)}`);
+      mounts.push(`mount --bind -o ro ${q(file)} ${q(path)}`);
+    }
     pod.volumes.forEach((v, i) => {
       let src: string;
       if (v.source.kind === "configMap") {
@@ -225,14 +234,6 @@ export class RouterPods {
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
-    for (const [path, file] of [...this.imageFiles].sort(([a], [b]) => a.localeCompare(b))) {
-      // a missing file is made only inside an overlay: the host's filesystem is never changed
-      if (existsSync(dirname(path)) && !existsSync(path))
-        throw new Error(`image file ${path}: the host has its directory but not the file to bind over`);
-      mounts.push(...this.mountPoint(dirname(path), scratch, overlaid));
-      if (!existsSync(path)) mounts.push(`touch ${q(path)}`);
-      mounts.push(`mount --bind -o ro ${q(file)} ${q(path)}`);
-    }
     const [cmd, ...args] = pod.command;
     const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
