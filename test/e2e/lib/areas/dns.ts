@@ -15,7 +15,7 @@
  * other servers are answered by the router (redirect) or refused (reject); a DHCP client's name is
  * `<hostname>.<segment>.<domain>`.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { PATHS } from "../../../../components/dns-stack/plan";
@@ -443,6 +443,89 @@ function dynamicNameTests(ctx: SuiteContext): void {
   }, 60_000);
 }
 
+/** The reverse name of an IPv6 address (RFC 3596: its 32 nibbles, last first). */
+function reverse6(ip: string): string {
+  const [head, tail = ""] = ip.split("::");
+  const groups = (x: string) => (x ? x.split(":") : []);
+  const missing = 8 - groups(head).length - groups(tail).length;
+  const full = [...groups(head), ...Array<string>(ip.includes("::") ? missing : 0).fill("0"), ...groups(tail)];
+  const nibbles = full.map((g) => g.padStart(4, "0")).join("");
+  return `${[...nibbles].reverse().join(".")}.ip6.arpa`;
+}
+
+/** Waits until a name's records of a type are `want` (empty: gone), within `budgetMs` of `since`. */
+async function within(
+  what: string,
+  ask: () => Promise<Answer>,
+  want: string[],
+  since: number,
+  budgetMs: number,
+): Promise<void> {
+  let last: Answer | undefined;
+  await waitFor(
+    what,
+    async () => {
+      last = await ask();
+      return want.length ? want.every((w) => last!.answers.includes(w)) : last.answers.length === 0;
+    },
+    Math.max(100, budgetMs - (Date.now() - since)),
+    100,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\nlast answer:\n${last?.text ?? ""}`);
+  });
+}
+
+function dynamicName6Tests(ctx: SuiteContext): void {
+  const served = servedZones(ctx.site);
+  const seg = ctx.plan.segments.find(
+    (s) => served.includes(s.zone) && s.ipv6 && ctx.site.segments.find((x) => x.name === s.name)?.dhcpv6.enabled,
+  );
+  if (!seg) return;
+  it("resolves a DHCPv6 client's name (AAAA and PTR) within 5 s of its lease, and not within 5 s of its release", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const asker = askers(ctx).find((a) => a.h.segment.name !== seg.name) ?? askers(ctx)[0];
+    const host = app.addHost(seg.name, "dnsname6", 0x71);
+    const fqdn = `e2e-phone.${seg.name}.${ctx.site.site.domain}`;
+    const dir = join(app.work, "dns-dhclient6");
+    mkdirSync(dir, { recursive: true });
+    // dhclient sends the name it is given as a fully qualified one (its wire form ends at the root)
+    writeFileSync(join(dir, "conf"), `send fqdn.fqdn "${fqdn}.";\nsend fqdn.server-update on;\n`);
+    const args = [
+      "-6",
+      "-cf",
+      join(dir, "conf"),
+      "-lf",
+      join(dir, "leases"),
+      "-pf",
+      join(dir, "pid"),
+      "-sf",
+      "/bin/true",
+    ];
+    await waitFor(
+      "a link-local address",
+      () => /inet6 fe80/.test(app.exec(host.ns, ["ip", "-6", "addr"]).stdout),
+      5000,
+    );
+    await sleep(1000); // past DAD of the link-local address
+    await app.run(host.ns, ["dhclient", ...args, "-1", "eth0"], { timeoutMs: 30_000 });
+    const ip = /iaaddr ([0-9a-f:]+)/.exec(readFileSync(join(dir, "leases"), "utf8"))?.[1];
+    if (!ip) throw new Error(`no DHCPv6 lease:\n${readFileSync(join(dir, "leases"), "utf8")}`);
+    const leased = Date.now();
+    const q = (name: string, type: string) => () => dig(app, asker.h, asker.gw, name, type);
+    await within("the name's AAAA", q(fqdn, "AAAA"), [ip], leased, 5000);
+    await within("the name's PTR", q(reverse6(ip), "PTR"), [`${fqdn}.`], leased, 5000);
+    const found = (Date.now() - leased) / 1000;
+    await app.run(host.ns, ["dhclient", ...args, "-r", "eth0"], { timeoutMs: 30_000 });
+    const released = Date.now();
+    await within("the name's AAAA to go", q(fqdn, "AAAA"), [], released, 5000);
+    await within("the name's PTR to go", q(reverse6(ip), "PTR"), [], released, 5000);
+    console.log(
+      `${ctx.title}: ${fqdn} (${ip}) resolvable ${found.toFixed(1)} s after its lease, gone ${((Date.now() - released) / 1000).toFixed(1)} s after its release`,
+    );
+  }, 60_000);
+}
+
 export const dns: Area = {
   title: "DNS",
   appliesTo: (site) => servedZones(site).length > 0,
@@ -457,5 +540,6 @@ export const dns: Area = {
     forcedTests(ctx);
     withoutDnsTests(ctx);
     dynamicNameTests(ctx);
+    dynamicName6Tests(ctx);
   },
 };
