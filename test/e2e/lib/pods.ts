@@ -194,6 +194,9 @@ export class RouterPods {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
+    // The kubelet writes every pod's resolv.conf (for ClusterFirstWithHostNet: the cluster's DNS). No cluster DNS
+    // runs here: a pod gets the node's, whose host DNS nothing answers (never the host machine's resolver).
+    mounts.push(`mount --bind -o ro ${q(this.nodeFile("/etc/resolv.conf"))} /etc/resolv.conf`);
     // the image's files first: the pod's volumes (a /tmp of its own, say) are mounted over the image
     for (const [path, file] of [...this.imageFiles].sort(([a], [b]) => a.localeCompare(b))) {
       // a missing file is made only inside an overlay: the host's filesystem is never changed
