@@ -336,6 +336,50 @@ function filteringTests(ctx: SuiteContext): void {
   }, 60_000);
 }
 
+function swapTests(ctx: SuiteContext): void {
+  // a zone whose profile blocks a fetched list (a feed refresh replaces its database)
+  const zone = servedZones(ctx.site).find((z) => {
+    const p = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, z)?.profile);
+    return p && !p.allowOnly && p.block.some((l) => ctx.site.dns.lists.find((x) => x.name === l)?.url);
+  });
+  if (!zone) return;
+  it("loses no query while a fetched list is replaced under load, and the new list takes effect", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const a = askers(ctx).find((x) => x.zone === zone);
+    if (!a) throw new Error(`no client in zone ${zone}`);
+    const profile = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, zone)!.profile)!;
+    const list = profile.block.find((l) => ctx.site.dns.lists.find((x) => x.name === l)?.url)!;
+    const added = `swapped-${Date.now().toString(36)}.plain.example`;
+    const names = [feedName(list), `load.${zone}.plain.example`, added, `www.good.example`];
+    const queries = join(app.work, "dns-queries.txt");
+    writeFileSync(queries, names.map((n) => `${n} A\n`).join(""));
+    const perf = app.run(a.h.ns, ["dnsperf", "-s", a.gw, "-d", queries, "-l", "6", "-Q", "1000", "-c", "2"], {
+      timeoutMs: 60_000,
+      allowFail: true,
+    });
+    for (let i = 0; i < 4; i++) {
+      await sleep(1200);
+      writeListDb(app.pods.hostPath(PATHS.lists), list, i % 2 ? [feedName(list)] : [feedName(list), added]);
+    }
+    writeListDb(app.pods.hostPath(PATHS.lists), list, [feedName(list), added]);
+    const r = await perf;
+    const count = (what: string) => Number(new RegExp(`Queries ${what}:\\s+(\\d+)`).exec(r.stdout)?.[1]);
+    expect({ lost: count("lost"), completed: count("completed") }, r.stdout + r.stderr).toEqual({
+      lost: 0,
+      completed: count("sent"),
+    });
+    expect(count("sent"), r.stdout).toBeGreaterThan(3000);
+    const want = profile.blockedAnswer === "null" ? "0.0.0.0" : "NXDOMAIN";
+    await waitFor(
+      "the replaced list to take effect",
+      async () => shown(await dig(app, a.h, a.gw, added)) === want,
+      10_000,
+      200,
+    );
+  }, 60_000);
+}
+
 /** The first A record of the site's own (its name and address): only the router answers it. */
 function ownRecord(site: Site): { name: string; address: string } | undefined {
   const r = site.dns.records.find((x) => x.type === "A");
@@ -532,6 +576,7 @@ export const dns: Area = {
   tests(ctx) {
     resolutionTests(ctx);
     filteringTests(ctx);
+    swapTests(ctx);
     forcedTests(ctx);
     withoutDnsTests(ctx);
     dynamicNameTests(ctx);
