@@ -59,6 +59,7 @@ export const APPLIANCE_COMMANDS = [
   "dnssec-signzone",
   "openssl",
   "tcpdump",
+  "dnsperf",
 ];
 
 /**
