@@ -218,6 +218,7 @@ describe.skipIf(!t.ok)("filtering by zone", () => {
     ["guest", NAMES.ad, "0.0.0.0"],
     ["guest", NAMES.social, "0.0.0.0"],
     ["guest", NAMES.tracker, "0.0.0.0"], // strict has no allow list
+    ["guest", NAMES.shortEntryChild, "0.0.0.0"], // a two-label entry covers the names below it
     ["guest", NAMES.free, INTERNET_DNS.plain4],
     ["iot", NAMES.vendor, INTERNET_DNS.plain4],
     ["iot", NAMES.free, "NXDOMAIN"], // allow-only
