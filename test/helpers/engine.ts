@@ -8,7 +8,9 @@
  * The program runs as an Automation API inline program: `index.ts` is loaded in this process and served to the
  * engine by @pulumi/pulumi's own language runtime (`--client`), because the Node.js language host plugin is not
  * served by the Go module proxy (tools/README.md). Resource plugins the proxy does not serve at the versions
- * package-lock.json pins are preview stand-ins (engine-stand-in-provider.ts): a preview works, an `up` fails.
+ * package-lock.json pins are preview stand-ins (engine-stand-in-provider.ts): a preview works, an `up` fails; or,
+ * for command, tls and random with `engineProject({ models: true })`, models that act as the real providers do
+ * (engine-model-provider.ts), so an `up` of what uses only those (the node part) runs.
  *
  *   const ws = await engineWorkspace({ secrets: { registryPassword: "…" } });
  *   const result = await ws.stack.preview({ onEvent: … });

@@ -1,13 +1,14 @@
 /**
  * A model of pulumi-random (the Terraform random provider bridged; the Go module proxy does not serve it, see
- * tools/README.md) for the resources the node part creates: random:index/randomString:RandomString and
- * random:index/randomBytes:RandomBytes. It follows hashicorp/terraform-provider-random internal/provider
+ * tools/README.md) for the resources the node part creates: random:index/randomPassword:RandomPassword,
+ * random:index/randomString:RandomString and random:index/randomBytes:RandomBytes. It follows hashicorp/terraform-provider-random internal/provider
  * resource_string.go / resource_password.go and internal/random/string.go (character sets lower, upper, numeric
  * and special `!@#$%&*()-_=+[]{}<>:?` or `override_special`; each enabled set defaults to true; `min_*` counts
- * met first, the rest drawn from all enabled sets, then shuffled, all from crypto/rand; the id is the result) and
+ * met first, the rest drawn from all enabled sets, then shuffled, all from crypto/rand; a string's id is its
+ * result, a password's id is "none" and its result sensitive) and
  * resource_bytes.go (`length` bytes from crypto/rand as `base64` and `hex`, both sensitive). Every input change
- * (keepers included) replaces the resource. The bridge marks sensitive outputs secret: RandomBytes' base64/hex;
- * RandomString's result is not sensitive upstream, which is why the program adds it to additionalSecretOutputs.
+ * (keepers included) replaces the resource. The bridge marks sensitive outputs secret: RandomBytes' base64/hex,
+ * RandomPassword's result. Not modelled: RandomPassword's bcryptHash output (the program does not use it).
  */
 import { randomBytes, randomInt } from "node:crypto";
 import type * as provider from "@pulumi/pulumi/provider";
@@ -80,15 +81,20 @@ const STRING_INPUTS = [
   "overrideSpecial",
 ];
 
+const STRING = "random:index/randomString:RandomString";
+const PASSWORD = "random:index/randomPassword:RandomPassword";
+const BYTES = "random:index/randomBytes:RandomBytes";
+const MODELLED = [STRING, PASSWORD, BYTES];
+
 /** The provider, as the `random` plugin at `version`. */
 export function randomProvider(version: string): provider.Provider {
   const kind = (urn: string) => {
     const t = urnType(urn);
-    if (t !== "random:index/randomString:RandomString" && t !== "random:index/randomBytes:RandomBytes")
-      throw new Error(`this stand-in of pulumi-random does not model ${t}`);
+    if (!MODELLED.includes(t)) throw new Error(`this stand-in of pulumi-random does not model ${t}`);
     return t;
   };
-  const inputsOf = (urn: string) => (kind(urn).endsWith("RandomString") ? STRING_INPUTS : ["keepers", "length"]);
+  const isString = (urn: string) => kind(urn) !== BYTES;
+  const inputsOf = (urn: string) => (isString(urn) ? STRING_INPUTS : ["keepers", "length"]);
   return {
     version,
     async check(urn, _olds, news: Props) {
@@ -96,7 +102,7 @@ export function randomProvider(version: string): provider.Provider {
         typeof plain(news.length) === "number" && (plain(news.length) as number) >= 1
           ? []
           : [{ property: "length", reason: "length must be at least 1" }];
-      return { inputs: kind(urn).endsWith("RandomString") ? { ...STRING_DEFAULTS, ...news } : news, failures };
+      return { inputs: isString(urn) ? { ...STRING_DEFAULTS, ...news } : news, failures };
     },
     async diff(_id, urn, olds: Props, news: Props) {
       const changed = changedKeys(olds, news, inputsOf(urn));
@@ -104,7 +110,8 @@ export function randomProvider(version: string): provider.Provider {
     },
     async create(urn, news: Props) {
       const inputs = plain(news) as StringInputs;
-      if (kind(urn).endsWith("RandomString")) {
+      if (kind(urn) === PASSWORD) return { id: "none", outs: { ...news, result: secret(randomString(inputs)) } };
+      if (kind(urn) === STRING) {
         const result = randomString(inputs);
         return { id: result, outs: { ...news, result } };
       }
