@@ -101,6 +101,17 @@ function changed(events: EngineEvent[]): string[] {
     .sort();
 }
 
+/**
+ * A debug diagnostic: the engine streams these to an Automation API consumer, and among them is the Node SDK's own
+ * debug line for every registration, which prints the provider's response with secret outputs unmasked
+ * (@pulumi/pulumi runtime/resource.js, "RegisterResource RPC finished"). No command of this project reads debug
+ * events, and the CLI shows them only with --debug; they are left out of the secret scan.
+ */
+function isDebug(e: EngineEvent): boolean {
+  // The SDK types leave "debug" out of the severities, but the engine sends it.
+  return (e.diagnosticEvent?.severity as string | undefined) === "debug";
+}
+
 /** Every file under `dir` with its text. */
 function filesUnder(dir: string): [string, string][] {
   return readdirSync(dir, { recursive: true, encoding: "utf8" })
@@ -119,17 +130,19 @@ describe.skipIf(!t.ok)("pulumi up of the node part against the fake node, with t
   let node: FakeNode;
   let ws: EngineWorkspace;
   const output: string[] = [];
+  /** Every engine event and failed up's message, for the secret scan. */
+  const seen: string[] = [];
 
   const up = async (edit?: (raw: Raw) => void) => {
     const events: EngineEvent[] = [];
-    const result = await ws.stack.up({
-      program: nodeProgram(registryPassword, edit),
-      color: "never",
-      onOutput: (o) => {
-        output.push(o);
-      },
-      onEvent: (e) => events.push(e),
-    });
+    const result = await ws.stack
+      .up({
+        program: nodeProgram(registryPassword, edit),
+        color: "never",
+        onOutput: (o) => output.push(o),
+        onEvent: (e) => events.push(e),
+      })
+      .finally(() => seen.push(JSON.stringify(events.filter((e) => !isDebug(e)))));
     return { result, events };
   };
 
@@ -198,6 +211,7 @@ describe.skipIf(!t.ok)("pulumi up of the node part against the fake node, with t
       (e: Error) => e,
     )) as Error;
     expect(err).toBeInstanceOf(Error);
+    seen.push(err.message);
     expect(err.message).toMatch(/lab-node-apply/);
     expect(err.message).toMatch(/exit status 1: running/);
     expect(err.message).toMatch(/NOT confirmed/);
@@ -216,10 +230,11 @@ describe.skipIf(!t.ok)("pulumi up of the node part against the fake node, with t
     expect(await appliedLayers(ws)).not.toBe(layersBefore);
   }, 240_000);
 
-  it("shows no secret: none of the node's keys or tokens, the registry password or the passphrase in the CLI's output or the backend in plaintext", () => {
+  it("shows no secret: none of the node's keys or tokens, the registry password or the passphrase in the CLI's output, the engine's events or the backend in plaintext", () => {
     const secrets = [...nodeSecrets, registryPassword, ws.env.PULUMI_CONFIG_PASSPHRASE!];
     const places: [string, string][] = [
       ["CLI output", output.join("")],
+      ["engine events and the failed up's error", seen.join("\n")],
       ...filesUnder(ws.backendDir),
       ...filesUnder(ws.projectDir),
     ];
