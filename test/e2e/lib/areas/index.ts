@@ -7,6 +7,7 @@ import { addresses } from "./addresses";
 import { boot } from "./boot";
 import { crowd } from "./crowd";
 import { dataplane } from "./dataplane";
+import { dns } from "./dns";
 import { exposure } from "./exposure";
 import { ids } from "./ids";
 import { multiWan } from "./multiwan";
@@ -26,6 +27,7 @@ export const AREAS: Area[] = [
   dataplane,
   services,
   privileges,
+  dns,
   observability,
   ids,
   multiWan,
