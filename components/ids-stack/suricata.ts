@@ -104,7 +104,12 @@ export function alertSocket(paths: IdsPaths): string {
 }
 
 /** EVE records the log store gets: what happened on the wire, not the counters (those are metrics). */
-const STORE_TYPES = ["anomaly", "drop", "dns", "tls", "http", "ssh", "flow"];
+const STORE_TYPES = ["dns", "tls", "http", "ssh", "flow"];
+/**
+ * Records Suricata 7 lets one output alone carry ("only one 'anomaly' logger can be enabled", likewise `drop`):
+ * the log store's when the site ships events, the local file's otherwise.
+ */
+const SINGLE_TYPES = ["anomaly", "drop"];
 
 /** The index of the metrics output in `outputs` (a process names its own socket with `--set`). */
 export const METRICS_OUTPUT = 3;
@@ -127,6 +132,7 @@ function outputs(paths: IdsPaths, blocking: boolean, ship: boolean): unknown[] {
     ? [
         dgram(`${paths.events ?? ROUTER_IDS_PATHS.events}/${EVENT_SOCKET}`, [
           { alert: { "tagged-packets": false, metadata: true } },
+          ...SINGLE_TYPES,
           ...STORE_TYPES,
         ]),
         dgram(metricsSocket(paths, "ids"), [
@@ -145,8 +151,7 @@ function outputs(paths: IdsPaths, blocking: boolean, ship: boolean): unknown[] {
         "community-id-seed": 0,
         types: [
           { alert: { "tagged-packets": false, metadata: true } },
-          "anomaly",
-          "drop",
+          ...(ship ? [] : SINGLE_TYPES),
           "dns",
           "tls",
           "http",

@@ -56,7 +56,7 @@ function idsSources(site: Site): { lines: string[]; logs: string[] } {
     lines.push(
       // One EVE record per datagram; bursts wait in the socket's buffer (the kernel caps it at net.core.rmem_max).
       `source s_ids { unix-dgram("${ROUTER_IDS_PATHS.events}/${EVENT_SOCKET}" perm(0666) flags(no-parse) log-msg-size(65536) so-rcvbuf(4194304)); };`,
-      'rewrite r_ids { set("ids" value(".r.source")); set("suricata" value(".r.sensor")); };',
+      'rewrite r_ids { set("ids" value(".r.source")); set("suricata" value(".r.sensor")); set("${.r.event_type}" value(".r.msg")); set("${.r.alert.signature}" value(".r.msg") condition("${.r.event_type}" eq "alert")); };',
     );
     logs.push("log { source(s_ids); parser(p_json); rewrite(r_ids); DEST };");
   }
@@ -119,11 +119,11 @@ export function renderUlogd(site: Site): string {
 
 /**
  * The store's ingestion URL: stream per source (and IDS sensor); the message is Talos' msg, a drop's rule prefix,
- * a pod line, an IDS alert's signature or else its event type. Records without `time` (the IDS's) are stamped
- * when they arrive.
+ * a pod line, or what the collector sets for an IDS record (an alert's signature, else its event type). Records
+ * without `time` (the IDS's) are stamped when they arrive.
  */
 function ingestUrl(base: string): string {
-  return `${base}?_stream_fields=source,sensor&_msg_field=msg,oob.prefix,message,alert.signature,event_type&_time_field=time`;
+  return `${base}?_stream_fields=source,sensor&_msg_field=msg,oob.prefix,message&_time_field=time`;
 }
 
 function httpDestination(name: string, url: string, auth?: { username: string }): string[] {
