@@ -20,9 +20,10 @@ import { SA_DIR } from "../../components/observability-stack/targets";
 const work = mkdtempSync(join(tmpdir(), "obs-configs-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors). */
+/** The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors, Zeek's logs). */
 function fullSite() {
   return devSite((raw) => {
+    raw.ids.zeek = { enabled: true, image: `docker.io/zeek/zeek:7.0.5@sha256:${"a".repeat(64)}` };
     raw.observability = {
       remoteWrite: { url: "https://metrics.example.net/api/v1/write", username: "lab" },
       alerts: {
