@@ -72,6 +72,7 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
   let work = "";
   let node = "";
   let paths: IdsPaths;
+  let idsPod: IDaemonSet;
   const inNs = (argv: string[], allowFail = false) =>
     sh(["ip", "netns", "exec", NS, ...argv], { allowFail, timeoutMs: 20_000 });
 
@@ -103,6 +104,7 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
     const obs = renderObservabilityObjects(site, plan, files, { own: "own", logs: "logs", dashboards: "dash" }, {});
     const ids = planIds(site, plan);
     const idsObjects = renderIdsObjects(ids, suricataFiles(site, ids), "ids");
+    idsPod = idsObjects.find((o) => o.kind === "DaemonSet") as IDaemonSet;
     const all: ObsObject[] = [...obs, ...(idsObjects as ObsObject[])];
     const ds = (name: string) =>
       all.find((o) => o.kind === "DaemonSet" && o.metadata.name === name) as ObsObject & IDaemonSet;
@@ -238,5 +240,35 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
     expect(text).toContain(`router_ids_packets_total{process="ids"} ${packets}`);
     const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
     expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+  }, 60_000);
+
+  it("counts the inline process's alerts apart, by the socket its command line names", async () => {
+    // The IPS container's own arguments (its metrics socket), inline as --simulate-ips runs a capture.
+    const ips = idsPod.spec!.template.spec!.containers.find((c) => c.name === "suricata-ips")!;
+    const argv = ips.command!;
+    const sets = argv.flatMap((a, i) => (argv[i - 1] === "--set" && a.startsWith("outputs.") ? ["--set", a] : []));
+    const ours = sets.map((a) => a.replace(ROUTER_IDS_PATHS.metrics, paths.metrics!));
+    const dir = join(paths.logs, "ips");
+    mkdirSync(dir, { recursive: true });
+    const pcap = join(dir, "sample.pcap");
+    const c = new Capture();
+    SAMPLE.attack(c);
+    c.write(pcap);
+    const args = ["-r", pcap, "-c", join(paths.config, "suricata.yaml"), "-l", dir, "-k", "none", "--simulate-ips"];
+    const r = spawnSync("suricata", [...args, "--set", "outputs.1.eve-log.enabled=no", ...ours], { encoding: "utf8" });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const severity = 1; // the JNDI rule's priority:1
+    const counted = `router_ids_alerts_total{process="ips",severity="${severity}",action="blocked"} 1`;
+    const text = await waitFor(
+      `${counted} in ${promFile()}\n${logs()}`,
+      () => {
+        const s = existsSync(promFile()) ? readFileSync(promFile(), "utf8") : "";
+        return s.includes(counted) ? s : undefined;
+      },
+      25_000,
+      500,
+    );
+    // the IDS process's count is its own
+    expect(text).toContain(`router_ids_alerts_total{process="ids",severity="${severity}",action="allowed"} 1`);
   }, 60_000);
 });
