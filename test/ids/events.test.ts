@@ -8,10 +8,8 @@
  * not by Suricata) and its sid, and the agent's metrics file — what the node exporter serves — must count it and
  * the packets Suricata decoded, and pass `promtool check metrics`.
  */
-import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
@@ -31,6 +29,7 @@ import { tier } from "../helpers/tier";
 import { podArgv, type ImageRoot, type PodFiles } from "../observability/lib/pods";
 import { Capture } from "./lib/pcap";
 import { SAMPLES } from "./lib/samples";
+import { communityId } from "./lib/community-id";
 
 const VICTORIA_LOGS = toolBinary("victoria-logs");
 const t = tier("ids event pipeline", {
@@ -43,27 +42,6 @@ const t = tier("ids event pipeline", {
 const ID = `${process.pid % 100000}`;
 const NS = `idsev${ID}-rtr`;
 const SAMPLE = SAMPLES.find((s) => s.name === "JNDI lookup in HTTP")!;
-
-/**
- * Community ID v1 of a TCP/UDP flow, seed 0 (Corelight's community-id-spec: SHA-1 over seed, the lower endpoint's
- * address, the other's, the protocol, a pad byte and the two ports, in network order; base64, prefixed "1:").
- */
-function communityId(src: string, sport: number, dst: string, dport: number, proto: number): string {
-  const addr = (a: string) => Buffer.from(isIPv4(a) ? a.split(".").map(Number) : []);
-  const port = (p: number) => Buffer.from([p >> 8, p & 0xff]);
-  const a = Buffer.concat([addr(src), port(sport)]);
-  const b = Buffer.concat([addr(dst), port(dport)]);
-  const [lo, hi] = Buffer.compare(a, b) <= 0 ? [a, b] : [b, a];
-  const body = Buffer.concat([
-    Buffer.from([0, 0]),
-    lo.subarray(0, 4),
-    hi.subarray(0, 4),
-    Buffer.from([proto, 0]),
-    lo.subarray(4),
-    hi.subarray(4),
-  ]);
-  return `1:${createHash("sha1").update(body).digest("base64")}`;
-}
 
 describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metrics, with the real daemons", () => {
   const { site, plan, policy } = devSite();

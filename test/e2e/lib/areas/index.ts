@@ -9,6 +9,7 @@ import { crowd } from "./crowd";
 import { dataplane } from "./dataplane";
 import { exposure } from "./exposure";
 import { ids } from "./ids";
+import { idsEvents } from "./ids-events";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { observability } from "./observability";
@@ -28,6 +29,7 @@ export const AREAS: Area[] = [
   privileges,
   observability,
   ids,
+  idsEvents,
   multiWan,
   crowd,
   upstream,
