@@ -41,10 +41,12 @@ function openForward(app: Appliance) {
 
 export const idsEvents: Area = {
   title: "ids-events",
+  // the site's own JNDI rule (the dev site's local rules) is what the request must raise
   appliesTo: (site) =>
     site.ids.enabled &&
     site.observability.enabled &&
-    site.portForwards.some((p) => p.protocol === "tcp" && !p.wans && !p.sources),
+    site.ids.rules.local.some((r) => r.includes(`sid:${JNDI_SID};`)) &&
+    site.portForwards.some((p) => p.protocol === "tcp" && !String(p.port).includes("-") && !p.wans && !p.sources),
   tests(ctx) {
     const started: Daemon[] = [];
     beforeAll(async () => {
