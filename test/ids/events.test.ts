@@ -1,8 +1,8 @@
 /**
  * The IDS event pipeline with the real daemons: the dev site's rendered log-collector (syslog-ng) and log-store
  * (VictoriaLogs) pods and the IDS pod's metrics agent, each run from its rendered DaemonSet the way a node runs it
- * (test/observability/lib/pods.ts; the host's root stands for our images, which carry the same Debian binaries),
- * in a router namespace; then the real Suricata reads a malicious sample (test/ids/lib/samples.ts) with the
+ * (test/observability/lib/pods.ts), from our observability and IDS images built by their scripts (VictoriaLogs:
+ * built at the version of its upstream image), in a router namespace; then the real Suricata reads a malicious sample (test/ids/lib/samples.ts) with the
  * rendered suricata.yaml, its sockets at the pods' volumes. The alert must be in the store within 5 s as a
  * structured record found by its community ID (computed here from the alert's flow by the published algorithm,
  * not by Suricata) and its sid, and the agent's metrics file — what the node exporter serves — must count it and
@@ -26,7 +26,7 @@ import { devSite } from "../helpers/dev-site";
 import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
 import { tier } from "../helpers/tier";
-import { podArgv, type ImageRoot, type PodFiles } from "../observability/lib/pods";
+import { ociEnv, podArgv, type ImageRoot, type PodFiles } from "../observability/lib/pods";
 import { Capture } from "./lib/pcap";
 import { SAMPLES } from "./lib/samples";
 import { communityId } from "./lib/community-id";
@@ -34,7 +34,7 @@ import { communityId } from "./lib/community-id";
 const VICTORIA_LOGS = toolBinary("victoria-logs");
 const t = tier("ids event pipeline", {
   root: true,
-  commands: ["suricata", "syslog-ng", "python3", "promtool", "chroot", "unshare", "ip", "curl"],
+  commands: ["suricata", "syslog-ng", "python3", "promtool", "buildah", "jq", "chroot", "unshare", "ip", "curl"],
   files: [VICTORIA_LOGS],
   hint: "VictoriaLogs: npm run build:tools",
 });
@@ -92,11 +92,17 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
       ),
       node,
     };
-    const hostRoot = (binds: [string, string][] = []): ImageRoot => ({
-      rootfs: "/",
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-      binds,
-    });
+    // Our images, built as `pulumi up` builds them (their build scripts; a few seconds each).
+    const image = (dir: string): ImageRoot => {
+      const stage = join(work, `${dir}-build`);
+      const out = join(work, `${dir}-out`);
+      const r = spawnSync(join(ROOT, "images", dir, "build-image.sh"), [stage, out], {
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+      if (r.status !== 0) throw new Error(`images/${dir}/build-image.sh failed: ${r.stderr}`);
+      return { rootfs: join(stage, "rootfs"), env: ociEnv(join(out, "oci")) };
+    };
     const emptyRoot = join(work, "upstream-root");
     mkdirSync(emptyRoot, { recursive: true });
     const start = (name: string, container: string, image: ImageRoot) =>
@@ -107,12 +113,8 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
       );
     // The upstream image runs its binary as /victoria-logs-prod (VictoriaLogs' app/victoria-logs/multiarch/Dockerfile).
     start("logs", "victoria-logs", { rootfs: emptyRoot, env: {}, binds: [[VICTORIA_LOGS, "/victoria-logs-prod"]] });
-    start("log-collector", "syslog-ng", hostRoot());
-    start(
-      "router-ids",
-      "metrics",
-      hostRoot([[join(ROOT, "images/ids/router-ids-metrics"), "/usr/bin/router-ids-metrics"]]),
-    );
+    start("log-collector", "syslog-ng", image("observability"));
+    start("router-ids", "metrics", image("ids"));
 
     // Suricata on the host, its sockets where the pods' volumes are.
     paths = {
@@ -142,7 +144,7 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
         existsSync(join(paths.events!, "eve.sock")) && existsSync(join(paths.metrics!, "ids.sock")) ? true : undefined,
       20_000,
     );
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await daemons.stopAll();
