@@ -19,7 +19,7 @@ import { dnsRuleset } from "./dns-stack/host";
 
 /** Rules the stacks add to `table inet router`, by chain family. */
 export function rulesetContributions(site: Site, plan: SitePlan, policy: PolicyModel): RulesetContribution[] {
-  return [...observabilityRuleset(site), ...idsRuleset(site, plan), ...dnsRuleset(site, plan, policy)];
+  return [...observabilityRuleset(site), ...idsRuleset(site, plan), ...dnsRuleset(plan, policy)];
 }
 
 /** The ruleset the data plane's loader applies, with every stack's rules. */

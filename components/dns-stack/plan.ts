@@ -174,8 +174,9 @@ function zonePlans(site: Site, plan: SitePlan, model: PolicyModel): DnsZonePlan[
         clients: segs.flatMap(segmentPrefixes),
         listen: segs.flatMap((s) => [...(s.ipv4 ? [s.ipv4.gateway] : []), ...(s.ipv6 ? [s.ipv6.gateway] : [])]),
         profile: setting?.profile,
-        force: setting?.force ?? "off",
-        encrypted: setting?.encrypted ?? false,
+        // forcing and encryption are the policy model's (one statement: the ruleset and the review read it too)
+        force: model.dns.force.get(z.name) ?? ("off" as const),
+        encrypted: model.dns.encrypted.includes(z.name),
         queryLog: setting?.queryLog ?? true,
       };
     })

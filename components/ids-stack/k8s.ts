@@ -148,14 +148,17 @@ function blockAgent(image: string, severity: number): IContainer {
  * One rule update, as a shell command: suricata-update merges the sources into a staging directory and tests the
  * result there (`suricata -T`, update.yaml's test-command); only a tested file replaces the live rules, by
  * rename. A failed update leaves the live rules as they were and drops the staged file, so the next run tests
- * again rather than finding "no changes". Exit status 0 when the live rules are the tested result.
+ * again rather than finding "no changes". A source that cannot be fetched fails the update (`--fail`): without it
+ * suricata-update leaves that source out and writes — and tests fine — a file with the other sources' rules only,
+ * which would replace the last good rules with far fewer on any network error. Exit status 0 when the live rules
+ * are the tested result.
  */
 export function ruleUpdateCommand(paths: IdsPaths): string {
   const stage = `${paths.data}/staging`;
   const next = `${paths.rules}/.suricata.rules.new`;
   return [
     `mkdir -p ${stage} ${testLogDir(paths)} &&`,
-    `if suricata-update -c ${paths.config}/update.yaml -o ${stage} --no-reload;`,
+    `if suricata-update -c ${paths.config}/update.yaml -o ${stage} --no-reload --fail;`,
     `then cp -f ${stage}/suricata.rules ${next} && mv -f ${next} ${paths.rules}/suricata.rules;`,
     `else rm -f ${stage}/suricata.rules; false; fi`,
   ].join(" ");
@@ -181,14 +184,36 @@ function ruleDirs(image: string): IContainer {
   };
 }
 
-function updater(image: string, ids: IdsPlan): IContainer {
+/** The first wait after a failed rule update (seconds); it doubles after each failure, up to the interval. */
+export const RULE_RETRY_SECONDS = 60;
+
+/**
+ * The updater's loop, as a shell command: an update (ruleUpdateCommand) and, when it succeeds, a reload of every
+ * Suricata process, then the site's interval. A failed update keeps the last good rules and is retried sooner —
+ * after `retry` seconds, doubling up to the interval — so a router whose first fetch fails (its uplink not up yet
+ * at first boot) does not run a whole interval, a day by default, on its local rules alone.
+ */
+export function ruleUpdateLoop(
+  paths: IdsPaths,
+  ids: Pick<IdsPlan, "pairs" | "updateSeconds">,
+  retry = RULE_RETRY_SECONDS,
+): string {
   const reload = ["ids", ...(ids.pairs.length ? ["ips"] : [])]
-    .map((m) => `suricatasc -c reload-rules ${P.run}/${m}.socket`)
+    .map((m) => `suricatasc -c reload-rules ${paths.run}/${m}.socket`)
     .join(" && ");
-  // A failed update keeps the last good rules; the loop tries again next interval.
-  const loop = ["while :; do", `${ruleUpdateCommand(P)} && ${reload};`, `sleep ${ids.updateSeconds};`, "done"].join(
-    " ",
-  );
+  const first = Math.min(retry, ids.updateSeconds);
+  return [
+    `retry=${first}; while :; do`,
+    `if ${ruleUpdateCommand(paths)} && ${reload};`,
+    `then retry=${first}; sleep ${ids.updateSeconds};`,
+    `else echo "rule update failed: the last good rules stay; next try in $retry s" >&2; sleep $retry;`,
+    `retry=$((retry * 2)); [ $retry -gt ${ids.updateSeconds} ] && retry=${ids.updateSeconds}; fi;`,
+    "done",
+  ].join(" ");
+}
+
+function updater(image: string, ids: IdsPlan): IContainer {
+  const loop = ruleUpdateLoop(P, ids);
   return {
     name: "rules-update",
     image,

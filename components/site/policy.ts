@@ -129,6 +129,10 @@ export interface PolicyModel {
  * DoT (tcp/853) and DoH (tcp/443) on every router address, before any rule.
  */
 export interface DnsForcing {
+  /** The zones the router serves DNS to (the dns service and at least one segment): the stack runs when any. */
+  served: string[];
+  /** The DNS stack's metrics port, which management zones reach like the loader's (when the stack runs). */
+  metricsPort?: number;
   force: Map<string, "redirect" | "reject">;
   encrypted: string[];
   /** The router's address in each segment of a forced zone, by family: where a redirected query goes. */
@@ -222,6 +226,7 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
     managementPorts: [
       site.dataplane.metricsPort,
       ...(site.observability.enabled ? Object.values(OBSERVABILITY_PORTS) : []),
+      ...(dns.metricsPort !== undefined ? [dns.metricsPort] : []),
     ],
     groups,
     logDrops: site.firewall.logDrops,
@@ -238,7 +243,7 @@ export function compilePolicy(site: Site, plan: SitePlan): PolicyModel {
   };
 }
 
-/** The DNS stack's forcing and encrypted zones: those with the dns service and at least one segment. */
+/** The DNS stack's served, forcing and encrypted zones (the dns service and at least one segment), and its metrics port. */
 function dnsForcing(site: Site, plan: SitePlan, services: Map<string, RouterService[]>): DnsForcing {
   const served = (zone: string) =>
     (services.get(zone) ?? []).includes("dns") && plan.segments.some((s) => s.zone === zone);
@@ -246,7 +251,10 @@ function dnsForcing(site: Site, plan: SitePlan, services: Map<string, RouterServ
   const settings = (site.dns?.zones ?? []).filter((z) => served(z.zone));
   const force = new Map<string, "redirect" | "reject">();
   for (const z of settings) if (z.force !== "off") force.set(z.zone, z.force);
+  const zones = site.zones.map((z) => z.name).filter(served);
   return {
+    served: zones,
+    metricsPort: zones.length && site.dns ? site.dns.metricsPort : undefined,
     force,
     encrypted: settings.filter((z) => z.encrypted).map((z) => z.zone),
     gateways: plan.segments

@@ -4,17 +4,20 @@
  * Suricata, on directories the kubelet created as root and the pod's init container handed over (its rendered
  * command). The only change to what ships: the rule source is a local file instead of ET Open's URL (not
  * reachable here). A good update replaces the live rules; a bad one (a rule Suricata refuses) keeps the last good
- * ones byte for byte — also when it fails again, and on a first run with no rules yet.
+ * ones byte for byte — also when it fails again, on a first run with no rules yet, and when a source cannot be
+ * fetched at all. The updater's loop (ruleUpdateLoop, its first retry shortened to a second) retries a failed first
+ * fetch long before its interval and asks every Suricata process to reload what it shipped.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { tempDir } from "../helpers/temp";
 import { devSite } from "../helpers/dev-site";
 import { planIds } from "../../components/ids-stack/plan";
-import { renderIdsObjects, ruleUpdateCommand } from "../../components/ids-stack/k8s";
+import { renderIdsObjects, ruleUpdateCommand, ruleUpdateLoop } from "../../components/ids-stack/k8s";
+import { waitFor } from "../helpers/wait";
 import { ROUTER_IDS_PATHS, suricataFiles, type IdsPaths } from "../../components/ids-stack/suricata";
 
 const t = tier("ids rule updates", { root: true, commands: ["suricata", "suricata-update", "setpriv", "chown"] });
@@ -24,14 +27,47 @@ const GOOD2 = 'alert http any any -> any any (msg:"update good 2"; content:"bett
 /** suricata-update's parser takes it; Suricata refuses the unknown keyword. */
 const BAD = 'alert http any any -> any any (msg:"update bad"; content:"x"; nosuchkeyword; sid:9300002; rev:1;)';
 
+/** The updater's directories as the kubelet and the init container leave them, with the rendered files. */
+function bed(prefix: string): { paths: IdsPaths; source: string } {
+  const root = tempDir(prefix);
+  chmodSync(root, 0o755);
+  const paths: IdsPaths = {
+    config: join(root, "etc"),
+    rules: join(root, "rules"),
+    data: join(root, "data"),
+    logs: join(root, "logs"),
+    run: join(root, "run"),
+    alerts: join(root, "alerts"),
+    share: "/etc/suricata",
+  };
+  // the kubelet creates the host directories (DirectoryOrCreate) as root, mode 0755
+  for (const d of Object.values(paths).slice(0, 6)) mkdirSync(d, { recursive: true, mode: 0o755 });
+  const source = join(root, "source.rules");
+  const { site, plan } = devSite();
+  const ids = planIds(site, plan);
+  for (const [name, text] of suricataFiles(site, ids, paths))
+    writeFileSync(
+      join(paths.config, name),
+      name === "update.yaml" ? text.replace(/^ {2}- https:\/\/\S+$/m, `  - file://${source}`) : text,
+    );
+  // the init container's command as rendered, on the test's directories
+  const ds = renderIdsObjects(ids, suricataFiles(site, ids), "img").find((o) => o.kind === "DaemonSet")!;
+  const init = (ds.spec!.template.spec!.initContainers ?? [])[0].command!.map((a) =>
+    a === ROUTER_IDS_PATHS.rules ? paths.rules : a === ROUTER_IDS_PATHS.data ? paths.data : a,
+  );
+  expect(spawnSync(init[0], init.slice(1)).status).toBe(0);
+  return { paths, source };
+}
+
 describe.skipIf(!t.ok)("a rule update", () => {
   let paths: IdsPaths;
   let source = "";
   const live = () => join(paths.rules, "suricata.rules");
 
   /** One update as the updater container runs it: nobody, the rendered command; its exit status. */
-  const update = (rules: string[]) => {
-    writeFileSync(source, rules.join("\n") + "\n");
+  const update = (rules: string[] | undefined) => {
+    if (rules) writeFileSync(source, rules.join("\n") + "\n");
+    else rmSync(source, { force: true });
     // suricata-update fetches a source at most every 15 minutes; the router's interval is longer than that
     rmSync(join(paths.data, "update", "cache"), { recursive: true, force: true });
     const r = spawnSync(
@@ -43,33 +79,7 @@ describe.skipIf(!t.ok)("a rule update", () => {
   };
 
   beforeAll(() => {
-    const root = tempDir("ids-rules-update-");
-    chmodSync(root, 0o755);
-    paths = {
-      config: join(root, "etc"),
-      rules: join(root, "rules"),
-      data: join(root, "data"),
-      logs: join(root, "logs"),
-      run: join(root, "run"),
-      alerts: join(root, "alerts"),
-      share: "/etc/suricata",
-    };
-    // the kubelet creates the host directories (DirectoryOrCreate) as root, mode 0755
-    for (const d of Object.values(paths).slice(0, 6)) mkdirSync(d, { recursive: true, mode: 0o755 });
-    source = join(root, "source.rules");
-    const { site, plan } = devSite();
-    const ids = planIds(site, plan);
-    for (const [name, text] of suricataFiles(site, ids, paths))
-      writeFileSync(
-        join(paths.config, name),
-        name === "update.yaml" ? text.replace(/^ {2}- https:\/\/\S+$/m, `  - file://${source}`) : text,
-      );
-    // the init container's command as rendered, on the test's directories
-    const ds = renderIdsObjects(ids, suricataFiles(site, ids), "img").find((o) => o.kind === "DaemonSet")!;
-    const init = (ds.spec!.template.spec!.initContainers ?? [])[0].command!.map((a) =>
-      a === ROUTER_IDS_PATHS.rules ? paths.rules : a === ROUTER_IDS_PATHS.data ? paths.data : a,
-    );
-    expect(spawnSync(init[0], init.slice(1)).status).toBe(0);
+    ({ paths, source } = bed("ids-rules-update-"));
   }, 60_000);
 
   it("on a first run with a bad source, ships nothing", () => {
@@ -112,4 +122,54 @@ describe.skipIf(!t.ok)("a rule update", () => {
     expect(r.status, r.out).toBe(0);
     expect(readFileSync(live(), "utf8")).toContain("sid:9300003;");
   }, 120_000);
+
+  it("a source that cannot be fetched keeps the last good rules, not the other sources' rules alone", () => {
+    const good = readFileSync(live(), "utf8");
+    const r = update(undefined);
+    expect(r.out).toMatch(/Failed to fetch/);
+    expect(r.status).not.toBe(0);
+    expect(readFileSync(live(), "utf8")).toBe(good);
+  }, 120_000);
+});
+
+describe.skipIf(!t.ok)("the updater's loop", () => {
+  it("retries a failed first fetch soon, not after the whole interval, and reloads Suricata when it succeeds", async () => {
+    const { paths, source } = bed("ids-rules-loop-");
+    // suricatasc stands in for Suricata's unix socket (no Suricata runs here): it records what it was asked
+    const shims = join(paths.data, "shims");
+    mkdirSync(shims, { recursive: true });
+    const asked = join(paths.data, "suricatasc.log");
+    writeFileSync(join(shims, "suricatasc"), `#!/bin/sh\necho "$*" >> ${asked}\n`, { mode: 0o755 });
+    chmodSync(paths.data, 0o777);
+    // the interval is an hour, the first retry a second: the rendered loop with a shorter first wait
+    const loop = ruleUpdateLoop(paths, { pairs: [], updateSeconds: 3600 }, 1);
+    const child = spawn("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "/bin/sh", "-c", loop], {
+      cwd: "/",
+      env: { PATH: `${shims}:${process.env.PATH}`, HOME: "/nonexistent" },
+      detached: true,
+    });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    try {
+      // the uplink is not up yet: the source cannot be fetched, nothing ships, and the loop says when it tries again
+      await waitFor(
+        "a failed update",
+        () => /rule update failed: the last good rules stay; next try in 1 s/.test(err),
+        90_000,
+      );
+      expect(existsSync(join(paths.rules, "suricata.rules"))).toBe(false);
+      writeFileSync(source, GOOD + "\n");
+      await waitFor(
+        "the retried update to ship the rules",
+        () =>
+          existsSync(join(paths.rules, "suricata.rules")) &&
+          readFileSync(join(paths.rules, "suricata.rules"), "utf8").includes("sid:9300001;"),
+        120_000,
+      );
+      await waitFor("the reload", () => existsSync(asked), 10_000);
+      expect(readFileSync(asked, "utf8")).toBe(`-c reload-rules ${paths.run}/ids.socket\n`);
+    } finally {
+      process.kill(-child.pid!, "SIGKILL");
+    }
+  }, 300_000);
 });

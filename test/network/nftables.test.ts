@@ -68,10 +68,12 @@ describe("the nftables ruleset", () => {
   });
 
   it("opens the router to management zones and to each zone's services only", () => {
-    // Talos API, trustd, Kubernetes API, the loader's metrics, then the observability stack's UIs and APIs.
+    // Talos API, trustd, Kubernetes API, the loader's metrics, the observability stack's UIs and APIs, then the
+    // DNS stack's metrics (the dev site serves DNS) — to management zones only.
     expect(chainBody(rs, "in_mgmt")).toContain(
-      "tcp dport { 50000, 50001, 6443, 9430, 9090, 9093, 9100, 9428, 8080 } accept",
+      "tcp dport { 50000, 50001, 6443, 9430, 9090, 9093, 9100, 9428, 8080, 9433 } accept",
     );
+    expect(rs.split("\n").filter((l) => l.includes("9433"))).toHaveLength(1);
     expect(chainBody(rs, "in_guest")).toEqual(["tcp dport 53 accept", "udp dport { 53, 67, 547 } accept"]);
     expect(chainBody(rs, "in_wan")).toEqual([]);
   });

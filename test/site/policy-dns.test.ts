@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { planSite } from "../../components/site/plan";
 import { compilePolicy, evaluate, type Flow } from "../../components/site/policy";
-import { devSiteRaw, expectValid } from "../helpers/site-fixtures";
+import { devSiteRaw, edited, expectValid } from "../helpers/site-fixtures";
 
 const site = expectValid(devSiteRaw());
 const model = compilePolicy(site, planSite(site));
@@ -63,5 +63,25 @@ describe("the policy model's DNS forcing and encrypted DNS", () => {
   ])("%s", (_name, flow, want) => {
     const d = evaluate(model, flow);
     expect({ verdict: d.verdict, by: d.by, ...(d.answeredBy ? { answeredBy: d.answeredBy } : {}) }).toEqual(want);
+  });
+});
+
+describe("the DNS stack's metrics port", () => {
+  const metrics = (s: typeof site, from: string, src: string, dst: string) =>
+    evaluate(compilePolicy(s, planSite(s)), { from, to: "router", proto: "tcp", port: 9433, src, dst });
+
+  it("answers management zones only, where the router serves DNS", () => {
+    expect(metrics(site, "mgmt", "10.10.0.50", "10.10.0.1")).toMatchObject({ verdict: "accept", by: "management" });
+    expect(metrics(site, "trusted", "10.20.0.50", "10.20.0.1").verdict).toBe("drop");
+  });
+
+  it("is closed on a site whose zones take no DNS from the router (the stack does not run)", () => {
+    const noDns = expectValid(
+      edited(devSiteRaw(), (s) => {
+        for (const z of s.zones) z.services = (z.services ?? ["dhcp", "ntp", "ping"]).filter((x) => x !== "dns");
+        s.dns = { ...s.dns, zones: [] };
+      }),
+    );
+    expect(metrics(noDns, "mgmt", "10.10.0.50", "10.10.0.1")).toMatchObject({ verdict: "drop" });
   });
 });

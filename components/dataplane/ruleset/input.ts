@@ -81,7 +81,7 @@ function inputZoneChain(ctx: Ctx, zone: string): string[] {
   const rules = ctx.model.rules.filter((r) => r.toRouter && (r.from === "any" || r.from.includes(zone)));
   const body = rulesInto(ctx, rules, `in_${ident(zone)}`, `${zone}>router`);
   if (ctx.model.managementZones.includes(zone)) {
-    body.push("# management: Talos API, trustd, Kubernetes API, data-plane metrics");
+    body.push("# management: Talos API, trustd, Kubernetes API, the data plane's and the stacks' metrics and UIs");
     body.push(`tcp dport ${setOf([...MANAGEMENT_TCP_PORTS, ...ctx.model.managementPorts])} accept`);
   }
   const services = ctx.model.services.get(zone) ?? [];

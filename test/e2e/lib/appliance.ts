@@ -216,14 +216,19 @@ export class Appliance {
     }
   }
 
-  /** Starts the loader and waits until it has applied the ruleset. */
+  /**
+   * Starts the loader and waits until it has applied the ruleset and then finished its start (programs attached
+   * and tables loaded, or degraded: its "started" line). The ruleset comes first, so on a loaded machine a test
+   * that began after the ruleset alone could meet a guard without its tables yet.
+   */
   async startLoader(replace?: Map<string, string>): Promise<Daemon> {
     const loader = this.pods.startLoader(replace);
     await waitFor(
-      "the loader to apply the nftables ruleset",
+      "the loader to apply the nftables ruleset and finish its start",
       () => {
         if (loader.exited) throw new Error(`loader exited (status ${loader.exitCode}):\n${loader.log().slice(-4000)}`);
-        return /nft_applied/.test(loader.log());
+        const log = loader.log();
+        return /"event":"nft_applied"/.test(log) && /"event":"started"/.test(log);
       },
       20_000,
     );

@@ -18,7 +18,8 @@
  *   else traffic within one zone is accepted; else defaultAction.
  * - Connections to the router itself: the first matching rule with `to: router`; else a management zone reaches
  *   the management ports (Talos API 50000, trustd 50001, Kubernetes API 6443, the data plane's metrics port, and
- *   with observability on its services: 9090, 9093, 9100, 9428, 8080);
+ *   with observability on its services: 9090, 9093, 9100, 9428, 8080; and where the router serves DNS to any zone,
+ *   the DNS stack's metrics port, router:dns.metricsPort, 9433 by default);
  *   else the zone's services (router:zones[].services, default dhcp, dns, ntp and ping for LAN zones and nothing
  *   for WAN zones; mDNS also where the zone is in a reflection group) on their ports: dhcp udp/67 and udp/547,
  *   dns tcp+udp/53, ntp udp/123, mdns udp/5353, ping ICMP echo; else dropped.
@@ -241,6 +242,11 @@ export class PolicyOracle {
     return served ? this.site.dns.zones.find((z) => z.zone === zone) : undefined;
   }
 
+  /** Whether the router runs its DNS stack: some zone with the dns service has a segment. */
+  private servesDnsAnywhere(): boolean {
+    return this.site.segments.some((s) => this.services(s.zone).includes("dns"));
+  }
+
   /** The router's address in the segment of `zone` holding `src` (else its first segment of that family). */
   private gatewayFor(zone: string, src: string): string | undefined {
     const fam = familyOfAddress(src);
@@ -378,6 +384,7 @@ export class PolicyOracle {
       ...MANAGEMENT_PORTS,
       this.site.dataplane.metricsPort,
       ...(this.site.observability.enabled ? OBSERVABILITY_UI_PORTS : []),
+      ...(this.servesDnsAnywhere() ? [this.site.dns.metricsPort] : []),
     ];
     if (zone?.management && f.proto === "tcp" && f.port !== undefined && mgmt.includes(f.port))
       return { verdict: "accept", by: "management" };
