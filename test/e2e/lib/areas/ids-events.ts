@@ -79,10 +79,14 @@ export const idsEvents: Area = {
       const mgmt = app.client(app.plan.managementSegment);
       const store = `http://${hostPort(app.plan.managementAddress, OBSERVABILITY_PORTS.logs)}`;
       const eve = join(app.pods.hostPath(ROUTER_IDS_PATHS.logs), "ids", "eve.json");
+      // Suricata's own alert records in its file (the ids area's process wrote there too, of other sources)
       const alertedInFile = () =>
         existsSync(eve) &&
-        readFileSync(eve, "utf8").includes(`"src_ip":"${SOURCE}"`) &&
-        readFileSync(eve, "utf8").includes(`"signature_id":${JNDI_SID}`);
+        readFileSync(eve, "utf8")
+          .split("\n")
+          .filter((l) => l.includes('"event_type":"alert"'))
+          .map((l) => JSON.parse(l) as { src_ip: string; alert: { signature_id: number } })
+          .some((e) => e.src_ip === SOURCE && e.alert.signature_id === JNDI_SID);
       const diagnosis = () =>
         [
           ...[...started, app.pods.running.get("log-collector-syslog-ng")].map(
