@@ -13,6 +13,7 @@ import { NetworkServices } from "./network-services";
 import { compilePolicy } from "./site/policy";
 import { DataPlane } from "./dataplane";
 import { DnsStack } from "./dns-stack";
+import { dnsScrapes } from "./dns-stack/scrape";
 import { ObservabilityStack } from "./observability-stack";
 import { hostContributions, rulesetContributions } from "./host-layers";
 import { IdsStack } from "./ids-stack";
@@ -114,7 +115,15 @@ export class Appliance extends pulumi.ComponentResource {
     if (site.observability.enabled)
       this.observability = new ObservabilityStack(
         `${name}-observability`,
-        { site, plan, policy, provider, hostReady: this.node.hostConfigured, secrets },
+        {
+          site,
+          plan,
+          policy,
+          provider,
+          hostReady: this.node.hostConfigured,
+          secrets,
+          scrapes: [dnsScrapes(site, plan, policy)],
+        },
         { parent: this },
       );
     const obs = this.observability;

@@ -138,7 +138,7 @@ function serviceRules(site: Site): AlertRule[] {
     },
     {
       alert: "DnsServfailRate",
-      expr: `sum(rate(dnsdist_servfail_responses[5m])) / sum(rate(dnsdist_responses[5m])) * 100 > ${t.dnsServfailPercent}`,
+      expr: `sum(rate(router_dns_servfail_total[5m])) / sum(rate(router_dns_queries_total[5m])) * 100 > ${t.dnsServfailPercent}`,
       for: "5m",
       severity: "warning",
       summary: "{{ $value | humanize }}% of DNS answers are SERVFAIL",

@@ -103,8 +103,12 @@ const DHCP: PanelSpec[] = [
   P("Leases", "router_dhcp_leases", { legend: "{{segment}}" }),
 ];
 const DNS: PanelSpec[] = [
-  P("Queries", "sum(rate(dnsdist_queries[5m]))", { unit: "reqps", needs: "dns" }),
-  P("SERVFAIL share", "sum(rate(dnsdist_servfail_responses[5m])) / sum(rate(dnsdist_responses[5m])) * 100", {
+  P("Queries", "sum by (zone) (rate(router_dns_queries_total[5m]))", {
+    legend: "{{zone}}",
+    unit: "reqps",
+    needs: "dns",
+  }),
+  P("SERVFAIL share", "sum(rate(router_dns_servfail_total[5m])) / sum(rate(router_dns_queries_total[5m])) * 100", {
     unit: "percent",
     needs: "dns",
   }),

@@ -147,7 +147,8 @@ function containerOf(c: Container, mountIndex: (m: Mount) => number, address: st
 }
 
 function daemonSet(w: Workload, names: Map<string, string>, address: string): ObsObject & IDaemonSet {
-  const mounts = w.containers.flatMap((c) => c.mounts);
+  // A Mount two containers share is one volume of the pod.
+  const mounts = [...new Set(w.containers.flatMap((c) => c.mounts))];
   const volumes = mounts.map((m, i) => volumeOf(m, i, names));
   const labels = { ...LABELS, "app.kubernetes.io/name": w.name };
   return {
@@ -337,6 +338,8 @@ function logWorkloads(site: Site, plan: SitePlan, images: StackImages, secrets: 
 
 function flowWorkload(site: Site, plan: SitePlan, images: StackImages): Workload {
   const interval = String(durationSeconds(site.observability.scrapeInterval));
+  // One emptyDir for both: nfacctd writes the aggregate the talker script reads.
+  const flowsRun = run("/run/flows");
   return {
     name: "flows",
     containers: [
@@ -345,7 +348,7 @@ function flowWorkload(site: Site, plan: SitePlan, images: StackImages): Workload
         image: images.own,
         command: ["nfacctd", "-f", NFACCTD_CONFIG],
         memoryMiB: mib(site).collector,
-        mounts: [cm("flows", ["nfacctd.conf"], "/etc/pmacct"), run("/run/flows")],
+        mounts: [cm("flows", ["nfacctd.conf"], "/etc/pmacct"), flowsRun],
       },
       {
         name: "talker-metrics",
@@ -359,7 +362,7 @@ function flowWorkload(site: Site, plan: SitePlan, images: StackImages): Workload
           interval,
         ],
         memoryMiB: 16,
-        mounts: [cm("flows", ["links"], "/etc/router-obs"), run("/run/flows"), host(TEXTFILE_DIR, TEXTFILE_DIR)],
+        mounts: [cm("flows", ["links"], "/etc/router-obs"), flowsRun, host(TEXTFILE_DIR, TEXTFILE_DIR)],
       },
       ...flowLinks(plan).map((l) => ({
         name: `softflowd-${l.link.replace(/[^a-z0-9]/g, "-")}`,

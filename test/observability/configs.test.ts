@@ -1,10 +1,11 @@
 /**
  * The observability stack's rendered configurations through the real tools: `promtool check config` and
  * `check rules`, `amtool check-config`, `syslog-ng --syntax-only`; every dashboard query parsed by the PromQL
- * grammar (@prometheus-io/lezer-promql) with no error node.
+ * grammar (@prometheus-io/lezer-promql) with no error node, and every metric a panel or rule reads written by
+ * something a scrape job of the site collects.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -15,7 +16,10 @@ import { renderStackFiles } from "../../components/observability-stack/files";
 import { dashboardQueries } from "../../components/observability-stack/dashboards";
 import { PROMETHEUS_RULES, REMOTE_WRITE_PASSWORD_FILE } from "../../components/observability-stack/prometheus";
 import { SMTP_PASSWORD_FILE, WEBHOOK_TOKEN_FILE } from "../../components/observability-stack/alertmanager";
-import { SA_DIR } from "../../components/observability-stack/targets";
+import { SA_DIR, scrapeJobs } from "../../components/observability-stack/targets";
+import { alertRules } from "../../components/observability-stack/alerts";
+import { dnsScrapes } from "../../components/dns-stack/scrape";
+import { compilePolicy } from "../../components/site/policy";
 
 const work = mkdtempSync(join(tmpdir(), "obs-configs-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -160,6 +164,44 @@ describe("the dashboards", () => {
       expect(errors, query).toEqual([]);
     },
   );
+
+  it("read only metrics a scrape job of the site collects, each router_* one written by the exporter's source", () => {
+    const policy = compilePolicy(site, plan);
+    const jobs = new Set(scrapeJobs(site, plan, [dnsScrapes(site, plan, policy)]).map((j) => j.job));
+    const root = join(__dirname, "../..");
+    const read = (...files: string[]) => files.map((f) => readFileSync(join(root, f), "utf8")).join("\n");
+    const loader = readdirSync(join(root, "ebpf/loader"))
+      .filter((f) => f.endsWith(".c"))
+      .map((f) => `ebpf/loader/${f}`);
+    // Who writes each family of metric and the job that scrapes it; the router's own, in which source.
+    const families: { name: RegExp; job: string; source?: string }[] = [
+      { name: /^router_dataplane_/, job: "dataplane", source: read(...loader) },
+      { name: /^router_dns_/, job: "dns", source: read("images/dns/stats/metrics.c") },
+      { name: /^router_dhcp_/, job: "node", source: read("images/observability/router-dhcp-metrics") },
+      { name: /^router_flow_/, job: "node", source: read("images/observability/router-talker-metrics") },
+      { name: /^node_/, job: "node" },
+      { name: /^container_/, job: "cadvisor" },
+      { name: /^kubelet_/, job: "kubelet" },
+      { name: /^(up|ALERTS)$/, job: "prometheus" },
+    ];
+    const exprs = [...queries.map((q) => q.panel.query), ...alertRules(site, plan).map((r) => r.expr)];
+    const problems: string[] = [];
+    for (const expr of exprs)
+      parser.parse(expr).iterate({
+        enter: (n) => {
+          if (n.name !== "VectorSelector") return;
+          const id = n.node.getChild("Identifier");
+          if (!id) return;
+          const metric = expr.slice(id.from, id.to);
+          const f = families.find((x) => x.name.test(metric));
+          if (!f) problems.push(`${metric}: no exporter of the router writes it (${expr})`);
+          else if (!jobs.has(f.job)) problems.push(`${metric}: no job ${f.job} scrapes it`);
+          else if (f.source && !new RegExp(`${metric}(?![a-z0-9_])`).test(f.source))
+            problems.push(`${metric}: its exporter's source does not write it`);
+        },
+      });
+    expect(problems).toEqual([]);
+  });
 
   it("finds a PromQL syntax error (the parse check can fail)", () => {
     let error = false;

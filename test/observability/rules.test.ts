@@ -138,13 +138,13 @@ const CASES: Case[] = [
   },
   {
     alert: "DnsServfailRate",
-    series: { dnsdist_servfail_responses: "0+10x60", dnsdist_responses: "0+100x60" },
+    series: { router_dns_servfail_total: "0+10x60", router_dns_queries_total: "0+100x60" },
     at: "12m",
     fires: [{ severity: W }],
   },
   {
     alert: "DnsServfailRate",
-    series: { dnsdist_servfail_responses: "0+1x60", dnsdist_responses: "0+100x60" },
+    series: { router_dns_servfail_total: "0+1x60", router_dns_queries_total: "0+100x60" },
     at: "12m",
     fires: [],
   },

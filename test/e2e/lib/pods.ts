@@ -10,10 +10,11 @@
  *   the inheritable and ambient sets, and sets no_new_privs where privilege escalation is off; uid 0 then holds
  *   exactly the bounding set, as in the container). A stack that adds DaemonSets to the render gets them run here
  *   as they are. A pod whose command exists only in its upstream image (UPSTREAM_BINARIES) runs the same program
- *   built from the Go module proxy at the image's version (tools/README.md) in its place.
+ *   built from the Go module proxy at the image's version (tools/README.md) in its place; one of our own images'
+ *   scripts (IMAGE_SCRIPTS) runs from its file in this repository.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
@@ -33,6 +34,16 @@ export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
  */
 export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
   "/victoria-logs-prod": toolBinary("victoria-logs"),
+};
+
+/**
+ * Commands our own images install from this repository rather than from a Debian package → the file they are
+ * built from: the observability image's metric scripts (images/observability/build-image.sh puts them in
+ * /usr/local/bin, first on the image's PATH).
+ */
+export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
+  "router-dhcp-metrics": join(ROOT, "images/observability/router-dhcp-metrics"),
+  "router-talker-metrics": join(ROOT, "images/observability/router-talker-metrics"),
 };
 
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
@@ -61,6 +72,18 @@ export class RouterPods {
   loader?: Daemon;
   /** Running pods by DaemonSet name (a restarted pod replaces its entry). */
   readonly running = new Map<string, Daemon>();
+  /**
+   * Secrets the pods mount, by name → a directory holding one file per key. The render has no Secret (its data
+   * are Pulumi secrets): an area that runs a pod mounting one provides test values here.
+   */
+  readonly secrets = new Map<string, string>();
+  /**
+   * What a stack's image brings that the host has differently: a file's path in the image → the file that stands
+   * in for it (bound read-only in every pod, e.g. a CA bundle holding a test CA).
+   */
+  readonly imageFiles = new Map<string, string>();
+  /** Directories of programs a stack's image brings (searched before the host's PATH). */
+  readonly imagePath: string[] = [];
 
   constructor(
     private readonly shell: Shell,
@@ -182,6 +205,18 @@ export class RouterPods {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
+    // The kubelet writes every pod's resolv.conf (for ClusterFirstWithHostNet: the cluster's DNS). No cluster DNS
+    // runs here: a pod gets the node's, whose host DNS nothing answers (never the host machine's resolver).
+    mounts.push(`mount --bind -o ro ${q(this.nodeFile("/etc/resolv.conf"))} /etc/resolv.conf`);
+    // the image's files first: the pod's volumes (a /tmp of its own, say) are mounted over the image
+    for (const [path, file] of [...this.imageFiles].sort(([a], [b]) => a.localeCompare(b))) {
+      // a missing file is made only inside an overlay: the host's filesystem is never changed
+      if (existsSync(dirname(path)) && !existsSync(path))
+        throw new Error(`image file ${path}: the host has its directory but not the file to bind over`);
+      mounts.push(...this.mountPoint(dirname(path), scratch, overlaid));
+      if (!existsSync(path)) mounts.push(`touch ${q(path)}`);
+      mounts.push(`mount --bind -o ro ${q(file)} ${q(path)}`);
+    }
     pod.volumes.forEach((v, i) => {
       let src: string;
       if (v.source.kind === "configMap") {
@@ -196,10 +231,11 @@ export class RouterPods {
           writeFileSync(join(src, item.path), content);
         }
       } else if (v.source.kind === "hostPath") src = this.hostPath(v.source.path);
+      else if (v.source.kind === "secret") src = this.secret(pod, v.source.name, v.source.items, scratch, i);
       else {
         // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
         // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
-        src = join(this.shell.work, "pods", `${pod.daemonSet}.empty`, v.source.volume);
+        src = this.emptyDirOf(pod.daemonSet, v.source.volume);
         if (!existsSync(src)) {
           mkdirSync(src, { recursive: true });
           chmodSync(src, 0o777);
@@ -213,13 +249,45 @@ export class RouterPods {
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const command = [UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const command = [IMAGE_SCRIPTS[cmd] ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
-      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      PATH: [...this.imagePath, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
       ...pod.env,
     });
     this.running.set(pod.name, d);
     return d;
+  }
+
+  private emptyDirOf(daemonSet: string, volume: string): string {
+    return join(this.shell.work, "pods", `${daemonSet}.empty`, volume);
+  }
+
+  /** The host directory of a pod's emptyDir volume mounted at `mountPath` (a socket a daemon made there, say). */
+  emptyDir(name: string, mountPath: string): string {
+    const pod = this.spec(name);
+    const v = pod.volumes.find((x) => x.mountPath === mountPath);
+    if (v?.source.kind !== "emptyDir") throw new Error(`pod ${name} has no emptyDir at ${mountPath}`);
+    return this.emptyDirOf(pod.daemonSet, v.source.volume);
+  }
+
+  /** A secret volume's directory: the Secret's keys a pod asks for (all when no items), copied for it. */
+  private secret(
+    pod: PodSpec,
+    name: string,
+    items: { key: string; path: string }[] | undefined,
+    scratch: string,
+    index: number,
+  ): string {
+    const from = this.secrets.get(name);
+    if (!from) throw new Error(`pod ${pod.name}: no test values for Secret ${name} (RouterPods.secrets)`);
+    const src = join(scratch, `secret-${index}`);
+    mkdirSync(src, { recursive: true });
+    for (const item of items ?? readdirSync(from).map((key) => ({ key, path: key }))) {
+      if (!existsSync(join(from, item.key))) throw new Error(`pod ${pod.name}: Secret ${name} has no key ${item.key}`);
+      copyFileSync(join(from, item.key), join(src, item.path));
+      chmodSync(join(src, item.path), 0o400);
+    }
+    return src;
   }
 
   /** A pod of the render by its DaemonSet name. */
@@ -261,9 +329,13 @@ export function privileges(capabilities: string[], noNewPrivs: boolean): string[
   ];
 }
 
-/** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
- * kubelet, etcd (components/talos-node/firewall.ts names them). */
-export function standInPorts(): { tcp: number[]; udp: number[] } {
+/**
+ * Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
+ * kubelet, etcd (components/talos-node/firewall.ts names them). DNS only while the DNS stack's pods do not run:
+ * they answer port 53 on the gateways themselves (Talos' own host DNS is on 127.0.0.53).
+ */
+export function standInPorts(dns = true): { tcp: number[]; udp: number[] } {
   const etcd = ETCD_PORTS.split("-").map(Number);
-  return { tcp: [53, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: [53] };
+  const dnsPort = dns ? [53] : [];
+  return { tcp: [...dnsPort, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: dnsPort };
 }

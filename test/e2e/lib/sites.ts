@@ -107,7 +107,8 @@ export function branchSite(): StackConfig {
         zone: "staff",
         ipv4: { cidr: "10.61.0.128/25" },
         ipv6: { prefix: "2a02:c207:1:111::/64" },
-        dhcp: { range: { start: "10.61.0.200", end: "10.61.0.250" } },
+        // a pool of five: the observability area fills it with a handful of clients to fire the pool alert
+        dhcp: { range: { start: "10.61.0.200", end: "10.61.0.204" } },
       },
       {
         name: "devices",
@@ -191,12 +192,14 @@ export function branchSite(): StackConfig {
     raw.routing = undefined;
     // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
     raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
-    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN
+    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN; blocks
+    // short enough for the IDS area to see one expire
     const ids = raw.ids as Record<string, unknown>;
     raw.ids = {
       ...ids,
       segments: ["office"],
       ips: { ...(ids.ips as Record<string, unknown>), pairs: [{ from: "wan", to: "office" }] },
+      block: { ...(ids.block as Record<string, unknown>), duration: "45s" },
     };
   });
   return { ...cfg, stack: "branch" };

@@ -7,6 +7,7 @@ import { addresses } from "./addresses";
 import { boot } from "./boot";
 import { crowd } from "./crowd";
 import { dataplane } from "./dataplane";
+import { dns } from "./dns";
 import { exposure } from "./exposure";
 import { ids } from "./ids";
 import { idsEvents } from "./ids-events";
@@ -27,6 +28,7 @@ export const AREAS: Area[] = [
   dataplane,
   services,
   privileges,
+  dns,
   observability,
   ids,
   idsEvents,

@@ -6,10 +6,11 @@
  * (test/e2e/tools/webhook-sink.mjs), and its recovery the resolved notice. The log store (VictoriaLogs built at
  * its image's version, pods.ts UPSTREAM_BINARIES) and the log collector (ulogd2 and syslog-ng) run as their pods:
  * a connection attempt from the internet that the router's input drops is a structured record there within 5 s.
+ * The flows DaemonSet (a softflowd per link, nfacctd, the top-talker script) and the node exporter's DHCP script
+ * run too: a known upload is counted within 5 % (observability-flows.ts); every rendered dashboard query has
+ * data but for a listed few, and a filled DHCP pool fires its alert (observability-metrics.ts).
  * Grafana runs from its upstream image only (not here).
  */
-import { join } from "node:path";
-import { parse } from "yaml";
 import { expect, it } from "vitest";
 import { durationSeconds } from "../../../../components/site/duration";
 import { hostPort } from "../../../../components/observability-stack/targets";
@@ -17,16 +18,27 @@ import { alertRules } from "../../../../components/observability-stack/alerts";
 import { OBSERVABILITY_LOCAL_PORTS, OBSERVABILITY_PORTS } from "../../../../components/site/schema-observability";
 import { compilePolicy, evaluate } from "../../../../components/site/policy";
 import { sleep, waitFor } from "../../../helpers/wait";
-import { ROOT, type Appliance, type Host } from "../appliance";
+import type { Appliance } from "../appliance";
 import { probe } from "../checks";
 import { INTERNET, internetSource } from "../internet";
 import type { Area, SuiteContext } from "../suite";
+import { flowCounted, flowTestApplies } from "./observability-flows";
+import {
+  api,
+  dashboardsHaveData,
+  poolAlertFires,
+  renderedTimers,
+  smallPoolSegment,
+  webhookSink,
+  type Notice,
+} from "./observability-metrics";
 
 // Pod names: a DaemonSet of several containers runs each as its own pod, named `<daemonset>-<container>`.
 const PODS = new Set([
   "prometheus",
   "alertmanager",
   "node-exporter-node-exporter",
+  "node-exporter-dhcp-metrics",
   "logs",
   "log-collector-ulogd",
   "log-collector-syslog-ng",
@@ -34,17 +46,11 @@ const PODS = new Set([
 /** The router's jobs whose daemons the appliance runs (the loader and these pods). */
 const RUNNING_JOBS = ["alertmanager", "dataplane", "node", "prometheus"];
 
-async function api<T>(app: Appliance, path: string): Promise<T> {
-  const mgmt = app.client(app.plan.managementSegment);
-  const url = `http://${hostPort(app.plan.managementAddress, OBSERVABILITY_PORTS.prometheus)}${path}`;
-  const r = await app.run(mgmt.ns, ["curl", "-sf", "--max-time", "5", url]);
-  return (JSON.parse(r.stdout || "{}") as { data: T }).data;
-}
-
 export const observability: Area = {
   title: "observability",
   appliesTo: (site) => site.observability.enabled,
-  pods: (name) => PODS.has(name),
+  // the flows DaemonSet: nfacctd, the top-talker script and a softflowd per link
+  pods: (name) => PODS.has(name) || name.startsWith("flows-"),
   tests(ctx) {
     it("the rendered Prometheus has the router's own targets up (the loader, the node exporter, Alertmanager, itself) and the rendered alert rules loaded", async () => {
       const app = ctx.app;
@@ -88,27 +94,30 @@ export const observability: Area = {
       it(`delivers WanDown to the site's webhook receiver when the primary WAN's upstream breaks, and its resolved notice when it recovers`, async () => {
         await wanAlertDelivered(ctx, new URL(hook.url));
       }, 300_000);
+
+    if (flowTestApplies(ctx))
+      it("counts a 20 MB TCP upload from a client to the internet as that client's bytes on its segment (±5 %): softflowd → nfacctd → the top-talker metric", async () => {
+        await flowCounted(ctx);
+      }, 180_000);
+
+    it("has data for every panel query of the rendered dashboards, but for the listed few the appliance cannot have", async () => {
+      await dashboardsHaveData(ctx);
+    }, 240_000);
+
+    if (smallPoolSegment(ctx.plan))
+      it("fires DhcpPoolNearlyFull when DHCP clients fill a pool to the threshold (delivered to the site's webhook where it has one), and resolves it when they release their leases", async () => {
+        await poolAlertFires(ctx);
+      }, 240_000);
   },
 };
 
-/** One notification as the sink printed it (Alertmanager's webhook `Message`, trimmed to what is checked). */
-interface Notice {
-  at: number;
-  path: string;
-  body?: { status: string; alerts: { status: string; labels: Record<string, string> }[] };
-}
-
 /** The notifications a sink has received so far for WanDown of one WAN, as [status, time received]. */
-function wanDownNotices(log: string, wan: string): { status: string; at: number; path: string }[] {
-  return log
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Notice)
-    .flatMap((n) =>
-      (n.body?.alerts ?? [])
-        .filter((a) => a.labels.alertname === "WanDown" && a.labels.wan === wan)
-        .map((a) => ({ status: a.status, at: n.at, path: n.path })),
-    );
+function wanDownNotices(notices: Notice[], wan: string): { status: string; at: number; path: string }[] {
+  return notices.flatMap((n) =>
+    (n.body?.alerts ?? [])
+      .filter((a) => a.labels.alertname === "WanDown" && a.labels.wan === wan)
+      .map((a) => ({ status: a.status, at: n.at, path: n.path })),
+  );
 }
 
 /**
@@ -117,22 +126,16 @@ function wanDownNotices(log: string, wan: string): { status: string; at: number;
  * or group_interval for a change in a notified one; 5 s for the processes in between.
  */
 function noticeBudgetsMs(app: Appliance): { fire: number; resolve: number } {
-  const rendered = (path: string) => parse(app.opts.rendered.files.get(path) ?? "") as Record<string, unknown>;
-  const rules = rendered("observability/router.rules.yml") as {
-    groups: { rules: { alert: string; for?: string }[] }[];
-  };
-  const rule = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === "WanDown");
-  const route = (rendered("observability/alertmanager.yml") as { route: Record<string, string> }).route;
+  const timers = renderedTimers(app, "WanDown");
   const probe = app.wans[0].wan.probe;
   const scrape = durationSeconds(app.site.observability.scrapeInterval);
   const fire =
     durationSeconds(probe.interval) * probe.failures +
     durationSeconds(probe.timeout) +
     2 * scrape +
-    durationSeconds(rule?.for ?? "0s") +
-    durationSeconds(route.group_wait);
-  const resolve =
-    durationSeconds(probe.interval) * probe.successes + 2 * scrape + durationSeconds(route.group_interval);
+    timers.for +
+    timers.groupWait;
+  const resolve = durationSeconds(probe.interval) * probe.successes + 2 * scrape + timers.groupInterval;
   return { fire: (fire + 5) * 1000, resolve: (resolve + 5) * 1000 };
 }
 
@@ -140,16 +143,9 @@ function noticeBudgetsMs(app: Appliance): { fire: number; resolve: number } {
 async function wanAlertDelivered(ctx: SuiteContext, url: URL): Promise<void> {
   const app = ctx.app;
   const primary = app.wans[0];
-  const host: Host | undefined = app.hosts.find((h) => [h.addr4, ...h.static4].includes(url.hostname));
-  if (!host) throw new Error(`the webhook receiver ${url.hostname} is no host of the appliance`);
-  const sink = app.shell.daemon(`${host.ns}-webhook`, host.ns, [
-    process.execPath,
-    join(ROOT, "test/e2e/tools/webhook-sink.mjs"),
-    url.hostname,
-    url.port || "80",
-  ]);
+  const { sink, notices: all } = webhookSink(app, url);
   const budget = noticeBudgetsMs(app);
-  const notices = () => wanDownNotices(sink.log(), primary.wan.name);
+  const notices = () => wanDownNotices(all(), primary.wan.name);
   const explain = (e: Error) =>
     new Error(
       `${e.message}\nwebhook sink:\n${sink.log().slice(-2000)}\nalertmanager:\n${app.pods.running.get("alertmanager")?.log().slice(-1500)}`,
