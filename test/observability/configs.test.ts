@@ -179,6 +179,7 @@ describe("the dashboards", () => {
       { name: /^router_dns_/, job: "dns", source: read("images/dns/stats/metrics.c") },
       { name: /^router_dhcp_/, job: "node", source: read("images/observability/router-dhcp-metrics") },
       { name: /^router_flow_/, job: "node", source: read("images/observability/router-talker-metrics") },
+      { name: /^router_ids_/, job: "node", source: read("images/ids/router-ids-metrics") },
       { name: /^node_/, job: "node" },
       { name: /^container_/, job: "cadvisor" },
       { name: /^kubelet_/, job: "kubelet" },
