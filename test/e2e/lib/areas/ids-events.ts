@@ -7,8 +7,7 @@
  *
  * Stand-ins: the rules are the site's local rules where suricata-update would have left them (as in the ids
  * area); the agent is the script of images/ids, as the image carries it. The block agent does not run here (the
- * ids area proves blocking), so the source may be one that area leaves unblocked; the inline queue is not
- * loaded, so the forwarded host answers.
+ * ids area proves blocking); the inline queue is not loaded, so the forwarded host answers.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { join } from "node:path";
@@ -27,8 +26,8 @@ import type { Area } from "../suite";
 
 const SURICATA = `${IDS_DAEMONSET}-suricata-ids`;
 const AGENT = `${IDS_DAEMONSET}-metrics`;
-/** The ids area's neighbour: an internet source outside the probe pool that area never blocks. */
-const SOURCE = nthAddress(INTERNET.sourcePool4, INTERNET.sourceCount + 2);
+/** The last address of the IDS areas' pool, beyond the sources the ids area uses (this area blocks nothing). */
+const SOURCE = nthAddress(INTERNET.idsPool4, 30);
 const JNDI_SID = 9100003;
 
 /** A single-port TCP forward open to any internet source on every WAN, and where it leads. */
