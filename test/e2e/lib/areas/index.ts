@@ -10,6 +10,7 @@ import { dataplane } from "./dataplane";
 import { dns } from "./dns";
 import { exposure } from "./exposure";
 import { ids } from "./ids";
+import { idsEvents } from "./ids-events";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { observability } from "./observability";
@@ -30,6 +31,7 @@ export const AREAS: Area[] = [
   dns,
   observability,
   ids,
+  idsEvents,
   multiWan,
   crowd,
   upstream,

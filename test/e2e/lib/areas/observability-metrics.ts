@@ -45,6 +45,9 @@ export async function query(app: Appliance, promql: string): Promise<Sample[]> {
 const DNS_FRONT =
   "router-dns-stats counts answers only from the DNS front (dnsdist), which the appliance does not run: its stand-in answers the router's port 53 for the policy matrix (test/dns/stack.test.ts runs the front and reads these counters)";
 
+const IDS_LATER =
+  "the IDS pods (Suricata and its metrics agent) run in the ids areas, after this one, with the rules and traffic they need (lib/areas/ids-events.ts reads the agent's count from the node exporter)";
+
 /**
  * Panels the appliance cannot give data, by query, with the reason. Kept short: a panel whose data is missing
  * because something is not run here is run instead (lib/pods.ts runs every DaemonSet an area asks for).
@@ -54,6 +57,11 @@ export const NO_DATA_HERE: Readonly<Record<string, string>> = {
     "the kubelet's cAdvisor: the appliance has no kubelet (a real node's Prometheus scrapes it, job cadvisor)",
   "sum by (zone) (rate(router_dns_queries_total[5m]))": DNS_FRONT,
   "sum(rate(router_dns_servfail_total[5m])) / sum(rate(router_dns_queries_total[5m])) * 100": DNS_FRONT,
+  "sum by (severity, action) (rate(router_ids_alerts_total[5m])) * 60": IDS_LATER,
+  "sum by (process) (rate(router_ids_capture_kernel_drops_total[5m])) / sum by (process) (rate(router_ids_capture_kernel_packets_total[5m])) * 100":
+    IDS_LATER,
+  "sum by (process) (rate(router_ids_packets_total[5m]))": IDS_LATER,
+  "sum by (verdict) (rate(router_ids_ips_packets_total[5m]))": IDS_LATER,
 };
 
 /** Every panel query of the rendered dashboards: [dashboard uid, panel title, PromQL]. */
