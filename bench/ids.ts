@@ -2,14 +2,17 @@
  * IDS benchmark: TCP throughput (iperf3, one stream) from the internet host to the dev site's forwarded host
  * (the first TCP port forward: the internet host connects to the primary WAN's address, the router forwards to
  * the host in the servers segment) through the virtual appliance with the XDP guard and the dev policy (the
- * loader as app.start() runs it), in two configurations measured in the same run, interleaved round by round
- * (the order alternates, so drift hits both alike):
+ * loader as app.start() runs it), in three configurations measured in the same run, interleaved round by round
+ * (the order alternates, so drift hits all alike):
  *
  *   Suricata off  no Suricata process: the guard, the ruleset, conntrack and the DNAT alone
  *   Suricata IDS  Suricata in IDS mode on the primary WAN (AF_PACKET, `--af-packet=<wan>`) with the dev site's
  *                 rendered suricata.yaml (paths moved into the run's directory), its local rules and a generated
  *                 set of `--rules` more (bench/ids-rules.ts), started anew for each round and measured once its
  *                 engine runs
+ *   Suricata IDS + IPS  the same, and the dev site's inline pair (wan → servers, the forward's path): the forward
+ *                 chain hands the flow to NFQUEUE and a second Suricata (`-q` per queue, the same files) gives the
+ *                 verdicts; queue rules and the second process exist only during these rounds
  *
  * Then, with Suricata running, the offered rate in steps (`iperf3 -b`) with Suricata's capture counters
  * (kernel packets and drops of its AF_PACKET socket, read through its command socket with suricatasc) for each:
@@ -19,10 +22,13 @@
  * interval; the rendered 10 s would blur the rounds), and `-k none` (no checksum validation). The namespaces' veths hand frames
  * on with checksums left to offload, which Suricata would count as invalid and not reassemble, inspecting less
  * than on a real NIC. The nftables IPS queue cannot load on this machine's kernel (test/helpers/nft-queue.ts), so
- * the dev site's inline pair runs as accept here: no inline row. Goals (issue 17): ≥ 1 Gbit/s with Suricata on and
+ * the inline row takes the stack's iptables-nft rendering of the same queue (ids/ips.iptables: NFQUEUE with bypass and
+ * fanout over the site's queues; IPv4 only, as the flow is) with a second Suricata reading those queues (`-q` per
+ * queue, as the DaemonSet's suricata-ips runs), beside the IDS one: its queue counters are the kernel's (packets
+ * queued, dropped) and its own (packets decoded). Goals (issue 17): ≥ 1 Gbit/s with Suricata on and
  * 0 capture drops at 1 Gbit/s offered. Prints a Markdown table and writes bench/results/ids.json. Needs root.
  *
- *   npm run bench:ids [-- --runs 5] [--seconds 5] [--rules 30000] [--steps 100M,250M,500M,1G,2G]
+ *   npm run bench:ids [-- --runs 5] [--seconds 5] [--rules 30000] [--steps 100M,150M,200M,250M,300M,400M,500M,1G,2G]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -39,12 +45,39 @@ import { sleep, waitFor } from "../test/helpers/wait";
 import { generatedRules } from "./ids-rules";
 import { machine, median, pairedMedian } from "./lib";
 
-type Mode = "Suricata off" | "Suricata IDS";
-const MODES: Mode[] = ["Suricata off", "Suricata IDS"];
+type Mode = "Suricata off" | "Suricata IDS" | "Suricata IDS + IPS";
+const MODES: Mode[] = ["Suricata off", "Suricata IDS", "Suricata IDS + IPS"];
 
 interface Capture {
   packets: number;
   drops: number;
+}
+
+/** The inline queue over a round: what the kernel queued and dropped, and what the IPS process decoded. */
+interface Queue {
+  /** Packets the forward chain handed to the queues (the kernel's packet ids, which count every one offered). */
+  queued: number;
+  /** Dropped by the kernel: queue full without fail-open, or no room in the socket (queue_dropped + user_dropped). */
+  drops: number;
+  /** Packets the IPS process decoded (its decoder.pkts); queued − inspected passed uninspected (fail-open). */
+  inspected: number;
+}
+
+/**
+ * The kernel's NFQUEUE counters of a namespace, summed over its queues: /proc/net/netfilter/nfnetlink_queue, one
+ * line per bound queue: queue number, peer portid, queue total, copy mode, copy range, queue_dropped, user_dropped,
+ * id sequence, 1 (linux net/netfilter/nfnetlink_queue.c, seq_show).
+ */
+async function queueCounters(router: string): Promise<{ queued: number; drops: number }> {
+  const r = await run(inNs(router, ["cat", "/proc/net/netfilter/nfnetlink_queue"]));
+  let queued = 0;
+  let drops = 0;
+  for (const line of r.stdout.split("\n").filter((l) => l.trim())) {
+    const f = line.trim().split(/\s+/).map(Number);
+    drops += f[5] + f[6];
+    queued += f[7];
+  }
+  return { queued, drops };
 }
 
 interface Step {
@@ -53,22 +86,24 @@ interface Step {
   capture: Capture;
 }
 
-/** Suricata's capture counters (totals over its AF_PACKET threads) through its command socket. */
-async function capture(router: string, socket: string): Promise<Capture> {
+type Counters = { capture?: Record<string, number>; decoder?: Record<string, number> };
+
+/**
+ * What `pick` takes from a Suricata process's counters (suricatasc dump-counters through its command socket),
+ * waited for: "stats not yet synchronized" (NOK) until the first stats interval after the engine started.
+ */
+async function counters<T>(router: string, socket: string, what: string, pick: (c: Counters) => T | undefined) {
   let last = "";
   return waitFor(
-    "Suricata's capture counters",
+    `Suricata's ${what}`,
     async () => {
-      // "stats not yet synchronized" (NOK) until the first stats interval after the engine started
       const r = await run(inNs(router, ["suricatasc", "-c", "dump-counters", socket]), {
         timeoutMs: 20_000,
         allowFail: true,
       });
       last = r.stdout;
-      const j = JSON.parse(r.stdout || "{}") as { return?: string; message?: { capture?: Record<string, number> } };
-      const c = j.message?.capture;
-      if (j.return !== "OK" || c?.kernel_packets === undefined) return undefined;
-      return { packets: c.kernel_packets, drops: c.kernel_drops ?? 0 };
+      const j = JSON.parse(r.stdout || "{}") as { return?: string; message?: Counters };
+      return j.return === "OK" && j.message ? pick(j.message) : undefined;
     },
     30_000,
     500,
@@ -77,13 +112,27 @@ async function capture(router: string, socket: string): Promise<Capture> {
   });
 }
 
+/** Suricata's capture counters (totals over its AF_PACKET threads). */
+function capture(router: string, socket: string): Promise<Capture> {
+  return counters(router, socket, "capture counters", (c) =>
+    c.capture?.kernel_packets === undefined
+      ? undefined
+      : { packets: c.capture.kernel_packets, drops: c.capture.kernel_drops ?? 0 },
+  );
+}
+
+/** Packets a Suricata process decoded (its decoder.pkts). */
+function decoded(router: string, socket: string): Promise<number> {
+  return counters(router, socket, "decoder counter", (c) => c.decoder?.pkts);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       runs: { type: "string", default: "5" },
       seconds: { type: "string", default: "5" },
       rules: { type: "string", default: "30000" },
-      steps: { type: "string", default: "100M,250M,500M,1G,2G" },
+      steps: { type: "string", default: "100M,150M,200M,250M,300M,400M,500M,1G,2G" },
     },
   });
   const runs = Number(values.runs);
@@ -105,6 +154,8 @@ async function main(): Promise<void> {
   await app.start();
   const samples = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
   const steps: Step[] = [];
+  const captures = new Map<Mode, Capture[]>(MODES.map((m) => [m, []]));
+  const queues: Queue[] = [];
   let loadSeconds: number[] = [];
   let loadedRules = 0;
   try {
@@ -130,35 +181,59 @@ async function main(): Promise<void> {
     for (const [name, text] of files) writeFileSync(join(paths.config, name), text);
     writeFileSync(join(paths.rules, "suricata.rules"), files.get("local.rules")! + generatedRules(ruleCount));
     const socket = join(paths.run, "ids.socket");
+    const ipsSocket = join(paths.run, "ips.socket");
+    const queueRules = rendered.files.get("ids/ips.iptables");
+    if (!queueRules) throw new Error("the dev site's render has no ids/ips.iptables (no inline pair)");
+    const [firstQueue, lastQueue] = planIds(site, plan).queues;
+    const queueArgs = Array.from({ length: lastQueue - firstQueue + 1 }, (_, i) => ["-q", String(firstQueue + i)]);
 
     let suricata: Daemon | undefined;
-    const startSuricata = async (): Promise<void> => {
+    let ips: Daemon | undefined;
+    /** One Suricata process on the run's files: IDS on the WAN, or IPS on the site's queues; waits for its engine. */
+    const engine = async (kind: "ids" | "ips"): Promise<Daemon> => {
       const t0 = Date.now();
-      suricata = app.daemons.start(
-        `suricata-${Date.now()}`,
+      const logs = join(paths.logs, kind);
+      mkdirSync(logs, { recursive: true });
+      const d = app.daemons.start(
+        `suricata-${kind}-${Date.now()}`,
         inNs(app.router, [
-          ...["suricata", "-c", join(paths.config, "suricata.yaml"), `--af-packet=${wan.wan.name}`],
-          ...["-l", paths.logs, "--set", `unix-command.filename=${socket}`, "--set", "stats.interval=1", "-k", "none"],
+          ...["suricata", "-c", join(paths.config, "suricata.yaml")],
+          ...(kind === "ids" ? [`--af-packet=${wan.wan.name}`] : queueArgs.flat()),
+          ...["-l", logs, "--set", `unix-command.filename=${kind === "ids" ? socket : ipsSocket}`],
+          ...["--set", "stats.interval=1", "-k", "none"],
         ]),
-        join(app.work, `suricata-${Date.now()}.log`),
+        join(app.work, `suricata-${kind}-${Date.now()}.log`),
       );
       await waitFor(
-        "Suricata's engine",
+        `Suricata's ${kind} engine`,
         () => {
-          if (suricata!.exited) throw new Error(`Suricata exited:\n${suricata!.log().slice(-3000)}`);
-          return suricata!.log().includes("Engine started");
+          if (d.exited) throw new Error(`Suricata (${kind}) exited:\n${d.log().slice(-3000)}`);
+          return d.log().includes("Engine started");
         },
         180_000,
         200,
       );
-      loadSeconds.push((Date.now() - t0) / 1000);
-      const stats = await run(inNs(app.router, ["suricatasc", "-c", "ruleset-stats", socket]));
+      if (kind === "ids") loadSeconds.push((Date.now() - t0) / 1000);
+      const stats = await run(
+        inNs(app.router, ["suricatasc", "-c", "ruleset-stats", kind === "ids" ? socket : ipsSocket]),
+      );
       loadedRules = (JSON.parse(stats.stdout) as { message: { rules_loaded: number }[] }).message[0].rules_loaded;
       if (loadedRules < ruleCount) throw new Error(`Suricata loaded ${loadedRules} rules, not ≥ ${ruleCount}`);
+      return d;
+    };
+    const startSuricata = async (): Promise<void> => {
+      suricata = await engine("ids");
+    };
+    /** The inline pair: the IPS process first, then the queue rules (bypass: no verdicts are waited for before). */
+    const startIps = async (): Promise<void> => {
+      ips = await engine("ips");
+      await run(inNs(app.router, ["iptables-restore", "--noflush"]), { input: queueRules });
     };
     const stopSuricata = async () => {
-      if (suricata && !suricata.exited) await suricata.stop("SIGTERM", 10_000);
+      for (const op of ["-F", "-X"]) await run(inNs(app.router, ["iptables", "-t", "security", op]));
+      for (const d of [ips, suricata]) if (d && !d.exited) await d.stop("SIGTERM", 10_000);
       suricata = undefined;
+      ips = undefined;
     };
 
     app.daemons.start(
@@ -187,23 +262,40 @@ async function main(): Promise<void> {
       throw new Error(`iperf3 failed three times: ${error}`);
     };
     const round = async (m: Mode): Promise<number> => {
-      if (m === "Suricata IDS") await startSuricata();
-      else await stopSuricata();
-      const before = m === "Suricata IDS" ? await capture(app.router, socket) : undefined;
+      await stopSuricata();
+      if (m !== "Suricata off") await startSuricata();
+      if (m === "Suricata IDS + IPS") await startIps();
+      const before = m !== "Suricata off" ? await capture(app.router, socket) : undefined;
+      const queueBefore = ips
+        ? { ...(await queueCounters(app.router)), inspected: await decoded(app.router, ipsSocket) }
+        : undefined;
       const bps = await iperf();
       if (before) {
         await sleep(2500); // the counters are synchronised once a stats interval (1 s here)
         const after = await capture(app.router, socket);
         if (after.packets - before.packets < 1000)
           throw new Error(`Suricata captured ${after.packets - before.packets} packets of the flow`);
-        await stopSuricata();
+        captures.get(m)!.push({ packets: after.packets - before.packets, drops: after.drops - before.drops });
       }
+      if (queueBefore) {
+        const k = await queueCounters(app.router);
+        const q = {
+          queued: k.queued - queueBefore.queued,
+          drops: k.drops - queueBefore.drops,
+          inspected: (await decoded(app.router, ipsSocket)) - queueBefore.inspected,
+        };
+        if (q.inspected < 1000) throw new Error(`the IPS process decoded ${q.inspected} packets of the flow`);
+        queues.push(q);
+      }
+      await stopSuricata();
       return bps;
     };
 
     // Forwarding works and the port is the forward's (a warm-up of each configuration), then the rounds
     for (const m of MODES) await round(m);
     loadSeconds = [];
+    for (const c of captures.values()) c.length = 0;
+    queues.length = 0;
     for (let i = 0; i < runs; i++) {
       const order = i % 2 ? [...MODES].reverse() : MODES;
       for (const m of order) {
@@ -228,7 +320,19 @@ async function main(): Promise<void> {
   } finally {
     await app.stop();
   }
-  report({ runs, seconds, ruleCount, loadedRules, loadSeconds, samples, steps, loadAtStart, pf: pf.name });
+  report({
+    runs,
+    seconds,
+    ruleCount,
+    loadedRules,
+    loadSeconds,
+    samples,
+    captures,
+    queues,
+    steps,
+    loadAtStart,
+    pf: pf.name,
+  });
 }
 
 interface Figures {
@@ -238,6 +342,10 @@ interface Figures {
   loadedRules: number;
   loadSeconds: number[];
   samples: Map<Mode, number[]>;
+  /** Suricata IDS's capture over each measured round of a mode. */
+  captures: Map<Mode, Capture[]>;
+  /** The inline queue over each measured round. */
+  queues: Queue[];
   steps: Step[];
   loadAtStart: number[];
   pf: string;
@@ -254,6 +362,18 @@ function report(f: Figures): void {
   const off = median(f.samples.get("Suricata off")!);
   const on = median(f.samples.get("Suricata IDS")!);
   const paired = pairedMedian(f.samples.get("Suricata IDS")!, f.samples.get("Suricata off")!);
+  const inline = median(f.samples.get("Suricata IDS + IPS")!);
+  const pairedInline = pairedMedian(f.samples.get("Suricata IDS + IPS")!, f.samples.get("Suricata off")!);
+  const sum = <T>(xs: T[], k: (x: T) => number) => xs.reduce((a, x) => a + k(x), 0);
+  const queue: Queue = {
+    queued: sum(f.queues, (q) => q.queued),
+    drops: sum(f.queues, (q) => q.drops),
+    inspected: sum(f.queues, (q) => q.inspected),
+  };
+  const captureOf = (m: Mode): Capture => ({
+    packets: sum(f.captures.get(m)!, (c) => c.packets),
+    drops: sum(f.captures.get(m)!, (c) => c.drops),
+  });
   // the highest step below which no step dropped
   let maxClean = 0;
   for (const s of [...f.steps].sort((a, b) => rate(a.offered) - rate(b.offered))) {
@@ -263,6 +383,7 @@ function report(f: Figures): void {
   const at1G = f.steps.find((s) => rate(s.offered) === 1e9);
   const goals = {
     throughput: { medianMbps: on / 1e6, goalMbps: 1000, met: on >= 1e9 },
+    throughputInline: { medianMbps: inline / 1e6, goalMbps: 1000, met: inline >= 1e9 },
     dropsAt1G: { drops: at1G?.capture.drops, goal: 0, met: at1G !== undefined && at1G.capture.drops === 0 },
   };
   const result = {
@@ -274,9 +395,12 @@ function report(f: Figures): void {
       rules: { generated: f.ruleCount, loaded: f.loadedRules },
       suricataStartSeconds: f.loadSeconds,
     },
-    medianMbps: { off: off / 1e6, ids: on / 1e6 },
+    medianMbps: { off: off / 1e6, ids: on / 1e6, idsIps: inline / 1e6 },
     samples: Object.fromEntries(MODES.map((m) => [m, f.samples.get(m)])),
     ratio: { ofMedians: on / off, perRound: paired },
+    ratioInline: { ofMedians: inline / off, perRound: pairedInline },
+    captureOverRounds: Object.fromEntries(MODES.slice(1).map((m) => [m, f.captures.get(m)])),
+    queueOverRounds: f.queues,
     steps: f.steps,
     maxRateWithoutDropsMbps: maxClean / 1e6,
     goals,
@@ -291,18 +415,26 @@ function report(f: Figures): void {
       `${f.loadedRules} rules (start to engine running: median ${median(f.loadSeconds).toFixed(1)} s)\n`,
   );
   console.log(
-    "| configuration | median | samples (Mbit/s) | ratio of medians | ratio per round (median) | goal | met |",
+    "| configuration | median | samples (Mbit/s) | ratio of medians | ratio per round (median) | capture drops | queue: queued / kernel drops / uninspected | goal | met |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  const drops = (c: Capture) => `${c.drops} of ${c.packets}`;
   const samples = (x: Mode) =>
     f.samples
       .get(x)!
       .map((s) => (s / 1e6).toFixed(0))
       .join(", ");
-  console.log(`| Suricata off | ${mbps(off)} | ${samples("Suricata off")} | 1.00 | 1.00 | — | — |`);
+  console.log(`| Suricata off | ${mbps(off)} | ${samples("Suricata off")} | 1.00 | 1.00 | — | — | — | — |`);
   console.log(
     `| Suricata IDS | ${mbps(on)} | ${samples("Suricata IDS")} | ${(on / off).toFixed(2)} × off | ` +
-      `${paired.toFixed(2)} × off | ≥ 1000 Mbit/s | ${goals.throughput.met ? "yes" : "**no**"} |`,
+      `${paired.toFixed(2)} × off | ${drops(captureOf("Suricata IDS"))} | — | ≥ 1000 Mbit/s | ` +
+      `${goals.throughput.met ? "yes" : "**no**"} |`,
+  );
+  console.log(
+    `| Suricata IDS + IPS (inline pair) | ${mbps(inline)} | ${samples("Suricata IDS + IPS")} | ` +
+      `${(inline / off).toFixed(2)} × off | ${pairedInline.toFixed(2)} × off | ${drops(captureOf("Suricata IDS + IPS"))} | ` +
+      `${queue.queued} / ${queue.drops} / ${queue.queued - queue.inspected} | ≥ 1000 Mbit/s | ` +
+      `${goals.throughputInline.met ? "yes" : "**no**"} |`,
   );
   console.log("\n| offered (iperf3 -b) | received | captured packets | capture drops |");
   console.log("|---|---|---|---|");

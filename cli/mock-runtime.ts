@@ -96,7 +96,7 @@ export const placeholderOutputs: OutputGenerator = (type, name) => {
       return { certPem: g("certPem") };
     case "tls:index/certRequest:CertRequest":
       return { certRequestPem: g("certRequestPem") };
-    case "random:index/randomString:RandomString":
+    case "random:index/randomPassword:RandomPassword":
       return { result: g("result") };
     case "random:index/randomBytes:RandomBytes":
       return { base64: g("base64"), hex: g("hex") };

@@ -79,12 +79,19 @@ function matrix(site: Site, model: PolicyModel): string {
           `${(model.forwards.find((x) => x.name === f.name)?.wans ?? []).join(", ")}${f.wans ? "" : " (all)"}`,
           `${f.to}${f.toPort ? `:${f.toPort}` : ""}${f.ipv6 ? ` / [${f.ipv6}]` : ""}`,
           f.sources?.join(", ") ?? "any",
-          f.hairpin ? "yes" : "no",
+          hairpinCell(f.hairpin, model.forwards.find((x) => x.name === f.name)?.hairpinAt),
         ]),
       ),
       "",
     );
   return out.join("\n");
+}
+
+/** A forward limited to some WANs hairpins at their static addresses only (policy.ts hairpinAddresses). */
+function hairpinCell(on: boolean, at: string[] | undefined): string {
+  if (!on) return "no";
+  if (!at) return "yes";
+  return at.length ? `at ${at.join(", ")}` : "no (its WANs take their address by DHCP)";
 }
 
 export function renderDataplaneSummary(site: Site, plan: SitePlan, model: PolicyModel): LayerSummary {

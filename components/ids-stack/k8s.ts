@@ -14,7 +14,15 @@ import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import type { IdsPlan } from "./plan";
-import { ROUTER_IDS_PATHS as P, alertSocket, testLogDir, type IdsPaths } from "./suricata";
+import { TEXTFILE_DIR } from "../observability-stack/k8s";
+import {
+  ROUTER_IDS_PATHS as P,
+  METRICS_OUTPUT,
+  alertSocket,
+  metricsSocket,
+  testLogDir,
+  type IdsPaths,
+} from "./suricata";
 import { zeekContainers } from "./zeek";
 import { BLOCK_AGENT_UID, BLOCK_SOCKET, BLOCK_SOCKET_DIR } from "./block";
 
@@ -26,14 +34,24 @@ export const IDS_DAEMONSET = "router-ids";
 const NOBODY = 65_534;
 
 /**
- * One Suricata process: `run` is its name among the processes (its log directory and command socket), `mode` its
- * capture arguments.
+ * One Suricata process: `run` is its name among the processes (its log directory, command socket and metrics
+ * socket), `mode` its capture arguments; `ship`: its events go to the log collector and the metrics agent.
  */
-function suricata(name: string, image: string, run: string, mode: string[], caps: string[]): IContainer {
+function suricata(name: string, image: string, run: string, mode: string[], caps: string[], ship: boolean): IContainer {
+  const metrics = ship ? ["--set", `outputs.${METRICS_OUTPUT}.eve-log.filename=${metricsSocket(P, run)}`] : [];
   return {
     name,
     image,
-    command: ["suricata", "-c", `${P.config}/suricata.yaml`, ...mode, "-l", `${P.logs}/${run}`, ...commandSocket(run)],
+    command: [
+      "suricata",
+      "-c",
+      `${P.config}/suricata.yaml`,
+      ...mode,
+      "-l",
+      `${P.logs}/${run}`,
+      ...commandSocket(run),
+      ...metrics,
+    ],
     securityContext: {
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
@@ -47,6 +65,42 @@ function suricata(name: string, image: string, run: string, mode: string[], caps
       { name: "logs", mountPath: `${P.logs}/${run}`, subPath: run },
       { name: "run", mountPath: P.run },
       { name: "alerts", mountPath: P.alerts },
+      ...(ship
+        ? [
+            // read-only: connecting to the collector's socket needs no write access to its file system
+            { name: "events", mountPath: P.events, readOnly: true },
+            { name: "metrics", mountPath: P.metrics },
+          ]
+        : []),
+    ],
+  };
+}
+
+/**
+ * The metrics agent (images/ids/router-ids-metrics): counts the alerts and reads the stats each Suricata process
+ * writes to its socket, for the node exporter's textfile collector. Root without capabilities: the textfile
+ * directory is root's (the node exporter's other writers run as root too); it mounts nothing else.
+ */
+function metricsAgent(image: string, runs: string[]): IContainer {
+  return {
+    name: "metrics",
+    image,
+    command: [
+      "router-ids-metrics",
+      ...runs.flatMap((r) => ["--socket", `${r}=${metricsSocket(P, r)}`]),
+      ...["--out", `${TEXTFILE_DIR}/ids.prom`, "--interval", "10"],
+    ],
+    securityContext: {
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    },
+    resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "64Mi" } },
+    volumeMounts: [
+      { name: "metrics", mountPath: P.metrics },
+      { name: "textfile", mountPath: TEXTFILE_DIR },
     ],
   };
 }
@@ -190,11 +244,13 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
   const labels = { ...LABELS, "app.kubernetes.io/name": IDS_DAEMONSET };
   const [first, last] = ids.queues;
   const queues = Array.from({ length: last - first + 1 }, (_, i) => ["-q", String(first + i)]).flat();
+  const runs = ["ids", ...(ids.pairs.length ? ["ips"] : [])];
   const containers = [
-    suricata("suricata-ids", image, "ids", ["--af-packet"], ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"]),
+    suricata("suricata-ids", image, "ids", ["--af-packet"], ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK"], ids.ship),
     ...(ids.pairs.length
-      ? [suricata("suricata-ips", image, "ips", queues, ["NET_ADMIN", "SYS_NICE", "IPC_LOCK"])]
+      ? [suricata("suricata-ips", image, "ips", queues, ["NET_ADMIN", "SYS_NICE", "IPC_LOCK"], ids.ship)]
       : []),
+    ...(ids.ship ? [metricsAgent(image, runs)] : []),
     updater(image, ids),
     ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),
     ...zeekContainers(ids, P),
@@ -237,6 +293,13 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
               { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
               { name: "alerts", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
               ...(ids.blockSeverity !== undefined ? [host("block", BLOCK_SOCKET_DIR)] : []),
+              ...(ids.ship
+                ? [
+                    host("events", P.events),
+                    host("textfile", TEXTFILE_DIR),
+                    { name: "metrics", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+                  ]
+                : []),
             ],
           },
         },

@@ -37,6 +37,8 @@ export interface IdsPlan {
   updateSeconds: number;
   /** Zeek's image (pinned by digest) when Zeek runs; undefined: Zeek is off. */
   zeekImage?: string;
+  /** Events go to the site's log store and alert and drop counts to its TSDB (the observability stack is on). */
+  ship: boolean;
 }
 
 function linksOf(plan: SitePlan, zone: string): string[] {
@@ -84,5 +86,6 @@ export function planIds(site: Site, plan: SitePlan): IdsPlan {
     blockSeverity: ids.block.enabled ? ids.block.severity : undefined,
     updateSeconds: durationSeconds(ids.rules.updateInterval),
     zeekImage: ids.zeek.enabled ? ids.zeek.image : undefined,
+    ship: site.observability.enabled,
   };
 }

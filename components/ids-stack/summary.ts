@@ -7,6 +7,22 @@ import type { Site } from "../site/schema";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
 import type { IdsPlan } from "./plan";
 
+/** Where the events go: the observability stack's log store and TSDB, or nowhere but the router's disk. */
+function events(site: Site, ids: IdsPlan): string {
+  if (!ids.ship)
+    return (
+      "Events: **not shipped** — the site has no observability stack (router:observability.enabled is false); " +
+      "Suricata's EVE stays in its log files on the router and no alert metrics exist."
+    );
+  return (
+    "Events: Suricata's alerts, flows, DNS, TLS, HTTP, SSH, anomalies and inline drops (EVE JSON, each with its " +
+    "community ID) go one datagram each to the log collector's socket and into the log store as `source:ids` " +
+    `(\`sensor:suricata\`)${site.ids.zeek.enabled ? ", Zeek's JSON logs as `sensor:zeek` (runtime unproven here)" : ""}; ` +
+    "alerts by process, severity and action and the capture drops are metrics (`router_ids_*`, through the node " +
+    "exporter), with the alerts IdsAlertBurst, IdsCaptureDrops and IdsStatsMissing."
+  );
+}
+
 function section(site: Site, ids: IdsPlan): string {
   const { rules, block, zeek } = site.ids;
   const [first, last] = ids.queues;
@@ -41,6 +57,8 @@ function section(site: Site, ids: IdsPlan): string {
     zeek.enabled
       ? `Zeek: on, image ${zeek.image} — its configuration is rendered and checked structurally; **its runtime is unproven here** (Zeek is in neither Debian nor npm).`
       : "Zeek: off.",
+    "",
+    events(site, ids),
     "",
   );
   return out.join("\n");

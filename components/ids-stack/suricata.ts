@@ -27,9 +27,16 @@ export interface IdsPaths {
   alerts: string;
   /** Suricata's classification.config and reference.config (from the package). */
   share: string;
+  /**
+   * The log collector's directory (a host path both pods mount), where it binds the EVE socket (EVENT_SOCKET);
+   * the router's when not given.
+   */
+  events?: string;
+  /** The metrics agent's sockets, one per Suricata process (Suricata's and the agent's only); the router's when not given. */
+  metrics?: string;
 }
 
-export const ROUTER_IDS_PATHS: IdsPaths = {
+export const ROUTER_IDS_PATHS: Required<IdsPaths> = {
   config: "/etc/router-ids",
   // Host state under the router's state directory (policies/resource/host-paths.ts), where it survives pod
   // restarts and Talos upgrades.
@@ -39,7 +46,12 @@ export const ROUTER_IDS_PATHS: IdsPaths = {
   run: "/run/router-ids",
   alerts: "/run/router-ids-alerts",
   share: "/etc/suricata",
+  events: "/var/lib/router/ids-events",
+  metrics: "/run/router-ids-metrics",
 };
+
+/** The log collector's EVE socket, in IdsPaths.events. */
+export const EVENT_SOCKET = "eve.sock";
 
 /** The cluster id of the AF_PACKET fanout group of a link (one group per link). */
 const CLUSTER_BASE = 90;
@@ -91,7 +103,44 @@ export function alertSocket(paths: IdsPaths): string {
   return `${paths.alerts}/alerts.sock`;
 }
 
-function outputs(paths: IdsPaths, blocking: boolean): unknown[] {
+/** EVE records the log store gets: what happened on the wire, not the counters (those are metrics). */
+const STORE_TYPES = ["dns", "tls", "http", "ssh", "flow"];
+/**
+ * Records Suricata 7 lets one output alone carry ("only one 'anomaly' logger can be enabled", likewise `drop`):
+ * the log store's when the site ships events, the local file's otherwise.
+ */
+const SINGLE_TYPES = ["anomaly", "drop"];
+
+/** The index of the metrics output in `outputs` (a process names its own socket with `--set`). */
+export const METRICS_OUTPUT = 3;
+
+/** The metrics agent's socket of one Suricata process (`ids` or `ips`). */
+export function metricsSocket(paths: IdsPaths, run: string): string {
+  return `${paths.metrics ?? ROUTER_IDS_PATHS.metrics}/${run}.sock`;
+}
+
+/**
+ * `ship`: with the site's observability stack, EVE also goes to the log collector's socket (one datagram per
+ * record: nothing on disk to rotate, and a collector that is down costs the records Suricata sends meanwhile,
+ * never Suricata's speed) and alerts and stats go to the metrics agent; without it, neither output exists.
+ */
+function outputs(paths: IdsPaths, blocking: boolean, ship: boolean): unknown[] {
+  const dgram = (filename: string, types: unknown[]) => ({
+    "eve-log": { enabled: true, filetype: "unix_dgram", filename, "community-id": true, types },
+  });
+  const shipped = ship
+    ? [
+        dgram(`${paths.events ?? ROUTER_IDS_PATHS.events}/${EVENT_SOCKET}`, [
+          { alert: { "tagged-packets": false, metadata: true } },
+          ...SINGLE_TYPES,
+          ...STORE_TYPES,
+        ]),
+        dgram(metricsSocket(paths, "ids"), [
+          { alert: { "tagged-packets": false } },
+          { stats: { totals: true, threads: false } },
+        ]),
+      ]
+    : [];
   return [
     {
       "eve-log": {
@@ -102,8 +151,7 @@ function outputs(paths: IdsPaths, blocking: boolean): unknown[] {
         "community-id-seed": 0,
         types: [
           { alert: { "tagged-packets": false, metadata: true } },
-          "anomaly",
-          "drop",
+          ...(ship ? [] : SINGLE_TYPES),
           "dns",
           "tls",
           "http",
@@ -124,6 +172,7 @@ function outputs(paths: IdsPaths, blocking: boolean): unknown[] {
         types: [{ alert: { "tagged-packets": false } }],
       },
     },
+    ...shipped,
   ];
 }
 
@@ -165,7 +214,7 @@ export function renderSuricataYaml(site: Site, ids: IdsPlan, paths: IdsPaths = R
     "reference-config-file": `${paths.share}/reference.config`,
     "threshold-file": `${paths.config}/threshold.config`,
     stats: { enabled: true, interval: 10 },
-    outputs: outputs(paths, ids.blockSeverity !== undefined),
+    outputs: outputs(paths, ids.blockSeverity !== undefined, ids.ship),
     "af-packet": afPacket(site, ids),
     // accept: packets go on after the verdict; fail-open: a full queue lets packets through rather than dropping
     // the site's traffic (the rule's bypass flag covers a stopped Suricata).

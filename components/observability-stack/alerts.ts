@@ -200,9 +200,49 @@ function hostRules(site: Site): AlertRule[] {
   ];
 }
 
+/** The IDS's rules (its metrics agent's counters, images/ids/router-ids-metrics), when the IDS stack runs. */
+function idsRules(site: Site): AlertRule[] {
+  if (!site.ids.enabled) return [];
+  const t = site.observability.alerts.thresholds;
+  return [
+    {
+      alert: "IdsAlertBurst",
+      expr: `sum by (process) (rate(router_ids_alerts_total[5m])) * 60 > ${t.idsAlertsPerMinute}`,
+      for: "5m",
+      severity: "warning",
+      summary: "Suricata ({{ $labels.process }}) raises {{ $value | humanize }} alerts a minute",
+      description: `More than ${t.idsAlertsPerMinute} IDS alerts a minute for 5 minutes: an attack in progress or a noisy rule.`,
+      runbook:
+        "Query the log store for source:ids event_type:alert and group by alert.signature_id and src_ip; block the source or threshold the rule (router:ids.rules.thresholds).",
+    },
+    {
+      alert: "IdsCaptureDrops",
+      expr:
+        "sum by (process) (rate(router_ids_capture_kernel_drops_total[5m])) / sum by (process) " +
+        `(rate(router_ids_capture_kernel_packets_total[5m])) * 100 > ${t.idsCaptureDropPercent}`,
+      for: "5m",
+      severity: "warning",
+      summary: "Suricata ({{ $labels.process }}) misses {{ $value | humanize }}% of the captured packets",
+      description: `The kernel drops more than ${t.idsCaptureDropPercent}% of the watched links' packets before Suricata reads them: those go uninspected.`,
+      runbook:
+        "Check Suricata's CPU (the cadvisor job) and router:ids.cpu (threadsPerLink, workerCpus); a traffic peak beyond the box's inspection rate needs more threads or fewer watched links.",
+    },
+    {
+      alert: "IdsStatsMissing",
+      expr: "time() - router_ids_stats_timestamp_seconds > 60",
+      for: "2m",
+      severity: "warning",
+      summary: "Suricata ({{ $labels.process }}) has not reported for {{ $value | humanizeDuration }}",
+      description: "Its stats stopped: the process is down or stuck, and its alerts and drops are not counted.",
+      runbook:
+        "kubectl -n router-system logs ds/router-ids -c suricata-{{ $labels.process }}; the pod's restarts say whether it crashes.",
+    },
+  ];
+}
+
 /** Every alert rule of the site, in a stable order. */
 export function alertRules(site: Site, plan: SitePlan): AlertRule[] {
-  return [...wanRules(plan), ...dataplaneRules(site), ...serviceRules(site), ...hostRules(site)];
+  return [...wanRules(plan), ...dataplaneRules(site), ...serviceRules(site), ...hostRules(site), ...idsRules(site)];
 }
 
 /** The rule file Prometheus loads (`promtool check rules` checks it). */

@@ -22,7 +22,7 @@ export interface PanelSpec {
   legend?: string;
   unit?: string;
   /** The query only has data where the site runs what it measures (e.g. more than one WAN, the DNS stack). */
-  needs?: "dns" | "cluster";
+  needs?: "dns" | "cluster" | "ids";
 }
 
 export interface DashboardSpec {
@@ -71,6 +71,28 @@ const FIREWALL: PanelSpec[] = [
     kind: "stat",
   }),
   P("Connection tracking", "node_nf_conntrack_entries / node_nf_conntrack_entries_limit * 100", { unit: "percent" }),
+];
+/** The IDS's metrics agent's counters (images/ids/router-ids-metrics). */
+const IDS: PanelSpec[] = [
+  P("IDS alerts a minute", "sum by (severity, action) (rate(router_ids_alerts_total[5m])) * 60", {
+    legend: "severity {{severity}} {{action}}",
+    needs: "ids",
+  }),
+  P(
+    "IDS capture drops",
+    "sum by (process) (rate(router_ids_capture_kernel_drops_total[5m])) / sum by (process) (rate(router_ids_capture_kernel_packets_total[5m])) * 100",
+    { legend: "{{process}}", unit: "percent", needs: "ids" },
+  ),
+  P("IDS packets inspected", "sum by (process) (rate(router_ids_packets_total[5m]))", {
+    legend: "{{process}}",
+    unit: "pps",
+    needs: "ids",
+  }),
+  P("IPS verdicts", "sum by (verdict) (rate(router_ids_ips_packets_total[5m]))", {
+    legend: "{{verdict}}",
+    unit: "pps",
+    needs: "ids",
+  }),
 ];
 const DHCP: PanelSpec[] = [
   P("Pool usage", "router_dhcp_pool_used_addresses / router_dhcp_pool_addresses * 100", {
@@ -128,7 +150,10 @@ export function dashboardSpecs(site: Site, plan: SitePlan): DashboardSpec[] {
     {
       uid: "router-firewall",
       title: `${site.site.name}: firewall and data plane`,
-      rows: [{ title: "Firewall", panels: FIREWALL }],
+      rows: [
+        { title: "Firewall", panels: FIREWALL },
+        ...(site.ids.enabled ? [{ title: "Intrusion detection", panels: IDS }] : []),
+      ],
     },
     { uid: "router-dhcp", title: `${site.site.name}: DHCP`, rows: [{ title: "DHCP", panels: DHCP }] },
     { uid: "router-dns", title: `${site.site.name}: DNS`, rows: [{ title: "DNS", panels: DNS }] },

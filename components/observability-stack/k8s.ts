@@ -19,7 +19,16 @@ import { renderKea4 } from "../network-services/config";
 import type { PolicyModel } from "../site/policy";
 import { alertmanagerArgs, ALERTMANAGER_CONFIG, ALERTMANAGER_DATA, ALERTMANAGER_SECRETS } from "./alertmanager";
 import { TALKERS_CSV, flowLinks, softflowdArgs, NFACCTD_CONFIG } from "./flows";
-import { LOG_FORWARD_SECRET_CONF, LOGS_DATA, SYSLOG_NG_CONFIG, ULOGD_CONFIG, logStoreArgs } from "./logs";
+import {
+  LOG_FORWARD_SECRET_CONF,
+  LOGS_DATA,
+  SYSLOG_NG_CONFIG,
+  ULOGD_CONFIG,
+  ZEEK_LOGS,
+  idsLogSources,
+  logStoreArgs,
+} from "./logs";
+import { ROUTER_IDS_PATHS } from "../ids-stack/suricata";
 import { PROMETHEUS_CONFIG_DIR, PROMETHEUS_DATA, PROMETHEUS_SECRETS, prometheusArgs } from "./prometheus";
 import { hostPort } from "./targets";
 import type { StackFiles } from "./files";
@@ -266,6 +275,7 @@ function metricsWorkloads(site: Site, plan: SitePlan, images: StackImages, secre
 }
 
 function logWorkloads(site: Site, plan: SitePlan, images: StackImages, secrets: SecretFiles): Workload[] {
+  const ids = idsLogSources(site);
   return [
     {
       name: "logs",
@@ -306,6 +316,9 @@ function logWorkloads(site: Site, plan: SitePlan, images: StackImages, secrets: 
             host(`${OBS_STATE_DIR}/syslog-ng`, "/var/lib/syslog-ng"),
             host("/var/log/pods", "/var/log/pods", true),
             run("/run/syslog-ng"),
+            // the collector binds the IDS's EVE socket here; Zeek's logs are read only
+            ...(ids.suricata ? [host(ROUTER_IDS_PATHS.events, ROUTER_IDS_PATHS.events)] : []),
+            ...(ids.zeek ? [host(ZEEK_LOGS, ZEEK_LOGS, true)] : []),
             ...secretMount(secrets, "log-collector", LOG_FORWARD_SECRET_CONF.replace(/\/[^/]+$/, "")),
           ],
         },

@@ -33,7 +33,10 @@ export function renderObservabilitySummary(site: Site, plan: SitePlan, jobs: rea
       jobs.map((j) => [j.job, j.what, j.targets.join(", ")]),
     ),
     "",
-    "Logs: Talos service logs and kernel messages, every pod's log, and the firewall's drop records (NFLOG → ulogd2, structured: addresses, ports, interfaces, rule). " +
+    "Logs: Talos service logs and kernel messages, every pod's log, and the firewall's drop records (NFLOG → ulogd2, structured: addresses, ports, interfaces, rule)" +
+      (site.ids.enabled
+        ? `; the IDS's events (source:ids: Suricata's alerts, flows, DNS, TLS, HTTP, SSH, anomalies and drops with their community ID${site.ids.zeek.enabled ? "; Zeek's logs" : ""}). `
+        : ". ") +
       `Flows: IPFIX per segment and WAN to ${o.flows.collectors.length ? o.flows.collectors.join(", ") : "the router's own collector only"}; top ${o.flows.topTalkers} talkers per link as metrics.`,
     "",
     `Forwarding: metrics ${o.remoteWrite ? `remote-written to ${o.remoteWrite.url}` : "stay on the router"}; logs ${o.logs.forward ? `forwarded to ${o.logs.forward.url}` : "stay on the router"}.`,

@@ -87,6 +87,13 @@ export interface CompiledForward {
   /** Who may use the forward, by family; undefined = everyone. */
   sources?: { 4: string[]; 6: string[] };
   hairpin: boolean;
+  /**
+   * The router's public IPv4 addresses at which the hairpin takes the forward: undefined = every public address (a
+   * forward on every WAN); else the static addresses of its WANs. A forward limited to some WANs publishes the
+   * service at their addresses only, as the outside sees it; a DHCP WAN's address is not known to the ruleset, so
+   * the hairpin is not offered there (hairpinAddresses).
+   */
+  hairpinAt?: string[];
 }
 
 /** An inside prefix and the zone its hosts are in. */
@@ -301,7 +308,20 @@ function compileForward(f: PortForward, plan: SitePlan, inside: InsidePrefix[]):
     pinhole: f.ipv6 !== undefined && (!contains("fc00::/7", f.ipv6) || plan.wans.some((w) => w.nat.ipv6 === "prefix")),
     sources,
     hairpin: f.hairpin,
+    hairpinAt: hairpinAddresses(f, plan),
   };
+}
+
+/**
+ * Where the hairpin of a forward answers: undefined = at every public address of the router (the forward is on
+ * every WAN); else the static IPv4 addresses of the WANs it names (none when they all take their address by DHCP).
+ */
+export function hairpinAddresses(f: Pick<PortForward, "wans">, plan: SitePlan): string[] | undefined {
+  const wans = f.wans ?? plan.wans.map((w) => w.name);
+  if (plan.wans.every((w) => wans.includes(w.name))) return undefined;
+  return plan.wans
+    .filter((w) => wans.includes(w.name))
+    .flatMap((w) => (w.ipv4.mode === "static" ? [w.ipv4.address.split("/")[0]] : []));
 }
 
 /** One new connection (or ICMP echo) as the router sees it. */
@@ -381,7 +401,7 @@ export function forwardDecision(m: PolicyModel, f: Flow): Decision | undefined {
       if (publicDst && !v4 && nat66 && (f.wan ? fw.nat66Wans.includes(f.wan) : fw.nat66Wans.length > 0))
         return { verdict: "accept", by: `forward6:${fw.name}`, log: false };
       if (fw.pinhole && f.dst === fw.to6) return { verdict: "accept", by: `pinhole:${fw.name}`, log: false };
-    } else if (fw.hairpin && publicDst && v4) {
+    } else if (fw.hairpin && publicDst && v4 && (!fw.hairpinAt || fw.hairpinAt.includes(f.dst))) {
       return { verdict: "accept", by: `hairpin:${fw.name}`, log: false };
     }
   }

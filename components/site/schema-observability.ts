@@ -142,6 +142,10 @@ export const Observability = z.strictObject({
           memoryPercent: Percent.default(90),
           /** A certificate expiring within this many days. */
           certificateDays: z.number().int().min(1).max(365).default(14),
+          /** IDS alerts above this many per minute (5-minute rate, per Suricata process) for 5 minutes. */
+          idsAlertsPerMinute: z.number().min(1).default(30),
+          /** Packets the kernel dropped before Suricata read them, above this share of the captured (percent). */
+          idsCaptureDropPercent: Percent.default(1),
         })
         .default({
           dhcpPoolPercent: 90,
@@ -151,6 +155,8 @@ export const Observability = z.strictObject({
           diskPercent: 85,
           memoryPercent: 90,
           certificateDays: 14,
+          idsAlertsPerMinute: 30,
+          idsCaptureDropPercent: 1,
         }),
     })
     .default({
@@ -164,6 +170,8 @@ export const Observability = z.strictObject({
         diskPercent: 85,
         memoryPercent: 90,
         certificateDays: 14,
+        idsAlertsPerMinute: 30,
+        idsCaptureDropPercent: 1,
       },
     }),
   logs: z

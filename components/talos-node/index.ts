@@ -163,12 +163,18 @@ export class TalosNode extends pulumi.ComponentResource {
     this.kubeconfig = pulumi.secret(kubeconfig.stdout);
     this.apiReady = kubeconfig;
 
-    // Talos upgrades when the installer image changes (the image carries the Talos version and our extension).
+    // Talos upgrades when the installer image changes (the image carries the Talos version and our extension), and
+    // only then: any change of its inputs runs the update. So its checks are those that hold for whatever
+    // configuration the node runs (an upgrade runs before a new configuration is tried): the data plane runs and
+    // reports its ruleset applied, without the digests or segments a configuration change would alter.
+    const upgradeChecks: HealthChecks = {
+      dataplane: this.checks.dataplane && { metricsPort: this.checks.dataplane.metricsPort },
+    };
     const upgrade = cmd(
       "upgrade",
       {
         create: installerImage.apply((image) => noopScript(`installed with ${image}`)),
-        update: installerImage.apply((image) => upgradeScript(this.target, image, this.checks)),
+        update: installerImage.apply((image) => upgradeScript(this.target, image, upgradeChecks)),
       },
       { dependsOn: [kubeconfig] },
     );

@@ -36,8 +36,8 @@ export interface NodeTarget {
 export interface DataplaneHealth {
   /** The loader's metrics port on the management address (its /health endpoint). */
   metricsPort: number;
-  /** SHA-256 of the rendered router.nft. */
-  rulesetSha256: string;
+  /** SHA-256 of the rendered router.nft (absent: any ruleset the loader reports applied will do). */
+  rulesetSha256?: string;
   /** `[global] generation` of the rendered loader configuration, when it carries one. */
   generation?: string;
 }
@@ -236,7 +236,7 @@ function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): { name: string; wha
   const verdict = [
     '[ (if .status != "ok" then "status \\(.status) (\\((.reasons // []) | join("; ")))" else empty end),',
     '  (if .ruleset != "applied" then "ruleset \\(.ruleset)" else empty end),',
-    '  (if .ruleset_sha256 != $sha then "ruleset \\(.ruleset_sha256 // "none") is not the rendered one \\($sha)" else empty end),',
+    '  (if $sha != "" and .ruleset_sha256 != $sha then "ruleset \\(.ruleset_sha256 // "none") is not the rendered one \\($sha)" else empty end),',
     '  (if $gen != "" and .config_generation != $gen then "configuration generation \\(.config_generation // "none") is not the rendered \\($gen)" else empty end)',
     '] | join(", ")',
   ].join(" ");
@@ -251,7 +251,7 @@ function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): { name: string; wha
       "fi",
       "local ms=$(( end - $(now_ms) )); (( ms > 0 )) || return 124",
       `body=$(timeout --kill-after=1 "$(secs "$ms")" curl -sS --max-time "$(secs "$ms")" ${q(url)}) || return 1`,
-      `problems=$(jq -r --arg sha ${q(dp.rulesetSha256)} --arg gen ${q(dp.generation ?? "")} ${q(verdict)} <<<"$body") || { echo "loader health is not JSON: $body"; return 1; }`,
+      `problems=$(jq -r --arg sha ${q(dp.rulesetSha256 ?? "")} --arg gen ${q(dp.generation ?? "")} ${q(verdict)} <<<"$body") || { echo "loader health is not JSON: $body"; return 1; }`,
       'if [ -n "$problems" ]; then echo "loader: $problems"; return 1; fi',
     ],
   };

@@ -1,6 +1,6 @@
 /**
  * Creates the Talos secrets bundle with @pulumi/tls and @pulumi/random, with Talos' key types: an Ed25519 OS CA,
- * ECDSA P-256 etcd / Kubernetes / aggregator CAs and service-account key, `[a-z0-9]{6}.[a-z0-9]{16}` tokens and
+ * ECDSA P-256 etcd / Kubernetes / aggregator CAs and service-account key, `[a-z0-9]{6}.[a-z0-9]{16}` tokens (RandomPassword) and
  * 32-byte base64 secrets. Generated once and kept in state as Pulumi secrets; every resource here is protected
  * unless the site allows wiping the router, since losing these keys means losing the router's management.
  */
@@ -50,7 +50,9 @@ function ca(
 
 function token(name: string, role: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
   const part = (suffix: string, length: number) =>
-    new random.RandomString(
+    // RandomPassword, not RandomString: a RandomString's id is its result, and an id is stored in the state in
+    // plaintext whatever is marked secret (pulumi/pulumi#8946); a RandomPassword's id is "none".
+    new random.RandomPassword(
       `${name}-${role}-${suffix}`,
       { length, lower: true, upper: false, numeric: true, special: false },
       { ...opts, additionalSecretOutputs: ["result"] },

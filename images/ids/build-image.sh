@@ -3,7 +3,8 @@
 #
 # Builds the router's IDS image: Suricata 7 (bookworm-backports), suricatasc and suricata-update (Python, with the
 # interpreter's standard library and the modules they import) from the build machine's Debian packages, and the
-# block agent (router-ids-block, beside this script: alerts to the data plane's dynamic blocklist), with
+# block agent (router-ids-block, beside this script: alerts to the data plane's dynamic blocklist) and the metrics agent
+# (router-ids-metrics: alert and drop counts for the node exporter), with
 # exactly the shared libraries they need, as an OCI image layout with a reproducible digest (fixed modes, no
 # timestamps).
 #   build-image.sh STAGE_DIR OUT_DIR
@@ -34,7 +35,7 @@ for d in "${python_dirs[@]}"; do
 done
 find "$root/usr/lib" -name __pycache__ -prune -exec rm -rf {} +
 for f in "${data[@]}"; do install -D -m 0755 "$f" "$root$f"; done
-install -D -m 0755 "$here/router-ids-block" "$root/usr/bin/router-ids-block"
+for agent in router-ids-block router-ids-metrics; do install -D -m 0755 "$here/$agent" "$root/usr/bin/$agent"; done
 for tool in sh sleep cat chown cp mv rm mkdir; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"

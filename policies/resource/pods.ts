@@ -30,7 +30,7 @@ export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why
   },
   "router-ids": {
     capabilities: ["NET_ADMIN", "NET_RAW", "SYS_NICE", "IPC_LOCK", "CHOWN"],
-    why: "Suricata: AF_PACKET capture and NFQUEUE (NET_RAW, NET_ADMIN), worker threads pinned to CPUs (SYS_NICE), packet rings locked in memory (IPC_LOCK); an init container hands the rule directories the kubelet creates as root to the unprivileged rule updater (CHOWN alone); the updater and the block agent add none",
+    why: "Suricata: AF_PACKET capture and NFQUEUE (NET_RAW, NET_ADMIN), worker threads pinned to CPUs (SYS_NICE), packet rings locked in memory (IPC_LOCK); an init container hands the rule directories the kubelet creates as root to the unprivileged rule updater (CHOWN alone); the updater, the block agent and the metrics agent add none",
   },
   "log-collector": { capabilities: ["NET_ADMIN"], why: "ulogd binds an NFLOG group in the host's network namespace" },
   "dns-front": {

@@ -8,7 +8,9 @@
  * The program runs as an Automation API inline program: `index.ts` is loaded in this process and served to the
  * engine by @pulumi/pulumi's own language runtime (`--client`), because the Node.js language host plugin is not
  * served by the Go module proxy (tools/README.md). Resource plugins the proxy does not serve at the versions
- * package-lock.json pins are preview stand-ins (engine-stand-in-provider.ts): a preview works, an `up` fails.
+ * package-lock.json pins are preview stand-ins (engine-stand-in-provider.ts): a preview works, an `up` fails; or,
+ * for command, tls and random with `engineProject({ models: true })`, models that act as the real providers do
+ * (engine-model-provider.ts), so an `up` of what uses only those (the node part) runs.
  *
  *   const ws = await engineWorkspace({ secrets: { registryPassword: "…" } });
  *   const result = await ws.stack.preview({ onEvent: … });
@@ -18,7 +20,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, PulumiCommand, Stack, type PulumiFn } from "@pulumi/pulumi/automation";
 import { parse, stringify } from "yaml";
 import { toolBinary, toolDir } from "../../tools/go-tools";
 import { ROOT } from "./stacks";
@@ -56,6 +58,8 @@ export interface EngineWorkspaceOptions {
   project?: EngineProject;
   /** Keys of this project (`registryPassword`) set as Pulumi secrets; `secure:` values of the file are dropped. */
   secrets?: Record<string, string>;
+  /** The inline program (default: the repository's index.ts). */
+  program?: PulumiFn;
 }
 
 /** A project directory, its local file backend and PULUMI_HOME with the plugins: stacks can be added to it. */
@@ -85,8 +89,14 @@ async function program(): Promise<Record<string, unknown>> {
   return Object.fromEntries(Object.entries(mod).filter(([k]) => k !== "default" && k !== "__esModule"));
 }
 
-/** Writes a plugin shim that runs the preview stand-in for `name` at the version its SDK asks for. */
-function installStandIn(pulumiHome: string, name: string): void {
+/** The resource plugins that have a model acting as the real provider does (engine-model-provider.ts). */
+export const MODELLED_PLUGINS = ["command", "random", "tls"] as const;
+
+/**
+ * Writes a plugin shim for `name` at the version its SDK asks for: the model of the provider when `model`, else the
+ * preview stand-in.
+ */
+function installStandIn(pulumiHome: string, name: string, model = false): void {
   const version = sdkVersion(name);
   const dir = join(pulumiHome, "plugins", `resource-${name}-v${version}`);
   mkdirSync(dir, { recursive: true });
@@ -97,7 +107,8 @@ function installStandIn(pulumiHome: string, name: string): void {
     [
       "#!/bin/sh",
       `exec ${q(process.execPath)} --import ${q(join(ROOT, "node_modules/tsx/dist/loader.mjs"))} ` +
-        `${q(join(__dirname, "engine-stand-in-provider.ts"))} ${q(name)} ${q(version)} "$@"`,
+        `${q(join(__dirname, model ? "engine-model-provider.ts" : "engine-stand-in-provider.ts"))} ` +
+        `${q(name)} ${q(version)} "$@"`,
       "",
     ].join("\n"),
   );
@@ -130,17 +141,29 @@ function installPolicyAnalyzer(pulumiHome: string): void {
   symlinkSync(POLICY_ANALYZER, join(dir, "pulumi-analyzer-policy-nodejs"));
 }
 
+export interface EngineProjectOptions {
+  /**
+   * Install the models of command, tls and random (MODELLED_PLUGINS) that act as the real providers do, so
+   * `pulumi up` creates, updates and deletes; kubernetes stays a preview stand-in. Default: every plugin is a
+   * preview stand-in (an `up` fails at its first create).
+   */
+  models?: boolean;
+  /** Variables added to the environment of every CLI run, and so of the plugins and the commands they run. */
+  env?: Record<string, string>;
+}
+
 /**
  * A new project directory of this program (Pulumi.yaml), an empty file backend and PULUMI_HOME with plugins: the
- * resource stand-ins and the policy analyzer, so `--policy-pack policies` runs the repository's pack.
+ * resource stand-ins (or models) and the policy analyzer, so `--policy-pack policies` runs the repository's pack.
  */
-export function engineProject(): EngineProject {
+export function engineProject(opts: EngineProjectOptions = {}): EngineProject {
   const root = tempDir("engine-");
   const projectDir = join(root, "project");
   const backendDir = join(root, "backend");
   const pulumiHome = join(root, "home");
   for (const d of [projectDir, backendDir, pulumiHome]) mkdirSync(d, { recursive: true });
-  for (const p of RESOURCE_PLUGINS) installStandIn(pulumiHome, p);
+  const modelled: readonly string[] = opts.models ? MODELLED_PLUGINS : [];
+  for (const p of RESOURCE_PLUGINS) installStandIn(pulumiHome, p, modelled.includes(p));
   installPolicyAnalyzer(pulumiHome);
   copyFileSync(join(ROOT, "Pulumi.yaml"), join(projectDir, "Pulumi.yaml"));
   const env: Record<string, string> = {
@@ -151,6 +174,7 @@ export function engineProject(): EngineProject {
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_IGNORE_AMBIENT_PLUGINS: "true",
     PULUMI_SKIP_CONFIRMATIONS: "true",
+    ...opts.env,
   };
   return { projectDir, backendDir, pulumiHome, env };
 }
@@ -167,7 +191,7 @@ export async function engineWorkspace(opts: EngineWorkspaceOptions = {}): Promis
     pulumiHome,
     pulumiCommand,
     envVars: env,
-    program,
+    program: opts.program ?? program,
     secretsProvider: "passphrase",
   });
   const stack = await Stack.create(stackName, ws);

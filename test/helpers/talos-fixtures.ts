@@ -95,7 +95,7 @@ export function fixtureBundleOutputs(): OutputGenerator {
         return { ...placeholders, privateKeyPem: pkcs8Label(str(cas[role(name, cas, "-ca-key")].key)) };
       case "tls:index/selfSignedCert:SelfSignedCert":
         return { certPem: str(cas[role(name, cas, "-ca")].crt) };
-      case "random:index/randomString:RandomString":
+      case "random:index/randomPassword:RandomPassword":
         return { result: strings[role(name, strings)] };
       case "random:index/randomBytes:RandomBytes":
         return { ...placeholders, base64: bytes[role(name, bytes)] };

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { renderRuleset, linkDefines } from "../../components/dataplane/nftables";
 import { devSite } from "../helpers/dev-site";
+import { evaluate } from "../../components/site/policy";
 import { nftCheck, validatorsTier } from "../helpers/validators";
 
 const t = validatorsTier();
@@ -152,6 +153,35 @@ describe("the nftables ruleset", () => {
     expect(pre.filter((l) => l.includes("@lan_links") && l.includes("944"))).toEqual([
       "iifname @lan_links ip saddr { 81.2.69.160/27, 10.20.0.0/24 } fib daddr type local ip daddr != @internal4 tcp dport 9443 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
     ]);
+  });
+
+  it("hairpins a forward limited to some WANs at their static addresses only, and not at a DHCP WAN's", () => {
+    // wan1 gets a static address; wan0 keeps DHCP. One forward on each, one on both.
+    const r = devSite((raw) => {
+      const wan1 = raw.links.find((l: { name: string }) => l.name === "wan1");
+      wan1.ipv4 = { mode: "static", address: "198.51.100.6/29", gateway: "198.51.100.1" };
+      raw.portForwards.push(
+        { name: "on-static", protocol: "tcp", port: 9445, to: "10.50.0.10", wans: ["wan1"] },
+        { name: "on-dhcp", protocol: "tcp", port: 9446, to: "10.50.0.10", wans: ["wan0"] },
+        { name: "on-both", protocol: "tcp", port: 9447, to: "10.50.0.10" },
+      );
+    });
+    const hairpins = chainBody(renderRuleset(r.site, r.plan, r.policy), "nat_prerouting").filter(
+      (l) => l.includes("@lan_links") && /dport 944[567]/.test(l),
+    );
+    expect(hairpins).toEqual([
+      "iifname @lan_links fib daddr type local ip daddr 198.51.100.6 tcp dport 9445 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
+      "iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 9447 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
+    ]);
+    // the policy model says the same: a trusted client at each public address
+    const at = (port: number, dst: string) =>
+      evaluate(r.policy, { from: "trusted", to: "router", proto: "tcp", port, src: "10.20.0.50", dst }).by;
+    expect([
+      at(9445, "198.51.100.6"),
+      at(9445, "203.0.113.9"),
+      at(9446, "203.0.113.9"),
+      at(9447, "203.0.113.9"),
+    ]).toEqual(["hairpin:on-static", "input-default", "input-default", "hairpin:on-both"]);
   });
 
   it("treats a private prefix routed to the inside as the site's own: NATed to the WANs, never sourced from them", () => {

@@ -24,9 +24,10 @@ import { compilePolicy } from "../../components/site/policy";
 const work = mkdtempSync(join(tmpdir(), "obs-configs-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors). */
+/** The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors, Zeek's logs). */
 function fullSite() {
   return devSite((raw) => {
+    raw.ids.zeek = { enabled: true, image: `docker.io/zeek/zeek:7.0.5@sha256:${"a".repeat(64)}` };
     raw.observability = {
       remoteWrite: { url: "https://metrics.example.net/api/v1/write", username: "lab" },
       alerts: {
@@ -178,6 +179,7 @@ describe("the dashboards", () => {
       { name: /^router_dns_/, job: "dns", source: read("images/dns/stats/metrics.c") },
       { name: /^router_dhcp_/, job: "node", source: read("images/observability/router-dhcp-metrics") },
       { name: /^router_flow_/, job: "node", source: read("images/observability/router-talker-metrics") },
+      { name: /^router_ids_/, job: "node", source: read("images/ids/router-ids-metrics") },
       { name: /^node_/, job: "node" },
       { name: /^container_/, job: "cadvisor" },
       { name: /^kubelet_/, job: "kubelet" },

@@ -211,6 +211,64 @@ const CASES: Case[] = [
     fires: [{ severity: W, job: "logs", instance: "r:9428" }],
   },
   { alert: "TargetDown", series: { 'up{job="logs",instance="r:9428"}': "0x10 1x20" }, at: "6m", fires: [] },
+  {
+    alert: "IdsAlertBurst",
+    // 40 alerts a minute = 10 per 15 s step, for 10 minutes (the dev site's threshold is 30).
+    series: { 'router_ids_alerts_total{process="ids",severity="1",action="allowed"}': "0+10x40" },
+    at: "10m",
+    fires: [{ severity: W, process: "ids" }],
+  },
+  {
+    alert: "IdsAlertBurst",
+    // 40 a minute, but for 3 minutes only
+    series: { 'router_ids_alerts_total{process="ids",severity="1",action="allowed"}': "0+10x12 120x28" },
+    at: "10m",
+    fires: [],
+  },
+  {
+    alert: "IdsAlertBurst",
+    // 20 a minute (two severities, 10 each), steadily
+    series: {
+      'router_ids_alerts_total{process="ids",severity="1",action="allowed"}': "0+2.5x40",
+      'router_ids_alerts_total{process="ids",severity="2",action="blocked"}': "0+2.5x40",
+    },
+    at: "10m",
+    fires: [],
+  },
+  {
+    alert: "IdsCaptureDrops",
+    // 2% of 10,000 packets per step dropped
+    series: {
+      'router_ids_capture_kernel_packets_total{process="ids"}': "0+10000x40",
+      'router_ids_capture_kernel_drops_total{process="ids"}': "0+200x40",
+    },
+    at: "10m",
+    fires: [{ severity: W, process: "ids" }],
+  },
+  {
+    alert: "IdsCaptureDrops",
+    // 0.5%
+    series: {
+      'router_ids_capture_kernel_packets_total{process="ids"}': "0+10000x40",
+      'router_ids_capture_kernel_drops_total{process="ids"}': "0+50x40",
+    },
+    at: "10m",
+    fires: [],
+  },
+  {
+    alert: "IdsStatsMissing",
+    // the last report at 0 s (the agent keeps writing the time it last heard from the process)
+    series: { 'router_ids_stats_timestamp_seconds{process="ips"}': "0x40" },
+    at: "5m",
+    fires: [{ severity: W, process: "ips" }],
+  },
+  {
+    alert: "IdsStatsMissing",
+    // a report every 15 s
+    series: { 'router_ids_stats_timestamp_seconds{process="ips"}': "0+15x40" },
+    at: "5m",
+    fires: [],
+  },
 ];
 
 const work = mkdtempSync(join(tmpdir(), "obs-rules-"));

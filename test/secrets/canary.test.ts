@@ -31,7 +31,7 @@ const canaryOutputs: OutputGenerator = (type, name) => {
         publicKeyPem: "public",
       };
     }
-    case "random:index/randomString:RandomString":
+    case "random:index/randomPassword:RandomPassword":
       return { result: plant(`${name}str`) };
     case "random:index/randomBytes:RandomBytes":
       return { base64: plant(`${name}b64`), hex: plant(`${name}hex`) };

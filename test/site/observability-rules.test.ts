@@ -51,6 +51,16 @@ describe("router:observability", () => {
     );
   });
 
+  it("rejects IDS alert thresholds out of range, naming each", () => {
+    const r = parseSite(
+      setAt(devSiteRaw(), "observability", {
+        alerts: { thresholds: { idsAlertsPerMinute: 0, idsCaptureDropPercent: 150 } },
+      }),
+    );
+    expectIssue(r, "router:observability.alerts.thresholds.idsAlertsPerMinute", "≥ 1");
+    expectIssue(r, "router:observability.alerts.thresholds.idsCaptureDropPercent", "from 1 to 100");
+  });
+
   it("rejects a receiver that is neither or both of webhook and e-mail, and repeated names", () => {
     const both = { ...webhook, email: mail.email };
     const r = parseSite(setAt(devSiteRaw(), "observability", { alerts: { receivers: [both, { name: "noc" }] } }));

@@ -4,6 +4,7 @@
  */
 import { contains, familyOf } from "../../site/ip";
 import { FWD, chain, contributed, link, setOf, type Ctx } from "./common";
+import { hairpinAddresses } from "../../site/policy";
 
 /** The DNAT statement of a forward: same ports, one port moved, or a range moved port for port (a map). */
 function dnatTarget(
@@ -52,9 +53,11 @@ function forwardRules(ctx: Ctx): string[] {
     }
     // Hairpin: an inside client at the public address gets what the forward publishes to its sources, no more
     // (policy.ts: an inside client uses the hairpin only when the forward has no source limit or lists it).
-    if (f.hairpin && (!f.sources || src4!.length))
+    // A forward limited to some WANs is taken at their (static) addresses only (policy.ts hairpinAddresses).
+    const at = hairpinAddresses(f, plan);
+    if (f.hairpin && (!f.sources || src4!.length) && (!at || at.length))
       pre.push(
-        `iifname @lan_links ${src4 ? `ip saddr ${setOf(src4)} ` : ""}fib daddr type local ip daddr != @internal4 ${proto} dport ${f.port} ${mark} ${dnat}`,
+        `iifname @lan_links ${src4 ? `ip saddr ${setOf(src4)} ` : ""}fib daddr type local ${at ? `ip daddr ${setOf(at)}` : "ip daddr != @internal4"} ${proto} dport ${f.port} ${mark} ${dnat}`,
       );
   }
   return pre;

@@ -23,6 +23,16 @@ export function buildStats(): void {
   });
 }
 
+/**
+ * Writes a list's constant database into `dir` where the feeds job would (`<name>.cdb`), atomically (tinycdb's
+ * temporary file + rename), as the lists the front reads.
+ */
+export function writeListDb(dir: string, name: string, entries: string[]): void {
+  execFileSync("sh", ["-c", `sed 's/$/ 1/' | cdb -c -m -u -t "$1/.$2.tmp" "$1/$2.cdb"`, "sh", dir, name], {
+    input: `${entries.join("\n")}\n`,
+  });
+}
+
 /** Writes test secrets into `dir` (created) in the Secret's layout; returns `dir`. */
 export function writeTestSecrets(dir: string): string {
   mkdirSync(dir, { recursive: true });

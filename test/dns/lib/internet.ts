@@ -1,12 +1,15 @@
 /**
- * The internet's DNS for tests, built offline in a directory: a root zone of our own, signed, delegating
+ * The internet's DNS for tests, built offline in a directory (the DNS test bed's addresses by default, or those of
+ * the virtual appliance's internet: InternetDnsOptions): a root zone of our own, signed, delegating
  *   - good.example    signed, its DS in the root: answers validate (AD bit);
  *   - broken.example  signed, its DS in the root, then an answer altered after signing: its signature fails and
  *                     a validating resolver answers SERVFAIL;
  *   - plain.example   unsigned (no DS): ordinary internet names, any name below it answers (a wildcard);
- * all served by one authoritative Knot, plus a DoT resolver (Unbound, recursing from our root, not validating so
- * that the broken zone reaches the router's validator) with a certificate of a test CA for `resolver.example`, and
- * an HTTPS server of domain lists (`openssl s_server -WWW` on `lists4`, serving the files of `www/`).
+ * all served by one authoritative Knot, plus a DoT resolver (Unbound, recursing from our root through stub zones at
+ * the authoritative server, not validating so that the broken zone reaches the router's validator) with a
+ * certificate of a test CA for `resolver.example` (or the names asked for), and an HTTPS server of domain lists
+ * (`openssl s_server -WWW` on `lists4`, serving the files of `www/`). With `rootWildcard` the root answers every
+ * other name (`*.` → plain4), so that any name, e.g. a site's list entries, resolves on the test internet.
  * The router trusts our root's key as its root trust anchor. Zones are signed with BIND's dnssec-keygen and
  * dnssec-signzone. (Unbound answers NXDOMAIN for .test names on its own, so the test domains are under example.)
  */
@@ -28,6 +31,27 @@ export const INTERNET_DNS = {
   /** The HTTPS server of domain lists (its certificate names this address). */
   lists4: "198.51.100.55",
 } as const;
+
+export type InternetDnsAddresses = { -readonly [K in keyof typeof INTERNET_DNS]: string };
+
+/** What broken.example's name answers after its signed data was altered. */
+export const BROKEN_ALTERED = "198.51.100.99";
+
+export interface InternetDnsOptions {
+  /** Addresses (the bed's INTERNET_DNS where not given). */
+  addresses?: Partial<InternetDnsAddresses>;
+  /** Port the authoritative server listens on (53). */
+  authPort?: number;
+  /** Where the resolver answers: plain DNS and DoT as Unbound `interface` lines (default resolver4@53 and @853). */
+  resolverPlain?: string[];
+  resolverTls?: string[];
+  /** Port of the resolver's TLS service (853). */
+  tlsPort?: number;
+  /** Names the resolver's certificate holds (resolverName). */
+  resolverNames?: string[];
+  /** The root answers every name without data of its own (`*.` → plain4). */
+  rootWildcard?: boolean;
+}
 
 export interface InternetDns {
   dir: string;
@@ -58,8 +82,11 @@ function sign(dir: string, zone: string, file: string): void {
 const SOA = "@ 3600 IN SOA a.root-servers.example. hostmaster.example. 1 3600 600 604800 60";
 
 /** Builds the zones, keys and configurations in `dir`. */
-export function buildInternetDns(dir: string): InternetDns {
-  const I = INTERNET_DNS;
+export function buildInternetDns(dir: string, opts: InternetDnsOptions = {}): InternetDns {
+  const I: InternetDnsAddresses = { ...INTERNET_DNS, ...opts.addresses };
+  const authPort = opts.authPort ?? 53;
+  const tlsPort = opts.tlsPort ?? 853;
+  const names = opts.resolverNames ?? [I.resolverName];
   mkdirSync(join(dir, "knot-db"), { recursive: true });
   mkdirSync(join(dir, "knot-run"), { recursive: true });
   const zone = (name: string, body: string[]) => {
@@ -78,7 +105,7 @@ export function buildInternetDns(dir: string): InternetDns {
   sign(dir, "broken.example", zone("broken.example", [`www 300 IN A ${I.broken4}`]));
   // Alter the signed answer: its RRSIG no longer matches (what a validating resolver must refuse).
   const signed = join(dir, "broken.example.zone.signed");
-  writeFileSync(signed, readFileSync(signed, "utf8").replace(I.broken4, "198.51.100.99"));
+  writeFileSync(signed, readFileSync(signed, "utf8").replace(I.broken4, BROKEN_ALTERED));
   zone("plain.example", [`www 300 IN A ${I.plain4}`, `* 300 IN A ${I.plain4}`]);
   const rootDs = keys(dir, ".");
   sign(
@@ -91,13 +118,14 @@ export function buildInternetDns(dir: string): InternetDns {
       "broken.example. 3600 IN NS a.root-servers.example.",
       brokenDs,
       "plain.example. 3600 IN NS a.root-servers.example.",
+      ...(opts.rootWildcard ? [`*.  300 IN A ${I.plain4}`] : []),
     ]),
   );
   writeFileSync(
     join(dir, "knot.conf"),
     [
       "server:",
-      `    listen: ${I.authoritative4}@53`,
+      `    listen: ${I.authoritative4}@${authPort}`,
       `    rundir: ${join(dir, "knot-run")}`,
       "database:",
       `    storage: ${join(dir, "knot-db")}`,
@@ -132,7 +160,7 @@ export function buildInternetDns(dir: string): InternetDns {
     "/CN=internet test CA",
   );
   openssl("req", ...NEW_EC_KEY, "-keyout", "resolver.key", "-out", "resolver.csr", "-subj", `/CN=${I.resolverName}`);
-  writeFileSync(join(dir, "san.ext"), `subjectAltName=DNS:${I.resolverName}\n`);
+  writeFileSync(join(dir, "san.ext"), `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}\n`);
   openssl(
     "x509",
     "-req",
@@ -171,16 +199,12 @@ export function buildInternetDns(dir: string): InternetDns {
   );
   mkdirSync(join(dir, "www"), { recursive: true });
   writeFileSync(
-    join(dir, "root.hints"),
-    `. 3600 IN NS a.root-servers.example.\na.root-servers.example. 3600 IN A ${I.authoritative4}\n`,
-  );
-  writeFileSync(
     join(dir, "resolver.conf"),
     [
       "server:",
-      `  interface: ${I.resolver4}@853`,
-      `  interface: ${I.resolver4}@53`,
-      "  tls-port: 853",
+      ...(opts.resolverTls ?? [`${I.resolver4}@853`]).map((i) => `  interface: ${i}`),
+      ...(opts.resolverPlain ?? [`${I.resolver4}@53`]).map((i) => `  interface: ${i}`),
+      `  tls-port: ${tlsPort}`,
       `  tls-service-key: ${join(dir, "resolver.key")}`,
       `  tls-service-pem: ${join(dir, "resolver.pem")}`,
       "  access-control: 0.0.0.0/0 allow",
@@ -189,10 +213,15 @@ export function buildInternetDns(dir: string): InternetDns {
       '  chroot: ""',
       '  pidfile: ""',
       "  use-syslog: no",
-      `  root-hints: ${join(dir, "root.hints")}`,
       '  module-config: "iterator"',
       "  do-ip6: no",
       "  qname-minimisation: no",
+      // every zone of the test internet is on the authoritative server (its port need not be 53)
+      ...[".", "good.example", "broken.example", "plain.example"].flatMap((z) => [
+        "stub-zone:",
+        `  name: "${z}"`,
+        `  stub-addr: ${I.authoritative4}@${authPort}`,
+      ]),
       "remote-control:",
       "  control-enable: no",
       "",

@@ -19,12 +19,14 @@ export const NAMES = {
   social: "social.plain.example",
   /** On iot-vendors (the allow-only profile's list). */
   vendor: "vendor.plain.example",
+  /** Below ads's two-label entry (the shortest name a list may hold: router-fetch refuses a top-level domain). */
+  shortEntryChild: "x.adnet.example",
   /** On no list. */
   free: "www.plain.example",
 } as const;
 
 /** Entries of the ads feed as the feeds job would leave them. */
-export const ADS_FEED = ["ads.plain.example", "tracker.plain.example"];
+export const ADS_FEED = ["ads.plain.example", "adnet.example", "tracker.plain.example"];
 
 export function dnsTestSite(raw: Raw): void {
   raw.dns.upstreams = [{ address: INTERNET_DNS.resolver4, protocol: "DoT", tlsServerName: INTERNET_DNS.resolverName }];

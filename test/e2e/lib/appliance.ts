@@ -48,6 +48,18 @@ export const APPLIANCE_COMMANDS = [
   "sh",
   "cat",
   "stat",
+  // the DNS stack's pods and the test internet's DNS (lib/areas/dns.ts)
+  "dnsdist",
+  "unbound",
+  "knotd",
+  "kea-dhcp-ddns",
+  "cdb",
+  "dig",
+  "dnssec-keygen",
+  "dnssec-signzone",
+  "openssl",
+  "tcpdump",
+  "dnsperf",
 ];
 
 /**
@@ -257,11 +269,14 @@ export class Appliance {
    * etcd, DNS) answer on their ports from boot, so that "allowed" is observable.
    */
   private startStandIns(): void {
+    const dnsStack = this.pods.specs.some(
+      (p) => p.name === "dns-front" && (this.opts.pods ?? networkServicePod)(p.name),
+    );
     this.shell.daemon("router-stand-ins", this.router, [
       this.netprobe,
       "serve",
       "router",
-      ...serveArgs(standInPorts()),
+      ...serveArgs(standInPorts(!dnsStack)),
     ]);
   }
 

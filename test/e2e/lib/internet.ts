@@ -53,6 +53,11 @@ export const INTERNET = {
   sourcePool6: "2a00:1450:4001:e2e::/64",
   /** Number of usable addresses taken from each source pool. */
   sourceCount: 60,
+  /**
+   * Sources of the IDS area's attacks and their benign neighbours (lib/areas/ids.ts), apart from the probe pool:
+   * an attacker stays blocked at the XDP guard for the site's block duration.
+   */
+  idsPool4: "146.185.160.0/27",
   /** Internet addresses the hostile neighbour routes to the router: forwarding them would make it a transit. */
   transit4: "8.8.4.4",
   transit6: "2001:4860:4860::8844",

@@ -14,7 +14,7 @@
  *   scripts (IMAGE_SCRIPTS) runs from its file in this repository.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
@@ -108,6 +108,18 @@ export class RouterPods {
   loader?: Daemon;
   /** Running pods by DaemonSet name (a restarted pod replaces its entry). */
   readonly running = new Map<string, Daemon>();
+  /**
+   * Secrets the pods mount, by name → a directory holding one file per key. The render has no Secret (its data
+   * are Pulumi secrets): an area that runs a pod mounting one provides test values here.
+   */
+  readonly secrets = new Map<string, string>();
+  /**
+   * What a stack's image brings that the host has differently: a file's path in the image → the file that stands
+   * in for it (bound read-only in every pod, e.g. a CA bundle holding a test CA).
+   */
+  readonly imageFiles = new Map<string, string>();
+  /** Directories of programs a stack's image brings (searched before the host's PATH). */
+  readonly imagePath: string[] = [];
 
   constructor(
     private readonly shell: Shell,
@@ -232,6 +244,18 @@ export class RouterPods {
     // first: the pod's /tmp emptyDir hides the scratch directory (under the host's /tmp) once mounted
     const image = IMAGE_FILESYSTEM[pod.command[0]];
     if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
+    // The kubelet writes every pod's resolv.conf (for ClusterFirstWithHostNet: the cluster's DNS). No cluster DNS
+    // runs here: a pod gets the node's, whose host DNS nothing answers (never the host machine's resolver).
+    mounts.push(`mount --bind -o ro ${q(this.nodeFile("/etc/resolv.conf"))} /etc/resolv.conf`);
+    // the image's files first: the pod's volumes (a /tmp of its own, say) are mounted over the image
+    for (const [path, file] of [...this.imageFiles].sort(([a], [b]) => a.localeCompare(b))) {
+      // a missing file is made only inside an overlay: the host's filesystem is never changed
+      if (existsSync(dirname(path)) && !existsSync(path))
+        throw new Error(`image file ${path}: the host has its directory but not the file to bind over`);
+      mounts.push(...this.mountPoint(dirname(path), scratch, overlaid));
+      if (!existsSync(path)) mounts.push(`touch ${q(path)}`);
+      mounts.push(`mount --bind -o ro ${q(file)} ${q(path)}`);
+    }
     pod.volumes.forEach((v, i) => {
       let src: string;
       if (v.source.kind === "configMap") {
@@ -246,6 +270,7 @@ export class RouterPods {
           writeFileSync(join(src, item.path), content);
         }
       } else if (v.source.kind === "hostPath") src = this.hostPath(v.source.path);
+      else if (v.source.kind === "secret") src = this.secret(pod, v.source.name, v.source.items, scratch, i);
       else {
         // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
         // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)
@@ -265,7 +290,7 @@ export class RouterPods {
     const [cmd, ...args] = pod.command;
     const command = [IMAGE_SCRIPTS[cmd] ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
-      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      PATH: [...this.imagePath, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
       ...pod.env,
     });
     this.running.set(pod.name, d);
@@ -297,6 +322,26 @@ export class RouterPods {
     const v = pod.volumes.find((x) => x.mountPath === mountPath);
     if (v?.source.kind !== "emptyDir") throw new Error(`pod ${name} has no emptyDir at ${mountPath}`);
     return this.emptyDirOf(pod.daemonSet, v.source.volume);
+  }
+
+  /** A secret volume's directory: the Secret's keys a pod asks for (all when no items), copied for it. */
+  private secret(
+    pod: PodSpec,
+    name: string,
+    items: { key: string; path: string }[] | undefined,
+    scratch: string,
+    index: number,
+  ): string {
+    const from = this.secrets.get(name);
+    if (!from) throw new Error(`pod ${pod.name}: no test values for Secret ${name} (RouterPods.secrets)`);
+    const src = join(scratch, `secret-${index}`);
+    mkdirSync(src, { recursive: true });
+    for (const item of items ?? readdirSync(from).map((key) => ({ key, path: key }))) {
+      if (!existsSync(join(from, item.key))) throw new Error(`pod ${pod.name}: Secret ${name} has no key ${item.key}`);
+      copyFileSync(join(from, item.key), join(src, item.path));
+      chmodSync(join(src, item.path), 0o400);
+    }
+    return src;
   }
 
   /** A pod of the render by its DaemonSet name. */
@@ -338,9 +383,13 @@ export function privileges(capabilities: string[], noNewPrivs: boolean): string[
   ];
 }
 
-/** Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
- * kubelet, etcd (components/talos-node/firewall.ts names them). */
-export function standInPorts(): { tcp: number[]; udp: number[] } {
+/**
+ * Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
+ * kubelet, etcd (components/talos-node/firewall.ts names them). DNS only while the DNS stack's pods do not run:
+ * they answer port 53 on the gateways themselves (Talos' own host DNS is on 127.0.0.53).
+ */
+export function standInPorts(dns = true): { tcp: number[]; udp: number[] } {
   const etcd = ETCD_PORTS.split("-").map(Number);
-  return { tcp: [53, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: [53] };
+  const dnsPort = dns ? [53] : [];
+  return { tcp: [...dnsPort, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: dnsPort };
 }

@@ -137,6 +137,7 @@ export interface PodVolume {
   source:
     | { kind: "configMap"; name: string; items?: { key: string; path: string }[] }
     | { kind: "hostPath"; path: string }
+    | { kind: "secret"; name: string; items?: { key: string; path: string }[] }
     | { kind: "emptyDir"; volume: string };
 }
 
@@ -221,7 +222,13 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
               }
             : v.hostPath
               ? { kind: "hostPath", path: String((v.hostPath as Doc).path) }
-              : { kind: "emptyDir", volume: String(m.name) };
+              : v.secret
+                ? {
+                    kind: "secret",
+                    name: String((v.secret as Doc).secretName),
+                    items: (v.secret as Doc).items as { key: string; path: string }[] | undefined,
+                  }
+                : { kind: "emptyDir", volume: String(m.name) };
           const sub = m.subPath === undefined ? {} : { subPath: String(m.subPath) };
           return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, ...sub, source };
         }),

@@ -193,12 +193,14 @@ export function branchSite(): StackConfig {
     raw.routing = { ospf: { routerId: "10.61.0.1", segments: ["staff-a"], redistribute: ["connected"] } };
     // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
     raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
-    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN
+    // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN; blocks
+    // short enough for the IDS area to see one expire
     const ids = raw.ids as Record<string, unknown>;
     raw.ids = {
       ...ids,
       segments: ["office"],
       ips: { ...(ids.ips as Record<string, unknown>), pairs: [{ from: "wan", to: "office" }] },
+      block: { ...(ids.block as Record<string, unknown>), duration: "45s" },
     };
   });
   return { ...cfg, stack: "branch" };

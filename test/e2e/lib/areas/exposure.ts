@@ -114,8 +114,10 @@ export const exposure: Area = {
       const exposed = specs
         .filter((s) => {
           const res = r.get(s.id)!;
+          // passed the router's input (a port forward's DNAT to an inside host, the DoH port 443 of a site
+          // forwarding 443 say, passes forward to that host: not the router's socket)
           return (
-            seen.has(`${s.src}|${s.dst}|${s.proto}|${s.port}`) ||
+            seen.has(`input:${s.src}|${s.dst}|${s.proto}|${s.port}`) ||
             res.answerer === "router" ||
             (res.observed === "reached" && !res.answerer)
           );

@@ -7,8 +7,10 @@ import { addresses } from "./addresses";
 import { boot } from "./boot";
 import { crowd } from "./crowd";
 import { dataplane } from "./dataplane";
+import { dns } from "./dns";
 import { exposure } from "./exposure";
 import { ids } from "./ids";
+import { idsEvents } from "./ids-events";
 import { multiWan } from "./multiwan";
 import { nat } from "./nat";
 import { observability } from "./observability";
@@ -27,8 +29,10 @@ export const AREAS: Area[] = [
   dataplane,
   services,
   privileges,
+  dns,
   observability,
   ids,
+  idsEvents,
   multiWan,
   routing,
   crowd,

