@@ -110,6 +110,43 @@ static int xdp_mode_of(__u32 ifindex)
 	return q.attach_mode;
 }
 
+/*
+ * The XDP link of an earlier start of ours whose pin is gone (a killed loader's bpffs that went
+ * away, a /sys/fs/bpf mounted afresh): the link on ifindex that runs the program the kernel reports
+ * attached there (so it is in this network namespace), when that program has prog_fd's name. Its
+ * fd (the caller then holds the link and updates it in place), or -1 when there is none, another
+ * program is attached, or it is not a link (a foreign attachment stays an error: EBUSY).
+ */
+static int orphan_xdp_link(__u32 ifindex, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct bpf_prog_info mine, theirs;
+	__u32 len = sizeof(mine), id = 0;
+
+	memset(&mine, 0, sizeof(mine));
+	if (bpf_xdp_query((int)ifindex, 0, &q) || !q.prog_id || bpf_obj_get_info_by_fd(prog_fd, &mine, &len))
+		return -1;
+	while (!bpf_link_get_next_id(id, &id)) {
+		int fd = bpf_link_get_fd_by_id(id), pfd;
+		struct link_facts f;
+		bool ours = false;
+
+		if (fd < 0)
+			continue;
+		if (!link_facts(fd, &f) && f.type == DP_BPF_LINK_TYPE_XDP && f.ifindex == ifindex &&
+		    f.prog_id == q.prog_id && (pfd = bpf_prog_get_fd_by_id(f.prog_id)) >= 0) {
+			memset(&theirs, 0, sizeof(theirs));
+			len = sizeof(theirs);
+			ours = !bpf_obj_get_info_by_fd(pfd, &theirs, &len) && !strcmp(theirs.name, mine.name);
+			close(pfd);
+		}
+		if (ours)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
 /* BPF_LINK_CREATE for tcx, first in the chain; the header of this libbpf lacks the tcx fields. */
 static int tcx_link_create(int prog_fd, __u32 ifindex, __u32 attach_type)
 {
@@ -165,6 +202,10 @@ static int attach_link(const char *links_dir, enum dp_hook hook, const char *ifn
 		fd = -1;
 		unlink(pin);
 	}
+	if (fd < 0 && xdp && (fd = orphan_xdp_link(ifindex, prog_fd)) >= 0)
+		/* without it the attach fails (EBUSY) and the old program goes when its last pin does */
+		dp_log("warn", "xdp_adopt", "%s: taking over our guard's link left without its pin %s by an earlier start",
+		       ifname, pin);
 	if (fd >= 0 && xdp && xdp_mode_of(ifindex) != want_mode) {
 		/* native <-> generic cannot be switched in place: the only case with a gap */
 		dp_log("warn", "xdp_mode_change", "%s: switching XDP mode requires detaching first", ifname);

@@ -522,6 +522,7 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     await stopLoader();
     for (const ns of [RTR, PEER]) spawnSync("ip", ["netns", "del", ns]);
     rmSync(pinRoot, { recursive: true, force: true });
+    rmSync(`${pinRoot}-orphans`, { recursive: true, force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -716,6 +717,32 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     expect(metric('router_dataplane_drop_packets_total{reason="blocklist"}')).toBeGreaterThanOrEqual(
       dropsBefore + 4000,
     );
+  }, 60_000);
+
+  it("after a killed loader whose pins are gone (its bpffs went with it), takes over its guard on the WAN instead of failing with EBUSY, so the guard keeps dropping once the old link is released", async () => {
+    const orphans = `${pinRoot}-orphans`;
+    loader!.kill("SIGKILL");
+    await new Promise((r) => loader!.once("close", r));
+    // the killed loader's link pins, out of the new loader's sight: the links stay attached while they exist
+    expect(spawnSync("mv", [join(pinRoot, "links"), orphans]).status).toBe(0);
+    expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
+    const from = events().length;
+    try {
+      await startLoader();
+    } finally {
+      // the old pins go, as the killed loader's bpffs does: what the new loader did not take over is released
+      rmSync(orphans, { recursive: true, force: true });
+    }
+    const started = events().slice(from);
+    expect(started.filter((e) => e.event === "bpf_degraded").map((e) => e.msg)).toEqual([]);
+    expect(started.some((e) => e.event === "xdp_adopt")).toBe(true);
+    expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
+    const s = await sink();
+    const [clean, blocked] = await Promise.all([send(CLEAN, 1, 200, 1000), send(BLOCKED, 2, 200, 1000)]);
+    const got = await s.stop();
+    expect([clean, blocked]).toEqual([200, 200]);
+    expect(got["2"]).toBeUndefined();
+    expect(got["1"]?.distinct).toBe(200);
   }, 60_000);
 });
 
