@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { kernelHasNftQueue, withoutNftQueue } from "../helpers/nft-queue";
 import { tier } from "../helpers/tier";
 import {
+  BUILD,
   BUILD_COMMANDS,
   FIXTURES,
   LOADER,
@@ -733,16 +734,40 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
       // the old pins go, as the killed loader's bpffs does: what the new loader did not take over is released
       rmSync(orphans, { recursive: true, force: true });
     }
-    const started = events().slice(from);
-    expect(started.filter((e) => e.event === "bpf_degraded").map((e) => e.msg)).toEqual([]);
-    expect(started.some((e) => e.event === "xdp_adopt")).toBe(true);
-    expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
     const s = await sink();
     const [clean, blocked] = await Promise.all([send(CLEAN, 1, 200, 1000), send(BLOCKED, 2, 200, 1000)]);
     const got = await s.stop();
     expect([clean, blocked]).toEqual([200, 200]);
-    expect(got["2"]).toBeUndefined();
-    expect(got["1"]?.distinct).toBe(200);
+    expect({ blocked: got["2"]?.distinct ?? 0, clean: got["1"]?.distinct }).toEqual({ blocked: 0, clean: 200 });
+    expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name wan_guard/);
+    const started = events().slice(from);
+    expect(started.filter((e) => e.event === "bpf_degraded").map((e) => e.msg)).toEqual([]);
+    expect(started.some((e) => e.event === "xdp_adopt")).toBe(true);
+  }, 60_000);
+
+  it("started while another XDP program holds the WAN (EBUSY): degraded and loud, and attaches by itself once that program is gone", async () => {
+    const attachDegraded = () => metric('router_dataplane_degraded{reason="attach"}');
+    await stopLoader();
+    rmSync(join(pinRoot, "links"), { recursive: true, force: true }); // our links go: the WAN runs nothing
+    ip("-n", RTR, "link", "set", "dev", "wan0", "xdp", "obj", join(BUILD, "bench_pass.bpf.o"), "sec", "xdp");
+    try {
+      await startLoader();
+      expect(attachDegraded()).toBe(1);
+      expect(ip("-n", RTR, "link", "show", "wan0")).toMatch(/prog\/xdp id \d+ name bench_pass/);
+    } finally {
+      ip("-n", RTR, "link", "set", "dev", "wan0", "xdp", "off");
+    }
+    await waitFor(
+      "the guard on the WAN again",
+      () => /prog\/xdp id \d+ name wan_guard/.test(ip("-n", RTR, "link", "show", "wan0")),
+      15_000,
+    );
+    await waitFor("the attach to recover", () => attachDegraded() === 0, 5_000);
+    const s = await sink();
+    const [clean, blocked] = await Promise.all([send(CLEAN, 1, 200, 1000), send(BLOCKED, 2, 200, 1000)]);
+    const got = await s.stop();
+    expect([clean, blocked]).toEqual([200, 200]);
+    expect({ blocked: got["2"]?.distinct ?? 0, clean: got["1"]?.distinct }).toEqual({ blocked: 0, clean: 200 });
   }, 60_000);
 });
 
