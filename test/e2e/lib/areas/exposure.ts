@@ -146,7 +146,13 @@ export const exposure: Area = {
         ),
       );
       const loaded = app.exec(app.router, ["nft", "list", "tables"]).stdout;
-      await app.startLoader();
+      const restarted = await app.startLoader();
+      // the new loader takes over the killed one's programs; a degraded start (e.g. XDP already held, EBUSY)
+      // would leave the guard to go with the old link
+      const started = restarted
+        .log()
+        .split("\n")
+        .find((l) => l.includes('"event":"started"'));
       await waitFor(
         "the loader's metrics",
         async () => (await metrics(app).catch(() => new Map())).size > 0,
@@ -154,6 +160,7 @@ export const exposure: Area = {
         200,
       );
       const wrong = [...management, ...inside].filter((r) => open(r) !== policyOpens(app, oracle, r));
+      expect(started).toMatch(/"msg":"ok;/);
       expect(loaded).toMatch(/table inet router/);
       expect(formatRows(wrong)).toBe("");
       expect(management.filter((r) => r.from === "internet" && open(r))).toEqual([]);
