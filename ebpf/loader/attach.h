@@ -34,8 +34,9 @@ void dp_link_pin_name(enum dp_hook hook, const char *ifname, char *buf, size_t l
 /*
  * Makes prog_fd run at hook on the link ifindex, configured as name (which names the pin; the
  * kernel name may differ when name is a Talos alias). A link pinned in links_dir for the same
- * name and hook that sits on ifindex is updated atomically; otherwise a new link is created
- * (tcx: in front of other programs) and pinned. *updated tells which happened.
+ * name and hook that sits on ifindex is updated atomically, and so is (XDP) an unpinned link on
+ * ifindex that runs a program of prog_fd's name (ours, its pin lost); otherwise a new link is
+ * created (tcx: in front of other programs) and pinned. *updated tells which happened.
  */
 int dp_attach(const char *links_dir, enum dp_hook hook, const char *name, __u32 ifindex, int prog_fd, bool *updated,
 	      struct dp_err *err);
