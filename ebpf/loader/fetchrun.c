@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -166,10 +167,11 @@ __attribute__((noreturn)) static void child_fail(const char *step, int e)
 /*
  * In the child, between fork and exec (async-signal-safe calls only): signals as a fresh process
  * has them, stdin = the URL, stdout = /dev/null, stderr = the pipe to the parent, working directory
- * = staging, no other descriptor, privileges dropped for good; then exec.
+ * = staging, no other descriptor, privileges dropped for good, killed when the loader (parent, its
+ * pid before the fork) dies; then exec.
  */
 __attribute__((noreturn)) static void child(const struct dp_fetch_job *job, int in, int err, int null,
-					    struct cmd *c)
+					    struct cmd *c, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	const char *step;
@@ -189,6 +191,12 @@ __attribute__((noreturn)) static void child(const struct dp_fetch_job *job, int 
 	step = dp_drop_privileges(DP_FETCH_UID, DP_FETCH_GID);
 	if (step)
 		child_fail(step, errno);
+	/* after the credentials change, which clears it; a fetcher outliving a killed loader would hold
+	 * the loader's mounts (its bpffs, and with it the pinned links) and its staging files */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+		child_fail("prctl(PR_SET_PDEATHSIG)", errno);
+	if (getppid() != parent)
+		_exit(DP_FETCH_LOCAL); /* the loader died before the line above */
 	execve(job->fetcher, c->argv, c->envp);
 	child_fail("execve", errno);
 }
@@ -311,7 +319,7 @@ void dp_fetch_run(const struct dp_fetch_job *job, struct dp_fetch_outcome *out)
 	int in[2] = { -1, -1 }, err[2] = { -1, -1 }, null = open("/dev/null", O_RDWR | O_CLOEXEC), status = 0;
 	char *text = malloc(OUTPUT_CAP + 1);
 	bool overflow = false, killed = false;
-	pid_t pid = -1;
+	pid_t pid = -1, parent;
 
 	out->reason = DP_FR_LOCAL;
 	build_cmd(job, &c);
@@ -322,13 +330,14 @@ void dp_fetch_run(const struct dp_fetch_job *job, struct dp_fetch_outcome *out)
 	}
 	close(in[1]);
 	in[1] = -1;
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		snprintf(out->why, sizeof(out->why), "cannot start the fetcher: fork: %s", strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
-		child(job, in[0], err[1], null, &c);
+		child(job, in[0], err[1], null, &c, parent);
 	close(err[1]);
 	err[1] = -1;
 	pthread_mutex_lock(job->mu);

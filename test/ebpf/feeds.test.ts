@@ -486,6 +486,26 @@ timeout = 3s
         ),
       );
     }, 40_000);
+
+    it("a fetcher dies with a killed loader: it never outlives it holding the loader's mounts (its bpffs and the pinned links)", async () => {
+      loader!.kill("SIGHUP"); // fetch every feed now
+      await waitFor("a new stalled fetcher", () => stalled().length === 1, 20_000);
+      const [f] = stalled();
+      process.kill(f.pid, "SIGSTOP"); // a stopped fetcher cannot end by its own timeout; SIGKILL still ends it
+      const alive = () =>
+        existsSync(`/proc/${f.pid}/status`) &&
+        /^Name:\trouter-fetch$/m.test(readFileSync(`/proc/${f.pid}/status`, "utf8")) &&
+        !/^State:\tZ/m.test(readFileSync(`/proc/${f.pid}/status`, "utf8"));
+      try {
+        loader!.kill("SIGKILL");
+        await new Promise((r) => loader!.once("close", r));
+        await sleep(2_000);
+        expect(alive()).toBe(false);
+      } finally {
+        if (alive()) process.kill(f.pid, "SIGKILL");
+        await startLoader();
+      }
+    }, 40_000);
   });
 
   it("keeps the last good list when a download is malformed, empty or fails, and counts each failure", async () => {
