@@ -13,7 +13,7 @@ import { tempDir } from "../helpers/temp";
 import { tier } from "../helpers/tier";
 import { waitFor } from "../helpers/wait";
 
-const t = tier("ids metrics agent", { commands: ["python3", "socat"] });
+const t = tier("ids metrics agent", { commands: ["/usr/bin/python3", "socat"] });
 const AGENT = join(ROOT, "images/ids/router-ids-metrics");
 
 /** Sends one datagram to a unix datagram socket (Node has no AF_UNIX datagrams: socat, as Suricata would). */
@@ -34,7 +34,7 @@ describe.skipIf(!t.ok)("the IDS metrics agent", () => {
 
   it("counts alerts by process, severity and action, and passes Suricata's counters on", async () => {
     agent = spawn(
-      "python3",
+      "/usr/bin/python3",
       [AGENT, "--socket", `ids=${sock.ids}`, "--socket", `ips=${sock.ips}`, "--out", out, "--interval", "0.2"],
       { stdio: "inherit" },
     );

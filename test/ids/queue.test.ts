@@ -115,7 +115,7 @@ describe.skipIf(!t.ok)("the IPS queue, nft and iptables-nft", () => {
         if (a === b) return;
         const [n0, i0] = [nftCount(), iptCount()];
         for (const dst of [`10.99.${b}.2`, `fd99:${b}::2`]) {
-          const r = spawnSync("ip", ["netns", "exec", host(a), "python3", "-c", SEND, dst]);
+          const r = spawnSync("ip", ["netns", "exec", host(a), "/usr/bin/python3", "-c", SEND, dst]);
           expect(r.status, `${from} > ${to}: ${dst}: ${String(r.stderr)}`).toBe(0);
         }
         const [n, i] = [nftCount() - n0, iptCount() - i0];
