@@ -665,7 +665,9 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
       return [...(found?.set?.elem ?? [])].sort();
     };
     replace(nftFile, withSets);
-    await waitFor("the ruleset with the WAN address set", () => routerTable().includes("router transit policy wan-addr"));
+    await waitFor("the ruleset with the WAN address set", () =>
+      routerTable().includes("router transit policy wan-addr"),
+    );
     // filled in the same load: the first listing that shows the new ruleset has the address already
     expect(elements("wan_addr4_wan0")).toEqual([WAN_ADDR]);
     expect(elements("wan_addr4_nolink0")).toEqual(["192.0.2.9"]);

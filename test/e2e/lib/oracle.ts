@@ -327,14 +327,7 @@ export class PolicyOracle {
         return { verdict: "accept", by: `pinhole:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, true) };
       // hairpin: an inside client at the address of one of the forward's WANs, static or leased by DHCP (the
       // loader keeps the ruleset's per-WAN address sets at the links' current addresses)
-      if (
-        !fromWan &&
-        f.to === "router" &&
-        fam === 4 &&
-        pf.hairpin &&
-        f.wanAddressOf &&
-        wans.includes(f.wanAddressOf)
-      )
+      if (!fromWan && f.to === "router" && fam === 4 && pf.hairpin && f.wanAddressOf && wans.includes(f.wanAddressOf))
         return { verdict: "accept", by: `hairpin:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
     }
     return undefined;
