@@ -301,9 +301,12 @@ int dp_nft_wan_addresses(const char *path, char **text, const struct dp_links *l
 	while (next_token(&s, tok, sizeof(tok), &tline)) {
 		if ((tok[0] == '{' || tok[0] == '}') && !tok[1])
 			depth += tok[0] == '{' ? 1 : -1;
-		if (after_set && depth == 1 && !strncmp(tok, DP_NFT_WAN_ADDR4, strlen(DP_NFT_WAN_ADDR4)) &&
-		    nsets < 32)
+		if (after_set && depth == 1 && !strncmp(tok, DP_NFT_WAN_ADDR4, strlen(DP_NFT_WAN_ADDR4))) {
+			if (nsets == 32)
+				return dp_errf(err, "%s:%d: more than 32 " DP_NFT_WAN_ADDR4 " sets (allowed: one per WAN link)",
+					       path, tline);
 			snprintf(sets[nsets++], sizeof(sets[0]), "%s", tok);
+		}
 		after_set = depth == 1 && !strcmp(tok, "set");
 	}
 	for (int i = 0; i < nsets; i++) {
