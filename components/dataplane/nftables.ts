@@ -31,7 +31,7 @@ import { rawChains } from "./ruleset/raw";
 import { mangleChains } from "./ruleset/mangle";
 import { inputChains } from "./ruleset/input";
 import { forwardChains } from "./ruleset/forward";
-import { natChains } from "./ruleset/nat";
+import { natChains, wanAddressSets } from "./ruleset/nat";
 
 export { PORT_FORWARD_BIT, VERDICTS, linkDefines, type RulesetContribution, type Verdicts } from "./ruleset/common";
 export { ruleChain, type RuleChain } from "./ruleset/rules";
@@ -73,6 +73,7 @@ function sets(ctx: Ctx, f: { wanLinks: string[]; internal4: string[]; internal6:
       plan.segments.flatMap((s) => (s.ipv4 ? [s.ipv4.gateway] : [])),
     ),
   );
+  t.push(...wanAddressSets(ctx));
   for (const [g, v] of [...model.groups].sort(([a], [b]) => a.localeCompare(b))) {
     t.push(...namedSet(`group_${ident(g)}_4`, "ipv4_addr", v[4], true));
     t.push(...namedSet(`group_${ident(g)}_6`, "ipv6_addr", v[6], true));

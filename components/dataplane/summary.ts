@@ -4,7 +4,7 @@
  */
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
-import { zoneMatrix, type PolicyModel } from "../site/policy";
+import { zoneMatrix, type HairpinWan, type PolicyModel } from "../site/policy";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
 
 function deployLine(site: Site, plan: SitePlan): string {
@@ -87,11 +87,11 @@ function matrix(site: Site, model: PolicyModel): string {
   return out.join("\n");
 }
 
-/** A forward limited to some WANs hairpins at their static addresses only (policy.ts hairpinAddresses). */
-function hairpinCell(on: boolean, at: string[] | undefined): string {
+/** A forward limited to some WANs hairpins at their addresses only (policy.ts hairpinAddresses). */
+function hairpinCell(on: boolean, at: HairpinWan[] | undefined): string {
   if (!on) return "no";
   if (!at) return "yes";
-  return at.length ? `at ${at.join(", ")}` : "no (its WANs take their address by DHCP)";
+  return `at ${at.map((w) => (w.address ? `${w.address} (${w.wan})` : `${w.wan}'s address (DHCP)`)).join(", ")}`;
 }
 
 export function renderDataplaneSummary(site: Site, plan: SitePlan, model: PolicyModel): LayerSummary {

@@ -88,12 +88,12 @@ export interface CompiledForward {
   sources?: { 4: string[]; 6: string[] };
   hairpin: boolean;
   /**
-   * The router's public IPv4 addresses at which the hairpin takes the forward: undefined = every public address (a
-   * forward on every WAN); else the static addresses of its WANs. A forward limited to some WANs publishes the
-   * service at their addresses only, as the outside sees it; a DHCP WAN's address is not known to the ruleset, so
-   * the hairpin is not offered there (hairpinAddresses).
+   * Where the hairpin takes the forward: undefined = at every public address (a forward on every WAN); else at the
+   * current IPv4 addresses of its WANs, each with its static address when it has one (a DHCP WAN's address is
+   * known at run time only: the data-plane loader keeps the ruleset's `wan_addr4_<wan>` set at it). A forward
+   * limited to some WANs publishes the service at their addresses only, as the outside sees it (hairpinAddresses).
    */
-  hairpinAt?: string[];
+  hairpinAt?: HairpinWan[];
 }
 
 /** An inside prefix and the zone its hosts are in. */
@@ -312,16 +312,28 @@ function compileForward(f: PortForward, plan: SitePlan, inside: InsidePrefix[]):
   };
 }
 
+/** A WAN at whose IPv4 address a hairpin answers: its static address, none when it takes one by DHCP. */
+export interface HairpinWan {
+  wan: string;
+  address?: string;
+}
+
 /**
  * Where the hairpin of a forward answers: undefined = at every public address of the router (the forward is on
- * every WAN); else the static IPv4 addresses of the WANs it names (none when they all take their address by DHCP).
+ * every WAN); else at the IPv4 addresses of the WANs it names, in the plan's order, whatever their mode.
  */
-export function hairpinAddresses(f: Pick<PortForward, "wans">, plan: SitePlan): string[] | undefined {
+export function hairpinAddresses(f: Pick<PortForward, "wans">, plan: SitePlan): HairpinWan[] | undefined {
   const wans = f.wans ?? plan.wans.map((w) => w.name);
   if (plan.wans.every((w) => wans.includes(w.name))) return undefined;
   return plan.wans
     .filter((w) => wans.includes(w.name))
-    .flatMap((w) => (w.ipv4.mode === "static" ? [w.ipv4.address.split("/")[0]] : []));
+    .map((w) => (w.ipv4.mode === "static" ? { wan: w.name, address: w.ipv4.address.split("/")[0] } : { wan: w.name }));
+}
+
+/** Whether a flow from inside to the router's public address dst (of WAN `wan`, when known) reaches the hairpin. */
+function hairpinTakes(at: HairpinWan[] | undefined, dst: string, wan: string | undefined): boolean {
+  if (!at) return true;
+  return at.some((w) => (wan === undefined ? w.address === dst : w.wan === wan));
 }
 
 /** One new connection (or ICMP echo) as the router sees it. */
@@ -335,7 +347,11 @@ export interface Flow {
   port?: number;
   src: string;
   dst: string;
-  /** The WAN link a flow from the internet arrives on (a forward listens on some WANs only); default: any. */
+  /**
+   * The WAN link a flow from the internet arrives on (a forward listens on some WANs only); default: any. For a
+   * flow from inside to the router's public address: the WAN whose address dst is (a DHCP WAN's address is known
+   * at run time only); default: the WAN whose static address it is.
+   */
   wan?: string;
 }
 
@@ -401,7 +417,7 @@ export function forwardDecision(m: PolicyModel, f: Flow): Decision | undefined {
       if (publicDst && !v4 && nat66 && (f.wan ? fw.nat66Wans.includes(f.wan) : fw.nat66Wans.length > 0))
         return { verdict: "accept", by: `forward6:${fw.name}`, log: false };
       if (fw.pinhole && f.dst === fw.to6) return { verdict: "accept", by: `pinhole:${fw.name}`, log: false };
-    } else if (fw.hairpin && publicDst && v4 && (!fw.hairpinAt || fw.hairpinAt.includes(f.dst))) {
+    } else if (fw.hairpin && publicDst && v4 && hairpinTakes(fw.hairpinAt, f.dst, f.wan)) {
       return { verdict: "accept", by: `hairpin:${fw.name}`, log: false };
     }
   }

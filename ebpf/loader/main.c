@@ -603,7 +603,8 @@ static bool reload(struct dp_daemon *d, const struct options *o, int force, cons
 /*
  * The links changed (a NIC renamed or aliased at boot, a link appearing late or going away):
  * resolves the configured names again, re-attaches where the resolution moved, points the WAN
- * probes at the new links, and re-applies the ruleset if its resolved defines changed.
+ * probes at the new links, and re-applies the ruleset if its resolved defines or the addresses
+ * of its wan_addr4_ sets changed (also called when addresses change).
  */
 static void links_changed(struct dp_daemon *d)
 {
@@ -650,7 +651,8 @@ static void links_changed(struct dp_daemon *d)
 
 		if (f)
 			fclose(f);
-		if (n >= 0 && dp_nft_resolve_defines(d->cfg.nft_ruleset, raw, &d->links, &text, &err)) {
+		if (n >= 0 && (dp_nft_resolve_defines(d->cfg.nft_ruleset, raw, &d->links, &text, &err) ||
+			       dp_nft_wan_addresses(d->cfg.nft_ruleset, &text, &d->links, &err))) {
 			/* e.g. an alias now on two links: rejected (once per distinct problem), the ruleset stays */
 			if (!d->nft_link_error || strcmp(d->nft_link_error, err.msg)) {
 				free(d->nft_link_error);
@@ -661,7 +663,8 @@ static void links_changed(struct dp_daemon *d)
 			/* the fallback names the uplinks and management links: try the ruleset again, else refresh it */
 			nft_reload(d, &d->cfg, &d->links, 0);
 		} else if (n >= 0 && d->ruleset == DP_RULESET_APPLIED && (!d->nft_applied || strcmp(text, d->nft_applied))) {
-			dp_log("info", "links_changed", "%s: defines resolve to other links now", d->cfg.nft_ruleset);
+			dp_log("info", "links_changed", "%s: defines resolve to other links or WAN addresses changed",
+			       d->cfg.nft_ruleset);
 			free(d->nft_link_error);
 			d->nft_link_error = NULL;
 			nft_reload(d, &d->cfg, &d->links, 0);
@@ -848,7 +851,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 		if (nlfd >= 0 && (p[2].revents & POLLIN)) {
 			int ev = dp_nl_events_read(nlfd);
 
-			if ((ev & DP_NL_EV_LINK) && links_due < 0)
+			/* an address change may move a wan_addr4_ set of the ruleset (a DHCP renewal) */
+			if ((ev & (DP_NL_EV_LINK | DP_NL_EV_ADDR)) && links_due < 0)
 				links_due = now + LINK_DEBOUNCE_S;
 			if (ev)
 				dp_wan_routes_changed(&d->wan, now);

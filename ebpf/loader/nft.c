@@ -2,6 +2,7 @@
 #include "nft.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <nftables/libnftables.h>
 #include <openssl/evp.h>
@@ -245,6 +246,82 @@ int dp_nft_resolve_defines(const char *path, const char *text, const struct dp_l
 	return 0;
 }
 
+/* Orders IPv4 addresses (network byte order, 16-byte slots) by their bytes: a stable element list. */
+static int addr4_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 4);
+}
+
+/*
+ * Appends to *buf (length *n, capacity *cap, grown as needed) one `add element` statement for set,
+ * holding the IPv4 addresses of link (sorted); nothing when it has none. Returns 0, or -1 when out
+ * of memory (*buf stays valid).
+ */
+static int append_addr4(char **buf, size_t *n, size_t *cap, const char *set, const struct dp_link *link)
+{
+	uint8_t addrs[64][16], v4[64][16];
+	int fam[64], got = dp_addrs_of(link->ifindex, addrs, fam, 64), k = 0;
+	char line[64 * 18 + 256];
+	size_t len;
+
+	for (int i = 0; i < got; i++)
+		if (fam[i] == AF_INET)
+			memcpy(v4[k++], addrs[i], 16);
+	if (!k)
+		return 0;
+	qsort(v4, (size_t)k, sizeof(v4[0]), addr4_cmp);
+	len = (size_t)snprintf(line, sizeof(line), "add element inet router %s {", set);
+	for (int i = 0; i < k; i++) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, v4[i], a, sizeof(a));
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s %s", i ? "," : "", a);
+	}
+	len += (size_t)snprintf(line + len, sizeof(line) - len, " }\n");
+	if (*n + len + 1 > *cap) {
+		char *nb = realloc(*buf, *n + len + 1);
+
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = *n + len + 1;
+	}
+	memcpy(*buf + *n, line, len + 1);
+	*n += len;
+	return 0;
+}
+
+int dp_nft_wan_addresses(const char *path, char **text, const struct dp_links *links, struct dp_err *err)
+{
+	struct scan s = { .path = path, .p = *text, .line = 1, .err = err };
+	char tok[128], sets[32][128];
+	int nsets = 0, tline, after_set = 0, depth = 0;
+	size_t n = strlen(*text), cap = n + 1;
+
+	while (next_token(&s, tok, sizeof(tok), &tline)) {
+		if ((tok[0] == '{' || tok[0] == '}') && !tok[1])
+			depth += tok[0] == '{' ? 1 : -1;
+		if (after_set && depth == 1 && !strncmp(tok, DP_NFT_WAN_ADDR4, strlen(DP_NFT_WAN_ADDR4))) {
+			if (nsets == 32)
+				return dp_errf(err, "%s:%d: more than 32 " DP_NFT_WAN_ADDR4 " sets (allowed: one per WAN link)",
+					       path, tline);
+			snprintf(sets[nsets++], sizeof(sets[0]), "%s", tok);
+		}
+		after_set = depth == 1 && !strcmp(tok, "set");
+	}
+	for (int i = 0; i < nsets; i++) {
+		const char *name = sets[i] + strlen(DP_NFT_WAN_ADDR4);
+		const struct dp_link *l;
+		char why[160];
+
+		if (dp_links_resolve(links, name, &l, why, sizeof(why)) != DP_RESOLVED)
+			continue; /* no such link (yet): the set keeps its rendered elements */
+		if (append_addr4(text, &n, &cap, sets[i], l))
+			return dp_errf(err, "%s: out of memory", path);
+	}
+	return 0;
+}
+
 /* Reads a whole text file (no NUL bytes) into a malloc'ed string, or NULL with err. */
 static char *read_text(const char *path, struct dp_err *err)
 {
@@ -383,6 +460,8 @@ int dp_nft_load(const char *path, const char *work_dir, bool check_only, const s
 			goto out;
 		free(text);
 		text = resolved;
+		if (dp_nft_wan_addresses(path, &text, links, err))
+			goto out;
 	}
 	snprintf(copy, sizeof(copy), "%s/router.nft.loading", work_dir);
 	snprintf(wrapper, sizeof(wrapper), "%s/router.nft.transaction", work_dir);

@@ -28,8 +28,21 @@ int dp_nft_scope_check(const char *path, const char *text, struct dp_err *err);
 int dp_nft_resolve_defines(const char *path, const char *text, const struct dp_links *links, char **out,
 			   struct dp_err *err);
 
+/* Prefix of the sets the loader fills with a WAN link's IPv4 addresses: `set wan_addr4_<link>`. */
+#define DP_NFT_WAN_ADDR4 "wan_addr4_"
+
 /*
- * Reads path, checks its scope, resolves aliases in its defines against links (unless NULL),
+ * Appends to the malloc'ed ruleset *text (reallocated) an `add element` statement for every set
+ * `wan_addr4_<link>` declared in a table, holding the current IPv4 addresses of that link (kernel
+ * name or Talos alias, resolved against links); a link that is missing or has no IPv4 address adds
+ * nothing. Loaded with the ruleset, the elements join its transaction, so a set is never seen
+ * empty while the link has an address. path names the file in messages. 0, or -1 with err.
+ */
+int dp_nft_wan_addresses(const char *path, char **text, const struct dp_links *links, struct dp_err *err);
+
+/*
+ * Reads path, checks its scope, resolves aliases in its defines against links (unless NULL) and
+ * adds the current addresses of the WAN links to the wan_addr4_ sets (dp_nft_wan_addresses),
  * validates it with a dry run, and unless check_only applies it: `add table inet router; delete
  * table inet router;` followed by the file, in one transaction. work_dir receives the private
  * copy that is actually loaded (so the file cannot change between the check and the load). On

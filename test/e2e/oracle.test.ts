@@ -513,6 +513,13 @@ describe("the independent policy oracle", () => {
       "input-default",
     ],
     [
+      "hairpin at the address of the DHCP WAN a forward is limited to",
+      flow({ from: "home", to: "router", dst: WAN4, port: 443, wanAddressOf: "fiber" }),
+      "accept",
+      "hairpin:www6",
+      { address: "10.70.20.15", port: 443 },
+    ],
+    [
       "no hairpin at the address of a WAN the forward does not listen on",
       flow({ from: "home", to: "router", dst: CABLE4, port: 443, wanAddressOf: "cable" }),
       "drop",

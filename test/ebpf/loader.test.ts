@@ -652,6 +652,44 @@ describe.skipIf(!t.ok)("router-dataplane guarding the WAN of a namespace pair", 
     expect(metric("router_dataplane_nft_last_success_timestamp_seconds")).toBeGreaterThan(0);
   }, 60_000);
 
+  it("fills a wan_addr4_ set with its WAN link's IPv4 addresses when it loads the ruleset, and follows them when they change", async () => {
+    const v1 = readFileSync(join(FIXTURES, "router.nft"), "utf8");
+    // the set a hairpin rule matches for a DHCP WAN: declared empty, the loader fills it; a link that does not
+    // exist leaves its set as rendered
+    const withSets = v1.replace(
+      'comment "router transit policy v1"',
+      'comment "router transit policy wan-addr"\n\tset wan_addr4_wan0 { type ipv4_addr; }\n\tset wan_addr4_nolink0 { type ipv4_addr; elements = { 192.0.2.9 } }',
+    );
+    expect(withSets).not.toBe(v1);
+    const elements = (set: string) => {
+      const out = inNetns(RTR, "nft", ["-j", "list", "set", "inet", "router", set]);
+      const found = (JSON.parse(out) as { nftables: Array<{ set?: { elem?: string[] } }> }).nftables.find((x) => x.set);
+      return [...(found?.set?.elem ?? [])].sort();
+    };
+    replace(nftFile, withSets);
+    await waitFor("the ruleset with the WAN address set", () =>
+      routerTable().includes("router transit policy wan-addr"),
+    );
+    // filled in the same load: the first listing that shows the new ruleset has the address already
+    expect(elements("wan_addr4_wan0")).toEqual([WAN_ADDR]);
+    expect(elements("wan_addr4_nolink0")).toEqual(["192.0.2.9"]);
+    try {
+      // a DHCP renewal that brings another address: the set follows, the other set stays
+      ip("-n", RTR, "addr", "add", "81.2.70.7/24", "dev", "wan0");
+      await waitFor("the new address in the set", () => elements("wan_addr4_wan0").includes("81.2.70.7"));
+      expect(elements("wan_addr4_wan0")).toEqual(["81.2.69.1", "81.2.70.7"]);
+      expect(elements("wan_addr4_nolink0")).toEqual(["192.0.2.9"]);
+      expect(routerTable()).toContain("router transit policy wan-addr");
+    } finally {
+      spawnSync("ip", ["-n", RTR, "addr", "del", "81.2.70.7/24", "dev", "wan0"]);
+    }
+    // the old address leaves the set when the link loses it
+    await waitFor("the old address gone from the set", () => !elements("wan_addr4_wan0").includes("81.2.70.7"));
+    expect(elements("wan_addr4_wan0")).toEqual([WAN_ADDR]);
+    replace(nftFile, v1);
+    await waitFor("the v1 ruleset again", () => routerTable().includes("router transit policy v1"));
+  }, 60_000);
+
   it("rejects a broken configuration on reload and keeps running with the previous one", async () => {
     const failures = metric('router_dataplane_reload_failures_total{kind="config"}');
     const good = readFileSync(conf, "utf8");

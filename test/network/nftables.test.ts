@@ -155,7 +155,7 @@ describe("the nftables ruleset", () => {
     ]);
   });
 
-  it("hairpins a forward limited to some WANs at their static addresses only, and not at a DHCP WAN's", () => {
+  it("hairpins a forward limited to some WANs at their addresses, a DHCP WAN's included, through sets the loader keeps", () => {
     // wan1 gets a static address; wan0 keeps DHCP. One forward on each, one on both.
     const r = devSite((raw) => {
       const wan1 = raw.links.find((l: { name: string }) => l.name === "wan1");
@@ -166,22 +166,29 @@ describe("the nftables ruleset", () => {
         { name: "on-both", protocol: "tcp", port: 9447, to: "10.50.0.10" },
       );
     });
-    const hairpins = chainBody(renderRuleset(r.site, r.plan, r.policy), "nat_prerouting").filter(
+    const text = renderRuleset(r.site, r.plan, r.policy);
+    const hairpins = chainBody(text, "nat_prerouting").filter(
       (l) => l.includes("@lan_links") && /dport 944[567]/.test(l),
     );
     expect(hairpins).toEqual([
-      "iifname @lan_links fib daddr type local ip daddr 198.51.100.6 tcp dport 9445 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
+      "iifname @lan_links fib daddr type local ip daddr @wan_addr4_wan1 tcp dport 9445 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
+      "iifname @lan_links fib daddr type local ip daddr @wan_addr4_wan0 tcp dport 9446 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
       "iifname @lan_links fib daddr type local ip daddr != @internal4 tcp dport 9447 ct mark set ct mark or 0x4 dnat ip to 10.50.0.10",
     ]);
-    // the policy model says the same: a trusted client at each public address
-    const at = (port: number, dst: string) =>
-      evaluate(r.policy, { from: "trusted", to: "router", proto: "tcp", port, src: "10.20.0.50", dst }).by;
+    // the static WAN's set carries its address; the DHCP WAN's starts empty (the loader fills both from the links,
+    // ebpf/loader/nft.h DP_NFT_WAN_ADDR4)
+    expect(text).toContain("\tset wan_addr4_wan0 {\n\t\ttype ipv4_addr\n\t}\n");
+    expect(text).toContain("\tset wan_addr4_wan1 {\n\t\ttype ipv4_addr\n\t\telements = { 198.51.100.6 }\n\t}\n");
+    // the policy model says the same: a trusted client at each public address (203.0.113.9 stands for wan0's lease)
+    const at = (port: number, dst: string, wan?: string) =>
+      evaluate(r.policy, { from: "trusted", to: "router", proto: "tcp", port, src: "10.20.0.50", dst, wan }).by;
     expect([
       at(9445, "198.51.100.6"),
-      at(9445, "203.0.113.9"),
-      at(9446, "203.0.113.9"),
-      at(9447, "203.0.113.9"),
-    ]).toEqual(["hairpin:on-static", "input-default", "input-default", "hairpin:on-both"]);
+      at(9445, "203.0.113.9", "wan0"),
+      at(9446, "203.0.113.9", "wan0"),
+      at(9446, "198.51.100.6"),
+      at(9447, "203.0.113.9", "wan0"),
+    ]).toEqual(["hairpin:on-static", "input-default", "hairpin:on-dhcp", "input-default", "hairpin:on-both"]);
   });
 
   it("treats a private prefix routed to the inside as the site's own: NATed to the WANs, never sourced from them", () => {

@@ -51,9 +51,10 @@ describe("SUMMARY.md: port forwards", () => {
       .join("\n");
     const table = section(md, "### Port forwards");
     expect(table).toContain("| name | protocol | public port | on WANs | to | sources | hairpin |");
-    // limited to wan0, which takes its address by DHCP: no hairpin (the outside reaches it on wan0 only)
+    // limited to wan0, which takes its address by DHCP: the hairpin answers at wan0's address only (the outside
+    // reaches it on wan0 only), whatever the lease
     expect(table).toContain(
-      "| nas-https | tcp | 443 | wan0 | 10.50.0.10 / [fd12:3456:789a:50::10] | any | no (its WANs take their address by DHCP) |",
+      "| nas-https | tcp | 443 | wan0 | 10.50.0.10 / [fd12:3456:789a:50::10] | any | at wan0's address (DHCP) |",
     );
     expect(table).toContain("| wireguard | udp | 51820 | wan0, wan1 (all) | 10.50.0.11 | any | no |");
   });

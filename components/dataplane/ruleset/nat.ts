@@ -3,7 +3,7 @@
  * translation. Pure.
  */
 import { contains, familyOf } from "../../site/ip";
-import { FWD, chain, contributed, link, setOf, type Ctx } from "./common";
+import { FWD, TAB, chain, contributed, link, setOf, type Ctx } from "./common";
 import { hairpinAddresses } from "../../site/policy";
 
 /** The DNAT statement of a forward: same ports, one port moved, or a range moved port for port (a map). */
@@ -20,6 +20,33 @@ function dnatTarget(
   const entries = Array.from({ length: b - a + 1 }, (_, k) => `${a + k} : ${to} . ${toPort + k}`);
   const key = proto === "tcp" || proto === "udp" ? `${proto} dport` : "th dport";
   return `dnat ${family} to ${key} map { ${entries.join(", ")} }`;
+}
+
+/** The set of a WAN's IPv4 addresses (the data-plane loader fills it: nft.h DP_NFT_WAN_ADDR4). */
+function wanAddressSet(wan: string): string {
+  return `wan_addr4_${wan}`;
+}
+
+/**
+ * The sets the hairpin of forwards limited to some WANs matches: one per such WAN, declared with its static address
+ * (a DHCP WAN's starts empty); the loader adds each WAN link's current addresses in the transaction that loads the
+ * ruleset and reloads it when they change (a DHCP renewal).
+ */
+export function wanAddressSets(ctx: Ctx): string[] {
+  const wans = new Map<string, string | undefined>();
+  for (const f of ctx.site.portForwards)
+    if (f.hairpin) for (const w of hairpinAddresses(f, ctx.plan) ?? []) wans.set(w.wan, w.address);
+  return ctx.plan.wans
+    .filter((w) => wans.has(w.name))
+    .flatMap((w) => {
+      const address = wans.get(w.name);
+      return [
+        `set ${wanAddressSet(w.name)} {`,
+        `${TAB}type ipv4_addr`,
+        ...(address ? [`${TAB}elements = { ${address} }`] : []),
+        "}",
+      ];
+    });
 }
 
 /** Port forwards' DNAT rules (nat prerouting). */
@@ -53,12 +80,14 @@ function forwardRules(ctx: Ctx): string[] {
     }
     // Hairpin: an inside client at the public address gets what the forward publishes to its sources, no more
     // (policy.ts: an inside client uses the hairpin only when the forward has no source limit or lists it).
-    // A forward limited to some WANs is taken at their (static) addresses only (policy.ts hairpinAddresses).
+    // A forward limited to some WANs is taken at their addresses only (policy.ts hairpinAddresses): the set the
+    // loader keeps at each WAN's current addresses (wanAddressSets), one rule per WAN.
     const at = hairpinAddresses(f, plan);
-    if (f.hairpin && (!f.sources || src4!.length) && (!at || at.length))
-      pre.push(
-        `iifname @lan_links ${src4 ? `ip saddr ${setOf(src4)} ` : ""}fib daddr type local ${at ? `ip daddr ${setOf(at)}` : "ip daddr != @internal4"} ${proto} dport ${f.port} ${mark} ${dnat}`,
-      );
+    if (f.hairpin && (!f.sources || src4!.length))
+      for (const daddr of at ? at.map((w) => `ip daddr @${wanAddressSet(w.wan)}`) : ["ip daddr != @internal4"])
+        pre.push(
+          `iifname @lan_links ${src4 ? `ip saddr ${setOf(src4)} ` : ""}fib daddr type local ${daddr} ${proto} dport ${f.port} ${mark} ${dnat}`,
+        );
   }
   return pre;
 }

@@ -437,10 +437,8 @@ function hairpinVerdict(app: Appliance, f: Flow): { verdict: Verdict; by: string
     const [lo, hi] = String(pf.port).split("-").map(Number);
     if (!pf.hairpin || !protos.includes(f.proto) || f.port! < lo || f.port! > (hi ?? lo)) continue;
     const wans = pf.wans ?? app.plan.wans.map((w) => w.name);
-    const everyWan = app.plan.wans.every((w) => wans.includes(w.name));
-    // a forward limited to some WANs hairpins only at those of them with a static address (oracle.ts)
-    const at = (w: (typeof app.wans)[number]) => everyWan || w.wan.ipv4.mode === "static";
-    if (!app.wans.some((w) => wans.includes(w.wan.name) && w.addr4 === f.dst && at(w))) continue;
+    // a forward limited to some WANs hairpins at their addresses, whatever their mode (oracle.ts)
+    if (!app.wans.some((w) => wans.includes(w.wan.name) && w.addr4 === f.dst)) continue;
     if (pf.sources && !pf.sources.some((c) => familyOf(c.split("/")[0]) === 4 && contains(c, f.src))) continue;
     const target = app.hosts.find((h) => [h.addr4, ...h.static4].includes(pf.to));
     return { verdict: "accept", by: `hairpin:${pf.name}`, answerer: target?.name ?? pf.to };

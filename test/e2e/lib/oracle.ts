@@ -11,9 +11,9 @@
  *   when it is a global address; a unique local one is reached at the IPv6 address of a forward's WAN that
  *   translates IPv6 (nat.ipv6 masquerade or prefix). Hairpin: an inside client reaching a forward at a WAN
  *   address of the forward gets the same, when the forward allows hairpin and the client is one of its sources
- *   (everyone when it names none) — at any WAN's address when the forward is on every WAN, else only at the
- *   address of one of its WANs that has a static IPv4 address (README, "Port forwards": a DHCP WAN's address is
- *   not known to the ruleset, so a forward limited to some WANs has no hairpin at a DHCP WAN's address).
+ *   (everyone when it names none) — at the address of any of the forward's WANs, static or leased by DHCP
+ *   (README, "Port forwards": the data-plane loader keeps the ruleset's per-WAN address sets at the WAN links'
+ *   current addresses).
  * - Routed connections: the first matching rule (router:firewall.rules: from zones or any, to zones or any —
  *   never the router —, protocol, destination ports, source and destination addresses, prefixes or @groups, of
  *   the flow's family) decides; else the most specific zone-pair policy (from→to, from→any, any→to, any→any);
@@ -236,13 +236,6 @@ export class PolicyOracle {
     return undefined;
   }
 
-  /** Whether a hairpin forward on `wans` answers at the address of WAN link `at`. */
-  private hairpinAt(wans: string[], at: string): boolean {
-    const links = this.site.links.filter((l) => l.role === "wan");
-    if (links.every((l) => wans.includes(l.name))) return true;
-    return links.find((l) => l.name === at)?.ipv4?.mode === "static";
-  }
-
   // --------------------------------------------------------------------------------------- the router's DNS
 
   /** The zone's router:dns.zones entry, when the router serves DNS there (dns service, segments). */
@@ -332,16 +325,9 @@ export class PolicyOracle {
         wans.includes(f.via)
       )
         return { verdict: "accept", by: `pinhole:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, true) };
-      // hairpin: an inside client at a public address of the forward
-      if (
-        !fromWan &&
-        f.to === "router" &&
-        fam === 4 &&
-        pf.hairpin &&
-        f.wanAddressOf &&
-        wans.includes(f.wanAddressOf) &&
-        this.hairpinAt(wans, f.wanAddressOf)
-      )
+      // hairpin: an inside client at the address of one of the forward's WANs, static or leased by DHCP (the
+      // loader keeps the ruleset's per-WAN address sets at the links' current addresses)
+      if (!fromWan && f.to === "router" && fam === 4 && pf.hairpin && f.wanAddressOf && wans.includes(f.wanAddressOf))
         return { verdict: "accept", by: `hairpin:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
     }
     return undefined;

@@ -126,16 +126,17 @@ export const nat: Area = {
       });
 
     if (site.portForwards.length)
-      it("hairpins: an inside client reaches each hairpin port forward it is a source of at the WAN address and the inside host sees the router as the source; a forward without hairpin, or limited to other sources, stays closed from inside", async () => {
+      it("hairpins: an inside client reaches each hairpin port forward it is a source of at the address of each of its WANs (a DHCP WAN's lease included) and the inside host sees the router as the source; a forward without hairpin, limited to other sources or to other WANs, stays closed from inside", async () => {
         const app = ctx.app;
         const oracle = new PolicyOracle(app.site);
-        const w = app.wans[0];
+        const wans = app.wans.filter((x) => x.addr4);
         const rows: { got: unknown; want: unknown }[] = [];
         for (const pf of app.site.portForwards) {
           const t = forwardTarget(app, pf);
           const proto = protocols(pf)[0];
-          // The independent oracle: the hairpin is offered to the forward's sources only (everyone when none).
-          const decide = (inside: SegmentPlan) =>
+          // The independent oracle: the hairpin is offered to the forward's sources only (everyone when none), at
+          // the addresses of its WANs.
+          const decide = (inside: SegmentPlan, w: (typeof wans)[number]) =>
             oracle.decide({
               from: inside.zone,
               to: "router",
@@ -150,27 +151,29 @@ export const nat: Area = {
           // could answer.
           const inside = app.plan.segments.find((s) => {
             if (s.name === t?.segment.name || !app.client(s.name).addr4) return false;
-            const d = decide(s);
-            return d.by.startsWith("hairpin:") || d.verdict === "drop";
+            return wans.every((w) => {
+              const d = decide(s, w);
+              return d.by.startsWith("hairpin:") || d.verdict === "drop";
+            });
           });
           if (!inside) continue;
           const h = app.client(inside.name);
-          const r = (
-            await probe(app, h.ns, [{ id: "x", proto, dst: w.addr4!, port: firstPort(pf), src: h.addr4 }])
-          ).get("x")!;
-          const offered = decide(inside).by.startsWith("hairpin:");
-          rows.push({
-            got: { forward: pf.name, from: inside.name, observed: r.observed, answerer: r.answerer, peer: r.peer },
-            want: offered
-              ? {
-                  forward: pf.name,
-                  from: inside.name,
-                  observed: "reached",
-                  answerer: t?.name,
-                  peer: t?.segment.ipv4!.gateway,
-                }
-              : { forward: pf.name, from: inside.name, observed: "dropped", answerer: undefined, peer: undefined },
-          });
+          const got = await probe(
+            app,
+            h.ns,
+            wans.map((w) => ({ id: w.wan.name, proto, dst: w.addr4!, port: firstPort(pf), src: h.addr4 })),
+          );
+          for (const w of wans) {
+            const r = got.get(w.wan.name)!;
+            const offered = decide(inside, w).by.startsWith("hairpin:");
+            const row = { forward: pf.name, from: inside.name, at: w.wan.name };
+            rows.push({
+              got: { ...row, observed: r.observed, answerer: r.answerer, peer: r.peer },
+              want: offered
+                ? { ...row, observed: "reached", answerer: t?.name, peer: t?.segment.ipv4!.gateway }
+                : { ...row, observed: "dropped", answerer: undefined, peer: undefined },
+            });
+          }
         }
         expect(rows.map((x) => x.got)).toEqual(rows.map((x) => x.want));
       });
