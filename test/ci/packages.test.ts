@@ -179,7 +179,8 @@ function tools(): string[] {
       if (e.isDirectory()) walk(p);
       else if (e.name.endsWith(".ts"))
         for (const m of readFileSync(p, "utf8").matchAll(/commands:\s*\[([^\]]*)\]/g))
-          for (const s of m[1].matchAll(/"((?:\/usr)?\/s?bin\/)?([a-z0-9][a-z0-9_.+-]*)"/g)) names.add((s[1] ?? "") + s[2]);
+          for (const s of m[1].matchAll(/"((?:\/usr)?\/s?bin\/)?([a-z0-9][a-z0-9_.+-]*)"/g))
+            names.add((s[1] ?? "") + s[2]);
     }
   };
   walk(join(ROOT, "test"));

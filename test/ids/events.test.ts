@@ -34,7 +34,18 @@ import { communityId } from "./lib/community-id";
 const VICTORIA_LOGS = toolBinary("victoria-logs");
 const t = tier("ids event pipeline", {
   root: true,
-  commands: ["suricata", "syslog-ng", "/usr/bin/python3", "promtool", "buildah", "jq", "chroot", "unshare", "ip", "curl"],
+  commands: [
+    "suricata",
+    "syslog-ng",
+    "/usr/bin/python3",
+    "promtool",
+    "buildah",
+    "jq",
+    "chroot",
+    "unshare",
+    "ip",
+    "curl",
+  ],
   files: [VICTORIA_LOGS],
   hint: "VictoriaLogs: npm run build:tools",
 });
