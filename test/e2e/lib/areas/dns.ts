@@ -208,6 +208,11 @@ function askers(ctx: SuiteContext): { zone: string; h: Host; gw: string }[] {
   });
 }
 
+/** The first asker whose zone's profile lets every one of `names` through to the resolver. */
+function passingAsker(ctx: SuiteContext, names: string[]): ReturnType<typeof askers>[number] | undefined {
+  return askers(ctx).find((a) => names.every((n) => expectedAnswer(ctx.site, a.zone, n) === NET.plain4));
+}
+
 /** The DNS pods' last output (failure messages). */
 function podLogs(app: Appliance): string {
   return [...app.pods.running]
@@ -277,7 +282,13 @@ function resolutionTests(ctx: SuiteContext): void {
       }),
     );
     expect(rows.map((r) => ({ ...r, got: r.got }))).toEqual(rows.map((r) => ({ ...r, got: r.want })));
-    const { h, gw } = askers(ctx)[0];
+    // DNSSEC from a zone whose profile lets both names through (an allow-only profile answers them itself)
+    const asker = passingAsker(ctx, ["www.good.example", "www.broken.example"]);
+    if (!asker) {
+      console.log(`${ctx.title}: DNSSEC not checked: no served zone's profile lets www.good.example through`);
+      return;
+    }
+    const { h, gw } = asker;
     const good = await dig(app, h, gw, "www.good.example", "A", ["+dnssec"]);
     const broken = await dig(app, h, gw, "www.broken.example");
     if (ctx.site.dns.dnssec) {
@@ -297,9 +308,18 @@ function resolutionTests(ctx: SuiteContext): void {
   if (forwardsDot(ctx.site))
     it("lets no plain DNS leave on the WANs: the upstreams are asked over DoT", async () => {
       const app = ctx.app;
-      const { h, zone, gw } = askers(ctx)[0];
       const stamp = Date.now().toString(36);
-      const names = [0, 1, 2, 3, 4].map((i) => `leak${i}-${stamp}.${zone}.plain.example`);
+      const leak = (zone: string) => [0, 1, 2, 3, 4].map((i) => `leak${i}-${stamp}.${zone}.plain.example`);
+      // names that reach the upstreams: from a zone whose profile lets them through (not answered by the front)
+      const asker = askers(ctx).find((a) =>
+        leak(a.zone).every((n) => expectedAnswer(ctx.site, a.zone, n) === NET.plain4),
+      );
+      if (!asker) {
+        console.log(`${ctx.title}: no served zone's profile lets an internet name through: nothing goes upstream`);
+        return;
+      }
+      const { h, zone, gw } = asker;
+      const names = leak(zone);
       const cap = await wanCapture(app, async () => {
         for (const n of names) expect(shown(await dig(app, h, gw, n)), n).toBe(expectedAnswer(ctx.site, zone, n));
       });
