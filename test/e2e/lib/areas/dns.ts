@@ -185,7 +185,9 @@ async function dig(
   type = "A",
   extra: string[] = [],
 ): Promise<Answer> {
-  const r = await app.run(h.ns, ["dig", "+time=2", "+tries=1", `@${server}`, name, type, ...extra], {
+  // a stub resolver's patience (glibc: 5 s, 2 attempts), not a single 2 s try: on shared CPUs a first answer that
+  // goes upstream over DoT can take longer, and a lost datagram is retried as a client would
+  const r = await app.run(h.ns, ["dig", "+time=3", "+tries=2", `@${server}`, name, type, ...extra], {
     allowFail: true,
   });
   const status = /status: ([A-Z]+)/.exec(r.stdout)?.[1] ?? "NO ANSWER";
@@ -335,20 +337,19 @@ function filteringTests(ctx: SuiteContext): void {
     const app = ctx.app;
     await ready(ctx);
     const names = filterNames(ctx.site);
-    const rows = (
-      await Promise.all(
-        askers(ctx).map(async ({ zone, h, gw }) =>
-          Promise.all(
-            names.map(async (name) => ({
-              zone,
-              name,
-              got: shown(await dig(app, h, gw, name)),
-              want: expectedAnswer(ctx.site, zone, name),
-            })),
-          ),
-        ),
-      )
-    ).flat();
+    // one zone at a time (its names at once): a few dozen queries in flight, not every zone's together
+    const rows: { zone: string; name: string; got: string; want: string }[] = [];
+    for (const { zone, h, gw } of askers(ctx))
+      rows.push(
+        ...(await Promise.all(
+          names.map(async (name) => ({
+            zone,
+            name,
+            got: shown(await dig(app, h, gw, name)),
+            want: expectedAnswer(ctx.site, zone, name),
+          })),
+        )),
+      );
     const line = (r: { zone: string; name: string }, v: string) => `${r.zone} ${r.name} ${v}`;
     expect(rows.map((r) => line(r, r.got))).toEqual(rows.map((r) => line(r, r.want)));
     const blocked = rows.filter((r) => r.want !== NET.plain4).length;
@@ -535,7 +536,10 @@ async function within(
     what,
     async () => {
       last = await ask();
-      return want.length ? want.every((w) => last!.answers.includes(w)) : last.answers.length === 0;
+      // gone means answered without the record (a query that timed out proves nothing)
+      return want.length
+        ? want.every((w) => last!.answers.includes(w))
+        : last.status !== "NO ANSWER" && last.answers.length === 0;
     },
     Math.max(100, budgetMs - (Date.now() - since)),
     100,
