@@ -241,7 +241,11 @@ export class RouterPods {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
-    // first: the pod's /tmp emptyDir hides the scratch directory (under the host's /tmp) once mounted
+    // first, our image's script at its path in the image: run from the checkout it could be hidden by what the pod
+    // mounts later (its /tmp, or a writable /var/tmp, hides a checkout there); a bind keeps the file it was given
+    const script = this.imageScript(pod.command[0], scratch, overlaid);
+    if (script) mounts.push(...script.lines);
+    // then: the pod's /tmp emptyDir hides the scratch directory (under the host's /tmp) once mounted
     const image = IMAGE_FILESYSTEM[pod.command[0]];
     if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
     // The kubelet writes every pod's resolv.conf (for ClusterFirstWithHostNet: the cluster's DNS). No cluster DNS
@@ -288,7 +292,7 @@ export class RouterPods {
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
     const [cmd, ...args] = pod.command;
-    const command = [IMAGE_SCRIPTS[cmd] ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
+    const command = [script?.path ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
       PATH: [...this.imagePath, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
       ...pod.env,
@@ -298,6 +302,26 @@ export class RouterPods {
   }
 
   /** Mount commands that give a pod the image's own directories and files a command of the image relies on. */
+  /**
+   * Shell lines that put one of IMAGE_SCRIPTS at its image path (an absolute command, else /usr/local/bin, first
+   * on the image's PATH), bound read-only from the checkout; a missing file is made inside an overlay of its
+   * directory, never on the host's filesystem.
+   */
+  private imageScript(
+    cmd: string,
+    scratch: string,
+    overlaid: Set<string>,
+  ): { lines: string[]; path: string } | undefined {
+    const file = IMAGE_SCRIPTS[cmd];
+    if (!file) return undefined;
+    const path = cmd.startsWith("/") ? cmd : join("/usr/local/bin", cmd);
+    const lines = existsSync(path)
+      ? []
+      : [...this.mountPoint(join(dirname(path), ".image-scripts"), scratch, overlaid), `touch ${q(path)}`];
+    lines.push(`mount --bind -o ro ${q(file)} ${q(path)}`);
+    return { lines, path };
+  }
+
   private imageMounts(image: ImageFilesystem, scratch: string, overlaid: Set<string>): string[] {
     const lines = image.writable.flatMap((dir) => [
       ...this.mountPoint(dir, scratch, overlaid),
