@@ -249,7 +249,8 @@ function checkCluster(s: PartialSite, out: Issues): void {
 }
 
 function checkManagement(s: PartialSite, out: Issues): void {
-  if (!s.node || !s.segments || !s.zones) return;
+  // a missing router:node hides only the address check: the management segment is the segments' own matter
+  if (!s.segments || !s.zones) return;
   const mgmtZones = new Set(s.zones.filter((z) => z.value.management).map((z) => z.value.name));
   for (const z of droppedElements(s, "zones"))
     if (z.management === true && typeof z.name === "string") mgmtZones.add(z.name);
@@ -265,6 +266,7 @@ function checkManagement(s: PartialSite, out: Issues): void {
       });
     return;
   }
+  if (!s.node) return;
   const addrs = mgmtSegs
     .flatMap((x) => [segmentGateway4(x.value), segmentGateway6(x.value)])
     .filter((a): a is string => !!a);

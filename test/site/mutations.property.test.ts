@@ -840,7 +840,7 @@ function touched(before: unknown, after: unknown, element?: unknown): Set<string
 }
 
 /**
- * The shared sides a mistake touches: the NICs, the segments, and the management side: the management address is checked against the management segments,
+ * The shared sides a mistake touches: the NICs, the segments, the links a segment names, and the management side: the management address is checked against the management segments,
  * which are those of the management zones; a mistake in any of them changes what the others mean.
  */
 function managementRole(raw: RawSite, a: Applied): string[] {
@@ -858,7 +858,14 @@ function managementRole(raw: RawSite, a: Applied): string[] {
   // The segments: the cluster's pod and service networks are checked against every segment's subnet, and a new
   // trunk (a bond) makes every segment that names no link ambiguous.
   const subnets = /^router:(cluster|segments)\b/.test(a.changed) || /bond/.test(a.changed);
-  return [...(touches ? ["@management"] : []), ...(nics ? ["@nics"] : []), ...(subnets ? ["@segments"] : [])];
+  // The links: a segment's link is checked against router:links; with no links at all it cannot be judged.
+  const links = a.changed === "router:links" || /\.link$/.test(a.changed);
+  return [
+    ...(touches ? ["@management"] : []),
+    ...(nics ? ["@nics"] : []),
+    ...(subnets ? ["@segments"] : []),
+    ...(links ? ["@links"] : []),
+  ];
 }
 
 describe("a valid site with 2–5 independent mistakes", () => {

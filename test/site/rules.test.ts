@@ -684,6 +684,12 @@ describe("management", () => {
     );
   });
 
+  it("says so also when router:node is missing, beside that problem (every problem at once)", () => {
+    const raw = deleteAt(devWith(`segments[${MGMT}].zone`, "trusted"), "node");
+    expectRejected(raw, "router:segments", "no segment is in a management zone (mgmt)");
+    expectRejected(raw, "router:node", "is required");
+  });
+
   it.each([
     ["10.10.0.2", "a client's address in the management segment"],
     ["10.20.0.1", "the router's address in a non-management segment"],
