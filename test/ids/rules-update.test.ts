@@ -13,6 +13,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
+import { idsPathsUnder } from "./lib/paths";
 import { tempDir } from "../helpers/temp";
 import { devSite } from "../helpers/dev-site";
 import { planIds } from "../../components/ids-stack/plan";
@@ -31,15 +32,7 @@ const BAD = 'alert http any any -> any any (msg:"update bad"; content:"x"; nosuc
 function bed(prefix: string): { paths: IdsPaths; source: string } {
   const root = tempDir(prefix);
   chmodSync(root, 0o755);
-  const paths: IdsPaths = {
-    config: join(root, "etc"),
-    rules: join(root, "rules"),
-    data: join(root, "data"),
-    logs: join(root, "logs"),
-    run: join(root, "run"),
-    alerts: join(root, "alerts"),
-    share: "/etc/suricata",
-  };
+  const paths = idsPathsUnder(root);
   // the kubelet creates the host directories (DirectoryOrCreate) as root, mode 0755
   for (const d of Object.values(paths).slice(0, 6)) mkdirSync(d, { recursive: true, mode: 0o755 });
   const source = join(root, "source.rules");

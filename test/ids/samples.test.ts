@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
+import { idsPathsUnder } from "./lib/paths";
 import { tempDir } from "../helpers/temp";
 import { devSite } from "../helpers/dev-site";
 import { planIds } from "../../components/ids-stack/plan";
@@ -29,15 +30,7 @@ interface Alert {
 /** The dev site's Suricata files in a fresh directory tree; the local rules as suricata.rules. */
 function rendered(): IdsPaths {
   const root = tempDir("router-ids-samples-");
-  const paths: IdsPaths = {
-    config: join(root, "etc"),
-    rules: join(root, "rules"),
-    data: join(root, "data"),
-    logs: join(root, "logs"),
-    run: join(root, "run"),
-    alerts: join(root, "alerts"),
-    share: "/etc/suricata",
-  };
+  const paths = idsPathsUnder(root);
   for (const d of [paths.config, paths.rules, paths.data, paths.run]) mkdirSync(d, { recursive: true });
   const { site, plan } = devSite();
   const files = suricataFiles(site, planIds(site, plan), paths);
