@@ -8,11 +8,13 @@
  * - SIGKILL with its pins surviving (the Talos path: bpffs outlives an extension-service restart): a new loader on
  *   the same bpffs replaces its own XDP link in place, with no frame from a blocklisted or dynamically blocked
  *   source delivered while a probe sends them in a loop across the restart, keeps the dynamic blocklist's entry
- *   (its tables are pinned and reused, DESIGN decision 11 and dataplane.h) and reports ok.
+ *   (its tables are pinned and reused, DESIGN decision 11 and dataplane.h) and reports ok;
+ * - a reload that loads new programs (another [ratelimit] slots) moves the dynamic block with them, again with no
+ *   blocked frame delivered while the links switch.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import {
@@ -27,6 +29,7 @@ import {
   ip,
   jsonLines,
   parseMetrics,
+  replaceFile,
   sendFrames,
   sleep,
   spawnInNetns,
@@ -341,5 +344,32 @@ duration = 1h
     const got2 = await sink2.stop();
     expect(got2["1"]?.distinct).toBe(100);
     expect(got2["3"]).toBeUndefined();
+  }, 60_000);
+
+  it("a reload that loads new programs (another [ratelimit] slots) carries the dynamic block over with no blocked frame delivered", async () => {
+    expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
+    const progBefore = wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1];
+    expect(progBefore).toBeDefined();
+    const from = log.length;
+    const sink = await udpSink(NS.rtr, children);
+    const traffic = Promise.all([send(CLEAN, 1, 4000, 2000), send(BLOCKED, 2, 4000, 2000), send(DYN, 3, 4000, 2000)]);
+    await sleep(500);
+    replaceFile(conf, `${readFileSync(conf, "utf8")}\n[ratelimit]\nslots = 65536\n`);
+    await waitFor("the reload", () => jsonLines<LogLine>(log.slice(from)).some((e) => e.event === "reloaded"));
+    const [clean, blocked, dyn] = await traffic;
+    const got = await sink.stop();
+    console.log(
+      `reload onto new programs: delivered clean ${got["1"]?.distinct ?? 0}/${clean}, blocklisted ` +
+        `${got["2"]?.received ?? 0}/${blocked}, dynamically blocked ${got["3"]?.received ?? 0}/${dyn}`,
+    );
+    const after = jsonLines<LogLine>(log.slice(from));
+    // new programs, the same (reused) tables: the block is marked in their summary before the link moves
+    expect(wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1]).not.toBe(progBefore);
+    expect(after.some((e) => e.msg === "1 blocked sources taken over from the previous programs")).toBe(true);
+    expect(got["2"]).toBeUndefined();
+    expect(got["3"]).toBeUndefined();
+    expect(got["1"]?.distinct).toBe(4000);
+    expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
+    expect(health()!.body.status).toBe("ok");
   }, 60_000);
 });
