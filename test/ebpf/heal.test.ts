@@ -99,7 +99,16 @@ describe.skipIf(!t.ok)("the loader heals a refused XDP attach and survives SIGKI
   function health(): { code: number; body: Health } | undefined {
     const r = spawnSync(
       "nsenter",
-      [`--net=/run/netns/${NS.rtr}`, "curl", "-s", "-m", "2", "-w", "\n%{http_code}", `http://127.0.0.1:${PORT}/health`],
+      [
+        `--net=/run/netns/${NS.rtr}`,
+        "curl",
+        "-s",
+        "-m",
+        "2",
+        "-w",
+        "\n%{http_code}",
+        `http://127.0.0.1:${PORT}/health`,
+      ],
       { encoding: "utf8" },
     );
     const i = r.stdout.lastIndexOf("\n");
@@ -269,9 +278,11 @@ duration = 1h
     expect(h.body.status).toBe("ok");
     expect(h.body.interfaces.find((i) => i.interface === "wan0")).toMatchObject({ attached: true, mode: "native" });
     await waitFor("the recovery in the log", () => events().some((e) => e.event === "attach_recovered"));
-    expect(events().filter((e) => e.event === "attach_recovered").map((e) => e.msg)).toEqual([
-      "wan0: the programs run on it again (retry timer; 2 of 3 attempts failed)",
-    ]);
+    expect(
+      events()
+        .filter((e) => e.event === "attach_recovered")
+        .map((e) => e.msg),
+    ).toEqual(["wan0: the programs run on it again (retry timer; 2 of 3 attempts failed)"]);
     expect(events().filter((e) => e.event === "bpf_degraded").length).toBe(1);
     expect(routerTable()).toContain("heal test ruleset");
     // the retries' spacing: the first delay, then twice it
