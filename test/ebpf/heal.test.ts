@@ -141,6 +141,37 @@ describe.skipIf(!t.ok)("the loader heals a refused XDP attach and survives SIGKI
     return { child, progId: line.prog_id! };
   }
 
+  /** The id of our guard's program on wan0, or undefined when it does not run there. */
+  const guardProg = () => wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1];
+
+  /**
+   * Sends count frames at pps from each of sources (tag: its place in the list, from 1) while during() runs, and
+   * returns per source the frames sent, those that reached the router (received) and the distinct ones.
+   */
+  async function delivered(
+    sources: string[],
+    count: number,
+    pps: number,
+    during: () => Promise<unknown> = async () => undefined,
+  ): Promise<Record<string, { sent: number; received: number; distinct: number }>> {
+    const sink = await udpSink(NS.rtr, children);
+    const traffic = Promise.all(sources.map((src, i) => send(src, i + 1, count, pps)));
+    await during();
+    const sent = await traffic;
+    const got = await sink.stop();
+    return Object.fromEntries(
+      sources.map((src, i) => {
+        const g = got[String(i + 1)];
+        return [src, { sent: sent[i], received: g?.received ?? 0, distinct: g?.distinct ?? 0 }];
+      }),
+    );
+  }
+
+  /** What the probe saw, as the report gives it. */
+  const describeDelivery = (d: Awaited<ReturnType<typeof delivered>>) =>
+    `clean ${d[CLEAN].distinct}/${d[CLEAN].sent}, blocklisted ${d[BLOCKED].received}/${d[BLOCKED].sent}, ` +
+    `dynamically blocked ${d[DYN].received}/${d[DYN].sent}`;
+
   beforeAll(async () => {
     buildEbpf("loader");
     buildEbpf("tests");
@@ -263,12 +294,7 @@ duration = 1h
     await stopProcess(foreign!.child);
     expect(wanLink()).not.toMatch(/prog\/xdp/);
     // the delay after the first retry is twice the first
-    await waitFor(
-      "the guard on the WAN",
-      () => /prog\/xdp id \d+ name wan_guard/.test(wanLink()),
-      (2 * FIRST_RETRY_S + 4) * 1000,
-      100,
-    );
+    await waitFor("the guard on the WAN", () => guardProg() !== undefined, (2 * FIRST_RETRY_S + 4) * 1000, 100);
     const healed = performance.now();
     await attemptsReach(3, 2000);
     expect(metric('router_dataplane_attach_failures_total{interface="wan0"}')).toBe(2);
@@ -297,11 +323,9 @@ duration = 1h
     expect(third).toBeGreaterThan(2 * FIRST_RETRY_S - 1);
     expect(third).toBeLessThan(2 * FIRST_RETRY_S + 2);
     // the guard works
-    const sink = await udpSink(NS.rtr, children);
-    await Promise.all([send(CLEAN, 1, 100, 1000), send(BLOCKED, 2, 100, 1000)]);
-    const got = await sink.stop();
-    expect(got["1"]?.distinct).toBe(100);
-    expect(got["2"]).toBeUndefined();
+    const d = await delivered([CLEAN, BLOCKED], 100, 1000);
+    expect(d[CLEAN].distinct).toBe(100);
+    expect(d[BLOCKED].received).toBe(0);
   }, 60_000);
 
   it("killed (SIGKILL) and started again on the same bpffs: its XDP link replaced in place with no blocked frame delivered, the dynamic block kept, ok", async () => {
@@ -313,73 +337,65 @@ duration = 1h
       `block ${DYN} 1`,
     ]);
     await waitFor("the dynamic block", () => metric("router_dataplane_dynamic_block_entries") === 1);
-    const progBefore = wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1];
+    const progBefore = guardProg();
     expect(progBefore).toBeDefined();
     const from = log.length;
-    const sink = await udpSink(NS.rtr, children);
+    let killed = 0;
+    let restarted = 0;
     // 3 s of each source at 2000 frames/s while the loader is killed and started again
-    const traffic = Promise.all([send(CLEAN, 1, 6000, 2000), send(BLOCKED, 2, 6000, 2000), send(DYN, 3, 6000, 2000)]);
-    await sleep(500);
-    const killed = performance.now();
-    loader!.kill("SIGKILL");
-    await new Promise((r) => loader!.once("close", r));
-    // between the two loaders the pinned link keeps the guard on the WAN
-    expect(wanLink()).toMatch(/prog\/xdp id \d+ name wan_guard/);
-    await start();
-    const restarted = performance.now();
-    const [clean, blocked, dyn] = await traffic;
-    const got = await sink.stop();
+    const d = await delivered([CLEAN, BLOCKED, DYN], 6000, 2000, async () => {
+      await sleep(500);
+      killed = performance.now();
+      loader!.kill("SIGKILL");
+      await new Promise((r) => loader!.once("close", r));
+      // between the two loaders the pinned link keeps the guard on the WAN
+      expect(guardProg()).toBe(progBefore);
+      await start();
+      restarted = performance.now();
+    });
     console.log(
       `SIGKILL restart: ${((restarted - killed) / 1000).toFixed(2)} s from the kill to the new loader's /health; ` +
-        `delivered during the restart: clean ${got["1"]?.distinct ?? 0}/${clean}, blocklisted ${got["2"]?.received ?? 0}/${blocked}, ` +
-        `dynamically blocked ${got["3"]?.received ?? 0}/${dyn}`,
+        `delivered during the restart: ${describeDelivery(d)}`,
     );
-    expect([clean, blocked, dyn]).toEqual([6000, 6000, 6000]);
-    expect(got["2"]).toBeUndefined();
-    expect(got["3"]).toBeUndefined();
-    expect(got["1"]?.distinct).toBe(6000);
+    expect([d[CLEAN].sent, d[BLOCKED].sent, d[DYN].sent]).toEqual([6000, 6000, 6000]);
+    expect(d[BLOCKED].received).toBe(0);
+    expect(d[DYN].received).toBe(0);
+    expect(d[CLEAN].distinct).toBe(6000);
     const after = jsonLines<LogLine>(log.slice(from));
     expect(after.some((e) => e.event === "xdp_mode_change")).toBe(false);
     expect(after.filter((e) => e.event === "bpf_degraded").map((e) => e.msg)).toEqual([]);
     expect(after.some((e) => e.event === "attach" && e.msg === "wan0: xdp@wan0 (updated in place)")).toBe(true);
     expect(after.some((e) => e.msg === "1 blocked sources taken over from the previous programs")).toBe(true);
-    expect(wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1]).not.toBe(progBefore);
+    expect(guardProg()).not.toBe(progBefore);
     expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
     const h = health()!;
     expect(h.code).toBe(200);
     expect(h.body.status).toBe("ok");
     expect(routerTable()).toContain("heal test ruleset");
     // the kept entry still blocks, the clean source still passes
-    const sink2 = await udpSink(NS.rtr, children);
-    await Promise.all([send(CLEAN, 1, 100, 1000), send(DYN, 3, 100, 1000)]);
-    const got2 = await sink2.stop();
-    expect(got2["1"]?.distinct).toBe(100);
-    expect(got2["3"]).toBeUndefined();
+    const again = await delivered([CLEAN, DYN], 100, 1000);
+    expect(again[CLEAN].distinct).toBe(100);
+    expect(again[DYN].received).toBe(0);
   }, 60_000);
 
   it("a reload that loads new programs (another [ratelimit] slots) carries the dynamic block over with no blocked frame delivered", async () => {
     expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
-    const progBefore = wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1];
+    const progBefore = guardProg();
     expect(progBefore).toBeDefined();
     const from = log.length;
-    const sink = await udpSink(NS.rtr, children);
-    const traffic = Promise.all([send(CLEAN, 1, 4000, 2000), send(BLOCKED, 2, 4000, 2000), send(DYN, 3, 4000, 2000)]);
-    await sleep(500);
-    replaceFile(conf, `${readFileSync(conf, "utf8")}\n[ratelimit]\nslots = 65536\n`);
-    await waitFor("the reload", () => jsonLines<LogLine>(log.slice(from)).some((e) => e.event === "reloaded"));
-    const [clean, blocked, dyn] = await traffic;
-    const got = await sink.stop();
-    console.log(
-      `reload onto new programs: delivered clean ${got["1"]?.distinct ?? 0}/${clean}, blocklisted ` +
-        `${got["2"]?.received ?? 0}/${blocked}, dynamically blocked ${got["3"]?.received ?? 0}/${dyn}`,
-    );
+    const d = await delivered([CLEAN, BLOCKED, DYN], 4000, 2000, async () => {
+      await sleep(500);
+      replaceFile(conf, `${readFileSync(conf, "utf8")}\n[ratelimit]\nslots = 65536\n`);
+      await waitFor("the reload", () => jsonLines<LogLine>(log.slice(from)).some((e) => e.event === "reloaded"));
+    });
+    console.log(`reload onto new programs: delivered ${describeDelivery(d)}`);
     const after = jsonLines<LogLine>(log.slice(from));
     // new programs, the same (reused) tables: the block is marked in their summary before the link moves
-    expect(wanLink().match(/prog\/xdp id (\d+) name wan_guard/)?.[1]).not.toBe(progBefore);
+    expect(guardProg()).not.toBe(progBefore);
     expect(after.some((e) => e.msg === "1 blocked sources taken over from the previous programs")).toBe(true);
-    expect(got["2"]).toBeUndefined();
-    expect(got["3"]).toBeUndefined();
-    expect(got["1"]?.distinct).toBe(4000);
+    expect(d[BLOCKED].received).toBe(0);
+    expect(d[DYN].received).toBe(0);
+    expect(d[CLEAN].distinct).toBe(4000);
     expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
     expect(health()!.body.status).toBe("ok");
   }, 60_000);
