@@ -28,6 +28,7 @@ import {
   inNetns,
   ip,
   jsonLines,
+  loaderHealth,
   parseMetrics,
   replaceFile,
   sendFrames,
@@ -96,26 +97,7 @@ describe.skipIf(!t.ok)("the loader heals a refused XDP attach and survives SIGKI
       encoding: "utf8",
     }).stdout;
 
-  function health(): { code: number; body: Health } | undefined {
-    const r = spawnSync(
-      "nsenter",
-      [
-        `--net=/run/netns/${NS.rtr}`,
-        "curl",
-        "-s",
-        "-m",
-        "2",
-        "-w",
-        "\n%{http_code}",
-        `http://127.0.0.1:${PORT}/health`,
-      ],
-      { encoding: "utf8" },
-    );
-    const i = r.stdout.lastIndexOf("\n");
-    const code = Number(r.stdout.slice(i + 1));
-    if (r.status !== 0 || !code) return undefined;
-    return { code, body: JSON.parse(r.stdout.slice(0, i)) as Health };
-  }
+  const health = () => loaderHealth<Health>(NS.rtr, PORT);
 
   async function start(): Promise<void> {
     loader = await startLoaderIn(NS.rtr, [LOADER, "--config", conf], {
