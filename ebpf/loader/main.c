@@ -34,8 +34,8 @@
 #define METRICS_RETRY_S 5.0
 /*
  * An interface that resolved but could not be attached (another XDP program holds it, the driver
- * refuses the mode, the link is not ready) is attached again after ATTACH_RETRY_FIRST_S, the delay
- * doubling up to ATTACH_RETRY_MAX_S. 5 s: what blocks an attach at boot (a link still being set
+ * refuses the mode, the link is not ready), or programs that could not be loaded (bpffs not there
+ * yet), are tried again after ATTACH_RETRY_FIRST_S, the delay doubling up to ATTACH_RETRY_MAX_S. 5 s: what blocks an attach at boot (a link still being set
  * up, a tool that swaps its own program) clears within seconds, and an attempt costs a few
  * syscalls. 5 min: an operator's program that stays costs 12 quiet attempts an hour, and the guard
  * is back at most 5 min after it goes. Releasing a program's BPF link sends no netlink event, so
@@ -316,8 +316,9 @@ static void bpf_failed(struct dp_daemon *d, const char *what, const char *msg)
 	if (strcmp(why, d->bpf_error))
 		dp_log("error", "bpf_degraded",
 		       "%s; running without (new) programs: the ruleset stays in force, pinned links of an earlier start "
-		       "keep theirs; retried on reload, SIGHUP and link changes",
-		       why);
+		       "keep theirs; retried after %.0f s, the delay doubling up to %.0f s, and at once on reload, SIGHUP "
+		       "and link changes (logged again only when the reason changes)",
+		       why, ATTACH_RETRY_FIRST_S, ATTACH_RETRY_MAX_S);
 	pthread_mutex_lock(&d->lock);
 	memcpy(d->bpf_error, why, sizeof(why));
 	pthread_mutex_unlock(&d->lock);
@@ -794,16 +795,27 @@ static bool file_events(int ifd, const struct dp_config *cfg)
 }
 
 /*
- * The attach retry timer (see ATTACH_RETRY_FIRST_S): while an interface that resolved runs none of
- * our programs, attaches it again when d->attach_due has come (the others are left as they are),
- * then doubles the delay up to ATTACH_RETRY_MAX_S; once every interface runs ours, or there are
- * no programs, the timer stops and the delay starts over.
+ * What the retry timer has to do: true while an interface that resolved runs none of our programs,
+ * or while the programs themselves are not loaded although the tables are (bpffs mounted late,
+ * a verifier or capability problem).
+ */
+static bool retry_needed(const struct dp_daemon *d)
+{
+	return d->inst.wan ? some_unattached(d, d->res, d->cfg.n_ifaces) : d->src_fingerprint != NULL;
+}
+
+/*
+ * The retry timer (see ATTACH_RETRY_FIRST_S): while retry_needed, when d->attach_due has come,
+ * attaches the interfaces that run none of our programs again (the others are left as they are),
+ * or loads and attaches the programs when they are not loaded, then doubles the delay up to
+ * ATTACH_RETRY_MAX_S; once nothing is left to do, the timer stops and the delay starts over.
  */
 static void attach_retry(struct dp_daemon *d, double now)
 {
 	static struct dp_iface_attach st[DP_MAX_IFACES];
+	bool attached = true;
 
-	if (!d->inst.wan || !some_unattached(d, d->res, d->cfg.n_ifaces)) {
+	if (!retry_needed(d)) {
 		d->attach_due = -1;
 		d->attach_backoff = ATTACH_RETRY_FIRST_S;
 		return;
@@ -814,14 +826,20 @@ static void attach_retry(struct dp_daemon *d, double now)
 	}
 	if (now < d->attach_due)
 		return;
-	memcpy(st, d->att, sizeof(st));
-	dp_instance_reattach(&d->inst, &d->cfg, d->res, st);
-	attach_log(d, &d->cfg, d->res, st, "retry timer");
-	pthread_mutex_lock(&d->lock);
-	memcpy(d->att, st, sizeof(st));
-	pthread_mutex_unlock(&d->lock);
+	if (d->inst.wan) {
+		memcpy(st, d->att, sizeof(st));
+		dp_instance_reattach(&d->inst, &d->cfg, d->res, st);
+		attach_log(d, &d->cfg, d->res, st, "retry timer");
+	} else {
+		attached = bpf_bring_up(d, &d->cfg, &d->src, d->res, st);
+	}
+	if (attached) {
+		pthread_mutex_lock(&d->lock);
+		memcpy(d->att, st, sizeof(st));
+		pthread_mutex_unlock(&d->lock);
+	}
 	d->attach_backoff = d->attach_backoff * 2 < ATTACH_RETRY_MAX_S ? d->attach_backoff * 2 : ATTACH_RETRY_MAX_S;
-	d->attach_due = some_unattached(d, d->res, d->cfg.n_ifaces) ? now + d->attach_backoff : -1;
+	d->attach_due = retry_needed(d) ? now + d->attach_backoff : -1;
 }
 
 /*

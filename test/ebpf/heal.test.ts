@@ -10,7 +10,9 @@
  *   source delivered while a probe sends them in a loop across the restart, keeps the dynamic blocklist's entry
  *   (its tables are pinned and reused, DESIGN decision 11 and dataplane.h) and reports ok;
  * - a reload that loads new programs (another [ratelimit] slots) moves the dynamic block with them, again with no
- *   blocked frame delivered while the links switch.
+ *   blocked frame delivered while the links switch;
+ * - programs that could not be loaded at the start (bpffs mounted only later) are loaded by the same timer, with no
+ *   SIGHUP.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
@@ -43,7 +45,7 @@ import {
 
 const t = tier("ebpf-heal", {
   root: true,
-  commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "nft", "setpriv", "/usr/bin/python3"],
+  commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "nft", "setpriv", "/usr/bin/python3", "mount", "umount"],
 });
 
 const ID = process.pid % 100000;
@@ -215,8 +217,13 @@ duration = 1h
     chmodSync(join(dir, "block"), 0o777);
   }, 600_000);
 
+  const lateBpffs = () => join(dir, "late-bpffs");
+
   afterAll(async () => {
     await stopProcess(loader);
+    // the links pinned there go before the mount does
+    rmSync(join(lateBpffs(), "pins"), { recursive: true, force: true });
+    spawnSync("umount", [lateBpffs()]);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     for (const ns of Object.values(NS)) spawnSync("ip", ["netns", "del", ns]);
     rmSync(PIN, { recursive: true, force: true });
@@ -380,5 +387,35 @@ duration = 1h
     expect(d[CLEAN].distinct).toBe(4000);
     expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
     expect(health()!.body.status).toBe("ok");
+  }, 60_000);
+
+  it("loads the programs by itself once a bpffs that was missing at the start is mounted (no SIGHUP)", async () => {
+    await stopProcess(loader);
+    rmSync(PIN, { recursive: true, force: true }); // our links go: the WAN runs nothing
+    expect(guardProg()).toBeUndefined();
+    mkdirSync(lateBpffs());
+    replaceFile(
+      conf,
+      readFileSync(conf, "utf8").replace(`pin_root = ${PIN}`, `pin_root = ${join(lateBpffs(), "pins")}`),
+    );
+    const from = log.length;
+    await start();
+    const h = health()!;
+    expect(h.code).toBe(503);
+    expect(h.body.reasons.map((r) => r.reason)).toEqual(["bpf"]);
+    expect(h.body.reasons[0].message).toMatch(/is not on a bpf filesystem/);
+    expect(h.body.ruleset).toBe("applied");
+    const mounted = performance.now();
+    expect(spawnSync("mount", ["-t", "bpf", "bpf", lateBpffs()]).status).toBe(0);
+    await waitFor("the programs", () => health()?.body.status === "ok", (FIRST_RETRY_S + 4) * 1000, 100);
+    console.log(`programs loaded ${((performance.now() - mounted) / 1000).toFixed(2)} s after the bpffs was mounted`);
+    await waitFor("the recovery in the log", () =>
+      jsonLines<LogLine>(log.slice(from)).some((e) => e.event === "bpf_recovered"),
+    );
+    expect(jsonLines<LogLine>(log.slice(from)).filter((e) => e.event === "sighup")).toEqual([]);
+    expect(guardProg()).toBeDefined();
+    const d = await delivered([CLEAN, BLOCKED], 100, 1000);
+    expect(d[CLEAN].distinct).toBe(100);
+    expect(d[BLOCKED].received).toBe(0);
   }, 60_000);
 });
