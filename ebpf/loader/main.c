@@ -2,8 +2,9 @@
 /*
  * router-dataplane: loads the WAN guard (XDP) and segment QoS (tcx) programs, builds their tables
  * from the configured files and feeds, keeps them up to date (SIGHUP, file changes, feed
- * refreshes), follows the links (Talos aliases, renames, late links), runs the multi-WAN
- * failover, loads the router's nftables table, and serves Prometheus metrics.
+ * refreshes), follows the links (Talos aliases, renames, late links), retries what could not be
+ * loaded or attached on a timer, runs the multi-WAN failover, loads the router's nftables table,
+ * and serves Prometheus metrics.
  *
  *   router-dataplane --config FILE [--pin-root DIR] [--once] [--check]
  */
