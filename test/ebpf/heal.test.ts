@@ -328,6 +328,8 @@ duration = 1h
     await waitFor("the dynamic block", () => metric("router_dataplane_dynamic_block_entries") === 1);
     const progBefore = guardProg();
     expect(progBefore).toBeDefined();
+    const drops = (reason: string) => metric(`router_dataplane_drop_packets_total{reason="${reason}"}`);
+    const dropsBefore = { blocklist: drops("blocklist"), dynamic: drops("dynamic") };
     const from = log.length;
     let killed = 0;
     let restarted = 0;
@@ -357,6 +359,9 @@ duration = 1h
     expect(after.some((e) => e.msg === "1 blocked sources taken over from the previous programs")).toBe(true);
     expect(guardProg()).not.toBe(progBefore);
     expect(metric("router_dataplane_dynamic_block_entries")).toBe(1);
+    // the counters are pinned and reused too: every drop across the restart is in them, nothing went back
+    expect(drops("blocklist")).toBeGreaterThanOrEqual(dropsBefore.blocklist + 6000);
+    expect(drops("dynamic")).toBeGreaterThanOrEqual(dropsBefore.dynamic + 6000);
     const h = health()!;
     expect(h.code).toBe(200);
     expect(h.body.status).toBe("ok");
