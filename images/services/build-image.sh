@@ -32,12 +32,12 @@ chmod 1777 "$root/tmp"
 
 for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
 install -D -m 0755 "$here/frr-start" "$root/usr/local/bin/frr-start"
-# The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts).
+# The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts), on PATH.
 mkdir -p "$stage/probe"
 gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/dhcp4-probe" "$here/dhcp4-probe.c"
-install -D -m 0755 "$stage/probe/dhcp4-probe" "$root/usr/local/bin/dhcp4-probe"
-# The probe and start scripts need a shell and a few tools: busybox provides them.
-for tool in sh cat grep kill printf mkdir cp test; do ln -sf busybox "$root/usr/bin/$tool"; done
+install -D -m 0755 "$stage/probe/dhcp4-probe" "$root/usr/bin/dhcp4-probe"
+# The probe and start scripts (and the segment probe) need a shell and a few tools: busybox provides them.
+for tool in sh cat grep kill printf mkdir cp test sed tr; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Kea loads its hook and FRR its module directory at run time; both come from the packages.
 for dir in /usr/lib/x86_64-linux-gnu/kea /usr/lib/x86_64-linux-gnu/frr; do
