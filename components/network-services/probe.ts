@@ -76,7 +76,7 @@ export function segmentProbeScript(probes: SegmentProbe[]): string {
     "  seg=$1 link=$2 v4=$3 v6=$4",
     '  if [ -n "$v4" ]; then',
     '    if out=$(dhcp4-probe "$link" "$v4" "$DHCP_MS" 2>&1); then echo "ok segment $seg: DHCPv4 on $link: $out"',
-    "    else echo \"FAIL segment $seg: DHCPv4 on $link: $(echo \"$out\" | tr '\\n' ' ')\"; bad=1; fi",
+    "    else echo \"FAIL segment $seg: DHCPv4 on $link: $(echo \"$out\" | tr '\\n' ' ' | sed 's/ *$//')\"; bad=1; fi",
     "  fi",
     '  if [ -n "$v6" ]; then',
     '    out=$(rdisc6 -1 -w "$RA_MS" -r 2 "$link" 2>&1)',
