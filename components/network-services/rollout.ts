@@ -8,7 +8,13 @@
  * The host's configuration is confirmed before the services change (their resources depend on the node's apply),
  * so a rollback must not bring back service for a subnet the node no longer has: a Kea revision that serves such a
  * subnet is rolled back without it (that segment gets no DHCP until the next good update, and the message says
- * so), and a radvd revision that announces such a prefix is not rolled back at all. Pure: plain text.
+ * so), and a radvd revision that announces such a prefix is not rolled back at all.
+ *
+ * With a probe (ProbeStep), a rollout that became available must also answer: the segments the change touched are
+ * probed from the node's side by a short-lived host-network pod (probe.ts); a segment that does not answer fails
+ * the update naming it, and Kea or radvd is rolled back as above when its revision changed since the segment last
+ * answered. What answered is kept in the PROBE_STATE ConfigMap (fingerprints and revisions, nothing secret), which
+ * is how a later run knows what the change touched. Pure: plain text.
  */
 import { q, shellHelpers } from "../talos-node/scripts";
 import { DAEMON_LABEL } from "./k8s";
