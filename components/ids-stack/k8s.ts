@@ -78,10 +78,14 @@ function suricata(name: string, image: string, run: string, mode: string[], caps
 
 /**
  * The metrics agent (images/ids/router-ids-metrics): counts the alerts and reads the stats each Suricata process
- * writes to its socket, for the node exporter's textfile collector. Root without capabilities: the textfile
- * directory is root's (the node exporter's other writers run as root too); it mounts nothing else.
+ * writes to its socket, for the node exporter's textfile collector; with inline pairs, also the kernel's table of
+ * the inline queues (whether Suricata listens on each — without it the bypass flag passes their packets
+ * uninspected — and what the kernel dropped there), which the host network's /proc shows to anyone. Root without
+ * capabilities: the textfile directory is root's (the node exporter's other writers run as root too); it mounts
+ * nothing else.
  */
-function metricsAgent(image: string, runs: string[]): IContainer {
+function metricsAgent(image: string, ids: IdsPlan, runs: string[]): IContainer {
+  const [first, last] = ids.queues;
   return {
     name: "metrics",
     image,
@@ -89,6 +93,7 @@ function metricsAgent(image: string, runs: string[]): IContainer {
       "router-ids-metrics",
       ...runs.flatMap((r) => ["--socket", `${r}=${metricsSocket(P, r)}`]),
       ...["--out", `${TEXTFILE_DIR}/ids.prom`, "--interval", "10"],
+      ...(ids.pairs.length ? ["--nfqueue", `${first}-${last}`] : []),
     ],
     securityContext: {
       runAsUser: 0,
@@ -250,7 +255,7 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
     ...(ids.pairs.length
       ? [suricata("suricata-ips", image, "ips", queues, ["NET_ADMIN", "SYS_NICE", "IPC_LOCK"], ids.ship)]
       : []),
-    ...(ids.ship ? [metricsAgent(image, runs)] : []),
+    ...(ids.ship ? [metricsAgent(image, ids, runs)] : []),
     updater(image, ids),
     ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),
     ...zeekContainers(ids, P),
