@@ -39,7 +39,10 @@ function section(site: Site, ids: IdsPlan): string {
     out.push(
       `Inline (IPS): ${ids.pairs.map((p) => `${p.from} → ${p.to}`).join(", ")} — every packet the zone policy accepts ` +
         `goes to NFQUEUE ${first === last ? first : `${first}–${last}`} (by flow hash) with bypass: **while Suricata ` +
-        "is down these connections flow uninspected**; drop rules stop them inline while it runs.",
+        "is down these connections flow uninspected**" +
+        (ids.ship ? " (alert IdsInlineBypassed, from the kernel's queue table)" : "") +
+        "; drop rules stop them inline while it runs. A queue Suricata cannot keep up with drops its overflow " +
+        `rather than pass it uninspected (no fail-open)${ids.ship ? ", counted (alert IdsQueueDrops)" : ""}.`,
       "",
     );
   out.push(

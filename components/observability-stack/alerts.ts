@@ -272,7 +272,8 @@ function inlineRules(): AlertRule[] {
       severity: "warning",
       summary: "The IDS metrics agent cannot read the kernel's inline queue table",
       description: "Whether Suricata listens on the inline queues is unknown, so a bypass would not be alerted.",
-      runbook: "kubectl -n router-system logs ds/router-ids -c metrics; the agent reads /proc/net/netfilter/nfnetlink_queue.",
+      runbook:
+        "kubectl -n router-system logs ds/router-ids -c metrics; the agent reads /proc/net/netfilter/nfnetlink_queue.",
     },
   ];
 }
