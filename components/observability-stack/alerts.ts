@@ -258,6 +258,7 @@ function inlineRules(): AlertRule[] {
     {
       alert: "IdsQueueDrops",
       expr: "sum by (queue, reason) (increase(router_ids_queue_dropped_total[5m])) > 0",
+      for: "0s",
       severity: "warning",
       summary: "Inline queue {{ $labels.queue }} dropped {{ $value | humanize }} packets ({{ $labels.reason }})",
       description:

@@ -37,7 +37,6 @@ const t = tier("ids inline bypass", {
 
 const TAG = `idsbyp${process.pid}`;
 const NS = { client: `${TAG}-c`, router: `${TAG}-r`, server: `${TAG}-s` };
-const CLIENT = "10.98.1.2";
 const SERVER = "10.98.2.2";
 const AGENT = join(ROOT, "images/ids/router-ids-metrics");
 /** UDP datagrams to port 9 of argv[1], as fast as the client sends them. */
