@@ -6,13 +6,16 @@
 import type { Site } from "../site/schema";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
 import type { IdsPlan } from "./plan";
+import { EVE_MAX_BYTES } from "./k8s";
 
 /** Where the events go: the observability stack's log store and TSDB, or nowhere but the router's disk. */
 function events(site: Site, ids: IdsPlan): string {
   if (!ids.ship)
     return (
       "Events: **not shipped** — the site has no observability stack (router:observability.enabled is false); " +
-      "Suricata's EVE stays in its log files on the router and no alert metrics exist."
+      `Suricata's EVE stays in its log files on the router (eve.json, rotated past ${EVE_MAX_BYTES / 2 ** 20} MiB: ` +
+      "two files per process) " +
+      "and no alert metrics exist."
     );
   return (
     "Events: Suricata's alerts, flows, DNS, TLS, HTTP, SSH, anomalies and inline drops (EVE JSON, each with its " +
