@@ -11,7 +11,7 @@
  *   (the rendered configuration does not fail open: with fail-open the kernel passes those packets uninspected
  *   and counts nothing — net/netfilter/nfnetlink_queue.c, __nfqnl_enqueue_packet).
  * - Suricata stopped: traffic still crosses (the rule's bypass flag, as documented), and every queue is reported
- *   without a listener — what alert IdsInlineBypassed fires on (test/observability/rules.test.ts).
+ *   without a listener, and the site's rendered IdsInlineBypassed rule fires on the agent's file (promtool).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
@@ -28,11 +28,23 @@ import { ipsIptables } from "../../components/ids-stack/queue";
 import { renderIdsObjects } from "../../components/ids-stack/k8s";
 import { ROUTER_IDS_PATHS, renderLocalRules, suricataFiles, type IdsPaths } from "../../components/ids-stack/suricata";
 import { TEXTFILE_DIR } from "../../components/observability-stack/k8s";
+import { renderRuleFile } from "../../components/observability-stack/alerts";
 import { idsPathsUnder } from "./lib/paths";
+import { parse, stringify } from "yaml";
 
 const t = tier("ids inline bypass", {
   root: true,
-  commands: ["ip", "nsenter", "nft", "iptables-restore", "suricata", "busybox", "/usr/bin/python3", "sysctl"],
+  commands: [
+    "ip",
+    "nsenter",
+    "nft",
+    "iptables-restore",
+    "suricata",
+    "busybox",
+    "/usr/bin/python3",
+    "sysctl",
+    "promtool",
+  ],
 });
 
 const TAG = `idsbyp${process.pid}`;
@@ -212,5 +224,39 @@ describe.skipIf(!t.ok)("the inline queue without Suricata's verdicts", () => {
     expect(m.get("router_ids_queue_table_readable")).toBe(1);
     const r = ping();
     expect(r.status, `bypass: ${r.stdout}${r.stderr}`).toBe(0);
+    // The agent's file as it is now, held for two minutes, fires the site's rendered IdsInlineBypassed for every
+    // queue (the rule and the agent agree on the metric's name and labels).
+    const result = bypassAlerts(readFileSync(prom(), "utf8"));
+    expect(result.status, result.stdout + result.stderr).toBe(0);
   }, 30_000);
+
+  /** `promtool test rules`: the rendered rules on the samples of a metrics file, each held for 2 minutes. */
+  function bypassAlerts(text: string) {
+    const doc = parse(renderRuleFile(site, plan)) as { groups: { rules: Record<string, unknown>[] }[] };
+    for (const g of doc.groups) for (const rule of g.rules) delete rule.annotations;
+    writeFileSync(join(work, "rules.yml"), stringify(doc));
+    const series = text
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => ({ series: l.slice(0, l.lastIndexOf(" ")), values: `${l.slice(l.lastIndexOf(" ") + 1)}x8` }));
+    const tests = {
+      rule_files: ["rules.yml"],
+      evaluation_interval: "15s",
+      tests: [
+        {
+          interval: "15s",
+          input_series: series,
+          alert_rule_test: [
+            {
+              eval_time: "2m",
+              alertname: "IdsInlineBypassed",
+              exp_alerts: queues.map((q) => ({ exp_labels: { severity: "critical", queue: String(q) } })),
+            },
+          ],
+        },
+      ],
+    };
+    writeFileSync(join(work, "tests.yml"), stringify(tests));
+    return spawnSync("promtool", ["test", "rules", join(work, "tests.yml")], { encoding: "utf8", cwd: work });
+  }
 });
