@@ -7,13 +7,13 @@
  * structured record found by its community ID (computed here from the alert's flow by the published algorithm,
  * not by Suricata) and its sid, and the agent's metrics file — what the node exporter serves — must count it and
  * the packets Suricata decoded, and pass `promtool check metrics`. Then the collector restarts under a Suricata that
- * keeps running (reading a directory of captures, `--pcap-file-continuous`): Suricata's connected socket now has no
+ * keeps running (live, AF_PACKET on a link the sample is replayed into): Suricata's connected socket now has no
  * reader, its next send fails, and it reconnects to the collector's new socket at once and sends again
  * (util-logopenfile.c: SCLogFileWriteSocket, SCLogUnixSocketReconnect), so an alert after the restart is in the
  * store again.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
@@ -57,6 +57,18 @@ const t = tier("ids event pipeline", {
 const ID = `${process.pid % 100000}`;
 const NS = `idsev${ID}-rtr`;
 const SAMPLE = SAMPLES.find((s) => s.name === "JNDI lookup in HTTP")!;
+/** Sends the frames of a pcap file (argv[2]) out of a link (argv[1]), in order. */
+const REPLAY = [
+  "import socket, struct, sys",
+  "data = open(sys.argv[2], 'rb').read()",
+  "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+  "s.bind((sys.argv[1], 0))",
+  "i = 24",
+  "while i < len(data):",
+  "    n = struct.unpack_from('<I', data, i + 8)[0]",
+  "    s.send(data[i + 16 : i + 16 + n])",
+  "    i += 16 + n",
+].join("\n");
 
 describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metrics, with the real daemons", () => {
   const { site, plan, policy } = devSite();
@@ -269,15 +281,20 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
   }, 60_000);
 
   it("stores Suricata's alerts again after the collector restarts, Suricata running throughout", async () => {
-    const dir = join(work, "captures");
+    // Suricata live on a veth of the router namespace (live, as on the router: its socket sends do not wait),
+    // the sample's frames sent into the veth's peer
+    const [link, peer] = [`ev${ID}a`, `ev${ID}b`];
+    inNs(["ip", "link", "add", link, "type", "veth", "peer", "name", peer]);
+    for (const l of [link, peer]) inNs(["ip", "link", "set", l, "up"]);
     const logDir = join(paths.logs, "live");
-    for (const d of [dir, logDir]) mkdirSync(d, { recursive: true });
-    /** A JNDI lookup from its own source port into the directory Suricata watches (complete, by rename). */
-    const capture = (port: number) => {
+    mkdirSync(logDir, { recursive: true });
+    /** A JNDI lookup from its own source port, replayed into the link; its community ID. */
+    const replay = (port: number) => {
       const c = new Capture();
       jndiLookup(c, port);
-      c.write(join(work, `jndi-${port}.pcap`));
-      renameSync(join(work, `jndi-${port}.pcap`), join(dir, `jndi-${port}.pcap`));
+      const pcap = join(work, `jndi-${port}.pcap`);
+      c.write(pcap);
+      inNs(["/usr/bin/python3", "-c", REPLAY, peer, pcap]);
       return communityId(ATTACKER, port, SERVER, 80, 6);
     };
     const stored = (cid: string, what: string) =>
@@ -287,18 +304,35 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
         10_000,
         200,
       );
-    const args = ["-r", dir, "--pcap-file-continuous", "-c", join(paths.config, "suricata.yaml"), "-l", logDir];
-    daemons.start(
-      "suricata-continuous",
+    const suricata = daemons.start(
+      "suricata-live",
       [
-        "suricata",
-        ...[...args, "-k", "none", "--set", "outputs.1.eve-log.enabled=no"],
-        // a capture is read as soon as it is there (1 s after it last changed; the default waits 30 s)
-        ...["--set", "pcap-file.delay=1", "--set", "pcap-file.poll-interval=1"],
+        ...["ip", "netns", "exec", NS, "suricata", "-c", join(paths.config, "suricata.yaml")],
+        // the rendered settings of the first watched link, on the test's link
+        ...[
+          `--af-packet=${link}`,
+          "--set",
+          `af-packet.0.interface=${link}`,
+          "-l",
+          logDir,
+          "-k",
+          "none",
+          "--set",
+          "outputs.1.eve-log.enabled=no",
+        ],
       ],
-      join(work, "suricata-continuous.log"),
+      join(work, "suricata-live.log"),
     );
-    await stored(capture(46_001), "before the restart");
+    await waitFor(
+      `Suricata's engine\n${logs()}`,
+      () => {
+        if (suricata.exited) throw new Error(`Suricata exited:\n${suricata.log().slice(-3000)}`);
+        return suricata.log().includes("Engine started");
+      },
+      90_000,
+      200,
+    );
+    await stored(replay(46_001), "before the restart");
 
     // Whether anything is bound to the collector's socket (a datagram connect, sending nothing).
     const socket = join(paths.events!, "eve.sock");
@@ -313,6 +347,6 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
     expect(bound(), "no reader on the collector's socket while it is stopped").toBe(false);
     restarts.get("syslog-ng")!();
     await waitFor(`the restarted collector's socket\n${logs()}`, bound, 20_000, 100);
-    await stored(capture(46_002), "after the restart");
+    await stored(replay(46_002), "after the restart");
   }, 90_000);
 });
