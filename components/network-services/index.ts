@@ -14,7 +14,7 @@ import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { DAEMON_LABEL, daemonNames, renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
 import { rolloutGateScript } from "./rollout";
-import { segmentProbes } from "./probe";
+import { segmentProbes, servicesProbeStep } from "./probe";
 import { renderServicesSummary } from "./summary";
 import { renderServicesFacts } from "./review";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
@@ -123,7 +123,7 @@ export class NetworkServices extends pulumi.ComponentResource {
             daemons: daemonNames(site, plan, policy),
             subnets: plan.segments.flatMap(segmentPrefixes),
             timeout: durationSeconds(site.node.healthTimeout),
-            probe: { image, segments: probes },
+            probe: servicesProbeStep(image, probes),
           }),
         ),
         // Any change of a DaemonSet or its configuration, or of a segment the daemons serve, re-runs the gate.

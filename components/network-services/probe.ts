@@ -12,6 +12,7 @@ import type { Site } from "../site/schema";
 import type { SegmentPlan, SitePlan } from "../site/plan";
 import { radvdInterface } from "../vlan-segment/services";
 import { q } from "../talos-node/scripts";
+import { PROBE_STATE, type ProbeStep } from "./rollout";
 
 /** What one segment must answer, and which daemons answer it. */
 export interface SegmentProbe {
@@ -94,4 +95,22 @@ export function segmentProbeScript(probes: SegmentProbe[]): string {
     "done",
     'exit "$bad"',
   ].join("\n");
+}
+
+/** The rollout gate's probe step of the network services: this script in the services image, with NET_RAW. */
+export function servicesProbeStep(image: string, probes: SegmentProbe[]): ProbeStep {
+  return {
+    image,
+    name: "segment-probe",
+    state: PROBE_STATE,
+    subject: "services",
+    script: segmentProbeScript(probes),
+    segments: probes.map((p) => ({ segment: p.segment, fingerprint: p.fingerprint, daemons: probeDaemons(p) })),
+    segmentMs: DHCP_MS + 2 * RA_MS,
+    capabilities: ["NET_RAW"],
+    blame: [
+      { daemon: "kea-dhcp4", pattern: "DHCPv4 " },
+      { daemon: "radvd", pattern: "RA " },
+    ],
+  };
 }

@@ -11,15 +11,16 @@
  * so), and a radvd revision that announces such a prefix is not rolled back at all.
  *
  * With a probe (ProbeStep), a rollout that became available must also answer: the segments the change touched are
- * probed from the node's side by a short-lived host-network pod (probe.ts); a segment that does not answer fails
- * the update naming it, and Kea or radvd is rolled back as above when its revision changed since the segment last
- * answered. What answered is kept in the PROBE_STATE ConfigMap (fingerprints and revisions, nothing secret), which
- * is how a later run knows what the change touched. Pure: plain text.
+ * probed from the node's side by a short-lived host-network pod running the probe's script (the services' DHCPv4
+ * and RA probe, probe.ts; the DNS stack's, components/dns-stack/probe.ts); a segment that does not answer fails
+ * the update naming it, and each daemon its failure implicates (Kea or radvd; the DNS daemons) is rolled back as
+ * above when its revision changed since the segment last answered. What answered is kept in the probe's state
+ * ConfigMap (fingerprints and revisions, nothing secret), which is how a later run knows what the change touched.
+ * Pure: plain text.
  */
 import { q, shellHelpers } from "../talos-node/scripts";
 import { DAEMON_LABEL } from "./k8s";
 import { LABELS } from "../daemonset";
-import { DHCP_MS, RA_MS, probeDaemons, segmentProbeScript, type SegmentProbe } from "./probe";
 
 export interface RolloutGate {
   /** Namespace of the DaemonSets. */
@@ -37,22 +38,50 @@ export interface RolloutGate {
 }
 
 export interface ProbeStep {
-  /** The services image the probe pod runs (pinned by digest): it carries dhcp4-probe and rdisc6. */
+  /** The image the probe pod runs (pinned by digest): it carries the probe script's tools. */
   image: string;
-  /** The probes of every segment a daemon serves (probe.ts segmentProbes). */
-  segments: SegmentProbe[];
+  /** Name of the probe pod (with a timestamp appended) and its app label, e.g. `segment-probe`. */
+  name: string;
+  /** The ConfigMap that remembers what last answered: each segment's fingerprint and each daemon's revision. */
+  state: string;
+  /** What rolled out, for messages (`services`, `DNS daemons`). */
+  subject: string;
+  /** The probe script (POSIX sh): its arguments are the segments to probe; `FAIL segment NAME: …` lines, exit 1. */
+  script: string;
+  /** Every segment the probe can check. */
+  segments: ProbedSegment[];
+  /** Longest time the script takes for one segment, in ms (the pod's deadline follows from it). */
+  segmentMs: number;
+  /** Capabilities the probe needs beyond none (NET_RAW for raw DHCP and ICMPv6 sockets). */
+  capabilities: string[];
+  /**
+   * Which daemons a failure implicates: each daemon with an extended regular expression matched against what
+   * follows `FAIL segment NAME: ` (e.g. `DHCPv4 ` for kea-dhcp4). An implicated daemon whose revision changed since
+   * the segment last answered is rolled back.
+   */
+  blame: { daemon: string; pattern: string }[];
 }
 
-/** The ConfigMap that remembers what last answered: each segment's fingerprint and each daemon's revision. */
+/** One segment a probe can check. */
+export interface ProbedSegment {
+  /** The segment's name (router:segments[].name): the script's argument and what messages name. */
+  segment: string;
+  /** SHA-256 of what the daemons were told about the segment: a change of it touches the segment. */
+  fingerprint: string;
+  /** The daemons whose answers the probe checks there (a new revision of one touches the segment). */
+  daemons: string[];
+}
+
+/** The services' probe state (kept under this name so a node's earlier record stays valid). */
 export const PROBE_STATE = "segment-probe-state";
 
-/** The probe pod: host network, the probe script with the touched segments as arguments, only NET_RAW. */
+/** The probe pod: host network, the probe script with the touched segments as arguments, only the probe's capabilities. */
 function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
-  const seconds = Math.ceil((p.segments.length * (DHCP_MS + 2 * RA_MS)) / 1000) + 30;
+  const seconds = Math.ceil((p.segments.length * p.segmentMs) / 1000) + 30;
   return {
     apiVersion: "v1",
     kind: "Pod",
-    metadata: { namespace: g.namespace, labels: { ...LABELS, "app.kubernetes.io/name": "segment-probe" } },
+    metadata: { namespace: g.namespace, labels: { ...LABELS, "app.kubernetes.io/name": p.name } },
     spec: {
       hostNetwork: true,
       restartPolicy: "Never",
@@ -63,8 +92,11 @@ function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
         {
           name: "probe",
           image: p.image,
-          command: ["/bin/sh", "-c", segmentProbeScript(p.segments), "segment-probe"],
-          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["NET_RAW"] } },
+          command: ["/bin/sh", "-c", p.script, p.name],
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ["ALL"], ...(p.capabilities.length ? { add: p.capabilities } : {}) },
+          },
           resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "200m", memory: "32Mi" } },
         },
       ],
@@ -75,8 +107,8 @@ function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
 /**
  * probe_segments: finds the segments this change touched (a fingerprint or a serving daemon's revision differs from
  * what last answered; every segment when nothing did yet), runs the probe pod for them, and on success records
- * what answered. On failure sets $probe_failed to the FAIL lines and rolls back each implicated daemon (Kea for
- * DHCPv4, radvd for RA) whose revision changed since it last answered.
+ * what answered. On failure sets $probe_failed to the FAIL lines and rolls back each daemon a FAIL line implicates
+ * (PROBE_BLAME) whose revision changed since it last answered.
  */
 const PROBE_SEGMENTS = [
   "probe_segments() {",
@@ -87,9 +119,9 @@ const PROBE_SEGMENTS = [
   '    cur=$(jq -c --arg d "$d" --arg r "$(current_revision "$d")" \'.[$d] = $r\' <<<"$cur")',
   "  done",
   '  touched=$(jq -r --argjson st "$state" --argjson cur "$cur" \'[.[] | select(($st.segments // {})[.segment] != .fingerprint or any(.daemons[]; ($st.daemons // {})[.] != $cur[.])) | .segment] | join(" ")\' <<<"$PROBES")',
-  '  if [ -z "$touched" ]; then log "no segment\'s services changed since they last answered: nothing to probe"; return 0; fi',
+  '  if [ -z "$touched" ]; then log "no segment\'s $PROBE_SUBJECT changed since they last answered: nothing to probe"; return 0; fi',
   '  log "probing the segments this change touched: $touched"',
-  '  name="segment-probe-$(now_ms)"',
+  '  name="$PROBE_NAME-$(now_ms)"',
   '  if ! out=$(api POST "/api/v1/namespaces/$NS/pods" "$(jq -c --arg n "$name" --arg s "$touched" \'.metadata.name = $n | .spec.containers[0].args = ($s | split(" "))\' <<<"$PROBE_POD")" 2>&1); then',
   '    probe_failed="the probe pod could not be created: $out"; return 1',
   "  fi",
@@ -113,14 +145,15 @@ const PROBE_SEGMENTS = [
   '  probe_failed=$(grep "^FAIL " <<<"$out" | sed "s/^FAIL //" | paste -sd ";" | sed "s/;/; /g")',
   '  if [ -z "$probe_failed" ] && [ "$phase" = Failed ]; then probe_failed="the probe pod failed without naming a segment ($(tail -n 3 <<<"$out" | paste -sd " "))"; fi',
   '  [ -n "$probe_failed" ] || probe_failed="the probe pod did not finish within ${PROBE_S}s (it is $phase)"',
-  "  for d in kea-dhcp4 radvd; do",
-  '    case "$d" in kea-dhcp4) grep -q "^FAIL segment [^:]*: DHCPv4 " <<<"$out" || continue ;; radvd) grep -q "^FAIL segment [^:]*: RA " <<<"$out" || continue ;; esac',
+  "  local d pattern",
+  "  while IFS=$'\\t' read -r -u 4 d pattern; do",
+  '    grep -qE "^FAIL segment [^:]*: $pattern" <<<"$out" || continue',
   '    if [ "$(jq -r --arg d "$d" \'.[$d] // ""\' <<<"$cur")" = "$(jq -r --arg d "$d" \'(.daemons // {})[$d] // ""\' <<<"$state")" ]; then',
   '      summary="$summary; $d did not change since it last answered: not rolled back"',
   "    else",
   '      roll_back "$d" || true',
   "    fi",
-  "  done",
+  '  done 4< <(jq -r \'.[] | "\\(.daemon)\\t\\(.pattern)"\' <<<"$PROBE_BLAME")',
   "  return 1",
   "}",
 ].join("\n");
@@ -244,15 +277,18 @@ const PRUNE = [
 
 /** The probe's values and its function, for a gate that probes the segments. */
 function probeVariables(g: RolloutGate, p: ProbeStep): string[] {
-  const probes = p.segments.map((s) => ({ segment: s.segment, fingerprint: s.fingerprint, daemons: probeDaemons(s) }));
+  const probes = p.segments.map((s) => ({ segment: s.segment, fingerprint: s.fingerprint, daemons: s.daemons }));
   const pod = probePod(g, p);
   const deadline = (pod.spec as { activeDeadlineSeconds: number }).activeDeadlineSeconds;
   return [
-    `PROBE_STATE=${q(PROBE_STATE)}`,
+    `PROBE_STATE=${q(p.state)}`,
+    `PROBE_NAME=${q(p.name)}`,
+    `PROBE_SUBJECT=${q(p.subject)}`,
     `PROBE_S=${deadline}`,
     `PROBES=${q(JSON.stringify(probes))}`,
+    `PROBE_BLAME=${q(JSON.stringify(p.blame))}`,
     `PROBE_POD=${q(JSON.stringify(pod))}`,
-    `PROBE_LABELS=${q(JSON.stringify({ ...LABELS, "app.kubernetes.io/name": "segment-probe" }))}`,
+    `PROBE_LABELS=${q(JSON.stringify({ ...LABELS, "app.kubernetes.io/name": p.name }))}`,
     PROBE_SEGMENTS,
   ];
 }
@@ -285,7 +321,7 @@ export function rolloutGateScript(g: RolloutGate): string {
       ? [
           'probe_failed=""',
           "if ! probe_segments; then",
-          '  log "the services rolled out but the segments did not all answer: ${probe_failed}${summary:+. }${summary#; }. This update failed."',
+          '  log "the $PROBE_SUBJECT rolled out but the segments did not all answer: ${probe_failed}${summary:+. }${summary#; }. This update failed."',
           "  exit 1",
           "fi",
         ]

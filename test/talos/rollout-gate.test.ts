@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { PROBE_STATE, rolloutGateScript } from "../../components/network-services/rollout";
-import { segmentProbes } from "../../components/network-services/probe";
+import { segmentProbes, servicesProbeStep } from "../../components/network-services/probe";
 import { daemonNames, renderServiceObjects, type K8sObject } from "../../components/network-services/k8s";
 import { ROUTER_NAMESPACE } from "../../components/talos-node/machine-config";
 import { FakeNode } from "../helpers/fake-node";
@@ -77,7 +77,7 @@ function site(edit?: (raw: Raw) => void) {
     objects: (image: string) => renderServiceObjects(s.site, s.plan, s.policy, image),
     gate: rolloutGateScript(gate),
     /** The gate as NetworkServices runs it: with the segment probe. */
-    probed: rolloutGateScript({ ...gate, probe: { image: IMAGE, segments: probes } }),
+    probed: rolloutGateScript({ ...gate, probe: servicesProbeStep(IMAGE, probes) }),
     probes,
   };
 }
