@@ -29,6 +29,7 @@ import { DAEMON_LABEL } from "../daemonset";
 import { rolloutGateScript } from "../network-services/rollout";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import { durationSeconds } from "../site/duration";
+import { dnsProbeStep, dnsProbes } from "./probe";
 
 export interface DnsStackArgs {
   /** The validated site. */
@@ -167,21 +168,28 @@ export class DnsStack extends pulumi.ComponentResource {
         .update(JSON.stringify(renderDnsObjects(site, plan, dns, image)))
         .digest("hex"),
     );
+    const probes = dnsProbes(plan, dns);
     new command.local.Command(
       `${name}-rollout`,
       {
         interpreter: ["/bin/bash", "-c"],
         environment: pulumi.secret({ ROUTER_KUBECONFIG: args.kubeconfig }),
-        create: rolloutGateScript({
-          namespace: ROUTER_NAMESPACE,
-          daemons,
-          subnets: plan.segments.flatMap(segmentPrefixes),
-          timeout: durationSeconds(site.node.healthTimeout),
-          what: "DNS daemon",
-        }),
-        // Any change of a DaemonSet or its configuration re-runs the gate; a daemon that does not become available
-        // is rolled back to its previous revision and the update fails saying so.
-        triggers: [this.digest],
+        // Once every daemon rolled out, the segments the change touched must answer the router's own name at their
+        // gateways from the node's side (probe.ts), or the DNS daemons that changed are rolled back and the update
+        // fails naming the segment.
+        create: this.image.apply((image) =>
+          rolloutGateScript({
+            namespace: ROUTER_NAMESPACE,
+            daemons,
+            subnets: plan.segments.flatMap(segmentPrefixes),
+            timeout: durationSeconds(site.node.healthTimeout),
+            what: "DNS daemon",
+            probe: dnsProbeStep(image, probes),
+          }),
+        ),
+        // Any change of a DaemonSet or its configuration, or of a segment the stack serves, re-runs the gate; a
+        // daemon that does not become available is rolled back to its previous revision and the update fails saying so.
+        triggers: [this.digest, ...probes.map((p) => p.fingerprint)],
       },
       { parent: this, dependsOn: daemonSets },
     );

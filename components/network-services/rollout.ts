@@ -142,7 +142,8 @@ const PROBE_SEGMENTS = [
   '    log "every touched segment answered: $touched"',
   "    return 0",
   "  fi",
-  '  probe_failed=$(grep "^FAIL " <<<"$out" | sed "s/^FAIL //" | paste -sd ";" | sed "s/;/; /g")',
+  // one line, the FAIL lines joined by "; " (their own text untouched: it may hold semicolons)
+  '  probe_failed=$(grep "^FAIL " <<<"$out" | sed "s/^FAIL //" | jq -Rsr \'split("\\n") | map(select(length > 0)) | join("; ")\')',
   '  if [ -z "$probe_failed" ] && [ "$phase" = Failed ]; then probe_failed="the probe pod failed without naming a segment ($(tail -n 3 <<<"$out" | paste -sd " "))"; fi',
   '  [ -n "$probe_failed" ] || probe_failed="the probe pod did not finish within ${PROBE_S}s (it is $phase)"',
   "  local d pattern",

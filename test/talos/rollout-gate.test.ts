@@ -11,6 +11,9 @@ import { PROBE_STATE, rolloutGateScript } from "../../components/network-service
 import { segmentProbes, servicesProbeStep } from "../../components/network-services/probe";
 import { daemonNames, renderServiceObjects, type K8sObject } from "../../components/network-services/k8s";
 import { ROUTER_NAMESPACE } from "../../components/talos-node/machine-config";
+import { planDns } from "../../components/dns-stack/plan";
+import { renderDnsObjects } from "../../components/dns-stack/k8s";
+import { DNS_PROBE_STATE, dnsProbeStep, dnsProbes } from "../../components/dns-stack/probe";
 import { FakeNode } from "../helpers/fake-node";
 import { devSite, type Raw } from "../helpers/dev-site";
 import { nodeOptions, rendered } from "../helpers/lifecycle-fixtures";
@@ -20,6 +23,7 @@ import { tier } from "../helpers/tier";
 const t = tier("rollout gate", { commands: ["openssl", "jq", "curl"] });
 const IMAGE = "registry.lab:5000/router/router-services@sha256:" + "1".repeat(64);
 const BAD = "registry.lab:5000/router/router-services@sha256:" + "bad0".repeat(16);
+const DNS_IMAGE = "registry.lab:5000/router/router-dns@sha256:" + "2".repeat(64);
 
 let client: { crt: string; key: string; fingerprint: string };
 let node: FakeNode | undefined;
@@ -79,6 +83,26 @@ function site(edit?: (raw: Raw) => void) {
     /** The gate as NetworkServices runs it: with the segment probe. */
     probed: rolloutGateScript({ ...gate, probe: servicesProbeStep(IMAGE, probes) }),
     probes,
+  };
+}
+
+/** The DNS stack's objects and its gate with the DNS probe, as DnsStack runs it. */
+function dnsSite(edit?: (raw: Raw) => void) {
+  const s = devSite(edit);
+  const dns = planDns(s.site, s.plan, s.policy);
+  const objects = renderDnsObjects(s.site, s.plan, dns, DNS_IMAGE) as unknown as K8sObject[];
+  const probes = dnsProbes(s.plan, dns);
+  return {
+    objects,
+    probes,
+    gate: rolloutGateScript({
+      namespace: ROUTER_NAMESPACE,
+      daemons: objects.filter((o) => o.kind === "DaemonSet").map((o) => o.metadata.name),
+      subnets: s.plan.segments.flatMap((x) => [...(x.ipv4 ? [x.ipv4.cidr] : []), ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
+      timeout: 2,
+      what: "DNS daemon",
+      probe: dnsProbeStep(DNS_IMAGE, probes),
+    }),
   };
 }
 
@@ -321,6 +345,74 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       const next = await c.gate(edited.probed);
       expect(next.code, next.stderr).toBe(0);
       expect(next.stderr).toContain("probing the segments this change touched: iot\n");
+    });
+  });
+
+  describe("the DNS stack's gate, with the DNS probe", () => {
+    it("asks every served segment's gateways for the router's name, records what answered apart from the services, then only what a change touched", async () => {
+      const c = await cluster();
+      const v1 = dnsSite();
+      await c.apply(v1.objects);
+      const first = await c.gate(v1.gate);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stderr).toContain(
+        `probing the segments this change touched: ${v1.probes.map((p) => p.segment).join(" ")}\n`,
+      );
+      for (const p of v1.probes)
+        for (const s of p.servers)
+          expect(first.stderr).toContain(`ok segment ${p.segment}: DNS at ${s} answers ${p.name}`);
+      expect(first.stderr).toMatch(/every DNS daemon rolled out/);
+      let st = await c.state();
+      expect(st.configmaps).toContain(`${ROUTER_NAMESPACE}/${DNS_PROBE_STATE}`);
+      expect(st.configmaps).not.toContain(`${ROUTER_NAMESPACE}/${PROBE_STATE}`);
+      expect(st.requests.filter((r) => r.method === "POST" && r.path.endsWith("/pods"))).toHaveLength(1);
+      expect(st.pods).toEqual([]);
+
+      // The trusted segment's gateways stop answering and its settings change: it alone is probed, fails naming
+      // it and its addresses, and no DNS daemon changed, so none is rolled back.
+      await c.silent(["10.20.0.1", "fd12:3456:789a:20::1"]);
+      const edited = dnsSite((raw) => (raw.segments.find((x: Raw) => x.name === "trusted").description = "Renamed"));
+      await c.apply(edited.objects);
+      const run = await c.gate(edited.gate);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain("probing the segments this change touched: trusted\n");
+      expect(run.stderr).toMatch(
+        /the DNS daemons rolled out but the segments did not all answer: segment trusted: DNS at 10\.20\.0\.1: no answer for lab-rtr1\.trusted\.lab\.home\.arpa a within 1s \(;; connection timed out; no servers could be reached\); segment trusted: DNS at fd12:3456:789a:20::1: no answer for lab-rtr1\.trusted\.lab\.home\.arpa aaaa within 1s .*dns-front did not change since it last answered: not rolled back; dns-resolver did not change since it last answered: not rolled back; dns-auth did not change since it last answered: not rolled back\. This update failed\./,
+      );
+      st = await c.state();
+      expect(st.requests.filter((r) => r.method === "PATCH")).toEqual([]);
+    });
+
+    it("fails naming the segment when a new front no longer listens there, and rolls the front back to what answered", async () => {
+      const c = await cluster();
+      const v1 = dnsSite();
+      await c.apply(v1.objects);
+      expect((await c.gate(v1.gate)).code).toBe(0);
+      const before = await c.state();
+      // A dnsdist revision rendered for a site whose iot zone has no DNS: it does not listen on iot's gateways.
+      const deaf = dnsSite((raw) => {
+        raw.zones.find((z: Raw) => z.name === "iot").services = raw.zones
+          .find((z: Raw) => z.name === "iot")
+          .services.filter((x: string) => x !== "dns");
+        raw.dns.zones = raw.dns.zones.filter((z: Raw) => z.zone !== "iot");
+      });
+      await c.apply(deaf.objects.filter((o) => o.metadata.name.startsWith("dns-front")));
+      const run = await c.gate(v1.gate);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        /the DNS daemons rolled out but the segments did not all answer: segment iot: DNS at 10\.30\.0\.1: no answer for lab-rtr1\.iot\.lab\.home\.arpa a within 1s/,
+      );
+      expect(run.stderr).toMatch(
+        /dns-front rolled back to revision 1; dns-resolver did not change since it last answered: not rolled back; dns-auth did not change since it last answered: not rolled back\. This update failed\./,
+      );
+      expect(run.stderr).not.toMatch(/FAIL segment (guest|mgmt|trusted)/);
+      const after = await c.state();
+      const front = `${ROUTER_NAMESPACE}/dns-front`;
+      expect(after.daemonsets[front].spec.template).toEqual(before.daemonsets[front].spec.template);
+      expect(after.daemonsets[front].status.numberAvailable).toBe(1);
+      // The front that answered is back: the next run probes the segments again (the front's revision is new) and passes.
+      const next = await c.gate(v1.gate);
+      expect(next.code, next.stderr).toBe(0);
     });
   });
 
