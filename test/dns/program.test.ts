@@ -62,6 +62,32 @@ describe("DnsStack in the program", () => {
     expect(String(byName("lab-dns-image").inputs.create)).toMatch(/registry\.lab\.home\.arpa:5000\/router\/router-dns/);
   });
 
+  it("gates its rollout with the DNS probe: a host-network pod of the DNS image asks each served segment's gateways", () => {
+    const gate = byName("lab-dns-rollout");
+    expect(gate.inputs.environment).toBe("[secret]");
+    const create = String(gate.inputs.create);
+    expect(create).toMatch(/if ! probe_segments; then/);
+    expect(create).toMatch(/^PROBE_STATE='dns-probe-state'$/m);
+    const pod = JSON.parse(/^PROBE_POD='(.*)'$/m.exec(create)![1].replaceAll("'\\''", "'")) as {
+      spec: {
+        hostNetwork: boolean;
+        containers: { image: string; command: string[]; securityContext: { capabilities: { add?: string[] } } }[];
+      };
+    };
+    expect(pod.spec.hostNetwork).toBe(true);
+    const front = byName("lab-dns-daemonset-dns-front").inputs as {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    expect(pod.spec.containers[0].image).toBe(front.spec.template.spec.containers[0].image);
+    expect(pod.spec.containers[0].securityContext.capabilities.add).toBeUndefined();
+    const script = pod.spec.containers[0].command[2];
+    expect(script).toContain("check_dns 'trusted' 'lab-rtr1.trusted.lab.home.arpa' '10.20.0.1' 'a'");
+    expect(script).toContain("check_dns 'trusted' 'lab-rtr1.trusted.lab.home.arpa' 'fd12:3456:789a:20::1' 'aaaa'");
+    // a changed segment the stack serves re-runs the gate
+    expect((gate.inputs.triggers as unknown[]).length).toBeGreaterThan(1);
+    expect(dependsOn("lab-dns-rollout", "lab-dns-daemonset-dns-front")).toBe(true);
+  });
+
   it("makes a 256-bit TSIG key and the site's DNS CA, which signs a certificate for the encrypted zones' addresses", () => {
     expect(byName("lab-dns-tsig").inputs.length).toBe(32);
     expect(byName("lab-dns-ca").inputs).toMatchObject({
