@@ -100,6 +100,34 @@ describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot",
     expect(r.out).toMatch(/^FAIL segment servers: not a segment the router answers DNS on$/m);
   });
 
+  it("fails naming the segment, the address and what came back when the site's zone points the name elsewhere", async () => {
+    const trusted = probes.find((p) => p.segment === "trusted")!;
+    const zone = `${plan.domain}.zone`;
+    const wrong = new Map(configs);
+    const owner = trusted.name.replace(/\./g, "\\.");
+    wrong.set(
+      zone,
+      configs.get(zone)!.replace(new RegExp(`^(${owner}\\. \\d+ IN A) 10\\.20\\.0\\.1$`, "m"), "$1 10.20.0.9"),
+    );
+    expect(wrong.get(zone)).not.toBe(configs.get(zone));
+    const auth = dnsDaemons(dns, configs).find((d) => d.name === "dns-auth")!;
+    await bed.stop("dns-auth");
+    bed.startDaemon(auth, wrong, testSecrets());
+    await waitFor("Knot to serve the edited zone", () => probe(["trusted"]).out.includes("is 10.20.0.9 "), 20_000);
+    const r = probe(["trusted", "iot"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(
+      new RegExp(
+        `^FAIL segment trusted: DNS at 10\\.20\\.0\\.1: ${owner} a is 10\\.20\\.0\\.9 not 10\\.20\\.0\\.1$`,
+        "m",
+      ),
+    );
+    expect(r.out).toMatch(/^ok segment iot: DNS at 10\.30\.0\.1 /m);
+    await bed.stop("dns-auth");
+    bed.startDaemon(auth, configs, testSecrets());
+    await waitFor("Knot to serve the rendered zone", () => probe(["trusted"]).code === 0, 20_000);
+  });
+
   it("fails naming the segment and each address that did not answer once the front is stopped, within its bound", async () => {
     await bed.stop("dns-front");
     const two = probes.slice(0, 2);
