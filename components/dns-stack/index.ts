@@ -7,7 +7,9 @@
  * (images/dns), shipped like the services image. The TSIG key and the site's DNS CA are Pulumi secrets; they
  * reach the daemons only through a Kubernetes Secret, never a rendered file.
  *
- * Its host side is a ruleset contribution (host.ts dnsRuleset), registered in components/host-layers.ts.
+ * Its host side is a ruleset contribution (host.ts dnsRuleset), registered in components/host-layers.ts. Its
+ * rollout gate follows the DaemonSets and then asks each touched segment's gateways for the router's own name
+ * (probe.ts), rolling back the DNS daemons that changed when a segment does not answer.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -95,6 +97,46 @@ function certificate(parent: pulumi.Resource, name: string, plan: SitePlan, dns:
   return { caCert: ca.certPem, chain: pulumi.interpolate`${cert.certPem}${ca.certPem}`, key: key.privateKeyPem };
 }
 
+/**
+ * The rollout gate: follows the DaemonSets (a daemon that does not become available is rolled back to its previous
+ * revision and the update fails saying so), then the segments the change touched must answer the router's own
+ * name at their gateways from the node's side (probe.ts), or the DNS daemons that changed are rolled back and the
+ * update fails naming the segment. Any change of a DaemonSet or its configuration, or of a segment the stack
+ * serves, re-runs it.
+ */
+function rolloutGate(
+  parent: pulumi.Resource,
+  name: string,
+  g: DnsStackArgs & {
+    dns: DnsPlan;
+    daemons: string[];
+    image: pulumi.Output<string>;
+    digest: pulumi.Output<string>;
+    daemonSets: pulumi.Resource[];
+  },
+): command.local.Command {
+  const probes = dnsProbes(g.plan, g.dns);
+  return new command.local.Command(
+    `${name}-rollout`,
+    {
+      interpreter: ["/bin/bash", "-c"],
+      environment: pulumi.secret({ ROUTER_KUBECONFIG: g.kubeconfig }),
+      create: g.image.apply((image) =>
+        rolloutGateScript({
+          namespace: ROUTER_NAMESPACE,
+          daemons: g.daemons,
+          subnets: g.plan.segments.flatMap(segmentPrefixes),
+          timeout: durationSeconds(g.site.node.healthTimeout),
+          what: "DNS daemon",
+          probe: dnsProbeStep(image, probes),
+        }),
+      ),
+      triggers: [g.digest, ...probes.map((p) => p.fingerprint)],
+    },
+    { parent, dependsOn: g.daemonSets },
+  );
+}
+
 export class DnsStack extends pulumi.ComponentResource {
   /** The DNS image pinned by digest (undefined when no zone has DNS). */
   readonly image?: pulumi.Output<string>;
@@ -168,31 +210,7 @@ export class DnsStack extends pulumi.ComponentResource {
         .update(JSON.stringify(renderDnsObjects(site, plan, dns, image)))
         .digest("hex"),
     );
-    const probes = dnsProbes(plan, dns);
-    new command.local.Command(
-      `${name}-rollout`,
-      {
-        interpreter: ["/bin/bash", "-c"],
-        environment: pulumi.secret({ ROUTER_KUBECONFIG: args.kubeconfig }),
-        // Once every daemon rolled out, the segments the change touched must answer the router's own name at their
-        // gateways from the node's side (probe.ts), or the DNS daemons that changed are rolled back and the update
-        // fails naming the segment.
-        create: this.image.apply((image) =>
-          rolloutGateScript({
-            namespace: ROUTER_NAMESPACE,
-            daemons,
-            subnets: plan.segments.flatMap(segmentPrefixes),
-            timeout: durationSeconds(site.node.healthTimeout),
-            what: "DNS daemon",
-            probe: dnsProbeStep(image, probes),
-          }),
-        ),
-        // Any change of a DaemonSet or its configuration, or of a segment the stack serves, re-runs the gate; a
-        // daemon that does not become available is rolled back to its previous revision and the update fails saying so.
-        triggers: [this.digest, ...probes.map((p) => p.fingerprint)],
-      },
-      { parent: this, dependsOn: daemonSets },
-    );
+    rolloutGate(this, name, { ...args, dns, daemons, image: this.image, digest: this.digest, daemonSets });
     const artifacts = Object.fromEntries([...dnsConfigs(site, plan, dns)].map(([f, text]) => [`dns/${f}`, text]));
     this.registerOutputs({
       image: this.image,
