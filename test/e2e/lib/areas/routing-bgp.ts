@@ -10,7 +10,9 @@
  *   - the neighbour learns exactly the prefixes of the segments router:routing.bgp.advertise names, and nothing
  *     else (not the segment it peers on unless named, no WAN, nothing the router learned from OSPF);
  *   - the router installs the neighbour's network (protocol bgp), and each other segment's client reaches the
- *     host there exactly when the policy oracle accepts the flow and the neighbour learned a route back.
+ *     host there exactly when the policy oracle accepts the flow and the neighbour learned a route back;
+ *   - with BFD, the router drops that route within seconds once the neighbour's BFD falls silent (its BGP
+ *     keepalives still passing), long before the hold time would.
  * The node's BGP starts with these tests rather than at boot; the neighbour only speaks once the ruleset is in.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -187,6 +189,15 @@ export type ReachBehind = (
 export function bgpTests(ctx: SuiteContext, oracle: PolicyOracle, nbr: () => BgpNeighbour, reach: ReachBehind): void {
   const { seg, neighbor } = bgpPeering(ctx.site, ctx.plan)!;
   const gateway = seg.ipv4!.gateway;
+  /** Whether the router's kernel holds the neighbour's network, learned over BGP, via the neighbour. */
+  const installed = (app: Appliance) =>
+    (
+      JSON.parse(app.exec(app.router, ["ip", "-j", "route", "show", BGP_BEHIND]).stdout) as {
+        protocol?: string;
+        gateway?: string;
+        dev?: string;
+      }[]
+    ).some((x) => x.protocol === "bgp" && x.gateway === neighbor.address && x.dev === seg.link);
 
   it(`establishes an eBGP session${neighbor.bfd ? " and its BFD session" : ""} with the neighbour ${neighbor.address} on ${seg.name} through the router's input chain and Talos' ingress firewall`, async () => {
     const app = ctx.app;
@@ -242,19 +253,7 @@ export function bgpTests(ctx: SuiteContext, oracle: PolicyOracle, nbr: () => Bgp
 
   it(`installs the neighbour's network (protocol bgp); every other segment's client reaches a host there exactly as the policy oracle decides (and the neighbour has a route back)`, async () => {
     const app = ctx.app;
-    await waitFor(
-      `the router's kernel route to ${BGP_BEHIND}`,
-      () => {
-        const j = JSON.parse(app.exec(app.router, ["ip", "-j", "route", "show", BGP_BEHIND]).stdout) as {
-          protocol?: string;
-          gateway?: string;
-          dev?: string;
-        }[];
-        return j.some((x) => x.protocol === "bgp" && x.gateway === neighbor.address && x.dev === seg.link);
-      },
-      30_000,
-      1000,
-    );
+    await waitFor(`the router's kernel route to ${BGP_BEHIND}`, () => installed(app), 30_000, 1000);
     const { want, seen } = await reach(seg, {
       host: BGP_BEHIND_HOST,
       label: "behind-bgp",
@@ -263,4 +262,18 @@ export function bgpTests(ctx: SuiteContext, oracle: PolicyOracle, nbr: () => Bgp
     console.log(`${ctx.title}: to ${BGP_BEHIND_HOST} behind the BGP neighbour: ${seen.join(", ")}`);
     expect(seen).toEqual(want);
   }, 60_000);
+
+  if (neighbor.bfd)
+    it("drops the neighbour's network within seconds once BFD stops hearing the neighbour, long before the BGP hold time", async () => {
+      const app = ctx.app;
+      expect(installed(app), "the route before").toBe(true);
+      // the neighbour's BFD falls silent (its control packets dropped on their way out); its BGP keepalives pass
+      app.exec(nbr().ns, ["nft", "-f", "-"], {
+        input: "table inet e2e_bfd { chain out { type filter hook output priority 0; udp dport 3784 drop; } }\n",
+      });
+      const t0 = Date.now();
+      // GoBGP's BFD defaults: 1 s intervals, detection after 3; its hold time is 90 s
+      await waitFor("the router to drop its route to the neighbour's network", () => !installed(app), 15_000, 250);
+      console.log(`${ctx.title}: BFD took the route away after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }, 20_000);
 }
