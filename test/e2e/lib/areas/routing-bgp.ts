@@ -269,7 +269,8 @@ export function bgpTests(ctx: SuiteContext, oracle: PolicyOracle, nbr: () => Bgp
       expect(installed(app), "the route before").toBe(true);
       // the neighbour's BFD falls silent (its control packets dropped on their way out); its BGP keepalives pass
       app.exec(nbr().ns, ["nft", "-f", "-"], {
-        input: "table inet e2e_bfd { chain out { type filter hook output priority 0; udp dport 3784 drop; } }\n",
+        input:
+          "table inet e2e_bfd {\n chain out {\n  type filter hook output priority 0;\n  udp dport 3784 drop\n }\n}\n",
       });
       const t0 = Date.now();
       // GoBGP's BFD defaults: 1 s intervals, detection after 3; its hold time is 90 s
