@@ -285,8 +285,10 @@ export const routing: Area = {
       expect(oracle.zoneOf(BEHIND_HOST), `${BEHIND} overlaps the site`).toBeUndefined();
       expect(oracle.zoneOf(BGP_BEHIND_HOST), `${BGP_BEHIND} overlaps the site`).toBeUndefined();
       if (peering) {
+        const t0 = Date.now();
         bgpNbr = new BgpNeighbour(ctx.app, peering.seg, peering.neighbor);
         await bgpNbr.start(ctx.site);
+        console.log(`${ctx.title}: the node's BGP and the BGP neighbour started in ${(Date.now() - t0) / 1000} s`);
       }
       if (seg) {
         nbr = new Neighbour(ctx.app, seg);
