@@ -44,6 +44,16 @@ export const GO_TOOLS: readonly GoTool[] = [
     binaries: [{ name: "actionlint", pkg: "github.com/rhysd/actionlint/cmd/actionlint" }],
   },
   {
+    // GoBGP, the BGP speaker Talos embeds for BGPInstanceConfig (siderolabs/talos go.mod: github.com/osrg/gobgp/v4
+    // v4.7.0, replaced by a fork with a watcher-leak fix): the virtual appliance runs the node's BGP with it.
+    name: "gobgp",
+    versionOf: "github.com/osrg/gobgp/v4",
+    binaries: [
+      { name: "gobgpd", pkg: "github.com/osrg/gobgp/v4/cmd/gobgpd" },
+      { name: "gobgp", pkg: "github.com/osrg/gobgp/v4/cmd/gobgp" },
+    ],
+  },
+  {
     name: "talos-validate",
     versionOf: "github.com/siderolabs/talos/pkg/machinery",
     binaries: [{ name: "talos-validate", pkg: "." }],

@@ -40,6 +40,17 @@ export interface LinkDoc {
   routes: { destination?: string; gateway: string; metric?: number }[];
 }
 
+/** A BGPInstanceConfig document (siderolabs/talos pkg/machinery/config/types/network/bgp.go), the fields we render. */
+export interface BgpInstanceDoc {
+  name: string;
+  localASN: number;
+  routerID?: string;
+  /** Links whose addresses are originated as connected networks. */
+  advertise?: string[];
+  installRoutes?: boolean;
+  neighbors: { address: string; peerASN: number; passive?: boolean; bfd?: Record<string, unknown> }[];
+}
+
 export interface HostConfig {
   /** SysctlConfig params, in document order. */
   sysctls: [string, string][];
@@ -55,6 +66,8 @@ export interface HostConfig {
   routingRules: RoutingRuleDoc[];
   /** NetworkDefaultActionConfig and NetworkRuleConfig documents, with the cluster's networks. */
   firewall: TalosFirewallDocs;
+  /** BGPInstanceConfig documents. */
+  bgp: BgpInstanceDoc[];
 }
 
 type Doc = Record<string, unknown>;
@@ -73,6 +86,7 @@ export function hostConfig(r: RenderedSite): HostConfig {
     extensionFiles: new Map(),
     routingRules: [],
     firewall: { defaultAction: "accept", rules: [], clusterNetworks: [] },
+    bgp: [],
   };
   for (const d of docs) {
     switch (d.kind) {
@@ -105,6 +119,9 @@ export function hostConfig(r: RenderedSite): HostConfig {
         break;
       case "RoutingRuleConfig":
         out.routingRules.push(d as unknown as RoutingRuleDoc);
+        break;
+      case "BGPInstanceConfig":
+        out.bgp.push(d as unknown as BgpInstanceDoc);
         break;
       case "NetworkDefaultActionConfig":
         out.firewall.defaultAction = d.ingress as "accept" | "block";

@@ -6,7 +6,8 @@
  * (a host and a prefix) and a rule to the router itself, port forwards restricted to one WAN (one of them also to
  * a source prefix, the other without hairpin), mDNS
  * reflection over three segments, probes that fail over after one missed round, an alert webhook receiver on
- * the office logger with a 5 s scrape interval, and OSPF on staff-a redistributing the other segments.
+ * the office logger with a 5 s scrape interval, OSPF on staff-a redistributing the other segments, and eBGP with
+ * BFD to a neighbour on staff-b advertising two segments.
  */
 import type { StackConfig } from "../../../cli/stack-config";
 import { devStack } from "../../helpers/stacks";
@@ -189,8 +190,17 @@ export function branchSite(): StackConfig {
     };
     raw.dataplane = { blocklist: ["45.155.205.0/24", "2a0e:fd45:2a0c::/48"] };
     raw.routes = undefined;
-    // OSPF with a neighbour router on staff-a (the routing area), the other segments redistributed
-    raw.routing = { ospf: { routerId: "10.61.0.1", segments: ["staff-a"], redistribute: ["connected"] } };
+    // OSPF with a neighbour router on staff-a (the routing area), the other segments redistributed; eBGP (BFD on)
+    // with a neighbour of its own AS on staff-b, advertising the office and devices segments
+    raw.routing = {
+      ospf: { routerId: "10.61.0.1", segments: ["staff-a"], redistribute: ["connected"] },
+      bgp: {
+        asn: 65060,
+        routerId: "10.61.0.1",
+        neighbors: [{ address: "10.61.0.250", asn: 65061, bfd: true, description: "transit lab router" }],
+        advertise: ["office", "devices"],
+      },
+    };
     // The dev site's records, lists and profiles name its domain and zones: this site's DNS is the defaults.
     raw.dns = { upstreams: (raw.dns as { upstreams: unknown }).upstreams };
     // the dev site's IDS settings over this site's segments: the office segment, inline from the WAN; blocks

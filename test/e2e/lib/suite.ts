@@ -15,6 +15,7 @@ import { APPLIANCE_COMMANDS, Appliance, LOADER, ensureLoader } from "./appliance
 import { UPSTREAM_BINARIES, networkServicePod } from "./pods";
 import { AREAS } from "./areas";
 import { renderSite } from "./rendered";
+import { GOBGP, GOBGPD } from "./talos-bgp";
 
 export interface SuiteOptions {
   /** "the dev site" */
@@ -87,8 +88,8 @@ export function describeAppliance(opts: SuiteOptions): void {
   const t = tier("e2e", {
     root: true,
     commands: APPLIANCE_COMMANDS,
-    files: [LOADER, ...Object.values(UPSTREAM_BINARIES)],
-    hint: "the upstream images' stand-ins: npm run build:tools",
+    files: [LOADER, ...Object.values(UPSTREAM_BINARIES), GOBGPD, GOBGP],
+    hint: "the upstream images' stand-ins and the node's BGP: npm run build:tools",
   });
   const { site, plan } = siteOf(opts.config, opts.title);
   const unknown = (opts.without ?? []).filter((w) => !AREAS.some((a) => a.title === w));

@@ -31,6 +31,7 @@ import { addNamespace, deleteNamespace } from "../namespaces";
 import { PolicyOracle } from "../oracle";
 import type { Area } from "../suite";
 import { CROWD, arrive, pingAll } from "./crowd";
+import { BGP_BEHIND, BGP_BEHIND_HOST, BgpNeighbour, bgpPeering, bgpTests } from "./routing-bgp";
 
 /** The network behind the neighbour router, and its host (outside every prefix of the sites the tests use). */
 const BEHIND = "172.31.254.0/24";
@@ -199,8 +200,9 @@ async function reachBehind(
   app: Appliance,
   oracle: PolicyOracle,
   seg: SegmentPlan,
+  target: { host: string; label: string; back: string[] },
 ): Promise<{ want: string[]; seen: string[] }> {
-  const back = advertisedPrefixes(app.site);
+  const back = target.back;
   const rows = app.plan.segments
     .filter((s) => s.name !== seg.name && app.client(s.name).addr4)
     .map((s) => {
@@ -211,7 +213,7 @@ async function reachBehind(
         proto: "tcp",
         port: PORT,
         src: h.addr4!,
-        dst: BEHIND_HOST,
+        dst: target.host,
       });
       const returns = back.some((p) => contains(p, h.addr4!));
       return {
@@ -226,15 +228,11 @@ async function reachBehind(
   ).toBe(true);
   const seen = await Promise.all(
     rows.map(async ({ s, h }) => {
-      const r = (await probe(app, h.ns, [{ id: "x", proto: "tcp", dst: BEHIND_HOST, port: PORT, src: h.addr4 }])).get(
+      const r = (await probe(app, h.ns, [{ id: "x", proto: "tcp", dst: target.host, port: PORT, src: h.addr4 }])).get(
         "x",
       )!;
       const got =
-        r.observed === "reached"
-          ? r.answerer === "behind-ospf"
-            ? "reached"
-            : `answered by ${r.answerer}`
-          : r.observed;
+        r.observed === "reached" ? (r.answerer === target.label ? "reached" : `answered by ${r.answerer}`) : r.observed;
       return `${s.name}: ${got}`;
     }),
   );
@@ -272,121 +270,157 @@ async function sampling(nbr: Neighbour, routerId: string, work: () => Promise<vo
 
 export const routing: Area = {
   title: "dynamic routing",
-  appliesTo: (site, plan) => !!ospfSegment(site, plan),
+  appliesTo: (site, plan) => !!ospfSegment(site, plan) || !!bgpPeering(site, plan),
   pods: (name) => name === "frr",
   tests(ctx) {
-    const seg = ospfSegment(ctx.site, ctx.plan)!;
+    const seg = ospfSegment(ctx.site, ctx.plan);
     const ospf = ctx.site.routing.ospf!;
+    const peering = bgpPeering(ctx.site, ctx.plan);
     const oracle = new PolicyOracle(ctx.site);
     let nbr: Neighbour;
+    let bgpNbr: BgpNeighbour | undefined;
 
-    beforeAll(() => {
+    // both neighbours start at once: their sessions come up while the other's tests run
+    beforeAll(async () => {
       expect(oracle.zoneOf(BEHIND_HOST), `${BEHIND} overlaps the site`).toBeUndefined();
-      nbr = new Neighbour(ctx.app, seg);
-      nbr.start(ctx.site);
-    }, 30_000);
+      expect(oracle.zoneOf(BGP_BEHIND_HOST), `${BGP_BEHIND} overlaps the site`).toBeUndefined();
+      if (peering) {
+        const t0 = Date.now();
+        bgpNbr = new BgpNeighbour(ctx.app, peering.seg, peering.neighbor);
+        await bgpNbr.start(ctx.site);
+        console.log(`${ctx.title}: the node's BGP and the BGP neighbour started in ${(Date.now() - t0) / 1000} s`);
+      }
+      if (seg) {
+        nbr = new Neighbour(ctx.app, seg);
+        nbr.start(ctx.site);
+      }
+    }, 60_000);
 
-    afterAll(() => nbr?.stop());
+    afterAll(async () => {
+      nbr?.stop();
+      await bgpNbr?.stop();
+    });
 
-    it(`forms a Full OSPF adjacency with a neighbour router on ${seg.name} through the router's input chain and Talos' ingress firewall`, async () => {
-      const app = ctx.app;
-      const want = oracle.decide({ from: seg.zone, to: "router", proto: "ospf", src: nbr.address, dst: "224.0.0.5" });
-      expect(want.verdict, "the site opens OSPF from the segment").toBe("accept");
-      // both firewalls are in place: the router's and the one Talos builds from the machine configuration
-      for (const table of ["router", "talos"])
-        expect(app.exec(app.router, ["nft", "list", "table", "inet", table], { allowFail: true }).status).toBe(0);
-      await waitFor(
-        "the adjacency to reach Full on both ends",
-        () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
-        120_000,
-        1000,
-      ).catch((e: Error) => {
-        throw new Error(`${e.message}\nthe frr pod's output:\n${app.pods.pod("frr").log().slice(-3000)}`);
-      });
-    }, 130_000);
-
-    it("advertises to the neighbour the OSPF segments and what the site redistributes, never a WAN's route", async () => {
-      const want = advertisedPrefixes(ctx.site).filter((p) => p !== seg.ipv4!.cidr);
-      expect(want.length, "prefixes the router must advertise besides the shared segment").toBeGreaterThan(0);
-      await waitFor(
-        "the neighbour to learn the router's prefixes",
-        () => {
-          const r = nbr.routes();
-          return want.every((p) => r[p]?.some((x) => x.protocol === "ospf"));
-        },
-        60_000,
-        1000,
+    if (seg) ospfTests();
+    if (peering)
+      bgpTests(
+        ctx,
+        oracle,
+        () => bgpNbr!,
+        (s, target) => reachBehind(ctx.app, oracle, s, target),
       );
-      const r = nbr.routes();
-      const wans = ctx.app.wans.flatMap((w) => (w.addr4 ? [w.addr4] : []));
-      const leaked = Object.entries(r)
-        .filter(([, rs]) => rs.some((x) => x.protocol === "ospf"))
-        .map(([p]) => p)
-        .filter((p) => p === "0.0.0.0/0" || wans.some((a) => contains(p, a.split("/")[0])));
-      expect(leaked, "WAN prefixes the neighbour learned").toEqual([]);
-    }, 70_000);
+    if (seg) ospfUnderLoad();
 
-    it(`installs the neighbour's network in the router's kernel table; every segment's client reaches a host there exactly as the policy oracle decides (and the neighbour has a route back)`, async () => {
-      const app = ctx.app;
-      await waitFor(
-        `the router's kernel route to ${BEHIND}`,
-        () => {
-          const j = JSON.parse(app.exec(app.router, ["ip", "-j", "route", "show", BEHIND]).stdout) as {
-            protocol?: string;
-            gateway?: string;
-            dev?: string;
-          }[];
-          return j.some((x) => x.protocol === "ospf" && x.gateway === nbr.address && x.dev === seg.link);
-        },
-        60_000,
-        1000,
-      );
-      const { want, seen } = await reachBehind(app, oracle, seg);
-      console.log(`${ctx.title}: to ${BEHIND_HOST} behind the OSPF neighbour: ${seen.join(", ")}`);
-      expect(seen).toEqual(want);
-    }, 90_000);
+    function ospfTests(): void {
+      if (!seg) return;
 
-    it(`keeps the adjacency Full, never restarting it, while ${CROWD} clients arrive on ${seg.name} at once`, async () => {
-      const app = ctx.app;
-      const before = nbr.routerSeenFromNeighbour(ospf.routerId);
-      expect(full(before)).toBe(true);
-      const samples = await sampling(nbr, ospf.routerId, async () => {
-        const hosts = await arrive(app, seg, "o", 0x200);
-        // each client pings its gateway where the segment's zone may (router:zones services)
-        const pings = oracle.services(seg.zone).includes("ping")
-          ? await pingAll(app, hosts, seg)
-          : new Map<string, ProbeResult[]>();
-        const failed = [...pings].filter(([, rs]) => rs.some((r) => r.observed !== "reached"));
-        expect(failed.map(([name, rs]) => `${name}: ${rs.map((r) => r.raw).join(", ")}`)).toEqual([]);
-        // a dead interval (40 s by default) after the last hello that got through
-        await sleep(45_000);
-      });
-      expect(samples, "moments the adjacency was not Full").toEqual([]);
-      const after = nbr.routerSeenFromNeighbour(ospf.routerId);
-      expect(after?.stateChangeCounter, "adjacency state changes during the crowd").toBe(before?.stateChangeCounter);
-    }, 240_000);
-
-    it("loses the adjacency under Talos' block mode (which admits only TCP and UDP ports and limits ICMP), and forms it again once the node's accept-mode firewall is back", async () => {
-      const app = ctx.app;
-      const block = talosFirewall({ ...app.host.firewall, defaultAction: "block" }, app.talos.nodeAddresses());
-      app.exec(app.router, ["nft", "-f", "-"], { input: block });
-      try {
-        // hellos stop getting through: the neighbour declares the router dead after its dead interval (40 s)
+      it(`forms a Full OSPF adjacency with a neighbour router on ${seg.name} through the router's input chain and Talos' ingress firewall`, async () => {
+        const app = ctx.app;
+        const want = oracle.decide({ from: seg.zone, to: "router", proto: "ospf", src: nbr.address, dst: "224.0.0.5" });
+        expect(want.verdict, "the site opens OSPF from the segment").toBe("accept");
+        // both firewalls are in place: the router's and the one Talos builds from the machine configuration
+        for (const table of ["router", "talos"])
+          expect(app.exec(app.router, ["nft", "list", "table", "inet", table], { allowFail: true }).status).toBe(0);
         await waitFor(
-          "the neighbour to lose the router",
-          () => !full(nbr.routerSeenFromNeighbour(ospf.routerId)),
+          "the adjacency to reach Full on both ends",
+          () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
+          120_000,
+          1000,
+        ).catch((e: Error) => {
+          throw new Error(`${e.message}\nthe frr pod's output:\n${app.pods.pod("frr").log().slice(-3000)}`);
+        });
+      }, 130_000);
+
+      it("advertises to the neighbour the OSPF segments and what the site redistributes, never a WAN's route", async () => {
+        const want = advertisedPrefixes(ctx.site).filter((p) => p !== seg.ipv4!.cidr);
+        expect(want.length, "prefixes the router must advertise besides the shared segment").toBeGreaterThan(0);
+        await waitFor(
+          "the neighbour to learn the router's prefixes",
+          () => {
+            const r = nbr.routes();
+            return want.every((p) => r[p]?.some((x) => x.protocol === "ospf"));
+          },
           60_000,
           1000,
         );
-      } finally {
-        app.talos.reload();
-      }
-      await waitFor(
-        "the adjacency to reach Full again",
-        () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
-        90_000,
-        1000,
-      );
-    }, 170_000);
+        const r = nbr.routes();
+        const wans = ctx.app.wans.flatMap((w) => (w.addr4 ? [w.addr4] : []));
+        const leaked = Object.entries(r)
+          .filter(([, rs]) => rs.some((x) => x.protocol === "ospf"))
+          .map(([p]) => p)
+          .filter((p) => p === "0.0.0.0/0" || wans.some((a) => contains(p, a.split("/")[0])));
+        expect(leaked, "WAN prefixes the neighbour learned").toEqual([]);
+      }, 70_000);
+
+      it(`installs the neighbour's network in the router's kernel table; every segment's client reaches a host there exactly as the policy oracle decides (and the neighbour has a route back)`, async () => {
+        const app = ctx.app;
+        await waitFor(
+          `the router's kernel route to ${BEHIND}`,
+          () => {
+            const j = JSON.parse(app.exec(app.router, ["ip", "-j", "route", "show", BEHIND]).stdout) as {
+              protocol?: string;
+              gateway?: string;
+              dev?: string;
+            }[];
+            return j.some((x) => x.protocol === "ospf" && x.gateway === nbr.address && x.dev === seg.link);
+          },
+          60_000,
+          1000,
+        );
+        const { want, seen } = await reachBehind(app, oracle, seg, {
+          host: BEHIND_HOST,
+          label: "behind-ospf",
+          back: advertisedPrefixes(ctx.site),
+        });
+        console.log(`${ctx.title}: to ${BEHIND_HOST} behind the OSPF neighbour: ${seen.join(", ")}`);
+        expect(seen).toEqual(want);
+      }, 90_000);
+    }
+
+    function ospfUnderLoad(): void {
+      if (!seg) return;
+      it(`keeps the adjacency Full, never restarting it, while ${CROWD} clients arrive on ${seg.name} at once`, async () => {
+        const app = ctx.app;
+        const before = nbr.routerSeenFromNeighbour(ospf.routerId);
+        expect(full(before)).toBe(true);
+        const samples = await sampling(nbr, ospf.routerId, async () => {
+          const hosts = await arrive(app, seg, "o", 0x200);
+          // each client pings its gateway where the segment's zone may (router:zones services)
+          const pings = oracle.services(seg.zone).includes("ping")
+            ? await pingAll(app, hosts, seg)
+            : new Map<string, ProbeResult[]>();
+          const failed = [...pings].filter(([, rs]) => rs.some((r) => r.observed !== "reached"));
+          expect(failed.map(([name, rs]) => `${name}: ${rs.map((r) => r.raw).join(", ")}`)).toEqual([]);
+          // a dead interval (40 s by default) after the last hello that got through
+          await sleep(45_000);
+        });
+        expect(samples, "moments the adjacency was not Full").toEqual([]);
+        const after = nbr.routerSeenFromNeighbour(ospf.routerId);
+        expect(after?.stateChangeCounter, "adjacency state changes during the crowd").toBe(before?.stateChangeCounter);
+      }, 240_000);
+
+      it("loses the adjacency under Talos' block mode (which admits only TCP and UDP ports and limits ICMP), and forms it again once the node's accept-mode firewall is back", async () => {
+        const app = ctx.app;
+        const block = talosFirewall({ ...app.host.firewall, defaultAction: "block" }, app.talos.nodeAddresses());
+        app.exec(app.router, ["nft", "-f", "-"], { input: block });
+        try {
+          // hellos stop getting through: the neighbour declares the router dead after its dead interval (40 s)
+          await waitFor(
+            "the neighbour to lose the router",
+            () => !full(nbr.routerSeenFromNeighbour(ospf.routerId)),
+            60_000,
+            1000,
+          );
+        } finally {
+          app.talos.reload();
+        }
+        await waitFor(
+          "the adjacency to reach Full again",
+          () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
+          90_000,
+          1000,
+        );
+      }, 170_000);
+    }
   },
 };
