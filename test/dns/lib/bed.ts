@@ -49,9 +49,16 @@ function programsDir(): string {
     }
   }
   for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o755);
+  // a bed's cleanup removes it; the exit hook covers a process that made no bed (a vitest worker exits without it)
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   programs = dir;
   return dir;
+}
+
+/** Removes the programs' copy (the next start makes a new one). */
+function removeProgramsDir(): void {
+  if (programs) rmSync(programs, { recursive: true, force: true });
+  programs = undefined;
 }
 
 export interface Proc {
@@ -316,5 +323,6 @@ export class DnsBed {
       for (const pid of pids) this.sh(["kill", "-9", pid], { allowFail: true });
       this.sh(["ip", "netns", "del", ns], { allowFail: true });
     }
+    removeProgramsDir();
   }
 }
