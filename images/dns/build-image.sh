@@ -39,7 +39,7 @@ install -m 0755 "$stats" "$root/usr/local/bin/router-dns-stats"
 install -m 0755 "$here/dns-feeds" "$root/usr/local/bin/dns-feeds"
 install -m 0755 "$fetch" "$root/usr/local/bin/router-fetch"
 # The probes and the feeds job need a shell and a few tools: busybox provides them.
-for tool in sh cat grep kill printf mkdir cp test wget find chown sed awk sort wc tr mv date sleep touch rm; do
+for tool in sh cat grep kill printf mkdir cp test wget find chown sed awk sort wc tr mv date sleep touch rm stat; do
 	ln -sf busybox "$root/usr/bin/$tool"
 done
 ln -sf usr/bin "$root/bin"
