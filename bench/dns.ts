@@ -85,6 +85,21 @@ function parsePerf(text: string): Perf {
   };
 }
 
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ). */
+const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/** User and system CPU time (ticks) of processes and their threads, summed (proc(5): fields 14 and 15). */
+function cpuTicks(pids: number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
+  for (const pid of pids) {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    user += Number(f[11]);
+    system += Number(f[12]);
+  }
+  return { user, system };
+}
+
 /** Sum of a memory field (kB) over the processes whose command line matches. */
 function memory(ns: string, field: "VmHWM" | "VmRSS", match: RegExp): number {
   const pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split(/\s+/).filter(Boolean);
@@ -250,23 +265,33 @@ async function main(): Promise<void> {
     for (const port of Object.values(PORTS)) perf(port, ["-n", "2", "-q", "50"]);
 
     type Who = keyof typeof PORTS;
-    const rows: Record<Who, { qps: number[]; p99: number[]; lost: number[] }> = {
-      ours: { qps: [], p99: [], lost: [] },
-      logged: { qps: [], p99: [], lost: [] },
-      peer: { qps: [], p99: [], lost: [] },
+    // The processes that serve each case's cached answers (the collector takes the fronts' reports).
+    const pid = (name: string) => bed.procs.get(name)!.child.pid!;
+    const SERVERS: Record<Who, number[]> = {
+      ours: [pid("dns-front"), pid("dns-stats")],
+      logged: [pid("dns-front-logged"), pid("dns-stats")],
+      peer: [pid("peer-unbound")],
     };
+    type Row = { qps: number[]; p99: number[]; lost: number[]; userUs: number[]; systemUs: number[] };
+    const row = (): Row => ({ qps: [], p99: [], lost: [], userUs: [], systemUs: [] });
+    const rows: Record<Who, Row> = { ours: row(), logged: row(), peer: row() };
     const all: Who[] = ["ours", "logged", "peer"];
     for (let r = 0; r < rounds; r++) {
       const order = all.map((_, i) => all[(i + r) % all.length]);
       for (const who of order) {
         const port = PORTS[who];
+        const cpu0 = cpuTicks(SERVERS[who]);
         const full = perf(port, ["-l", String(seconds), "-c", "16", "-q", "500"]);
+        const cpu1 = cpuTicks(SERVERS[who]);
+        rows[who].userUs.push(((cpu1.user - cpu0.user) / TICKS) * (1e6 / full.completed));
+        rows[who].systemUs.push(((cpu1.system - cpu0.system) / TICKS) * (1e6 / full.completed));
         const paced = perf(port, ["-l", "4", "-Q", "5000", "-c", "4", "-v"]);
         rows[who].qps.push(full.qps);
         rows[who].lost.push(full.lost + paced.lost);
         rows[who].p99.push(percentile(paced.latencies, 99) * 1000);
         console.error(
-          `round ${r + 1} ${who}: ${full.qps.toFixed(0)} q/s, p99 ${(percentile(paced.latencies, 99) * 1000).toFixed(2)} ms`,
+          `round ${r + 1} ${who}: ${full.qps.toFixed(0)} q/s, p99 ${(percentile(paced.latencies, 99) * 1000).toFixed(2)} ms, ` +
+            `server CPU ${(rows[who].userUs.at(-1)! + rows[who].systemUs.at(-1)!).toFixed(2)} µs per query`,
         );
       }
     }
@@ -297,7 +322,7 @@ async function main(): Promise<void> {
     const { ours, logged: withLog, peer } = rows;
     const n = domains.toLocaleString("en-US");
     const ratio = (x: number[]) => median(x) / median(peer.qps);
-    const perRound = (x: number[]) => median(x.map((v, i) => v / peer.qps[i]));
+    const perRound = (x: number[], of = peer.qps) => median(x.map((v, i) => v / of[i]));
     const met = (x: number[]) => (ratio(x) >= 0.9 ? "yes" : "**no**");
     const mem = results.memoryMB as Record<string, number>;
     const table = [
@@ -310,6 +335,22 @@ async function main(): Promise<void> {
       `| whole DNS stack, peak resident (list loaded, after the rounds) | — | — | — | ${mem.peakSum.toFixed(0)} MB (feeds job while loading: ${mem.feedsJobPeak.toFixed(0)} MB) | ≤ 512 MB | ${mem.peakSum + mem.feedsJobPeak <= 512 ? "yes" : "**no**"} |`,
       `| reload under load (8,000 q/s, two swaps of ${n} names) | — | — | — | ${under.lost} lost of ${under.sent} | 0 lost | ${under.lost === 0 && under.completed === under.sent ? "yes" : "**no**"} |`,
     ].join("\n");
+    // What each answer costs the servers (all their threads; the front's collector included), at full speed.
+    const cpu = (x: Row) => x.userUs.map((u, i) => u + x.systemUs[i]);
+    const cpuTable = [
+      "| case (full speed, cached) | server CPU per answered query: user | system | total (median) | × peer (per round, median) |",
+      "|---|---|---|---|---|",
+      ...(
+        [
+          ["Unbound, default configuration (peer)", peer],
+          ["router DNS, query log off (dnsdist + collector)", ours],
+          ["router DNS, query log on (dnsdist + collector)", withLog],
+        ] as const
+      ).map(
+        ([label, x]) =>
+          `| ${label} | ${median(x.userUs).toFixed(2)} µs | ${median(x.systemUs).toFixed(2)} µs | ${median(cpu(x)).toFixed(2)} µs | ${perRound(cpu(x), cpu(peer)).toFixed(2)} |`,
+      ),
+    ].join("\n");
     const machine = {
       cpus: cpus().length,
       model: cpus()[0]?.model,
@@ -320,9 +361,10 @@ async function main(): Promise<void> {
     mkdirSync(join(ROOT, "bench/results"), { recursive: true });
     writeFileSync(
       join(ROOT, "bench/results/dns.json"),
-      `${JSON.stringify({ machine, rounds, seconds, domains, ...results, table }, null, 2)}\n`,
+      `${JSON.stringify({ machine, rounds, seconds, domains, ...results, table, cpuTable }, null, 2)}\n`,
     );
     console.log(table);
+    console.log(`\n${cpuTable}`);
   } finally {
     if (process.env.DNS_BENCH_LOGS === "1") console.error(bed.logs(30));
     await bed.cleanup();
