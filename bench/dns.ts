@@ -10,8 +10,11 @@
  *
  *   cached QPS    dnsperf at full speed (16 clients, 500 outstanding) for --seconds, median over rounds
  *   p99 latency   dnsperf at a fixed rate (5,000 queries/s, the same for both), each answer's latency (-v)
+ *   CPU per query the serving processes' user and system CPU time over the answered queries of the full-speed run
  *   load          from the feeds job's start (the list published on the test internet's HTTPS server) to the
- *                 router blocking a name only the new list has: fetch, check, constant database, dnsdist's swap
+ *                 router blocking a name only the new list has, step by step (bench/dns-load.ts): fetch and
+ *                 check, constant database, rename, dnsdist opening the new file, the first blocked answer;
+ *                 five loads, the lists alternating
  *   memory        peak resident memory (VmHWM) of every DNS process, summed, after the rounds; the feeds job's
  *                 own peak while it loads the list
  *   reload        dnsperf at 8,000 queries/s while the feeds job replaces the 1,000,000-name list twice: lost
@@ -20,7 +23,7 @@
  * Runs in network namespaces with the DNS test bed (test/dns/lib). Prints a Markdown table and writes
  * bench/results/dns.json. Needs root.
  *
- *   npm run bench:dns [-- --rounds 7] [--seconds 8] [--domains 1000000]
+ *   npm run bench:dns [-- --rounds 7] [--seconds 8] [--domains 1000000] [--load-only]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
