@@ -33,6 +33,8 @@ export interface LoadSteps {
   total: number;
   /** The job's exit, from its start (s). */
   jobExit: number;
+  /** The job's CPU time, user + system (s): what a load costs, however long the machine makes it wait. */
+  jobCpu: number;
 }
 
 export const STEP_NAMES: [keyof LoadSteps, string][] = [
@@ -43,6 +45,7 @@ export const STEP_NAMES: [keyof LoadSteps, string][] = [
   ["firstAnswer", "first answer from the new list"],
   ["total", "whole load"],
   ["jobExit", "(the job's exit, from its start)"],
+  ["jobCpu", "(the job's CPU time, user + system)"],
 ];
 
 /** A DNS query for `name` (type A, class IN, recursion desired) with id `id` (RFC 1035 4.1). */
@@ -99,8 +102,8 @@ export interface LoadRun {
   probe: string;
   /** The prober script (writeProber). */
   prober: string;
-  /** Starts the feeds job; resolves when it exits. */
-  job: () => Promise<void>;
+  /** Starts the feeds job; resolves with its CPU time (s) when it exits. */
+  job: () => Promise<number>;
   timeoutMs: number;
 }
 
@@ -142,7 +145,11 @@ export async function timedLoad(r: LoadRun): Promise<LoadSteps> {
     const t0 = Date.now();
     const since = answers.length;
     let exited = 0;
-    void r.job().then(() => (exited = Date.now()));
+    let jobCpu = 0;
+    void r.job().then((cpu) => {
+      jobCpu = cpu;
+      exited = Date.now();
+    });
     // When each inode of the list's database first showed in the front's maps (the job may first create an empty
     // database, which the front opens too): the step ends when the final file's inode shows.
     const seen = new Map<number, number>();
@@ -170,6 +177,7 @@ export async function timedLoad(r: LoadRun): Promise<LoadSteps> {
       firstAnswer: s(opened, blocked),
       total: s(t0, blocked),
       jobExit: s(t0, exited),
+      jobCpu,
     };
   } finally {
     child.kill();

@@ -181,15 +181,18 @@ async function main(): Promise<void> {
       bed.in(client(), ["dig", "+time=2", "+tries=1", "-p", String(port), `@${gw}`, name], { allowFail: true }).stdout;
     await waitFor("the router's DNS", () => /status: NOERROR/.test(dig("www.plain.example")), 30_000, 250);
 
-    /** Runs the feeds job once (every list due) as its DaemonSet runs it; resolves with its peak memory (MB). */
-    const fetchOnce = async (): Promise<number> => {
+    /** Runs the feeds job once (every list due) as its DaemonSet runs it; its peak memory (MB) and CPU time (s). */
+    const fetchOnce = async (): Promise<{ peakMB: number; cpuS: number }> => {
       execFileSync("sh", ["-c", `rm -f "${bed.hostPath(PATHS.lists)}"/*.next`]);
-      const job: HostDaemon = { ...feeds, command: ["/usr/bin/time", "-f", "peak-kb %M", ...feeds.command, "--once"] };
+      const time = ["/usr/bin/time", "-f", "peak-kb %M cpu %U %S"];
+      const job: HostDaemon = { ...feeds, command: [...time, ...feeds.command, "--once"] };
       const p = bed.startDaemon(job, configs, secrets, [bundle]);
       await new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once("exit", r)));
       const out = p.output.join("");
       if (!/names in use/.test(out)) throw new Error(`the feeds job did not load the list:\n${out}`);
-      return Number(/peak-kb (\d+)/.exec(out)?.[1] ?? 0) / 1024;
+      const m = /peak-kb (\d+) cpu ([\d.]+) ([\d.]+)/.exec(out);
+      if (!m) throw new Error(`no resource use from time(1):\n${out}`);
+      return { peakMB: Number(m[1]) / 1024, cpuS: Number(m[2]) + Number(m[3]) };
     };
 
     // Load: from the job's start to the router blocking a name only this list has, step by step.
@@ -208,7 +211,11 @@ async function main(): Promise<void> {
           list: "ads",
           probe: lists[i][domains - 1],
           prober,
-          job: async () => void (feedsPeak = Math.max(feedsPeak, await fetchOnce())),
+          job: async () => {
+            const use = await fetchOnce();
+            feedsPeak = Math.max(feedsPeak, use.peakMB);
+            return use.cpuS;
+          },
           timeoutMs: 30_000,
         }),
       );
