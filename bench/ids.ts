@@ -59,7 +59,10 @@ interface Queue {
   queued: number;
   /** Dropped by the kernel: queue full without fail-open, or no room in the socket (queue_dropped + user_dropped). */
   drops: number;
-  /** Packets the IPS process decoded (its decoder.pkts); queued − inspected passed uninspected (fail-open). */
+  /**
+   * Packets the IPS process decoded (its decoder.pkts); queued − inspected passed uninspected (under fail-open, which
+   * the rendered configuration no longer uses: those packets are now kernel drops).
+   */
   inspected: number;
 }
 

@@ -78,10 +78,14 @@ function suricata(name: string, image: string, run: string, mode: string[], caps
 
 /**
  * The metrics agent (images/ids/router-ids-metrics): counts the alerts and reads the stats each Suricata process
- * writes to its socket, for the node exporter's textfile collector. Root without capabilities: the textfile
- * directory is root's (the node exporter's other writers run as root too); it mounts nothing else.
+ * writes to its socket, for the node exporter's textfile collector; with inline pairs, also the kernel's table of
+ * the inline queues (whether Suricata listens on each — without it the bypass flag passes their packets
+ * uninspected — and what the kernel dropped there), which the host network's /proc shows to anyone. Root without
+ * capabilities: the textfile directory is root's (the node exporter's other writers run as root too); it mounts
+ * nothing else.
  */
-function metricsAgent(image: string, runs: string[]): IContainer {
+function metricsAgent(image: string, ids: IdsPlan, runs: string[]): IContainer {
+  const [first, last] = ids.queues;
   return {
     name: "metrics",
     image,
@@ -89,6 +93,7 @@ function metricsAgent(image: string, runs: string[]): IContainer {
       "router-ids-metrics",
       ...runs.flatMap((r) => ["--socket", `${r}=${metricsSocket(P, r)}`]),
       ...["--out", `${TEXTFILE_DIR}/ids.prom`, "--interval", "10"],
+      ...(ids.pairs.length ? ["--nfqueue", `${first}-${last}`] : []),
     ],
     securityContext: {
       runAsUser: 0,
@@ -212,6 +217,58 @@ export function ruleUpdateLoop(
   ].join(" ");
 }
 
+/** How large a Suricata process's eve.json grows before it is rotated (bytes). */
+export const EVE_MAX_BYTES = 64 * 1024 * 1024;
+/** How often the rotation checks the files' sizes (seconds). */
+export const EVE_CHECK_SECONDS = 10;
+
+/**
+ * The EVE file rotation's loop, as a shell command. Suricata 7 rotates only by time and never deletes, so each
+ * process's `eve.json` (in its log subdirectory, `runs`) is moved to `eve.json.1` once it is larger than
+ * `maxBytes` (replacing the previous one), and the process reopens its files (`suricatasc -c
+ * reopen-log-files`; until then it keeps writing to the moved file, so nothing is lost). A process whose reopen
+ * failed (restarting at that moment) is asked again on the next round (eve.json missing beside eve.json.1). On
+ * disk: at most two files per process, each up to `maxBytes` plus what it writes in `every` seconds.
+ */
+export function eveRotateLoop(
+  paths: IdsPaths,
+  runs: string[],
+  maxBytes = EVE_MAX_BYTES,
+  every: number = EVE_CHECK_SECONDS,
+): string {
+  const one = (run: string) => {
+    const f = `${paths.logs}/${run}/eve.json`;
+    return [
+      `if [ "$(stat -c %s ${f} 2>/dev/null || echo 0)" -gt ${maxBytes} ]; then mv -f ${f} ${f}.1; fi;`,
+      `if [ ! -e ${f} ] && [ -e ${f}.1 ]; then`,
+      `suricatasc -c reopen-log-files ${paths.run}/${run}.socket >/dev/null ||`,
+      `echo "${run}: Suricata did not reopen its EVE file; it writes to ${f}.1 until it does" >&2; fi;`,
+    ].join(" ");
+  };
+  return ["while :; do", ...runs.map(one), `sleep ${every};`, "done"].join(" ");
+}
+
+/** The EVE file rotation (eveRotateLoop): root like Suricata, whose files it moves, with no capability. */
+function eveRotate(image: string, runs: string[]): IContainer {
+  return {
+    name: "eve-rotate",
+    image,
+    command: ["/bin/sh", "-c", eveRotateLoop(P, runs)],
+    securityContext: {
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    },
+    resources: { requests: { cpu: "5m", memory: "16Mi" }, limits: { memory: "64Mi" } },
+    volumeMounts: [
+      { name: "logs", mountPath: P.logs },
+      { name: "run", mountPath: P.run },
+    ],
+  };
+}
+
 function updater(image: string, ids: IdsPlan): IContainer {
   const loop = ruleUpdateLoop(P, ids);
   return {
@@ -250,8 +307,9 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
     ...(ids.pairs.length
       ? [suricata("suricata-ips", image, "ips", queues, ["NET_ADMIN", "SYS_NICE", "IPC_LOCK"], ids.ship)]
       : []),
-    ...(ids.ship ? [metricsAgent(image, runs)] : []),
+    ...(ids.ship ? [metricsAgent(image, ids, runs)] : []),
     updater(image, ids),
+    eveRotate(image, runs),
     ...(ids.blockSeverity !== undefined ? [blockAgent(image, ids.blockSeverity)] : []),
     ...zeekContainers(ids, P),
   ];

@@ -6,13 +6,16 @@
 import type { Site } from "../site/schema";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
 import type { IdsPlan } from "./plan";
+import { EVE_MAX_BYTES } from "./k8s";
 
 /** Where the events go: the observability stack's log store and TSDB, or nowhere but the router's disk. */
 function events(site: Site, ids: IdsPlan): string {
   if (!ids.ship)
     return (
       "Events: **not shipped** — the site has no observability stack (router:observability.enabled is false); " +
-      "Suricata's EVE stays in its log files on the router and no alert metrics exist."
+      `Suricata's EVE stays in its log files on the router (eve.json, rotated past ${EVE_MAX_BYTES / 2 ** 20} MiB: ` +
+      "two files per process) " +
+      "and no alert metrics exist."
     );
   return (
     "Events: Suricata's alerts, flows, DNS, TLS, HTTP, SSH, anomalies and inline drops (EVE JSON, each with its " +
@@ -39,7 +42,10 @@ function section(site: Site, ids: IdsPlan): string {
     out.push(
       `Inline (IPS): ${ids.pairs.map((p) => `${p.from} → ${p.to}`).join(", ")} — every packet the zone policy accepts ` +
         `goes to NFQUEUE ${first === last ? first : `${first}–${last}`} (by flow hash) with bypass: **while Suricata ` +
-        "is down these connections flow uninspected**; drop rules stop them inline while it runs.",
+        "is down these connections flow uninspected**" +
+        (ids.ship ? " (alert IdsInlineBypassed, from the kernel's queue table)" : "") +
+        "; drop rules stop them inline while it runs. A queue Suricata cannot keep up with drops its overflow " +
+        `rather than pass it uninspected (no fail-open)${ids.ship ? ", counted (alert IdsQueueDrops)" : ""}.`,
       "",
     );
   out.push(

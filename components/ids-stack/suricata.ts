@@ -216,9 +216,12 @@ export function renderSuricataYaml(site: Site, ids: IdsPlan, paths: IdsPaths = R
     stats: { enabled: true, interval: 10 },
     outputs: outputs(paths, ids.blockSeverity !== undefined, ids.ship),
     "af-packet": afPacket(site, ids),
-    // accept: packets go on after the verdict; fail-open: a full queue lets packets through rather than dropping
-    // the site's traffic (the rule's bypass flag covers a stopped Suricata).
-    nfq: { mode: "accept", "fail-open": true },
+    // accept: packets go on after the verdict. No fail-open: with it the kernel accepts a packet uninspected when
+    // the queue or Suricata's socket is full and counts nothing (net/netfilter/nfnetlink_queue.c,
+    // __nfqnl_enqueue_packet); without it that packet is dropped and counted (queue_dropped, queue_user_dropped:
+    // the metrics agent's router_ids_queue_dropped_total, alert IdsQueueDrops). A stopped Suricata is the rule's
+    // bypass flag's case: traffic flows uninspected, seen as router_ids_queue_listening 0 (IdsInlineBypassed).
+    nfq: { mode: "accept", "fail-open": false },
     "app-layer": {
       protocols: {
         tls: { enabled: true, "detection-ports": { dp: 443 }, "ja3-fingerprints": true },

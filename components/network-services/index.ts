@@ -14,6 +14,7 @@ import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { DAEMON_LABEL, daemonNames, renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
 import { rolloutGateScript } from "./rollout";
+import { segmentProbes } from "./probe";
 import { renderServicesSummary } from "./summary";
 import { renderServicesFacts } from "./review";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
@@ -108,19 +109,25 @@ export class NetworkServices extends pulumi.ComponentResource {
         .update(JSON.stringify(renderServiceObjects(site, plan, policy, image)))
         .digest("hex"),
     );
+    const probes = segmentProbes(site, plan);
     this.rollout = new command.local.Command(
       `${name}-rollout`,
       {
         interpreter: ["/bin/bash", "-c"],
         environment: pulumi.secret({ ROUTER_KUBECONFIG: args.kubeconfig }),
-        create: rolloutGateScript({
-          namespace: ROUTER_NAMESPACE,
-          daemons: daemonNames(site, plan, policy),
-          subnets: plan.segments.flatMap(segmentPrefixes),
-          timeout: durationSeconds(site.node.healthTimeout),
-        }),
-        // Any change of a DaemonSet or its configuration re-runs the gate.
-        triggers: [this.digest],
+        // Once every daemon rolled out, the segments the change touched must answer from the node's side (DHCPv4
+        // offer, router advertisement), or the daemon that changed is rolled back and the update fails.
+        create: this.image.apply((image) =>
+          rolloutGateScript({
+            namespace: ROUTER_NAMESPACE,
+            daemons: daemonNames(site, plan, policy),
+            subnets: plan.segments.flatMap(segmentPrefixes),
+            timeout: durationSeconds(site.node.healthTimeout),
+            probe: { image, segments: probes },
+          }),
+        ),
+        // Any change of a DaemonSet or its configuration, or of a segment the daemons serve, re-runs the gate.
+        triggers: [this.digest, ...probes.map((p) => p.fingerprint)],
       },
       { parent: this, dependsOn: daemonSets },
     );

@@ -8,10 +8,18 @@
  * The host's configuration is confirmed before the services change (their resources depend on the node's apply),
  * so a rollback must not bring back service for a subnet the node no longer has: a Kea revision that serves such a
  * subnet is rolled back without it (that segment gets no DHCP until the next good update, and the message says
- * so), and a radvd revision that announces such a prefix is not rolled back at all. Pure: plain text.
+ * so), and a radvd revision that announces such a prefix is not rolled back at all.
+ *
+ * With a probe (ProbeStep), a rollout that became available must also answer: the segments the change touched are
+ * probed from the node's side by a short-lived host-network pod (probe.ts); a segment that does not answer fails
+ * the update naming it, and Kea or radvd is rolled back as above when its revision changed since the segment last
+ * answered. What answered is kept in the PROBE_STATE ConfigMap (fingerprints and revisions, nothing secret), which
+ * is how a later run knows what the change touched. Pure: plain text.
  */
 import { q, shellHelpers } from "../talos-node/scripts";
 import { DAEMON_LABEL } from "./k8s";
+import { LABELS } from "../daemonset";
+import { DHCP_MS, RA_MS, probeDaemons, segmentProbeScript, type SegmentProbe } from "./probe";
 
 export interface RolloutGate {
   /** Namespace of the DaemonSets. */
@@ -24,7 +32,98 @@ export interface RolloutGate {
   timeout: number;
   /** What the daemons are, for the closing message (default: network service). */
   what?: string;
+  /** The segment probe run once every daemon rolled out (absent: none). */
+  probe?: ProbeStep;
 }
+
+export interface ProbeStep {
+  /** The services image the probe pod runs (pinned by digest): it carries dhcp4-probe and rdisc6. */
+  image: string;
+  /** The probes of every segment a daemon serves (probe.ts segmentProbes). */
+  segments: SegmentProbe[];
+}
+
+/** The ConfigMap that remembers what last answered: each segment's fingerprint and each daemon's revision. */
+export const PROBE_STATE = "segment-probe-state";
+
+/** The probe pod: host network, the probe script with the touched segments as arguments, only NET_RAW. */
+function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
+  const seconds = Math.ceil((p.segments.length * (DHCP_MS + 2 * RA_MS)) / 1000) + 30;
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { namespace: g.namespace, labels: { ...LABELS, "app.kubernetes.io/name": "segment-probe" } },
+    spec: {
+      hostNetwork: true,
+      restartPolicy: "Never",
+      activeDeadlineSeconds: seconds,
+      automountServiceAccountToken: false,
+      tolerations: [{ operator: "Exists" }],
+      containers: [
+        {
+          name: "probe",
+          image: p.image,
+          command: ["/bin/sh", "-c", segmentProbeScript(p.segments), "segment-probe"],
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: ["NET_RAW"] } },
+          resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "200m", memory: "32Mi" } },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * probe_segments: finds the segments this change touched (a fingerprint or a serving daemon's revision differs from
+ * what last answered; every segment when nothing did yet), runs the probe pod for them, and on success records
+ * what answered. On failure sets $probe_failed to the FAIL lines and rolls back each implicated daemon (Kea for
+ * DHCPv4, radvd for RA) whose revision changed since it last answered.
+ */
+const PROBE_SEGMENTS = [
+  "probe_segments() {",
+  "  local state cur d touched name phase out end cm",
+  "  state=$(api GET \"/api/v1/namespaces/$NS/configmaps/$PROBE_STATE\" 2>/dev/null | jq -c '.data[\"state.json\"] | fromjson') || state='{}'",
+  "  cur='{}'",
+  "  for d in $(jq -r '[.[].daemons[]] | unique | .[]' <<<\"$PROBES\"); do",
+  '    cur=$(jq -c --arg d "$d" --arg r "$(current_revision "$d")" \'.[$d] = $r\' <<<"$cur")',
+  "  done",
+  '  touched=$(jq -r --argjson st "$state" --argjson cur "$cur" \'[.[] | select(($st.segments // {})[.segment] != .fingerprint or any(.daemons[]; ($st.daemons // {})[.] != $cur[.])) | .segment] | join(" ")\' <<<"$PROBES")',
+  '  if [ -z "$touched" ]; then log "no segment\'s services changed since they last answered: nothing to probe"; return 0; fi',
+  '  log "probing the segments this change touched: $touched"',
+  '  name="segment-probe-$(now_ms)"',
+  '  if ! out=$(api POST "/api/v1/namespaces/$NS/pods" "$(jq -c --arg n "$name" --arg s "$touched" \'.metadata.name = $n | .spec.containers[0].args = ($s | split(" "))\' <<<"$PROBE_POD")" 2>&1); then',
+  '    probe_failed="the probe pod could not be created: $out"; return 1',
+  "  fi",
+  "  end=$(( $(now_ms) + PROBE_S * 1000 ))",
+  "  while :; do",
+  '    phase=$(api GET "/api/v1/namespaces/$NS/pods/$name" | jq -r \'.status.phase // "Pending"\') || phase=unknown',
+  '    case "$phase" in Succeeded|Failed) break ;; esac',
+  "    (( $(now_ms) < end )) || break",
+  "    sleep 0.5",
+  "  done",
+  '  out=$(ACCEPT=text/plain api GET "/api/v1/namespaces/$NS/pods/$name/log" 2>/dev/null) || out=""',
+  '  api DELETE "/api/v1/namespaces/$NS/pods/$name" >/dev/null 2>&1 || true',
+  '  if [ -n "$out" ]; then sed \'s/^/  | /\' <<<"$out" >&3; fi',
+  '  if [ "$phase" = Succeeded ]; then',
+  '    cm=$(jq -c --arg ns "$NS" --arg n "$PROBE_STATE" --argjson cur "$cur" --argjson labels "$PROBE_LABELS" \'{apiVersion: "v1", kind: "ConfigMap", metadata: {name: $n, namespace: $ns, labels: $labels}, data: {"state.json": ({segments: (map({key: .segment, value: .fingerprint}) | from_entries), daemons: $cur} | tojson)}}\' <<<"$PROBES")',
+  '    api DELETE "/api/v1/namespaces/$NS/configmaps/$PROBE_STATE" >/dev/null 2>&1 || true',
+  '    api POST "/api/v1/namespaces/$NS/configmaps" "$cm" >/dev/null || log "could not record what answered (the next update probes these segments again)"',
+  '    log "every touched segment answered: $touched"',
+  "    return 0",
+  "  fi",
+  '  probe_failed=$(grep "^FAIL " <<<"$out" | sed "s/^FAIL //" | paste -sd ";" | sed "s/;/; /g")',
+  '  if [ -z "$probe_failed" ] && [ "$phase" = Failed ]; then probe_failed="the probe pod failed without naming a segment ($(tail -n 3 <<<"$out" | paste -sd " "))"; fi',
+  '  [ -n "$probe_failed" ] || probe_failed="the probe pod did not finish within ${PROBE_S}s (it is $phase)"',
+  "  for d in kea-dhcp4 radvd; do",
+  '    case "$d" in kea-dhcp4) grep -q "^FAIL segment [^:]*: DHCPv4 " <<<"$out" || continue ;; radvd) grep -q "^FAIL segment [^:]*: RA " <<<"$out" || continue ;; esac',
+  '    if [ "$(jq -r --arg d "$d" \'.[$d] // ""\' <<<"$cur")" = "$(jq -r --arg d "$d" \'(.daemons // {})[$d] // ""\' <<<"$state")" ]; then',
+  '      summary="$summary; $d did not change since it last answered: not rolled back"',
+  "    else",
+  '      roll_back "$d" || true',
+  "    fi",
+  "  done",
+  "  return 1",
+  "}",
+].join("\n");
 
 /** Kubernetes API access with the kubeconfig from the environment; nothing on disk. */
 const API = [
@@ -33,7 +132,7 @@ const API = [
   // api METHOD PATH [BODY [CONTENT-TYPE]]: the response body on stdout; fails on an HTTP error.
   "api() {",
   "  local method=$1 path=$2 body=${3:-} ctype=${4:-application/json}",
-  "  curl -sS --fail-with-body --max-time 15 -X \"$method\" -H 'Accept: application/json' \\",
+  '  curl -sS --fail-with-body --max-time 15 -X "$method" -H "Accept: ${ACCEPT:-application/json}" \\',
   "    --cacert <(kc_field certificate-authority-data | base64 -d) \\",
   "    --cert <(kc_field client-certificate-data | base64 -d) --key <(kc_field client-key-data | base64 -d) \\",
   '    ${body:+-H "Content-Type: $ctype" --data-binary "$body"} "$SERVER$path"',
@@ -59,13 +158,15 @@ const ROLLOUT_DONE = [
  * as JSON, or nothing.
  */
 const PREVIOUS = [
-  "previous_revision() {",
+  "owned_revisions() {",
   '  local ds uid sel; ds=$(api GET "$(ds_path "$1")")',
   '  uid=$(jq -r .metadata.uid <<<"$ds")',
   '  sel=$(jq -r \'.spec.selector.matchLabels | to_entries | map("\\(.key)=\\(.value)") | join(",")\' <<<"$ds")',
   '  api GET "/apis/apps/v1/namespaces/$NS/controllerrevisions?labelSelector=$(urlenc "$sel")" |',
-  "    jq -c --arg uid \"$uid\" '[.items[] | select(any(.metadata.ownerReferences[]?; .uid == $uid))] | sort_by(.revision) | .[-2] // empty'",
+  "    jq -c --arg uid \"$uid\" '[.items[] | select(any(.metadata.ownerReferences[]?; .uid == $uid))] | sort_by(.revision)'",
   "}",
+  "previous_revision() { owned_revisions \"$1\" | jq -c '.[-2] // empty'; }",
+  "current_revision() { owned_revisions \"$1\" | jq -r '.[-1].metadata.name // empty'; }",
   'config_map_of() { jq -r \'[.. | objects | select(.name? == "config") | .configMap.name // empty][0] // empty\' <<<"$1"; }',
 ].join("\n");
 
@@ -141,6 +242,21 @@ const PRUNE = [
   "}",
 ].join("\n");
 
+/** The probe's values and its function, for a gate that probes the segments. */
+function probeVariables(g: RolloutGate, p: ProbeStep): string[] {
+  const probes = p.segments.map((s) => ({ segment: s.segment, fingerprint: s.fingerprint, daemons: probeDaemons(s) }));
+  const pod = probePod(g, p);
+  const deadline = (pod.spec as { activeDeadlineSeconds: number }).activeDeadlineSeconds;
+  return [
+    `PROBE_STATE=${q(PROBE_STATE)}`,
+    `PROBE_S=${deadline}`,
+    `PROBES=${q(JSON.stringify(probes))}`,
+    `PROBE_POD=${q(JSON.stringify(pod))}`,
+    `PROBE_LABELS=${q(JSON.stringify({ ...LABELS, "app.kubernetes.io/name": "segment-probe" }))}`,
+    PROBE_SEGMENTS,
+  ];
+}
+
 export function rolloutGateScript(g: RolloutGate): string {
   return [
     "set -euo pipefail",
@@ -157,6 +273,7 @@ export function rolloutGateScript(g: RolloutGate): string {
     WITHOUT_STALE,
     ROLL_BACK,
     PRUNE,
+    ...(g.probe ? probeVariables(g, g.probe) : []),
     'summary=""; failed=""',
     "for name in $DAEMONS; do",
     '  if retry_until $(( $(now_ms) + TIMEOUT * 1000 )) "rollout of $name" rollout_done "$name"; then prune "$name"; continue; fi',
@@ -164,6 +281,15 @@ export function rolloutGateScript(g: RolloutGate): string {
     '  roll_back "$name" || true',
     "done",
     'if [ -n "$failed" ]; then log "the rollout of${failed} did not become available: ${summary#; }. This update failed."; exit 1; fi',
+    ...(g.probe
+      ? [
+          'probe_failed=""',
+          "if ! probe_segments; then",
+          '  log "the services rolled out but the segments did not all answer: ${probe_failed}${summary:+. }${summary#; }. This update failed."',
+          "  exit 1",
+          "fi",
+        ]
+      : []),
     `log ${q(`every ${g.what ?? "network service"} rolled out`)}`,
   ].join("\n");
 }

@@ -237,6 +237,45 @@ function idsRules(site: Site): AlertRule[] {
       runbook:
         "kubectl -n router-system logs ds/router-ids -c suricata-{{ $labels.process }}; the pod's restarts say whether it crashes.",
     },
+    ...(site.ids.ips.pairs.length ? inlineRules() : []),
+  ];
+}
+
+/** The inline queues' rules (the agent's router_ids_queue_* from the kernel's queue table), when IPS is on. */
+function inlineRules(): AlertRule[] {
+  return [
+    {
+      alert: "IdsInlineBypassed",
+      expr: "router_ids_queue_listening == 0",
+      for: "1m",
+      severity: "critical",
+      summary: "No Suricata listens on inline queue {{ $labels.queue }}: its traffic passes uninspected",
+      description:
+        "The queue rule's bypass flag keeps the inline zone pairs' traffic flowing while Suricata is down, without inspection or blocking; the kernel counts none of those packets.",
+      runbook:
+        "kubectl -n router-system logs ds/router-ids -c suricata-ips (and its restarts); the queues it binds are its -q arguments, the rule's are router:ids.ips.firstQueue and queues.",
+    },
+    {
+      alert: "IdsQueueDrops",
+      expr: "sum by (queue, reason) (increase(router_ids_queue_dropped_total[5m])) > 0",
+      for: "0s",
+      severity: "warning",
+      summary: "Inline queue {{ $labels.queue }} dropped {{ $value | humanize }} packets ({{ $labels.reason }})",
+      description:
+        "Suricata did not keep up with the inline traffic: the queue (reason full) or its socket (reason socket) was full, and the kernel dropped those packets rather than pass them uninspected.",
+      runbook:
+        "Check suricata-ips's CPU (the cadvisor job) and router:ids.ips.queues; fewer inline zone pairs or more queues spread the load.",
+    },
+    {
+      alert: "IdsQueueTableUnreadable",
+      expr: "router_ids_queue_table_readable == 0",
+      for: "5m",
+      severity: "warning",
+      summary: "The IDS metrics agent cannot read the kernel's inline queue table",
+      description: "Whether Suricata listens on the inline queues is unknown, so a bypass would not be alerted.",
+      runbook:
+        "kubectl -n router-system logs ds/router-ids -c metrics; the agent reads /proc/net/netfilter/nfnetlink_queue.",
+    },
   ];
 }
 

@@ -1,7 +1,7 @@
 /**
  * Renders the node's complete Talos 1.14 machine configuration: the minimal `v1alpha1` document plus the 1.14
  * multi-documents (no deprecated `machine.network`/`cluster.network` fields, no Flannel, kube-proxy off,
- * KubePrism on, hostDNS not forwarded to CoreDNS). Pure and deterministic: the same site and secrets give the
+ * KubePrism on, CoreDNS forwarded to the host resolver). Pure and deterministic: the same site and secrets give the
  * same bytes.
  */
 import { stringify } from "yaml";
@@ -185,9 +185,12 @@ export function nodeDocuments(input: MachineConfigInput): TalosDocument[] {
         ...(u.tlsServerName ? { tlsServerName: u.tlsServerName } : {}),
       })),
       searchDomains: { domains: [site.site.domain] },
-      // forwardKubeDNSToHost: false — CoreDNS forwarding to the host resolver breaks with Cilium's BPF
-      // masquerade (Talos PR 9200); CoreDNS then uses the upstreams directly.
-      hostDNS: { enabled: true, forwardKubeDNSToHost: false, resolveMemberNames: true },
+      // CoreDNS forwards to the host resolver (169.254.116.108), the one client of the upstreams above, so the
+      // cluster's own lookups (rule and list feeds, image names) leave over DoT where the site says so. Without
+      // it CoreDNS reads the node's resolv.conf and asks the upstreams in plain DNS on port 53. The known
+      // breakage of this path is under Cilium's BPF masquerade with BPF host routing (siderolabs/talos#10002,
+      // cilium/cilium#36737); the fabric uses iptables masquerade and legacy host routing (cilium-fabric/values.ts).
+      hostDNS: { enabled: true, forwardKubeDNSToHost: true, resolveMemberNames: true },
     }),
   );
   docs.push(doc("TimeSyncConfig", { enabled: true, ntp: { servers: [...site.ntp.servers] } }));

@@ -228,6 +228,8 @@ static int attach_link(const char *links_dir, enum dp_hook hook, const char *ifn
 			return dp_errf(err, "%s: cannot attach XDP (%s mode): %s%s", ifname,
 				       hook == DP_HOOK_XDP_GENERIC ? "generic" : "native", strerror(*create_errno),
 				       *create_errno == EBUSY ? " (another XDP program is attached; detach it first)"
+				       : *create_errno == EEXIST
+					       ? " (another XDP program is attached in the other mode; detach it first)"
 				       : *create_errno == EOPNOTSUPP
 					       ? " (the driver lacks native XDP; xdp_mode = native falls back to generic mode)"
 					       : "");

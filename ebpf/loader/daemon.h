@@ -32,6 +32,13 @@ enum dp_degraded {
 	DP_DEG_MAX,
 };
 
+/* Attach operations on one configured interface since the start (router_dataplane_attach_*_total). */
+struct dp_attach_count {
+	char name[IFNAMSIZ]; /* the [interface] name ("" = free) */
+	uint64_t attempts;   /* attaches tried: start, reloads, link changes, retries */
+	uint64_t failures;   /* of those, the ones that left it running none of our programs */
+};
+
 struct dp_daemon {
 	pthread_mutex_t lock; /* held while the instance, config or statistics change */
 	struct dp_config cfg;
@@ -62,8 +69,14 @@ struct dp_daemon {
 	char ruleset_error[1024];                /* why the configured ruleset is not in */
 	char bpf_error[1024];                    /* why the programs are not loaded ("" = they are) */
 	struct dp_iface_attach att[DP_MAX_IFACES]; /* what runs on each [interface] of cfg */
+	struct dp_attach_count attach_count[DP_MAX_IFACES];
+	double attach_due;     /* mono time of the next attach retry (< 0: none pending) */
+	double attach_backoff; /* seconds from that retry to the one after it */
 	char forwarding_error[256];
 };
+
+/* The attach counters of interface name, taken (or a free or unconfigured entry reclaimed) when create. */
+struct dp_attach_count *dp_attach_count_of(struct dp_daemon *d, const char *name, bool create);
 
 /* Label of each dp_degraded reason. */
 extern const char *const dp_degraded_label[DP_DEG_MAX];

@@ -407,7 +407,7 @@ static int attach_iface(struct dp_instance *inst, const struct dp_config *cfg, i
 			rc = dp_attach(links, hooks[h], ifc->name, (__u32)r->ifindex, prog[h], &updated, err);
 		}
 		if (rc) {
-			snprintf(st->error, sizeof(st->error), "%s", err->msg);
+			snprintf(st->error, sizeof(st->error), "%.*s", (int)sizeof(st->error) - 1, err->msg);
 			st->attached = DP_ATTACHED_NONE;
 			continue;
 		}
@@ -457,6 +457,31 @@ out:
 	for (int i = 0; i < nkeep; i++)
 		free(keep[i]);
 	return rc;
+}
+
+int dp_instance_reattach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+			 struct dp_iface_attach *st)
+{
+	char links[4200], *keep[2];
+	int left = 0;
+
+	snprintf(links, sizeof(links), "%s/links", cfg->pin_root);
+	for (int i = 0; i < cfg->n_ifaces; i++) {
+		struct dp_err ierr = { "" };
+		int nkeep = 0;
+
+		if (res[i].state != DP_RESOLVED || st[i].attached != DP_ATTACHED_NONE)
+			continue;
+		if (dp_mkdirs(links, &ierr) ||
+		    attach_iface(inst, cfg, i, &res[i], links, keep, &nkeep, &st[i], &ierr)) {
+			if (!st[i].error[0])
+				snprintf(st[i].error, sizeof(st[i].error), "%.*s", (int)sizeof(st[i].error) - 1, ierr.msg);
+			left++;
+		}
+		for (int k = 0; k < nkeep; k++)
+			free(keep[k]);
+	}
+	return left;
 }
 
 /* One family's upstream LPM from u (key prefix = the ifindex, then the prefix); -2 when it has no entries. */

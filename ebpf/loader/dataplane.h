@@ -105,6 +105,16 @@ int dp_instance_attach(struct dp_instance *inst, const struct dp_config *cfg, co
 		       struct dp_iface_attach *st, struct dp_err *err);
 
 /*
+ * Attaches again only the interfaces that resolved (res[i]) but run none of our programs (st[i],
+ * what the last attach left, is updated in place); the others are not touched, so a retry changes
+ * and logs nothing on them. Stale links and map pins are left to dp_instance_attach. Never detaches
+ * a program that is not ours: an interface another program holds stays unattached (EBUSY). Returns
+ * the number of interfaces still unattached.
+ */
+int dp_instance_reattach(struct dp_instance *inst, const struct dp_config *cfg, const struct dp_link_res *res,
+			 struct dp_iface_attach *st);
+
+/*
  * Replaces the guard's upstream tables (t_up4, t_up6) with the entries of u, each family whole; a
  * family without entries gets an empty slot.
  */

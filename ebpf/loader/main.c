@@ -2,8 +2,9 @@
 /*
  * router-dataplane: loads the WAN guard (XDP) and segment QoS (tcx) programs, builds their tables
  * from the configured files and feeds, keeps them up to date (SIGHUP, file changes, feed
- * refreshes), follows the links (Talos aliases, renames, late links), runs the multi-WAN
- * failover, loads the router's nftables table, and serves Prometheus metrics.
+ * refreshes), follows the links (Talos aliases, renames, late links), retries what could not be
+ * loaded or attached on a timer, runs the multi-WAN failover, loads the router's nftables table,
+ * and serves Prometheus metrics.
  *
  *   router-dataplane --config FILE [--pin-root DIR] [--once] [--check]
  */
@@ -32,6 +33,17 @@
 #define UPSTREAM_DEBOUNCE_S 0.05
 #define UPSTREAM_RETRY_S 1.0
 #define METRICS_RETRY_S 5.0
+/*
+ * An interface that resolved but could not be attached (another XDP program holds it, the driver
+ * refuses the mode, the link is not ready), or programs that could not be loaded (bpffs not there
+ * yet), are tried again after ATTACH_RETRY_FIRST_S, the delay doubling up to ATTACH_RETRY_MAX_S. 5 s: what blocks an attach at boot (a link still being set
+ * up, a tool that swaps its own program) clears within seconds, and an attempt costs a few
+ * syscalls. 5 min: an operator's program that stays costs 12 quiet attempts an hour, and the guard
+ * is back at most 5 min after it goes. Releasing a program's BPF link sends no netlink event, so
+ * link changes alone (which retry at once) would not notice.
+ */
+#define ATTACH_RETRY_FIRST_S 5.0
+#define ATTACH_RETRY_MAX_S 300.0
 
 struct options {
 	const char *config;
@@ -305,30 +317,49 @@ static void bpf_failed(struct dp_daemon *d, const char *what, const char *msg)
 	if (strcmp(why, d->bpf_error))
 		dp_log("error", "bpf_degraded",
 		       "%s; running without (new) programs: the ruleset stays in force, pinned links of an earlier start "
-		       "keep theirs; retried on reload, SIGHUP and link changes",
-		       why);
+		       "keep theirs; retried after %.0f s, the delay doubling up to %.0f s, and at once on reload, SIGHUP "
+		       "and link changes (logged again only when the reason changes)",
+		       why, ATTACH_RETRY_FIRST_S, ATTACH_RETRY_MAX_S);
 	pthread_mutex_lock(&d->lock);
 	memcpy(d->bpf_error, why, sizeof(why));
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Logs the interfaces an attach left without our programs, once per problem (old: the state before). */
-static void attach_log(const struct dp_daemon *d, const struct dp_config *cfg, const struct dp_link_res *res,
-		       const struct dp_iface_attach *st)
+/*
+ * Logs the interfaces an attach left without our programs, once per problem, and those it brought
+ * back (compared with d->att, the state before), and counts the attempts: on every interface that
+ * resolved, or, for a retry (what started it: "retry timer", "link change"; NULL for a full
+ * attach), only on those that ran none of our programs before.
+ */
+static void attach_log(struct dp_daemon *d, const struct dp_config *cfg, const struct dp_link_res *res,
+		       const struct dp_iface_attach *st, const char *retry)
 {
 	for (int i = 0; i < cfg->n_ifaces; i++) {
 		const struct dp_iface *old = dp_config_iface(&d->cfg, cfg->ifaces[i].name);
 		const struct dp_iface_attach *was = old ? &d->att[old - d->cfg.ifaces] : NULL;
+		struct dp_attach_count *c;
 
 		if (res[i].state != DP_RESOLVED)
 			continue; /* logged as link_missing or link_ambiguous */
+		if (retry && (!was || was->attached != DP_ATTACHED_NONE))
+			continue; /* not tried */
+		pthread_mutex_lock(&d->lock);
+		c = dp_attach_count_of(d, cfg->ifaces[i].name, true);
+		if (c) {
+			c->attempts++;
+			c->failures += st[i].error[0] != '\0';
+		}
+		pthread_mutex_unlock(&d->lock);
 		if (st[i].error[0] && (!was || strcmp(was->error, st[i].error)))
 			dp_log("error", "bpf_degraded",
-			       "%s; the interface runs none of our programs (the ruleset stays in force); retried on "
-			       "reload, SIGHUP and link changes",
-			       st[i].error);
+			       "%s; the interface runs none of our programs (the ruleset stays in force); retried after "
+			       "%.0f s, the delay doubling up to %.0f s, and at once on reload, SIGHUP and link changes "
+			       "(logged again only when the reason changes)",
+			       st[i].error, ATTACH_RETRY_FIRST_S, ATTACH_RETRY_MAX_S);
 		else if (!st[i].error[0] && was && was->error[0] && was->attached == DP_ATTACHED_NONE)
-			dp_log("info", "attach_recovered", "%s: the programs run on it again", cfg->ifaces[i].name);
+			dp_log("info", "attach_recovered", "%s: the programs run on it again (%s; %llu of %llu attempts failed)",
+			       cfg->ifaces[i].name, retry ? retry : "attached again", c ? (unsigned long long)c->failures : 0ULL,
+			       c ? (unsigned long long)c->attempts : 0ULL);
 	}
 }
 
@@ -374,8 +405,11 @@ static bool bpf_bring_up(struct dp_daemon *d, const struct dp_config *cfg, const
 	/* the upstream before the guard is attached, so a restart never drops the upstream's traffic; a
 	 * failure leaves its bogon sources dropped until a retry succeeds */
 	d->up_due = dp_upstream_sync(&d->up, &fresh, cfg, res, &d->lock, true) ? dp_now_mono() + UPSTREAM_RETRY_S : -1;
+	/* likewise the dynamic blocks the reused pinned tables hold (a restart): marked in the new programs'
+	 * summary before a link moves to them, or their sources would pass until the main loop took them up */
+	dp_ids_sync(&d->ids, cfg, &fresh, &d->lock);
 	dp_instance_attach(&fresh, cfg, res, st, &err);
-	attach_log(d, cfg, res, st);
+	attach_log(d, cfg, res, st, NULL);
 	pthread_mutex_lock(&d->lock);
 	d->inst = fresh;
 	d->sizes = sizes;
@@ -508,10 +542,11 @@ static bool reload_bpf(struct dp_daemon *d, struct reload_job *j)
 			count_failure(d, &d->fail_tables);
 			return false;
 		}
-		/* the blocks in force before any link moves to the new programs */
+		/* the blocks in force before any link moves to the new programs: copied, then marked in their summary */
 		dp_ids_carry(&d->ids, &fresh);
+		dp_ids_sync(&d->ids, &j->cfg, &fresh, &d->lock);
 		dp_instance_attach(&fresh, &j->cfg, j->res, j->st, &aerr);
-		attach_log(d, &j->cfg, j->res, j->st);
+		attach_log(d, &j->cfg, j->res, j->st, NULL);
 		j->attached = true;
 		pthread_mutex_lock(&d->lock);
 		dp_instance_close(&d->inst);
@@ -533,7 +568,7 @@ static bool reload_bpf(struct dp_daemon *d, struct reload_job *j)
 	}
 	if (j->relink) {
 		dp_instance_attach(&d->inst, &j->cfg, j->res, j->st, &aerr);
-		attach_log(d, &j->cfg, j->res, j->st);
+		attach_log(d, &j->cfg, j->res, j->st, NULL);
 		j->attached = true;
 	}
 	return true;
@@ -627,12 +662,19 @@ static void links_changed(struct dp_daemon *d)
 	if (!d->inst.wan && d->src_fingerprint) {
 		/* degraded: the programs could not be loaded; a link change may be what they needed */
 		attached = bpf_bring_up(d, &d->cfg, &d->src, res, st);
-	} else if (d->inst.wan && (moved || some_unattached(d, res, d->cfg.n_ifaces))) {
+	} else if (d->inst.wan && moved) {
 		dp_log("info", "links_changed", "interfaces resolve differently now: attaching again");
 		if (dp_instance_policies(&d->inst, &d->cfg, res, &err))
 			dp_log("error", "attach_failed", "%s", err.msg);
 		dp_instance_attach(&d->inst, &d->cfg, res, st, &err);
-		attach_log(d, &d->cfg, res, st);
+		attach_log(d, &d->cfg, res, st, NULL);
+		attached = true;
+	} else if (d->inst.wan && some_unattached(d, res, d->cfg.n_ifaces)) {
+		/* the same links: only those running none of ours are tried again, logged when the outcome changes
+		 * (address events come often; the attached interfaces are left alone) */
+		memcpy(st, d->att, sizeof(st));
+		dp_instance_reattach(&d->inst, &d->cfg, res, st);
+		attach_log(d, &d->cfg, res, st, "link change");
 		attached = true;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -754,6 +796,54 @@ static bool file_events(int ifd, const struct dp_config *cfg)
 }
 
 /*
+ * What the retry timer has to do: true while an interface that resolved runs none of our programs,
+ * or while the programs themselves are not loaded although the tables are (bpffs mounted late,
+ * a verifier or capability problem).
+ */
+static bool retry_needed(const struct dp_daemon *d)
+{
+	return d->inst.wan ? some_unattached(d, d->res, d->cfg.n_ifaces) : d->src_fingerprint != NULL;
+}
+
+/*
+ * The retry timer (see ATTACH_RETRY_FIRST_S): while retry_needed, when d->attach_due has come,
+ * attaches the interfaces that run none of our programs again (the others are left as they are),
+ * or loads and attaches the programs when they are not loaded, then doubles the delay up to
+ * ATTACH_RETRY_MAX_S; once nothing is left to do, the timer stops and the delay starts over.
+ */
+static void attach_retry(struct dp_daemon *d, double now)
+{
+	static struct dp_iface_attach st[DP_MAX_IFACES];
+	bool attached = true;
+
+	if (!retry_needed(d)) {
+		d->attach_due = -1;
+		d->attach_backoff = ATTACH_RETRY_FIRST_S;
+		return;
+	}
+	if (d->attach_due < 0) {
+		d->attach_due = now + d->attach_backoff;
+		return;
+	}
+	if (now < d->attach_due)
+		return;
+	if (d->inst.wan) {
+		memcpy(st, d->att, sizeof(st));
+		dp_instance_reattach(&d->inst, &d->cfg, d->res, st);
+		attach_log(d, &d->cfg, d->res, st, "retry timer");
+	} else {
+		attached = bpf_bring_up(d, &d->cfg, &d->src, d->res, st);
+	}
+	if (attached) {
+		pthread_mutex_lock(&d->lock);
+		memcpy(d->att, st, sizeof(st));
+		pthread_mutex_unlock(&d->lock);
+	}
+	d->attach_backoff = d->attach_backoff * 2 < ATTACH_RETRY_MAX_S ? d->attach_backoff * 2 : ATTACH_RETRY_MAX_S;
+	d->attach_due = retry_needed(d) ? now + d->attach_backoff : -1;
+}
+
+/*
  * The metrics server could not start (e.g. its address is not up yet at boot): tries again every
  * METRICS_RETRY_S, so /health comes up without a restart.
  */
@@ -801,6 +891,7 @@ static int run(struct dp_daemon *d, const struct options *o)
 
 		/* the block intake follows the committed configuration and the programs running now */
 		dp_ids_sync(&d->ids, &d->cfg, &d->inst, &d->lock);
+		attach_retry(d, now);
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		p[np++] = (struct pollfd){ .fd = ifd, .events = POLLIN };
 		p[np++] = (struct pollfd){ .fd = nlfd, .events = POLLIN };
@@ -814,6 +905,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 			fold_timeout(&timeout, links_due, now);
 		if (d->up_due >= 0)
 			fold_timeout(&timeout, d->up_due, now);
+		if (d->attach_due >= 0)
+			fold_timeout(&timeout, d->attach_due, now);
 		wt = dp_wan_timeout(&d->wan, now);
 		if (wt >= 0)
 			fold_timeout(&timeout, now + wt, now);
@@ -1060,6 +1153,8 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d->lock, NULL);
 	dp_wan_init(&d->wan, &d->lock);
 	dp_ids_init(&d->ids);
+	d->attach_due = -1;
+	d->attach_backoff = ATTACH_RETRY_FIRST_S;
 	if (load_config(&o, &d->cfg, &err)) {
 		/* nothing of ours goes in; forwarding stays as the machine booted (off) */
 		dp_log("error", "config_rejected", "%s", err.msg);

@@ -195,6 +195,25 @@ static void bpf_counters(struct dp_daemon *d, struct text *t)
 	}
 }
 
+struct dp_attach_count *dp_attach_count_of(struct dp_daemon *d, const char *name, bool create)
+{
+	struct dp_attach_count *spare = NULL;
+
+	for (int i = 0; i < DP_MAX_IFACES; i++) {
+		struct dp_attach_count *c = &d->attach_count[i];
+
+		if (c->name[0] && !strcmp(c->name, name))
+			return c;
+		if (!spare && (!c->name[0] || !dp_config_iface(&d->cfg, c->name)))
+			spare = c;
+	}
+	if (!create || !spare)
+		return NULL;
+	memset(spare, 0, sizeof(*spare));
+	snprintf(spare->name, sizeof(spare->name), "%s", name);
+	return spare;
+}
+
 const char *const dp_degraded_label[DP_DEG_MAX] = {
 	[DP_DEG_BPF] = "bpf",
 	[DP_DEG_ATTACH] = "attach",
@@ -262,6 +281,23 @@ static const char *attached_mode(enum dp_attached a)
 	return label[a];
 }
 
+/* router_dataplane_attach_attempts_total, or (failures) _failures_total, per configured interface (d->lock held). */
+static void attach_counters(struct dp_daemon *d, struct text *t, bool failures)
+{
+	const char *name = failures ? "router_dataplane_attach_failures_total" : "router_dataplane_attach_attempts_total";
+
+	header(t, name, "counter",
+	       failures ? "Of those, the attaches that left the interface running none of our programs (see /health for why)."
+			: "Attaches of a configured interface's programs tried since the start (start, reloads, link changes "
+			  "and the retries of an interface that runs none of ours).");
+	for (int i = 0; i < d->cfg.n_ifaces; i++) {
+		const struct dp_attach_count *c = dp_attach_count_of(d, d->cfg.ifaces[i].name, false);
+
+		emit(t, "%s{interface=\"%s\"} %llu\n", name, d->cfg.ifaces[i].name,
+		     c ? (unsigned long long)(failures ? c->failures : c->attempts) : 0ULL);
+	}
+}
+
 /* Degradation, ruleset, forwarding and attachment metrics (d->lock held). */
 static void health_metrics(struct dp_daemon *d, struct text *t)
 {
@@ -290,6 +326,8 @@ static void health_metrics(struct dp_daemon *d, struct text *t)
 		emit(t, "router_dataplane_interface_attached{interface=\"%s\",link=\"%s\"} %d\n", d->cfg.ifaces[i].name,
 		     d->res[i].state == DP_RESOLVED ? d->res[i].kname : "",
 		     d->inst.wan && d->res[i].state == DP_RESOLVED && d->att[i].attached != DP_ATTACHED_NONE);
+	attach_counters(d, t, false);
+	attach_counters(d, t, true);
 	header(t, "router_dataplane_xdp_mode", "gauge",
 	       "XDP mode the WAN guard actually runs in per WAN interface (1 for the mode in force: native, generic "
 	       "when the driver has no native XDP or xdp_mode = generic, none when not attached).");

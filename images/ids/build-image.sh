@@ -36,7 +36,7 @@ done
 find "$root/usr/lib" -name __pycache__ -prune -exec rm -rf {} +
 for f in "${data[@]}"; do install -D -m 0755 "$f" "$root$f"; done
 for agent in router-ids-block router-ids-metrics; do install -D -m 0755 "$here/$agent" "$root/usr/bin/$agent"; done
-for tool in sh sleep cat chown cp mv rm mkdir; do ln -sf busybox "$root/usr/bin/$tool"; done
+for tool in sh sleep cat chown cp mv rm mkdir stat; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"

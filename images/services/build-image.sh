@@ -19,10 +19,10 @@ binaries=(
 	/usr/sbin/kea-dhcp4 /usr/sbin/kea-dhcp6 /usr/sbin/kea-lfc
 	/usr/sbin/radvd /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/avahi-daemon
 	/usr/bin/vtysh /usr/lib/frr/zebra /usr/lib/frr/staticd /usr/lib/frr/ospfd /usr/lib/frr/watchfrr
-	/usr/bin/socat /usr/bin/busybox
+	/usr/bin/socat /usr/bin/busybox /usr/bin/rdisc6
 )
 for b in "${binaries[@]}"; do
-	[ -x "$b" ] || { echo "build-image: $b is missing (install: kea-dhcp4-server kea-dhcp6-server radvd chrony avahi-daemon frr socat busybox)" >&2; exit 1; }
+	[ -x "$b" ] || { echo "build-image: $b is missing (install: kea-dhcp4-server kea-dhcp6-server radvd chrony avahi-daemon frr socat busybox ndisc6)" >&2; exit 1; }
 done
 
 root="$stage/rootfs"
@@ -32,8 +32,12 @@ chmod 1777 "$root/tmp"
 
 for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
 install -D -m 0755 "$here/frr-start" "$root/usr/local/bin/frr-start"
-# The probe and start scripts need a shell and a few tools: busybox provides them.
-for tool in sh cat grep kill printf mkdir cp test; do ln -sf busybox "$root/usr/bin/$tool"; done
+# The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts), on PATH.
+mkdir -p "$stage/probe"
+gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/dhcp4-probe" "$here/dhcp4-probe.c"
+install -D -m 0755 "$stage/probe/dhcp4-probe" "$root/usr/bin/dhcp4-probe"
+# The probe and start scripts (and the segment probe) need a shell and a few tools: busybox provides them.
+for tool in sh cat grep kill printf mkdir cp test sed tr; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Kea loads its hook and FRR its module directory at run time; both come from the packages.
 for dir in /usr/lib/x86_64-linux-gnu/kea /usr/lib/x86_64-linux-gnu/frr; do

@@ -26,6 +26,7 @@ import {
   inNetns,
   ip,
   jsonLines,
+  loaderHealth,
   parseMetrics,
   replaceFile,
   sendFrames,
@@ -153,17 +154,7 @@ describe.skipIf(!t.ok)("the loader fails closed: ruleset first, degraded but run
     }).stdout;
 
   /** GET /health from ns (default: the router itself); undefined when nothing answers. */
-  function health(ns = NS.rtr, host = "127.0.0.1"): { code: number; body: Health } | undefined {
-    const r = spawnSync(
-      "nsenter",
-      [`--net=/run/netns/${ns}`, "curl", "-s", "-m", "2", "-w", "\n%{http_code}", `http://${host}:${PORT}/health`],
-      { encoding: "utf8" },
-    );
-    const i = r.stdout.lastIndexOf("\n");
-    const code = Number(r.stdout.slice(i + 1));
-    if (r.status !== 0 || !code) return undefined;
-    return { code, body: JSON.parse(r.stdout.slice(0, i)) as Health };
-  }
+  const health = (ns = NS.rtr, host = "127.0.0.1") => loaderHealth<Health>(ns, PORT, host);
 
   const metrics = () => parseMetrics(inNetns(NS.rtr, "curl", ["-sf", `http://127.0.0.1:${PORT}/metrics`]));
 

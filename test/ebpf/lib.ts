@@ -159,6 +159,22 @@ export function metricsUp(metrics: () => Map<string, number>): boolean {
   }
 }
 
+/**
+ * GET /health of a loader from ns (at host:port): the status code and the parsed body, or undefined when nothing
+ * answers within 2 s.
+ */
+export function loaderHealth<T>(ns: string, port: number, host = "127.0.0.1"): { code: number; body: T } | undefined {
+  const r = spawnSync(
+    "nsenter",
+    [`--net=/run/netns/${ns}`, "curl", "-s", "-m", "2", "-w", "\n%{http_code}", `http://${host}:${port}/health`],
+    { encoding: "utf8" },
+  );
+  const i = r.stdout.lastIndexOf("\n");
+  const code = Number(r.stdout.slice(i + 1));
+  if (r.status !== 0 || !code) return undefined;
+  return { code, body: JSON.parse(r.stdout.slice(0, i)) as T };
+}
+
 /** Parses Prometheus text into name{labels} -> value. */
 export function parseMetrics(text: string): Map<string, number> {
   const m = new Map<string, number>();

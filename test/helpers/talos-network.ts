@@ -21,8 +21,9 @@
  *   so an IPv4-only rule drops its ports to every IPv6 source.
  * - internal/app/machined/pkg/controllers/network/node_address.go: the node's routed addresses are its global
  *   addresses on links that are up (not loopback, link-local or multicast), the cluster's networks left out.
- * Not modelled (the rendered configuration does not use them): `except` subnets, host DNS forwarding
- * (ResolverConfig.hostDNS.forwardKubeDNSToHost, off in the render), the NAT chains.
+ * Not modelled: `except` subnets and the NAT chains (the rendered configuration uses neither), and host DNS
+ * forwarding (ResolverConfig.hostDNS.forwardKubeDNSToHost: the host resolver's listener on 169.254.116.108 for
+ * CoreDNS, which the virtual appliance does not run).
  */
 
 export interface RoutingRuleDoc {

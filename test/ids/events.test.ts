@@ -6,7 +6,11 @@
  * rendered suricata.yaml, its sockets at the pods' volumes. The alert must be in the store within 5 s as a
  * structured record found by its community ID (computed here from the alert's flow by the published algorithm,
  * not by Suricata) and its sid, and the agent's metrics file — what the node exporter serves — must count it and
- * the packets Suricata decoded, and pass `promtool check metrics`.
+ * the packets Suricata decoded, and pass `promtool check metrics`. Then the collector restarts under a Suricata that
+ * keeps running (live, AF_PACKET on a link the sample is replayed into): Suricata's connected socket now has no
+ * reader, its next send fails, and it reconnects to the collector's new socket at once and sends again
+ * (util-logopenfile.c: SCLogFileWriteSocket, SCLogUnixSocketReconnect), so an alert after the restart is in the
+ * store again.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -20,7 +24,7 @@ import { planIds } from "../../components/ids-stack/plan";
 import { ROUTER_IDS_PATHS, suricataFiles, type IdsPaths } from "../../components/ids-stack/suricata";
 import { renderIdsObjects } from "../../components/ids-stack/k8s";
 import { toolBinary } from "../../tools/go-tools";
-import { Daemons, sh } from "../e2e/lib/exec";
+import { type Daemon, Daemons, sh } from "../e2e/lib/exec";
 import { waitFor } from "../helpers/wait";
 import { devSite } from "../helpers/dev-site";
 import { ROOT } from "../helpers/stacks";
@@ -28,7 +32,7 @@ import { tempDir } from "../helpers/temp";
 import { tier } from "../helpers/tier";
 import { ociEnv, podArgv, type ImageRoot, type PodFiles } from "../observability/lib/pods";
 import { Capture } from "./lib/pcap";
-import { SAMPLES } from "./lib/samples";
+import { ATTACKER, SAMPLES, SERVER, jndiLookup } from "./lib/samples";
 import { communityId } from "./lib/community-id";
 
 const VICTORIA_LOGS = toolBinary("victoria-logs");
@@ -53,6 +57,18 @@ const t = tier("ids event pipeline", {
 const ID = `${process.pid % 100000}`;
 const NS = `idsev${ID}-rtr`;
 const SAMPLE = SAMPLES.find((s) => s.name === "JNDI lookup in HTTP")!;
+/** Sends the frames of a pcap file (argv[2]) out of a link (argv[1]), in order. */
+const REPLAY = [
+  "import socket, struct, sys",
+  "data = open(sys.argv[2], 'rb').read()",
+  "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+  "s.bind((sys.argv[1], 0))",
+  "i = 24",
+  "while i < len(data):",
+  "    n = struct.unpack_from('<I', data, i + 8)[0]",
+  "    s.send(data[i + 16 : i + 16 + n])",
+  "    i += 16 + n",
+].join("\n");
 
 describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metrics, with the real daemons", () => {
   const { site, plan, policy } = devSite();
@@ -62,6 +78,8 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
   let node = "";
   let paths: IdsPaths;
   let idsPod: IDaemonSet;
+  /** Starts a pod's container again as beforeAll started it, by container name. */
+  const restarts = new Map<string, () => Daemon>();
   const inNs = (argv: string[], allowFail = false) =>
     sh(["ip", "netns", "exec", NS, ...argv], { allowFail, timeoutMs: 20_000 });
 
@@ -116,12 +134,11 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
     };
     const emptyRoot = join(work, "upstream-root");
     mkdirSync(emptyRoot, { recursive: true });
-    const start = (name: string, container: string, image: ImageRoot) =>
-      daemons.start(
-        `${name}-${container}`,
-        ["ip", "netns", "exec", NS, ...podArgv(ds(name), container, image, pod, join(work, container))],
-        join(work, `${container}.log`),
-      );
+    const start = (name: string, container: string, image: ImageRoot) => {
+      const argv = ["ip", "netns", "exec", NS, ...podArgv(ds(name), container, image, pod, join(work, container))];
+      restarts.set(container, () => daemons.start(`${name}-${container}`, argv, join(work, `${container}.log`)));
+      return restarts.get(container)!();
+    };
     // The upstream image runs its binary as /victoria-logs-prod (VictoriaLogs' app/victoria-logs/multiarch/Dockerfile).
     start("logs", "victoria-logs", { rootfs: emptyRoot, env: {}, binds: [[VICTORIA_LOGS, "/victoria-logs-prod"]] });
     start("log-collector", "syslog-ng", image("observability"));
@@ -262,4 +279,74 @@ describe.skipIf(!t.ok)("IDS events into the log store and alert counts into metr
     // the IDS process's count is its own
     expect(text).toContain(`router_ids_alerts_total{process="ids",severity="${severity}",action="allowed"} 1`);
   }, 60_000);
+
+  it("stores Suricata's alerts again after the collector restarts, Suricata running throughout", async () => {
+    // Suricata live on a veth of the router namespace (live, as on the router: its socket sends do not wait),
+    // the sample's frames sent into the veth's peer
+    const [link, peer] = [`ev${ID}a`, `ev${ID}b`];
+    inNs(["ip", "link", "add", link, "type", "veth", "peer", "name", peer]);
+    for (const l of [link, peer]) inNs(["ip", "link", "set", l, "up"]);
+    const logDir = join(paths.logs, "live");
+    mkdirSync(logDir, { recursive: true });
+    /** A JNDI lookup from its own source port, replayed into the link; its community ID. */
+    const replay = (port: number) => {
+      const c = new Capture();
+      jndiLookup(c, port);
+      const pcap = join(work, `jndi-${port}.pcap`);
+      c.write(pcap);
+      inNs(["/usr/bin/python3", "-c", REPLAY, peer, pcap]);
+      return communityId(ATTACKER, port, SERVER, 80, 6);
+    };
+    const stored = (cid: string, what: string) =>
+      waitFor(
+        `${what}: the alert with community ID ${cid} in the log store\n${logs()}`,
+        () => query(`source:ids event_type:alert community_id:"${cid}" alert.signature_id:${SAMPLE.sid}`)[0],
+        10_000,
+        200,
+      );
+    const suricata = daemons.start(
+      "suricata-live",
+      [
+        ...["ip", "netns", "exec", NS, "suricata", "-c", join(paths.config, "suricata.yaml")],
+        // the rendered settings of the first watched link, on the test's link
+        ...[
+          `--af-packet=${link}`,
+          "--set",
+          `af-packet.0.interface=${link}`,
+          "-l",
+          logDir,
+          "-k",
+          "none",
+          "--set",
+          "outputs.1.eve-log.enabled=no",
+        ],
+      ],
+      join(work, "suricata-live.log"),
+    );
+    await waitFor(
+      `Suricata's engine\n${logs()}`,
+      () => {
+        if (suricata.exited) throw new Error(`Suricata exited:\n${suricata.log().slice(-3000)}`);
+        return suricata.log().includes("Engine started");
+      },
+      90_000,
+      200,
+    );
+    await stored(replay(46_001), "before the restart");
+
+    // Whether anything is bound to the collector's socket (a datagram connect, sending nothing).
+    const socket = join(paths.events!, "eve.sock");
+    const bound = () =>
+      spawnSync("/usr/bin/python3", [
+        "-c",
+        "import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).connect(sys.argv[1])",
+        socket,
+      ]).status === 0;
+    const collector = daemons.list().find((d) => d.name.endsWith("-syslog-ng") && !d.exited)!;
+    await collector.stop();
+    expect(bound(), "no reader on the collector's socket while it is stopped").toBe(false);
+    restarts.get("syslog-ng")!();
+    await waitFor(`the restarted collector's socket\n${logs()}`, bound, 20_000, 100);
+    await stored(replay(46_002), "after the restart");
+  }, 90_000);
 });

@@ -2,10 +2,12 @@
  * The IDS metrics agent (images/ids/router-ids-metrics) on its own: EVE records as Suricata's unix_dgram output
  * sends them (one JSON object per datagram), written here by hand in the shape of Suricata 7's alert and stats
  * records (output-json-alert.c, output-json-stats.c), and the metrics file it must write from them — labels kept
- * to the bounded sets, what is not EVE counted apart, Suricata's own counters passed on as they are.
+ * to the bounded sets, what is not EVE counted apart, Suricata's own counters passed on as they are. And the inline
+ * queues from a queue table written here in the kernel's format (the real table: test/ids/inline-bypass.test.ts),
+ * and from one it cannot parse.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/stacks";
@@ -99,4 +101,57 @@ describe.skipIf(!t.ok)("the IDS metrics agent", () => {
     ]);
     for (const l of stamps) expect(Math.abs(Number(l.split(" ")[1]) - now)).toBeLessThan(30);
   }, 20_000);
+
+  it("reports the inline queues from the kernel's table, and says when it cannot read it", async () => {
+    // The table's lines as net/netfilter/nfnetlink_queue.c seq_show prints them ("%5u %6u %5u %1u %5u %5u %5u %8u
+    // %2d": queue_num peer_portid queue_total copy_mode copy_range queue_dropped queue_user_dropped id_sequence 1);
+    // queue 7 is bound, 8 has no line (no listener), 5 is outside the agent's range.
+    const table = join(dir, "nfnetlink_queue");
+    writeFileSync(
+      table,
+      "    5   4242     0 2 65531     0     0       10  1\n    7   4243     3 2 65531    12     4     1500  1\n",
+    );
+    const out2 = join(dir, "queues.prom");
+    const run = (file: string) =>
+      spawnSync(
+        "timeout",
+        [
+          "1",
+          "/usr/bin/python3",
+          AGENT,
+          "--socket",
+          `ids=${join(dir, "q.sock")}`,
+          "--out",
+          out2,
+          "--nfqueue",
+          "7-8",
+          "--nfqueue-table",
+          file,
+        ],
+        { encoding: "utf8" },
+      );
+    run(table);
+    const samples = readFileSync(out2, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("router_ids_queue"));
+    expect(samples).toEqual([
+      "router_ids_queue_table_readable 1",
+      'router_ids_queue_listening{queue="7"} 1',
+      'router_ids_queue_listening{queue="8"} 0',
+      'router_ids_queue_packets_total{queue="7"} 1500',
+      'router_ids_queue_backlog_packets{queue="7"} 3',
+      'router_ids_queue_dropped_total{queue="7",reason="full"} 12',
+      'router_ids_queue_dropped_total{queue="7",reason="socket"} 4',
+    ]);
+    writeFileSync(table, "garbled\n");
+    run(table);
+    const garbled = readFileSync(out2, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("router_ids_queue"));
+    expect(garbled).toEqual([
+      "router_ids_queue_table_readable 0",
+      'router_ids_queue_listening{queue="7"} 0',
+      'router_ids_queue_listening{queue="8"} 0',
+    ]);
+  });
 });

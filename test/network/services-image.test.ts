@@ -9,10 +9,14 @@ import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
+import { segmentProbeScript } from "../../components/network-services/probe";
 
 const t = tier("services-image", {
   root: true,
-  commands: ["buildah", "jq", "chroot", "kea-dhcp4", "radvd", "chronyd", "avahi-daemon", "vtysh", "socat", "busybox"],
+  commands: [
+    ...["buildah", "jq", "chroot", "kea-dhcp4", "radvd", "chronyd", "avahi-daemon", "vtysh", "socat", "busybox"],
+    ...["rdisc6", "gcc", "unshare"],
+  ],
 });
 
 function build(stage: string, out: string): string {
@@ -48,6 +52,8 @@ describe.skipIf(!t.ok)("the services image", () => {
     ["ospfd", ["/usr/lib/frr/ospfd", "--help"], /OSPF/i],
     ["socat (Kea probes)", ["socat", "-V"], /socat version/],
     ["the probe shell", ["/bin/sh", "-c", "printf ok | grep -q ok && echo probe-ok"], /probe-ok/],
+    ["dhcp4-probe (segment probe)", ["dhcp4-probe"], /usage: dhcp4-probe LINK IPV4-CIDR TIMEOUT_MS/],
+    ["rdisc6 (segment probe)", ["rdisc6", "-V"], /Router Discovery userland tool/],
   ])("runs %s from its own root", (_name, cmd, expected) => {
     const r = spawnSync("chroot", [join(a.stage, "rootfs"), ...cmd], { encoding: "utf8" });
     expect(r.error).toBeUndefined();
@@ -70,6 +76,30 @@ describe.skipIf(!t.ok)("the services image", () => {
     });
     expect(`${r.stdout}${r.stderr}`).not.toMatch(lookupError);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/could not (get|look ?up)|failed to find (user|group)/i);
+  });
+
+  // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, rdisc6), in a namespace
+  // where nothing answers: each check runs and fails naming the segment.
+  it("runs the segment probe from its own root", () => {
+    const script = segmentProbeScript([
+      { segment: "edge", link: "lo", dhcp4: "10.9.0.0/24", ra: "fd00:9::/64", fingerprint: "" },
+    ]);
+    // lo is brought up by the host's ip inside the new namespace; the probe then runs from the image's root.
+    const r = spawnSync(
+      "unshare",
+      [
+        "-n",
+        "sh",
+        "-c",
+        'ip link set lo up && exec chroot "$0" /bin/sh -c "$1" probe edge',
+        join(a.stage, "rootfs"),
+        script,
+      ],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL segment edge: DHCPv4 on lo: no DHCPv4 offer on lo within 3000 ms$/m);
+    expect(r.stdout).toMatch(/^FAIL segment edge: RA on lo: /m);
   });
 
   it("validates a rendered Kea configuration with its own kea-dhcp4", () => {

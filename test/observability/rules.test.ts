@@ -269,6 +269,44 @@ const CASES: Case[] = [
     at: "5m",
     fires: [],
   },
+  {
+    alert: "IdsInlineBypassed",
+    // Suricata left queue 1 after 1 minute: its packets pass uninspected from then on
+    series: { 'router_ids_queue_listening{queue="0"}': "1x40", 'router_ids_queue_listening{queue="1"}': "1x4 0x36" },
+    at: "5m",
+    fires: [{ severity: C, queue: "1" }],
+  },
+  {
+    alert: "IdsInlineBypassed",
+    // a restart: 30 s without a listener
+    series: { 'router_ids_queue_listening{queue="0"}': "1x4 0x2 1x34" },
+    at: "5m",
+    fires: [],
+  },
+  {
+    alert: "IdsQueueDrops",
+    // queue 0 full for one step (12 packets dropped), its socket never
+    series: {
+      'router_ids_queue_dropped_total{queue="0",reason="full"}': "0x10 12x30",
+      'router_ids_queue_dropped_total{queue="0",reason="socket"}': "0x40",
+    },
+    at: "4m",
+    fires: [{ severity: W, queue: "0", reason: "full" }],
+  },
+  {
+    alert: "IdsQueueDrops",
+    // the same drops, more than 5 minutes ago
+    series: { 'router_ids_queue_dropped_total{queue="0",reason="full"}': "0x10 12x30" },
+    at: "9m",
+    fires: [],
+  },
+  {
+    alert: "IdsQueueTableUnreadable",
+    series: { router_ids_queue_table_readable: "0x40" },
+    at: "6m",
+    fires: [{ severity: W }],
+  },
+  { alert: "IdsQueueTableUnreadable", series: { router_ids_queue_table_readable: "1x40" }, at: "6m", fires: [] },
 ];
 
 const work = mkdtempSync(join(tmpdir(), "obs-rules-"));

@@ -164,6 +164,20 @@ describe("the appliance program", () => {
     expect(gate.inputs.environment).toBe("[secret]");
     expect(String(gate.inputs.create)).toMatch(/DAEMONS='kea-dhcp4 chrony radvd kea-dhcp6 avahi-casting'/);
     expect(String(gate.inputs.create)).toContain('"10.30.0.0/23"');
+    // Then the segments the change touched answer from the node: a host-network pod of the services image (pinned
+    // by digest) probes each one; a changed segment re-runs the gate.
+    const create = String(gate.inputs.create);
+    expect(create).toMatch(/if ! probe_segments; then/);
+    const pod = JSON.parse(/^PROBE_POD='(.*)'$/m.exec(create)![1].replaceAll("'\\''", "'")) as {
+      spec: { hostNetwork: boolean; containers: { image: string; command: string[] }[] };
+    };
+    expect(pod.spec.hostNetwork).toBe(true);
+    const keaDs = byName("lab-services-daemonset-kea-dhcp4").inputs as {
+      spec: { template: { spec: { containers: { image: string }[] } } };
+    };
+    expect(pod.spec.containers[0].image).toBe(keaDs.spec.template.spec.containers[0].image);
+    expect(pod.spec.containers[0].command[2]).toContain("check_segment 'iot' 'lan0.30' '10.30.0.0/23'");
+    expect((gate.inputs.triggers as unknown[]).length).toBeGreaterThan(1);
     expect(dependsOn("lab-node-healthy", "lab-services-rollout")).toBe(true);
   });
 

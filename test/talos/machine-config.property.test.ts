@@ -80,12 +80,12 @@ function expectOperatorStructure(docs: Doc[], { site, plan }: { site: Site; plan
     ]);
   }
 
-  // Cilium is the CNI and replaces kube-proxy; CoreDNS must not forward to the host resolver.
+  // Cilium is the CNI and replaces kube-proxy; CoreDNS forwards to the host resolver (the upstreams' one client).
   expect(docs.filter((d) => /Flannel/.test(String(d.kind)))).toEqual([]);
   expect(kind("KubeProxyConfig")).toHaveLength(1);
   expect(kind("KubeProxyConfig")[0].enabled).toBe(false);
   expect(kind("ResolverConfig")).toHaveLength(1);
-  expect((kind("ResolverConfig")[0].hostDNS as Doc).forwardKubeDNSToHost).toBe(false);
+  expect((kind("ResolverConfig")[0].hostDNS as Doc).forwardKubeDNSToHost).toBe(true);
 
   // Every NIC gets its stable name from its permanent MAC.
   const aliases = kind("LinkAliasConfig");

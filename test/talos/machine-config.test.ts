@@ -11,6 +11,7 @@ import { mergeContributions } from "../../components/talos-node/documents";
 import { redactedSecrets, TOKEN_PATTERN, type TalosSecrets } from "../../components/talos-node/secrets";
 import { renderTalosconfig } from "../../components/talos-node/talosconfig";
 import { renderSegmentHost } from "../../components/vlan-segment/host";
+import { renderCiliumValues } from "../../components/cilium-fabric/values";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { parseSite } from "../../components/site/parse";
 import { planSite } from "../../components/site/plan";
@@ -67,14 +68,14 @@ describe("the machine configuration", () => {
     expect(v1.machine.certSANs).toEqual(["10.10.0.1", "lab-rtr1.lab.home.arpa"]);
   });
 
-  it("has no Flannel, no kube-proxy, KubePrism on 7445 and host DNS not forwarded to CoreDNS", () => {
+  it("has no Flannel, no kube-proxy, KubePrism on 7445 and CoreDNS forwarded to the host resolver", () => {
     const { of } = render();
     expect(of("KubeFlannelCNIConfig")).toEqual([]);
     expect(of("KubeProxyConfig")[0].enabled).toBe(false);
     expect(of("KubePrismConfig")[0].port).toBe(7445);
     expect(of("ResolverConfig")[0].hostDNS).toEqual({
       enabled: true,
-      forwardKubeDNSToHost: false,
+      forwardKubeDNSToHost: true,
       resolveMemberNames: true,
     });
     expect(of("KubeNetworkConfig")[0]).toMatchObject({
@@ -90,6 +91,23 @@ describe("the machine configuration", () => {
     expect(of("KubeNodeConfig")[0].taints).toBeUndefined();
     expect(of("KubeNodeConfig")[0].nodeIP.validSubnets).toEqual(["10.10.0.0/24", "fd12:3456:789a:10::/64"]);
     expect(of("KubeAPIServerCAConfig")[0].issuingCA.key).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
+  });
+
+  it("sends the cluster's lookups to DoT upstreams only through the host resolver, on a fabric where that path works", () => {
+    const s = site((raw) => {
+      raw.dns = {
+        ...raw.dns,
+        upstreams: [{ address: "9.9.9.9", protocol: "DoT", tlsServerName: "dns.quad9.net" }],
+      };
+    });
+    const resolver = render(s).of("ResolverConfig")[0];
+    // The upstream is DoT on the host; CoreDNS asks the host, never the upstream on port 53 itself.
+    expect(resolver.nameservers).toEqual([{ address: "9.9.9.9", protocol: "DoT", tlsServerName: "dns.quad9.net" }]);
+    expect(resolver.hostDNS.forwardKubeDNSToHost).toBe(true);
+    // Forwarding to the host resolver fails under Cilium's BPF masquerade with BPF host routing (siderolabs/talos
+    // issue 10002): the fabric must keep iptables masquerade or legacy host routing for this path.
+    const bpf = renderCiliumValues(s.site, s.plan).bpf as { masquerade: boolean; hostLegacyRouting: boolean };
+    expect(bpf.masquerade === false || bpf.hostLegacyRouting === true).toBe(true);
   });
 
   it("names the NICs by MAC and puts one VLAN link with its gateway addresses on the trunk per segment", () => {

@@ -7,7 +7,8 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { rolloutGateScript } from "../../components/network-services/rollout";
+import { PROBE_STATE, rolloutGateScript } from "../../components/network-services/rollout";
+import { segmentProbes } from "../../components/network-services/probe";
 import { daemonNames, renderServiceObjects, type K8sObject } from "../../components/network-services/k8s";
 import { ROUTER_NAMESPACE } from "../../components/talos-node/machine-config";
 import { FakeNode } from "../helpers/fake-node";
@@ -65,14 +66,19 @@ const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 function site(edit?: (raw: Raw) => void) {
   const s = devSite(edit);
+  const gate = {
+    namespace: ROUTER_NAMESPACE,
+    daemons: daemonNames(s.site, s.plan, s.policy),
+    subnets: s.plan.segments.flatMap((x) => [...(x.ipv4 ? [x.ipv4.cidr] : []), ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
+    timeout: 2,
+  };
+  const probes = segmentProbes(s.site, s.plan);
   return {
     objects: (image: string) => renderServiceObjects(s.site, s.plan, s.policy, image),
-    gate: rolloutGateScript({
-      namespace: ROUTER_NAMESPACE,
-      daemons: daemonNames(s.site, s.plan, s.policy),
-      subnets: s.plan.segments.flatMap((x) => [...(x.ipv4 ? [x.ipv4.cidr] : []), ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
-      timeout: 2,
-    }),
+    gate: rolloutGateScript(gate),
+    /** The gate as NetworkServices runs it: with the segment probe. */
+    probed: rolloutGateScript({ ...gate, probe: { image: IMAGE, segments: probes } }),
+    probes,
   };
 }
 
@@ -106,10 +112,12 @@ async function cluster() {
     apply: (objects: K8sObject[]) =>
       n.request({ op: "kube", sub: "apply", objects: objects.filter((o) => o.kind !== "Namespace") }),
     failing: (failing: string[]) => n.request({ op: "kube", sub: "failing", failing }),
+    silent: (links: string[]) => n.request({ op: "kube", sub: "silent", links }),
     state: () =>
       n.request<{
         daemonsets: Record<string, { spec: { template: unknown }; status: { numberAvailable: number } }>;
         configmaps: string[];
+        pods: { name: string }[];
         revisions: { metadata: { name: string }; revision: number }[];
         requests: { method: string; path: string; contentType: string | null }[];
       }>({ op: "kube", sub: "state" }),
@@ -222,6 +230,98 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       /radvd was NOT rolled back: its previous revision 1 announces fd12:3456:789a:30::\/64, which the node no longer has/,
     );
     expect(cmOf((await c.state()).daemonsets["router-system/radvd"])).toBe(radvdCm.metadata.name);
+  });
+
+  describe("with the segment probe", () => {
+    const posts = async (c: Awaited<ReturnType<typeof cluster>>) =>
+      (await c.state()).requests.filter((r) => r.method === "POST" && r.path.endsWith("/pods")).length;
+
+    it("probes every segment from the node once the services rolled out, then only the segments a change touched", async () => {
+      const c = await cluster();
+      const v1 = site();
+      await c.apply(v1.objects(IMAGE));
+      const first = await c.gate(v1.probed);
+      expect(first.code, first.stderr).toBe(0);
+      const all = v1.probes.map((p) => p.segment);
+      expect(first.stderr).toContain(`probing the segments this change touched: ${all.join(" ")}`);
+      for (const p of v1.probes) {
+        if (p.dhcp4) expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv4 on ${p.link}: offer `));
+        if (p.ra) expect(first.stderr).toContain(`ok segment ${p.segment}: router advertisement on ${p.link}`);
+      }
+      let st = await c.state();
+      expect(st.pods, "the probe pod is deleted").toEqual([]);
+      expect(st.configmaps).toContain(`${ROUTER_NAMESPACE}/${PROBE_STATE}`);
+      expect(await posts(c)).toBe(1);
+
+      // Nothing a segment depends on changed: no pod at all.
+      const again = await c.gate(v1.probed);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/no segment's services changed since they last answered: nothing to probe/);
+      const ntp = site((raw) => (raw.ntp = { ...(raw.ntp ?? {}), servers: ["162.159.200.1", "ntp9.example"] }));
+      await c.apply(ntp.objects(IMAGE));
+      const chrony = await c.gate(ntp.probed);
+      expect(chrony.code, chrony.stderr).toBe(0);
+      expect(chrony.stderr).toMatch(/nothing to probe/);
+      expect(await posts(c)).toBe(1);
+
+      // One segment's own settings changed (not the daemons'): that segment alone.
+      const iot = v1.probes.find((p) => p.segment === "iot")!;
+      const edited = site((raw) => {
+        raw.ntp = { ...(raw.ntp ?? {}), servers: ["162.159.200.1", "ntp9.example"] };
+        raw.segments.find((x: Raw) => x.name === "iot").description = "Things, renamed";
+      });
+      expect(edited.probes.find((p) => p.segment === "iot")!.fingerprint).not.toBe(iot.fingerprint);
+      await c.apply(edited.objects(IMAGE));
+      const one = await c.gate(edited.probed);
+      expect(one.code, one.stderr).toBe(0);
+      expect(one.stderr).toContain("probing the segments this change touched: iot\n");
+      st = await c.state();
+      expect(st.requests.filter((r) => r.method === "PATCH")).toEqual([]);
+    });
+
+    it("fails naming the segment when the new Kea offers outside its subnet, and rolls Kea back to what answered", async () => {
+      const c = await cluster();
+      const v1 = site();
+      await c.apply(v1.objects(IMAGE));
+      expect((await c.gate(v1.probed)).code).toBe(0);
+      const before = await c.state();
+      // A Kea revision that serves iot a subnet the node does not have there.
+      const wrong = site((raw) => (raw.segments.find((x: Raw) => x.name === "iot").ipv4 = { cidr: "10.31.0.0/23" }));
+      await c.apply(wrong.objects(IMAGE).filter((o) => o.metadata.name.startsWith("kea-dhcp4")));
+      const run = await c.gate(v1.probed);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        /the services rolled out but the segments did not all answer: segment iot: DHCPv4 on lan0\.30: offered 10\.31\.\d+\.\d+ \(from 10\.31\.0\.1\), which is outside 10\.30\.0\.0\/23\. kea-dhcp4 rolled back to revision 1\. This update failed\./,
+      );
+      const after = await c.state();
+      const kea = `${ROUTER_NAMESPACE}/kea-dhcp4`;
+      expect(after.daemonsets[kea].spec.template).toEqual(before.daemonsets[kea].spec.template);
+      expect(after.daemonsets[`${ROUTER_NAMESPACE}/radvd`].spec.template).toEqual(
+        before.daemonsets[`${ROUTER_NAMESPACE}/radvd`].spec.template,
+      );
+      expect(after.pods).toEqual([]);
+    });
+
+    it("fails naming the segment and each service that did not answer, and rolls back nothing that did not change", async () => {
+      const c = await cluster();
+      const v1 = site();
+      await c.apply(v1.objects(IMAGE));
+      expect((await c.gate(v1.probed)).code).toBe(0);
+      await c.silent(["lan0.30"]);
+      const edited = site((raw) => (raw.segments.find((x: Raw) => x.name === "iot").description = "Things, renamed"));
+      await c.apply(edited.objects(IMAGE));
+      const run = await c.gate(edited.probed);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(
+        "segment iot: DHCPv4 on lan0.30: no DHCPv4 offer on lan0.30 within 3000 ms; segment iot: RA on lan0.30: no router advertisement answered a solicitation. kea-dhcp4 did not change since it last answered: not rolled back; radvd did not change since it last answered: not rolled back. This update failed.",
+      );
+      expect((await c.state()).requests.filter((r) => r.method === "PATCH")).toEqual([]);
+      // What did not answer is probed again on the next run.
+      await c.silent([]);
+      const next = await c.gate(edited.probed);
+      expect(next.code, next.stderr).toBe(0);
+      expect(next.stderr).toContain("probing the segments this change touched: iot\n");
+    });
   });
 
   async function servedSubnets(cm: string): Promise<string[]> {

