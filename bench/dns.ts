@@ -10,8 +10,11 @@
  *
  *   cached QPS    dnsperf at full speed (16 clients, 500 outstanding) for --seconds, median over rounds
  *   p99 latency   dnsperf at a fixed rate (5,000 queries/s, the same for both), each answer's latency (-v)
+ *   CPU per query the serving processes' user and system CPU time over the answered queries of the full-speed run
  *   load          from the feeds job's start (the list published on the test internet's HTTPS server) to the
- *                 router blocking a name only the new list has: fetch, check, constant database, dnsdist's swap
+ *                 router blocking a name only the new list has, step by step (bench/dns-load.ts): fetch and
+ *                 check, constant database, rename, dnsdist opening the new file, the first blocked answer;
+ *                 five loads, the lists alternating
  *   memory        peak resident memory (VmHWM) of every DNS process, summed, after the rounds; the feeds job's
  *                 own peak while it loads the list
  *   reload        dnsperf at 8,000 queries/s while the feeds job replaces the 1,000,000-name list twice: lost
@@ -20,7 +23,7 @@
  * Runs in network namespaces with the DNS test bed (test/dns/lib). Prints a Markdown table and writes
  * bench/results/dns.json. Needs root.
  *
- *   npm run bench:dns [-- --rounds 7] [--seconds 8] [--domains 1000000]
+ *   npm run bench:dns [-- --rounds 7] [--seconds 8] [--domains 1000000] [--load-only]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -36,6 +39,7 @@ import { DnsBed } from "../test/dns/lib/bed";
 import { buildInternetDns, INTERNET_DNS } from "../test/dns/lib/internet";
 import { dnsTestSite } from "../test/dns/lib/site";
 import { buildStats, writeTestSecrets } from "../test/dns/lib/fixtures";
+import { STEP_NAMES, timedLoad, writeProber, type LoadSteps } from "./dns-load";
 
 const ROOT = resolve(__dirname, "..");
 const PEER_PORT = 5399;
@@ -57,7 +61,8 @@ function names(n: number, salt: string): string[] {
   let x = 0x9e3779b9 ^ salt.length;
   for (let i = 0; i < n; i++) {
     x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + i) >>> 0;
-    out.push(`${salt}${i.toString(36)}-${(x % 46656).toString(36)}.ads${i % 97}.example.net`);
+    // Under plain.example, which the test internet answers for every name: a name resolves unless a list blocks it.
+    out.push(`${salt}${i.toString(36)}-${(x % 46656).toString(36)}.ads${i % 97}.plain.example`);
   }
   return out;
 }
@@ -83,6 +88,21 @@ function parsePerf(text: string): Perf {
   };
 }
 
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ). */
+const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/** User and system CPU time (ticks) of processes and their threads, summed (proc(5): fields 14 and 15). */
+function cpuTicks(pids: number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
+  for (const pid of pids) {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    user += Number(f[11]);
+    system += Number(f[12]);
+  }
+  return { user, system };
+}
+
 /** Sum of a memory field (kB) over the processes whose command line matches. */
 function memory(ns: string, field: "VmHWM" | "VmRSS", match: RegExp): number {
   const pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split(/\s+/).filter(Boolean);
@@ -105,6 +125,7 @@ async function main(): Promise<void> {
       rounds: { type: "string", default: "7" },
       seconds: { type: "string", default: "8" },
       domains: { type: "string", default: "1000000" },
+      "load-only": { type: "boolean", default: false },
     },
   });
   const rounds = Number(values.rounds);
@@ -160,29 +181,62 @@ async function main(): Promise<void> {
       bed.in(client(), ["dig", "+time=2", "+tries=1", "-p", String(port), `@${gw}`, name], { allowFail: true }).stdout;
     await waitFor("the router's DNS", () => /status: NOERROR/.test(dig("www.plain.example")), 30_000, 250);
 
-    /** Runs the feeds job once (every list due) as its DaemonSet runs it; resolves with its peak memory (MB). */
-    const fetchOnce = async (): Promise<number> => {
+    /** Runs the feeds job once (every list due) as its DaemonSet runs it; its peak memory (MB) and CPU time (s). */
+    const fetchOnce = async (): Promise<{ peakMB: number; cpuS: number }> => {
       execFileSync("sh", ["-c", `rm -f "${bed.hostPath(PATHS.lists)}"/*.next`]);
-      const job: HostDaemon = { ...feeds, command: ["/usr/bin/time", "-f", "peak-kb %M", ...feeds.command, "--once"] };
+      const time = ["/usr/bin/time", "-f", "peak-kb %M cpu %U %S"];
+      const job: HostDaemon = { ...feeds, command: [...time, ...feeds.command, "--once"] };
       const p = bed.startDaemon(job, configs, secrets, [bundle]);
       await new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once("exit", r)));
       const out = p.output.join("");
       if (!/names in use/.test(out)) throw new Error(`the feeds job did not load the list:\n${out}`);
-      return Number(/peak-kb (\d+)/.exec(out)?.[1] ?? 0) / 1024;
+      const m = /peak-kb (\d+) cpu ([\d.]+) ([\d.]+)/.exec(out);
+      if (!m) throw new Error(`no resource use from time(1):\n${out}`);
+      return { peakMB: Number(m[1]) / 1024, cpuS: Number(m[2]) + Number(m[3]) };
     };
 
-    // Load: from the job's start to the router blocking a name only this list has.
-    const loads: number[] = [];
+    // Load: from the job's start to the router blocking a name only this list has, step by step.
+    const prober = join(work, "prober.js");
+    writeProber(prober);
+    const steps: LoadSteps[] = [];
     let feedsPeak = 0;
-    for (const i of [0, 1, 0]) {
+    for (const i of [0, 1, 0, 1, 0]) {
       publish(i);
-      const probe = lists[i][domains - 1];
-      const t0 = performance.now();
-      feedsPeak = Math.max(feedsPeak, await fetchOnce());
-      await waitFor("the new list in use", () => /status: NXDOMAIN/.test(dig(probe)), 30_000, 50);
-      loads.push((performance.now() - t0) / 1000);
+      steps.push(
+        await timedLoad({
+          clientNs: client(),
+          server: gw,
+          frontPid: bed.procs.get("dns-front")!.child.pid!,
+          listsDir: bed.hostPath(PATHS.lists),
+          list: "ads",
+          probe: lists[i][domains - 1],
+          prober,
+          job: async () => {
+            const use = await fetchOnce();
+            feedsPeak = Math.max(feedsPeak, use.peakMB);
+            return use.cpuS;
+          },
+          timeoutMs: 30_000,
+        }),
+      );
+      console.error(
+        `load ${steps.length}: ${STEP_NAMES.map(([k]) => `${k} ${steps.at(-1)![k].toFixed(2)}`).join(", ")}`,
+      );
     }
+    const loads = steps.map((x) => x.total);
+    results.loadSteps = steps;
     results.loadSeconds = loads;
+    const stepTable = [
+      `| step of a ${domains.toLocaleString("en-US")}-name list load | median (s) | loads (s) |`,
+      "|---|---|---|",
+      ...STEP_NAMES.map(
+        ([k, label]) =>
+          `| ${label} | ${median(steps.map((x) => x[k])).toFixed(2)} | ${steps.map((x) => x[k].toFixed(2)).join(", ")} |`,
+      ),
+    ].join("\n");
+    console.log(stepTable);
+    results.stepTable = stepTable;
+    if (values["load-only"]) return;
 
     // The peer: Unbound's defaults, reachable from the client and forwarding to the same upstream.
     const peerConf = join(work, "peer.conf");
@@ -221,23 +275,33 @@ async function main(): Promise<void> {
     for (const port of Object.values(PORTS)) perf(port, ["-n", "2", "-q", "50"]);
 
     type Who = keyof typeof PORTS;
-    const rows: Record<Who, { qps: number[]; p99: number[]; lost: number[] }> = {
-      ours: { qps: [], p99: [], lost: [] },
-      logged: { qps: [], p99: [], lost: [] },
-      peer: { qps: [], p99: [], lost: [] },
+    // The processes that serve each case's cached answers (the collector takes the fronts' reports).
+    const pid = (name: string) => bed.procs.get(name)!.child.pid!;
+    const SERVERS: Record<Who, number[]> = {
+      ours: [pid("dns-front"), pid("dns-stats")],
+      logged: [pid("dns-front-logged"), pid("dns-stats")],
+      peer: [pid("peer-unbound")],
     };
+    type Row = { qps: number[]; p99: number[]; lost: number[]; userUs: number[]; systemUs: number[] };
+    const row = (): Row => ({ qps: [], p99: [], lost: [], userUs: [], systemUs: [] });
+    const rows: Record<Who, Row> = { ours: row(), logged: row(), peer: row() };
     const all: Who[] = ["ours", "logged", "peer"];
     for (let r = 0; r < rounds; r++) {
       const order = all.map((_, i) => all[(i + r) % all.length]);
       for (const who of order) {
         const port = PORTS[who];
+        const cpu0 = cpuTicks(SERVERS[who]);
         const full = perf(port, ["-l", String(seconds), "-c", "16", "-q", "500"]);
+        const cpu1 = cpuTicks(SERVERS[who]);
+        rows[who].userUs.push(((cpu1.user - cpu0.user) / TICKS) * (1e6 / full.completed));
+        rows[who].systemUs.push(((cpu1.system - cpu0.system) / TICKS) * (1e6 / full.completed));
         const paced = perf(port, ["-l", "4", "-Q", "5000", "-c", "4", "-v"]);
         rows[who].qps.push(full.qps);
         rows[who].lost.push(full.lost + paced.lost);
         rows[who].p99.push(percentile(paced.latencies, 99) * 1000);
         console.error(
-          `round ${r + 1} ${who}: ${full.qps.toFixed(0)} q/s, p99 ${(percentile(paced.latencies, 99) * 1000).toFixed(2)} ms`,
+          `round ${r + 1} ${who}: ${full.qps.toFixed(0)} q/s, p99 ${(percentile(paced.latencies, 99) * 1000).toFixed(2)} ms, ` +
+            `server CPU ${(rows[who].userUs.at(-1)! + rows[who].systemUs.at(-1)!).toFixed(2)} µs per query`,
         );
       }
     }
@@ -268,7 +332,7 @@ async function main(): Promise<void> {
     const { ours, logged: withLog, peer } = rows;
     const n = domains.toLocaleString("en-US");
     const ratio = (x: number[]) => median(x) / median(peer.qps);
-    const perRound = (x: number[]) => median(x.map((v, i) => v / peer.qps[i]));
+    const perRound = (x: number[], of = peer.qps) => median(x.map((v, i) => v / of[i]));
     const met = (x: number[]) => (ratio(x) >= 0.9 ? "yes" : "**no**");
     const mem = results.memoryMB as Record<string, number>;
     const table = [
@@ -281,6 +345,22 @@ async function main(): Promise<void> {
       `| whole DNS stack, peak resident (list loaded, after the rounds) | — | — | — | ${mem.peakSum.toFixed(0)} MB (feeds job while loading: ${mem.feedsJobPeak.toFixed(0)} MB) | ≤ 512 MB | ${mem.peakSum + mem.feedsJobPeak <= 512 ? "yes" : "**no**"} |`,
       `| reload under load (8,000 q/s, two swaps of ${n} names) | — | — | — | ${under.lost} lost of ${under.sent} | 0 lost | ${under.lost === 0 && under.completed === under.sent ? "yes" : "**no**"} |`,
     ].join("\n");
+    // What each answer costs the servers (all their threads; the front's collector included), at full speed.
+    const cpu = (x: Row) => x.userUs.map((u, i) => u + x.systemUs[i]);
+    const cpuTable = [
+      "| case (full speed, cached) | server CPU per answered query: user | system | total (median) | × peer (per round, median) |",
+      "|---|---|---|---|---|",
+      ...(
+        [
+          ["Unbound, default configuration (peer)", peer],
+          ["router DNS, query log off (dnsdist + collector)", ours],
+          ["router DNS, query log on (dnsdist + collector)", withLog],
+        ] as const
+      ).map(
+        ([label, x]) =>
+          `| ${label} | ${median(x.userUs).toFixed(2)} µs | ${median(x.systemUs).toFixed(2)} µs | ${median(cpu(x)).toFixed(2)} µs | ${perRound(cpu(x), cpu(peer)).toFixed(2)} |`,
+      ),
+    ].join("\n");
     const machine = {
       cpus: cpus().length,
       model: cpus()[0]?.model,
@@ -291,9 +371,10 @@ async function main(): Promise<void> {
     mkdirSync(join(ROOT, "bench/results"), { recursive: true });
     writeFileSync(
       join(ROOT, "bench/results/dns.json"),
-      `${JSON.stringify({ machine, rounds, seconds, domains, ...results, table }, null, 2)}\n`,
+      `${JSON.stringify({ machine, rounds, seconds, domains, ...results, table, cpuTable }, null, 2)}\n`,
     );
     console.log(table);
+    console.log(`\n${cpuTable}`);
   } finally {
     if (process.env.DNS_BENCH_LOGS === "1") console.error(bed.logs(30));
     await bed.cleanup();

@@ -40,7 +40,7 @@ install -m 0755 "$here/dns-feeds" "$root/usr/local/bin/dns-feeds"
 install -m 0755 "$fetch" "$root/usr/local/bin/router-fetch"
 # The probes, the feeds job and the rollout gate's DNS probe (nslookup) need a shell and a few tools: busybox
 # provides them.
-for tool in sh cat grep kill printf mkdir cp test wget find chown sed awk sort wc tr mv date sleep touch rm nslookup tail; do
+for tool in sh cat grep kill printf mkdir cp test wget find chown sed awk sort wc tr mv date sleep touch rm nslookup tail stat; do
 	ln -sf busybox "$root/usr/bin/$tool"
 done
 ln -sf usr/bin "$root/bin"

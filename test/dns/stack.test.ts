@@ -6,7 +6,7 @@
  * rendered ruleset with the stack's contribution. Clients in their segments' namespaces ask the router.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devSite, type Raw } from "../helpers/dev-site";
@@ -508,6 +508,29 @@ describe.skipIf(!t.ok)("fetched lists", () => {
     startDaemon(daemon("dns-front"));
     await waitFor("the front to answer", () => dig("trusted", NAMES.free).answers.length > 0, 20_000, 200);
     expect(dig("trusted", "fetched-ad.plain.example").status).toBe("NXDOMAIN");
+  }, 60_000);
+
+  it("puts a new list in force when the database in use carries a later time (the clock stepped back)", async () => {
+    // dnsdist reopens a database only when its mtime, in whole seconds, is later than the one it has open (the
+    // same holds for a database built in the same second as the last one).
+    const ahead = Math.floor(Date.now() / 1000) + 3600;
+    utimesSync(join(lists(), "ads.cdb"), ahead, ahead);
+    // A lookup after the front's refresh interval makes it reopen the database, now with the later time.
+    for (let i = 0; i < 2; i++) {
+      await sleep(1100);
+      expect(dig("trusted", "fetched-ad.plain.example").status).toBe("NXDOMAIN");
+    }
+    // The new list drops fetched-ad (the analytics below expect two names on it).
+    publish("0.0.0.0 ads.plain.example\n0.0.0.0 later-ad.plain.example\n");
+    await fetchOnce();
+    expect(status()).toMatchObject({ entries: "2", failures: "3" });
+    await waitFor(
+      "the new list's name to be blocked",
+      () => dig("trusted", "later-ad.plain.example").status === "NXDOMAIN",
+      8_000,
+      200,
+    );
+    expect(dig("trusted", "fetched-ad.plain.example").answers).toEqual([INTERNET_DNS.plain4]);
   }, 60_000);
 });
 
