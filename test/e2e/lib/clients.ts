@@ -327,8 +327,10 @@ export class Clients {
       ...[...h.static4, ...h.sources4].map((a) => `address add ${a}/${seg.ipv4!.prefixLength} dev eth0`),
       ...[...h.static6, ...h.sources6].map((a) => `address add ${a}/64 dev eth0 nodad`),
       ...(!h.mode.dhcp4 && h.static4.length ? [`route add default via ${seg.ipv4!.gateway} dev eth0`] : []),
-      ...(h.mode.gateway6 === "static" && seg.ipv6 && h.static6.length
-        ? [`route add ::/0 via ${seg.ipv6.gateway} dev eth0`]
+      // Without router advertisements a host is configured by hand: the segment's prefix on the link (a DHCPv6
+      // lease is a /128 and brings no route) and the router as its gateway.
+      ...(h.mode.gateway6 === "static" && seg.ipv6 && (h.static6.length || h.sources6.length || h.mode.dhcp6)
+        ? [`route replace ${seg.ipv6.prefix} dev eth0`, `route add ::/0 via ${seg.ipv6.gateway} dev eth0`]
         : []),
     ]);
   }
