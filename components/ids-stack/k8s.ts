@@ -169,12 +169,33 @@ export function ruleUpdateCommand(paths: IdsPaths): string {
   ].join(" ");
 }
 
-/** Makes the rules and data host directories (created by the kubelet as root) the updater's (nobody's). */
+/**
+ * The rules-dirs init container's script; arguments: the rules, data and configuration directories. A first start
+ * (no live rules yet) seeds the live rules with the site's local rules (checked by `suricata -T` before they
+ * ship, check.ts), so Suricata inspects with them from its first packet rather than with no rules until the first
+ * fetch succeeds (the uplink may not be up yet); the first good update replaces them with the merged set, which
+ * holds them too. Then the host directories (created by the kubelet as root) become the updater's (nobody's).
+ * Without DAC_OVERRIDE root writes only into a directory it owns: the rules directory is taken back first (CHOWN
+ * is all the container has), so a later start that finds no live rules (deleted by hand) seeds them too.
+ */
+export const RULE_DIRS_SCRIPT = [
+  'chown 0:0 "$1"',
+  'if [ ! -e "$1/suricata.rules" ]; then',
+  `  cp "$3/local.rules" "$1/suricata.rules" && chown ${NOBODY}:${NOBODY} "$1/suricata.rules" &&`,
+  '    echo "no live rules: starting with the site\'s local rules until the first update" ||',
+  '    echo "no live rules and the local rules could not be put in place: Suricata starts without rules until the first update" >&2',
+  "fi",
+  // not recursive: what the updater made inside is its own already, and root without DAC_READ_SEARCH cannot
+  // walk its private directories (suricata-update's cache): a recursive chown failed every restart
+  `chown ${NOBODY}:${NOBODY} "$1" "$2"`,
+].join("\n");
+
+/** Seeds the live rules on a first start and hands the host directories to the updater (RULE_DIRS_SCRIPT). */
 function ruleDirs(image: string): IContainer {
   return {
     name: "rules-dirs",
     image,
-    command: ["chown", "-R", `${NOBODY}:${NOBODY}`, P.rules, P.data],
+    command: ["/bin/sh", "-c", RULE_DIRS_SCRIPT, "rules-dirs", P.rules, P.data, P.config],
     securityContext: {
       runAsUser: 0,
       runAsNonRoot: false,
@@ -185,6 +206,7 @@ function ruleDirs(image: string): IContainer {
     volumeMounts: [
       { name: "rules", mountPath: P.rules },
       { name: "data", mountPath: P.data },
+      { name: "config", mountPath: P.config, readOnly: true },
     ],
   };
 }

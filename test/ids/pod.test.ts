@@ -41,7 +41,10 @@ describe("the IDS pod's rule updater", () => {
   const { pod } = render();
   it("gets the root-created rules and data host directories from an init container with CHOWN alone", () => {
     const init = pod.initContainers.find((c) => c.name === "rules-dirs")!;
-    expect(init.command).toEqual(["chown", "-R", "65534:65534", ROUTER_IDS_PATHS.rules, ROUTER_IDS_PATHS.data]);
+    // the script (run in test/ids/rules-update.test.ts) takes the directories as arguments
+    expect(init.command?.slice(4)).toEqual([ROUTER_IDS_PATHS.rules, ROUTER_IDS_PATHS.data, ROUTER_IDS_PATHS.config]);
+    expect(init.command?.[2]).toContain('chown 65534:65534 "$1" "$2"');
+    expect(init.volumeMounts).toContainEqual({ name: "config", mountPath: ROUTER_IDS_PATHS.config, readOnly: true });
     expect(init.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"], add: ["CHOWN"] },

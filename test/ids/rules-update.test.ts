@@ -4,13 +4,13 @@
  * Suricata, on directories the kubelet created as root and the pod's init container handed over (its rendered
  * command). The only change to what ships: the rule source is a local file instead of ET Open's URL (not
  * reachable here). A good update replaces the live rules; a bad one (a rule Suricata refuses) keeps the last good
- * ones byte for byte — also when it fails again, on a first run with no rules yet, and when a source cannot be
- * fetched at all. The updater's loop (ruleUpdateLoop, its first retry shortened to a second) retries a failed first
+ * ones byte for byte — also when it fails again, on a first run (which runs on the site's local rules, seeded by
+ * the init container), and when a source cannot be fetched at all. The updater's loop (ruleUpdateLoop, its first retry shortened to a second) retries a failed first
  * fetch long before its interval and asks every Suricata process to reload what it shipped.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { idsPathsUnder } from "./lib/paths";
@@ -29,7 +29,7 @@ const GOOD2 = 'alert http any any -> any any (msg:"update good 2"; content:"bett
 const BAD = 'alert http any any -> any any (msg:"update bad"; content:"x"; nosuchkeyword; sid:9300002; rev:1;)';
 
 /** The updater's directories as the kubelet and the init container leave them, with the rendered files. */
-function bed(prefix: string): { paths: IdsPaths; source: string } {
+function bed(prefix: string): { paths: IdsPaths; source: string; init: string[] } {
   const root = tempDir(prefix);
   chmodSync(root, 0o755);
   const paths = idsPathsUnder(root);
@@ -46,15 +46,31 @@ function bed(prefix: string): { paths: IdsPaths; source: string } {
   // the init container's command as rendered, on the test's directories
   const ds = renderIdsObjects(ids, suricataFiles(site, ids), "img").find((o) => o.kind === "DaemonSet")!;
   const init = (ds.spec!.template.spec!.initContainers ?? [])[0].command!.map((a) =>
-    a === ROUTER_IDS_PATHS.rules ? paths.rules : a === ROUTER_IDS_PATHS.data ? paths.data : a,
+    a === ROUTER_IDS_PATHS.rules
+      ? paths.rules
+      : a === ROUTER_IDS_PATHS.data
+        ? paths.data
+        : a === ROUTER_IDS_PATHS.config
+          ? paths.config
+          : a,
   );
-  expect(spawnSync(init[0], init.slice(1)).status).toBe(0);
-  return { paths, source };
+  const started = initAsPod(init);
+  expect(started.status, started.stderr).toBe(0);
+  return { paths, source, init };
 }
+
+/** The init container's command as root with CHOWN alone (its securityContext). */
+function initAsPod(init: string[]) {
+  return spawnSync("setpriv", ["--bounding-set=-all,+chown", "--inh-caps=-all", ...init], { encoding: "utf8" });
+}
+
+/** The site's local rules as rendered (router:ids.rules.local). */
+const localRules = (paths: IdsPaths) => readFileSync(join(paths.config, "local.rules"), "utf8");
 
 describe.skipIf(!t.ok)("a rule update", () => {
   let paths: IdsPaths;
   let source = "";
+  let init: string[] = [];
   const live = () => join(paths.rules, "suricata.rules");
 
   /** One update as the updater container runs it: nobody, the rendered command; its exit status. */
@@ -72,14 +88,29 @@ describe.skipIf(!t.ok)("a rule update", () => {
   };
 
   beforeAll(() => {
-    ({ paths, source } = bed("ids-rules-update-"));
+    ({ paths, source, init } = bed("ids-rules-update-"));
   }, 60_000);
 
-  it("on a first run with a bad source, ships nothing", () => {
+  it("a first start runs on the site's local rules, which Suricata loads, before any update", () => {
+    expect(localRules(paths)).toMatch(/sid:\d+;/);
+    expect(readFileSync(live(), "utf8")).toBe(localRules(paths));
+    const check = spawnSync("suricata", [
+      "-T",
+      "-c",
+      join(paths.config, "suricata.yaml"),
+      "-S",
+      live(),
+      "-l",
+      paths.logs,
+    ]);
+    expect(check.status, String(check.stderr)).toBe(0);
+  }, 120_000);
+
+  it("on a first run with a bad source, ships nothing: the local rules stay byte for byte", () => {
     const r = update([GOOD, BAD]);
     expect(r.out).toMatch(/Suricata test failed/);
     expect(r.status).not.toBe(0);
-    expect(existsSync(live())).toBe(false);
+    expect(readFileSync(live(), "utf8")).toBe(localRules(paths));
   }, 120_000);
 
   it("a good update replaces the live rules, as nobody, tested by Suricata", () => {
@@ -123,6 +154,23 @@ describe.skipIf(!t.ok)("a rule update", () => {
     expect(r.status).not.toBe(0);
     expect(readFileSync(live(), "utf8")).toBe(good);
   }, 120_000);
+
+  it("a restart keeps the updated rules: the init container seeds only a start with no live rules", () => {
+    const good = readFileSync(live(), "utf8");
+    expect(good).not.toBe(localRules(paths));
+    const r = initAsPod(init);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(live(), "utf8")).toBe(good);
+  });
+
+  it("a start that finds no live rules in the updater's directory (deleted by hand) seeds them again", () => {
+    rmSync(live());
+    const r = initAsPod(init);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(live(), "utf8")).toBe(localRules(paths));
+    // and the directory is the updater's again
+    expect(statSync(paths.rules).uid).toBe(65534);
+  });
 });
 
 describe.skipIf(!t.ok)("the updater's loop", () => {
@@ -150,7 +198,7 @@ describe.skipIf(!t.ok)("the updater's loop", () => {
         () => /rule update failed: the last good rules stay; next try in 1 s/.test(err),
         90_000,
       );
-      expect(existsSync(join(paths.rules, "suricata.rules"))).toBe(false);
+      expect(readFileSync(join(paths.rules, "suricata.rules"), "utf8")).toBe(localRules(paths));
       writeFileSync(source, GOOD + "\n");
       await waitFor(
         "the retried update to ship the rules",
