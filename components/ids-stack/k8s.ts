@@ -95,13 +95,7 @@ function metricsAgent(image: string, ids: IdsPlan, runs: string[]): IContainer {
       ...["--out", `${TEXTFILE_DIR}/ids.prom`, "--interval", "10"],
       ...(ids.pairs.length ? ["--nfqueue", `${first}-${last}`] : []),
     ],
-    securityContext: {
-      runAsUser: 0,
-      runAsNonRoot: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ["ALL"] },
-    },
+    securityContext: ROOT_NO_CAPS,
     resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "64Mi" } },
     volumeMounts: [
       { name: "metrics", mountPath: P.metrics },
@@ -211,6 +205,15 @@ function ruleDirs(image: string): IContainer {
   };
 }
 
+/** Root (the files it handles are root's or Suricata's) with no capability and a read-only root. */
+const ROOT_NO_CAPS = {
+  runAsUser: 0,
+  runAsNonRoot: false,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ["ALL"] },
+};
+
 /** The first wait after a failed rule update (seconds); it doubles after each failure, up to the interval. */
 export const RULE_RETRY_SECONDS = 60;
 
@@ -276,13 +279,7 @@ function eveRotate(image: string, runs: string[]): IContainer {
     name: "eve-rotate",
     image,
     command: ["/bin/sh", "-c", eveRotateLoop(P, runs)],
-    securityContext: {
-      runAsUser: 0,
-      runAsNonRoot: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ["ALL"] },
-    },
+    securityContext: ROOT_NO_CAPS,
     resources: { requests: { cpu: "5m", memory: "16Mi" }, limits: { memory: "64Mi" } },
     volumeMounts: [
       { name: "logs", mountPath: P.logs },

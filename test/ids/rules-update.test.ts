@@ -64,6 +64,12 @@ function initAsPod(init: string[]) {
   return spawnSync("setpriv", ["--bounding-set=-all,+chown", "--inh-caps=-all", ...init], { encoding: "utf8" });
 }
 
+/** Suricata loads `rules` with the rendered suricata.yaml (`suricata -T`). */
+function expectLoads(paths: IdsPaths, rules: string): void {
+  const check = spawnSync("suricata", ["-T", "-c", join(paths.config, "suricata.yaml"), "-S", rules, "-l", paths.logs]);
+  expect(check.status, String(check.stderr)).toBe(0);
+}
+
 /** The site's local rules as rendered (router:ids.rules.local). */
 const localRules = (paths: IdsPaths) => readFileSync(join(paths.config, "local.rules"), "utf8");
 
@@ -94,16 +100,7 @@ describe.skipIf(!t.ok)("a rule update", () => {
   it("a first start runs on the site's local rules, which Suricata loads, before any update", () => {
     expect(localRules(paths)).toMatch(/sid:\d+;/);
     expect(readFileSync(live(), "utf8")).toBe(localRules(paths));
-    const check = spawnSync("suricata", [
-      "-T",
-      "-c",
-      join(paths.config, "suricata.yaml"),
-      "-S",
-      live(),
-      "-l",
-      paths.logs,
-    ]);
-    expect(check.status, String(check.stderr)).toBe(0);
+    expectLoads(paths, live());
   }, 120_000);
 
   it("on a first run with a bad source, ships nothing: the local rules stay byte for byte", () => {
@@ -129,16 +126,7 @@ describe.skipIf(!t.ok)("a rule update", () => {
       expect(readFileSync(live(), "utf8")).toBe(good);
     }
     // what the router keeps loads
-    const check = spawnSync("suricata", [
-      "-T",
-      "-c",
-      join(paths.config, "suricata.yaml"),
-      "-S",
-      live(),
-      "-l",
-      paths.logs,
-    ]);
-    expect(check.status, String(check.stderr)).toBe(0);
+    expectLoads(paths, live());
   }, 240_000);
 
   it("the next good update goes through", () => {
