@@ -414,6 +414,33 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
     });
   });
 
+  it("reads the DNS probe's verdict: a line implicates the daemon it names, a line naming none every DNS daemon", () => {
+    const { blame } = dnsProbeStep(DNS_IMAGE, []);
+    const lines = {
+      "dns-front": "FAIL segment iot: DNS at 10.30.0.1: no answer (x; y); resolver answers, front does not → dns-front",
+      "dns-auth": "FAIL segment iot: DNS at fd12::1: a is 1.2.3.4 not fd12::1; resolver …, authoritative … → dns-auth",
+      none: "FAIL segment iot: DNS at 10.30.0.1: no answer for lab-rtr1.iot.lab.home.arpa a within 1s (timed out)",
+      other: "FAIL segment iot: not a segment the router answers DNS on",
+    };
+    // The gate's own test of a FAIL line (rollout.ts PROBE_SEGMENTS), by grep in both locales a run may have.
+    const implicated = (line: string, locale: string) =>
+      blame
+        .filter(
+          ({ pattern }) =>
+            spawnSync("grep", ["-qE", `^FAIL segment [^:]*: (${pattern})`], {
+              input: `${line}\n`,
+              env: { ...process.env, LC_ALL: locale },
+            }).status === 0,
+        )
+        .map((b) => b.daemon);
+    for (const locale of ["C", "C.UTF-8"]) {
+      expect(implicated(lines["dns-front"], locale), locale).toEqual(["dns-front"]);
+      expect(implicated(lines["dns-auth"], locale), locale).toEqual(["dns-auth"]);
+      expect(implicated(lines.none, locale), locale).toEqual(["dns-front", "dns-resolver", "dns-auth"]);
+      expect(implicated(lines.other, locale), locale).toEqual([]);
+    }
+  });
+
   describe("the DNS gate rolls back only the daemon the probe blames", () => {
     // A change of every DNS daemon (front threads, a private domain, the zones' TTL) that leaves the segments as
     // they were; then one link of the chain stops answering where the next one asks it.
