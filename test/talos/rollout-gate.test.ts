@@ -137,6 +137,7 @@ async function cluster() {
       n.request({ op: "kube", sub: "apply", objects: objects.filter((o) => o.kind !== "Namespace") }),
     failing: (failing: string[]) => n.request({ op: "kube", sub: "failing", failing }),
     silent: (links: string[]) => n.request({ op: "kube", sub: "silent", links }),
+    probePods: (fault: "refused" | "crash" | undefined) => n.request({ op: "kube", sub: "probePods", fault }),
     state: () =>
       n.request<{
         daemonsets: Record<string, { spec: { template: unknown }; status: { numberAvailable: number } }>;
@@ -481,6 +482,39 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
         );
       }
       expect(after.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
+    });
+  });
+
+  describe("a probe that names no segment confirms nothing: every daemon that changed is rolled back", () => {
+    it.each([
+      { fault: "refused" as const, says: /the probe pod could not be created: .*forbidden: exceeded quota/ },
+      { fault: "crash" as const, says: /the probe pod failed without naming a segment \(.*not found\)/ },
+    ])("a probe pod $fault", async ({ fault, says }) => {
+      const c = await cluster();
+      const v1 = dnsSite();
+      await c.apply(v1.objects);
+      expect((await c.gate(v1.gate)).code).toBe(0);
+      const before = await c.state();
+      // Two of the three DNS daemons change (the front's threads, the zones' TTL); the resolver does not.
+      const v2 = dnsSite((raw) => {
+        raw.dns.frontThreads = 3;
+        raw.dns.ttl = 600;
+      });
+      await c.apply(v2.objects);
+      await c.probePods(fault);
+      const run = await c.gate(v2.gate);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(says);
+      expect(run.stderr).toContain("the probe named no segment, so nothing confirms the change");
+      expect(run.stderr).toMatch(/dns-front rolled back to revision 1/);
+      expect(run.stderr).toMatch(/dns-auth rolled back to revision 1/);
+      expect(run.stderr).toContain("dns-resolver did not change since it last answered: not rolled back");
+      const after = await c.state();
+      for (const d of ["dns-front", "dns-resolver", "dns-auth"]) {
+        const key = `${ROUTER_NAMESPACE}/${d}`;
+        expect(after.daemonsets[key].spec.template, d).toEqual(before.daemonsets[key].spec.template);
+      }
+      expect(after.requests.filter((r) => r.method === "PATCH")).toHaveLength(2);
     });
   });
 
