@@ -9,7 +9,7 @@
  *
  * Its host side is a ruleset contribution (host.ts dnsRuleset), registered in components/host-layers.ts. Its
  * rollout gate follows the DaemonSets and then asks each touched segment's gateways for the router's own name
- * (probe.ts), rolling back the DNS daemons that changed when a segment does not answer.
+ * (probe.ts; over DoT and DoH too on encrypted zones, trusting the site's DNS CA), rolling back the DNS daemons that changed when a segment does not answer.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -113,6 +113,8 @@ function rolloutGate(
     image: pulumi.Output<string>;
     digest: pulumi.Output<string>;
     daemonSets: pulumi.Resource[];
+    /** The site's DNS CA certificate (public), which the probe verifies DoT and DoH with; absent without them. */
+    caCert?: pulumi.Output<string>;
   },
 ): command.local.Command {
   const probes = dnsProbes(g.plan, g.dns);
@@ -121,14 +123,14 @@ function rolloutGate(
     {
       interpreter: ["/bin/bash", "-c"],
       environment: pulumi.secret({ ROUTER_KUBECONFIG: g.kubeconfig }),
-      create: g.image.apply((image) =>
+      create: pulumi.all([g.image, g.caCert ?? ""]).apply(([image, caCert]) =>
         rolloutGateScript({
           namespace: ROUTER_NAMESPACE,
           daemons: g.daemons,
           subnets: g.plan.segments.flatMap(segmentPrefixes),
           timeout: durationSeconds(g.site.node.healthTimeout),
           what: "DNS daemon",
-          probe: dnsProbeStep(image, probes),
+          probe: dnsProbeStep(image, probes, caCert || undefined),
         }),
       ),
       triggers: [g.digest, ...probes.map((p) => p.fingerprint)],
@@ -210,7 +212,8 @@ export class DnsStack extends pulumi.ComponentResource {
         .update(JSON.stringify(renderDnsObjects(site, plan, dns, image)))
         .digest("hex"),
     );
-    rolloutGate(this, name, { ...args, dns, daemons, image: this.image, digest: this.digest, daemonSets });
+    const gate = { dns, daemons, image: this.image, digest: this.digest, daemonSets, caCert: this.caCertificate };
+    rolloutGate(this, name, { ...args, ...gate });
     const artifacts = Object.fromEntries([...dnsConfigs(site, plan, dns)].map(([f, text]) => [`dns/${f}`, text]));
     this.registerOutputs({
       image: this.image,

@@ -15,11 +15,21 @@
  * the bit says (RFC 1035 §4.1.1: RD is copied into the response, recursion is optional), so it answers as it
  * answers Unbound's stub queries (which leave RD off).
  *
- * The tool is the DNS image's busybox nslookup; each query is bounded (QUERY_S, one try), so a segment costs at
- * most QUERIES_PER_ADDRESS seconds per gateway, and a segment that answers costs one query per gateway. The
+ * On a segment of an `encrypted` zone the probe also asks what an encrypted-DNS client asks, at the segment's first
+ * gateway (IPv4 where it has one) once plain DNS answered there: DoT on 853, verifying the certificate against the
+ * site's DNS CA and the router's name in the segment's domain (a DoT client configured with the name), and DoH at
+ * `https://ADDRESS/dns-query`, verifying it against the CA and the address (a client configured with the URL). Both
+ * must give the address back. The chain behind dnsdist just answered plain DNS, so a DoT or DoH failure is the
+ * front's TLS listener (its certificate, its binding): the line names the protocol and ends in `→ dns-front`. The
+ * CA certificate (public; never its key) is part of the script, written to a temporary file for kdig.
+ *
+ * The tools are the DNS image's busybox nslookup and Knot's kdig; each query is bounded (QUERY_S, one try), so a
+ * segment costs at most QUERIES_PER_ADDRESS seconds per gateway (and TLS_QUERIES more on an encrypted zone), and a
+ * segment that answers costs one query per gateway (and TLS_QUERIES more on an encrypted zone). The
  * script runs in the DNS image on the host network (the rollout gate's pod,
  * components/network-services/rollout.ts), takes the segment names to probe as its arguments, prints one line per
- * gateway query (`ok …` or `FAIL segment NAME: DNS at ADDRESS: …; … → DAEMON`) and exits 1 when any failed.
+ * gateway query (`ok …` or `FAIL segment NAME: DNS at ADDRESS: …; … → DAEMON`, `FAIL segment NAME: DoT at ADDRESS:
+ * … → dns-front`) and exits 1 when any failed.
  * Pure: plain text.
  */
 import { createHash } from "node:crypto";
@@ -37,6 +47,8 @@ export interface DnsProbe {
   name: string;
   /** The segment's gateway addresses: each must answer `name` with itself. */
   servers: string[];
+  /** Whether the segment's zone has DoT and DoH on the router (its `encrypted`): those are probed too. */
+  encrypted: boolean;
   /** SHA-256 of what the DNS stack was told about the segment (the segment and its zone): a change touches it. */
   fingerprint: string;
 }
@@ -47,6 +59,11 @@ export const QUERY_S = 1;
 export const DNS_PROBE_DAEMONS = ["dns-front", "dns-resolver", "dns-auth"];
 /** Queries of one gateway address at most: the front, then (after a failure) the resolver and the authoritative. */
 export const QUERIES_PER_ADDRESS = 3;
+/** Queries of an encrypted zone's segment beyond the plain ones: DoT and DoH at its first gateway. */
+export const TLS_QUERIES = 2;
+/** Where DoT and DoH listen on the gateways (dnsdist.ts addTLSLocal, addDOHLocal). */
+export const DOT_PORT = 853;
+export const DOH_PORT = 443;
 /** Where Unbound and Knot listen on the node (unbound.ts `interface:`, knot.ts `listen:`). */
 const LOOPBACK = "127.0.0.1";
 /** The ConfigMap that remembers what last answered DNS (apart from the services' probe state). */
@@ -63,24 +80,67 @@ export function dnsProbes(plan: SitePlan, dns: DnsPlan): DnsProbe[] {
       const fingerprint = createHash("sha256")
         .update(JSON.stringify({ segment: seg, zone }))
         .digest("hex");
-      out.push({ segment: name, name: `${plan.hostname}.${seg.domain}`, servers, fingerprint });
+      out.push({
+        segment: name,
+        name: `${plan.hostname}.${seg.domain}`,
+        servers,
+        encrypted: zone.encrypted,
+        fingerprint,
+      });
     }
   return out.sort((a, b) => a.segment.localeCompare(b.segment));
 }
 
-/** The queries of one segment: `check_dns` per gateway address. */
+/** The queries of one segment: `check_dns` per gateway address, then `check_tls` at the first on an encrypted zone. */
 function caseOf(p: DnsProbe): string {
-  const checks = p.servers.map(
-    (s) => `check_dns ${[p.segment, p.name, s, familyOf(s) === 4 ? "a" : "aaaa"].map(q).join(" ")}`,
-  );
+  const args = (s: string) => [p.segment, p.name, s, familyOf(s) === 4 ? "a" : "aaaa"].map(q).join(" ");
+  const checks = p.servers.map((s) => `check_dns ${args(s)}`);
+  // DoT and DoH only where plain DNS answered: a failure then is the front's TLS listener, not the chain behind it
+  if (p.encrypted) checks[0] += ` && check_tls ${args(p.servers[0])}`;
   return `    ${q(p.segment)}) ${checks.join("; ")} ;;`;
 }
 
 /**
- * The probe script (POSIX sh: busybox in the image). Arguments: the names of the segments to probe. nslookup
- * comes from PATH (busybox's, whose answer lines follow a `Name:` line as `Address: A`; `-port=` picks the port).
+ * The TLS half of the script: the CA file and `check_tls SEGMENT NAME ADDRESS TYPE`, which asks NAME over DoT
+ * (verifying NAME) and DoH (verifying ADDRESS) at ADDRESS with kdig (+short: the answer's data, one a line; its
+ * `;; ` lines say what failed) and prints a line per protocol.
  */
-export function dnsProbeScript(probes: DnsProbe[]): string {
+function tlsPart(caPem: string): string[] {
+  return [
+    'CA="${TMPDIR:-/tmp}/dns-probe-ca.$$"',
+    "trap 'rm -f \"$CA\"' EXIT",
+    "cat > \"$CA\" <<'END_OF_CA'",
+    caPem.trim(),
+    "END_OF_CA",
+    // ask_tls PROTO NAME TYPE ADDRESS: $got as ask's, $why what kdig said went wrong
+    "ask_tls() {",
+    `  case "$1" in DoT) how="+tls -p ${DOT_PORT} +tls-hostname=$2" ;; *) how="+https=/dns-query -p ${DOH_PORT}" ;; esac`,
+    '  out=$(kdig @"$4" $how +tls-ca="$CA" +timeout="$QUERY_S" +retry=0 +short "$2" "$3" 2>&1)',
+    "  got=$(echo \"$out\" | grep -v '^;;' | grep -v '^[[:space:]]*$' | tr '\\n' ' ')",
+    "  why=$(echo \"$out\" | sed -n 's/^;; //p' | tr '\\n' ' ' | sed 's/ *$//')",
+    "}",
+    "check_tls() {",
+    "  seg=$1 name=$2 server=$3 type=$4",
+    "  for proto in DoT DoH; do",
+    '    ask_tls "$proto" "$name" "$type" "$server"',
+    '    case " $got" in',
+    '      *" $server "*) echo "ok segment $seg: $proto at $server answers $name $type with $server" ;;',
+    '      " ") bad=1; echo "FAIL segment $seg: $proto at $server: no answer for $name $type within ${QUERY_S}s (${why:-no reason given}), plain DNS answers → dns-front" ;;',
+    '      *) bad=1; echo "FAIL segment $seg: $proto at $server: $name $type is ${got}not $server, plain DNS answers → dns-front" ;;',
+    "    esac",
+    "  done",
+    "}",
+  ];
+}
+
+/**
+ * The probe script (POSIX sh: busybox in the image). Arguments: the names of the segments to probe. nslookup
+ * comes from PATH (busybox's, whose answer lines follow a `Name:` line as `Address: A`; `-port=` picks the port),
+ * and so does kdig (encrypted zones only). `caPem` is the site's DNS CA certificate, which an encrypted zone needs.
+ */
+export function dnsProbeScript(probes: DnsProbe[], caPem?: string): string {
+  const tls = probes.some((p) => p.encrypted);
+  if (tls && !caPem) throw new Error("the DNS probe of an encrypted zone needs the site's DNS CA certificate");
   return [
     "set -u",
     `QUERY_S=${QUERY_S}`,
@@ -113,7 +173,9 @@ export function dnsProbeScript(probes: DnsProbe[]): string {
     "  esac",
     "  bad=1",
     '  echo "FAIL segment $seg: DNS at $server: $front; $(blame "$name" "$type" "$server")"',
+    "  return 1",
     "}",
+    ...(tls ? tlsPart(caPem!) : []),
     'for s in "$@"; do',
     '  case "$s" in',
     ...probes.map(caseOf),
@@ -125,18 +187,18 @@ export function dnsProbeScript(probes: DnsProbe[]): string {
 }
 
 /** The rollout gate's probe step of the DNS stack: this script in the DNS image, with no capability. */
-export function dnsProbeStep(image: string, probes: DnsProbe[]): ProbeStep {
+export function dnsProbeStep(image: string, probes: DnsProbe[], caPem?: string): ProbeStep {
   return {
     image,
     name: "dns-probe",
     state: DNS_PROBE_STATE,
     subject: "DNS daemons",
-    script: dnsProbeScript(probes),
+    script: dnsProbeScript(probes, caPem),
     segments: probes.map((p) => ({ segment: p.segment, fingerprint: p.fingerprint, daemons: DNS_PROBE_DAEMONS })),
-    // two gateway addresses, each asked at most QUERIES_PER_ADDRESS times
-    segmentMs: 2 * QUERIES_PER_ADDRESS * QUERY_S * 1000 + 500,
+    // two gateway addresses, each asked at most QUERIES_PER_ADDRESS times, then DoT and DoH
+    segmentMs: (2 * QUERIES_PER_ADDRESS + TLS_QUERIES) * QUERY_S * 1000 + 500,
     capabilities: [],
-    // The daemon a DNS line names; a DNS line naming none (a probe that could not tell) implicates every one.
-    blame: DNS_PROBE_DAEMONS.map((daemon) => ({ daemon, pattern: `DNS at ([^→]*|.* → ${daemon})$` })),
+    // The daemon a DNS, DoT or DoH line names; a line naming none (a probe that could not tell) implicates every one.
+    blame: DNS_PROBE_DAEMONS.map((daemon) => ({ daemon, pattern: `(DNS|DoT|DoH) at ([^→]*|.* → ${daemon})$` })),
   };
 }

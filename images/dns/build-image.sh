@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Builds the router's DNS image: dnsdist, Unbound, Knot, Kea's DHCP-DDNS daemon and tinycdb from the build
-# machine's Debian packages, the stack's own programs (router-dns-stats, dns-feeds, and the data plane's
+# Builds the router's DNS image: dnsdist, Unbound, Knot (and its kdig, the rollout gate's DoT/DoH probe), Kea's
+# DHCP-DDNS daemon and tinycdb from the build machine's Debian packages, the stack's own programs (router-dns-stats, dns-feeds, and the data plane's
 # router-fetch), the DNSSEC root trust anchor and the CA bundle, with exactly the shared libraries they need, as
 # an OCI image layout with a reproducible digest (fixed modes, no timestamps).
 #   build-image.sh STAGE_DIR OUT_DIR STATS_BINARY ROUTER_FETCH
@@ -20,10 +20,10 @@ name=router-dns
 
 binaries=(
 	/usr/bin/dnsdist /usr/sbin/unbound /usr/sbin/unbound-control /usr/sbin/knotd /usr/sbin/knotc
-	/usr/sbin/kea-dhcp-ddns /usr/bin/cdb /usr/bin/socat /usr/bin/busybox
+	/usr/sbin/kea-dhcp-ddns /usr/bin/cdb /usr/bin/socat /usr/bin/busybox /usr/bin/kdig
 )
 for b in "${binaries[@]}"; do
-	[ -x "$b" ] || { echo "build-image: $b is missing (install: dnsdist unbound knot kea-dhcp-ddns-server tinycdb socat busybox)" >&2; exit 1; }
+	[ -x "$b" ] || { echo "build-image: $b is missing (install: dnsdist unbound knot kea-dhcp-ddns-server tinycdb socat busybox knot-dnsutils)" >&2; exit 1; }
 done
 data=(/usr/share/dns/root.key /etc/ssl/certs/ca-certificates.crt)
 for f in "${data[@]}"; do
