@@ -26,6 +26,8 @@ const BAD = "registry.lab:5000/router/router-services@sha256:" + "bad0".repeat(1
 const DNS_IMAGE = "registry.lab:5000/router/router-dns@sha256:" + "2".repeat(64);
 
 let client: { crt: string; key: string; fingerprint: string };
+/** The site's DNS CA certificate as the DNS gate gets it (the fake kdig loads it; it checks no certificate). */
+let dnsCa: string;
 let node: FakeNode | undefined;
 
 beforeAll(() => {
@@ -54,6 +56,25 @@ beforeAll(() => {
   );
   if (r.status !== 0) throw new Error(r.stderr);
   const crt = readFileSync(`${dir}/crt.pem`, "utf8");
+  const ca = spawnSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-subj",
+    "/CN=lab DNS CA",
+    "-days",
+    "1",
+    "-keyout",
+    `${dir}/dns-ca.key`,
+    "-out",
+    `${dir}/dns-ca.pem`,
+  ]);
+  if (ca.status !== 0) throw new Error(String(ca.stderr));
+  dnsCa = readFileSync(`${dir}/dns-ca.pem`, "utf8");
   client = {
     crt,
     key: readFileSync(`${dir}/key.pem`, "utf8"),
@@ -101,7 +122,7 @@ function dnsSite(edit?: (raw: Raw) => void) {
       subnets: s.plan.segments.flatMap((x) => [...(x.ipv4 ? [x.ipv4.cidr] : []), ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
       timeout: 2,
       what: "DNS daemon",
-      probe: dnsProbeStep(DNS_IMAGE, probes),
+      probe: dnsProbeStep(DNS_IMAGE, probes, dnsCa),
     }),
   };
 }
@@ -415,6 +436,40 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
     });
   });
 
+  it("fails naming DoT and DoH when a new front has no TLS listeners, and rolls the front back to what answered", async () => {
+    const c = await cluster();
+    const v1 = dnsSite();
+    expect(v1.probes.filter((p) => p.encrypted).map((p) => p.segment)).toEqual(["mgmt", "trusted"]);
+    await c.apply(v1.objects);
+    const first = await c.gate(v1.gate);
+    expect(first.code, first.stderr).toBe(0);
+    const before = await c.state();
+    // A dnsdist revision rendered for a site without encrypted DNS: plain DNS answers, DoT and DoH do not.
+    const plain = dnsSite((raw) => {
+      for (const z of raw.dns.zones) delete z.encrypted;
+    });
+    await c.apply(plain.objects.filter((o) => o.metadata.name.startsWith("dns-front")));
+    const run = await c.gate(v1.gate);
+    expect(run.code).toBe(1);
+    for (const [seg, at] of [
+      ["mgmt", "10\\.10\\.0\\.1"],
+      ["trusted", "10\\.20\\.0\\.1"],
+    ])
+      for (const proto of ["DoT", "DoH"])
+        expect(run.stderr).toMatch(
+          new RegExp(
+            `segment ${seg}: ${proto} at ${at}: no answer for lab-rtr1\\.${seg}\\.lab\\.home\\.arpa a \\(WARNING: can't connect .*\\), plain DNS answers → dns-front`,
+          ),
+        );
+    expect(run.stderr).not.toMatch(/FAIL segment [a-z]+: DNS at /);
+    expect(run.stderr).toMatch(/\. dns-front rolled back to revision 1\. This update failed\./);
+    const after = await c.state();
+    const front = `${ROUTER_NAMESPACE}/dns-front`;
+    expect(after.daemonsets[front].spec.template).toEqual(before.daemonsets[front].spec.template);
+    const next = await c.gate(v1.gate);
+    expect(next.code, next.stderr).toBe(0);
+  });
+
   it("reads the DNS probe's verdict: a line implicates the daemon it names, a line naming none every DNS daemon", () => {
     const { blame } = dnsProbeStep(DNS_IMAGE, []);
     const lines = {
@@ -422,6 +477,8 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       "dns-auth": "FAIL segment iot: DNS at fd12::1: a is 1.2.3.4 not fd12::1; resolver …, authoritative … → dns-auth",
       none: "FAIL segment iot: DNS at 10.30.0.1: no answer for lab-rtr1.iot.lab.home.arpa a within 1s (timed out)",
       other: "FAIL segment iot: not a segment the router answers DNS on",
+      dot: "FAIL segment trusted: DoT at 10.20.0.1: no answer for x a (WARNING: TLS; ERROR: y), plain DNS answers → dns-front",
+      doh: "FAIL segment trusted: DoH at 10.20.0.1: x a is 10.9.9.9 not 10.20.0.1, plain DNS answers → dns-front",
     };
     // The gate's own test of a FAIL line (rollout.ts PROBE_SEGMENTS), by grep in both locales a run may have.
     const implicated = (line: string, locale: string) =>
@@ -439,6 +496,8 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       expect(implicated(lines["dns-auth"], locale), locale).toEqual(["dns-auth"]);
       expect(implicated(lines.none, locale), locale).toEqual(["dns-front", "dns-resolver", "dns-auth"]);
       expect(implicated(lines.other, locale), locale).toEqual([]);
+      expect(implicated(lines.dot, locale), locale).toEqual(["dns-front"]);
+      expect(implicated(lines.doh, locale), locale).toEqual(["dns-front"]);
     }
   });
 
