@@ -109,12 +109,12 @@ describe.skipIf(!t.ok)("the frr pod's restart and stop", () => {
     return n?.neighbors?.["10.10.0.1"]?.[0]?.nbrState?.startsWith("Full") === true;
   };
 
-  /** A new frr pod: a fresh run directory (an emptyDir), frr-start in its own mount and PID namespaces. */
+  /** A new frr pod: fresh writable directories, frr-start in its own mount and PID namespaces. */
   function startFrrPod(): Daemon {
     const conf = join(pod, "frr.conf");
     writeFileSync(conf, renderFrr(dev.site, dev.plan)!, { mode: 0o644 });
     writeFileSync(join(pod, "group"), withMember(readFileSync("/etc/group", "utf8"), "frrvty", "root"));
-    rmSync(join(pod, "run-frr"), { recursive: true, force: true });
+    for (const dir of ["etc-frr", "run-frr", "var-tmp"]) rmSync(join(pod, dir), { recursive: true, force: true });
     const binds: [string, string][] = [
       [join(pod, "etc-frr"), "/etc/frr"],
       [join(pod, "run-frr"), "/var/run/frr"],
@@ -202,6 +202,8 @@ describe.skipIf(!t.ok)("the frr pod's restart and stop", () => {
     })();
     await sleep(1_000);
     await killAsKubelet(frr!);
+    // the stop left zebra's routes in place: what the next start keeps
+    expect(learned()).toEqual([expect.objectContaining({ protocol: "ospf", gateway: PEER })]);
     lab.ip("rtr", [`route add ${GONE} via ${PEER} proto ospf metric 20`]);
     frr = startFrrPod();
     const restarted = Date.now();
