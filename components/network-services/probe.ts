@@ -55,7 +55,10 @@ function dhcp6Of(site: Site, plan: SitePlan, seg: SegmentPlan): Dhcp6Check | und
   if (!subnet) return undefined;
   const range = dhcpv6Range(site, seg);
   if (range) return { mode: "stateful", pool: `${range.start}-${range.end}` };
-  const dns = (subnet["option-data"] as KeaOption[]).find((o) => o.name === "dns-servers")?.data.split(",")[0].trim();
+  const dns = (subnet["option-data"] as KeaOption[])
+    .find((o) => o.name === "dns-servers")
+    ?.data.split(",")[0]
+    .trim();
   return { mode: "stateless", ...(dns ? { dns } : {}) };
 }
 
@@ -96,7 +99,11 @@ export function probeDaemons(p: SegmentProbe): string[] {
 
 /** The checks of one segment: `check_segment` with its values. */
 function caseOf(p: SegmentProbe): string {
-  const d6 = !p.dhcp6 ? ["", ""] : p.dhcp6.mode === "stateful" ? ["stateful", p.dhcp6.pool] : ["stateless", p.dhcp6.dns ?? "-"];
+  const d6 = !p.dhcp6
+    ? ["", ""]
+    : p.dhcp6.mode === "stateful"
+      ? ["stateful", p.dhcp6.pool]
+      : ["stateless", p.dhcp6.dns ?? "-"];
   const args = [p.segment, p.link, p.dhcp4 ?? "", p.ra ?? "", ...d6];
   return `    ${q(p.segment)}) check_segment ${args.map(q).join(" ")} ;;`;
 }

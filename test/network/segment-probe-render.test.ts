@@ -131,7 +131,9 @@ describe("the segment probe's DHCPv6 check", () => {
       `dhcp6-probe -i lan0.30 ${gateway} 3000`,
     ]);
     // Router advertisements off: no other-config flag is sent, so nothing is served or asked.
-    const quiet = edited((r) => (r.segments.find((x: Raw) => x.name === "iot").ra = { enabled: false, otherConfig: true }));
+    const quiet = edited(
+      (r) => (r.segments.find((x: Raw) => x.name === "iot").ra = { enabled: false, otherConfig: true }),
+    );
     expect(quiet.probes.find((p) => p.segment === "iot")?.dhcp6).toBeUndefined();
   });
 

@@ -157,9 +157,10 @@ describe.skipIf(!t.ok)("the segment probe, with the real Kea and radvd", () => {
       }
       if (p.ra) expect(r.out).toContain(`ok segment ${p.segment}: router advertisement on ${p.link} announces ${p.ra}`);
       if (p.dhcp6) {
-        const m = new RegExp(`^ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise (\\S+) from (fe80::\\S+)$`, "m").exec(
-          r.out,
-        );
+        const m = new RegExp(
+          `^ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise (\\S+) from (fe80::\\S+)$`,
+          "m",
+        ).exec(r.out);
         expect(m, `${p.segment}: ${r.out}`).not.toBeNull();
         const seg = dev.plan.segments.find((x) => x.name === p.segment)!;
         expect(inPrefix6(m![1], seg.ipv6!.prefix), `${m![1]} in ${seg.ipv6!.prefix}`).toBe(true);
@@ -169,7 +170,9 @@ describe.skipIf(!t.ok)("the segment probe, with the real Kea and radvd", () => {
     const withDhcp6 = devRaw()
       .segments.filter((x: Raw) => x.dhcpv6?.enabled === true)
       .map((x: Raw) => x.name as string);
-    expect([...r.out.matchAll(/^(?:ok|FAIL) segment (\S+): DHCPv6 /gm)].map((m) => m[1]).sort()).toEqual(withDhcp6.sort());
+    expect([...r.out.matchAll(/^(?:ok|FAIL) segment (\S+): DHCPv6 /gm)].map((m) => m[1]).sort()).toEqual(
+      withDhcp6.sort(),
+    );
     expect(r.ms).toBeLessThan(2000 * probes.length);
     const leases = readFileSync(join(dir, "leases4.csv"), "utf8").trim().split("\n");
     expect(leases.slice(1), "the probe's offers were never requested").toEqual([]);
@@ -243,7 +246,10 @@ describe.skipIf(!t.ok)("the segment probe, with the real Kea and radvd", () => {
     expect(r.ms, "each check is bounded").toBeLessThan(v6.length * 8000);
     for (const p of v6)
       expect(r.out).toMatch(
-        new RegExp(`^FAIL segment ${p.segment}: DHCPv6 on ${p.link}: no DHCPv6 advertise on ${p.link} within 3000 ms$`, "m"),
+        new RegExp(
+          `^FAIL segment ${p.segment}: DHCPv6 on ${p.link}: no DHCPv6 advertise on ${p.link} within 3000 ms$`,
+          "m",
+        ),
       );
     await startKea6();
   });

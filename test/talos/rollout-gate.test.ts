@@ -271,7 +271,8 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       for (const p of v1.probes) {
         if (p.dhcp4) expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv4 on ${p.link}: offer `));
         if (p.ra) expect(first.stderr).toContain(`ok segment ${p.segment}: router advertisement on ${p.link}`);
-        if (p.dhcp6) expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise `));
+        if (p.dhcp6)
+          expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise `));
       }
       expect(v1.probes.some((p) => p.dhcp6)).toBe(true);
       let st = await c.state();
