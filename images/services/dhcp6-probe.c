@@ -12,9 +12,10 @@
  *              must carry an IA_NA address inside START-END (the segment's pool) and no status NoAddrsAvail.
  *   stateless: sends one INFORMATION-REQUEST (§18.2.6) asking for the DNS servers option (ORO) and reads the REPLY;
  *              it must carry the DNS recursive name server option (RFC 3646) naming DNS (`-`: any reply will do).
- * The server answers to the client's link-local address and port 546 (§7.2): the probe binds that port on LINK only
- * (SO_BINDTODEVICE), with SO_REUSEADDR, so a DHCPv6 client on another link (a WAN's) keeps its socket. Binding port
- * 546 needs CAP_NET_BIND_SERVICE.
+ * The server answers to the client's link-local address and port 546 (§7.2): the probe binds that address (with
+ * LINK as its scope) and port on LINK only (SO_BINDTODEVICE), with SO_REUSEADDR, so a DHCPv6 client holding port 546
+ * on another link (a WAN's) keeps its socket and the probe still binds. Binding port 546 needs
+ * CAP_NET_BIND_SERVICE.
  *
  * Prints one line: `advertise ADDRESS from SERVER` / `reply from SERVER with DNS A[, B…]` (exit 0); otherwise a line
  * saying what was wrong (exit 1: no answer in time, an address outside the pool, a status code instead of an
@@ -314,8 +315,9 @@ static int open_link(struct probe *p)
 		return -1;
 	}
 	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0) {
-		fprintf(stderr, "dhcp6-probe: bind to port %d on %s: %s (needs CAP_NET_BIND_SERVICE)\n", CLIENT_PORT,
-			p->link, strerror(errno));
+		int denied = errno == EACCES || errno == EPERM;
+		fprintf(stderr, "dhcp6-probe: bind to port %d on %s: %s%s\n", CLIENT_PORT, p->link, strerror(errno),
+			denied ? " (needs CAP_NET_BIND_SERVICE)" : "");
 		close(fd);
 		return -1;
 	}

@@ -10,7 +10,12 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderKea4, renderKea6, renderRadvd } from "../../components/network-services/config";
-import { segmentProbeScript, segmentProbes, type SegmentProbe } from "../../components/network-services/probe";
+import {
+  segmentProbeScript,
+  segmentProbes,
+  servicesProbeStep,
+  type SegmentProbe,
+} from "../../components/network-services/probe";
 import { devRaw, devSite, type Raw } from "../helpers/dev-site";
 import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
@@ -18,7 +23,10 @@ import { tier } from "../helpers/tier";
 import { Netns } from "./netns";
 import { waitFor } from "../helpers/wait";
 
-const t = tier("segment probe", { root: true, commands: ["ip", "gcc", "kea-dhcp4", "kea-dhcp6", "radvd", "rdisc6"] });
+const t = tier("segment probe", {
+  root: true,
+  commands: ["ip", "gcc", "kea-dhcp4", "kea-dhcp6", "radvd", "rdisc6", "socat", "setpriv"],
+});
 
 const dev = devSite();
 const probes = segmentProbes(dev.site, dev.plan);
@@ -86,11 +94,13 @@ async function stop(p: ChildProcess | undefined): Promise<void> {
 }
 
 /** Runs the probe script for these segments in the node's namespace, with the probe tools on PATH. */
-function probe(segments: string[], of = probes): { code: number; out: string; ms: number } {
+function probe(segments: string[], of = probes, caps?: string[]): { code: number; out: string; ms: number } {
   const t0 = Date.now();
+  // caps: only these capabilities, as the probe pod has them (its container drops the others).
+  const limit = caps ? ["setpriv", `--bounding-set=-all${caps.map((c) => `,+${c}`).join("")}`] : [];
   const r = spawnSync(
     "ip",
-    ["netns", "exec", ns.name("node"), "sh", "-c", segmentProbeScript(of), "segment-probe", ...segments],
+    ["netns", "exec", ns.name("node"), ...limit, "sh", "-c", segmentProbeScript(of), "segment-probe", ...segments],
     { encoding: "utf8", timeout: 60_000, env: { ...process.env, PATH: `${join(dir, "bin")}:${process.env.PATH}` } },
   );
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, ms: Date.now() - t0 };
@@ -194,6 +204,38 @@ describe.skipIf(!t.ok)("the segment probe, with the real Kea and radvd", () => {
     const other = run("fd00:99::53");
     expect(other.status).toBe(1);
     expect(other.stdout).toMatch(new RegExp(`names DNS ${seg.ipv6!.gateway} but not fd00:99::53$`, "m"));
+  });
+
+  it("runs with the probe pod's capabilities, and says which one it lacks without them", () => {
+    const dev6 = probes.find((x) => x.dhcp6)!;
+    const pod = servicesProbeStep("image", probes).capabilities.map((c) => c.toLowerCase());
+    const ok = probe([dev6.segment], probes, pod);
+    expect(ok.code, ok.out).toBe(0);
+    const raw = probe([dev6.segment], probes, ["net_raw"]);
+    expect(raw.code).toBe(1);
+    expect(raw.out).toMatch(
+      new RegExp(
+        `^FAIL segment ${dev6.segment}: DHCPv6 on ${dev6.link}: dhcp6-probe: bind to port 546 on ${dev6.link}: Permission denied \\(needs CAP_NET_BIND_SERVICE\\)$`,
+        "m",
+      ),
+    );
+  });
+
+  it("gets its advertise while another link's DHCPv6 client holds port 546 there (as a WAN's would)", async () => {
+    const p = probes.find((x) => x.dhcp6)!;
+    const other = dev.plan.segments.find((x) => x.link !== p.link)!;
+    // Port 546 bound on the other link only, without SO_REUSEADDR.
+    const holder = start(["socat", "-u", `UDP6-RECV:546,so-bindtodevice=${other.link}`, "/dev/null"]);
+    try {
+      await waitFor("the port holder to bind", () =>
+        ns.exec("node", ["ss", "-Huln", "sport", "= :546"]).stdout.includes(`%${other.link}:546`),
+      );
+      const r = probe([p.segment]);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(new RegExp(`^ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise `, "m"));
+    } finally {
+      await stop(holder);
+    }
   });
 
   it("asks a stateless segment's DHCPv6 (other-config flag, no addresses) for the router's DNS server", async () => {
