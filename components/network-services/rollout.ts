@@ -11,11 +11,12 @@
  * so), and a radvd revision that announces such a prefix is not rolled back at all.
  *
  * With a probe (ProbeStep), a rollout that became available must also answer: the segments the change touched are
- * probed from the node's side by a short-lived host-network pod running the probe's script (the services' DHCPv4
- * and RA probe, probe.ts; the DNS stack's, components/dns-stack/probe.ts); a segment that does not answer fails
- * the update naming it, and each daemon its failure implicates (Kea or radvd; the DNS daemons) is rolled back as
- * above when its revision changed since the segment last answered. What answered is kept in the probe's state
- * ConfigMap (fingerprints and revisions, nothing secret), which is how a later run knows what the change touched.
+ * probed from the node's side by a short-lived host-network pod running the probe's script (the services' DHCPv4,
+ * DHCPv6 and RA probe, probe.ts; the DNS stack's, components/dns-stack/probe.ts); a segment that does not answer
+ * fails the update naming it, and each daemon its failure implicates (kea-dhcp4, kea-dhcp6 or radvd; the DNS
+ * daemons) is rolled back as above when its revision changed since the segment last answered. What answered is
+ * kept in the probe's state ConfigMap (fingerprints and revisions, nothing secret), which is how a later run knows
+ * what the change touched.
  * Pure: plain text.
  */
 import { q, shellHelpers } from "../talos-node/scripts";

@@ -7,7 +7,8 @@
  * kernel's routes, flags those with a protocol it installs with as left over from a previous run (zebra/
  * rt_netlink.c is_selfroute: bgp, ospf, zebra, FRR's static 196, isis, rip, …; not the kernel's static 4 nor
  * boot 3) and deletes them (zebra/main.c schedules rib_sweep_route at once, or after -K seconds; zebra/
- * zebra_rib.c rib_sweep_table uninstalls each flagged route read before startup). What spares Talos' routes is
+ * zebra_rib.c rib_sweep_table uninstalls each flagged route read before startup; frr-start gives -K, so that
+ * a restart keeps forwarding). What spares Talos' routes is
  * the metric: zebra adds and deletes every route with metric 20 (rt_netlink.c, "Hardcode the metric for all
  * routes coming from zebra": RTA_PRIORITY = NL_DEFAULT_ROUTE_METRIC), and the kernel deletes only the route of
  * the metric given (net/ipv4/fib_trie.c fib_table_delete, net/ipv6/route.c ip6_route_del). So zebra installs a
@@ -107,7 +108,10 @@ describe.skipIf(!t.ok)("the frr pod's start beside Talos' BGP routes", () => {
     // `ip netns exec` runs the command in a mount namespace of its own, its mounts slaved from the host's
     const script = ["set -e", ...binds.map(([from, to]) => `mount --bind ${q(from)} ${q(to)}`)];
     script.push(`exec ${q(FRR_START)} ${q(conf)}`);
-    return shell.daemon("frr-pod", lab.name("rtr"), ["sh", "-c", script.join("\n")]);
+    // the sweep waits FRR_RESTART_GRACE seconds (zebra -K, test/network/frr-restart.kernel.test.ts); what is
+    // proven here is what it deletes, so it runs after one second
+    const env = { ...process.env, FRR_RESTART_GRACE: "1" };
+    return shell.daemon("frr-pod", lab.name("rtr"), ["sh", "-c", script.join("\n")], env);
   }
 
   /** Ends the pod: watchfrr first (it would restart the others), then each daemon by its pid file. */

@@ -293,7 +293,10 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       for (const p of v1.probes) {
         if (p.dhcp4) expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv4 on ${p.link}: offer `));
         if (p.ra) expect(first.stderr).toContain(`ok segment ${p.segment}: router advertisement on ${p.link}`);
+        if (p.dhcp6)
+          expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise `));
       }
+      expect(v1.probes.some((p) => p.dhcp6)).toBe(true);
       let st = await c.state();
       expect(st.pods, "the probe pod is deleted").toEqual([]);
       expect(st.configmaps).toContain(`${ROUTER_NAMESPACE}/${PROBE_STATE}`);
@@ -346,6 +349,35 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
         before.daemonsets[`${ROUTER_NAMESPACE}/radvd`].spec.template,
       );
       expect(after.pods).toEqual([]);
+    });
+
+    it("fails naming the segment when the new Kea DHCPv6 advertises outside the pool, and rolls only kea-dhcp6 back", async () => {
+      const c = await cluster();
+      const v1 = site();
+      await c.apply(v1.objects(IMAGE));
+      expect((await c.gate(v1.probed)).code).toBe(0);
+      const before = await c.state();
+      // A kea-dhcp6 revision whose servers pool is not the one the segment is probed for.
+      const wrong = site((raw) => {
+        raw.segments.find((x: Raw) => x.name === "servers").dhcpv6.range = {
+          start: "fd12:3456:789a:50::2000",
+          end: "fd12:3456:789a:50::2fff",
+        };
+      });
+      await c.apply(wrong.objects(IMAGE).filter((o) => o.metadata.name.startsWith("kea-dhcp6")));
+      const run = await c.gate(v1.probed);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(
+        "the services rolled out but the segments did not all answer: segment servers: DHCPv6 on lan0.50: advertised fd12:3456:789a:50::2000 (from fe80::1), which is outside fd12:3456:789a:50::1000-fd12:3456:789a:50::1fff. kea-dhcp6 rolled back to revision 1. This update failed.",
+      );
+      const after = await c.state();
+      for (const d of ["kea-dhcp6", "kea-dhcp4", "radvd"])
+        expect(after.daemonsets[`${ROUTER_NAMESPACE}/${d}`].spec.template, d).toEqual(
+          before.daemonsets[`${ROUTER_NAMESPACE}/${d}`].spec.template,
+        );
+      expect(after.requests.filter((r) => r.method === "PATCH").map((r) => r.path)).toEqual([
+        `/apis/apps/v1/namespaces/${ROUTER_NAMESPACE}/daemonsets/kea-dhcp6`,
+      ]);
     });
 
     it("fails naming the segment and each service that did not answer, and rolls back nothing that did not change", async () => {
