@@ -116,7 +116,8 @@ function tlsPart(caPem: string): string[] {
     "ask_tls() {",
     `  case "$1" in DoT) how="+tls -p ${DOT_PORT} +tls-hostname=$2" ;; *) how="+https=/dns-query -p ${DOH_PORT}" ;; esac`,
     '  out=$(kdig @"$4" $how +tls-ca="$CA" +timeout="$QUERY_S" +retry=0 +short "$2" "$3" 2>&1)',
-    "  got=$(echo \"$out\" | grep -v '^;;' | grep -v '^[[:space:]]*$' | tr '\\n' ' ')",
+    // only address lines: kdig 3.2 may abort after a TLS timeout, and glibc's complaint is no answer
+    "  got=$(echo \"$out\" | grep -E '^[0-9A-Fa-f.:]+$' | tr '\\n' ' ')",
     // (the image has no locales: kdig's warning about that says nothing about the query)
     '  why=$(echo "$out" | awk \'/^;; / && !/setlocale/ {sub(/^;; /, ""); printf "%s%s", sep, $0; sep="; "}\')',
     "}",

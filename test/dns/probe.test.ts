@@ -11,7 +11,7 @@
  */
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
@@ -33,7 +33,7 @@ const t = tier("DNS probe in namespaces", {
   root: true,
   commands: [
     ...["ip", "setpriv", "dnsdist", "unbound", "unbound-control", "knotd", "knotc", "busybox", "cdb", "nft"],
-    ...["kdig", "openssl"],
+    ...["kdig", "openssl", "socat"],
   ],
 });
 
@@ -321,6 +321,36 @@ describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot",
     );
     expect(blamed(r.out)).toEqual(["dns-resolver", "dns-resolver"]);
     await restore(["dns-resolver"]);
+  }, 60_000);
+
+  it("fails naming DoT within its bound when the DoT port accepts but never completes a handshake", async () => {
+    await run("dns-front", edited("dnsdist.conf", /^addTLSLocal\(.*$/gm, "-- no DoT listener"));
+    const trusted = probes.find((p) => p.segment === "trusted")!;
+    const at = trusted.servers[0];
+    const stall = spawn(
+      "ip",
+      ["netns", "exec", bed.router, "socat", `TCP-LISTEN:853,bind=${at},reuseaddr,fork`, "SYSTEM:sleep 10"],
+      {
+        stdio: "ignore",
+      },
+    );
+    try {
+      await waitFor("the stalling DoT port", () => probe(["trusted"]).out.includes("took too long"), 20_000);
+      const r = probe(["trusted"]);
+      expect(r.out).toMatch(
+        new RegExp(
+          `^FAIL segment trusted: DoT at ${at.replace(/\./g, "\\.")}: no answer for \\S+ a \\(WARNING: TLS, peer took too long to respond\\), plain DNS answers → dns-front$`,
+          "m",
+        ),
+      );
+      expect(blamed(r.out)).toEqual(["dns-front"]);
+      // the plain queries answer at once; the stalled handshake is bounded like any query
+      const queries = trusted.servers.length + TLS_QUERIES;
+      expect(r.ms, r.out).toBeLessThan(queries * (QUERY_S * 1000 + 500));
+    } finally {
+      stall.kill();
+      await restore(["dns-front"]);
+    }
   }, 60_000);
 
   it("asks the next hops only after a failure: one query per gateway address (and DoT, DoH) while the segment answers", () => {
