@@ -30,9 +30,9 @@ export const ALLOW_ONLY = "allow-only";
 export const PROFILE_TAG = "profile";
 /**
  * One answer in SAMPLE is reported from a zone whose query log is off (for its latency histogram). A report is the
- * front's most costly step per answer (a protobuf message of the answer, queued to the logger's thread): one in 8
- * cost about 10 % of the cached-answer rate in the DNS benchmark against one in 32 (same interleaved runs). One in
- * 32 still gives a busy zone thousands of samples a minute; a quiet zone fewer, and its query log has them all.
+ * front's most costly step per answer (a protobuf message of the answer, queued to the logger's thread): with one
+ * in 8 instead of 32 the front spent 5–9 % more CPU per cached answer in the DNS benchmark (README). One in 32 still
+ * gives a busy zone thousands of samples a minute; a quiet zone fewer (switch its query log on to report them all).
  */
 export const SAMPLE = 32;
 /**
