@@ -18,6 +18,12 @@
  * (kernel packets and drops of its AF_PACKET socket, read through its command socket with suricatasc) for each:
  * the highest step without a capture drop is the maximum rate without drops.
  *
+ * Every configuration runs with the site's other stacks beside it, as the appliance's e2e areas run them (issue 17:
+ * "everything on"): the network services' pods, the DNS stack's pods (dnsdist with its lists, Unbound, Knot, the
+ * DDNS daemon, the stats collector; the test internet's DNS behind them) and the observability stack's pods
+ * (Prometheus scraping the loader and the node exporter, Alertmanager, the log store and collector, the flow
+ * exporters on every link). `--services none` runs the network services' pods alone.
+ *
  * Deviations from the rendered file: `--set stats.interval=1` (the counters reach the command socket once an
  * interval; the rendered 10 s would blur the rounds), and `-k none` (no checksum validation). The namespaces' veths hand frames
  * on with checksums left to offload, which Suricata would count as invalid and not reassemble, inspecting less
@@ -29,6 +35,7 @@
  * 0 capture drops at 1 Gbit/s offered. Prints a Markdown table and writes bench/results/ids.json. Needs root.
  *
  *   npm run bench:ids [-- --runs 5] [--seconds 5] [--rules 30000] [--steps 100M,150M,200M,250M,300M,400M,500M,1G,2G]
+ *                     [--services all|none]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -38,7 +45,9 @@ import { planIds } from "../components/ids-stack/plan";
 import { suricataFiles, type IdsPaths } from "../components/ids-stack/suricata";
 import { Appliance, ROOT } from "../test/e2e/lib/appliance";
 import { forwardTarget } from "../test/e2e/lib/areas/common";
+import { startInternetDns } from "../test/e2e/lib/areas/dns-internet";
 import { type Daemon, inNs, run } from "../test/e2e/lib/exec";
+import { dnsPod, networkServicePod, observabilityPod } from "../test/e2e/lib/pods";
 import { internetSource } from "../test/e2e/lib/internet";
 import { renderSite } from "../test/e2e/lib/rendered";
 import { sleep, waitFor } from "../test/helpers/wait";
@@ -136,8 +145,12 @@ async function main(): Promise<void> {
       seconds: { type: "string", default: "5" },
       rules: { type: "string", default: "30000" },
       steps: { type: "string", default: "100M,150M,200M,250M,300M,400M,500M,1G,2G" },
+      services: { type: "string", default: "all" },
     },
   });
+  if (values.services !== "all" && values.services !== "none")
+    throw new Error(`--services: ${values.services} is not one of all, none`);
+  const stacks = values.services === "all";
   const runs = Number(values.runs);
   const seconds = Number(values.seconds);
   const ruleCount = Number(values.rules);
@@ -153,8 +166,19 @@ async function main(): Promise<void> {
     rendered,
     // the flow is iperf3 on the forwarded host; no probe services are needed
     ports: { tcp: [], udp: [] },
+    beforeLoader: stacks ? [startInternetDns] : [],
+    pods: (name) => networkServicePod(name) || (stacks && (dnsPod(name) || observabilityPod(name))),
   });
   await app.start();
+  const pods = [...app.pods.running.keys()].sort();
+  // "everything on" holds only while every pod beside the data plane runs: checked after they settled and at the end
+  const alive = (when: string) => {
+    const gone = [...app.pods.running].filter(([, d]) => d.exited);
+    if (gone.length)
+      throw new Error(`${when}, pods exited: ${gone.map(([n, d]) => `${n}\n${d.log().slice(-1500)}`).join("\n")}`);
+  };
+  await sleep(5000);
+  alive("before the rounds");
   const samples = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
   const steps: Step[] = [];
   const captures = new Map<Mode, Capture[]>(MODES.map((m) => [m, []]));
@@ -320,6 +344,7 @@ async function main(): Promise<void> {
       console.error(`offered ${offered}: ${(bps / 1e6).toFixed(0)} Mbit/s, ${c.packets} captured, ${c.drops} dropped`);
     }
     await stopSuricata();
+    alive("after the rounds and steps");
   } finally {
     await app.stop();
   }
@@ -335,6 +360,7 @@ async function main(): Promise<void> {
     steps,
     loadAtStart,
     pf: pf.name,
+    pods,
   });
 }
 
@@ -352,6 +378,8 @@ interface Figures {
   steps: Step[];
   loadAtStart: number[];
   pf: string;
+  /** The pods that ran beside the data plane in every configuration. */
+  pods: string[];
 }
 
 /** Bits per second of an iperf3 rate (`500M`, `1G`, `0` for unlimited). */
@@ -397,6 +425,7 @@ function report(f: Figures): void {
       flow: `one TCP stream, iperf3 from an internet source to the primary WAN's address, port forward ${f.pf} to the servers segment`,
       rules: { generated: f.ruleCount, loaded: f.loadedRules },
       suricataStartSeconds: f.loadSeconds,
+      podsAlongside: f.pods,
     },
     medianMbps: { off: off / 1e6, ids: on / 1e6, idsIps: inline / 1e6 },
     samples: Object.fromEntries(MODES.map((m) => [m, f.samples.get(m)])),
@@ -415,7 +444,8 @@ function report(f: Figures): void {
   console.log(
     `IDS throughput: internet → forwarded host (${f.pf}), TCP (iperf3, one stream), median of ${f.runs} interleaved ` +
       `runs of ${f.seconds} s, ${m.cpus} CPUs (${m.model}), kernel ${m.kernel}; Suricata IDS on the primary WAN with ` +
-      `${f.loadedRules} rules (start to engine running: median ${median(f.loadSeconds).toFixed(1)} s)\n`,
+      `${f.loadedRules} rules (start to engine running: median ${median(f.loadSeconds).toFixed(1)} s); beside it in every ` +
+      `configuration: ${f.pods.join(", ")}\n`,
   );
   console.log(
     "| configuration | median | samples (Mbit/s) | ratio of medians | ratio per round (median) | capture drops | queue: queued / kernel drops / uninspected | goal | met |",

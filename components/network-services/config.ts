@@ -109,7 +109,7 @@ export function renderKea6(site: Site, plan: SitePlan): string {
   });
 }
 
-/** True when some segment hands out stateful DHCPv6 addresses (the DHCPv6 server is deployed). */
+/** True when the DHCPv6 server serves some segment, stateful or stateless (it is then deployed). */
 export function usesDhcpv6(site: Site, plan: SitePlan): boolean {
   return plan.segments.some((s) => keaSubnet6(site, plan, s) !== undefined);
 }

@@ -11,11 +11,12 @@
  * so), and a radvd revision that announces such a prefix is not rolled back at all.
  *
  * With a probe (ProbeStep), a rollout that became available must also answer: the segments the change touched are
- * probed from the node's side by a short-lived host-network pod running the probe's script (the services' DHCPv4
- * and RA probe, probe.ts; the DNS stack's, components/dns-stack/probe.ts); a segment that does not answer fails
- * the update naming it, and each daemon its failure implicates (Kea or radvd; the DNS daemons) is rolled back as
- * above when its revision changed since the segment last answered. What answered is kept in the probe's state
- * ConfigMap (fingerprints and revisions, nothing secret), which is how a later run knows what the change touched.
+ * probed from the node's side by a short-lived host-network pod running the probe's script (the services' DHCPv4,
+ * DHCPv6 and RA probe, probe.ts; the DNS stack's, components/dns-stack/probe.ts); a segment that does not answer
+ * fails the update naming it, and each daemon its failure implicates (kea-dhcp4, kea-dhcp6 or radvd; the DNS
+ * daemons) is rolled back as above when its revision changed since the segment last answered. What answered is
+ * kept in the probe's state ConfigMap (fingerprints and revisions, nothing secret), which is how a later run knows
+ * what the change touched.
  * Pure: plain text.
  */
 import { q, shellHelpers } from "../talos-node/scripts";
@@ -108,7 +109,9 @@ function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
  * probe_segments: finds the segments this change touched (a fingerprint or a serving daemon's revision differs from
  * what last answered; every segment when nothing did yet), runs the probe pod for them, and on success records
  * what answered. On failure sets $probe_failed to the FAIL lines and rolls back each daemon a FAIL line implicates
- * (PROBE_BLAME) whose revision changed since it last answered.
+ * (PROBE_BLAME) whose revision changed since it last answered. A probe that names no segment (its pod could not be
+ * created, failed without a FAIL line, or did not finish) proves nothing about the change: every daemon whose
+ * revision changed is rolled back, as an unconfirmed change is.
  */
 const PROBE_SEGMENTS = [
   "probe_segments() {",
@@ -123,18 +126,19 @@ const PROBE_SEGMENTS = [
   '  log "probing the segments this change touched: $touched"',
   '  name="$PROBE_NAME-$(now_ms)"',
   '  if ! out=$(api POST "/api/v1/namespaces/$NS/pods" "$(jq -c --arg n "$name" --arg s "$touched" \'.metadata.name = $n | .spec.containers[0].args = ($s | split(" "))\' <<<"$PROBE_POD")" 2>&1); then',
-  '    probe_failed="the probe pod could not be created: $out"; return 1',
+  '    probe_failed="the probe pod could not be created: $(paste -sd " " <<<"$out")"; out=""; phase=unknown',
+  "  else",
+  "    end=$(( $(now_ms) + PROBE_S * 1000 ))",
+  "    while :; do",
+  '      phase=$(api GET "/api/v1/namespaces/$NS/pods/$name" | jq -r \'.status.phase // "Pending"\') || phase=unknown',
+  '      case "$phase" in Succeeded|Failed) break ;; esac',
+  "      (( $(now_ms) < end )) || break",
+  "      sleep 0.5",
+  "    done",
+  '    out=$(ACCEPT=text/plain api GET "/api/v1/namespaces/$NS/pods/$name/log" 2>/dev/null) || out=""',
+  '    api DELETE "/api/v1/namespaces/$NS/pods/$name" >/dev/null 2>&1 || true',
+  '    if [ -n "$out" ]; then sed \'s/^/  | /\' <<<"$out" >&3; fi',
   "  fi",
-  "  end=$(( $(now_ms) + PROBE_S * 1000 ))",
-  "  while :; do",
-  '    phase=$(api GET "/api/v1/namespaces/$NS/pods/$name" | jq -r \'.status.phase // "Pending"\') || phase=unknown',
-  '    case "$phase" in Succeeded|Failed) break ;; esac',
-  "    (( $(now_ms) < end )) || break",
-  "    sleep 0.5",
-  "  done",
-  '  out=$(ACCEPT=text/plain api GET "/api/v1/namespaces/$NS/pods/$name/log" 2>/dev/null) || out=""',
-  '  api DELETE "/api/v1/namespaces/$NS/pods/$name" >/dev/null 2>&1 || true',
-  '  if [ -n "$out" ]; then sed \'s/^/  | /\' <<<"$out" >&3; fi',
   '  if [ "$phase" = Succeeded ]; then',
   '    cm=$(jq -c --arg ns "$NS" --arg n "$PROBE_STATE" --argjson cur "$cur" --argjson labels "$PROBE_LABELS" \'{apiVersion: "v1", kind: "ConfigMap", metadata: {name: $n, namespace: $ns, labels: $labels}, data: {"state.json": ({segments: (map({key: .segment, value: .fingerprint}) | from_entries), daemons: $cur} | tojson)}}\' <<<"$PROBES")',
   '    api DELETE "/api/v1/namespaces/$NS/configmaps/$PROBE_STATE" >/dev/null 2>&1 || true',
@@ -143,13 +147,19 @@ const PROBE_SEGMENTS = [
   "    return 0",
   "  fi",
   // one line, the FAIL lines joined by "; " (their own text untouched: it may hold semicolons)
-  '  probe_failed=$(grep "^FAIL " <<<"$out" | sed "s/^FAIL //" | jq -Rsr \'split("\\n") | map(select(length > 0)) | join("; ")\')',
+  '  [ -n "$probe_failed" ] || probe_failed=$(grep "^FAIL " <<<"$out" | sed "s/^FAIL //" | jq -Rsr \'split("\\n") | map(select(length > 0)) | join("; ")\')',
   '  if [ -z "$probe_failed" ] && [ "$phase" = Failed ]; then probe_failed="the probe pod failed without naming a segment ($(tail -n 3 <<<"$out" | paste -sd " "))"; fi',
   '  [ -n "$probe_failed" ] || probe_failed="the probe pod did not finish within ${PROBE_S}s (it is $phase)"',
-  "  local d pattern",
+  "  local d pattern changed named=yes",
+  '  grep -q "^FAIL segment " <<<"$out" || { named=""; summary="$summary; the probe named no segment, so nothing confirms the change: every daemon that changed is rolled back"; }',
   "  while IFS=$'\\t' read -r -u 4 d pattern; do",
-  '    grep -qE "^FAIL segment [^:]*: $pattern" <<<"$out" || continue',
-  '    if [ "$(jq -r --arg d "$d" \'.[$d] // ""\' <<<"$cur")" = "$(jq -r --arg d "$d" \'(.daemons // {})[$d] // ""\' <<<"$state")" ]; then',
+  "    changed=yes",
+  '    [ "$(jq -r --arg d "$d" \'.[$d] // ""\' <<<"$cur")" != "$(jq -r --arg d "$d" \'(.daemons // {})[$d] // ""\' <<<"$state")" ] || changed=""',
+  '    if [ -n "$named" ] && ! grep -qE "^FAIL segment [^:]*: ($pattern)" <<<"$out"; then',
+  '      [ -z "$changed" ] || summary="$summary; $d changed but no failure points at it: it keeps its new revision"',
+  "      continue",
+  "    fi",
+  '    if [ -z "$changed" ]; then',
   '      summary="$summary; $d did not change since it last answered: not rolled back"',
   "    else",
   '      roll_back "$d" || true',

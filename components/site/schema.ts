@@ -304,7 +304,10 @@ export const SegmentRa = z.strictObject({
   enabled: z.boolean().default(true),
   /** Clients may form addresses by SLAAC (the prefix's autonomous flag). */
   slaac: z.boolean().default(true),
-  /** Other configuration by DHCPv6 (O flag); default: when DHCPv6 is on. */
+  /**
+   * Other configuration by DHCPv6 (O flag); default: when DHCPv6 is on. On without dhcpv6.enabled, the router's
+   * DHCPv6 serves the segment options only (stateless: DNS servers and search domains, no addresses).
+   */
   otherConfig: z.boolean().optional(),
   /** Seconds between unsolicited advertisements (radvd MaxRtrAdvInterval). */
   maxInterval: intIn(4, 1800, "an interval in seconds").default(600),

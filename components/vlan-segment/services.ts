@@ -81,11 +81,26 @@ export function dhcpv6Range(site: Site, seg: SegmentPlan): { start: string; end:
   return s.dhcpv6.range ?? { start: nthAddress(seg.ipv6.prefix, 0x1000), end: nthAddress(seg.ipv6.prefix, 0x1fff) };
 }
 
-/** The segment's DHCPv6 subnet, when it hands out stateful addresses. */
+/**
+ * What the segment's DHCPv6 serves: stateful (addresses from its pool, and options; dhcpv6.enabled), stateless
+ * (options only, RFC 8415 §6.1: the router advertisements' other-config flag is set without dhcpv6.enabled), or
+ * nothing (undefined).
+ */
+export function dhcpv6Mode(site: Site, seg: SegmentPlan): "stateful" | "stateless" | undefined {
+  const s = siteSegment(site, seg);
+  if (!seg.ipv6) return undefined;
+  if (s.dhcpv6.enabled) return "stateful";
+  return s.ra.enabled && s.ra.otherConfig === true ? "stateless" : undefined;
+}
+
+/**
+ * The segment's DHCPv6 subnet, when its DHCPv6 serves it (dhcpv6Mode): with its pool and reservations when
+ * stateful, without a pool when stateless (Kea then answers information requests with the options only).
+ */
 export function keaSubnet6(site: Site, plan: SitePlan, seg: SegmentPlan): Record<string, unknown> | undefined {
   const s = siteSegment(site, seg);
   const range = dhcpv6Range(site, seg);
-  if (!seg.ipv6 || !range) return undefined;
+  if (!seg.ipv6 || !dhcpv6Mode(site, seg)) return undefined;
   const dns = s.ra.dnsServers ?? (servesDns(site, seg) ? [seg.ipv6.gateway] : undefined);
   return {
     id: subnetId(plan, seg),
@@ -93,7 +108,7 @@ export function keaSubnet6(site: Site, plan: SitePlan, seg: SegmentPlan): Record
     interface: seg.link,
     "preferred-lifetime": Math.floor((s.dhcpv6.leaseTime * 5) / 8),
     "valid-lifetime": s.dhcpv6.leaseTime,
-    pools: [{ pool: `${range.start}-${range.end}` }],
+    pools: range ? [{ pool: `${range.start}-${range.end}` }] : [],
     "option-data": [
       ...(dns ? [{ name: "dns-servers", data: dns.join(", ") }] : []),
       { name: "domain-search", data: (s.dhcp.searchDomains ?? [seg.domain]).join(", ") },

@@ -34,8 +34,10 @@ for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
 install -D -m 0755 "$here/frr-start" "$root/usr/local/bin/frr-start"
 # The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts), on PATH.
 mkdir -p "$stage/probe"
-gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/dhcp4-probe" "$here/dhcp4-probe.c"
-install -D -m 0755 "$stage/probe/dhcp4-probe" "$root/usr/bin/dhcp4-probe"
+for probe in dhcp4-probe dhcp6-probe; do
+	gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/$probe" "$here/$probe.c"
+	install -D -m 0755 "$stage/probe/$probe" "$root/usr/bin/$probe"
+done
 # The probe and start scripts (and the segment probe) need a shell and a few tools: busybox provides them.
 for tool in sh cat grep kill printf mkdir cp test sed tr; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"

@@ -3,9 +3,10 @@
  * (test/dns/lib/bed.ts: every segment link with its gateways, the rendered ruleset loaded), dnsdist, Unbound and
  * Knot run as their DaemonSets run them with the rendered files, and the probe script run in the router's
  * namespace — the node's host network, where the rollout gate's pod runs it — with busybox's nslookup, as the DNS
- * image has it. No internet: the router's own names must answer without it.
+ * image has it. No internet: the router's own names must answer without it. Each daemon of the chain is stopped
+ * and misconfigured in turn: the probe must blame exactly that one.
  */
-import { symlinkSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,9 +14,9 @@ import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
 import { tempDir } from "../helpers/temp";
 import { waitFor } from "../helpers/wait";
-import { planDns, PATHS } from "../../components/dns-stack/plan";
+import { planDns, PATHS, PORTS } from "../../components/dns-stack/plan";
 import { dnsConfigs, dnsDaemons } from "../../components/dns-stack/k8s";
-import { dnsProbeScript, dnsProbes, QUERY_S } from "../../components/dns-stack/probe";
+import { DNS_PROBE_DAEMONS, dnsProbeScript, dnsProbes, QUERY_S } from "../../components/dns-stack/probe";
 import { siteRuleset } from "../../components/host-layers";
 import { withoutNftQueue } from "../helpers/nft-queue";
 import { DnsBed } from "./lib/bed";
@@ -38,7 +39,7 @@ let bed: DnsBed;
 let bin: string;
 
 /** Runs the probe script for these segments in the router's namespace, nslookup being busybox's. */
-function probe(segments: string[]): { code: number; out: string; ms: number } {
+function probe(segments: string[], path = bin): { code: number; out: string; ms: number } {
   const t0 = Date.now();
   const r = spawnSync(
     "ip",
@@ -46,10 +47,44 @@ function probe(segments: string[]): { code: number; out: string; ms: number } {
     {
       encoding: "utf8",
       timeout: 60_000,
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      env: { ...process.env, PATH: `${path}:${process.env.PATH}` },
     },
   );
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, ms: Date.now() - t0 };
+}
+
+/** The daemon each FAIL line of a probe's output blames (what follows its `→`, or "" when it names none). */
+function blamed(out: string): string[] {
+  return [...out.matchAll(/^FAIL .*$/gm)].map((m) => / → (\S+)$/.exec(m[0])?.[1] ?? "");
+}
+
+/** Runs a DNS daemon of the stack on these configuration files (stopping the running one first). */
+async function run(name: string, files: Map<string, string>): Promise<void> {
+  await bed.stop(name);
+  bed.startDaemon(
+    dnsDaemons(dns, configs).find((d) => d.name === name)!,
+    files,
+    testSecrets(),
+  );
+}
+
+/**
+ * Runs these daemons on the rendered files again and waits for the router's DNS to answer. Unbound is restarted
+ * after Knot: it backs off an authoritative server that timed out, and the test must not wait for that to pass.
+ */
+async function restore(names: string[]): Promise<void> {
+  for (const name of names) await run(name, configs);
+  await waitFor("the router's DNS to answer again", () => probe(["trusted"]).code === 0, 30_000).catch((e: Error) => {
+    throw new Error(`${e.message}\n${probe(["trusted"]).out}\n${bed.logs()}`);
+  });
+}
+
+/** The rendered files with one file's text edited (and the edit checked to have happened). */
+function edited(key: string, from: RegExp, to: string): Map<string, string> {
+  const files = new Map(configs);
+  files.set(key, configs.get(key)!.replace(from, to));
+  expect(files.get(key), `${key} edited`).not.toBe(configs.get(key));
+  return files;
 }
 
 describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot", () => {
@@ -100,7 +135,7 @@ describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot",
     expect(r.out).toMatch(/^FAIL segment servers: not a segment the router answers DNS on$/m);
   });
 
-  it("fails naming the segment, the address and what came back when the site's zone points the name elsewhere", async () => {
+  it("fails naming the segment, the address, what came back and Knot when the site's zone points the name elsewhere", async () => {
     const trusted = probes.find((p) => p.segment === "trusted")!;
     const zone = `${plan.domain}.zone`;
     const wrong = new Map(configs);
@@ -118,7 +153,9 @@ describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot",
     expect(r.code).toBe(1);
     expect(r.out).toMatch(
       new RegExp(
-        `^FAIL segment trusted: DNS at 10\\.20\\.0\\.1: ${owner} a is 10\\.20\\.0\\.9 not 10\\.20\\.0\\.1$`,
+        `^FAIL segment trusted: DNS at 10\\.20\\.0\\.1: ${owner} a is 10\\.20\\.0\\.9 not 10\\.20\\.0\\.1; ` +
+          `resolver at 127\\.0\\.0\\.1#${PORTS.resolver} answers 10\\.20\\.0\\.9 not 10\\.20\\.0\\.1, ` +
+          `authoritative at 127\\.0\\.0\\.1#${PORTS.authoritative} answers 10\\.20\\.0\\.9 not 10\\.20\\.0\\.1 → dns-auth$`,
         "m",
       ),
     );
@@ -126,6 +163,66 @@ describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot",
     await bed.stop("dns-auth");
     bed.startDaemon(auth, configs, testSecrets());
     await waitFor("Knot to serve the rendered zone", () => probe(["trusted"]).code === 0, 20_000);
+  });
+
+  it("blames exactly the daemon that was stopped: the front, the resolver, the authoritative server in turn", async () => {
+    const trusted = probes.find((p) => p.segment === "trusted")!;
+    for (const daemon of DNS_PROBE_DAEMONS) {
+      await bed.stop(daemon);
+      const r = probe(["trusted"]);
+      expect(r.code, `${daemon} stopped:\n${r.out}`).toBe(1);
+      expect(blamed(r.out), `${daemon} stopped:\n${r.out}`).toEqual(trusted.servers.map(() => daemon));
+      await restore(daemon === "dns-auth" ? ["dns-auth", "dns-resolver"] : [daemon]);
+    }
+  }, 120_000);
+
+  it("blames the front when it sends its queries to the wrong port, and says the resolver answers", async () => {
+    const to = `127.0.0.1:${PORTS.resolver}`;
+    await run(
+      "dns-front",
+      edited("dnsdist.conf", new RegExp(`address="${to}"`), `address="127.0.0.1:${PORTS.resolver + 1}"`),
+    );
+    await waitFor("the misdirected front to fail", () => probe(["trusted"]).code === 1, 20_000);
+    const r = probe(["trusted"]);
+    expect(r.out).toMatch(
+      /^FAIL segment trusted: DNS at 10\.20\.0\.1: .*; resolver answers, front does not → dns-front$/m,
+    );
+    expect(blamed(r.out)).toEqual(["dns-front", "dns-front"]);
+    await restore(["dns-front"]);
+  }, 60_000);
+
+  it("blames the resolver when its stub points past Knot, and says Knot answers", async () => {
+    const stub = `stub-addr: 127.0.0.1@${PORTS.authoritative}`;
+    await run(
+      "dns-resolver",
+      edited("unbound.conf", new RegExp(stub, "g"), `stub-addr: 127.0.0.1@${PORTS.authoritative + 1}`),
+    );
+    await waitFor("the misdirected resolver to fail", () => probe(["trusted"]).code === 1, 20_000);
+    const r = probe(["trusted"]);
+    expect(r.out).toMatch(
+      new RegExp(
+        `^FAIL segment trusted: DNS at 10\\.20\\.0\\.1: .*; authoritative answers, resolver at 127\\.0\\.0\\.1#${PORTS.resolver} gives no address \\(.+\\) → dns-resolver$`,
+        "m",
+      ),
+    );
+    expect(blamed(r.out)).toEqual(["dns-resolver", "dns-resolver"]);
+    await restore(["dns-resolver"]);
+  }, 60_000);
+
+  it("asks the next hops only after a failure: one query per gateway address while the segment answers", () => {
+    // nslookup behind a shim that records each query it is asked
+    const shim = join(bin, "..", "counting");
+    mkdirSync(shim, { recursive: true });
+    const log = join(shim, "queries");
+    writeFileSync(join(shim, "nslookup"), `#!/bin/sh\necho "$*" >> ${log}\nexec ${join(bin, "nslookup")} "$@"\n`, {
+      mode: 0o755,
+    });
+    writeFileSync(log, "");
+    const r = probe(["trusted"], shim);
+    expect(r.code, r.out).toBe(0);
+    const asked = readFileSync(log, "utf8").trim().split("\n");
+    expect(asked).toHaveLength(probes.find((p) => p.segment === "trusted")!.servers.length);
+    expect(asked.join("\n")).not.toMatch(/-port=/);
   });
 
   it("fails naming the segment and each address that did not answer once the front is stopped, within its bound", async () => {
@@ -137,10 +234,11 @@ describe.skipIf(!t.ok)("the DNS probe, with the real dnsdist, Unbound and Knot",
       for (const s of p.servers)
         expect(r.out).toMatch(
           new RegExp(
-            `^FAIL segment ${p.segment}: DNS at ${s.replace(/\./g, "\\.")}: no answer for ${p.name.replace(/\./g, "\\.")} a{1,4} within ${QUERY_S}s `,
+            `^FAIL segment ${p.segment}: DNS at ${s.replace(/\./g, "\\.")}: no answer for ${p.name.replace(/\./g, "\\.")} a{1,4} within ${QUERY_S}s .*; resolver answers, front does not → dns-front$`,
             "m",
           ),
         );
+    // each front query is bounded; the resolver, asked after each, answers at once
     const queries = two.reduce((n, p) => n + p.servers.length, 0);
     expect(r.ms, "each query is bounded").toBeLessThan(queries * (QUERY_S * 1000 + 500));
   });

@@ -11,7 +11,10 @@
  * BGP on the router is Talos' own (a BGPInstanceConfig document); here FRR's bgpd stands in for it with the
  * document's ASN, router id and neighbours (siderolabs/talos BGPInstanceConfig: numbered sessions, peer ASN,
  * BFD with an empty block), and passive, so that the session can only come from the neighbour's connection
- * through the router's input chain.
+ * through the router's input chain. Its bgpd and bfdd share the router's zebra (one FRR path space): bgpd asks
+ * zebra for a neighbour's BFD session and zebra hands the request to bfdd (zebra/zebra_ptm.c), as on the
+ * neighbour. "BFD up" means on both ends: bfdd holds the session Up, has received the other end's control
+ * packets (through the router's input chain one way), and bgpd reports its session tracked by it.
  */
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -89,6 +92,23 @@ interface OspfNeighbors {
 }
 type Routes = Record<string, { protocol: string; selected?: boolean }[]>;
 
+interface BfdPeer {
+  peer: string;
+  status?: string;
+  "control-packet-input"?: number;
+}
+
+/** One end's view of its BFD session with `address`: bfdd's state and received packets, bgpd's BFD status. */
+function bfdEnd(frr: FrrInstance, address: string): { status?: string; received: number; bgp?: string } {
+  const find = (cmd: string) => frr.json<BfdPeer[]>(cmd)?.find?.((p) => p.peer === address);
+  const bgp = frr.json<Record<string, { peerBfdInfo?: { status?: string } }>>(`show bgp neighbors ${address} json`);
+  return {
+    status: find("show bfd peers json")?.status,
+    received: find("show bfd peers counters json")?.["control-packet-input"] ?? 0,
+    bgp: bgp?.[address]?.peerBfdInfo?.status,
+  };
+}
+
 describe.skipIf(!t.ok)("dynamic routing through the rendered ruleset, with FRR on both ends", () => {
   const lab = new Netns("rt");
   const router = new FrrInstance(lab, "rtr", lab.name("frrr"));
@@ -154,11 +174,17 @@ describe.skipIf(!t.ok)("dynamic routing through the rendered ruleset, with FRR o
       return n?.bgpState === "Established" ? n.bgpState : undefined;
     });
     expect(bgp).toBe("Established");
-    const bfd = await eventually(30_000, () => {
-      const peers = peer.json<{ peer: string; status: string }[]>("show bfd peers json");
-      return Array.isArray(peers) && peers.find((p) => p.peer === ROUTER && p.status === "up") ? "up" : undefined;
+    // Each end's bfdd holds the session Up (a session leaves Down only on the other end's packets: RFC 5880
+    // 6.8.6, FRR bfdd/bfd_packet.c), both have received control packets through the other's input path, and
+    // each end's bgpd tracks its BGP session with it (bgpd/bgp_bfd.c: the neighbour's peerBfdInfo).
+    const sessions = await eventually(30_000, () => {
+      const ends = [bfdEnd(router, PEER), bfdEnd(peer, ROUTER)];
+      return ends.every((e) => e.status === "up" && e.bgp === "Up" && e.received > 0) ? ends : undefined;
     });
-    expect(bfd).toBe("up");
+    expect(
+      sessions,
+      `BFD and BGP as each end sees them: ${JSON.stringify([bfdEnd(router, PEER), bfdEnd(peer, ROUTER)])}`,
+    ).toBeDefined();
   }, 100_000);
 
   it("drops TCP 179 from any host that is not a configured neighbour", () => {

@@ -53,6 +53,7 @@ describe.skipIf(!t.ok)("the services image", () => {
     ["socat (Kea probes)", ["socat", "-V"], /socat version/],
     ["the probe shell", ["/bin/sh", "-c", "printf ok | grep -q ok && echo probe-ok"], /probe-ok/],
     ["dhcp4-probe (segment probe)", ["dhcp4-probe"], /usage: dhcp4-probe LINK IPV4-CIDR TIMEOUT_MS/],
+    ["dhcp6-probe (segment probe)", ["dhcp6-probe"], /usage: dhcp6-probe LINK IPV6-START-END TIMEOUT_MS/],
     ["rdisc6 (segment probe)", ["rdisc6", "-V"], /Router Discovery userland tool/],
   ])("runs %s from its own root", (_name, cmd, expected) => {
     const r = spawnSync("chroot", [join(a.stage, "rootfs"), ...cmd], { encoding: "utf8" });
@@ -78,11 +79,18 @@ describe.skipIf(!t.ok)("the services image", () => {
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/could not (get|look ?up)|failed to find (user|group)/i);
   });
 
-  // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, rdisc6), in a namespace
-  // where nothing answers: each check runs and fails naming the segment.
+  // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, dhcp6-probe, rdisc6), in
+  // a namespace where nothing answers: each check runs and fails naming the segment.
   it("runs the segment probe from its own root", () => {
     const script = segmentProbeScript([
-      { segment: "edge", link: "lo", dhcp4: "10.9.0.0/24", ra: "fd00:9::/64", fingerprint: "" },
+      {
+        segment: "edge",
+        link: "lo",
+        dhcp4: "10.9.0.0/24",
+        ra: "fd00:9::/64",
+        dhcp6: { mode: "stateful", pool: "fd00:9::1000-fd00:9::1fff" },
+        fingerprint: "",
+      },
     ]);
     // lo is brought up by the host's ip inside the new namespace; the probe then runs from the image's root.
     const r = spawnSync(
@@ -100,6 +108,8 @@ describe.skipIf(!t.ok)("the services image", () => {
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/^FAIL segment edge: DHCPv4 on lo: no DHCPv4 offer on lo within 3000 ms$/m);
     expect(r.stdout).toMatch(/^FAIL segment edge: RA on lo: /m);
+    // lo has no link-local address to send a DHCPv6 solicit from.
+    expect(r.stdout).toMatch(/^FAIL segment edge: DHCPv6 on lo: dhcp6-probe: link lo has no link-local IPv6 address$/m);
   });
 
   it("validates a rendered Kea configuration with its own kea-dhcp4", () => {

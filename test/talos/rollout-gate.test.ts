@@ -137,6 +137,7 @@ async function cluster() {
       n.request({ op: "kube", sub: "apply", objects: objects.filter((o) => o.kind !== "Namespace") }),
     failing: (failing: string[]) => n.request({ op: "kube", sub: "failing", failing }),
     silent: (links: string[]) => n.request({ op: "kube", sub: "silent", links }),
+    probePods: (fault: "refused" | "crash" | undefined) => n.request({ op: "kube", sub: "probePods", fault }),
     state: () =>
       n.request<{
         daemonsets: Record<string, { spec: { template: unknown }; status: { numberAvailable: number } }>;
@@ -271,7 +272,10 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       for (const p of v1.probes) {
         if (p.dhcp4) expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv4 on ${p.link}: offer `));
         if (p.ra) expect(first.stderr).toContain(`ok segment ${p.segment}: router advertisement on ${p.link}`);
+        if (p.dhcp6)
+          expect(first.stderr).toMatch(new RegExp(`ok segment ${p.segment}: DHCPv6 on ${p.link}: advertise `));
       }
+      expect(v1.probes.some((p) => p.dhcp6)).toBe(true);
       let st = await c.state();
       expect(st.pods, "the probe pod is deleted").toEqual([]);
       expect(st.configmaps).toContain(`${ROUTER_NAMESPACE}/${PROBE_STATE}`);
@@ -326,6 +330,35 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       expect(after.pods).toEqual([]);
     });
 
+    it("fails naming the segment when the new Kea DHCPv6 advertises outside the pool, and rolls only kea-dhcp6 back", async () => {
+      const c = await cluster();
+      const v1 = site();
+      await c.apply(v1.objects(IMAGE));
+      expect((await c.gate(v1.probed)).code).toBe(0);
+      const before = await c.state();
+      // A kea-dhcp6 revision whose servers pool is not the one the segment is probed for.
+      const wrong = site((raw) => {
+        raw.segments.find((x: Raw) => x.name === "servers").dhcpv6.range = {
+          start: "fd12:3456:789a:50::2000",
+          end: "fd12:3456:789a:50::2fff",
+        };
+      });
+      await c.apply(wrong.objects(IMAGE).filter((o) => o.metadata.name.startsWith("kea-dhcp6")));
+      const run = await c.gate(v1.probed);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(
+        "the services rolled out but the segments did not all answer: segment servers: DHCPv6 on lan0.50: advertised fd12:3456:789a:50::2000 (from fe80::1), which is outside fd12:3456:789a:50::1000-fd12:3456:789a:50::1fff. kea-dhcp6 rolled back to revision 1. This update failed.",
+      );
+      const after = await c.state();
+      for (const d of ["kea-dhcp6", "kea-dhcp4", "radvd"])
+        expect(after.daemonsets[`${ROUTER_NAMESPACE}/${d}`].spec.template, d).toEqual(
+          before.daemonsets[`${ROUTER_NAMESPACE}/${d}`].spec.template,
+        );
+      expect(after.requests.filter((r) => r.method === "PATCH").map((r) => r.path)).toEqual([
+        `/apis/apps/v1/namespaces/${ROUTER_NAMESPACE}/daemonsets/kea-dhcp6`,
+      ]);
+    });
+
     it("fails naming the segment and each service that did not answer, and rolls back nothing that did not change", async () => {
       const c = await cluster();
       const v1 = site();
@@ -377,7 +410,7 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       expect(run.code).toBe(1);
       expect(run.stderr).toContain("probing the segments this change touched: trusted\n");
       expect(run.stderr).toMatch(
-        /the DNS daemons rolled out but the segments did not all answer: segment trusted: DNS at 10\.20\.0\.1: no answer for lab-rtr1\.trusted\.lab\.home\.arpa a within 1s \(;; connection timed out; no servers could be reached\); segment trusted: DNS at fd12:3456:789a:20::1: no answer for lab-rtr1\.trusted\.lab\.home\.arpa aaaa within 1s .*dns-front did not change since it last answered: not rolled back; dns-resolver did not change since it last answered: not rolled back; dns-auth did not change since it last answered: not rolled back\. This update failed\./,
+        /the DNS daemons rolled out but the segments did not all answer: segment trusted: DNS at 10\.20\.0\.1: no answer for lab-rtr1\.trusted\.lab\.home\.arpa a within 1s \(;; connection timed out; no servers could be reached\); resolver answers, front does not → dns-front; segment trusted: DNS at fd12:3456:789a:20::1: no answer for lab-rtr1\.trusted\.lab\.home\.arpa aaaa within 1s \(.*\); resolver answers, front does not → dns-front\. dns-front did not change since it last answered: not rolled back\. This update failed\./,
       );
       st = await c.state();
       expect(st.requests.filter((r) => r.method === "PATCH")).toEqual([]);
@@ -400,11 +433,9 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       const run = await c.gate(v1.gate);
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(
-        /the DNS daemons rolled out but the segments did not all answer: segment iot: DNS at 10\.30\.0\.1: no answer for lab-rtr1\.iot\.lab\.home\.arpa a within 1s/,
+        /the DNS daemons rolled out but the segments did not all answer: segment iot: DNS at 10\.30\.0\.1: no answer for lab-rtr1\.iot\.lab\.home\.arpa a within 1s \(.*\); resolver answers, front does not → dns-front/,
       );
-      expect(run.stderr).toMatch(
-        /dns-front rolled back to revision 1; dns-resolver did not change since it last answered: not rolled back; dns-auth did not change since it last answered: not rolled back\. This update failed\./,
-      );
+      expect(run.stderr).toMatch(/\. dns-front rolled back to revision 1\. This update failed\./);
       expect(run.stderr).not.toMatch(/FAIL segment (guest|mgmt|trusted)/);
       const after = await c.state();
       const front = `${ROUTER_NAMESPACE}/dns-front`;
@@ -413,6 +444,109 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       // The front that answered is back: the next run probes the segments again (the front's revision is new) and passes.
       const next = await c.gate(v1.gate);
       expect(next.code, next.stderr).toBe(0);
+    });
+  });
+
+  it("reads the DNS probe's verdict: a line implicates the daemon it names, a line naming none every DNS daemon", () => {
+    const { blame } = dnsProbeStep(DNS_IMAGE, []);
+    const lines = {
+      "dns-front": "FAIL segment iot: DNS at 10.30.0.1: no answer (x; y); resolver answers, front does not → dns-front",
+      "dns-auth": "FAIL segment iot: DNS at fd12::1: a is 1.2.3.4 not fd12::1; resolver …, authoritative … → dns-auth",
+      none: "FAIL segment iot: DNS at 10.30.0.1: no answer for lab-rtr1.iot.lab.home.arpa a within 1s (timed out)",
+      other: "FAIL segment iot: not a segment the router answers DNS on",
+    };
+    // The gate's own test of a FAIL line (rollout.ts PROBE_SEGMENTS), by grep in both locales a run may have.
+    const implicated = (line: string, locale: string) =>
+      blame
+        .filter(
+          ({ pattern }) =>
+            spawnSync("grep", ["-qE", `^FAIL segment [^:]*: (${pattern})`], {
+              input: `${line}\n`,
+              env: { ...process.env, LC_ALL: locale },
+            }).status === 0,
+        )
+        .map((b) => b.daemon);
+    for (const locale of ["C", "C.UTF-8"]) {
+      expect(implicated(lines["dns-front"], locale), locale).toEqual(["dns-front"]);
+      expect(implicated(lines["dns-auth"], locale), locale).toEqual(["dns-auth"]);
+      expect(implicated(lines.none, locale), locale).toEqual(["dns-front", "dns-resolver", "dns-auth"]);
+      expect(implicated(lines.other, locale), locale).toEqual([]);
+    }
+  });
+
+  describe("the DNS gate rolls back only the daemon the probe blames", () => {
+    // A change of every DNS daemon (front threads, a private domain, the zones' TTL) that leaves the segments as
+    // they were; then one link of the chain stops answering where the next one asks it.
+    const everyDaemon = (raw: Raw) => {
+      raw.dns.frontThreads = 3;
+      raw.dns.privateDomains = ["corp.example"];
+      raw.dns.ttl = 600;
+    };
+    it.each([
+      { daemon: "dns-front", silent: ["10.20.0.1", "fd12:3456:789a:20::1"] },
+      { daemon: "dns-resolver", silent: ["127.0.0.1#5335"] },
+      { daemon: "dns-auth", silent: ["127.0.0.1#5300"] },
+    ])("$daemon, when it does not answer", async ({ daemon, silent }) => {
+      const c = await cluster();
+      const v1 = dnsSite();
+      await c.apply(v1.objects);
+      expect((await c.gate(v1.gate)).code).toBe(0);
+      const before = await c.state();
+      const v2 = dnsSite(everyDaemon);
+      const changed = ["dns-front", "dns-resolver", "dns-auth"];
+      const cm = (objects: K8sObject[], d: string) =>
+        objects.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith(`${d}-`))!.metadata.name;
+      for (const d of changed) expect(cm(v2.objects, d), d).not.toBe(cm(v1.objects, d));
+      await c.apply(v2.objects);
+      const updated = await c.state();
+      await c.silent(silent);
+      const run = await c.gate(v2.gate);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(new RegExp(`segment [a-z]+: DNS at [^;]*;.* → ${daemon}(;|\\.)`));
+      expect(run.stderr).toMatch(new RegExp(`${daemon} rolled back to revision 1`));
+      for (const d of changed.filter((x) => x !== daemon))
+        expect(run.stderr).toContain(`${d} changed but no failure points at it: it keeps its new revision`);
+      const after = await c.state();
+      for (const d of changed) {
+        const key = `${ROUTER_NAMESPACE}/${d}`;
+        expect(after.daemonsets[key].spec.template, d).toEqual(
+          (d === daemon ? before : updated).daemonsets[key].spec.template,
+        );
+      }
+      expect(after.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
+    });
+  });
+
+  describe("a probe that names no segment confirms nothing: every daemon that changed is rolled back", () => {
+    it.each([
+      { fault: "refused" as const, says: /the probe pod could not be created: .*forbidden: exceeded quota/ },
+      { fault: "crash" as const, says: /the probe pod failed without naming a segment \(.*not found\)/ },
+    ])("a probe pod $fault", async ({ fault, says }) => {
+      const c = await cluster();
+      const v1 = dnsSite();
+      await c.apply(v1.objects);
+      expect((await c.gate(v1.gate)).code).toBe(0);
+      const before = await c.state();
+      // Two of the three DNS daemons change (the front's threads, the zones' TTL); the resolver does not.
+      const v2 = dnsSite((raw) => {
+        raw.dns.frontThreads = 3;
+        raw.dns.ttl = 600;
+      });
+      await c.apply(v2.objects);
+      await c.probePods(fault);
+      const run = await c.gate(v2.gate);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(says);
+      expect(run.stderr).toContain("the probe named no segment, so nothing confirms the change");
+      expect(run.stderr).toMatch(/dns-front rolled back to revision 1/);
+      expect(run.stderr).toMatch(/dns-auth rolled back to revision 1/);
+      expect(run.stderr).toContain("dns-resolver did not change since it last answered: not rolled back");
+      const after = await c.state();
+      for (const d of ["dns-front", "dns-resolver", "dns-auth"]) {
+        const key = `${ROUTER_NAMESPACE}/${d}`;
+        expect(after.daemonsets[key].spec.template, d).toEqual(before.daemonsets[key].spec.template);
+      }
+      expect(after.requests.filter((r) => r.method === "PATCH")).toHaveLength(2);
     });
   });
 

@@ -392,6 +392,29 @@ export function networkServicePod(name: string): boolean {
 }
 
 /**
+ * The observability stack's pods the appliance runs (components/observability-stack; a DaemonSet of several
+ * containers runs each as its own pod, named `<daemonset>-<container>`), and the flows DaemonSet's (nfacctd, the
+ * top-talker script and a softflowd per link).
+ */
+export const OBSERVABILITY_PODS: ReadonlySet<string> = new Set([
+  "prometheus",
+  "alertmanager",
+  "node-exporter-node-exporter",
+  "node-exporter-dhcp-metrics",
+  "logs",
+  "log-collector-ulogd",
+  "log-collector-syslog-ng",
+]);
+export function observabilityPod(name: string): boolean {
+  return OBSERVABILITY_PODS.has(name) || name.startsWith("flows-");
+}
+
+/** The DNS stack's pods the appliance runs (the feeds job fetches the site's URLs, which its internet does not serve). */
+export function dnsPod(name: string): boolean {
+  return name.startsWith("dns-") && name !== "dns-feeds";
+}
+
+/**
  * The setpriv prefix that runs a command as a container with `capabilities` (names as Kubernetes writes them)
  * runs it: bounding set exactly those, inheritable and ambient sets empty, no_new_privs when asked.
  */

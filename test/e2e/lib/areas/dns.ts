@@ -1,12 +1,8 @@
 /**
  * The DNS stack on the appliance: the render's DNS pods (dnsdist, Unbound, Knot, Kea's D2, the stats collector)
- * run as their DaemonSets with Kea handing out leases, and the internet gets DNS of its own
- * (test/dns/lib/internet.ts): our signed root answering every name, a signed and a broken-signature zone, and a
- * DoT resolver on the site's upstream addresses with a certificate of a test CA for their names. The internet host
- * already serves ports 53 and 853 (the policy matrix's probes), so its DNS listens on ports of its own and a DNAT
- * there takes the router's queries to the upstreams to it. The router trusts our root's key and the test CA, as
- * its image trusts the real ones; the lists the feeds job would fetch from the site's URLs (which the appliance's
- * internet does not serve) are written where the job leaves them, and the job does not run.
+ * run as their DaemonSets with Kea handing out leases, and the internet gets DNS of its own (dns-internet.ts: our
+ * signed root, a signed and a broken-signature zone, a DoT resolver on the site's upstream addresses; the lists the
+ * feeds job would fetch are written where the job leaves them, and the job does not run).
  *
  * Every expectation comes from the site's keys as documented (components/site/schema-dns.ts): the zones whose
  * services include dns and have a segment are served, at their segments' gateways; a profile blocks a name one of
@@ -19,31 +15,16 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { PATHS } from "../../../../components/dns-stack/plan";
-import { DNS_SECRET } from "../../../../components/dns-stack/k8s";
-import { familyOf } from "../../../../components/site/ip";
 import type { Site } from "../../../../components/site/schema";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
-import { EXTRA_PATH } from "../../../dns/lib/bed";
-import { buildStats, writeListDb, writeTestSecrets } from "../../../dns/lib/fixtures";
-import { BROKEN_ALTERED, buildInternetDns, type InternetDnsAddresses } from "../../../dns/lib/internet";
+import { writeListDb } from "../../../dns/lib/fixtures";
+import { BROKEN_ALTERED } from "../../../dns/lib/internet";
+import { dnsPod } from "../pods";
+import { feedName, NET, startInternetDns } from "./dns-internet";
 import { sleep, waitFor } from "../../../helpers/wait";
 import type { Appliance, Host } from "../appliance";
 import { INTERNET } from "../internet";
 import type { Area, SuiteContext } from "../suite";
-
-/** The test internet's DNS on the appliance's internet host (public-looking: the XDP guard drops bogons). */
-const NET: Omit<InternetDnsAddresses, "resolver4"> = {
-  authoritative4: "193.0.14.129",
-  resolverName: "resolver.example",
-  plain4: "93.184.215.80",
-  good4: "93.184.215.81",
-  broken4: "93.184.215.82",
-  lists4: "93.184.215.83",
-};
-/** Ports the internet's DNS listens on (53 and 853 are the probe servers'). */
-const AUTH_PORT = 5300;
-const PLAIN_PORT = 8053;
-const TLS_PORT = 8853;
 
 // ------------------------------------------------------------------------------------------------ the site's DNS
 
@@ -62,11 +43,6 @@ function zoneSettings(site: Site, zone: string) {
 function covers(entries: string[], name: string): boolean {
   const n = name.toLowerCase().replace(/\.$/, "");
   return entries.some((e) => n === e.toLowerCase() || n.endsWith(`.${e.toLowerCase()}`));
-}
-
-/** The name a fetched list holds in the appliance (written where the feeds job leaves it). */
-function feedName(list: string): string {
-  return `${list}.feed.plain.example`;
 }
 
 /** Every name a list holds on the appliance: its inline entries and, when fetched, the name written for it. */
@@ -102,69 +78,6 @@ function segmentsOf(plan: SitePlan, zone: string): SegmentPlan[] {
 /** Whether the resolver forwards over DoT: forwarding on and some upstream speaks DoT (DoT ones win). */
 function forwardsDot(site: Site): boolean {
   return site.dns.forward && site.dns.upstreams.some((u) => u.protocol === "DoT");
-}
-
-// ------------------------------------------------------------------------------------------------ the internet
-
-/** The internet's DNS: built, started on the internet host, the upstreams' ports taken to it. */
-async function startInternetDns(app: Appliance): Promise<void> {
-  const site = app.site;
-  if (!site.dns.forward)
-    throw new Error("router:dns.forward false (recursion from the real root servers) is not modelled by the appliance");
-  const ups = site.dns.upstreams;
-  const v4 = ups.filter((u) => familyOf(u.address) === 4);
-  const dir = join(app.work, "internet-dns");
-  const listen = (u: (typeof ups)[number], port: number) => `${u.address}@${port}`;
-  const internet = buildInternetDns(dir, {
-    addresses: { ...NET, resolver4: v4[0]?.address ?? NET.authoritative4 },
-    authPort: AUTH_PORT,
-    resolverPlain: ups.map((u) => listen(u, PLAIN_PORT)),
-    resolverTls: ups.map((u) => listen(u, TLS_PORT)),
-    tlsPort: TLS_PORT,
-    resolverNames: [...new Set(ups.flatMap((u) => (u.tlsServerName ? [u.tlsServerName] : [])))].sort(),
-    rootWildcard: true,
-  });
-  app.topology.addInternetAddress(NET.authoritative4);
-  for (const d of internet.daemons.filter((x) => x.name !== "internet-lists"))
-    app.shell.daemon(`${app.inet}-${d.name}`, app.inet, d.argv);
-  // The router asks the upstreams at 53 (Do53) or 853 (DoT); the internet's resolver answers at its own ports.
-  const rules = ups.flatMap((u) => {
-    const f = familyOf(u.address) === 4 ? "ip" : "ip6";
-    const to = (port: number) => (f === "ip" ? `${u.address}:${port}` : `[${u.address}]:${port}`);
-    return [
-      `${f} daddr ${u.address} tcp dport 853 dnat ${f} to ${to(TLS_PORT)}`,
-      `${f} daddr ${u.address} udp dport 53 dnat ${f} to ${to(PLAIN_PORT)}`,
-      `${f} daddr ${u.address} tcp dport 53 dnat ${f} to ${to(PLAIN_PORT)}`,
-    ];
-  });
-  const nft = ["table inet e2e_dns {", "\tchain prerouting {", "\t\ttype nat hook prerouting priority dstnat;"];
-  app.exec(app.inet, ["nft", "-f", "-"], {
-    input: [...nft, ...rules.map((r) => `\t\t${r}`), "\t}", "}", ""].join("\n"),
-  });
-  // What the router's image brings, with the test internet's keys: the root trust anchor (the resolver keeps it
-  // in state, seeded from the image when missing), the CA bundle, the stack's own programs.
-  writeFileSync(join(app.pods.hostPath(PATHS.unboundState), "root.key"), internet.rootAnchor);
-  app.pods.imageFiles.set(PATHS.caBundle, join(dir, "ca.pem"));
-  app.pods.imagePath.push(...EXTRA_PATH);
-  app.pods.secrets.set(DNS_SECRET, writeTestSecrets(join(app.work, "dns-secrets")));
-  for (const l of site.dns.lists.filter((x) => x.url))
-    writeListDb(app.pods.hostPath(PATHS.lists), l.name, [feedName(l.name)]);
-  buildStats();
-  await waitFor(
-    "the internet's resolver to answer",
-    () =>
-      /status: NOERROR/.test(
-        app.exec(
-          app.inet,
-          ["dig", "+time=1", "+tries=1", "-p", String(PLAIN_PORT), `@${ups[0].address}`, "www.plain.example"],
-          {
-            allowFail: true,
-          },
-        ).stdout,
-      ),
-    20_000,
-    250,
-  );
 }
 
 // ------------------------------------------------------------------------------------------------ queries
@@ -593,7 +506,7 @@ export const dns: Area = {
   title: "DNS",
   appliesTo: (site) => servedZones(site).length > 0,
   // the feeds job fetches the site's URLs, which the appliance's internet does not serve (see the header)
-  pods: (name) => name.startsWith("dns-") && name !== "dns-feeds",
+  pods: dnsPod,
   async beforeLoader(app) {
     if (servedZones(app.site).length) await startInternetDns(app);
   },

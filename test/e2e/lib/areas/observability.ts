@@ -19,6 +19,7 @@ import { OBSERVABILITY_LOCAL_PORTS, OBSERVABILITY_PORTS } from "../../../../comp
 import { compilePolicy, evaluate } from "../../../../components/site/policy";
 import { sleep, waitFor } from "../../../helpers/wait";
 import type { Appliance } from "../appliance";
+import { OBSERVABILITY_PODS, observabilityPod } from "../pods";
 import { probe } from "../checks";
 import { INTERNET, internetSource } from "../internet";
 import type { Area, SuiteContext } from "../suite";
@@ -33,16 +34,6 @@ import {
   type Notice,
 } from "./observability-metrics";
 
-// Pod names: a DaemonSet of several containers runs each as its own pod, named `<daemonset>-<container>`.
-const PODS = new Set([
-  "prometheus",
-  "alertmanager",
-  "node-exporter-node-exporter",
-  "node-exporter-dhcp-metrics",
-  "logs",
-  "log-collector-ulogd",
-  "log-collector-syslog-ng",
-]);
 /** The router's jobs whose daemons the appliance runs (the loader and these pods). */
 const RUNNING_JOBS = ["alertmanager", "dataplane", "node", "prometheus"];
 
@@ -50,7 +41,7 @@ export const observability: Area = {
   title: "observability",
   appliesTo: (site) => site.observability.enabled,
   // the flows DaemonSet: nfacctd, the top-talker script and a softflowd per link
-  pods: (name) => PODS.has(name) || name.startsWith("flows-"),
+  pods: observabilityPod,
   tests(ctx) {
     it("the rendered Prometheus has the router's own targets up (the loader, the node exporter, Alertmanager, itself) and the rendered alert rules loaded", async () => {
       const app = ctx.app;
@@ -68,7 +59,7 @@ export const observability: Area = {
         1000,
       ).catch((e: Error) => {
         const targets = seen.map((x) => `${x.labels.job}: ${x.health} ${x.lastError}`).join("\n");
-        const logs = [...PODS].map(
+        const logs = [...OBSERVABILITY_PODS].map(
           (p) => `--- ${p}\n${app.pods.running.get(p)?.log().slice(-1500) ?? "(not running)"}`,
         );
         throw new Error(`${e.message}\n${targets}\n${logs.join("\n")}`);
