@@ -4,7 +4,7 @@
  * the same resolver daemon (Unbound) with its default configuration and no block list (only what it needs to be
  * reached and to reach the same upstream), measured in the same run, interleaved round by round (the order
  * rotates). The router's DNS is measured twice: with the zone's query log off (the stack counts every answer and
- * reports one in eight for the latency histogram) and on (every answer reported and logged), the second as a
+ * reports one in 32 for the latency histogram) and on (every answer reported and logged), the second as a
  * second front on another port, rendered from the same site with the log on. All answer from their caches: every
  * benchmark name is resolved once before the rounds.
  *
