@@ -15,7 +15,7 @@
  * it get every answer, and once the shortened sweep delay has passed the route is still there: the new ospfd
  * learned it again, while a route of zebra's that OSPF no longer learns is gone (the sweep ran).
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { q } from "../../components/images";
@@ -123,7 +123,11 @@ describe.skipIf(!t.ok)("the frr pod's restart and stop", () => {
     ];
     for (const [dir] of binds.slice(0, 3)) mkdirSync(dir, { recursive: true });
     const script = ["set -e", ...binds.map(([from, to]) => `mount --bind ${q(from)} ${q(to)}`)];
-    script.push(`exec ${q(FRR_START)} ${q(conf)}`);
+    // the image's script, copied beside the pod's files: a checkout under /var/tmp would be hidden by the pod's own
+    const start = join(pod, "frr-start");
+    copyFileSync(FRR_START, start);
+    chmodSync(start, 0o755);
+    script.push(`exec ${q(start)} ${q(conf)}`);
     const env = { ...process.env, FRR_RESTART_GRACE: String(GRACE_S) };
     return shell.daemon(
       "frr-pod",

@@ -23,7 +23,7 @@
  *     left behind (a stale copy would keep forwarding to the old next hop after Talos withdraws the route);
  *   - Talos' static route (protocol static) and DHCP default route (protocol boot) are never touched.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { q } from "../../components/images";
@@ -107,7 +107,11 @@ describe.skipIf(!t.ok)("the frr pod's start beside Talos' BGP routes", () => {
     for (const [dir] of binds.slice(0, 3)) mkdirSync(dir, { recursive: true });
     // `ip netns exec` runs the command in a mount namespace of its own, its mounts slaved from the host's
     const script = ["set -e", ...binds.map(([from, to]) => `mount --bind ${q(from)} ${q(to)}`)];
-    script.push(`exec ${q(FRR_START)} ${q(conf)}`);
+    // the image's script, copied beside the pod's files: a checkout under /var/tmp would be hidden by the pod's own
+    const start = join(pod, "frr-start");
+    copyFileSync(FRR_START, start);
+    chmodSync(start, 0o755);
+    script.push(`exec ${q(start)} ${q(conf)}`);
     // the sweep waits FRR_RESTART_GRACE seconds (zebra -K, test/network/frr-restart.kernel.test.ts); what is
     // proven here is what it deletes, so it runs after one second
     const env = { ...process.env, FRR_RESTART_GRACE: "1" };
