@@ -27,7 +27,7 @@ import { INTERNET_DNS } from "./lib/internet";
 import { ADS_FEED, dnsTestSite } from "./lib/site";
 import { testSecrets } from "./lib/validators";
 import { writeListDb } from "./lib/fixtures";
-import { NEW_EC_KEY } from "../ebpf/lib";
+import { NEW_EC_KEY, selfSigned } from "../helpers/tls";
 
 const t = tier("DNS probe in namespaces", {
   root: true,
@@ -62,21 +62,7 @@ function tlsSecrets(ca: string, names: string[], addresses: string[]): string {
   const dir = tempDir("dns-probe-tls-");
   cpSync(testSecrets(), dir, { recursive: true });
   const openssl = (cwd: string, ...args: string[]) => spawnSync("openssl", args, { cwd, stdio: "ignore" }).status;
-  if (openssl(ca, "x509", "-in", "ca.pem", "-noout") !== 0)
-    openssl(
-      ca,
-      "req",
-      "-x509",
-      ...NEW_EC_KEY,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=test DNS CA",
-    );
+  if (openssl(ca, "x509", "-in", "ca.pem", "-noout") !== 0) selfSigned(ca, "/CN=test DNS CA");
   const san = [...names.map((n) => `DNS:${n}`), ...addresses.map((a) => `IP:${a}`)].join(",");
   writeFileSync(join(dir, "san.ext"), `subjectAltName=${san}\n`);
   openssl(dir, "req", ...NEW_EC_KEY, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=router");

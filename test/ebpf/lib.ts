@@ -3,6 +3,7 @@
  * the C test tools and parsing their JSON lines, and network namespaces for the loader tests.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { NEW_EC_KEY, selfSigned } from "../helpers/tls";
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -55,7 +56,7 @@ export function runTool<T = Record<string, unknown>>(tool: string, args: string[
 }
 
 /** openssl arguments for a new P-256 key without a passphrase. */
-export const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+export { NEW_EC_KEY };
 
 /**
  * A test CA (dir/ca.pem, ca.key) and a server certificate it signs for the IP address ip (dir/srv.pem,
@@ -64,19 +65,7 @@ export const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256
 export function testCertificates(dir: string, ip: string, cn: string): void {
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
   writeFileSync(join(dir, "san.ext"), `subjectAltName=IP:${ip}\n`);
-  openssl(
-    "req",
-    "-x509",
-    ...NEW_EC_KEY,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${cn} test CA`,
-  );
+  selfSigned(dir, `/CN=${cn} test CA`);
   openssl("req", ...NEW_EC_KEY, "-keyout", "srv.key", "-out", "srv.csr", "-subj", `/CN=${cn}`);
   openssl(
     "x509",

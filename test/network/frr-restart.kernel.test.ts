@@ -15,20 +15,15 @@
  * it get every answer, and once the shortened sweep delay has passed the route is still there: the new ospfd
  * learned it again, while a route of zebra's that OSPF no longer learns is gone (the sweep ran).
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { q } from "../../components/images";
-import { renderFrr } from "../../components/network-services/config";
 import { Shell, type Daemon } from "../e2e/lib/exec";
-import { IMAGE_SCRIPTS, withMember } from "../e2e/lib/pods";
 import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
 import { sleep, waitFor } from "../helpers/wait";
-import { FRR_DAEMONS, FrrInstance } from "./frr";
+import { FRR_DAEMONS, FrrInstance, frrPodScript } from "./frr";
 import { Netns } from "./netns";
-
-const FRR_START = IMAGE_SCRIPTS["/usr/local/bin/frr-start"];
 
 const t = tier("the frr pod's restart and stop", {
   root: true,
@@ -111,28 +106,12 @@ describe.skipIf(!t.ok)("the frr pod's restart and stop", () => {
 
   /** A new frr pod: fresh writable directories, frr-start in its own mount and PID namespaces. */
   function startFrrPod(): Daemon {
-    const conf = join(pod, "frr.conf");
-    writeFileSync(conf, renderFrr(dev.site, dev.plan)!, { mode: 0o644 });
-    writeFileSync(join(pod, "group"), withMember(readFileSync("/etc/group", "utf8"), "frrvty", "root"));
-    for (const dir of ["etc-frr", "run-frr", "var-tmp"]) rmSync(join(pod, dir), { recursive: true, force: true });
-    const binds: [string, string][] = [
-      [join(pod, "etc-frr"), "/etc/frr"],
-      [join(pod, "run-frr"), "/var/run/frr"],
-      [join(pod, "var-tmp"), "/var/tmp"],
-      [join(pod, "group"), "/etc/group"],
-    ];
-    for (const [dir] of binds.slice(0, 3)) mkdirSync(dir, { recursive: true });
-    const script = ["set -e", ...binds.map(([from, to]) => `mount --bind ${q(from)} ${q(to)}`)];
-    // the image's script, copied beside the pod's files: a checkout under /var/tmp would be hidden by the pod's own
-    const start = join(pod, "frr-start");
-    copyFileSync(FRR_START, start);
-    chmodSync(start, 0o755);
-    script.push(`exec ${q(start)} ${q(conf)}`);
+    const script = frrPodScript(pod, dev.site, dev.plan);
     const env = { ...process.env, FRR_RESTART_GRACE: String(GRACE_S) };
     return shell.daemon(
       "frr-pod",
       lab.name("rtr"),
-      ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script.join("\n")],
+      ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
       env,
     );
   }

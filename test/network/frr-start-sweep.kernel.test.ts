@@ -23,20 +23,15 @@
  *     left behind (a stale copy would keep forwarding to the old next hop after Talos withdraws the route);
  *   - Talos' static route (protocol static) and DHCP default route (protocol boot) are never touched.
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { q } from "../../components/images";
-import { renderFrr } from "../../components/network-services/config";
 import { Shell, type Daemon } from "../e2e/lib/exec";
-import { IMAGE_SCRIPTS, withMember } from "../e2e/lib/pods";
 import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
 import { sleep, waitFor } from "../helpers/wait";
-import { FRR_DAEMONS } from "./frr";
+import { FRR_DAEMONS, frrPodScript } from "./frr";
 import { Netns } from "./netns";
-
-const FRR_START = IMAGE_SCRIPTS["/usr/local/bin/frr-start"];
 
 const t = tier("FRR's start beside Talos' BGP routes", {
   root: true,
@@ -95,27 +90,11 @@ describe.skipIf(!t.ok)("the frr pod's start beside Talos' BGP routes", () => {
 
   /** The frr pod's container: frr-start in the router's network namespace and a mount namespace of its own. */
   function startFrrPod(): Daemon {
-    const conf = join(pod, "frr.conf");
-    writeFileSync(conf, renderFrr(dev.site, dev.plan)!, { mode: 0o644 });
-    writeFileSync(join(pod, "group"), withMember(readFileSync("/etc/group", "utf8"), "frrvty", "root"));
-    const binds: [string, string][] = [
-      [join(pod, "etc-frr"), "/etc/frr"],
-      [join(pod, "run-frr"), "/var/run/frr"],
-      [join(pod, "var-tmp"), "/var/tmp"],
-      [join(pod, "group"), "/etc/group"],
-    ];
-    for (const [dir] of binds.slice(0, 3)) mkdirSync(dir, { recursive: true });
-    // `ip netns exec` runs the command in a mount namespace of its own, its mounts slaved from the host's
-    const script = ["set -e", ...binds.map(([from, to]) => `mount --bind ${q(from)} ${q(to)}`)];
-    // the image's script, copied beside the pod's files: a checkout under /var/tmp would be hidden by the pod's own
-    const start = join(pod, "frr-start");
-    copyFileSync(FRR_START, start);
-    chmodSync(start, 0o755);
-    script.push(`exec ${q(start)} ${q(conf)}`);
+    const script = frrPodScript(pod, dev.site, dev.plan);
     // the sweep waits FRR_RESTART_GRACE seconds (zebra -K, test/network/frr-restart.kernel.test.ts); what is
     // proven here is what it deletes, so it runs after one second
     const env = { ...process.env, FRR_RESTART_GRACE: "1" };
-    return shell.daemon("frr-pod", lab.name("rtr"), ["sh", "-c", script.join("\n")], env);
+    return shell.daemon("frr-pod", lab.name("rtr"), ["sh", "-c", script], env);
   }
 
   /** Ends the pod: watchfrr first (it would restart the others), then each daemon by its pid file. */

@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
+import { selfSigned } from "../helpers/tls";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { PROBE_STATE, rolloutGateScript } from "../../components/network-services/rollout";
@@ -33,47 +34,9 @@ let node: FakeNode | undefined;
 beforeAll(() => {
   if (!t.ok) return;
   const dir = tempDir("kube-client-");
-  const r = spawnSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-subj",
-      "/O=system:masters/CN=admin",
-      "-days",
-      "1",
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/crt.pem`,
-    ],
-    { encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(r.stderr);
+  selfSigned(dir, "/O=system:masters/CN=admin", "crt.pem", "key.pem", 1);
   const crt = readFileSync(`${dir}/crt.pem`, "utf8");
-  const ca = spawnSync("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-subj",
-    "/CN=lab DNS CA",
-    "-days",
-    "1",
-    "-keyout",
-    `${dir}/dns-ca.key`,
-    "-out",
-    `${dir}/dns-ca.pem`,
-  ]);
-  if (ca.status !== 0) throw new Error(String(ca.stderr));
+  selfSigned(dir, "/CN=lab DNS CA", "dns-ca.pem", "dns-ca.key", 1);
   dnsCa = readFileSync(`${dir}/dns-ca.pem`, "utf8");
   client = {
     crt,

@@ -16,7 +16,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NEW_EC_KEY } from "../../ebpf/lib";
+import { NEW_EC_KEY, selfSigned } from "../../helpers/tls";
 
 export const INTERNET_DNS = {
   /** The authoritative server of the root and the test zones. */
@@ -146,19 +146,7 @@ export function buildInternetDns(dir: string, opts: InternetDnsOptions = {}): In
   );
   // The DoT resolver's certificate, from a test CA.
   const openssl = (...args: string[]) => run(dir, "openssl", args);
-  openssl(
-    "req",
-    "-x509",
-    ...NEW_EC_KEY,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=internet test CA",
-  );
+  selfSigned(dir, "/CN=internet test CA");
   openssl("req", ...NEW_EC_KEY, "-keyout", "resolver.key", "-out", "resolver.csr", "-subj", `/CN=${I.resolverName}`);
   writeFileSync(join(dir, "san.ext"), `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}\n`);
   openssl(
