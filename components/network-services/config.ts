@@ -1,13 +1,12 @@
 /**
  * Configuration files of the shared network services of a router: Kea DHCPv4 and DHCPv6 (one server each, a
  * subnet per segment), radvd, chrony (NTP for the segments whose zone has it), Avahi (one reflector per mDNS
- * reflection group) and FRR (when OSPF is configured). Pure and deterministic; each file is checked by the real
- * daemon's validator in the tests.
+ * reflection group); BIRD's for OSPF is in bird.ts. Pure and deterministic; each file is checked by the real daemon's
+ * validator in the tests.
  */
 import type { Site } from "../site/schema";
 import type { SegmentPlan, SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
-import { familyOf } from "../site/ip";
 import { keaSubnet4, keaSubnet6, ntpAllows, radvdInterface, servesDns } from "../vlan-segment/services";
 import { keaDdnsGlobal, keaDdnsSubnet } from "../dns-stack/ddns";
 
@@ -173,77 +172,4 @@ export function renderAvahi(site: Site, plan: SitePlan, group: string): string {
     "rlimit-nproc=3",
     "",
   ].join("\n");
-}
-
-/** Names of the prefix lists and route maps that say what OSPF redistributes. */
-export const FRR_STATIC = "router-static-routes";
-export const FRR_SEGMENTS = "router-segments";
-
-/** A prefix list and the route map that matches it (FRR route-map and prefix-list syntax). */
-function routeMap(name: string, prefixes: readonly string[]): string[] {
-  return [
-    ...prefixes.map((p, i) => `ip prefix-list ${name} seq ${(i + 1) * 5} permit ${p}`),
-    "!",
-    `route-map ${name} permit 10`,
-    ` match ip address prefix-list ${name}`,
-    "!",
-  ];
-}
-
-/**
- * What OSPF redistributes, as route maps over exact prefixes. `static`: the site's IPv4 static routes — Talos
- * installs them as kernel routes (protocol static), which FRR's zebra reads as kernel routes, beside the WAN's
- * DHCP routes it must not advertise; `connected`: the segments' IPv4 subnets, never a WAN's.
- */
-export function ospfRedistribution(
-  site: Site,
-  plan: SitePlan,
-): { kind: "kernel" | "connected"; map: string; prefixes: string[] }[] {
-  const ospf = site.routing.ospf;
-  if (!ospf) return [];
-  const out: { kind: "kernel" | "connected"; map: string; prefixes: string[] }[] = [];
-  if (ospf.redistribute.includes("static"))
-    out.push({
-      kind: "kernel",
-      map: FRR_STATIC,
-      prefixes: site.routes.filter((r) => familyOf(r.destination) === 4).map((r) => r.destination),
-    });
-  if (ospf.redistribute.includes("connected"))
-    out.push({
-      kind: "connected",
-      map: FRR_SEGMENTS,
-      prefixes: plan.segments
-        .filter((x) => !ospf.segments.includes(x.name) && !ospf.passive.includes(x.name))
-        .flatMap((x) => (x.ipv4 ? [x.ipv4.cidr] : [])),
-    });
-  return out.filter((r) => r.prefixes.length > 0);
-}
-
-/** FRR configuration when OSPF is in use (BGP goes through Talos' native BGP). */
-export function renderFrr(site: Site, plan: SitePlan): string | undefined {
-  const ospf = site.routing.ospf;
-  if (!ospf) return undefined;
-  const active = plan.segments.filter((s) => ospf.segments.includes(s.name));
-  const passive = plan.segments.filter((s) => ospf.passive.includes(s.name));
-  const redistribution = ospfRedistribution(site, plan);
-  const lines = [
-    "frr version 8.4",
-    "frr defaults traditional",
-    `hostname ${plan.hostname}`,
-    "log stdout informational",
-    "service integrated-vtysh-config",
-    "!",
-    ...redistribution.flatMap((r) => routeMap(r.map, r.prefixes)),
-  ];
-  for (const s of [...active, ...passive].sort((a, b) => a.vlan - b.vlan))
-    lines.push(
-      `interface ${s.link}`,
-      ` ip ospf area ${ospf.area}`,
-      ...(passive.includes(s) ? [" ip ospf passive"] : []),
-      "!",
-    );
-  lines.push("router ospf", ` ospf router-id ${ospf.routerId}`);
-  for (const r of redistribution) lines.push(` redistribute ${r.kind} route-map ${r.map}`);
-  lines.push("!", "line vty", "!", "");
-  return lines.join("\n");
 }

@@ -19,13 +19,13 @@ import {
   KEA_STATE_DIR,
   renderAvahi,
   renderChrony,
-  renderFrr,
   renderKea4,
   usesDhcpv4,
   renderKea6,
   renderRadvd,
   usesDhcpv6,
 } from "./config";
+import { renderBird } from "./bird";
 
 import {
   DAEMON_LABEL,
@@ -49,15 +49,15 @@ export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): 
   if (radvd) files.set("radvd.conf", radvd);
   files.set("chrony.conf", renderChrony(site, plan, model));
   for (const g of site.mdns.reflect) files.set(`avahi-daemon.${g.name}.conf`, renderAvahi(site, plan, g.name));
-  const frr = renderFrr(site, plan);
-  if (frr) {
-    files.set("frr.conf", frr);
-    files.set("frr-daemons", ["zebra=yes", "ospfd=yes", "staticd=yes", "vtysh_enable=yes", ""].join("\n"));
-  }
+  const bird = renderBird(site, plan);
+  if (bird) files.set("bird.conf", bird);
   return files;
 }
 
 const CONFIG_DIR = "/etc/router";
+/** BIRD's run directory (an emptyDir) and its control socket, which birdc reaches. */
+export const BIRD_RUN_DIR = "/run/bird";
+export const BIRD_SOCKET = `${BIRD_RUN_DIR}/bird.ctl`;
 /** Host directory for the services' state (leases, drift). */
 export const HOST_STATE_DIR = "/var/lib/router";
 
@@ -160,20 +160,19 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       liveness: ["avahi-daemon", "--check"],
       run: "/run/avahi-daemon",
     });
-  if (configs.has("frr.conf"))
+  if (configs.has("bird.conf"))
     list.push({
-      name: "frr",
-      configKeys: ["frr.conf", "frr-daemons"],
-      command: ["/usr/local/bin/frr-start", `${CONFIG_DIR}/frr.conf`],
-      // FRR's own privilege list, not our choice: zebra (zebra/main.c) and ospfd (ospfd/ospf_main.c) put
-      // NET_ADMIN, NET_RAW, SYS_ADMIN (and ospfd NET_BIND_SERVICE) in their permitted set at start
-      // (lib/privs.c zprivs_caps_init) and exit with "initial cap_set_proc failed" when one is missing. Measured
-      // with Debian's FRR 8.4; test/network/frr-privileges.test.ts fails once a release no longer asks for it.
-      capabilities: ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW", "SYS_ADMIN"],
-      resources: { cpu: "50m", memory: "64Mi", cpuLimit: "1", memoryLimit: "256Mi" },
-      liveness: ["vtysh", "-c", "show version"],
-      readiness: ["vtysh", "-c", "show ip ospf"],
-      run: "/var/run/frr",
+      name: "bird",
+      configKeys: ["bird.conf"],
+      // -R: the start is a graceful restart (bird.ts); no -u: BIRD stays uid 0 and uses the capabilities it is
+      // given (with -u it would raise NET_BIND_SERVICE and NET_BROADCAST too, sysdep/linux/syspriv.h).
+      command: ["bird", "-f", "-R", "-c", `${CONFIG_DIR}/bird.conf`, "-s", BIRD_SOCKET],
+      // OSPF's raw IP sockets (NET_RAW); the kernel routes it installs and the packets' priority (NET_ADMIN).
+      // test/network/bird-privileges.test.ts runs BIRD with exactly these and sees it learn and install a route.
+      capabilities: ["NET_ADMIN", "NET_RAW"],
+      resources: { cpu: "50m", memory: "32Mi", cpuLimit: "1", memoryLimit: "256Mi" },
+      liveness: ["birdc", "-s", BIRD_SOCKET, "show", "status"],
+      run: BIRD_RUN_DIR,
     });
   return list;
 }

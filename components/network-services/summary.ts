@@ -1,6 +1,6 @@
 /**
  * NetworkServices' part of SUMMARY.md: the daemons it runs and the addressing it serves — every segment's IPAM
- * and the DHCP reservations — and the routing it owns: the site's static routes, OSPF (FRR) and BGP (Talos),
+ * and the DHCP reservations — and the routing it owns: the site's static routes, OSPF (BIRD) and BGP (Talos),
  * what OSPF redistributes and what the firewall opens for them. Pure.
  */
 import type { Site } from "../site/schema";
@@ -8,7 +8,7 @@ import { contains } from "../site/ip";
 import type { SitePlan } from "../site/plan";
 import { routingOpenings, type RoutingOpening } from "../dataplane/ruleset/input";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
-import { ospfRedistribution } from "./config";
+import { ospfRedistribution } from "./bird";
 
 function segments(plan: SitePlan): string {
   const out = [
@@ -62,10 +62,10 @@ function ospfLines(site: Site, plan: SitePlan): string[] {
   const ospf = site.routing.ospf;
   if (!ospf) return [];
   const redistributed = ospfRedistribution(site, plan).map(
-    (r) => `${r.kind === "kernel" ? "static routes" : "connected segments"}: ${r.prefixes.join(", ")}`,
+    (r) => `${r.kind === "static" ? "static routes" : "connected segments"}: ${r.prefixes.join(", ")}`,
   );
   return [
-    "### OSPF (FRR)",
+    "### OSPF (BIRD)",
     "",
     `Router id ${ospf.routerId}, area ${ospf.area}. Neighbours on: ${ospf.segments.join(", ")}` +
       `${ospf.passive.length ? `; advertised without neighbours (passive): ${ospf.passive.join(", ")}` : ""}. ` +

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Builds the router's network-services image: Kea DHCPv4/DHCPv6, radvd, chrony, Avahi and FRR from the build
+# Builds the router's network-services image: Kea DHCPv4/DHCPv6, radvd, chrony, Avahi and BIRD from the build
 # machine's Debian packages, with exactly the shared libraries they need, as an OCI image layout with a
 # reproducible digest (fixed modes, no timestamps).
 #   build-image.sh STAGE_DIR OUT_DIR
@@ -18,11 +18,11 @@ name=router-services
 binaries=(
 	/usr/sbin/kea-dhcp4 /usr/sbin/kea-dhcp6 /usr/sbin/kea-lfc
 	/usr/sbin/radvd /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/avahi-daemon
-	/usr/bin/vtysh /usr/lib/frr/zebra /usr/lib/frr/staticd /usr/lib/frr/ospfd /usr/lib/frr/watchfrr
+	/usr/sbin/bird /usr/sbin/birdc
 	/usr/bin/socat /usr/bin/busybox /usr/bin/rdisc6
 )
 for b in "${binaries[@]}"; do
-	[ -x "$b" ] || { echo "build-image: $b is missing (install: kea-dhcp4-server kea-dhcp6-server radvd chrony avahi-daemon frr socat busybox ndisc6)" >&2; exit 1; }
+	[ -x "$b" ] || { echo "build-image: $b is missing (install: kea-dhcp4-server kea-dhcp6-server radvd chrony avahi-daemon bird2 socat busybox ndisc6)" >&2; exit 1; }
 done
 
 root="$stage/rootfs"
@@ -31,25 +31,24 @@ mkdir -p "$root"/{etc,tmp,run,var/lib,var/run,usr/bin}
 chmod 1777 "$root/tmp"
 
 for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
-install -D -m 0755 "$here/frr-start" "$root/usr/local/bin/frr-start"
 # The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts), on PATH.
 mkdir -p "$stage/probe"
 for probe in dhcp4-probe dhcp6-probe; do
 	gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/$probe" "$here/$probe.c"
 	install -D -m 0755 "$stage/probe/$probe" "$root/usr/bin/$probe"
 done
-# The probe and start scripts (and the segment probe) need a shell and a few tools: busybox provides them.
+# The probe scripts (and the segment probe) need a shell and a few tools: busybox provides them.
 for tool in sh cat grep kill printf mkdir cp test sed tr; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
-# Kea loads its hook and FRR its module directory at run time; both come from the packages.
-for dir in /usr/lib/x86_64-linux-gnu/kea /usr/lib/x86_64-linux-gnu/frr; do
+# Kea loads its hook directory at run time; it comes from the package.
+for dir in /usr/lib/x86_64-linux-gnu/kea; do
 	[ -d "$dir" ] && mkdir -p "$root$dir" && cp -a "$dir/." "$root$dir/"
 done
 # The users and groups the daemons look up by name: chronyd drops to _chrony (Debian's build default), avahi-daemon
-# to avahi, FRR's daemons need the vty group frrvty (its build default) even when run as root.
+# to avahi; BIRD runs as root (no -u) and looks up no user.
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' '_chrony:x:101:101:chrony:/var/lib/chrony:/bin/sh' \
-	'avahi:x:102:102:avahi:/run/avahi-daemon:/bin/sh' 'frr:x:103:103:frr:/var/run/frr:/bin/sh' > "$root/etc/passwd"
-printf '%s\n' 'root:x:0:' '_chrony:x:101:' 'avahi:x:102:' 'frr:x:103:' 'frrvty:x:104:frr,root' > "$root/etc/group"
+	'avahi:x:102:102:avahi:/run/avahi-daemon:/bin/sh' > "$root/etc/passwd"
+printf '%s\n' 'root:x:0:' '_chrony:x:101:' 'avahi:x:102:' > "$root/etc/group"
 
 copy_libraries "$root"
-commit_image "$root" "$name" "$out" /usr/sbin:/usr/bin:/usr/lib/frr
+commit_image "$root" "$name" "$out" /usr/sbin:/usr/bin

@@ -20,9 +20,9 @@ export const CAPABILITY_ALLOW_LIST: Record<string, { capabilities: string[]; why
     why: "port 123, then drops to its own user",
   },
   "avahi-*": { capabilities: ["CHOWN"], why: "hands its run directory to the avahi user (refuses to start otherwise)" },
-  frr: {
-    capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"],
-    why: "OSPF raw sockets, kernel routes; FRR 8.4's zebra and ospfd exit unless SYS_ADMIN is permitted too",
+  bird: {
+    capabilities: ["NET_ADMIN", "NET_RAW"],
+    why: "BIRD's OSPF: raw IP sockets (NET_RAW), the kernel routes it installs and its packets' priority (NET_ADMIN)",
   },
   flows: {
     capabilities: ["NET_RAW", "NET_ADMIN"],

@@ -1,6 +1,6 @@
 /**
  * The real validators of every daemon whose configuration the router renders (toolchain.md): Kea's `-t`,
- * `nft -c`, `radvd -c`, `chronyd -p`, a short Avahi run, `vtysh -C`, the Talos schema and the Kubernetes API
+ * `nft -c`, `radvd -c`, `chronyd -p`, a short Avahi run, `bird -p`, the Talos schema and the Kubernetes API
  * schemas. Each returns the problems it found ([] = valid), with the tool's own words.
  */
 import { NFT_QUEUE, withoutNftQueue } from "./nft-queue";
@@ -33,18 +33,7 @@ import { talosSchema } from "./talos-schema";
 export const validatorsTier = () =>
   tier("validators", {
     root: true,
-    commands: [
-      "unshare",
-      "ip",
-      "kea-dhcp4",
-      "kea-dhcp6",
-      "nft",
-      "radvd",
-      "chronyd",
-      "avahi-daemon",
-      "vtysh",
-      "timeout",
-    ],
+    commands: ["unshare", "ip", "kea-dhcp4", "kea-dhcp6", "nft", "radvd", "chronyd", "avahi-daemon", "bird", "timeout"],
   });
 
 /** Writes `content` to a fresh private directory; the caller's check removes it (`withTmpFile`). */
@@ -145,10 +134,11 @@ export function avahiCheck(config: string): string[] {
   });
 }
 
-export function frrCheck(config: string): string[] {
-  return withTmpFile("frr.conf", config, (file) => {
-    const r = run("vtysh", ["-C", "-f", file]);
-    return r.status === 0 ? [] : [`vtysh -C exited ${r.status}: ${r.stdout}${r.stderr}`];
+/** BIRD's own parser (`bird -p`: parse the configuration and exit; it opens no socket and needs no privilege). */
+export function birdCheck(config: string): string[] {
+  return withTmpFile("bird.conf", config, (file) => {
+    const r = run("bird", ["-p", "-c", file]);
+    return r.status === 0 ? [] : [`bird -p exited ${r.status}: ${r.stdout}${r.stderr}`];
   });
 }
 
@@ -182,7 +172,7 @@ export function validateArtifacts(files: Map<string, string>): string[] {
     else if (path === "services/radvd.conf") add(path, radvdCheck(content));
     else if (path === "services/chrony.conf") add(path, chronyCheck(content));
     else if (/^services\/avahi-daemon\..+\.conf$/.test(path)) add(path, avahiCheck(content));
-    else if (path === "services/frr.conf") add(path, frrCheck(content));
+    else if (path === "services/bird.conf") add(path, birdCheck(content));
     else if (path.startsWith("talos/")) add(path, talosCheck(content));
     else if (path.startsWith("k8s/")) add(path, k8sCheck(content));
   }

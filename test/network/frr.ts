@@ -1,25 +1,11 @@
 /**
- * FRR daemons inside a test's network namespaces: each instance has its own path space (`-N`, so its sockets
+ * FRR daemons inside a test's network namespaces (the neighbour routers BIRD's OSPF meets): each instance has its own path space (`-N`, so its sockets
  * and pid files live in /var/run/frr/<name>/ and vtysh reaches it with `vtysh -N <name>`), runs as the frr user
  * (root is not in the frrvty group here) and reads the configuration file it is given. `stop` kills exactly the
  * daemons it started, by their pid files, and removes their path space.
  */
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { q } from "../../components/images";
-import { renderFrr } from "../../components/network-services/config";
-import type { SitePlan } from "../../components/site/plan";
-import type { Site } from "../../components/site/schema";
-import { IMAGE_SCRIPTS, withMember } from "../e2e/lib/pods";
 import type { Netns } from "./netns";
 
 export const FRR_DAEMONS = "/usr/lib/frr";
@@ -79,32 +65,4 @@ export async function eventually<T>(ms: number, check: () => T | undefined): Pro
     if (v !== undefined || Date.now() > end) return v;
     await new Promise((r) => setTimeout(r, 500));
   }
-}
-
-/**
- * The shell script of a new frr pod's container, as the node runs it: fresh writable /etc/frr, /var/run/frr and
- * /var/tmp under `pod`, the image's /etc/group (root in frrvty), the rendered frr.conf, then the image's frr-start.
- * Run it in a mount namespace of its own (`ip netns exec` gives one). frr-start runs from a copy beside the pod's
- * files: a checkout under /var/tmp would be hidden by the pod's own /var/tmp.
- */
-export function frrPodScript(pod: string, site: Site, plan: SitePlan): string {
-  const conf = join(pod, "frr.conf");
-  writeFileSync(conf, renderFrr(site, plan)!, { mode: 0o644 });
-  writeFileSync(join(pod, "group"), withMember(readFileSync("/etc/group", "utf8"), "frrvty", "root"));
-  for (const dir of ["etc-frr", "run-frr", "var-tmp"]) rmSync(join(pod, dir), { recursive: true, force: true });
-  const binds: [string, string][] = [
-    [join(pod, "etc-frr"), "/etc/frr"],
-    [join(pod, "run-frr"), "/var/run/frr"],
-    [join(pod, "var-tmp"), "/var/tmp"],
-    [join(pod, "group"), "/etc/group"],
-  ];
-  for (const [dir] of binds.slice(0, 3)) mkdirSync(dir, { recursive: true });
-  const start = join(pod, "frr-start");
-  copyFileSync(IMAGE_SCRIPTS["/usr/local/bin/frr-start"], start);
-  chmodSync(start, 0o755);
-  return [
-    "set -e",
-    ...binds.map(([from, to]) => `mount --bind ${q(from)} ${q(to)}`),
-    `exec ${q(start)} ${q(conf)}`,
-  ].join("\n");
 }

@@ -1,17 +1,19 @@
 /**
- * Dynamic routing through the router's own firewall, with FRR on both ends. The dev site with OSPF on the servers
- * segment (redistributing its static routes and its other segments), a BGP neighbour with BFD on that segment and
- * a static route to 172.20.99.0/24: the router namespace runs the rendered ruleset and the rendered frr.conf
- * (zebra and ospfd, as the services image starts them), and the kernel holds what Talos installs — the static
- * route with protocol static, a DHCP default route with protocol boot on the WAN. A neighbour namespace runs FRR.
+ * Dynamic routing through the router's own firewall: BIRD on the router, FRR on the neighbour. The dev site with
+ * OSPF on the servers segment (redistributing its static routes and its other segments), a BGP neighbour with BFD
+ * on that segment and a static route to 172.20.99.0/24: the router namespace runs the rendered ruleset and the
+ * bird pod (the rendered DaemonSet's command, capabilities and bird.conf: test/network/bird.ts), and the kernel
+ * holds what Talos installs — the static route with protocol static, a DHCP default route with protocol boot on
+ * the WAN. A neighbour namespace runs FRR, which advertises a prefix of its own.
  *   - the OSPF adjacency forms and the neighbour learns the static route's prefix and the other segments'
- *     subnets, never the WAN's default route or subnet;
+ *     subnets, never the WAN's default route or subnet; the router installs the neighbour's prefix (protocol
+ *     bird) and nothing for its own segment's subnet;
  *   - the BGP session and its BFD session come up from the configured neighbour, while TCP 179 from another
  *     host on the same segment, or from another segment, is dropped.
  * BGP on the router is Talos' own (a BGPInstanceConfig document); here FRR's bgpd stands in for it with the
  * document's ASN, router id and neighbours (siderolabs/talos BGPInstanceConfig: numbered sessions, peer ASN,
  * BFD with an empty block), and passive, so that the session can only come from the neighbour's connection
- * through the router's input chain. Its bgpd and bfdd share the router's zebra (one FRR path space): bgpd asks
+ * through the router's input chain. Its bgpd and bfdd share a zebra of their own (one FRR path space): bgpd asks
  * zebra for a neighbour's BFD session and zebra hands the request to bfdd (zebra/zebra_ptm.c), as on the
  * neighbour. "BFD up" means on both ends: bfdd holds the session Up, has received the other end's control
  * packets (through the router's input chain one way), and bgpd reports its session tracked by it.
@@ -20,16 +22,17 @@ import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderRuleset } from "../../components/dataplane/nftables";
-import { renderFrr } from "../../components/network-services/config";
 import { renderRoutingHost } from "../../components/network-services/routing";
 import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
+import { Shell } from "../e2e/lib/exec";
+import { BirdPod } from "./bird";
 import { FRR_DAEMONS, FrrInstance, eventually } from "./frr";
 import { Netns } from "./netns";
 
-const t = tier("dynamic routing through the ruleset, FRR on both ends", {
+const t = tier("dynamic routing through the ruleset, BIRD on the router and FRR on the neighbour", {
   root: true,
-  commands: ["ip", "nft", "node", "vtysh"],
+  commands: ["ip", "nft", "node", "vtysh", "bird", "birdc", "setpriv", "unshare"],
   files: ["zebra", "ospfd", "bgpd", "bfdd"].map((d) => `${FRR_DAEMONS}/${d}`),
 });
 
@@ -37,6 +40,8 @@ const ROUTER = "10.50.0.1";
 const PEER = "10.50.0.254";
 const OTHER = "10.50.0.77";
 const ROUTED = "172.20.99.0/24";
+/** The neighbour's own prefix, advertised over OSPF. */
+const LEARNED = "172.30.9.0/24";
 
 const dev = devSite((raw) => {
   raw.routes = [{ destination: ROUTED, gateway: "10.50.0.253" }];
@@ -77,6 +82,7 @@ const PEER_CONF = [
   "!",
   "router ospf",
   ` ospf router-id ${PEER}`,
+  " redistribute connected",
   "!",
   "router bgp 65020",
   ` bgp router-id ${PEER}`,
@@ -109,86 +115,109 @@ function bfdEnd(frr: FrrInstance, address: string): { status?: string; received:
   };
 }
 
-describe.skipIf(!t.ok)("dynamic routing through the rendered ruleset, with FRR on both ends", () => {
-  const lab = new Netns("rt");
-  const router = new FrrInstance(lab, "rtr", lab.name("frrr"));
-  const peer = new FrrInstance(lab, "peer", lab.name("frrp"));
+describe.skipIf(!t.ok)(
+  "dynamic routing through the rendered ruleset, BIRD on the router and FRR on the neighbour",
+  () => {
+    const lab = new Netns("rt");
+    const shell = new Shell(lab.dir);
+    const router = new FrrInstance(lab, "rtr", lab.name("frrr"));
+    let bird: BirdPod;
+    const peer = new FrrInstance(lab, "peer", lab.name("frrp"));
 
-  beforeAll(() => {
-    lab.add("rtr", "peer", "inet", "trusted");
-    lab.link("rtr", "lan0.50", "peer", "eth0");
-    lab.link("rtr", "wan0", "inet", "eth0");
-    lab.link("rtr", "lan0.20", "trusted", "eth0");
-    lab.exec("rtr", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    lab.ip("rtr", [
-      `address add ${ROUTER}/24 dev lan0.50`,
-      "address add 10.20.0.1/24 dev lan0.20",
-      "address add 203.0.113.2/24 dev wan0",
-      // What Talos installs: the DHCP default route (protocol boot), the site's static route (protocol static).
-      "route add default via 203.0.113.1 dev wan0 proto boot metric 1010",
-      `route add ${ROUTED} via 10.50.0.253 dev lan0.50 proto static metric 1024`,
-    ]);
-    lab.ip("peer", [`address add ${PEER}/24 dev eth0`, `address add ${OTHER}/24 dev eth0`]);
-    lab.ip("inet", ["address add 203.0.113.1/24 dev eth0"]);
-    lab.ip("trusted", ["address add 10.20.0.50/24 dev eth0", "route add default via 10.20.0.1"]);
-    lab.nft("rtr", renderRuleset(dev.site, dev.plan, dev.policy));
-    chmodSync(lab.dir, 0o755);
-    const conf = (name: string, text: string) => {
-      writeFileSync(join(lab.dir, name), text, { mode: 0o644 });
-      return join(lab.dir, name);
-    };
-    router.start(["zebra", "ospfd"], conf("frr.conf", renderFrr(dev.site, dev.plan)!));
-    router.start(["bfdd", "bgpd"], conf("talos-bgp.conf", talosBgpStandIn()));
-    peer.start(["zebra", "bfdd", "ospfd", "bgpd"], conf("peer.conf", PEER_CONF));
-  }, 60_000);
+    beforeAll(() => {
+      lab.add("rtr", "peer", "inet", "trusted");
+      lab.link("rtr", "lan0.50", "peer", "eth0");
+      lab.link("rtr", "wan0", "inet", "eth0");
+      lab.link("rtr", "lan0.20", "trusted", "eth0");
+      lab.exec("rtr", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+      lab.ip("rtr", [
+        `address add ${ROUTER}/24 dev lan0.50`,
+        "address add 10.20.0.1/24 dev lan0.20",
+        "address add 203.0.113.2/24 dev wan0",
+        // What Talos installs: the DHCP default route (protocol boot), the site's static route (protocol static).
+        "route add default via 203.0.113.1 dev wan0 proto boot metric 1010",
+        `route add ${ROUTED} via 10.50.0.253 dev lan0.50 proto static metric 1024`,
+      ]);
+      lab.ip("peer", [
+        `address add ${PEER}/24 dev eth0`,
+        `address add ${OTHER}/24 dev eth0`,
+        "address add 172.30.9.1/24 dev lo",
+      ]);
+      lab.ip("inet", ["address add 203.0.113.1/24 dev eth0"]);
+      lab.ip("trusted", ["address add 10.20.0.50/24 dev eth0", "route add default via 10.20.0.1"]);
+      lab.nft("rtr", renderRuleset(dev.site, dev.plan, dev.policy));
+      chmodSync(lab.dir, 0o755);
+      const conf = (name: string, text: string) => {
+        writeFileSync(join(lab.dir, name), text, { mode: 0o644 });
+        return join(lab.dir, name);
+      };
+      bird = new BirdPod(shell, lab.name("rtr"), lab.dir, dev);
+      bird.start();
+      router.start(["zebra", "bfdd", "bgpd"], conf("talos-bgp.conf", talosBgpStandIn()));
+      peer.start(["zebra", "bfdd", "ospfd", "bgpd"], conf("peer.conf", PEER_CONF));
+    }, 60_000);
 
-  afterAll(() => {
-    router.stop();
-    peer.stop();
-    lab.close();
-  });
-
-  it("forms the OSPF adjacency on the servers segment", async () => {
-    const state = await eventually(90_000, () => {
-      const s = peer.json<OspfNeighbors>("show ip ospf neighbor json")?.neighbors?.["10.10.0.1"]?.[0];
-      const v = s?.nbrState ?? s?.state;
-      return v?.startsWith("Full") ? v : undefined;
+    afterAll(async () => {
+      await bird?.stop(2_000);
+      await shell.daemons.stopAll();
+      router.stop();
+      peer.stop();
+      lab.close();
     });
-    expect(state).toMatch(/^Full/);
-  }, 100_000);
 
-  it("advertises the site's static route and its other segments, never the WAN's default route or subnet", async () => {
-    const routes = await eventually(30_000, () => {
-      const r = peer.json<Routes>("show ip route json");
-      return r?.[ROUTED] && r["10.20.0.0/24"] ? r : undefined;
-    });
-    expect(routes?.[ROUTED]?.[0].protocol).toBe("ospf");
-    expect(routes?.["10.20.0.0/24"]?.[0].protocol).toBe("ospf");
-    expect(routes?.["0.0.0.0/0"]).toBeUndefined();
-    expect(routes?.["203.0.113.0/24"]).toBeUndefined();
-  }, 40_000);
+    it("forms the OSPF adjacency on the servers segment", async () => {
+      const state = await eventually(90_000, () => {
+        const s = peer.json<OspfNeighbors>("show ip ospf neighbor json")?.neighbors?.["10.10.0.1"]?.[0];
+        const v = s?.nbrState ?? s?.state;
+        return v?.startsWith("Full") ? v : undefined;
+      });
+      expect(state).toMatch(/^Full/);
+    }, 100_000);
 
-  it("establishes the BGP session and its BFD session from the configured neighbour", async () => {
-    const bgp = await eventually(60_000, () => {
-      const n = peer.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${ROUTER} json`)?.[ROUTER];
-      return n?.bgpState === "Established" ? n.bgpState : undefined;
-    });
-    expect(bgp).toBe("Established");
-    // Each end's bfdd holds the session Up (a session leaves Down only on the other end's packets: RFC 5880
-    // 6.8.6, FRR bfdd/bfd_packet.c), both have received control packets through the other's input path, and
-    // each end's bgpd tracks its BGP session with it (bgpd/bgp_bfd.c: the neighbour's peerBfdInfo).
-    const sessions = await eventually(30_000, () => {
-      const ends = [bfdEnd(router, PEER), bfdEnd(peer, ROUTER)];
-      return ends.every((e) => e.status === "up" && e.bgp === "Up" && e.received > 0) ? ends : undefined;
-    });
-    expect(
-      sessions,
-      `BFD and BGP as each end sees them: ${JSON.stringify([bfdEnd(router, PEER), bfdEnd(peer, ROUTER)])}`,
-    ).toBeDefined();
-  }, 100_000);
+    it("advertises the site's static route and its other segments, never the WAN's default route or subnet", async () => {
+      const routes = await eventually(30_000, () => {
+        const r = peer.json<Routes>("show ip route json");
+        return r?.[ROUTED] && r["10.20.0.0/24"] ? r : undefined;
+      });
+      expect(routes?.[ROUTED]?.[0].protocol).toBe("ospf");
+      expect(routes?.["10.20.0.0/24"]?.[0].protocol).toBe("ospf");
+      expect(routes?.["0.0.0.0/0"]).toBeUndefined();
+      expect(routes?.["203.0.113.0/24"]).toBeUndefined();
+    }, 40_000);
 
-  it("drops TCP 179 from any host that is not a configured neighbour", () => {
-    expect(lab.probe("peer", ROUTER, 179, OTHER).kind).toBe("dropped");
-    expect(lab.probe("trusted", "10.20.0.1", 179, "10.20.0.50").kind).toBe("dropped");
-  });
-});
+    it("installs the neighbour's prefix in the router's kernel, and nothing for its own segment", async () => {
+      const kernel = (dst: string) =>
+        JSON.parse(lab.exec("rtr", ["ip", "-d", "-j", "-4", "route", "show", "exact", dst]).stdout || "[]") as {
+          protocol?: string;
+          gateway?: string;
+        }[];
+      const learned = await eventually(30_000, () => (kernel(LEARNED).length > 0 ? kernel(LEARNED) : undefined));
+      expect(learned).toEqual([expect.objectContaining({ protocol: "bird", gateway: PEER })]);
+      expect(kernel("10.50.0.0/24").map((r) => r.protocol)).toEqual(["kernel"]);
+    }, 40_000);
+
+    it("establishes the BGP session and its BFD session from the configured neighbour", async () => {
+      const bgp = await eventually(60_000, () => {
+        const n = peer.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${ROUTER} json`)?.[ROUTER];
+        return n?.bgpState === "Established" ? n.bgpState : undefined;
+      });
+      expect(bgp).toBe("Established");
+      // Each end's bfdd holds the session Up (a session leaves Down only on the other end's packets: RFC 5880
+      // 6.8.6, FRR bfdd/bfd_packet.c), both have received control packets through the other's input path, and
+      // each end's bgpd tracks its BGP session with it (bgpd/bgp_bfd.c: the neighbour's peerBfdInfo).
+      const sessions = await eventually(30_000, () => {
+        const ends = [bfdEnd(router, PEER), bfdEnd(peer, ROUTER)];
+        return ends.every((e) => e.status === "up" && e.bgp === "Up" && e.received > 0) ? ends : undefined;
+      });
+      expect(
+        sessions,
+        `BFD and BGP as each end sees them: ${JSON.stringify([bfdEnd(router, PEER), bfdEnd(peer, ROUTER)])}`,
+      ).toBeDefined();
+    }, 100_000);
+
+    it("drops TCP 179 from any host that is not a configured neighbour", () => {
+      expect(lab.probe("peer", ROUTER, 179, OTHER).kind).toBe("dropped");
+      expect(lab.probe("trusted", "10.20.0.1", 179, "10.20.0.50").kind).toBe("dropped");
+    });
+  },
+);

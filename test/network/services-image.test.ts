@@ -10,11 +10,26 @@ import { tier } from "../helpers/tier";
 import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
 import { segmentProbeScript } from "../../components/network-services/probe";
+import { renderBird } from "../../components/network-services/bird";
+import { BIRD_RUN_DIR, renderServiceObjects } from "../../components/network-services/k8s";
+import { devSite } from "../helpers/dev-site";
 
 const t = tier("services-image", {
   root: true,
   commands: [
-    ...["buildah", "jq", "chroot", "kea-dhcp4", "radvd", "chronyd", "avahi-daemon", "vtysh", "socat", "busybox"],
+    ...[
+      "buildah",
+      "jq",
+      "chroot",
+      "kea-dhcp4",
+      "radvd",
+      "chronyd",
+      "avahi-daemon",
+      "bird",
+      "birdc",
+      "socat",
+      "busybox",
+    ],
     ...["rdisc6", "gcc", "unshare"],
   ],
 });
@@ -48,8 +63,8 @@ describe.skipIf(!t.ok)("the services image", () => {
     ["kea-dhcp6", ["kea-dhcp6", "-V"], /^2\./],
     ["chronyd", ["chronyd", "-v"], /chronyd \(chrony\)/],
     ["avahi-daemon", ["avahi-daemon", "-V"], /avahi-daemon/],
-    ["vtysh", ["vtysh", "--help"], /Usage/],
-    ["ospfd", ["/usr/lib/frr/ospfd", "--help"], /OSPF/i],
+    ["bird", ["bird", "--version"], /BIRD version 2\./],
+    ["birdc", ["birdc", "-h"], /Usage: birdc/],
     ["socat (Kea probes)", ["socat", "-V"], /socat version/],
     ["the probe shell", ["/bin/sh", "-c", "printf ok | grep -q ok && echo probe-ok"], /probe-ok/],
     ["dhcp4-probe (segment probe)", ["dhcp4-probe"], /usage: dhcp4-probe LINK IPV4-CIDR TIMEOUT_MS/],
@@ -70,13 +85,46 @@ describe.skipIf(!t.ok)("the services image", () => {
       "printf '[server]\\nenable-dbus=no\\n' > /tmp/a.conf && exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f /tmp/a.conf",
       /find user 'avahi'/,
     ],
-    ["zebra", "mkdir -p /var/run/frr && exec /usr/lib/frr/zebra -u root -g root -f /dev/null", /frrvty/],
   ])("starts %s far enough to find its user and group", (_name, script, lookupError) => {
     const r = spawnSync("timeout", ["3", "unshare", "-n", "chroot", join(a.stage, "rootfs"), "/bin/sh", "-c", script], {
       encoding: "utf8",
     });
     expect(`${r.stdout}${r.stderr}`).not.toMatch(lookupError);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/could not (get|look ?up)|failed to find (user|group)/i);
+  });
+
+  // The bird pod's command and liveness probe (components/network-services/k8s.ts) from the image's own root: BIRD
+  // runs the rendered configuration and birdc reaches it through the control socket in its run directory.
+  it("runs BIRD on a rendered configuration and answers its liveness probe", () => {
+    const dev = devSite((raw) => {
+      raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["connected"] } };
+    });
+    const conf = renderBird(dev.site, dev.plan)!;
+    const live = [...renderServiceObjects(dev.site, dev.plan, dev.policy, "img")].find(
+      (o) => o.kind === "DaemonSet" && o.metadata.name === "bird",
+    ) as {
+      spec: {
+        template: { spec: { containers: { command: string[]; livenessProbe: { exec: { command: string[] } } }[] } };
+      };
+    };
+    const c = live.spec.template.spec.containers[0];
+    const cmd = c.command.map((a) => (a.endsWith("/bird.conf") ? "/tmp/bird.conf" : a)).join(" ");
+    const script = [
+      `printf '%s' '${conf}' > /tmp/bird.conf`,
+      `mkdir -p ${BIRD_RUN_DIR}`,
+      `${cmd} &`,
+      "sleep 1",
+      c.livenessProbe.exec.command.join(" "),
+      "kill $!",
+    ].join("\n");
+    const r = spawnSync(
+      "timeout",
+      ["10", "unshare", "-n", "chroot", join(a.stage, "rootfs"), "/bin/sh", "-c", script],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(r.stdout, r.stderr).toMatch(/Daemon is up and running/);
   });
 
   // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, dhcp6-probe, rdisc6), in

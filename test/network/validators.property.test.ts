@@ -23,11 +23,11 @@ import { renderRuleset } from "../../components/dataplane/nftables";
 import {
   renderAvahi,
   renderChrony,
-  renderFrr,
   renderKea4,
   renderKea6,
   renderRadvd,
 } from "../../components/network-services/config";
+import { renderBird } from "../../components/network-services/bird";
 import { renderServiceObjects, serviceConfigs } from "../../components/network-services/k8s";
 import { renderRoutingHost } from "../../components/network-services/routing";
 import { formatIssues } from "../../components/site/issues";
@@ -75,8 +75,8 @@ function render(site: Site): Artifacts {
   if (radvd !== undefined) files.set("services/radvd.conf", radvd);
   files.set("services/chrony.conf", renderChrony(site, plan, model));
   for (const g of site.mdns.reflect) files.set(`services/avahi-daemon.${g.name}.conf`, renderAvahi(site, plan, g.name));
-  const frr = renderFrr(site, plan);
-  if (frr !== undefined) files.set("services/frr.conf", frr);
+  const bird = renderBird(site, plan);
+  if (bird !== undefined) files.set("services/bird.conf", bird);
   files.set(
     `talos/${plan.hostname}.yaml`,
     renderMachineConfig({
@@ -98,7 +98,7 @@ function render(site: Site): Artifacts {
   // What the services' ConfigMap carries is what was rendered (and is validated) here.
   const configs = serviceConfigs(site, plan, model);
   for (const [key, content] of configs)
-    if (key !== "frr-daemons" && files.get(`services/${key}`) !== content)
+    if (files.get(`services/${key}`) !== content)
       throw new Error(`services/${key} differs from the ConfigMap's ${key}`);
   return files;
 }

@@ -1,6 +1,6 @@
 /**
  * Every artifact of the network layer, checked by the real tool that will read it: the dev site and variants
- * that exercise OSPF (FRR), BGP and static routes (Talos documents), prefix translation and source-restricted
+ * that exercise OSPF (BIRD), BGP and static routes (Talos documents), prefix translation and source-restricted
  * forwards.
  */
 import { describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ import {
   nftCheck,
   keaCheck,
   radvdCheck,
-  frrCheck,
+  birdCheck,
   avahiCheck,
   chronyCheck,
 } from "../helpers/validators";
@@ -68,8 +68,10 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
     });
     const { files } = await renderStack({ stack: "dev", config });
     expect(validateArtifacts(files)).toEqual([]);
-    expect(files.get("services/frr.conf")).toMatch(/interface lan0\.50\n ip ospf area 0\.0\.0\.0\n!/);
-    expect(files.get("services/frr.conf")).toMatch(/interface lan0\.10\n ip ospf area 0\.0\.0\.0\n ip ospf passive/);
+    const bird = files.get("services/bird.conf")!;
+    expect(bird).toMatch(
+      /area 0\.0\.0\.0 \{\n {4}interface "lan0\.10" \{ stub yes; \};\n {4}interface "lan0\.20" \{ stub yes; \};\n {4}interface "lan0\.50" \{ hello 10; dead 40; \};\n/,
+    );
     const talos = files.get("talos/lab-rtr1.yaml")!;
     expect(talos).toMatch(/kind: BGPInstanceConfig\nname: default\nlocalASN: 65010/);
     expect(talos).toMatch(
@@ -84,14 +86,11 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
     expect(input).toContain('iifname "lan0.50" ip saddr 10.50.0.254 tcp dport 179 accept');
     expect(input).toContain('iifname "lan0.50" ip saddr 10.50.0.254 udp dport { 3784, 4784 } accept');
     expect(input).not.toMatch(/lan0\.(10|20)".* meta l4proto 89/);
-    // Static routes are kernel routes in FRR's eyes: only their prefixes are redistributed.
-    expect(files.get("services/frr.conf")).toContain(
-      "ip prefix-list router-static-routes seq 5 permit 192.168.100.0/24\n!\nroute-map router-static-routes permit 10\n match ip address prefix-list router-static-routes",
-    );
-    expect(files.get("services/frr.conf")).toContain(" redistribute kernel route-map router-static-routes\n");
-    expect(files.get("services/frr.conf")).not.toMatch(/redistribute (static|connected)$/m);
+    // Only the site's IPv4 static routes are redistributed, from BIRD's own static protocol.
+    expect(bird).toContain("protocol static router_static {\n  ipv4;\n  route 192.168.100.0/24 via 10.50.0.254;\n}");
     expect(talos).toMatch(/neighbors:\n {2}- address: 10\.50\.0\.254\n {4}peerASN: 65020\n {4}bfd: \{\}/);
-    expect(files.has("k8s/daemonset-router-system-frr.yaml")).toBe(true);
+    expect(files.has("k8s/daemonset-router-system-bird.yaml")).toBe(true);
+    expect(files.has("k8s/daemonset-router-system-frr.yaml")).toBe(false);
   });
 
   it("the validators reject broken files (so passing means something)", () => {
@@ -108,7 +107,7 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
       ).length,
     ).toBe(1);
     expect(radvdCheck("interface x { AdvSendAdvert maybe; };").length).toBe(1);
-    expect(frrCheck("router ospf\n ospf router-id not-an-ip\n").length).toBe(1);
+    expect(birdCheck("router id not-an-ip;\n").length).toBe(1);
     expect(chronyCheck("nonsense-directive 1\n").length).toBe(1);
     expect(avahiCheck("[server]\nno-such-key=1\n").length).toBe(1);
   });

@@ -1,0 +1,148 @@
+/**
+ * BIRD 2 configuration of the router's OSPFv2 (router:routing.ospf); BGP goes through Talos' own BGP (routing.ts).
+ * Pure and deterministic; `bird -p` parses every render in the tests.
+ * What the render promises:
+ *   - OSPF runs on the links of `segments` (FRR's default timers, hello 10 s and dead 40 s, so that FRR and other
+ *     neighbours with the defaults agree) and advertises the `passive` segments as stub networks (no hellos);
+ *   - `redistribute: [static]` advertises the IPv4 prefixes of router:routes as external routes from a static
+ *     protocol of BIRD's own (Talos installs the kernel routes; BIRD never exports these to the kernel) — so a
+ *     WAN's DHCP routes and default route are never advertised; `[connected]` advertises the IPv4 subnets of the
+ *     other segments, read from their links by a direct protocol restricted to exactly those subnets;
+ *   - the kernel protocol installs only what OSPF learned (never a subnet of the router's own segments), learns
+ *     nothing from the kernel, and owns only the routes it installed: BIRD marks them protocol bird (12) and
+ *     considers no other protocol's route its own (sysdep/linux/netlink.c), so Talos' BGP routes (protocol bgp,
+ *     metric 0), static routes and DHCP routes are never touched;
+ *   - a restart keeps forwarding: `persist` leaves the installed routes in the kernel when BIRD ends, and
+ *     the kernel protocol's `graceful restart` with `bird -R` defers the next start's sync of the kernel table
+ *     (the removal of what it did not learn again) until the recovery ends; OSPF's `graceful restart yes` holds
+ *     the recovery until its adjacencies are synchronised again (without it, nothing holds it and the sync
+ *     runs at once), bounded by BIRD_RESTART_WAIT (with no neighbour at all the stale routes stay that long).
+ *     test/network/bird-restart.kernel.test.ts measures it.
+ */
+import type { Site } from "../site/schema";
+import type { SitePlan } from "../site/plan";
+import { familyOf } from "../site/ip";
+
+/** Protocol names in the render (BIRD's `show protocols` names them). */
+export const BIRD_OSPF = "router_ospf";
+export const BIRD_STATIC = "router_static";
+export const BIRD_SEGMENTS = "router_segments";
+/** The metric of the routes BIRD installs: FRR's zebra used 20 (behind Talos' BGP routes at 0). */
+export const BIRD_KERNEL_METRIC = 20;
+/**
+ * Upper bound of a start's graceful restart recovery, before the kernel table is synced (seconds). A restart
+ * among live neighbours recovers in seconds (its old adjacencies are Full again); a first start, with no
+ * adjacency to recover, waits the whole bound before installing what it learned — so it is the OSPF wait timer
+ * (the dead interval, 40 s, which the first adjacency on a broadcast link waits anyway) and 5 s more.
+ */
+export const BIRD_RESTART_WAIT = 45;
+
+/** The OSPF sources BIRD's kernel protocol exports (BIRD's route source attribute). */
+const OSPF_SOURCES = "[RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2]";
+
+/**
+ * What OSPF redistributes, as exact IPv4 prefixes: `static`, the site's IPv4 routes (with their gateway);
+ * `connected`, the IPv4 subnets of the segments OSPF does not run on (nor names passive), never a WAN's.
+ */
+export function ospfRedistribution(
+  site: Site,
+  plan: SitePlan,
+): { kind: "static" | "connected"; prefixes: string[]; routes?: { destination: string; gateway: string }[] }[] {
+  const ospf = site.routing.ospf;
+  if (!ospf) return [];
+  const out: ReturnType<typeof ospfRedistribution> = [];
+  if (ospf.redistribute.includes("static")) {
+    const routes = site.routes
+      .filter((r) => familyOf(r.destination) === 4)
+      .map((r) => ({ destination: r.destination, gateway: r.gateway }));
+    out.push({ kind: "static", prefixes: routes.map((r) => r.destination), routes });
+  }
+  if (ospf.redistribute.includes("connected"))
+    out.push({
+      kind: "connected",
+      prefixes: plan.segments
+        .filter((x) => !ospf.segments.includes(x.name) && !ospf.passive.includes(x.name))
+        .flatMap((x) => (x.ipv4 ? [x.ipv4.cidr] : [])),
+    });
+  return out.filter((r) => r.prefixes.length > 0);
+}
+
+/** A BIRD prefix set of exact prefixes. */
+function prefixSet(prefixes: readonly string[]): string {
+  return `[ ${prefixes.join(", ")} ]`;
+}
+
+/** bird.conf when OSPF is configured, else undefined (BIRD is then not deployed). */
+export function renderBird(site: Site, plan: SitePlan): string | undefined {
+  const ospf = site.routing.ospf;
+  if (!ospf) return undefined;
+  const active = plan.segments.filter((s) => ospf.segments.includes(s.name));
+  const passive = plan.segments.filter((s) => ospf.passive.includes(s.name));
+  const own = plan.segments.flatMap((s) => (s.ipv4 ? [s.ipv4.cidr] : []));
+  const redistribution = ospfRedistribution(site, plan);
+  const statics = redistribution.find((r) => r.kind === "static");
+  const connected = redistribution.find((r) => r.kind === "connected");
+  const segmentLinks = plan.segments.filter((s) => connected?.prefixes.includes(s.ipv4?.cidr ?? "")).map((s) => s.link);
+  const exported = [...(statics ? ["RTS_STATIC"] : []), ...(connected ? ["RTS_DEVICE"] : [])];
+  const lines = [
+    `# BIRD of site ${site.site.name}: OSPFv2 (rendered)`,
+    `router id ${ospf.routerId};`,
+    "log stderr { info, remote, warning, error, auth, fatal, bug };",
+    `graceful restart wait ${BIRD_RESTART_WAIT};`,
+    "",
+    "# the links and their addresses",
+    "protocol device {",
+    "  scan time 10;",
+    "}",
+    "",
+    "# OSPF's routes into the main table; nothing read from it, and only protocol bird routes are BIRD's own",
+    "protocol kernel {",
+    "  ipv4 {",
+    "    import none;",
+    `    export where source ~ ${OSPF_SOURCES}${own.length > 0 ? ` && net !~ ${prefixSet(own)}` : ""};`,
+    "  };",
+    "  learn off;",
+    "  persist;",
+    "  graceful restart;",
+    `  metric ${BIRD_KERNEL_METRIC};`,
+    "}",
+  ];
+  if (statics?.routes)
+    lines.push(
+      "",
+      "# the site's static routes, for OSPF only (Talos installs them in the kernel)",
+      `protocol static ${BIRD_STATIC} {`,
+      "  ipv4;",
+      ...statics.routes.map((r) => `  route ${r.destination} via ${r.gateway};`),
+      "}",
+    );
+  if (connected)
+    lines.push(
+      "",
+      "# the subnets of the segments OSPF does not run on",
+      `protocol direct ${BIRD_SEGMENTS} {`,
+      `  ipv4 { import where net ~ ${prefixSet(connected.prefixes)}; };`,
+      `  interface ${segmentLinks.map((l) => `"${l}"`).join(", ")};`,
+      "}",
+    );
+  lines.push(
+    "",
+    `protocol ospf v2 ${BIRD_OSPF} {`,
+    "  ipv4 {",
+    "    import all;",
+    exported.length > 0 ? `    export where source ~ [${exported.join(", ")}];` : "    export none;",
+    "  };",
+    // restart-capable (RFC 3623): after `bird -R` the recovery lasts until the adjacencies are synchronised
+    "  graceful restart yes;",
+    `  graceful restart time ${BIRD_RESTART_WAIT};`,
+    `  area ${ospf.area} {`,
+  );
+  for (const s of [...active, ...passive].sort((a, b) => a.vlan - b.vlan))
+    lines.push(
+      passive.includes(s)
+        ? `    interface "${s.link}" { stub yes; };`
+        : `    interface "${s.link}" { hello 10; dead 40; };`,
+    );
+  lines.push("  };", "}", "");
+  return lines.join("\n");
+}

@@ -1,0 +1,105 @@
+/**
+ * The rendered bird.conf (components/network-services/bird.ts), parsed by the real `bird -p` for sites with and
+ * without each redistribution, and read for what the render promises: OSPF on the segments' VLAN links with
+ * FRR's default timers, the passive segments as stub interfaces, the static routes only in BIRD's own static
+ * protocol, the connected subnets only of the other segments, and a kernel protocol that installs only OSPF's
+ * routes, learns nothing and keeps its routes through a restart. What BIRD does with it is proven in the kernel
+ * tests (bird-privileges, routing.kernel, bird-restart.kernel, bird-start-sweep.kernel).
+ */
+import { describe, expect, it } from "vitest";
+import { renderBird } from "../../components/network-services/bird";
+import { serviceConfigs } from "../../components/network-services/k8s";
+import { devSite } from "../helpers/dev-site";
+import { tier } from "../helpers/tier";
+import { birdCheck } from "../helpers/validators";
+
+const t = tier("bird -p", { commands: ["bird"] });
+
+const ROUTED = "172.20.99.0/24";
+
+function site(ospf: Record<string, unknown> | undefined, routes: Record<string, unknown>[] = []) {
+  return devSite((raw) => {
+    raw.routes = routes;
+    raw.routing = ospf ? { ospf: { routerId: "10.10.0.1", ...ospf } } : {};
+  });
+}
+
+/** The body of a top-level block `protocol <kind> [name] {`, up to its closing brace at column 0. */
+function block(conf: string, head: string): string | undefined {
+  const start = conf.indexOf(`${head} {\n`);
+  if (start < 0) return undefined;
+  return conf.slice(start, conf.indexOf("\n}\n", start) + 2);
+}
+
+describe("bird.conf", () => {
+  it("is not rendered, nor deployed, without OSPF", () => {
+    const dev = site(undefined);
+    expect(renderBird(dev.site, dev.plan)).toBeUndefined();
+    expect(serviceConfigs(dev.site, dev.plan, dev.policy).has("bird.conf")).toBe(false);
+  });
+
+  it("runs OSPF on the segments' links with FRR's default timers and the passive ones as stubs", () => {
+    const dev = site({ segments: ["servers"], passive: ["mgmt"], area: "0.0.0.1" });
+    const ospf = block(renderBird(dev.site, dev.plan)!, "protocol ospf v2 router_ospf")!;
+    expect(ospf).toContain(
+      '  area 0.0.0.1 {\n    interface "lan0.10" { stub yes; };\n    interface "lan0.50" { hello 10; dead 40; };\n  };',
+    );
+    expect(ospf).toContain("    export none;");
+    expect(ospf).toContain("\n  graceful restart yes;\n  graceful restart time 45;\n");
+    expect(renderBird(dev.site, dev.plan)).toContain("router id 10.10.0.1;\n");
+  });
+
+  it("redistributes the IPv4 static routes from its own static protocol and only the other segments' subnets", () => {
+    const dev = site({ segments: ["servers"], passive: ["mgmt"], redistribute: ["static", "connected"] }, [
+      { destination: ROUTED, gateway: "10.50.0.253" },
+      { destination: "fd00:beef::/48", gateway: "fd12:3456:789a:50::fe" },
+    ]);
+    const conf = renderBird(dev.site, dev.plan)!;
+    expect(block(conf, "protocol static router_static")).toBe(
+      `protocol static router_static {\n  ipv4;\n  route ${ROUTED} via 10.50.0.253;\n}`,
+    );
+    const segments = block(conf, "protocol direct router_segments")!;
+    // servers runs OSPF and mgmt is passive: neither is redistributed as connected; no WAN link is named
+    expect(segments).toContain("import where net ~ [ 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24 ];");
+    expect(segments).toContain('interface "lan0.20", "lan0.30", "lan0.40";');
+    expect(segments).not.toMatch(/wan|10\.50\.0\.0|10\.10\.0\.0/);
+    expect(block(conf, "protocol ospf v2 router_ospf")).toContain("export where source ~ [RTS_STATIC, RTS_DEVICE];");
+  });
+
+  it("installs only OSPF's routes in the kernel, never a segment's subnet, learns nothing and keeps them on exit", () => {
+    const dev = site({ segments: ["servers"], redistribute: ["static"] }, [
+      { destination: ROUTED, gateway: "10.50.0.253" },
+    ]);
+    const kernel = block(renderBird(dev.site, dev.plan)!, "protocol kernel")!;
+    expect(kernel).toContain(
+      "export where source ~ [RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2] && net !~ [ 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24 ];",
+    );
+    expect(kernel).toContain("    import none;");
+    expect(kernel).toMatch(/\n {2}learn off;\n {2}persist;\n {2}graceful restart;\n {2}metric 20;\n/);
+  });
+
+  describe.skipIf(!t.ok)("parsed by bird -p", () => {
+    it.each([
+      ["OSPF alone", { segments: ["servers"] }, []],
+      ["passive segments", { segments: ["servers", "trusted"], passive: ["mgmt", "iot"] }, []],
+      [
+        "static",
+        { segments: ["servers"], redistribute: ["static"] },
+        [{ destination: ROUTED, gateway: "10.50.0.253" }],
+      ],
+      ["connected", { segments: ["servers"], redistribute: ["connected"] }, []],
+      [
+        "both, another area",
+        { segments: ["servers"], area: "0.0.0.7", redistribute: ["connected", "static"] },
+        [{ destination: ROUTED, gateway: "10.50.0.253" }],
+      ],
+    ])("%s", (_name, ospf, routes) => {
+      const dev = site(ospf, routes);
+      expect(birdCheck(renderBird(dev.site, dev.plan)!)).toEqual([]);
+    });
+
+    it("rejects a broken file (so passing means something)", () => {
+      expect(birdCheck("protocol kernel { ipv4 { export where nonsense; }; }\n")).not.toEqual([]);
+    });
+  });
+});

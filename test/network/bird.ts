@@ -1,0 +1,102 @@
+/**
+ * The bird pod inside a test's network namespace, as the node runs it: the rendered DaemonSet's container command
+ * (components/network-services/k8s.ts) with its configuration and control socket paths moved under the test's
+ * directory (the ConfigMap's /etc/router and the run emptyDir), started with exactly the container's capabilities
+ * (setpriv, as test/e2e/lib/pods.ts runs every pod) in a PID namespace of its own, whose PID 1 is BIRD as in the
+ * container. `birdc` talks to it through its control socket.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { renderBird } from "../../components/network-services/bird";
+import { BIRD_RUN_DIR, renderServiceObjects } from "../../components/network-services/k8s";
+import type { SitePlan } from "../../components/site/plan";
+import type { PolicyModel } from "../../components/site/policy";
+import type { Site } from "../../components/site/schema";
+import type { Daemon, Shell } from "../e2e/lib/exec";
+import { privileges } from "../e2e/lib/pods";
+import { containerCapabilities } from "../e2e/lib/rendered";
+import { sleep, waitFor } from "../helpers/wait";
+import { spawnSync } from "node:child_process";
+
+interface Container {
+  command: string[];
+  securityContext: Record<string, unknown>;
+}
+
+/** The rendered bird DaemonSet's container (through YAML, as the API server would hold it). */
+export function birdContainer(dev: { site: Site; plan: SitePlan; policy: PolicyModel }): Container {
+  const ds = renderServiceObjects(dev.site, dev.plan, dev.policy, "image").find(
+    (o) => o.kind === "DaemonSet" && o.metadata.name === "bird",
+  );
+  if (!ds) throw new Error("the render has no bird DaemonSet");
+  const doc = parse(stringify(ds)) as { spec: { template: { spec: { containers: Container[] } } } };
+  return doc.spec.template.spec.containers[0];
+}
+
+export class BirdPod {
+  readonly socket: string;
+  readonly capabilities: string[];
+  private readonly conf: string;
+  private readonly command: string[];
+  daemon?: Daemon;
+
+  constructor(
+    private readonly shell: Shell,
+    /** The full name of the network namespace it runs in. */
+    private readonly netns: string,
+    dir: string,
+    dev: { site: Site; plan: SitePlan; policy: PolicyModel },
+  ) {
+    const run = join(dir, "run-bird");
+    mkdirSync(run, { recursive: true });
+    this.conf = join(dir, "bird.conf");
+    writeFileSync(this.conf, renderBird(dev.site, dev.plan)!, { mode: 0o644 });
+    this.socket = join(run, "bird.ctl");
+    const c = birdContainer(dev);
+    this.capabilities = containerCapabilities("bird container", c.securityContext);
+    this.command = c.command.map((a) =>
+      a.startsWith("/etc/router/")
+        ? this.conf
+        : a.startsWith(`${BIRD_RUN_DIR}/`)
+          ? join(run, a.slice(BIRD_RUN_DIR.length + 1))
+          : a,
+    );
+  }
+
+  /**
+   * Starts a new pod (BIRD is PID 1 of its PID namespace) with the container's capabilities unless others are
+   * given; `edit` changes the command (e.g. drops -R).
+   */
+  start(opts: { capabilities?: string[]; edit?: (argv: string[]) => string[] } = {}): Daemon {
+    const command = opts.edit ? opts.edit(this.command) : this.command;
+    const argv = [...privileges(opts.capabilities ?? this.capabilities, true), ...command];
+    this.daemon = this.shell.daemon("bird-pod", this.netns, ["unshare", "--pid", "--fork", "--kill-child", ...argv]);
+    return this.daemon;
+  }
+
+  /** A birdc command's output (through the control socket), or the error. */
+  birdc(...cmd: string[]): string {
+    const r = spawnSync("birdc", ["-s", this.socket, ...cmd], { encoding: "utf8", timeout: 5_000 });
+    return `${r.stdout}${r.stderr}`;
+  }
+
+  /** BIRD's own pid (PID 1 of the pod), seen from here. */
+  pid(): number {
+    const d = this.daemon!;
+    const children = readFileSync(`/proc/${d.pid}/task/${d.pid}/children`, "utf8").trim().split(/\s+/);
+    return Number(children[0]);
+  }
+
+  /** Ends the pod as the kubelet does: SIGTERM to PID 1, SIGKILL once `graceMs` pass. */
+  async stop(graceMs = 10_000): Promise<void> {
+    const d = this.daemon;
+    if (!d || d.exited) return;
+    const pid1 = this.pid();
+    process.kill(pid1, "SIGTERM");
+    const end = Date.now() + graceMs;
+    while (!d.exited && Date.now() < end) await sleep(100);
+    if (!d.exited) process.kill(pid1, "SIGKILL");
+    await waitFor("the bird pod's end", () => d.exited, 5_000, 50);
+  }
+}
