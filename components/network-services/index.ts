@@ -1,6 +1,6 @@
 /**
  * NetworkServices: the daemons every segment shares — Kea DHCPv4/DHCPv6, radvd, chrony, Avahi reflectors and,
- * with OSPF, FRR — as host-network workloads on the router's cluster, from our services image (built from
+ * with OSPF, BIRD — as host-network workloads on the router's cluster, from our services image (built from
  * images/services at `pulumi up`, pushed to the site's registry, pinned by digest). Its host side (BGP through
  * Talos, routing.ts) is rendered into the machine configuration before the cluster exists.
  */

@@ -1,9 +1,9 @@
 /**
  * Dynamic routing on the host side: BGP through Talos' native BGP (a BGPInstanceConfig document in the machine
- * configuration). OSPF, which Talos does not speak, runs in FRR (config.ts). Pure.
- * Both share the kernel's main table: Talos installs learned paths with protocol bgp at metric 0, which FRR's
- * zebra also counts as its own, but zebra installs and sweeps only at its fixed metric 20, so a start of the frr
- * pod leaves Talos' routes in place (test/network/frr-start-sweep.kernel.test.ts).
+ * configuration). OSPF, which Talos does not speak, runs in BIRD (bird.ts). Pure.
+ * Both share the kernel's main table: Talos installs learned paths with protocol bgp at metric 0; BIRD counts only
+ * protocol bird routes as its own, so neither its start nor its kernel sync touches Talos' routes
+ * (test/network/bird-restart.kernel.test.ts).
  */
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";

@@ -179,7 +179,7 @@ export const Routing = z.strictObject({
       advertise: z.array(DnsLabel).default([]),
     })
     .optional(),
-  /** OSPFv2 through FRR (Talos has no OSPF). */
+  /** OSPFv2 through BIRD (Talos has no OSPF). */
   ospf: z
     .strictObject({
       routerId: IpAddress(4),

@@ -84,6 +84,21 @@ describe("capabilities-allow-list", () => {
     expect(await run(capabilitiesAllowList(), dev)).toEqual([]);
   });
 
+  it("allows the bird pod NET_ADMIN and NET_RAW, and refuses it SYS_ADMIN (what FRR's daemons demanded)", async () => {
+    const bird = (caps: string[]) => {
+      const r = kea((_, c) => {
+        c.name = "bird";
+        sc(c).capabilities.add = caps;
+      });
+      (r.inputs.metadata as { name: string }).name = "bird";
+      return r;
+    };
+    expect(await violations(capabilitiesAllowList(), [bird(["NET_ADMIN", "NET_RAW"])])).toEqual([]);
+    expect(await violations(capabilitiesAllowList(), [bird(["NET_ADMIN", "NET_RAW", "SYS_ADMIN"])])).toEqual([
+      "DaemonSet router-system/bird: containers bird adds SYS_ADMIN, beyond its allow-list (allowed for bird: NET_ADMIN, NET_RAW)",
+    ]);
+  });
+
   it("refuses a capability beyond the workload's row, a workload without a row, and a container keeping its defaults", async () => {
     // NET_ADMIN: what Kea DHCPv4 held before it was shown not to need it
     const extra = kea((_, c) => sc(c).capabilities.add.push("NET_ADMIN"));

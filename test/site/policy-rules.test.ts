@@ -650,7 +650,7 @@ describe("dynamic routing", () => {
     },
   );
 
-  it("rejects a segment both active and passive in OSPF: FRR would silently stop its hellos", () => {
+  it("rejects a segment both active and passive in OSPF: it cannot both send hellos and send none", () => {
     expectRejected(
       devWith("routing", { ospf: { ...ospf, segments: ["servers", "trusted"], passive: ["mgmt", "trusted"] } }),
       "router:routing.ospf.passive[1]",

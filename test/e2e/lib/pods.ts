@@ -44,8 +44,6 @@ export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
 export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
   "router-dhcp-metrics": join(ROOT, "images/observability/router-dhcp-metrics"),
   "router-talker-metrics": join(ROOT, "images/observability/router-talker-metrics"),
-  // the services image's FRR start script (images/services/build-image.sh)
-  "/usr/local/bin/frr-start": join(ROOT, "images/services/frr-start"),
 };
 
 /**
@@ -53,15 +51,7 @@ export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
  * directories it writes (a tmpfs in the pod, so the host's stay untouched) and files whose content in the image
  * differs from the host's (bind-mounted over the host's in the pod).
  */
-export const IMAGE_FILESYSTEM: Readonly<Record<string, ImageFilesystem>> = {
-  "/usr/local/bin/frr-start": {
-    // frr-start writes /etc/frr/frr.conf and vtysh.conf; FRR's daemons keep their crash logs under /var/tmp/frr
-    writable: ["/etc/frr", "/var/tmp"],
-    // the image's /etc/group puts root in FRR's vty group frrvty (build-image.sh): Debian's FRR daemons refuse
-    // to start as root without it
-    files: { "/etc/group": () => withMember(readFileSync("/etc/group", "utf8"), "frrvty", "root") },
-  },
-};
+export const IMAGE_FILESYSTEM: Readonly<Record<string, ImageFilesystem>> = {};
 
 export interface ImageFilesystem {
   /** Directories of the image the command writes. */

@@ -1,8 +1,8 @@
 /**
  * Dynamic routing: OSPF between the router and a neighbour router on one of the site's OSPF segments. The router
- * runs its rendered FRR as the frr pod (the DaemonSet's command, volumes and capabilities, as every pod runs and
+ * runs its rendered BIRD as the bird pod (the DaemonSet's command, volumes and capabilities, as every pod runs and
  * the least-privilege area reads them back); the neighbour is Debian's FRR in a namespace of its own on the
- * segment, with a network and a host behind it. Proven, with expectations from the site (never from the render):
+ * segment (another implementation on the other end), with a network and a host behind it. Proven, with expectations from the site (never from the render):
  *   - the adjacency reaches Full through the router's input chain and Talos' ingress firewall as booted;
  *   - the router installs the neighbour's network in its kernel table, and each segment's client reaches the host
  *     there exactly when the policy oracle accepts the flow and the neighbour has a route back to the client;
@@ -16,7 +16,8 @@
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { BIRD_RUN_DIR, BIRD_SOCKET } from "../../../../components/network-services/k8s";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { contains, nthAddress, toBigInt } from "../../../../components/site/ip";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
@@ -170,20 +171,15 @@ class Neighbour {
     return j?.neighbors?.[routerId]?.[0];
   }
 
-  /** The router's view of the neighbour, through the frr pod's vty sockets. */
+  /**
+   * The router's view of the neighbour, through the bird pod's control socket: BIRD's `show ospf neighbors`
+   * prints one line per neighbour, "<router id> <priority> <state>/<role> <dead timer> <interface> <address>".
+   */
   neighbourSeenFromRouter(): OspfNeighbour | undefined {
-    const sockets = this.app.pods.emptyDir("frr", "/var/run/frr");
-    const r = this.app.exec(
-      this.app.router,
-      ["vtysh", "--vty_socket", sockets, "-c", "show ip ospf neighbor detail json"],
-      { allowFail: true },
-    );
-    try {
-      const j = JSON.parse(r.stdout) as { neighbors: Record<string, OspfNeighbour[]> };
-      return j.neighbors?.[this.address]?.[0];
-    } catch {
-      return undefined;
-    }
+    const socket = join(this.app.pods.emptyDir("bird", BIRD_RUN_DIR), basename(BIRD_SOCKET));
+    const r = this.app.exec(this.app.router, ["birdc", "-s", socket, "show", "ospf", "neighbors"], { allowFail: true });
+    const line = r.stdout.split("\n").find((l) => l.trim().split(/\s+/)[5] === this.address);
+    return line ? { nbrState: line.trim().split(/\s+/)[2] } : undefined;
   }
 
   /** The neighbour's routing table (FRR's JSON, by prefix). */
@@ -271,7 +267,7 @@ async function sampling(nbr: Neighbour, routerId: string, work: () => Promise<vo
 export const routing: Area = {
   title: "dynamic routing",
   appliesTo: (site, plan) => !!ospfSegment(site, plan) || !!bgpPeering(site, plan),
-  pods: (name) => name === "frr",
+  pods: (name) => name === "bird",
   tests(ctx) {
     const seg = ospfSegment(ctx.site, ctx.plan);
     const ospf = ctx.site.routing.ospf!;
@@ -327,7 +323,7 @@ export const routing: Area = {
           120_000,
           1000,
         ).catch((e: Error) => {
-          throw new Error(`${e.message}\nthe frr pod's output:\n${app.pods.pod("frr").log().slice(-3000)}`);
+          throw new Error(`${e.message}\nthe bird pod's output:\n${app.pods.pod("bird").log().slice(-3000)}`);
         });
       }, 130_000);
 
@@ -362,7 +358,7 @@ export const routing: Area = {
               gateway?: string;
               dev?: string;
             }[];
-            return j.some((x) => x.protocol === "ospf" && x.gateway === nbr.address && x.dev === seg.link);
+            return j.some((x) => x.protocol === "bird" && x.gateway === nbr.address && x.dev === seg.link);
           },
           60_000,
           1000,
