@@ -12,12 +12,14 @@
  *     nothing from the kernel, and owns only the routes it installed: BIRD marks them protocol bird (12) and
  *     considers no other protocol's route its own (sysdep/linux/netlink.c), so Talos' BGP routes (protocol bgp,
  *     metric 0), static routes and DHCP routes are never touched;
- *   - a restart keeps forwarding: `persist` leaves the installed routes in the kernel when BIRD ends, and
- *     the kernel protocol's `graceful restart` with `bird -R` defers the next start's sync of the kernel table
- *     (the removal of what it did not learn again) until the recovery ends; OSPF's `graceful restart yes` holds
- *     the recovery until its adjacencies are synchronised again (without it, nothing holds it and the sync
- *     runs at once), bounded by BIRD_RESTART_WAIT (with no neighbour at all the stale routes stay that long).
- *     test/network/bird-restart.kernel.test.ts measures it.
+ *   - the routes survive the pod's end: `persist` leaves them in the kernel when BIRD ends, so the router keeps
+ *     forwarding while the pod is away; the next BIRD's first scan of the kernel table removes them as routes of
+ *     its own it has not learned (yet), and installs them again once the adjacency is Full — a gap of the
+ *     adjacency time (measured in test/network/bird-restart.kernel.test.ts). BIRD 2.0.12's graceful restart
+ *     (`bird -R`, the kernel protocol's `graceful restart` and OSPF's `graceful restart yes`) would close that
+ *     gap, but when its recovery ends by its timer — a start with no neighbour up yet, as at boot — OSPF never
+ *     originates the external routes exported to it meanwhile (the neighbour then never learns the static and
+ *     connected prefixes), so it is not used.
  */
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
@@ -29,13 +31,6 @@ export const BIRD_STATIC = "router_static";
 export const BIRD_SEGMENTS = "router_segments";
 /** The metric of the routes BIRD installs: FRR's zebra used 20 (behind Talos' BGP routes at 0). */
 export const BIRD_KERNEL_METRIC = 20;
-/**
- * Upper bound of a start's graceful restart recovery, before the kernel table is synced (seconds). A restart
- * among live neighbours recovers in seconds (its old adjacencies are Full again); a first start, with no
- * adjacency to recover, waits the whole bound before installing what it learned — so it is the OSPF wait timer
- * (the dead interval, 40 s, which the first adjacency on a broadcast link waits anyway) and 5 s more.
- */
-export const BIRD_RESTART_WAIT = 45;
 
 /** The OSPF sources BIRD's kernel protocol exports (BIRD's route source attribute). */
 const OSPF_SOURCES = "[RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2]";
@@ -88,7 +83,6 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     `# BIRD of site ${site.site.name}: OSPFv2 (rendered)`,
     `router id ${ospf.routerId};`,
     "log stderr { info, remote, warning, error, auth, fatal, bug };",
-    `graceful restart wait ${BIRD_RESTART_WAIT};`,
     "",
     "# the links and their addresses",
     "protocol device {",
@@ -103,7 +97,6 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     "  };",
     "  learn off;",
     "  persist;",
-    "  graceful restart;",
     `  metric ${BIRD_KERNEL_METRIC};`,
     "}",
   ];
@@ -132,9 +125,6 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     "    import all;",
     exported.length > 0 ? `    export where source ~ [${exported.join(", ")}];` : "    export none;",
     "  };",
-    // restart-capable (RFC 3623): after `bird -R` the recovery lasts until the adjacencies are synchronised
-    "  graceful restart yes;",
-    `  graceful restart time ${BIRD_RESTART_WAIT};`,
     `  area ${ospf.area} {`,
   );
   for (const s of [...active, ...passive].sort((a, b) => a.vlan - b.vlan))

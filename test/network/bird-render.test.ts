@@ -45,7 +45,7 @@ describe("bird.conf", () => {
       '  area 0.0.0.1 {\n    interface "lan0.10" { stub yes; };\n    interface "lan0.50" { hello 10; dead 40; };\n  };',
     );
     expect(ospf).toContain("    export none;");
-    expect(ospf).toContain("\n  graceful restart yes;\n  graceful restart time 45;\n");
+    expect(ospf).not.toContain("graceful restart");
     expect(renderBird(dev.site, dev.plan)).toContain("router id 10.10.0.1;\n");
   });
 
@@ -75,7 +75,7 @@ describe("bird.conf", () => {
       "export where source ~ [RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2] && net !~ [ 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24 ];",
     );
     expect(kernel).toContain("    import none;");
-    expect(kernel).toMatch(/\n {2}learn off;\n {2}persist;\n {2}graceful restart;\n {2}metric 20;\n/);
+    expect(kernel).toMatch(/\n {2}learn off;\n {2}persist;\n {2}metric 20;\n/);
   });
 
   describe.skipIf(!t.ok)("parsed by bird -p", () => {

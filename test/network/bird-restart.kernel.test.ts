@@ -1,19 +1,15 @@
 /**
- * The bird pod restarts without a routing outage. Its process ends the way the kubelet ends a container (SIGTERM
- * to PID 1, which is BIRD; SIGKILL once terminationGracePeriodSeconds pass). The kernel protocol's `persist`
- * leaves the routes BIRD installed in the kernel (proto/krt: no flush on shutdown); without more, the next BIRD's
- * first scan of the kernel table would remove them at once, as routes of its own it has not learned (yet), and
- * the router would forward nothing over them until the new adjacency is Full. The pod's `bird -R` starts in
- * graceful restart recovery, the kernel protocol's `graceful restart` defers that sync until the recovery ends,
- * and OSPF's `graceful restart yes` holds the recovery until its adjacencies are synchronised again (bounded by
- * `graceful restart wait`): the old routes keep forwarding until the new BIRD has its own, and only what it did
- * not learn again is removed.
+ * The bird pod's restart. Its process ends the way the kubelet ends a container (SIGTERM to PID 1, which is BIRD;
+ * SIGKILL once terminationGracePeriodSeconds pass). The kernel protocol's `persist` leaves the routes BIRD
+ * installed in the kernel, so the router keeps forwarding while the pod is away; the next BIRD's first scan of the
+ * kernel table removes them as its own routes it has not learned (yet), and they come back once its adjacency is
+ * Full (components/network-services/bird.ts says why BIRD's graceful restart is not used).
  * Proven here, in namespaces: the bird pod as the node runs it (test/network/bird.ts: the rendered command,
  * capabilities and bird.conf, BIRD as PID 1 of its own PID namespace) and a neighbour FRR that advertises a
- * prefix over OSPF with the default timers (the rendered config keeps them, and both ends must agree). Through a
- * restart the learned route stays in the router's kernel table but for at most one OSPF tick at the end of the
- * recovery (see the test), and datagrams over it come back but for those sent then; once the recovery is over the route is BIRD's again (the neighbour's withdrawal removes it), and a route
- * of BIRD's that OSPF no longer learns is gone (the sync ran).
+ * prefix over OSPF with the default timers (the rendered config keeps them, and both ends must agree). The
+ * learned route is polled every 100 ms: it is there after the stop, its gap after the start is measured and
+ * stays below the dead interval, datagrams over it come back but for those sent in the gap, the route is BIRD's
+ * again (the neighbour's withdrawal removes it), and a route of BIRD's that OSPF no longer learns is gone.
  * Beside BIRD, Talos' own BGP (GoBGP in machined) installs every learned best path as a RouteSpec: main table,
  * protocol bgp (186), priority 0 (siderolabs/talos internal/app/machined/pkg/controllers/network/internal/bgp/
  * bgp.go RouteSpec), added with that priority as the metric (route_spec.go syncRoute; the kernel makes an IPv6
@@ -126,7 +122,6 @@ describe.skipIf(!t.ok)("the bird pod's restart", () => {
       )
       .filter((r) => r.dst === dst);
   let monitor: Daemon;
-  const recovered = () => /INFO> Graceful restart done/.test(bird.daemon?.log() ?? "");
 
   beforeAll(async () => {
     lab.add("rtr", "peer");
@@ -166,7 +161,7 @@ describe.skipIf(!t.ok)("the bird pod's restart", () => {
     lab.close();
   });
 
-  it("keeps the learned route and the traffic over it through a restart, and syncs the kernel table after", async () => {
+  it("keeps the learned route while the pod is away, has it back within the adjacency time, and syncs the kernel table", async () => {
     expect(learned()).toEqual([expect.objectContaining({ protocol: "bird", gateway: PEER })]);
     const sender = shell.daemon("udp-sender", lab.name("rtr"), [
       "node",
@@ -201,18 +196,19 @@ describe.skipIf(!t.ok)("the bird pod's restart", () => {
     expect(learned()).toEqual([expect.objectContaining({ protocol: "bird", gateway: PEER })]);
     lab.ip("rtr", [`route add ${GONE} via ${PEER} proto bird metric 20`]);
     const d = bird.start();
-    await waitFor("the end of the graceful restart recovery", recovered, 130_000, 100);
-    await sleep(2_000); // past the kernel protocol's sync
+    await waitFor("the kernel sync of the new BIRD", () => routes().every((r) => r.dst !== GONE), 10_000, 100);
+    await waitFor("the learned route back", () => learned().length > 0, 60_000, 100);
+    await sleep(1_000);
     polling = false;
     await poller;
     await sleep(500); // the last echoes
     await sender.stop();
     if (missingSince !== undefined) longest = Math.max(longest, Date.now() - missingSince);
     console.log(`bird restart: the learned route was missing at ${missing.length} polls, longest gap ${longest} ms`);
-    // BIRD's kernel sync runs when OSPF's recovery ends, and OSPF computes its routes at its next tick (1 s):
-    // when the recovery ends before the LSAs that make the route are in, the sync removes the old route and the
-    // next tick puts it back (measured up to ~1.3 s; without the graceful restart, the whole adjacency time).
-    expect(longest, `the learned route was missing at these ms: ${missing.join(", ")}\n${d.log()}`).toBeLessThan(2_000);
+    // the new BIRD's adjacency: a hello from the neighbour (every 10 s) names the DR, then the database exchange
+    expect(longest, `the learned route was missing at these ms: ${missing.join(", ")}\n${d.log()}`).toBeLessThan(
+      40_000,
+    );
     expect(learned()).toEqual([expect.objectContaining({ protocol: "bird", gateway: PEER })]);
     expect(routes().filter((r) => r.dst === GONE)).toEqual([]);
     // every datagram sent before the end (the last few may still be in flight) came back
@@ -231,7 +227,7 @@ describe.skipIf(!t.ok)("the bird pod's restart", () => {
     ).toBeLessThanOrEqual(Math.ceil(longest / 100) + 1);
   }, 160_000);
 
-  it.each(TALOS)("never deletes nor changes Talos' route to $dst ($protocol) at BIRD's start or its sync", (r) => {
+  it.each(TALOS)("never deletes nor changes Talos' route to $dst ($protocol) at BIRD's starts or syncs", (r) => {
     const deleted = monitor
       .log()
       .split("\n")

@@ -60,18 +60,6 @@ export interface ImageFilesystem {
   files: Record<string, () => string>;
 }
 
-/** An /etc/group text with `user` added to `group`'s members (the group is added when missing). */
-export function withMember(groupFile: string, group: string, user: string): string {
-  const lines = groupFile.split("\n").filter(Boolean);
-  const i = lines.findIndex((l) => l.startsWith(`${group}:`));
-  if (i < 0) return [...lines, `${group}:x:64999:${user}`, ""].join("\n");
-  const [name, pw, gid, members] = lines[i].split(":");
-  const list = (members ?? "").split(",").filter(Boolean);
-  if (!list.includes(user)) list.push(user);
-  lines[i] = [name, pw, gid, list.join(",")].join(":");
-  return [...lines, ""].join("\n");
-}
-
 const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/containers/router-dataplane.yaml");
 
 /**
