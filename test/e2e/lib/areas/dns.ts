@@ -12,10 +12,12 @@
  * other servers are answered by the router (redirect) or refused (reject); a DHCP client's name is
  * `<hostname>.<segment>.<domain>`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { REFRESH_SECONDS } from "../../../../components/dns-stack/dnsdist";
+import { NOBODY } from "../../../../components/dns-stack/k8s";
+import { PATHS } from "../../../../components/dns-stack/plan";
 import type { Site } from "../../../../components/site/schema";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
 import { BROKEN_ALTERED } from "../../../dns/lib/internet";
@@ -266,9 +268,23 @@ function resolutionTests(ctx: SuiteContext): void {
 function filteringTests(ctx: SuiteContext): void {
   const zones = servedZones(ctx.site).filter((z) => zoneSettings(ctx.site, z)?.profile);
   if (!zones.length || !ctx.site.dns.lists.length) return;
-  it("blocks a listed name in the zones whose profile blocks it (NXDOMAIN or the null address, as set), lets allowed names pass and resolves it in the other zones", async () => {
+  it("blocks a listed name in the zones whose profile blocks it (NXDOMAIN or the null address, as set), lets allowed names pass and resolves it in the other zones; a fetched list is the feeds job's, fetched from its URL as its unprivileged user", async () => {
     const app = ctx.app;
     await ready(ctx);
+    // what the job left of each fetched list: its database, owned by the job's user, and a status file
+    const dir = app.pods.hostPath(PATHS.lists);
+    const fetched = [...feedUrls(ctx.site).keys()].map((list) => ({
+      list,
+      owner: statSync(join(dir, `${list}.cdb`)).uid,
+      status: /^entries (\d+)$/m.exec(readFileSync(join(dir, `${list}.status`), "utf8"))?.[1],
+    }));
+    expect(fetched).toEqual(
+      fetched.map(({ list }) => ({
+        list,
+        owner: NOBODY,
+        status: String(ctx.site.dns.lists.find((l) => l.name === list)!.minEntries),
+      })),
+    );
     const names = filterNames(ctx.site);
     // one zone at a time (its names at once): a few dozen queries in flight, not every zone's together
     const rows: { zone: string; name: string; got: string; want: string }[] = [];
