@@ -35,6 +35,19 @@ export const INTERNET_DNS = {
 
 export type InternetDnsAddresses = { -readonly [K in keyof typeof INTERNET_DNS]: string };
 
+/**
+ * `server:` lines of an Unbound the tests run as a plain process: no user switch, chroot, pid file or syslog, no
+ * validation (iterator only), IPv4 only.
+ */
+export const TEST_UNBOUND = [
+  '  username: ""',
+  '  chroot: ""',
+  '  pidfile: ""',
+  "  use-syslog: no",
+  '  module-config: "iterator"',
+  "  do-ip6: no",
+];
+
 /** What broken.example's name answers after its signed data was altered. */
 export const BROKEN_ALTERED = "198.51.100.99";
 
@@ -205,12 +218,7 @@ export function buildInternetDns(dir: string, opts: InternetDnsOptions = {}): In
       `  tls-service-pem: ${join(dir, "resolver.pem")}`,
       "  access-control: 0.0.0.0/0 allow",
       "  access-control: ::/0 allow",
-      '  username: ""',
-      '  chroot: ""',
-      '  pidfile: ""',
-      "  use-syslog: no",
-      '  module-config: "iterator"',
-      "  do-ip6: no",
+      ...TEST_UNBOUND,
       "  qname-minimisation: no",
       ...listsHosts.map((h) => `  local-data: "${h}. 300 IN A ${I.lists4}"`),
       // every zone of the test internet is on the authoritative server (its port need not be 53)

@@ -26,7 +26,7 @@ import type { Site } from "../../../../components/site/schema";
 import { familyOf } from "../../../../components/site/ip";
 import { programsDir } from "../../../dns/lib/bed";
 import { buildStats, writeTestSecrets } from "../../../dns/lib/fixtures";
-import { buildInternetDns, type InternetDns, type InternetDnsAddresses } from "../../../dns/lib/internet";
+import { buildInternetDns, TEST_UNBOUND, type InternetDns, type InternetDnsAddresses } from "../../../dns/lib/internet";
 import { waitFor } from "../../../helpers/wait";
 import { ROOT, type Appliance } from "../appliance";
 
@@ -158,12 +158,7 @@ function startHostDns(app: Appliance, internet: InternetDns): void {
       "server:",
       `  interface: ${HOST_DNS}@53`,
       "  access-control: 127.0.0.0/8 allow",
-      '  username: ""',
-      '  chroot: ""',
-      '  pidfile: ""',
-      "  use-syslog: no",
-      '  module-config: "iterator"',
-      "  do-ip6: no",
+      ...TEST_UNBOUND,
       `  tls-cert-bundle: ${join(internet.dir, "ca.pem")}`,
       "forward-zone:",
       '  name: "."',

@@ -148,17 +148,23 @@ async function fetchFeeds(app: Appliance): Promise<FeedsRun> {
   return run;
 }
 
+/** The feeds job's first run: every list fetched and in use, else the job's output. */
+async function fetchAll(app: Appliance): Promise<void> {
+  const run = await fetchFeeds(app);
+  const missing = [...feedUrls(app.site).keys()].filter(
+    (l) => !run.log.includes(`"${l}: `) || run.log.includes(`"${l}: fetch failed`),
+  );
+  if (missing.length) throw new Error(`the feeds job did not fetch ${missing.join(", ")}:\n${run.log}`);
+  await sleep(REFRESH_SECONDS * 1000 + 200); // the front opens a changed database after its refresh interval
+}
+
 /**
  * Waits for the router's DNS to answer a client of a served zone (the pods started with the clients), the feeds
  * job having fetched every list once and the front having had its refresh interval to open them.
  */
 async function ready(ctx: SuiteContext): Promise<void> {
   const app = ctx.app;
-  if (feedUrls(ctx.site).size && !firstFetch.has(app))
-    firstFetch.set(
-      app,
-      fetchFeeds(app).then(() => sleep(REFRESH_SECONDS * 1000 + 200)),
-    );
+  if (feedUrls(ctx.site).size && !firstFetch.has(app)) firstFetch.set(app, fetchAll(app));
   await firstFetch.get(app);
   const a = askers(ctx)[0];
   if (!a) throw new Error("no served zone has a client with an IPv4 address");
