@@ -56,7 +56,7 @@ export function programsDir(): string {
 }
 
 /** Removes the programs' copy (the next start makes a new one). */
-function removeProgramsDir(): void {
+export function removeProgramsDir(): void {
   if (programs) rmSync(programs, { recursive: true, force: true });
   programs = undefined;
 }

@@ -24,7 +24,7 @@ import { PATHS } from "../../../../components/dns-stack/plan";
 import { DNS_SECRET, NOBODY } from "../../../../components/dns-stack/k8s";
 import type { Site } from "../../../../components/site/schema";
 import { familyOf } from "../../../../components/site/ip";
-import { programsDir } from "../../../dns/lib/bed";
+import { programsDir, removeProgramsDir } from "../../../dns/lib/bed";
 import { buildStats, writeTestSecrets } from "../../../dns/lib/fixtures";
 import { buildInternetDns, TEST_UNBOUND, type InternetDns, type InternetDnsAddresses } from "../../../dns/lib/internet";
 import { waitFor } from "../../../helpers/wait";
@@ -221,6 +221,7 @@ export async function startInternetDns(app: Appliance): Promise<void> {
   });
   // a world-readable copy: the unprivileged feeds job cannot reach a checkout under a private directory
   app.pods.imagePath.push(programsDir());
+  app.onStop.push(removeProgramsDir);
   // what the feeds pod's init step does (k8s.ts): the lists' directory is the unprivileged job's
   chownSync(app.pods.hostPath(PATHS.lists), NOBODY, NOBODY);
   await startFeedServer(app, internet);
