@@ -359,9 +359,9 @@ function swapTests(ctx: SuiteContext): void {
       publishFeed(app, list, { names: i % 2 ? [feedName(list)] : [feedName(list), added] });
       if (inUse.test((await fetchFeeds(app)).log)) swaps++;
     }
-    const r = await perf;
     publishFeed(app, list, { names: [feedName(list), added] });
     if (inUse.test((await fetchFeeds(app)).log)) swaps++;
+    const r = await perf;
     const count = (what: string) => Number(new RegExp(`Queries ${what}:\\s+(\\d+)`).exec(r.stdout)?.[1]);
     expect({ lost: count("lost"), completed: count("completed") }, r.stdout + r.stderr).toEqual({
       lost: 0,
