@@ -203,6 +203,17 @@ function objectKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[]
   return def?.type === "object" ? Object.keys(def.shape!) : undefined;
 }
 
+/**
+ * Keys an operator coming from another router will reach for and that this one cannot honour, with why and what
+ * to do instead: "unknown key" alone would read like a typo.
+ */
+const UNSUPPORTED_KEYS: Record<string, string> = {
+  "router:routing.bgp.redistribute":
+    "Talos' BGP (BGPInstanceConfig) advertises only the subnets of the links it is given, so static routes cannot " +
+    "be redistributed into it; advertise segments with routing.bgp.advertise, or redistribute static routes " +
+    "with routing.ospf.redistribute: [static]",
+};
+
 /** Turns zod issues for one config key into site issues whose messages say what was wrong and what is allowed. */
 export function fromZod(key: string, schema: z.ZodType, error: z.ZodError): SiteIssue[] {
   const out: SiteIssue[] = [];
@@ -210,10 +221,10 @@ export function fromZod(key: string, schema: z.ZodType, error: z.ZodError): Site
     if (iss.code === "unrecognized_keys") {
       const allowed = objectKeysAt(schema, iss.path);
       for (const k of iss.keys) {
-        out.push({
-          path: configPath(key, [...iss.path, k]),
-          message: `unknown key${allowed ? ` (allowed keys here: ${allowed.join(", ")})` : ""}`,
-        });
+        const path = configPath(key, [...iss.path, k]);
+        const known = allowed ? ` (allowed keys here: ${allowed.join(", ")})` : "";
+        const why = UNSUPPORTED_KEYS[path];
+        out.push({ path, message: why ? `is not supported: ${why}${known}` : `unknown key${known}` });
       }
       continue;
     }

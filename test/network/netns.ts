@@ -37,14 +37,24 @@ export type Outcome =
   { kind: "reached"; answer: string } | { kind: "refused" | "rejected" | "dropped" | "error"; answer?: undefined };
 
 export class Netns {
-  readonly dir = mkdtempSync(join(tmpdir(), "netns-"));
   private readonly made: string[] = [];
   private readonly children: ChildProcess[] = [];
+  private scratch = "";
 
   /** `tag` names this test's namespaces (with the process id, so two runs never share one). */
-  constructor(private readonly tag: string) {
-    writeFileSync(join(this.dir, "server.js"), SERVER);
-    writeFileSync(join(this.dir, "probe.js"), PROBE);
+  constructor(private readonly tag: string) {}
+
+  /**
+   * This test's scratch directory (the server and probe scripts, batch files), made on first use: a test file
+   * whose tier is skipped still constructs its Netns in the describe body, and must leave nothing behind.
+   */
+  get dir(): string {
+    if (!this.scratch) {
+      this.scratch = mkdtempSync(join(tmpdir(), "netns-"));
+      writeFileSync(join(this.scratch, "server.js"), SERVER);
+      writeFileSync(join(this.scratch, "probe.js"), PROBE);
+    }
+    return this.scratch;
   }
 
   /** The global name of a namespace of this test. */
@@ -124,7 +134,8 @@ export class Netns {
   close(): void {
     for (const c of this.children) if (c.exitCode === null && c.pid) c.kill("SIGKILL");
     for (const ns of this.made.splice(0)) run("ip", ["netns", "del", ns], false);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.scratch) rmSync(this.scratch, { recursive: true, force: true });
+    this.scratch = "";
   }
 }
 

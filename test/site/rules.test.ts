@@ -81,6 +81,22 @@ describe("config keys", () => {
     );
   });
 
+  it("rejects redistribution into BGP saying why and what does it: Talos' BGP advertises link subnets only", () => {
+    const raw = devWith("routing", {
+      bgp: {
+        asn: 65001,
+        routerId: "10.10.0.1",
+        neighbors: [{ address: "10.10.0.2", asn: 65002 }],
+        redistribute: ["static"],
+      },
+    });
+    expectRejected(
+      raw,
+      "router:routing.bgp.redistribute",
+      /is not supported: .*advertises only the subnets of the links.*routing\.ospf\.redistribute: \[static\].*allowed keys here: asn, routerId, neighbors, advertise/,
+    );
+  });
+
   it("rejects a missing required key and says what to set: a site without router:node has no box to install", () => {
     expectRejected(devWithout("node"), "router:node", "is required");
   });

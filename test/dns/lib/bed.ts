@@ -35,7 +35,7 @@ let programs: string | undefined;
  * collector run as unprivileged users, which cannot reach a checkout under a private directory (a clone in /root
  * or in a mktemp directory, mode 0700).
  */
-function programsDir(): string {
+export function programsDir(): string {
   if (programs) return programs;
   // not under /tmp: a daemon's /tmp is its own tmpfs (as the pod's)
   const dir = mkdtempSync("/var/tmp/dns-programs-");
@@ -56,7 +56,7 @@ function programsDir(): string {
 }
 
 /** Removes the programs' copy (the next start makes a new one). */
-function removeProgramsDir(): void {
+export function removeProgramsDir(): void {
   if (programs) rmSync(programs, { recursive: true, force: true });
   programs = undefined;
 }

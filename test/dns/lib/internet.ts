@@ -8,7 +8,8 @@
  * all served by one authoritative Knot, plus a DoT resolver (Unbound, recursing from our root through stub zones at
  * the authoritative server, not validating so that the broken zone reaches the router's validator) with a
  * certificate of a test CA for `resolver.example` (or the names asked for), and an HTTPS server of domain lists
- * (`openssl s_server -WWW` on `lists4`, serving the files of `www/`). With `rootWildcard` the root answers every
+ * (`openssl s_server -WWW` on `lists4`, serving the files of `www/`; its certificate also holds the host names of
+ * `listsHosts`, which the resolver answers with `lists4`). With `rootWildcard` the root answers every
  * other name (`*.` → plain4), so that any name, e.g. a site's list entries, resolves on the test internet.
  * The router trusts our root's key as its root trust anchor. Zones are signed with BIND's dnssec-keygen and
  * dnssec-signzone. (Unbound answers NXDOMAIN for .test names on its own, so the test domains are under example.)
@@ -34,6 +35,19 @@ export const INTERNET_DNS = {
 
 export type InternetDnsAddresses = { -readonly [K in keyof typeof INTERNET_DNS]: string };
 
+/**
+ * `server:` lines of an Unbound the tests run as a plain process: no user switch, chroot, pid file or syslog, no
+ * validation (iterator only), IPv4 only.
+ */
+export const TEST_UNBOUND = [
+  '  username: ""',
+  '  chroot: ""',
+  '  pidfile: ""',
+  "  use-syslog: no",
+  '  module-config: "iterator"',
+  "  do-ip6: no",
+];
+
 /** What broken.example's name answers after its signed data was altered. */
 export const BROKEN_ALTERED = "198.51.100.99";
 
@@ -51,6 +65,11 @@ export interface InternetDnsOptions {
   resolverNames?: string[];
   /** The root answers every name without data of its own (`*.` → plain4). */
   rootWildcard?: boolean;
+  /**
+   * Host names of the lists server (a site's feed URLs): its certificate holds them beside lists4, and the
+   * resolver answers them with lists4 (as local data: names in the root zone would hide its wildcard below them).
+   */
+  listsHosts?: string[];
 }
 
 export interface InternetDns {
@@ -167,7 +186,9 @@ export function buildInternetDns(dir: string, opts: InternetDnsOptions = {}): In
     "san.ext",
   );
   openssl("req", ...NEW_EC_KEY, "-keyout", "lists.key", "-out", "lists.csr", "-subj", "/CN=lists");
-  writeFileSync(join(dir, "lists.ext"), `subjectAltName=IP:${I.lists4}\n`);
+  const listsHosts = opts.listsHosts ?? [];
+  const listsSans = [`IP:${I.lists4}`, ...listsHosts.map((h) => `DNS:${h}`)];
+  writeFileSync(join(dir, "lists.ext"), `subjectAltName=${listsSans.join(",")}\n`);
   openssl(
     "x509",
     "-req",
@@ -197,13 +218,9 @@ export function buildInternetDns(dir: string, opts: InternetDnsOptions = {}): In
       `  tls-service-pem: ${join(dir, "resolver.pem")}`,
       "  access-control: 0.0.0.0/0 allow",
       "  access-control: ::/0 allow",
-      '  username: ""',
-      '  chroot: ""',
-      '  pidfile: ""',
-      "  use-syslog: no",
-      '  module-config: "iterator"',
-      "  do-ip6: no",
+      ...TEST_UNBOUND,
       "  qname-minimisation: no",
+      ...listsHosts.map((h) => `  local-data: "${h}. 300 IN A ${I.lists4}"`),
       // every zone of the test internet is on the authoritative server (its port need not be 53)
       ...[".", "good.example", "broken.example", "plain.example"].flatMap((z) => [
         "stub-zone:",

@@ -152,6 +152,9 @@ export class Appliance {
     return this.shell.work;
   }
 
+  /** Run at stop, after the daemons: an area removes what it made outside the work directory. */
+  readonly onStop: (() => void)[] = [];
+
   get daemons() {
     return this.shell.daemons;
   }
@@ -251,6 +254,7 @@ export class Appliance {
   async stop(): Promise<void> {
     await this.daemons.stopAll();
     this.deleteNamespaces();
+    for (const f of this.onStop) f();
     process.removeListener("exit", this.exitHook);
     if (process.env.E2E_KEEP_WORK !== "1") rmSync(this.work, { recursive: true, force: true });
   }

@@ -64,7 +64,8 @@ const EXTENSION_SPEC = join(ROOT, "ebpf/extension/rootfs/usr/local/etc/container
 
 /**
  * Files of a Talos node that services mount. resolv.conf: with host DNS on (the rendered ResolverConfig),
- * Talos points the node's resolver at its host DNS on 127.0.0.53; nothing answers DNS there in the appliance.
+ * Talos points the node's resolver at its host DNS on 127.0.0.53; in the appliance the DNS area runs a stand-in
+ * there (areas/dns-internet.ts), else nothing answers.
  */
 const NODE_FILES: Record<string, string> = {
   "/etc/resolv.conf": "nameserver 127.0.0.53\n",
@@ -213,9 +214,11 @@ export class RouterPods {
 
   /**
    * Starts (or restarts) one pod; `capabilities` replaces the container's own set (a test showing that a daemon
-   * given less than it renders fails).
+   * given less than it renders fails). `asUser`: the command runs as the container's securityContext user
+   * (runAsUser/runAsGroup, no supplementary groups); otherwise as root, since the owners its volumes need (which
+   * the pod's init step sets) are not modelled for every pod.
    */
-  start(pod: PodSpec, capabilities: string[] = pod.capabilities): Daemon {
+  start(pod: PodSpec, capabilities: string[] = pod.capabilities, asUser = false): Daemon {
     const scratch = join(this.shell.work, "pods", pod.name);
     const overlaid = new Set<string>();
     const mounts: string[] = [];
@@ -226,8 +229,8 @@ export class RouterPods {
     // then: the pod's /tmp emptyDir hides the scratch directory (under the host's /tmp) once mounted
     const image = IMAGE_FILESYSTEM[pod.command[0]];
     if (image) mounts.push(...this.imageMounts(image, scratch, overlaid));
-    // The kubelet writes every pod's resolv.conf (for ClusterFirstWithHostNet: the cluster's DNS). No cluster DNS
-    // runs here: a pod gets the node's, whose host DNS nothing answers (never the host machine's resolver).
+    // The kubelet writes every pod's resolv.conf (for ClusterFirstWithHostNet: the cluster's DNS, which forwards
+    // to the node's host DNS). No cluster DNS runs here: a pod gets the node's (never the host machine's resolver).
     mounts.push(`mount --bind -o ro ${q(this.nodeFile("/etc/resolv.conf"))} /etc/resolv.conf`);
     // the image's files first: the pod's volumes (a /tmp of its own, say) are mounted over the image
     for (const [path, file] of [...this.imageFiles].sort(([a], [b]) => a.localeCompare(b))) {
@@ -271,10 +274,15 @@ export class RouterPods {
     });
     const [cmd, ...args] = pod.command;
     const command = [script?.path ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
-    const d = this.startInRouter(pod.name, mounts, [...privileges(capabilities, pod.noNewPrivs), ...command], {
-      PATH: [...this.imagePath, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
-      ...pod.env,
-    });
+    const d = this.startInRouter(
+      pod.name,
+      mounts,
+      [...privileges(capabilities, pod.noNewPrivs, asUser ? pod.runAs : undefined), ...command],
+      {
+        PATH: [...this.imagePath, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
+        ...pod.env,
+      },
+    );
     this.running.set(pod.name, d);
     return d;
   }
@@ -387,19 +395,21 @@ export function observabilityPod(name: string): boolean {
   return OBSERVABILITY_PODS.has(name) || name.startsWith("flows-");
 }
 
-/** The DNS stack's pods the appliance runs (the feeds job fetches the site's URLs, which its internet does not serve). */
+/** The DNS stack's pods the appliance runs (the DNS area runs the feeds job on demand, not on its timer). */
 export function dnsPod(name: string): boolean {
   return name.startsWith("dns-") && name !== "dns-feeds";
 }
 
 /**
  * The setpriv prefix that runs a command as a container with `capabilities` (names as Kubernetes writes them)
- * runs it: bounding set exactly those, inheritable and ambient sets empty, no_new_privs when asked.
+ * runs it: bounding set exactly those, inheritable and ambient sets empty, no_new_privs when asked, as `user`
+ * (its uid and gid, no supplementary groups) when given.
  */
-export function privileges(capabilities: string[], noNewPrivs: boolean): string[] {
+export function privileges(capabilities: string[], noNewPrivs: boolean, user?: { uid: number; gid: number }): string[] {
   const bounding = ["-all", ...capabilities.map((c) => `+${c.toLowerCase()}`)].join(",");
   return [
     "setpriv",
+    ...(user ? [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups"] : []),
     `--bounding-set=${bounding}`,
     "--inh-caps=-all",
     "--ambient-caps=-all",

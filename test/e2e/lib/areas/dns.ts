@@ -1,8 +1,9 @@
 /**
  * The DNS stack on the appliance: the render's DNS pods (dnsdist, Unbound, Knot, Kea's D2, the stats collector)
  * run as their DaemonSets with Kea handing out leases, and the internet gets DNS of its own (dns-internet.ts: our
- * signed root, a signed and a broken-signature zone, a DoT resolver on the site's upstream addresses; the lists the
- * feeds job would fetch are written where the job leaves them, and the job does not run).
+ * signed root, a signed and a broken-signature zone, a DoT resolver on the site's upstream addresses) and a server
+ * of the site's feed URLs. The feeds job runs for real, on demand (dns-internet.ts runFeeds): once before the first
+ * test's queries (a fetched list holds `feedName(list)`), and again where a test publishes a new body.
  *
  * Every expectation comes from the site's keys as documented (components/site/schema-dns.ts): the zones whose
  * services include dns and have a segment are served, at their segments' gateways; a profile blocks a name one of
@@ -11,16 +12,17 @@
  * other servers are answered by the router (redirect) or refused (reject); a DHCP client's name is
  * `<hostname>.<segment>.<domain>`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
+import { REFRESH_SECONDS } from "../../../../components/dns-stack/dnsdist";
+import { NOBODY } from "../../../../components/dns-stack/k8s";
 import { PATHS } from "../../../../components/dns-stack/plan";
 import type { Site } from "../../../../components/site/schema";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
-import { writeListDb } from "../../../dns/lib/fixtures";
 import { BROKEN_ALTERED } from "../../../dns/lib/internet";
 import { dnsPod } from "../pods";
-import { feedName, NET, startInternetDns } from "./dns-internet";
+import { feedName, feedUrls, NET, publishFeed, runFeeds, startInternetDns, type FeedsRun } from "./dns-internet";
 import { sleep, waitFor } from "../../../helpers/wait";
 import type { Appliance, Host } from "../appliance";
 import { INTERNET } from "../internet";
@@ -136,8 +138,34 @@ function podLogs(app: Appliance): string {
     .join("\n");
 }
 
-/** Waits for the router's DNS to answer a client of a served zone (the pods started with the clients). */
+/** The feeds job's first run on each appliance (every fetched list, as its pod's first loop fetches them). */
+const firstFetch = new WeakMap<Appliance, Promise<void>>();
+
+/** Runs the feeds job and fails, with its output, unless it exited 0. */
+async function fetchFeeds(app: Appliance): Promise<FeedsRun> {
+  const run = await runFeeds(app);
+  if (run.code !== 0) throw new Error(`the feeds job exited ${run.code}:\n${run.log}`);
+  return run;
+}
+
+/** The feeds job's first run: every list fetched and in use, else the job's output. */
+async function fetchAll(app: Appliance): Promise<void> {
+  const run = await fetchFeeds(app);
+  const missing = [...feedUrls(app.site).keys()].filter(
+    (l) => !run.log.includes(`"${l}: `) || run.log.includes(`"${l}: fetch failed`),
+  );
+  if (missing.length) throw new Error(`the feeds job did not fetch ${missing.join(", ")}:\n${run.log}`);
+  await sleep(REFRESH_SECONDS * 1000 + 200); // the front opens a changed database after its refresh interval
+}
+
+/**
+ * Waits for the router's DNS to answer a client of a served zone (the pods started with the clients), the feeds
+ * job having fetched every list once and the front having had its refresh interval to open them.
+ */
 async function ready(ctx: SuiteContext): Promise<void> {
+  const app = ctx.app;
+  if (feedUrls(ctx.site).size && !firstFetch.has(app)) firstFetch.set(app, fetchAll(app));
+  await firstFetch.get(app);
   const a = askers(ctx)[0];
   if (!a) throw new Error("no served zone has a client with an IPv4 address");
   const name = `${ctx.site.site.domain}`;
@@ -246,9 +274,23 @@ function resolutionTests(ctx: SuiteContext): void {
 function filteringTests(ctx: SuiteContext): void {
   const zones = servedZones(ctx.site).filter((z) => zoneSettings(ctx.site, z)?.profile);
   if (!zones.length || !ctx.site.dns.lists.length) return;
-  it("blocks a listed name in the zones whose profile blocks it (NXDOMAIN or the null address, as set), lets allowed names pass and resolves it in the other zones", async () => {
+  it("blocks a listed name in the zones whose profile blocks it (NXDOMAIN or the null address, as set), lets allowed names pass and resolves it in the other zones; a fetched list is the feeds job's, fetched from its URL as its unprivileged user", async () => {
     const app = ctx.app;
     await ready(ctx);
+    // what the job left of each fetched list: its database, owned by the job's user, and a status file
+    const dir = app.pods.hostPath(PATHS.lists);
+    const fetched = [...feedUrls(ctx.site).keys()].map((list) => ({
+      list,
+      owner: statSync(join(dir, `${list}.cdb`)).uid,
+      status: /^entries (\d+)$/m.exec(readFileSync(join(dir, `${list}.status`), "utf8"))?.[1],
+    }));
+    expect(fetched).toEqual(
+      fetched.map(({ list }) => ({
+        list,
+        owner: NOBODY,
+        status: String(ctx.site.dns.lists.find((l) => l.name === list)!.minEntries),
+      })),
+    );
     const names = filterNames(ctx.site);
     // one zone at a time (its names at once): a few dozen queries in flight, not every zone's together
     const rows: { zone: string; name: string; got: string; want: string }[] = [];
@@ -270,20 +312,37 @@ function filteringTests(ctx: SuiteContext): void {
   }, 60_000);
 }
 
+/** A served zone whose profile blocks a fetched list (not allow-only), and that list. */
+function feedZone(ctx: SuiteContext): { zone: string; list: string; want: string } | undefined {
+  for (const zone of servedZones(ctx.site)) {
+    const p = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, zone)?.profile);
+    const list = p && !p.allowOnly ? p.block.find((l) => feedUrls(ctx.site).has(l)) : undefined;
+    if (p && list) return { zone, list, want: p.blockedAnswer === "null" ? "0.0.0.0" : "NXDOMAIN" };
+  }
+  return undefined;
+}
+
+/** A metric of the DNS stack's collector (router-dns-stats), scraped on the router as Prometheus does. */
+function dnsMetric(ctx: SuiteContext, series: string): number {
+  const text = ctx.app.exec(ctx.app.router, [
+    "curl",
+    "-s",
+    `http://127.0.0.1:${ctx.site.dns.metricsPort}/metrics`,
+  ]).stdout;
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  if (!line) throw new Error(`no ${series} in the DNS metrics:\n${text}`);
+  return Number(line.slice(series.length + 1));
+}
+
 function swapTests(ctx: SuiteContext): void {
-  // a zone whose profile blocks a fetched list (a feed refresh replaces its database)
-  const zone = servedZones(ctx.site).find((z) => {
-    const p = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, z)?.profile);
-    return p && !p.allowOnly && p.block.some((l) => ctx.site.dns.lists.find((x) => x.name === l)?.url);
-  });
-  if (!zone) return;
-  it("loses no query while a fetched list is replaced under load, and the new list takes effect", async () => {
+  const feed = feedZone(ctx);
+  if (!feed) return;
+  const { zone, list, want } = feed;
+  it("loses no query while the feeds job replaces a fetched list under load (its feed's body changed), and the new list takes effect", async () => {
     const app = ctx.app;
     await ready(ctx);
     const a = askers(ctx).find((x) => x.zone === zone);
     if (!a) throw new Error(`no client in zone ${zone}`);
-    const profile = ctx.site.dns.profiles.find((x) => x.name === zoneSettings(ctx.site, zone)!.profile)!;
-    const list = profile.block.find((l) => ctx.site.dns.lists.find((x) => x.name === l)?.url)!;
     const added = `swapped-${Date.now().toString(36)}.plain.example`;
     const names = [feedName(list), `load.${zone}.plain.example`, added, `www.good.example`];
     const queries = join(app.work, "dns-queries.txt");
@@ -292,11 +351,16 @@ function swapTests(ctx: SuiteContext): void {
       timeoutMs: 60_000,
       allowFail: true,
     });
+    // the job's log says when it put a new list in use (images/dns/dns-feeds)
+    const inUse = new RegExp(`"${list}: \\d+ names in use"`);
+    let swaps = 0;
     for (let i = 0; i < 4; i++) {
-      await sleep(1200);
-      writeListDb(app.pods.hostPath(PATHS.lists), list, i % 2 ? [feedName(list)] : [feedName(list), added]);
+      await sleep(800);
+      publishFeed(app, list, { names: i % 2 ? [feedName(list)] : [feedName(list), added] });
+      if (inUse.test((await fetchFeeds(app)).log)) swaps++;
     }
-    writeListDb(app.pods.hostPath(PATHS.lists), list, [feedName(list), added]);
+    publishFeed(app, list, { names: [feedName(list), added] });
+    if (inUse.test((await fetchFeeds(app)).log)) swaps++;
     const r = await perf;
     const count = (what: string) => Number(new RegExp(`Queries ${what}:\\s+(\\d+)`).exec(r.stdout)?.[1]);
     expect({ lost: count("lost"), completed: count("completed") }, r.stdout + r.stderr).toEqual({
@@ -304,13 +368,38 @@ function swapTests(ctx: SuiteContext): void {
       completed: count("sent"),
     });
     expect(count("sent"), r.stdout).toBeGreaterThan(3000);
-    const want = profile.blockedAnswer === "null" ? "0.0.0.0" : "NXDOMAIN";
+    expect(swaps, "lists the job put in use").toBe(5);
     await waitFor(
       "the replaced list to take effect",
       async () => shown(await dig(app, a.h, a.gw, added)) === want,
       10_000,
       200,
     );
+  }, 60_000);
+
+  it("keeps the last good list when a feed's download is junk (an HTML page, a list short of its minEntries), and counts each failure in router_dns_list_failures_total", async () => {
+    const app = ctx.app;
+    await ready(ctx);
+    const a = askers(ctx).find((x) => x.zone === zone)!;
+    const minEntries = ctx.site.dns.lists.find((l) => l.name === list)!.minEntries;
+    const junk = `junk-${Date.now().toString(36)}.plain.example`;
+    const bodies: { what: string; body: Parameters<typeof publishFeed>[2] }[] = [
+      { what: "an HTML page", body: { text: `<html><body><p>${junk} is unavailable</p></body></html>\n` } },
+      ...(minEntries > 1 ? [{ what: "a short list", body: { names: [junk], count: minEntries - 1 } }] : []),
+    ];
+    const series = `router_dns_list_failures_total{list="${list}"}`;
+    const before = dnsMetric(ctx, series);
+    for (const { what, body } of bodies) {
+      publishFeed(app, list, body);
+      const run = await fetchFeeds(app);
+      expect(run.log, what).toContain(`${list}: fetch failed or refused; the last good list stays`);
+    }
+    expect(dnsMetric(ctx, series)).toBe(before + bodies.length);
+    await sleep(REFRESH_SECONDS * 1000 + 500); // past the front's refresh interval: a wrongly swapped list would show
+    expect({
+      listed: shown(await dig(app, a.h, a.gw, feedName(list))),
+      junk: shown(await dig(app, a.h, a.gw, junk)),
+    }).toEqual({ listed: want, junk: NET.plain4 });
   }, 60_000);
 }
 
