@@ -46,7 +46,8 @@ const PEER_CONF = [
 
 describe.skipIf(!t.ok)("BIRD's capabilities", () => {
   const lab = new Netns("bp");
-  const shell = new Shell(lab.dir);
+  // made in beforeAll: lab.dir makes the scratch directory, which a skipped tier must not leave behind
+  let shell: Shell;
   const peer = new FrrInstance(lab, "peer", lab.name("frrp"));
   let bird: BirdPod;
 
@@ -57,6 +58,7 @@ describe.skipIf(!t.ok)("BIRD's capabilities", () => {
     }[]) ?? [];
 
   beforeAll(() => {
+    shell = new Shell(lab.dir);
     lab.add("rtr", "peer");
     lab.link("rtr", "lan0.50", "peer", "eth0");
     lab.ip("rtr", ["address add 10.50.0.1/24 dev lan0.50"]);
