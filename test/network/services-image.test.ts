@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tier } from "../helpers/tier";
 import { ROOT } from "../helpers/stacks";
@@ -108,21 +108,32 @@ describe.skipIf(!t.ok)("the services image", () => {
       };
     };
     const c = live.spec.template.spec.containers[0];
-    const cmd = c.command.map((a) => (a.endsWith("/bird.conf") ? "/tmp/bird.conf" : a)).join(" ");
+    const root = join(a.stage, "rootfs");
+    writeFileSync(join(root, "tmp/bird.conf"), conf);
+    // the runtime gives a container /dev; the chroot gets the host's, in a mount namespace of its own
+    mkdirSync(join(root, "dev"), { recursive: true });
+    const cmd = c.command.map((x) => (x.endsWith("/bird.conf") ? "/tmp/bird.conf" : x)).join(" ");
     const script = [
-      `printf '%s' '${conf}' > /tmp/bird.conf`,
       `mkdir -p ${BIRD_RUN_DIR}`,
       `${cmd} &`,
-      "sleep 1",
+      "busybox sleep 1",
       c.livenessProbe.exec.command.join(" "),
       "kill $!",
     ].join("\n");
     const r = spawnSync(
       "timeout",
-      ["10", "unshare", "-n", "chroot", join(a.stage, "rootfs"), "/bin/sh", "-c", script],
-      {
-        encoding: "utf8",
-      },
+      [
+        "10",
+        "unshare",
+        "-n",
+        "-m",
+        "sh",
+        "-c",
+        'mount --rbind /dev "$0/dev" && exec chroot "$0" /bin/sh -c "$1"',
+        root,
+        script,
+      ],
+      { encoding: "utf8" },
     );
     expect(r.stdout, r.stderr).toMatch(/Daemon is up and running/);
   });
