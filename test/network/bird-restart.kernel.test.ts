@@ -239,6 +239,7 @@ describe.skipIf(!t.ok)("the bird pod's restart", () => {
   });
 
   it("is BIRD's route again after the restart: the neighbour's withdrawal removes it", async () => {
+    expect(learned()).toEqual([expect.objectContaining({ protocol: "bird", gateway: PEER })]);
     lab.exec("peer", ["ip", "address", "del", `${TARGET}/24`, "dev", "lo"]);
     await waitFor("the withdrawn route gone from the router's kernel", () => learned().length === 0, 30_000, 100);
   }, 40_000);
