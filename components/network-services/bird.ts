@@ -12,14 +12,14 @@
  *     nothing from the kernel, and owns only the routes it installed: BIRD marks them protocol bird (12) and
  *     considers no other protocol's route its own (sysdep/linux/netlink.c), so Talos' BGP routes (protocol bgp,
  *     metric 0), static routes and DHCP routes are never touched;
- *   - the routes survive the pod's end: `persist` leaves them in the kernel when BIRD ends, so the router keeps
- *     forwarding while the pod is away; the next BIRD's first scan of the kernel table removes them as routes of
- *     its own it has not learned (yet), and installs them again once the adjacency is Full — a gap of the
- *     adjacency time (measured in test/network/bird-restart.kernel.test.ts). BIRD 2.0.12's graceful restart
- *     (`bird -R`, the kernel protocol's `graceful restart` and OSPF's `graceful restart yes`) would close that
- *     gap, but when its recovery ends by its timer — a start with no neighbour up yet, as at boot — OSPF never
- *     originates the external routes exported to it meanwhile (the neighbour then never learns the static and
- *     connected prefixes), so it is not used.
+ *   - a restart keeps forwarding: `persist` leaves the installed routes in the kernel when BIRD ends; the pod's
+ *     start (images/services/bird-start) moves them aside one metric behind before BIRD starts, since BIRD's
+ *     first kernel scan would remove them as routes of its own it has not learned (yet), and flushes them once
+ *     the new BIRD has had time to learn them again. BIRD 2.0.12's own graceful restart (`bird -R`, the kernel
+ *     protocol's `graceful restart` and OSPF's `graceful restart yes`) is not used: when its recovery ends by its
+ *     timer — a start with no neighbour up yet, as at boot — OSPF never originates the external routes exported
+ *     to it meanwhile (the neighbour then never learns the static and connected prefixes).
+ *     test/network/bird-restart.kernel.test.ts measures the restart.
  */
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";

@@ -164,9 +164,10 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
     list.push({
       name: "bird",
       configKeys: ["bird.conf"],
-      // No -u: BIRD stays uid 0 and uses the capabilities it is given (with -u it would raise NET_BIND_SERVICE
-      // and NET_BROADCAST too, sysdep/linux/syspriv.h). No -R: see bird.ts on graceful restart.
-      command: ["bird", "-f", "-c", `${CONFIG_DIR}/bird.conf`, "-s", BIRD_SOCKET],
+      // bird-start (images/services/bird-start) holds the previous BIRD's routes through a restart, then execs
+      // BIRD with these arguments. No -u: BIRD stays uid 0 and uses the capabilities it is given (with -u it
+      // would raise NET_BIND_SERVICE and NET_BROADCAST too, sysdep/linux/syspriv.h). No -R: see bird.ts.
+      command: ["bird-start", "-f", "-c", `${CONFIG_DIR}/bird.conf`, "-s", BIRD_SOCKET],
       // OSPF's raw IP sockets (NET_RAW); the kernel routes it installs and the packets' priority (NET_ADMIN).
       // test/network/bird-privileges.test.ts runs BIRD with exactly these and sees it learn and install a route.
       capabilities: ["NET_ADMIN", "NET_RAW"],

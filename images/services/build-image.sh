@@ -31,19 +31,22 @@ mkdir -p "$root"/{etc,tmp,run,var/lib,var/run,usr/bin}
 chmod 1777 "$root/tmp"
 
 for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
+# The bird pod's start (holds the previous BIRD's routes through a restart) and the ip it moves them with.
+[ -x /bin/ip ] || { echo "build-image: /bin/ip is missing (install: iproute2)" >&2; exit 1; }
+install -D -m 0755 /bin/ip "$root/usr/sbin/ip"
+install -D -m 0755 "$here/bird-start" "$root/usr/bin/bird-start"
 # The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts), on PATH.
 mkdir -p "$stage/probe"
 for probe in dhcp4-probe dhcp6-probe; do
 	gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/$probe" "$here/$probe.c"
 	install -D -m 0755 "$stage/probe/$probe" "$root/usr/bin/$probe"
 done
-# The probe scripts (and the segment probe) need a shell and a few tools: busybox provides them.
-for tool in sh cat grep kill printf mkdir cp test sed tr; do ln -sf busybox "$root/usr/bin/$tool"; done
+# The probe scripts, the segment probe and bird-start need a shell and a few tools: busybox provides them.
+for tool in sh cat grep kill printf mkdir cp test sed tr sleep; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Kea loads its hook directory at run time; it comes from the package.
-for dir in /usr/lib/x86_64-linux-gnu/kea; do
-	[ -d "$dir" ] && mkdir -p "$root$dir" && cp -a "$dir/." "$root$dir/"
-done
+kea_hooks=/usr/lib/x86_64-linux-gnu/kea
+[ -d "$kea_hooks" ] && mkdir -p "$root$kea_hooks" && cp -a "$kea_hooks/." "$root$kea_hooks/"
 # The users and groups the daemons look up by name: chronyd drops to _chrony (Debian's build default), avahi-daemon
 # to avahi; BIRD runs as root (no -u) and looks up no user.
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' '_chrony:x:101:101:chrony:/var/lib/chrony:/bin/sh' \

@@ -3,7 +3,8 @@
  * (components/network-services/k8s.ts) with its configuration and control socket paths moved under the test's
  * directory (the ConfigMap's /etc/router and the run emptyDir), started with exactly the container's capabilities
  * (setpriv, as test/e2e/lib/pods.ts runs every pod) in a PID namespace of its own, whose PID 1 is BIRD as in the
- * container. `birdc` talks to it through its control socket.
+ * container (the command is the image's bird-start, run from the checkout, which execs BIRD). `birdc` talks to it
+ * through its control socket.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +15,7 @@ import type { SitePlan } from "../../components/site/plan";
 import type { PolicyModel } from "../../components/site/policy";
 import type { Site } from "../../components/site/schema";
 import type { Daemon, Shell } from "../e2e/lib/exec";
-import { privileges } from "../e2e/lib/pods";
+import { IMAGE_SCRIPTS, privileges } from "../e2e/lib/pods";
 import { containerCapabilities } from "../e2e/lib/rendered";
 import { sleep, waitFor } from "../helpers/wait";
 import { spawnSync } from "node:child_process";
@@ -55,22 +56,31 @@ export class BirdPod {
     this.socket = join(run, "bird.ctl");
     const c = birdContainer(dev);
     this.capabilities = containerCapabilities("bird container", c.securityContext);
-    this.command = c.command.map((a) =>
-      a.startsWith("/etc/router/")
-        ? this.conf
-        : a.startsWith(`${BIRD_RUN_DIR}/`)
-          ? join(run, a.slice(BIRD_RUN_DIR.length + 1))
-          : a,
+    this.command = c.command.map((a, i) =>
+      i === 0 && IMAGE_SCRIPTS[a]
+        ? IMAGE_SCRIPTS[a]
+        : a.startsWith("/etc/router/")
+          ? this.conf
+          : a.startsWith(`${BIRD_RUN_DIR}/`)
+            ? join(run, a.slice(BIRD_RUN_DIR.length + 1))
+            : a,
     );
   }
 
   /**
    * Starts a new pod (BIRD is PID 1 of its PID namespace) with the container's capabilities unless others are
-   * given; `edit` changes the command (e.g. drops -R).
+   * given; `edit` changes the command; `env` is added to the container's environment.
    */
-  start(opts: { capabilities?: string[]; edit?: (argv: string[]) => string[] } = {}): Daemon {
+  start(
+    opts: { capabilities?: string[]; edit?: (argv: string[]) => string[]; env?: Record<string, string> } = {},
+  ): Daemon {
     const command = opts.edit ? opts.edit(this.command) : this.command;
-    const argv = [...privileges(opts.capabilities ?? this.capabilities, true), ...command];
+    const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const argv = [
+      ...privileges(opts.capabilities ?? this.capabilities, true),
+      ...(env.length > 0 ? ["env", ...env] : []),
+      ...command,
+    ];
     this.daemon = this.shell.daemon("bird-pod", this.netns, ["unshare", "--pid", "--fork", "--kill-child", ...argv]);
     return this.daemon;
   }

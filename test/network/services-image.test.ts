@@ -113,11 +113,16 @@ describe.skipIf(!t.ok)("the services image", () => {
     // the runtime gives a container /dev; the chroot gets the host's, in a mount namespace of its own
     mkdirSync(join(root, "dev"), { recursive: true });
     const cmd = c.command.map((x) => (x.endsWith("/bird.conf") ? "/tmp/bird.conf" : x)).join(" ");
+    // a route the previous BIRD left: the pod's bird-start holds it with the image's own ip and flushes it after
+    // its grace (1 s here, so that nothing outlives the test)
     const script = [
       `mkdir -p ${BIRD_RUN_DIR}`,
-      `${cmd} &`,
-      "busybox sleep 1",
+      "ip link set lo up",
+      "ip route add 10.99.0.0/24 dev lo proto bird metric 20",
+      `BIRD_RESTART_GRACE=1 ${cmd} &`,
+      "busybox sleep 2",
       c.livenessProbe.exec.command.join(" "),
+      "ip route show table main",
       "kill $!",
     ].join("\n");
     const r = spawnSync(
@@ -136,6 +141,9 @@ describe.skipIf(!t.ok)("the services image", () => {
       { encoding: "utf8" },
     );
     expect(r.stdout, r.stderr).toMatch(/Daemon is up and running/);
+    expect(r.stdout, r.stderr).toMatch(/holding 10\.99\.0\.0\/24 \(protocol bird\)/);
+    expect(r.stdout, r.stderr).toMatch(/stale routes flushed after 1s/);
+    expect(r.stdout, r.stderr).not.toMatch(/^10\.99\.0\.0/m);
   });
 
   // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, dhcp6-probe, rdisc6), in
