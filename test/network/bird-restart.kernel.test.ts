@@ -29,7 +29,7 @@ import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
 import { sleep, waitFor } from "../helpers/wait";
 import { BirdPod } from "./bird";
-import { FRR_DAEMONS, FrrInstance } from "./frr";
+import { FRR_DAEMONS, FrrInstance, ospfPeerConf } from "./frr";
 import { Netns } from "./netns";
 
 const t = tier("the bird pod's restart", {
@@ -50,18 +50,7 @@ const dev = devSite((raw) => {
   raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["connected"] } };
 });
 
-const PEER_CONF = [
-  "frr defaults traditional",
-  "hostname peer",
-  "interface eth0",
-  " ip ospf area 0.0.0.0",
-  "!",
-  "router ospf",
-  ` ospf router-id ${PEER}`,
-  " redistribute connected",
-  "!",
-  "",
-].join("\n");
+const PEER_CONF = ospfPeerConf(PEER);
 
 /** A UDP echo server: sends every datagram back. */
 const ECHO = `

@@ -66,3 +66,22 @@ export async function eventually<T>(ms: number, check: () => T | undefined): Pro
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+/**
+ * frr.conf of a neighbour router for the BIRD tests: OSPF in area 0 on its eth0 with FRR's default timers,
+ * advertising its connected prefixes (the route the router under test learns).
+ */
+export function ospfPeerConf(routerId: string): string {
+  return [
+    "frr defaults traditional",
+    "hostname peer",
+    "interface eth0",
+    " ip ospf area 0.0.0.0",
+    "!",
+    "router ospf",
+    ` ospf router-id ${routerId}`,
+    " redistribute connected",
+    "!",
+    "",
+  ].join("\n");
+}
