@@ -214,17 +214,21 @@ export function bgpTests(ctx: SuiteContext, oracle: PolicyOracle, nbr: () => Bgp
       expect(app.exec(app.router, ["nft", "list", "table", "inet", table], { allowFail: true }).status).toBe(0);
     const n = nbr();
     // GoBGP resets a session whose BFD peer still says Down (the start of the BFD handshake), then waits its
-    // idle hold time (30 s) before it accepts the neighbour again
+    // idle hold time (30 s) before it accepts the neighbour again: a session can be Established, reset by BFD
+    // and come back once more before both are up, so both are waited for together
+    const up = () =>
+      n.state() === "Established" && n.node.established(neighbor.address) && (!neighbor.bfd || n.bfd() === "up");
     await waitFor(
-      "the session to be Established on both ends",
-      () => n.state() === "Established" && n.node.established(neighbor.address),
-      90_000,
+      `the session${neighbor.bfd ? " and its BFD session" : ""} to be up on both ends`,
+      up,
+      120_000,
       1000,
     ).catch((e: Error) => {
-      throw new Error(`${e.message}\nthe node's BGP:\n${n.node.log().slice(-3000)}`);
+      throw new Error(
+        `${e.message}\nthe neighbour says BGP ${n.state() ?? "none"}, BFD ${n.bfd() ?? "none"}\nthe node's BGP:\n${n.node.log().slice(-3000)}`,
+      );
     });
-    if (neighbor.bfd) await waitFor("the BFD session to be up", () => n.bfd() === "up", 30_000, 1000);
-  }, 130_000);
+  }, 140_000);
 
   it(`refuses TCP 179 from a host on ${seg.name} that is not a configured neighbour`, async () => {
     const app = ctx.app;
