@@ -134,7 +134,10 @@ export const PortForward = z.strictObject({
   sources: z.array(NetworkCidr()).min(1).optional(),
   /** Let inside clients reach the forward through the public address too (hairpin NAT). */
   hairpin: z.boolean().default(true),
-  /** IPv6 host opened on the same port (no NAT: a firewall pinhole). */
+  /**
+   * IPv6 host of the forward. A global address is opened on the public port (no NAT: a firewall pinhole); a unique
+   * local one is reached through the address of each forward's WAN that does NAT66, at toPort like the IPv4 host.
+   */
   ipv6: IpAddress(6).optional(),
 });
 export const PortForwards = z.array(PortForward);

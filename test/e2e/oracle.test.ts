@@ -479,7 +479,7 @@ describe("the independent policy oracle", () => {
       "policy:any>any",
     ],
     [
-      "a ULA target is reached at the NAT66 WAN's address, without port translation",
+      "a ULA target is reached at the NAT66 WAN's address, its port moved to toPort like the IPv4 host's",
       flow({
         from: "wan",
         to: "router",
@@ -491,7 +491,7 @@ describe("the independent policy oracle", () => {
       }),
       "accept",
       "forward6:web",
-      { address: "fd70:60::10", port: 8001 },
+      { address: "fd70:60::10", port: 9001 },
     ],
     [
       "hairpin: an inside client at the public address",

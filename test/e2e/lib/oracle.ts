@@ -7,9 +7,9 @@
  * - Port forwards (router:portForwards) are openings the site makes on purpose and come first: a connection from
  *   a WAN zone to a WAN address of the router, on a WAN the forward listens on (`wans`, default all), with its
  *   protocol and a port of its range, from one of its `sources` (default: any) goes to its inside host (`to`,
- *   at `toPort` + the offset into the range). Its IPv6 host is opened on the same port without NAT (a pinhole)
+ *   at `toPort` + the offset into the range). Its IPv6 host is opened on the public port without NAT (a pinhole)
  *   when it is a global address; a unique local one is reached at the IPv6 address of a forward's WAN that
- *   translates IPv6 (nat.ipv6 masquerade or prefix). Hairpin: an inside client reaching a forward at a WAN
+ *   translates IPv6 (nat.ipv6 masquerade or prefix), translated like the IPv4 host (at `toPort`). Hairpin: an inside client reaching a forward at a WAN
  *   address of the forward gets the same, when the forward allows hairpin and the client is one of its sources
  *   (everyone when it names none) — at the address of any of the forward's WANs, static or leased by DHCP
  *   (README, "Port forwards": the data-plane loader keeps the ruleset's per-WAN address sets at the WAN links'
@@ -294,11 +294,11 @@ export class PolicyOracle {
     pf: PortForward,
     address: string,
     port: number | undefined,
-    ipv6: boolean,
+    pinhole: boolean,
   ): OracleAnswer["deliverTo"] {
     const start = portRange(pf.port)[0];
-    // IPv6 is not port-translated: the pinhole (or NAT66) keeps the public port
-    const to = !ipv6 && pf.toPort !== undefined && port !== undefined ? pf.toPort + (port - start) : port;
+    // a pinhole is no NAT: it keeps the public port; a forward through NAT (NAT44, NAT66) moves it to toPort
+    const to = !pinhole && pf.toPort !== undefined && port !== undefined ? pf.toPort + (port - start) : port;
     return { address, port: to };
   }
 
@@ -313,7 +313,7 @@ export class PolicyOracle {
           return { verdict: "accept", by: `forward:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
         const wan = this.wanLinks.find((l) => l.name === f.wanAddressOf);
         if (fam === 6 && pf.ipv6 && isUla(pf.ipv6) && wan?.nat6)
-          return { verdict: "accept", by: `forward6:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, true) };
+          return { verdict: "accept", by: `forward6:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, false) };
       }
       if (
         fromWan &&
