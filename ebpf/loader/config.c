@@ -404,7 +404,7 @@ static int mgmt_port_item(struct parse_state *st, const char *sec, const char *k
 static int stale_proto_item(struct parse_state *st, const char *sec, const char *key, const char *v, const char *it)
 {
 	struct dp_config *c = st->cfg;
-	char *end;
+	char *end = NULL;
 	unsigned long x;
 
 	errno = 0;

@@ -13,6 +13,23 @@
 #include "netlink.h"
 #include "util.h"
 
+/* Seconds between two logged failures: a route that cannot be deleted would otherwise log at every sweep. */
+#define FAIL_LOG_S 60.0
+
+/* Mono time of the last failure logged (< 0: none yet); the loader has one sweeper, its main loop. */
+static double last_fail_log = -1;
+
+/* True when a failure may be logged now (the first one, or FAIL_LOG_S after the last logged). */
+static bool fail_log_due(void)
+{
+	double now = dp_now_mono();
+
+	if (last_fail_log >= 0 && now - last_fail_log < FAIL_LOG_S)
+		return false;
+	last_fail_log = now;
+	return true;
+}
+
 /* A route to delete: its first nexthop as dumped, and every nexthop as text ("via GW dev IF, ..."). */
 struct stale_route {
 	struct dp_route r;
@@ -86,8 +103,11 @@ static void sweep_family(int family, struct stale_list *l, struct dp_stale_count
 	l->n = 0;
 	l->oom = false;
 	if (dp_routes_dump(family, RT_TABLE_MAIN, collect, l, &err) || l->oom) {
-		dp_log("error", "stale_routes", "%s; stale routes of the main table are not removed this time",
-		       l->oom ? "out of memory listing the routes" : err.msg);
+		if (fail_log_due())
+			dp_log("error", "stale_routes",
+			       "%s; stale routes of the main table are not removed this time (failures are counted, and "
+			       "logged at most once a minute)",
+			       l->oom ? "out of memory listing the routes" : err.msg);
 		c->failures++;
 		return;
 	}
@@ -100,10 +120,12 @@ static void sweep_family(int family, struct stale_list *l, struct dp_stale_count
 		if (rc == -ESRCH || rc == -ENOENT)
 			continue; /* gone meanwhile */
 		if (rc) {
-			dp_log("error", "stale_route_failed",
-			       "cannot remove the %s route %s/%u %s (protocol %u, metric %u) of a routing daemon the "
-			       "site no longer runs: %s; tried again at the next sweep",
-			       fam, dst, s->r.dst_len, s->via, s->r.protocol, s->r.metric, strerror(-rc));
+			if (fail_log_due())
+				dp_log("error", "stale_route_failed",
+				       "cannot remove the %s route %s/%u %s (protocol %u, metric %u) of a routing daemon "
+				       "the site no longer runs: %s; tried again at the next sweep (failures are counted, "
+				       "and logged at most once a minute)",
+				       fam, dst, s->r.dst_len, s->via, s->r.protocol, s->r.metric, strerror(-rc));
 			c->failures++;
 			continue;
 		}

@@ -29,8 +29,8 @@ struct dp_stale_counts {
 /*
  * Deletes every route of the main IPv4 and IPv6 tables whose protocol is one of protos[0..n-1]
  * (a multipath route as a whole), logging one line per route (prefix, nexthops, protocol,
- * metric). A route gone meanwhile is neither removed nor a failure. Failures are logged, never
- * fatal. Adds to *c what it did.
+ * metric). A route gone meanwhile is neither removed nor a failure. Failures are counted and
+ * logged (at most one line a minute), never fatal. Adds to *c what it did.
  */
 void dp_stale_routes_sweep(const uint8_t *protos, int n, struct dp_stale_counts *c);
 

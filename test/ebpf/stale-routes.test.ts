@@ -3,7 +3,8 @@
  * its routes (protocol bird, 12; the restart hold, 249; FRR's ospf, 188) stay in the kernel. The real loader in a
  * network namespace, with `[global] stale_route_protocols`, removes those of both families from the main table at
  * the start, at a reload and when one is added again (a pod still terminating), keeps every other route, and counts
- * what it removed; without the key (the site runs OSPF, BIRD owns them) they stay.
+ * what it removed; without the key (the site runs OSPF, BIRD owns them) they stay. A route it cannot remove (no
+ * CAP_NET_ADMIN) is logged and counted, and the loader runs on.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildProcess, spawnSync } from "node:child_process";
@@ -27,7 +28,10 @@ import {
   waitFor,
 } from "./lib";
 
-const t = tier("ebpf-stale-routes", { root: true, commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl"] });
+const t = tier("ebpf-stale-routes", {
+  root: true,
+  commands: [...BUILD_COMMANDS, "ip", "nsenter", "curl", "setpriv"],
+});
 
 const NS = `dpstale${process.pid % 100000}`;
 const PIN = `/sys/fs/bpf/router-dataplane-stale-${process.pid}`;
@@ -196,5 +200,26 @@ ${stale === undefined ? "" : `stale_route_protocols = ${stale}\n`}`;
     for (const dst of KEPT) expect(present(dst), dst).toBe(true);
     expect(removedTotal()).toBe(STALE_MAIN.length + 2);
     expect(metrics().get("router_dataplane_stale_route_failures_total")).toBe(0);
+    await stopProcess(loader);
+  }, 60_000);
+
+  it("logs and counts a route it cannot remove, and keeps running (never fatal)", async () => {
+    log = "";
+    ip("-n", NS, "route", "replace", "10.88.30.0/24", "via", "10.77.0.2", "proto", "bird", "metric", "20");
+    writeFileSync(join(dir, "dataplane.conf"), conf(STALE));
+    // without CAP_NET_ADMIN the kernel refuses the delete (EPERM)
+    const cmd = ["setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin", LOADER];
+    loader = await startLoaderIn(NS, [...cmd, "--config", join(dir, "dataplane.conf")], {
+      log: () => log,
+      onLog: (c) => (log += c),
+      ready: () => metricsUp(metrics),
+    });
+    expect(present("10.88.30.0/24")).toBe(true);
+    expect(metrics().get("router_dataplane_stale_route_failures_total")).toBeGreaterThanOrEqual(1);
+    expect(removedTotal()).toBe(0);
+    expect(events().find((e) => e.event === "stale_route_failed")?.msg).toMatch(
+      /^cannot remove the IPv4 route 10\.88\.30\.0\/24 via 10\.77\.0\.2 dev veth0 \(protocol 12, metric 20\) .*: Operation not permitted/,
+    );
+    expect(loader.exitCode).toBe(null);
   }, 60_000);
 });
