@@ -53,7 +53,7 @@ static void via_append(char *via, size_t cap, const struct dp_route *r)
 		inet_ntop(r->family, r->gw, gw, sizeof(gw));
 	if (r->oif && !if_indextoname((unsigned)r->oif, dev))
 		snprintf(dev, sizeof(dev), "ifindex %d", r->oif);
-	if (r->type == RTN_UNICAST)
+	if (r->type == RTN_UNICAST && (gw[0] || dev[0]))
 		snprintf(hop, sizeof(hop), "%s%s%s%s", gw[0] ? "via " : "", gw, !dev[0] ? "" : gw[0] ? " dev " : "dev ",
 			 dev);
 	else
