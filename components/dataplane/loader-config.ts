@@ -9,6 +9,7 @@ import type { SitePlan } from "../site/plan";
 import { familyOf } from "../site/ip";
 import { MANAGEMENT_TCP_PORTS } from "../site/policy";
 import { BLOCK_PROTECT_FILE, loaderBlock } from "../ids-stack/block";
+import { ROUTING_POD_ROUTE_PROTOCOLS } from "../network-services/bird";
 
 /** Name of the extension service (Talos runs it as `ext-router-dataplane`). */
 export const EXTENSION_NAME = "router-dataplane";
@@ -72,6 +73,11 @@ export function renderLoaderConfig(site: Site, plan: SitePlan, opts: { nftRulese
   ];
   if (opts.nftRuleset !== undefined) lines.push(`nft_ruleset = ${RULESET_PATH}`);
   lines.push(...failClosedKeys(site, plan));
+  // Without OSPF the bird pod is gone, and with it whatever would remove its routes (and FRR's before it): the
+  // loader does. With OSPF, BIRD owns them and the key is left out. Adding OSPF never has the loader sweep a running
+  // BIRD's routes: the bird DaemonSet is created only after the machine configuration without the key is applied and
+  // its generation confirmed by the loader (network-services depends on the node's hostConfigured).
+  if (!site.routing.ospf) lines.push(`stale_route_protocols = ${ROUTING_POD_ROUTE_PROTOCOLS.join(", ")}`);
   lines.push("");
 
   if (dp.enabled)

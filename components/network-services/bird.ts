@@ -31,6 +31,13 @@ export const BIRD_STATIC = "router_static";
 export const BIRD_SEGMENTS = "router_segments";
 /** The metric of the routes BIRD installs: FRR's zebra used 20 (behind Talos' BGP routes at 0). */
 export const BIRD_KERNEL_METRIC = 20;
+/**
+ * The route protocols (rtm_protocol, /etc/iproute2/rt_protos) of the routes only the routing pod installs: BIRD's
+ * kernel protocol (bird, 12), the FRR it replaced (ospf, 188), and the hold of a restart (249, images/services/
+ * bird-start's STALE). While the site runs OSPF, BIRD owns them; once it runs none, nothing ever removes them, so
+ * the data-plane loader does (its `stale_route_protocols`, components/dataplane/loader-config.ts).
+ */
+export const ROUTING_POD_ROUTE_PROTOCOLS: readonly number[] = [12, 188, 249];
 
 /** The OSPF sources BIRD's kernel protocol exports (BIRD's route source attribute). */
 const OSPF_SOURCES = "[RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2]";

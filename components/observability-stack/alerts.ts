@@ -102,6 +102,17 @@ function dataplaneRules(site: Site): AlertRule[] {
         "curl the loader's /health on the management address; the reason says whether BPF, an attach or a link failed.",
     },
     {
+      alert: "StaleRoutesNotRemoved",
+      expr: "increase(router_dataplane_stale_route_failures_total[5m]) > 0",
+      for: "10m",
+      severity: "warning",
+      summary: "Routes of a routing daemon the site no longer runs stay in the kernel",
+      description:
+        "The loader keeps failing to list or delete them (it tries every 10 s): traffic may follow routes nothing maintains.",
+      runbook:
+        "Read the loader's stale_route_failed / stale_routes log lines for the route and the kernel's reason; ip route show proto bird (and 249, ospf); delete them by hand if need be.",
+    },
+    {
       alert: "XdpDropStorm",
       expr: `sum by (reason) (rate(router_dataplane_drop_packets_total[5m])) > ${site.observability.alerts.thresholds.xdpDropsPerSecond}`,
       for: "2m",

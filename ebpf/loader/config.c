@@ -11,6 +11,7 @@
 
 #include "../src/dp_shared.h"
 #include "dynblock.h"
+#include "netlink.h"
 
 #define MAX_SEEN 512
 
@@ -395,6 +396,37 @@ static int mgmt_port_item(struct parse_state *st, const char *sec, const char *k
 	return 1;
 }
 
+/*
+ * One protocol of stale_route_protocols: 5-255, never the kernel's own (0 unspec, 1 redirect, 2 kernel,
+ * 3 boot, 4 static: routes the kernel, networkd or an operator made) nor DP_RTPROT (the loader's own
+ * routes), listed once.
+ */
+static int stale_proto_item(struct parse_state *st, const char *sec, const char *key, const char *v, const char *it)
+{
+	struct dp_config *c = st->cfg;
+	char *end = NULL;
+	unsigned long x;
+
+	errno = 0;
+	x = isdigit((unsigned char)it[0]) ? strtoul(it, &end, 10) : 0;
+	if (!isdigit((unsigned char)it[0]) || errno || *end || x > 255)
+		return bad(st, sec, key, v, "'%s' is not a route protocol number (expected 5-255 other than %d)", it,
+			   DP_RTPROT);
+	if (x <= 4)
+		return bad(st, sec, key, v,
+			   "protocol %lu is the kernel's own (0 unspec, 1 redirect, 2 kernel, 3 boot, 4 static: routes "
+			   "the kernel, the network configuration or an operator made); expected 5-255 other than %d",
+			   x, DP_RTPROT);
+	if (x == DP_RTPROT)
+		return bad(st, sec, key, v, "protocol %d marks the loader's own routes; expected 5-255 other than %d",
+			   DP_RTPROT, DP_RTPROT);
+	for (int i = 0; i < c->n_stale_route_protocols; i++)
+		if (c->stale_route_protocols[i] == x)
+			return bad(st, sec, key, v, "protocol %lu is listed twice", x);
+	c->stale_route_protocols[c->n_stale_route_protocols++] = (uint8_t)x;
+	return 1;
+}
+
 /* The keys of [global] that concern the fail-closed start: forwarding, generation, management. */
 static int global_failclosed_key(struct parse_state *st, const char *sec, const char *key, const char *v)
 {
@@ -441,6 +473,11 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 		return parse_path(st, sec, key, v, c->nft_ruleset, sizeof(c->nft_ruleset));
 	if (strcmp(key, "resolv_conf") == 0)
 		return parse_path(st, sec, key, v, c->resolv_conf, sizeof(c->resolv_conf));
+	if (strcmp(key, "stale_route_protocols") == 0) {
+		/* empty: none (the site runs the routing daemon that owns those routes) */
+		c->n_stale_route_protocols = 0;
+		return v[0] ? comma_list(st, sec, key, v, 16, stale_proto_item) : 1;
+	}
 	if (strcmp(key, "metrics_address") == 0) {
 		unsigned char buf[16];
 
@@ -459,7 +496,8 @@ static int global_key(struct parse_state *st, const char *sec, const char *key, 
 	}
 	return bad(st, sec, key, v,
 		   "unknown key; [global] allows pin_root, metrics_address, metrics_port, nft_ruleset, state_dir, "
-		   "resolv_conf, enable_forwarding, generation, management_links, management_ports");
+		   "resolv_conf, enable_forwarding, generation, management_links, management_ports, "
+		   "stale_route_protocols");
 }
 
 /* One key of an [interface NAME] section; role-specific checks wait for the end of the file. */

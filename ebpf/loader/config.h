@@ -125,6 +125,10 @@ struct dp_config {
 	bool has_management_links;
 	uint16_t management_ports[DP_MAX_MGMT_PORTS]; /* TCP ports of a management session */
 	int n_management_ports;
+	/* route protocols (rtm_protocol) of a routing daemon the site no longer runs: their routes in the main
+	 * tables are removed (staleroutes.h); none = no sweep */
+	uint8_t stale_route_protocols[256];
+	int n_stale_route_protocols;
 
 	struct dp_iface ifaces[DP_MAX_IFACES];
 	int n_ifaces;

@@ -12,6 +12,7 @@
 #include "feeds.h"
 #include "idsblock.h"
 #include "netlink.h"
+#include "staleroutes.h"
 #include "upstream.h"
 #include "wan.h"
 
@@ -53,6 +54,8 @@ struct dp_daemon {
 	double nft_last_ok;
 	uint64_t reloads_ok;
 	uint64_t fail_config, fail_tables, fail_nft;
+	struct dp_stale_counts stale; /* the sweep of stale routing-daemon routes (staleroutes.h) */
+	double stale_due;             /* mono time of the next sweep (< 0: none; no protocols listed) */
 	uint64_t clean_reported[2]; /* last clean packets/bytes reported (the derived counter never goes back) */
 	uint32_t clean_map_id;      /* dp_stats map those belong to */
 	struct MHD_Daemon *httpd;

@@ -575,6 +575,26 @@ static bool reload_bpf(struct dp_daemon *d, struct reload_job *j)
 }
 
 /*
+ * Sweeps the routes of the protocols cfg lists (staleroutes.h), adds what it did to the counters
+ * (d->lock taken) and schedules the next periodic sweep; with none listed, no sweep is scheduled.
+ */
+static void stale_sweep(struct dp_daemon *d)
+{
+	struct dp_stale_counts c = { 0 };
+
+	if (!d->cfg.n_stale_route_protocols) {
+		d->stale_due = -1;
+		return;
+	}
+	dp_stale_routes_sweep(d->cfg.stale_route_protocols, d->cfg.n_stale_route_protocols, &c);
+	pthread_mutex_lock(&d->lock);
+	d->stale.removed += c.removed;
+	d->stale.failures += c.failures;
+	pthread_mutex_unlock(&d->lock);
+	d->stale_due = dp_now_mono() + DP_STALE_SWEEP_S;
+}
+
+/*
  * Re-reads the configuration and brings everything in line with it. Tables are rebuilt when their
  * files, feed caches or settings changed, when feed candidates are to be tried (cand), or on
  * force; a new [ratelimit] slots value loads fresh programs and moves the links over in place.
@@ -632,6 +652,7 @@ static bool reload(struct dp_daemon *d, const struct options *o, int force, cons
 	       dp_now_mono() - t0, j.sizes.block4, j.sizes.block6, j.sizes.allow4, j.sizes.allow6, j.sizes.geo4,
 	       j.sizes.geo6);
 	nft_reload(d, &d->cfg, &d->links, force || nft_changed);
+	stale_sweep(d);
 	return true;
 }
 
@@ -907,6 +928,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 			fold_timeout(&timeout, d->up_due, now);
 		if (d->attach_due >= 0)
 			fold_timeout(&timeout, d->attach_due, now);
+		if (d->stale_due >= 0)
+			fold_timeout(&timeout, d->stale_due, now);
 		wt = dp_wan_timeout(&d->wan, now);
 		if (wt >= 0)
 			fold_timeout(&timeout, now + wt, now);
@@ -942,7 +965,9 @@ static int run(struct dp_daemon *d, const struct options *o)
 			due = now + DEBOUNCE_MS / 1000.0;
 		}
 		if (nlfd >= 0 && (p[2].revents & POLLIN)) {
-			int ev = dp_nl_events_read(nlfd);
+			uint64_t protos[4] = { 0 };
+			int ev = dp_nl_events_read(nlfd, protos);
+			double sd = now + DP_STALE_EVENT_DELAY_S;
 
 			/* an address change may move a wan_addr4_ set of the ruleset (a DHCP renewal) */
 			if ((ev & (DP_NL_EV_LINK | DP_NL_EV_ADDR)) && links_due < 0)
@@ -953,6 +978,10 @@ static int run(struct dp_daemon *d, const struct options *o)
 				dp_ids_routes_changed(&d->ids);
 			if (ev && d->up_due < 0)
 				d->up_due = now + UPSTREAM_DEBOUNCE_S;
+			/* a route of a protocol the site no longer runs (a routing pod still terminating) */
+			if (dp_stale_routes_seen(protos, d->cfg.stale_route_protocols, d->cfg.n_stale_route_protocols) &&
+			    (d->stale_due < 0 || sd < d->stale_due))
+				d->stale_due = sd;
 		}
 		if (p[3].revents & POLLIN) {
 			static dp_feed_path_t cand[DP_MAX_FEEDS];
@@ -977,6 +1006,8 @@ static int run(struct dp_daemon *d, const struct options *o)
 			links_due = -1;
 			links_changed(d);
 		}
+		if (d->stale_due >= 0 && dp_now_mono() >= d->stale_due)
+			stale_sweep(d);
 		if (d->up_due >= 0 && !d->inst.wan)
 			d->up_due = -1; /* no programs: bpf_bring_up installs the upstream when they load */
 		if (d->up_due >= 0 && dp_now_mono() >= d->up_due) {
@@ -1003,6 +1034,7 @@ static int check(const struct options *o)
 	bool have_links;
 	size_t feeds = 0;
 	int rc = 1;
+	char stale[256 * 5 + 32] = "";
 
 	if (load_config(o, &cfg, &err)) {
 		dp_log("error", "check_failed", "%s", err.msg);
@@ -1048,9 +1080,13 @@ static int check(const struct options *o)
 	rc = 0;
 	for (int i = 0; i < cfg.n_feeds; i++)
 		feeds += src.feed_used[i];
-	dp_log("info", "check_ok", "%s: configuration, %zu table entries (%zu of %d feeds cached)%s are valid%s", cfg.path,
-	       src.allow.n + src.block.n + src.geo.n + src.bogon_extra.n, feeds, cfg.n_feeds,
-	       cfg.nft_ruleset[0] ? " and ruleset" : "", cfg.nft_ruleset[0] ? " (the fail-closed fallback too)" : "");
+	for (int i = 0; i < cfg.n_stale_route_protocols; i++)
+		snprintf(stale + strlen(stale), sizeof(stale) - strlen(stale), "%s%u", i ? ", " : "; routes of protocols ",
+			 cfg.stale_route_protocols[i]);
+	dp_log("info", "check_ok", "%s: configuration, %zu table entries (%zu of %d feeds cached)%s are valid%s%s%s",
+	       cfg.path, src.allow.n + src.block.n + src.geo.n + src.bogon_extra.n, feeds, cfg.n_feeds,
+	       cfg.nft_ruleset[0] ? " and ruleset" : "", cfg.nft_ruleset[0] ? " (the fail-closed fallback too)" : "",
+	       stale, stale[0] ? " are removed" : "");
 out:
 	dp_sources_free(&src);
 	dp_config_free(&cfg);
@@ -1155,6 +1191,7 @@ int main(int argc, char **argv)
 	dp_ids_init(&d->ids);
 	d->attach_due = -1;
 	d->attach_backoff = ATTACH_RETRY_FIRST_S;
+	d->stale_due = -1;
 	if (load_config(&o, &d->cfg, &err)) {
 		/* nothing of ours goes in; forwarding stays as the machine booted (off) */
 		dp_log("error", "config_rejected", "%s", err.msg);
@@ -1162,6 +1199,8 @@ int main(int argc, char **argv)
 	}
 	/* Fail closed: the ruleset first, independent of everything after it (DESIGN decision 11). */
 	start_ruleset(d);
+	/* then the routes of a routing daemon the site no longer runs */
+	stale_sweep(d);
 	rc = 1;
 	if (dp_feeds_init(&d->feeds, &err)) {
 		dp_log("error", "start_failed", "cannot initialise the feeds: %s; the ruleset stays in force", err.msg);

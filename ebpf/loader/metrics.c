@@ -382,6 +382,12 @@ char *dp_metrics_render(struct dp_daemon *d)
 	emit(&t, "router_dataplane_reload_failures_total{kind=\"config\"} %llu\n", (unsigned long long)d->fail_config);
 	emit(&t, "router_dataplane_reload_failures_total{kind=\"tables\"} %llu\n", (unsigned long long)d->fail_tables);
 	emit(&t, "router_dataplane_reload_failures_total{kind=\"nftables\"} %llu\n", (unsigned long long)d->fail_nft);
+	header(&t, "router_dataplane_stale_routes_removed_total", "counter",
+	       "Routes of a routing daemon the site no longer runs ([global] stale_route_protocols) the loader removed.");
+	emit(&t, "router_dataplane_stale_routes_removed_total %llu\n", (unsigned long long)d->stale.removed);
+	header(&t, "router_dataplane_stale_route_failures_total", "counter",
+	       "Route dumps or deletes of the stale-route sweep that failed (tried again at the next sweep).");
+	emit(&t, "router_dataplane_stale_route_failures_total %llu\n", (unsigned long long)d->stale.failures);
 	header(&t, "router_dataplane_last_reload_success_timestamp_seconds", "gauge",
 	       "Unix time of the last successful table reload.");
 	emit(&t, "router_dataplane_last_reload_success_timestamp_seconds %.3f\n", d->last_reload_ok);

@@ -242,6 +242,7 @@ static int route_cb(void *ctx, struct nlmsghdr *m)
 	r.protocol = rt->rtm_protocol;
 	r.type = rt->rtm_type;
 	r.scope = rt->rtm_scope;
+	r.tos = rt->rtm_tos;
 	r.flags = rt->rtm_flags;
 	if (tb[RTA_DST] && RTA_PAYLOAD(tb[RTA_DST]) >= alen)
 		memcpy(r.dst, RTA_DATA(tb[RTA_DST]), alen);
@@ -250,11 +251,13 @@ static int route_cb(void *ctx, struct nlmsghdr *m)
 	if (tb[RTA_MULTIPATH]) {
 		struct rtnexthop *nh = RTA_DATA(tb[RTA_MULTIPATH]);
 		int left = (int)RTA_PAYLOAD(tb[RTA_MULTIPATH]);
+		uint8_t k = 0;
 
 		while (left >= (int)sizeof(*nh) && nh->rtnh_len >= sizeof(*nh) && nh->rtnh_len <= left) {
 			struct rtattr *nt[RTA_MAX + 1];
 			struct dp_route p = r;
 
+			p.nexthop = k < 255 ? k++ : 255;
 			parse_attrs(nt, RTA_MAX, RTNH_DATA(nh), nh->rtnh_len - (int)sizeof(*nh));
 			p.oif = nh->rtnh_ifindex;
 			p.flags = nh->rtnh_flags;
@@ -334,6 +337,32 @@ int dp_route_del(const struct dp_route *r)
 	struct nl_req q;
 
 	route_msg(&q, r, RTM_DELROUTE, 0);
+	return nl_call(NETLINK_ROUTE, &q.h, NULL, NULL);
+}
+
+int dp_route_del_dumped(const struct dp_route *r)
+{
+	struct nl_req q;
+	struct rtmsg *rt = NLMSG_DATA(&q.h);
+	size_t alen = r->family == AF_INET ? 4 : 16;
+
+	memset(&q, 0, sizeof(q));
+	q.h.nlmsg_len = NLMSG_LENGTH(sizeof(*rt));
+	q.h.nlmsg_type = RTM_DELROUTE;
+	q.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	rt->rtm_family = (unsigned char)r->family;
+	rt->rtm_dst_len = r->dst_len;
+	rt->rtm_tos = r->tos;
+	rt->rtm_table = r->table < 256 ? (unsigned char)r->table : RT_TABLE_UNSPEC;
+	rt->rtm_protocol = r->protocol;
+	/* RT_SCOPE_NOWHERE: any scope (net/ipv4/fib_trie.c fib_table_delete); no nexthop given: the whole route
+	 * (IPv6: every sibling of a multipath route, net/ipv6/route.c ip6_route_del) */
+	rt->rtm_scope = RT_SCOPE_NOWHERE;
+	rt->rtm_type = r->type;
+	attr_u32(&q.h, sizeof(q), RTA_TABLE, r->table);
+	if (r->dst_len)
+		attr_put(&q.h, sizeof(q), RTA_DST, r->dst, alen);
+	attr_u32(&q.h, sizeof(q), RTA_PRIORITY, r->metric);
 	return nl_call(NETLINK_ROUTE, &q.h, NULL, NULL);
 }
 
@@ -640,7 +669,7 @@ int dp_nl_events_open(void)
 	return fd;
 }
 
-int dp_nl_events_read(int fd)
+int dp_nl_events_read(int fd, uint64_t route_protos[4])
 {
 	char buf[16384] __attribute__((aligned(4)));
 	int seen = 0;
@@ -656,6 +685,8 @@ int dp_nl_events_read(int fd)
 				return seen;
 			/* events were lost: assume everything changed */
 			seen |= DP_NL_EV_LINK | DP_NL_EV_ROUTE | DP_NL_EV_ADDR | DP_NL_EV_RULE;
+			if (route_protos)
+				memset(route_protos, 0xff, 4 * sizeof(uint64_t));
 			continue;
 		}
 		if (n == 0)
@@ -665,6 +696,13 @@ int dp_nl_events_read(int fd)
 			case RTM_NEWLINK:
 			case RTM_DELLINK: seen |= DP_NL_EV_LINK; break;
 			case RTM_NEWROUTE:
+				if (route_protos && m->nlmsg_len >= NLMSG_LENGTH(sizeof(struct rtmsg))) {
+					const struct rtmsg *rt = NLMSG_DATA(m);
+
+					route_protos[rt->rtm_protocol / 64] |= 1ULL << (rt->rtm_protocol % 64);
+				}
+				seen |= DP_NL_EV_ROUTE;
+				break;
 			case RTM_DELROUTE: seen |= DP_NL_EV_ROUTE; break;
 			case RTM_NEWADDR:
 			case RTM_DELADDR: seen |= DP_NL_EV_ADDR; break;

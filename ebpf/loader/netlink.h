@@ -14,7 +14,11 @@
 
 #include "util.h"
 
-/* rtm_protocol / FRA_PROTOCOL of every route and rule the loader creates: it touches no other. */
+/*
+ * rtm_protocol / FRA_PROTOCOL of every route and rule the loader creates: it touches no other, with one
+ * exception, the routes of the protocols [global] stale_route_protocols lists (staleroutes.h), which it
+ * deletes and never creates.
+ */
 #define DP_RTPROT 201
 
 #define DP_MAX_LINKS 512
@@ -56,6 +60,8 @@ struct dp_route {
 	int family; /* AF_INET or AF_INET6 */
 	uint32_t table;
 	uint8_t dst_len, protocol, type, scope;
+	uint8_t tos;     /* rtm_tos (IPv4), as dumped */
+	uint8_t nexthop; /* as dumped: 0 for a route's first (or only) nexthop, n for the n+1-th of a multipath one */
 	uint8_t dst[16];
 	uint8_t gw[16];
 	bool has_gw;
@@ -74,6 +80,13 @@ int dp_routes_dump(int family, uint32_t table, void (*fn)(void *ctx, const struc
 /* Adds (replace = false: must not exist) or deletes a route; 0 or -errno. */
 int dp_route_add(const struct dp_route *r);
 int dp_route_del(const struct dp_route *r);
+
+/*
+ * Deletes the whole route a dump reported as r, every nexthop of it: matched on family, table,
+ * destination, tos, protocol, metric and type, whatever its scope and nexthops (as `ip route del`
+ * without a nexthop). 0 or -errno (-ESRCH: no such route, e.g. gone meanwhile).
+ */
+int dp_route_del_dumped(const struct dp_route *r);
 
 struct dp_rule {
 	int family;
@@ -115,11 +128,15 @@ int dp_conntrack_flush_reply_dst(const uint8_t (*addrs)[16], const int *fam, int
 /* Netlink socket subscribed to link, address, route and rule changes (non-blocking), or -1. */
 int dp_nl_events_open(void);
 
-/* Drains the event socket; returns a mask of DP_NL_EV_* seen (ENOBUFS reports everything). */
+/*
+ * Drains the event socket; returns a mask of DP_NL_EV_* seen (ENOBUFS reports everything). When
+ * route_protos is not NULL, bit p of route_protos[p / 64] is set for every protocol p of a route
+ * added or changed (all of them on ENOBUFS); the caller clears it.
+ */
 #define DP_NL_EV_LINK 1
 #define DP_NL_EV_ROUTE 2
 #define DP_NL_EV_ADDR 4
 #define DP_NL_EV_RULE 8
-int dp_nl_events_read(int fd);
+int dp_nl_events_read(int fd, uint64_t route_protos[4]);
 
 #endif /* DP_NETLINK_H */

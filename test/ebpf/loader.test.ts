@@ -140,6 +140,16 @@ describe.skipIf(!t.ok)("router-dataplane --check", () => {
     expect(r.status).toBe(0);
   });
 
+  it("accepts stale_route_protocols and names the protocols whose routes it removes (empty: none)", () => {
+    const conf = config(base()).replace("[global]\n", "[global]\nstale_route_protocols = 12, 188, 249\n");
+    const r = check(writeConf("stale.conf", conf));
+    expect(r.log.find((l) => l.event === "check_ok")?.msg).toMatch(/; routes of protocols 12, 188, 249 are removed$/);
+    expect(r.status).toBe(0);
+    const none = check(writeConf("stale-none.conf", conf.replace("= 12, 188, 249", "=")));
+    expect(none.log.find((l) => l.event === "check_ok")?.msg).not.toMatch(/routes of protocols/);
+    expect(none.status).toBe(0);
+  });
+
   const bad: Array<{
     name: string;
     why: string;
@@ -281,6 +291,21 @@ refresh = 12h
       conf: inGlobal("generation = not-a-digest"),
       expect: [/\[global\] generation = not-a-digest: expected 1-64 lower-case hexadecimal digits/],
     },
+    ...(
+      [
+        ["0", /protocol 0 is the kernel's own \(0 unspec, 1 redirect, 2 kernel, 3 boot, 4 static/],
+        ["12, 2", /protocol 2 is the kernel's own/],
+        ["201", /protocol 201 marks the loader's own routes; expected 5-255 other than 201/],
+        ["300", /'300' is not a route protocol number \(expected 5-255 other than 201\)/],
+        ["bird", /'bird' is not a route protocol number \(expected 5-255 other than 201\)/],
+        ["12, 12", /protocol 12 is listed twice/],
+      ] as const
+    ).map(([v, why]) => ({
+      name: `stale_route_protocols = ${v}`,
+      why: "the sweep would delete the kernel's, the network configuration's or the loader's own routes, or not the ones meant",
+      conf: inGlobal(`stale_route_protocols = ${v}`),
+      expect: [new RegExp(`good\\.conf:\\d+: \\[global\\] stale_route_protocols = ${v}: ${why.source}`)],
+    })),
     {
       name: "enable_forwarding that is not a boolean",
       why: "forwarding must come on only when asked for, and then surely",

@@ -1,6 +1,8 @@
 /** The data-plane loader's configuration as rendered from the site, and its place in the machine config. */
 import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { renderLoaderConfig, CONFIG_PATH } from "../../components/dataplane/loader-config";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { mergeContributions } from "../../components/talos-node/documents";
@@ -34,8 +36,34 @@ describe("the loader configuration", () => {
       // the fallback ruleset's management path: the mgmt zone's link, Talos API, trustd, Kubernetes API, metrics
       "management_links = lan0.10",
       "management_ports = 6443, 9430, 50000, 50001",
+      // the dev site runs no OSPF: the routes a routing pod of ours left behind are removed
+      "stale_route_protocols = 12, 188, 249",
       expect.stringMatching(/^generation = [0-9a-f]{64}$/),
     ]);
+  });
+
+  it("lists the protocols of the bird pod's routes as stale without OSPF, and none while the site runs OSPF", () => {
+    // what images/services/bird-start treats as a routing pod's own: the protocols it holds through a restart (by
+    // name, as `ip route` knows them from iproute2's rt_protos) and the protocol it holds them as
+    const start = readFileSync(join(__dirname, "../../images/services/bird-start"), "utf8");
+    const names = [...start.matchAll(/^hold (\w+)$/gm)].map((m) => m[1]);
+    const protos = new Map(
+      readFileSync("/etc/iproute2/rt_protos", "utf8")
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => /^\d+$/.test(f[0]))
+        .map((f) => [f[1], Number(f[0])]),
+    );
+    const stale = Number(/^STALE=(\d+)$/m.exec(start)![1]);
+    expect(names).toEqual(["bird", "ospf"]);
+    const expected = [...names.map((n) => protos.get(n)!), stale].sort((a, b) => a - b);
+    expect(s.get("global")).toContain(`stale_route_protocols = ${expected.join(", ")}`);
+
+    const withOspf = devSite((raw) => {
+      raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"] } };
+    });
+    const conf = renderLoaderConfig(withOspf.site, withOspf.plan).files.get(CONFIG_PATH)!;
+    expect(conf).not.toMatch(/stale_route_protocols/);
   });
 
   it("names the links of every management zone as management links (a second one would be cut off otherwise)", () => {

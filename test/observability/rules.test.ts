@@ -94,6 +94,20 @@ const CASES: Case[] = [
   },
   { alert: "DataplaneDegraded", series: { 'router_dataplane_degraded{reason="bpf"}': "0x10" }, at: "2m", fires: [] },
   {
+    alert: "StaleRoutesNotRemoved",
+    // a failed sweep every 10 s for 15 minutes (one more per 15 s step)
+    series: { router_dataplane_stale_route_failures_total: "0+1x60" },
+    at: "12m",
+    fires: [{ severity: W }],
+  },
+  {
+    alert: "StaleRoutesNotRemoved",
+    // one failed sweep, then the routes went: it never lasts the 10 minutes
+    series: { router_dataplane_stale_route_failures_total: "0 1x60" },
+    at: "12m",
+    fires: [],
+  },
+  {
     alert: "XdpDropStorm",
     // 6,000 packets/s = 90,000 per 15 s step.
     series: { 'router_dataplane_drop_packets_total{reason="ratelimit_syn"}': "0+90000x40" },
