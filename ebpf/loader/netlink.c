@@ -344,25 +344,18 @@ int dp_route_del_dumped(const struct dp_route *r)
 {
 	struct nl_req q;
 	struct rtmsg *rt = NLMSG_DATA(&q.h);
-	size_t alen = r->family == AF_INET ? 4 : 16;
+	struct dp_route whole = *r;
 
-	memset(&q, 0, sizeof(q));
-	q.h.nlmsg_len = NLMSG_LENGTH(sizeof(*rt));
-	q.h.nlmsg_type = RTM_DELROUTE;
-	q.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	rt->rtm_family = (unsigned char)r->family;
-	rt->rtm_dst_len = r->dst_len;
+	/* no nexthop given: the whole route (IPv6: every sibling of a multipath route, net/ipv6/route.c
+	 * ip6_route_del) */
+	whole.has_gw = false;
+	whole.oif = 0;
+	whole.flags = 0;
+	route_msg(&q, &whole, RTM_DELROUTE, 0);
 	rt->rtm_tos = r->tos;
-	rt->rtm_table = r->table < 256 ? (unsigned char)r->table : RT_TABLE_UNSPEC;
-	rt->rtm_protocol = r->protocol;
-	/* RT_SCOPE_NOWHERE: any scope (net/ipv4/fib_trie.c fib_table_delete); no nexthop given: the whole route
-	 * (IPv6: every sibling of a multipath route, net/ipv6/route.c ip6_route_del) */
+	/* RT_SCOPE_NOWHERE: any scope (net/ipv4/fib_trie.c fib_table_delete) */
 	rt->rtm_scope = RT_SCOPE_NOWHERE;
 	rt->rtm_type = r->type;
-	attr_u32(&q.h, sizeof(q), RTA_TABLE, r->table);
-	if (r->dst_len)
-		attr_put(&q.h, sizeof(q), RTA_DST, r->dst, alen);
-	attr_u32(&q.h, sizeof(q), RTA_PRIORITY, r->metric);
 	return nl_call(NETLINK_ROUTE, &q.h, NULL, NULL);
 }
 
