@@ -70,6 +70,8 @@ export interface PodSpec {
   volumes?: { name?: string; hostPath?: { path?: string } }[];
   hostPID?: boolean;
   hostIPC?: boolean;
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
 }
 
 /** The pod spec of a workload resource, its workload name (namespace/name) and kind; undefined for other types. */

@@ -358,6 +358,8 @@ export function renderIdsObjects(ids: IdsPlan, files: Map<string, string>, image
             hostNetwork: true,
             dnsPolicy: "ClusterFirstWithHostNet",
             priorityClassName: "system-node-critical",
+            // Nothing of the IDS talks to the Kubernetes API: no token of the namespace's default account
+            automountServiceAccountToken: false,
             tolerations: [{ operator: "Exists" }],
             initContainers: [ruleDirs(image)],
             containers,

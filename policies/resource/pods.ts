@@ -90,7 +90,7 @@ export function noPrivilegedPods(enforcementLevel: EnforcementLevel = "mandatory
   return {
     name: "no-privileged-pods",
     description:
-      "No container runs privileged or may escalate privileges; no pod shares the host's PID or IPC namespace.",
+      "No container runs privileged or may escalate privileges; no pod shares the host's PID or IPC namespace; no pod gets an API token it does not need.",
     enforcementLevel,
     validateResource: (args, report) => {
       const pod = podSpecOf(args.type, args.props);
@@ -102,6 +102,12 @@ export function noPrivilegedPods(enforcementLevel: EnforcementLevel = "mandatory
           `${at}: hostPID is true (allowed: false — the pod would see every process of the router — unless policies/resource/pods.ts lists the workload with its reason)`,
         );
       if (pod.spec.hostIPC && !ok?.hostIPC) report(`${at}: hostIPC is true (allowed: false)`);
+      // Kubernetes mounts a token by default: without a service account of its own the pod would hold the
+      // namespace's default account's, a foothold on the API server for whoever takes over the pod.
+      if (!pod.spec.serviceAccountName && pod.spec.automountServiceAccountToken !== false)
+        report(
+          `${at}: automountServiceAccountToken is not false, so the pod holds the namespace's default service-account token (allowed: false, or a serviceAccountName whose RBAC the workload needs)`,
+        );
       for (const { c, list } of containersOf(pod.spec)) {
         const sc = c.securityContext ?? {};
         if (sc.privileged)

@@ -65,14 +65,16 @@ describe("no-privileged-pods", () => {
     expect(await run(noPrivilegedPods(), dev)).toEqual([]);
   });
 
-  it("refuses a privileged container, one that may escalate, and a pod in the host's PID namespace", async () => {
+  it("refuses a privileged container, one that may escalate, a pod in the host's PID namespace, and one holding the default account's token", async () => {
     const bad = kea((spec, c) => {
       sc(c).privileged = true;
       delete sc(c).allowPrivilegeEscalation;
       spec.hostPID = true;
+      delete spec.automountServiceAccountToken;
     });
     expect(await violations(noPrivilegedPods(), [bad])).toEqual([
       "DaemonSet router-system/kea-dhcp4: hostPID is true (allowed: false — the pod would see every process of the router — unless policies/resource/pods.ts lists the workload with its reason)",
+      "DaemonSet router-system/kea-dhcp4: automountServiceAccountToken is not false, so the pod holds the namespace's default service-account token (allowed: false, or a serviceAccountName whose RBAC the workload needs)",
       "DaemonSet router-system/kea-dhcp4: containers kea-dhcp4 is privileged (allowed: privileged false, with the capabilities it needs)",
       "DaemonSet router-system/kea-dhcp4: containers kea-dhcp4 does not set allowPrivilegeEscalation: false (allowed: false)",
     ]);
