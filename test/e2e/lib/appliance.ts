@@ -13,6 +13,7 @@ import { DhcpClients } from "./dhcp-clients";
 import { Shell, sh, type Daemon, type RunOptions, type RunResult } from "./exec";
 import { cleanupLeftovers, deleteNamespace } from "./namespaces";
 import { LOADER, ROOT, RouterPods, networkServicePod, standInPorts } from "./pods";
+import { Kubelet, cleanupLeftoverCgroups } from "./kubelet";
 import { hostConfig, servicePods, type HostConfig, type RenderedSite } from "./rendered";
 import { TalosBoot } from "./talos";
 import { Topology, type WanSide } from "./topology";
@@ -112,6 +113,8 @@ export class Appliance {
   readonly dhcp: DhcpClients;
   readonly topology: Topology;
   readonly pods: RouterPods;
+  /** The node's kubelet: the pods' cgroups and service-account tokens, its port 10250. */
+  readonly kubelet: Kubelet;
   readonly clients: Clients;
   readonly talos: TalosBoot;
   readonly router: string;
@@ -134,7 +137,8 @@ export class Appliance {
     const serve = (ns: string, label: string) => this.serve(ns, label);
     this.topology = new Topology(this.shell, names, r, this.host, this.dhcp, serve);
     const { pods, configMaps } = servicePods(r);
-    this.pods = new RouterPods(this.shell, this.router, this.host, pods, configMaps);
+    this.kubelet = new Kubelet(this.shell, opts.prefix, this.router, r.files);
+    this.pods = new RouterPods(this.shell, this.router, this.host, pods, configMaps, this.kubelet);
     this.talos = new TalosBoot(this.shell, this.router, this.host);
     const hosts = planHosts(r.site, r.plan, opts.prefix, opts.probeSources);
     this.clients = new Clients(this.shell, this.dhcp, r.site, hosts, this.sw, (h) => this.serve(h.ns, h.name));
@@ -201,6 +205,7 @@ export class Appliance {
     process.once("exit", this.exitHook);
     try {
       cleanupLeftovers(this.opts.prefix);
+      cleanupLeftoverCgroups(this.opts.prefix);
       this.netprobe = buildTools(this.work);
       this.topology.build();
       this.clients.build();
@@ -254,6 +259,7 @@ export class Appliance {
   async stop(): Promise<void> {
     await this.daemons.stopAll();
     this.deleteNamespaces();
+    this.kubelet.stop();
     for (const f of this.onStop) f();
     process.removeListener("exit", this.exitHook);
     if (process.env.E2E_KEEP_WORK !== "1") rmSync(this.work, { recursive: true, force: true });
@@ -262,6 +268,7 @@ export class Appliance {
   private killSync(): void {
     this.daemons.killAllSync();
     this.deleteNamespaces();
+    this.kubelet.stop();
   }
 
   private deleteNamespaces(): void {
@@ -270,9 +277,11 @@ export class Appliance {
 
   /**
    * The node's own services that are not part of the network layer (Talos API, trustd, Kubernetes API, kubelet,
-   * etcd, DNS) answer on their ports from boot, so that "allowed" is observable.
+   * etcd, DNS) answer on their ports from boot, so that "allowed" is observable; the kubelet's port serves its
+   * cAdvisor metrics of the pods the appliance runs (kubelet.ts).
    */
   private startStandIns(): void {
+    this.kubelet.start(this.router, join(ROOT, "test/e2e/tools/kubelet-stand-in.mjs"));
     const dnsStack = this.pods.specs.some(
       (p) => p.name === "dns-front" && (this.opts.pods ?? networkServicePod)(p.name),
     );

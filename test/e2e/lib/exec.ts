@@ -188,8 +188,14 @@ export class Shell {
     return path;
   }
 
-  /** Starts a daemon in a namespace, logging to a file of its own. */
-  daemon(name: string, ns: string, argv: string[], env?: NodeJS.ProcessEnv): Daemon {
-    return this.daemons.start(name, inNs(ns, argv), this.log(name), env);
+  /**
+   * Starts a daemon in a namespace, logging to a file of its own; with `cgroup`, in that cgroup (it moves itself
+   * there before anything else runs, so every process it starts is accounted there).
+   */
+  daemon(name: string, ns: string, argv: string[], env?: NodeJS.ProcessEnv, cgroup?: string): Daemon {
+    const command = cgroup
+      ? ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...inNs(ns, argv)]
+      : inNs(ns, argv);
+    return this.daemons.start(name, command, this.log(name), env);
   }
 }

@@ -14,16 +14,27 @@
  *   scripts (IMAGE_SCRIPTS) runs from its file in this repository.
  */
 import { withoutNftQueue } from "../../helpers/nft-queue";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { q } from "../../../components/images";
 import { CONFIG_PATH, EXTENSION_NAME, STATE_DIR } from "../../../components/dataplane/loader-config";
-import { ETCD_PORTS, KUBELET_PORT, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
+import { ETCD_PORTS, TALOS_API_PORTS } from "../../../components/talos-node/firewall";
 import { KUBE_API_PORT } from "../../../components/talos-node/machine-config";
 import { toolBinary } from "../../../tools/go-tools";
 import type { Daemon, Shell } from "./exec";
 import type { HostConfig, PodSpec } from "./rendered";
+import type { Kubelet } from "./kubelet";
+import { SA_DIR } from "../../../components/observability-stack/targets";
 
 export const ROOT = join(__dirname, "../../..");
 export const LOADER = join(ROOT, "ebpf/build/router-dataplane");
@@ -108,14 +119,30 @@ export class RouterPods {
     private readonly host: HostConfig,
     readonly specs: PodSpec[],
     private readonly configMaps: Map<string, Map<string, string>>,
+    /** The node's kubelet: each container's cgroup and the pod's service-account token. */
+    private readonly kubelet: Kubelet,
   ) {}
 
-  /** Runs `argv` in the router's network namespace and a mount namespace prepared by `mounts`. */
-  private startInRouter(name: string, mounts: string[], argv: string[], env: Record<string, string> = {}): Daemon {
+  /**
+   * Runs `argv` in the router's network namespace and a mount namespace prepared by `mounts` (in `cgroup` when
+   * given).
+   */
+  private startInRouter(
+    name: string,
+    mounts: string[],
+    argv: string[],
+    env: Record<string, string> = {},
+    cgroup?: string,
+  ): Daemon {
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    const script = ["set -e", ...mounts, `exec env ${[...envArgs, ...argv].map(q).join(" ")}`].join("\n");
+    // The overlays that make missing mount points (mountPoint) come first, like a container's root filesystem
+    // before its mounts: an overlay of an ancestor mounted later would hide every mount made under it before
+    // (an overlay of /etc for a ConfigMap at /etc/router hid the node's resolv.conf and the image's CA bundle).
+    const overlay = (l: string) => l.startsWith("mount -t overlay ");
+    const ordered = [...mounts.filter(overlay), ...mounts.filter((l) => !overlay(l))];
+    const script = ["set -e", ...ordered, `exec env ${[...envArgs, ...argv].map(q).join(" ")}`].join("\n");
     // `ip netns exec` gives every process a mount namespace of its own with the namespace's /sys.
-    return this.shell.daemon(name, this.router, ["sh", "-c", script]);
+    return this.shell.daemon(name, this.router, ["sh", "-c", script], undefined, cgroup);
   }
 
   /** Shell lines that make `path` usable as a mount point without touching the host's filesystem. */
@@ -123,6 +150,8 @@ export class RouterPods {
     if (existsSync(path)) return [];
     let anc = dirname(path);
     while (!existsSync(anc)) anc = dirname(anc);
+    // one overlay per directory however it is named (/var/run is /run)
+    anc = realpathSync(anc);
     const lines: string[] = [];
     if (!overlaid.has(anc)) {
       overlaid.add(anc);
@@ -274,6 +303,12 @@ export class RouterPods {
       mounts.push(...this.mountPoint(v.mountPath, scratch, overlaid));
       mounts.push(`mount --bind ${v.readOnly ? "-o ro " : ""}${q(src)} ${q(v.mountPath)}`);
     });
+    // the kubelet mounts the service account's token where the pod keeps automountServiceAccountToken
+    if (pod.serviceAccount) {
+      mounts.push(...this.mountPoint(SA_DIR, scratch, overlaid));
+      const sa = this.kubelet.serviceAccountDir(pod.namespace, pod.serviceAccount);
+      mounts.push(`mount --bind -o ro ${q(sa)} ${q(SA_DIR)}`);
+    }
     const [cmd, ...args] = pod.command;
     const command = [script?.path ?? UPSTREAM_BINARIES[cmd] ?? cmd, ...args];
     const d = this.startInRouter(
@@ -284,6 +319,7 @@ export class RouterPods {
         PATH: [...this.imagePath, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
         ...pod.env,
       },
+      this.kubelet.cgroupOf(pod),
     );
     this.running.set(pod.name, d);
     return d;
@@ -421,12 +457,13 @@ export function privileges(capabilities: string[], noNewPrivs: boolean, user?: {
 }
 
 /**
- * Ports of the node's own services the appliance stands in for: DNS, Talos API and trustd, Kubernetes API,
- * kubelet, etcd (components/talos-node/firewall.ts names them). DNS only while the DNS stack's pods do not run:
- * they answer port 53 on the gateways themselves (Talos' own host DNS is on 127.0.0.53).
+ * Ports of the node's own services the appliance answers with the probe tool: DNS, Talos API and trustd,
+ * Kubernetes API, etcd (components/talos-node/firewall.ts names them); the kubelet's port is the kubelet stand-in
+ * (kubelet.ts). DNS only while the DNS stack's pods do not run: they answer port 53 on the gateways themselves
+ * (Talos' own host DNS is on 127.0.0.53).
  */
 export function standInPorts(dns = true): { tcp: number[]; udp: number[] } {
   const etcd = ETCD_PORTS.split("-").map(Number);
   const dnsPort = dns ? [53] : [];
-  return { tcp: [...dnsPort, ...TALOS_API_PORTS, KUBE_API_PORT, KUBELET_PORT, ...etcd], udp: dnsPort };
+  return { tcp: [...dnsPort, ...TALOS_API_PORTS, KUBE_API_PORT, ...etcd], udp: dnsPort };
 }

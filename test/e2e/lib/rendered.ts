@@ -163,6 +163,15 @@ export interface PodSpec {
   name: string;
   /** The DaemonSet it belongs to (its containers share their emptyDir volumes). */
   daemonSet: string;
+  /** The DaemonSet's namespace, the container's name and image (the labels the kubelet's cAdvisor gives it). */
+  namespace: string;
+  container: string;
+  image: string;
+  /**
+   * The service account whose token the kubelet mounts in the pod (at SA_DIR): the pod's serviceAccountName
+   * ("default" when unnamed) unless automountServiceAccountToken is false.
+   */
+  serviceAccount?: string;
   command: string[];
   env: Record<string, string>;
   volumes: PodVolume[];
@@ -211,11 +220,20 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
     const containers = spec.containers as Doc[];
     const volumes = new Map(((spec.volumes as Doc[] | undefined) ?? []).map((v) => [String(v.name), v]));
     const name = String((obj.metadata as Doc).name);
+    const namespace = String((obj.metadata as Doc).namespace ?? "default");
+    const serviceAccount =
+      spec.automountServiceAccountToken === false
+        ? {}
+        : { serviceAccount: String(spec.serviceAccountName ?? "default") };
     // A pod of several containers runs each as a process of its own, named after the container.
     for (const c of containers)
       pods.push({
         name: containers.length === 1 ? name : `${name}-${String(c.name)}`,
         daemonSet: name,
+        namespace,
+        container: String(c.name),
+        image: String(c.image ?? ""),
+        ...serviceAccount,
         command: [...((c.command as string[] | undefined) ?? []), ...((c.args as string[] | undefined) ?? [])],
         env: Object.fromEntries(
           ((c.env as { name: string; value: string }[] | undefined) ?? []).map((e) => [e.name, e.value]),

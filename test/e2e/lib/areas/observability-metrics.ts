@@ -53,8 +53,6 @@ const IDS_LATER =
  * because something is not run here is run instead (lib/pods.ts runs every DaemonSet an area asks for).
  */
 export const NO_DATA_HERE: Readonly<Record<string, string>> = {
-  'sum by (container) (container_memory_working_set_bytes{container!=""})':
-    "the kubelet's cAdvisor: the appliance has no kubelet (a real node's Prometheus scrapes it, job cadvisor)",
   "sum by (zone) (rate(router_dns_queries_total[5m]))": DNS_FRONT,
   "sum(rate(router_dns_servfail_total[5m])) / sum(rate(router_dns_queries_total[5m])) * 100": DNS_FRONT,
   "sum by (severity, action) (rate(router_ids_alerts_total[5m])) * 60": IDS_LATER,

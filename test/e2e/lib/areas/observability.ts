@@ -34,8 +34,11 @@ import {
   type Notice,
 } from "./observability-metrics";
 
-/** The router's jobs whose daemons the appliance runs (the loader and these pods). */
-const RUNNING_JOBS = ["alertmanager", "dataplane", "node", "prometheus"];
+/**
+ * The router's jobs whose daemons the appliance runs (the loader and these pods), and the kubelet's cAdvisor
+ * (its stand-in, lib/kubelet.ts: the rendered job's HTTPS, service-account token and RBAC against the pods' cgroups).
+ */
+const RUNNING_JOBS = ["alertmanager", "cadvisor", "dataplane", "node", "prometheus"];
 
 export const observability: Area = {
   title: "observability",
@@ -43,7 +46,7 @@ export const observability: Area = {
   // the flows DaemonSet: nfacctd, the top-talker script and a softflowd per link
   pods: observabilityPod,
   tests(ctx) {
-    it("the rendered Prometheus has the router's own targets up (the loader, the node exporter, Alertmanager, itself) and the rendered alert rules loaded", async () => {
+    it("the rendered Prometheus has the router's own targets up (the loader, the node exporter, Alertmanager, itself, the kubelet's cAdvisor) and the rendered alert rules loaded", async () => {
       const app = ctx.app;
       type Target = { labels: { job: string }; health: string; lastError: string };
       let seen: Target[] = [];
