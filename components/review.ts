@@ -43,6 +43,11 @@ export interface ForwardFacts {
   toZone: string | null;
   /** IPv6 pinhole target and its zone, if any. */
   ipv6?: string;
+  /**
+   * The IPv6 target and the port it is reached at, `[address]:port`: toPort like the IPv4 target (NAT66 to a unique
+   * local host, or a global host whose port the router moves), the public port behind prefix translation.
+   */
+  ipv6To?: string;
   ipv6Zone?: string | null;
   /** Allowed sources ("any" when unrestricted). */
   sources: string[] | "any";

@@ -48,6 +48,17 @@ function zoneOf(plan: SitePlan, address: string): string | null {
   );
 }
 
+/**
+ * The port a forward's IPv6 host is reached at: toPort (or the public port) as for the IPv4 host, but for a unique
+ * local host reached only through prefix translation, which maps addresses and keeps the port.
+ */
+function ipv6Port(f: Site["portForwards"][number], plan: SitePlan): string {
+  const wans = f.wans ?? plan.wans.map((w) => w.name);
+  const masquerade = plan.wans.some((w) => wans.includes(w.name) && w.nat.ipv6 === "masquerade");
+  const prefixOnly = contains("fc00::/7", f.ipv6!) && !masquerade;
+  return String(prefixOnly ? f.port : (f.toPort ?? f.port));
+}
+
 function forwards(site: Site, plan: SitePlan): ForwardFacts[] {
   return site.portForwards.map((f) => ({
     name: f.name,
@@ -56,7 +67,7 @@ function forwards(site: Site, plan: SitePlan): ForwardFacts[] {
     wans: [...(f.wans ?? plan.wans.map((w) => w.name))],
     to: `${f.to}:${f.toPort ?? f.port}`,
     toZone: zoneOf(plan, f.to),
-    ...(f.ipv6 ? { ipv6: f.ipv6, ipv6Zone: zoneOf(plan, f.ipv6) } : {}),
+    ...(f.ipv6 ? { ipv6: f.ipv6, ipv6To: `[${f.ipv6}]:${ipv6Port(f, plan)}`, ipv6Zone: zoneOf(plan, f.ipv6) } : {}),
     sources: f.sources ? [...f.sources] : "any",
     hairpin: f.hairpin,
   }));
@@ -111,7 +122,7 @@ function wanExposure(site: Site, model: PolicyModel, fwd: ForwardFacts[]): strin
     out.add(`${f.protocol}/${f.port} → ${f.to} in ${f.toZone ?? "no zone"} (forward ${f.name}${from})`);
     if (f.ipv6)
       out.add(
-        `${f.protocol}/${f.port} → [${f.ipv6}] in ${f.ipv6Zone ?? "no zone"} (forward ${f.name}, IPv6 pinhole${from})`,
+        `${f.protocol}/${f.port} → ${f.ipv6To ?? `[${f.ipv6}]`} in ${f.ipv6Zone ?? "no zone"} (forward ${f.name}, IPv6${from})`,
       );
   }
   return [...out].sort();

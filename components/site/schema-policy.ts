@@ -135,7 +135,8 @@ export const PortForward = z.strictObject({
   /** Let inside clients reach the forward through the public address too (hairpin NAT). */
   hairpin: z.boolean().default(true),
   /**
-   * IPv6 host of the forward. A global address is opened on the public port (no NAT: a firewall pinhole); a unique
+   * IPv6 host of the forward. A global address is opened at its own address on the public port (a firewall
+   * pinhole) and reached at toPort like the IPv4 host (the router moves the port, the address stays); a unique
    * local one is reached through the address of each forward's WAN that does NAT66, at toPort like the IPv4 host.
    */
   ipv6: IpAddress(6).optional(),

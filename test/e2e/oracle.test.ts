@@ -101,6 +101,16 @@ function handSite(): Site {
       { name: "vpn", protocol: "udp", port: 1194, to: "10.70.60.11", wans: ["cable"], hairpin: false },
       { name: "admin", protocol: "tcp", port: 2222, to: "10.70.60.12", toPort: 22, sources: ["81.2.69.160/27"] },
       { name: "www6", protocol: "tcp", port: 443, to: "10.70.20.15", ipv6: "2a02:c207:9:20::15", wans: ["fiber"] },
+      {
+        name: "cam6",
+        protocol: "tcp",
+        port: 8443,
+        to: "10.70.20.16",
+        toPort: 443,
+        ipv6: "2a02:c207:9:20::16",
+        wans: ["fiber"],
+        hairpin: false,
+      },
     ];
     raw.mdns = { reflect: [{ name: "cast", zones: ["home", "iot"] }] };
     raw.routes = [
@@ -475,6 +485,19 @@ describe("the independent policy oracle", () => {
     [
       "…and not on another port",
       flow({ from: "wan", to: "home", src: "2a00:1450::1", dst: "2a02:c207:9:20::15", port: 444, via: "fiber" }),
+      "drop",
+      "policy:any>any",
+    ],
+    [
+      "a global IPv6 target with toPort is reached at its own address on the public port, moved to toPort",
+      flow({ from: "wan", to: "home", src: "2a00:1450::1", dst: "2a02:c207:9:20::16", port: 8443, via: "fiber" }),
+      "accept",
+      "pinhole:cam6",
+      { address: "2a02:c207:9:20::16", port: 443 },
+    ],
+    [
+      "…while its own port stays closed to the WAN",
+      flow({ from: "wan", to: "home", src: "2a00:1450::1", dst: "2a02:c207:9:20::16", port: 443, via: "fiber" }),
       "drop",
       "policy:any>any",
     ],

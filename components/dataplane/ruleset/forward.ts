@@ -7,6 +7,7 @@ import { contains, familyOf } from "../../site/ip";
 import { evaluate } from "../../site/policy";
 import { FWD, VERDICTS, chain, contributed, ident, link, logGroupOf, logStatement, setOf, type Ctx } from "./common";
 import { rulesInto } from "./rules";
+import { pinholeMovesPort } from "./nat";
 
 /** Forward chain of one zone pair: that pair's rules in order, then the policy's verdict. */
 function pairChain(ctx: Ctx, from: string, to: string): string[] {
@@ -35,6 +36,8 @@ function pinholes(ctx: Ctx): string[] {
     // prefix translation, at its translated address — then the pinhole names the inside address.
     if (!f.ipv6) return [];
     if (contains("fc00::/7", f.ipv6) && !plan.wans.some((w) => w.nat.ipv6 === "prefix")) return [];
+    // a global host at another port than the public one is DNATed and marked a forward (nat.ts)
+    if (pinholeMovesPort(f)) return [];
     const proto = f.protocol === "tcp+udp" ? "meta l4proto { tcp, udp } th" : f.protocol;
     const wans = (f.wans ?? plan.wans.map((w) => w.name)).map((w) => link(ctx, w));
     const src = f.sources?.filter((c) => familyOf(c) === 6);

@@ -22,6 +22,17 @@ function dnatTarget(
   return `dnat ${family} to ${key} map { ${entries.join(", ")} }`;
 }
 
+/**
+ * Whether a forward's IPv6 host is a global address reached at a port other than the public one (toPort): the
+ * router moves the port as it does for the IPv4 host (a DNAT to the same address), so the service is published at
+ * the public port in both families and its own port stays closed to the WAN. Without toPort the pinhole needs no
+ * NAT (forward.ts opens it).
+ */
+export function pinholeMovesPort(f: { ipv6?: string; port: number | string; toPort?: number }): boolean {
+  if (!f.ipv6 || contains("fc00::/7", f.ipv6) || f.toPort === undefined) return false;
+  return f.toPort !== Number(String(f.port).split("-")[0]);
+}
+
 /** The set of a WAN's IPv4 addresses (the data-plane loader fills it: nft.h DP_NFT_WAN_ADDR4). */
 function wanAddressSet(wan: string): string {
   return `wan_addr4_${wan}`;
@@ -76,6 +87,15 @@ function forwardRules(ctx: Ctx): string[] {
       if (nat66.length && (!f.sources || src6!.length))
         pre.push(
           `iifname ${setOf(nat66.map((w) => link(ctx, w)))} ${src6 ? `ip6 saddr ${setOf(src6)}` : "meta nfproto ipv6"} fib daddr type local ${proto} dport ${f.port} ${mark} ${dnatTarget("ip6", f.ipv6, f.port, f.toPort, proto)}`,
+        );
+    }
+    // IPv6 to a global address at another port: the same address, the port moved like the IPv4 host's; marked a
+    // forward, so the forward chain takes it at its first rules (no pinhole for the public port is needed)
+    if (f.ipv6 && pinholeMovesPort(f)) {
+      const src6 = f.sources?.filter((c) => familyOf(c) === 6);
+      if (!f.sources || src6!.length)
+        pre.push(
+          `iifname ${setOf(wans)} ${src6 ? `ip6 saddr ${setOf(src6)} ` : ""}ip6 daddr ${f.ipv6} ${proto} dport ${f.port} ${mark} ${dnatTarget("ip6", f.ipv6, f.port, f.toPort, proto)}`,
         );
     }
     // Hairpin: an inside client at the public address gets what the forward publishes to its sources, no more

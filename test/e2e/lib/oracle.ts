@@ -7,9 +7,10 @@
  * - Port forwards (router:portForwards) are openings the site makes on purpose and come first: a connection from
  *   a WAN zone to a WAN address of the router, on a WAN the forward listens on (`wans`, default all), with its
  *   protocol and a port of its range, from one of its `sources` (default: any) goes to its inside host (`to`,
- *   at `toPort` + the offset into the range). Its IPv6 host is opened on the public port without NAT (a pinhole)
- *   when it is a global address; a unique local one is reached at the IPv6 address of a forward's WAN that
- *   translates IPv6 (nat.ipv6 masquerade or prefix), translated like the IPv4 host (at `toPort`). Hairpin: an inside client reaching a forward at a WAN
+ *   at `toPort` + the offset into the range). Its IPv6 host, when it is a global address, is reached at its own
+ *   address on the public port (a pinhole), at `toPort` like the IPv4 host when the forward names one; a unique
+ *   local one is reached at the IPv6 address of a forward's WAN that translates IPv6 (nat.ipv6 masquerade or
+ *   prefix), translated like the IPv4 host (at `toPort`). Hairpin: an inside client reaching a forward at a WAN
  *   address of the forward gets the same, when the forward allows hairpin and the client is one of its sources
  *   (everyone when it names none) — at the address of any of the forward's WANs, static or leased by DHCP
  *   (README, "Port forwards": the data-plane loader keeps the ruleset's per-WAN address sets at the WAN links'
@@ -290,15 +291,11 @@ export class PolicyOracle {
     return !pf.sources || pf.sources.some((s) => within(s, f.src));
   }
 
-  private deliver(
-    pf: PortForward,
-    address: string,
-    port: number | undefined,
-    pinhole: boolean,
-  ): OracleAnswer["deliverTo"] {
+  private deliver(pf: PortForward, address: string, port: number | undefined): OracleAnswer["deliverTo"] {
     const start = portRange(pf.port)[0];
-    // a pinhole is no NAT: it keeps the public port; a forward through NAT (NAT44, NAT66) moves it to toPort
-    const to = !pinhole && pf.toPort !== undefined && port !== undefined ? pf.toPort + (port - start) : port;
+    // the host is reached at toPort (+ the offset into the range) in every family: through NAT (NAT44, NAT66), and
+    // at a global IPv6 host's own address, whose port the router moves the same way; without toPort, the public port
+    const to = pf.toPort !== undefined && port !== undefined ? pf.toPort + (port - start) : port;
     return { address, port: to };
   }
 
@@ -310,10 +307,10 @@ export class PolicyOracle {
       const wans = this.forwardWans(pf);
       if (fromWan && f.to === "router" && f.wanAddressOf && wans.includes(f.wanAddressOf)) {
         if (fam === 4)
-          return { verdict: "accept", by: `forward:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
+          return { verdict: "accept", by: `forward:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port) };
         const wan = this.wanLinks.find((l) => l.name === f.wanAddressOf);
         if (fam === 6 && pf.ipv6 && isUla(pf.ipv6) && wan?.nat6)
-          return { verdict: "accept", by: `forward6:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, false) };
+          return { verdict: "accept", by: `forward6:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port) };
       }
       if (
         fromWan &&
@@ -324,11 +321,11 @@ export class PolicyOracle {
         f.via &&
         wans.includes(f.via)
       )
-        return { verdict: "accept", by: `pinhole:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port, true) };
+        return { verdict: "accept", by: `pinhole:${pf.name}`, deliverTo: this.deliver(pf, pf.ipv6, f.port) };
       // hairpin: an inside client at the address of one of the forward's WANs, static or leased by DHCP (the
       // loader keeps the ruleset's per-WAN address sets at the links' current addresses)
       if (!fromWan && f.to === "router" && fam === 4 && pf.hairpin && f.wanAddressOf && wans.includes(f.wanAddressOf))
-        return { verdict: "accept", by: `hairpin:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port, false) };
+        return { verdict: "accept", by: `hairpin:${pf.name}`, deliverTo: this.deliver(pf, pf.to, f.port) };
     }
     return undefined;
   }

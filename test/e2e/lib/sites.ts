@@ -386,6 +386,16 @@ export function officeSite(): StackConfig {
     const partners = ["91.198.174.0/28", "185.15.58.0/28"];
     raw.portForwards = [
       { name: "web", protocol: "tcp", port: 443, to: "10.120.60.10", ipv6: "2a02:c207:2:60::10" },
+      // the same service at another public port: the global IPv6 host too is reached at toPort, like the IPv4 one
+      {
+        name: "web-alt",
+        protocol: "tcp",
+        port: 8443,
+        to: "10.120.60.10",
+        toPort: 443,
+        ipv6: "2a02:c207:2:60::10",
+        hairpin: false,
+      },
       { name: "smtp", protocol: "tcp", port: 25, to: "10.120.60.11" },
       { name: "submission", protocol: "tcp", port: 587, to: "10.120.60.11" },
       { name: "sftp", protocol: "tcp", port: 2222, to: "10.120.60.12", toPort: 22, sources: partners },

@@ -95,8 +95,8 @@ export const nat: Area = {
             want.push({
               pinhole: `${pf.name}-${proto}`,
               to: dst,
-              // NAT66 moves the port like NAT44 (toPort); a pinhole is no NAT and keeps it
-              answer: `${forwardTarget6(app, pf)?.name} ${proto} ${isUla(pf.ipv6!) ? (pf.toPort ?? firstPort(pf)) : firstPort(pf)} ${src6}`,
+              // NAT66 moves the port like NAT44 (toPort), and so does the router for a global host
+              answer: `${forwardTarget6(app, pf)?.name} ${proto} ${pf.toPort ?? firstPort(pf)} ${src6}`,
             });
           }
         });
