@@ -281,7 +281,8 @@ async function dhcp4(
     [
       "#!/bin/sh",
       'case "$1" in',
-      `  bound) ip addr add "$ip/$mask" dev "$interface"; echo "ip=$ip dns=$dns" > ${out} ;;`,
+      // the note whole or not at all (renamed into place): the test reads it as soon as it exists
+      `  bound) ip addr add "$ip/$mask" dev "$interface"; echo "ip=$ip dns=$dns" > ${out}.new && mv ${out}.new ${out} ;;`,
       '  deconfig) ip addr flush dev "$interface" ;;',
       "esac",
       "exit 0",
