@@ -7,7 +7,9 @@
  *
  * Stand-ins: the rules are the site's local rules where suricata-update would have left them (as in the ids
  * area); the agent is the script of images/ids, as the image carries it. The block agent does not run here (the
- * ids area proves blocking); the inline queue is not loaded, so the forwarded host answers.
+ * ids area proves blocking); the inline queue is not loaded, so the forwarded host answers. With both Suricata
+ * processes reporting to the agent, every IDS panel of the rendered dashboards has data in Prometheus (the
+ * observability area lists them as IDS_LATER).
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { join } from "node:path";
@@ -23,8 +25,11 @@ import { type Appliance, ROOT } from "../appliance";
 import type { Daemon } from "../exec";
 import { INTERNET } from "../internet";
 import type { Area } from "../suite";
+import { durationSeconds } from "../../../../components/site/duration";
+import { IDS_LATER, NO_DATA_HERE, query, renderedPanelQueries } from "./observability-metrics";
 
 const SURICATA = `${IDS_DAEMONSET}-suricata-ids`;
+const SURICATA_IPS = `${IDS_DAEMONSET}-suricata-ips`;
 const AGENT = `${IDS_DAEMONSET}-metrics`;
 /** The last address of the IDS areas' pool, beyond the sources the ids area uses (this area blocks nothing). */
 const SOURCE = nthAddress(INTERNET.idsPool4, 30);
@@ -56,18 +61,23 @@ export const idsEvents: Area = {
       started.push(
         app.pods.start({ ...agent, command: [join(ROOT, "images/ids", agent.command[0]), ...agent.command.slice(1)] }),
       );
-      const d = app.pods.start(app.pods.spec(SURICATA));
-      started.push(d);
-      await waitFor(
-        `${SURICATA}'s engine`,
-        () => {
-          if (d.exited) throw new Error(`${SURICATA} exited:\n${d.log().slice(-3000)}`);
-          return d.log().includes("Engine started");
-        },
-        90_000,
-        200,
-      );
-    }, 120_000);
+      // the inline process too where the site has one: idle here (no queue rule is loaded), it reports its
+      // verdict counters to the agent, which the IPS dashboard panel reads
+      const processes = [SURICATA, ...(app.pods.specs.some((p) => p.name === SURICATA_IPS) ? [SURICATA_IPS] : [])];
+      for (const name of processes) {
+        const d = app.pods.start(app.pods.spec(name));
+        started.push(d);
+        await waitFor(
+          `${name}'s engine`,
+          () => {
+            if (d.exited) throw new Error(`${name} exited:\n${d.log().slice(-3000)}`);
+            return d.log().includes("Engine started");
+          },
+          90_000,
+          200,
+        );
+      }
+    }, 180_000);
     afterAll(async () => {
       for (const d of started.reverse()) await d.stop();
     }, 60_000);
@@ -149,5 +159,32 @@ export const idsEvents: Area = {
         1000,
       );
     }, 90_000);
+
+    it("has data for every IDS panel query of the rendered dashboards (alerts, packets, capture drops, inline verdicts) once the IDS runs", async () => {
+      const app = ctx.app;
+      const queries = [
+        ...new Set(
+          renderedPanelQueries(app)
+            .map(([, , q]) => q)
+            .filter((q) => NO_DATA_HERE[q] === IDS_LATER),
+        ),
+      ].sort();
+      expect(queries.length, "the dashboards' IDS panels").toBeGreaterThanOrEqual(4);
+      // rate() needs two scrapes of the agent's counters in its window
+      const interval = durationSeconds(app.site.observability.scrapeInterval);
+      let empty = queries;
+      await waitFor(
+        "every IDS panel query to return data",
+        async () => {
+          const now: string[] = [];
+          for (const q of queries) if (!(await query(app, q).catch(() => [])).length) now.push(q);
+          empty = now;
+          return empty.length === 0;
+        },
+        (4 * interval + 30) * 1000,
+        interval * 1000,
+      ).catch(() => undefined);
+      expect(empty, "IDS panel queries without data").toEqual([]);
+    }, 180_000);
   },
 };

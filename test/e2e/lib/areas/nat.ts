@@ -80,7 +80,7 @@ export const nat: Area = {
       });
 
     if (pinholes.length)
-      it("forwards each port forward's IPv6 target to the internet: a global host answers at its own address, a ULA host through the WAN's address (NAT66)", async () => {
+      it("forwards each port forward's IPv6 target to the internet: a global host answers at its own address, a ULA host through the WAN's address (NAT66), both at toPort like the IPv4 host", async () => {
         // A global target is a firewall opening (pinhole): the host answers at its own address. A unique local
         // target cannot be routed on the internet, so the router forwards from its own WAN address (NAT66).
         const app = ctx.app;

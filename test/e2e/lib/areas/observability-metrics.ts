@@ -45,8 +45,8 @@ export async function query(app: Appliance, promql: string): Promise<Sample[]> {
 const DNS_FRONT =
   "router-dns-stats counts answers only from the DNS front (dnsdist), which runs on the appliance only where the DNS area runs its pods (a site whose zones take DNS from the router); elsewhere a stand-in answers the router's port 53 for the policy matrix";
 
-const IDS_LATER =
-  "the IDS pods (Suricata and its metrics agent) run in the ids areas, after this one, with the rules and traffic they need (lib/areas/ids-events.ts reads the agent's count from the node exporter)";
+export const IDS_LATER =
+  "the IDS pods (Suricata and its metrics agent) run in the ids areas, after this one, with the rules and traffic they need: lib/areas/ids-events.ts runs these queries once they run";
 
 /**
  * Panels the appliance cannot give data, by query, with the reason. Kept short: a panel whose data is missing
