@@ -25,6 +25,7 @@ import { type Appliance, ROOT } from "../appliance";
 import type { Daemon } from "../exec";
 import { INTERNET } from "../internet";
 import type { Area } from "../suite";
+import { startSuricata } from "./ids";
 import { durationSeconds } from "../../../../components/site/duration";
 import { IDS_LATER, NO_DATA_HERE, query, renderedPanelQueries } from "./observability-metrics";
 
@@ -64,19 +65,7 @@ export const idsEvents: Area = {
       // the inline process too where the site has one: idle here (no queue rule is loaded), it reports its
       // verdict counters to the agent, which the IPS dashboard panel reads
       const processes = [SURICATA, ...(app.pods.specs.some((p) => p.name === SURICATA_IPS) ? [SURICATA_IPS] : [])];
-      for (const name of processes) {
-        const d = app.pods.start(app.pods.spec(name));
-        started.push(d);
-        await waitFor(
-          `${name}'s engine`,
-          () => {
-            if (d.exited) throw new Error(`${name} exited:\n${d.log().slice(-3000)}`);
-            return d.log().includes("Engine started");
-          },
-          90_000,
-          200,
-        );
-      }
+      for (const name of processes) started.push(await startSuricata(app, name));
     }, 180_000);
     afterAll(async () => {
       for (const d of started.reverse()) await d.stop();

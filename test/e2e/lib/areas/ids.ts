@@ -85,7 +85,7 @@ function alerts(app: Appliance, run: "ids" | "ips"): Alert[] {
 const allAlerts = (app: Appliance) => [...alerts(app, "ids"), ...alerts(app, "ips")];
 
 /** Starts a pod of the render and waits for its Suricata engine. */
-async function startSuricata(app: Appliance, name: string): Promise<Daemon> {
+export async function startSuricata(app: Appliance, name: string): Promise<Daemon> {
   const d = app.pods.start(app.pods.spec(name));
   await waitFor(
     `${name}'s engine`,
