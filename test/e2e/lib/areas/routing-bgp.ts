@@ -134,7 +134,6 @@ export class BgpNeighbour {
         " no bgp ebgp-requires-policy",
         ` neighbor ${r} remote-as ${bgp.asn}`,
         ` neighbor ${r} timers connect 2`,
-        ...(this.neighbor.bfd ? [` neighbor ${r} bfd`] : []),
         " address-family ipv4 unicast",
         `  network ${BGP_BEHIND}`,
         " exit-address-family",
@@ -142,6 +141,18 @@ export class BgpNeighbour {
         `  neighbor ${r} activate`,
         " exit-address-family",
         "!",
+        // The neighbour's BFD session is configured on its own, with its address and interface, so that it keeps one
+        // discriminator for its life. With `neighbor X bfd` instead, FRR's bgpd registers the session without a
+        // local address and interface and re-registers it with both once the BGP session is up
+        // (bgpd/bgp_bfd.c bgp_peer_bfd_update_source): bfdd replaces the session, and its discriminator changes.
+        // GoBGP v4.7.0 (the version Talos pins) that is in Init at that moment keeps the old discriminator and stays
+        // in Init for good: it accepts the new session's Down packets (Your Discriminator zero) as keepalives, and
+        // the new session drops its Init packets for their unknown discriminator (pkg/server/bfd_peer.go rxPacket;
+        // GoBGP v4.8.0 discards packets from an unbound discriminator, so Init expires and starts over). README
+        // ("Routing") gives operators the same advice for their own neighbours.
+        ...(this.neighbor.bfd
+          ? ["bfd", ` peer ${r} local-address ${this.neighbor.address} interface eth0`, " exit", "exit", "!"]
+          : []),
         "",
       ].join("\n"),
       { mode: 0o644 },
@@ -213,9 +224,9 @@ export function bgpTests(ctx: SuiteContext, oracle: PolicyOracle, nbr: () => Bgp
     for (const table of ["router", "talos"])
       expect(app.exec(app.router, ["nft", "list", "table", "inet", table], { allowFail: true }).status).toBe(0);
     const n = nbr();
-    // GoBGP resets a session whose BFD peer still says Down (the start of the BFD handshake), then waits its
-    // idle hold time (30 s) before it accepts the neighbour again: a session can be Established, reset by BFD
-    // and come back once more before both are up, so both are waited for together
+    // GoBGP resets the BGP session whenever its BFD peer signals Down after being Up, then waits its idle hold
+    // time (30 s) before it accepts the neighbour again: a session can be Established, reset by BFD and come
+    // back once more before both are up, so both are waited for together
     const up = () =>
       n.state() === "Established" && n.node.established(neighbor.address) && (!neighbor.bfd || n.bfd() === "up");
     await waitFor(
