@@ -87,6 +87,23 @@ function bgpLines(site: Site): string[] {
       bgp.neighbors.map((n) => [n.address, String(n.asn), n.bfd ? "yes" : "no", n.description ?? "—"]),
     ),
     "",
+    ...bfdAdvice(bgp.neighbors.filter((n) => n.bfd).map((n) => n.address)),
+  ];
+}
+
+/**
+ * What the neighbours with BFD must do: Talos' BGP (GoBGP v4.7.0) can stay in BFD Init for good when a neighbour
+ * replaces its BFD session while it is in Init, which FRR's `neighbor X bfd` does once BGP comes up (README, "The
+ * network layer"; test/network/gobgp-bfd.kernel.test.ts).
+ */
+function bfdAdvice(addresses: string[]): string[] {
+  if (addresses.length === 0) return [];
+  return [
+    `BFD neighbours (${addresses.join(", ")}): give each one's BFD session its own local address and interface ` +
+      "(FRR: a `bfd` block with `peer ROUTER local-address SELF interface IF`, not `neighbor X bfd` alone). " +
+      "Talos' BGP can stay in BFD Init for good when a neighbour replaces its session, and BGP then runs without " +
+      "BFD's fast failover, silently.",
+    "",
   ];
 }
 

@@ -86,6 +86,18 @@ describe("SUMMARY.md: the routing section", () => {
     expect(bgp).toContain("| 10.50.0.250 | 65030 | no | lab |");
   });
 
+  it("tells the reviewer how the BFD neighbours must configure their side, and only when one uses BFD", () => {
+    const bgp = section(md, "### BGP");
+    expect(bgp).toMatch(/BFD neighbours \(10\.50\.0\.254\): .*local address and interface/);
+    expect(bgp).toContain("`peer ROUTER local-address SELF interface IF`");
+    const withoutBfd = devSite((raw) => {
+      raw.routing = {
+        bgp: { asn: 65010, routerId: "10.10.0.1", neighbors: [{ address: "10.50.0.250", asn: 65030 }], advertise: [] },
+      };
+    });
+    expect(section(routingMarkdown(withoutBfd), "### BGP")).not.toContain("BFD neighbours");
+  });
+
   it("says what the firewall opens for routing, from whom and on which link", () => {
     const rows = section(md, "### What the firewall opens for routing")
       .split("\n")
