@@ -52,7 +52,7 @@ function zoneOf(plan: SitePlan, address: string): string | null {
  * The port a forward's IPv6 host is reached at: toPort (or the public port) as for the IPv4 host, but for a unique
  * local host reached only through prefix translation, which maps addresses and keeps the port.
  */
-function ipv6Port(f: Site["portForwards"][number], plan: SitePlan): string {
+export function ipv6Port(f: Site["portForwards"][number], plan: SitePlan): string {
   const wans = f.wans ?? plan.wans.map((w) => w.name);
   const masquerade = plan.wans.some((w) => wans.includes(w.name) && w.nat.ipv6 === "masquerade");
   const prefixOnly = contains("fc00::/7", f.ipv6!) && !masquerade;

@@ -6,6 +6,7 @@ import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { zoneMatrix, type HairpinWan, type PolicyModel } from "../site/policy";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
+import { ipv6Port } from "./review";
 
 function deployLine(site: Site, plan: SitePlan): string {
   const dp = site.dataplane;
@@ -41,7 +42,7 @@ function zones(plan: SitePlan): string {
   ].join("\n");
 }
 
-function matrix(site: Site, model: PolicyModel): string {
+function matrix(site: Site, plan: SitePlan, model: PolicyModel): string {
   const m = zoneMatrix(model);
   const cols = [...model.zones, "router"];
   const out = [
@@ -77,7 +78,7 @@ function matrix(site: Site, model: PolicyModel): string {
           f.protocol,
           String(f.port),
           `${(model.forwards.find((x) => x.name === f.name)?.wans ?? []).join(", ")}${f.wans ? "" : " (all)"}`,
-          `${f.to}${f.toPort ? `:${f.toPort}` : ""}${f.ipv6 ? ` / [${f.ipv6}]` : ""}`,
+          `${f.to}${f.toPort ? `:${f.toPort}` : ""}${f.ipv6 ? ` / ${ipv6Target(f, plan)}` : ""}`,
           f.sources?.join(", ") ?? "any",
           hairpinCell(f.hairpin, model.forwards.find((x) => x.name === f.name)?.hairpinAt),
         ]),
@@ -85,6 +86,12 @@ function matrix(site: Site, model: PolicyModel): string {
       "",
     );
   return out.join("\n");
+}
+
+/** A forward's IPv6 host, with its port where the router moves it (review.ts ipv6Port: not behind prefix translation). */
+function ipv6Target(f: Site["portForwards"][number], plan: SitePlan): string {
+  const port = ipv6Port(f, plan);
+  return port === String(f.port) ? `[${f.ipv6}]` : `[${f.ipv6}]:${port}`;
 }
 
 /** A forward limited to some WANs hairpins at their addresses only (policy.ts hairpinAddresses). */
@@ -99,7 +106,7 @@ export function renderDataplaneSummary(site: Site, plan: SitePlan, model: Policy
     deploys: [{ order: 30, text: deployLine(site, plan) }],
     sections: [
       { order: SECTION.zones, markdown: zones(plan) },
-      { order: SECTION.zoneMatrix, markdown: matrix(site, model) },
+      { order: SECTION.zoneMatrix, markdown: matrix(site, plan, model) },
     ],
   };
 }

@@ -58,6 +58,26 @@ describe("SUMMARY.md: port forwards", () => {
     );
     expect(table).toContain("| wireguard | udp | 51820 | wan0, wan1 (all) | 10.50.0.11 | any | no |");
   });
+
+  it("names the IPv6 host's port where the router moves it, as for the IPv4 host", () => {
+    const moved = devSite((raw) => {
+      raw.portForwards.push(
+        // wan0 masquerades IPv6 (NAT66): the router moves the port, as for IPv4
+        { name: "nas-alt", protocol: "tcp", port: 9443, to: "10.50.0.10", toPort: 443, ipv6: "fd12:3456:789a:50::10" },
+      );
+    });
+    const table = section(
+      renderDataplaneSummary(moved.site, moved.plan, moved.policy)
+        .sections.map((x) => x.markdown)
+        .join("\n"),
+      "### Port forwards",
+    );
+    expect(table).toContain(
+      "| nas-alt | tcp | 9443 | wan0, wan1 (all) | 10.50.0.10:443 / [fd12:3456:789a:50::10]:443 |",
+    );
+    // no toPort: both hosts at the public port, no port written
+    expect(table).toContain("| nas-https | tcp | 443 | wan0, wan1 (all) | 10.50.0.10 / [fd12:3456:789a:50::10] |");
+  });
 });
 
 describe("SUMMARY.md: the routing section", () => {
