@@ -82,14 +82,22 @@ describe.skipIf(!t.ok)("Talos' BGP (GoBGP, the pinned version) and BFD", () => {
   /** GoBGP starts its BFD client and server on a 1 s tick; 4 s of Down packets put it in Init towards A. */
   const downFromA: Step = { ms: 4000, state: "down", my: A, your: "zero" };
 
-  it("answers a neighbour's Down with Init for its discriminator, and comes Up on the neighbour's Up", async () => {
-    const got = await play([downFromA, { ms: 3000, state: "up", my: A, your: "learned" }]);
-    const phase1 = got.filter((p) => p.t < downFromA.ms);
+  /**
+   * Plays 4 s of Down from A, then `next`; checks that GoBGP answered A with Init during the first step and returns
+   * what it sent from `settle` ms into `next` on.
+   */
+  async function afterInitTowardsA(next: Step, settle: number): Promise<Received[]> {
+    const got = await play([downFromA, next]);
+    const before = got.filter((p) => p.t < downFromA.ms);
     expect(
-      phase1.some((p) => p.state === "init" && p.your === A),
-      JSON.stringify(phase1),
+      before.some((p) => p.state === "init" && p.your === A),
+      JSON.stringify(before),
     ).toBe(true);
-    const last = got.filter((p) => p.t >= downFromA.ms + 1500);
+    return got.filter((p) => p.t >= downFromA.ms + settle);
+  }
+
+  it("answers a neighbour's Down with Init for its discriminator, and comes Up on the neighbour's Up", async () => {
+    const last = await afterInitTowardsA({ ms: 3000, state: "up", my: A, your: "learned" }, 1500);
     expect(last.length, "GoBGP keeps sending once Up").toBeGreaterThan(0);
     expect(
       last.every((p) => p.state === "up" && p.your === A),
@@ -99,13 +107,7 @@ describe.skipIf(!t.ok)("Talos' BGP (GoBGP, the pinned version) and BFD", () => {
 
   it("stays in Init towards the old discriminator when the neighbour replaces its session while GoBGP is in Init (the README's BFD advice)", async () => {
     // the replacement keeps sending Down, Your Discriminator zero, for three detection times (3 x 1 s)
-    const got = await play([downFromA, { ms: 9000, state: "down", my: B, your: "zero" }]);
-    const before = got.filter((p) => p.t < downFromA.ms);
-    expect(
-      before.some((p) => p.state === "init" && p.your === A),
-      JSON.stringify(before),
-    ).toBe(true);
-    const after = got.filter((p) => p.t >= downFromA.ms + 1000);
+    const after = await afterInitTowardsA({ ms: 9000, state: "down", my: B, your: "zero" }, 1000);
     expect(after.length, "GoBGP keeps sending").toBeGreaterThan(4);
     // RFC 5880 6.8.6 has the session learn B from the first of these packets; this GoBGP neither learns it nor
     // lets Init expire, so the new session (which drops packets for A) never hears it
