@@ -1,7 +1,8 @@
 /**
  * What the node's health checks expect, as plain (non-secret) values passed to the scripts. Pure. Of the data plane,
  * from the rendered host contributions: the SHA-256 of the exact router.nft bytes and the loader configuration's
- * `[global] generation`. Of the segments, from the plan: each VLAN link and its gateway addresses.
+ * `[global] generation`. Of the segments, from the plan: each VLAN link and its gateway addresses. Of BGP, from the
+ * site: each neighbour, whose session a change must not lose.
  */
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
@@ -9,7 +10,8 @@ import { EXTENSION_NAME } from "../dataplane/loader-config";
 import { mergeContributions, type HostContribution } from "./documents";
 import { Address6 } from "ip-address";
 import type { SegmentPlan } from "../site/plan";
-import type { DataplaneHealth, SegmentLink } from "./scripts";
+import type { Site } from "../site/schema";
+import type { BgpNeighbourCheck, DataplaneHealth, SegmentLink } from "./scripts";
 
 /** The `[global] generation` value of a loader configuration, if it has one. */
 export function loaderGeneration(conf: string): string | undefined {
@@ -66,4 +68,9 @@ export function segmentLinks(segments: readonly SegmentPlan[]): SegmentLink[] {
     vlan: s.vlan,
     addresses: [...(s.ipv4 ? [s.ipv4.gatewayCidr] : []), ...(s.ipv6 ? [s.ipv6.gatewayCidr] : [])].map(canonicalCidr),
   }));
+}
+
+/** The site's BGP neighbours as the node names their sessions (the schema keeps addresses canonical). */
+export function bgpNeighbourChecks(site: Site): BgpNeighbourCheck[] {
+  return (site.routing.bgp?.neighbors ?? []).map((n) => ({ address: n.address, asn: n.asn, bfd: n.bfd }));
 }

@@ -11,7 +11,7 @@ import type { SitePlan } from "../site/plan";
 import type { ConfigLayerName, HostContribution } from "./documents";
 import { renderMachineConfig } from "./machine-config";
 import { diskSelector, renderCel, renderJq } from "./disk-selector";
-import { dataplaneHealth, segmentLinks } from "./health";
+import { bgpNeighbourChecks, dataplaneHealth, segmentLinks } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
@@ -121,10 +121,12 @@ export class TalosNode extends pulumi.ComponentResource {
       healthTimeout: durationSeconds(site.node.healthTimeout),
     };
     const ext = site.dataplane.extension;
-    // The data plane is part of the node's health when the node runs our extension; every segment's link always.
+    // The data plane is part of the node's health when the node runs our extension; every segment's link always; the
+    // BGP sessions that were up before a change.
     this.checks = {
       dataplane: ext.build || ext.image ? dataplaneHealth(args.contributions, site.dataplane.metricsPort) : undefined,
       segments: segmentLinks(plan.segments),
+      bgp: bgpNeighbourChecks(site),
     };
     const selector = diskSelector(site.node.installDisk);
     const identity: InstallIdentity = {
@@ -169,6 +171,8 @@ export class TalosNode extends pulumi.ComponentResource {
     // reports its ruleset applied, without the digests or segments a configuration change would alter.
     const upgradeChecks: HealthChecks = {
       dataplane: this.checks.dataplane && { metricsPort: this.checks.dataplane.metricsPort },
+      // A session established before the upgrade must come back on the new image (or after the rollback).
+      bgp: this.checks.bgp,
     };
     const upgrade = cmd(
       "upgrade",

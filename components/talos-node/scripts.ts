@@ -54,12 +54,28 @@ export interface SegmentLink {
   addresses: string[];
 }
 
+/** A BGP neighbour of the site (router:routing.bgp.neighbors[]), as Talos names its session. */
+export interface BgpNeighbourCheck {
+  /** The neighbour's address in canonical form (the BGPPeerStatus spec's `peer`). */
+  address: string;
+  /** Its AS, for messages. */
+  asn: number;
+  /** The session runs BFD. */
+  bfd: boolean;
+}
+
 /** Which checks the node's health includes beyond the Talos API, the Kubernetes API, the WAN probe and the cluster. */
 export interface HealthChecks {
   /** The data-plane extension and its loader (absent when the site runs no extension). */
   dataplane?: DataplaneHealth;
   /** The segments' VLAN links and gateway addresses the node must have (absent or empty: not checked). */
   segments?: SegmentLink[];
+  /**
+   * The site's BGP neighbours. A change (a try, an upgrade) must not lose a session: each neighbour whose session
+   * was established before the change (and its BFD up, where both sides run it) must be so again before the change
+   * is kept. Sessions that were down before hold nothing. The health gate, which has no "before", leaves them out.
+   */
+  bgp?: BgpNeighbourCheck[];
 }
 
 /** What the box in maintenance mode must be before it gets any secret. */
@@ -180,6 +196,7 @@ export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: strin
   ];
   if (checks.segments?.length) list.push(segmentCheck(checks.segments));
   if (checks.dataplane) list.push(dataplaneCheck(t, checks.dataplane));
+  if (checks.bgp?.length) list.push(bgpCheck());
   list.push({
     name: "cluster-health",
     what: "cluster health",
@@ -253,6 +270,68 @@ function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): { name: string; wha
       `body=$(timeout --kill-after=1 "$(secs "$ms")" curl -sS --max-time "$(secs "$ms")" ${q(url)}) || return 1`,
       `problems=$(jq -r --arg sha ${q(dp.rulesetSha256 ?? "")} --arg gen ${q(dp.generation ?? "")} ${q(verdict)} <<<"$body") || { echo "loader health is not JSON: $body"; return 1; }`,
       'if [ -n "$problems" ]; then echo "loader: $problems"; return 1; fi',
+    ],
+  };
+}
+
+/**
+ * jq over `talosctl get bgppeerstatuses -o json` slurped: the BGPPeerStatus specs, as Talos marshals them
+ * (pkg/machinery/resources/network/bgp_peer_status.go: peer, peerASN, state as nethelpers.BGPSessionState's text —
+ * ESTABLISHED, ACTIVE …; bfdState as GoBGP's BFD state lower-cased — up, down, init, admin_down).
+ */
+const BGP_SPECS = '[.[] | select(.metadata.type == "BGPPeerStatuses.net.talos.dev") | .spec]';
+
+/**
+ * Before a change: which of the site's neighbours have their session established now, and BFD up where the site
+ * runs BFD on it ($BGP_HELD, JSON). A node that cannot say fails the update before anything is sent: without it
+ * the check after the change could not tell a lost session from one that was never up.
+ */
+function bgpHold(neighbours: BgpNeighbourCheck[]): string {
+  const held = [
+    `${BGP_SPECS} as $s`,
+    "| [ $want[] as $w | ([$s[] | select(.peer == $w.address)] | first) as $p",
+    '  | select($p != null and $p.state == "ESTABLISHED")',
+    '  | {address: $w.address, asn: $w.asn, bfd: ($w.bfd and $p.bfdState == "up")} ]',
+  ].join("\n");
+  return [
+    `BGP_WANT=${q(JSON.stringify(neighbours))}`,
+    'read_bgp() { talos "$1" get bgppeerstatuses -o json; }',
+    "bgp_hold() {",
+    "  local out",
+    '  if ! retry_until $(( $(now_ms) + CHECK_MS )) "the node\'s BGP sessions before the change" read_bgp; then',
+    '    log "could not read the node\'s BGP sessions, so a session this change breaks could not be told from one that was down; nothing was changed"',
+    "    exit 1",
+    "  fi",
+    '  out=$(read_bgp "$CHECK_MS")',
+    `  BGP_HELD=$(jq -cs --argjson want "$BGP_WANT" ${q(held)} <<<"$out") || { log "the node's BGP sessions are not JSON; nothing was changed"; exit 1; }`,
+    "  local up",
+    `  up=$(jq -r '[.[] | .address + (if .bfd then " (BFD up)" else "" end)] | join(", ")' <<<"$BGP_HELD")`,
+    '  log "BGP sessions established before the change, which it must keep: ${up:-none}"',
+    "}",
+  ].join("\n");
+}
+
+/** The sessions held before the change ($BGP_HELD) are established again, BFD up where it was. Every problem at once. */
+function bgpCheck(): { name: string; what: string; body: string[] } {
+  const verdict = [
+    `${BGP_SPECS} as $s`,
+    '| [ $held[] as $h | "neighbour \\($h.address) (AS \\($h.asn))" as $at',
+    "  | ([$s[] | select(.peer == $h.address)] | first) as $p",
+    '  | if $p == null then "\\($at) has no session; it was established before the change"',
+    '    elif $p.state != "ESTABLISHED" then "\\($at) is \\($p.state); it was established before the change"',
+    '    elif $h.bfd and $p.bfdState != "up" then "\\($at): BFD is \\($p.bfdState // "off"); it was up before the change"',
+    "    else empty end",
+    '] | join("; ")',
+  ].join("\n");
+  return {
+    name: "BGP",
+    what: "BGP sessions that were up before the change",
+    body: [
+      "local out problems",
+      '[ "${BGP_HELD:-[]}" != "[]" ] || return 0',
+      'out=$(read_bgp "$1") || { printf \'%s\\n\' "$out"; return 1; }',
+      `problems=$(jq -rs --argjson held "$BGP_HELD" ${q(verdict)} <<<"$out") || { echo "the node's BGP sessions are not JSON"; return 1; }`,
+      'if [ -n "$problems" ]; then echo "$problems"; return 1; fi',
     ],
   };
 }
@@ -411,6 +490,7 @@ export function applyTryScript(t: NodeTarget, tryTimeout: number, checks: Health
     `TRY_S=${tryTimeout}`,
     `MARGIN_MS=${margin * 1000}`,
     revertPath(),
+    ...(checks.bgp?.length ? [bgpHold(checks.bgp), "bgp_hold"] : []),
     "start=$(now_ms)",
     "deadline=$(( start + TRY_S * 1000 ))",
     "confirm_by=$(( deadline - MARGIN_MS ))",
@@ -456,6 +536,7 @@ export function upgradeScript(t: NodeTarget, image: string, checks: HealthChecks
     prelude(t, false),
     checkFunctions(t, checks),
     `IMAGE=${q(image)}`,
+    ...(checks.bgp?.length ? [bgpHold(checks.bgp), "bgp_hold"] : []),
     'log "upgrading the node to $IMAGE"',
     'if ! talos $(( HEALTH_TIMEOUT * 1000 )) upgrade --image "$IMAGE" --wait --timeout "${HEALTH_TIMEOUT}s" >&2; then',
     '  log "the upgrade to $IMAGE did not complete; the node keeps (or boots back into) its current image"',
@@ -486,7 +567,8 @@ export function upgradeScript(t: NodeTarget, image: string, checks: HealthChecks
 export function healthScript(t: NodeTarget, checks: HealthChecks = {}): string {
   return [
     prelude(t, false),
-    checkFunctions(t, checks),
+    // No "before" to hold BGP sessions to: the try and the upgrade hold them.
+    checkFunctions(t, { ...checks, bgp: undefined }),
     'if ! run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then log "the router is not healthy:${failed}"; exit 1; fi',
     'log "the router is healthy"',
   ].join("\n");

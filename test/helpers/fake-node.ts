@@ -65,6 +65,24 @@ export interface Faults {
   dropAddresses?: string[];
   /** IPv6 addresses of those links that another host already has: duplicate address detection fails. */
   duplicateAddresses?: string[];
+  /** BGP neighbours (addresses) whose BFD session stays in Init (fake-node/bgp.js). */
+  bfdStuckInit?: string[];
+  /** Installer images on which no BGP session comes up. */
+  bgpBrokenImages?: string[];
+}
+
+/** A router on the other side of a BGP session (fake-node/bgp.js). */
+export interface BgpNeighbour {
+  address: string;
+  /** Its own AS. */
+  asn: number;
+  /** The AS it expects this router to have. */
+  peerAsn: number;
+  /** It runs BFD on the session. */
+  bfd?: boolean;
+  routerId?: string;
+  /** Prefixes it sends. */
+  prefixes?: number;
 }
 
 export interface NodeOptions {
@@ -81,6 +99,10 @@ export interface NodeOptions {
   /** SHA-256 (hex) of the client certificate the Kubernetes API accepts. */
   kubeClientFingerprint?: string;
   rebootMs?: number;
+  /** The BGP neighbours around the node. */
+  bgpNeighbours?: BgpNeighbour[];
+  /** How long a BGP session takes to establish (BFD as long again); default 400 ms. */
+  bgpEstablishMs?: number;
 }
 
 export interface Received {
@@ -176,6 +198,11 @@ export class FakeNode {
   /** The captures the node ran: link, filter length (instructions), packets sent, how each ended. */
   async captures(): Promise<{ link: string; filter: number; packets: number; ended: string }[]> {
     return await this.request({ op: "captures" });
+  }
+
+  /** The node's resources of a type as `talosctl get TYPE -o json` prints them (with this site's credentials). */
+  async talosGet(type: string): Promise<{ metadata: { id: string; type: string }; spec: Record<string, unknown> }[]> {
+    return await this.request({ op: "resources", type });
   }
 
   async state(): Promise<NodeState> {

@@ -7,7 +7,8 @@ import { renderTalosconfig } from "../../components/talos-node/talosconfig";
 import { renderSegmentHost } from "../../components/vlan-segment/host";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { renderRuleset } from "../../components/dataplane/nftables";
-import { dataplaneHealth, segmentLinks } from "../../components/talos-node/health";
+import { bgpNeighbourChecks, dataplaneHealth, segmentLinks } from "../../components/talos-node/health";
+import { renderRoutingHost } from "../../components/network-services/routing";
 import { diskSelector, renderCel, renderJq } from "../../components/talos-node/disk-selector";
 import { randomBytes } from "node:crypto";
 import type { HealthChecks, InstallIdentity, NodeTarget } from "../../components/talos-node/scripts";
@@ -83,6 +84,7 @@ export function rendered(edit?: (raw: Raw) => void): Rendered {
   const contributions = [
     ...s.plan.segments.map(renderSegmentHost),
     ...renderDataplaneHost(s.site, s.plan, { nftRuleset }),
+    renderRoutingHost(s.site, s.plan),
   ];
   const config = renderMachineConfig({
     site: s.site,
@@ -97,6 +99,7 @@ export function rendered(edit?: (raw: Raw) => void): Rendered {
     checks: {
       dataplane: dataplaneHealth(contributions, s.site.dataplane.metricsPort),
       segments: segmentLinks(s.plan.segments),
+      bgp: bgpNeighbourChecks(s.site),
     },
     identity: {
       macs: s.site.node.nics.map((n) => n.mac),
