@@ -5,7 +5,7 @@
  * Pure: the same two renders give the same lines.
  */
 import type { ForwardFacts, MatrixCellFacts, ReviewModel, SegmentFacts } from "../components/review";
-import { talosChanges } from "./talos-changes";
+import { bgpSessionChanges, talosChanges } from "./talos-changes";
 
 /** A rendered stack: artifact path → content (empty when the stack does not exist on that side). */
 export type Render = ReadonlyMap<string, string>;
@@ -175,6 +175,14 @@ function host(a: Render, b: Render, ra: ReviewModel | undefined, rb: ReviewModel
     ];
     if (docs.length && a.has(path) && b.has(path))
       out.push(`${path}: ${docs.join(", ")} — applied with the try path (checked, confirmed or reverted)`);
+    const bgp = bgpSessionChanges(a.get(path) ?? "", b.get(path) ?? "");
+    if (bgp.restart.length)
+      out.push(
+        `${path}: BGP SESSIONS RESTART — ${bgp.restart.map((r) => `${r.neighbour} (${r.why.join(", ")})`).join("; ")} (Talos starts them over; each one established before the change must be established again inside the try window, or the change is not confirmed)`,
+      );
+    if (bgp.end.length) out.push(`${path}: BGP sessions end (neighbour removed): ${bgp.end.join(", ")}`);
+    if (bgp.start.length)
+      out.push(`${path}: BGP sessions start (new neighbour, not held by the try): ${bgp.start.join(", ")}`);
     if (t.needsReboot.length)
       out.push(
         `${path}: NEEDS A REBOOT, CANNOT BE TRIED — ${t.needsReboot.join(", ")} (Talos applies these v1alpha1 fields only with a reboot; the try/confirm apply refuses the change and the update fails without changing anything)`,

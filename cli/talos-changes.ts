@@ -90,3 +90,76 @@ export function talosChanges(before: string, after: string): TalosChanges {
     out.needsReboot = changedPaths(a.get("v1alpha1"), b.get("v1alpha1")).filter((p) => !immediate(p));
   return out;
 }
+
+/** What a change does to the node's BGP sessions, by neighbour address. */
+export interface BgpSessionChanges {
+  /** Sessions Talos starts over, each with why (`neighbour …: peerASN 65020 → 65021`, `router id …`). */
+  restart: { neighbour: string; why: string[] }[];
+  /** Neighbours removed: their sessions end. */
+  end: string[];
+  /** Neighbours added: new sessions. */
+  start: string[];
+}
+
+interface BgpDoc {
+  name?: string;
+  localASN?: number;
+  routerID?: string;
+  multipath?: boolean;
+  maxPaths?: number;
+  vrf?: string;
+  neighbors?: Record<string, unknown>[];
+}
+
+/**
+ * Instance-wide fields whose change recreates Talos' GoBGP server, so that every session of the instance starts over
+ * (internal/app/machined/pkg/controllers/network/internal/bgp/bgp.go ServerKey, instance.go EnsureServer).
+ */
+const SERVER_FIELDS = ["localASN", "routerID", "multipath", "maxPaths", "vrf"] as const;
+/**
+ * Neighbour fields whose change deletes and re-adds the peer, restarting its session (bgp.go PeerKey, instance.go
+ * reconcilePeers). Anything else of a neighbour is not part of its session.
+ */
+const PEER_FIELDS = ["peerASN", "localASN", "passive", "holdTime", "bfd"] as const;
+
+/**
+ * The BGP sessions a machine-configuration change restarts, ends or starts, from its BGPInstanceConfig documents
+ * (by instance name, neighbours by address).
+ */
+export function bgpSessionChanges(before: string, after: string): BgpSessionChanges {
+  const instances = (stream: string) =>
+    new Map(
+      [...documentsOf(stream).values()]
+        .filter((d) => (d as { kind?: string }).kind === "BGPInstanceConfig")
+        .map((d) => [(d as BgpDoc).name ?? "default", d as BgpDoc]),
+    );
+  const a = instances(before);
+  const b = instances(after);
+  const out: BgpSessionChanges = { restart: [], end: [], start: [] };
+  const text = (v: unknown) => (v === undefined ? "unset" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const differs = (x: Record<string, unknown>, y: Record<string, unknown>, fields: readonly string[]) =>
+    fields
+      .filter((f) => JSON.stringify(x[f]) !== JSON.stringify(y[f]))
+      .map((f) => `${f} ${text(x[f])} → ${text(y[f])}`);
+  const byAddress = (d: BgpDoc | undefined) =>
+    new Map((d?.neighbors ?? []).map((n) => [String(n.address ?? `link/${String(n.link)}`), n]));
+  for (const name of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const na = byAddress(a.get(name));
+    const nb = byAddress(b.get(name));
+    const server =
+      a.has(name) && b.has(name)
+        ? differs(a.get(name) as Record<string, unknown>, b.get(name) as Record<string, unknown>, SERVER_FIELDS)
+        : [];
+    for (const [address, n] of nb) {
+      const old = na.get(address);
+      if (!old) {
+        out.start.push(address);
+        continue;
+      }
+      const why = [...server, ...differs(old, n, PEER_FIELDS)];
+      if (why.length) out.restart.push({ neighbour: address, why });
+    }
+    for (const address of na.keys()) if (!nb.has(address)) out.end.push(address);
+  }
+  return out;
+}

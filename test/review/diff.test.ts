@@ -17,7 +17,7 @@ function diff(repo: string, ...args: string[]) {
 type Config = Record<string, unknown>;
 const fw = (c: Config) => c["router:firewall"] as { policies: Config[]; rules: Config[] };
 
-/** One change touching the firewall, the WAN, the segments, the DNS profile and the IDS. */
+/** One change touching the firewall, the WAN, the segments, the DNS profile, the IDS and BGP. */
 function change(c: Config): void {
   fw(c).rules.push(GUEST_WEB_RULE);
   (c["router:portForwards"] as Config[]).push({
@@ -38,6 +38,9 @@ function change(c: Config): void {
   const ids = c["router:ids"] as { segments: string[]; rules?: Config };
   ids.segments.push("trusted");
   ids.rules = { ...ids.rules, updateInterval: "6h" };
+  c["router:routing"] = {
+    bgp: { asn: 65010, routerId: "10.50.0.1", neighbors: [{ address: "10.50.0.250", asn: 65020 }] },
+  };
 }
 
 /** Moves a stack to Talos v1.14.7 (a new release: a new installer image). */
@@ -95,7 +98,10 @@ describe.skipIf(!tools.ok)("npm run diff", () => {
     for (const l of ["segments", "firewall", "dataplane", "node"])
       expect(out).toMatch(new RegExp(`layers that change: [^\\n]*\\b${l}\\b`));
     expect(out).toMatch(/- talos\/lab-rtr1\.yaml: [^\n]*VLANConfig\/lan0\.60 added[^\n]*— applied with the try path/);
-    expect(out).not.toMatch(/NEEDS A REBOOT|TALOS UPGRADE/);
+    expect(out).toContain(
+      "- talos/lab-rtr1.yaml: BGP sessions start (new neighbour, not held by the try): 10.50.0.250",
+    );
+    expect(out).not.toMatch(/NEEDS A REBOOT|TALOS UPGRADE|BGP SESSIONS RESTART/);
     expect(out).toContain("- + lab-segment-lab (router:network:VlanSegment)");
     expect(out).toContain("--- base/dataplane/router.nft\n+++ head/dataplane/router.nft");
     expect(out).toMatch(/^\+\t\t# rule guest-web$/m);

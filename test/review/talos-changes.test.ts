@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { changedPaths, talosChanges } from "../../cli/talos-changes";
+import { bgpSessionChanges, changedPaths, talosChanges } from "../../cli/talos-changes";
+import { renderRoutingHost } from "../../components/network-services/routing";
+import { devSite, type Raw } from "../helpers/dev-site";
 
 const v1 = (machine: Record<string, unknown>, cluster: Record<string, unknown> = {}) =>
   stringify({ version: "v1alpha1", machine: { type: "controlplane", ...machine }, cluster });
@@ -51,5 +53,68 @@ describe("machine-configuration changes", () => {
 
   it("compares nested values by path", () => {
     expect(changedPaths({ a: { b: 1, c: [1] } }, { a: { b: 2, c: [1] }, d: 1 })).toEqual(["a.b", "d"]);
+  });
+});
+
+/** The BGPInstanceConfig the program renders for the dev site with these BGP settings. */
+function bgpStream(bgp: Record<string, unknown>): string {
+  const s = devSite((raw: Raw) => {
+    raw.routing = { bgp };
+  });
+  return stream(v1({}), ...renderRoutingHost(s.site, s.plan).documents.map((d) => stringify(d)));
+}
+
+describe("BGP sessions a change restarts, ends or starts", () => {
+  const base = {
+    asn: 65010,
+    routerId: "10.50.0.1",
+    neighbors: [
+      { address: "10.50.0.250", asn: 65020, bfd: true },
+      { address: "fd12:3456:789a:50::fe", asn: 65030 },
+    ],
+    advertise: ["servers"],
+  };
+
+  it("a neighbour's AS or BFD restarts its session only; what the router advertises restarts none", () => {
+    const after = {
+      ...base,
+      neighbors: [
+        { address: "10.50.0.250", asn: 65021, bfd: true, description: "now described" },
+        { address: "fd12:3456:789a:50::fe", asn: 65030, bfd: true },
+      ],
+      advertise: ["servers", "trusted"],
+    };
+    expect(bgpSessionChanges(bgpStream(base), bgpStream(after))).toEqual({
+      restart: [
+        { neighbour: "10.50.0.250", why: ["peerASN 65020 → 65021"] },
+        { neighbour: "fd12:3456:789a:50::fe", why: ["bfd unset → {}"] },
+      ],
+      end: [],
+      start: [],
+    });
+  });
+
+  it("a new router id or AS restarts every session of the instance; removed and added neighbours end and start", () => {
+    const after = {
+      ...base,
+      routerId: "10.50.0.2",
+      neighbors: [base.neighbors[0], { address: "10.50.0.251", asn: 65040 }],
+    };
+    expect(bgpSessionChanges(bgpStream(base), bgpStream(after))).toEqual({
+      restart: [{ neighbour: "10.50.0.250", why: ["routerID 10.50.0.1 → 10.50.0.2"] }],
+      end: ["fd12:3456:789a:50::fe"],
+      start: ["10.50.0.251"],
+    });
+  });
+
+  it("turning BGP on starts every session, turning it off ends them, an unchanged site touches none", () => {
+    const none = stream(v1({}));
+    expect(bgpSessionChanges(none, bgpStream(base))).toEqual({
+      restart: [],
+      end: [],
+      start: ["10.50.0.250", "fd12:3456:789a:50::fe"],
+    });
+    expect(bgpSessionChanges(bgpStream(base), none).end).toEqual(["10.50.0.250", "fd12:3456:789a:50::fe"]);
+    expect(bgpSessionChanges(bgpStream(base), bgpStream(base))).toEqual({ restart: [], end: [], start: [] });
   });
 });
