@@ -67,7 +67,7 @@ export interface PodSpec {
   containers?: Container[];
   initContainers?: Container[];
   ephemeralContainers?: Container[];
-  volumes?: { name?: string; hostPath?: { path?: string } }[];
+  volumes?: { name?: string; hostPath?: { path?: string }; image?: { reference?: string } }[];
   hostPID?: boolean;
   hostIPC?: boolean;
   serviceAccountName?: string;

@@ -290,9 +290,56 @@ function inlineRules(): AlertRule[] {
   ];
 }
 
+/** BGP sessions (Talos' BGP, read by the node exporter's BGP collector): only on a site with BGP. */
+function bgpRules(site: Site): AlertRule[] {
+  if (!site.routing.bgp) return [];
+  return [
+    {
+      alert: "BgpSessionDown",
+      expr: "router_bgp_session_established == 0",
+      for: "2m",
+      severity: "warning",
+      summary: "BGP session with {{ $labels.neighbour }} (AS {{ $labels.asn }}) is down",
+      description:
+        "Talos reports the session with the neighbour {{ $labels.neighbour }} as not established: the routes it sent are gone.",
+      runbook:
+        "talosctl get bgppeerstatuses (state, since); then the neighbour's side: reachability, its AS and this router's AS on both ends.",
+    },
+    {
+      alert: "BgpBfdDown",
+      expr: "router_bgp_bfd_up == 0 and on(neighbour, asn) router_bgp_session_established == 1",
+      for: "1m",
+      severity: "warning",
+      summary: "BGP with {{ $labels.neighbour }} is up but its BFD session is not",
+      description:
+        "A failure of the neighbour {{ $labels.neighbour }} is now noticed only when the BGP hold timer runs out, not within BFD's detection time.",
+      runbook:
+        "talosctl get bgppeerstatuses (bfdState); stuck in init: the neighbour must run BFD as a session of its own (README, The network layer).",
+    },
+    {
+      alert: "BgpStatusUnreadable",
+      expr: "router_bgp_status_readable == 0 or (time() - router_bgp_metrics_timestamp_seconds) > 300",
+      for: "5m",
+      severity: "warning",
+      summary: "The BGP sessions cannot be read",
+      description:
+        "The BGP collector gets no answer from the Talos API (or has stopped): the BGP alerts are blind meanwhile.",
+      runbook:
+        "kubectl -n router-observability logs ds/node-exporter -c bgp-metrics; the Talos ServiceAccount bgp-metrics and its Secret.",
+    },
+  ];
+}
+
 /** Every alert rule of the site, in a stable order. */
 export function alertRules(site: Site, plan: SitePlan): AlertRule[] {
-  return [...wanRules(plan), ...dataplaneRules(site), ...serviceRules(site), ...hostRules(site), ...idsRules(site)];
+  return [
+    ...wanRules(plan),
+    ...dataplaneRules(site),
+    ...serviceRules(site),
+    ...hostRules(site),
+    ...idsRules(site),
+    ...bgpRules(site),
+  ];
 }
 
 /** The rule file Prometheus loads (`promtool check rules` checks it). */

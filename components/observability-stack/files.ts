@@ -71,10 +71,16 @@ export function renderStackFiles(
     flows: { "nfacctd.conf": renderNfacctd(site), links: renderFlowLinks(plan) },
     grafana: grafanaProvisioning(plan),
     "grafana-dashboards": Object.fromEntries(renderDashboards(site, plan)),
+    ...(site.routing.bgp ? { bgp: { "bgp-neighbours": bgpNeighboursFile(site) } } : {}),
   };
   const artifacts: Record<string, string> = { "observability/runbook.md": renderRunbook(site, plan) };
   for (const [role, files] of Object.entries(configMaps))
     for (const [file, content] of Object.entries(files))
       artifacts[role === "grafana-dashboards" ? `observability/dashboards/${file}` : `observability/${file}`] = content;
   return { configMaps, artifacts };
+}
+
+/** The BGP collector's neighbours (router:routing.bgp.neighbors): "<address> <AS> <1 with BFD, else 0>" per line. */
+export function bgpNeighboursFile(site: Site): string {
+  return (site.routing.bgp?.neighbors ?? []).map((n) => `${n.address} ${n.asn} ${n.bfd ? 1 : 0}\n`).join("");
 }

@@ -15,7 +15,7 @@ import type { PolicyModel } from "../site/policy";
 import type { SiteSecrets } from "../site/load";
 import { pinImage, shipImage, type ImageBuild } from "../images";
 import { renderStackFiles } from "./files";
-import { OBS_NAMESPACE, renderObservabilityObjects, type ObsObject } from "./k8s";
+import { OBS_NAMESPACE, renderObservabilityObjects, talosctlImage, type ObsObject } from "./k8s";
 import { forwardPasswordConf } from "./logs";
 export { observabilityHost, observabilityRuleset } from "./host";
 import { renderObservabilitySummary } from "./summary";
@@ -85,8 +85,10 @@ function secretData(site: Site, s: SiteSecrets): Record<string, Record<string, u
 }
 
 function createObject(name: string, obj: ObsObject, opts: pulumi.CustomResourceOptions): pulumi.CustomResource {
-  const { apiVersion: _a, kind, ...rest } = obj;
+  const { apiVersion, kind, ...rest } = obj;
   const args = rest as never;
+  // Talos' own kind (its Kubernetes API access): a custom resource.
+  if (apiVersion === "talos.dev/v1alpha1") return new k8s.apiextensions.CustomResource(name, obj as never, opts);
   switch (kind) {
     case "Namespace":
       return new k8s.core.v1.Namespace(name, args, opts);
@@ -132,6 +134,10 @@ export class ObservabilityStack extends pulumi.ComponentResource {
       own: this.image,
       logs: pinImage(this, `${name}-logs-image`, site.observability.images.logs),
       dashboards: pinImage(this, `${name}-dashboards-image`, site.observability.images.dashboards),
+      // The BGP collector runs the talosctl of the node's Talos release.
+      ...(site.routing.bgp
+        ? { talosctl: pinImage(this, `${name}-talosctl-image`, talosctlImage(site.talos.version)) }
+        : {}),
     };
     const secrets = secretData(site, args.secrets);
     const objects = renderObservabilityObjects(site, plan, files, images, secrets);
@@ -155,7 +161,7 @@ export class ObservabilityStack extends pulumi.ComponentResource {
       else if (obj.kind === "DaemonSet") this.workloads.push(res);
       else before.push(res);
     }
-    this.digest = pulumi.all([images.own, images.logs, images.dashboards]).apply((refs) =>
+    this.digest = pulumi.all([images.own, images.logs, images.dashboards, images.talosctl]).apply((refs) =>
       createHash("sha256")
         .update(JSON.stringify([refs, files.configMaps]))
         .digest("hex"),

@@ -48,12 +48,37 @@ export interface StackImages {
   own: unknown;
   logs: unknown;
   dashboards: unknown;
+  /** Talos' talosctl image (the BGP collector mounts its binary): only on a site with BGP. */
+  talosctl?: unknown;
 }
+
+/** Talos' talosctl image of a release (siderolabs/talos hack/release: `ghcr.io/siderolabs/talosctl:<version>`). */
+export function talosctlImage(version: string): string {
+  return `ghcr.io/siderolabs/talosctl:${version}`;
+}
+
+/** Where the BGP collector finds talosctl: the talosctl image (one file, /talosctl) mounted as an image volume. */
+export const TALOSCTL_DIR = "/opt/talosctl";
+/**
+ * The Talos service account of the BGP collector: Talos (machine.features.kubernetesTalosAPIAccess) turns it into a
+ * Secret of the same name holding a talosconfig with only the os:reader role, mounted where talosctl looks for it
+ * (pkg/machinery/constants ServiceAccountMountPath, TalosconfigFilename).
+ */
+export const TALOS_SA = {
+  name: "bgp-metrics",
+  roles: ["os:reader"],
+  mount: "/var/run/secrets/talos.dev",
+  key: "config",
+};
 
 interface Mount {
   /** ConfigMap or Secret (by object name) and the keys to mount, or a host/empty directory. */
   source:
-    { configMap: string; keys: string[] } | { secret: string; keys: string[] } | { host: string } | { empty: true };
+    | { configMap: string; keys: string[] }
+    | { secret: string; keys: string[] }
+    | { host: string }
+    | { empty: true }
+    | { image: unknown };
   path: string;
   readOnly?: boolean;
 }
@@ -100,6 +125,8 @@ function volumeOf(m: Mount, i: number, names: Map<string, string>): IVolume {
       secret: { secretName: s.secret, items: s.keys.map((k) => ({ key: k, path: k })), defaultMode: 0o400 },
     };
   if ("host" in s) return { name, hostPath: { path: s.host, type: "DirectoryOrCreate" } };
+  // An OCI image's files, read only (Kubernetes image volumes: beta and on by default since 1.35).
+  if ("image" in s) return { name, image: { reference: s.image as string, pullPolicy: "IfNotPresent" } } as IVolume;
   return { name, emptyDir: { medium: "Memory", sizeLimit: "16Mi" } };
 }
 
@@ -269,6 +296,36 @@ function metricsWorkloads(site: Site, plan: SitePlan, images: StackImages, secre
             host(TEXTFILE_DIR, TEXTFILE_DIR),
           ],
         },
+        ...bgpCollector(site, plan, images, interval),
+      ],
+    },
+  ];
+}
+
+/**
+ * The BGP sessions Talos runs, read through the Talos API with the collector's Talos service account (os:reader)
+ * and written for the node exporter (images/observability/router-bgp-metrics). Only on a site with BGP.
+ */
+function bgpCollector(site: Site, plan: SitePlan, images: StackImages, interval: string): Container[] {
+  if (!site.routing.bgp || images.talosctl === undefined) return [];
+  return [
+    {
+      name: "bgp-metrics",
+      image: images.own,
+      command: [
+        "router-bgp-metrics",
+        "/etc/router-obs-bgp/bgp-neighbours",
+        plan.managementAddress,
+        `${TEXTFILE_DIR}/bgp.prom`,
+        interval,
+      ],
+      env: { TALOSCTL: `${TALOSCTL_DIR}/talosctl`, TALOSCONFIG: `${TALOS_SA.mount}/${TALOS_SA.key}` },
+      memoryMiB: 64,
+      mounts: [
+        cm("bgp", ["bgp-neighbours"], "/etc/router-obs-bgp"),
+        { source: { image: images.talosctl }, path: TALOSCTL_DIR, readOnly: true },
+        { source: { secret: TALOS_SA.name, keys: [TALOS_SA.key] }, path: TALOS_SA.mount, readOnly: true },
+        { source: { host: TEXTFILE_DIR }, path: TEXTFILE_DIR },
       ],
     },
   ];
@@ -497,9 +554,21 @@ export function renderObservabilityObjects(
       },
     },
   };
+  // Talos makes the collector's talosconfig Secret from this (a CRD of Talos, there once the feature is on).
+  const talosServiceAccount: ObsObject[] = workloads.some((w) => w.containers.some((c) => c.name === "bgp-metrics"))
+    ? [
+        {
+          apiVersion: "talos.dev/v1alpha1",
+          kind: "ServiceAccount",
+          metadata: { name: TALOS_SA.name, namespace: OBS_NAMESPACE, labels: LABELS },
+          spec: { roles: TALOS_SA.roles },
+        },
+      ]
+    : [];
   return [
     namespace,
     ...rbac(),
+    ...talosServiceAccount,
     ...configMaps,
     ...secrets,
     ...workloads.map((w) => daemonSet(w, names, plan.managementAddress)),

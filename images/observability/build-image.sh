@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Builds the router's observability image: Prometheus, Alertmanager, the node exporter, syslog-ng, ulogd2,
-# softflowd and nfacctd from the build machine's Debian packages, the stack's metric scripts, and exactly the
+# softflowd, nfacctd and jq from the build machine's Debian packages, the stack's metric scripts, and exactly the
 # shared libraries and plugin directories they load, as an OCI image layout with a reproducible digest.
 #   build-image.sh STAGE_DIR OUT_DIR
 # Output: OUT_DIR/oci (one image) and OUT_DIR/image-digest.
@@ -15,19 +15,19 @@ name=router-observability
 
 binaries=(
 	/usr/bin/prometheus /usr/bin/prometheus-alertmanager /usr/bin/prometheus-node-exporter
-	/usr/sbin/syslog-ng /usr/sbin/ulogd /usr/sbin/softflowd /usr/sbin/nfacctd /usr/bin/busybox
+	/usr/sbin/syslog-ng /usr/sbin/ulogd /usr/sbin/softflowd /usr/sbin/nfacctd /usr/bin/busybox /usr/bin/jq
 )
 for b in "${binaries[@]}"; do
-	[ -x "$b" ] || { echo "build-image: $b is missing (install: prometheus prometheus-alertmanager prometheus-node-exporter syslog-ng-core syslog-ng-mod-http ulogd2 ulogd2-json softflowd pmacct busybox)" >&2; exit 1; }
+	[ -x "$b" ] || { echo "build-image: $b is missing (install: prometheus prometheus-alertmanager prometheus-node-exporter syslog-ng-core syslog-ng-mod-http ulogd2 ulogd2-json softflowd pmacct busybox jq)" >&2; exit 1; }
 done
 
 root="$stage/rootfs"
 rm -rf "$stage"
 mkdir -p "$root"/{etc,tmp,run,var/lib,usr/bin,usr/local/bin}
 for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
-install -m 0755 "$here/router-dhcp-metrics" "$here/router-talker-metrics" "$root/usr/local/bin/"
-# The metric scripts need a shell and a few tools: busybox provides them.
-for tool in sh awk sort date sleep mv cat; do ln -sf busybox "$root/usr/bin/$tool"; done
+install -m 0755 "$here/router-dhcp-metrics" "$here/router-talker-metrics" "$here/router-bgp-metrics" "$root/usr/local/bin/"
+# The metric scripts need a shell and a few tools: busybox provides them (jq is Debian's, for the BGP collector).
+for tool in sh awk sort date sleep mv cat timeout; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Plugins loaded at run time: syslog-ng's modules (network, http, json, csv), ulogd2's.
 for dir in /usr/lib/syslog-ng /usr/lib/x86_64-linux-gnu/ulogd /usr/share/syslog-ng; do

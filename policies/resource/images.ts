@@ -1,7 +1,7 @@
 /**
  * Images are pinned by digest: a tag can be moved to other bytes, a digest cannot, so what a review approved is
- * what the router runs. Checks every container of the Kubernetes workloads and every image a Helm release's
- * values set (`image: "ref"` or `{repository, tag, digest, useDigest}` as charts such as Cilium's take it).
+ * what the router runs. Checks every container and image volume of the Kubernetes workloads and every image a Helm
+ * release's values set (`image: "ref"` or `{repository, tag, digest, useDigest}` as charts such as Cilium's take it).
  */
 import type { ResourceValidationPolicy } from "@pulumi/policy";
 import type { EnforcementLevel } from "@pulumi/policy";
@@ -53,6 +53,20 @@ export function imagesPinnedByDigest(enforcementLevel: EnforcementLevel = "manda
           if (!image || !DIGEST_REF.test(image))
             report(
               `${pod.kind} ${pod.workload}: ${list} ${c.name ?? "?"} runs image "${image ?? ""}", which is not pinned by digest (allowed: an image reference ending in @sha256:<64 hex digits>)`,
+            );
+        }
+        // Image volumes (an OCI image's files mounted into the pod) run what they hold just the same.
+        for (const v of pod.spec.volumes ?? []) {
+          let ref: string | undefined;
+          try {
+            ref = v.image?.reference;
+          } catch (e) {
+            if (isUnknownValue(e)) continue;
+            throw e;
+          }
+          if (v.image && (!ref || !DIGEST_REF.test(ref)))
+            report(
+              `${pod.kind} ${pod.workload}: volume ${v.name ?? "?"} mounts image "${ref ?? ""}", which is not pinned by digest (allowed: an image reference ending in @sha256:<64 hex digits>)`,
             );
         }
         return;

@@ -12,7 +12,7 @@ import { renderRoutingHost } from "../../components/network-services/routing";
 import { diskSelector, renderCel, renderJq } from "../../components/talos-node/disk-selector";
 import { randomBytes } from "node:crypto";
 import type { HealthChecks, InstallIdentity, NodeTarget } from "../../components/talos-node/scripts";
-import type { Disk, Identity, NodeOptions } from "./fake-node";
+import type { BgpNeighbour, Disk, Identity, NodeOptions } from "./fake-node";
 import { devSite, type Raw } from "./dev-site";
 import { fixtureSecrets } from "./talos-fixtures";
 
@@ -141,3 +141,27 @@ export function firewallChange(raw: Raw): void {
     { name: "lifecycle-test", from: "trusted", to: "iot", protocol: "tcp", ports: [8443], action: "accept" },
   ];
 }
+
+/**
+ * An edit of the dev site: eBGP (AS 65010) with two neighbours on its servers segment, 10.50.0.250 (AS 65020, BFD
+ * on unless `bfd` is false) and fd12:3456:789a:50::fe (AS 65030).
+ */
+export function withBgp(raw: Raw, over: { asn?: number; routerId?: string; bfd?: boolean } = {}): void {
+  raw.routing = {
+    bgp: {
+      asn: 65010,
+      routerId: over.routerId ?? "10.50.0.1",
+      neighbors: [
+        { address: "10.50.0.250", asn: over.asn ?? 65020, bfd: over.bfd ?? true, description: "transit" },
+        { address: "fd12:3456:789a:50::fe", asn: 65030 },
+      ],
+      advertise: ["trusted", "servers"],
+    },
+  };
+}
+
+/** The routers on the other side of withBgp's sessions, both answering and expecting this router's AS 65010. */
+export const BGP_NEIGHBOURS: BgpNeighbour[] = [
+  { address: "10.50.0.250", asn: 65020, peerAsn: 65010, bfd: true, routerId: "10.50.0.250", prefixes: 3 },
+  { address: "fd12:3456:789a:50::fe", asn: 65030, peerAsn: 65010, routerId: "10.50.0.254", prefixes: 1 },
+];

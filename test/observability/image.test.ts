@@ -8,7 +8,7 @@
  * store within 5 s as a record naming its source, destination, port, interface and rule.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
@@ -83,6 +83,37 @@ describe.skipIf(!t.ok)("the observability image", () => {
     const r = inRoot(a, cmd);
     expect(r.error).toBeUndefined();
     expect(`${r.stdout}${r.stderr}`).toMatch(expected);
+  });
+
+  it("runs the BGP collector from its own root (busybox, jq, timeout), with the talosctl it mounts", () => {
+    // The talosctl image volume stands in as a script printing one Talos BGPPeerStatus as `get -o json` does.
+    const root = join(a.stage, "rootfs");
+    mkdirSync(join(root, "opt/talosctl"), { recursive: true });
+    const status = {
+      node: "10.10.0.1",
+      metadata: { namespace: "network", type: "BGPPeerStatuses.net.talos.dev", id: "default/10.50.0.250" },
+      spec: { peer: "10.50.0.250", peerASN: 65020, state: "ESTABLISHED", received: 4, bfdState: "init" },
+    };
+    writeFileSync(
+      join(root, "opt/talosctl/talosctl"),
+      `#!/bin/sh\ncat <<'EOF'\n${JSON.stringify(status, null, 4)}\nEOF\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    writeFileSync(join(root, "tmp/bgp-neighbours"), "10.50.0.250 65020 1\nfd12:3456:789a:50::fe 65030 0\n");
+    const r = inRoot(a, [
+      "sh",
+      "-c",
+      "TALOSCTL=/opt/talosctl/talosctl router-bgp-metrics /tmp/bgp-neighbours 10.10.0.1 /tmp/bgp.prom 0",
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const out = readFileSync(join(root, "tmp/bgp.prom"), "utf8");
+    expect(out).toContain('router_bgp_session_established{neighbour="10.50.0.250",asn="65020"} 1\n');
+    expect(out).toContain('router_bgp_bfd_up{neighbour="10.50.0.250",asn="65020"} 0\n');
+    expect(out).toContain('router_bgp_received_prefixes{neighbour="10.50.0.250",asn="65020"} 4\n');
+    expect(out).toContain('router_bgp_session_established{neighbour="fd12:3456:789a:50::fe",asn="65030"} 0\n');
+    expect(out).toContain("router_bgp_status_readable 1\n");
   });
 
   it("loads syslog-ng's modules for the rendered collector configuration from its own root", () => {

@@ -321,6 +321,57 @@ const CASES: Case[] = [
     fires: [{ severity: W }],
   },
   { alert: "IdsQueueTableUnreadable", series: { router_ids_queue_table_readable: "1x40" }, at: "6m", fires: [] },
+  {
+    alert: "BgpSessionDown",
+    series: { 'router_bgp_session_established{neighbour="10.50.0.250",asn="65020"}': "1 0x10" },
+    at: "4m",
+    fires: [{ severity: W, neighbour: "10.50.0.250", asn: "65020" }],
+  },
+  // A session that resets and comes back within the minute is not worth a page.
+  {
+    alert: "BgpSessionDown",
+    series: { 'router_bgp_session_established{neighbour="10.50.0.250",asn="65020"}': "1 0 1x10" },
+    at: "4m",
+    fires: [],
+  },
+  {
+    alert: "BgpBfdDown",
+    series: {
+      'router_bgp_bfd_up{neighbour="10.50.0.250",asn="65020"}': "1 0x10",
+      'router_bgp_session_established{neighbour="10.50.0.250",asn="65020"}': "1x10",
+    },
+    at: "3m",
+    fires: [{ severity: W, neighbour: "10.50.0.250", asn: "65020" }],
+  },
+  // BFD down with the session down too is BgpSessionDown's business, not this rule's.
+  {
+    alert: "BgpBfdDown",
+    series: {
+      'router_bgp_bfd_up{neighbour="10.50.0.250",asn="65020"}': "1 0x10",
+      'router_bgp_session_established{neighbour="10.50.0.250",asn="65020"}': "1 0x10",
+    },
+    at: "3m",
+    fires: [],
+  },
+  {
+    alert: "BgpStatusUnreadable",
+    series: { router_bgp_status_readable: "1 0x40", router_bgp_metrics_timestamp_seconds: "0+15x40" },
+    at: "8m",
+    fires: [{ severity: W }],
+  },
+  // The collector stopped: its last file says readable, but its timestamp no longer moves (samples every 15 s).
+  {
+    alert: "BgpStatusUnreadable",
+    series: { router_bgp_status_readable: "1x80", router_bgp_metrics_timestamp_seconds: "0+15x4 60x80" },
+    at: "15m",
+    fires: [{ severity: W }],
+  },
+  {
+    alert: "BgpStatusUnreadable",
+    series: { router_bgp_status_readable: "1x80", router_bgp_metrics_timestamp_seconds: "0+15x80" },
+    at: "15m",
+    fires: [],
+  },
 ];
 
 const work = mkdtempSync(join(tmpdir(), "obs-rules-"));
@@ -345,7 +396,12 @@ function promtoolTest(rules: string, cases: Case[]) {
 }
 
 describe.skipIf(!t.ok)("the alert rules", () => {
-  const { site, plan } = devSite();
+  // The dev site with an eBGP neighbour (BFD on), so that the BGP rules are among them.
+  const { site, plan } = devSite((raw) => {
+    raw.routing = {
+      bgp: { asn: 65010, routerId: "10.50.0.1", neighbors: [{ address: "10.50.0.250", asn: 65020, bfd: true }] },
+    };
+  });
   const rules = renderRuleFile(site, plan);
   const names = (parse(rules) as { groups: { rules: { alert: string }[] }[] }).groups.flatMap((g) =>
     g.rules.map((r) => r.alert),

@@ -47,6 +47,19 @@ describe("images-pinned-by-digest", () => {
     ]);
   });
 
+  it("refuses an image volume by tag, and passes one by digest", async () => {
+    const withVolume = (reference: string) =>
+      kea((spec) => (spec.volumes = [...((spec.volumes as unknown[]) ?? []), { name: "tools", image: { reference } }]));
+    expect(await violations(imagesPinnedByDigest(), [withVolume("ghcr.io/siderolabs/talosctl:v1.14.1")])).toEqual([
+      'DaemonSet router-system/kea-dhcp4: volume tools mounts image "ghcr.io/siderolabs/talosctl:v1.14.1", which is not pinned by digest (allowed: an image reference ending in @sha256:<64 hex digits>)',
+    ]);
+    expect(
+      await violations(imagesPinnedByDigest(), [
+        withVolume(`ghcr.io/siderolabs/talosctl:v1.14.1@sha256:${"c".repeat(64)}`),
+      ]),
+    ).toEqual([]);
+  });
+
   it("refuses a Helm release whose values set an image without its digest", async () => {
     const cilium = structuredClone(named(dev, "lab-cilium-release"));
     (cilium.inputs.values as Record<string, unknown>).image = {

@@ -7,31 +7,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import { applyTryScript, healthScript, upgradeScript } from "../../components/talos-node/scripts";
 import { FakeNode, sha256, type BgpNeighbour, type Faults, type NodeState, type ScriptRun } from "../helpers/fake-node";
 import type { Raw } from "../helpers/dev-site";
-import { firewallChange, nodeOptions, rendered, talosconfig, target } from "../helpers/lifecycle-fixtures";
+import {
+  BGP_NEIGHBOURS,
+  firewallChange,
+  nodeOptions,
+  rendered,
+  talosconfig,
+  target,
+  withBgp,
+} from "../helpers/lifecycle-fixtures";
 
 const env = { ROUTER_TALOSCONFIG: talosconfig(), ROUTER_RETRY_MS: "300" };
 
-/** The dev site with two eBGP neighbours on its servers segment, one with BFD. */
-function withBgp(raw: Raw, over: { asn?: number; routerId?: string; bfd?: boolean } = {}): void {
-  raw.routing = {
-    bgp: {
-      asn: 65010,
-      routerId: over.routerId ?? "10.50.0.1",
-      neighbors: [
-        { address: "10.50.0.250", asn: over.asn ?? 65020, bfd: over.bfd ?? true, description: "transit" },
-        { address: "fd12:3456:789a:50::fe", asn: 65030 },
-      ],
-      advertise: ["trusted", "servers"],
-    },
-  };
-}
-
-/** The routers on the other side, both answering and expecting this router's AS 65010. */
-const NEIGHBOURS: BgpNeighbour[] = [
-  { address: "10.50.0.250", asn: 65020, peerAsn: 65010, bfd: true, routerId: "10.50.0.250", prefixes: 3 },
-  { address: "fd12:3456:789a:50::fe", asn: 65030, peerAsn: 65010, routerId: "10.50.0.254", prefixes: 1 },
-];
-
+const NEIGHBOURS = BGP_NEIGHBOURS;
 const base = rendered(withBgp);
 
 let node: FakeNode | undefined;

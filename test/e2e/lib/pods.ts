@@ -287,6 +287,9 @@ export class RouterPods {
         }
       } else if (v.source.kind === "hostPath") src = this.hostPath(v.source.path);
       else if (v.source.kind === "secret") src = this.secret(pod, v.source.name, v.source.items, scratch, i);
+      else if (v.source.kind === "image")
+        // Only the BGP collector mounts one (talosctl), and it needs the Talos API, which the appliance has not.
+        throw new Error(`pod ${pod.name}: the appliance runs no pod with an image volume (${v.source.reference})`);
       else {
         // one directory per pod and volume: the containers of a pod share it, and it outlives their restarts;
         // the kubelet makes it world-writable (pkg/volume/emptydir/empty_dir.go, perm 0777)

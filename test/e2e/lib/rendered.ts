@@ -155,7 +155,9 @@ export interface PodVolume {
     | { kind: "configMap"; name: string; items?: { key: string; path: string }[] }
     | { kind: "hostPath"; path: string }
     | { kind: "secret"; name: string; items?: { key: string; path: string }[] }
-    | { kind: "emptyDir"; volume: string };
+    | { kind: "emptyDir"; volume: string }
+    /** An OCI image's files (Kubernetes image volume). */
+    | { kind: "image"; reference: string };
 }
 
 /** One DaemonSet of the network services: its container command, environment, mounts and privileges. */
@@ -263,7 +265,9 @@ export function servicePods(r: RenderedSite): { pods: PodSpec[]; configMaps: Map
                     name: String((v.secret as Doc).secretName),
                     items: (v.secret as Doc).items as { key: string; path: string }[] | undefined,
                   }
-                : { kind: "emptyDir", volume: String(m.name) };
+                : v.image
+                  ? { kind: "image", reference: String((v.image as Doc).reference) }
+                  : { kind: "emptyDir", volume: String(m.name) };
           const sub = m.subPath === undefined ? {} : { subPath: String(m.subPath) };
           return { mountPath: String(m.mountPath), readOnly: m.readOnly === true, ...sub, source };
         }),
