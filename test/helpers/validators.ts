@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
+import Ajv from "ajv";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Namespace } from "kubernetes-models/v1/Namespace";
@@ -147,8 +148,62 @@ export function talosCheck(stream: string): string[] {
 }
 
 /** Kubernetes objects against the API schemas (kubernetes-models), by kind. */
+/**
+ * Talos' ServiceAccount (talos.dev/v1alpha1), as the API server validates it: the CRD Talos installs once its
+ * Kubernetes API access is on (siderolabs/talos internal/app/machined/pkg/controllers/k8s/internal/k8stemplates,
+ * talos-service-account-crd.yaml: namespaced, spec.roles a list of strings), and the roles Talos' ServiceAccount
+ * controller accepts (pkg/machinery/role role.go All; any other is a failureReason and no Secret).
+ */
+const TALOS_SA_SCHEMA = {
+  type: "object",
+  required: ["apiVersion", "kind", "metadata", "spec"],
+  properties: {
+    apiVersion: { const: "talos.dev/v1alpha1" },
+    kind: { const: "ServiceAccount" },
+    metadata: {
+      type: "object",
+      required: ["name", "namespace"],
+      properties: {
+        name: {
+          type: "string",
+          pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+          maxLength: 253,
+        },
+        namespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 63 },
+      },
+    },
+    spec: {
+      type: "object",
+      required: ["roles"],
+      additionalProperties: false,
+      properties: {
+        roles: {
+          type: "array",
+          minItems: 1,
+          items: {
+            enum: [
+              "os:admin",
+              "os:operator",
+              "os:reader",
+              "os:etcd:backup",
+              "os:image:verifier",
+              "os:meta:writer",
+              "os:impersonator",
+            ],
+          },
+        },
+      },
+    },
+  },
+};
+const talosServiceAccount = new Ajv({ allErrors: true, strict: false }).compile(TALOS_SA_SCHEMA);
+
 export function k8sCheck(yamlText: string): string[] {
-  const obj = parse(yamlText) as { kind: string; stringData?: unknown };
+  const obj = parse(yamlText) as { apiVersion: string; kind: string; stringData?: unknown };
+  if (obj.apiVersion === "talos.dev/v1alpha1")
+    return talosServiceAccount(obj)
+      ? []
+      : (talosServiceAccount.errors ?? []).map((e) => `${obj.kind} (talos.dev): ${e.instancePath || "/"} ${e.message}`);
   // A rendered Secret shows its data as one placeholder: the object around it is what can be checked.
   if (obj.kind === "Secret" && obj.stringData === "[secret]") obj.stringData = {};
   const model = K8S_MODELS[obj.kind];

@@ -15,6 +15,7 @@ import {
   birdCheck,
   avahiCheck,
   chronyCheck,
+  k8sCheck,
 } from "../helpers/validators";
 
 const t = validatorsTier();
@@ -91,6 +92,8 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
     expect(talos).toMatch(/neighbors:\n {2}- address: 10\.50\.0\.254\n {4}peerASN: 65020\n {4}bfd: \{\}/);
     expect(files.has("k8s/daemonset-router-system-bird.yaml")).toBe(true);
     expect(files.has("k8s/daemonset-router-system-frr.yaml")).toBe(false);
+    // The BGP collector's Talos ServiceAccount, checked against the CRD Talos installs.
+    expect(files.has("k8s/serviceaccount-router-observability-bgp-metrics.yaml")).toBe(true);
   });
 
   it("the validators reject broken files (so passing means something)", () => {
@@ -110,5 +113,16 @@ describe.skipIf(!t.ok)("rendered network artifacts", () => {
     expect(birdCheck("router id not-an-ip;\n").length).toBe(1);
     expect(chronyCheck("nonsense-directive 1\n").length).toBe(1);
     expect(avahiCheck("[server]\nno-such-key=1\n").length).toBe(1);
+    const talosSa = (spec: string, ns = "\n  namespace: router-observability") =>
+      k8sCheck(
+        `apiVersion: talos.dev/v1alpha1\nkind: ServiceAccount\nmetadata:\n  name: bgp-metrics${ns}\nspec: ${spec}\n`,
+      );
+    expect(talosSa("{ roles: [os:reader] }")).toEqual([]);
+    expect(talosSa("{ roles: [os:root] }")).toEqual([
+      "ServiceAccount (talos.dev): /spec/roles/0 must be equal to one of the allowed values",
+    ]);
+    expect(talosSa("{ roles: [os:reader] }", "")).toEqual([
+      "ServiceAccount (talos.dev): /metadata must have required property 'namespace'",
+    ]);
   });
 });
