@@ -325,7 +325,7 @@ function bgpCollector(site: Site, plan: SitePlan, images: StackImages, interval:
         cm("bgp", ["bgp-neighbours"], "/etc/router-obs-bgp"),
         { source: { image: images.talosctl }, path: TALOSCTL_DIR, readOnly: true },
         { source: { secret: TALOS_SA.name, keys: [TALOS_SA.key] }, path: TALOS_SA.mount, readOnly: true },
-        { source: { host: TEXTFILE_DIR }, path: TEXTFILE_DIR },
+        host(TEXTFILE_DIR, TEXTFILE_DIR),
       ],
     },
   ];

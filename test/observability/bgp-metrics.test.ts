@@ -18,8 +18,6 @@ import { devSite } from "../helpers/dev-site";
 const SCRIPT = join(__dirname, "../../images/observability/router-bgp-metrics");
 const t = tier("BGP session metrics (the script, jq, promtool)", { commands: ["jq", "timeout", "promtool"] });
 
-const NEIGHBOURS = BGP_NEIGHBOURS;
-
 let node: FakeNode | undefined;
 afterEach(async () => {
   await node?.stop();
@@ -35,7 +33,7 @@ async function scrape(
       installed: true,
       bootstrapped: true,
       savedConfig: rendered(withBgp).config,
-      bgpNeighbours: opts.neighbours ?? NEIGHBOURS,
+      bgpNeighbours: opts.neighbours ?? BGP_NEIGHBOURS,
       bgpEstablishMs: 200,
     }),
   );
@@ -100,7 +98,7 @@ describe.skipIf(!t.ok)("router-bgp-metrics", () => {
   });
 
   it("a neighbour that does not answer is down, with nothing received", async () => {
-    const s = samples(await scrape({ neighbours: [NEIGHBOURS[0]] }));
+    const s = samples(await scrape({ neighbours: [BGP_NEIGHBOURS[0]] }));
     expect(s[`router_bgp_session_established${V6}`]).toBe(0);
     expect(s[`router_bgp_received_prefixes${V6}`]).toBe(0);
     expect(s[`router_bgp_session_established${V4}`]).toBe(1);

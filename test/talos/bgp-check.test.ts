@@ -19,7 +19,11 @@ import {
 
 const env = { ROUTER_TALOSCONFIG: talosconfig(), ROUTER_RETRY_MS: "300" };
 
-const NEIGHBOURS = BGP_NEIGHBOURS;
+/** The BGP site with a firewall change: nothing of BGP changes. */
+function bgpAndFirewall(raw: Raw): void {
+  withBgp(raw);
+  firewallChange(raw);
+}
 const base = rendered(withBgp);
 
 let node: FakeNode | undefined;
@@ -34,7 +38,7 @@ async function start(opts: { neighbours?: BgpNeighbour[]; establishMs?: number; 
       installed: true,
       bootstrapped: true,
       savedConfig: base.config,
-      bgpNeighbours: opts.neighbours ?? NEIGHBOURS,
+      bgpNeighbours: opts.neighbours ?? BGP_NEIGHBOURS,
       bgpEstablishMs: opts.establishMs ?? 300,
       ...(opts.image ? { image: opts.image } : {}),
     }),
@@ -73,10 +77,7 @@ function expectReverted(r: { run: ScriptRun; state: NodeState }): void {
 
 describe("BGP sessions in the try window", () => {
   it("a change that does not touch BGP keeps every session and is confirmed", async () => {
-    const r = await tryChange((raw) => {
-      withBgp(raw);
-      firewallChange(raw);
-    });
+    const r = await tryChange(bgpAndFirewall);
     expectConfirmed(r);
     expect(r.run.stderr).toContain(
       "BGP sessions established before the change, which it must keep: 10.50.0.250 (BFD up), fd12:3456:789a:50::fe",
@@ -107,13 +108,7 @@ describe("BGP sessions in the try window", () => {
 
   it("a session whose BFD stays in Init after the change fails the try (GoBGP's stuck Init)", async () => {
     // A change that does not restart the session leaves BFD up, whatever the neighbour would do on a restart.
-    const kept = await tryChange(
-      (raw) => {
-        withBgp(raw);
-        firewallChange(raw);
-      },
-      { bfdStuckInit: ["10.50.0.250"] },
-    );
+    const kept = await tryChange(bgpAndFirewall, { bfdStuckInit: ["10.50.0.250"] });
     expectConfirmed(kept);
     await node!.stop();
     // A new router id restarts it, and its BFD never gets past Init.
@@ -128,7 +123,11 @@ describe("BGP sessions in the try window", () => {
 
   it("a session that was down before the change holds nothing", async () => {
     // The IPv6 neighbour does not answer (ACTIVE before and after); a router id change is confirmed without it.
-    const r = await tryChange((raw) => withBgp(raw, { routerId: "10.50.0.2" }), {}, { neighbours: [NEIGHBOURS[0]] });
+    const r = await tryChange(
+      (raw) => withBgp(raw, { routerId: "10.50.0.2" }),
+      {},
+      { neighbours: [BGP_NEIGHBOURS[0]] },
+    );
     expectConfirmed(r);
     expect(r.run.stderr).toContain("which it must keep: 10.50.0.250 (BFD up)\n");
   });
@@ -140,13 +139,7 @@ describe("BGP sessions in the try window", () => {
   });
 
   it("a node that cannot report its BGP sessions is not changed", async () => {
-    const r = await tryChange(
-      (raw) => {
-        withBgp(raw);
-        firewallChange(raw);
-      },
-      { hang: ["get:bgppeerstatuses"] },
-    );
+    const r = await tryChange(bgpAndFirewall, { hang: ["get:bgppeerstatuses"] });
     expect(r.run.code).toBe(1);
     expect(r.run.stderr).toMatch(/could not read the node's BGP sessions.*nothing was changed/);
     expect(r.state.received.filter((x) => x.event === "apply")).toEqual([]);
