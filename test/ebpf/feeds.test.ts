@@ -426,8 +426,15 @@ timeout = 3s
 
     it("runs the fetcher as uid/gid 65534 with no groups, no capabilities in any set and no_new_privs", async () => {
       await waitFor("the stalled fetcher", () => stalled().length === 1, 20_000);
-      const [f] = stalled();
-      const field = (name: string) => new RegExp(`^${name}:\\t(.*)$`, "m").exec(f.status)?.[1];
+      const [{ pid }] = stalled();
+      // the fetcher sandboxes itself before it connects (router-fetch.c main: sandbox, then run): its
+      // connection to the stalling server says the sandbox is in place, so /proc is read only after it
+      await waitFor("the fetcher's connection", () =>
+        inNetns(RTR, "ss", ["-tnpH", "dst", `${SERVER}:${STALL_PORT}`]).includes(`pid=${pid},`),
+      );
+      const f = stalled().find((s) => s.pid === pid);
+      expect(f, "the fetcher is still stalled on its download").toBeDefined();
+      const field = (name: string) => new RegExp(`^${name}:\\t(.*)$`, "m").exec(f!.status)?.[1];
       expect(field("Uid")).toBe("65534\t65534\t65534\t65534");
       expect(field("Gid")).toBe("65534\t65534\t65534\t65534");
       expect(field("Groups")?.trim()).toBe("");
@@ -435,7 +442,7 @@ timeout = 3s
       expect(field("NoNewPrivs")).toBe("1");
       expect(field("Seccomp")).toBe("2"); // a filter is installed
       // the URL is not on its command line (it may carry a token): the fetcher reads it from stdin
-      expect(f.cmdline).not.toContain(SERVER);
+      expect(f!.cmdline).not.toContain(SERVER);
     }, 30_000);
 
     it("connects to the feed server from the fetcher's process; the loader itself holds no socket to it", async () => {
