@@ -48,6 +48,18 @@ export interface HostDaemon {
   env?: Record<string, string>;
   /** A first step run as root with only these capabilities before the daemon (e.g. owning its state). */
   init?: { command: string[]; capabilities: string[] };
+  /**
+   * A second container beside the daemon, from the same image, sharing the daemon's volumes (e.g. its control
+   * socket in the run directory) plus volumes of its own that the daemon does not mount.
+   */
+  sidecar?: {
+    name: string;
+    command: string[];
+    capabilities: string[];
+    resources: HostDaemon["resources"];
+    /** Mounted by the sidecar only. */
+    volumes: DaemonVolume[];
+  };
 }
 
 function hash(parts: string[]): string {
@@ -97,7 +109,14 @@ interface Probes {
 
 function container(
   d: HostDaemon,
-  run: { name: string; command: string[]; capabilities: string[]; user: number; probes?: Probes },
+  run: {
+    name: string;
+    command: string[];
+    capabilities: string[];
+    user: number;
+    probes?: Probes;
+    resources?: HostDaemon["resources"];
+  },
   image: unknown,
   mounts: IVolumeMount[],
 ): IContainer {
@@ -118,8 +137,8 @@ function container(
       seccompProfile: { type: "RuntimeDefault" },
     },
     resources: {
-      requests: { cpu: d.resources.cpu, memory: d.resources.memory },
-      limits: { cpu: d.resources.cpuLimit, memory: d.resources.memoryLimit },
+      requests: { cpu: (run.resources ?? d.resources).cpu, memory: (run.resources ?? d.resources).memory },
+      limits: { cpu: (run.resources ?? d.resources).cpuLimit, memory: (run.resources ?? d.resources).memoryLimit },
     },
     ...(run.probes ?? {}),
     volumeMounts: mounts,
@@ -135,11 +154,14 @@ export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string
       configMap: { name: configMapName(d, configs), items: d.configKeys.map((k) => ({ key: k, path: k })) },
     },
     ...all.map(volume),
+    ...(d.sidecar?.volumes ?? []).map(volume),
   ];
-  const mounts: IVolumeMount[] = [
-    { name: "config", mountPath: d.configDir, readOnly: true },
-    ...all.map((v) => ({ name: v.name, mountPath: v.mountPath, ...(v.readOnly ? { readOnly: true } : {}) })),
-  ];
+  const mount = (v: DaemonVolume): IVolumeMount => ({
+    name: v.name,
+    mountPath: v.mountPath,
+    ...(v.readOnly ? { readOnly: true } : {}),
+  });
+  const mounts: IVolumeMount[] = [{ name: "config", mountPath: d.configDir, readOnly: true }, ...all.map(mount)];
   const labels = { ...LABELS, "app.kubernetes.io/name": d.name };
   const probe = (cmd: string[], period: number) => ({
     exec: { command: cmd },
@@ -163,6 +185,14 @@ export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string
   // The init step prepares the volumes: it mounts them writable, whatever the daemon itself may only read.
   const initMounts = mounts.map(({ readOnly: _ro, ...m }) => (m.name === "config" ? { ...m, readOnly: true } : m));
   const init = d.init && container(d, { name: `${d.name}-init`, ...d.init, user: 0 }, image, initMounts);
+  const sidecar =
+    d.sidecar &&
+    container(
+      { ...d, env: undefined },
+      { ...d.sidecar, user: 0 },
+      image,
+      [...mounts, ...d.sidecar.volumes.map(mount)],
+    );
   return {
     apiVersion: "apps/v1",
     kind: "DaemonSet",
@@ -183,7 +213,7 @@ export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string
           terminationGracePeriodSeconds: 10,
           tolerations: [{ operator: "Exists" }],
           ...(init ? { initContainers: [init] } : {}),
-          containers: [main],
+          containers: sidecar ? [main, sidecar] : [main],
           volumes,
         },
       },

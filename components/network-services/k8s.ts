@@ -34,6 +34,7 @@ import {
   daemonConfigMap,
   hostDaemonSet,
   type DaemonVolume,
+  type HostDaemon,
   type Named,
 } from "../daemonset";
 
@@ -60,6 +61,16 @@ export const BIRD_RUN_DIR = "/run/bird";
 export const BIRD_SOCKET = `${BIRD_RUN_DIR}/bird.ctl`;
 /** Host directory for the services' state (leases, drift). */
 export const HOST_STATE_DIR = "/var/lib/router";
+/**
+ * The OSPF status the bird pod writes on the node (images/services/router-ospf-status): the try path reads it
+ * through the Talos API, the metrics collector through a host path. Its directory, and the file in it.
+ */
+export const OSPF_STATUS_DIR = `${HOST_STATE_DIR}/routing`;
+export const OSPF_STATUS_FILE = `${OSPF_STATUS_DIR}/ospf.json`;
+/** Where the bird pod's status container mounts OSPF_STATUS_DIR. */
+const OSPF_STATUS_MOUNT = "/var/lib/router-routing";
+/** Seconds between two statuses. */
+export const OSPF_STATUS_INTERVAL = 5;
 
 interface Daemon {
   name: string;
@@ -73,6 +84,7 @@ interface Daemon {
   state?: { host: string; mount: string };
   run?: string;
   env?: Record<string, string>;
+  sidecar?: HostDaemon["sidecar"];
 }
 
 function sh(script: string): string[] {
@@ -174,6 +186,20 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       resources: { cpu: "50m", memory: "32Mi", cpuLimit: "1", memoryLimit: "256Mi" },
       liveness: ["birdc", "-s", BIRD_SOCKET, "show", "status"],
       run: BIRD_RUN_DIR,
+      // What BIRD says of its OSPF neighbours, on the node, for the try path's adjacency check and the metrics.
+      // It only talks to BIRD's socket (the shared run directory) and writes its host directory: no capability.
+      sidecar: {
+        name: "ospf-status",
+        command: [
+          "router-ospf-status",
+          BIRD_SOCKET,
+          `${OSPF_STATUS_MOUNT}/ospf.json`,
+          String(OSPF_STATUS_INTERVAL),
+        ],
+        capabilities: [],
+        resources: { cpu: "5m", memory: "8Mi", cpuLimit: "100m", memoryLimit: "32Mi" },
+        volumes: [{ name: "status", mountPath: OSPF_STATUS_MOUNT, source: { hostPath: OSPF_STATUS_DIR } }],
+      },
     });
   return list;
 }

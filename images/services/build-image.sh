@@ -35,14 +35,16 @@ for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
 [ -x /bin/ip ] || { echo "build-image: /bin/ip is missing (install: iproute2)" >&2; exit 1; }
 install -D -m 0755 /bin/ip "$root/usr/sbin/ip"
 install -D -m 0755 "$here/bird-start" "$root/usr/bin/bird-start"
+# The bird pod's status container (what BIRD says of its OSPF neighbours, written on the node).
+install -D -m 0755 "$here/router-ospf-status" "$root/usr/bin/router-ospf-status"
 # The segment probe the services' rollout gate runs on the host network (components/network-services/probe.ts), on PATH.
 mkdir -p "$stage/probe"
 for probe in dhcp4-probe dhcp6-probe; do
 	gcc -O2 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -o "$stage/probe/$probe" "$here/$probe.c"
 	install -D -m 0755 "$stage/probe/$probe" "$root/usr/bin/$probe"
 done
-# The probe scripts, the segment probe and bird-start need a shell and a few tools: busybox provides them.
-for tool in sh cat grep kill printf mkdir cp test sed tr sleep; do ln -sf busybox "$root/usr/bin/$tool"; done
+# The probe scripts, the segment probe, bird-start and router-ospf-status need a shell and a few tools: busybox provides them.
+for tool in sh cat grep kill printf mkdir cp test sed tr sleep awk cut mv timeout dirname; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Kea loads its hook directory at run time; it comes from the package.
 kea_hooks=/usr/lib/x86_64-linux-gnu/kea

@@ -18,7 +18,8 @@
  * neighbour. "BFD up" means on both ends: bfdd holds the session Up, has received the other end's control
  * packets (through the router's input chain one way), and bgpd reports its session tracked by it.
  */
-import { chmodSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderRuleset } from "../../components/dataplane/nftables";
@@ -29,6 +30,7 @@ import { Shell } from "../e2e/lib/exec";
 import { BirdPod } from "./bird";
 import { FRR_DAEMONS, FrrInstance, eventually } from "./frr";
 import { Netns } from "./netns";
+import { ROOT } from "../helpers/stacks";
 
 const t = tier("dynamic routing through the ruleset, BIRD on the router and FRR on the neighbour", {
   root: true,
@@ -92,6 +94,24 @@ const PEER_CONF = [
   "!",
   "",
 ].join("\n");
+
+/** The bird pod's status container (images/services/router-ospf-status), run once from the checkout. */
+const OSPF_STATUS = join(ROOT, "images/services/router-ospf-status");
+
+interface OspfStatus {
+  uptime: number;
+  readable: boolean;
+  error?: string;
+  neighbours?: { routerId: string; interface: string; address: string; state: string; role: string; deadIn: number }[];
+}
+
+function ospfStatus(socket: string, out: string): OspfStatus {
+  const r = spawnSync(OSPF_STATUS, ["--once", socket, out], { encoding: "utf8", timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`router-ospf-status failed: ${r.stderr}`);
+  return JSON.parse(readFileSync(out, "utf8")) as OspfStatus;
+}
+
+const nodeUptime = () => Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
 
 interface OspfNeighbors {
   neighbors: Record<string, { state?: string; nbrState?: string }[]>;
@@ -176,6 +196,39 @@ describe.skipIf(!t.ok)(
       expect(state).toMatch(/^Full/);
     }, 100_000);
 
+    // What the try path and the metrics read: BIRD's own view, as the pod's status container writes it.
+    it("writes the adjacency as BIRD sees it to the OSPF status, stamped with the node's uptime", async () => {
+      const out = join(lab.dir, "ospf.json");
+      const before = nodeUptime();
+      const status = await eventually(30_000, () => {
+        const s = ospfStatus(bird.socket, out);
+        return s.neighbours?.some((n) => n.state === "Full") ? s : undefined;
+      });
+      expect(status?.readable).toBe(true);
+      expect(status?.uptime).toBeGreaterThanOrEqual(Math.floor(before));
+      expect(status?.uptime).toBeLessThanOrEqual(nodeUptime() + 1);
+      expect(status?.neighbours).toEqual([
+        {
+          routerId: PEER,
+          interface: "lan0.50",
+          address: PEER,
+          state: "Full",
+          role: expect.stringMatching(/^(DR|BDR|Other)$/),
+          // hello 10 s, dead 40 s (bird.ts): a neighbour that says hello is never more than one hello from dead 40
+          deadIn: expect.any(Number),
+        },
+      ]);
+      expect(status!.neighbours![0].deadIn).toBeGreaterThanOrEqual(29);
+      expect(status!.neighbours![0].deadIn).toBeLessThanOrEqual(40);
+    }, 40_000);
+
+    it("says the status is unreadable, and why, when BIRD does not answer", () => {
+      const s = ospfStatus(join(lab.dir, "no-bird.ctl"), join(lab.dir, "ospf-none.json"));
+      expect(s.readable).toBe(false);
+      expect(s.error).toMatch(/^birdc failed \(exit \d+\): .*no-bird\.ctl/);
+      expect(s.neighbours).toBeUndefined();
+    });
+
     it("advertises the site's static route and its other segments, never the WAN's default route or subnet", async () => {
       const routes = await eventually(30_000, () => {
         const r = peer.json<Routes>("show ip route json");
@@ -221,5 +274,26 @@ describe.skipIf(!t.ok)(
       expect(lab.probe("peer", ROUTER, 179, OTHER).kind).toBe("dropped");
       expect(lab.probe("trusted", "10.20.0.1", 179, "10.20.0.50").kind).toBe("dropped");
     });
+
+    // Last: it silences the neighbour. A neighbour whose hellos stop stays Full for up to the dead interval; the
+    // status shows the time since its last hello growing (which the try path's check reads), then the neighbour
+    // gone once BIRD declares it dead.
+    it("shows a silenced neighbour still Full with its last hello ageing, then drops it at the dead interval", async () => {
+      const out = join(lab.dir, "ospf.json");
+      lab.nft("peer", "table inet silence { chain out { type filter hook output priority 0; ip protocol ospf drop; }; }");
+      const silenced = nodeUptime();
+      const aged = await eventually(30_000, () => {
+        const n = ospfStatus(bird.socket, out).neighbours?.find((x) => x.routerId === PEER);
+        return n && 40 - n.deadIn >= 15 ? n : undefined;
+      });
+      // older than any hello interval, and still Full: a check of the state alone would take it for healthy
+      expect(aged?.state).toBe("Full");
+      const gone = await eventually(45_000, () => {
+        const s = ospfStatus(bird.socket, out);
+        return s.readable && !s.neighbours?.some((x) => x.routerId === PEER) ? s : undefined;
+      });
+      expect(gone, "BIRD still lists the neighbour after its dead interval").toBeDefined();
+      expect(gone!.uptime - silenced).toBeGreaterThanOrEqual(29);
+    }, 90_000);
   },
 );

@@ -94,8 +94,9 @@ describe.skipIf(!t.ok)("the services image", () => {
   });
 
   // The bird pod's command and liveness probe (components/network-services/k8s.ts) from the image's own root: BIRD
-  // runs the rendered configuration and birdc reaches it through the control socket in its run directory.
-  it("runs BIRD on a rendered configuration and answers its liveness probe", () => {
+  // runs the rendered configuration and birdc reaches it through the control socket in its run directory; the
+  // pod's status container, with the image's own busybox tools, writes what BIRD says of its OSPF neighbours.
+  it("runs BIRD on a rendered configuration, answers its liveness probe and writes the OSPF status", () => {
     const dev = devSite((raw) => {
       raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["connected"] } };
     });
@@ -104,14 +105,24 @@ describe.skipIf(!t.ok)("the services image", () => {
       (o) => o.kind === "DaemonSet" && o.metadata.name === "bird",
     ) as {
       spec: {
-        template: { spec: { containers: { command: string[]; livenessProbe: { exec: { command: string[] } } }[] } };
+        template: {
+          spec: {
+            containers: {
+              command: string[];
+              livenessProbe: { exec: { command: string[] } };
+              volumeMounts: { name: string; mountPath: string }[];
+            }[];
+          };
+        };
       };
     };
-    const c = live.spec.template.spec.containers[0];
+    const [c, status] = live.spec.template.spec.containers;
+    const statusMount = status.volumeMounts.find((m) => m.name === "status")!.mountPath;
     const root = join(a.stage, "rootfs");
     writeFileSync(join(root, "tmp/bird.conf"), conf);
     // the runtime gives a container /dev; the chroot gets the host's, in a mount namespace of its own
     mkdirSync(join(root, "dev"), { recursive: true });
+    mkdirSync(join(root, "proc"), { recursive: true });
     const cmd = c.command.map((x) => (x.endsWith("/bird.conf") ? "/tmp/bird.conf" : x)).join(" ");
     // a route the previous BIRD left: the pod's bird-start holds it with the image's own ip and flushes it after
     // its grace (1 s here, so that nothing outlives the test)
@@ -120,10 +131,16 @@ describe.skipIf(!t.ok)("the services image", () => {
       "ip link set lo up",
       "ip route add 10.99.0.0/24 dev lo proto bird metric 20",
       `BIRD_RESTART_GRACE=1 ${cmd} &`,
+      "bird=$!",
       "busybox sleep 2",
       c.livenessProbe.exec.command.join(" "),
-      "ip route show table main",
+      `mkdir -p ${statusMount}`,
+      `${status.command.join(" ")} &`,
+      "busybox sleep 1",
+      `cat ${statusMount}/ospf.json`,
       "kill $!",
+      "ip route show table main",
+      "kill $bird",
     ].join("\n");
     const r = spawnSync(
       "timeout",
@@ -134,7 +151,7 @@ describe.skipIf(!t.ok)("the services image", () => {
         "-m",
         "sh",
         "-c",
-        'mount --rbind /dev "$0/dev" && exec chroot "$0" /bin/sh -c "$1"',
+        'mount --rbind /dev "$0/dev" && mount -t proc proc "$0/proc" && exec chroot "$0" /bin/sh -c "$1"',
         root,
         script,
       ],
@@ -144,6 +161,13 @@ describe.skipIf(!t.ok)("the services image", () => {
     expect(r.stdout, r.stderr).toMatch(/holding 10\.99\.0\.0\/24 \(protocol bird\)/);
     expect(r.stdout, r.stderr).toMatch(/stale routes flushed after 1s/);
     expect(r.stdout, r.stderr).not.toMatch(/^10\.99\.0\.0/m);
+    // OSPF runs (on no link of this namespace): readable, no neighbour, stamped with the node's uptime
+    const line = r.stdout.split("\n").find((l) => l.startsWith('{"uptime"'));
+    expect(JSON.parse(line ?? "null"), r.stdout + r.stderr).toEqual({
+      uptime: expect.any(Number),
+      readable: true,
+      neighbours: [],
+    });
   });
 
   // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, dhcp6-probe, rdisc6), in

@@ -50,13 +50,14 @@ export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
 /**
  * Commands our own images install from this repository rather than from a Debian package → the file they are
  * built from: the observability image's metric scripts (images/observability/build-image.sh puts them in
- * /usr/local/bin, first on the image's PATH) and the services image's bird-start.
+ * /usr/local/bin, first on the image's PATH) and the services image's bird-start and router-ospf-status.
  */
 export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
   "router-dhcp-metrics": join(ROOT, "images/observability/router-dhcp-metrics"),
   "router-talker-metrics": join(ROOT, "images/observability/router-talker-metrics"),
-  // images/services/build-image.sh puts it in /usr/bin
+  // images/services/build-image.sh puts them in /usr/bin
   "bird-start": join(ROOT, "images/services/bird-start"),
+  "router-ospf-status": join(ROOT, "images/services/router-ospf-status"),
 };
 
 /**
