@@ -187,12 +187,7 @@ export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string
   const init = d.init && container(d, { name: `${d.name}-init`, ...d.init, user: 0 }, image, initMounts);
   const sidecar =
     d.sidecar &&
-    container(
-      { ...d, env: undefined },
-      { ...d.sidecar, user: 0 },
-      image,
-      [...mounts, ...d.sidecar.volumes.map(mount)],
-    );
+    container({ ...d, env: undefined }, { ...d.sidecar, user: 0 }, image, [...mounts, ...d.sidecar.volumes.map(mount)]);
   return {
     apiVersion: "apps/v1",
     kind: "DaemonSet",

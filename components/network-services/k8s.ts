@@ -190,12 +190,7 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       // It only talks to BIRD's socket (the shared run directory) and writes its host directory: no capability.
       sidecar: {
         name: "ospf-status",
-        command: [
-          "router-ospf-status",
-          BIRD_SOCKET,
-          `${OSPF_STATUS_MOUNT}/ospf.json`,
-          String(OSPF_STATUS_INTERVAL),
-        ],
+        command: ["router-ospf-status", BIRD_SOCKET, `${OSPF_STATUS_MOUNT}/ospf.json`, String(OSPF_STATUS_INTERVAL)],
         capabilities: [],
         resources: { cpu: "5m", memory: "8Mi", cpuLimit: "100m", memoryLimit: "32Mi" },
         volumes: [{ name: "status", mountPath: OSPF_STATUS_MOUNT, source: { hostPath: OSPF_STATUS_DIR } }],

@@ -280,7 +280,10 @@ describe.skipIf(!t.ok)(
     // gone once BIRD declares it dead.
     it("shows a silenced neighbour still Full with its last hello ageing, then drops it at the dead interval", async () => {
       const out = join(lab.dir, "ospf.json");
-      lab.nft("peer", "table inet silence { chain out { type filter hook output priority 0; ip protocol ospf drop; }; }");
+      lab.nft(
+        "peer",
+        "table inet silence { chain out { type filter hook output priority 0; ip protocol ospf drop; }; }",
+      );
       const silenced = nodeUptime();
       const aged = await eventually(30_000, () => {
         const n = ospfStatus(bird.socket, out).neighbours?.find((x) => x.routerId === PEER);
