@@ -29,6 +29,9 @@ import { familyOf } from "../site/ip";
 export const BIRD_OSPF = "router_ospf";
 export const BIRD_STATIC = "router_static";
 export const BIRD_SEGMENTS = "router_segments";
+/** OSPF's hello and dead intervals on every segment OSPF runs on, in seconds (FRR's defaults). */
+export const OSPF_HELLO_S = 10;
+export const OSPF_DEAD_S = 40;
 /** The metric of the routes BIRD installs: FRR's zebra used 20 (behind Talos' BGP routes at 0). */
 export const BIRD_KERNEL_METRIC = 20;
 /**
@@ -138,7 +141,7 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     lines.push(
       passive.includes(s)
         ? `    interface "${s.link}" { stub yes; };`
-        : `    interface "${s.link}" { hello 10; dead 40; };`,
+        : `    interface "${s.link}" { hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S}; };`,
     );
   lines.push("  };", "}", "");
   return lines.join("\n");
