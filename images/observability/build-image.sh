@@ -25,9 +25,11 @@ root="$stage/rootfs"
 rm -rf "$stage"
 mkdir -p "$root"/{etc,tmp,run,var/lib,usr/bin,usr/local/bin}
 for b in "${binaries[@]}"; do install -D -m 0755 "$b" "$root$b"; done
-install -m 0755 "$here/router-dhcp-metrics" "$here/router-talker-metrics" "$here/router-bgp-metrics" "$root/usr/local/bin/"
-# The metric scripts need a shell and a few tools: busybox provides them (jq is Debian's, for the BGP collector).
-for tool in sh awk sort date sleep mv cat timeout; do ln -sf busybox "$root/usr/bin/$tool"; done
+install -m 0755 "$here/router-dhcp-metrics" "$here/router-talker-metrics" "$here/router-bgp-metrics" \
+	"$here/router-ospf-metrics" "$root/usr/local/bin/"
+# The metric scripts need a shell and a few tools: busybox provides them (jq is Debian's, for the BGP and OSPF
+# collectors).
+for tool in sh awk sort date sleep mv cat timeout head; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Plugins loaded at run time: syslog-ng's modules (network, http, json, csv), ulogd2's.
 for dir in /usr/lib/syslog-ng /usr/lib/x86_64-linux-gnu/ulogd /usr/share/syslog-ng; do

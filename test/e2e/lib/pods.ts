@@ -55,6 +55,7 @@ export const UPSTREAM_BINARIES: Readonly<Record<string, string>> = {
 export const IMAGE_SCRIPTS: Readonly<Record<string, string>> = {
   "router-dhcp-metrics": join(ROOT, "images/observability/router-dhcp-metrics"),
   "router-talker-metrics": join(ROOT, "images/observability/router-talker-metrics"),
+  "router-ospf-metrics": join(ROOT, "images/observability/router-ospf-metrics"),
   // images/services/build-image.sh puts them in /usr/bin
   "bird-start": join(ROOT, "images/services/bird-start"),
   "router-ospf-status": join(ROOT, "images/services/router-ospf-status"),
