@@ -7,6 +7,8 @@ import { stringify } from "yaml";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
 import { durationSeconds } from "../site/duration";
+import { OSPF_DEAD_S, OSPF_HELLO_S } from "../network-services/bird";
+import { BIRD_SOCKET } from "../network-services/k8s";
 
 export interface AlertRule {
   alert: string;
@@ -330,6 +332,59 @@ function bgpRules(site: Site): AlertRule[] {
   ];
 }
 
+/**
+ * OSPF neighbours (BIRD's, from the bird pod's status file, read by the node exporter's OSPF collector): only on a
+ * site with OSPF. While the status is unreadable or stale the collector writes no neighbour, and the neighbour rules
+ * stay quiet (unknown is not lost): OspfStatusUnreadable says so instead.
+ */
+function ospfRules(site: Site): AlertRule[] {
+  if (!site.routing.ospf) return [];
+  const neighbour = "router_id, interface, address";
+  const birdc = `kubectl -n router-system exec ds/bird -c bird -- birdc -s ${BIRD_SOCKET} show ospf neighbors`;
+  return [
+    {
+      alert: "OspfNeighbourLost",
+      // Full within the last 30 minutes, and now listed in another state or not at all (BIRD declared it dead).
+      expr:
+        `max_over_time(router_ospf_neighbour_full[30m]) == 1 unless on(${neighbour}) router_ospf_neighbour_full == 1 ` +
+        "and on(instance) router_ospf_status_readable == 1",
+      for: "1m",
+      severity: "warning",
+      summary: "OSPF neighbour {{ $labels.router_id }} on {{ $labels.interface }} is no longer Full",
+      description:
+        "BIRD's adjacency with {{ $labels.router_id }} ({{ $labels.address }}) on {{ $labels.interface }} was Full and is not now, or BIRD declared the neighbour dead: the routes it advertised are gone. The alert ends 30 minutes after the neighbour was last Full.",
+      runbook: `kubectl -n router-system logs ds/bird -c ospf-status; ${birdc} (state, dead timer); then the link, the neighbour's area and timers, and whether a firewall change drops OSPF (IP protocol 89) on that interface.`,
+    },
+    {
+      alert: "OspfNeighbourSilent",
+      // A neighbour that stops saying hello stays Full until the dead interval ends it, then is gone: the
+      // lost hellos show only as its hello age, sampled. Any age above two hello intervals in the last 5 minutes
+      // while it is still Full a minute later: a lossy or flapping link (a flap that ends the adjacency for good is
+      // OspfNeighbourLost's).
+      expr: `max_over_time(router_ospf_neighbour_hello_age_seconds[5m]) > ${2 * OSPF_HELLO_S} and on(${neighbour}) router_ospf_neighbour_full == 1`,
+      for: "1m",
+      severity: "warning",
+      summary:
+        "OSPF neighbour {{ $labels.router_id }} on {{ $labels.interface }} is Full but its hellos are being lost",
+      description: `BIRD went more than ${2 * OSPF_HELLO_S} s (two hello intervals) without a hello from {{ $labels.router_id }} on {{ $labels.interface }} in the last 5 minutes, yet holds the adjacency Full: a lossy or flapping link, or something dropping some of its OSPF packets. Should no hello arrive for ${OSPF_DEAD_S} s, BIRD ends the adjacency and its routes.`,
+      runbook: `${birdc} (its dead timer should stay within ${OSPF_DEAD_S - OSPF_HELLO_S}–${OSPF_DEAD_S} s); the link's errors and drops (node_network_*), then the neighbour's side and the firewall's OSPF (IP protocol 89) on {{ $labels.interface }}.`,
+    },
+    {
+      alert: "OspfStatusUnreadable",
+      expr:
+        "router_ospf_status_readable == 0 or (time() - router_ospf_metrics_timestamp_seconds) > 300 " +
+        "or absent(router_ospf_metrics_timestamp_seconds)",
+      for: "5m",
+      severity: "warning",
+      summary: "The OSPF neighbours cannot be read",
+      description:
+        "The bird pod's status is missing, stale or says BIRD does not answer, or the OSPF collector has stopped: the OSPF alerts are blind meanwhile.",
+      runbook:
+        "kubectl -n router-system logs ds/bird -c ospf-status and -c bird; kubectl -n router-observability logs ds/node-exporter -c ospf-metrics says why it finds the status unusable.",
+    },
+  ];
+}
+
 /** Every alert rule of the site, in a stable order. */
 export function alertRules(site: Site, plan: SitePlan): AlertRule[] {
   return [
@@ -339,6 +394,7 @@ export function alertRules(site: Site, plan: SitePlan): AlertRule[] {
     ...hostRules(site),
     ...idsRules(site),
     ...bgpRules(site),
+    ...ospfRules(site),
   ];
 }
 

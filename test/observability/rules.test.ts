@@ -24,6 +24,10 @@ interface Case {
 }
 
 const W = "warning";
+const OSPF_NEIGHBOUR = { router_id: "10.50.0.254", interface: "lan0.50", address: "10.50.0.254" };
+const OSPF_LABELS = 'router_id="10.50.0.254",interface="lan0.50",address="10.50.0.254"';
+const OSPF_FULL = `router_ospf_neighbour_full{${OSPF_LABELS}}`;
+const OSPF_AGE = `router_ospf_neighbour_hello_age_seconds{${OSPF_LABELS}}`;
 const C = "critical";
 const CASES: Case[] = [
   {
@@ -372,6 +376,99 @@ const CASES: Case[] = [
     at: "15m",
     fires: [],
   },
+  {
+    alert: "OspfNeighbourLost",
+    // Full, then ExStart (the neighbour restarted its database exchange, or the MTUs disagree)
+    series: { [OSPF_FULL]: "1x4 0x20", router_ospf_status_readable: "1x24" },
+    at: "3m",
+    fires: [{ severity: W, ...OSPF_NEIGHBOUR }],
+  },
+  {
+    alert: "OspfNeighbourLost",
+    // a firewall change drops OSPF: the hellos stop, the age grows to the dead interval, BIRD declares the
+    // neighbour dead and lists it no more (its series ends)
+    series: {
+      [OSPF_FULL]: "1x7 stale",
+      [OSPF_AGE]: "3 8 13 18 23 28 33 38 stale",
+      router_ospf_status_readable: "1x24",
+    },
+    at: "3m",
+    fires: [{ severity: W, ...OSPF_NEIGHBOUR }],
+  },
+  // An adjacency that drops for less than the minute is not worth a page (seen at the last sample of its loss).
+  {
+    alert: "OspfNeighbourLost",
+    series: { [OSPF_FULL]: "1x4 0x3 1x20", router_ospf_status_readable: "1x24" },
+    at: "1m45s",
+    fires: [],
+  },
+  // Two routers that are neither DR nor BDR stay at 2-Way for good: never Full is not lost.
+  {
+    alert: "OspfNeighbourLost",
+    series: { [OSPF_FULL]: "0x24", router_ospf_status_readable: "1x24" },
+    at: "3m",
+    fires: [],
+  },
+  // The bird pod stopped: its status goes stale and the collector writes no neighbour. Unknown is not lost
+  // (OspfStatusUnreadable says it).
+  {
+    alert: "OspfNeighbourLost",
+    series: { [OSPF_FULL]: "1x4 stale", router_ospf_status_readable: "1x4 0x20" },
+    at: "3m",
+    fires: [],
+  },
+  {
+    alert: "OspfNeighbourSilent",
+    // a lossy link: two hellos in a row lost (23 s since the last one at 1 min), the adjacency stays Full
+    series: { [OSPF_FULL]: "1x24", [OSPF_AGE]: "3 8 13 18 23 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8" },
+    at: "3m",
+    fires: [{ severity: W, ...OSPF_NEIGHBOUR }],
+  },
+  // Hellos every 10 s: the age never passes two hello intervals.
+  {
+    alert: "OspfNeighbourSilent",
+    series: { [OSPF_FULL]: "1x24", [OSPF_AGE]: "3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3 8 3" },
+    at: "3m",
+    fires: [],
+  },
+  // Silenced for good: the neighbour is dead at 40 s and gone, which is OspfNeighbourLost's, not this rule's.
+  {
+    alert: "OspfNeighbourSilent",
+    series: {
+      [OSPF_FULL]: "1x7 stale",
+      [OSPF_AGE]: "3 8 13 18 23 28 33 38 stale",
+      router_ospf_status_readable: "1x24",
+    },
+    at: "3m",
+    fires: [],
+  },
+  {
+    alert: "OspfStatusUnreadable",
+    series: { router_ospf_status_readable: "1 0x40", router_ospf_metrics_timestamp_seconds: "0+15x40" },
+    at: "8m",
+    fires: [{ severity: W }],
+  },
+  // The collector stopped: its last file says readable, but its timestamp no longer moves (samples every 15 s).
+  {
+    alert: "OspfStatusUnreadable",
+    series: { router_ospf_status_readable: "1x80", router_ospf_metrics_timestamp_seconds: "0+15x4 60x80" },
+    at: "15m",
+    fires: [{ severity: W }],
+  },
+  // The collector never wrote its file (the node exporter answers without it).
+  {
+    alert: "OspfStatusUnreadable",
+    series: { 'up{job="node"}': "1x40" },
+    at: "8m",
+    fires: [{ severity: W }],
+  },
+  // Unreadable for less than 5 minutes (the bird pod restarting), seen at its last sample: not yet.
+  {
+    alert: "OspfStatusUnreadable",
+    series: { router_ospf_status_readable: "1x4 0x15 1x20", router_ospf_metrics_timestamp_seconds: "0+15x40" },
+    at: "4m45s",
+    fires: [],
+  },
 ];
 
 const work = mkdtempSync(join(tmpdir(), "obs-rules-"));
@@ -396,10 +493,11 @@ function promtoolTest(rules: string, cases: Case[]) {
 }
 
 describe.skipIf(!t.ok)("the alert rules", () => {
-  // The dev site with an eBGP neighbour (BFD on), so that the BGP rules are among them.
+  // The dev site with an eBGP neighbour (BFD on) and OSPF, so that the BGP and OSPF rules are among them.
   const { site, plan } = devSite((raw) => {
     raw.routing = {
       bgp: { asn: 65010, routerId: "10.50.0.1", neighbors: [{ address: "10.50.0.250", asn: 65020, bfd: true }] },
+      ospf: { routerId: "10.50.0.1", segments: ["servers"] },
     };
   });
   const rules = renderRuleFile(site, plan);
