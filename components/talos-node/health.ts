@@ -9,9 +9,11 @@ import { basename } from "node:path";
 import { EXTENSION_NAME } from "../dataplane/loader-config";
 import { mergeContributions, type HostContribution } from "./documents";
 import { Address6 } from "ip-address";
-import type { SegmentPlan } from "../site/plan";
+import type { SegmentPlan, SitePlan } from "../site/plan";
+import { OSPF_DEAD_S } from "../network-services/bird";
+import { OSPF_STATUS_FILE, OSPF_STATUS_INTERVAL } from "../network-services/k8s";
 import type { Site } from "../site/schema";
-import type { BgpNeighbourCheck, DataplaneHealth, SegmentLink } from "./scripts";
+import type { BgpNeighbourCheck, DataplaneHealth, OspfCheck, SegmentLink } from "./scripts";
 
 /** The `[global] generation` value of a loader configuration, if it has one. */
 export function loaderGeneration(conf: string): string | undefined {
@@ -73,4 +75,19 @@ export function segmentLinks(segments: readonly SegmentPlan[]): SegmentLink[] {
 /** The site's BGP neighbours as the node names their sessions (the schema keeps addresses canonical). */
 export function bgpNeighbourChecks(site: Site): BgpNeighbourCheck[] {
   return (site.routing.bgp?.neighbors ?? []).map((n) => ({ address: n.address, asn: n.asn, bfd: n.bfd }));
+}
+
+/**
+ * The site's OSPF adjacencies as the try and the upgrade hold them: the links OSPF runs on (OSPFv2: its IPv4
+ * segments), where the bird pod writes its status, and BIRD's timers as bird.ts renders them. Absent without OSPF.
+ */
+export function ospfAdjacencyCheck(site: Site, plan: SitePlan): OspfCheck | undefined {
+  const ospf = site.routing.ospf;
+  if (!ospf) return undefined;
+  return {
+    links: plan.segments.filter((s) => ospf.segments.includes(s.name) && s.ipv4).map((s) => s.link),
+    statusFile: OSPF_STATUS_FILE,
+    deadSeconds: OSPF_DEAD_S,
+    statusSeconds: OSPF_STATUS_INTERVAL,
+  };
 }

@@ -11,7 +11,7 @@ import type { SitePlan } from "../site/plan";
 import type { ConfigLayerName, HostContribution } from "./documents";
 import { renderMachineConfig } from "./machine-config";
 import { diskSelector, renderCel, renderJq } from "./disk-selector";
-import { bgpNeighbourChecks, dataplaneHealth, segmentLinks } from "./health";
+import { bgpNeighbourChecks, dataplaneHealth, ospfAdjacencyCheck, segmentLinks } from "./health";
 import { Redacted, redactedSecrets } from "./secrets";
 import { createSecretsBundle } from "./secrets-bundle";
 import { renderTalosconfig } from "./talosconfig";
@@ -122,11 +122,12 @@ export class TalosNode extends pulumi.ComponentResource {
     };
     const ext = site.dataplane.extension;
     // The data plane is part of the node's health when the node runs our extension; every segment's link always; the
-    // BGP sessions that were up before a change.
+    // BGP sessions and OSPF adjacencies that were up before a change.
     this.checks = {
       dataplane: ext.build || ext.image ? dataplaneHealth(args.contributions, site.dataplane.metricsPort) : undefined,
       segments: segmentLinks(plan.segments),
       bgp: bgpNeighbourChecks(site),
+      ospf: ospfAdjacencyCheck(site, plan),
     };
     const selector = diskSelector(site.node.installDisk);
     const identity: InstallIdentity = {
@@ -171,8 +172,10 @@ export class TalosNode extends pulumi.ComponentResource {
     // reports its ruleset applied, without the digests or segments a configuration change would alter.
     const upgradeChecks: HealthChecks = {
       dataplane: this.checks.dataplane && { metricsPort: this.checks.dataplane.metricsPort },
-      // A session established before the upgrade must come back on the new image (or after the rollback).
+      // A session established before the upgrade must come back on the new image (or after the rollback), and
+      // an adjacency that was Full.
       bgp: this.checks.bgp,
+      ospf: this.checks.ospf,
     };
     const upgrade = cmd(
       "upgrade",

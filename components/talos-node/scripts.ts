@@ -76,6 +76,24 @@ export interface HealthChecks {
    * is kept. Sessions that were down before hold nothing. The health gate, which has no "before", leaves them out.
    */
   bgp?: BgpNeighbourCheck[];
+  /**
+   * The site's OSPF adjacencies. A change (a try, an upgrade) must not lose one: each neighbour that was Full
+   * before the change on a link OSPF still runs on must be Full again, with a hello received since the checks of
+   * the new configuration began — BIRD keeps a neighbour whose hellos stopped Full until its dead interval ends,
+   * so the state alone would pass a change that drops OSPF. The health gate, which has no "before", leaves them out.
+   */
+  ospf?: OspfCheck;
+}
+
+export interface OspfCheck {
+  /** The links OSPF runs on: only neighbours on these are held. */
+  links: string[];
+  /** The bird pod's OSPF status on the node (OSPF_STATUS_FILE, images/services/router-ospf-status). */
+  statusFile: string;
+  /** OSPF's dead interval in seconds: BIRD's timer of a neighbour restarts from it on every hello. */
+  deadSeconds: number;
+  /** Seconds between two statuses: one older than three of them, or from another boot, is stale. */
+  statusSeconds: number;
 }
 
 /** What the box in maintenance mode must be before it gets any secret. */
@@ -175,9 +193,17 @@ export function shellHelpers(): string {
  * not rolled out yet (they follow the confirmed host change), so what can be checked there is that each segment's
  * VLAN link is up and carries its gateway addresses; the final gate runs the same check after the services.
  */
-export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: string; what: string; body: string[] }[] {
+/** One check: its function body ($1: its time limit in ms) and lines run_checks runs before it is first tried. */
+interface Check {
+  name: string;
+  what: string;
+  body: string[];
+  before?: string[];
+}
+
+export function healthChecks(t: NodeTarget, checks: HealthChecks): Check[] {
   const readyz = `${apiEndpoint(t.address, KUBE_API_PORT)}/readyz`;
-  const list = [
+  const list: Check[] = [
     { name: "Talos-API", what: "Talos API on $NODE", body: ['talos "$1" version >/dev/null'] },
     {
       name: "Kubernetes-API",
@@ -197,6 +223,8 @@ export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: strin
   if (checks.segments?.length) list.push(segmentCheck(checks.segments));
   if (checks.dataplane) list.push(dataplaneCheck(t, checks.dataplane));
   if (checks.bgp?.length) list.push(bgpCheck());
+  // after the data plane's check: the hellos it requires came through the ruleset the change applied
+  if (checks.ospf) list.push(ospfCheck());
   list.push({
     name: "cluster-health",
     what: "cluster health",
@@ -211,7 +239,7 @@ export function healthChecks(t: NodeTarget, checks: HealthChecks): { name: strin
  * resources (`talosctl get links|addresses -o json`: a stream of {node, metadata, spec}, the spec as Talos
  * marshals it to YAML — pkg/machinery/resources/network link_status.go, address_status.go). Every problem at once.
  */
-function segmentCheck(segments: SegmentLink[]): { name: string; what: string; body: string[] } {
+function segmentCheck(segments: SegmentLink[]): Check {
   const want = JSON.stringify(
     segments.map((s) => ({ segment: s.segment, link: s.link, vlan: s.vlan, addresses: s.addresses })),
   );
@@ -246,7 +274,7 @@ function segmentCheck(segments: SegmentLink[]): { name: string; what: string; bo
 }
 
 /** The extension service runs and its loader reports the rendered ruleset and configuration as applied. */
-function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): { name: string; what: string; body: string[] } {
+function dataplaneCheck(t: NodeTarget, dp: DataplaneHealth): Check {
   const host = t.address.includes(":") ? `[${t.address}]` : t.address;
   const url = `http://${host}:${dp.metricsPort}/health`;
   // Every problem at once: status, ruleset state, digest and generation.
@@ -312,7 +340,7 @@ function bgpHold(neighbours: BgpNeighbourCheck[]): string {
 }
 
 /** The sessions held before the change ($BGP_HELD) are established again, BFD up where it was. Every problem at once. */
-function bgpCheck(): { name: string; what: string; body: string[] } {
+function bgpCheck(): Check {
   const verdict = [
     `${BGP_SPECS} as $s`,
     '| [ $held[] as $h | "neighbour \\($h.address) (AS \\($h.asn))" as $at',
@@ -336,6 +364,117 @@ function bgpCheck(): { name: string; what: string; body: string[] } {
   };
 }
 
+/**
+ * Reading the bird pod's OSPF status (images/services/router-ospf-status: {uptime, boot, readable, error,
+ * neighbours: [{routerId, interface, address, state, role, deadIn}]}) and the node's clock and boot through the
+ * Talos API. `ospf_since` sets $OSPF_SINCE to the node's uptime now (empty when the node does not say in time).
+ */
+function ospfReaders(o: OspfCheck): string {
+  return [
+    `OSPF_FILE=${q(o.statusFile)}`,
+    `OSPF_DEAD=${o.deadSeconds}`,
+    `OSPF_STALE=${3 * o.statusSeconds}`,
+    'read_ospf() { talos "$1" read "$OSPF_FILE"; }',
+    "node_uptime() { local u; u=$(talos \"$1\" read /proc/uptime) && printf '%s\\n' \"${u%% *}\"; }",
+    'node_boot() { talos "$1" read /proc/sys/kernel/random/boot_id; }',
+    "ospf_since() {",
+    "  local end=$(( $(now_ms) + CHECK_MS ))",
+    '  OSPF_SINCE=""',
+    '  until OSPF_SINCE=$(node_uptime "$CHECK_MS" 2>/dev/null) && [ -n "$OSPF_SINCE" ]; do',
+    '    OSPF_SINCE=""; (( $(now_ms) < end )) || return 0; sleep 1',
+    "  done",
+    "}",
+  ].join("\n");
+}
+
+/**
+ * Before a change: the OSPF neighbours that are Full now on the links OSPF runs on ($OSPF_HELD, JSON). No status
+ * on the node (BIRD has never run) holds nothing. Neither does a stale or unreadable one — the bird pod is not
+ * running or its status container is not, and a change of the host must stay possible then (the services that
+ * would repair it are rolled out after the host's change) — but the log says so, and the OspfStatusUnreadable
+ * alert has said it before. A node that cannot be read at all is not changed: nothing could tell a lost
+ * adjacency from one that was never there.
+ */
+function ospfHold(o: OspfCheck): string {
+  const held = [
+    "if .readable != true then []",
+    '  else [ .neighbours[] | select(.state == "Full" and (.interface as $i | any($links[]; . == $i)))',
+    "         | {routerId, interface} ]",
+    "  end",
+  ].join("\n");
+  const staleness = [
+    'if .boot != $boot then "it was written before the node last started"',
+    'elif ($up - .uptime) > $stale then "it was written \\(($up - .uptime) | floor)s ago"',
+    'elif .readable != true then "BIRD did not answer: \\(.error // "no reason given")"',
+    'else "" end',
+  ].join("\n");
+  return [
+    ospfReaders(o),
+    `OSPF_LINKS=${q(JSON.stringify(o.links))}`,
+    // a read that works, or a node that says the file is not there (BIRD has never run): either is an answer
+    "ospf_read_all() { local out; out=$(read_ospf \"$1\" 2>&1) || grep -qi 'no such file' <<<\"$out\"; }",
+    "ospf_hold() {",
+    "  local st up boot why",
+    "  OSPF_HELD='[]'",
+    '  if ! retry_until $(( $(now_ms) + CHECK_MS )) "the node\'s OSPF status before the change" ospf_read_all; then',
+    '    log "could not read the node\'s OSPF status, so an adjacency this change breaks could not be told from one that was down; nothing was changed"',
+    "    exit 1",
+    "  fi",
+    '  if ! st=$(read_ospf "$CHECK_MS" 2>/dev/null); then',
+    '    log "no OSPF status on the node yet ($OSPF_FILE): BIRD has not run, so no adjacency is held by this change"',
+    "    return 0",
+    "  fi",
+    '  up=$(node_uptime "$CHECK_MS") && boot=$(node_boot "$CHECK_MS") || { log "the node did not say its uptime and boot; nothing was changed"; exit 1; }',
+    `  why=$(jq -r --argjson up "$up" --arg boot "$boot" --argjson stale "$OSPF_STALE" ${q(staleness)} <<<"$st") || { log "the node's OSPF status is not JSON; nothing was changed"; exit 1; }`,
+    '  if [ -n "$why" ]; then',
+    '    log "WARNING: the OSPF status on the node is stale or unreadable ($why), so this change holds no adjacency; see the OspfStatusUnreadable alert and the bird pod"',
+    "    return 0",
+    "  fi",
+    `  OSPF_HELD=$(jq -c --argjson links "$OSPF_LINKS" ${q(held)} <<<"$st")`,
+    "  local full",
+    `  full=$(jq -r '[.[] | "\\(.routerId) on \\(.interface)"] | join(", ")' <<<"$OSPF_HELD")`,
+    '  log "OSPF neighbours Full before the change, which it must keep: ${full:-none}"',
+    "}",
+  ].join("\n");
+}
+
+/**
+ * The neighbours held before the change ($OSPF_HELD) are Full again in a status written since this check began
+ * ($OSPF_SINCE, the node's uptime then), each with a hello received since: BIRD restarts a neighbour's dead timer
+ * on every hello, so its last hello came OSPF_DEAD − deadIn seconds before the status. Every problem at once.
+ */
+function ospfCheck(): Check {
+  const verdict = [
+    'if .boot != $boot then "the OSPF status was written before the node last started: the bird pod has not written since"',
+    'elif .uptime < $since then "the OSPF status was written \\(($since - .uptime) | floor)s before this check began: the bird pod has not written since"',
+    'elif .readable != true then "BIRD did not answer: \\(.error // "no reason given")"',
+    "else . as $st",
+    '  | [ $held[] as $h | "neighbour \\($h.routerId) on \\($h.interface)" as $at',
+    "    | ([$st.neighbours[] | select(.routerId == $h.routerId and .interface == $h.interface)] | first) as $n",
+    '    | if $n == null then "\\($at) is gone; it was Full before the change"',
+    '      elif $n.state != "Full" then "\\($at) is \\($n.state); it was Full before the change"',
+    "      elif $n.deadIn < 0 or ($st.uptime - ($dead - $n.deadIn)) <= $since",
+    "      then \"\\($at) has sent no hello since the new configuration's checks began (BIRD keeps it Full until its dead interval ends)\"",
+    "      else empty end",
+    '  ] | join("; ")',
+    "end",
+  ].join("\n");
+  return {
+    name: "OSPF",
+    what: "OSPF adjacencies that were Full before the change",
+    before: ['[ "${OSPF_HELD:-[]}" = "[]" ] || ospf_since'],
+    body: [
+      "local end=$(( $(now_ms) + $1 )) st boot problems",
+      '[ "${OSPF_HELD:-[]}" != "[]" ] || return 0',
+      '[ -n "${OSPF_SINCE:-}" ] || { echo "the node did not say its uptime when this check began"; return 1; }',
+      "st=$(read_ospf \"$1\") || { printf '%s\\n' \"$st\"; return 1; }",
+      "boot=$(node_boot $(( end - $(now_ms) ))) || { printf '%s\\n' \"$boot\"; return 1; }",
+      `problems=$(jq -r --argjson held "$OSPF_HELD" --argjson since "$OSPF_SINCE" --argjson dead "$OSPF_DEAD" --arg boot "$boot" ${q(verdict)} <<<"$st") || { echo "the node's OSPF status is not JSON"; return 1; }`,
+      'if [ -n "$problems" ]; then echo "$problems"; return 1; fi',
+    ],
+  };
+}
+
 /** The check functions and run_checks END_MS, which sets $failed to the checks that did not pass by END_MS. */
 function checkFunctions(t: NodeTarget, checks: HealthChecks): string {
   const list = healthChecks(t, checks);
@@ -344,10 +483,10 @@ function checkFunctions(t: NodeTarget, checks: HealthChecks): string {
     "run_checks() {",
     "  local end=$1",
     '  failed=""',
-    ...list.map(
-      (c, i) =>
-        `  retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
-    ),
+    ...list.flatMap((c, i) => [
+      ...(c.before ?? []).map((l) => `  ${l}`),
+      `  retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
+    ]),
     '  [ -z "$failed" ]',
     "}",
   ].join("\n");
@@ -491,6 +630,7 @@ export function applyTryScript(t: NodeTarget, tryTimeout: number, checks: Health
     `MARGIN_MS=${margin * 1000}`,
     revertPath(),
     ...(checks.bgp?.length ? [bgpHold(checks.bgp), "bgp_hold"] : []),
+    ...(checks.ospf ? [ospfHold(checks.ospf), "ospf_hold"] : []),
     "start=$(now_ms)",
     "deadline=$(( start + TRY_S * 1000 ))",
     "confirm_by=$(( deadline - MARGIN_MS ))",
@@ -537,6 +677,7 @@ export function upgradeScript(t: NodeTarget, image: string, checks: HealthChecks
     checkFunctions(t, checks),
     `IMAGE=${q(image)}`,
     ...(checks.bgp?.length ? [bgpHold(checks.bgp), "bgp_hold"] : []),
+    ...(checks.ospf ? [ospfHold(checks.ospf), "ospf_hold"] : []),
     'log "upgrading the node to $IMAGE"',
     'if ! talos $(( HEALTH_TIMEOUT * 1000 )) upgrade --image "$IMAGE" --wait --timeout "${HEALTH_TIMEOUT}s" >&2; then',
     '  log "the upgrade to $IMAGE did not complete; the node keeps (or boots back into) its current image"',
@@ -567,8 +708,8 @@ export function upgradeScript(t: NodeTarget, image: string, checks: HealthChecks
 export function healthScript(t: NodeTarget, checks: HealthChecks = {}): string {
   return [
     prelude(t, false),
-    // No "before" to hold BGP sessions to: the try and the upgrade hold them.
-    checkFunctions(t, { ...checks, bgp: undefined }),
+    // No "before" to hold BGP sessions or OSPF adjacencies to: the try and the upgrade hold them.
+    checkFunctions(t, { ...checks, bgp: undefined, ospf: undefined }),
     'if ! run_checks $(( $(now_ms) + HEALTH_TIMEOUT * 1000 )); then log "the router is not healthy:${failed}"; exit 1; fi',
     'log "the router is healthy"',
   ].join("\n");

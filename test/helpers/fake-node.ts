@@ -69,6 +69,21 @@ export interface Faults {
   bfdStuckInit?: string[];
   /** Installer images on which no BGP session comes up. */
   bgpBrokenImages?: string[];
+  /**
+   * OSPF neighbours (router ids) whose hellos stop reaching BIRD under any configuration that becomes active after
+   * the fault is set (fake-node/ospf.js): a change that drops OSPF.
+   */
+  ospfSilenced?: string[];
+  /** The bird pod's status container no longer writes: the status file keeps its last content. */
+  ospfStatusStopped?: boolean;
+}
+
+/** An OSPF router on one of the node's segments (fake-node/ospf.js). */
+export interface OspfNeighbour {
+  routerId: string;
+  address: string;
+  /** The router's link it is on (a segment's VLAN link). */
+  interface: string;
 }
 
 /** A router on the other side of a BGP session (fake-node/bgp.js). */
@@ -103,6 +118,13 @@ export interface NodeOptions {
   bgpNeighbours?: BgpNeighbour[];
   /** How long a BGP session takes to establish (BFD as long again); default 400 ms. */
   bgpEstablishMs?: number;
+  /** The OSPF neighbours around the node, and BIRD's and the status container's timers (fake-node/ospf.js). */
+  ospfNeighbours?: OspfNeighbour[];
+  ospfHelloMs?: number;
+  ospfDeadMs?: number;
+  ospfFullMs?: number;
+  ospfStatusMs?: number;
+  ospfPodStartMs?: number;
 }
 
 export interface Received {

@@ -7,12 +7,17 @@ import { renderTalosconfig } from "../../components/talos-node/talosconfig";
 import { renderSegmentHost } from "../../components/vlan-segment/host";
 import { renderDataplaneHost } from "../../components/dataplane/host";
 import { renderRuleset } from "../../components/dataplane/nftables";
-import { bgpNeighbourChecks, dataplaneHealth, segmentLinks } from "../../components/talos-node/health";
+import {
+  bgpNeighbourChecks,
+  dataplaneHealth,
+  ospfAdjacencyCheck,
+  segmentLinks,
+} from "../../components/talos-node/health";
 import { renderRoutingHost } from "../../components/network-services/routing";
 import { diskSelector, renderCel, renderJq } from "../../components/talos-node/disk-selector";
 import { randomBytes } from "node:crypto";
 import type { HealthChecks, InstallIdentity, NodeTarget } from "../../components/talos-node/scripts";
-import type { BgpNeighbour, Disk, Identity, NodeOptions } from "./fake-node";
+import type { BgpNeighbour, Disk, Identity, NodeOptions, OspfNeighbour } from "./fake-node";
 import { devSite, type Raw } from "./dev-site";
 import { fixtureSecrets } from "./talos-fixtures";
 
@@ -100,6 +105,7 @@ export function rendered(edit?: (raw: Raw) => void): Rendered {
       dataplane: dataplaneHealth(contributions, s.site.dataplane.metricsPort),
       segments: segmentLinks(s.plan.segments),
       bgp: bgpNeighbourChecks(s.site),
+      ospf: ospfAdjacencyCheck(s.site, s.plan),
     },
     identity: {
       macs: s.site.node.nics.map((n) => n.mac),
@@ -159,6 +165,23 @@ export function withBgp(raw: Raw, over: { asn?: number; routerId?: string; bfd?:
     },
   };
 }
+
+/**
+ * An edit of the dev site: OSPF on its servers (lan0.50, 10.50.0.0/24) and trusted (lan0.20) segments, the other
+ * segments redistributed.
+ */
+export function withOspf(raw: Raw): void {
+  raw.routing = {
+    ...raw.routing,
+    ospf: { routerId: "10.10.0.1", segments: ["servers", "trusted"], redistribute: ["connected"] },
+  };
+}
+
+/** The routers around withOspf's router: one on servers, one on trusted. */
+export const OSPF_NEIGHBOURS: OspfNeighbour[] = [
+  { routerId: "10.50.0.254", address: "10.50.0.254", interface: "lan0.50" },
+  { routerId: "10.20.0.253", address: "10.20.0.253", interface: "lan0.20" },
+];
 
 /** The routers on the other side of withBgp's sessions, both answering and expecting this router's AS 65010. */
 export const BGP_NEIGHBOURS: BgpNeighbour[] = [

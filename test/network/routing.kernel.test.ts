@@ -100,6 +100,7 @@ const OSPF_STATUS = join(ROOT, "images/services/router-ospf-status");
 
 interface OspfStatus {
   uptime: number;
+  boot: string;
   readable: boolean;
   error?: string;
   neighbours?: { routerId: string; interface: string; address: string; state: string; role: string; deadIn: number }[];
@@ -205,6 +206,7 @@ describe.skipIf(!t.ok)(
         return s.neighbours?.some((n) => n.state === "Full") ? s : undefined;
       });
       expect(status?.readable).toBe(true);
+      expect(status?.boot).toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
       expect(status?.uptime).toBeGreaterThanOrEqual(Math.floor(before));
       expect(status?.uptime).toBeLessThanOrEqual(nodeUptime() + 1);
       expect(status?.neighbours).toEqual([

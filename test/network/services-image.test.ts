@@ -165,6 +165,7 @@ describe.skipIf(!t.ok)("the services image", () => {
     const line = r.stdout.split("\n").find((l) => l.startsWith('{"uptime"'));
     expect(JSON.parse(line ?? "null"), r.stdout + r.stderr).toEqual({
       uptime: expect.any(Number),
+      boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
       readable: true,
       neighbours: [],
     });
