@@ -29,6 +29,8 @@ import {
   logStoreArgs,
 } from "./logs";
 import { ROUTER_IDS_PATHS } from "../ids-stack/suricata";
+import { OSPF_DEAD_S } from "../network-services/bird";
+import { OSPF_STATUS_DIR, OSPF_STATUS_FILE, OSPF_STATUS_INTERVAL } from "../network-services/k8s";
 import { PROMETHEUS_CONFIG_DIR, PROMETHEUS_DATA, PROMETHEUS_SECRETS, prometheusArgs } from "./prometheus";
 import { hostPort } from "./targets";
 import type { StackFiles } from "./files";
@@ -297,6 +299,7 @@ function metricsWorkloads(site: Site, plan: SitePlan, images: StackImages, secre
           ],
         },
         ...bgpCollector(site, plan, images, interval),
+        ...ospfCollector(site, images, interval),
       ],
     },
   ];
@@ -327,6 +330,33 @@ function bgpCollector(site: Site, plan: SitePlan, images: StackImages, interval:
         { source: { secret: TALOS_SA.name, keys: [TALOS_SA.key] }, path: TALOS_SA.mount, readOnly: true },
         host(TEXTFILE_DIR, TEXTFILE_DIR),
       ],
+    },
+  ];
+}
+
+/**
+ * The OSPF neighbours as BIRD reports them: the bird pod's status container writes them to the node
+ * (images/services/router-ospf-status); this reads that file, read only, and writes it for the node exporter
+ * (images/observability/router-ospf-metrics). Only on a site with OSPF. The dead interval turns BIRD's seconds to
+ * dead into the age of the last hello; a status older than three of its intervals is stale.
+ */
+function ospfCollector(site: Site, images: StackImages, interval: string): Container[] {
+  if (!site.routing.ospf) return [];
+  return [
+    {
+      name: "ospf-metrics",
+      image: images.own,
+      command: [
+        "router-ospf-metrics",
+        OSPF_STATUS_FILE,
+        String(OSPF_DEAD_S),
+        String(OSPF_STATUS_INTERVAL),
+        `${TEXTFILE_DIR}/ospf.prom`,
+        interval,
+      ],
+      // jq over at most 64 KiB of status (the script's cap) stays near 11 MiB, whatever the file holds
+      memoryMiB: 32,
+      mounts: [host(OSPF_STATUS_DIR, OSPF_STATUS_DIR, true), host(TEXTFILE_DIR, TEXTFILE_DIR)],
     },
   ];
 }

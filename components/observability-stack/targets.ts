@@ -57,7 +57,7 @@ export function scrapeJobs(site: Site, plan: SitePlan, contributions: readonly S
     { job: "alertmanager", what: "alert delivery", targets: [hostPort(mgmt, P.alertmanager)], runs: "router" },
     {
       job: "node",
-      what: `the node (CPU, memory, disks, links), conntrack, the clock; Kea pools and leases${site.ids.enabled ? ", the IDS's alert and drop counts (router_ids_*)" : ""}${site.routing.bgp ? ", the BGP sessions and their BFD as Talos reports them (router_bgp_*, through the Talos API with an os:reader service account)" : ""} and the top talkers through its textfile collector`,
+      what: `the node (CPU, memory, disks, links), conntrack, the clock; Kea pools and leases${site.ids.enabled ? ", the IDS's alert and drop counts (router_ids_*)" : ""}${site.routing.bgp ? ", the BGP sessions and their BFD as Talos reports them (router_bgp_*, through the Talos API with an os:reader service account)" : ""}${site.routing.ospf ? ", the OSPF neighbours as BIRD reports them (router_ospf_*, from the bird pod's status file)" : ""} and the top talkers through its textfile collector`,
       targets: [hostPort(mgmt, P.nodeExporter)],
       runs: "router",
     },

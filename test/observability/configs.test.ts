@@ -24,7 +24,10 @@ import { compilePolicy } from "../../components/site/policy";
 const work = mkdtempSync(join(tmpdir(), "obs-configs-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors, Zeek's logs). */
+/**
+ * The dev site with every option of the stack in use (forwarding, receivers of both kinds, collectors, Zeek's logs,
+ * the BGP and OSPF collectors and their rules).
+ */
 function fullSite() {
   return devSite((raw) => {
     raw.ids.zeek = { enabled: true, image: `docker.io/zeek/zeek:7.0.5@sha256:${"a".repeat(64)}` };
@@ -46,6 +49,10 @@ function fullSite() {
       },
       logs: { forward: { url: "https://logs.example.net/insert/jsonline", username: "lab" } },
       flows: { collectors: ["192.0.2.10:4739"] },
+    };
+    raw.routing = {
+      bgp: { asn: 65010, routerId: "10.50.0.1", neighbors: [{ address: "10.50.0.250", asn: 65020, bfd: true }] },
+      ospf: { routerId: "10.50.0.1", segments: ["servers"] },
     };
     raw.remoteWritePassword = "pw";
     raw.alertWebhookToken = "tok";
@@ -165,44 +172,52 @@ describe("the dashboards", () => {
     },
   );
 
-  it("read only metrics a scrape job of the site collects, each router_* one written by the exporter's source", () => {
-    const policy = compilePolicy(site, plan);
-    const jobs = new Set(scrapeJobs(site, plan, [dnsScrapes(site, plan, policy)]).map((j) => j.job));
-    const root = join(__dirname, "../..");
-    const read = (...files: string[]) => files.map((f) => readFileSync(join(root, f), "utf8")).join("\n");
-    const loader = readdirSync(join(root, "ebpf/loader"))
-      .filter((f) => f.endsWith(".c"))
-      .map((f) => `ebpf/loader/${f}`);
-    // Who writes each family of metric and the job that scrapes it; the router's own, in which source.
-    const families: { name: RegExp; job: string; source?: string }[] = [
-      { name: /^router_dataplane_/, job: "dataplane", source: read(...loader) },
-      { name: /^router_dns_/, job: "dns", source: read("images/dns/stats/metrics.c") },
-      { name: /^router_dhcp_/, job: "node", source: read("images/observability/router-dhcp-metrics") },
-      { name: /^router_flow_/, job: "node", source: read("images/observability/router-talker-metrics") },
-      { name: /^router_ids_/, job: "node", source: read("images/ids/router-ids-metrics") },
-      { name: /^node_/, job: "node" },
-      { name: /^container_/, job: "cadvisor" },
-      { name: /^kubelet_/, job: "kubelet" },
-      { name: /^(up|ALERTS)$/, job: "prometheus" },
-    ];
-    const exprs = [...queries.map((q) => q.panel.query), ...alertRules(site, plan).map((r) => r.expr)];
-    const problems: string[] = [];
-    for (const expr of exprs)
-      parser.parse(expr).iterate({
-        enter: (n) => {
-          if (n.name !== "VectorSelector") return;
-          const id = n.node.getChild("Identifier");
-          if (!id) return;
-          const metric = expr.slice(id.from, id.to);
-          const f = families.find((x) => x.name.test(metric));
-          if (!f) problems.push(`${metric}: no exporter of the router writes it (${expr})`);
-          else if (!jobs.has(f.job)) problems.push(`${metric}: no job ${f.job} scrapes it`);
-          else if (f.source && !new RegExp(`${metric}(?![a-z0-9_])`).test(f.source))
-            problems.push(`${metric}: its exporter's source does not write it`);
-        },
-      });
-    expect(problems).toEqual([]);
-  });
+  it.each(Object.entries(sites))(
+    "read only metrics a scrape job of %s collects, each router_* one written by the exporter's source",
+    (_name, { site, plan }) => {
+      const policy = compilePolicy(site, plan);
+      const jobs = new Set(scrapeJobs(site, plan, [dnsScrapes(site, plan, policy)]).map((j) => j.job));
+      const root = join(__dirname, "../..");
+      const read = (...files: string[]) => files.map((f) => readFileSync(join(root, f), "utf8")).join("\n");
+      const loader = readdirSync(join(root, "ebpf/loader"))
+        .filter((f) => f.endsWith(".c"))
+        .map((f) => `ebpf/loader/${f}`);
+      // Who writes each family of metric and the job that scrapes it; the router's own, in which source.
+      const families: { name: RegExp; job: string; source?: string }[] = [
+        { name: /^router_dataplane_/, job: "dataplane", source: read(...loader) },
+        { name: /^router_dns_/, job: "dns", source: read("images/dns/stats/metrics.c") },
+        { name: /^router_dhcp_/, job: "node", source: read("images/observability/router-dhcp-metrics") },
+        { name: /^router_flow_/, job: "node", source: read("images/observability/router-talker-metrics") },
+        { name: /^router_ids_/, job: "node", source: read("images/ids/router-ids-metrics") },
+        { name: /^router_bgp_/, job: "node", source: read("images/observability/router-bgp-metrics") },
+        { name: /^router_ospf_/, job: "node", source: read("images/observability/router-ospf-metrics") },
+        { name: /^node_/, job: "node" },
+        { name: /^container_/, job: "cadvisor" },
+        { name: /^kubelet_/, job: "kubelet" },
+        { name: /^(up|ALERTS)$/, job: "prometheus" },
+      ];
+      const exprs = [
+        ...dashboardQueries(site, plan).map((q) => q.panel.query),
+        ...alertRules(site, plan).map((r) => r.expr),
+      ];
+      const problems: string[] = [];
+      for (const expr of exprs)
+        parser.parse(expr).iterate({
+          enter: (n) => {
+            if (n.name !== "VectorSelector") return;
+            const id = n.node.getChild("Identifier");
+            if (!id) return;
+            const metric = expr.slice(id.from, id.to);
+            const f = families.find((x) => x.name.test(metric));
+            if (!f) problems.push(`${metric}: no exporter of the router writes it (${expr})`);
+            else if (!jobs.has(f.job)) problems.push(`${metric}: no job ${f.job} scrapes it`);
+            else if (f.source && !new RegExp(`${metric}(?![a-z0-9_])`).test(f.source))
+              problems.push(`${metric}: its exporter's source does not write it`);
+          },
+        });
+      expect(problems).toEqual([]);
+    },
+  );
 
   it("finds a PromQL syntax error (the parse check can fail)", () => {
     let error = false;

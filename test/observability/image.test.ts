@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { renderStackFiles } from "../../components/observability-stack/files";
-import { renderObservabilityObjects, type ObsObject } from "../../components/observability-stack/k8s";
+import { renderObservabilityObjects, TEXTFILE_DIR, type ObsObject } from "../../components/observability-stack/k8s";
+import { OSPF_STATUS_DIR, OSPF_STATUS_FILE } from "../../components/network-services/k8s";
 import { OBSERVABILITY_PORTS } from "../../components/site/schema-observability";
 import { siteRuleset } from "../../components/host-layers";
 import { nthAddress } from "../../components/site/ip";
@@ -114,6 +115,41 @@ describe.skipIf(!t.ok)("the observability image", () => {
     expect(out).toContain('router_bgp_received_prefixes{neighbour="10.50.0.250",asn="65020"} 4\n');
     expect(out).toContain('router_bgp_session_established{neighbour="fd12:3456:789a:50::fe",asn="65030"} 0\n');
     expect(out).toContain("router_bgp_status_readable 1\n");
+  });
+
+  it("runs the OSPF collector as rendered from its own root (busybox, jq, head), on the status it mounts read only", () => {
+    const { site, plan, policy } = devSite((raw) => {
+      raw.routing = { ospf: { routerId: "10.50.0.1", segments: ["servers"] } };
+    });
+    const files = renderStackFiles(site, plan, policy, { webhookToken: false });
+    const objects = renderObservabilityObjects(site, plan, files, { own: "own", logs: "logs", dashboards: "dash" }, {});
+    const ds = objects.find((o) => o.kind === "DaemonSet" && o.metadata.name === "node-exporter") as ObsObject &
+      IDaemonSet;
+    const work = tempDir("obs-ospf-");
+    const node = join(work, "node");
+    // what the bird pod's status container wrote a moment ago, on the node
+    mkdirSync(join(node, OSPF_STATUS_DIR), { recursive: true });
+    const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    const neighbour = { routerId: "10.50.0.254", interface: "lan0.50", address: "10.50.0.254" };
+    writeFileSync(
+      join(node, OSPF_STATUS_FILE),
+      JSON.stringify({
+        uptime,
+        readable: true,
+        neighbours: [{ ...neighbour, state: "Full", role: "DR", deadIn: 36.5 }],
+      }),
+    );
+    const own: ImageRoot = { rootfs: join(a.stage, "rootfs"), env: ociEnv(join(a.out, "oci")) };
+    const argv = podArgv(ds, "ospf-metrics", own, { configMaps: new Map(), node }, join(work, "ospf-metrics"));
+    // It loops every scrape interval and writes its first file at once; the end of `timeout` is its SIGTERM.
+    const r = spawnSync("timeout", ["5", ...argv], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(124);
+    expect(r.stderr).toBe("");
+    const out = readFileSync(join(node, TEXTFILE_DIR, "ospf.prom"), "utf8");
+    const labels = 'router_id="10.50.0.254",interface="lan0.50",address="10.50.0.254"';
+    expect(out).toContain(`router_ospf_neighbour_full{${labels}} 1\n`);
+    expect(out).toContain(`router_ospf_neighbour_hello_age_seconds{${labels}} 3.5\n`);
+    expect(out).toContain("router_ospf_status_readable 1\n");
   });
 
   it("loads syslog-ng's modules for the rendered collector configuration from its own root", () => {
