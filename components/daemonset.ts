@@ -187,7 +187,12 @@ export function hostDaemonSet(d: HostDaemon, image: unknown, configs: Map<string
   const init = d.init && container(d, { name: `${d.name}-init`, ...d.init, user: 0 }, image, initMounts);
   const sidecar =
     d.sidecar &&
-    container({ ...d, env: undefined }, { ...d.sidecar, user: 0 }, image, [...mounts, ...d.sidecar.volumes.map(mount)]);
+    container({ ...d, env: undefined }, { ...d.sidecar, user: 0 }, image, [
+      // its own volumes before /tmp, in the daemon's order: a host path is never mounted under a /tmp of its own
+      ...mounts.filter((m) => m.mountPath !== "/tmp"),
+      ...d.sidecar.volumes.map(mount),
+      ...mounts.filter((m) => m.mountPath === "/tmp"),
+    ]);
   return {
     apiVersion: "apps/v1",
     kind: "DaemonSet",

@@ -430,6 +430,7 @@ export const OBSERVABILITY_PODS: ReadonlySet<string> = new Set([
   "alertmanager",
   "node-exporter-node-exporter",
   "node-exporter-dhcp-metrics",
+  "node-exporter-ospf-metrics",
   "logs",
   "log-collector-ulogd",
   "log-collector-syslog-ng",

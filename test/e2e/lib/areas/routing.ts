@@ -17,7 +17,14 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { BIRD_RUN_DIR, BIRD_SOCKET } from "../../../../components/network-services/k8s";
+import { readFileSync } from "node:fs";
+import {
+  BIRD_RUN_DIR,
+  BIRD_SOCKET,
+  OSPF_STATUS_DIR,
+  OSPF_STATUS_FILE,
+} from "../../../../components/network-services/k8s";
+import { OSPF_DEAD_S, OSPF_HELLO_S } from "../../../../components/network-services/bird";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { contains, nthAddress, toBigInt } from "../../../../components/site/ip";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
@@ -27,6 +34,7 @@ import { FrrInstance } from "../../../network/frr";
 import { sleep, waitFor } from "../../../helpers/wait";
 import type { Appliance } from "../appliance";
 import { probe, type ProbeResult } from "../checks";
+import { query } from "./observability-metrics";
 import { hostAddresses } from "../clients";
 import { addNamespace, deleteNamespace } from "../namespaces";
 import { PolicyOracle } from "../oracle";
@@ -176,7 +184,7 @@ class Neighbour {
    * prints one line per neighbour, "<router id> <priority> <state>/<role> <dead timer> <interface> <address>".
    */
   neighbourSeenFromRouter(): OspfNeighbour | undefined {
-    const socket = join(this.app.pods.emptyDir("bird", BIRD_RUN_DIR), basename(BIRD_SOCKET));
+    const socket = join(this.app.pods.emptyDir(BIRD_POD, BIRD_RUN_DIR), basename(BIRD_SOCKET));
     const r = this.app.exec(this.app.router, ["birdc", "-s", socket, "show", "ospf", "neighbors"], { allowFail: true });
     const line = r.stdout.split("\n").find((l) => l.trim().split(/\s+/)[5] === this.address);
     return line ? { nbrState: line.trim().split(/\s+/)[2] } : undefined;
@@ -241,6 +249,28 @@ async function reachBehind(
   return { want: rows.map((r) => `${r.s.name}: ${OBSERVED[r.want]}`), seen };
 }
 
+/** The bird DaemonSet's two containers run as two pods: BIRD, and the status container beside it. */
+const BIRD_POD = "bird-bird";
+const STATUS_POD = "bird-ospf-status";
+
+interface OspfStatus {
+  uptime: number;
+  boot: string;
+  readable: boolean;
+  error?: string;
+  neighbours?: { routerId: string; interface: string; address: string; state: string; deadIn: number }[];
+}
+
+/** The bird pod's OSPF status as the node's disk holds it (images/services/router-ospf-status). */
+function ospfStatus(app: Appliance): OspfStatus | undefined {
+  try {
+    const file = join(app.pods.hostPath(OSPF_STATUS_DIR), basename(OSPF_STATUS_FILE));
+    return JSON.parse(readFileSync(file, "utf8")) as OspfStatus;
+  } catch {
+    return undefined;
+  }
+}
+
 const full = (n: OspfNeighbour | undefined) => (n?.nbrState ?? n?.state ?? "").startsWith("Full");
 
 /** Runs `work` while sampling both ends of the adjacency every half second; the moments it was not Full. */
@@ -267,7 +297,7 @@ async function sampling(nbr: Neighbour, routerId: string, work: () => Promise<vo
 export const routing: Area = {
   title: "dynamic routing",
   appliesTo: (site, plan) => !!ospfSegment(site, plan) || !!bgpPeering(site, plan),
-  pods: (name) => name === "bird",
+  pods: (name) => name === BIRD_POD || name === STATUS_POD,
   tests(ctx) {
     const seg = ospfSegment(ctx.site, ctx.plan);
     const ospf = ctx.site.routing.ospf!;
@@ -323,9 +353,66 @@ export const routing: Area = {
           120_000,
           1000,
         ).catch((e: Error) => {
-          throw new Error(`${e.message}\nthe bird pod's output:\n${app.pods.pod("bird").log().slice(-3000)}`);
+          throw new Error(`${e.message}\nthe bird pod's output:\n${app.pods.pod(BIRD_POD).log().slice(-3000)}`);
         });
       }, 130_000);
+
+      it("writes the adjacency on the node as BIRD sees it (the try path's and the metrics' source): Full, a recent hello, this boot", async () => {
+        const app = ctx.app;
+        const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+        let st: OspfStatus | undefined;
+        await waitFor(
+          "the bird pod's status to list the neighbour Full",
+          () => {
+            st = ospfStatus(app);
+            return !!st?.neighbours?.some((n) => n.routerId === nbr.address && n.state === "Full");
+          },
+          30_000,
+          1000,
+        ).catch((e: Error) => {
+          throw new Error(
+            `${e.message}\nstatus: ${JSON.stringify(st)}\n${app.pods.pod(STATUS_POD).log().slice(-2000)}`,
+          );
+        });
+        const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+        expect(st!.readable).toBe(true);
+        expect(st!.boot).toBe(bootId);
+        // written every 5 s (components/network-services/k8s.ts OSPF_STATUS_INTERVAL)
+        expect(uptime - st!.uptime).toBeLessThan(15);
+        const n = st!.neighbours!.find((x) => x.routerId === nbr.address)!;
+        expect(n).toMatchObject({ interface: seg.link, address: nbr.address, state: "Full" });
+        // FRR says hello every 10 s: BIRD's dead timer never falls more than two hellos below the dead interval
+        expect(n.deadIn).toBeGreaterThan(OSPF_DEAD_S - 2 * OSPF_HELLO_S);
+      }, 40_000);
+
+      it.skipIf(!ctx.site.observability.enabled)(
+        "the observability stack's collector turns it into metrics the TSDB holds: the neighbour Full, its last hello recent",
+        async () => {
+          const app = ctx.app;
+          const sel = `{router_id="${nbr.address}",interface="${seg.link}"}`;
+          let got: Record<string, string | undefined> = {};
+          await waitFor(
+            "the TSDB to hold the neighbour Full",
+            async () => {
+              const [fullS, age, readable] = await Promise.all([
+                query(app, `router_ospf_neighbour_full${sel}`),
+                query(app, `router_ospf_neighbour_hello_age_seconds${sel}`),
+                query(app, "router_ospf_status_readable"),
+              ]);
+              got = { full: fullS[0]?.value[1], age: age[0]?.value[1], readable: readable[0]?.value[1] };
+              return got.full === "1" && got.readable === "1" && got.age !== undefined;
+            },
+            60_000,
+            2000,
+          ).catch((e: Error) => {
+            throw new Error(
+              `${e.message}: ${JSON.stringify(got)}\n${app.pods.pod("node-exporter-ospf-metrics").log().slice(-2000)}`,
+            );
+          });
+          expect(Number(got.age)).toBeLessThanOrEqual(2 * OSPF_HELLO_S);
+        },
+        70_000,
+      );
 
       it("advertises to the neighbour the OSPF segments and what the site redistributes, never a WAN's route", async () => {
         const want = advertisedPrefixes(ctx.site).filter((p) => p !== seg.ipv4!.cidr);
@@ -399,17 +486,28 @@ export const routing: Area = {
         const app = ctx.app;
         const block = talosFirewall({ ...app.host.firewall, defaultAction: "block" }, app.talos.nodeAddresses());
         app.exec(app.router, ["nft", "-f", "-"], { input: block });
+        // what the bird pod writes meanwhile: the neighbour Full while its last hello ages (the state the try
+        // path's check refuses to confirm), then gone
+        const silent: number[] = [];
         try {
           // hellos stop getting through: the neighbour declares the router dead after its dead interval (40 s)
           await waitFor(
             "the neighbour to lose the router",
-            () => !full(nbr.routerSeenFromNeighbour(ospf.routerId)),
+            () => {
+              const n = ospfStatus(app)?.neighbours?.find((x) => x.routerId === nbr.address);
+              if (n?.state === "Full") silent.push(OSPF_DEAD_S - n.deadIn);
+              return !full(nbr.routerSeenFromNeighbour(ospf.routerId));
+            },
             60_000,
             1000,
           );
         } finally {
           app.talos.reload();
         }
+        expect(
+          Math.max(...silent, 0),
+          "seconds since the neighbour's last hello while the router still called it Full",
+        ).toBeGreaterThan(2 * OSPF_HELLO_S);
         await waitFor(
           "the adjacency to reach Full again",
           () => full(nbr.routerSeenFromNeighbour(ospf.routerId)) && full(nbr.neighbourSeenFromRouter()),
