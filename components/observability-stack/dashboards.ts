@@ -22,7 +22,7 @@ export interface PanelSpec {
   legend?: string;
   unit?: string;
   /** The query only has data where the site runs what it measures (e.g. more than one WAN, the DNS stack). */
-  needs?: "dns" | "cluster" | "ids";
+  needs?: "dns" | "cluster" | "ids" | "talos-api";
 }
 
 export interface DashboardSpec {
@@ -94,6 +94,26 @@ const IDS: PanelSpec[] = [
     needs: "ids",
   }),
 ];
+/** OSPF as the bird pod sees it (images/observability/router-ospf-metrics on its status). */
+const OSPF: PanelSpec[] = [
+  P("OSPF neighbours Full", "sum by (interface) (router_ospf_neighbour_full)", { legend: "{{interface}}" }),
+  P("OSPF time since last hello", "router_ospf_neighbour_hello_age_seconds", {
+    legend: "{{router_id}} on {{interface}}",
+    unit: "s",
+  }),
+];
+/** BGP sessions as Talos reports them (images/observability/router-bgp-metrics, through the Talos API). */
+const BGP: PanelSpec[] = [
+  P("BGP sessions established", "router_bgp_session_established", {
+    legend: "{{neighbour}} (AS {{asn}})",
+    needs: "talos-api",
+  }),
+  P("BGP BFD up", "router_bgp_bfd_up", { legend: "{{neighbour}}", needs: "talos-api" }),
+  P("BGP prefixes received", "router_bgp_received_prefixes", {
+    legend: "{{neighbour}} (AS {{asn}})",
+    needs: "talos-api",
+  }),
+];
 const DHCP: PanelSpec[] = [
   P("Pool usage", "router_dhcp_pool_used_addresses / router_dhcp_pool_addresses * 100", {
     legend: "{{segment}}",
@@ -158,6 +178,18 @@ export function dashboardSpecs(site: Site, plan: SitePlan): DashboardSpec[] {
     { uid: "router-dhcp", title: `${site.site.name}: DHCP`, rows: [{ title: "DHCP", panels: DHCP }] },
     { uid: "router-dns", title: `${site.site.name}: DNS`, rows: [{ title: "DNS", panels: DNS }] },
     { uid: "router-system", title: `${site.site.name}: system`, rows: [{ title: "System", panels: SYSTEM }] },
+    ...(site.routing.ospf || site.routing.bgp
+      ? [
+          {
+            uid: "router-routing",
+            title: `${site.site.name}: dynamic routing`,
+            rows: [
+              ...(site.routing.ospf ? [{ title: "OSPF", panels: OSPF }] : []),
+              ...(site.routing.bgp ? [{ title: "BGP", panels: BGP }] : []),
+            ],
+          },
+        ]
+      : []),
   ];
 }
 

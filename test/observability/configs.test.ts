@@ -13,7 +13,7 @@ import { parser } from "@prometheus-io/lezer-promql";
 import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
 import { renderStackFiles } from "../../components/observability-stack/files";
-import { dashboardQueries } from "../../components/observability-stack/dashboards";
+import { dashboardQueries, dashboardSpecs } from "../../components/observability-stack/dashboards";
 import { PROMETHEUS_RULES, REMOTE_WRITE_PASSWORD_FILE } from "../../components/observability-stack/prometheus";
 import { SMTP_PASSWORD_FILE, WEBHOOK_TOKEN_FILE } from "../../components/observability-stack/alertmanager";
 import { SA_DIR, scrapeJobs } from "../../components/observability-stack/targets";
@@ -163,7 +163,22 @@ describe("the dashboards", () => {
     for (const q of queries) expect(q.panel.query.length, q.panel.title).toBeGreaterThan(0);
   });
 
-  it.each(queries.map((q) => [`${q.dashboard}: ${q.panel.title}`, q.panel.query]))(
+  it("have a dynamic routing dashboard exactly where the site routes, with a row per protocol it runs", () => {
+    const rows = (s: typeof site) =>
+      dashboardSpecs(s, plan)
+        .filter((d) => d.uid === "router-routing")
+        .flatMap((d) => d.rows.map((r) => r.title));
+    expect(rows(site)).toEqual([]);
+    const ospf = { ...site, routing: { ...site.routing, ospf: fullSite().site.routing.ospf } };
+    const bgp = { ...site, routing: { ...site.routing, bgp: fullSite().site.routing.bgp } };
+    expect(ospf.routing.ospf && bgp.routing.bgp).toBeTruthy();
+    expect(rows(ospf)).toEqual(["OSPF"]);
+    expect(rows(bgp)).toEqual(["BGP"]);
+    expect(rows({ ...ospf, routing: { ...ospf.routing, bgp: bgp.routing.bgp } })).toEqual(["OSPF", "BGP"]);
+  });
+
+  const everyQuery = [...queries, ...dashboardQueries(fullSite().site, fullSite().plan)];
+  it.each([...new Map(everyQuery.map((q) => [`${q.dashboard}: ${q.panel.title}`, q.panel.query])).entries()])(
     "parses %s as PromQL",
     (_title, query) => {
       const errors: number[] = [];

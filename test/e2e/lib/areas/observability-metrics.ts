@@ -48,6 +48,12 @@ const DNS_FRONT =
 export const IDS_LATER =
   "the IDS pods (Suricata and its metrics agent) run in the ids areas, after this one, with the rules and traffic they need: lib/areas/ids-events.ts runs these queries once they run";
 
+export const OSPF_LATER =
+  "the OSPF neighbour router joins in the routing area, after this one: lib/areas/routing.ts runs these queries once the adjacency is Full";
+
+const TALOS_API =
+  "the BGP collector reads Talos' BGPPeerStatuses through the Talos API (talosctl from its image volume), which the appliance does not serve: lib/pods.ts runs no pod with an image volume";
+
 /**
  * Panels the appliance cannot give data, by query, with the reason. Kept short: a panel whose data is missing
  * because something is not run here is run instead (lib/pods.ts runs every DaemonSet an area asks for).
@@ -60,6 +66,11 @@ export const NO_DATA_HERE: Readonly<Record<string, string>> = {
     IDS_LATER,
   "sum by (process) (rate(router_ids_packets_total[5m]))": IDS_LATER,
   "sum by (verdict) (rate(router_ids_ips_packets_total[5m]))": IDS_LATER,
+  "sum by (interface) (router_ospf_neighbour_full)": OSPF_LATER,
+  router_ospf_neighbour_hello_age_seconds: OSPF_LATER,
+  router_bgp_session_established: TALOS_API,
+  router_bgp_bfd_up: TALOS_API,
+  router_bgp_received_prefixes: TALOS_API,
 };
 
 /** Every panel query of the rendered dashboards: [dashboard uid, panel title, PromQL]. */

@@ -34,7 +34,7 @@ import { FrrInstance } from "../../../network/frr";
 import { sleep, waitFor } from "../../../helpers/wait";
 import type { Appliance } from "../appliance";
 import { probe, type ProbeResult } from "../checks";
-import { query } from "./observability-metrics";
+import { NO_DATA_HERE, OSPF_LATER, query, renderedPanelQueries } from "./observability-metrics";
 import { hostAddresses } from "../clients";
 import { addNamespace, deleteNamespace } from "../namespaces";
 import { PolicyOracle } from "../oracle";
@@ -410,6 +410,19 @@ export const routing: Area = {
             );
           });
           expect(Number(got.age)).toBeLessThanOrEqual(2 * OSPF_HELLO_S);
+          // the routing dashboard's OSPF panels have data now (the observability area, which ran before the
+          // neighbour joined, lists them as OSPF_LATER)
+          const panels = [
+            ...new Set(
+              renderedPanelQueries(app)
+                .map(([, , q]) => q)
+                .filter((q) => NO_DATA_HERE[q] === OSPF_LATER),
+            ),
+          ];
+          expect(panels.length, "the routing dashboard's OSPF panels").toBe(2);
+          const empty: string[] = [];
+          for (const q of panels) if (!(await query(app, q)).length) empty.push(q);
+          expect(empty, "OSPF panel queries without data").toEqual([]);
         },
         70_000,
       );
