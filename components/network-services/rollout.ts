@@ -55,6 +55,15 @@ export interface ProbeStep {
   segmentMs: number;
   /** Capabilities the probe needs beyond none (NET_RAW for raw DHCP and ICMPv6 sockets). */
   capabilities: string[];
+  /** Time the script may take once, beyond segmentMs per segment, in ms (the OSPF hold's wait). */
+  onceMs?: number;
+  /** Node directories the probe reads, mounted read-only at the same path (the OSPF status). */
+  hostDirs?: string[];
+  /**
+   * The script's environment. The gate adds PROBE_CHANGED: the daemons whose revision changed since the segments
+   * last answered, space-separated (a restarted daemon must answer as the one before it did).
+   */
+  env?: Record<string, string>;
   /**
    * Which daemons a failure implicates: each daemon with an extended regular expression matched against what
    * follows `FAIL segment NAME: ` (e.g. `DHCPv4 ` for kea-dhcp4). An implicated daemon whose revision changed since
@@ -78,7 +87,9 @@ export const PROBE_STATE = "segment-probe-state";
 
 /** The probe pod: host network, the probe script with the touched segments as arguments, only the probe's capabilities. */
 function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
-  const seconds = Math.ceil((p.segments.length * p.segmentMs) / 1000) + 30;
+  const seconds = Math.ceil((p.segments.length * p.segmentMs + (p.onceMs ?? 0)) / 1000) + 30;
+  const dirs = p.hostDirs ?? [];
+  const volume = (i: number) => `host-${i}`;
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -89,11 +100,18 @@ function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
       activeDeadlineSeconds: seconds,
       automountServiceAccountToken: false,
       tolerations: [{ operator: "Exists" }],
+      ...(dirs.length
+        ? { volumes: dirs.map((d, i) => ({ name: volume(i), hostPath: { path: d, type: "DirectoryOrCreate" } })) }
+        : {}),
       containers: [
         {
           name: "probe",
           image: p.image,
           command: ["/bin/sh", "-c", p.script, p.name],
+          env: Object.entries(p.env ?? {}).map(([name, value]) => ({ name, value })),
+          ...(dirs.length
+            ? { volumeMounts: dirs.map((d, i) => ({ name: volume(i), mountPath: d, readOnly: true })) }
+            : {}),
           securityContext: {
             allowPrivilegeEscalation: false,
             capabilities: { drop: ["ALL"], ...(p.capabilities.length ? { add: p.capabilities } : {}) },
@@ -107,7 +125,8 @@ function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
 
 /**
  * probe_segments: finds the segments this change touched (a fingerprint or a serving daemon's revision differs from
- * what last answered; every segment when nothing did yet), runs the probe pod for them, and on success records
+ * what last answered; every segment when nothing did yet), runs the probe pod for them (PROBE_CHANGED in its
+ * environment: the daemons whose revision changed), and on success records
  * what answered. On failure sets $probe_failed to the FAIL lines and rolls back each daemon a FAIL line implicates
  * (PROBE_BLAME) whose revision changed since it last answered. A probe that names no segment (its pod could not be
  * created, failed without a FAIL line, or did not finish) proves nothing about the change: every daemon whose
@@ -115,7 +134,7 @@ function probePod(g: RolloutGate, p: ProbeStep): Record<string, unknown> {
  */
 const PROBE_SEGMENTS = [
   "probe_segments() {",
-  "  local state cur d touched name phase out end cm",
+  "  local state cur d touched restarted name phase out end cm",
   "  state=$(api GET \"/api/v1/namespaces/$NS/configmaps/$PROBE_STATE\" 2>/dev/null | jq -c '.data[\"state.json\"] | fromjson') || state='{}'",
   "  cur='{}'",
   "  for d in $(jq -r '[.[].daemons[]] | unique | .[]' <<<\"$PROBES\"); do",
@@ -124,8 +143,9 @@ const PROBE_SEGMENTS = [
   '  touched=$(jq -r --argjson st "$state" --argjson cur "$cur" \'[.[] | select(($st.segments // {})[.segment] != .fingerprint or any(.daemons[]; ($st.daemons // {})[.] != $cur[.])) | .segment] | join(" ")\' <<<"$PROBES")',
   '  if [ -z "$touched" ]; then log "no segment\'s $PROBE_SUBJECT changed since they last answered: nothing to probe"; return 0; fi',
   '  log "probing the segments this change touched: $touched"',
+  '  restarted=$(jq -r --argjson st "$state" \'to_entries | map(select((($st.daemons // {})[.key] // "") != .value) | .key) | join(" ")\' <<<"$cur")',
   '  name="$PROBE_NAME-$(now_ms)"',
-  '  if ! out=$(api POST "/api/v1/namespaces/$NS/pods" "$(jq -c --arg n "$name" --arg s "$touched" \'.metadata.name = $n | .spec.containers[0].args = ($s | split(" "))\' <<<"$PROBE_POD")" 2>&1); then',
+  '  if ! out=$(api POST "/api/v1/namespaces/$NS/pods" "$(jq -c --arg n "$name" --arg s "$touched" --arg c "$restarted" \'.metadata.name = $n | .spec.containers[0].args = ($s | split(" ")) | .spec.containers[0].env += [{name: "PROBE_CHANGED", value: $c}]\' <<<"$PROBE_POD")" 2>&1); then',
   '    probe_failed="the probe pod could not be created: $(paste -sd " " <<<"$out")"; out=""; phase=unknown',
   "  else",
   "    end=$(( $(now_ms) + PROBE_S * 1000 ))",

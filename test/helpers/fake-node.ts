@@ -84,6 +84,8 @@ export interface OspfNeighbour {
   address: string;
   /** The router's link it is on (a segment's VLAN link). */
   interface: string;
+  /** Its OSPF area on that link (default 0.0.0.0): the bird pod's model forms no adjacency in another. */
+  area?: string;
 }
 
 /** A router on the other side of a BGP session (fake-node/bgp.js). */

@@ -18,8 +18,8 @@
  * neighbour. "BFD up" means on both ends: bfdd holds the session Up, has received the other end's control
  * packets (through the router's input chain one way), and bgpd reports its session tracked by it.
  */
-import { spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderRuleset } from "../../components/dataplane/nftables";
@@ -31,6 +31,7 @@ import { BirdPod } from "./bird";
 import { FRR_DAEMONS, FrrInstance, eventually } from "./frr";
 import { Netns } from "./netns";
 import { ROOT } from "../helpers/stacks";
+import { OSPF_REFORM_S, segmentProbeScript } from "../../components/network-services/probe";
 
 const t = tier("dynamic routing through the ruleset, BIRD on the router and FRR on the neighbour", {
   root: true,
@@ -276,6 +277,97 @@ describe.skipIf(!t.ok)(
       expect(lab.probe("peer", ROUTER, 179, OTHER).kind).toBe("dropped");
       expect(lab.probe("trusted", "10.20.0.1", 179, "10.20.0.50").kind).toBe("dropped");
     });
+
+    // The services' rollout gate holds BIRD's adjacencies through a restart (components/network-services/probe.ts):
+    // the status container of the new pod keeps the old one's last status, and the segment probe's OSPF check
+    // waits for every neighbour Full there to be Full again. With the real BIRD, the real FRR and the real status
+    // container: a restart into the same configuration passes within OSPF_REFORM_S; a restart into another area
+    // (a typo BIRD accepts, FRR refuses: RFC 2328 10.5) fails naming the neighbour.
+    it("holds the adjacency through BIRD's restart: the same configuration comes back Full, another area never does", async () => {
+      const dir = join(lab.dir, "routing");
+      mkdirSync(dir, { recursive: true });
+      const statusOut = join(dir, "ospf.json");
+      let status: ChildProcess | undefined;
+      let started = nodeUptime() - 1;
+      const startStatus = async () => {
+        status = spawn(OSPF_STATUS, [bird.socket, statusOut, "1"], { stdio: "ignore" });
+        // its first status (since, and uptime not before it) once it has kept the previous one
+        await eventually(10_000, () => {
+          try {
+            const s = JSON.parse(readFileSync(statusOut, "utf8")) as OspfStatus & { since?: number };
+            return s.since !== undefined && s.since > started ? s : undefined;
+          } catch {
+            return undefined;
+          }
+        });
+      };
+      const stopStatus = () => status?.kill("SIGTERM");
+      const probe = (reformS: number) => {
+        const script = segmentProbeScript(
+          [{ segment: "servers", link: "lan0.50", ospf: true, fingerprint: "-" }],
+          reformS,
+        );
+        const at = nodeUptime();
+        const r = spawnSync("sh", ["-c", script, "segment-probe", "servers"], {
+          encoding: "utf8",
+          env: { PATH: process.env.PATH, OSPF_STATUS_DIR: dir, PROBE_CHANGED: "bird" },
+          timeout: (reformS + 10) * 1000,
+        });
+        return { code: r.status, out: r.stdout + r.stderr, seconds: nodeUptime() - at };
+      };
+      const restart = async (conf?: string) => {
+        stopStatus();
+        await bird.stop(2_000);
+        started = nodeUptime();
+        bird.start(conf ? { edit: (argv) => argv.map((a, i) => (argv[i - 1] === "-c" ? conf : a)) } : {});
+        await startStatus();
+      };
+      try {
+        // the running pod's status container, with the adjacency Full
+        await startStatus();
+        await eventually(30_000, () => {
+          const s = JSON.parse(readFileSync(statusOut, "utf8")) as OspfStatus;
+          return s.neighbours?.some((n) => n.routerId === PEER && n.state === "Full") || undefined;
+        });
+
+        await restart();
+        const same = probe(OSPF_REFORM_S);
+        expect(same.out).toContain(`ok segment servers: OSPF on lan0.50: ${PEER} Full again since BIRD restarted`);
+        expect(same.code, same.out).toBe(0);
+        expect(same.seconds).toBeLessThan(OSPF_REFORM_S);
+        console.log(
+          `BIRD restarted: the neighbour was Full again within ${same.seconds.toFixed(1)} s of the probe's start`,
+        );
+        const previous = JSON.parse(readFileSync(join(dir, "ospf.previous.json"), "utf8")) as OspfStatus;
+        expect(previous.neighbours?.find((n) => n.routerId === PEER)?.state).toBe("Full");
+
+        // another area: BIRD starts and answers, the neighbour stays away (20 s: two of its hellos)
+        const typo = join(lab.dir, "bird-area.conf");
+        const birdConf = readFileSync(join(lab.dir, "bird.conf"), "utf8");
+        expect(birdConf).toContain("area 0.0.0.0 {");
+        writeFileSync(typo, birdConf.replace("area 0.0.0.0 {", "area 0.0.0.1 {"), { mode: 0o644 });
+        await restart(typo);
+        const wrong = probe(20);
+        expect(wrong.code, wrong.out).toBe(1);
+        expect(wrong.out).toMatch(
+          new RegExp(
+            `FAIL segment servers: OSPF on lan0\\.50: neighbour ${PEER.replace(/\./g, "\\.")} \\(${PEER.replace(/\./g, "\\.")}\\) was Full before BIRD restarted and is (gone|\\S+) \\(after 20s\\)`,
+          ),
+        );
+
+        // back to the site's configuration (the rollback), for the tests after this one
+        await restart();
+        const back = probe(OSPF_REFORM_S);
+        // the previous status is the wrong area's, where nothing was Full: nothing to hold, so wait for it here
+        expect(back.code, back.out).toBe(0);
+        await eventually(OSPF_REFORM_S * 1000, () => {
+          const s = JSON.parse(readFileSync(statusOut, "utf8")) as OspfStatus;
+          return s.neighbours?.some((n) => n.routerId === PEER && n.state === "Full") || undefined;
+        });
+      } finally {
+        stopStatus();
+      }
+    }, 200_000);
 
     // Last: it silences the neighbour. A neighbour whose hellos stop stays Full for up to the dead interval; the
     // status shows the time since its last hello growing (which the try path's check reads), then the neighbour

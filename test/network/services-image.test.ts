@@ -139,13 +139,20 @@ describe.skipIf(!t.ok)("the services image", () => {
       "busybox sleep 1",
       `cat ${statusMount}/ospf.json`,
       "kill $!",
+      // the container restarted (as a new bird pod's): it keeps what the last one wrote, then writes its own
+      "busybox sleep 1",
+      `${status.command.join(" ")} &`,
+      "busybox sleep 1",
+      `echo "previous: $(cat ${statusMount}/ospf.previous.json)"`,
+      `echo "current: $(cat ${statusMount}/ospf.json)"`,
+      "kill $!",
       "ip route show table main",
       "kill $bird",
     ].join("\n");
     const r = spawnSync(
       "timeout",
       [
-        "10",
+        "30",
         "unshare",
         "-n",
         "-m",
@@ -163,12 +170,25 @@ describe.skipIf(!t.ok)("the services image", () => {
     expect(r.stdout, r.stderr).not.toMatch(/^10\.99\.0\.0/m);
     // OSPF runs (on no link of this namespace): readable, no neighbour, stamped with the node's uptime
     const line = r.stdout.split("\n").find((l) => l.startsWith('{"uptime"'));
-    expect(JSON.parse(line ?? "null"), r.stdout + r.stderr).toEqual({
+    const first = JSON.parse(line ?? "null");
+    expect(first, r.stdout + r.stderr).toEqual({
       uptime: expect.any(Number),
+      since: expect.any(Number),
       boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
       readable: true,
       neighbours: [],
     });
+    expect(first.since).toBeLessThanOrEqual(first.uptime);
+    // the restarted container kept the first one's last status, and its own started after that one was written
+    const after = (what: string) =>
+      JSON.parse(
+        r.stdout
+          .split("\n")
+          .find((l) => l.startsWith(`${what}: `))!
+          .slice(what.length + 2),
+      );
+    expect(after("previous"), r.stdout).toEqual(first);
+    expect(after("current").since, r.stdout).toBeGreaterThan(first.uptime);
   });
 
   // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, dhcp6-probe, rdisc6), in

@@ -17,7 +17,8 @@ import { renderDnsObjects } from "../../components/dns-stack/k8s";
 import { DNS_PROBE_STATE, dnsProbeStep, dnsProbes } from "../../components/dns-stack/probe";
 import { FakeNode } from "../helpers/fake-node";
 import { devSite, type Raw } from "../helpers/dev-site";
-import { nodeOptions, rendered } from "../helpers/lifecycle-fixtures";
+import { nodeOptions, OSPF_NEIGHBOURS, rendered, withOspf } from "../helpers/lifecycle-fixtures";
+import type { OspfNeighbour } from "../helpers/fake-node";
 import { tempDir } from "../helpers/temp";
 import { tier } from "../helpers/tier";
 
@@ -70,6 +71,31 @@ function site(edit?: (raw: Raw) => void) {
   };
 }
 
+/**
+ * A site with OSPF on servers and trusted (withOspf), then `edit`; its gate with the segment probe, whose OSPF hold
+ * waits 3 s instead of OSPF_REFORM_S (the fake's BIRD is Full as soon as its pod is available).
+ */
+function ospfSite(edit?: (raw: Raw) => void) {
+  const s = site((raw) => {
+    withOspf(raw);
+    edit?.(raw);
+  });
+  const g = devSite((raw) => {
+    withOspf(raw);
+    edit?.(raw);
+  });
+  return {
+    ...s,
+    probed: rolloutGateScript({
+      namespace: ROUTER_NAMESPACE,
+      daemons: daemonNames(g.site, g.plan, g.policy),
+      subnets: g.plan.segments.flatMap((x) => [...(x.ipv4 ? [x.ipv4.cidr] : []), ...(x.ipv6 ? [x.ipv6.prefix] : [])]),
+      timeout: 2,
+      probe: servicesProbeStep(IMAGE, s.probes, 3),
+    }),
+  };
+}
+
 /** The DNS stack's objects and its gate with the DNS probe, as DnsStack runs it. */
 function dnsSite(edit?: (raw: Raw) => void) {
   const s = devSite(edit);
@@ -90,13 +116,14 @@ function dnsSite(edit?: (raw: Raw) => void) {
   };
 }
 
-async function cluster() {
+async function cluster(ospfNeighbours?: OspfNeighbour[]) {
   node = await FakeNode.start(
     nodeOptions({
       installed: true,
       bootstrapped: true,
       savedConfig: rendered().config,
       kubeClientFingerprint: client.fingerprint,
+      ...(ospfNeighbours ? { ospfNeighbours } : {}),
     }),
   );
   const ca = readFileSync(`${node.dir}/kube-ca.pem`, "utf8");
@@ -122,6 +149,7 @@ async function cluster() {
     failing: (failing: string[]) => n.request({ op: "kube", sub: "failing", failing }),
     silent: (links: string[]) => n.request({ op: "kube", sub: "silent", links }),
     probePods: (fault: "refused" | "crash" | undefined) => n.request({ op: "kube", sub: "probePods", fault }),
+    ospfNeighbours: (neighbours: OspfNeighbour[]) => n.request({ op: "kube", sub: "ospfNeighbours", neighbours }),
     state: () =>
       n.request<{
         daemonsets: Record<string, { spec: { template: unknown }; status: { numberAvailable: number } }>;
@@ -362,6 +390,92 @@ describe.skipIf(!t.ok)("the rollout gate", () => {
       const next = await c.gate(edited.probed);
       expect(next.code, next.stderr).toBe(0);
       expect(next.stderr).toContain("probing the segments this change touched: iot\n");
+    });
+  });
+
+  describe("the OSPF hold: BIRD's neighbours are Full again after a routing change restarts it", () => {
+    const [servers, trusted] = OSPF_NEIGHBOURS;
+    const bird = `${ROUTER_NAMESPACE}/bird`;
+
+    it("rolls BIRD back when a change it accepts loses a neighbour (an area typo), naming the neighbour", async () => {
+      const c = await cluster(OSPF_NEIGHBOURS);
+      const v1 = ospfSite();
+      expect(v1.probes.filter((p) => p.ospf).map((p) => p.link)).toEqual(["lan0.50", "lan0.20"]);
+      await c.apply(v1.objects(IMAGE));
+      const first = await c.gate(v1.probed);
+      expect(first.code, first.stderr).toBe(0);
+      // BIRD's first start: nothing to hold yet
+      expect(first.stderr).toContain(
+        "ok segment servers: OSPF on lan0.50: no status from before BIRD last started (its first start)",
+      );
+      const before = await c.state();
+
+      // The same routers, but the site's area mistyped: BIRD starts, its neighbours drop its hellos.
+      const typo = ospfSite((raw) => (raw.routing.ospf.area = "0.0.0.1"));
+      await c.apply(typo.objects(IMAGE));
+      const run = await c.gate(typo.probed);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain(
+        `segment servers: OSPF on lan0.50: neighbour ${servers.routerId} (${servers.address}) was Full before BIRD restarted and is gone (after 3s)`,
+      );
+      expect(run.stderr).toContain(
+        `segment trusted: OSPF on lan0.20: neighbour ${trusted.routerId} (${trusted.address}) was Full before BIRD restarted and is gone`,
+      );
+      expect(run.stderr).toMatch(/bird rolled back to revision 1\. This update failed\./);
+      // nothing else was blamed, and BIRD runs what it ran before
+      const after = await c.state();
+      expect(after.daemonsets[bird].spec.template).toEqual(before.daemonsets[bird].spec.template);
+      expect(after.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
+    });
+
+    it("keeps a change whose neighbours come back, and holds nothing on a segment made passive", async () => {
+      const c = await cluster(OSPF_NEIGHBOURS);
+      const v1 = ospfSite();
+      await c.apply(v1.objects(IMAGE));
+      expect((await c.gate(v1.probed)).code).toBe(0);
+      // servers becomes passive (advertised, no hellos): its neighbour is let go on purpose; trusted's is held
+      const passive = ospfSite((raw) => {
+        raw.routing.ospf.segments = ["trusted"];
+        raw.routing.ospf.passive = ["servers"];
+      });
+      await c.apply(passive.objects(IMAGE));
+      const run = await c.gate(passive.probed);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(
+        `ok segment trusted: OSPF on lan0.20: ${trusted.routerId} Full again since BIRD restarted`,
+      );
+      expect(run.stderr).not.toMatch(/OSPF on lan0\.50/);
+      expect((await c.state()).requests.filter((r) => r.method === "PATCH")).toEqual([]);
+    });
+
+    it("holds nothing when BIRD did not restart: a DHCP change passes though a neighbour went away since", async () => {
+      const c = await cluster(OSPF_NEIGHBOURS);
+      const v1 = ospfSite();
+      await c.apply(v1.objects(IMAGE));
+      expect((await c.gate(v1.probed)).code).toBe(0);
+      // a bird change that keeps its neighbours: they are held, and Full again
+      const cost = ospfSite((raw) => (raw.routing.ospf.redistribute = []));
+      await c.apply(cost.objects(IMAGE));
+      const kept = await c.gate(cost.probed);
+      expect(kept.code, kept.stderr).toBe(0);
+      expect(kept.stderr).toContain(
+        `ok segment servers: OSPF on lan0.50: ${servers.routerId} Full again since BIRD restarted`,
+      );
+      // The router on servers is switched off; then a reservation is added there: Kea restarts, BIRD does not.
+      await c.ospfNeighbours([trusted]);
+      const kea = ospfSite((raw) => {
+        raw.routing.ospf.redistribute = [];
+        raw.segments
+          .find((x: Raw) => x.name === "servers")
+          .dhcp.reservations.push({ name: "printer", mac: "00:1a:2b:00:50:03", ipv4: "10.50.0.12" });
+      });
+      await c.apply(kea.objects(IMAGE));
+      const run = await c.gate(kea.probed);
+      expect(run.code, run.stderr).toBe(0);
+      // Kea's new revision touches every segment it serves, servers among them
+      expect(run.stderr).toMatch(/probing the segments this change touched: .*servers/);
+      expect(run.stderr).toMatch(/ok segment servers: DHCPv4 on lan0\.50/);
+      expect(run.stderr).not.toContain("OSPF on");
     });
   });
 
