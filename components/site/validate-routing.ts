@@ -208,18 +208,27 @@ function notRoutable(s: PartialSite): { cidr: string; what: string }[] {
   ];
 }
 
-export function checkRoutes(s: PartialSite, out: Issues): void {
-  if (!s.routes) return;
-  const onWan = (gw: string) =>
-    (s.links ?? []).some((l) => {
-      const v = familyOf(gw) === 4 ? l.value.ipv4 : l.value.ipv6;
-      return v?.mode === "static" && contains(v.address, gw);
-    });
-  const own = new Set(
+/** True when a static WAN subnet holds `address`. */
+function onStaticWan(s: PartialSite, address: string): boolean {
+  return (s.links ?? []).some((l) => {
+    const v = familyOf(address) === 4 ? l.value.ipv4 : l.value.ipv6;
+    return v?.mode === "static" && contains(v.address, address);
+  });
+}
+
+/** The router's own addresses on its segments (their gateways). */
+function ownSegmentAddresses(s: PartialSite): Set<string> {
+  return new Set(
     (s.segments ?? [])
       .flatMap((x) => [segmentGateway4(x.value), segmentGateway6(x.value)])
       .filter((a): a is string => !!a),
   );
+}
+
+export function checkRoutes(s: PartialSite, out: Issues): void {
+  if (!s.routes) return;
+  const onWan = (gw: string) => onStaticWan(s, gw);
+  const own = ownSegmentAddresses(s);
   const wansWhole = !isIncomplete(s, "links");
   for (const { index: i, value: r } of indexed(s.routes)) {
     const at = (f: string) => configPath("routes", [i, f]);
@@ -259,6 +268,7 @@ export function checkRouting(s: PartialSite, out: Issues): void {
       out.push({ path: configPath("routing", path), message: `unknown segment "${n}" (allowed: ${listed})` });
   };
   s.routing.bgp?.advertise.forEach((n, i) => unknown(["bgp", "advertise", i], n));
+  checkBgpNeighbours(s, out);
   const ospf = s.routing.ospf;
   if (!ospf) return;
   for (const field of ["segments", "passive"] as const)
@@ -278,6 +288,68 @@ export function checkRouting(s: PartialSite, out: Issues): void {
       });
   });
   checkRedistribution(s, ospf, out);
+}
+
+/**
+ * BGP neighbours the router can reach: each listed once, none of them the router itself, and an eBGP neighbour on
+ * a link of the router — Talos' BGP has no multihop (BGPNeighborConfig: address, link, peerASN, localASN, passive,
+ * holdTime, bfd), so its eBGP sessions leave with TTL 1 and one behind another router never comes up. iBGP
+ * (the site's own AS) may be further away. A WAN whose subnet is not known offline (DHCP, SLAAC, DHCPv6) may hold
+ * the neighbour, and so may a segment or link that failed to parse.
+ */
+function checkBgpNeighbours(s: PartialSite, out: Issues): void {
+  const bgp = s.routing?.bgp;
+  if (!bgp) return;
+  const own = ownSegmentAddresses(s);
+  // a WAN that learns its subnet (DHCP, SLAAC, DHCPv6; one that does not say) may hold the neighbour
+  const dynamicWan = (address: string) =>
+    (s.links ?? []).some((l) => {
+      if (l.value.role !== "wan") return false;
+      const v = familyOf(address) === 4 ? l.value.ipv4 : l.value.ipv6;
+      return v === undefined || (v.mode !== "static" && v.mode !== "none");
+    });
+  const unknownLinks = isIncomplete(s, "links") || isIncomplete(s, "segments");
+  const seen = new Map<string, number>();
+  bgp.neighbors.forEach((n, i) => {
+    const at = configPath("routing", ["bgp", "neighbors", i, "address"]);
+    const first = seen.get(n.address);
+    if (first !== undefined)
+      out.push({
+        path: at,
+        message: `${n.address} is already neighbors[${first}] (allowed: each neighbour once)`,
+      });
+    else seen.set(n.address, i);
+    if (
+      own.has(n.address) ||
+      (s.links ?? []).some((l) =>
+        [l.value.ipv4, l.value.ipv6].some((v) => v?.mode === "static" && v.address.split("/")[0] === n.address),
+      )
+    )
+      out.push({
+        path: at,
+        message: `${n.address} is the router's own address (allowed: another router's address)`,
+      });
+    else if (n.asn !== bgp.asn && !segmentOf(s, n.address)) {
+      // behind another router on a segment: certainly not on a link of this one, whatever the WANs learn
+      const behind = indexed(s.routes ?? []).find(
+        ({ value: r }) =>
+          familyOf(r.destination) === familyOf(n.address) &&
+          contains(r.destination, n.address) &&
+          !!segmentOf(s, r.gateway),
+      );
+      const multihop = "and Talos' BGP has no multihop, so an eBGP session to it never comes up";
+      if (behind)
+        out.push({
+          path: at,
+          message: `${n.address} is reached through router:routes[${behind.index}] (via ${behind.value.gateway}), not on a link of the router, ${multihop} (allowed: a neighbour on a segment or a WAN subnet, e.g. that router's address on its segment)`,
+        });
+      else if (!onStaticWan(s, n.address) && !dynamicWan(n.address) && !unknownLinks && !maybeElsewhere(s, n.address))
+        out.push({
+          path: at,
+          message: `${n.address} is not on any segment or static WAN subnet, ${multihop} (allowed: a neighbour on a link of the router)`,
+        });
+    }
+  });
 }
 
 /** A redistribution that would advertise nothing is a mistake the operator wants to hear about. */

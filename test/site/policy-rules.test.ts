@@ -658,6 +658,57 @@ describe("dynamic routing", () => {
     );
   });
 
+  describe("BGP neighbours the router can reach", () => {
+    const withBgp = (neighbors: unknown[], routes?: unknown[]) => {
+      const raw = devWith("routing", { bgp: { ...bgp, neighbors } });
+      if (routes) setAt(raw, "routes", routes);
+      return raw;
+    };
+    const routes = [{ destination: "172.20.99.0/24", gateway: "10.50.0.254" }];
+
+    it("rejects an eBGP neighbour behind another router: Talos' BGP has no multihop, the session never comes up", () => {
+      expectRejected(
+        withBgp([bgp.neighbors[0], { address: "172.20.99.1", asn: 65030 }], routes),
+        "router:routing.bgp.neighbors[1].address",
+        "172.20.99.1 is reached through router:routes[0] (via 10.50.0.254), not on a link of the router, and Talos' BGP has no multihop, so an eBGP session to it never comes up",
+      );
+    });
+
+    it("accepts an iBGP neighbour there (the site's own AS: sessions may cross routers)", () => {
+      expectValid(withBgp([{ address: "172.20.99.1", asn: bgp.asn }], routes));
+    });
+
+    it("rejects an eBGP neighbour outside every link of a site whose WANs are all static", () => {
+      const raw = withBgp([{ address: "198.51.100.7", asn: 65030 }]);
+      setAt(raw, "links[0].ipv4", { mode: "static", address: "203.0.113.2/24", gateway: "203.0.113.1" });
+      setAt(raw, "links[1].ipv4", { mode: "static", address: "192.0.2.2/24", gateway: "192.0.2.1" });
+      expectRejected(
+        raw,
+        "router:routing.bgp.neighbors[0].address",
+        "198.51.100.7 is not on any segment or static WAN subnet, and Talos' BGP has no multihop",
+      );
+      // on the static WAN's subnet: the ISP's router
+      setAt(raw, "routing.bgp.neighbors", [{ address: "203.0.113.1", asn: 65030 }]);
+      expectValid(raw);
+    });
+
+    it("accepts an eBGP neighbour a DHCP WAN may hold (its subnet is learned at run time)", () => {
+      expectValid(withBgp([{ address: "198.51.100.7", asn: 65030 }]));
+    });
+
+    it("rejects a neighbour listed twice, and one that is the router itself, all at once", () => {
+      const r = parseSite(withBgp([bgp.neighbors[0], { address: "10.50.0.1", asn: 65030 }, bgp.neighbors[0]]));
+      expect(r.ok).toBe(false);
+      const issues = r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+      expect(issues).toContain(
+        "router:routing.bgp.neighbors[1].address: 10.50.0.1 is the router's own address (allowed: another router's address)",
+      );
+      expect(issues).toContain(
+        "router:routing.bgp.neighbors[2].address: 10.50.0.254 is already neighbors[0] (allowed: each neighbour once)",
+      );
+    });
+  });
+
   it("accepts BGP and OSPF over known segments", () => {
     const raw = devWith("routing", {
       bgp: { ...bgp, advertise: ["servers", "trusted"] },
