@@ -475,18 +475,25 @@ function ospfCheck(): Check {
   };
 }
 
-/** The check functions and run_checks END_MS, which sets $failed to the checks that did not pass by END_MS. */
+/**
+ * The check functions and run_checks END_MS, which sets $failed to the checks that did not pass by END_MS. A check
+ * that failed by waiting out the time leaves none for those after it: they are not run, and $failed says so once
+ * (`OSPF, and not run for lack of time: cluster-health`) instead of each of them giving up with nothing to tell.
+ */
 function checkFunctions(t: NodeTarget, checks: HealthChecks): string {
   const list = healthChecks(t, checks);
   return [
     ...list.flatMap((c, i) => [`check_${i}() {`, ...c.body.map((l) => `  ${l}`), "}"]),
     "run_checks() {",
-    "  local end=$1",
+    "  local end=$1 unrun=''",
     '  failed=""',
     ...list.flatMap((c, i) => [
-      ...(c.before ?? []).map((l) => `  ${l}`),
-      `  retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
+      `  if [ -n "$failed" ] && (( end - $(now_ms) < 200 )); then unrun="$unrun ${c.name}"; else`,
+      ...(c.before ?? []).map((l) => `    ${l}`),
+      `    retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
+      "  fi",
     ]),
+    '  if [ -n "$unrun" ]; then log "not run, no time left after a failed check:${unrun}"; failed="$failed, and not run for lack of time:${unrun}"; fi',
     '  [ -z "$failed" ]',
     "}",
   ].join("\n");
