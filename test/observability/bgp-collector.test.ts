@@ -6,36 +6,19 @@
  * on the branch site); a site without BGP has none of it.
  */
 import { describe, expect, it } from "vitest";
-import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
-import { renderStackFiles } from "../../components/observability-stack/files";
-import {
-  renderObservabilityObjects,
-  talosctlImage,
-  TEXTFILE_DIR,
-  type ObsObject,
-} from "../../components/observability-stack/k8s";
+import { talosctlImage, TEXTFILE_DIR } from "../../components/observability-stack/k8s";
 import { observabilityHost } from "../../components/observability-stack/host";
 import { devSite, type Raw } from "../helpers/dev-site";
+import { nodeExporter, renderedObservability } from "./lib/render";
 import { withBgp } from "../helpers/lifecycle-fixtures";
 
 const PINNED = `ghcr.io/siderolabs/talosctl:v1.14.1@sha256:${"d".repeat(64)}`;
 
 function render(edit?: (raw: Raw) => void) {
-  const s = devSite(edit);
-  const files = renderStackFiles(s.site, s.plan, s.policy, { webhookToken: false });
-  const objects = renderObservabilityObjects(
-    s.site,
-    s.plan,
-    files,
-    { own: "own", logs: "logs", dashboards: "dash", ...(s.site.routing.bgp ? { talosctl: PINNED } : {}) },
-    {},
-  );
+  const { s, files, objects } = renderedObservability(edit, (site) => (site.routing.bgp ? { talosctl: PINNED } : {}));
   const access = observabilityHost(s.site).documents.filter((d) => d.kind === "KubeTalosAPIAccessConfig");
   return { s, files, objects, access };
 }
-
-const nodeExporter = (objects: ObsObject[]) =>
-  objects.find((o) => o.kind === "DaemonSet" && o.metadata.name === "node-exporter") as ObsObject & IDaemonSet;
 
 describe("the BGP collector", () => {
   it("runs on a BGP site with talosctl from its image and a read-only Talos service account", () => {

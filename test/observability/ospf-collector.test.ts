@@ -8,14 +8,14 @@
 import { describe, expect, it } from "vitest";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { alertRules } from "../../components/observability-stack/alerts";
-import { renderStackFiles } from "../../components/observability-stack/files";
-import { renderObservabilityObjects, TEXTFILE_DIR, type ObsObject } from "../../components/observability-stack/k8s";
+import { TEXTFILE_DIR, type ObsObject } from "../../components/observability-stack/k8s";
 import { OSPF_DEAD_S } from "../../components/network-services/bird";
 import { OSPF_STATUS_DIR, OSPF_STATUS_FILE, OSPF_STATUS_INTERVAL } from "../../components/network-services/k8s";
 import { parse } from "yaml";
 import { renderStack } from "../../cli/render";
-import { devSite, type Raw } from "../helpers/dev-site";
+import type { Raw } from "../helpers/dev-site";
 import { devStack } from "../helpers/stacks";
+import { nodeExporter, renderedObservability } from "./lib/render";
 
 /** The dev site with OSPF on its servers segment. */
 function withOspf(raw: Raw): void {
@@ -23,21 +23,11 @@ function withOspf(raw: Raw): void {
 }
 
 function render(edit?: (raw: Raw) => void) {
-  const s = devSite(edit);
-  const files = renderStackFiles(s.site, s.plan, s.policy, { webhookToken: false });
-  const objects = renderObservabilityObjects(
-    s.site,
-    s.plan,
-    files,
-    { own: "own", logs: "logs", dashboards: "dash" },
-    {},
-  );
-  const ds = objects.find((o) => o.kind === "DaemonSet" && o.metadata.name === "node-exporter") as ObsObject &
-    IDaemonSet;
+  const { s, objects } = renderedObservability(edit);
   const ospfAlerts = alertRules(s.site, s.plan)
     .map((r) => r.alert)
     .filter((a) => a.startsWith("Ospf"));
-  return { s, pod: ds.spec!.template.spec!, ospfAlerts };
+  return { s, pod: nodeExporter(objects).spec!.template.spec!, ospfAlerts };
 }
 
 describe("the OSPF collector", () => {
