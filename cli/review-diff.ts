@@ -6,6 +6,7 @@
  */
 import type { ForwardFacts, MatrixCellFacts, ReviewModel, SegmentFacts } from "../components/review";
 import { bgpSessionChanges, talosChanges } from "./talos-changes";
+import { OSPF_REFORM_S } from "../components/network-services/probe";
 
 /** A rendered stack: artifact path → content (empty when the stack does not exist on that side). */
 export type Render = ReadonlyMap<string, string>;
@@ -151,6 +152,34 @@ function observability(a: ReviewModel | undefined, b: ReviewModel | undefined): 
   ];
 }
 
+/** BIRD's OSPF: whether the change restarts BIRD, and the adjacencies that start, end or must come back. */
+function routing(a: ReviewModel | undefined, b: ReviewModel | undefined): string[] {
+  const x = a?.routing?.ospf;
+  const y = b?.routing?.ospf;
+  if (!x && !y) return [];
+  if (!x) return [`OSPF starts: BIRD runs in area ${y!.area} on ${y!.segments.join(", ") || "no active segment"}`];
+  if (!y) return [`OSPF ENDS: BIRD is removed, and with it every adjacency (${x.segments.join(", ")})`];
+  const out: string[] = [];
+  if (x.configDigest !== y.configDigest) {
+    const held = y.segments.filter((s) => x.segments.includes(s));
+    out.push(
+      `BIRD RESTARTS with a new configuration: ${held.length ? `every neighbour Full on ${held.join(", ")} must be Full again within ${OSPF_REFORM_S} s, or BIRD is rolled back (the services' rollout gate)` : "no adjacency is held (no segment stays active)"}`,
+    );
+  }
+  if (x.area !== y.area)
+    out.push(`OSPF area ${x.area} → ${y.area}: every neighbour must be in the new area, or BIRD is rolled back`);
+  const seg = setDiff(x.segments, y.segments);
+  out.push(...seg.added.map((s) => `OSPF starts on ${s} (new adjacencies are not held)`));
+  out.push(...seg.removed.map((s) => `OSPF adjacencies end on ${s}: no longer an active OSPF segment`));
+  const passive = setDiff(x.passive, y.passive);
+  out.push(...passive.added.map((s) => `advertised without neighbours (passive): ${s}`));
+  out.push(...passive.removed.map((s) => `no longer passive: ${s}`));
+  const red = setDiff(x.redistribute, y.redistribute);
+  out.push(...red.added.map((r) => `OSPF now redistributes ${r} routes`));
+  out.push(...red.removed.map((r) => `OSPF no longer redistributes ${r} routes`));
+  return out;
+}
+
 /** Resources whose inputs change, by name. */
 function resourceChanges(a: Render, b: Render) {
   const list = (r: Render) => json<{ resources: Resource[] }>(r, "resources.json")?.resources ?? [];
@@ -223,6 +252,7 @@ export function semanticDiff(a: Render, b: Render): Section[] {
     { title: "Router services", lines: served(ra, rb) },
     { title: "Observability endpoints and alert receivers", lines: observability(ra, rb) },
     { title: "DNS, IDS and other profiles", lines: [...profiles(ra, rb), ...ids(ra, rb)] },
+    { title: "Dynamic routing (OSPF)", lines: routing(ra, rb) },
     { title: "Host (Talos)", lines: host(a, b, ra, rb) },
     { title: "Resources", lines: resourcesSection(a, b) },
   ];

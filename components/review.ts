@@ -135,6 +135,19 @@ export interface ObservabilityFacts {
   receivers: { name: string; credential?: { key: string; set: boolean; pulumiSecret: boolean } }[];
 }
 
+/** Dynamic routing run by the network services (BIRD's OSPF). */
+export interface RoutingFacts {
+  ospf: {
+    area: string;
+    /** Active OSPF segments as `segment (link)`: BIRD's adjacencies there are held through its restarts. */
+    segments: string[];
+    passive: string[];
+    redistribute: string[];
+    /** SHA-256 of the rendered bird.conf: a change restarts BIRD. */
+    configDigest: string;
+  };
+}
+
 /** A physical (or bonded) link of the node. */
 export interface LinkFacts {
   name: string;
@@ -166,6 +179,7 @@ export interface LayerReview {
   profiles?: Record<string, string>;
   ids?: IdsFacts;
   observability?: ObservabilityFacts;
+  routing?: RoutingFacts;
 }
 
 /** Everything the layers published, collected. */
@@ -177,6 +191,7 @@ export interface ReviewModel {
   profiles: Record<string, string>;
   ids?: IdsFacts;
   observability?: ObservabilityFacts;
+  routing?: RoutingFacts;
 }
 
 /** Collects the layers' `review` outputs (in any order) into one model; keys are sorted for stable output. */
@@ -190,6 +205,7 @@ export function collectReview(reviews: readonly LayerReview[]): ReviewModel {
     Object.assign(model.profiles, r.profiles ?? {});
     if (r.ids) model.ids = r.ids;
     if (r.observability) model.observability = r.observability;
+    if (r.routing) model.routing = r.routing;
   }
   model.served.sort((a, b) => a.service.localeCompare(b.service));
   model.segments.sort((a, b) => a.vlan - b.vlan || a.name.localeCompare(b.name));

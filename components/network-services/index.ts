@@ -141,7 +141,7 @@ export class NetworkServices extends pulumi.ComponentResource {
       digest: this.digest,
       artifacts,
       summary: renderServicesSummary(site, plan, daemons),
-      review: renderServicesFacts(plan, policy, daemons),
+      review: renderServicesFacts(site, plan, policy, daemons),
     });
   }
 }

@@ -1,0 +1,83 @@
+/**
+ * `npm run diff`'s dynamic routing section (cli/review-diff.ts): from the network services' review facts of two
+ * renders of the dev site with OSPF, whether a change restarts BIRD and which adjacencies the services' rollout
+ * gate then holds, and the segments OSPF starts or stops on.
+ */
+import { describe, expect, it } from "vitest";
+import { semanticDiff } from "../../cli/review-diff";
+import { collectReview } from "../../components/review";
+import { renderServicesFacts } from "../../components/network-services/review";
+import { daemonNames } from "../../components/network-services/k8s";
+import { devSite, type Raw } from "../helpers/dev-site";
+import { withOspf } from "../helpers/lifecycle-fixtures";
+
+function review(edit?: (raw: Raw) => void): Map<string, string> {
+  const s = devSite(edit);
+  const facts = renderServicesFacts(s.site, s.plan, s.policy, daemonNames(s.site, s.plan, s.policy));
+  return new Map([["review.json", JSON.stringify(collectReview([facts]))]]);
+}
+
+function lines(before: (raw: Raw) => void, after: (raw: Raw) => void): string[] {
+  return semanticDiff(review(before), review(after)).find((x) => x.title === "Dynamic routing (OSPF)")?.lines ?? [];
+}
+
+const ospf = (edit: (o: Raw) => void) => (raw: Raw) => {
+  withOspf(raw);
+  edit(raw.routing.ospf);
+};
+
+describe("the dynamic routing section of npm run diff", () => {
+  it("says an area change restarts BIRD, which neighbours must come back, and that they must be in the new area", () => {
+    expect(
+      lines(
+        withOspf,
+        ospf((o) => (o.area = "0.0.0.1")),
+      ),
+    ).toEqual([
+      "BIRD RESTARTS with a new configuration: every neighbour Full on trusted (lan0.20), servers (lan0.50) must be Full again within 50 s, or BIRD is rolled back (the services' rollout gate)",
+      "OSPF area 0.0.0.0 → 0.0.0.1: every neighbour must be in the new area, or BIRD is rolled back",
+    ]);
+  });
+
+  it("says which adjacencies end when a segment is made passive, and holds only the others", () => {
+    expect(
+      lines(
+        withOspf,
+        ospf((o) => {
+          o.segments = ["trusted"];
+          o.passive = ["servers"];
+        }),
+      ),
+    ).toEqual([
+      "BIRD RESTARTS with a new configuration: every neighbour Full on trusted (lan0.20) must be Full again within 50 s, or BIRD is rolled back (the services' rollout gate)",
+      "OSPF adjacencies end on servers (lan0.50): no longer an active OSPF segment",
+      "advertised without neighbours (passive): servers (lan0.50)",
+    ]);
+  });
+
+  it("names what OSPF starts redistributing", () => {
+    const statics = (raw: Raw) => {
+      withOspf(raw);
+      raw.routes = [{ destination: "172.20.99.0/24", gateway: "10.50.0.254" }];
+      raw.routing.ospf.redistribute = ["connected", "static"];
+    };
+    expect(lines(withOspf, statics)).toContain("OSPF now redistributes static routes");
+  });
+
+  it("says where OSPF starts and when it ends", () => {
+    expect(lines(() => undefined, withOspf)).toEqual([
+      "OSPF starts: BIRD runs in area 0.0.0.0 on trusted (lan0.20), servers (lan0.50)",
+    ]);
+    expect(lines(withOspf, () => undefined)).toEqual([
+      "OSPF ENDS: BIRD is removed, and with it every adjacency (trusted (lan0.20), servers (lan0.50))",
+    ]);
+  });
+
+  it("has no section when BIRD's configuration does not change", () => {
+    const ntp = (raw: Raw) => {
+      withOspf(raw);
+      raw.ntp = { ...(raw.ntp ?? {}), servers: ["162.159.200.1"] };
+    };
+    expect(lines(withOspf, ntp)).toEqual([]);
+  });
+});
