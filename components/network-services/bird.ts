@@ -8,8 +8,11 @@
  *     protocol of BIRD's own (Talos installs the kernel routes; BIRD never exports these to the kernel) — so a
  *     WAN's DHCP routes and default route are never advertised; `[connected]` advertises the IPv4 subnets of the
  *     other segments, read from their links by a direct protocol restricted to exactly those subnets;
- *   - the kernel protocol installs only what OSPF learned (never a subnet of the router's own segments), learns
- *     nothing from the kernel, and owns only the routes it installed: BIRD marks them protocol bird (12) and
+ *   - the kernel protocol installs only what OSPF learned, and of that only routes inside `accept` (default: the
+ *     private and shared ranges) and never the default route, a subnet of the router's own segments, static WANs or
+ *     cluster networks, nor anything inside one: OSPF is open to every host of its segments, and an edge router
+ *     must not let one take its default route (or 0.0.0.0/1 and 128.0.0.0/1, which cover it) or a connected
+ *     subnet; it learns nothing from the kernel, and owns only the routes it installed: BIRD marks them protocol bird (12) and
  *     considers no other protocol's route its own (sysdep/linux/netlink.c), so Talos' BGP routes (protocol bgp,
  *     metric 0), static routes and DHCP routes are never touched;
  *   - a restart keeps forwarding: `persist` leaves the installed routes in the kernel when BIRD ends; the pod's
@@ -23,7 +26,7 @@
  */
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
-import { familyOf } from "../site/ip";
+import { canonicalCidr, familyOf } from "../site/ip";
 
 /** Protocol names in the render (BIRD's `show protocols` names them). */
 export const BIRD_OSPF = "router_ospf";
@@ -72,9 +75,21 @@ export function ospfRedistribution(
   return out.filter((r) => r.prefixes.length > 0);
 }
 
-/** A BIRD prefix set of exact prefixes. */
-function prefixSet(prefixes: readonly string[]): string {
-  return `[ ${prefixes.join(", ")} ]`;
+/** A BIRD prefix set of exact prefixes (`+`: each with every prefix inside it). */
+function prefixSet(prefixes: readonly string[], inside = ""): string {
+  return `[ ${prefixes.map((p) => `${p}${inside}`).join(", ")} ]`;
+}
+
+/**
+ * The IPv4 prefixes the router never installs from OSPF, nor anything inside them: its segments' subnets, its
+ * static WANs' subnets and the cluster's pod and service networks (its own routes reach them).
+ */
+export function ospfNeverInstalled(site: Site, plan: SitePlan): string[] {
+  const wans = site.links.flatMap((l) =>
+    l.role === "wan" && l.ipv4?.mode === "static" ? [canonicalCidr(l.ipv4.address)] : [],
+  );
+  const cluster = [...site.cluster.podCidrs, ...site.cluster.serviceCidrs].filter((c) => familyOf(c) === 4);
+  return [...new Set([...plan.segments.flatMap((s) => (s.ipv4 ? [s.ipv4.cidr] : [])), ...wans, ...cluster])];
 }
 
 /** bird.conf when OSPF is configured, else undefined (BIRD is then not deployed). */
@@ -83,7 +98,7 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
   if (!ospf) return undefined;
   const active = plan.segments.filter((s) => ospf.segments.includes(s.name));
   const passive = plan.segments.filter((s) => ospf.passive.includes(s.name));
-  const own = plan.segments.flatMap((s) => (s.ipv4 ? [s.ipv4.cidr] : []));
+  const never = ospfNeverInstalled(site, plan);
   const redistribution = ospfRedistribution(site, plan);
   const statics = redistribution.find((r) => r.kind === "static");
   const connected = redistribution.find((r) => r.kind === "connected");
@@ -99,11 +114,12 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     "  scan time 10;",
     "}",
     "",
-    "# OSPF's routes into the main table; nothing read from it, and only protocol bird routes are BIRD's own",
+    "# OSPF's routes into the main table, only inside routing.ospf.accept and never onto the router's own subnets;",
+    "# nothing read from it, and only protocol bird routes are BIRD's own",
     "protocol kernel {",
     "  ipv4 {",
     "    import none;",
-    `    export where source ~ ${OSPF_SOURCES}${own.length > 0 ? ` && net !~ ${prefixSet(own)}` : ""};`,
+    `    export where source ~ ${OSPF_SOURCES} && net ~ ${prefixSet(ospf.accept, "+")} && net != 0.0.0.0/0${never.length > 0 ? ` && net !~ ${prefixSet(never, "+")}` : ""};`,
     "  };",
     "  learn off;",
     "  persist;",

@@ -8,7 +8,7 @@ import { contains } from "../site/ip";
 import type { SitePlan } from "../site/plan";
 import { routingOpenings, type RoutingOpening } from "../dataplane/ruleset/input";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
-import { ospfRedistribution } from "./bird";
+import { ospfNeverInstalled, ospfRedistribution } from "./bird";
 
 function segments(plan: SitePlan): string {
   const out = [
@@ -69,7 +69,9 @@ function ospfLines(site: Site, plan: SitePlan): string[] {
     "",
     `Router id ${ospf.routerId}, area ${ospf.area}. Neighbours on: ${ospf.segments.join(", ")}` +
       `${ospf.passive.length ? `; advertised without neighbours (passive): ${ospf.passive.join(", ")}` : ""}. ` +
-      `Redistributed: ${redistributed.length ? redistributed.join("; ") : "nothing"}.`,
+      `Redistributed: ${redistributed.length ? redistributed.join("; ") : "nothing"}. ` +
+      `Installs from OSPF only routes inside ${ospf.accept.join(", ")}; never the default route, nor a route inside ` +
+      `${ospfNeverInstalled(site, plan).join(", ")} (the router's own subnets and cluster networks).`,
     "",
   ];
 }

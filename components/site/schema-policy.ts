@@ -203,6 +203,15 @@ export const Routing = z.strictObject({
       redistribute: z
         .array(z.enum(["connected", "static"], { error: "is not redistributable (allowed: connected, static)" }))
         .default([]),
+      /**
+       * What the router installs from OSPF: routes to these prefixes or inside them (default: the private and
+       * shared address ranges). Never the default route, nor anything covering or inside a subnet of the router's
+       * own, whatever is listed: OSPF is open to every host of its segments.
+       */
+      accept: z
+        .array(NetworkCidr(4, { min: 1, max: 32 }))
+        .min(1, { error: "is empty (allowed: one or more IPv4 prefixes, or leave it out for the private ranges)" })
+        .default(["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16"]),
     })
     .optional(),
 });

@@ -71,15 +71,34 @@ describe("bird.conf", () => {
       { destination: ROUTED, gateway: "10.50.0.253" },
     ]);
     const kernel = block(renderBird(dev.site, dev.plan)!, "protocol kernel")!;
+    // only inside the private ranges, never the default route, never a segment's or the cluster's subnet or inside
+    // one (test/network/routing.kernel.test.ts: what a neighbour announces against it)
     expect(kernel).toContain(
-      "export where source ~ [RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2] && net !~ [ 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24 ];",
+      "export where source ~ [RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2] && net ~ [ 10.0.0.0/8+, 100.64.0.0/10+, 172.16.0.0/12+, 192.168.0.0/16+ ] && net != 0.0.0.0/0 && net !~ [ 10.10.0.0/24+, 10.20.0.0/24+, 10.30.0.0/23+, 10.40.0.0/24+, 10.50.0.0/24+, 10.244.0.0/16+, 10.96.0.0/12+ ];",
     );
     expect(kernel).toContain("    import none;");
     expect(kernel).toMatch(/\n {2}learn off;\n {2}persist;\n {2}metric 20;\n/);
   });
 
+  it("installs what routing.ospf.accept names instead of the private ranges, and still none of a static WAN's subnet", () => {
+    const dev = devSite((raw) => {
+      raw.routing = {
+        ospf: { routerId: "10.10.0.1", segments: ["servers"], accept: ["198.51.100.0/24", "10.0.0.0/8"] },
+      };
+      raw.links.find((l: { name: string }) => l.name === "wan0").ipv4 = {
+        mode: "static",
+        address: "10.200.0.2/24",
+        gateway: "10.200.0.1",
+      };
+    });
+    const kernel = block(renderBird(dev.site, dev.plan)!, "protocol kernel")!;
+    expect(kernel).toContain("&& net ~ [ 198.51.100.0/24+, 10.0.0.0/8+ ] &&");
+    expect(kernel).toMatch(/net !~ \[ [^\]]*10\.200\.0\.0\/24\+/);
+  });
+
   describe.skipIf(!t.ok)("parsed by bird -p", () => {
     it.each([
+      ["a prefix of the site's own accepted", { segments: ["servers"], accept: ["198.51.100.0/24"] }, []],
       ["OSPF alone", { segments: ["servers"] }, []],
       ["passive segments", { segments: ["servers", "trusted"], passive: ["mgmt", "iot"] }, []],
       [

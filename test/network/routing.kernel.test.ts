@@ -45,6 +45,13 @@ const OTHER = "10.50.0.77";
 const ROUTED = "172.20.99.0/24";
 /** The neighbour's own prefix, advertised over OSPF. */
 const LEARNED = "172.30.9.0/24";
+/**
+ * Prefixes the neighbour also advertises, which the router must never install (routing.ospf.accept's default, the
+ * router's own subnets): two halves of the address space (together they would beat the WAN's default route), a
+ * public prefix, half of the router's own servers subnet and a part of the cluster's pod network. The default route
+ * comes from `default-information originate`.
+ */
+const HIJACKS = ["0.0.0.0/1", "128.0.0.0/1", "8.8.8.0/24", "10.50.0.128/25", "10.244.9.0/24"];
 
 const dev = devSite((raw) => {
   raw.routes = [{ destination: ROUTED, gateway: "10.50.0.253" }];
@@ -86,6 +93,10 @@ const PEER_CONF = [
   "router ospf",
   ` ospf router-id ${PEER}`,
   " redistribute connected",
+  // what a host on the segment could announce to take traffic: the default route, the two halves of the address
+  // space, a public prefix, a part of the router's own segment and of its pod network (kernel blackholes here)
+  " redistribute kernel",
+  " default-information originate always",
   "!",
   "router bgp 65020",
   ` bgp router-id ${PEER}`,
@@ -166,6 +177,7 @@ describe.skipIf(!t.ok)(
         `address add ${PEER}/24 dev eth0`,
         `address add ${OTHER}/24 dev eth0`,
         "address add 172.30.9.1/24 dev lo",
+        ...HIJACKS.map((p) => `route add blackhole ${p}`),
       ]);
       lab.ip("inet", ["address add 203.0.113.1/24 dev eth0"]);
       lab.ip("trusted", ["address add 10.20.0.50/24 dev eth0", "route add default via 10.20.0.1"]);
@@ -252,6 +264,13 @@ describe.skipIf(!t.ok)(
       const learned = await eventually(30_000, () => (kernel(LEARNED).length > 0 ? kernel(LEARNED) : undefined));
       expect(learned).toEqual([expect.objectContaining({ protocol: "bird", gateway: PEER })]);
       expect(kernel("10.50.0.0/24").map((r) => r.protocol)).toEqual(["kernel"]);
+      // BIRD learned the hijacks (OSPF floods them) but installed none: no route of protocol bird but the prefix
+      const ospfRoutes = bird.birdc("show", "route", "protocol", "router_ospf");
+      for (const p of [...HIJACKS, "0.0.0.0/0"]) expect(ospfRoutes, p).toContain(p);
+      const installed = JSON.parse(lab.exec("rtr", ["ip", "-j", "-4", "route", "show", "proto", "bird"]).stdout) as {
+        dst: string;
+      }[];
+      expect(installed.map((r) => r.dst)).toEqual([LEARNED]);
     }, 40_000);
 
     it("establishes the BGP session and its BFD session from the configured neighbour", async () => {

@@ -93,9 +93,12 @@ describe("SUMMARY.md: the routing section", () => {
     );
   });
 
-  it("names OSPF's router id, area, neighbour segments and the prefixes it redistributes", () => {
+  it("names OSPF's router id, area, neighbour segments, the prefixes it redistributes and what it installs", () => {
     expect(section(md, "### OSPF")).toContain(
       "Router id 10.10.0.1, area 0.0.0.0. Neighbours on: servers. Redistributed: static routes: 172.20.99.0/24, 198.51.100.0/24.",
+    );
+    expect(section(md, "### OSPF")).toContain(
+      "Installs from OSPF only routes inside 10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16; never the default route, nor a route inside 10.10.0.0/24, 10.20.0.0/24, 10.30.0.0/23, 10.40.0.0/24, 10.50.0.0/24, 10.244.0.0/16, 10.96.0.0/12 (the router's own subnets and cluster networks).",
     );
   });
 

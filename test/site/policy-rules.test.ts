@@ -709,6 +709,21 @@ describe("dynamic routing", () => {
     });
   });
 
+  it.each([
+    ["0.0.0.0/0", "has prefix length /0 (allowed: /1–/32)"],
+    ["fd00::/8", "is not an IPv4 CIDR prefix (allowed: e.g. 10.0.10.0/24)"],
+    ["10.0.0.1/8", "has host bits set (allowed: the network address, 10.0.0.0/8)"],
+  ])(
+    "rejects OSPF accepting %s: the router installs OSPF routes only inside IPv4 prefixes of its choosing",
+    (p, says) => {
+      expectRejected(
+        devWith("routing", { ospf: { ...ospf, accept: ["172.16.0.0/12", p] } }),
+        "router:routing.ospf.accept[1]",
+        says,
+      );
+    },
+  );
+
   it("accepts BGP and OSPF over known segments", () => {
     const raw = devWith("routing", {
       bgp: { ...bgp, advertise: ["servers", "trusted"] },
