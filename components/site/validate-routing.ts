@@ -331,12 +331,10 @@ function checkBgpNeighbours(s: PartialSite, out: Issues): void {
       });
     else if (n.asn !== bgp.asn && !segmentOf(s, n.address)) {
       // behind another router on a segment: certainly not on a link of this one, whatever the WANs learn
-      const behind = indexed(s.routes ?? []).find(
-        ({ value: r }) =>
-          familyOf(r.destination) === familyOf(n.address) &&
-          contains(r.destination, n.address) &&
-          !!segmentOf(s, r.gateway),
+      const inside = insideRoutes(s).find(
+        ({ route: r }) => familyOf(r.destination) === familyOf(n.address) && contains(r.destination, n.address),
       );
+      const behind = inside && indexed(s.routes!).find((x) => x.value === inside.route);
       const multihop = "and Talos' BGP has no multihop, so an eBGP session to it never comes up";
       if (behind)
         out.push({

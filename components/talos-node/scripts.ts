@@ -13,6 +13,9 @@
  */
 import { apiEndpoint, KUBE_API_PORT } from "./machine-config";
 
+/** Less time than this left, an attempt cannot tell anything: retry_until stops, and run_checks runs no further check. */
+const MIN_ATTEMPT_MS = 200;
+
 export { durationSeconds } from "../site/duration";
 
 /**
@@ -165,7 +168,7 @@ export function shellHelpers(): string {
     "  while :; do",
     "    left=$(( end - $(now_ms) ))",
     // An attempt with almost no time left cannot tell anything: stop with the last real answer.
-    "    if (( left < 200 )); then",
+    `    if (( left < ${MIN_ATTEMPT_MS} )); then`,
     '      log "gave up waiting for ${what}:"',
     "      sed 's/^/  | /' <<<\"$last${note:+$'\\n'$note}\" >&2",
     "      return 1",
@@ -488,7 +491,7 @@ function checkFunctions(t: NodeTarget, checks: HealthChecks): string {
     "  local end=$1 unrun=''",
     '  failed=""',
     ...list.flatMap((c, i) => [
-      `  if [ -n "$failed" ] && (( end - $(now_ms) < 200 )); then unrun="$unrun ${c.name}"; else`,
+      `  if [ -n "$failed" ] && (( end - $(now_ms) < ${MIN_ATTEMPT_MS} )); then unrun="$unrun ${c.name}"; else`,
       ...(c.before ?? []).map((l) => `    ${l}`),
       `    retry_until "$end" ${q(c.what.replace("$NODE", t.address))} check_${i} || failed="$failed ${c.name}"`,
       "  fi",
