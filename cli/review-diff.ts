@@ -174,6 +174,14 @@ function routing(a: ReviewModel | undefined, b: ReviewModel | undefined): string
   const passive = setDiff(x.passive, y.passive);
   out.push(...passive.added.map((s) => `advertised without neighbours (passive): ${s}`));
   out.push(...passive.removed.map((s) => `no longer passive: ${s}`));
+  // facts rendered before authentication existed have none: they had none
+  const [authA, authB] = [x.authentication ?? "none", y.authentication ?? "none"];
+  if (authA !== authB)
+    out.push(
+      authB === "none"
+        ? `OSPF AUTHENTICATION OFF (was ${authA}): any host on ${y.segments.join(", ")} can speak OSPF to the router`
+        : `OSPF authentication ${authA} → ${authB}: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)`,
+    );
   const red = setDiff(x.redistribute, y.redistribute);
   out.push(...red.added.map((r) => `OSPF now redistributes ${r} routes`));
   out.push(...red.removed.map((r) => `OSPF no longer redistributes ${r} routes`));

@@ -96,6 +96,7 @@ export class Appliance extends pulumi.ComponentResource {
         hostReady: this.node.hostConfigured,
         kubeconfig: this.node.kubeconfig,
         registryPassword: secrets.registryPassword,
+        ospfKey: secrets.ospfKey,
       },
       { parent: this },
     );

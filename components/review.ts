@@ -145,6 +145,8 @@ export interface RoutingFacts {
     redistribute: string[];
     /** SHA-256 of the rendered bird.conf: a change restarts BIRD. */
     configDigest: string;
+    /** `hmac-sha256, key id 1`, or `none` (the key itself is a secret: never here). */
+    authentication: string;
   };
 }
 

@@ -22,9 +22,16 @@
  *     protocol's `graceful restart` and OSPF's `graceful restart yes`) is not used: when its recovery ends by its
  *     timer — a start with no neighbour up yet, as at boot — OSPF never originates the external routes exported
  *     to it meanwhile (the neighbour then never learns the static and connected prefixes).
- *     test/network/bird-restart.kernel.test.ts measures the restart.
+ *     test/network/bird-restart.kernel.test.ts measures the restart;
+ *   - with `authentication`, every hello and database packet on the OSPF links carries the algorithm's digest
+ *     under the key id, and BIRD drops a neighbour's packet without it; the key itself is not in bird.conf but in
+ *     a file of the bird Secret that bird.conf includes (renderOspfKeyFile), so the ConfigMap, the artifacts and
+ *     the review hold no secret. Passive segments send no OSPF packet and need none.
+ *     test/network/ospf-auth.kernel.test.ts runs it against a neighbour with the same key, another key, and a
+ *     key that changes.
  */
 import type { Site } from "../site/schema";
+import type { OSPF_AUTH_ALGORITHMS } from "../site/schema-policy";
 import type { SitePlan } from "../site/plan";
 import { canonicalCidr, familyOf } from "../site/ip";
 
@@ -44,6 +51,35 @@ export const BIRD_KERNEL_METRIC = 20;
  * the data-plane loader does (its `stale_route_protocols`, components/dataplane/loader-config.ts).
  */
 export const ROUTING_POD_ROUTE_PROTOCOLS: readonly number[] = [12, 188, 249];
+
+/** Where the bird pod mounts its Secret, and the file in it that defines the OSPF key for bird.conf. */
+export const BIRD_SECRETS_DIR = "/etc/router-secrets";
+export const OSPF_KEY_FILE = `${BIRD_SECRETS_DIR}/ospf-key.conf`;
+/** The BIRD constant the key file defines. */
+const OSPF_KEY_SYMBOL = "ospf_key";
+
+const BIRD_ALGORITHMS: Record<(typeof OSPF_AUTH_ALGORITHMS)[number], string> = {
+  "hmac-sha1": "hmac sha1",
+  "hmac-sha256": "hmac sha256",
+  "hmac-sha384": "hmac sha384",
+  "hmac-sha512": "hmac sha512",
+  "keyed-md5": "keyed md5",
+};
+
+/**
+ * The key file bird.conf includes: one BIRD string constant. BIRD strings have no escapes, so a key with `"` or
+ * a line break could not be written; the site's schema refuses those, and this refuses them again.
+ */
+export function renderOspfKeyFile(key: string): string {
+  if (!/^[\x20\x21\x23-\x7e]{1,80}$/.test(key)) throw new Error("router:ospfKey is not a key BIRD can read");
+  return `define ${OSPF_KEY_SYMBOL} = "${key}";\n`;
+}
+
+/** The site's OSPF authentication in words (`hmac-sha256, key id 1`, or `none`); never the key. */
+export function ospfAuthentication(site: Site): string {
+  const auth = site.routing.ospf?.authentication;
+  return auth ? `${auth.algorithm}, key id ${auth.keyId}` : "none";
+}
 
 /** The OSPF sources BIRD's kernel protocol exports (BIRD's route source attribute). */
 const OSPF_SOURCES = "[RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2]";
@@ -108,6 +144,9 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     `# BIRD of site ${site.site.name}: OSPFv2 (rendered)`,
     `router id ${ospf.routerId};`,
     "log stderr { info, remote, warning, error, auth, fatal, bug };",
+    ...(ospf.authentication
+      ? ["", "# the OSPF key (router:ospfKey), from the bird Secret", `include "${OSPF_KEY_FILE}";`]
+      : []),
     "",
     "# the links and their addresses",
     "protocol device {",
@@ -153,11 +192,15 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     "  };",
     `  area ${ospf.area} {`,
   );
+  const auth = ospf.authentication;
+  const authentication = auth
+    ? ` authentication cryptographic; password ${OSPF_KEY_SYMBOL} { id ${auth.keyId}; algorithm ${BIRD_ALGORITHMS[auth.algorithm]}; };`
+    : "";
   for (const s of [...active, ...passive].sort((a, b) => a.vlan - b.vlan))
     lines.push(
       passive.includes(s)
         ? `    interface "${s.link}" { stub yes; };`
-        : `    interface "${s.link}" { hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S}; };`,
+        : `    interface "${s.link}" { hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S};${authentication} };`,
     );
   lines.push("  };", "}", "");
   return lines.join("\n");

@@ -12,7 +12,16 @@ import type { Site } from "../site/schema";
 import { segmentPrefixes, type SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
-import { DAEMON_LABEL, daemonNames, renderServiceObjects, serviceConfigs, type K8sObject } from "./k8s";
+import {
+  BIRD_SECRET_KEYS,
+  DAEMON_LABEL,
+  birdSecret,
+  daemonNames,
+  renderServiceObjects,
+  serviceConfigs,
+  type K8sObject,
+} from "./k8s";
+import { renderOspfKeyFile } from "./bird";
 import { rolloutGateScript } from "./rollout";
 import { segmentProbes, servicesProbeStep } from "./probe";
 import { renderServicesSummary } from "./summary";
@@ -40,6 +49,8 @@ export interface NetworkServicesArgs {
   kubeconfig: pulumi.Input<string>;
   /** Password of router:registry (secret). */
   registryPassword?: pulumi.Input<string>;
+  /** router:ospfKey (secret): the OSPF key, with routing.ospf.authentication. */
+  ospfKey?: pulumi.Input<string>;
 }
 
 export const SERVICES_IMAGE: ImageBuild = {
@@ -83,6 +94,11 @@ export class NetworkServices extends pulumi.ComponentResource {
     // The image reference is the only computed value in the objects; it rides inside them as an output.
     const objects = renderServiceObjects(site, plan, policy, this.image);
     let namespace: pulumi.Resource | undefined;
+    // The OSPF key file, a Pulumi secret from the config to the Secret's data: never in a ConfigMap or artifact.
+    let birdSecretRes: pulumi.Resource | undefined;
+    const ospfKey = args.ospfKey;
+    if (site.routing.ospf?.authentication && ospfKey === undefined)
+      throw new Error("routing.ospf.authentication is set but the secret router:ospfKey is not");
     const configMaps = new Map<string, pulumi.Resource>();
     const daemonSets: pulumi.Resource[] = [];
     for (const obj of objects) {
@@ -90,6 +106,18 @@ export class NetworkServices extends pulumi.ComponentResource {
       if (obj.kind === "DaemonSet") {
         const cm = configMaps.get(obj.metadata.name);
         if (cm) after.push(cm);
+        if (obj.metadata.name === "bird" && site.routing.ospf?.authentication) {
+          const data = pulumi.secret(
+            pulumi.output(ospfKey!).apply((key) => ({ [BIRD_SECRET_KEYS[0]]: renderOspfKeyFile(key) })),
+          );
+          const { apiVersion: _v, kind: _k, ...secret } = birdSecret(data);
+          birdSecretRes = new k8s.core.v1.Secret(`${name}-secret-${secret.metadata.name}`, secret, {
+            parent: this,
+            provider: args.provider,
+            dependsOn: after,
+          });
+          after.push(birdSecretRes);
+        }
       }
       // ConfigMaps are named by content and immutable; a replaced one stays in the cluster for a rollback to the
       // previous DaemonSet revision (the rollout gate prunes older ones).

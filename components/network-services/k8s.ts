@@ -25,7 +25,7 @@ import {
   renderRadvd,
   usesDhcpv6,
 } from "./config";
-import { renderBird } from "./bird";
+import { BIRD_SECRETS_DIR, OSPF_KEY_FILE, renderBird } from "./bird";
 
 import {
   DAEMON_LABEL,
@@ -71,6 +71,9 @@ export const OSPF_STATUS_FILE = `${OSPF_STATUS_DIR}/ospf.json`;
 const OSPF_STATUS_MOUNT = "/var/lib/router-routing";
 /** Seconds between two statuses. */
 export const OSPF_STATUS_INTERVAL = 5;
+/** The bird pod's Secret (the OSPF key file), when OSPF has authentication; its data are the component's secrets. */
+export const BIRD_SECRET = "bird-secrets";
+export const BIRD_SECRET_KEYS = [OSPF_KEY_FILE.slice(BIRD_SECRETS_DIR.length + 1)];
 
 interface Daemon {
   name: string;
@@ -83,6 +86,8 @@ interface Daemon {
   readiness?: string[];
   state?: { host: string; mount: string };
   run?: string;
+  /** Secret items mounted read only (mode 0400) at `mount`. */
+  secret?: { name: string; items: string[]; mount: string };
   env?: Record<string, string>;
   sidecar?: HostDaemon["sidecar"];
 }
@@ -172,6 +177,7 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       liveness: ["avahi-daemon", "--check"],
       run: "/run/avahi-daemon",
     });
+  const authenticated = !!site.routing.ospf?.authentication;
   if (configs.has("bird.conf"))
     list.push({
       name: "bird",
@@ -186,11 +192,21 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       resources: { cpu: "50m", memory: "32Mi", cpuLimit: "1", memoryLimit: "256Mi" },
       liveness: ["birdc", "-s", BIRD_SOCKET, "show", "status"],
       run: BIRD_RUN_DIR,
+      ...(authenticated ? { secret: { name: BIRD_SECRET, items: BIRD_SECRET_KEYS, mount: BIRD_SECRETS_DIR } } : {}),
       // What BIRD says of its OSPF neighbours, on the node, for the try path's adjacency check and the metrics.
       // It only talks to BIRD's socket (the shared run directory) and writes its host directory: no capability.
+      // With authentication it also watches the key file (the Secret's, which the kubelet updates in place when
+      // router:ospfKey changes) and has BIRD read its configuration again when the key changes: a new key takes
+      // effect without a restart, and nothing plain changes with it.
       sidecar: {
         name: "ospf-status",
-        command: ["router-ospf-status", BIRD_SOCKET, `${OSPF_STATUS_MOUNT}/ospf.json`, String(OSPF_STATUS_INTERVAL)],
+        command: [
+          "router-ospf-status",
+          ...(authenticated ? ["--reload-on", OSPF_KEY_FILE] : []),
+          BIRD_SOCKET,
+          `${OSPF_STATUS_MOUNT}/ospf.json`,
+          String(OSPF_STATUS_INTERVAL),
+        ],
         capabilities: [],
         resources: { cpu: "5m", memory: "8Mi", cpuLimit: "100m", memoryLimit: "32Mi" },
         volumes: [{ name: "status", mountPath: OSPF_STATUS_MOUNT, source: { hostPath: OSPF_STATUS_DIR } }],
@@ -203,6 +219,13 @@ function daemonSet(d: Daemon, image: unknown, configs: Map<string, string>): Nam
   const volumes: DaemonVolume[] = [];
   if (d.state) volumes.push({ name: "state", mountPath: d.state.mount, source: { hostPath: d.state.host } });
   if (d.run) volumes.push({ name: "run", mountPath: d.run, source: { memory: "16Mi" } });
+  if (d.secret)
+    volumes.push({
+      name: "secrets",
+      mountPath: d.secret.mount,
+      readOnly: true,
+      source: { secret: d.secret.name, items: d.secret.items },
+    });
   return hostDaemonSet({ ...d, configDir: CONFIG_DIR, volumes }, image, configs);
 }
 
@@ -233,4 +256,15 @@ export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyMo
   };
   const list = daemons(site, plan, configs);
   return [namespace, ...list.map((d) => daemonConfigMap(d, configs)), ...list.map((d) => daemonSet(d, image, configs))];
+}
+
+/** The bird pod's Secret around its data (values are the component's secret outputs). */
+export function birdSecret(data: unknown): Named<ISecret> {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: BIRD_SECRET, namespace: ROUTER_NAMESPACE, labels: LABELS },
+    type: "Opaque",
+    stringData: data as Record<string, string>,
+  };
 }

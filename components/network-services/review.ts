@@ -10,7 +10,7 @@ import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import type { LayerReview } from "../review";
 import { ntpAllows } from "../vlan-segment/services";
-import { renderBird } from "./bird";
+import { ospfAuthentication, renderBird } from "./bird";
 
 /** `daemons`: the DaemonSets the component runs. */
 export function renderServicesFacts(
@@ -37,6 +37,7 @@ export function renderServicesFacts(
               passive: named(ospf.passive),
               redistribute: [...ospf.redistribute].sort(),
               configDigest: createHash("sha256").update(bird).digest("hex"),
+              authentication: ospfAuthentication(site),
             },
           },
         }

@@ -8,7 +8,7 @@ import { contains } from "../site/ip";
 import type { SitePlan } from "../site/plan";
 import { routingOpenings, type RoutingOpening } from "../dataplane/ruleset/input";
 import { SECTION, mdTable, type LayerSummary } from "../summary";
-import { ospfNeverInstalled, ospfRedistribution } from "./bird";
+import { ospfAuthentication, ospfNeverInstalled, ospfRedistribution } from "./bird";
 
 function segments(plan: SitePlan): string {
   const out = [
@@ -71,7 +71,10 @@ function ospfLines(site: Site, plan: SitePlan): string[] {
       `${ospf.passive.length ? `; advertised without neighbours (passive): ${ospf.passive.join(", ")}` : ""}. ` +
       `Redistributed: ${redistributed.length ? redistributed.join("; ") : "nothing"}. ` +
       `Installs from OSPF only routes inside ${ospf.accept.join(", ")}; never the default route, nor a route inside ` +
-      `${ospfNeverInstalled(site, plan).join(", ")} (the router's own subnets and cluster networks).`,
+      `${ospfNeverInstalled(site, plan).join(", ")} (the router's own subnets and cluster networks). ` +
+      (ospf.authentication
+        ? `Authentication: ${ospfAuthentication(site)} on every packet of those segments (the key is the secret router:ospfKey; a packet without it is dropped).`
+        : "No authentication: any host on those segments can speak OSPF to the router (set routing.ospf.authentication)."),
     "",
   ];
 }

@@ -33,7 +33,12 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
   }
 
   const plain = Object.fromEntries(Object.entries(raw).filter(([k]) => !(k in secretKeys)));
-  const partial: PartialSite = { incomplete: new Set(), secretsSet: new Set(), raw: plain };
+  const partial: PartialSite = {
+    incomplete: new Set(),
+    secretsSet: new Set(),
+    secretLengths: new Map(),
+    raw: plain,
+  };
   const parsed: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(siteKeys) as [keyof typeof siteKeys, z.ZodType][]) {
     const value = raw[key];
@@ -60,12 +65,16 @@ export function parseSite(raw: Record<string, unknown>): ParseResult {
     const value = raw[key];
     if (value === undefined) continue;
     const r = (schema as z.ZodType).safeParse(value);
+    if (typeof value === "string") partial.secretLengths.set(key, value.length);
     if (r.success) partial.secretsSet.add(key);
-    // Never echo a secret's value back: report the problem only.
+    // Never echo a secret's value back: report the problem only, in the schema's own words (none quotes the value).
     else
       issues.push({
         path: configPath(key),
-        message: "is not a valid secret (allowed: a non-empty string, set with `pulumi config set --secret`)",
+        message:
+          typeof value === "string" && value.length > 0 && r.error.issues[0]?.code !== "invalid_type"
+            ? r.error.issues[0].message
+            : "is not a valid secret (allowed: a non-empty string, set with `pulumi config set --secret`)",
       });
   }
 

@@ -39,6 +39,8 @@ export interface PartialSite {
   incomplete: Set<string>;
   /** Secret keys that are set (values are never seen here). */
   secretsSet: Set<string>;
+  /** The lengths of the secrets given as text, well-formed or not (rules on a key's length: OSPF's). */
+  secretLengths: Map<string, number>;
   /** The raw config values by key, as given (never secret keys). */
   raw: Record<string, unknown>;
 }

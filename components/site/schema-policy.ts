@@ -162,6 +162,12 @@ export const Routes = z.array(StaticRoute).superRefine((rs, ctx) =>
 
 const Asn = intIn(1, 4_294_967_294, "a 32-bit AS number");
 
+/** OSPFv2 authentication algorithms (BIRD's names: hmac sha256 …, keyed md5). */
+export const OSPF_AUTH_ALGORITHMS = ["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha1", "keyed-md5"] as const;
+/** Keyed MD5 carries at most 16 bytes of key (RFC 2328 D.3); an HMAC key shorter than this is guessable offline. */
+export const OSPF_MD5_KEY_MAX = 16;
+export const OSPF_HMAC_KEY_MIN = 16;
+
 export const Routing = z.strictObject({
   /** BGP through Talos' native BGP (BGPInstanceConfig). */
   bgp: z
@@ -212,6 +218,27 @@ export const Routing = z.strictObject({
         .array(NetworkCidr(4, { min: 1, max: 32 }))
         .min(1, { error: "is empty (allowed: one or more IPv4 prefixes, or leave it out for the private ranges)" })
         .default(["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16"]),
+      /**
+       * Cryptographic authentication of every OSPF packet on the segments OSPF runs on, with the key in the secret
+       * router:ospfKey: HMAC-SHA (RFC 5709), or keyed MD5 (RFC 2328 appendix D) for neighbours without it. Without
+       * it, any host of those segments can speak OSPF to the router.
+       */
+      authentication: z
+        .strictObject({
+          algorithm: z
+            .enum(OSPF_AUTH_ALGORITHMS, {
+              error: `is not an OSPF authentication algorithm (allowed: ${OSPF_AUTH_ALGORITHMS.join(", ")})`,
+            })
+            .default("hmac-sha256"),
+          /** The key's id in every packet (the neighbours' must be the same). */
+          keyId: z
+            .number()
+            .int()
+            .min(1, { error: "is below 1 (allowed: a key id from 1 to 255)" })
+            .max(255, { error: "is above 255 (allowed: a key id from 1 to 255)" })
+            .default(1),
+        })
+        .optional(),
     })
     .optional(),
 });

@@ -619,6 +619,10 @@ export const secretKeys = {
   alertWebhookToken: z.string().min(1, { error: "is empty (allowed: a non-empty token)" }),
   /** SMTP password of the e-mail receivers of router:observability.alerts. */
   alertSmtpPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
+  /** Key of router:routing.ospf.authentication (BIRD's config string: printable ASCII without `"`). */
+  ospfKey: z.string().regex(/^[\x20\x21\x23-\x7e]{1,80}$/, {
+    error: 'is not an OSPF key (allowed: 1 to 80 printable ASCII characters, spaces included, but no ")',
+  }),
 } as const;
 
 export const Site = z.strictObject(siteKeys);

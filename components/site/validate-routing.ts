@@ -11,6 +11,7 @@ import { segmentGateway4, segmentGateway6 } from "./plan";
 import { droppedElements, isIncomplete, knownNames, type Indexed, type PartialSite } from "./partial";
 import { indexed } from "./salvage";
 import { DEFAULT_BOGONS4, DEFAULT_BOGONS6 } from "./bogons";
+import { OSPF_HMAC_KEY_MIN, OSPF_MD5_KEY_MAX } from "./schema-policy";
 
 type Issues = SiteIssue[];
 
@@ -260,6 +261,7 @@ export function checkRoutes(s: PartialSite, out: Issues): void {
 }
 
 export function checkRouting(s: PartialSite, out: Issues): void {
+  checkOspfAuthentication(s, out);
   if (!s.routing) return;
   const names = knownNames(s, "segments");
   const listed = (s.segments ?? []).map((x) => x.value.name).join(", ");
@@ -288,6 +290,43 @@ export function checkRouting(s: PartialSite, out: Issues): void {
       });
   });
   checkRedistribution(s, ospf, out);
+}
+
+/**
+ * OSPF authentication and its key go together, and the key fits the algorithm: keyed MD5 carries at most 16
+ * characters of it, and an HMAC key shorter than 16 can be guessed offline from one captured packet. Only the
+ * key's length is known here, never its value.
+ */
+function checkOspfAuthentication(s: PartialSite, out: Issues): void {
+  const auth = s.routing?.ospf?.authentication;
+  const keyLength = s.secretLengths.get("ospfKey");
+  if (!auth) {
+    if (keyLength !== undefined && !isIncomplete(s, "routing"))
+      out.push({
+        path: configPath("ospfKey"),
+        message:
+          "is set but router:routing.ospf.authentication is not, so nothing uses it (allowed: remove it, or set routing.ospf.authentication)",
+      });
+    return;
+  }
+  if (keyLength === undefined) {
+    out.push({
+      path: configPath("routing", ["ospf", "authentication"]),
+      message:
+        "is set but the secret router:ospfKey is not (allowed: set the neighbours' key with `pulumi config set --secret router:ospfKey`, or remove authentication)",
+    });
+    return;
+  }
+  if (auth.algorithm === "keyed-md5" && keyLength > OSPF_MD5_KEY_MAX)
+    out.push({
+      path: configPath("ospfKey"),
+      message: `is longer than ${OSPF_MD5_KEY_MAX} characters, the most keyed MD5 carries (allowed: a key of at most ${OSPF_MD5_KEY_MAX} characters, or an hmac-sha algorithm in routing.ospf.authentication.algorithm)`,
+    });
+  if (auth.algorithm !== "keyed-md5" && keyLength < OSPF_HMAC_KEY_MIN)
+    out.push({
+      path: configPath("ospfKey"),
+      message: `is shorter than ${OSPF_HMAC_KEY_MIN} characters, guessable offline from one captured OSPF packet (allowed: a key of ${OSPF_HMAC_KEY_MIN} to 80 characters)`,
+    });
 }
 
 /**

@@ -7,8 +7,11 @@
  * tests (bird-privileges, routing.kernel, bird-restart.kernel, bird-start-sweep.kernel).
  */
 import { describe, expect, it } from "vitest";
-import { renderBird } from "../../components/network-services/bird";
-import { serviceConfigs } from "../../components/network-services/k8s";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { OSPF_KEY_FILE, renderBird, renderOspfKeyFile } from "../../components/network-services/bird";
+import { BIRD_SECRET, renderServiceObjects, serviceConfigs } from "../../components/network-services/k8s";
 import { devSite } from "../helpers/dev-site";
 import { tier } from "../helpers/tier";
 import { birdCheck } from "../helpers/validators";
@@ -17,11 +20,26 @@ const t = tier("bird -p", { commands: ["bird"] });
 
 const ROUTED = "172.20.99.0/24";
 
-function site(ospf: Record<string, unknown> | undefined, routes: Record<string, unknown>[] = []) {
+function site(ospf: Record<string, unknown> | undefined, routes: Record<string, unknown>[] = [], ospfKey?: string) {
   return devSite((raw) => {
     raw.routes = routes;
     raw.routing = ospf ? { ospf: { routerId: "10.10.0.1", ...ospf } } : {};
+    if (ospfKey) raw.ospfKey = ospfKey;
   });
+}
+
+const KEY = "a key of the servers segment";
+
+/** `bird -p` on a render with authentication, its include pointed at a key file written here (or none). */
+function birdCheckWithKey(conf: string, keyFile: string | undefined): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "bird-key-"));
+  try {
+    const file = join(dir, "ospf-key.conf");
+    if (keyFile !== undefined) writeFileSync(file, keyFile);
+    return birdCheck(conf.replace(`include "${OSPF_KEY_FILE}";`, `include "${file}";`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The body of a top-level block `protocol <kind> [name] {`, up to its closing brace at column 0. */
@@ -47,6 +65,60 @@ describe("bird.conf", () => {
     expect(ospf).toContain("    export none;");
     expect(ospf).not.toContain("graceful restart");
     expect(renderBird(dev.site, dev.plan)).toContain("router id 10.10.0.1;\n");
+  });
+
+  it("authenticates every packet on the OSPF links with the site's algorithm and key id, and holds no key itself", () => {
+    const dev = site(
+      { segments: ["servers"], passive: ["mgmt"], authentication: { algorithm: "hmac-sha384", keyId: 9 } },
+      [],
+      KEY,
+    );
+    const conf = renderBird(dev.site, dev.plan)!;
+    expect(conf).toContain(`\ninclude "${OSPF_KEY_FILE}";\n`);
+    expect(conf.indexOf("include")).toBeLessThan(conf.indexOf("protocol ospf"));
+    expect(block(conf, "protocol ospf v2 router_ospf")).toContain(
+      '    interface "lan0.10" { stub yes; };\n    interface "lan0.50" { hello 10; dead 40; authentication cryptographic; password ospf_key { id 9; algorithm hmac sha384; }; };\n',
+    );
+    expect(conf).not.toContain(KEY);
+    // without authentication: no include, no password
+    const plain = site({ segments: ["servers"] });
+    expect(renderBird(plain.site, plain.plan)).not.toMatch(/include|password|authentication/);
+  });
+
+  it("mounts the key file from the bird Secret, read only, and has the status container watch it for a new key", () => {
+    const birdPod = (dev: ReturnType<typeof site>) => {
+      const objects = renderServiceObjects(dev.site, dev.plan, dev.policy, "image");
+      const ds = objects.find((o) => o.kind === "DaemonSet" && o.metadata.name === "bird") as unknown as {
+        spec: { template: { spec: Record<string, unknown[]> } };
+      };
+      return { spec: ds.spec.template.spec, all: JSON.stringify(objects) };
+    };
+    type Pod = { volumes: Record<string, unknown>[]; containers: { command: string[]; volumeMounts: unknown[] }[] };
+    const { spec, all } = birdPod(site({ segments: ["servers"], authentication: {} }, [], KEY));
+    const pod = spec as unknown as Pod;
+    expect(pod.volumes).toContainEqual({
+      name: "secrets",
+      secret: { secretName: BIRD_SECRET, defaultMode: 0o400, items: [{ key: "ospf-key.conf", path: "ospf-key.conf" }] },
+    });
+    for (const c of pod.containers)
+      expect(c.volumeMounts).toContainEqual({ name: "secrets", mountPath: "/etc/router-secrets", readOnly: true });
+    expect(pod.containers[1].command).toEqual([
+      "router-ospf-status",
+      "--reload-on",
+      OSPF_KEY_FILE,
+      "/run/bird/bird.ctl",
+      "/var/lib/router-routing/ospf.json",
+      "5",
+    ]);
+    expect(all).not.toContain(KEY);
+    const plain = birdPod(site({ segments: ["servers"] })).spec as unknown as Pod;
+    expect(JSON.stringify(plain)).not.toMatch(/secrets|reload-on/);
+  });
+
+  it("writes the key file as one BIRD string constant, and refuses a key BIRD would read otherwise", () => {
+    expect(renderOspfKeyFile(KEY)).toBe(`define ospf_key = "${KEY}";\n`);
+    for (const bad of ['a "quoted" key of 16+', "a key with a line\nbreak", "", "x".repeat(81)])
+      expect(() => renderOspfKeyFile(bad)).toThrow(/router:ospfKey is not a key BIRD can read/);
   });
 
   it("redistributes the IPv4 static routes from its own static protocol and only the other segments' subnets", () => {
@@ -115,6 +187,20 @@ describe("bird.conf", () => {
     ])("%s", (_name, ospf, routes) => {
       const dev = site(ospf, routes);
       expect(birdCheck(renderBird(dev.site, dev.plan)!)).toEqual([]);
+    });
+
+    it.each(["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha1", "keyed-md5"])(
+      "authentication with %s and the key file of the Secret",
+      (algorithm) => {
+        const key = algorithm === "keyed-md5" ? "sixteen chars!!!" : KEY;
+        const dev = site({ segments: ["servers"], authentication: { algorithm } }, [], key);
+        expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, renderOspfKeyFile(key))).toEqual([]);
+      },
+    );
+
+    it("refuses to start without the key file: BIRD never runs OSPF unauthenticated for want of it", () => {
+      const dev = site({ segments: ["servers"], authentication: {} }, [], KEY);
+      expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, undefined).join()).toMatch(/ospf-key\.conf/);
     });
 
     it("rejects a broken file (so passing means something)", () => {

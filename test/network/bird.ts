@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { renderBird } from "../../components/network-services/bird";
+import { OSPF_KEY_FILE, renderBird } from "../../components/network-services/bird";
 import { BIRD_RUN_DIR, renderServiceObjects } from "../../components/network-services/k8s";
 import type { SitePlan } from "../../components/site/plan";
 import type { PolicyModel } from "../../components/site/policy";
@@ -25,21 +25,24 @@ interface Container {
   securityContext: Record<string, unknown>;
 }
 
-/** The rendered bird DaemonSet's container (through YAML, as the API server would hold it). */
-export function birdContainer(dev: { site: Site; plan: SitePlan; policy: PolicyModel }): Container {
+/** The rendered bird DaemonSet's container (through YAML, as the API server would hold it), or its second one. */
+export function birdContainer(dev: { site: Site; plan: SitePlan; policy: PolicyModel }, index = 0): Container {
   const ds = renderServiceObjects(dev.site, dev.plan, dev.policy, "image").find(
     (o) => o.kind === "DaemonSet" && o.metadata.name === "bird",
   );
   if (!ds) throw new Error("the render has no bird DaemonSet");
   const doc = parse(stringify(ds)) as { spec: { template: { spec: { containers: Container[] } } } };
-  return doc.spec.template.spec.containers[0];
+  return doc.spec.template.spec.containers[index];
 }
 
 export class BirdPod {
   readonly socket: string;
   readonly capabilities: string[];
+  /** Where bird.conf's include of the Secret's OSPF key file points here (the test writes the file). */
+  readonly keyFile: string;
   private readonly conf: string;
   private readonly command: string[];
+  private readonly dev: { site: Site; plan: SitePlan; policy: PolicyModel };
   daemon?: Daemon;
 
   constructor(
@@ -52,8 +55,14 @@ export class BirdPod {
     const run = join(dir, "run-bird");
     mkdirSync(run, { recursive: true });
     this.conf = join(dir, "bird.conf");
-    writeFileSync(this.conf, renderBird(dev.site, dev.plan)!, { mode: 0o644 });
+    mkdirSync(join(dir, "secrets"), { recursive: true });
+    this.keyFile = join(dir, "secrets", "ospf-key.conf");
+    const conf = renderBird(dev.site, dev.plan)!;
+    writeFileSync(this.conf, conf.replaceAll(`include "${OSPF_KEY_FILE}";`, `include "${this.keyFile}";`), {
+      mode: 0o644,
+    });
     this.socket = join(run, "bird.ctl");
+    this.dev = dev;
     const c = birdContainer(dev);
     this.capabilities = containerCapabilities("bird container", c.securityContext);
     this.command = c.command.map((a, i) =>
@@ -83,6 +92,29 @@ export class BirdPod {
     ];
     this.daemon = this.shell.daemon("bird-pod", this.netns, ["unshare", "--pid", "--fork", "--kill-child", ...argv]);
     return this.daemon;
+  }
+
+  /**
+   * The rendered status container's command (images/services/router-ospf-status from the checkout), with the
+   * pod's paths moved here: BIRD's socket, the key file it watches, `out` for the status file, every `interval` s.
+   */
+  statusCommand(out: string, interval: number): string[] {
+    const c = birdContainer(this.dev, 1).command;
+    const [script, ...args] = c;
+    return [
+      IMAGE_SCRIPTS[script] ?? script,
+      ...args.map((a, i) =>
+        a === OSPF_KEY_FILE
+          ? this.keyFile
+          : a.startsWith(`${BIRD_RUN_DIR}/`)
+            ? this.socket
+            : a.endsWith(".json")
+              ? out
+              : i === args.length - 1
+                ? String(interval)
+                : a,
+      ),
+    ];
   }
 
   /** A birdc command's output (through the control socket), or the error. */

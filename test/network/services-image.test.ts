@@ -5,13 +5,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { tier } from "../helpers/tier";
 import { ROOT } from "../helpers/stacks";
 import { tempDir } from "../helpers/temp";
 import { segmentProbeScript } from "../../components/network-services/probe";
-import { renderBird } from "../../components/network-services/bird";
-import { BIRD_RUN_DIR, renderServiceObjects } from "../../components/network-services/k8s";
+import { OSPF_KEY_FILE, renderBird, renderOspfKeyFile } from "../../components/network-services/bird";
+import { BIRD_RUN_DIR, OSPF_STATUS_INTERVAL, renderServiceObjects } from "../../components/network-services/k8s";
 import { devSite } from "../helpers/dev-site";
 
 const t = tier("services-image", {
@@ -96,9 +96,14 @@ describe.skipIf(!t.ok)("the services image", () => {
   // The bird pod's command and liveness probe (components/network-services/k8s.ts) from the image's own root: BIRD
   // runs the rendered configuration and birdc reaches it through the control socket in its run directory; the
   // pod's status container, with the image's own busybox tools, writes what BIRD says of its OSPF neighbours.
-  it("runs BIRD on a rendered configuration, answers its liveness probe and writes the OSPF status", () => {
+  // With OSPF authentication: bird.conf includes the Secret's key file, and the status container, which watches
+  // it, has BIRD read its configuration again when the key changes.
+  it("runs BIRD on a rendered configuration, answers its liveness probe, writes the OSPF status and takes a new key", () => {
     const dev = devSite((raw) => {
-      raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["connected"] } };
+      raw.routing = {
+        ospf: { routerId: "10.10.0.1", segments: ["servers"], redistribute: ["connected"], authentication: {} },
+      };
+      raw.ospfKey = "the first key of the area";
     });
     const conf = renderBird(dev.site, dev.plan)!;
     const live = [...renderServiceObjects(dev.site, dev.plan, dev.policy, "img")].find(
@@ -120,6 +125,10 @@ describe.skipIf(!t.ok)("the services image", () => {
     const statusMount = status.volumeMounts.find((m) => m.name === "status")!.mountPath;
     const root = join(a.stage, "rootfs");
     writeFileSync(join(root, "tmp/bird.conf"), conf);
+    // the Secret's volume: the key file where bird.conf includes it
+    const keyFile = join(root, OSPF_KEY_FILE.slice(1));
+    mkdirSync(dirname(keyFile), { recursive: true });
+    writeFileSync(keyFile, renderOspfKeyFile("the first key of the area"), { mode: 0o400 });
     // the runtime gives a container /dev; the chroot gets the host's, in a mount namespace of its own
     mkdirSync(join(root, "dev"), { recursive: true });
     mkdirSync(join(root, "proc"), { recursive: true });
@@ -145,6 +154,9 @@ describe.skipIf(!t.ok)("the services image", () => {
       "busybox sleep 1",
       `echo "previous: $(cat ${statusMount}/ospf.previous.json)"`,
       `echo "current: $(cat ${statusMount}/ospf.json)"`,
+      // a new key (the kubelet replaces the Secret's file): read by BIRD within the status interval
+      `echo 'define ospf_key = "the second key of the area";' > ${OSPF_KEY_FILE}.new && mv ${OSPF_KEY_FILE}.new ${OSPF_KEY_FILE}`,
+      `busybox sleep ${OSPF_STATUS_INTERVAL + 1}`,
       "kill $!",
       "ip route show table main",
       "kill $bird",
@@ -189,6 +201,10 @@ describe.skipIf(!t.ok)("the services image", () => {
       );
     expect(after("previous"), r.stdout).toEqual(first);
     expect(after("current").since, r.stdout).toBeGreaterThan(first.uptime);
+    // the second container: BIRD read the new key file (its configure answered), and the key was never printed
+    expect(r.stderr, r.stdout).toMatch(/ospf-key\.conf changed: BIRD read its configuration again/);
+    expect(r.stderr).not.toMatch(/did not read its configuration/);
+    expect(r.stdout + r.stderr).not.toMatch(/the (first|second) key of the area/);
   });
 
   // The segment probe's script with the image's own tools (busybox sed and tr, dhcp4-probe, dhcp6-probe, rdisc6), in

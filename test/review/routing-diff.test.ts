@@ -73,6 +73,34 @@ describe("the dynamic routing section of npm run diff", () => {
     ]);
   });
 
+  it("says when OSPF authentication starts, changes and ends, never showing the key", () => {
+    const KEY = "the key of the area, secret";
+    const auth =
+      (authentication: Raw, key = KEY) =>
+      (raw: Raw) => {
+        withOspf(raw);
+        raw.routing.ospf.authentication = authentication;
+        raw.ospfKey = key;
+      };
+    const restart =
+      "BIRD RESTARTS with a new configuration: every neighbour Full on trusted (lan0.20), servers (lan0.50) must be Full again within 50 s, or BIRD is rolled back (the services' rollout gate)";
+    expect(lines(withOspf, auth({}))).toEqual([
+      restart,
+      "OSPF authentication none → hmac-sha256, key id 1: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)",
+    ]);
+    expect(lines(auth({}), auth({ algorithm: "hmac-sha512", keyId: 2 }))).toEqual([
+      restart,
+      "OSPF authentication hmac-sha256, key id 1 → hmac-sha512, key id 2: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)",
+    ]);
+    expect(lines(auth({}), withOspf)).toEqual([
+      restart,
+      "OSPF AUTHENTICATION OFF (was hmac-sha256, key id 1): any host on trusted (lan0.20), servers (lan0.50) can speak OSPF to the router",
+    ]);
+    // a new key alone changes no plain fact: BIRD reads it from its Secret without a restart
+    expect(lines(auth({}), auth({}, "another key of the area, secret"))).toEqual([]);
+    expect(JSON.stringify([...review(auth({}))])).not.toContain(KEY);
+  });
+
   it("has no section when BIRD's configuration does not change", () => {
     const ntp = (raw: Raw) => {
       withOspf(raw);

@@ -98,6 +98,44 @@ describe("secrets", () => {
     for (const r of result.run.resources) expect(leaks(JSON.stringify([r.inputs, r.outputs])), r.name).toEqual([]);
   });
 
+  describe("the OSPF key (router:ospfKey)", () => {
+    let ospf: RenderResult;
+    let key: string;
+    const birdSecrets: Record<string, unknown>[] = [];
+    beforeAll(async () => {
+      key = `${plant("ospfkey")}-16+`;
+      const capture: OutputGenerator = (type, name, inputs) => {
+        if (type === "kubernetes:core/v1:Secret" && name.endsWith("bird-secrets")) birdSecrets.push(inputs);
+        return canaryOutputs(type, name, inputs);
+      };
+      const config = devStack(
+        (raw) => {
+          raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], authentication: {} } };
+        },
+        { registryPassword: plant("registrypassword"), ospfKey: key },
+      );
+      ospf = await renderStack({ stack: "dev", config, outputs: capture });
+    });
+
+    it("reaches the bird Secret's key file, and only as a Pulumi secret", () => {
+      expect(birdSecrets).toHaveLength(1);
+      const data = birdSecrets[0].stringData as Record<string, unknown>;
+      expect(data[SIG], "stringData is a Pulumi secret").toBeTruthy();
+      expect((unwrap(data) as Record<string, string>)["ospf-key.conf"]).toBe(`define ospf_key = "${key}";\n`);
+    });
+
+    it("never appears in a rendered file, a plain output, command text or another resource's input", () => {
+      expect(ospf.files.get("services/bird.conf")).toContain("password ospf_key");
+      for (const [path, content] of ospf.files) expect(content.includes(key), path).toBe(false);
+      expect(JSON.stringify(ospf.run.stackOutputs).includes(key)).toBe(false);
+      for (const r of ospf.run.resources) {
+        const text = JSON.stringify([r.inputs, r.outputs]);
+        if (r.type === "kubernetes:core/v1:Secret" && r.name.endsWith("bird-secrets")) continue;
+        expect(text.includes(key), r.name).toBe(false);
+      }
+    });
+  });
+
   it("keep Talos' key format: the OS CA key is relabelled for Talos, not altered", () => {
     const { privateKey } = generateKeyPairSync("ed25519");
     const pem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();

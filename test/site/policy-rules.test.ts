@@ -743,6 +743,70 @@ describe("dynamic routing", () => {
     );
   });
 
+  describe("OSPF authentication and its key", () => {
+    const withAuth = (authentication: unknown, key?: string) => {
+      const raw = devWith("routing", { ospf: { ...ospf, authentication } });
+      if (key !== undefined) (raw as Record<string, unknown>).ospfKey = key;
+      return raw;
+    };
+    const issuesOf = (raw: RawSite) => {
+      const r = parseSite(raw);
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+
+    it("accepts HMAC-SHA-256 (the default) with a key of 16 characters or more, and keyed MD5 with one of 16 at most", () => {
+      const r = parseSite(withAuth({}, "a key of 16 char"));
+      expect(r.ok && r.site.routing.ospf?.authentication).toEqual({ algorithm: "hmac-sha256", keyId: 1 });
+      expectValid(withAuth({ algorithm: "keyed-md5", keyId: 255 }, "short"));
+    });
+
+    it("rejects authentication without the secret router:ospfKey: BIRD could not start", () => {
+      expectRejected(
+        withAuth({}),
+        "router:routing.ospf.authentication",
+        "is set but the secret router:ospfKey is not (allowed: set the neighbours' key with `pulumi config set --secret router:ospfKey`, or remove authentication)",
+      );
+    });
+
+    it("rejects the key without authentication: nothing would use it", () => {
+      const raw = devWith("routing", { ospf });
+      (raw as Record<string, unknown>).ospfKey = "a key of 16 chars or more";
+      expectRejected(
+        raw,
+        "router:ospfKey",
+        "is set but router:routing.ospf.authentication is not, so nothing uses it (allowed: remove it, or set routing.ospf.authentication)",
+      );
+    });
+
+    it("rejects a key that does not fit its algorithm, and a key BIRD cannot write, without ever echoing it", () => {
+      const md5 = issuesOf(withAuth({ algorithm: "keyed-md5" }, "seventeen chars!!"));
+      expect(md5).toEqual([
+        "router:ospfKey: is longer than 16 characters, the most keyed MD5 carries (allowed: a key of at most 16 characters, or an hmac-sha algorithm in routing.ospf.authentication.algorithm)",
+      ]);
+      const short = issuesOf(withAuth({ algorithm: "hmac-sha512" }, "too-short"));
+      expect(short).toEqual([
+        "router:ospfKey: is shorter than 16 characters, guessable offline from one captured OSPF packet (allowed: a key of 16 to 80 characters)",
+      ]);
+      // a quote would end BIRD's string early; a line break would end the statement
+      for (const key of ['sixteen "quoted" chars', "a key of 16 chars\nand a line"]) {
+        const bad = issuesOf(withAuth({}, key));
+        expect(bad).toEqual([
+          'router:ospfKey: is not an OSPF key (allowed: 1 to 80 printable ASCII characters, spaces included, but no ")',
+        ]);
+        expect(bad.join("\n")).not.toContain(key.slice(0, 10));
+      }
+    });
+
+    it("rejects an unknown algorithm and a key id outside 1–255, all at once", () => {
+      expect(issuesOf(withAuth({ algorithm: "md5", keyId: 0 }, "a key of 16 chars or more"))).toEqual(
+        expect.arrayContaining([
+          "router:routing.ospf.authentication.algorithm: is not an OSPF authentication algorithm (allowed: hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha1, keyed-md5)",
+          "router:routing.ospf.authentication.keyId: is below 1 (allowed: a key id from 1 to 255)",
+        ]),
+      );
+    });
+  });
+
   it("rejects OSPF redistributing connected subnets when every segment already speaks OSPF or is passive", () => {
     const all = ["mgmt", "trusted", "iot", "guest"];
     expectRejected(

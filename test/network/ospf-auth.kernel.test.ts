@@ -1,0 +1,270 @@
+/**
+ * OSPF authentication (router:routing.ospf.authentication with the secret router:ospfKey), in namespaces: the
+ * bird pod as the node runs it (test/network/bird.ts: the rendered command, capabilities and bird.conf, which
+ * includes the key file the Secret holds) and its status container (router-ospf-status, which watches that file).
+ *   - HMAC-SHA-256: a neighbour BIRD with the key (its configuration written here, by hand) forms the adjacency
+ *     and its prefix is installed; a host on another OSPF segment with another key, then with none, is never a
+ *     neighbour and nothing it announces is installed, and the router says why in its log;
+ *   - a new key (the Secret's file replaced the way the kubelet does, the neighbour given the same key) takes
+ *     effect without a restart: the neighbour, which accepts only the new key, keeps hearing the router's hellos,
+ *     the adjacency stays Full and the learned route never leaves the kernel;
+ *   - keyed MD5 against FRR (`ip ospf message-digest-key`: what FRR 8 offers), the interoperability case.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderOspfKeyFile } from "../../components/network-services/bird";
+import { Shell, type Daemon } from "../e2e/lib/exec";
+import { devSite } from "../helpers/dev-site";
+import { tier } from "../helpers/tier";
+import { sleep, waitFor } from "../helpers/wait";
+import { BirdPod } from "./bird";
+import { FRR_DAEMONS, FrrInstance } from "./frr";
+import { Netns } from "./netns";
+
+const t = tier("OSPF authentication between the bird pod and its neighbours", {
+  root: true,
+  commands: ["ip", "unshare", "setpriv", "node", "vtysh", "bird", "birdc"],
+  files: ["zebra", "ospfd"].map((d) => `${FRR_DAEMONS}/${d}`),
+});
+
+const ROUTER_ID = "10.10.0.1";
+const ROUTER = "10.50.0.1";
+const PEER = "10.50.0.254";
+const ROGUE = "10.20.0.66";
+/** The neighbour's prefix (learned), and the one the host without the key announces (inside accept). */
+const LEARNED = "172.30.9.0/24";
+const ROGUE_PREFIX = "172.30.66.0/24";
+const KEY = "first key of the servers segment";
+const NEXT_KEY = "second-key-0123456789-abcdef";
+const MD5_KEY = "md5-key-16chars!";
+/** BIRD's log of a dropped packet (proto/ospf/packet.c): a digest that does not match, no authentication at all. */
+const WRONG_DIGEST = /Authentication failed for nbr .* - wrong authentication code/;
+const NO_AUTHENTICATION = /Authentication failed for nbr .* - authentication method mismatch/;
+
+function site(algorithm: string, key: string) {
+  return devSite((raw) => {
+    raw.routing = {
+      ospf: {
+        routerId: ROUTER_ID,
+        segments: ["servers", "trusted"],
+        authentication: { algorithm, keyId: 7 },
+      },
+    };
+    raw.ospfKey = key;
+  });
+}
+
+/**
+ * A neighbour's BIRD, written by hand from BIRD's documentation (not from the render): OSPF on eth0 with the
+ * router's timers, a short wait and a high priority (it becomes the DR at once, so the adjacency does not wait
+ * for the router's election timer), announcing `prefix` from its loopback.
+ */
+function neighbourBird(routerId: string, prefix: string, auth: string): string {
+  return `router id ${routerId};
+protocol device { scan time 2; }
+protocol direct { ipv4; interface "lo"; }
+protocol ospf v2 {
+  ipv4 { import none; export where net = ${prefix}; };
+  area 0.0.0.0 {
+    interface "eth0" { hello 10; dead 40; wait 2; priority 200; ${auth} };
+  };
+}
+`;
+}
+const hmac = (key: string) => `authentication cryptographic; password "${key}" { id 7; algorithm hmac sha256; };`;
+
+interface Neighbour {
+  routerId: string;
+  state: string;
+  deadIn: number;
+}
+
+/** A birdc command's output through a BIRD's control socket. */
+function birdc(socket: string, ...cmd: string[]): string {
+  const r = spawnSync("birdc", ["-s", socket, ...cmd], { encoding: "utf8", timeout: 5_000 });
+  return `${r.stdout}${r.stderr}`;
+}
+
+/** `birdc show ospf neighbors` of a BIRD: router id, state, seconds to dead (BIRD 2.0.12 prints seconds). */
+function neighbours(socket: string): Neighbour[] {
+  const out = birdc(socket, "show", "ospf", "neighbors");
+  return out.split("\n").flatMap((l) => {
+    const f = l.trim().split(/\s+/);
+    return /^\d+\.\d+\.\d+\.\d+$/.test(f[0]) && f[2]?.includes("/")
+      ? [{ routerId: f[0], state: f[2].split("/")[0], deadIn: Number(f[3]) }]
+      : [];
+  });
+}
+
+describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbours", () => {
+  describe("HMAC-SHA-256 with a neighbour BIRD", () => {
+    const dev = site("hmac-sha256", KEY);
+    const lab = new Netns("oa");
+    let shell: Shell;
+    let bird: BirdPod;
+    let status: Daemon;
+    const peerSocket = () => join(lab.dir, "peer.ctl");
+    const rogueSocket = () => join(lab.dir, "rogue.ctl");
+    const kernel = (dst: string) =>
+      JSON.parse(lab.exec("rtr", ["ip", "-d", "-j", "-4", "route", "show", "exact", dst]).stdout || "[]") as {
+        protocol?: string;
+      }[];
+
+    beforeAll(async () => {
+      shell = new Shell(lab.dir);
+      lab.add("rtr", "peer", "rogue");
+      lab.link("rtr", "lan0.50", "peer", "eth0");
+      lab.link("rtr", "lan0.20", "rogue", "eth0");
+      lab.ip("rtr", [`address add ${ROUTER}/24 dev lan0.50`, "address add 10.20.0.1/24 dev lan0.20"]);
+      lab.ip("peer", [`address add ${PEER}/24 dev eth0`, "address add 172.30.9.1/24 dev lo"]);
+      lab.ip("rogue", [`address add ${ROGUE}/24 dev eth0`, "address add 172.30.66.1/24 dev lo"]);
+      writeFileSync(join(lab.dir, "peer.conf"), neighbourBird(PEER, LEARNED, hmac(KEY)));
+      writeFileSync(
+        join(lab.dir, "rogue.conf"),
+        neighbourBird(ROGUE, ROGUE_PREFIX, hmac("another key of the same length")),
+      );
+      bird = new BirdPod(shell, lab.name("rtr"), lab.dir, dev);
+      writeFileSync(bird.keyFile, renderOspfKeyFile(KEY), { mode: 0o400 });
+      bird.start();
+      await waitFor("the bird pod's socket", () => !bird.birdc("show", "status").includes("Unable"), 10_000, 100);
+      status = shell.daemon("ospf-status", lab.name("rtr"), bird.statusCommand(join(lab.dir, "ospf.json"), 1));
+      for (const [name, socket] of [
+        ["peer", peerSocket()],
+        ["rogue", rogueSocket()],
+      ])
+        shell.daemon(`bird-${name}`, lab.name(name), ["bird", "-f", "-c", join(lab.dir, `${name}.conf`), "-s", socket]);
+    }, 60_000);
+
+    afterAll(async () => {
+      await bird?.stop(2_000);
+      await shell?.daemons.stopAll();
+      lab.close();
+    });
+
+    it("forms the adjacency with the neighbour that has the key and installs its prefix", async () => {
+      await waitFor(
+        `the neighbour Full in the router's BIRD\n${bird.daemon?.log()}`,
+        () => neighbours(bird.socket).some((n) => n.routerId === PEER && n.state === "Full"),
+        60_000,
+        500,
+      );
+      await waitFor("the learned route", () => kernel(LEARNED).some((r) => r.protocol === "bird"), 20_000, 500);
+    }, 90_000);
+
+    it("never takes a host with another key, or with none, as a neighbour, installs nothing of it, and logs why", async () => {
+      // BIRD's packet log names each packet it drops and why: the host's hellos (every 10 s) with the wrong key,
+      // then, once its key is gone, without authentication
+      const dropped =
+        (why: RegExp, after = 0) =>
+        () =>
+          bird
+            .daemon!.log()
+            .split("\n")
+            .slice(after)
+            .some((l) => l.includes(ROGUE) && why.test(l));
+      const seen = () => bird.daemon!.log().split("\n").length;
+      await waitFor(`a hello with the wrong key dropped\n${bird.daemon!.log()}`, dropped(WRONG_DIGEST), 25_000, 250);
+      expect(neighbours(bird.socket).map((n) => n.routerId)).not.toContain(ROGUE);
+      const before = seen();
+      writeFileSync(join(lab.dir, "rogue.conf"), neighbourBird(ROGUE, ROGUE_PREFIX, ""));
+      expect(birdc(rogueSocket(), "configure")).toMatch(/Reconfigur/);
+      await waitFor(
+        `a hello without authentication dropped\n${bird.daemon!.log()}`,
+        dropped(NO_AUTHENTICATION, before),
+        25_000,
+        250,
+      );
+      expect(neighbours(bird.socket).map((n) => n.routerId)).not.toContain(ROGUE);
+      expect(kernel(ROGUE_PREFIX)).toEqual([]);
+      expect(bird.birdc("show", "route", "protocol", "router_ospf")).not.toContain(ROGUE_PREFIX);
+      // the neighbour with the key is still there
+      expect(neighbours(bird.socket).find((n) => n.routerId === PEER)?.state).toBe("Full");
+    }, 60_000);
+
+    it("takes a new key from the Secret's file without a restart: the neighbour with only the new key keeps hearing it", async () => {
+      const pid = bird.pid();
+      const rotated = Date.now();
+      // the kubelet's atomic update of a Secret volume: a new file, renamed over the old one
+      writeFileSync(`${bird.keyFile}.new`, renderOspfKeyFile(NEXT_KEY), { mode: 0o400 });
+      renameSync(`${bird.keyFile}.new`, bird.keyFile);
+      writeFileSync(join(lab.dir, "peer.conf"), neighbourBird(PEER, LEARNED, hmac(NEXT_KEY)));
+      expect(birdc(peerSocket(), "configure")).toMatch(/Reconfigur/);
+      // the learned route, polled while the neighbour's dead interval runs out for a router still on the old key
+      let missing = 0;
+      while (Date.now() - rotated < 25_000) {
+        if (!kernel(LEARNED).some((r) => r.protocol === "bird")) missing++;
+        await sleep(250);
+      }
+      // the neighbour heard a hello of the router within the last 15 s, which it accepted only with the new key
+      const seen = neighbours(peerSocket()).find((n) => n.routerId === ROUTER_ID);
+      expect(seen?.state, JSON.stringify(neighbours(peerSocket()))).toBe("Full");
+      expect(seen!.deadIn).toBeGreaterThanOrEqual(25);
+      expect(missing, "polls without the learned route").toBe(0);
+      expect(bird.pid(), "BIRD was not restarted").toBe(pid);
+      expect(status.log()).toMatch(/ospf-key\.conf changed: BIRD read its configuration again/);
+      expect(status.log()).not.toContain(NEXT_KEY);
+    }, 60_000);
+  });
+
+  describe("keyed MD5 with an FRR neighbour", () => {
+    const dev = site("keyed-md5", MD5_KEY);
+    const lab = new Netns("om");
+    let shell: Shell;
+    let bird: BirdPod;
+    const peer = new FrrInstance(lab, "peer", lab.name("frrp"));
+
+    beforeAll(async () => {
+      shell = new Shell(lab.dir);
+      lab.add("rtr", "peer");
+      lab.link("rtr", "lan0.50", "peer", "eth0");
+      lab.ip("rtr", [`address add ${ROUTER}/24 dev lan0.50`]);
+      lab.ip("peer", [`address add ${PEER}/24 dev eth0`, "address add 172.30.9.1/24 dev lo"]);
+      // FRR's own syntax (ospfd's interface commands), written here
+      const conf = [
+        "frr defaults traditional",
+        "hostname peer",
+        "interface eth0",
+        " ip ospf area 0.0.0.0",
+        " ip ospf priority 200",
+        " ip ospf authentication message-digest",
+        ` ip ospf message-digest-key 7 md5 ${MD5_KEY}`,
+        "!",
+        "router ospf",
+        ` ospf router-id ${PEER}`,
+        " redistribute connected",
+        "!",
+        "",
+      ].join("\n");
+      // ospfd runs as the frr user: it must reach the file
+      chmodSync(lab.dir, 0o755);
+      writeFileSync(join(lab.dir, "peer.conf"), conf, { mode: 0o644 });
+      bird = new BirdPod(shell, lab.name("rtr"), lab.dir, dev);
+      writeFileSync(bird.keyFile, renderOspfKeyFile(MD5_KEY), { mode: 0o400 });
+      bird.start();
+      peer.start(["zebra", "ospfd"], join(lab.dir, "peer.conf"));
+    }, 60_000);
+
+    afterAll(async () => {
+      await bird?.stop(2_000);
+      await shell?.daemons.stopAll();
+      peer.stop();
+      lab.close();
+    });
+
+    it("forms the adjacency and installs the neighbour's prefix", async () => {
+      await waitFor(
+        `FRR Full in the router's BIRD\n${bird.daemon?.log()}\n${lab.exec("peer", ["vtysh", "-N", lab.name("frrp"), "-c", "show ip ospf neighbor"], false).out}\n${bird.birdc("show", "ospf", "interface")}`,
+        () => neighbours(bird.socket).some((n) => n.routerId === PEER && n.state === "Full"),
+        100_000,
+        500,
+      );
+      const learned = () =>
+        JSON.parse(lab.exec("rtr", ["ip", "-d", "-j", "-4", "route", "show", "exact", LEARNED]).stdout || "[]") as {
+          protocol?: string;
+        }[];
+      await waitFor("the learned route", () => learned().some((r) => r.protocol === "bird"), 20_000, 500);
+    }, 130_000);
+  });
+});
