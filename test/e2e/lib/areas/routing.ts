@@ -13,18 +13,24 @@
  *     segment's ICMP and drop OSPF (components/talos-node/firewall.ts);
  *   - which the last test shows: under a block-mode table built from the same documents the adjacency dies, and it
  *     forms again once the node's firewall is back.
+ * With routing.ospf.authentication (keyed MD5, the one FRR 8 speaks: the branch site), the bird pod mounts the
+ * bird-secrets Secret (the key file rendered from the stack's test key, E2E_OSPF_KEY) and the neighbour has the
+ * same key, so every adjacency above is an authenticated one.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { readFileSync } from "node:fs";
 import {
   BIRD_RUN_DIR,
+  BIRD_SECRET,
+  BIRD_SECRET_KEYS,
   BIRD_SOCKET,
   OSPF_STATUS_DIR,
   OSPF_STATUS_FILE,
 } from "../../../../components/network-services/k8s";
-import { OSPF_DEAD_S, OSPF_HELLO_S } from "../../../../components/network-services/bird";
+import { OSPF_DEAD_S, OSPF_HELLO_S, renderOspfKeyFile } from "../../../../components/network-services/bird";
+import { E2E_OSPF_KEY } from "../sites";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { contains, nthAddress, toBigInt } from "../../../../components/site/ip";
 import type { SegmentPlan, SitePlan } from "../../../../components/site/plan";
@@ -151,6 +157,7 @@ class Neighbour {
         "!",
         "interface eth0",
         ` ip ospf area ${ospf.area}`,
+        ...frrAuthentication(site),
         "!",
         "interface eth1",
         ` ip ospf area ${ospf.area}`,
@@ -294,10 +301,27 @@ async function sampling(nbr: Neighbour, routerId: string, work: () => Promise<vo
   return samples;
 }
 
+/** The neighbour's FRR lines for the site's OSPF authentication (FRR 8.4 has keyed MD5, no RFC 5709 HMAC-SHA). */
+function frrAuthentication(site: Site): string[] {
+  const auth = site.routing.ospf?.authentication;
+  if (!auth) return [];
+  if (auth.algorithm !== "keyed-md5")
+    throw new Error(`the e2e neighbour is FRR 8, which has no ${auth.algorithm}: give the site keyed-md5`);
+  return [" ip ospf authentication message-digest", ` ip ospf message-digest-key ${auth.keyId} md5 ${E2E_OSPF_KEY}`];
+}
+
 export const routing: Area = {
   title: "dynamic routing",
   appliesTo: (site, plan) => !!ospfSegment(site, plan) || !!bgpPeering(site, plan),
   pods: (name) => name === BIRD_POD || name === STATUS_POD,
+  // the bird pod's Secret, as the component creates it from router:ospfKey (the stack's test key)
+  beforeLoader(app) {
+    if (!app.site.routing.ospf?.authentication) return;
+    const dir = join(app.work, BIRD_SECRET);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, BIRD_SECRET_KEYS[0]), renderOspfKeyFile(E2E_OSPF_KEY), { mode: 0o400 });
+    app.pods.secrets.set(BIRD_SECRET, dir);
+  },
   tests(ctx) {
     const seg = ospfSegment(ctx.site, ctx.plan);
     const ospf = ctx.site.routing.ospf!;
