@@ -16,6 +16,7 @@ import { routerDnsNtpServed } from "./intent/served";
 import { forwardTargetsAcceptingZones } from "./intent/forwards";
 import { idsCoversRequiredPairs } from "./intent/ids";
 import { observabilityForOperatorsOnly } from "./intent/observability";
+import { ospfAuthenticatedWhereClientsAre } from "./intent/ospf";
 
 export const PACK_NAME = "edge-router";
 
@@ -33,4 +34,5 @@ export const policies: Policies = [
   forwardTargetsAcceptingZones(),
   idsCoversRequiredPairs(),
   observabilityForOperatorsOnly(),
+  ospfAuthenticatedWhereClientsAre(),
 ];

@@ -77,7 +77,17 @@ describe("the policy pack over the analyzer protocol", () => {
     expect(info.getName()).toBe("edge-router");
     expect(info.getVersion()).toBe("0.1.0");
     expect(info.getPoliciesList().map((p) => p.getName())).toEqual(policies.map((p) => p.name));
-    expect(new Set(info.getPoliciesList().map((p) => p.getEnforcementlevel()))).toEqual(new Set([1]));
+    // the engine's EnforcementLevel enum (pulumi/proto analyzer.proto): ADVISORY 0, MANDATORY 1
+    const levels: Record<string, number> = { advisory: 0, mandatory: 1 };
+    expect(info.getPoliciesList().map((p) => p.getEnforcementlevel())).toEqual(
+      policies.map((p) => levels[p.enforcementLevel ?? "mandatory"]),
+    );
+    expect(
+      info
+        .getPoliciesList()
+        .find((p) => p.getName() === "ospf-authenticated-where-clients-are")
+        ?.getEnforcementlevel(),
+    ).toBe(0);
   });
 
   it("analyzes one resource as the engine sends it: a tagged image is a mandatory violation", async () => {

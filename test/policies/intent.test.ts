@@ -15,6 +15,7 @@ import { routerDnsNtpServed } from "../../policies/intent/served";
 import { forwardTargetsAcceptingZones } from "../../policies/intent/forwards";
 import { idsCoversRequiredPairs } from "../../policies/intent/ids";
 import { observabilityForOperatorsOnly } from "../../policies/intent/observability";
+import { ospfAuthenticatedWhereClientsAre } from "../../policies/intent/ospf";
 import { devStack } from "../helpers/stacks";
 import { devResources, message, run, violations } from "./helpers";
 
@@ -327,4 +328,35 @@ describe("observability-for-operators-only", () => {
       "alert receiver mail sends alertSmtpPassword but it is not set (allowed: pulumi config set --secret alertSmtpPassword …)",
     ]);
   });
+});
+
+describe("ospf-authenticated-where-clients-are", () => {
+  const withOspf =
+    (authentication?: Raw) =>
+    (raw: Raw): void => {
+      raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers", "trusted"], passive: ["mgmt"] } };
+      if (authentication) (raw.routing as { ospf: Raw }).ospf.authentication = authentication;
+    };
+  const render = async (edit: (raw: Raw) => void, secrets: Record<string, string> = {}) =>
+    (await renderStack({ stack: "dev", config: devStack(edit, secrets), enforcePolicies: true })).run.resources;
+
+  it("passes the dev site (no OSPF)", async () => {
+    expect(await run(ospfAuthenticatedWhereClientsAre(), dev)).toEqual([]);
+  });
+
+  it("advises, without stopping the render, on each active OSPF segment with pools that runs no authentication", async () => {
+    const findings = await run(ospfAuthenticatedWhereClientsAre(), await render(withOspf()));
+    expect(findings.map((f) => f.level)).toEqual(["advisory", "advisory"]);
+    expect(findings.map(message)).toEqual([
+      expect.stringMatching(
+        /^segment trusted runs OSPF without authentication and leases addresses to clients \(10\.20\.0\.\d+-10\.20\.0\.\d+.*\): any of them can announce routes inside routing\.ospf\.accept to the router \(allowed: set routing\.ospf\.authentication with the secret router:ospfKey, or run OSPF on a segment without pools\)$/,
+      ),
+      expect.stringMatching(/^segment servers runs OSPF without authentication/),
+    ]);
+  }, 30_000);
+
+  it("passes the same site with authentication and its key", async () => {
+    const rs = await render(withOspf({ algorithm: "hmac-sha256" }), { ospfKey: "the area's key, 16+" });
+    expect(await run(ospfAuthenticatedWhereClientsAre(), rs)).toEqual([]);
+  }, 30_000);
 });
