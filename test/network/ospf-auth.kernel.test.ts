@@ -147,11 +147,11 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
       await waitFor(
         `the neighbour Full in the router's BIRD\n${bird.daemon?.log()}`,
         () => neighbours(bird.socket).some((n) => n.routerId === PEER && n.state === "Full"),
-        60_000,
+        90_000,
         500,
       );
       await waitFor("the learned route", () => kernel(LEARNED).some((r) => r.protocol === "bird"), 20_000, 500);
-    }, 90_000);
+    }, 120_000);
 
     it("never takes a host with another key, or with none, as a neighbour, installs nothing of it, and logs why", async () => {
       // BIRD's packet log names each packet it drops and why: the host's hellos (every 10 s) with the wrong key,
