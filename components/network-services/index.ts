@@ -95,7 +95,6 @@ export class NetworkServices extends pulumi.ComponentResource {
     const objects = renderServiceObjects(site, plan, policy, this.image);
     let namespace: pulumi.Resource | undefined;
     // The OSPF key file, a Pulumi secret from the config to the Secret's data: never in a ConfigMap or artifact.
-    let birdSecretRes: pulumi.Resource | undefined;
     const ospfKey = args.ospfKey;
     if (site.routing.ospf?.authentication && ospfKey === undefined)
       throw new Error("routing.ospf.authentication is set but the secret router:ospfKey is not");
@@ -111,12 +110,13 @@ export class NetworkServices extends pulumi.ComponentResource {
             pulumi.output(ospfKey!).apply((key) => ({ [BIRD_SECRET_KEYS[0]]: renderOspfKeyFile(key) })),
           );
           const { apiVersion: _v, kind: _k, ...secret } = birdSecret(data);
-          birdSecretRes = new k8s.core.v1.Secret(`${name}-secret-${secret.metadata.name}`, secret, {
-            parent: this,
-            provider: args.provider,
-            dependsOn: after,
-          });
-          after.push(birdSecretRes);
+          after.push(
+            new k8s.core.v1.Secret(`${name}-secret-${secret.metadata.name}`, secret, {
+              parent: this,
+              provider: args.provider,
+              dependsOn: [...after],
+            }),
+          );
         }
       }
       // ConfigMaps are named by content and immutable; a replaced one stays in the cluster for a rollback to the

@@ -124,6 +124,17 @@ describe("secrets", () => {
       expect((unwrap(data) as Record<string, string>)["ospf-key.conf"]).toBe(`define ospf_key = "${key}";\n`);
     });
 
+    it("is in place before the bird pod, which depends on it", () => {
+      const secret = ospf.run.resources.find(
+        (r) => r.type === "kubernetes:core/v1:Secret" && r.name.endsWith("bird-secrets"),
+      )!;
+      const bird = ospf.run.resources.find(
+        (r) => r.type === "kubernetes:apps/v1:DaemonSet" && r.name.endsWith("-bird"),
+      )!;
+      expect(bird.dependencies).toContain(secret.urn);
+      expect(secret.dependencies).not.toContain(bird.urn);
+    });
+
     it("never appears in a rendered file, a plain output, command text or another resource's input", () => {
       expect(ospf.files.get("services/bird.conf")).toContain("password ospf_key");
       for (const [path, content] of ospf.files) expect(content.includes(key), path).toBe(false);
