@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 // Types only (erased at run time): the objects are checked field by field against the Kubernetes API types.
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
+import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
@@ -88,6 +89,17 @@ export function daemonConfigMap(
     },
     immutable: true,
     data: Object.fromEntries(d.configKeys.map((k) => [k, configs.get(k) ?? ""])),
+  };
+}
+
+/** A Secret of the daemons around its data (the values are the component's Pulumi secret outputs). */
+export function daemonSecret(name: string, data: unknown): Named<ISecret> {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace: ROUTER_NAMESPACE, labels: LABELS },
+    type: "Opaque",
+    stringData: data as Record<string, string>,
   };
 }
 

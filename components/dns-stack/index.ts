@@ -22,12 +22,12 @@ import { segmentPrefixes, type SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import { planDns, type DnsPlan } from "./plan";
-import { dnsConfigs, dnsSecret, renderDnsObjects, secretKeys } from "./k8s";
+import { DNS_SECRET, dnsConfigs, renderDnsObjects, secretKeys } from "./k8s";
 import { renderDnsSummary } from "./summary";
 import { renderDnsFacts } from "./review";
 import { renderKnotTsig } from "./knot";
 import { renderD2Tsig } from "./ddns";
-import { DAEMON_LABEL } from "../daemonset";
+import { DAEMON_LABEL, daemonSecret } from "../daemonset";
 import { rolloutGateScript } from "../network-services/rollout";
 import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
 import { durationSeconds } from "../site/duration";
@@ -179,7 +179,7 @@ export class DnsStack extends pulumi.ComponentResource {
       ),
     );
     const opts2 = { parent: this, provider: args.provider, dependsOn: args.after };
-    const { apiVersion: _v, kind: _k, ...secret } = dnsSecret(data);
+    const { apiVersion: _v, kind: _k, ...secret } = daemonSecret(DNS_SECRET, data);
     const secretRes = new k8s.core.v1.Secret(`${name}-secret-${secret.metadata.name}`, secret, opts2);
     const objects = renderDnsObjects(site, plan, dns, this.image);
     const configMaps = new Map<string, pulumi.Resource>();

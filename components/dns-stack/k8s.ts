@@ -8,12 +8,10 @@
  * anchor, the lists and their cache, the query log), which survive restarts and Talos upgrades. Pure.
  */
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
-import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { Site } from "../site/schema";
 import type { SitePlan } from "../site/plan";
-import { ROUTER_NAMESPACE } from "../talos-node/machine-config";
-import { LABELS, daemonConfigMap, hostDaemonSet, type DaemonVolume, type HostDaemon, type Named } from "../daemonset";
+import { daemonConfigMap, hostDaemonSet, type DaemonVolume, type HostDaemon, type Named } from "../daemonset";
 import { PATHS, PORTS, type DnsPlan } from "./plan";
 import { renderUnbound, ROOT_ANCHOR, UNBOUND_CONTROL } from "./unbound";
 import { renderKnotConf, renderZoneFiles } from "./knot";
@@ -179,15 +177,4 @@ export function renderDnsObjects(
   const configs = dnsConfigs(site, plan, dns);
   const daemons = dnsDaemons(dns, configs);
   return [...daemons.map((d) => daemonConfigMap(d, configs)), ...daemons.map((d) => hostDaemonSet(d, image, configs))];
-}
-
-/** The Secret object around its data (values are the component's secret outputs). */
-export function dnsSecret(data: unknown): Named<ISecret> {
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: DNS_SECRET, namespace: ROUTER_NAMESPACE, labels: LABELS },
-    type: "Opaque",
-    stringData: data as Record<string, string>,
-  };
 }

@@ -13,15 +13,16 @@ import { segmentPrefixes, type SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import { shipImage, type ImageBuild } from "../images";
 import {
+  BIRD_SECRET,
   BIRD_SECRET_KEYS,
   DAEMON_LABEL,
-  birdSecret,
   daemonNames,
   renderServiceObjects,
   serviceConfigs,
   type K8sObject,
 } from "./k8s";
 import { renderOspfKeyFile } from "./bird";
+import { daemonSecret } from "../daemonset";
 import { rolloutGateScript } from "./rollout";
 import { segmentProbes, servicesProbeStep } from "./probe";
 import { renderServicesSummary } from "./summary";
@@ -109,7 +110,7 @@ export class NetworkServices extends pulumi.ComponentResource {
           const data = pulumi.secret(
             pulumi.output(ospfKey!).apply((key) => ({ [BIRD_SECRET_KEYS[0]]: renderOspfKeyFile(key) })),
           );
-          const { apiVersion: _v, kind: _k, ...secret } = birdSecret(data);
+          const { apiVersion: _v, kind: _k, ...secret } = daemonSecret(BIRD_SECRET, data);
           after.push(
             new k8s.core.v1.Secret(`${name}-secret-${secret.metadata.name}`, secret, {
               parent: this,

@@ -257,14 +257,3 @@ export function renderServiceObjects(site: Site, plan: SitePlan, model: PolicyMo
   const list = daemons(site, plan, configs);
   return [namespace, ...list.map((d) => daemonConfigMap(d, configs)), ...list.map((d) => daemonSet(d, image, configs))];
 }
-
-/** The bird pod's Secret around its data (values are the component's secret outputs). */
-export function birdSecret(data: unknown): Named<ISecret> {
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: BIRD_SECRET, namespace: ROUTER_NAMESPACE, labels: LABELS },
-    type: "Opaque",
-    stringData: data as Record<string, string>,
-  };
-}
