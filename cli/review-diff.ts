@@ -7,6 +7,7 @@
 import type { ForwardFacts, MatrixCellFacts, ReviewModel, SegmentFacts } from "../components/review";
 import { bgpSessionChanges, talosChanges } from "./talos-changes";
 import { OSPF_REFORM_S } from "../components/network-services/probe";
+import { OSPF_DEAD_S } from "../components/network-services/bird";
 
 /** A rendered stack: artifact path → content (empty when the stack does not exist on that side). */
 export type Render = ReadonlyMap<string, string>;
@@ -178,13 +179,49 @@ function routing(a: ReviewModel | undefined, b: ReviewModel | undefined): string
   const [authA, authB] = [x.authentication ?? "none", y.authentication ?? "none"];
   if (authA !== authB)
     out.push(
-      authB === "none"
-        ? `OSPF AUTHENTICATION OFF (was ${authA}): any host on ${y.segments.join(", ")} can speak OSPF to the router`
-        : `OSPF authentication ${authA} → ${authB}: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)`,
+      ...(authB === "none"
+        ? [`OSPF AUTHENTICATION OFF (was ${authA}): any host on ${y.segments.join(", ")} can speak OSPF to the router`]
+        : authA === "none"
+          ? [
+              `OSPF authentication none → ${authB}: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)`,
+            ]
+          : keyChanges(x.keys ?? [], y.keys ?? [], authA, authB)),
     );
   const red = setDiff(x.redistribute, y.redistribute);
   out.push(...red.added.map((r) => `OSPF now redistributes ${r} routes`));
   out.push(...red.removed.map((r) => `OSPF no longer redistributes ${r} routes`));
+  return out;
+}
+
+type OspfKey = NonNullable<NonNullable<ReviewModel["routing"]>["ospf"]["keys"]>[number];
+
+/**
+ * A change of OSPF keys, read as the steps of a rollover (docs/operations.md, "Change the OSPF key"): a key
+ * accepted besides the sent one loses nothing; sending a key that was accepted before needs every neighbour to
+ * accept it already; a key no longer accepted needs every neighbour to send the other one already. A sent key
+ * that was not held before is a change at once: the adjacencies end unless every neighbour changes within its
+ * dead interval. BIRD reads its keys again in place (no restart, no rollout gate).
+ */
+function keyChanges(a: readonly OspfKey[], b: readonly OspfKey[], authA: string, authB: string): string[] {
+  const name = (k: OspfKey) => `key id ${k.keyId} (${k.algorithm})`;
+  const same = (k: OspfKey) => (l: OspfKey) => l.keyId === k.keyId && l.algorithm === k.algorithm;
+  const [sentA, sentB] = [a.find((k) => k.sent), b.find((k) => k.sent)];
+  // facts rendered before keys existed, or a sent key that is new: a change at once
+  if (!sentA || !sentB || !a.some(same(sentB)))
+    return [
+      `OSPF key changes at once (${authA} → ${authB}): every neighbour needs the new algorithm, key id and key within ${OSPF_DEAD_S} s, or its adjacency ends (without losing one: routing.ospf.authentication.next, docs/operations.md)`,
+    ];
+  const out: string[] = [];
+  if (!same(sentA)(sentB))
+    out.push(
+      `OSPF now SENDS ${name(sentB)} instead of ${name(sentA)}: every neighbour must already accept ${name(sentB)}, or its adjacency ends after ${OSPF_DEAD_S} s`,
+    );
+  for (const k of b.filter((k) => !a.some(same(k))))
+    out.push(`OSPF accepts ${name(k)} besides ${name(sentB)}, which it still sends: no adjacency changes`);
+  for (const k of a.filter((k) => !b.some(same(k))))
+    out.push(
+      `OSPF no longer accepts ${name(k)}: a neighbour still sending it loses its adjacency after ${OSPF_DEAD_S} s`,
+    );
   return out;
 }
 

@@ -97,6 +97,7 @@ export class Appliance extends pulumi.ComponentResource {
         kubeconfig: this.node.kubeconfig,
         registryPassword: secrets.registryPassword,
         ospfKey: secrets.ospfKey,
+        ospfNextKey: secrets.ospfNextKey,
       },
       { parent: this },
     );

@@ -147,6 +147,8 @@ export interface RoutingFacts {
     configDigest: string;
     /** `hmac-sha256, key id 1`, or `none` (the key itself is a secret: never here). */
     authentication: string;
+    /** The keys BIRD holds (none without authentication): id, algorithm, and whether it sends with it. */
+    keys?: { keyId: number; algorithm: string; sent: boolean }[];
   };
 }
 

@@ -24,11 +24,12 @@
  *     to it meanwhile (the neighbour then never learns the static and connected prefixes).
  *     test/network/bird-restart.kernel.test.ts measures the restart;
  *   - with `authentication`, every hello and database packet on the OSPF links carries the algorithm's digest
- *     under the key id, and BIRD drops a neighbour's packet without it; the key itself is not in bird.conf but in
- *     a file of the bird Secret that bird.conf includes (renderOspfKeyFile), so the ConfigMap, the artifacts and
- *     the review hold no secret. Passive segments send no OSPF packet and need none.
- *     test/network/ospf-auth.kernel.test.ts runs it against a neighbour with the same key, another key, and a
- *     key that changes.
+ *     under the key id, and BIRD drops a neighbour's packet without it; the keys are not in bird.conf but in a
+ *     file of the bird Secret that each OSPF interface includes (renderOspfKeyFile), so the ConfigMap, the
+ *     artifacts and the review hold no secret, and a change of key is read again in place. With `next`, both keys
+ *     are accepted and one is sent, so the key changes without losing an adjacency. Passive segments send no OSPF
+ *     packet and need none. test/network/ospf-auth.kernel.test.ts runs it against a neighbour with the same key,
+ *     another key, and a key that rolls over.
  */
 import type { Site } from "../site/schema";
 import type { OSPF_AUTH_ALGORITHMS } from "../site/schema-policy";
@@ -52,11 +53,9 @@ export const BIRD_KERNEL_METRIC = 20;
  */
 export const ROUTING_POD_ROUTE_PROTOCOLS: readonly number[] = [12, 188, 249];
 
-/** Where the bird pod mounts its Secret, and the file in it that defines the OSPF key for bird.conf. */
+/** Where the bird pod mounts its Secret, and the file in it that holds the OSPF keys for bird.conf. */
 export const BIRD_SECRETS_DIR = "/etc/router-secrets";
-export const OSPF_KEY_FILE = `${BIRD_SECRETS_DIR}/ospf-key.conf`;
-/** The BIRD constant the key file defines. */
-const OSPF_KEY_SYMBOL = "ospf_key";
+export const OSPF_KEY_FILE = `${BIRD_SECRETS_DIR}/ospf-keys.conf`;
 
 const BIRD_ALGORITHMS: Record<(typeof OSPF_AUTH_ALGORITHMS)[number], string> = {
   "hmac-sha1": "hmac sha1",
@@ -67,18 +66,62 @@ const BIRD_ALGORITHMS: Record<(typeof OSPF_AUTH_ALGORITHMS)[number], string> = {
 };
 
 /**
- * The key file bird.conf includes: one BIRD string constant. BIRD strings have no escapes, so a key with `"` or
- * a line break could not be written; the site's schema refuses those, and this refuses them again.
+ * A time long past, for `generate to`: the key it ends is accepted but never sent. BIRD sends with the key valid
+ * for generating whose `generate from` is latest (nest/password.c, password_find), so exactly one key is sent.
  */
-export function renderOspfKeyFile(key: string): string {
-  if (!/^[\x20\x21\x23-\x7e]{1,80}$/.test(key)) throw new Error("router:ospfKey is not a key BIRD can read");
-  return `define ${OSPF_KEY_SYMBOL} = "${key}";\n`;
+const NEVER_SENT = "1971-01-01 00:00:00";
+
+type OspfAuthentication = NonNullable<NonNullable<Site["routing"]["ospf"]>["authentication"]>;
+
+/** The keys the router holds, in words and in order (the current key, then the next one), and which it sends. */
+export function ospfKeys(
+  auth: OspfAuthentication,
+): { secret: "ospfKey" | "ospfNextKey"; keyId: number; algorithm: OspfAuthentication["algorithm"]; sent: boolean }[] {
+  const next = auth.next;
+  return [
+    { secret: "ospfKey", keyId: auth.keyId, algorithm: auth.algorithm, sent: !next?.send },
+    ...(next
+      ? [
+          {
+            secret: "ospfNextKey" as const,
+            keyId: next.keyId,
+            algorithm: next.algorithm ?? auth.algorithm,
+            sent: next.send,
+          },
+        ]
+      : []),
+  ];
 }
 
-/** The site's OSPF authentication in words (`hmac-sha256, key id 1`, or `none`); never the key. */
+/**
+ * The key file each OSPF interface of bird.conf includes: BIRD's password list, one entry per key (ospfKeys), the
+ * one not sent ending its generation long ago. Everything of the authentication but its on/off switch lives here,
+ * in the bird Secret: a new key, a next key, or the switch to sending it changes only this file, which BIRD reads
+ * again in place (no restart, no lost adjacency). BIRD strings have no escapes, so a key with `"` or a line break
+ * could not be written; the site's schema refuses those, and this refuses them again.
+ */
+export function renderOspfKeyFile(auth: OspfAuthentication, key: string, nextKey?: string): string {
+  const values = { ospfKey: key, ospfNextKey: nextKey };
+  return ospfKeys(auth)
+    .map((k) => {
+      const value = values[k.secret];
+      if (value === undefined || !/^[\x20\x21\x23-\x7e]{1,80}$/.test(value))
+        throw new Error(`router:${k.secret} is not a key BIRD can read`);
+      const ends = k.sent ? "" : ` generate to "${NEVER_SENT}";`;
+      return `password "${value}" { id ${k.keyId}; algorithm ${BIRD_ALGORITHMS[k.algorithm]};${ends} };\n`;
+    })
+    .join("");
+}
+
+/** The site's OSPF authentication in words (`hmac-sha256, key id 1`, or `none`); never a key. */
 export function ospfAuthentication(site: Site): string {
   const auth = site.routing.ospf?.authentication;
-  return auth ? `${auth.algorithm}, key id ${auth.keyId}` : "none";
+  if (!auth) return "none";
+  const keys = ospfKeys(auth);
+  if (keys.length === 1) return `${auth.algorithm}, key id ${auth.keyId}`;
+  return keys
+    .map((k) => `${k.algorithm}, key id ${k.keyId} (${k.sent ? "sent and accepted" : "accepted, not sent"})`)
+    .join("; ");
 }
 
 /** The OSPF sources BIRD's kernel protocol exports (BIRD's route source attribute). */
@@ -144,9 +187,6 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     `# BIRD of site ${site.site.name}: OSPFv2 (rendered)`,
     `router id ${ospf.routerId};`,
     "log stderr { info, remote, warning, error, auth, fatal, bug };",
-    ...(ospf.authentication
-      ? ["", "# the OSPF key (router:ospfKey), from the bird Secret", `include "${OSPF_KEY_FILE}";`]
-      : []),
     "",
     "# the links and their addresses",
     "protocol device {",
@@ -192,15 +232,20 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
     "  };",
     `  area ${ospf.area} {`,
   );
-  const auth = ospf.authentication;
-  const authentication = auth
-    ? ` authentication cryptographic; password ${OSPF_KEY_SYMBOL} { id ${auth.keyId}; algorithm ${BIRD_ALGORITHMS[auth.algorithm]}; };`
-    : "";
   for (const s of [...active, ...passive].sort((a, b) => a.vlan - b.vlan))
     lines.push(
-      passive.includes(s)
-        ? `    interface "${s.link}" { stub yes; };`
-        : `    interface "${s.link}" { hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S};${authentication} };`,
+      ...(passive.includes(s)
+        ? [`    interface "${s.link}" { stub yes; };`]
+        : ospf.authentication
+          ? [
+              `    interface "${s.link}" {`,
+              `      hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S};`,
+              "      authentication cryptographic;",
+              "      # the keys (router:ospfKey, router:ospfNextKey), their ids and algorithms, from the bird Secret",
+              `      include "${OSPF_KEY_FILE}";`,
+              "    };",
+            ]
+          : [`    interface "${s.link}" { hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S}; };`]),
     );
   lines.push("  };", "}", "");
   return lines.join("\n");

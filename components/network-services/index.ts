@@ -52,6 +52,8 @@ export interface NetworkServicesArgs {
   registryPassword?: pulumi.Input<string>;
   /** router:ospfKey (secret): the OSPF key, with routing.ospf.authentication. */
   ospfKey?: pulumi.Input<string>;
+  /** router:ospfNextKey (secret): the next OSPF key, with routing.ospf.authentication.next. */
+  ospfNextKey?: pulumi.Input<string>;
 }
 
 export const SERVICES_IMAGE: ImageBuild = {
@@ -96,9 +98,12 @@ export class NetworkServices extends pulumi.ComponentResource {
     const objects = renderServiceObjects(site, plan, policy, this.image);
     let namespace: pulumi.Resource | undefined;
     // The OSPF key file, a Pulumi secret from the config to the Secret's data: never in a ConfigMap or artifact.
-    const ospfKey = args.ospfKey;
-    if (site.routing.ospf?.authentication && ospfKey === undefined)
+    const auth = site.routing.ospf?.authentication;
+    const { ospfKey, ospfNextKey } = args;
+    if (auth && ospfKey === undefined)
       throw new Error("routing.ospf.authentication is set but the secret router:ospfKey is not");
+    if (auth?.next && ospfNextKey === undefined)
+      throw new Error("routing.ospf.authentication.next is set but the secret router:ospfNextKey is not");
     const configMaps = new Map<string, pulumi.Resource>();
     const daemonSets: pulumi.Resource[] = [];
     for (const obj of objects) {
@@ -106,9 +111,11 @@ export class NetworkServices extends pulumi.ComponentResource {
       if (obj.kind === "DaemonSet") {
         const cm = configMaps.get(obj.metadata.name);
         if (cm) after.push(cm);
-        if (obj.metadata.name === "bird" && site.routing.ospf?.authentication) {
+        if (obj.metadata.name === "bird" && auth) {
           const data = pulumi.secret(
-            pulumi.output(ospfKey!).apply((key) => ({ [BIRD_SECRET_KEYS[0]]: renderOspfKeyFile(key) })),
+            pulumi
+              .all([ospfKey!, auth.next ? ospfNextKey! : undefined])
+              .apply(([key, next]) => ({ [BIRD_SECRET_KEYS[0]]: renderOspfKeyFile(auth, key, next) })),
           );
           const { apiVersion: _v, kind: _k, ...secret } = daemonSecret(BIRD_SECRET, data);
           after.push(

@@ -196,8 +196,8 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       // What BIRD says of its OSPF neighbours, on the node, for the try path's adjacency check and the metrics.
       // It only talks to BIRD's socket (the shared run directory) and writes its host directory: no capability.
       // With authentication it also watches the key file (the Secret's, which the kubelet updates in place when
-      // router:ospfKey changes) and has BIRD read its configuration again when the key changes: a new key takes
-      // effect without a restart, and nothing plain changes with it.
+      // a key, a key id, an algorithm or the next key's `send` changes) and has BIRD read its configuration again
+      // when it changes: it takes effect without a restart, and nothing plain changes with it.
       sidecar: {
         name: "ospf-status",
         command: [

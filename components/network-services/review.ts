@@ -10,7 +10,7 @@ import type { SitePlan } from "../site/plan";
 import type { PolicyModel } from "../site/policy";
 import type { LayerReview } from "../review";
 import { ntpAllows } from "../vlan-segment/services";
-import { ospfAuthentication, renderBird } from "./bird";
+import { ospfAuthentication, ospfKeys, renderBird } from "./bird";
 
 /** `daemons`: the DaemonSets the component runs. */
 export function renderServicesFacts(
@@ -38,6 +38,9 @@ export function renderServicesFacts(
               redistribute: [...ospf.redistribute].sort(),
               configDigest: createHash("sha256").update(bird).digest("hex"),
               authentication: ospfAuthentication(site),
+              keys: ospf.authentication
+                ? ospfKeys(ospf.authentication).map(({ keyId, algorithm, sent }) => ({ keyId, algorithm, sent }))
+                : [],
             },
           },
         }

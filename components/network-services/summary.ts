@@ -73,7 +73,9 @@ function ospfLines(site: Site, plan: SitePlan): string[] {
       `Installs from OSPF only routes inside ${ospf.accept.join(", ")}; never the default route, nor a route inside ` +
       `${ospfNeverInstalled(site, plan).join(", ")} (the router's own subnets and cluster networks). ` +
       (ospf.authentication
-        ? `Authentication: ${ospfAuthentication(site)} on every packet of those segments (the key is the secret router:ospfKey; a packet without it is dropped).`
+        ? ospf.authentication.next
+          ? `Authentication: ${ospfAuthentication(site)} on every packet of those segments (the keys are the secrets router:ospfKey and router:ospfNextKey; a packet with neither is dropped). The key is changing: see docs/operations.md, "Change the OSPF key".`
+          : `Authentication: ${ospfAuthentication(site)} on every packet of those segments (the key is the secret router:ospfKey; a packet without it is dropped).`
         : "No authentication: any host on those segments can speak OSPF to the router (set routing.ospf.authentication)."),
     "",
   ];

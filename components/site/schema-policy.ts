@@ -168,6 +168,15 @@ export const OSPF_AUTH_ALGORITHMS = ["hmac-sha256", "hmac-sha384", "hmac-sha512"
 export const OSPF_MD5_KEY_MAX = 16;
 export const OSPF_HMAC_KEY_MIN = 16;
 
+const OspfAlgorithm = z.enum(OSPF_AUTH_ALGORITHMS, {
+  error: `is not an OSPF authentication algorithm (allowed: ${OSPF_AUTH_ALGORITHMS.join(", ")})`,
+});
+const OspfKeyId = z
+  .number()
+  .int()
+  .min(1, { error: "is below 1 (allowed: a key id from 1 to 255)" })
+  .max(255, { error: "is above 255 (allowed: a key id from 1 to 255)" });
+
 export const Routing = z.strictObject({
   /** BGP through Talos' native BGP (BGPInstanceConfig). */
   bgp: z
@@ -225,18 +234,23 @@ export const Routing = z.strictObject({
        */
       authentication: z
         .strictObject({
-          algorithm: z
-            .enum(OSPF_AUTH_ALGORITHMS, {
-              error: `is not an OSPF authentication algorithm (allowed: ${OSPF_AUTH_ALGORITHMS.join(", ")})`,
-            })
-            .default("hmac-sha256"),
+          algorithm: OspfAlgorithm.default("hmac-sha256"),
           /** The key's id in every packet (the neighbours' must be the same). */
-          keyId: z
-            .number()
-            .int()
-            .min(1, { error: "is below 1 (allowed: a key id from 1 to 255)" })
-            .max(255, { error: "is above 255 (allowed: a key id from 1 to 255)" })
-            .default(1),
+          keyId: OspfKeyId.default(1),
+          /**
+           * A second key (the secret router:ospfNextKey), for changing the key without losing an adjacency
+           * (RFC 2328 D.3's overlapping keys): the router accepts packets with either key and sends with the
+           * current one until `send` is true, then with this one. Give every neighbour the next key, then set
+           * `send` everywhere, then make it the only key (docs/operations.md, "Change the OSPF key").
+           */
+          next: z
+            .strictObject({
+              keyId: OspfKeyId,
+              /** Default: the current key's algorithm (a change of algorithm rolls over the same way). */
+              algorithm: OspfAlgorithm.optional(),
+              send: z.boolean({ error: "is not true or false (allowed: true, false)" }).default(false),
+            })
+            .optional(),
         })
         .optional(),
     })

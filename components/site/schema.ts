@@ -607,6 +607,11 @@ export const siteKeys = {
   ids: Ids.default(IDS_DEFAULTS),
 } as const;
 
+/** An OSPF key: BIRD's config string, printable ASCII without `"`. */
+const OspfKey = z.string().regex(/^[\x20\x21\x23-\x7e]{1,80}$/, {
+  error: 'is not an OSPF key (allowed: 1 to 80 printable ASCII characters, spaces included, but no ")',
+});
+
 /** Config keys holding secrets (set with `pulumi config set --secret`). Never part of the plain Site. */
 export const secretKeys = {
   /** Password for router:registry. */
@@ -620,9 +625,9 @@ export const secretKeys = {
   /** SMTP password of the e-mail receivers of router:observability.alerts. */
   alertSmtpPassword: z.string().min(1, { error: "is empty (allowed: a non-empty password)" }),
   /** Key of router:routing.ospf.authentication (BIRD's config string: printable ASCII without `"`). */
-  ospfKey: z.string().regex(/^[\x20\x21\x23-\x7e]{1,80}$/, {
-    error: 'is not an OSPF key (allowed: 1 to 80 printable ASCII characters, spaces included, but no ")',
-  }),
+  ospfKey: OspfKey,
+  /** The second key of router:routing.ospf.authentication.next, while the OSPF key changes. */
+  ospfNextKey: OspfKey,
 } as const;
 
 export const Site = z.strictObject(siteKeys);

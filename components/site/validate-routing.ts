@@ -293,38 +293,83 @@ export function checkRouting(s: PartialSite, out: Issues): void {
 }
 
 /**
- * OSPF authentication and its key go together, and the key fits the algorithm: keyed MD5 carries at most 16
- * characters of it, and an HMAC key shorter than 16 can be guessed offline from one captured packet. Only the
- * key's length is known here, never its value.
+ * OSPF authentication and its keys go together, and each key fits its algorithm: keyed MD5 carries at most 16
+ * characters of it, and an HMAC key shorter than 16 can be guessed offline from one captured packet. The next key
+ * (authentication.next with router:ospfNextKey) goes the same way, under another key id. Only the keys' lengths
+ * are known here, never their values.
  */
 function checkOspfAuthentication(s: PartialSite, out: Issues): void {
   const auth = s.routing?.ospf?.authentication;
   const keyLength = s.secretLengths.get("ospfKey");
+  const nextLength = s.secretLengths.get("ospfNextKey");
   if (!auth) {
-    if (keyLength !== undefined && !isIncomplete(s, "routing"))
-      out.push({
-        path: configPath("ospfKey"),
-        message:
-          "is set but router:routing.ospf.authentication is not, so nothing uses it (allowed: remove it, or set routing.ospf.authentication)",
-      });
+    if (!isIncomplete(s, "routing"))
+      for (const [key, length] of [
+        ["ospfKey", keyLength],
+        ["ospfNextKey", nextLength],
+      ] as const)
+        if (length !== undefined)
+          out.push({
+            path: configPath(key),
+            message:
+              "is set but router:routing.ospf.authentication is not, so nothing uses it (allowed: remove it, or set routing.ospf.authentication)",
+          });
     return;
   }
-  if (keyLength === undefined) {
+  const authPath = (...rest: string[]) => configPath("routing", ["ospf", "authentication", ...rest]);
+  if (keyLength === undefined)
     out.push({
-      path: configPath("routing", ["ospf", "authentication"]),
+      path: authPath(),
       message:
         "is set but the secret router:ospfKey is not (allowed: set the neighbours' key with `pulumi config set --secret router:ospfKey`, or remove authentication)",
     });
+  else checkOspfKeyLength("ospfKey", auth.algorithm, keyLength, authPath("algorithm"), out);
+  const next = auth.next;
+  if (!next) {
+    if (nextLength !== undefined)
+      out.push({
+        path: configPath("ospfNextKey"),
+        message:
+          "is set but router:routing.ospf.authentication.next is not, so nothing uses it (allowed: remove it, or set authentication.next with the key's id)",
+      });
     return;
   }
-  if (auth.algorithm === "keyed-md5" && keyLength > OSPF_MD5_KEY_MAX)
+  if (next.keyId === auth.keyId)
     out.push({
-      path: configPath("ospfKey"),
-      message: `is longer than ${OSPF_MD5_KEY_MAX} characters, the most keyed MD5 carries (allowed: a key of at most ${OSPF_MD5_KEY_MAX} characters, or an hmac-sha algorithm in routing.ospf.authentication.algorithm)`,
+      path: authPath("next", "keyId"),
+      message: `is ${next.keyId}, the current key's id: a neighbour could not tell the keys apart (allowed: a key id from 1 to 255 other than ${auth.keyId})`,
     });
-  if (auth.algorithm !== "keyed-md5" && keyLength < OSPF_HMAC_KEY_MIN)
+  if (nextLength === undefined)
     out.push({
-      path: configPath("ospfKey"),
+      path: authPath("next"),
+      message:
+        "is set but the secret router:ospfNextKey is not (allowed: set the next key with `pulumi config set --secret router:ospfNextKey`, or remove next)",
+    });
+  else
+    checkOspfKeyLength(
+      "ospfNextKey",
+      next.algorithm ?? auth.algorithm,
+      nextLength,
+      authPath(...(next.algorithm ? ["next", "algorithm"] : ["algorithm"])),
+      out,
+    );
+}
+
+function checkOspfKeyLength(
+  key: "ospfKey" | "ospfNextKey",
+  algorithm: string,
+  length: number,
+  algorithmPath: string,
+  out: Issues,
+): void {
+  if (algorithm === "keyed-md5" && length > OSPF_MD5_KEY_MAX)
+    out.push({
+      path: configPath(key),
+      message: `is longer than ${OSPF_MD5_KEY_MAX} characters, the most keyed MD5 carries (allowed: a key of at most ${OSPF_MD5_KEY_MAX} characters, or an hmac-sha algorithm in ${algorithmPath.replace(/^router:/, "")})`,
+    });
+  if (algorithm !== "keyed-md5" && length < OSPF_HMAC_KEY_MIN)
+    out.push({
+      path: configPath(key),
       message: `is shorter than ${OSPF_HMAC_KEY_MIN} characters, guessable offline from one captured OSPF packet (allowed: a key of ${OSPF_HMAC_KEY_MIN} to 80 characters)`,
     });
 }

@@ -20,11 +20,17 @@ const t = tier("bird -p", { commands: ["bird"] });
 
 const ROUTED = "172.20.99.0/24";
 
-function site(ospf: Record<string, unknown> | undefined, routes: Record<string, unknown>[] = [], ospfKey?: string) {
+function site(
+  ospf: Record<string, unknown> | undefined,
+  routes: Record<string, unknown>[] = [],
+  ospfKey?: string,
+  ospfNextKey?: string,
+) {
   return devSite((raw) => {
     raw.routes = routes;
     raw.routing = ospf ? { ospf: { routerId: "10.10.0.1", ...ospf } } : {};
     if (ospfKey) raw.ospfKey = ospfKey;
+    if (ospfNextKey) raw.ospfNextKey = ospfNextKey;
   });
 }
 
@@ -34,7 +40,7 @@ const KEY = "a key of the servers segment";
 function birdCheckWithKey(conf: string, keyFile: string | undefined): string[] {
   const dir = mkdtempSync(join(tmpdir(), "bird-key-"));
   try {
-    const file = join(dir, "ospf-key.conf");
+    const file = join(dir, "ospf-keys.conf");
     if (keyFile !== undefined) writeFileSync(file, keyFile);
     return birdCheck(conf.replace(`include "${OSPF_KEY_FILE}";`, `include "${file}";`));
   } finally {
@@ -67,22 +73,43 @@ describe("bird.conf", () => {
     expect(renderBird(dev.site, dev.plan)).toContain("router id 10.10.0.1;\n");
   });
 
-  it("authenticates every packet on the OSPF links with the site's algorithm and key id, and holds no key itself", () => {
+  it("authenticates every packet on the OSPF links and includes the keys from the Secret's file, holding none itself", () => {
     const dev = site(
       { segments: ["servers"], passive: ["mgmt"], authentication: { algorithm: "hmac-sha384", keyId: 9 } },
       [],
       KEY,
     );
     const conf = renderBird(dev.site, dev.plan)!;
-    expect(conf).toContain(`\ninclude "${OSPF_KEY_FILE}";\n`);
-    expect(conf.indexOf("include")).toBeLessThan(conf.indexOf("protocol ospf"));
     expect(block(conf, "protocol ospf v2 router_ospf")).toContain(
-      '    interface "lan0.10" { stub yes; };\n    interface "lan0.50" { hello 10; dead 40; authentication cryptographic; password ospf_key { id 9; algorithm hmac sha384; }; };\n',
+      [
+        '    interface "lan0.10" { stub yes; };',
+        '    interface "lan0.50" {',
+        "      hello 10; dead 40;",
+        "      authentication cryptographic;",
+        "      # the keys (router:ospfKey, router:ospfNextKey), their ids and algorithms, from the bird Secret",
+        `      include "${OSPF_KEY_FILE}";`,
+        "    };",
+      ].join("\n"),
     );
+    // the key ids and algorithms live in the Secret's file with the keys: a change of key never restarts BIRD
+    expect(conf.match(/include/g)).toHaveLength(1);
+    expect(conf).not.toMatch(/password|hmac|id 9/);
     expect(conf).not.toContain(KEY);
     // without authentication: no include, no password
     const plain = site({ segments: ["servers"] });
     expect(renderBird(plain.site, plain.plan)).not.toMatch(/include|password|authentication/);
+    // a key, its id, its algorithm and a next key change the key file, never bird.conf
+    const next = site(
+      {
+        segments: ["servers"],
+        passive: ["mgmt"],
+        authentication: { algorithm: "keyed-md5", keyId: 3, next: { keyId: 4, send: true } },
+      },
+      [],
+      "sixteen chars!!!",
+      "next 16 chars!!!",
+    );
+    expect(renderBird(next.site, next.plan)).toBe(conf);
   });
 
   it("mounts the key file from the bird Secret, read only, and has the status container watch it for a new key", () => {
@@ -98,7 +125,11 @@ describe("bird.conf", () => {
     const pod = spec as unknown as Pod;
     expect(pod.volumes).toContainEqual({
       name: "secrets",
-      secret: { secretName: BIRD_SECRET, defaultMode: 0o400, items: [{ key: "ospf-key.conf", path: "ospf-key.conf" }] },
+      secret: {
+        secretName: BIRD_SECRET,
+        defaultMode: 0o400,
+        items: [{ key: "ospf-keys.conf", path: "ospf-keys.conf" }],
+      },
     });
     for (const c of pod.containers)
       expect(c.volumeMounts).toContainEqual({ name: "secrets", mountPath: "/etc/router-secrets", readOnly: true });
@@ -115,10 +146,43 @@ describe("bird.conf", () => {
     expect(JSON.stringify(plain)).not.toMatch(/secrets|reload-on/);
   });
 
-  it("writes the key file as one BIRD string constant, and refuses a key BIRD would read otherwise", () => {
-    expect(renderOspfKeyFile(KEY)).toBe(`define ospf_key = "${KEY}";\n`);
-    for (const bad of ['a "quoted" key of 16+', "a key with a line\nbreak", "", "x".repeat(81)])
-      expect(() => renderOspfKeyFile(bad)).toThrow(/router:ospfKey is not a key BIRD can read/);
+  it("writes the key file as BIRD's password list: the key, and with next both keys, exactly one of them sent", () => {
+    const NEXT = "the next key of the servers segment";
+    const auth = (a: Record<string, unknown>) => {
+      const md5 = a.algorithm === "keyed-md5";
+      return site(
+        { segments: ["servers"], authentication: a },
+        [],
+        md5 ? "md5 key 16 chars" : KEY,
+        a.next ? NEXT : undefined,
+      ).site.routing.ospf!.authentication!;
+    };
+    expect(renderOspfKeyFile(auth({ algorithm: "hmac-sha384", keyId: 9 }), KEY)).toBe(
+      `password "${KEY}" { id 9; algorithm hmac sha384; };\n`,
+    );
+    // the next key accepted, not sent: its generation ended long ago (BIRD sends with a key valid for generating)
+    expect(renderOspfKeyFile(auth({ keyId: 1, next: { keyId: 2 } }), KEY, NEXT)).toBe(
+      `password "${KEY}" { id 1; algorithm hmac sha256; };\n` +
+        `password "${NEXT}" { id 2; algorithm hmac sha256; generate to "1971-01-01 00:00:00"; };\n`,
+    );
+    // `send`: the next key is sent, the current one still accepted; a next algorithm of its own
+    expect(
+      renderOspfKeyFile(
+        auth({ algorithm: "keyed-md5", keyId: 1, next: { keyId: 2, algorithm: "hmac-sha512", send: true } }),
+        "md5 key 16 chars",
+        NEXT,
+      ),
+    ).toBe(
+      `password "md5 key 16 chars" { id 1; algorithm keyed md5; generate to "1971-01-01 00:00:00"; };\n` +
+        `password "${NEXT}" { id 2; algorithm hmac sha512; };\n`,
+    );
+    for (const bad of ['a "quoted" key of 16+', "a key with a line\nbreak", "", "x".repeat(81)]) {
+      expect(() => renderOspfKeyFile(auth({}), bad)).toThrow(/router:ospfKey is not a key BIRD can read/);
+      expect(() => renderOspfKeyFile(auth({ next: { keyId: 2 } }), KEY, bad)).toThrow(
+        /router:ospfNextKey is not a key BIRD can read/,
+      );
+    }
+    expect(() => renderOspfKeyFile(auth({ next: { keyId: 2 } }), KEY)).toThrow(/router:ospfNextKey/);
   });
 
   it("redistributes the IPv4 static routes from its own static protocol and only the other segments' subnets", () => {
@@ -194,13 +258,28 @@ describe("bird.conf", () => {
       (algorithm) => {
         const key = algorithm === "keyed-md5" ? "sixteen chars!!!" : KEY;
         const dev = site({ segments: ["servers"], authentication: { algorithm } }, [], key);
-        expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, renderOspfKeyFile(key))).toEqual([]);
+        const auth = dev.site.routing.ospf!.authentication!;
+        expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, renderOspfKeyFile(auth, key))).toEqual([]);
       },
     );
 
+    it.each([false, true])("a next key of another algorithm beside the key (send: %s)", (send) => {
+      const dev = site(
+        {
+          segments: ["servers"],
+          authentication: { algorithm: "keyed-md5", keyId: 1, next: { keyId: 2, algorithm: "hmac-sha256", send } },
+        },
+        [],
+        "sixteen chars!!!",
+        KEY,
+      );
+      const file = renderOspfKeyFile(dev.site.routing.ospf!.authentication!, "sixteen chars!!!", KEY);
+      expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, file)).toEqual([]);
+    });
+
     it("refuses to start without the key file: BIRD never runs OSPF unauthenticated for want of it", () => {
       const dev = site({ segments: ["servers"], authentication: {} }, [], KEY);
-      expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, undefined).join()).toMatch(/ospf-key\.conf/);
+      expect(birdCheckWithKey(renderBird(dev.site, dev.plan)!, undefined).join()).toMatch(/ospf-keys\.conf/);
     });
 
     it("rejects a broken file (so passing means something)", () => {

@@ -56,7 +56,7 @@ export class BirdPod {
     mkdirSync(run, { recursive: true });
     this.conf = join(dir, "bird.conf");
     mkdirSync(join(dir, "secrets"), { recursive: true });
-    this.keyFile = join(dir, "secrets", "ospf-key.conf");
+    this.keyFile = join(dir, "secrets", "ospf-keys.conf");
     const conf = renderBird(dev.site, dev.plan)!;
     writeFileSync(this.conf, conf.replaceAll(`include "${OSPF_KEY_FILE}";`, `include "${this.keyFile}";`), {
       mode: 0o644,

@@ -128,7 +128,8 @@ describe.skipIf(!t.ok)("the services image", () => {
     // the Secret's volume: the key file where bird.conf includes it
     const keyFile = join(root, OSPF_KEY_FILE.slice(1));
     mkdirSync(dirname(keyFile), { recursive: true });
-    writeFileSync(keyFile, renderOspfKeyFile("the first key of the area"), { mode: 0o400 });
+    const auth = dev.site.routing.ospf!.authentication!;
+    writeFileSync(keyFile, renderOspfKeyFile(auth, "the first key of the area"), { mode: 0o400 });
     // the runtime gives a container /dev; the chroot gets the host's, in a mount namespace of its own
     mkdirSync(join(root, "dev"), { recursive: true });
     mkdirSync(join(root, "proc"), { recursive: true });
@@ -155,7 +156,7 @@ describe.skipIf(!t.ok)("the services image", () => {
       `echo "previous: $(cat ${statusMount}/ospf.previous.json)"`,
       `echo "current: $(cat ${statusMount}/ospf.json)"`,
       // a new key (the kubelet replaces the Secret's file): read by BIRD within the status interval
-      `echo 'define ospf_key = "the second key of the area";' > ${OSPF_KEY_FILE}.new && mv ${OSPF_KEY_FILE}.new ${OSPF_KEY_FILE}`,
+      `echo '${renderOspfKeyFile(auth, "the second key of the area").trim()}' > ${OSPF_KEY_FILE}.new && mv ${OSPF_KEY_FILE}.new ${OSPF_KEY_FILE}`,
       `busybox sleep ${OSPF_STATUS_INTERVAL + 1}`,
       "kill $!",
       "ip route show table main",
@@ -202,7 +203,7 @@ describe.skipIf(!t.ok)("the services image", () => {
     expect(after("previous"), r.stdout).toEqual(first);
     expect(after("current").since, r.stdout).toBeGreaterThan(first.uptime);
     // the second container: BIRD read the new key file (its configure answered), and the key was never printed
-    expect(r.stderr, r.stdout).toMatch(/ospf-key\.conf changed: BIRD read its configuration again/);
+    expect(r.stderr, r.stdout).toMatch(/ospf-keys\.conf changed: BIRD read its configuration again/);
     expect(r.stderr).not.toMatch(/did not read its configuration/);
     expect(r.stdout + r.stderr).not.toMatch(/the (first|second) key of the area/);
   });

@@ -102,6 +102,29 @@ describe("SUMMARY.md: the routing section", () => {
     );
   });
 
+  it("says how OSPF packets are authenticated, and while a key rolls over which key is sent", () => {
+    const authenticated = (authentication: Record<string, unknown>) =>
+      devSite((raw) => {
+        raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], authentication } };
+        raw.ospfKey = "the key of the area, 16+";
+        if (authentication.next) raw.ospfNextKey = "the next key of the area";
+      });
+    expect(section(routingMarkdown(routed), "### OSPF")).toContain(
+      "No authentication: any host on those segments can speak OSPF to the router (set routing.ospf.authentication).",
+    );
+    expect(section(routingMarkdown(authenticated({ keyId: 3 })), "### OSPF")).toContain(
+      "Authentication: hmac-sha256, key id 3 on every packet of those segments (the key is the secret router:ospfKey; a packet without it is dropped).",
+    );
+    const rolling = section(
+      routingMarkdown(authenticated({ keyId: 3, next: { keyId: 4, algorithm: "hmac-sha512" } })),
+      "### OSPF",
+    );
+    expect(rolling).toContain(
+      'Authentication: hmac-sha256, key id 3 (sent and accepted); hmac-sha512, key id 4 (accepted, not sent) on every packet of those segments (the keys are the secrets router:ospfKey and router:ospfNextKey; a packet with neither is dropped). The key is changing: see docs/operations.md, "Change the OSPF key".',
+    );
+    expect(rolling).not.toContain("the key of the area");
+  });
+
   it("lists the BGP neighbours with their AS and BFD", () => {
     const bgp = section(md, "### BGP");
     expect(bgp).toContain("AS 65010, router id 10.10.0.1; advertises the segments servers.");

@@ -75,12 +75,14 @@ describe("the dynamic routing section of npm run diff", () => {
 
   it("says when OSPF authentication starts, changes and ends, never showing the key", () => {
     const KEY = "the key of the area, secret";
+    const NEXT = "the next key of the area, secret";
     const auth =
       (authentication: Raw, key = KEY) =>
       (raw: Raw) => {
         withOspf(raw);
         raw.routing.ospf.authentication = authentication;
         raw.ospfKey = key;
+        if (authentication.next) raw.ospfNextKey = NEXT;
       };
     const restart =
       "BIRD RESTARTS with a new configuration: every neighbour Full on trusted (lan0.20), servers (lan0.50) must be Full again within 50 s, or BIRD is rolled back (the services' rollout gate)";
@@ -88,9 +90,10 @@ describe("the dynamic routing section of npm run diff", () => {
       restart,
       "OSPF authentication none → hmac-sha256, key id 1: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)",
     ]);
+    // the keys live in BIRD's Secret, read again in place: no restart, but the adjacencies end unless the
+    // neighbours change at once
     expect(lines(auth({}), auth({ algorithm: "hmac-sha512", keyId: 2 }))).toEqual([
-      restart,
-      "OSPF authentication hmac-sha256, key id 1 → hmac-sha512, key id 2: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)",
+      "OSPF key changes at once (hmac-sha256, key id 1 → hmac-sha512, key id 2): every neighbour needs the new algorithm, key id and key within 40 s, or its adjacency ends (without losing one: routing.ospf.authentication.next, docs/operations.md)",
     ]);
     expect(lines(auth({}), withOspf)).toEqual([
       restart,
@@ -99,6 +102,49 @@ describe("the dynamic routing section of npm run diff", () => {
     // a new key alone changes no plain fact: BIRD reads it from its Secret without a restart
     expect(lines(auth({}), auth({}, "another key of the area, secret"))).toEqual([]);
     expect(JSON.stringify([...review(auth({}))])).not.toContain(KEY);
+  });
+
+  it("reads a key rollover step by step: accept the next key, send it, then drop the old one", () => {
+    const auth = (authentication: Raw, key: string) => (raw: Raw) => {
+      withOspf(raw);
+      raw.routing.ospf.authentication = authentication;
+      raw.ospfKey = key;
+      if (authentication.next) raw.ospfNextKey = "the next key of the area, secret";
+    };
+    const old = auth({ keyId: 1 }, "the old key of the area, secret");
+    const accept = auth({ keyId: 1, next: { keyId: 2 } }, "the old key of the area, secret");
+    const send = auth({ keyId: 1, next: { keyId: 2, send: true } }, "the old key of the area, secret");
+    const done = auth({ keyId: 2 }, "the next key of the area, secret");
+    expect(lines(old, accept)).toEqual([
+      "OSPF accepts key id 2 (hmac-sha256) besides key id 1 (hmac-sha256), which it still sends: no adjacency changes",
+    ]);
+    expect(lines(accept, send)).toEqual([
+      "OSPF now SENDS key id 2 (hmac-sha256) instead of key id 1 (hmac-sha256): every neighbour must already accept key id 2 (hmac-sha256), or its adjacency ends after 40 s",
+    ]);
+    expect(lines(send, done)).toEqual([
+      "OSPF no longer accepts key id 1 (hmac-sha256): a neighbour still sending it loses its adjacency after 40 s",
+    ]);
+    // skipping the step that sends the next key: the neighbours that still send the old one are dropped
+    expect(lines(accept, done)).toEqual([
+      "OSPF now SENDS key id 2 (hmac-sha256) instead of key id 1 (hmac-sha256): every neighbour must already accept key id 2 (hmac-sha256), or its adjacency ends after 40 s",
+      "OSPF no longer accepts key id 1 (hmac-sha256): a neighbour still sending it loses its adjacency after 40 s",
+    ]);
+    // a change of algorithm rolls over the same way
+    const md5 = auth({ algorithm: "keyed-md5", keyId: 1 }, "md5 key 16 chars");
+    const toHmac = auth(
+      { algorithm: "keyed-md5", keyId: 1, next: { keyId: 2, algorithm: "hmac-sha256" } },
+      "md5 key 16 chars",
+    );
+    expect(lines(md5, toHmac)).toEqual([
+      "OSPF accepts key id 2 (hmac-sha256) besides key id 1 (keyed-md5), which it still sends: no adjacency changes",
+    ]);
+    // none of these steps restarts BIRD
+    for (const [a, b] of [
+      [old, accept],
+      [accept, send],
+      [send, done],
+    ])
+      expect(lines(a, b).join("\n")).not.toContain("RESTARTS");
   });
 
   it("has no section when BIRD's configuration does not change", () => {

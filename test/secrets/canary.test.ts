@@ -98,21 +98,25 @@ describe("secrets", () => {
     for (const r of result.run.resources) expect(leaks(JSON.stringify([r.inputs, r.outputs])), r.name).toEqual([]);
   });
 
-  describe("the OSPF key (router:ospfKey)", () => {
+  describe("the OSPF keys (router:ospfKey, router:ospfNextKey)", () => {
     let ospf: RenderResult;
     let key: string;
+    let next: string;
     const birdSecrets: Record<string, unknown>[] = [];
     beforeAll(async () => {
       key = `${plant("ospfkey")}-16+`;
+      next = `${plant("ospfnextkey")}-16+`;
       const capture: OutputGenerator = (type, name, inputs) => {
         if (type === "kubernetes:core/v1:Secret" && name.endsWith("bird-secrets")) birdSecrets.push(inputs);
         return canaryOutputs(type, name, inputs);
       };
       const config = devStack(
         (raw) => {
-          raw.routing = { ospf: { routerId: "10.10.0.1", segments: ["servers"], authentication: {} } };
+          raw.routing = {
+            ospf: { routerId: "10.10.0.1", segments: ["servers"], authentication: { next: { keyId: 2 } } },
+          };
         },
-        { registryPassword: plant("registrypassword"), ospfKey: key },
+        { registryPassword: plant("registrypassword"), ospfKey: key, ospfNextKey: next },
       );
       ospf = await renderStack({ stack: "dev", config, outputs: capture });
     });
@@ -121,7 +125,10 @@ describe("secrets", () => {
       expect(birdSecrets).toHaveLength(1);
       const data = birdSecrets[0].stringData as Record<string, unknown>;
       expect(data[SIG], "stringData is a Pulumi secret").toBeTruthy();
-      expect((unwrap(data) as Record<string, string>)["ospf-key.conf"]).toBe(`define ospf_key = "${key}";\n`);
+      expect((unwrap(data) as Record<string, string>)["ospf-keys.conf"]).toBe(
+        `password "${key}" { id 1; algorithm hmac sha256; };\n` +
+          `password "${next}" { id 2; algorithm hmac sha256; generate to "1971-01-01 00:00:00"; };\n`,
+      );
     });
 
     it("is in place before the bird pod, which depends on it", () => {
@@ -136,13 +143,15 @@ describe("secrets", () => {
     });
 
     it("never appears in a rendered file, a plain output, command text or another resource's input", () => {
-      expect(ospf.files.get("services/bird.conf")).toContain("password ospf_key");
-      for (const [path, content] of ospf.files) expect(content.includes(key), path).toBe(false);
-      expect(JSON.stringify(ospf.run.stackOutputs).includes(key)).toBe(false);
-      for (const r of ospf.run.resources) {
-        const text = JSON.stringify([r.inputs, r.outputs]);
-        if (r.type === "kubernetes:core/v1:Secret" && r.name.endsWith("bird-secrets")) continue;
-        expect(text.includes(key), r.name).toBe(false);
+      expect(ospf.files.get("services/bird.conf")).toContain('include "/etc/router-secrets/ospf-keys.conf";');
+      for (const k of [key, next]) {
+        for (const [path, content] of ospf.files) expect(content.includes(k), path).toBe(false);
+        expect(JSON.stringify(ospf.run.stackOutputs).includes(k)).toBe(false);
+        for (const r of ospf.run.resources) {
+          const text = JSON.stringify([r.inputs, r.outputs]);
+          if (r.type === "kubernetes:core/v1:Secret" && r.name.endsWith("bird-secrets")) continue;
+          expect(text.includes(k), r.name).toBe(false);
+        }
       }
     });
   });

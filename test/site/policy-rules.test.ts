@@ -807,6 +807,65 @@ describe("dynamic routing", () => {
     });
   });
 
+  describe("the next OSPF key (authentication.next with router:ospfNextKey)", () => {
+    const withNext = (next: unknown, nextKey?: string, auth: Record<string, unknown> = {}) => {
+      const raw = devWith("routing", { ospf: { ...ospf, authentication: { ...auth, next } } }) as Record<
+        string,
+        unknown
+      >;
+      raw.ospfKey = auth.algorithm === "keyed-md5" ? "md5 key 16 chars" : "the current key, 16+";
+      if (nextKey !== undefined) raw.ospfNextKey = nextKey;
+      return raw as RawSite;
+    };
+    const issuesOf = (raw: RawSite) => {
+      const r = parseSite(raw);
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+
+    it("accepts a next key under another id, not sent until `send`, with the current algorithm unless it names one", () => {
+      const r = parseSite(withNext({ keyId: 2 }, "the next key, also 16+"));
+      expect(r.ok && r.site.routing.ospf?.authentication).toEqual({
+        algorithm: "hmac-sha256",
+        keyId: 1,
+        next: { keyId: 2, send: false },
+      });
+      expectValid(
+        withNext({ keyId: 9, algorithm: "hmac-sha512", send: true }, "an HMAC key, 16+", { algorithm: "keyed-md5" }),
+      );
+    });
+
+    it("rejects a next key without its secret, a secret without next, and the current key's id, all at once", () => {
+      expect(issuesOf(withNext({ keyId: 1 }))).toEqual([
+        "router:routing.ospf.authentication.next.keyId: is 1, the current key's id: a neighbour could not tell the keys apart (allowed: a key id from 1 to 255 other than 1)",
+        "router:routing.ospf.authentication.next: is set but the secret router:ospfNextKey is not (allowed: set the next key with `pulumi config set --secret router:ospfNextKey`, or remove next)",
+      ]);
+      const raw = devWith("routing", { ospf: { ...ospf, authentication: {} } }) as Record<string, unknown>;
+      raw.ospfKey = "the current key, 16+";
+      raw.ospfNextKey = "the next key, also 16+";
+      expectRejected(
+        raw as RawSite,
+        "router:ospfNextKey",
+        "is set but router:routing.ospf.authentication.next is not, so nothing uses it (allowed: remove it, or set authentication.next with the key's id)",
+      );
+    });
+
+    it("holds the next key to its own algorithm, naming the field that sets it", () => {
+      expect(issuesOf(withNext({ keyId: 2 }, "seventeen chars!!", { algorithm: "keyed-md5" }))).toEqual([
+        "router:ospfNextKey: is longer than 16 characters, the most keyed MD5 carries (allowed: a key of at most 16 characters, or an hmac-sha algorithm in routing.ospf.authentication.algorithm)",
+      ]);
+      expect(issuesOf(withNext({ keyId: 2, algorithm: "hmac-sha1" }, "short", { algorithm: "keyed-md5" }))).toEqual([
+        "router:ospfNextKey: is shorter than 16 characters, guessable offline from one captured OSPF packet (allowed: a key of 16 to 80 characters)",
+      ]);
+      expect(issuesOf(withNext({ keyId: 2, algorithm: "keyed-md5" }, "the next key, also 16+"))).toEqual([
+        "router:ospfNextKey: is longer than 16 characters, the most keyed MD5 carries (allowed: a key of at most 16 characters, or an hmac-sha algorithm in routing.ospf.authentication.next.algorithm)",
+      ]);
+      expect(issuesOf(withNext({ keyId: 256, send: "yes" }, "the next key, also 16+"))).toEqual([
+        "router:routing.ospf.authentication.next.keyId: is above 255 (allowed: a key id from 1 to 255)",
+        'router:routing.ospf.authentication.next.send: is not true or false (allowed: true, false); got the string "yes"',
+      ]);
+    });
+  });
+
   it("rejects OSPF redistributing connected subnets when every segment already speaks OSPF or is passive", () => {
     const all = ["mgmt", "trusted", "iot", "guest"];
     expectRejected(

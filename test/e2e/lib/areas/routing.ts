@@ -319,7 +319,11 @@ export const routing: Area = {
     if (!app.site.routing.ospf?.authentication) return;
     const dir = join(app.work, BIRD_SECRET);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, BIRD_SECRET_KEYS[0]), renderOspfKeyFile(E2E_OSPF_KEY), { mode: 0o400 });
+    writeFileSync(
+      join(dir, BIRD_SECRET_KEYS[0]),
+      renderOspfKeyFile(app.site.routing.ospf.authentication, E2E_OSPF_KEY),
+      { mode: 0o400 },
+    );
     app.pods.secrets.set(BIRD_SECRET, dir);
   },
   tests(ctx) {
