@@ -353,7 +353,7 @@ function ospfRules(site: Site): AlertRule[] {
       summary: "OSPF neighbour {{ $labels.router_id }} on {{ $labels.interface }} is no longer Full",
       description:
         "BIRD's adjacency with {{ $labels.router_id }} ({{ $labels.address }}) on {{ $labels.interface }} was Full and is not now, or BIRD declared the neighbour dead: the routes it advertised are gone. The alert ends 30 minutes after the neighbour was last Full.",
-      runbook: `kubectl -n router-system logs ds/bird -c ospf-status; ${birdc} (state, dead timer); then the link, the neighbour's area and timers, and whether a firewall change drops OSPF (IP protocol 89) on that interface.`,
+      runbook: `kubectl -n router-system logs ds/bird -c ospf-status; ${birdc} (state, dead timer); then the link, the neighbour's area and timers, whether a firewall change drops OSPF (IP protocol 89) on that interface, and whether the OSPF key changed (the ospf-status log says when BIRD read new keys; BIRD's log names a neighbour whose packets fail authentication) without the neighbour changing with it — docs/operations.md, "Change the OSPF key".`,
     },
     {
       alert: "OspfNeighbourSilent",
