@@ -53,9 +53,16 @@ export const BIRD_KERNEL_METRIC = 20;
  */
 export const ROUTING_POD_ROUTE_PROTOCOLS: readonly number[] = [12, 188, 249];
 
-/** Where the bird pod mounts its Secret, and the file in it that holds the OSPF keys for bird.conf. */
+/** Where the bird pod mounts its Secret, and the file in it that holds the OSPF keys. */
 export const BIRD_SECRETS_DIR = "/etc/router-secrets";
 export const OSPF_KEY_FILE = `${BIRD_SECRETS_DIR}/ospf-keys.conf`;
+/** BIRD's run directory (the pod's emptyDir, which its containers share). */
+export const BIRD_RUN_DIR = "/run/bird";
+/**
+ * The keys BIRD reads (bird.conf includes this file): a copy of OSPF_KEY_FILE that bird-start makes when the pod
+ * starts and the status container replaces only on a trial it can revert (images/services/router-ospf-status).
+ */
+export const OSPF_ACTIVE_KEY_FILE = `${BIRD_RUN_DIR}/ospf-keys.conf`;
 
 const BIRD_ALGORITHMS: Record<(typeof OSPF_AUTH_ALGORITHMS)[number], string> = {
   "hmac-sha1": "hmac sha1",
@@ -241,8 +248,8 @@ export function renderBird(site: Site, plan: SitePlan): string | undefined {
               `    interface "${s.link}" {`,
               `      hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S};`,
               "      authentication cryptographic;",
-              "      # the keys (router:ospfKey, router:ospfNextKey), their ids and algorithms, from the bird Secret",
-              `      include "${OSPF_KEY_FILE}";`,
+              "      # the keys (router:ospfKey, router:ospfNextKey), their ids and algorithms: the bird Secret's, once on trial",
+              `      include "${OSPF_ACTIVE_KEY_FILE}";`,
               "    };",
             ]
           : [`    interface "${s.link}" { hello ${OSPF_HELLO_S}; dead ${OSPF_DEAD_S}; };`]),

@@ -25,7 +25,15 @@ import {
   renderRadvd,
   usesDhcpv6,
 } from "./config";
-import { BIRD_SECRETS_DIR, OSPF_KEY_FILE, renderBird } from "./bird";
+import {
+  BIRD_RUN_DIR,
+  BIRD_SECRETS_DIR,
+  OSPF_ACTIVE_KEY_FILE,
+  OSPF_DEAD_S,
+  OSPF_HELLO_S,
+  OSPF_KEY_FILE,
+  renderBird,
+} from "./bird";
 
 import {
   DAEMON_LABEL,
@@ -57,7 +65,7 @@ export function serviceConfigs(site: Site, plan: SitePlan, model: PolicyModel): 
 
 const CONFIG_DIR = "/etc/router";
 /** BIRD's run directory (an emptyDir) and its control socket, which birdc reaches. */
-export const BIRD_RUN_DIR = "/run/bird";
+export { BIRD_RUN_DIR };
 export const BIRD_SOCKET = `${BIRD_RUN_DIR}/bird.ctl`;
 /** Host directory for the services' state (leases, drift). */
 export const HOST_STATE_DIR = "/var/lib/router";
@@ -185,7 +193,16 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       // bird-start (images/services/bird-start) holds the previous BIRD's routes through a restart, then execs
       // BIRD with these arguments. No -u: BIRD stays uid 0 and uses the capabilities it is given (with -u it
       // would raise NET_BIND_SERVICE and NET_BROADCAST too, sysdep/linux/syspriv.h). No -R: see bird.ts.
-      command: ["bird-start", "-f", "-c", `${CONFIG_DIR}/bird.conf`, "-s", BIRD_SOCKET],
+      // With authentication it first copies the Secret's keys to where bird.conf includes them (a new pod only).
+      command: [
+        "bird-start",
+        ...(authenticated ? ["--keys", OSPF_KEY_FILE, OSPF_ACTIVE_KEY_FILE] : []),
+        "-f",
+        "-c",
+        `${CONFIG_DIR}/bird.conf`,
+        "-s",
+        BIRD_SOCKET,
+      ],
       // OSPF's raw IP sockets (NET_RAW); the kernel routes it installs and the packets' priority (NET_ADMIN).
       // test/network/bird-privileges.test.ts runs BIRD with exactly these and sees it learn and install a route.
       capabilities: ["NET_ADMIN", "NET_RAW"],
@@ -195,14 +212,16 @@ function daemons(site: Site, plan: SitePlan, configs: Map<string, string>): Daem
       ...(authenticated ? { secret: { name: BIRD_SECRET, items: BIRD_SECRET_KEYS, mount: BIRD_SECRETS_DIR } } : {}),
       // What BIRD says of its OSPF neighbours, on the node, for the try path's adjacency check and the metrics.
       // It only talks to BIRD's socket (the shared run directory) and writes its host directory: no capability.
-      // With authentication it also watches the key file (the Secret's, which the kubelet updates in place when
-      // a key, a key id, an algorithm or the next key's `send` changes) and has BIRD read its configuration again
-      // when it changes: it takes effect without a restart, and nothing plain changes with it.
+      // With authentication it also watches the Secret's key file (which the kubelet updates in place when a key,
+      // a key id, an algorithm or the next key's `send` changes) and gives BIRD the new keys on trial, without a
+      // restart: the neighbours Full before must be heard and stay Full, or the previous keys come back.
       sidecar: {
         name: "ospf-status",
         command: [
           "router-ospf-status",
-          ...(authenticated ? ["--reload-on", OSPF_KEY_FILE] : []),
+          ...(authenticated
+            ? ["--keys", OSPF_KEY_FILE, OSPF_ACTIVE_KEY_FILE, "--timers", String(OSPF_HELLO_S), String(OSPF_DEAD_S)]
+            : []),
           BIRD_SOCKET,
           `${OSPF_STATUS_MOUNT}/ospf.json`,
           String(OSPF_STATUS_INTERVAL),

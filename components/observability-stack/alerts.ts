@@ -369,6 +369,21 @@ function ospfRules(site: Site): AlertRule[] {
       description: `BIRD went more than ${2 * OSPF_HELLO_S} s (two hello intervals) without a hello from {{ $labels.router_id }} on {{ $labels.interface }} in the last 5 minutes, yet holds the adjacency Full: a lossy or flapping link, or something dropping some of its OSPF packets. Should no hello arrive for ${OSPF_DEAD_S} s, BIRD ends the adjacency and its routes.`,
       runbook: `${birdc} (its dead timer should stay within ${OSPF_DEAD_S - OSPF_HELLO_S}–${OSPF_DEAD_S} s); the link's errors and drops (node_network_*), then the neighbour's side and the firewall's OSPF (IP protocol 89) on {{ $labels.interface }}.`,
     },
+    ...(site.routing.ospf.authentication
+      ? [
+          {
+            alert: "OspfKeysReverted",
+            expr: "router_ospf_keys_reverted == 1",
+            for: "0m",
+            severity: "critical" as const,
+            summary: "BIRD runs the previous OSPF keys: the new ones failed their trial",
+            description:
+              "The bird Secret holds new OSPF keys, but a neighbour held Full before the change was not heard with them, or left Full, so the status container brought the previous keys back (or BIRD refused the file). The router still speaks the previous keys; a restart of the bird pod would start it on the Secret's new ones, and lose those neighbours.",
+            runbook:
+              'kubectl -n router-system logs ds/bird -c ospf-status (which neighbour, and why); give that neighbour the key first (docs/operations.md, "Change the OSPF key"), or set router:ospfKey back and run pulumi up.',
+          },
+        ]
+      : []),
     {
       alert: "OspfStatusUnreadable",
       expr:

@@ -44,7 +44,7 @@ for probe in dhcp4-probe dhcp6-probe; do
 	install -D -m 0755 "$stage/probe/$probe" "$root/usr/bin/$probe"
 done
 # The probe scripts, the segment probe, bird-start and router-ospf-status need a shell and a few tools: busybox provides them.
-for tool in sh cat grep kill printf mkdir cp test sed tr sleep awk cut mv timeout dirname md5sum; do ln -sf busybox "$root/usr/bin/$tool"; done
+for tool in sh cat grep kill printf mkdir cp mv rm test sed tr sleep awk cut timeout dirname md5sum; do ln -sf busybox "$root/usr/bin/$tool"; done
 ln -sf usr/bin "$root/bin"
 # Kea loads its hook directory at run time; it comes from the package.
 kea_hooks=/usr/lib/x86_64-linux-gnu/kea

@@ -42,7 +42,7 @@ function birdCheckWithKey(conf: string, keyFile: string | undefined): string[] {
   try {
     const file = join(dir, "ospf-keys.conf");
     if (keyFile !== undefined) writeFileSync(file, keyFile);
-    return birdCheck(conf.replace(`include "${OSPF_KEY_FILE}";`, `include "${file}";`));
+    return birdCheck(conf.replace('include "/run/bird/ospf-keys.conf";', `include "${file}";`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -86,8 +86,8 @@ describe("bird.conf", () => {
         '    interface "lan0.50" {',
         "      hello 10; dead 40;",
         "      authentication cryptographic;",
-        "      # the keys (router:ospfKey, router:ospfNextKey), their ids and algorithms, from the bird Secret",
-        `      include "${OSPF_KEY_FILE}";`,
+        "      # the keys (router:ospfKey, router:ospfNextKey), their ids and algorithms: the bird Secret's, once on trial",
+        '      include "/run/bird/ospf-keys.conf";',
         "    };",
       ].join("\n"),
     );
@@ -133,17 +133,32 @@ describe("bird.conf", () => {
     });
     for (const c of pod.containers)
       expect(c.volumeMounts).toContainEqual({ name: "secrets", mountPath: "/etc/router-secrets", readOnly: true });
+    expect(pod.containers[0].command).toEqual([
+      "bird-start",
+      "--keys",
+      OSPF_KEY_FILE,
+      "/run/bird/ospf-keys.conf",
+      "-f",
+      "-c",
+      "/etc/router/bird.conf",
+      "-s",
+      "/run/bird/bird.ctl",
+    ]);
     expect(pod.containers[1].command).toEqual([
       "router-ospf-status",
-      "--reload-on",
+      "--keys",
       OSPF_KEY_FILE,
+      "/run/bird/ospf-keys.conf",
+      "--timers",
+      "10",
+      "40",
       "/run/bird/bird.ctl",
       "/var/lib/router-routing/ospf.json",
       "5",
     ]);
     expect(all).not.toContain(KEY);
     const plain = birdPod(site({ segments: ["servers"] })).spec as unknown as Pod;
-    expect(JSON.stringify(plain)).not.toMatch(/secrets|reload-on/);
+    expect(JSON.stringify(plain)).not.toMatch(/secrets|--keys|--timers/);
   });
 
   it("writes the key file as BIRD's password list: the key, and with next both keys, exactly one of them sent", () => {

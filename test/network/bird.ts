@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { OSPF_KEY_FILE, renderBird } from "../../components/network-services/bird";
+import { OSPF_ACTIVE_KEY_FILE, OSPF_KEY_FILE, renderBird } from "../../components/network-services/bird";
 import { BIRD_RUN_DIR, renderServiceObjects } from "../../components/network-services/k8s";
 import type { SitePlan } from "../../components/site/plan";
 import type { PolicyModel } from "../../components/site/policy";
@@ -38,8 +38,10 @@ export function birdContainer(dev: { site: Site; plan: SitePlan; policy: PolicyM
 export class BirdPod {
   readonly socket: string;
   readonly capabilities: string[];
-  /** Where bird.conf's include of the Secret's OSPF key file points here (the test writes the file). */
+  /** The Secret's OSPF key file, here (the test writes it; bird-start copies it for BIRD). */
   readonly keyFile: string;
+  /** The keys BIRD reads (bird.conf's include), in the pod's run directory here. */
+  readonly activeKeyFile: string;
   private readonly conf: string;
   private readonly command: string[];
   private readonly dev: { site: Site; plan: SitePlan; policy: PolicyModel };
@@ -58,9 +60,13 @@ export class BirdPod {
     mkdirSync(join(dir, "secrets"), { recursive: true });
     this.keyFile = join(dir, "secrets", "ospf-keys.conf");
     const conf = renderBird(dev.site, dev.plan)!;
-    writeFileSync(this.conf, conf.replaceAll(`include "${OSPF_KEY_FILE}";`, `include "${this.keyFile}";`), {
-      mode: 0o644,
-    });
+    const inRun = (path: string) => join(run, path.slice(BIRD_RUN_DIR.length + 1));
+    writeFileSync(
+      this.conf,
+      conf.replaceAll(`include "${OSPF_ACTIVE_KEY_FILE}";`, `include "${inRun(OSPF_ACTIVE_KEY_FILE)}";`),
+      { mode: 0o644 },
+    );
+    this.activeKeyFile = inRun(OSPF_ACTIVE_KEY_FILE);
     this.socket = join(run, "bird.ctl");
     this.dev = dev;
     const c = birdContainer(dev);
@@ -70,9 +76,11 @@ export class BirdPod {
         ? IMAGE_SCRIPTS[a]
         : a.startsWith("/etc/router/")
           ? this.conf
-          : a.startsWith(`${BIRD_RUN_DIR}/`)
-            ? join(run, a.slice(BIRD_RUN_DIR.length + 1))
-            : a,
+          : a === OSPF_KEY_FILE
+            ? this.keyFile
+            : a.startsWith(`${BIRD_RUN_DIR}/`)
+              ? join(run, a.slice(BIRD_RUN_DIR.length + 1))
+              : a,
     );
   }
 
@@ -106,13 +114,15 @@ export class BirdPod {
       ...args.map((a, i) =>
         a === OSPF_KEY_FILE
           ? this.keyFile
-          : a.startsWith(`${BIRD_RUN_DIR}/`)
-            ? this.socket
-            : a.endsWith(".json")
-              ? out
-              : i === args.length - 1
-                ? String(interval)
-                : a,
+          : a === OSPF_ACTIVE_KEY_FILE
+            ? this.activeKeyFile
+            : a.startsWith(`${BIRD_RUN_DIR}/`)
+              ? this.socket
+              : a.endsWith(".json")
+                ? out
+                : i === args.length - 1
+                  ? String(interval)
+                  : a,
       ),
     ];
   }

@@ -12,7 +12,7 @@
  *   - keyed MD5 against FRR (`ip ospf message-digest-key`: what FRR 8 offers), the interoperability case.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderOspfKeyFile } from "../../components/network-services/bird";
@@ -197,31 +197,35 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
       expect(neighbours(bird.socket).find((n) => n.routerId === PEER)?.state).toBe("Full");
     }, 60_000);
 
-    it("rolls the key over without losing the adjacency: accepts the next key, sends it, then drops the old one", async () => {
-      const pid = bird.pid();
-      const reloads = () => status.log().split("ospf-keys.conf changed: BIRD read its configuration again").length - 1;
-      // the kubelet's atomic update of a Secret volume: a new file, renamed over the old one; then the status
-      // container's next look at it has BIRD read it
-      const routerKeys = async (auth: Record<string, unknown>, key: string, next?: string) => {
-        const before = reloads();
-        writeFileSync(`${bird.keyFile}.new`, renderOspfKeyFile(authentication(auth), key, next), { mode: 0o400 });
-        renameSync(`${bird.keyFile}.new`, bird.keyFile);
-        await waitFor(`BIRD reading the new keys\n${status.log()}`, () => reloads() > before, 10_000, 100);
-        return Date.now();
-      };
-      const peerKeys = (auth: string) => {
-        writeFileSync(join(lab.dir, "peer.conf"), neighbourBird(PEER, LEARNED, auth));
-        expect(birdc(peerSocket(), "configure")).toMatch(/Reconfigur/);
-        return Date.now();
-      };
-      // a hello heard since `since` (one is sent every 10 s): the dead timer restarted after it
-      const heard = async (socket: string, routerId: string, since: number, what: string) => {
-        await sleep(Math.max(0, since + 12_000 - Date.now()));
-        const n = neighbours(socket).find((x) => x.routerId === routerId);
-        expect(n?.state, `${what}: ${JSON.stringify(neighbours(socket))}`).toBe("Full");
-        expect(n!.deadIn, what).toBeGreaterThan(OSPF_DEAD - (Date.now() - since) / 1000 + 1);
-      };
-      // the learned route and the router's adjacency, polled through every step
+    // the status container's log lines (images/services/router-ospf-status), never a key
+    const count = (line: string) => status.log().split(line).length - 1;
+    const CHANGED = "ospf-keys.conf changed: BIRD uses the new OSPF keys on trial";
+    const statusFile = () => JSON.parse(readFileSync(join(lab.dir, "ospf.json"), "utf8")) as { keys: string };
+    // the kubelet's atomic update of a Secret volume: a new file, renamed over the old one; then the status
+    // container's next look at it gives BIRD the new keys on trial
+    const secretFile = async (content: string, expect: string = CHANGED) => {
+      const before = count(expect);
+      writeFileSync(`${bird.keyFile}.new`, content, { mode: 0o400 });
+      renameSync(`${bird.keyFile}.new`, bird.keyFile);
+      await waitFor(`"${expect}"\n${status.log()}`, () => count(expect) > before, 10_000, 100);
+      return Date.now();
+    };
+    const routerKeys = (auth: Record<string, unknown>, key: string, next?: string) =>
+      secretFile(renderOspfKeyFile(authentication(auth), key, next));
+    const peerKeys = (auth: string) => {
+      writeFileSync(join(lab.dir, "peer.conf"), neighbourBird(PEER, LEARNED, auth));
+      expect(birdc(peerSocket(), "configure")).toMatch(/Reconfigur/);
+      return Date.now();
+    };
+    // a hello heard since `since` (one is sent every 10 s): the dead timer restarted after it
+    const heard = async (socket: string, routerId: string, since: number, what: string) => {
+      await sleep(Math.max(0, since + 12_000 - Date.now()));
+      const n = neighbours(socket).find((x) => x.routerId === routerId);
+      expect(n?.state, `${what}: ${JSON.stringify(neighbours(socket))}`).toBe("Full");
+      expect(n!.deadIn, what).toBeGreaterThan(OSPF_DEAD - (Date.now() - since) / 1000 + 1);
+    };
+    /** Runs `steps` while the learned route and the router's adjacency are polled every 250 ms. */
+    const held = async (steps: () => Promise<void>) => {
       let missing = 0;
       let notFull = 0;
       let polling = true;
@@ -233,6 +237,23 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
         }
       })();
       try {
+        await steps();
+      } finally {
+        polling = false;
+        await poll;
+      }
+      expect(missing, "polls without the learned route").toBe(0);
+      expect(notFull, "polls with the neighbour not Full in the router's BIRD").toBe(0);
+    };
+    const refusedFromPeer = () =>
+      bird
+        .daemon!.log()
+        .split("\n")
+        .filter((l) => /Authentication failed for nbr 10\.50\.0\.254/.test(l)).length;
+
+    it("rolls the key over without losing the adjacency: accepts the next key, sends it, then drops the old one", async () => {
+      const pid = bird.pid();
+      await held(async () => {
         // 1. the router accepts the next key (id 8) and still sends key 7: the neighbour, which knows only key 7,
         //    keeps hearing it
         let t = await routerKeys({ keyId: 7, next: { keyId: 8 } }, KEY, NEXT_KEY);
@@ -248,18 +269,47 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
         t = await routerKeys({ keyId: 8 }, NEXT_KEY);
         await heard(peerSocket(), ROUTER_ID, t, "the neighbour hears the router with key 8 alone");
         await heard(bird.socket, PEER, t, "the router hears the neighbour with key 8 alone");
-      } finally {
-        polling = false;
-        await poll;
-      }
-      expect(missing, "polls without the learned route").toBe(0);
-      expect(notFull, "polls with the neighbour not Full in the router's BIRD").toBe(0);
+        // the trial (restarted by each change) ends: the neighbour heard and Full a dead and a hello interval on
+        await waitFor(`the keys confirmed\n${status.log()}`, () => statusFile().keys === "confirmed", 60_000, 500);
+      });
+      expect(status.log()).toMatch(/new OSPF keys confirmed: 10\.50\.0\.254 heard and Full/);
       expect(bird.pid(), "BIRD was not restarted").toBe(pid);
-      expect(bird.daemon!.log(), "a packet of the neighbour refused").not.toMatch(
-        /Authentication failed for nbr 10\.50\.0\.254/,
-      );
+      expect(refusedFromPeer(), "packets of the neighbour refused").toBe(0);
       expect(status.log()).not.toContain(NEXT_KEY);
       expect(status.log()).not.toContain(KEY);
+    }, 180_000);
+
+    it("brings the previous keys back before the adjacency ends when the neighbour does not have the new one", async () => {
+      const pid = bird.pid();
+      let tried = 0;
+      await held(async () => {
+        // a key of its own (id 9) given at once: the neighbour still sends and accepts only key 8
+        const t = await routerKeys({ keyId: 9 }, "a third key the neighbour never got");
+        await waitFor(`the keys reverted\n${status.log()}`, () => statusFile().keys === "reverted", 40_000, 250);
+        // reverted within a hello interval and 2 s (and the status container's second), well before the
+        // neighbour's dead interval
+        expect(Date.now() - t).toBeLessThan(16_000);
+        tried = count(CHANGED);
+        // the trial was real: BIRD refused the neighbour's key-8 packets while it had key 9 alone
+        expect(refusedFromPeer(), "packets of the neighbour refused during the trial").toBeGreaterThan(0);
+        const after = refusedFromPeer();
+        const back = Date.now();
+        await heard(peerSocket(), ROUTER_ID, back, "the neighbour hears the router with key 8 again");
+        await heard(bird.socket, PEER, back, "the router hears the neighbour with key 8 again");
+        expect(refusedFromPeer(), "packets of the neighbour refused after the revert").toBe(after);
+      });
+      expect(status.log()).toMatch(
+        /OSPF keys REVERTED after [\d.]+s: no hello from 10\.50\.0\.254 accepted with the new keys of .*ospf-keys\.conf/,
+      );
+      // the Secret still holds key 9: not tried again until it changes
+      expect(count(CHANGED)).toBe(tried);
+      expect(bird.pid(), "BIRD was not restarted").toBe(pid);
+      // a file BIRD cannot read is refused at once and the keys it runs stay
+      const active = readFileSync(bird.activeKeyFile, "utf8");
+      await secretFile('password "unterminated { id 10; };\n', "BIRD REFUSED the OSPF keys of");
+      expect(statusFile().keys).toBe("refused");
+      expect(readFileSync(bird.activeKeyFile, "utf8")).toBe(active);
+      expect(status.log()).not.toContain("a third key");
     }, 120_000);
   });
 

@@ -125,7 +125,7 @@ describe.skipIf(!t.ok)("the services image", () => {
     const statusMount = status.volumeMounts.find((m) => m.name === "status")!.mountPath;
     const root = join(a.stage, "rootfs");
     writeFileSync(join(root, "tmp/bird.conf"), conf);
-    // the Secret's volume: the key file where bird.conf includes it
+    // the Secret's volume: the key file bird-start copies to where bird.conf includes it
     const keyFile = join(root, OSPF_KEY_FILE.slice(1));
     mkdirSync(dirname(keyFile), { recursive: true });
     const auth = dev.site.routing.ospf!.authentication!;
@@ -158,6 +158,7 @@ describe.skipIf(!t.ok)("the services image", () => {
       // a new key (the kubelet replaces the Secret's file): read by BIRD within the status interval
       `echo '${renderOspfKeyFile(auth, "the second key of the area").trim()}' > ${OSPF_KEY_FILE}.new && mv ${OSPF_KEY_FILE}.new ${OSPF_KEY_FILE}`,
       `busybox sleep ${OSPF_STATUS_INTERVAL + 1}`,
+      `echo "keys: $(cat ${statusMount}/ospf.json)"`,
       "kill $!",
       "ip route show table main",
       "kill $bird",
@@ -188,6 +189,8 @@ describe.skipIf(!t.ok)("the services image", () => {
       uptime: expect.any(Number),
       since: expect.any(Number),
       boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+      keys: "in-use",
+      keysAt: null,
       readable: true,
       neighbours: [],
     });
@@ -202,9 +205,14 @@ describe.skipIf(!t.ok)("the services image", () => {
       );
     expect(after("previous"), r.stdout).toEqual(first);
     expect(after("current").since, r.stdout).toBeGreaterThan(first.uptime);
-    // the second container: BIRD read the new key file (its configure answered), and the key was never printed
-    expect(r.stderr, r.stdout).toMatch(/ospf-keys\.conf changed: BIRD read its configuration again/);
-    expect(r.stderr).not.toMatch(/did not read its configuration/);
+    // bird-start gave BIRD the Secret's keys; the second container gave it the new ones (confirmed at once: no
+    // neighbour to hold), and no key was ever printed
+    expect(r.stdout, r.stderr).toMatch(/bird-start: OSPF keys from \/etc\/router-secrets\/ospf-keys\.conf/);
+    expect(r.stderr, r.stdout).toMatch(
+      /ospf-keys\.conf changed: BIRD uses the new OSPF keys \(no neighbour was Full to hold\)/,
+    );
+    expect(r.stderr).not.toMatch(/REFUSED|could not/);
+    expect(after("keys").keys, r.stdout).toBe("confirmed");
     expect(r.stdout + r.stderr).not.toMatch(/the (first|second) key of the area/);
   });
 

@@ -137,6 +137,27 @@ describe.skipIf(!t.ok)("router-ospf-metrics", () => {
     expect(r.stderr).toBe("");
   });
 
+  it("says whether BIRD runs the previous OSPF keys after a failed trial, and only with authentication", () => {
+    const KEYS_HEAD = [
+      "# HELP router_ospf_keys_reverted 1 while BIRD runs the previous OSPF keys: the Secret's new ones failed their trial or were refused.",
+      "# TYPE router_ospf_keys_reverted gauge",
+    ];
+    const text = (keys: string | undefined) => collect(fresh(keys === undefined ? {} : { keys, keysAt: 100 })).text;
+    for (const [keys, value] of [
+      ["reverted", 1],
+      ["refused", 1],
+      ["trial", 0],
+      ["confirmed", 0],
+      ["in-use", 0],
+    ] as const)
+      expect(text(keys), keys).toBe(
+        [...FULL_HEAD, ...AGE_HEAD, ...KEYS_HEAD, `router_ospf_keys_reverted ${value}`, ...tail(1), ""].join("\n"),
+      );
+    // without authentication (or a status from before keys were reported): no series at all
+    for (const keys of ["none", undefined])
+      expect(text(keys), String(keys)).toBe([...FULL_HEAD, ...AGE_HEAD, ...tail(1), ""].join("\n"));
+  });
+
   it("writes a status without neighbours as readable with no neighbour series", () => {
     expect(collect(fresh()).text).toBe([...FULL_HEAD, ...AGE_HEAD, ...tail(1), ""].join("\n"));
   });

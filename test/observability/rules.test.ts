@@ -442,6 +442,20 @@ const CASES: Case[] = [
     at: "3m",
     fires: [],
   },
+  // A key change whose trial failed: BIRD is back on the previous keys; the Secret's new ones stay untried.
+  {
+    alert: "OspfKeysReverted",
+    series: { router_ospf_keys_reverted: "0x4 1x20" },
+    at: "1m15s",
+    fires: [{ severity: C }],
+  },
+  // Keys confirmed (or on trial): nothing to say.
+  {
+    alert: "OspfKeysReverted",
+    series: { router_ospf_keys_reverted: "0x24" },
+    at: "5m",
+    fires: [],
+  },
   {
     alert: "OspfStatusUnreadable",
     series: { router_ospf_status_readable: "1 0x40", router_ospf_metrics_timestamp_seconds: "0+15x40" },
@@ -493,12 +507,14 @@ function promtoolTest(rules: string, cases: Case[]) {
 }
 
 describe.skipIf(!t.ok)("the alert rules", () => {
-  // The dev site with an eBGP neighbour (BFD on) and OSPF, so that the BGP and OSPF rules are among them.
+  // The dev site with an eBGP neighbour (BFD on) and OSPF with authentication, so that the BGP and OSPF rules are
+  // among them.
   const { site, plan } = devSite((raw) => {
     raw.routing = {
       bgp: { asn: 65010, routerId: "10.50.0.1", neighbors: [{ address: "10.50.0.250", asn: 65020, bfd: true }] },
-      ospf: { routerId: "10.50.0.1", segments: ["servers"] },
+      ospf: { routerId: "10.50.0.1", segments: ["servers"], authentication: {} },
     };
+    raw.ospfKey = "the key of the area, 16+";
   });
   const rules = renderRuleFile(site, plan);
   const names = (parse(rules) as { groups: { rules: { alert: string }[] }[] }).groups.flatMap((g) =>

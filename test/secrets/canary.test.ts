@@ -143,7 +143,7 @@ describe("secrets", () => {
     });
 
     it("never appears in a rendered file, a plain output, command text or another resource's input", () => {
-      expect(ospf.files.get("services/bird.conf")).toContain('include "/etc/router-secrets/ospf-keys.conf";');
+      expect(ospf.files.get("services/bird.conf")).toContain('include "/run/bird/ospf-keys.conf";');
       for (const k of [key, next]) {
         for (const [path, content] of ospf.files) expect(content.includes(k), path).toBe(false);
         expect(JSON.stringify(ospf.run.stackOutputs).includes(k)).toBe(false);
