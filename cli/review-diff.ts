@@ -199,8 +199,8 @@ type OspfKey = NonNullable<NonNullable<ReviewModel["routing"]>["ospf"]["keys"]>[
  * A change of OSPF keys, read as the steps of a rollover (docs/operations.md, "Change the OSPF key"): a key
  * accepted besides the sent one loses nothing; sending a key that was accepted before needs every neighbour to
  * accept it already; a key no longer accepted needs every neighbour to send the other one already. A sent key
- * that was not held before is a change at once: the adjacencies end unless every neighbour changes within its
- * dead interval. BIRD reads its keys again in place (no restart, no rollout gate).
+ * that was not held before is a change at once. BIRD takes new keys in place, on a trial that brings the previous
+ * ones back when a neighbour Full before is not heard or leaves Full (images/services/router-ospf-status).
  */
 function keyChanges(a: readonly OspfKey[], b: readonly OspfKey[], authA: string, authB: string): string[] {
   const name = (k: OspfKey) => `key id ${k.keyId} (${k.algorithm})`;
@@ -209,18 +209,18 @@ function keyChanges(a: readonly OspfKey[], b: readonly OspfKey[], authA: string,
   // facts rendered before keys existed, or a sent key that is new: a change at once
   if (!sentA || !sentB || !a.some(same(sentB)))
     return [
-      `OSPF key changes at once (${authA} → ${authB}): every neighbour needs the new algorithm, key id and key within ${OSPF_DEAD_S} s, or its adjacency ends (without losing one: routing.ospf.authentication.next, docs/operations.md)`,
+      `OSPF key changes at once (${authA} → ${authB}): every neighbour needs the new algorithm, key id and key at the same time, or the router brings the previous keys back when its trial fails (without that risk: routing.ospf.authentication.next, docs/operations.md)`,
     ];
   const out: string[] = [];
   if (!same(sentA)(sentB))
     out.push(
-      `OSPF now SENDS ${name(sentB)} instead of ${name(sentA)}: every neighbour must already accept ${name(sentB)}, or its adjacency ends after ${OSPF_DEAD_S} s`,
+      `OSPF now SENDS ${name(sentB)} instead of ${name(sentA)}: every neighbour must already accept ${name(sentB)}, or it drops the router after ${OSPF_DEAD_S} s and the trial brings the previous keys back`,
     );
   for (const k of b.filter((k) => !a.some(same(k))))
     out.push(`OSPF accepts ${name(k)} besides ${name(sentB)}, which it still sends: no adjacency changes`);
   for (const k of a.filter((k) => !b.some(same(k))))
     out.push(
-      `OSPF no longer accepts ${name(k)}: a neighbour still sending it loses its adjacency after ${OSPF_DEAD_S} s`,
+      `OSPF no longer accepts ${name(k)}: a neighbour still sending it is not heard, and the trial brings the previous keys back`,
     );
   return out;
 }

@@ -90,10 +90,10 @@ describe("the dynamic routing section of npm run diff", () => {
       restart,
       "OSPF authentication none → hmac-sha256, key id 1: every neighbour needs the same algorithm, key id and key (router:ospfKey), or its adjacency ends (and BIRD is rolled back where it was Full)",
     ]);
-    // the keys live in BIRD's Secret, read again in place: no restart, but the adjacencies end unless the
+    // the keys live in BIRD's Secret, taken in place on a trial: no restart, but the previous keys come back unless the
     // neighbours change at once
     expect(lines(auth({}), auth({ algorithm: "hmac-sha512", keyId: 2 }))).toEqual([
-      "OSPF key changes at once (hmac-sha256, key id 1 → hmac-sha512, key id 2): every neighbour needs the new algorithm, key id and key within 40 s, or its adjacency ends (without losing one: routing.ospf.authentication.next, docs/operations.md)",
+      "OSPF key changes at once (hmac-sha256, key id 1 → hmac-sha512, key id 2): every neighbour needs the new algorithm, key id and key at the same time, or the router brings the previous keys back when its trial fails (without that risk: routing.ospf.authentication.next, docs/operations.md)",
     ]);
     expect(lines(auth({}), withOspf)).toEqual([
       restart,
@@ -119,15 +119,15 @@ describe("the dynamic routing section of npm run diff", () => {
       "OSPF accepts key id 2 (hmac-sha256) besides key id 1 (hmac-sha256), which it still sends: no adjacency changes",
     ]);
     expect(lines(accept, send)).toEqual([
-      "OSPF now SENDS key id 2 (hmac-sha256) instead of key id 1 (hmac-sha256): every neighbour must already accept key id 2 (hmac-sha256), or its adjacency ends after 40 s",
+      "OSPF now SENDS key id 2 (hmac-sha256) instead of key id 1 (hmac-sha256): every neighbour must already accept key id 2 (hmac-sha256), or it drops the router after 40 s and the trial brings the previous keys back",
     ]);
     expect(lines(send, done)).toEqual([
-      "OSPF no longer accepts key id 1 (hmac-sha256): a neighbour still sending it loses its adjacency after 40 s",
+      "OSPF no longer accepts key id 1 (hmac-sha256): a neighbour still sending it is not heard, and the trial brings the previous keys back",
     ]);
     // skipping the step that sends the next key: the neighbours that still send the old one are dropped
     expect(lines(accept, done)).toEqual([
-      "OSPF now SENDS key id 2 (hmac-sha256) instead of key id 1 (hmac-sha256): every neighbour must already accept key id 2 (hmac-sha256), or its adjacency ends after 40 s",
-      "OSPF no longer accepts key id 1 (hmac-sha256): a neighbour still sending it loses its adjacency after 40 s",
+      "OSPF now SENDS key id 2 (hmac-sha256) instead of key id 1 (hmac-sha256): every neighbour must already accept key id 2 (hmac-sha256), or it drops the router after 40 s and the trial brings the previous keys back",
+      "OSPF no longer accepts key id 1 (hmac-sha256): a neighbour still sending it is not heard, and the trial brings the previous keys back",
     ]);
     // a change of algorithm rolls over the same way
     const md5 = auth({ algorithm: "keyed-md5", keyId: 1 }, "md5 key 16 chars");
