@@ -96,8 +96,8 @@ describe.skipIf(!t.ok)("the services image", () => {
   // The bird pod's command and liveness probe (components/network-services/k8s.ts) from the image's own root: BIRD
   // runs the rendered configuration and birdc reaches it through the control socket in its run directory; the
   // pod's status container, with the image's own busybox tools, writes what BIRD says of its OSPF neighbours.
-  // With OSPF authentication: bird.conf includes the Secret's key file, and the status container, which watches
-  // it, has BIRD read its configuration again when the key changes.
+  // With OSPF authentication: bird-start copies the Secret's key file to where bird.conf includes it, and the
+  // status container, which watches the Secret's file, gives BIRD the new keys when they change.
   it("runs BIRD on a rendered configuration, answers its liveness probe, writes the OSPF status and takes a new key", () => {
     const dev = devSite((raw) => {
       raw.routing = {
