@@ -200,7 +200,12 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
     // the status container's log lines (images/services/router-ospf-status), never a key
     const count = (line: string) => status.log().split(line).length - 1;
     const CHANGED = "ospf-keys.conf changed: BIRD uses the new OSPF keys on trial";
-    const statusFile = () => JSON.parse(readFileSync(join(lab.dir, "ospf.json"), "utf8")) as { keys: string };
+    const statusFile = () =>
+      JSON.parse(readFileSync(join(lab.dir, "ospf.json"), "utf8")) as { keys: string; since: number; uptime: number };
+    const restartStatus = async () => {
+      await status.stop();
+      status = shell.daemon("ospf-status", lab.name("rtr"), bird.statusCommand(join(lab.dir, "ospf.json"), 1));
+    };
     // the kubelet's atomic update of a Secret volume: a new file, renamed over the old one; then the status
     // container's next look at it gives BIRD the new keys on trial
     const secretFile = async (content: string, expect: string = CHANGED) => {
@@ -281,7 +286,6 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
 
     it("brings the previous keys back before the adjacency ends when the neighbour does not have the new one", async () => {
       const pid = bird.pid();
-      let tried = 0;
       await held(async () => {
         // a key of its own (id 9) given at once: the neighbour still sends and accepts only key 8
         const t = await routerKeys({ keyId: 9 }, "a third key the neighbour never got");
@@ -289,7 +293,9 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
         // reverted within a hello interval and 2 s (and the status container's second), well before the
         // neighbour's dead interval
         expect(Date.now() - t).toBeLessThan(16_000);
-        tried = count(CHANGED);
+        expect(status.log()).toMatch(
+          /OSPF keys REVERTED after [\d.]+s: no hello from 10\.50\.0\.254 accepted with the new keys of .*ospf-keys\.conf/,
+        );
         // the trial was real: BIRD refused the neighbour's key-8 packets while it had key 9 alone
         expect(refusedFromPeer(), "packets of the neighbour refused during the trial").toBeGreaterThan(0);
         const after = refusedFromPeer();
@@ -297,20 +303,31 @@ describe.skipIf(!t.ok)("OSPF authentication between the bird pod and its neighbo
         await heard(peerSocket(), ROUTER_ID, back, "the neighbour hears the router with key 8 again");
         await heard(bird.socket, PEER, back, "the router hears the neighbour with key 8 again");
         expect(refusedFromPeer(), "packets of the neighbour refused after the revert").toBe(after);
+        // a restarted status container (a log of its own) remembers the verdict (the pod's run directory): the
+        // Secret's key 9 is not tried again
+        const last = statusFile().uptime;
+        await restartStatus();
+        await waitFor("a status of the new container", () => statusFile().since > last, 5_000, 100);
+        await sleep(3_000);
+        expect(statusFile().keys).toBe("reverted");
+        expect(count(CHANGED), status.log()).toBe(0);
       });
-      expect(status.log()).toMatch(
-        /OSPF keys REVERTED after [\d.]+s: no hello from 10\.50\.0\.254 accepted with the new keys of .*ospf-keys\.conf/,
-      );
-      // the Secret still holds key 9: not tried again until it changes
-      expect(count(CHANGED)).toBe(tried);
       expect(bird.pid(), "BIRD was not restarted").toBe(pid);
-      // a file BIRD cannot read is refused at once and the keys it runs stay
-      const active = readFileSync(bird.activeKeyFile, "utf8");
+      const confirmed = readFileSync(bird.activeKeyFile, "utf8");
+      // a trial the status container did not finish (it restarted) is undone, then tried anew
+      await routerKeys({ keyId: 8, next: { keyId: 9 } }, NEXT_KEY, "a third key the neighbour never got");
+      expect(readFileSync(bird.activeKeyFile, "utf8")).not.toBe(confirmed);
+      await restartStatus();
+      await waitFor(`the trial undone and tried anew\n${status.log()}`, () => count(CHANGED) > 0, 10_000, 100);
+      expect(status.log()).toMatch(
+        /an unfinished trial of new OSPF keys was undone[^\n]*\n(.*\n)*.*ospf-keys\.conf changed: BIRD uses the new OSPF keys on trial/,
+      );
+      // a file BIRD cannot read is refused at once, and the keys last confirmed stay
       await secretFile('password "unterminated { id 10; };\n', "BIRD REFUSED the OSPF keys of");
       expect(statusFile().keys).toBe("refused");
-      expect(readFileSync(bird.activeKeyFile, "utf8")).toBe(active);
+      expect(readFileSync(bird.activeKeyFile, "utf8")).toBe(confirmed);
       expect(status.log()).not.toContain("a third key");
-    }, 120_000);
+    }, 150_000);
   });
 
   describe("keyed MD5 with an FRR neighbour", () => {
