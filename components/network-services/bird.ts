@@ -31,7 +31,7 @@
  *     packet and need none. test/network/ospf-auth.kernel.test.ts runs it against a neighbour with the same key,
  *     another key, and a key that rolls over.
  */
-import type { Site } from "../site/schema";
+import { OSPF_KEY_PATTERN, type Site } from "../site/schema";
 import type { OSPF_AUTH_ALGORITHMS } from "../site/schema-policy";
 import type { SitePlan } from "../site/plan";
 import { canonicalCidr, familyOf } from "../site/ip";
@@ -112,7 +112,7 @@ export function renderOspfKeyFile(auth: OspfAuthentication, key: string, nextKey
   return ospfKeys(auth)
     .map((k) => {
       const value = values[k.secret];
-      if (value === undefined || !/^[\x20\x21\x23-\x7e]{1,80}$/.test(value))
+      if (value === undefined || !OSPF_KEY_PATTERN.test(value))
         throw new Error(`router:${k.secret} is not a key BIRD can read`);
       const ends = k.sent ? "" : ` generate to "${NEVER_SENT}";`;
       return `password "${value}" { id ${k.keyId}; algorithm ${BIRD_ALGORITHMS[k.algorithm]};${ends} };\n`;

@@ -607,8 +607,9 @@ export const siteKeys = {
   ids: Ids.default(IDS_DEFAULTS),
 } as const;
 
-/** An OSPF key: BIRD's config string, printable ASCII without `"`. */
-const OspfKey = z.string().regex(/^[\x20\x21\x23-\x7e]{1,80}$/, {
+/** An OSPF key: BIRD's config string (no escapes), printable ASCII without `"`. */
+export const OSPF_KEY_PATTERN = /^[\x20\x21\x23-\x7e]{1,80}$/;
+const OspfKey = z.string().regex(OSPF_KEY_PATTERN, {
   error: 'is not an OSPF key (allowed: 1 to 80 printable ASCII characters, spaces included, but no ")',
 });
 
